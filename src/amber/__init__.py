@@ -1,0 +1,3 @@
+"""amber: deduplicating, encrypted, verifiable backups."""
+
+__version__ = "0.1.0"

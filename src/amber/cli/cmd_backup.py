@@ -1,0 +1,108 @@
+"""init and backup."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import nullcontext
+from typing import Any
+
+import click
+
+from amber.cli.context import AppContext, pass_app
+from amber.cli.output import BarProgress, JsonProgress, emit_json, err_console, human_bytes, scan_total
+from amber.engine.patterns import read_exclude_files
+from amber.services import backup as backup_service
+from amber.services import session
+
+
+@click.command()
+@pass_app
+def init(app: AppContext) -> None:
+    """Create a new repository."""
+    location = app.location
+    repo = session.create(location, app.passwords.get(new=True))
+    click.echo(f"created repository {repo.id[:10]} at {repo.backend.location}")
+
+
+@click.command(context_settings={"ignore_unknown_options": False})
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("-e", "--exclude", multiple=True, help="Exclude a pattern (repeatable).")
+@click.option("--exclude-file", multiple=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("-x", "--one-file-system", is_flag=True, help="Don't cross filesystem boundaries.")
+@click.option("--tag", multiple=True, help="Add a tag (repeatable).")
+@click.option("--host", help="Hostname to record (default: this host).")
+@click.option("--time", "time_", help="Snapshot time, ISO 8601 (default: now).")
+@click.option("--parent", help="Snapshot to compare against (default: latest for host and paths).")
+@click.option("--force", is_flag=True, help="Re-read all files, ignoring the parent.")
+@click.option("--stdin", "from_stdin", is_flag=True, help="Back up standard input.")
+@click.option("--stdin-filename", default="stdin", show_default=True)
+@click.option("--stdin-from-command", is_flag=True, help="Back up the stdout of the command after --.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable progress and summary.")
+@pass_app
+def backup(
+    app: AppContext, paths: tuple[str, ...], exclude: tuple[str, ...], exclude_file: tuple[str, ...],
+    one_file_system: bool, tag: tuple[str, ...], host: str | None, time_: str | None,
+    parent: str | None, force: bool, from_stdin: bool, stdin_filename: str,
+    stdin_from_command: bool, as_json: bool,
+) -> None:  # fmt: skip
+    """Back up PATHS (or stdin) into the repository."""
+    req = backup_service.BackupRequest(
+        paths=[] if stdin_from_command else list(paths),
+        excludes=list(exclude) + read_exclude_files(exclude_file),
+        one_file_system=one_file_system, tags=list(tag), host=host, time=time_, parent=parent,
+        force=force, stdin_filename=stdin_filename,
+    )  # fmt: skip
+    interactive = not as_json and sys.stderr.isatty()
+    progress: Any
+    if as_json:
+        progress = JsonProgress()
+    elif interactive:
+        progress = BarProgress("backup")
+        if paths and not (from_stdin or stdin_from_command):
+            scan_total(list(paths), progress)
+    else:
+        progress = None
+    with app.open() as repo, progress if progress is not None else nullcontext():
+        if stdin_from_command:
+            outcome = backup_service.backup_command(repo, req, list(paths), progress)
+        elif from_stdin:
+            outcome = backup_service.backup_stream(repo, req, sys.stdin.buffer, progress)
+        else:
+            outcome = backup_service.backup_paths(repo, req, progress)
+    _report(outcome, as_json)
+    backup_service.raise_if_partial(outcome)
+
+
+def _report(outcome: backup_service.BackupOutcome, as_json: bool) -> None:
+    s = outcome.snapshot.summary
+    if as_json:
+        emit_json({
+            "message_type": "summary",
+            "snapshot_id": outcome.snapshot_id,
+            "files_new": s.files_new, "files_changed": s.files_changed,
+            "files_unmodified": s.files_unmodified, "dirs": s.dirs,
+            "total_files_processed": s.total_files, "total_bytes_processed": s.total_bytes,
+            "data_blobs": s.data_blobs_added, "tree_blobs": s.tree_blobs_added,
+            "data_added": s.data_added, "data_added_packed": s.data_added_stored,
+            "total_duration": s.duration_s, "partial": outcome.snapshot.partial,
+            "skipped": outcome.snapshot.skipped,
+            "changed_during_read": outcome.snapshot.changed_during_read,
+        })  # fmt: skip
+        return
+    for path in outcome.snapshot.skipped:
+        err_console.print(f"[yellow]skipped:[/] {path}", highlight=False)
+    for path in outcome.snapshot.changed_during_read:
+        err_console.print(f"[yellow]changed while reading:[/] {path}", highlight=False)
+    for note in outcome.result.notes:
+        err_console.print(f"note: {note}", highlight=False)
+    click.echo(
+        f"Files: {s.files_new} new, {s.files_changed} changed, {s.files_unmodified} unmodified\n"
+        f"Dirs: {s.dirs}\n"
+        f"Added: {human_bytes(s.data_added)} ({human_bytes(s.data_added_stored)} stored)\n"
+        f"Processed {s.total_files} files, {human_bytes(s.total_bytes)} in {s.duration_s:.2f}s\n"
+        f"snapshot {outcome.snapshot_id[:8]} saved"
+        + (" (partial)" if outcome.snapshot.partial else "")
+    )
+
+
+COMMANDS = [init, backup]

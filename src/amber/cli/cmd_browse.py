@@ -1,0 +1,134 @@
+"""snapshots, ls, find, diff and manifest."""
+
+from __future__ import annotations
+
+import datetime as dt
+import stat
+import sys
+
+import click
+
+from amber.cli.context import AppContext, pass_app
+from amber.cli.options import make_filter, snapshot_filter_options
+from amber.cli.output import emit_json, show_path
+from amber.repository import Node
+from amber.services import browse
+from amber.services.snapshots import select
+
+_TYPE_CHAR = {"dir": "d", "symlink": "l", "fifo": "p", "chardev": "c", "blockdev": "b"}
+
+
+@click.command()
+@snapshot_filter_options
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+def snapshots(
+    app: AppContext, hosts: tuple[str, ...], tags: tuple[str, ...], paths: tuple[str, ...],
+    as_json: bool,
+) -> None:  # fmt: skip
+    """List snapshots."""
+    with app.open(lock=False) as repo:
+        found = select(repo, make_filter(hosts, tags, paths))
+    if as_json:
+        click.echo(browse_json(found))
+        return
+    click.echo(f"{'ID':<10}{'Time':<27}{'Host':<16}{'Tags':<16}Paths")
+    for sid, s in found:
+        flag = " (partial)" if s.partial else ""
+        click.echo(
+            f"{sid[:8]:<10}{s.datetime.strftime('%Y-%m-%d %H:%M:%S %z'):<27}"
+            f"{s.hostname:<16}{','.join(s.tags):<16}{', '.join(s.paths)}{flag}"
+        )
+    click.echo(f"{len(found)} snapshots")
+
+
+def browse_json(found: list[tuple[str, object]]) -> str:
+    import json
+
+    import msgspec
+
+    out = []
+    for sid, s in found:
+        doc = msgspec.to_builtins(s)
+        doc.pop("tree", None)
+        out.append({"id": sid, "short_id": sid[:8], "tree": s.tree.hex(), **doc})  # type: ignore[attr-defined]
+    return json.dumps(out, indent=2, ensure_ascii=False)
+
+
+def _mode_string(node: Node) -> str:
+    return _TYPE_CHAR.get(node.type, "-") + stat.filemode(node.mode)[1:]
+
+
+def _long(path: bytes, node: Node) -> str:
+    when = dt.datetime.fromtimestamp(node.mtime_ns / 1e9, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    user = node.user or str(node.uid)
+    group = node.group or str(node.gid)
+    line = f"{_mode_string(node)} {user:>8} {group:>8} {node.size:>12} {when}  {show_path(path)}"
+    if node.type == "symlink":
+        line += f" -> {show_path(node.link_target)}"
+    return line
+
+
+@click.command()
+@click.argument("snapshot")
+@click.argument("path", default="/")
+@click.option("-l", "--long", "long_", is_flag=True, help="Show mode, owner, size and time.")
+@pass_app
+def ls(app: AppContext, snapshot: str, path: str, long_: bool) -> None:
+    """List files in SNAPSHOT (under PATH)."""
+    with app.open(lock=False) as repo:
+        for p, node in browse.ls(repo, snapshot, path):
+            click.echo(_long(p, node) if long_ else show_path(p))
+
+
+@click.command()
+@click.argument("pattern")
+@snapshot_filter_options
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+def find(
+    app: AppContext, pattern: str, hosts: tuple[str, ...], tags: tuple[str, ...],
+    paths: tuple[str, ...], as_json: bool,
+) -> None:  # fmt: skip
+    """Find files matching PATTERN in every snapshot."""
+    count = 0
+    with app.open(lock=False) as repo:
+        for m in browse.find(repo, pattern, make_filter(hosts, tags, paths)):
+            count += 1
+            if as_json:
+                emit_json({"snapshot": m.snapshot_id, "time": m.snapshot.time,
+                           "path": show_path(m.path), "type": m.node.type, "size": m.node.size})  # fmt: skip
+            else:
+                click.echo(f"{m.snapshot_id[:8]}  {m.snapshot.time[:19]}  {_long(m.path, m.node)}")
+    if not as_json:
+        click.echo(f"{count} matches", err=True)
+
+
+@click.command()
+@click.argument("snapshot1")
+@click.argument("snapshot2")
+@pass_app
+def diff(app: AppContext, snapshot1: str, snapshot2: str) -> None:
+    """Show what changed between two snapshots."""
+    counts = {"+": 0, "-": 0, "M": 0}
+    with app.open(lock=False) as repo:
+        for sign, path in browse.diff(repo, snapshot1, snapshot2):
+            counts[sign] += 1
+            click.echo(f"{sign}    {show_path(path)}")
+    click.echo(f"added {counts['+']}, removed {counts['-']}, modified {counts['M']}", err=True)
+
+
+@click.command()
+@click.argument("snapshot")
+@click.option("--absolute", is_flag=True, help="Keep the leading / (check against the live source).")
+@pass_app
+def manifest(app: AppContext, snapshot: str, absolute: bool) -> None:
+    """Print a SHA-256 manifest that `sha256sum -c` accepts (paths relative to a restore target)."""
+    out = sys.stdout.buffer
+    with app.open(lock=False) as repo:
+        for line in browse.manifest(repo, snapshot, strip_leading_slash=not absolute):
+            out.write(line)
+    out.flush()
+
+
+COMMANDS = [snapshots, ls, find, diff, manifest]

@@ -1,0 +1,49 @@
+"""State shared by every command: where the repository is and how to open it."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import click
+
+from amber.repository import Repository
+from amber.services import session
+
+
+def _prompt(new: bool) -> str:
+    if not sys.stdin.isatty():
+        raise click.UsageError("no password: set AMBER_PASSWORD, --password-file or --password-command")
+    return str(
+        click.prompt(
+            "enter new password" if new else "enter password",
+            hide_input=True,
+            confirmation_prompt="confirm password" if new else False,
+            err=True,
+        )
+    )
+
+
+@dataclass
+class AppContext:
+    repo: str | None = None
+    passwords: session.PasswordSource = field(default_factory=session.PasswordSource)
+    debug: bool = False
+
+    @property
+    def location(self) -> str:
+        return session.resolve_location(self.repo)
+
+    @contextmanager
+    def open(self, lock: bool = True, exclusive: bool = False) -> Iterator[Repository]:
+        with session.opened(self.location, self.passwords, lock, exclusive) as repo:
+            yield repo
+
+
+pass_app = click.make_pass_decorator(AppContext)
+
+
+def make_passwords(password_file: str | None, password_command: str | None) -> session.PasswordSource:
+    return session.PasswordSource(password_file, password_command, _prompt)

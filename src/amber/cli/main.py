@@ -1,0 +1,65 @@
+"""Entry point: global options, command registration, error-to-exit-code mapping."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import click
+
+from amber import __version__
+from amber.cli import cmd_backup, cmd_browse, cmd_check, cmd_keys, cmd_quickstart, cmd_restore
+from amber.cli.context import AppContext, make_passwords
+from amber.errors import EXIT_INTERRUPTED, AmberError, from_os_error
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-r", "--repo", envvar="AMBER_REPOSITORY", help="Repository location (or AMBER_REPOSITORY).")
+@click.option("--password-file", envvar="AMBER_PASSWORD_FILE", type=click.Path(dir_okay=False))
+@click.option("--password-command", envvar="AMBER_PASSWORD_COMMAND")
+@click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+@click.version_option(__version__, prog_name="amber")
+@click.pass_context
+def cli(
+    ctx: click.Context, repo: str | None, password_file: str | None,
+    password_command: str | None, debug: bool,
+) -> None:  # fmt: skip
+    """amber: deduplicating, encrypted, verifiable backups."""
+    ctx.obj = AppContext(repo, make_passwords(password_file, password_command), debug)
+
+
+for module in (cmd_backup, cmd_restore, cmd_browse, cmd_check, cmd_keys, cmd_quickstart):
+    for command in module.COMMANDS:
+        cli.add_command(command)
+
+
+def main(argv: list[str] | None = None) -> None:
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        cli.main(args=argv, prog_name="amber", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("amber: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("amber: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except AmberError as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"amber: {exc.message}", err=True)
+        sys.exit(exc.exit_code)
+    except OSError as exc:
+        if debug:
+            traceback.print_exc()
+        err = from_os_error(exc, exc.filename if isinstance(exc.filename, str) else "file")
+        click.echo(f"amber: {err.message}", err=True)
+        sys.exit(err.exit_code)
+    except Exception as exc:  # a bug: still one line unless --debug
+        if debug:
+            traceback.print_exc()
+        click.echo(f"amber: internal error: {type(exc).__name__}: {exc} (rerun with --debug)", err=True)
+        sys.exit(1)
+    sys.exit(0)

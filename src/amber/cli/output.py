@@ -1,0 +1,151 @@
+"""Terminal and JSON output helpers, and the progress displays."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+err_console = Console(stderr=True)
+
+
+def show_path(path: bytes | str) -> str:
+    """A printable path: undecodable bytes as \\x escapes, control characters escaped."""
+    text = path.decode("utf-8", "backslashreplace") if isinstance(path, bytes) else path
+    return text.encode("unicode_escape").decode("ascii") if not text.isprintable() else text
+
+
+def emit_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+class CountingProgress:
+    """Collects counters from worker threads; thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.files = 0
+        self.bytes = 0
+        self.errors: list[tuple[str, str]] = []
+        self.started = time.monotonic()
+
+    def file_done(self, path: bytes, size: int, status: str) -> None:
+        with self._lock:
+            self.files += 1
+
+    def bytes_done(self, n: int) -> None:
+        with self._lock:
+            self.bytes += n
+
+    def error(self, path: bytes, message: str) -> None:
+        with self._lock:
+            self.errors.append((show_path(path), message))
+
+
+class JsonProgress(CountingProgress):
+    """Prints a status line every second and one per error."""
+
+    def __init__(self, interval: float = 1.0) -> None:
+        super().__init__()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, args=(interval,), daemon=True)
+
+    def __enter__(self) -> JsonProgress:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def error(self, path: bytes, message: str) -> None:
+        super().error(path, message)
+        emit_json({"message_type": "error", "item": show_path(path), "error": message})
+
+    def _loop(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            emit_json({
+                "message_type": "status",
+                "seconds_elapsed": round(time.monotonic() - self.started, 1),
+                "files_done": self.files,
+                "bytes_done": self.bytes,
+            })  # fmt: skip
+
+
+class BarProgress(CountingProgress):
+    """A rich progress bar: files, bytes, throughput and ETA once the total is known."""
+
+    def __init__(self, description: str, total_bytes: int | None = None) -> None:
+        super().__init__()
+        self._bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[files]} files"),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=err_console,
+            transient=True,
+        )
+        self._task = self._bar.add_task(description, total=total_bytes, files=0)
+
+    def __enter__(self) -> BarProgress:
+        self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.stop()
+
+    def set_total(self, total: int) -> None:
+        self._bar.update(self._task, total=total)
+
+    def file_done(self, path: bytes, size: int, status: str) -> None:
+        super().file_done(path, size, status)
+        self._bar.update(self._task, files=self.files)
+
+    def bytes_done(self, n: int) -> None:
+        super().bytes_done(n)
+        self._bar.update(self._task, completed=self.bytes)
+
+
+def scan_total(paths: list[str], progress: BarProgress) -> threading.Thread:
+    """Count bytes to back up in the background so the bar can show an ETA."""
+
+    def run() -> None:
+        total = 0
+        for top in paths:
+            for root, _dirs, files in os.walk(top):
+                for f in files:
+                    try:
+                        total += os.lstat(os.path.join(root, f)).st_size
+                    except OSError:
+                        pass
+        progress.set_total(total)
+
+    t = threading.Thread(target=run, daemon=True, name="scanner")
+    t.start()
+    return t
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
+        n /= 1024
+    return f"{n} B"

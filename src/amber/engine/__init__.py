@@ -1,0 +1,1 @@
+"""Archiver, restorer, checker and tree browsing over a repository."""

@@ -1,0 +1,290 @@
+"""The archiver: walks paths and turns them into trees and data blobs.
+
+The walk is iterative (deep trees cannot hit a recursion limit). Directory
+listing and stat run on the calling thread; file contents are read, chunked,
+hashed, compressed and encrypted on a thread pool, since hashlib, BLAKE3,
+zstd, AES-GCM and FastCDC all release the GIL. A directory's tree is written
+once its files are done; trees are finalized in post-order.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import BinaryIO, Protocol
+
+from amber.engine.patterns import PathMatcher
+from amber.engine.filereader import BlobSaver, ContentReader, FileContent
+from amber.engine.metadata import group_name, make_node, node_type, user_name
+from amber.engine.progress import NullProgress, Progress
+from amber.repository import Node, Summary, Tree
+
+_LEAF: dict[bytes, object] = {}
+
+
+class TreeStore(Protocol):
+    def save_tree(self, tree: Tree) -> tuple[bytes, bool]: ...
+
+    def load_tree(self, tree_id: bytes) -> Tree: ...
+
+
+@dataclass
+class ArchiveOptions:
+    excludes: PathMatcher = field(default_factory=lambda: PathMatcher([]))
+    one_file_system: bool = False
+    workers: int = max(2, (os.cpu_count() or 2) + 1)
+
+
+@dataclass
+class ArchiveResult:
+    tree: bytes
+    summary: Summary
+    skipped: list[str] = field(default_factory=list)
+    changed_during_read: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Dir:
+    path: bytes
+    names: list[bytes]
+    only: dict[bytes, object] | None  # restrict to these names (path prefixes), else all
+    previous: dict[bytes, Node]
+    node: Node | None  # our node in the parent directory; None for the root
+    dev: int | None
+    pos: int = 0
+    nodes: list[Node] = field(default_factory=list)
+    pending: list[tuple[Node, Future[FileContent], Node | None]] = field(default_factory=list)
+
+
+def _fsdecode(path: bytes) -> str:
+    return os.fsdecode(path)
+
+
+def _unchanged(prev: Node | None, st: os.stat_result, saver: BlobSaver) -> bool:
+    return (
+        prev is not None
+        and prev.type == "file"
+        and not prev.damaged
+        and prev.size == st.st_size
+        and prev.mtime_ns == st.st_mtime_ns
+        and prev.ctime_ns == st.st_ctime_ns
+        and prev.inode == st.st_ino
+        and all(saver.has(b) for b in prev.content)
+    )
+
+
+class Archiver:
+    def __init__(
+        self,
+        saver: BlobSaver,
+        trees: TreeStore,
+        reader: ContentReader,
+        options: ArchiveOptions | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self._saver = saver
+        self._trees = trees
+        self._reader = reader
+        self._opts = options or ArchiveOptions()
+        self._progress = progress or NullProgress()
+        self._summary = Summary()
+        self._skipped: list[str] = []
+        self._changed: list[str] = []
+        self._notes: list[str] = []
+        self._slots = threading.BoundedSemaphore(self._opts.workers * 32)
+        self._hardlinks: dict[tuple[int, int], Future[FileContent]] = {}
+        self._counted: set[int] = set()
+
+    # -- public -------------------------------------------------------------
+    def archive(self, paths: list[bytes], parent_tree: bytes | None) -> ArchiveResult:
+        started = time.monotonic()
+        trie: dict[bytes, object] = {}
+        for p in paths:
+            parts = [c for c in os.path.normpath(os.path.abspath(p)).split(b"/") if c]
+            node = trie
+            for part in parts[:-1]:
+                nxt = node.setdefault(part, {})
+                if nxt is _LEAF:
+                    break
+                node = nxt  # type: ignore[assignment]
+            else:
+                if parts:
+                    node[parts[-1]] = _LEAF
+                else:
+                    trie = _LEAF  # backing up "/" itself
+        with ThreadPoolExecutor(self._opts.workers, thread_name_prefix="archiver") as pool:
+            root = _Dir(
+                path=b"",
+                names=sorted(trie) if trie is not _LEAF else self._list(b"/") or [],
+                only=trie if trie is not _LEAF else None,
+                previous=self._previous(parent_tree),
+                node=None,
+                dev=None if trie is not _LEAF else os.lstat(b"/").st_dev,
+            )
+            tree_id = self._walk(root, pool)
+        return self._result(tree_id, started)
+
+    def archive_stream(self, name: bytes, stream: BinaryIO) -> ArchiveResult:
+        started = time.monotonic()
+        content = self._reader.read_stream(stream)
+        now = time.time_ns()
+        uid, gid = os.getuid(), os.getgid()
+        node = Node(
+            name=name, type="file", mode=0o644, uid=uid, gid=gid, user=user_name(uid),
+            group=group_name(gid), mtime_ns=now, atime_ns=now, ctime_ns=now,
+            size=content.size, content=content.content, sha256=content.sha256,
+        )  # fmt: skip
+        self._count_new_content(content)
+        self._summary.files_new = self._summary.total_files = 1
+        self._summary.total_bytes = content.size
+        tree_id, new = self._trees.save_tree(Tree(nodes=[node]))
+        self._summary.tree_blobs_added += int(new)
+        return self._result(tree_id, started)
+
+    # -- walking ------------------------------------------------------------
+    def _result(self, tree_id: bytes, started: float) -> ArchiveResult:
+        self._summary.duration_s = round(time.monotonic() - started, 3)
+        return ArchiveResult(tree_id, self._summary, self._skipped, self._changed, self._notes)
+
+    def _previous(self, tree_id: bytes | None) -> dict[bytes, Node]:
+        if not tree_id:
+            return {}
+        try:
+            return {n.name: n for n in self._trees.load_tree(tree_id).nodes}
+        except Exception:  # a damaged parent only costs re-reading files
+            return {}
+
+    def _skip(self, path: bytes, why: str) -> None:
+        self._skipped.append(_fsdecode(path))
+        self._progress.error(path, why)
+
+    def _list(self, path: bytes) -> list[bytes] | None:
+        try:
+            with os.scandir(path) as it:
+                return sorted(e.name for e in it)
+        except OSError as exc:
+            self._skip(path, f"cannot list directory: {exc.strerror}")
+            return None
+
+    def _walk(self, root: _Dir, pool: ThreadPoolExecutor) -> bytes:
+        stack = [root]
+        finished: deque[_Dir] = deque()
+        root_id = b""
+        while stack:
+            d = stack[-1]
+            if d.pos >= len(d.names):
+                stack.pop()
+                finished.append(d)
+                while finished and all(f.done() for _, f, _ in finished[0].pending):
+                    root_id = self._finalize(finished.popleft())
+                continue
+            name = d.names[d.pos]
+            d.pos += 1
+            child = self._visit(d, name, pool)
+            if child is not None:
+                stack.append(child)
+        while finished:
+            root_id = self._finalize(finished.popleft())
+        return root_id
+
+    def _visit(self, d: _Dir, name: bytes, pool: ThreadPoolExecutor) -> _Dir | None:
+        path = d.path + b"/" + name
+        only = d.only.get(name) if d.only is not None else None
+        is_prefix = d.only is not None and only is not _LEAF
+        if not is_prefix and self._opts.excludes and self._opts.excludes.matches(path, name):
+            return None
+        try:
+            st = os.lstat(path)
+            kind = node_type(st.st_mode)
+            if kind is None:
+                self._notes.append(f"skipped socket or special file {_fsdecode(path)}")
+                self._progress.error(path, "socket skipped")
+                return None
+            if is_prefix and kind != "dir":
+                return None  # a parent of a backup path must be a directory
+            node = make_node(name, path, st, kind)
+        except FileNotFoundError:
+            self._skip(path, "vanished before it could be read")
+            return None
+        except OSError as exc:
+            self._skip(path, exc.strerror or str(exc))
+            return None
+        prev = d.previous.get(name)
+        d.nodes.append(node)
+        if kind == "file":
+            self._add_file(d, node, prev, path, st, pool)
+        elif kind == "dir":
+            self._summary.dirs += 1
+            dev = st.st_dev if (d.dev is None or only is _LEAF) else d.dev
+            if self._opts.one_file_system and not is_prefix and st.st_dev != dev:
+                self._notes.append(f"not crossing into filesystem at {_fsdecode(path)}")
+                return _Dir(path, [], {}, {}, node, dev)
+            names = sorted(only) if is_prefix else self._list(path)  # type: ignore[arg-type]
+            previous = self._previous(prev.subtree) if prev and prev.type == "dir" else {}
+            return _Dir(
+                path, names or [], only if is_prefix else None, previous, node, dev  # type: ignore[arg-type]
+            )
+        return None
+
+    def _add_file(
+        self, d: _Dir, node: Node, prev: Node | None, path: bytes, st: os.stat_result,
+        pool: ThreadPoolExecutor,
+    ) -> None:  # fmt: skip
+        self._summary.total_files += 1
+        self._summary.total_bytes += st.st_size
+        if _unchanged(prev, st, self._saver):
+            assert prev is not None
+            node.content, node.sha256 = prev.content, prev.sha256
+            self._summary.files_unmodified += 1
+            self._progress.file_done(path, st.st_size, "unchanged")
+            self._progress.bytes_done(st.st_size)
+            return
+        link_key = (st.st_dev, st.st_ino)
+        fut = self._hardlinks.get(link_key) if st.st_nlink > 1 else None
+        if fut is None:
+            self._slots.acquire()
+            fut = pool.submit(self._reader.read_file, path, st)
+            fut.add_done_callback(lambda _f: self._slots.release())
+            if st.st_nlink > 1:
+                self._hardlinks[link_key] = fut
+        d.pending.append((node, fut, prev))
+
+    def _finalize(self, d: _Dir) -> bytes:
+        failed: set[int] = set()
+        for node, fut, prev in d.pending:
+            path = d.path + b"/" + node.name
+            try:
+                content = fut.result()
+            except OSError as exc:
+                self._skip(path, exc.strerror or str(exc))
+                failed.add(id(node))
+                continue
+            node.content, node.sha256, node.size = content.content, content.sha256, content.size
+            if content.changed_while_reading:
+                self._changed.append(_fsdecode(path))
+                self._progress.error(path, "file changed while it was read")
+            if prev is None:
+                self._summary.files_new += 1
+            else:
+                self._summary.files_changed += 1
+            if id(fut) not in self._counted:  # hardlinks share one read
+                self._counted.add(id(fut))
+                self._count_new_content(content)
+            self._progress.file_done(path, content.size, "new" if prev is None else "changed")
+        nodes = [n for n in d.nodes if id(n) not in failed] if failed else d.nodes
+        tree_id, new = self._trees.save_tree(Tree(nodes=nodes))
+        self._summary.tree_blobs_added += int(new)
+        if d.node is not None:
+            d.node.subtree = tree_id
+        d.pending.clear()
+        return tree_id
+
+    def _count_new_content(self, content: FileContent) -> None:
+        self._summary.data_blobs_added += content.new_blobs
+        self._summary.data_added += content.new_bytes
+

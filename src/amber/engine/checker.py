@@ -1,0 +1,200 @@
+"""The checker: structure always, data on request; damage named by snapshot and path."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from amber.engine.progress import NullProgress, Progress
+from amber.errors import AmberError, UsageError
+from amber.repository import BlobType, Node, Repository
+from amber.storage import FileType
+
+
+# per tree: (subdirectories as (name, tree id), files with a problem as (name, why))
+_TreeInfo = tuple[list[tuple[bytes, bytes]], list[tuple[bytes, str]]]
+
+
+@dataclass
+class CheckReport:
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    damaged: list[tuple[str, str]] = field(default_factory=list)  # (snapshot id, path)
+    snapshots: int = 0
+    packs: int = 0
+    packs_read: int = 0
+    blobs: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def parse_subset(spec: str, packs: list[str], seed: int | None = None) -> list[str]:
+    """``n/t`` picks the n-th of t groups (by pack ID); ``P%`` a random P percent."""
+    spec = spec.strip()
+    try:
+        if spec.endswith("%"):
+            pct = float(spec[:-1])
+            if not 0 < pct <= 100:
+                raise ValueError
+            count = max(1, round(len(packs) * pct / 100)) if packs else 0
+            return sorted(random.Random(seed).sample(packs, count))
+        n, t = (int(x) for x in spec.split("/"))
+        if not 1 <= n <= t:
+            raise ValueError
+    except ValueError as exc:
+        raise UsageError(f"bad --read-data-subset {spec!r}: use n/t or P%") from exc
+    return [p for p in packs if int(p[:8], 16) % t == n - 1]
+
+
+class Checker:
+    def __init__(self, repo: Repository, progress: Progress | None = None) -> None:
+        self._repo = repo
+        self._progress = progress or NullProgress()
+        self.report = CheckReport()
+        self._bad_blobs: dict[bytes, str] = {}
+
+    def run(self, read_data: bool = False, subset: str | None = None) -> CheckReport:
+        self._check_index_and_packs()
+        if read_data or subset:
+            packs = sorted(self._repo.blobs.index.packs() - self._missing_packs)
+            self._read_packs(parse_subset(subset, packs) if subset else packs)
+        self._check_snapshots()
+        return self.report
+
+    def _error(self, msg: str) -> None:
+        self.report.errors.append(msg)
+
+    def _check_index_and_packs(self) -> None:
+        for name in self._repo.index_errors:
+            self._error(f"index {name[:16]} cannot be read (damaged); run repair index")
+        index = self._repo.blobs.index
+        stored = {fi.name: fi.size for fi in self._repo.backend.list(FileType.PACK)}
+        indexed = index.packs()
+        self.report.packs = len(stored)
+        self.report.blobs = len(index)
+        needed_size: dict[str, int] = {}
+        for blob_id, loc in index.blobs():
+            end = loc.offset + loc.length
+            if end > needed_size.get(loc.pack, 0):
+                needed_size[loc.pack] = end
+        self._missing_packs = indexed - stored.keys()
+        for pack in sorted(self._missing_packs):
+            self._error(f"pack {pack[:16]} is in the index but missing from storage")
+        for pack, size in needed_size.items():
+            if pack in stored and stored[pack] < size + 4:
+                self._error(f"pack {pack[:16]} is truncated ({stored[pack]} < {size + 4} bytes)")
+                self._missing_packs.add(pack)
+        for pack in sorted(stored.keys() - indexed):
+            self.report.warnings.append(
+                f"pack {pack[:16]} is not indexed (left by an interrupted backup; harmless)"
+            )
+        for blob_id, loc in index.blobs():
+            if loc.pack in self._missing_packs:
+                self._bad_blobs[blob_id] = f"pack {loc.pack[:16]} missing or truncated"
+
+    def _read_packs(self, packs: list[str]) -> None:
+        index = self._repo.blobs.index
+        for pack in packs:
+            self.report.packs_read += 1
+            try:
+                data, blobs = self._repo.blobs.read_pack(pack)
+            except AmberError as exc:
+                self._error(f"pack {pack[:16]}: {exc}")
+                self._mark_pack_bad(pack, str(exc))
+                continue
+            if hashlib.sha256(data).hexdigest() != pack:
+                self._error(f"pack {pack[:16]}: content does not match its name")
+            view = memoryview(data)
+            for b in blobs:
+                loc = index.lookup(b.id)
+                if loc is None or loc.pack != pack or loc.offset != b.offset:
+                    continue  # a duplicate copy; the indexed one is checked where it lives
+                try:
+                    self._repo.blobs.decode_blob(
+                        b.id, view[b.offset : b.offset + b.length], b.raw_length
+                    )
+                except AmberError as exc:
+                    self._error(f"pack {pack[:16]}: blob {b.id.hex()[:16]}: {exc}")
+                    self._bad_blobs[b.id] = str(exc)
+            self._progress.bytes_done(len(data))
+
+    def _mark_pack_bad(self, pack: str, why: str) -> None:
+        for blob_id, loc in self._repo.blobs.index.blobs():
+            if loc.pack == pack:
+                self._bad_blobs[blob_id] = why
+
+    def _blob_problem(self, blob_id: bytes, want: BlobType) -> str | None:
+        if blob_id in self._bad_blobs:
+            return self._bad_blobs[blob_id]
+        kind = self._repo.blobs.index.blob_type(blob_id)
+        if kind is None:
+            return "blob missing from index"
+        if kind is not want:
+            return f"blob has type {kind.name.lower()}, expected {want.name.lower()}"
+        return None
+
+    def _check_snapshots(self) -> None:
+        errors: list[tuple[str, AmberError]] = []
+        snaps = self._repo.snapshots(errors)
+        for name, exc in errors:
+            self._error(f"snapshot {name[:8]}: {exc}")
+        self.report.snapshots = len(snaps)
+        trees: dict[bytes, _TreeInfo] = {}
+        bad_trees: dict[bytes, str] = {}
+        for name, snap in sorted(snaps.items(), key=lambda s: s[1].time):
+            for path, problem in self._walk(snap.tree, trees, bad_trees):
+                where = os.fsdecode(path) or "/"
+                self.report.damaged.append((name, where))
+                self._error(f"snapshot {name[:8]}: {where}: {problem}")
+
+    def _tree(
+        self, tree_id: bytes, trees: dict[bytes, _TreeInfo],
+        bad: dict[bytes, str],
+    ) -> _TreeInfo | str:  # fmt: skip
+        """A tree's nodes and its files' problems, memoized; or why it is unreadable."""
+        if tree_id in bad:
+            return bad[tree_id]
+        if tree_id in trees:
+            return trees[tree_id]
+        problem = self._blob_problem(tree_id, BlobType.TREE)
+        if problem is None:
+            try:
+                nodes = self._repo.load_tree(tree_id).nodes
+            except AmberError as exc:
+                problem = f"tree unreadable: {exc}"
+        if problem is not None:
+            bad[tree_id] = problem
+            return problem
+        damaged = []
+        for node in nodes:
+            if node.type == "file":
+                for blob_id in node.content:
+                    why = self._blob_problem(blob_id, BlobType.DATA)
+                    if why:
+                        damaged.append((node.name, why))
+                        break
+        subdirs = [(n.name, n.subtree) for n in nodes if n.type == "dir" and n.subtree]
+        trees[tree_id] = (subdirs, damaged)
+        return subdirs, damaged
+
+    def _walk(
+        self, root: bytes, trees: dict[bytes, _TreeInfo],
+        bad: dict[bytes, str],
+    ) -> Iterator[tuple[bytes, str]]:  # fmt: skip
+        """Yield (path, problem) for every damaged node under ``root``."""
+        stack: list[tuple[bytes, bytes]] = [(b"", root)]
+        while stack:
+            base, tree_id = stack.pop()
+            found = self._tree(tree_id, trees, bad)
+            if isinstance(found, str):
+                yield base, found
+                continue
+            subdirs, damaged = found
+            for name, why in damaged:
+                yield base + b"/" + name, why
+            stack.extend((base + b"/" + name, subtree) for name, subtree in subdirs)

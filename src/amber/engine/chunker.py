@@ -1,0 +1,77 @@
+"""Content-defined chunking of files and streams (FastCDC via pyfastcdc)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from typing import BinaryIO, Protocol
+
+import pyfastcdc
+
+
+class _Hasher(Protocol):
+    def update(self, data: bytes | memoryview, /) -> None: ...
+
+
+class HashingReader:
+    """A ``readinto`` source that feeds every byte read to a hash."""
+
+    def __init__(self, raw: BinaryIO, hasher: _Hasher) -> None:
+        self._raw = raw
+        self._hasher = hasher
+        self.bytes_read = 0
+
+    def readinto(self, buf: memoryview) -> int:
+        n = self._raw.readinto(buf) or 0
+        if n:
+            self._hasher.update(buf[:n])
+            self.bytes_read += n
+        return n
+
+
+class Chunker:
+    """Splits byte streams at content-defined boundaries.
+
+    ``seed`` (from the repository key) alters the gear table so boundaries do
+    not reveal content to someone who sees only chunk sizes.
+    """
+
+    def __init__(self, avg: int, minimum: int, maximum: int, seed: int) -> None:
+        self.min_size = minimum
+        self._cdc = pyfastcdc.FastCDC(
+            avg, min_size=minimum, max_size=maximum, normalized_chunking=1, seed=seed
+        )
+
+    def chunks(self, buf: bytes | memoryview) -> Iterator[memoryview]:
+        """Chunks of an in-memory buffer (views into it)."""
+        view = memoryview(buf)
+        for c in self._cdc.cut_buf(view):
+            yield view[c.offset : c.offset + c.length]
+
+    def stream_chunks(self, stream: BinaryIO) -> tuple[Iterator[memoryview], _Digest]:
+        """Chunks of a stream plus its SHA-256, complete once the chunks are consumed.
+
+        Each view is only valid until the next one is produced.
+        """
+        digest = _Digest()
+        reader = HashingReader(stream, digest.hash)
+        digest.reader = reader
+
+        def gen() -> Iterator[memoryview]:
+            for c in self._cdc.cut_stream(reader):
+                yield c.data
+
+        return gen(), digest
+
+
+class _Digest:
+    def __init__(self) -> None:
+        self.hash = hashlib.sha256()
+        self.reader: HashingReader | None = None
+
+    @property
+    def size(self) -> int:
+        return self.reader.bytes_read if self.reader else 0
+
+    def digest(self) -> bytes:
+        return self.hash.digest()

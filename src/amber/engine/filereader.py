@@ -1,0 +1,112 @@
+"""Reading one file (or stream) into data blobs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import BinaryIO, Protocol
+
+from amber.engine.chunker import Chunker
+from amber.repository import BlobType
+
+
+class BlobSaver(Protocol):
+    """What the archiver needs from a repository to store blobs."""
+
+    def has(self, blob_id: bytes) -> bool: ...
+
+    def save(
+        self, type: BlobType, data: bytes | memoryview, blob_id: bytes | None = None
+    ) -> bool: ...
+
+
+@dataclass
+class FileContent:
+    content: list[bytes] = field(default_factory=list)
+    sha256: bytes = b""
+    size: int = 0
+    new_blobs: int = 0
+    new_bytes: int = 0
+    changed_while_reading: bool = False
+
+
+class ContentReader:
+    """Chunks, hashes and stores content; safe to use from many threads."""
+
+    def __init__(
+        self,
+        saver: BlobSaver,
+        blob_id: Callable[[bytes | memoryview], bytes],
+        chunker_factory: Callable[[], Chunker],
+        on_bytes: Callable[[int], None] = lambda n: None,
+    ) -> None:
+        self._saver = saver
+        self._blob_id = blob_id
+        self._chunker_factory = chunker_factory
+        self._on_bytes = on_bytes
+        self._local: dict[int, Chunker] = {}
+
+    def _chunker(self) -> Chunker:
+        import threading
+
+        ident = threading.get_ident()
+        c = self._local.get(ident)
+        if c is None:
+            c = self._local[ident] = self._chunker_factory()
+        return c
+
+    def _store(self, piece: bytes | memoryview, result: FileContent) -> None:
+        bid = self._blob_id(piece)
+        result.content.append(bid)
+        if not self._saver.has(bid) and self._saver.save(BlobType.DATA, piece, bid):
+            result.new_blobs += 1
+            result.new_bytes += len(piece)
+        self._on_bytes(len(piece))
+
+    def read_stream(self, stream: BinaryIO) -> FileContent:
+        result = FileContent()
+        chunks, digest = self._chunker().stream_chunks(stream)
+        for piece in chunks:
+            self._store(piece, result)
+        result.sha256 = digest.digest()
+        result.size = digest.size
+        return result
+
+    def read_file(self, path: bytes, before: os.stat_result) -> FileContent:
+        """Read a regular file; flags it when size, mtime or ctime moved meanwhile."""
+        flags = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+        try:
+            fd = os.open(path, flags | getattr(os, "O_NOATIME", 0))
+        except PermissionError:
+            fd = os.open(path, flags)  # O_NOATIME needs ownership
+        with os.fdopen(fd, "rb", buffering=0) as f:
+            chunker = self._chunker()
+            if before.st_size < chunker.min_size:
+                result = self._read_small(f, before.st_size)
+            else:
+                result = self.read_stream(f)  # type: ignore[arg-type]
+            after = os.fstat(fd)
+        result.changed_while_reading = (
+            after.st_size != before.st_size
+            or after.st_mtime_ns != before.st_mtime_ns
+            or after.st_ctime_ns != before.st_ctime_ns
+            or result.size != before.st_size
+        )
+        return result
+
+    def _read_small(self, f: BinaryIO, expected: int) -> FileContent:
+        import hashlib
+
+        data = f.read(expected + 1)
+        extra = f.read() if len(data) > expected else b""
+        data += extra
+        result = FileContent(sha256=hashlib.sha256(data).digest(), size=len(data))
+        if not data:
+            return result
+        if len(data) < self._chunker().min_size:
+            self._store(data, result)
+        else:  # grew past one chunk while we looked
+            for piece in self._chunker().chunks(data):
+                self._store(piece, result)
+        return result

@@ -1,0 +1,131 @@
+"""Reading file metadata into nodes, and applying it back on restore."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import grp
+import os
+import pwd
+import stat
+from functools import lru_cache
+
+from amber.repository.model import Node
+
+_IGNORABLE = {errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENODATA, errno.EPERM, errno.EACCES}
+
+
+@lru_cache(maxsize=4096)
+def user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return ""
+
+
+@lru_cache(maxsize=4096)
+def group_name(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return ""
+
+
+def node_type(mode: int) -> str | None:
+    """The node type for an st_mode, or None for sockets and unknown kinds."""
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISDIR(mode):
+        return "dir"
+    if stat.S_ISLNK(mode):
+        return "symlink"
+    if stat.S_ISFIFO(mode):
+        return "fifo"
+    if stat.S_ISCHR(mode):
+        return "chardev"
+    if stat.S_ISBLK(mode):
+        return "blockdev"
+    return None
+
+
+def read_xattrs(path: bytes) -> list[tuple[bytes, bytes]]:
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno in _IGNORABLE:
+            return []
+        raise
+    out = []
+    for name in sorted(names):
+        try:
+            value = os.getxattr(path, name, follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno in _IGNORABLE:
+                continue
+            raise
+        out.append((os.fsencode(name), value))
+    return out
+
+
+def make_node(name: bytes, path: bytes, st: os.stat_result, kind: str) -> Node:
+    node = Node(
+        name=name,
+        type=kind,
+        mode=stat.S_IMODE(st.st_mode),
+        uid=st.st_uid,
+        gid=st.st_gid,
+        user=user_name(st.st_uid),
+        group=group_name(st.st_gid),
+        mtime_ns=st.st_mtime_ns,
+        atime_ns=st.st_atime_ns,
+        ctime_ns=st.st_ctime_ns,
+        inode=st.st_ino,
+        device=st.st_dev,
+        links=st.st_nlink,
+        xattrs=read_xattrs(path),
+    )
+    if kind == "file":
+        node.size = st.st_size
+    elif kind == "symlink":
+        node.link_target = os.readlink(path)
+    elif kind in ("chardev", "blockdev"):
+        node.rdev = st.st_rdev
+    return node
+
+
+def _resolve_ids(node: Node) -> tuple[int, int]:
+    """Prefer names over numbers, as tar and restic do, when the name exists here."""
+    uid, gid = node.uid, node.gid
+    if node.user:
+        with contextlib.suppress(KeyError):
+            uid = pwd.getpwnam(node.user).pw_uid
+    if node.group:
+        with contextlib.suppress(KeyError):
+            gid = grp.getgrnam(node.group).gr_gid
+    return uid, gid
+
+
+def apply_metadata(path: bytes, node: Node, warnings: list[str]) -> None:
+    """Ownership, xattrs (ACLs included), mode, then times: chown would clear setuid."""
+    is_link = node.type == "symlink"
+    uid, gid = _resolve_ids(node)
+    try:
+        os.chown(path, uid, gid, follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno != errno.EPERM or os.geteuid() == 0:
+            warnings.append(f"{os.fsdecode(path)}: chown: {exc.strerror}")
+    for name, value in node.xattrs:
+        try:
+            os.setxattr(path, name, value, follow_symlinks=False)
+        except OSError as exc:
+            if not (is_link and exc.errno in _IGNORABLE):
+                warnings.append(f"{os.fsdecode(path)}: xattr {os.fsdecode(name)}: {exc.strerror}")
+    if not is_link:
+        try:
+            os.chmod(path, node.mode)
+        except OSError as exc:
+            warnings.append(f"{os.fsdecode(path)}: chmod: {exc.strerror}")
+    try:
+        os.utime(path, ns=(node.atime_ns, node.mtime_ns), follow_symlinks=False)
+    except OSError as exc:
+        warnings.append(f"{os.fsdecode(path)}: utime: {exc.strerror}")

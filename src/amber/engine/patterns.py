@@ -1,0 +1,73 @@
+"""Include and exclude patterns, with restic's meaning.
+
+* A pattern without ``/`` matches any single path component (``*.tmp``, ``.cache``).
+* A pattern with ``/`` matches the whole absolute path (``/home/*/.cache``);
+  if it does not start with ``/`` it may match at any depth.
+* ``**`` matches across directories. A matched directory covers its whole subtree.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+
+def _translate(pattern: str) -> re.Pattern[bytes]:
+    out = []
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+            continue
+        if ch == "*":
+            out.append("[^/]*")
+        elif ch == "?":
+            out.append("[^/]")
+        elif ch == "[":
+            end = pattern.find("]", i + 1)
+            if end == -1:
+                out.append(re.escape(ch))
+            else:
+                body = pattern[i + 1 : end].replace("\\", "\\\\")
+                if body.startswith("!"):
+                    body = "^" + body[1:]
+                out.append(f"[{body}]")
+                i = end
+        else:
+            out.append(re.escape(ch))
+        i += 1
+    return re.compile(os.fsencode("".join(out)), re.DOTALL)
+
+
+class PathMatcher:
+    def __init__(self, patterns: Iterable[str]) -> None:
+        self.patterns = [p for p in (p.strip() for p in patterns) if p and not p.startswith("#")]
+        self._component: list[re.Pattern[bytes]] = []
+        self._full: list[re.Pattern[bytes]] = []
+        for p in self.patterns:
+            p = p.rstrip("/") or "/"
+            if "/" not in p:
+                self._component.append(_translate(p))
+            elif p.startswith("/"):
+                self._full.append(_translate(p))
+            else:
+                self._full.append(_translate("**/" + p))
+
+    def __bool__(self) -> bool:
+        return bool(self.patterns)
+
+    def matches(self, path: bytes, name: bytes) -> bool:
+        return any(r.fullmatch(name) for r in self._component) or any(
+            r.fullmatch(path) for r in self._full
+        )
+
+
+def read_exclude_files(files: Iterable[str]) -> list[str]:
+    patterns: list[str] = []
+    for f in files:
+        patterns.extend(Path(f).read_text().splitlines())
+    return patterns

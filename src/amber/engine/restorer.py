@@ -1,0 +1,273 @@
+"""The restorer: trees back into files, packs read in parallel.
+
+Files are created at their final size first; blobs are then written with
+``pwrite`` at their offsets, pack by pack, on a thread pool. All-zero chunks
+are never written, so they stay holes: sparse files come back sparse.
+Metadata is applied once a file's last blob lands; directories get theirs
+last, deepest first, so read-only directories can still be filled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import stat
+import threading
+from collections import defaultdict
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from amber.engine.metadata import apply_metadata
+from amber.engine.patterns import PathMatcher
+from amber.engine.progress import NullProgress, Progress
+from amber.engine.treewalk import TreeLoader
+from amber.errors import AmberError, IntegrityError
+from amber.repository import Location, Node
+
+
+class BlobSource(Protocol):
+    def locate(self, blob_id: bytes) -> Location: ...
+
+    def load_from_pack(
+        self, pack: str, wanted: list[tuple[bytes, Location]]
+    ) -> Iterator[tuple[bytes, bytes | IntegrityError]]: ...
+
+
+@dataclass
+class RestoreOptions:
+    include: PathMatcher = field(default_factory=lambda: PathMatcher([]))
+    exclude: PathMatcher = field(default_factory=lambda: PathMatcher([]))
+    verify: bool = False
+    workers: int = 4
+
+
+@dataclass
+class RestoreResult:
+    files: int = 0
+    dirs: int = 0
+    bytes: int = 0
+    verified: int = 0
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _File:
+    path: bytes
+    node: Node
+    remaining: int
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    failed: bool = False
+
+
+class Restorer:
+    def __init__(
+        self, trees: TreeLoader, blobs: BlobSource, options: RestoreOptions | None = None,
+        progress: Progress | None = None,
+    ) -> None:  # fmt: skip
+        self._trees = trees
+        self._blobs = blobs
+        self._opts = options or RestoreOptions()
+        self._progress = progress or NullProgress()
+        self._result = RestoreResult()
+        self._lock = threading.Lock()
+
+    def restore(self, items: Iterator[tuple[bytes, Node]], target: bytes) -> RestoreResult:
+        """Restore (relative path, node) pairs, parents before children, under target."""
+        os.makedirs(target, exist_ok=True)
+        dirs: list[tuple[bytes, Node]] = []
+        links: list[tuple[bytes, bytes, Node]] = []
+        first_link: dict[tuple[int, int], bytes] = {}
+        files: list[_File] = []
+        for rel, node in self._select(items):
+            path = target + rel
+            try:
+                if node.type == "dir":
+                    os.makedirs(path, mode=0o700, exist_ok=True)
+                    dirs.append((path, node))
+                    self._result.dirs += 1
+                elif node.type == "file":
+                    key = (node.device, node.inode)
+                    if node.links > 1 and key in first_link:
+                        links.append((first_link[key], path, node))
+                        continue
+                    if node.links > 1:
+                        first_link[key] = path
+                    files.append(self._create_file(path, node))
+                else:
+                    self._create_special(path, node)
+            except OSError as exc:
+                self._error(path, f"cannot create: {exc.strerror}")
+        self._write_contents(files)
+        for source, path, node in links:
+            try:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+                os.link(source, path)
+                self._result.files += 1
+            except OSError as exc:
+                self._error(path, f"cannot hardlink: {exc.strerror}")
+        for path, node in sorted(dirs, key=lambda d: d[0].count(b"/"), reverse=True):
+            apply_metadata(path, node, self._result.warnings)
+        return self._result
+
+    # -- selection --------------------------------------------------------
+    def _select(self, items: Iterator[tuple[bytes, Node]]) -> Iterator[tuple[bytes, Node]]:
+        """Apply include/exclude; with includes, emit parent dirs only when needed."""
+        inc, exc = self._opts.include, self._opts.exclude
+        skip_under: bytes | None = None
+        included_under: bytes | None = None
+        pending_dirs: list[tuple[bytes, Node]] = []
+        for rel, node in items:
+            if skip_under is not None and rel.startswith(skip_under):
+                continue
+            skip_under = None
+            if exc and exc.matches(rel, node.name):
+                if node.type == "dir":
+                    skip_under = rel + b"/"
+                continue
+            if not inc:
+                yield rel, node
+                continue
+            if included_under is not None and not rel.startswith(included_under):
+                included_under = None
+            while pending_dirs and not rel.startswith(pending_dirs[-1][0] + b"/"):
+                pending_dirs.pop()
+            if included_under is not None or inc.matches(rel, node.name):
+                yield from pending_dirs
+                pending_dirs.clear()
+                yield rel, node
+                if node.type == "dir" and included_under is None:
+                    included_under = rel + b"/"
+            elif node.type == "dir":
+                pending_dirs.append((rel, node))
+
+    # -- creation ---------------------------------------------------------
+    def _create_file(self, path: bytes, node: Node) -> _File:
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+            if stat.S_ISLNK(os.lstat(path).st_mode):
+                os.unlink(path)  # never write through a symlink
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        try:
+            os.ftruncate(fd, node.size)
+        finally:
+            os.close(fd)
+        f = _File(path, node, len(node.content))
+        if not node.content:
+            self._file_complete(f)
+        return f
+
+    def _create_special(self, path: bytes, node: Node) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        if node.type == "symlink":
+            os.symlink(node.link_target, path)
+        elif node.type == "fifo":
+            os.mkfifo(path, 0o600)
+        elif node.type in ("chardev", "blockdev"):
+            kind = stat.S_IFCHR if node.type == "chardev" else stat.S_IFBLK
+            os.mknod(path, kind | 0o600, node.rdev)
+        apply_metadata(path, node, self._result.warnings)
+        self._result.files += 1
+
+    # -- contents ---------------------------------------------------------
+    def _write_contents(self, files: list[_File]) -> None:
+        by_pack: dict[str, dict[bytes, Location]] = defaultdict(dict)
+        targets: dict[bytes, list[tuple[_File, int]]] = defaultdict(list)
+        for f in files:
+            offset = 0
+            for blob_id in f.node.content:
+                try:
+                    loc = self._blobs.locate(blob_id)
+                except AmberError as exc:
+                    self._fail(f, str(exc))
+                    break
+                by_pack[loc.pack][blob_id] = loc
+                targets[blob_id].append((f, offset))
+                offset += loc.plain_length
+        with ThreadPoolExecutor(self._opts.workers, thread_name_prefix="restorer") as pool:
+            for fut in [
+                pool.submit(self._restore_pack, pack, list(wanted.items()), targets)
+                for pack, wanted in by_pack.items()
+            ]:
+                fut.result()
+
+    def _restore_pack(
+        self, pack: str, wanted: list[tuple[bytes, Location]],
+        targets: dict[bytes, list[tuple[_File, int]]],
+    ) -> None:  # fmt: skip
+        try:
+            loaded = list(self._blobs.load_from_pack(pack, wanted))
+        except AmberError as exc:
+            loaded = [(blob_id, IntegrityError(str(exc))) for blob_id, _ in wanted]
+        for blob_id, data in loaded:
+            for f, offset in targets[blob_id]:
+                if isinstance(data, IntegrityError):
+                    self._fail(f, f"damaged data: {data}")
+                    continue
+                self._write(f, offset, data)
+
+    def _write(self, f: _File, offset: int, data: bytes) -> None:
+        if f.failed:
+            return
+        try:
+            if not _is_zero(data):
+                fd = os.open(f.path, os.O_WRONLY | os.O_NOFOLLOW)
+                try:
+                    view = memoryview(data)
+                    while view:
+                        n = os.pwrite(fd, view, offset)
+                        view, offset = view[n:], offset + n
+                finally:
+                    os.close(fd)
+        except OSError as exc:
+            self._fail(f, f"write failed: {exc.strerror}")
+            return
+        self._progress.bytes_done(len(data))
+        with f.lock:
+            f.remaining -= 1
+            done = f.remaining == 0
+        if done:
+            self._file_complete(f)
+
+    def _file_complete(self, f: _File) -> None:
+        if self._opts.verify and not self._verify(f):
+            return
+        warnings: list[str] = []
+        apply_metadata(f.path, f.node, warnings)
+        with self._lock:
+            self._result.warnings.extend(warnings)
+            self._result.files += 1
+            self._result.bytes += f.node.size
+        self._progress.file_done(f.path, f.node.size, "restored")
+
+    def _verify(self, f: _File) -> bool:
+        h = hashlib.sha256()
+        with open(f.path, "rb", buffering=0) as fh:
+            while chunk := fh.read(4 << 20):
+                h.update(chunk)
+        if f.node.sha256 and h.digest() != f.node.sha256:
+            self._fail(f, "SHA-256 of restored file does not match the snapshot")
+            return False
+        with self._lock:
+            self._result.verified += 1
+        return True
+
+    def _fail(self, f: _File, why: str) -> None:
+        with f.lock:
+            if f.failed:
+                return
+            f.failed = True
+        self._error(f.path, why)
+
+    def _error(self, path: bytes, why: str) -> None:
+        with self._lock:
+            self._result.errors.append(f"{os.fsdecode(path)}: {why}")
+        self._progress.error(path, why)
+
+
+def _is_zero(data: bytes) -> bool:
+    return data[:1] == b"\0" and data[-1:] == b"\0" and data == bytes(len(data))

@@ -1,0 +1,136 @@
+"""Every error amber raises on purpose, with its exit code.
+
+The tree (exit code in brackets)::
+
+    AmberError [1]
+    ├── UsageError [2]                  bad command-line input
+    ├── PartialBackup [3]               snapshot written, some files skipped
+    ├── RepositoryNotFound [10]
+    ├── RepositoryLocked [11]
+    ├── WrongPassword [12]
+    ├── RepositoryExists [13]
+    ├── IntegrityError [14]             an object failed authentication or its hash
+    ├── NotFound [15]
+    │   ├── ObjectNotFound              a stored object is missing
+    │   └── SnapshotNotFound            no snapshot matches
+    ├── StorageError [1]                the backend failed for another reason
+    │   ├── PermissionDenied [16]
+    │   └── DiskFull [17]
+    ├── CheckFailed [18]                check found damage
+    ├── SourceCommandFailed [19]        --stdin-from-command exited non-zero
+    └── AppendOnlyViolation [20]        a delete or overwrite in append-only mode
+
+Vendor exceptions (OSError, msgspec, cryptography) are converted at the layer
+boundary by :func:`from_os_error`; nothing above ``storage`` sees raw ``OSError``
+from a backend. The CLI prints ``amber: <message>`` and exits with ``exit_code``.
+Exit code 130 means interrupted (SIGINT).
+"""
+
+from __future__ import annotations
+
+import errno
+
+EXIT_INTERRUPTED = 130
+
+
+class AmberError(Exception):
+    """Base of all deliberate amber failures."""
+
+    exit_code = 1
+    default_message = "operation failed"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.default_message)
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
+
+
+class UsageError(AmberError):
+    exit_code = 2
+    default_message = "invalid usage"
+
+
+class PartialBackup(AmberError):
+    exit_code = 3
+    default_message = "backup finished but some files could not be read"
+
+
+class RepositoryNotFound(AmberError):
+    exit_code = 10
+    default_message = "repository does not exist"
+
+
+class RepositoryLocked(AmberError):
+    exit_code = 11
+    default_message = "repository is locked by another process"
+
+
+class WrongPassword(AmberError):
+    exit_code = 12
+    default_message = "wrong password or no key found"
+
+
+class RepositoryExists(AmberError):
+    exit_code = 13
+    default_message = "repository already exists"
+
+
+class IntegrityError(AmberError):
+    exit_code = 14
+    default_message = "stored data is corrupted"
+
+
+class NotFound(AmberError):
+    exit_code = 15
+    default_message = "not found"
+
+
+class ObjectNotFound(NotFound):
+    default_message = "object not found in repository"
+
+
+class SnapshotNotFound(NotFound):
+    default_message = "no matching snapshot"
+
+
+class StorageError(AmberError):
+    default_message = "storage backend failed"
+
+
+class PermissionDenied(StorageError):
+    exit_code = 16
+    default_message = "permission denied"
+
+
+class DiskFull(StorageError):
+    exit_code = 17
+    default_message = "no space left on device"
+
+
+class CheckFailed(AmberError):
+    exit_code = 18
+    default_message = "repository check found errors"
+
+
+class SourceCommandFailed(AmberError):
+    exit_code = 19
+    default_message = "source command failed; no snapshot written"
+
+
+class AppendOnlyViolation(AmberError):
+    exit_code = 20
+    default_message = "repository is append-only: delete and overwrite are refused"
+
+
+def from_os_error(exc: OSError, what: str) -> AmberError:
+    """Convert an OSError raised while touching ``what`` into an amber error."""
+    detail = f"{what}: {exc.strerror or exc}"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFull(f"no space left on device while writing {what}")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return PermissionDenied(f"permission denied: {detail}")
+    if exc.errno == errno.ENOENT:
+        return ObjectNotFound(f"not found: {what}")
+    return StorageError(detail)

@@ -1,0 +1,217 @@
+"""Blob storage: compress, encrypt, pack, index; and the way back.
+
+Write order is what keeps a crash harmless: a pack is fully saved before its
+blobs enter an index file, and index files are saved before the snapshot that
+needs them (the snapshot is written by the caller after ``flush``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import zstandard
+
+from amber.errors import IntegrityError, ObjectNotFound
+from amber.repository.crypto import MasterKey
+from amber.repository.index import (
+    Index,
+    Location,
+    decode_index,
+    encode_index,
+    index_file_blobs,
+)
+from amber.repository.pack import BlobType, PackedBlob, encode_header, pack_id, parse_pack
+from amber.storage.base import Backend, FileType, Handle
+
+PACK_TARGET_SIZE = 16 * 1024 * 1024
+INDEX_FLUSH_PACKS = 64
+_ZSTD_MAX_WINDOW = 1 << 27
+
+
+@dataclass
+class _OpenPack:
+    buffer: bytearray = field(default_factory=bytearray)
+    blobs: list[PackedBlob] = field(default_factory=list)
+
+
+@dataclass
+class WriteStats:
+    data_blobs: int = 0
+    tree_blobs: int = 0
+    raw_bytes: int = 0
+    stored_bytes: int = 0
+    packs: int = 0
+
+
+class BlobStore:
+    """Thread-safe blob saver and loader over one backend."""
+
+    def __init__(self, backend: Backend, key: MasterKey, compression_level: int = 3) -> None:
+        self.backend = backend
+        self.key = key
+        self.compression_level = compression_level
+        self.index = Index()
+        self.stats = WriteStats()
+        self._lock = threading.Lock()
+        self._open: dict[BlobType, _OpenPack] = {t: _OpenPack() for t in BlobType}
+        self._in_flight: set[bytes] = set()
+        self._unindexed: dict[str, list[PackedBlob]] = {}
+        self._local = threading.local()
+
+    # -- index ------------------------------------------------------------
+    def load_index(self) -> list[str]:
+        """Read every index file; return the names that failed to load."""
+        failed = []
+        for fi in self.backend.list(FileType.INDEX):
+            try:
+                raw = self.backend.load(Handle(FileType.INDEX, fi.name))
+                doc = decode_index(self.key.decrypt(raw))
+            except (IntegrityError, ObjectNotFound):
+                failed.append(fi.name)
+                continue
+            for pack, blobs in index_file_blobs(doc):
+                self.index.add_pack(pack, blobs)
+        return failed
+
+    def has(self, blob_id: bytes) -> bool:
+        return blob_id in self.index or blob_id in self._in_flight
+
+    # -- writing ----------------------------------------------------------
+    def _compressor(self) -> zstandard.ZstdCompressor:
+        c = getattr(self._local, "cctx", None)
+        if c is None:
+            c = zstandard.ZstdCompressor(level=self.compression_level)
+            self._local.cctx = c
+        return c
+
+    def _decompressor(self) -> zstandard.ZstdDecompressor:
+        d = getattr(self._local, "dctx", None)
+        if d is None:
+            d = zstandard.ZstdDecompressor(max_window_size=_ZSTD_MAX_WINDOW)
+            self._local.dctx = d
+        return d
+
+    def encode_blob(self, data: bytes | memoryview) -> tuple[bytes, int]:
+        """Compress when it pays (saves over 1/32), then encrypt."""
+        raw_length = 0
+        payload: bytes | memoryview = data
+        if self.compression_level > 0 and len(data) > 64:
+            packed = self._compressor().compress(data)
+            if len(packed) < len(data) - len(data) // 32:
+                payload, raw_length = packed, len(data)
+        return self.key.encrypt(payload), raw_length
+
+    def save(self, type: BlobType, data: bytes | memoryview, blob_id: bytes | None = None) -> bool:
+        """Store a blob unless already present. Returns True if it was new."""
+        if blob_id is None:
+            blob_id = self.key.blob_id(data)
+        with self._lock:
+            if blob_id in self.index or blob_id in self._in_flight:
+                return False
+            self._in_flight.add(blob_id)
+        sealed, raw_length = self.encode_blob(data)
+        full: _OpenPack | None = None
+        with self._lock:
+            pack = self._open[type]
+            pack.blobs.append(PackedBlob(type, blob_id, len(pack.buffer), len(sealed), raw_length))
+            pack.buffer += sealed
+            self.stats.raw_bytes += len(data)
+            self.stats.stored_bytes += len(sealed)
+            if type is BlobType.DATA:
+                self.stats.data_blobs += 1
+            else:
+                self.stats.tree_blobs += 1
+            if len(pack.buffer) >= PACK_TARGET_SIZE:
+                full, self._open[type] = pack, _OpenPack()
+        if full is not None:
+            self._write_pack(full)
+        return True
+
+    def _write_pack(self, pack: _OpenPack) -> None:
+        pack.buffer += encode_header(pack.blobs, self.key.encrypt)
+        data = bytes(pack.buffer)
+        name = pack_id(data)
+        self.backend.save(Handle(FileType.PACK, name), data)
+        flush_index = False
+        with self._lock:
+            self.index.add_pack(name, pack.blobs)
+            self._in_flight.difference_update(b.id for b in pack.blobs)
+            self._unindexed[name] = pack.blobs
+            self.stats.packs += 1
+            flush_index = len(self._unindexed) >= INDEX_FLUSH_PACKS
+        if flush_index:
+            self._write_index()
+
+    def _write_index(self) -> None:
+        with self._lock:
+            packs, self._unindexed = self._unindexed, {}
+        if not packs:
+            return
+        data = self.key.encrypt(encode_index(packs))
+        self.backend.save(Handle(FileType.INDEX, pack_id(data)), data)
+
+    def flush(self) -> None:
+        """Save partly filled packs, then the index for every new pack."""
+        with self._lock:
+            pending = [p for p in self._open.values() if p.blobs]
+            self._open = {t: _OpenPack() for t in BlobType}
+        for pack in pending:
+            self._write_pack(pack)
+        self._write_index()
+
+    # -- reading ----------------------------------------------------------
+    def decode_blob(self, blob_id: bytes, sealed: bytes | memoryview, raw_length: int) -> bytes:
+        plain = self.key.decrypt(sealed)
+        if raw_length:
+            try:
+                plain = self._decompressor().decompress(plain, max_output_size=raw_length)
+            except zstandard.ZstdError as exc:
+                raise IntegrityError(f"blob {blob_id.hex()[:16]}: bad compression") from exc
+        if self.key.blob_id(plain) != blob_id:
+            raise IntegrityError(f"blob {blob_id.hex()[:16]}: content does not match its ID")
+        return plain
+
+    def locate(self, blob_id: bytes) -> Location:
+        loc = self.index.lookup(blob_id)
+        if loc is None:
+            raise ObjectNotFound(f"blob {blob_id.hex()[:16]} is not in the index")
+        return loc
+
+    def load(self, blob_id: bytes) -> bytes:
+        loc = self.locate(blob_id)
+        sealed = self.backend.load(Handle(FileType.PACK, loc.pack), loc.offset, loc.length)
+        if len(sealed) != loc.length:
+            raise IntegrityError(f"pack {loc.pack[:16]} is truncated")
+        return self.decode_blob(blob_id, sealed, loc.raw_length)
+
+    def load_from_pack(
+        self, pack: str, wanted: Iterable[tuple[bytes, Location]]
+    ) -> Iterator[tuple[bytes, bytes | IntegrityError]]:
+        """Read the span covering ``wanted`` blobs of one pack in one request.
+
+        Yields (blob id, plaintext) or (blob id, error) so one bad blob does not
+        hide the good ones next to it.
+        """
+        items = sorted(wanted, key=lambda item: item[1].offset)
+        if not items:
+            return
+        start = items[0][1].offset
+        end = max(loc.offset + loc.length for _, loc in items)
+        span = self.backend.load(Handle(FileType.PACK, pack), start, end - start)
+        view = memoryview(span)
+        for blob_id, loc in items:
+            piece = view[loc.offset - start : loc.offset - start + loc.length]
+            if len(piece) != loc.length:
+                yield blob_id, IntegrityError(f"pack {pack[:16]} is truncated")
+                continue
+            try:
+                yield blob_id, self.decode_blob(blob_id, piece, loc.raw_length)
+            except IntegrityError as exc:
+                yield blob_id, exc
+
+    def read_pack(self, pack: str) -> tuple[bytes, list[PackedBlob]]:
+        """Load a whole pack and decode its own header."""
+        data = self.backend.load(Handle(FileType.PACK, pack))
+        return data, parse_pack(data, self.key.decrypt)

@@ -1,0 +1,102 @@
+"""Encryption, blob IDs and key derivation. Pure functions, no I/O.
+
+* AEAD: AES-256-GCM, a fresh random 96-bit nonce per message;
+  ciphertext layout ``nonce(12) || ct || tag(16)``.
+* Blob IDs: keyed BLAKE3 (32 bytes) of the plaintext, so IDs reveal nothing
+  to someone without the key, yet dedup works across files, hosts and snapshots.
+* Passphrase KDF: argon2id; its parameters are stored in each key file.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import blake3
+from argon2.low_level import Type, hash_secret_raw
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from amber.errors import IntegrityError
+
+NONCE_SIZE = 12
+TAG_SIZE = 16
+OVERHEAD = NONCE_SIZE + TAG_SIZE
+ID_SIZE = 32
+
+
+@dataclass(frozen=True)
+class KdfParams:
+    time_cost: int = 3
+    memory_kib: int = 64 * 1024
+    parallelism: int = 2
+
+
+class MasterKey:
+    """The repository secret: an encryption key and an ID (MAC) key."""
+
+    __slots__ = ("_aead", "chunker_seed", "encrypt_key", "id_key")
+
+    def __init__(self, encrypt_key: bytes, id_key: bytes) -> None:
+        if len(encrypt_key) != 32 or len(id_key) != 32:
+            raise ValueError("keys must be 32 bytes")
+        self.encrypt_key = encrypt_key
+        self.id_key = id_key
+        self._aead = AESGCM(encrypt_key)
+        # 64-bit gear-table seed: boundaries depend on the key, not just the content.
+        seed_bytes = blake3.blake3(id_key, derive_key_context="amber chunker seed v1").digest(8)
+        self.chunker_seed = (int.from_bytes(seed_bytes, "little") & ((1 << 63) - 1)) or 1
+
+    @classmethod
+    def generate(cls) -> MasterKey:
+        return cls(os.urandom(32), os.urandom(32))
+
+    def encrypt(self, plaintext: bytes | memoryview) -> bytes:
+        nonce = os.urandom(NONCE_SIZE)
+        return nonce + self._aead.encrypt(nonce, plaintext, None)
+
+    def decrypt(self, ciphertext: bytes | memoryview) -> bytes:
+        if len(ciphertext) < OVERHEAD:
+            raise IntegrityError("ciphertext too short")
+        view = memoryview(ciphertext)
+        try:
+            return self._aead.decrypt(bytes(view[:NONCE_SIZE]), view[NONCE_SIZE:], None)
+        except InvalidTag as exc:
+            raise IntegrityError("authentication failed: data was modified or damaged") from exc
+
+    def blob_id(self, plaintext: bytes | memoryview) -> bytes:
+        return blake3.blake3(plaintext, key=self.id_key).digest()
+
+
+def derive_wrapping_key(password: bytes, salt: bytes, params: KdfParams) -> bytes:
+    return hash_secret_raw(
+        secret=password,
+        salt=salt,
+        time_cost=params.time_cost,
+        memory_cost=params.memory_kib,
+        parallelism=params.parallelism,
+        hash_len=32,
+        type=Type.ID,
+    )
+
+
+def seal(key: bytes, plaintext: bytes) -> bytes:
+    nonce = os.urandom(NONCE_SIZE)
+    return nonce + AESGCM(key).encrypt(nonce, plaintext, None)
+
+
+def unseal(key: bytes, sealed: bytes) -> bytes:
+    """Decrypt with a one-off key; raises InvalidTag on a wrong key."""
+    return AESGCM(key).decrypt(sealed[:NONCE_SIZE], sealed[NONCE_SIZE:], None)
+
+
+__all__ = [
+    "ID_SIZE",
+    "OVERHEAD",
+    "InvalidTag",
+    "KdfParams",
+    "MasterKey",
+    "derive_wrapping_key",
+    "seal",
+    "unseal",
+]

@@ -1,0 +1,104 @@
+"""Key files: the master key wrapped by passphrase-derived keys.
+
+A key file is JSON (it must be readable before any key is known)::
+
+    {"version": 1, "created": ..., "hostname": ..., "username": ...,
+     "kdf": "argon2id", "kdf_params": {"time_cost", "memory_kib", "parallelism"},
+     "salt": base64, "data": base64(nonce || AES-GCM(master key JSON))}
+
+Its stored name is the SHA-256 of its bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import getpass
+import hashlib
+import json
+import os
+import socket
+from dataclasses import asdict, dataclass
+
+from amber.errors import IntegrityError, WrongPassword
+from amber.repository.crypto import (
+    InvalidTag,
+    KdfParams,
+    MasterKey,
+    derive_wrapping_key,
+    seal,
+    unseal,
+)
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    id: str
+    created: str
+    hostname: str
+    username: str
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def wrap_master_key(
+    master: MasterKey, password: bytes, params: KdfParams | None = None
+) -> tuple[str, bytes]:
+    """Return (key file name, key file bytes)."""
+    params = params or KdfParams()
+    salt = os.urandom(16)
+    wrapping = derive_wrapping_key(password, salt, params)
+    secret = json.dumps(
+        {"encrypt": _b64(master.encrypt_key), "id": _b64(master.id_key)}
+    ).encode()
+    doc = {
+        "version": 1,
+        "created": dt.datetime.now(dt.UTC).isoformat(),
+        "hostname": socket.gethostname(),
+        "username": getpass.getuser(),
+        "kdf": "argon2id",
+        "kdf_params": asdict(params),
+        "salt": _b64(salt),
+        "data": _b64(seal(wrapping, secret)),
+    }
+    raw = json.dumps(doc, indent=1).encode()
+    return hashlib.sha256(raw).hexdigest(), raw
+
+
+def _parse(raw: bytes) -> dict[str, object]:
+    try:
+        doc = json.loads(raw)
+    except ValueError as exc:
+        raise IntegrityError("key file is not valid JSON") from exc
+    if not isinstance(doc, dict) or doc.get("kdf") != "argon2id":
+        raise IntegrityError("unsupported key file")
+    return doc
+
+
+def unwrap_master_key(raw: bytes, password: bytes) -> MasterKey:
+    """Open one key file; raise WrongPassword if the password does not fit."""
+    doc = _parse(raw)
+    try:
+        params = KdfParams(**doc["kdf_params"])  # type: ignore[arg-type]
+        salt = base64.b64decode(str(doc["salt"]))
+        sealed = base64.b64decode(str(doc["data"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise IntegrityError("malformed key file") from exc
+    wrapping = derive_wrapping_key(password, salt, params)
+    try:
+        secret = json.loads(unseal(wrapping, sealed))
+    except InvalidTag as exc:
+        raise WrongPassword() from exc
+    return MasterKey(base64.b64decode(secret["encrypt"]), base64.b64decode(secret["id"]))
+
+
+def describe_key(name: str, raw: bytes) -> KeyInfo:
+    doc = _parse(raw)
+    return KeyInfo(
+        id=name,
+        created=str(doc.get("created", "")),
+        hostname=str(doc.get("hostname", "")),
+        username=str(doc.get("username", "")),
+    )

@@ -1,0 +1,222 @@
+"""The repository: config, keys, snapshots, trees and blobs over a backend."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterator
+
+import msgspec
+
+from amber import __version__
+from amber.errors import (
+    AmberError,
+    IntegrityError,
+    ObjectNotFound,
+    RepositoryExists,
+    RepositoryNotFound,
+    SnapshotNotFound,
+    UsageError,
+    WrongPassword,
+)
+from amber.repository.blobstore import BlobStore
+from amber.repository.crypto import KdfParams, MasterKey
+from amber.repository.keys import KeyInfo, describe_key, unwrap_master_key, wrap_master_key
+from amber.repository.lock import Lock
+from amber.repository.model import (
+    Snapshot,
+    Tree,
+    decode_snapshot,
+    decode_tree,
+    encode_snapshot,
+    encode_tree,
+)
+from amber.repository.pack import BlobType
+from amber.storage.base import Backend, FileType, Handle
+
+FORMAT_VERSION = 1
+CHUNK_AVG = 1 << 20  # pyfastcdc: mean chunk ~ avg + min = 1.25 MiB
+CHUNK_MIN = 256 * 1024
+CHUNK_MAX = 8 << 20
+
+
+class RepoConfig(msgspec.Struct):
+    version: int
+    id: str
+    chunk_avg: int = CHUNK_AVG
+    chunk_min: int = CHUNK_MIN
+    chunk_max: int = CHUNK_MAX
+    compression_level: int = 3
+    created_by: str = ""
+
+
+class Repository:
+    """An opened repository. Use :func:`init_repository` or :func:`open_repository`."""
+
+    def __init__(self, backend: Backend, key: MasterKey, config: RepoConfig, key_name: str) -> None:
+        self.backend = backend
+        self.key = key
+        self.config = config
+        self.key_name = key_name
+        self.blobs = BlobStore(backend, key, config.compression_level)
+        self._tree_cache: OrderedDict[bytes, Tree] = OrderedDict()
+        self._tree_lock = threading.Lock()
+        self.index_errors: list[str] = []
+
+    @property
+    def id(self) -> str:
+        return self.config.id
+
+    def load_index(self) -> None:
+        self.index_errors = self.blobs.load_index()
+
+    # -- locks ------------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self, exclusive: bool = False) -> Iterator[Lock]:
+        lk = Lock(self.backend, self.key.encrypt, self.key.decrypt, exclusive)
+        lk.acquire()
+        try:
+            yield lk
+        finally:
+            lk.release()
+
+    # -- trees --------------------------------------------------------------
+    def save_tree(self, tree: Tree) -> tuple[bytes, bool]:
+        data = encode_tree(tree)
+        tree_id = self.key.blob_id(data)
+        return tree_id, self.blobs.save(BlobType.TREE, data, tree_id)
+
+    def load_tree(self, tree_id: bytes) -> Tree:
+        with self._tree_lock:
+            tree = self._tree_cache.get(tree_id)
+            if tree is not None:
+                self._tree_cache.move_to_end(tree_id)
+                return tree
+        tree = decode_tree(self.blobs.load(tree_id))
+        with self._tree_lock:
+            self._tree_cache[tree_id] = tree
+            if len(self._tree_cache) > 4096:
+                self._tree_cache.popitem(last=False)
+        return tree
+
+    # -- snapshots -----------------------------------------------------------
+    def save_snapshot(self, snapshot: Snapshot) -> str:
+        data = self.key.encrypt(encode_snapshot(snapshot))
+        name = hashlib.sha256(data).hexdigest()
+        self.backend.save(Handle(FileType.SNAPSHOT, name), data)
+        return name
+
+    def load_snapshot(self, name: str) -> Snapshot:
+        raw = self.backend.load(Handle(FileType.SNAPSHOT, name))
+        if hashlib.sha256(raw).hexdigest() != name:
+            raise IntegrityError(f"snapshot {name[:8]}: content does not match its name")
+        return decode_snapshot(self.key.decrypt(raw))
+
+    def snapshot_names(self) -> list[str]:
+        return sorted(fi.name for fi in self.backend.list(FileType.SNAPSHOT))
+
+    def snapshots(self, errors: list[tuple[str, AmberError]] | None = None) -> dict[str, Snapshot]:
+        """All readable snapshots; unreadable ones go to ``errors`` if given."""
+        found: dict[str, Snapshot] = {}
+        for name in self.snapshot_names():
+            try:
+                found[name] = self.load_snapshot(name)
+            except (IntegrityError, ObjectNotFound) as exc:
+                if errors is None:
+                    raise
+                errors.append((name, exc))
+        return found
+
+    def resolve_snapshot_id(self, prefix: str) -> str:
+        matches = [n for n in self.snapshot_names() if n.startswith(prefix)]
+        if not matches:
+            raise SnapshotNotFound(f"no snapshot with ID {prefix!r}")
+        if len(matches) > 1:
+            raise UsageError(f"snapshot ID prefix {prefix!r} is ambiguous")
+        return matches[0]
+
+    def remove_snapshot(self, name: str) -> None:
+        self.backend.remove(Handle(FileType.SNAPSHOT, name))
+
+    # -- keys ---------------------------------------------------------------
+    def add_key(self, password: bytes, params: KdfParams | None = None) -> str:
+        name, raw = wrap_master_key(self.key, password, params)
+        self.backend.save(Handle(FileType.KEY, name), raw)
+        return name
+
+    def list_keys(self) -> list[KeyInfo]:
+        return [
+            describe_key(fi.name, self.backend.load(Handle(FileType.KEY, fi.name)))
+            for fi in self.backend.list(FileType.KEY)
+        ]
+
+    def remove_key(self, name: str) -> None:
+        names = [fi.name for fi in self.backend.list(FileType.KEY)]
+        matches = [n for n in names if n.startswith(name)]
+        if len(matches) != 1:
+            raise UsageError(f"key {name!r} {'is ambiguous' if matches else 'not found'}")
+        if matches[0] == self.key_name:
+            raise UsageError("refusing to remove the key in use; open with another key first")
+        self.backend.remove(Handle(FileType.KEY, matches[0]))
+
+    def change_password(self, password: bytes) -> str:
+        """Add a key for the new password, then drop the one in use."""
+        new_name = self.add_key(password)
+        self.backend.remove(Handle(FileType.KEY, self.key_name))
+        self.key_name = new_name
+        return new_name
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+def init_repository(
+    backend: Backend, password: bytes, params: KdfParams | None = None
+) -> Repository:
+    if backend.exists():
+        raise RepositoryExists(f"a repository already exists at {backend.location}")
+    if not password:
+        raise UsageError("empty password refused")
+    with contextlib.suppress(ObjectNotFound):
+        if any(True for _ in backend.list(FileType.KEY)):
+            raise RepositoryExists(f"{backend.location} already holds repository keys")
+    backend.create()
+    key = MasterKey.generate()
+    config = RepoConfig(version=FORMAT_VERSION, id=uuid.uuid4().hex, created_by=f"amber {__version__}")
+    repo = Repository(backend, key, config, "")
+    repo.key_name = repo.add_key(password, params)
+    # The config is written last: its presence is what makes a repository exist.
+    backend.save(Handle(FileType.CONFIG), key.encrypt(msgspec.msgpack.encode(config)))
+    return repo
+
+
+def open_repository(backend: Backend, password: bytes, load_index: bool = True) -> Repository:
+    if not backend.exists():
+        raise RepositoryNotFound(f"no repository at {backend.location}")
+    key: MasterKey | None = None
+    key_name = ""
+    for fi in backend.list(FileType.KEY):
+        raw = backend.load(Handle(FileType.KEY, fi.name))
+        try:
+            key = unwrap_master_key(raw, password)
+        except (WrongPassword, IntegrityError):
+            continue
+        key_name = fi.name
+        break
+    if key is None:
+        raise WrongPassword("wrong password or no key found for it")
+    try:
+        config = msgspec.msgpack.decode(
+            key.decrypt(backend.load(Handle(FileType.CONFIG))), type=RepoConfig
+        )
+    except msgspec.DecodeError as exc:
+        raise IntegrityError("repository config is malformed") from exc
+    if config.version != FORMAT_VERSION:
+        raise UsageError(f"unsupported repository format version {config.version}")
+    repo = Repository(backend, key, config, key_name)
+    if load_index:
+        repo.load_index()
+    return repo

@@ -1,0 +1,173 @@
+"""The backup use case: choose a parent, archive, flush, write the snapshot."""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import os
+import socket
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from amber import __version__
+from amber.engine.archiver import ArchiveOptions, ArchiveResult, Archiver
+from amber.engine.chunker import Chunker
+from amber.engine.filereader import ContentReader
+from amber.engine.patterns import PathMatcher
+from amber.engine.progress import NullProgress, Progress
+from amber.errors import PartialBackup, SourceCommandFailed, UsageError
+from amber.repository import Repository, Snapshot
+from amber.repository.model import format_time, parse_time
+from amber.services.snapshots import SnapshotFilter, select
+
+
+@dataclass
+class BackupRequest:
+    paths: list[str] = field(default_factory=list)
+    excludes: list[str] = field(default_factory=list)
+    one_file_system: bool = False
+    tags: list[str] = field(default_factory=list)
+    host: str | None = None
+    time: str | None = None
+    parent: str | None = None
+    force: bool = False  # re-read every file, ignoring the parent
+    stdin_filename: str = "stdin"
+
+
+@dataclass
+class BackupOutcome:
+    snapshot_id: str
+    snapshot: Snapshot
+    result: ArchiveResult
+
+
+def content_reader(repo: Repository, progress: Progress) -> ContentReader:
+    cfg = repo.config
+    seed = repo.key.chunker_seed
+    return ContentReader(
+        repo.blobs,
+        repo.key.blob_id,
+        lambda: Chunker(cfg.chunk_avg, cfg.chunk_min, cfg.chunk_max, seed),
+        progress.bytes_done,
+    )
+
+
+def _snapshot_time(text: str | None) -> str:
+    if not text:
+        return format_time(dt.datetime.now().astimezone())
+    try:
+        return format_time(parse_time(text))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def _find_parent(repo: Repository, req: BackupRequest, host: str, paths: list[str]) -> str | None:
+    if req.force:
+        return None
+    if req.parent:
+        return repo.resolve_snapshot_id(req.parent)
+    candidates = [
+        (sid, s)
+        for sid, s in select(repo, SnapshotFilter(hosts=[host]))
+        if sorted(s.paths) == sorted(paths) and not s.partial
+    ]
+    return candidates[-1][0] if candidates else None
+
+
+def _commit(
+    repo: Repository, req: BackupRequest, host: str, paths: list[str], parent: str | None,
+    result: ArchiveResult,
+) -> BackupOutcome:  # fmt: skip
+    """Flush packs and index, then write the snapshot: the order that survives crashes."""
+    repo.blobs.flush()
+    result.summary.data_added_stored = repo.blobs.stats.stored_bytes
+    snap = Snapshot(
+        time=_snapshot_time(req.time),
+        tree=result.tree,
+        paths=paths,
+        hostname=host,
+        username=getpass.getuser(),
+        uid=os.getuid(),
+        gid=os.getgid(),
+        tags=sorted(set(req.tags)),
+        parent=parent or "",
+        excludes=list(req.excludes),
+        program_version=f"amber {__version__}",
+        partial=bool(result.skipped),
+        skipped=result.skipped,
+        changed_during_read=result.changed_during_read,
+        summary=result.summary,
+    )
+    sid = repo.save_snapshot(snap)
+    return BackupOutcome(sid, snap, result)
+
+
+def backup_paths(
+    repo: Repository, req: BackupRequest, progress: Progress | None = None
+) -> BackupOutcome:
+    """Back up ``req.paths``. Raises PartialBackup (after writing) if files were skipped."""
+    progress = progress or NullProgress()
+    if not req.paths:
+        raise UsageError("nothing to back up: give at least one path")
+    paths = sorted({os.path.normpath(os.path.abspath(p)) for p in req.paths})
+    missing = [p for p in paths if not os.path.lexists(p)]
+    if len(missing) == len(paths):
+        raise UsageError(f"path does not exist: {missing[0]}")
+    host = req.host or socket.gethostname()
+    parent = _find_parent(repo, req, host, paths)
+    parent_tree = repo.load_snapshot(parent).tree if parent else None
+    archiver = Archiver(
+        repo.blobs,
+        repo,
+        content_reader(repo, progress),
+        ArchiveOptions(PathMatcher(req.excludes), req.one_file_system),
+        progress,
+    )
+    result = archiver.archive([os.fsencode(p) for p in paths], parent_tree)
+    result.skipped[:0] = missing
+    return _commit(repo, req, host, paths, parent, result)
+
+
+def backup_stream(
+    repo: Repository, req: BackupRequest, stream: BinaryIO, progress: Progress | None = None
+) -> BackupOutcome:
+    name = req.stdin_filename.strip("/")
+    if not name or "/" in name:
+        raise UsageError("--stdin-filename must be a plain file name")
+    archiver = Archiver(repo.blobs, repo, content_reader(repo, progress or NullProgress()))
+    result = archiver.archive_stream(os.fsencode(name), stream)
+    host = req.host or socket.gethostname()
+    return _commit(repo, req, host, ["/" + name], None, result)
+
+
+def backup_command(
+    repo: Repository, req: BackupRequest, argv: Sequence[str], progress: Progress | None = None
+) -> BackupOutcome:
+    """Back up a command's stdout; no snapshot unless it exits 0."""
+    if not argv:
+        raise UsageError("--stdin-from-command needs a command after --")
+    try:
+        proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE)
+    except OSError as exc:
+        raise SourceCommandFailed(f"cannot run {argv[0]}: {exc.strerror}") from exc
+    assert proc.stdout is not None
+    name = req.stdin_filename.strip("/")
+    archiver = Archiver(repo.blobs, repo, content_reader(repo, progress or NullProgress()))
+    result = archiver.archive_stream(os.fsencode(name), proc.stdout)
+    code = proc.wait()
+    if code != 0:
+        raise SourceCommandFailed(
+            f"command {argv[0]!r} exited with status {code}; no snapshot written"
+        )
+    host = req.host or socket.gethostname()
+    return _commit(repo, req, host, ["/" + name], None, result)
+
+
+def raise_if_partial(outcome: BackupOutcome) -> None:
+    if outcome.snapshot.partial:
+        raise PartialBackup(
+            f"snapshot {outcome.snapshot_id[:8]} saved, but {len(outcome.snapshot.skipped)} "
+            "item(s) could not be read"
+        )

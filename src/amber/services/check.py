@@ -1,0 +1,20 @@
+"""The check use case."""
+
+from __future__ import annotations
+
+from amber.engine.checker import Checker, CheckReport
+from amber.engine.progress import Progress
+from amber.errors import CheckFailed
+from amber.repository import Repository
+
+
+def check(
+    repo: Repository, read_data: bool = False, subset: str | None = None,
+    progress: Progress | None = None,
+) -> CheckReport:  # fmt: skip
+    return Checker(repo, progress).run(read_data=read_data, subset=subset)
+
+
+def raise_if_failed(report: CheckReport) -> None:
+    if not report.ok:
+        raise CheckFailed(f"check found {len(report.errors)} error(s)")

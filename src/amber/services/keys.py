@@ -1,0 +1,28 @@
+"""Managing the keys (passwords) that open a repository."""
+
+from __future__ import annotations
+
+from amber.errors import UsageError
+from amber.repository import Repository
+from amber.repository.keys import KeyInfo
+
+
+def add(repo: Repository, new_password: bytes) -> str:
+    if not new_password:
+        raise UsageError("empty password refused")
+    return repo.add_key(new_password)
+
+
+def list_keys(repo: Repository) -> list[tuple[KeyInfo, bool]]:
+    """Every key, and whether it is the one in use."""
+    return [(k, k.id == repo.key_name) for k in repo.list_keys()]
+
+
+def remove(repo: Repository, key_id: str) -> None:
+    repo.remove_key(key_id)
+
+
+def passwd(repo: Repository, new_password: bytes) -> str:
+    if not new_password:
+        raise UsageError("empty password refused")
+    return repo.change_password(new_password)

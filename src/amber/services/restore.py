@@ -1,0 +1,47 @@
+"""The restore use case."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from amber.engine.patterns import PathMatcher
+from amber.engine.progress import Progress
+from amber.engine.restorer import RestoreOptions, Restorer, RestoreResult
+from amber.engine.treewalk import lookup, walk
+from amber.errors import IntegrityError
+from amber.repository import Node, Repository
+from amber.services.snapshots import SnapshotFilter, resolve, split_ref
+
+
+@dataclass
+class RestoreRequest:
+    ref: str  # ID[:SUBPATH] or latest[:SUBPATH]
+    target: str
+    include: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+    verify: bool = False
+    filter: SnapshotFilter = field(default_factory=SnapshotFilter)
+
+
+def _items(repo: Repository, tree: bytes, sub: str) -> Iterator[tuple[bytes, Node]]:
+    """(path relative to the target, node) for what ``sub`` selects."""
+    node, tree_id = lookup(repo.load_tree, tree, os.fsencode(sub))
+    if node is not None and node.type != "dir":
+        yield b"/" + node.name, node
+        return
+    yield from walk(repo.load_tree, tree_id)
+
+
+def restore(repo: Repository, req: RestoreRequest, progress: Progress | None = None) -> RestoreResult:
+    ref, sub = split_ref(req.ref)
+    _, snap = resolve(repo, ref, req.filter)
+    options = RestoreOptions(PathMatcher(req.include), PathMatcher(req.exclude), req.verify)
+    restorer = Restorer(repo.load_tree, repo.blobs, options, progress)
+    return restorer.restore(_items(repo, snap.tree, sub), os.fsencode(os.path.abspath(req.target)))
+
+
+def raise_if_damaged(result: RestoreResult) -> None:
+    if result.errors:
+        raise IntegrityError(f"{len(result.errors)} file(s) could not be restored intact")

@@ -1,0 +1,77 @@
+"""Opening repositories and finding passwords: shared by every use case."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from amber.errors import UsageError
+from amber.repository import Repository, init_repository, open_repository
+from amber.storage import open_backend
+
+
+@dataclass
+class PasswordSource:
+    """Where the password comes from, in restic's order of precedence."""
+
+    password_file: str | None = None
+    password_command: str | None = None
+    prompt: Callable[[bool], str] | None = None  # arg: True when asking for a new password
+
+    def get(self, new: bool = False) -> bytes:
+        if self.password_file:
+            try:
+                with open(self.password_file, "rb") as f:
+                    return f.readline().rstrip(b"\r\n")
+            except OSError as exc:
+                raise UsageError(f"cannot read password file: {exc.strerror}") from exc
+        if self.password_command:
+            proc = subprocess.run(
+                self.password_command, shell=True, capture_output=True, check=False
+            )
+            if proc.returncode != 0:
+                raise UsageError(f"password command exited with status {proc.returncode}")
+            return proc.stdout.rstrip(b"\r\n")
+        env = os.environ.get("AMBER_PASSWORD")
+        if env is not None:
+            return os.fsencode(env)
+        if self.prompt is not None:
+            return self.prompt(new).encode()
+        raise UsageError(
+            "no password: set AMBER_PASSWORD, --password-file or --password-command"
+        )
+
+
+def resolve_location(repo: str | None) -> str:
+    location = repo or os.environ.get("AMBER_REPOSITORY", "")
+    if not location:
+        raise UsageError("no repository given: use -r/--repo or set AMBER_REPOSITORY")
+    return location
+
+
+def create(location: str, password: bytes) -> Repository:
+    return init_repository(open_backend(location), password)
+
+
+@contextmanager
+def opened(
+    location: str, passwords: PasswordSource, lock: bool = True, exclusive: bool = False
+) -> Iterator[Repository]:
+    """Open, lock (shared unless asked), and always release and close."""
+    backend = open_backend(location)
+    from amber.errors import RepositoryNotFound
+
+    if not backend.exists():
+        raise RepositoryNotFound(f"no repository at {backend.location}")
+    repo = open_repository(backend, passwords.get())
+    try:
+        if lock:
+            with repo.lock(exclusive=exclusive):
+                yield repo
+        else:
+            yield repo
+    finally:
+        repo.close()

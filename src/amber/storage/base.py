@@ -1,0 +1,61 @@
+"""The storage Protocol every backend implements."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+
+class FileType(enum.Enum):
+    """Kinds of stored files; the value is the directory they live in."""
+
+    CONFIG = "config"
+    KEY = "keys"
+    PACK = "data"
+    INDEX = "index"
+    SNAPSHOT = "snapshots"
+    LOCK = "locks"
+
+
+@dataclass(frozen=True, slots=True)
+class Handle:
+    type: FileType
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FileInfo:
+    name: str
+    size: int
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A flat store of named immutable files.
+
+    ``save`` is atomic: a reader sees the whole file or nothing. Errors are
+    amber errors (``ObjectNotFound``, ``DiskFull``, ``PermissionDenied``,
+    ``StorageError``), never raw vendor exceptions.
+    """
+
+    location: str
+
+    def create(self) -> None:
+        """Create the layout of an empty repository (directories, buckets)."""
+
+    def exists(self) -> bool:
+        """True when a repository config is present."""
+
+    def save(self, handle: Handle, data: bytes) -> None: ...
+
+    def load(self, handle: Handle, offset: int = 0, length: int | None = None) -> bytes: ...
+
+    def stat(self, handle: Handle) -> FileInfo: ...
+
+    def list(self, type: FileType) -> Iterator[FileInfo]: ...
+
+    def remove(self, handle: Handle) -> None: ...
+
+    def close(self) -> None: ...

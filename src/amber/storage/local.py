@@ -1,0 +1,147 @@
+"""A repository in a local directory (also USB disks and mounted NAS shares)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+from amber.errors import AmberError, ObjectNotFound, StorageError, from_os_error
+from amber.storage.base import FileInfo, FileType, Handle
+
+_DIRS = [t.value for t in FileType if t is not FileType.CONFIG]
+_TMP_PREFIX = ".tmp-"
+
+
+class LocalBackend:
+    """Files under ``root``; packs are fanned out into 256 subdirectories."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).expanduser().absolute()
+        self.location = str(self.root)
+
+    # -- layout -----------------------------------------------------------
+    def _path(self, handle: Handle) -> Path:
+        if handle.type is FileType.CONFIG:
+            return self.root / "config"
+        if not handle.name or "/" in handle.name or handle.name.startswith("."):
+            raise StorageError(f"invalid object name {handle.name!r}")
+        if handle.type is FileType.PACK:
+            return self.root / "data" / handle.name[:2] / handle.name
+        return self.root / handle.type.value / handle.name
+
+    def create(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            for d in _DIRS:
+                (self.root / d).mkdir(exist_ok=True)
+            for i in range(256):
+                (self.root / "data" / f"{i:02x}").mkdir(exist_ok=True)
+            _fsync_dir(self.root / "data")
+            _fsync_dir(self.root)
+        except OSError as exc:
+            raise from_os_error(exc, self.location) from exc
+
+    def exists(self) -> bool:
+        return (self.root / "config").is_file()
+
+    # -- objects ----------------------------------------------------------
+    def save(self, handle: Handle, data: bytes) -> None:
+        """Write atomically: temp file, fsync, rename, fsync the directory."""
+        path = self._path(handle)
+        tmp = path.with_name(f"{_TMP_PREFIX}{path.name}-{secrets.token_hex(4)}")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                view = memoryview(data)
+                while view:
+                    n = os.write(fd, view)
+                    view = view[n:]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+            _fsync_dir(path.parent)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise from_os_error(exc, _describe(handle)) from exc
+
+    def load(self, handle: Handle, offset: int = 0, length: int | None = None) -> bytes:
+        path = self._path(handle)
+        try:
+            with open(path, "rb") as f:
+                if offset:
+                    f.seek(offset)
+                return f.read() if length is None else f.read(length)
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(f"{_describe(handle)} does not exist") from exc
+        except OSError as exc:
+            raise from_os_error(exc, _describe(handle)) from exc
+
+    def stat(self, handle: Handle) -> FileInfo:
+        try:
+            st = self._path(handle).stat()
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(f"{_describe(handle)} does not exist") from exc
+        except OSError as exc:
+            raise from_os_error(exc, _describe(handle)) from exc
+        return FileInfo(handle.name, st.st_size)
+
+    def list(self, type: FileType) -> Iterator[FileInfo]:
+        if type is FileType.CONFIG:
+            if self.exists():
+                yield FileInfo("", (self.root / "config").stat().st_size)
+            return
+        base = self.root / type.value
+        dirs = sorted(base.iterdir()) if type is FileType.PACK else [base]
+        try:
+            for d in dirs:
+                if not d.is_dir():
+                    continue
+                with os.scandir(d) as it:
+                    for entry in it:
+                        if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
+                            continue
+                        yield FileInfo(entry.name, entry.stat(follow_symlinks=False).st_size)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise from_os_error(exc, str(base)) from exc
+
+    def remove(self, handle: Handle) -> None:
+        path = self._path(handle)
+        try:
+            path.unlink()
+            _fsync_dir(path.parent)
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(f"{_describe(handle)} does not exist") from exc
+        except OSError as exc:
+            raise from_os_error(exc, _describe(handle)) from exc
+
+    def close(self) -> None:
+        pass
+
+
+def _describe(handle: Handle) -> str:
+    return handle.type.value if handle.type is FileType.CONFIG else f"{handle.type.value}/{handle.name}"
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as exc:
+        raise from_os_error(exc, str(path)) from exc
+    try:
+        os.fsync(fd)
+    except OSError as exc:  # some filesystems refuse fsync on directories
+        if exc.errno not in (22, 95):  # EINVAL, EOPNOTSUPP
+            raise
+    finally:
+        os.close(fd)
+
+
+__all__ = ["AmberError", "LocalBackend"]
