@@ -43,7 +43,8 @@ class Tool:
         return self.workdir / "state" / self.name
 
     def env(self) -> dict[str, str]:
-        env = dict(os.environ)
+        prefixes = ("AMBER_", "RESTIC_", "BORG_", "RCLONE_")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
         env.update(
             HOME=str(self.state / "home"),
             XDG_CACHE_HOME=str(self.state / "cache"),

@@ -9,7 +9,14 @@ from typing import Any
 import click
 
 from amber.cli.context import AppContext, pass_app
-from amber.cli.output import BarProgress, JsonProgress, emit_json, err_console, human_bytes, scan_total
+from amber.cli.output import (
+    BarProgress,
+    JsonProgress,
+    emit_json,
+    err_console,
+    human_bytes,
+    scan_total,
+)
 from amber.engine.patterns import read_exclude_files
 from amber.services import backup as backup_service
 from amber.services import session
@@ -36,7 +43,9 @@ def init(app: AppContext) -> None:
 @click.option("--force", is_flag=True, help="Re-read all files, ignoring the parent.")
 @click.option("--stdin", "from_stdin", is_flag=True, help="Back up standard input.")
 @click.option("--stdin-filename", default="stdin", show_default=True)
-@click.option("--stdin-from-command", is_flag=True, help="Back up the stdout of the command after --.")
+@click.option(
+    "--stdin-from-command", is_flag=True, help="Back up the stdout of the command after --."
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable progress and summary.")
 @pass_app
 def backup(

@@ -120,7 +120,9 @@ def diff(app: AppContext, snapshot1: str, snapshot2: str) -> None:
 
 @click.command()
 @click.argument("snapshot")
-@click.option("--absolute", is_flag=True, help="Keep the leading / (check against the live source).")
+@click.option(
+    "--absolute", is_flag=True, help="Keep the leading / (check against the live source)."
+)
 @pass_app
 def manifest(app: AppContext, snapshot: str, absolute: bool) -> None:
     """Print a SHA-256 manifest that `sha256sum -c` accepts (paths relative to a restore target)."""

@@ -17,9 +17,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import BinaryIO, Protocol
 
-from amber.engine.patterns import PathMatcher
 from amber.engine.filereader import BlobSaver, ContentReader, FileContent
 from amber.engine.metadata import group_name, make_node, node_type, user_name
+from amber.engine.patterns import PathMatcher
 from amber.engine.progress import NullProgress, Progress
 from amber.repository import Node, Summary, Tree
 
@@ -227,7 +227,12 @@ class Archiver:
             names = sorted(only) if is_prefix else self._list(path)  # type: ignore[arg-type]
             previous = self._previous(prev.subtree) if prev and prev.type == "dir" else {}
             return _Dir(
-                path, names or [], only if is_prefix else None, previous, node, dev  # type: ignore[arg-type]
+                path,
+                names or [],
+                only if is_prefix else None,
+                previous,
+                node,
+                dev,  # type: ignore[arg-type]
             )
         return None
 
@@ -287,4 +292,3 @@ class Archiver:
     def _count_new_content(self, content: FileContent) -> None:
         self._summary.data_blobs_added += content.new_blobs
         self._summary.data_added += content.new_bytes
-

@@ -10,9 +10,8 @@ from dataclasses import dataclass, field
 
 from amber.engine.progress import NullProgress, Progress
 from amber.errors import AmberError, UsageError
-from amber.repository import BlobType, Node, Repository
+from amber.repository import BlobType, Repository
 from amber.storage import FileType
-
 
 # per tree: (subdirectories as (name, tree id), files with a problem as (name, why))
 _TreeInfo = tuple[list[tuple[bytes, bytes]], list[tuple[bytes, str]]]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from typing import BinaryIO, Protocol
+from typing import IO, Protocol
 
 import pyfastcdc
 
@@ -13,16 +13,20 @@ class _Hasher(Protocol):
     def update(self, data: bytes | memoryview, /) -> None: ...
 
 
+class Readable(Protocol):
+    def readinto(self, buf: memoryview, /) -> int | None: ...
+
+
 class HashingReader:
     """A ``readinto`` source that feeds every byte read to a hash."""
 
-    def __init__(self, raw: BinaryIO, hasher: _Hasher) -> None:
+    def __init__(self, raw: Readable | IO[bytes], hasher: _Hasher) -> None:
         self._raw = raw
         self._hasher = hasher
         self.bytes_read = 0
 
     def readinto(self, buf: memoryview) -> int:
-        n = self._raw.readinto(buf) or 0
+        n = self._raw.readinto(buf) or 0  # type: ignore[union-attr]
         if n:
             self._hasher.update(buf[:n])
             self.bytes_read += n
@@ -48,7 +52,7 @@ class Chunker:
         for c in self._cdc.cut_buf(view):
             yield view[c.offset : c.offset + c.length]
 
-    def stream_chunks(self, stream: BinaryIO) -> tuple[Iterator[memoryview], _Digest]:
+    def stream_chunks(self, stream: Readable | IO[bytes]) -> tuple[Iterator[memoryview], _Digest]:
         """Chunks of a stream plus its SHA-256, complete once the chunks are consumed.
 
         Each view is only valid until the next one is produced.

@@ -50,9 +50,7 @@ def wrap_master_key(
     params = params or KdfParams()
     salt = os.urandom(16)
     wrapping = derive_wrapping_key(password, salt, params)
-    secret = json.dumps(
-        {"encrypt": _b64(master.encrypt_key), "id": _b64(master.id_key)}
-    ).encode()
+    secret = json.dumps({"encrypt": _b64(master.encrypt_key), "id": _b64(master.id_key)}).encode()
     doc = {
         "version": 1,
         "created": dt.datetime.now(dt.UTC).isoformat(),

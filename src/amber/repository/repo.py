@@ -185,7 +185,9 @@ def init_repository(
             raise RepositoryExists(f"{backend.location} already holds repository keys")
     backend.create()
     key = MasterKey.generate()
-    config = RepoConfig(version=FORMAT_VERSION, id=uuid.uuid4().hex, created_by=f"amber {__version__}")
+    config = RepoConfig(
+        version=FORMAT_VERSION, id=uuid.uuid4().hex, created_by=f"amber {__version__}"
+    )
     repo = Repository(backend, key, config, "")
     repo.key_name = repo.add_key(password, params)
     # The config is written last: its presence is what makes a repository exist.

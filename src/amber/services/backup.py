@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from amber import __version__
-from amber.engine.archiver import ArchiveOptions, ArchiveResult, Archiver
+from amber.engine.archiver import ArchiveOptions, Archiver, ArchiveResult
 from amber.engine.chunker import Chunker
 from amber.engine.filereader import ContentReader
 from amber.engine.patterns import PathMatcher

@@ -71,9 +71,7 @@ def run(source: Path | None = None, repository: Path | None = None) -> Quickstar
             repo, restore.RestoreRequest(outcome.snapshot_id, target, verify=True)
         )
         report = check.check(repo)
-    result = QuickstartResult(
-        str(repo_path), str(src), outcome, snaps, restored, target, report
-    )
+    result = QuickstartResult(str(repo_path), str(src), outcome, snaps, restored, target, report)
     _compare(src, Path(target + str(src)), result)
     return result
 

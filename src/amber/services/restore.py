@@ -34,7 +34,9 @@ def _items(repo: Repository, tree: bytes, sub: str) -> Iterator[tuple[bytes, Nod
     yield from walk(repo.load_tree, tree_id)
 
 
-def restore(repo: Repository, req: RestoreRequest, progress: Progress | None = None) -> RestoreResult:
+def restore(
+    repo: Repository, req: RestoreRequest, progress: Progress | None = None
+) -> RestoreResult:
     ref, sub = split_ref(req.ref)
     _, snap = resolve(repo, ref, req.filter)
     options = RestoreOptions(PathMatcher(req.include), PathMatcher(req.exclude), req.verify)

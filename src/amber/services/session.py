@@ -40,9 +40,7 @@ class PasswordSource:
             return os.fsencode(env)
         if self.prompt is not None:
             return self.prompt(new).encode()
-        raise UsageError(
-            "no password: set AMBER_PASSWORD, --password-file or --password-command"
-        )
+        raise UsageError("no password: set AMBER_PASSWORD, --password-file or --password-command")
 
 
 def resolve_location(repo: str | None) -> str:

@@ -29,7 +29,7 @@ class LocalBackend:
         if not handle.name or "/" in handle.name or handle.name.startswith("."):
             raise StorageError(f"invalid object name {handle.name!r}")
         if handle.type is FileType.PACK:
-            return self.root / "data" / handle.name[:2] / handle.name
+            return Path(self.root, "data", handle.name[:2], handle.name)
         return self.root / handle.type.value / handle.name
 
     def create(self) -> None:
@@ -127,7 +127,11 @@ class LocalBackend:
 
 
 def _describe(handle: Handle) -> str:
-    return handle.type.value if handle.type is FileType.CONFIG else f"{handle.type.value}/{handle.name}"
+    return (
+        handle.type.value
+        if handle.type is FileType.CONFIG
+        else f"{handle.type.value}/{handle.name}"
+    )
 
 
 def _fsync_dir(path: Path) -> None:
