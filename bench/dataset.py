@@ -115,9 +115,7 @@ def make_plan(size_gb: float, seed: int = 1) -> Plan:
     small: list[FileSpec] = []
     for i in range(n_small):
         name = f"{_syllable_word(rng)}_{i}{rng.choice(SOURCE_EXTS)}"
-        small.append(
-            FileSpec(f"{rng.choice(dirs)}/{name}", "text", _small_size(rng), f"{seed}:t{i}")
-        )
+        small.append(FileSpec(f"{rng.choice(dirs)}/{name}", "text", _small_size(rng), f"{seed}:t{i}"))
     plan.files.extend(small)
     for j, src in enumerate(rng.sample(small, max(1, int(len(small) * SMALL_DUP_FRACTION)))):
         dst = f"dup/{rng.choice(dirs)}/{j}_{os.path.basename(src.path)}"
@@ -126,10 +124,7 @@ def make_plan(size_gb: float, seed: int = 1) -> Plan:
     log_budget = int(total * LOG_FRACTION)
     n_logs = max(2, round(log_budget / LOG_FILE_SIZE))
     log_size = log_budget // (n_logs + 1)  # +1: one log is duplicated
-    logs = [
-        FileSpec(f"logs/service-{i:02d}.log", "log", log_size, f"{seed}:l{i}")
-        for i in range(n_logs)
-    ]
+    logs = [FileSpec(f"logs/service-{i:02d}.log", "log", log_size, f"{seed}:l{i}") for i in range(n_logs)]
     plan.files.extend(logs)
     plan.files.append(
         FileSpec("dup/logs/service-00.log.1", "log", log_size, logs[0].seed, dup_of=logs[0].path)
@@ -138,14 +133,11 @@ def make_plan(size_gb: float, seed: int = 1) -> Plan:
     blob_budget = max(total - plan.total_bytes(), len(BLOB_WEIGHTS) * MIB)
     unit = blob_budget // (sum(BLOB_WEIGHTS) + BLOB_WEIGHTS[-1])
     blobs = [
-        FileSpec(f"blobs/image-{i}.bin", "blob", w * unit, f"{seed}:b{i}")
-        for i, w in enumerate(BLOB_WEIGHTS)
+        FileSpec(f"blobs/image-{i}.bin", "blob", w * unit, f"{seed}:b{i}") for i, w in enumerate(BLOB_WEIGHTS)
     ]
     plan.files.extend(blobs)
     last = blobs[-1]
-    plan.files.append(
-        FileSpec("dup/blobs/image-copy.bin", "blob", last.size, last.seed, dup_of=last.path)
-    )
+    plan.files.append(FileSpec("dup/blobs/image-copy.bin", "blob", last.size, last.seed, dup_of=last.path))
     return plan
 
 
@@ -253,9 +245,7 @@ def log_lines(rng: random.Random, size: int) -> Iterator[bytes]:
                 i=rng.randint(0, 31),
                 h=f"{rng.getrandbits(32):08x}",
             )
-            lines.append(
-                f"{ts // 1000}.{ts % 1000:03d} {rng.choice(_LEVELS):5s} [worker-{ts % 16}] {msg}\n"
-            )
+            lines.append(f"{ts // 1000}.{ts % 1000:03d} {rng.choice(_LEVELS):5s} [worker-{ts % 16}] {msg}\n")
         block = "".join(lines).encode()[:left]
         left -= len(block)
         yield block
@@ -443,22 +433,16 @@ def ensure(root: Path, size_gb: float, seed: int = 1) -> Plan:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("root", type=Path, help="dataset directory")
     p.add_argument("--size-gb", type=float, default=2.0, help="total size in GiB (default 2)")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument(
-        "--mutate", action="store_true", help="mutate an existing dataset (~1%% of files)"
-    )
+    p.add_argument("--mutate", action="store_true", help="mutate an existing dataset (~1%% of files)")
     p.add_argument("--reset", action="store_true", help="undo recorded mutations")
     args = p.parse_args(argv)
     if args.mutate:
         m = mutate(args.root, seed=args.seed)
-        print(
-            f"modified {len(m.modified)} files, added {len(m.added)}, wrote {m.bytes_written} bytes"
-        )
+        print(f"modified {len(m.modified)} files, added {len(m.added)}, wrote {m.bytes_written} bytes")
     elif args.reset:
         print(f"reverted {reset(args.root, make_plan(args.size_gb, args.seed))} files")
     else:

@@ -32,9 +32,7 @@ class Measurement:
         return self.returncode == 0
 
 
-def run_measured(
-    cmd: list[str], env: dict[str, str], log_path: Path, cwd: Path | None = None
-) -> Measurement:
+def run_measured(cmd: list[str], env: dict[str, str], log_path: Path, cwd: Path | None = None) -> Measurement:
     """Run ``cmd``, send its output to ``log_path`` and measure it.
 
     ``ru_maxrss`` from ``wait4`` is the peak resident set size of the child
@@ -45,9 +43,7 @@ def run_measured(
         log.write(f"$ {' '.join(cmd)}\n".encode())
         log.flush()
         start = time.perf_counter()
-        proc = subprocess.Popen(
-            cmd, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log, stderr=log
-        )
+        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         sampler = TreeRssSampler(proc.pid)
         sampler.start()
         _, status, usage = os.wait4(proc.pid, 0)
@@ -56,9 +52,7 @@ def run_measured(
         sampler.join()
     proc.returncode = rc = os.waitstatus_to_exitcode(status)
     error = "" if rc == 0 else tail(log_path, 15)
-    return Measurement(
-        wall, usage.ru_utime, usage.ru_stime, usage.ru_maxrss, rc, error, sampler.peak_kib
-    )
+    return Measurement(wall, usage.ru_utime, usage.ru_stime, usage.ru_maxrss, rc, error, sampler.peak_kib)
 
 
 class TreeRssSampler(threading.Thread):

@@ -30,9 +30,7 @@ DOCS_PATH = REPO_ROOT / "docs" / "benchmarks.md"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size-gb", type=float, default=2.0, help="dataset size in GiB (default 2)")
     p.add_argument("--workdir", type=Path, default=Path("/var/tmp/amber-bench"))
     p.add_argument("--skip", default="", help="comma-separated tools to skip, e.g. restic,borg")
@@ -67,9 +65,7 @@ class Bench:
     def failed(self, tool: Tool) -> bool:
         return any(e.get("returncode") != 0 for e in self.phases(tool).values())
 
-    def run_phase(
-        self, tool: Tool, phase: str, cmd: list[str], cwd: Path | None = None
-    ) -> dict[str, Any]:
+    def run_phase(self, tool: Tool, phase: str, cmd: list[str], cwd: Path | None = None) -> dict[str, Any]:
         self.drop_ok = measure.drop_caches() and self.drop_ok
         log(f"{tool.name} {phase}: {shlex.join(cmd)}")
         log_path = self.workdir / "logs" / f"{tool.name}-{phase}.log"
@@ -120,9 +116,7 @@ class Bench:
         entry = self.run_phase(tool, "restore", cmd, cwd)
         if entry["returncode"] == 0 and expected is not None:
             root = locate_restored(target, self.data)
-            diff = (
-                measure.compare_trees(expected, measure.tree_digest(root)) if root else "not found"
-            )
+            diff = measure.compare_trees(expected, measure.tree_digest(root)) if root else "not found"
             entry["verify"] = "OK (all files identical)" if not diff else f"MISMATCH: {diff}"
             log(f"  verify: {entry['verify']}")
         if not self.args.keep_restores:

@@ -10,6 +10,7 @@ import click
 from amber import __version__
 from amber.cli import cmd_backup, cmd_browse, cmd_check, cmd_keys, cmd_quickstart, cmd_restore
 from amber.cli.context import AppContext, make_passwords
+from amber.cli.memory import tune_allocator
 from amber.errors import EXIT_INTERRUPTED, AmberError, from_os_error
 
 
@@ -36,6 +37,7 @@ for module in (cmd_backup, cmd_restore, cmd_browse, cmd_check, cmd_keys, cmd_qui
 
 
 def main(argv: list[str] | None = None) -> None:
+    tune_allocator()
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
         cli.main(args=argv, prog_name="amber", standalone_mode=False)

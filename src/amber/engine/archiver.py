@@ -36,7 +36,7 @@ class TreeStore(Protocol):
 class ArchiveOptions:
     excludes: PathMatcher = field(default_factory=lambda: PathMatcher([]))
     one_file_system: bool = False
-    workers: int = max(2, (os.cpu_count() or 2) + 1)
+    workers: int = 3
 
 
 @dataclass
@@ -207,14 +207,14 @@ class Archiver:
                 return None
             if is_prefix and kind != "dir":
                 return None  # a parent of a backup path must be a directory
-            node = make_node(name, path, st, kind)
+            prev = d.previous.get(name)
+            node = make_node(name, path, st, kind, prev)
         except FileNotFoundError:
             self._skip(path, "vanished before it could be read")
             return None
         except OSError as exc:
             self._skip(path, exc.strerror or str(exc))
             return None
-        prev = d.previous.get(name)
         d.nodes.append(node)
         if kind == "file":
             self._add_file(d, node, prev, path, st, pool)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO, Protocol
 
 from amber.engine.chunker import Chunker
 from amber.repository import BlobType
+
+_O_NOATIME = getattr(os, "O_NOATIME", 0)
 
 
 class BlobSaver(Protocol):
@@ -48,8 +52,6 @@ class ContentReader:
         self._local: dict[int, Chunker] = {}
 
     def _chunker(self) -> Chunker:
-        import threading
-
         ident = threading.get_ident()
         c = self._local.get(ident)
         if c is None:
@@ -75,18 +77,20 @@ class ContentReader:
 
     def read_file(self, path: bytes, before: os.stat_result) -> FileContent:
         """Read a regular file; flags it when size, mtime or ctime moved meanwhile."""
-        flags = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
-            fd = os.open(path, flags | getattr(os, "O_NOATIME", 0))
+            fd = os.open(path, flags | _O_NOATIME)
         except PermissionError:
             fd = os.open(path, flags)  # O_NOATIME needs ownership
-        with os.fdopen(fd, "rb", buffering=0) as f:
-            chunker = self._chunker()
-            if before.st_size < chunker.min_size:
-                result = self._read_small(f, before.st_size)
+        try:
+            if before.st_size < self._chunker().min_size:
+                result = self._read_small(fd, before.st_size)
             else:
-                result = self.read_stream(f)  # type: ignore[arg-type]
+                with os.fdopen(fd, "rb", buffering=0, closefd=False) as f:
+                    result = self.read_stream(f)
             after = os.fstat(fd)
+        finally:
+            os.close(fd)
         result.changed_while_reading = (
             after.st_size != before.st_size
             or after.st_mtime_ns != before.st_mtime_ns
@@ -95,18 +99,17 @@ class ContentReader:
         )
         return result
 
-    def _read_small(self, f: BinaryIO, expected: int) -> FileContent:
-        import hashlib
-
-        data = f.read(expected + 1)
-        extra = f.read() if len(data) > expected else b""
-        data += extra
+    def _read_small(self, fd: int, expected: int) -> FileContent:
+        parts = [os.read(fd, expected + 1)]
+        while len(parts[-1]) and sum(map(len, parts)) > expected:
+            parts.append(os.read(fd, 1 << 20))  # grew while we looked: take it all
+        data = b"".join(parts) if len(parts) > 1 else parts[0]
         result = FileContent(sha256=hashlib.sha256(data).digest(), size=len(data))
         if not data:
             return result
         if len(data) < self._chunker().min_size:
             self._store(data, result)
-        else:  # grew past one chunk while we looked
+        else:
             for piece in self._chunker().chunks(data):
                 self._store(piece, result)
         return result

@@ -10,6 +10,8 @@ import pwd
 import stat
 from functools import lru_cache
 
+import msgspec
+
 from amber.repository.model import Node
 
 _IGNORABLE = {errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENODATA, errno.EPERM, errno.EACCES}
@@ -67,7 +69,18 @@ def read_xattrs(path: bytes) -> list[tuple[bytes, bytes]]:
     return out
 
 
-def make_node(name: bytes, path: bytes, st: os.stat_result, kind: str) -> Node:
+def make_node(name: bytes, path: bytes, st: os.stat_result, kind: str, prev: Node | None = None) -> Node:
+    """A node from lstat; xattrs and link target come from ``prev`` when its ctime matches.
+
+    Changing xattrs, a mode, an owner or a symlink bumps ctime, so an equal
+    ctime (and inode) means those did not change and need no extra syscalls.
+    """
+    if prev is not None and prev.type == kind and prev.ctime_ns == st.st_ctime_ns \
+            and prev.inode == st.st_ino and not prev.damaged:  # fmt: skip
+        return msgspec.structs.replace(
+            prev, atime_ns=st.st_atime_ns, mtime_ns=st.st_mtime_ns, size=st.st_size if kind == "file" else 0,
+            device=st.st_dev, links=st.st_nlink, content=[], sha256=b"", subtree=b"",
+        )  # fmt: skip
     node = Node(
         name=name,
         type=kind,

@@ -217,10 +217,11 @@ class Restorer:
             if not _is_zero(data):
                 fd = os.open(f.path, os.O_WRONLY | os.O_NOFOLLOW)
                 try:
-                    view = memoryview(data)
-                    while view:
-                        n = os.pwrite(fd, view, offset)
-                        view, offset = view[n:], offset + n
+                    for start, end in _nonzero_extents(data, offset):
+                        view, pos = memoryview(data)[start:end], offset + start
+                        while view:
+                            n = os.pwrite(fd, view, pos)
+                            view, pos = view[n:], pos + n
                 finally:
                     os.close(fd)
         except OSError as exc:
@@ -271,3 +272,28 @@ class Restorer:
 
 def _is_zero(data: bytes) -> bool:
     return data[:1] == b"\0" and data[-1:] == b"\0" and data == bytes(len(data))
+
+
+_BLOCK = 4096
+_ZERO_BLOCK = bytes(_BLOCK)
+
+
+def _nonzero_extents(data: bytes, offset: int) -> Iterator[tuple[int, int]]:
+    """(start, end) ranges of ``data`` to write, leaving file-block-aligned zero runs as holes.
+
+    A chunk that is only partly zero (data followed by a long zero run: chunkers
+    cut zero runs at their maximum size) would otherwise fill the hole.
+    """
+    if _ZERO_BLOCK not in data:  # fast path: no aligned or unaligned zero block at all
+        yield 0, len(data)
+        return
+    pos = -offset % _BLOCK  # first block boundary of the file inside data
+    start = 0
+    while pos + _BLOCK <= len(data):
+        if data[pos] == 0 and data[pos : pos + _BLOCK] == _ZERO_BLOCK:
+            if pos > start:
+                yield start, pos
+            start = pos + _BLOCK
+        pos += _BLOCK
+    if start < len(data):
+        yield start, len(data)

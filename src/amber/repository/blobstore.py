@@ -131,9 +131,9 @@ class BlobStore:
 
     def _write_pack(self, pack: _OpenPack) -> None:
         pack.buffer += encode_header(pack.blobs, self.key.encrypt)
-        data = bytes(pack.buffer)
-        name = pack_id(data)
-        self.backend.save(Handle(FileType.PACK, name), data)
+        name = pack_id(pack.buffer)
+        self.backend.save(Handle(FileType.PACK, name), pack.buffer)
+        pack.buffer = bytearray()  # release 16 MiB now, not when the caller returns
         flush_index = False
         with self._lock:
             self.index.add_pack(name, pack.blobs)

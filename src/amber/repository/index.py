@@ -103,9 +103,14 @@ def encode_index(packs: dict[str, list[PackedBlob]], supersedes: Iterable[str] =
 
 def decode_index(data: bytes) -> IndexFile:
     try:
-        return msgspec.msgpack.decode(data, type=IndexFile)
+        doc = msgspec.msgpack.decode(data, type=IndexFile)
     except msgspec.DecodeError as exc:
         raise IntegrityError(f"malformed index: {exc}") from exc
+    for _, rows in doc.packs:
+        for type_, blob_id, offset, length, raw_length in rows:
+            if type_ not in (0, 1) or len(blob_id) != 32 or min(offset, length, raw_length) < 0:
+                raise IntegrityError("malformed index entry")
+    return doc
 
 
 def index_file_blobs(index: IndexFile) -> Iterator[tuple[str, list[PackedBlob]]]:

@@ -20,6 +20,8 @@ import os
 import socket
 from dataclasses import asdict, dataclass
 
+from argon2.exceptions import Argon2Error
+
 from amber.errors import IntegrityError, WrongPassword
 from amber.repository.crypto import (
     InvalidTag,
@@ -84,7 +86,14 @@ def unwrap_master_key(raw: bytes, password: bytes) -> MasterKey:
         sealed = base64.b64decode(str(doc["data"]))
     except (KeyError, TypeError, ValueError) as exc:
         raise IntegrityError("malformed key file") from exc
-    wrapping = derive_wrapping_key(password, salt, params)
+    if not all(
+        type(v) is int and v > 0 for v in (params.time_cost, params.memory_kib, params.parallelism)
+    ):
+        raise IntegrityError("malformed key file: bad KDF parameters")
+    try:
+        wrapping = derive_wrapping_key(password, salt, params)
+    except (Argon2Error, MemoryError, OverflowError) as exc:
+        raise IntegrityError(f"key file has unusable KDF parameters: {exc}") from exc
     try:
         secret = json.loads(unseal(wrapping, sealed))
     except InvalidTag as exc:

@@ -42,7 +42,7 @@ class PackedBlob:
     raw_length: int  # 0: stored uncompressed
 
 
-def pack_id(data: bytes | memoryview) -> str:
+def pack_id(data: bytes | bytearray | memoryview) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
