@@ -26,7 +26,7 @@ from amber.repository.pack import BlobType, PackedBlob, encode_header, pack_id, 
 from amber.storage.base import Backend, FileType, Handle
 
 PACK_TARGET_SIZE = 16 * 1024 * 1024
-INDEX_FLUSH_PACKS = 64
+INDEX_FLUSH_PACKS = 16  # a crash re-uploads at most this many packs' data
 _ZSTD_MAX_WINDOW = 1 << 27
 
 
@@ -67,6 +67,8 @@ class BlobStore:
         for fi in self.backend.list(FileType.INDEX):
             try:
                 raw = self.backend.load(Handle(FileType.INDEX, fi.name))
+                if pack_id(raw) != fi.name:
+                    raise IntegrityError("index content does not match its name")
                 doc = decode_index(self.key.decrypt(raw))
             except (IntegrityError, ObjectNotFound):
                 failed.append(fi.name)

@@ -11,6 +11,7 @@ when it was taken on this host by a process that no longer exists. So no manual
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import socket
 import threading
@@ -32,6 +33,7 @@ class LockInfo(msgspec.Struct):
     time: float
     exclusive: bool
     nonce: int = 0
+    acquired: float = 0.0  # first acquisition; unchanged by refreshes (for prune's marks)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -66,18 +68,18 @@ class Lock:
         self._decrypt = decrypt
         self.exclusive = exclusive
         self._name: str | None = None
+        self._acquired = time.time()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def _write(self) -> str:
-        import hashlib
-
         info = LockInfo(
             hostname=socket.gethostname(),
             pid=os.getpid(),
             time=time.time(),
             exclusive=self.exclusive,
             nonce=int.from_bytes(os.urandom(6), "little"),
+            acquired=self._acquired,
         )
         data = self._encrypt(msgspec.msgpack.encode(info))
         name = hashlib.sha256(data).hexdigest()

@@ -59,9 +59,7 @@ def run(source: Path | None = None, repository: Path | None = None) -> Quickstar
     src = (source or default_source()).absolute()
     repo_path = repository or home / "default"
     passwords = session.PasswordSource(password_file=str(_password_file(home)))
-    from amber.storage import open_backend
-
-    if not open_backend(str(repo_path)).exists():
+    if not session.exists(str(repo_path)):
         session.create(str(repo_path), passwords.get()).close()
     with session.opened(str(repo_path), passwords) as repo:
         outcome = backup.backup_paths(repo, backup.BackupRequest(paths=[str(src)]))

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from amber.errors import UsageError
+from amber.errors import RepositoryNotFound, UsageError
 from amber.repository import Repository, init_repository, open_repository
 from amber.storage import open_backend
 
@@ -50,6 +50,10 @@ def resolve_location(repo: str | None) -> str:
     return location
 
 
+def exists(location: str) -> bool:
+    return open_backend(location).exists()
+
+
 def create(location: str, password: bytes) -> Repository:
     return init_repository(open_backend(location), password)
 
@@ -60,8 +64,6 @@ def opened(
 ) -> Iterator[Repository]:
     """Open, lock (shared unless asked), and always release and close."""
     backend = open_backend(location)
-    from amber.errors import RepositoryNotFound
-
     if not backend.exists():
         raise RepositoryNotFound(f"no repository at {backend.location}")
     repo = open_repository(backend, passwords.get())

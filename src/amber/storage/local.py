@@ -26,7 +26,8 @@ class LocalBackend:
     def _path(self, handle: Handle) -> Path:
         if handle.type is FileType.CONFIG:
             return self.root / "config"
-        if not handle.name or "/" in handle.name or handle.name.startswith("."):
+        name = handle.name
+        if not name or "/" in name or "\0" in name or name.startswith("."):
             raise StorageError(f"invalid object name {handle.name!r}")
         if handle.type is FileType.PACK:
             return Path(self.root, "data", handle.name[:2], handle.name)
@@ -97,16 +98,25 @@ class LocalBackend:
                 yield FileInfo("", (self.root / "config").stat().st_size)
             return
         base = self.root / type.value
-        dirs = sorted(base.iterdir()) if type is FileType.PACK else [base]
         try:
+            dirs = sorted(base.iterdir()) if type is FileType.PACK else [base]
             for d in dirs:
                 if not d.is_dir():
                     continue
-                with os.scandir(d) as it:
-                    for entry in it:
-                        if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
-                            continue
-                        yield FileInfo(entry.name, entry.stat(follow_symlinks=False).st_size)
+                try:
+                    with os.scandir(d) as it:
+                        for entry in it:
+                            if entry.name.startswith("."):
+                                continue
+                            try:  # an object removed while we list is simply gone
+                                if not entry.is_file(follow_symlinks=False):
+                                    continue
+                                size = entry.stat(follow_symlinks=False).st_size
+                            except FileNotFoundError:
+                                continue
+                            yield FileInfo(entry.name, size)
+                except FileNotFoundError:
+                    continue  # the directory itself vanished
         except FileNotFoundError:
             return
         except OSError as exc:
