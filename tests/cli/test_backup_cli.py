@@ -154,45 +154,56 @@ def shared_dir() -> Iterator[Path]:
 @root_only
 def test_unreadable_file_and_dir_make_partial_snapshot(shared_dir: Path) -> None:
     src = make_src(shared_dir / "src", {"ok.txt": b"fine", "secret.txt": b"s", "locked/inner.txt": b"i"})
-    (src / "secret.txt").chmod(0o000)
-    (src / "locked").chmod(0o000)
+    odd = os.fsencode(src) + b"/[red]\xff"  # undecodable and markup-like: skipped list must survive
+    Path(os.fsdecode(odd)).write_bytes(b"odd")
+    for p in (src / "secret.txt", src / "locked", Path(os.fsdecode(odd))):
+        p.chmod(0o000)
     runner = AmberCli(shared_dir / "repo", shared_dir)
     as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
                  sys.executable, "-m", "amber"]  # fmt: skip
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*as_nobody, *args], env=runner.env, capture_output=True, text=True, timeout=120)
+        return subprocess.run([*as_nobody, *args], env=runner.env, capture_output=True, text=True,
+                              errors="replace", timeout=120)  # fmt: skip
 
     assert run("init").returncode == 0
     proc = run("backup", str(src))
     assert proc.returncode == 3, proc.stderr
     assert f"skipped: {src}/secret.txt" in proc.stderr
     assert f"skipped: {src}/locked" in proc.stderr
+    assert f"skipped: {src}/[red]\\xff\n" in proc.stderr
     assert "(partial)" in proc.stdout
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("amber:") and "could not be read" in last and "Traceback" not in proc.stderr
     [snap] = snapshots(runner)
     assert snap["partial"] is True
-    assert sorted(snap["skipped"]) == [f"{src}/locked", f"{src}/secret.txt"]
+    assert sorted(snap["skipped"]) == [f"{src}/[red]\\xff", f"{src}/locked", f"{src}/secret.txt"]
     assert runner.run("dump", "latest", f"{src}/ok.txt").stdout == "fine"
     # A partial snapshot is never the parent: the next backup re-reads everything.
     (src / "secret.txt").chmod(0o644)
     (src / "locked").chmod(0o755)
+    Path(os.fsdecode(odd)).chmod(0o644)
     proc = run("backup", "--json", str(src))
     assert proc.returncode == 0, proc.stderr
     done = json.loads(proc.stdout.splitlines()[-1])
-    assert done["files_unmodified"] == 0 and done["total_files_processed"] == 3 and not done["partial"]
+    assert done["files_unmodified"] == 0 and done["total_files_processed"] == 4 and not done["partial"]
 
 
 def test_sockets_are_skipped_and_reported(cli: AmberCli, tmp_path: Path) -> None:
     src = make_src(tmp_path / "src", {"a.txt": b"a"})
-    with socket.socket(socket.AF_UNIX) as sock:
-        sock.bind(str(src / "app.sock"))
+    os.chdir(src)  # AF_UNIX paths are limited to 108 bytes: bind relative names
+    with socket.socket(socket.AF_UNIX) as one, socket.socket(socket.AF_UNIX) as two:
+        one.bind("app.sock")
+        two.bind(b"odd\n[red]\xff.sock")  # a newline, rich markup and a non-UTF-8 byte
         res = cli.run("backup", str(src))
         js = cli.run("backup", "--json", str(src))
-    assert f"skipped socket or special file {src}/app.sock" in res.stderr
+    assert res.returncode == 0
+    notes = res.stderr.splitlines()
+    assert f"note: skipped socket or special file {src}/app.sock" in notes
+    assert f"note: skipped socket or special file {src}/odd\\n[red]\\xff.sock" in notes
     errors = [json.loads(line) for line in js.stdout.splitlines() if '"error"' in line]
     assert {"message_type": "error", "item": f"{src}/app.sock", "error": "socket skipped"} in errors
+    assert {"message_type": "error", "item": f"{src}/odd\\n[red]\\xff.sock", "error": "socket skipped"} in errors
     assert f"{src}/app.sock" not in ls_paths(cli, "latest")
     assert f"{src}/a.txt" in ls_paths(cli, "latest")
 

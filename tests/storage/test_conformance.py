@@ -21,8 +21,7 @@ from amber.storage.local import LocalBackend
 BackendFactory = Callable[[Path], Backend]
 
 BACKEND_FACTORIES: list[tuple[str, BackendFactory]] = [
-    ("local", lambda tmp: LocalBackend(tmp / "repo")),
-    ("local-url", lambda tmp: open_backend(str(tmp / "repo-by-url"))),
+    ("local", lambda tmp: open_backend(str(tmp / "repo"))),
 ]
 
 NAMED_TYPES = [t for t in FileType if t is not FileType.CONFIG]
@@ -130,7 +129,7 @@ def test_stat_config(backend: Backend) -> None:
 @pytest.mark.parametrize("type_", NAMED_TYPES, ids=lambda t: t.name)
 def test_list_names_and_sizes_per_type(backend: Backend, type_: FileType) -> None:
     assert list(backend.list(type_)) == []
-    want = {_name(i * 0x1111): b"d" * i for i in range(1, 40)}
+    want = {_name(i * 0x1111): b"d" * i for i in range(1, 13)}
     for name, data in want.items():
         backend.save(Handle(type_, name), data)
     # objects of other types never show up
@@ -239,18 +238,18 @@ def test_readers_see_old_or_new_content_never_a_mix(backend: Backend) -> None:
 @pytest.mark.parametrize(
     "name", ["", ".hidden", "..", "../escape", "a/b", "/abs", "nul\0byte", ".tmp-" + _name(1)]
 )
-@pytest.mark.parametrize("type_", NAMED_TYPES, ids=lambda t: t.name)
-def test_invalid_names_are_rejected(backend: Backend, type_: FileType, name: str) -> None:
-    h = Handle(type_, name)
-    with pytest.raises(StorageError):
-        backend.save(h, b"x")
-    with pytest.raises(StorageError):
-        backend.load(h)
-    with pytest.raises(StorageError):
-        backend.stat(h)
-    with pytest.raises(StorageError):
-        backend.remove(h)
-    assert list(backend.list(type_)) == []
+def test_invalid_names_are_rejected(backend: Backend, name: str) -> None:
+    for type_ in NAMED_TYPES:
+        h = Handle(type_, name)
+        with pytest.raises(StorageError):
+            backend.save(h, b"x")
+        with pytest.raises(StorageError):
+            backend.load(h)
+        with pytest.raises(StorageError):
+            backend.stat(h)
+        with pytest.raises(StorageError):
+            backend.remove(h)
+        assert list(backend.list(type_)) == []
 
 
 def test_errors_are_amber_errors(backend: Backend) -> None:

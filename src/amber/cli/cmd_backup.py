@@ -15,6 +15,7 @@ from amber.cli.output import (
     emit_json,
     err_console,
     human_bytes,
+    plain,
     scan_total,
 )
 from amber.engine.patterns import read_exclude_files
@@ -99,11 +100,11 @@ def _report(outcome: backup_service.BackupOutcome, as_json: bool) -> None:
         })  # fmt: skip
         return
     for path in outcome.snapshot.skipped:
-        err_console.print(f"[yellow]skipped:[/] {path}", highlight=False)
+        err_console.print(f"[yellow]skipped:[/] {plain(path)}", highlight=False)
     for path in outcome.snapshot.changed_during_read:
-        err_console.print(f"[yellow]changed while reading:[/] {path}", highlight=False)
+        err_console.print(f"[yellow]changed while reading:[/] {plain(path)}", highlight=False)
     for note in outcome.result.notes:
-        err_console.print(f"note: {note}", highlight=False)
+        err_console.print(f"note: {plain(note)}", highlight=False)
     click.echo(
         f"Files: {s.files_new} new, {s.files_changed} changed, {s.files_unmodified} unmodified\n"
         f"Dirs: {s.dirs}\n"

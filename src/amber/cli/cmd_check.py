@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from amber.cli.context import AppContext, pass_app
-from amber.cli.output import err_console
+from amber.cli.output import err_console, plain
 from amber.services import check as check_service
 
 
@@ -18,9 +18,9 @@ def check(app: AppContext, read_data: bool, read_data_subset: str | None) -> Non
     with app.open() as repo:
         report = check_service.check(repo, read_data, read_data_subset)
     for w in report.warnings:
-        err_console.print(f"[yellow]warning:[/] {w}", highlight=False)
+        err_console.print(f"[yellow]warning:[/] {plain(w)}", highlight=False)
     for e in report.errors:
-        err_console.print(f"[red]error:[/] {e}", highlight=False)
+        err_console.print(f"[red]error:[/] {plain(e)}", highlight=False)
     if report.damaged:
         snaps = sorted({s[:8] for s, _ in report.damaged})
         click.echo(f"damaged: {len(report.damaged)} path(s) in snapshot(s) {', '.join(snaps)}")

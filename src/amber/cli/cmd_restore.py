@@ -10,7 +10,7 @@ import click
 
 from amber.cli.context import AppContext, pass_app
 from amber.cli.options import make_filter, snapshot_filter_options
-from amber.cli.output import BarProgress, err_console, human_bytes
+from amber.cli.output import BarProgress, err_console, human_bytes, plain
 from amber.services import browse
 from amber.services import restore as restore_service
 
@@ -36,9 +36,9 @@ def restore(
     with app.open() as repo, progress if progress is not None else nullcontext():
         result = restore_service.restore(repo, req, progress)
     for warning in result.warnings[:20]:
-        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        err_console.print(f"[yellow]warning:[/] {plain(warning)}", highlight=False)
     for error in result.errors:
-        err_console.print(f"[red]error:[/] {error}", highlight=False)
+        err_console.print(f"[red]error:[/] {plain(error)}", highlight=False)
     summary = f"restored {result.files} files, {result.dirs} dirs, {human_bytes(result.bytes)}"
     if verify:
         summary += f"; verified {result.verified} files"

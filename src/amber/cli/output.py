@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -20,13 +21,23 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-err_console = Console(stderr=True)
+# soft_wrap: never insert line breaks into messages (paths) when stderr is not a terminal.
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def show_path(path: bytes | str) -> str:
     """A printable path: undecodable bytes as \\x escapes, control characters escaped."""
     text = path.decode("utf-8", "backslashreplace") if isinstance(path, bytes) else path
     return text.encode("unicode_escape").decode("ascii") if not text.isprintable() else text
+
+
+def plain(text: str) -> str:
+    """A message that may hold paths, made safe for ``err_console.print``.
+
+    Undecodable bytes (surrogate escapes) become \\x escapes, control characters
+    (newlines in names) are escaped, and ``[`` cannot start rich markup.
+    """
+    return escape(show_path(os.fsencode(text)))
 
 
 def emit_json(obj: Any) -> None:

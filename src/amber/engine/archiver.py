@@ -10,6 +10,7 @@ once its files are done; trees are finalized in post-order.
 from __future__ import annotations
 
 import os
+import stat
 import threading
 import time
 from collections import deque
@@ -21,6 +22,7 @@ from amber.engine.filereader import BlobSaver, ContentReader, FileContent
 from amber.engine.metadata import group_name, make_node, node_type, user_name
 from amber.engine.patterns import PathMatcher
 from amber.engine.progress import NullProgress, Progress
+from amber.engine.scanner import DirScanner, Entry
 from amber.repository import Node, Summary, Tree
 
 _LEAF: dict[bytes, object] = {}
@@ -51,7 +53,7 @@ class ArchiveResult:
 @dataclass
 class _Dir:
     path: bytes
-    names: list[bytes]
+    entries: list[Entry]
     only: dict[bytes, object] | None  # restrict to these names (path prefixes), else all
     previous: dict[bytes, Node]
     node: Node | None  # our node in the parent directory; None for the root
@@ -59,6 +61,16 @@ class _Dir:
     pos: int = 0
     nodes: list[Node] = field(default_factory=list)
     pending: list[tuple[Node, Future[FileContent], Node | None]] = field(default_factory=list)
+
+
+def _stat_names(base: bytes, names: list[bytes]) -> list[Entry]:
+    out: list[Entry] = []
+    for name in names:
+        try:
+            out.append((name, os.lstat(base + b"/" + name)))
+        except OSError as exc:
+            out.append((name, exc))
+    return out
 
 
 def _fsdecode(path: bytes) -> str:
@@ -99,6 +111,7 @@ class Archiver:
         self._slots = threading.BoundedSemaphore(self._opts.workers * 32)
         self._hardlinks: dict[tuple[int, int], Future[FileContent]] = {}
         self._counted: set[int] = set()
+        self._scanner = DirScanner()  # threads start on first use
 
     # -- public -------------------------------------------------------------
     def archive(self, paths: list[bytes], parent_tree: bytes | None) -> ArchiveResult:
@@ -117,16 +130,20 @@ class Archiver:
                     node[parts[-1]] = _LEAF
                 else:
                     trie = _LEAF  # backing up "/" itself
-        with ThreadPoolExecutor(self._opts.workers, thread_name_prefix="archiver") as pool:
-            root = _Dir(
-                path=b"",
-                names=sorted(trie) if trie is not _LEAF else self._list(b"/") or [],
-                only=trie if trie is not _LEAF else None,
-                previous=self._previous(parent_tree),
-                node=None,
-                dev=None if trie is not _LEAF else os.lstat(b"/").st_dev,
-            )
-            tree_id = self._walk(root, pool)
+        try:
+            with ThreadPoolExecutor(self._opts.workers, thread_name_prefix="archiver") as pool:
+                whole = trie is _LEAF
+                root = _Dir(
+                    path=b"",
+                    entries=self._list(b"/") if whole else _stat_names(b"", sorted(trie)),
+                    only=None if whole else trie,
+                    previous=self._previous(parent_tree),
+                    node=None,
+                    dev=os.lstat(b"/").st_dev if whole else None,
+                )
+                tree_id = self._walk(root, pool)
+        finally:
+            self._scanner.close()
         return self._result(tree_id, started)
 
     def archive_stream(self, name: bytes, stream: BinaryIO) -> ArchiveResult:
@@ -163,13 +180,20 @@ class Archiver:
         self._skipped.append(_fsdecode(path))
         self._progress.error(path, why)
 
-    def _list(self, path: bytes) -> list[bytes] | None:
+    def _list(self, path: bytes) -> list[Entry]:
+        """Entries of a directory; starts listing its subdirectories in the background."""
         try:
-            with os.scandir(path) as it:
-                return sorted(e.name for e in it)
+            entries = self._scanner.entries(path)
         except OSError as exc:
             self._skip(path, f"cannot list directory: {exc.strerror}")
-            return None
+            return []
+        excludes = self._opts.excludes
+        for name, st in entries:
+            if isinstance(st, os.stat_result) and stat.S_ISDIR(st.st_mode):
+                child = path.rstrip(b"/") + b"/" + name
+                if not (excludes and excludes.matches(child, name)):
+                    self._scanner.prefetch(child)
+        return entries
 
     def _walk(self, root: _Dir, pool: ThreadPoolExecutor) -> bytes:
         stack = [root]
@@ -177,29 +201,32 @@ class Archiver:
         root_id = b""
         while stack:
             d = stack[-1]
-            if d.pos >= len(d.names):
+            if d.pos >= len(d.entries):
                 stack.pop()
                 finished.append(d)
                 while finished and all(f.done() for _, f, _ in finished[0].pending):
                     root_id = self._finalize(finished.popleft())
                 continue
-            name = d.names[d.pos]
+            name, st = d.entries[d.pos]
             d.pos += 1
-            child = self._visit(d, name, pool)
+            child = self._visit(d, name, st, pool)
             if child is not None:
                 stack.append(child)
         while finished:
             root_id = self._finalize(finished.popleft())
         return root_id
 
-    def _visit(self, d: _Dir, name: bytes, pool: ThreadPoolExecutor) -> _Dir | None:
+    def _visit(
+        self, d: _Dir, name: bytes, st: os.stat_result | OSError, pool: ThreadPoolExecutor
+    ) -> _Dir | None:
         path = d.path + b"/" + name
         only = d.only.get(name) if d.only is not None else None
         is_prefix = d.only is not None and only is not _LEAF
         if not is_prefix and self._opts.excludes and self._opts.excludes.matches(path, name):
             return None
         try:
-            st = os.lstat(path)
+            if isinstance(st, OSError):
+                raise st
             kind = node_type(st.st_mode)
             if kind is None:
                 self._notes.append(f"skipped socket or special file {_fsdecode(path)}")
@@ -224,16 +251,13 @@ class Archiver:
             if self._opts.one_file_system and not is_prefix and st.st_dev != dev:
                 self._notes.append(f"not crossing into filesystem at {_fsdecode(path)}")
                 return _Dir(path, [], {}, {}, node, dev)
-            names = sorted(only) if is_prefix else self._list(path)  # type: ignore[arg-type]
+            if is_prefix:
+                assert isinstance(only, dict)
+                entries, restrict = _stat_names(path, sorted(only)), only
+            else:
+                entries, restrict = self._list(path), None
             previous = self._previous(prev.subtree) if prev and prev.type == "dir" else {}
-            return _Dir(
-                path,
-                names or [],
-                only if is_prefix else None,
-                previous,
-                node,
-                dev,  # type: ignore[arg-type]
-            )
+            return _Dir(path, entries, restrict, previous, node, dev)
         return None
 
     def _add_file(

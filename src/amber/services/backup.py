@@ -20,7 +20,7 @@ from amber.engine.progress import NullProgress, Progress
 from amber.errors import PartialBackup, SourceCommandFailed, UsageError
 from amber.repository import Repository, Snapshot
 from amber.repository.model import format_time, parse_time
-from amber.services.snapshots import SnapshotFilter, select
+from amber.services.snapshots import SnapshotFilter, as_text, select
 
 
 @dataclass
@@ -71,7 +71,7 @@ def _find_parent(repo: Repository, req: BackupRequest, host: str, paths: list[st
     candidates = [
         (sid, s)
         for sid, s in select(repo, SnapshotFilter(hosts=[host]))
-        if sorted(s.paths) == sorted(paths) and not s.partial
+        if sorted(s.paths) == sorted(as_text(p) for p in paths) and not s.partial
     ]
     return candidates[-1][0] if candidates else None
 
@@ -86,18 +86,18 @@ def _commit(
     snap = Snapshot(
         time=_snapshot_time(req.time),
         tree=result.tree,
-        paths=paths,
+        paths=[as_text(p) for p in paths],
         hostname=host,
         username=getpass.getuser(),
         uid=os.getuid(),
         gid=os.getgid(),
         tags=sorted(set(req.tags)),
         parent=parent or "",
-        excludes=list(req.excludes),
+        excludes=[as_text(e) for e in req.excludes],
         program_version=f"amber {__version__}",
         partial=bool(result.skipped),
-        skipped=result.skipped,
-        changed_during_read=result.changed_during_read,
+        skipped=[as_text(p) for p in result.skipped],
+        changed_during_read=[as_text(p) for p in result.changed_during_read],
         summary=result.summary,
     )
     sid = repo.save_snapshot(snap)

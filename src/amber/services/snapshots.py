@@ -9,6 +9,15 @@ from amber.errors import SnapshotNotFound
 from amber.repository import Repository, Snapshot
 
 
+def as_text(path: str) -> str:
+    """A path as snapshots store it: valid UTF-8, undecodable bytes as ``\\xNN`` escapes.
+
+    Snapshot strings are msgpack str, which must be UTF-8; a raw surrogate-escaped
+    path (non-UTF-8 name) would make the snapshot unwritable.
+    """
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 @dataclass
 class SnapshotFilter:
     hosts: list[str] = field(default_factory=list)
@@ -19,7 +28,7 @@ class SnapshotFilter:
         if self.hosts and snap.hostname not in self.hosts:
             return False
         if self.paths:
-            wanted = {os.path.normpath(os.path.abspath(p)) for p in self.paths}
+            wanted = {as_text(os.path.normpath(os.path.abspath(p))) for p in self.paths}
             if not wanted.issubset(set(snap.paths)):
                 return False
         if self.tags:
