@@ -189,9 +189,11 @@ def test_unreadable_file_and_dir_make_partial_snapshot(shared_dir: Path) -> None
     assert done["files_unmodified"] == 0 and done["total_files_processed"] == 4 and not done["partial"]
 
 
-def test_sockets_are_skipped_and_reported(cli: AmberCli, tmp_path: Path) -> None:
+def test_sockets_are_skipped_and_reported(
+    cli: AmberCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     src = make_src(tmp_path / "src", {"a.txt": b"a"})
-    os.chdir(src)  # AF_UNIX paths are limited to 108 bytes: bind relative names
+    monkeypatch.chdir(src)  # AF_UNIX paths are limited to 108 bytes: bind relative names
     with socket.socket(socket.AF_UNIX) as one, socket.socket(socket.AF_UNIX) as two:
         one.bind("app.sock")
         two.bind(b"odd\n[red]\xff.sock")  # a newline, rich markup and a non-UTF-8 byte
@@ -203,7 +205,11 @@ def test_sockets_are_skipped_and_reported(cli: AmberCli, tmp_path: Path) -> None
     assert f"note: skipped socket or special file {src}/odd\\n[red]\\xff.sock" in notes
     errors = [json.loads(line) for line in js.stdout.splitlines() if '"error"' in line]
     assert {"message_type": "error", "item": f"{src}/app.sock", "error": "socket skipped"} in errors
-    assert {"message_type": "error", "item": f"{src}/odd\\n[red]\\xff.sock", "error": "socket skipped"} in errors
+    assert {
+        "message_type": "error",
+        "item": f"{src}/odd\\n[red]\\xff.sock",
+        "error": "socket skipped",
+    } in errors
     assert f"{src}/app.sock" not in ls_paths(cli, "latest")
     assert f"{src}/a.txt" in ls_paths(cli, "latest")
 

@@ -28,7 +28,11 @@ err_console = Console(stderr=True, soft_wrap=True)
 def show_path(path: bytes | str) -> str:
     """A printable path: undecodable bytes as \\x escapes, control characters escaped."""
     text = path.decode("utf-8", "backslashreplace") if isinstance(path, bytes) else path
-    return text.encode("unicode_escape").decode("ascii") if not text.isprintable() else text
+    if text.isprintable():
+        return text
+    # Escape only what is unprintable: keeps other characters (and the \\x escapes
+    # made above) as they are, instead of escaping the whole name a second time.
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def plain(text: str) -> str:

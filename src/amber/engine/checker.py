@@ -10,8 +10,10 @@ from dataclasses import dataclass, field
 
 from amber.engine.progress import NullProgress, Progress
 from amber.errors import AmberError, UsageError
-from amber.repository import BlobType, Repository
+from amber.repository import BlobType, Location, Repository
 from amber.storage import FileType
+
+_MIN_HEADER = 28 + 1 + 4  # AEAD overhead, shortest msgpack array, u32 length
 
 # per tree: (subdirectories as (name, tree id), files with a problem as (name, why))
 _TreeInfo = tuple[list[tuple[bytes, bytes]], list[tuple[bytes, str]]]
@@ -77,16 +79,21 @@ class Checker:
         self.report.packs = len(stored)
         self.report.blobs = len(index)
         needed_size: dict[str, int] = {}
+        self._pack_entries: dict[str, list[tuple[bytes, Location]]] = {}
         for blob_id, loc in index.blobs():
+            self._pack_entries.setdefault(loc.pack, []).append((blob_id, loc))
             end = loc.offset + loc.length
             if end > needed_size.get(loc.pack, 0):
                 needed_size[loc.pack] = end
         self._missing_packs = indexed - stored.keys()
         for pack in sorted(self._missing_packs):
             self._error(f"pack {pack[:16]} is in the index but missing from storage")
-        for pack, size in needed_size.items():
-            if pack in stored and stored[pack] < size + 4:
-                self._error(f"pack {pack[:16]} is truncated ({stored[pack]} < {size + 4} bytes)")
+        for pack, size in sorted(needed_size.items()):
+            # after the last blob: a sealed header (28 bytes overhead + at least one
+            # byte of msgpack) and its 4-byte length
+            minimum = size + _MIN_HEADER
+            if pack in stored and stored[pack] < minimum:
+                self._error(f"pack {pack[:16]} is truncated ({stored[pack]} < {minimum} bytes)")
                 self._missing_packs.add(pack)
         for pack in sorted(stored.keys() - indexed):
             self.report.warnings.append(
@@ -108,6 +115,15 @@ class Checker:
                 continue
             if hashlib.sha256(data).hexdigest() != pack:
                 self._error(f"pack {pack[:16]}: content does not match its name")
+            in_header = {(b.id, b.offset): b for b in blobs}
+            for blob_id, entry in self._pack_entries.get(pack, []):
+                found = in_header.get((blob_id, entry.offset))
+                if found is None or (found.length, found.raw_length, found.type) != (
+                    entry.length, entry.raw_length, entry.type,
+                ):  # fmt: skip
+                    why = "index entry does not match the pack header"
+                    self._error(f"pack {pack[:16]}: blob {blob_id.hex()[:16]}: {why}")
+                    self._bad_blobs[blob_id] = why
             view = memoryview(data)
             for b in blobs:
                 loc = index.lookup(b.id)
@@ -123,9 +139,8 @@ class Checker:
             self._progress.bytes_done(len(data))
 
     def _mark_pack_bad(self, pack: str, why: str) -> None:
-        for blob_id, loc in self._repo.blobs.index.blobs():
-            if loc.pack == pack:
-                self._bad_blobs[blob_id] = why
+        for blob_id, _ in self._pack_entries.get(pack, []):
+            self._bad_blobs.setdefault(blob_id, why)
 
     def _blob_problem(self, blob_id: bytes, want: BlobType) -> str | None:
         if blob_id in self._bad_blobs:
@@ -171,7 +186,9 @@ class Checker:
             return problem
         damaged = []
         for node in nodes:
-            if node.type == "file":
+            if node.type == "dir" and not node.subtree:
+                damaged.append((node.name, "directory has no subtree"))
+            elif node.type == "file":
                 for blob_id in node.content:
                     why = self._blob_problem(blob_id, BlobType.DATA)
                     if why:

@@ -27,8 +27,10 @@ ID_SIZE = 32
 
 @dataclass(frozen=True)
 class KdfParams:
-    time_cost: int = 3
-    memory_kib: int = 64 * 1024
+    # OWASP's argon2id floor is 19 MiB x 2 passes; 32 MiB x 4 passes costs an attacker
+    # more per guess while keeping a client's peak memory near restic's scrypt.
+    time_cost: int = 4
+    memory_kib: int = 32 * 1024
     parallelism: int = 2
 
 

@@ -24,8 +24,23 @@ class IndexFile(msgspec.Struct, frozen=True):
     supersedes: list[str] = []
 
 
-# (pack number, offset, length, raw_length, type)
-Entry = tuple[int, int, int, int, int]
+# An entry is one int: pack number | offset | length | raw_length | type, in
+# fixed-width fields. One int costs ~48 bytes; a 5-tuple of ints costs ~160.
+_TYPE_BITS, _LEN_BITS, _OFF_BITS = 1, 48, 48
+_RAW_SHIFT = _TYPE_BITS
+_LEN_SHIFT = _RAW_SHIFT + _LEN_BITS
+_OFF_SHIFT = _LEN_SHIFT + _LEN_BITS
+_PACK_SHIFT = _OFF_SHIFT + _OFF_BITS
+_MASK = (1 << 48) - 1
+
+
+def _encode_entry(pack_no: int, b: PackedBlob) -> int:
+    if max(b.offset, b.length, b.raw_length) > _MASK:
+        raise IntegrityError("index entry out of range")
+    return (
+        pack_no << _PACK_SHIFT | b.offset << _OFF_SHIFT | b.length << _LEN_SHIFT
+        | b.raw_length << _RAW_SHIFT | int(b.type)
+    )  # fmt: skip
 
 
 class Location(msgspec.Struct, frozen=True):
@@ -45,7 +60,7 @@ class Index:
     """Blob ID -> location, for every indexed pack."""
 
     def __init__(self) -> None:
-        self._entries: dict[bytes, Entry] = {}
+        self._entries: dict[bytes, int] = {}
         self._pack_names: list[str] = []
         self._pack_numbers: dict[str, int] = {}
         self._pack_blobs: dict[int, int] = {}
@@ -68,26 +83,30 @@ class Index:
         n = self._pack_number(pack)
         count = 0
         for b in blobs:
-            self._entries.setdefault(b.id, (n, b.offset, b.length, b.raw_length, int(b.type)))
+            self._entries.setdefault(b.id, _encode_entry(n, b))
             count += 1
         self._pack_blobs[n] = self._pack_blobs.get(n, 0) + count
 
+    def _location(self, e: int) -> Location:
+        return Location(
+            self._pack_names[e >> _PACK_SHIFT], (e >> _OFF_SHIFT) & _MASK,
+            (e >> _LEN_SHIFT) & _MASK, (e >> _RAW_SHIFT) & _MASK, BlobType(e & 1),
+        )  # fmt: skip
+
     def lookup(self, blob_id: bytes) -> Location | None:
         e = self._entries.get(blob_id)
-        if e is None:
-            return None
-        return Location(self._pack_names[e[0]], e[1], e[2], e[3], BlobType(e[4]))
+        return None if e is None else self._location(e)
 
     def blob_type(self, blob_id: bytes) -> BlobType | None:
         e = self._entries.get(blob_id)
-        return None if e is None else BlobType(e[4])
+        return None if e is None else BlobType(e & 1)
 
     def packs(self) -> set[str]:
         return {self._pack_names[n] for n in self._pack_blobs}
 
     def blobs(self) -> Iterator[tuple[bytes, Location]]:
         for blob_id, e in self._entries.items():
-            yield blob_id, Location(self._pack_names[e[0]], e[1], e[2], e[3], BlobType(e[4]))
+            yield blob_id, self._location(e)
 
 
 def encode_index(packs: dict[str, list[PackedBlob]], supersedes: Iterable[str] = ()) -> bytes:
