@@ -356,3 +356,30 @@ def test_manifest_checks_with_sha256sum(cli: AmberCli, tmp_path: Path) -> None:
     (target / str(src).lstrip("/") / "top.txt").write_bytes(b"tampered\n")
     proc = subprocess.run(["sha256sum", "-c", "-"], input=manifest, cwd=target, capture_output=True)
     assert proc.returncode != 0 and b"top.txt: FAILED" in proc.stdout
+
+
+def test_restore_over_existing_target_never_follows_symlinks(cli: AmberCli, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    _small_tree(src)
+    os.chmod(src / "sub" / "inner", 0o555)
+    sid = backup(cli, str(src))
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    target = tmp_path / "target"
+    target.mkdir()
+    # Planted where the snapshot has a directory and a file: both must be replaced, not followed.
+    os.symlink(outside, target / "sub")
+    (outside / "top.txt").write_bytes(b"precious\n")
+    os.symlink(outside / "top.txt", target / "top.txt")
+    cli.run("restore", f"{sid}:{src}", "--target", str(target), "--verify")
+    assert sorted(os.listdir(outside)) == ["top.txt"]
+    assert (outside / "top.txt").read_bytes() == b"precious\n"
+    assert stat.S_IMODE(outside.stat().st_mode) == 0o755
+    assert not (target / "sub").is_symlink() and (target / "sub" / "a.txt").read_bytes() == b"a\n"
+    assert not (target / "top.txt").is_symlink() and (target / "top.txt").read_bytes() == b"top\n"
+    # Restoring again over the first restore gives the same tree.
+    (target / "sub" / "a.txt").write_bytes(b"stale, longer than before\n")
+    cli.run("restore", f"{sid}:{src}", "--target", str(target), "--verify")
+    assert _files(target) == _files(src)
+    assert (target / "sub" / "a.txt").read_bytes() == b"a\n"
+    assert stat.S_IMODE((target / "sub" / "inner").stat().st_mode) == 0o555

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from amber.engine.chunker import Chunker
-from amber.errors import IntegrityError, WrongPassword
+from amber.errors import AmberError, IntegrityError, WrongPassword
 from amber.repository.blobstore import BlobStore
 from amber.repository.crypto import OVERHEAD, KdfParams, MasterKey
 from amber.repository.index import (
@@ -120,9 +120,7 @@ def test_chunker_seed_depends_on_id_key_and_is_positive() -> None:
 
 # -- blobs ---------------------------------------------------------------------
 
-compressible = st.builds(
-    lambda unit, n: (unit * n), st.binary(min_size=1, max_size=16), st.integers(0, 4000)
-)
+compressible = st.builds(lambda unit, n: unit * n, st.binary(min_size=1, max_size=16), st.integers(0, 4000))
 incompressible = st.integers(0, 8192).map(lambda n: hashlib.shake_256(str(n).encode()).digest(n))
 
 
@@ -440,6 +438,26 @@ def test_in_memory_index_first_entry_wins(packs: dict[str, list[PackedBlob]]) ->
     assert index.lookup(b"\0" * 31) is None
     assert {p for p, _ in first.values()} <= index.packs()
     assert dict(index.blobs()).keys() == first.keys()
+
+
+@given(st.integers(0, 2**64), st.integers(0, 2**64), st.integers(0, 2**64), blob_types)
+@example(2**32, 28, 0, BlobType.DATA)
+@example(0, 2**32 + 28, 2**32, BlobType.TREE)
+def test_in_memory_index_is_exact_or_refuses(
+    offset: int, length: int, raw_length: int, type_: BlobType
+) -> None:
+    """However entries are stored, a location never comes back silently altered."""
+    index = Index()
+    try:
+        index.add_pack("ab" * 32, [PackedBlob(type_, bytes(32), offset, length, raw_length)])
+    except AmberError:
+        assert bytes(32) not in index
+        return
+    loc = index.lookup(bytes(32))
+    assert loc is not None
+    assert (loc.pack, loc.offset, loc.length, loc.raw_length, loc.type) == (
+        "ab" * 32, offset, length, raw_length, type_,
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize(

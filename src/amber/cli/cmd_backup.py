@@ -44,9 +44,7 @@ def init(app: AppContext) -> None:
 @click.option("--force", is_flag=True, help="Re-read all files, ignoring the parent.")
 @click.option("--stdin", "from_stdin", is_flag=True, help="Back up standard input.")
 @click.option("--stdin-filename", default="stdin", show_default=True)
-@click.option(
-    "--stdin-from-command", is_flag=True, help="Back up the stdout of the command after --."
-)
+@click.option("--stdin-from-command", is_flag=True, help="Back up the stdout of the command after --.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable progress and summary.")
 @pass_app
 def backup(
@@ -110,8 +108,7 @@ def _report(outcome: backup_service.BackupOutcome, as_json: bool) -> None:
         f"Dirs: {s.dirs}\n"
         f"Added: {human_bytes(s.data_added)} ({human_bytes(s.data_added_stored)} stored)\n"
         f"Processed {s.total_files} files, {human_bytes(s.total_bytes)} in {s.duration_s:.2f}s\n"
-        f"snapshot {outcome.snapshot_id[:8]} saved"
-        + (" (partial)" if outcome.snapshot.partial else "")
+        f"snapshot {outcome.snapshot_id[:8]} saved" + (" (partial)" if outcome.snapshot.partial else "")
     )
 
 

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import stat
 import sys
 
 import click
+import msgspec
 
 from amber.cli.context import AppContext, pass_app
 from amber.cli.options import make_filter, snapshot_filter_options
 from amber.cli.output import emit_json, show_path
-from amber.repository import Node
+from amber.repository import Node, Snapshot
 from amber.services import browse
 from amber.services.snapshots import select
 
@@ -42,16 +44,12 @@ def snapshots(
     click.echo(f"{len(found)} snapshots")
 
 
-def browse_json(found: list[tuple[str, object]]) -> str:
-    import json
-
-    import msgspec
-
+def browse_json(found: list[tuple[str, Snapshot]]) -> str:
     out = []
     for sid, s in found:
         doc = msgspec.to_builtins(s)
         doc.pop("tree", None)
-        out.append({"id": sid, "short_id": sid[:8], "tree": s.tree.hex(), **doc})  # type: ignore[attr-defined]
+        out.append({"id": sid, "short_id": sid[:8], "tree": s.tree.hex(), **doc})
     return json.dumps(out, indent=2, ensure_ascii=False)
 
 
@@ -120,9 +118,7 @@ def diff(app: AppContext, snapshot1: str, snapshot2: str) -> None:
 
 @click.command()
 @click.argument("snapshot")
-@click.option(
-    "--absolute", is_flag=True, help="Keep the leading / (check against the live source)."
-)
+@click.option("--absolute", is_flag=True, help="Keep the leading / (check against the live source).")
 @pass_app
 def manifest(app: AppContext, snapshot: str, absolute: bool) -> None:
     """Print a SHA-256 manifest that `sha256sum -c` accepts (paths relative to a restore target)."""

@@ -31,10 +31,7 @@ def quickstart(source: str | None, repository: str | None) -> None:
         f"SHA-256 verified {result.restored.verified}, byte-compared {result.compared}, "
         f"mismatches {len(result.mismatches)}"
     )
-    click.echo(
-        "check: "
-        + ("no errors found" if result.report.ok else f"{len(result.report.errors)} errors")
-    )
+    click.echo("check: " + ("no errors found" if result.report.ok else f"{len(result.report.errors)} errors"))
     qs.raise_if_failed(result)
     click.echo("OK: backup restores byte-identically")
 

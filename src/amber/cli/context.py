@@ -15,9 +15,7 @@ from amber.services import session
 
 def _prompt(new: bool) -> str:
     if not sys.stdin.isatty():
-        raise click.UsageError(
-            "no password: set AMBER_PASSWORD, --password-file or --password-command"
-        )
+        raise click.UsageError("no password: set AMBER_PASSWORD, --password-file or --password-command")
     return str(
         click.prompt(
             "enter new password" if new else "enter password",
@@ -47,7 +45,5 @@ class AppContext:
 pass_app = click.make_pass_decorator(AppContext)
 
 
-def make_passwords(
-    password_file: str | None, password_command: str | None
-) -> session.PasswordSource:
+def make_passwords(password_file: str | None, password_command: str | None) -> session.PasswordSource:
     return session.PasswordSource(password_file, password_command, _prompt)

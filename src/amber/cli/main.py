@@ -15,9 +15,7 @@ from amber.errors import EXIT_INTERRUPTED, AmberError, from_os_error
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "-r", "--repo", envvar="AMBER_REPOSITORY", help="Repository location (or AMBER_REPOSITORY)."
-)
+@click.option("-r", "--repo", envvar="AMBER_REPOSITORY", help="Repository location (or AMBER_REPOSITORY).")
 @click.option("--password-file", envvar="AMBER_PASSWORD_FILE", type=click.Path(dir_okay=False))
 @click.option("--password-command", envvar="AMBER_PASSWORD_COMMAND")
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
@@ -64,8 +62,6 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # a bug: still one line unless --debug
         if debug:
             traceback.print_exc()
-        click.echo(
-            f"amber: internal error: {type(exc).__name__}: {exc} (rerun with --debug)", err=True
-        )
+        click.echo(f"amber: internal error: {type(exc).__name__}: {exc} (rerun with --debug)", err=True)
         sys.exit(1)
     sys.exit(0)

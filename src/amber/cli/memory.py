@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
-import contextlib
 
 _M_MMAP_THRESHOLD = -3
 _M_ARENA_MAX = -8

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -147,10 +148,8 @@ def scan_total(paths: list[str], progress: BarProgress) -> threading.Thread:
         for top in paths:
             for root, _dirs, files in os.walk(top):
                 for f in files:
-                    try:
+                    with contextlib.suppress(OSError):
                         total += os.lstat(os.path.join(root, f)).st_size
-                    except OSError:
-                        pass
         progress.set_total(total)
 
     t = threading.Thread(target=run, daemon=True, name="scanner")

@@ -16,7 +16,7 @@ import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import BinaryIO, Protocol
+from typing import IO, Protocol
 
 from amber.engine.filereader import BlobSaver, ContentReader, FileContent
 from amber.engine.metadata import group_name, make_node, node_type, user_name
@@ -146,7 +146,7 @@ class Archiver:
             self._scanner.close()
         return self._result(tree_id, started)
 
-    def archive_stream(self, name: bytes, stream: BinaryIO) -> ArchiveResult:
+    def archive_stream(self, name: bytes, stream: IO[bytes]) -> ArchiveResult:
         started = time.monotonic()
         content = self._reader.read_stream(stream)
         now = time.time_ns()
@@ -292,6 +292,8 @@ class Archiver:
             except OSError as exc:
                 self._skip(path, exc.strerror or str(exc))
                 failed.add(id(node))
+                self._summary.total_files -= 1
+                self._summary.total_bytes -= node.size
                 continue
             node.content, node.sha256, node.size = content.content, content.sha256, content.size
             if content.changed_while_reading:

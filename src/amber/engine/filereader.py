@@ -7,7 +7,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import BinaryIO, Protocol
+from typing import IO, Protocol
 
 from amber.engine.chunker import Chunker
 from amber.repository import BlobType
@@ -20,9 +20,7 @@ class BlobSaver(Protocol):
 
     def has(self, blob_id: bytes) -> bool: ...
 
-    def save(
-        self, type: BlobType, data: bytes | memoryview, blob_id: bytes | None = None
-    ) -> bool: ...
+    def save(self, type: BlobType, data: bytes | memoryview, blob_id: bytes | None = None) -> bool: ...
 
 
 @dataclass
@@ -66,7 +64,7 @@ class ContentReader:
             result.new_bytes += len(piece)
         self._on_bytes(len(piece))
 
-    def read_stream(self, stream: BinaryIO) -> FileContent:
+    def read_stream(self, stream: IO[bytes]) -> FileContent:
         result = FileContent()
         chunks, digest = self._chunker().stream_chunks(stream)
         for piece in chunks:

@@ -61,9 +61,7 @@ class PathMatcher:
         return bool(self.patterns)
 
     def matches(self, path: bytes, name: bytes) -> bool:
-        return any(r.fullmatch(name) for r in self._component) or any(
-            r.fullmatch(path) for r in self._full
-        )
+        return any(r.fullmatch(name) for r in self._component) or any(r.fullmatch(path) for r in self._full)
 
 
 def read_exclude_files(files: Iterable[str]) -> list[str]:

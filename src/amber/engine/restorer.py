@@ -1,8 +1,9 @@
 """The restorer: trees back into files, packs read in parallel.
 
 Files are created at their final size first; blobs are then written with
-``pwrite`` at their offsets, pack by pack, on a thread pool. All-zero chunks
-are never written, so they stay holes: sparse files come back sparse.
+``pwrite`` at their offsets, pack by pack, on a thread pool. All-zero chunks,
+and aligned 4 KiB zero blocks inside other chunks, are never written, so they
+stay holes: sparse files come back sparse.
 Metadata is applied once a file's last blob lands; directories get theirs
 last, deepest first, so read-only directories can still be filled.
 """
@@ -51,6 +52,7 @@ class RestoreResult:
     bytes: int = 0
     verified: int = 0
     errors: list[str] = field(default_factory=list)
+    damaged: int = 0  # files whose stored data was missing or corrupt (a subset of errors)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -86,6 +88,7 @@ class Restorer:
             path = target + rel
             try:
                 if node.type == "dir":
+                    _clear_for_dir(path)
                     os.makedirs(path, mode=0o700, exist_ok=True)
                     dirs.append((path, node))
                     self._result.dirs += 1
@@ -102,7 +105,7 @@ class Restorer:
             except OSError as exc:
                 self._error(path, f"cannot create: {exc.strerror}")
         self._write_contents(files)
-        for source, path, node in links:
+        for source, path, _node in links:
             try:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)
@@ -183,7 +186,7 @@ class Restorer:
                 try:
                     loc = self._blobs.locate(blob_id)
                 except AmberError as exc:
-                    self._fail(f, str(exc))
+                    self._fail(f, str(exc), damaged=True)
                     break
                 by_pack[loc.pack][blob_id] = loc
                 targets[blob_id].append((f, offset))
@@ -206,7 +209,7 @@ class Restorer:
         for blob_id, data in loaded:
             for f, offset in targets[blob_id]:
                 if isinstance(data, IntegrityError):
-                    self._fail(f, f"damaged data: {data}")
+                    self._fail(f, f"damaged data: {data}", damaged=True)
                     continue
                 self._write(f, offset, data)
 
@@ -251,23 +254,33 @@ class Restorer:
             while chunk := fh.read(4 << 20):
                 h.update(chunk)
         if f.node.sha256 and h.digest() != f.node.sha256:
-            self._fail(f, "SHA-256 of restored file does not match the snapshot")
+            self._fail(f, "SHA-256 of restored file does not match the snapshot", damaged=True)
             return False
         with self._lock:
             self._result.verified += 1
         return True
 
-    def _fail(self, f: _File, why: str) -> None:
+    def _fail(self, f: _File, why: str, damaged: bool = False) -> None:
         with f.lock:
             if f.failed:
                 return
             f.failed = True
+        if damaged:
+            with self._lock:
+                self._result.damaged += 1
         self._error(f.path, why)
 
     def _error(self, path: bytes, why: str) -> None:
         with self._lock:
             self._result.errors.append(f"{os.fsdecode(path)}: {why}")
         self._progress.error(path, why)
+
+
+def _clear_for_dir(path: bytes) -> None:
+    """Remove a symlink or file where a directory goes: never restore through a symlink."""
+    with contextlib.suppress(FileNotFoundError):
+        if not stat.S_ISDIR(os.lstat(path).st_mode):
+            os.unlink(path)
 
 
 def _is_zero(data: bytes) -> bool:

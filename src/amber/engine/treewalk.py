@@ -10,9 +10,7 @@ from amber.repository import Node, Tree
 TreeLoader = Callable[[bytes], Tree]
 
 
-def walk(
-    load_tree: TreeLoader, tree_id: bytes, prefix: bytes = b""
-) -> Iterator[tuple[bytes, Node]]:
+def walk(load_tree: TreeLoader, tree_id: bytes, prefix: bytes = b"") -> Iterator[tuple[bytes, Node]]:
     """Yield (path, node) depth-first, parents before children, names sorted."""
     stack: list[tuple[bytes, Iterator[Node]]] = [(prefix, iter(load_tree(tree_id).nodes))]
     while stack:

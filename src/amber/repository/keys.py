@@ -45,9 +45,7 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def wrap_master_key(
-    master: MasterKey, password: bytes, params: KdfParams | None = None
-) -> tuple[str, bytes]:
+def wrap_master_key(master: MasterKey, password: bytes, params: KdfParams | None = None) -> tuple[str, bytes]:
     """Return (key file name, key file bytes)."""
     params = params or KdfParams()
     salt = os.urandom(16)
@@ -86,9 +84,7 @@ def unwrap_master_key(raw: bytes, password: bytes) -> MasterKey:
         sealed = base64.b64decode(str(doc["data"]))
     except (KeyError, TypeError, ValueError) as exc:
         raise IntegrityError("malformed key file") from exc
-    if not all(
-        type(v) is int and v > 0 for v in (params.time_cost, params.memory_kib, params.parallelism)
-    ):
+    if not all(type(v) is int and v > 0 for v in (params.time_cost, params.memory_kib, params.parallelism)):
         raise IntegrityError("malformed key file: bad KDF parameters")
     try:
         wrapping = derive_wrapping_key(password, salt, params)

@@ -63,9 +63,7 @@ def header_length(pack_size: int, trailer: bytes) -> int:
     return int(n)
 
 
-def decode_header(
-    sealed: bytes, pack_size: int, decrypt: Callable[[bytes], bytes]
-) -> list[PackedBlob]:
+def decode_header(sealed: bytes, pack_size: int, decrypt: Callable[[bytes], bytes]) -> list[PackedBlob]:
     """Decode an encrypted header and validate it against the pack size."""
     plain = decrypt(sealed)
     try:

@@ -173,9 +173,7 @@ class Repository:
         self.backend.close()
 
 
-def init_repository(
-    backend: Backend, password: bytes, params: KdfParams | None = None
-) -> Repository:
+def init_repository(backend: Backend, password: bytes, params: KdfParams | None = None) -> Repository:
     if backend.exists():
         raise RepositoryExists(f"a repository already exists at {backend.location}")
     if not password:
@@ -185,9 +183,7 @@ def init_repository(
             raise RepositoryExists(f"{backend.location} already holds repository keys")
     backend.create()
     key = MasterKey.generate()
-    config = RepoConfig(
-        version=FORMAT_VERSION, id=uuid.uuid4().hex, created_by=f"amber {__version__}"
-    )
+    config = RepoConfig(version=FORMAT_VERSION, id=uuid.uuid4().hex, created_by=f"amber {__version__}")
     repo = Repository(backend, key, config, "")
     repo.key_name = repo.add_key(password, params)
     # The config is written last: its presence is what makes a repository exist.
@@ -211,9 +207,7 @@ def open_repository(backend: Backend, password: bytes, load_index: bool = True) 
     if key is None:
         raise WrongPassword("wrong password or no key found for it")
     try:
-        config = msgspec.msgpack.decode(
-            key.decrypt(backend.load(Handle(FileType.CONFIG))), type=RepoConfig
-        )
+        config = msgspec.msgpack.decode(key.decrypt(backend.load(Handle(FileType.CONFIG))), type=RepoConfig)
     except msgspec.DecodeError as exc:
         raise IntegrityError("repository config is malformed") from exc
     if config.version != FORMAT_VERSION:

@@ -104,9 +104,7 @@ def _commit(
     return BackupOutcome(sid, snap, result)
 
 
-def backup_paths(
-    repo: Repository, req: BackupRequest, progress: Progress | None = None
-) -> BackupOutcome:
+def backup_paths(repo: Repository, req: BackupRequest, progress: Progress | None = None) -> BackupOutcome:
     """Back up ``req.paths``. Raises PartialBackup (after writing) if files were skipped."""
     progress = progress or NullProgress()
     if not req.paths:
@@ -115,6 +113,7 @@ def backup_paths(
     missing = [p for p in paths if not os.path.lexists(p)]
     if len(missing) == len(paths):
         raise UsageError(f"path does not exist: {missing[0]}")
+    _snapshot_time(req.time)  # reject a bad --time before reading anything
     host = req.host or socket.gethostname()
     parent = _find_parent(repo, req, host, paths)
     parent_tree = repo.load_snapshot(parent).tree if parent else None
@@ -158,9 +157,7 @@ def backup_command(
     result = archiver.archive_stream(os.fsencode(name), proc.stdout)
     code = proc.wait()
     if code != 0:
-        raise SourceCommandFailed(
-            f"command {argv[0]!r} exited with status {code}; no snapshot written"
-        )
+        raise SourceCommandFailed(f"command {argv[0]!r} exited with status {code}; no snapshot written")
     host = req.host or socket.gethostname()
     return _commit(repo, req, host, ["/" + name], None, result)
 

@@ -65,9 +65,7 @@ def run(source: Path | None = None, repository: Path | None = None) -> Quickstar
         outcome = backup.backup_paths(repo, backup.BackupRequest(paths=[str(src)]))
         snaps = select(repo, SnapshotFilter())
         target = tempfile.mkdtemp(prefix="amber-restore-", dir=home)
-        restored = restore.restore(
-            repo, restore.RestoreRequest(outcome.snapshot_id, target, verify=True)
-        )
+        restored = restore.restore(repo, restore.RestoreRequest(outcome.snapshot_id, target, verify=True))
         report = check.check(repo)
     result = QuickstartResult(str(repo_path), str(src), outcome, snaps, restored, target, report)
     _compare(src, Path(target + str(src)), result)

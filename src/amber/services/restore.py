@@ -10,7 +10,7 @@ from amber.engine.patterns import PathMatcher
 from amber.engine.progress import Progress
 from amber.engine.restorer import RestoreOptions, Restorer, RestoreResult
 from amber.engine.treewalk import lookup, walk
-from amber.errors import IntegrityError
+from amber.errors import AmberError, IntegrityError
 from amber.repository import Node, Repository
 from amber.services.snapshots import SnapshotFilter, resolve, split_ref
 
@@ -34,9 +34,7 @@ def _items(repo: Repository, tree: bytes, sub: str) -> Iterator[tuple[bytes, Nod
     yield from walk(repo.load_tree, tree_id)
 
 
-def restore(
-    repo: Repository, req: RestoreRequest, progress: Progress | None = None
-) -> RestoreResult:
+def restore(repo: Repository, req: RestoreRequest, progress: Progress | None = None) -> RestoreResult:
     ref, sub = split_ref(req.ref)
     _, snap = resolve(repo, ref, req.filter)
     options = RestoreOptions(PathMatcher(req.include), PathMatcher(req.exclude), req.verify)
@@ -45,5 +43,8 @@ def restore(
 
 
 def raise_if_damaged(result: RestoreResult) -> None:
+    """Exit 14 when stored data was bad; exit 1 when only the target refused something."""
+    if result.damaged:
+        raise IntegrityError(f"{result.damaged} file(s) could not be restored intact")
     if result.errors:
-        raise IntegrityError(f"{len(result.errors)} file(s) could not be restored intact")
+        raise AmberError(f"{len(result.errors)} item(s) could not be created in the target")

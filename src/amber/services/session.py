@@ -29,9 +29,7 @@ class PasswordSource:
             except OSError as exc:
                 raise UsageError(f"cannot read password file: {exc.strerror}") from exc
         if self.password_command:
-            proc = subprocess.run(
-                self.password_command, shell=True, capture_output=True, check=False
-            )
+            proc = subprocess.run(self.password_command, shell=True, capture_output=True, check=False)
             if proc.returncode != 0:
                 raise UsageError(f"password command exited with status {proc.returncode}")
             return proc.stdout.rstrip(b"\r\n")

@@ -31,7 +31,7 @@ class LocalBackend:
             raise StorageError(f"invalid object name {handle.name!r}")
         if handle.type is FileType.PACK:
             return Path(self.root, "data", handle.name[:2], handle.name)
-        return self.root / handle.type.value / handle.name
+        return Path(self.root, str(handle.type.value), handle.name)
 
     def create(self) -> None:
         try:
@@ -137,11 +137,7 @@ class LocalBackend:
 
 
 def _describe(handle: Handle) -> str:
-    return (
-        handle.type.value
-        if handle.type is FileType.CONFIG
-        else f"{handle.type.value}/{handle.name}"
-    )
+    return handle.type.value if handle.type is FileType.CONFIG else f"{handle.type.value}/{handle.name}"
 
 
 def _fsync_dir(path: Path) -> None:
