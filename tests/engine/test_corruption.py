@@ -372,11 +372,6 @@ def test_deleted_tree_pack(case: Case) -> None:
     case.assert_no_traceback()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="services.snapshots.select loads every snapshot and raises on the first "
-    "damaged one, so 'snapshots', 'restore latest' and parent selection in 'backup' fail",
-)
 def test_one_damaged_snapshot_does_not_block_the_others(case: Case) -> None:
     t = case.t
     snap_file = case.repo / "snapshots" / t.snaps["S1"]

@@ -51,6 +51,8 @@ from amber.repository.repo import CHUNK_AVG, CHUNK_MAX, CHUNK_MIN
 KEY = MasterKey(bytes(range(32)), bytes(range(32, 64)))
 OTHER_KEY = MasterKey(bytes(range(100, 132)), bytes(range(32, 64)))
 CHEAP_KDF = KdfParams(time_cost=1, memory_kib=8192, parallelism=1)
+# deterministic (same examples every run) and free of timing flakiness under load
+PROPS = settings(deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
 INT64 = st.integers(-(2**63), 2**63 - 1)
 UINT64 = st.integers(0, 2**64 - 1)
@@ -66,6 +68,7 @@ def _store() -> BlobStore:
 # -- encryption ----------------------------------------------------------------
 
 
+@PROPS
 @given(st.binary(max_size=4096))
 def test_encrypt_decrypt_round_trip(plain: bytes) -> None:
     sealed = KEY.encrypt(plain)
@@ -74,12 +77,14 @@ def test_encrypt_decrypt_round_trip(plain: bytes) -> None:
     assert KEY.decrypt(memoryview(sealed)) == plain
 
 
+@PROPS
 @given(st.binary(max_size=1024))
 def test_wrong_key_fails_to_decrypt(plain: bytes) -> None:
     with pytest.raises(IntegrityError):
         OTHER_KEY.decrypt(KEY.encrypt(plain))
 
 
+@PROPS
 @given(st.binary(max_size=1024), st.data())
 def test_modified_ciphertext_is_rejected(plain: bytes, data: st.DataObject) -> None:
     sealed = bytearray(KEY.encrypt(plain))
@@ -90,6 +95,7 @@ def test_modified_ciphertext_is_rejected(plain: bytes, data: st.DataObject) -> N
         KEY.decrypt(bytes(sealed))
 
 
+@PROPS
 @given(st.binary(max_size=1024), st.data())
 def test_truncated_or_extended_ciphertext_is_rejected(plain: bytes, data: st.DataObject) -> None:
     sealed = KEY.encrypt(plain)
@@ -104,6 +110,7 @@ def test_nonces_are_fresh() -> None:
     assert KEY.encrypt(b"same") != KEY.encrypt(b"same")
 
 
+@PROPS
 @given(st.binary(max_size=2048))
 def test_blob_id_is_keyed(plain: bytes) -> None:
     other = MasterKey(bytes(range(32)), bytes(range(64, 96)))
@@ -124,6 +131,7 @@ compressible = st.builds(lambda unit, n: unit * n, st.binary(min_size=1, max_siz
 incompressible = st.integers(0, 8192).map(lambda n: hashlib.shake_256(str(n).encode()).digest(n))
 
 
+@PROPS
 @given(st.one_of(st.binary(max_size=4096), compressible, incompressible))
 @example(b"")
 @example(b"a" * 64)  # the largest never-compressed length
@@ -144,6 +152,7 @@ def test_blob_encode_decode_round_trip(data: bytes) -> None:
     assert store.decode_blob(blob_id, memoryview(sealed), raw_length) == data
 
 
+@PROPS
 @given(st.binary(max_size=2048))
 def test_blob_encode_of_memoryview(data: bytes) -> None:
     store = _store()
@@ -164,6 +173,7 @@ def test_blob_compression_decisions() -> None:
     assert raw == 0 and len(sealed) == 10_000 + OVERHEAD
 
 
+@PROPS
 @given(st.one_of(st.binary(min_size=1, max_size=2048), compressible.filter(bool)), st.data())
 def test_blob_damage_is_detected(data: bytes, draw: st.DataObject) -> None:
     store = _store()
@@ -205,6 +215,7 @@ def _layout(rows: list[tuple[BlobType, bytes, int, int]]) -> list[PackedBlob]:
     return blobs
 
 
+@PROPS
 @given(packed_rows, st.binary(max_size=1))
 def test_pack_header_round_trip(rows: list[tuple[BlobType, bytes, int, int]], fill: bytes) -> None:
     blobs = _layout(rows)
@@ -215,6 +226,7 @@ def test_pack_header_round_trip(rows: list[tuple[BlobType, bytes, int, int]], fi
     assert len(body) + header_len + HEADER_LEN_SIZE == len(data)
 
 
+@PROPS
 @given(packed_rows.filter(bool), st.data())
 def test_pack_header_damage_is_detected(
     rows: list[tuple[BlobType, bytes, int, int]], draw: st.DataObject
@@ -296,7 +308,7 @@ trees = st.lists(nodes, max_size=8).map(
 )
 
 
-@settings(suppress_health_check=[HealthCheck.too_slow])
+@PROPS
 @given(trees)
 def test_tree_round_trip(tree: Tree) -> None:
     data = encode_tree(tree)
@@ -363,7 +375,7 @@ snapshots = st.builds(
 )
 
 
-@settings(suppress_health_check=[HealthCheck.too_slow])
+@PROPS
 @given(snapshots)
 def test_snapshot_round_trip(snap: Snapshot) -> None:
     data = encode_snapshot(snap)
@@ -402,6 +414,7 @@ index_packs = st.dictionaries(
 )
 
 
+@PROPS
 @given(index_packs, st.lists(pack_names, max_size=3))
 def test_index_file_round_trip(packs: dict[str, list[PackedBlob]], supersedes: list[str]) -> None:
     doc = decode_index(encode_index(packs, supersedes))
@@ -417,6 +430,7 @@ def test_index_file_always_has_both_keys() -> None:
     assert plain == {"packs": [], "supersedes": []}
 
 
+@PROPS
 @given(index_packs)
 def test_in_memory_index_first_entry_wins(packs: dict[str, list[PackedBlob]]) -> None:
     index = Index()
@@ -440,6 +454,7 @@ def test_in_memory_index_first_entry_wins(packs: dict[str, list[PackedBlob]]) ->
     assert dict(index.blobs()).keys() == first.keys()
 
 
+@PROPS
 @given(st.integers(0, 2**64), st.integers(0, 2**64), st.integers(0, 2**64), blob_types)
 @example(2**32, 28, 0, BlobType.DATA)
 @example(0, 2**32 + 28, 2**32, BlobType.TREE)
@@ -534,7 +549,7 @@ def _check_chunks(params: tuple[int, int, int, int], data: bytes) -> None:
     assert digest.size == len(data)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(PROPS, max_examples=150)
 @given(chunker_params(), payloads)
 def test_chunker_properties_small_params(params: tuple[int, int, int, int], data: bytes) -> None:
     _check_chunks(params, data)

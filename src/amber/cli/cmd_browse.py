@@ -12,7 +12,8 @@ import msgspec
 
 from amber.cli.context import AppContext, pass_app
 from amber.cli.options import make_filter, snapshot_filter_options
-from amber.cli.output import emit_json, show_path
+from amber.cli.output import emit_json, err_console, plain, show_path
+from amber.errors import AmberError
 from amber.repository import Node, Snapshot
 from amber.services import browse
 from amber.services.snapshots import select
@@ -29,8 +30,13 @@ def snapshots(
     as_json: bool,
 ) -> None:  # fmt: skip
     """List snapshots."""
+    damaged: list[tuple[str, AmberError]] = []
     with app.open(lock=False) as repo:
-        found = select(repo, make_filter(hosts, tags, paths))
+        found = select(repo, make_filter(hosts, tags, paths), damaged)
+    for sid, exc in damaged:
+        err_console.print(
+            f"[red]error:[/] snapshot {sid[:8]} is unreadable: {plain(str(exc))}", soft_wrap=True
+        )
     if as_json:
         click.echo(browse_json(found))
         return

@@ -95,10 +95,13 @@ class Checker:
             if pack in stored and stored[pack] < minimum:
                 self._error(f"pack {pack[:16]} is truncated ({stored[pack]} < {minimum} bytes)")
                 self._missing_packs.add(pack)
+        why = (
+            "its index may be the damaged one"
+            if self._repo.index_errors
+            else "left by an interrupted backup; harmless"
+        )
         for pack in sorted(stored.keys() - indexed):
-            self.report.warnings.append(
-                f"pack {pack[:16]} is not indexed (left by an interrupted backup; harmless)"
-            )
+            self.report.warnings.append(f"pack {pack[:16]} is not indexed ({why})")
         for blob_id, loc in index.blobs():
             if loc.pack in self._missing_packs:
                 self._bad_blobs[blob_id] = f"pack {loc.pack[:16]} missing or truncated"

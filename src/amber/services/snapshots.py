@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from amber.errors import SnapshotNotFound
+from amber.errors import AmberError, SnapshotNotFound
 from amber.repository import Repository, Snapshot
 
 
@@ -38,9 +38,13 @@ class SnapshotFilter:
         return True
 
 
-def select(repo: Repository, flt: SnapshotFilter) -> list[tuple[str, Snapshot]]:
-    """Matching snapshots, oldest first."""
-    found = [(sid, s) for sid, s in repo.snapshots().items() if flt.matches(s)]
+def select(
+    repo: Repository, flt: SnapshotFilter, damaged: list[tuple[str, AmberError]] | None = None
+) -> list[tuple[str, Snapshot]]:
+    """Matching snapshots, oldest first. Unreadable ones are left out (and listed in ``damaged``):
+    one damaged snapshot must not block restores of the others."""
+    errors: list[tuple[str, AmberError]] = [] if damaged is None else damaged
+    found = [(sid, s) for sid, s in repo.snapshots(errors).items() if flt.matches(s)]
     return sorted(found, key=lambda item: (item[1].datetime, item[0]))
 
 
