@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import grp
 import os
@@ -106,39 +105,56 @@ def make_node(name: bytes, path: bytes, st: os.stat_result, kind: str, prev: Nod
     return node
 
 
+@lru_cache(maxsize=4096)
+def _uid_of(name: str) -> int | None:
+    try:
+        return pwd.getpwnam(name).pw_uid
+    except KeyError:
+        return None
+
+
+@lru_cache(maxsize=4096)
+def _gid_of(name: str) -> int | None:
+    try:
+        return grp.getgrnam(name).gr_gid
+    except KeyError:
+        return None
+
+
 def _resolve_ids(node: Node) -> tuple[int, int]:
     """Prefer names over numbers, as tar and restic do, when the name exists here."""
-    uid, gid = node.uid, node.gid
-    if node.user:
-        with contextlib.suppress(KeyError):
-            uid = pwd.getpwnam(node.user).pw_uid
-    if node.group:
-        with contextlib.suppress(KeyError):
-            gid = grp.getgrnam(node.group).gr_gid
-    return uid, gid
+    uid = _uid_of(node.user) if node.user else None
+    gid = _gid_of(node.group) if node.group else None
+    return (node.uid if uid is None else uid), (node.gid if gid is None else gid)
 
 
-def apply_metadata(path: bytes, node: Node, warnings: list[str]) -> None:
-    """Ownership, xattrs (ACLs included), mode, then times: chown would clear setuid."""
+def apply_metadata(path: bytes, node: Node, warnings: list[str], fd: int | None = None) -> None:
+    """Ownership, xattrs (ACLs included), mode, then times: chown would clear setuid.
+
+    With ``fd`` the calls go to the open descriptor (fewer path lookups); ``path``
+    then only names the file in warnings.
+    """
     is_link = node.type == "symlink"
+    target: bytes | int = path if fd is None else fd
+    follow = fd is not None  # os refuses follow_symlinks=False together with a descriptor
     uid, gid = _resolve_ids(node)
     try:
-        os.chown(path, uid, gid, follow_symlinks=False)
+        os.chown(target, uid, gid, follow_symlinks=follow)
     except OSError as exc:
         if exc.errno != errno.EPERM or os.geteuid() == 0:
             warnings.append(f"{os.fsdecode(path)}: chown: {exc.strerror}")
     for name, value in node.xattrs:
         try:
-            os.setxattr(path, name, value, follow_symlinks=False)
+            os.setxattr(target, name, value, follow_symlinks=follow)
         except OSError as exc:
             if not (is_link and exc.errno in _IGNORABLE):
                 warnings.append(f"{os.fsdecode(path)}: xattr {os.fsdecode(name)}: {exc.strerror}")
     if not is_link:
         try:
-            os.chmod(path, node.mode)
+            os.chmod(target, node.mode)
         except OSError as exc:
             warnings.append(f"{os.fsdecode(path)}: chmod: {exc.strerror}")
     try:
-        os.utime(path, ns=(node.atime_ns, node.mtime_ns), follow_symlinks=False)
+        os.utime(target, ns=(node.atime_ns, node.mtime_ns), follow_symlinks=follow)
     except OSError as exc:
         warnings.append(f"{os.fsdecode(path)}: utime: {exc.strerror}")

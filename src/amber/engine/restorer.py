@@ -11,8 +11,10 @@ last, deepest first, so read-only directories can still be filled.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
+import shutil
 import stat
 import threading
 from collections import defaultdict
@@ -42,7 +44,7 @@ class RestoreOptions:
     include: PathMatcher = field(default_factory=lambda: PathMatcher([]))
     exclude: PathMatcher = field(default_factory=lambda: PathMatcher([]))
     verify: bool = False
-    workers: int = 4
+    workers: int = min(4, max(2, os.cpu_count() or 2))  # more only add GIL hand-offs
 
 
 @dataclass
@@ -56,13 +58,18 @@ class RestoreResult:
     warnings: list[str] = field(default_factory=list)
 
 
-@dataclass
+_BATCH_FILES = 8192
+_BATCH_BYTES = 1 << 30
+
+
+@dataclass(slots=True)
 class _File:
     path: bytes
     node: Node
     remaining: int
     lock: threading.Lock = field(default_factory=threading.Lock)
     failed: bool = False
+    created: bool = False
 
 
 class Restorer:
@@ -84,6 +91,7 @@ class Restorer:
         links: list[tuple[bytes, bytes, Node]] = []
         first_link: dict[tuple[int, int], bytes] = {}
         files: list[_File] = []
+        batch_bytes = 0
         for rel, node in self._select(items):
             path = target + rel
             try:
@@ -99,7 +107,14 @@ class Restorer:
                         continue
                     if node.links > 1:
                         first_link[key] = path
-                    files.append(self._create_file(path, node))
+                    if node.content:
+                        files.append(_File(path, node, len(node.content)))  # created by a worker
+                        batch_bytes += node.size
+                        if len(files) >= _BATCH_FILES or batch_bytes >= _BATCH_BYTES:
+                            self._write_contents(files)  # bounded memory for any tree size
+                            files, batch_bytes = [], 0
+                    else:
+                        self._create_empty(path, node)
                 else:
                     self._create_special(path, node)
             except OSError as exc:
@@ -149,19 +164,15 @@ class Restorer:
                 pending_dirs.append((rel, node))
 
     # -- creation ---------------------------------------------------------
-    def _create_file(self, path: bytes, node: Node) -> _File:
-        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
-            if stat.S_ISLNK(os.lstat(path).st_mode):
-                os.unlink(path)  # never write through a symlink
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    def _create_empty(self, path: bytes, node: Node) -> None:
+        fd = _open_new(path, node.size)
         try:
-            os.ftruncate(fd, node.size)
+            warnings: list[str] = []
+            apply_metadata(path, node, warnings, fd)
         finally:
             os.close(fd)
-        f = _File(path, node, len(node.content))
-        if not node.content:
-            self._file_complete(f)
-        return f
+        f = _File(path, node, 0, created=True)
+        self._file_done(f, warnings)
 
     def _create_special(self, path: bytes, node: Node) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -202,29 +213,61 @@ class Restorer:
         self, pack: str, wanted: list[tuple[bytes, Location]],
         targets: dict[bytes, list[tuple[_File, int]]],
     ) -> None:  # fmt: skip
+        """Stream one pack's blobs into their files; at most one decoded blob is held."""
+        delivered: set[bytes] = set()
         try:
-            loaded = list(self._blobs.load_from_pack(pack, wanted))
+            for blob_id, data in self._blobs.load_from_pack(pack, wanted):
+                delivered.add(blob_id)
+                self._deliver(targets[blob_id], data)
         except AmberError as exc:
-            loaded = [(blob_id, IntegrityError(str(exc))) for blob_id, _ in wanted]
-        for blob_id, data in loaded:
-            for f, offset in targets[blob_id]:
-                if isinstance(data, IntegrityError):
-                    self._fail(f, f"damaged data: {data}", damaged=True)
-                    continue
+            for blob_id, _ in wanted:
+                if blob_id not in delivered:
+                    self._deliver(targets[blob_id], IntegrityError(str(exc)))
+
+    def _deliver(self, places: list[tuple[_File, int]], data: bytes | IntegrityError) -> None:
+        for f, offset in places:
+            if isinstance(data, IntegrityError):
+                self._fail(f, f"damaged data: {data}", damaged=True)
+            elif f.remaining == 1 and len(f.node.content) == 1:
+                self._write_whole(f, data)
+            else:
                 self._write(f, offset, data)
+
+    def _write_whole(self, f: _File, data: bytes) -> None:
+        """The common case, a one-blob file: create, write and set metadata on one descriptor."""
+        if f.failed:
+            return
+        warnings: list[str] = []
+        try:
+            fd = _open_new(f.path, f.node.size)
+            try:
+                _pwrite_nonzero(fd, data, 0)
+                if not self._opts.verify:
+                    apply_metadata(f.path, f.node, warnings, fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            self._fail(f, f"write failed: {exc.strerror}")
+            return
+        f.remaining = 0
+        self._progress.bytes_done(len(data))
+        if self._opts.verify:
+            self._file_complete(f)
+        else:
+            self._file_done(f, warnings)
 
     def _write(self, f: _File, offset: int, data: bytes) -> None:
         if f.failed:
             return
         try:
+            with f.lock:
+                if not f.created:
+                    os.close(_open_new(f.path, f.node.size))
+                    f.created = True
             if not _is_zero(data):
-                fd = os.open(f.path, os.O_WRONLY | os.O_NOFOLLOW)
+                fd = os.open(f.path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
                 try:
-                    for start, end in _nonzero_extents(data, offset):
-                        view, pos = memoryview(data)[start:end], offset + start
-                        while view:
-                            n = os.pwrite(fd, view, pos)
-                            view, pos = view[n:], pos + n
+                    _pwrite_nonzero(fd, data, offset)
                 finally:
                     os.close(fd)
         except OSError as exc:
@@ -242,6 +285,9 @@ class Restorer:
             return
         warnings: list[str] = []
         apply_metadata(f.path, f.node, warnings)
+        self._file_done(f, warnings)
+
+    def _file_done(self, f: _File, warnings: list[str]) -> None:
         with self._lock:
             self._result.warnings.extend(warnings)
             self._result.files += 1
@@ -274,6 +320,32 @@ class Restorer:
         with self._lock:
             self._result.errors.append(f"{os.fsdecode(path)}: {why}")
         self._progress.error(path, why)
+
+
+def _open_new(path: bytes, size: int) -> int:
+    """Create (or truncate) a regular file at its final size; never through a symlink."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError as exc:
+        if exc.errno not in (errno.ELOOP, errno.EISDIR):
+            raise
+        if stat.S_ISDIR(os.lstat(path).st_mode):
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)  # a symlink in the way
+        fd = os.open(path, flags, 0o600)
+    if size:
+        os.ftruncate(fd, size)
+    return fd
+
+
+def _pwrite_nonzero(fd: int, data: bytes, offset: int) -> None:
+    for start, end in _nonzero_extents(data, offset):
+        view, pos = memoryview(data)[start:end], offset + start
+        while view:
+            n = os.pwrite(fd, view, pos)
+            view, pos = view[n:], pos + n
 
 
 def _clear_for_dir(path: bytes) -> None:
