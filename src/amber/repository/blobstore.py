@@ -20,7 +20,6 @@ from amber.repository.index import (
     Location,
     decode_index,
     encode_index,
-    index_file_blobs,
 )
 from amber.repository.pack import BlobType, PackedBlob, encode_header, pack_id, parse_pack
 from amber.storage.base import Backend, FileType, Handle
@@ -73,8 +72,9 @@ class BlobStore:
             except (IntegrityError, ObjectNotFound):
                 failed.append(fi.name)
                 continue
-            for pack, blobs in index_file_blobs(doc):
-                self.index.add_pack(pack, blobs)
+            for pack, rows in doc.packs:
+                self.index.add_rows(pack, rows)
+            del doc
         return failed
 
     def has(self, blob_id: bytes) -> bool:

@@ -34,12 +34,12 @@ _PACK_SHIFT = _OFF_SHIFT + _OFF_BITS
 _MASK = (1 << 48) - 1
 
 
-def _encode_entry(pack_no: int, b: PackedBlob) -> int:
-    if max(b.offset, b.length, b.raw_length) > _MASK:
+def _encode_entry(pack_no: int, type_: int, offset: int, length: int, raw_length: int) -> int:
+    if max(offset, length, raw_length) > _MASK:
         raise IntegrityError("index entry out of range")
     return (
-        pack_no << _PACK_SHIFT | b.offset << _OFF_SHIFT | b.length << _LEN_SHIFT
-        | b.raw_length << _RAW_SHIFT | int(b.type)
+        pack_no << _PACK_SHIFT | offset << _OFF_SHIFT | length << _LEN_SHIFT
+        | raw_length << _RAW_SHIFT | type_
     )  # fmt: skip
 
 
@@ -83,7 +83,18 @@ class Index:
         n = self._pack_number(pack)
         count = 0
         for b in blobs:
-            self._entries.setdefault(b.id, _encode_entry(n, b))
+            self._entries.setdefault(b.id, _encode_entry(n, int(b.type), b.offset, b.length, b.raw_length))
+            count += 1
+        self._pack_blobs[n] = self._pack_blobs.get(n, 0) + count
+
+    def add_rows(self, pack: str, rows: Iterable[tuple[int, bytes, int, int, int]]) -> None:
+        """Like add_pack, from index-file rows, without building PackedBlob objects."""
+        n = self._pack_number(pack)
+        count = 0
+        entries = self._entries
+        for type_, blob_id, offset, length, raw_length in rows:
+            if blob_id not in entries:
+                entries[blob_id] = _encode_entry(n, type_, offset, length, raw_length)
             count += 1
         self._pack_blobs[n] = self._pack_blobs.get(n, 0) + count
 

@@ -98,7 +98,7 @@ class Repository:
         tree = decode_tree(self.blobs.load(tree_id))
         with self._tree_lock:
             self._tree_cache[tree_id] = tree
-            if len(self._tree_cache) > 512:
+            if len(self._tree_cache) > 256:
                 self._tree_cache.popitem(last=False)
         return tree
 
