@@ -35,15 +35,20 @@ class Measurement:
 def run_measured(cmd: list[str], env: dict[str, str], log_path: Path, cwd: Path | None = None) -> Measurement:
     """Run ``cmd``, send its output to ``log_path`` and measure it.
 
-    ``ru_maxrss`` from ``wait4`` is the peak resident set size of the child
-    (on Linux in KiB; it also covers grandchildren the child waited for).
+    Peak RSS comes from ``/usr/bin/time`` launching the tool: Linux carries a
+    process's RSS high-water mark across fork and exec, so a tool forked straight
+    from this (large) Python process would report at least our own RSS. ``time``
+    is small, and reports its child's ``ru_maxrss`` (KiB). CPU times come from
+    ``wait4`` and include the child.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    rss_file = log_path.with_suffix(".maxrss")
     with open(log_path, "ab") as log:
         log.write(f"$ {' '.join(cmd)}\n".encode())
         log.flush()
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        wrapped = ["/usr/bin/time", "-f", "%M", "-o", str(rss_file), *cmd]
+        proc = subprocess.Popen(wrapped, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         sampler = TreeRssSampler(proc.pid)
         sampler.start()
         _, status, usage = os.wait4(proc.pid, 0)
@@ -52,7 +57,11 @@ def run_measured(cmd: list[str], env: dict[str, str], log_path: Path, cwd: Path 
         sampler.join()
     proc.returncode = rc = os.waitstatus_to_exitcode(status)
     error = "" if rc == 0 else tail(log_path, 15)
-    return Measurement(wall, usage.ru_utime, usage.ru_stime, usage.ru_maxrss, rc, error, sampler.peak_kib)
+    try:
+        maxrss = int(rss_file.read_text().split()[-1])
+    except (OSError, ValueError, IndexError):
+        maxrss = usage.ru_maxrss
+    return Measurement(wall, usage.ru_utime, usage.ru_stime, maxrss, rc, error, sampler.peak_kib)
 
 
 class TreeRssSampler(threading.Thread):

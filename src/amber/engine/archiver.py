@@ -38,7 +38,7 @@ class TreeStore(Protocol):
 class ArchiveOptions:
     excludes: PathMatcher = field(default_factory=lambda: PathMatcher([]))
     one_file_system: bool = False
-    workers: int = 3
+    workers: int = max(2, os.cpu_count() or 2)  # threads beyond the cores only add GIL hand-offs
 
 
 @dataclass
@@ -48,6 +48,36 @@ class ArchiveResult:
     skipped: list[str] = field(default_factory=list)
     changed_during_read: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+
+class _Result(Protocol):
+    def done(self) -> bool: ...
+
+    def result(self) -> FileContent: ...
+
+
+class _BatchItem:
+    """One file's result inside a batch of small files read by one job."""
+
+    __slots__ = ("_future", "_index")
+
+    def __init__(self, future: Future[list[FileContent | OSError]], index: int) -> None:
+        self._future = future
+        self._index = index
+
+    def done(self) -> bool:
+        return self._future.done()
+
+    def result(self) -> FileContent:
+        r = self._future.result()[self._index]
+        if isinstance(r, OSError):
+            raise r
+        return r
+
+
+_SMALL_FILE = 64 * 1024  # batched: one pool job per many small files, not one each
+_BATCH_FILES = 64
+_BATCH_BYTES = 1 << 20
 
 
 @dataclass
@@ -60,7 +90,10 @@ class _Dir:
     dev: int | None
     pos: int = 0
     nodes: list[Node] = field(default_factory=list)
-    pending: list[tuple[Node, Future[FileContent], Node | None]] = field(default_factory=list)
+    pending: list[tuple[Node, _Result, Node | None]] = field(default_factory=list)
+    batch: list[tuple[bytes, os.stat_result]] = field(default_factory=list)
+    batch_bytes: int = 0
+    batch_future: Future[list[FileContent | OSError]] = field(default_factory=Future)
 
 
 def _stat_names(base: bytes, names: list[bytes]) -> list[Entry]:
@@ -202,6 +235,7 @@ class Archiver:
         while stack:
             d = stack[-1]
             if d.pos >= len(d.entries):
+                self._submit_batch(d, pool)
                 stack.pop()
                 finished.append(d)
                 while finished and all(f.done() for _, f, _ in finished[0].pending):
@@ -273,6 +307,13 @@ class Archiver:
             self._progress.file_done(path, st.st_size, "unchanged")
             self._progress.bytes_done(st.st_size)
             return
+        if st.st_size < _SMALL_FILE and st.st_nlink == 1:
+            d.pending.append((node, _BatchItem(d.batch_future, len(d.batch)), prev))
+            d.batch.append((path, st))
+            d.batch_bytes += st.st_size
+            if len(d.batch) >= _BATCH_FILES or d.batch_bytes >= _BATCH_BYTES:
+                self._submit_batch(d, pool)
+            return
         link_key = (st.st_dev, st.st_ino)
         fut = self._hardlinks.get(link_key) if st.st_nlink > 1 else None
         if fut is None:
@@ -282,6 +323,29 @@ class Archiver:
             if st.st_nlink > 1:
                 self._hardlinks[link_key] = fut
         d.pending.append((node, fut, prev))
+
+    def _submit_batch(self, d: _Dir, pool: ThreadPoolExecutor) -> None:
+        if not d.batch:
+            return
+        items, future = d.batch, d.batch_future
+        d.batch, d.batch_bytes, d.batch_future = [], 0, Future()
+        self._slots.acquire()
+        pool.submit(self._read_batch, items, future).add_done_callback(lambda _f: self._slots.release())
+
+    def _read_batch(
+        self, items: list[tuple[bytes, os.stat_result]], future: Future[list[FileContent | OSError]]
+    ) -> None:
+        results: list[FileContent | OSError] = []
+        try:
+            for path, st in items:
+                try:
+                    results.append(self._reader.read_file(path, st))
+                except OSError as exc:
+                    results.append(exc)
+        except BaseException as exc:  # e.g. DiskFull from a pack write: fail the whole batch
+            future.set_exception(exc)
+            return
+        future.set_result(results)
 
     def _finalize(self, d: _Dir) -> bytes:
         failed: set[int] = set()

@@ -58,6 +58,7 @@ class Checker:
         self._progress = progress or NullProgress()
         self.report = CheckReport()
         self._bad_blobs: dict[bytes, str] = {}
+        self._referenced: set[bytes] = set()
 
     def run(self, read_data: bool = False, subset: str | None = None) -> CheckReport:
         self._check_index_and_packs()
@@ -65,6 +66,12 @@ class Checker:
             packs = sorted(self._repo.blobs.index.packs() - self._missing_packs)
             self._read_packs(parse_subset(subset, packs) if subset else packs)
         self._check_snapshots()
+        unused = sum(1 for blob_id, _ in self._repo.blobs.index.blobs() if blob_id not in self._referenced)
+        if unused:
+            self.report.warnings.append(
+                f"{unused} indexed blob(s) are not referenced by any snapshot "
+                "(left by interrupted backups or removed snapshots; prune reclaims them)"
+            )
         return self.report
 
     def _error(self, msg: str) -> None:
@@ -186,7 +193,9 @@ class Checker:
             bad[tree_id] = problem
             return problem
         damaged = []
+        self._referenced.add(tree_id)
         for node in nodes:
+            self._referenced.update(node.content)
             if node.type == "dir" and not node.subtree:
                 damaged.append((node.name, "directory has no subtree"))
             elif node.type == "file":

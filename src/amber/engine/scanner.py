@@ -26,7 +26,7 @@ def scan(path: bytes) -> list[Entry]:
 
 
 class DirScanner:
-    def __init__(self, threads: int = 6) -> None:
+    def __init__(self, threads: int = 4) -> None:
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="scanner")
         self._pending: dict[bytes, Future[list[Entry]]] = {}
 

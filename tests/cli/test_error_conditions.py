@@ -1,0 +1,92 @@
+"""Disk full and permission denied, on real filesystems: clear one-line errors, nothing lost."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import AmberCli, is_root
+
+root_only = pytest.mark.skipif(not is_root(), reason="needs root (mount, setpriv)")
+
+
+@pytest.fixture
+def small_fs() -> Iterator[Path]:
+    """A 24 MiB tmpfs: a real filesystem that really fills up."""
+    mnt = Path(tempfile.mkdtemp(prefix="amber-full-"))
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mnt)], capture_output=True)
+    if proc.returncode != 0:
+        mnt.rmdir()
+        pytest.skip(f"cannot mount tmpfs: {proc.stderr.decode().strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+        mnt.rmdir()
+
+
+def _single_error_line(stderr: str) -> None:
+    assert "Traceback" not in stderr
+    lines = [line for line in stderr.splitlines() if line.startswith("amber:")]
+    assert len(lines) == 1, stderr
+
+
+@root_only
+def test_disk_full_is_a_clear_error_and_keeps_earlier_snapshots(small_fs: Path, tmp_path: Path) -> None:
+    cli = AmberCli(small_fs / "repo", tmp_path)
+    cli.run("init")
+    small = tmp_path / "small"
+    small.mkdir()
+    (small / "keep.txt").write_bytes(b"precious\n" * 1000)
+    cli.run("backup", str(small))
+
+    big = tmp_path / "big"
+    big.mkdir()
+    for i in range(4):
+        (big / f"random-{i}.bin").write_bytes(os.urandom(10 << 20))  # incompressible, 40 MiB
+    res = cli.run("backup", str(big), check=False)
+    assert res.returncode == 17, res.stderr
+    assert "no space left" in res.stderr
+    _single_error_line(res.stderr)
+    assert len(list((small_fs / "repo" / "snapshots").iterdir())) == 1  # no snapshot for the failed run
+
+    # the repository is still consistent and the earlier snapshot restores
+    snaps = cli.run("snapshots", "--json").stdout
+    assert snaps.count('"short_id"') == 1
+    target = tmp_path / "restore"
+    cli.run("restore", "latest", "--target", str(target), "--verify")
+    assert (Path(str(target) + str(small)) / "keep.txt").read_bytes() == b"precious\n" * 1000
+    assert cli.run("check", "--read-data").returncode == 0
+
+
+@root_only
+def test_permission_denied_is_a_clear_error(tmp_path: Path) -> None:
+    shared = Path(tempfile.mkdtemp(prefix="amber-perm-", dir="/tmp"))
+    try:
+        shared.chmod(0o755)
+        cli = AmberCli(shared / "repo", tmp_path)
+        cli.run("init")  # as root: a repository user nobody may read but not write
+        src = shared / "src"
+        src.mkdir()
+        (src / "a.txt").write_text("a")
+        for p in [shared, *shared.rglob("*")]:
+            p.chmod(0o755 if p.is_dir() else 0o644)
+        env = {**cli.env, "HOME": str(shared), "XDG_DATA_HOME": str(shared), "XDG_CACHE_HOME": str(shared)}
+        proc = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+             sys.executable, "-m", "amber", "backup", str(src)],
+            capture_output=True, env=env, cwd="/",
+        )  # fmt: skip
+        stderr = proc.stderr.decode()
+        assert proc.returncode == 16, stderr
+        assert "permission denied" in stderr
+        _single_error_line(stderr)
+    finally:
+        shutil.rmtree(shared)
