@@ -22,7 +22,7 @@ from amber.engine.filereader import BlobSaver, ContentReader, FileContent
 from amber.engine.metadata import group_name, make_node, node_type, user_name
 from amber.engine.patterns import PathMatcher
 from amber.engine.progress import NullProgress, Progress
-from amber.engine.scanner import DirScanner, Entry
+from amber.engine.scanner import DirScanner, Entry, stat_names
 from amber.repository import Node, Summary, Tree
 
 _LEAF: dict[bytes, object] = {}
@@ -96,16 +96,6 @@ class _Dir:
     batch_future: Future[list[FileContent | OSError]] = field(default_factory=Future)
 
 
-def _stat_names(base: bytes, names: list[bytes]) -> list[Entry]:
-    out: list[Entry] = []
-    for name in names:
-        try:
-            out.append((name, os.lstat(base + b"/" + name)))
-        except OSError as exc:
-            out.append((name, exc))
-    return out
-
-
 def _fsdecode(path: bytes) -> str:
     return os.fsdecode(path)
 
@@ -168,7 +158,7 @@ class Archiver:
                 whole = trie is _LEAF
                 root = _Dir(
                     path=b"",
-                    entries=self._list(b"/") if whole else _stat_names(b"", sorted(trie)),
+                    entries=self._list(b"/") if whole else stat_names(b"", sorted(trie)),
                     only=None if whole else trie,
                     previous=self._previous(parent_tree),
                     node=None,
@@ -287,7 +277,7 @@ class Archiver:
                 return _Dir(path, [], {}, {}, node, dev)
             if is_prefix:
                 assert isinstance(only, dict)
-                entries, restrict = _stat_names(path, sorted(only)), only
+                entries, restrict = stat_names(path, sorted(only)), only
             else:
                 entries, restrict = self._list(path), None
             previous = self._previous(prev.subtree) if prev and prev.type == "dir" else {}

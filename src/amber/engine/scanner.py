@@ -12,17 +12,22 @@ from concurrent.futures import Future, ThreadPoolExecutor
 Entry = tuple[bytes, os.stat_result | OSError]
 
 
+def stat_names(base: bytes, names: list[bytes]) -> list[Entry]:
+    """lstat results (or the error) for ``names`` inside ``base``."""
+    out: list[Entry] = []
+    for name in names:
+        try:
+            out.append((name, os.lstat(base + b"/" + name)))
+        except OSError as exc:
+            out.append((name, exc))
+    return out
+
+
 def scan(path: bytes) -> list[Entry]:
     """Sorted entries of a directory with their lstat results (or the error)."""
     with os.scandir(path) as it:
         names = sorted(e.name for e in it)
-    out: list[Entry] = []
-    for name in names:
-        try:
-            out.append((name, os.lstat(path + b"/" + name)))
-        except OSError as exc:
-            out.append((name, exc))
-    return out
+    return stat_names(path, names)
 
 
 class DirScanner:
