@@ -18,7 +18,9 @@ The tree (exit code in brackets)::
     │   └── DiskFull [17]
     ├── CheckFailed [18]                check found damage
     ├── SourceCommandFailed [19]        --stdin-from-command exited non-zero
-    └── AppendOnlyViolation [20]        a delete or overwrite in append-only mode
+    ├── AppendOnlyViolation [20]        a delete or overwrite in append-only mode
+    ├── ConfigError [21]                the config file is invalid ("file:line: key: problem")
+    └── JobRunning [22]                 another `amber run` of the same job is in progress
 
 Vendor exceptions (OSError, msgspec, cryptography) are converted at the layer
 boundary by :func:`from_os_error`; nothing above ``storage`` sees raw ``OSError``
@@ -122,6 +124,16 @@ class SourceCommandFailed(AmberError):
 class AppendOnlyViolation(AmberError):
     exit_code = 20
     default_message = "repository is append-only: delete and overwrite are refused"
+
+
+class ConfigError(AmberError):
+    exit_code = 21
+    default_message = "invalid configuration"
+
+
+class JobRunning(AmberError):
+    exit_code = 22
+    default_message = "the job is already running"
 
 
 def from_os_error(exc: OSError, what: str) -> AmberError:
