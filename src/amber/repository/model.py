@@ -74,6 +74,9 @@ class Snapshot(msgspec.Struct, omit_defaults=True):
     skipped: list[str] = []
     changed_during_read: list[str] = []
     summary: Summary = msgspec.field(default_factory=Summary)
+    # ID of the snapshot this one is a copy (or rewrite) of, kept across chains of
+    # copies, so copy skips snapshots the destination already holds.
+    original: str | None = None
 
     @property
     def datetime(self) -> dt.datetime:
