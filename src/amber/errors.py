@@ -15,7 +15,8 @@ The tree (exit code in brackets)::
     │   └── SnapshotNotFound            no snapshot matches
     ├── StorageError [1]                the backend failed for another reason
     │   ├── PermissionDenied [16]
-    │   └── DiskFull [17]
+    │   ├── DiskFull [17]
+    │   └── TransientStorageError [30]  timeout, dropped connection, 5xx: retried, then this
     ├── CheckFailed [18]                check found damage
     ├── SourceCommandFailed [19]        --stdin-from-command exited non-zero
     ├── AppendOnlyViolation [20]        a delete or overwrite in append-only mode
@@ -109,6 +110,13 @@ class PermissionDenied(StorageError):
 class DiskFull(StorageError):
     exit_code = 17
     default_message = "no space left on device"
+
+
+class TransientStorageError(StorageError):
+    """A failure that may go away on its own; the retry wrapper retries only these."""
+
+    exit_code = 30
+    default_message = "storage backend temporarily unavailable"
 
 
 class CheckFailed(AmberError):
