@@ -21,7 +21,10 @@ The tree (exit code in brackets)::
     ├── SourceCommandFailed [19]        --stdin-from-command exited non-zero
     ├── AppendOnlyViolation [20]        a delete or overwrite in append-only mode
     ├── ConfigError [21]                the config file is invalid ("file:line: key: problem")
-    └── JobRunning [22]                 another `amber run` of the same job is in progress
+    ├── JobRunning [22]                 another `amber run` of the same job is in progress
+    ├── AuditLogBroken [23]             the audit log's hash chain or its repository copy disagrees
+    ├── DrillFailed [24]                a restore drill's application check failed
+    └── NotifyFailed [25]               a notification could not be delivered
 
 Vendor exceptions (OSError, msgspec, cryptography) are converted at the layer
 boundary by :func:`from_os_error`; nothing above ``storage`` sees raw ``OSError``
@@ -142,6 +145,21 @@ class ConfigError(AmberError):
 class JobRunning(AmberError):
     exit_code = 22
     default_message = "the job is already running"
+
+
+class AuditLogBroken(AmberError):
+    exit_code = 23
+    default_message = "the audit log failed verification"
+
+
+class DrillFailed(AmberError):
+    exit_code = 24
+    default_message = "the restore drill failed"
+
+
+class NotifyFailed(AmberError):
+    exit_code = 25
+    default_message = "a notification could not be delivered"
 
 
 def from_os_error(exc: OSError, what: str) -> AmberError:
