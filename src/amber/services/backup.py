@@ -34,6 +34,7 @@ class BackupRequest:
     parent: str | None = None
     force: bool = False  # re-read every file, ignoring the parent
     stdin_filename: str = "stdin"
+    workers: int | None = None  # archiver threads (None = one per core)
 
 
 @dataclass
@@ -121,7 +122,9 @@ def backup_paths(repo: Repository, req: BackupRequest, progress: Progress | None
         repo.blobs,
         repo,
         content_reader(repo, progress),
-        ArchiveOptions(PathMatcher(req.excludes), req.one_file_system),
+        ArchiveOptions(
+            PathMatcher(req.excludes), req.one_file_system, workers=req.workers or ArchiveOptions.workers
+        ),
         progress,
     )
     result = archiver.archive([os.fsencode(p) for p in paths], parent_tree)
