@@ -24,7 +24,9 @@ The tree (exit code in brackets)::
     ├── JobRunning [22]                 another `amber run` of the same job is in progress
     ├── AuditLogBroken [23]             the audit log's hash chain or its repository copy disagrees
     ├── DrillFailed [24]                a restore drill's application check failed
-    └── NotifyFailed [25]               a notification could not be delivered
+    ├── NotifyFailed [25]               a notification could not be delivered
+    ├── StateError [26]                 the local state database (run history) failed
+    └── HookFailed [27]                 a job's before-hook exited non-zero; nothing was backed up
 
 Vendor exceptions (OSError, msgspec, cryptography) are converted at the layer
 boundary by :func:`from_os_error`; nothing above ``storage`` sees raw ``OSError``
@@ -160,6 +162,16 @@ class DrillFailed(AmberError):
 class NotifyFailed(AmberError):
     exit_code = 25
     default_message = "a notification could not be delivered"
+
+
+class StateError(AmberError):
+    exit_code = 26
+    default_message = "the state database failed"
+
+
+class HookFailed(AmberError):
+    exit_code = 27
+    default_message = "a hook command failed"
 
 
 def from_os_error(exc: OSError, what: str) -> AmberError:
