@@ -1,0 +1,103 @@
+"""copy: snapshots to one or more other repositories."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import nullcontext
+from typing import Any
+
+import click
+
+from amber.cli.context import AppContext, make_passwords, pass_app
+from amber.cli.options import make_filter, snapshot_filter_options
+from amber.cli.output import BarProgress, emit_json, err_console, human_bytes, plain
+from amber.errors import AmberError, UsageError
+from amber.services import copy as copy_service
+from amber.services import replicate as replicate_service
+
+
+def _status_line(st: replicate_service.DestinationStatus) -> str:
+    where = st.name if st.name == st.location else f"{st.name} ({st.location})"
+    if st.status == replicate_service.OK:
+        return (
+            f"{where}: ok, copied {len(st.copied)} snapshot(s), {human_bytes(st.bytes_added)} new, "
+            f"{st.already} already present"
+        )
+    return f"{where}: {st.status}: {st.error}"
+
+
+def _as_json(st: replicate_service.DestinationStatus) -> dict[str, Any]:
+    return {
+        "destination": st.name, "location": st.location, "status": st.status,
+        "copied": [{"source": s, "copy": d} for s, d in st.copied], "already": st.already,
+        "bytes_added": st.bytes_added, "error": st.error, "seconds": round(st.seconds, 3),
+    }  # fmt: skip
+
+
+@click.command("copy")
+@click.argument("snapshot_ids", nargs=-1)
+@click.option("--from", "from_repo", metavar="REPO", help="Source repository (default: -r).")
+@click.option("--to", "to_repos", multiple=True, metavar="REPO",
+              help="Destination repository; repeat for several (default: -r).")  # fmt: skip
+@click.option("--from-password-file", type=click.Path(dir_okay=False), help="Password file of the source.")
+@click.option("--from-password-command", help="Command printing the source's password.")
+@click.option("--to-password-file", type=click.Path(dir_okay=False), help="Password file of destinations.")
+@click.option("--to-password-command", help="Command printing the destinations' password.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per destination.")
+@snapshot_filter_options
+@pass_app
+def copy(
+    app: AppContext, snapshot_ids: tuple[str, ...], from_repo: str | None, to_repos: tuple[str, ...],
+    from_password_file: str | None, from_password_command: str | None, to_password_file: str | None,
+    to_password_command: str | None, as_json: bool, hosts: tuple[str, ...], tags: tuple[str, ...],
+    paths: tuple[str, ...],
+) -> None:  # fmt: skip
+    """Copy snapshots (default: all matching) that a destination lacks; only missing data moves.
+
+    Source and destinations may use different passwords and keys. With several
+    --to, each destination is reported; an unreachable one does not stop the rest.
+    """
+    if not from_repo and not to_repos:
+        raise UsageError("copy needs --from or --to (the other side defaults to -r)")
+    source = from_repo or app.location
+    targets = list(to_repos) or [app.location]
+    src_pw = app.passwords
+    if from_password_file or from_password_command:
+        src_pw = make_passwords(from_password_file, from_password_command)
+    dst_pw = app.passwords
+    if to_password_file or to_password_command:
+        dst_pw = make_passwords(to_password_file, to_password_command)
+    flt = make_filter(hosts, tags, paths)
+    progress: Any = BarProgress("copy") if sys.stderr.isatty() and not as_json else None
+    with progress if progress is not None else nullcontext():
+        if len(targets) == 1:  # errors keep their own exit codes
+            req = copy_service.CopyRequest(list(snapshot_ids), flt)
+            result = copy_service.copy(source, src_pw, targets[0], dst_pw, req, progress=progress)
+            statuses = [_from_result(targets[0], result)]
+        else:
+            dests = [replicate_service.Destination(t, dst_pw) for t in targets]
+            statuses = replicate_service.replicate_from(
+                source, src_pw, list(snapshot_ids), dests, flt, progress=progress
+            )
+    for st in statuses:
+        if as_json:
+            emit_json(_as_json(st))
+        elif st.ok:
+            click.echo(_status_line(st))
+        else:
+            err_console.print(f"[red]{plain(_status_line(st))}[/]", highlight=False)
+    bad = [st for st in statuses if not st.ok]
+    if bad:
+        raise AmberError(f"{len(bad)} of {len(statuses)} destination(s) not updated")
+
+
+def _from_result(target: str, result: copy_service.CopyResult) -> replicate_service.DestinationStatus:
+    st = replicate_service.DestinationStatus(target, target, replicate_service.OK)
+    st.copied, st.already, st.bytes_added = result.copied, result.already, result.stats.bytes_added
+    if result.failed:
+        st.status = replicate_service.FAILED
+        st.error = "; ".join(f"{sid[:8]}: {why}" for sid, why in result.failed)
+    return st
+
+
+COMMANDS = [copy]
