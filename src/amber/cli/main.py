@@ -8,7 +8,7 @@ import traceback
 import click
 
 from amber import __version__
-from amber.cli import cmd_backup, cmd_browse, cmd_check, cmd_keys, cmd_quickstart, cmd_restore
+from amber.cli import cmd_backup, cmd_browse, cmd_check, cmd_copy, cmd_keys, cmd_quickstart, cmd_restore
 from amber.cli.context import AppContext, make_passwords
 from amber.cli.memory import tune_allocator
 from amber.errors import EXIT_INTERRUPTED, AmberError, from_os_error
@@ -29,7 +29,7 @@ def cli(
     ctx.obj = AppContext(repo, make_passwords(password_file, password_command), debug)
 
 
-for module in (cmd_backup, cmd_restore, cmd_browse, cmd_check, cmd_keys, cmd_quickstart):
+for module in (cmd_backup, cmd_restore, cmd_browse, cmd_check, cmd_keys, cmd_quickstart, cmd_copy):
     for command in module.COMMANDS:
         cli.add_command(command)
 
