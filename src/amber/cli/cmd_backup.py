@@ -24,12 +24,16 @@ from amber.services import session
 
 
 @click.command()
+@click.option(
+    "--append-only", is_flag=True, help="Clients may add backups but never delete or overwrite (permanent)."
+)
 @pass_app
-def init(app: AppContext) -> None:
+def init(app: AppContext, append_only: bool) -> None:
     """Create a new repository."""
     location = app.location
-    repo = session.create(location, app.passwords.get(new=True))
-    click.echo(f"created repository {repo.id[:10]} at {repo.backend.location}")
+    repo = session.create(location, app.passwords.get(new=True), append_only)
+    mode = " (append-only)" if append_only else ""
+    click.echo(f"created repository {repo.id[:10]} at {repo.backend.location}{mode}")
 
 
 @click.command(context_settings={"ignore_unknown_options": False})

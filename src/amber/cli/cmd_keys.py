@@ -29,12 +29,14 @@ def key() -> None:
 
 @key.command("add")
 @_new_pw_option
+@click.option("--append-only", is_flag=True, help="The key may add backups but never delete or overwrite.")
 @pass_app
-def key_add(app: AppContext, new_password_file: str | None) -> None:
+def key_add(app: AppContext, new_password_file: str | None, append_only: bool) -> None:
     """Add a key with a new password."""
     with app.open() as repo:
-        name = key_service.add(repo, _new_password(app, new_password_file))
-    click.echo(f"added key {name[:8]}")
+        name = key_service.add(repo, _new_password(app, new_password_file), append_only)
+        flag = " (append-only)" if append_only or repo.append_only else ""
+    click.echo(f"added key {name[:8]}{flag}")
 
 
 @key.command("list")
@@ -44,7 +46,8 @@ def key_list(app: AppContext) -> None:
     with app.open(lock=False) as repo:
         for info, current in key_service.list_keys(repo):
             mark = "*" if current else " "
-            click.echo(f"{mark}{info.id[:8]}  {info.username}@{info.hostname}  {info.created[:19]}")
+            flag = "  append-only" if info.append_only else ""
+            click.echo(f"{mark}{info.id[:8]}  {info.username}@{info.hostname}  {info.created[:19]}{flag}")
 
 
 @key.command("remove")

@@ -6,7 +6,9 @@ A key file is JSON (it must be readable before any key is known)::
      "kdf": "argon2id", "kdf_params": {"time_cost", "memory_kib", "parallelism"},
      "salt": base64, "data": base64(nonce || AES-GCM(master key JSON))}
 
-Its stored name is the SHA-256 of its bytes.
+Its stored name is the SHA-256 of its bytes. An append-only key carries
+``"append_only": true`` inside the sealed secret (authoritative) and, for display,
+in the clear.
 """
 
 from __future__ import annotations
@@ -39,19 +41,25 @@ class KeyInfo:
     created: str
     hostname: str
     username: str
+    append_only: bool = False
 
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def wrap_master_key(master: MasterKey, password: bytes, params: KdfParams | None = None) -> tuple[str, bytes]:
+def wrap_master_key(
+    master: MasterKey, password: bytes, params: KdfParams | None = None, append_only: bool = False
+) -> tuple[str, bytes]:
     """Return (key file name, key file bytes)."""
     params = params or KdfParams()
     salt = os.urandom(16)
     wrapping = derive_wrapping_key(password, salt, params)
-    secret = json.dumps({"encrypt": _b64(master.encrypt_key), "id": _b64(master.id_key)}).encode()
-    doc = {
+    fields: dict[str, object] = {"encrypt": _b64(master.encrypt_key), "id": _b64(master.id_key)}
+    if append_only:
+        fields["append_only"] = True
+    secret = json.dumps(fields).encode()
+    doc: dict[str, object] = {
         "version": 1,
         "created": dt.datetime.now(dt.UTC).isoformat(),
         "hostname": socket.gethostname(),
@@ -61,6 +69,8 @@ def wrap_master_key(master: MasterKey, password: bytes, params: KdfParams | None
         "salt": _b64(salt),
         "data": _b64(seal(wrapping, secret)),
     }
+    if append_only:
+        doc["append_only"] = True
     raw = json.dumps(doc, indent=1).encode()
     return hashlib.sha256(raw).hexdigest(), raw
 
@@ -77,6 +87,11 @@ def _parse(raw: bytes) -> dict[str, object]:
 
 def unwrap_master_key(raw: bytes, password: bytes) -> MasterKey:
     """Open one key file; raise WrongPassword if the password does not fit."""
+    return unwrap_key(raw, password)[0]
+
+
+def unwrap_key(raw: bytes, password: bytes) -> tuple[MasterKey, bool]:
+    """Open one key file: (master key, whether the key is append-only)."""
     doc = _parse(raw)
     try:
         params = KdfParams(**doc["kdf_params"])  # type: ignore[arg-type]
@@ -94,7 +109,8 @@ def unwrap_master_key(raw: bytes, password: bytes) -> MasterKey:
         secret = json.loads(unseal(wrapping, sealed))
     except InvalidTag as exc:
         raise WrongPassword() from exc
-    return MasterKey(base64.b64decode(secret["encrypt"]), base64.b64decode(secret["id"]))
+    master = MasterKey(base64.b64decode(secret["encrypt"]), base64.b64decode(secret["id"]))
+    return master, secret.get("append_only") is True
 
 
 def describe_key(name: str, raw: bytes) -> KeyInfo:
@@ -104,4 +120,5 @@ def describe_key(name: str, raw: bytes) -> KeyInfo:
         created=str(doc.get("created", "")),
         hostname=str(doc.get("hostname", "")),
         username=str(doc.get("username", "")),
+        append_only=doc.get("append_only") is True,
     )

@@ -14,6 +14,7 @@ import msgspec
 from amber import __version__
 from amber.errors import (
     AmberError,
+    AppendOnlyViolation,
     IntegrityError,
     ObjectNotFound,
     RepositoryExists,
@@ -24,8 +25,8 @@ from amber.errors import (
 )
 from amber.repository.blobstore import BlobStore
 from amber.repository.crypto import KdfParams, MasterKey
-from amber.repository.keys import KeyInfo, describe_key, unwrap_master_key, wrap_master_key
-from amber.repository.lock import Lock
+from amber.repository.keys import KeyInfo, describe_key, unwrap_key, wrap_master_key
+from amber.repository.lock import Lock, LockInfo
 from amber.repository.model import (
     Snapshot,
     Tree,
@@ -35,6 +36,7 @@ from amber.repository.model import (
     encode_tree,
 )
 from amber.repository.pack import BlobType
+from amber.storage.appendonly import AppendOnlyBackend
 from amber.storage.base import Backend, FileType, Handle
 
 FORMAT_VERSION = 1
@@ -51,6 +53,7 @@ class RepoConfig(msgspec.Struct):
     chunk_max: int = CHUNK_MAX
     compression_level: int = 3
     created_by: str = ""
+    append_only: bool = False  # set at init, never cleared: every client is append-only
 
 
 class Repository:
@@ -65,23 +68,44 @@ class Repository:
         self._tree_cache: OrderedDict[bytes, Tree] = OrderedDict()
         self._tree_lock = threading.Lock()
         self.index_errors: list[str] = []
+        self.held_locks: list[Lock] = []  # locks this object holds now (innermost last)
 
     @property
     def id(self) -> str:
         return self.config.id
+
+    @property
+    def append_only(self) -> bool:
+        """True when the repository or the key that opened it is append-only."""
+        return isinstance(self.backend, AppendOnlyBackend)
 
     def load_index(self) -> None:
         self.index_errors = self.blobs.load_index()
 
     # -- locks ------------------------------------------------------------
     @contextlib.contextmanager
-    def lock(self, exclusive: bool = False) -> Iterator[Lock]:
-        lk = Lock(self.backend, self.key.encrypt, self.key.decrypt, exclusive)
+    def lock(self, exclusive: bool = False, maintenance: bool = False) -> Iterator[Lock]:
+        """Hold a lock. Shared by default; ``maintenance`` (prune, repair) excludes only its kind.
+
+        If the index was loaded before the lock and a prune has since replaced
+        index files, the index is reloaded: a process never works from an index
+        older than its lock (design §13, two-phase deletion).
+        """
+        lk = Lock(self.backend, self.key.encrypt, self.key.decrypt, exclusive, maintenance)
         lk.acquire()
+        self.held_locks.append(lk)
         try:
+            if self.blobs.index_superseded():
+                self.load_index()
             yield lk
         finally:
+            self.held_locks.remove(lk)
             lk.release()
+
+    def lock_infos(self) -> dict[str, LockInfo]:
+        """Every readable lock file (stale ones included), by file name."""
+        lk = Lock(self.backend, self.key.encrypt, self.key.decrypt, False)
+        return lk.read_all()
 
     # -- trees --------------------------------------------------------------
     def save_tree(self, tree: Tree) -> tuple[bytes, bool]:
@@ -142,8 +166,9 @@ class Repository:
         self.backend.remove(Handle(FileType.SNAPSHOT, name))
 
     # -- keys ---------------------------------------------------------------
-    def add_key(self, password: bytes, params: KdfParams | None = None) -> str:
-        name, raw = wrap_master_key(self.key, password, params)
+    def add_key(self, password: bytes, params: KdfParams | None = None, append_only: bool = False) -> str:
+        # An append-only session can only hand out append-only keys.
+        name, raw = wrap_master_key(self.key, password, params, append_only or self.append_only)
         self.backend.save(Handle(FileType.KEY, name), raw)
         return name
 
@@ -164,6 +189,8 @@ class Repository:
 
     def change_password(self, password: bytes) -> str:
         """Add a key for the new password, then drop the one in use."""
+        if self.append_only:  # the removal would be refused after the add: refuse before it
+            raise AppendOnlyViolation("append-only repository: a key cannot be replaced; use key add")
         new_name = self.add_key(password)
         self.backend.remove(Handle(FileType.KEY, self.key_name))
         self.key_name = new_name
@@ -173,7 +200,9 @@ class Repository:
         self.backend.close()
 
 
-def init_repository(backend: Backend, password: bytes, params: KdfParams | None = None) -> Repository:
+def init_repository(
+    backend: Backend, password: bytes, params: KdfParams | None = None, append_only: bool = False
+) -> Repository:
     if backend.exists():
         raise RepositoryExists(f"a repository already exists at {backend.location}")
     if not password:
@@ -183,11 +212,16 @@ def init_repository(backend: Backend, password: bytes, params: KdfParams | None 
             raise RepositoryExists(f"{backend.location} already holds repository keys")
     backend.create()
     key = MasterKey.generate()
-    config = RepoConfig(version=FORMAT_VERSION, id=uuid.uuid4().hex, created_by=f"amber {__version__}")
+    config = RepoConfig(
+        version=FORMAT_VERSION, id=uuid.uuid4().hex, created_by=f"amber {__version__}",
+        append_only=append_only,
+    )  # fmt: skip
     repo = Repository(backend, key, config, "")
     repo.key_name = repo.add_key(password, params)
     # The config is written last: its presence is what makes a repository exist.
     backend.save(Handle(FileType.CONFIG), key.encrypt(msgspec.msgpack.encode(config)))
+    if append_only:
+        repo = Repository(AppendOnlyBackend(backend), key, config, repo.key_name)
     return repo
 
 
@@ -196,10 +230,11 @@ def open_repository(backend: Backend, password: bytes, load_index: bool = True) 
         raise RepositoryNotFound(f"no repository at {backend.location}")
     key: MasterKey | None = None
     key_name = ""
+    key_append_only = False
     for fi in backend.list(FileType.KEY):
         raw = backend.load(Handle(FileType.KEY, fi.name))
         try:
-            key = unwrap_master_key(raw, password)
+            key, key_append_only = unwrap_key(raw, password)
         except (WrongPassword, IntegrityError):
             continue
         key_name = fi.name
@@ -212,6 +247,8 @@ def open_repository(backend: Backend, password: bytes, load_index: bool = True) 
         raise IntegrityError("repository config is malformed") from exc
     if config.version != FORMAT_VERSION:
         raise UsageError(f"unsupported repository format version {config.version}")
+    if config.append_only or key_append_only:
+        backend = AppendOnlyBackend(backend)
     repo = Repository(backend, key, config, key_name)
     if load_index:
         repo.load_index()

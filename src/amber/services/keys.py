@@ -7,10 +7,11 @@ from amber.repository import Repository
 from amber.repository.keys import KeyInfo
 
 
-def add(repo: Repository, new_password: bytes) -> str:
+def add(repo: Repository, new_password: bytes, append_only: bool = False) -> str:
+    """Add a key; an append-only key opens the repository for adding only."""
     if not new_password:
         raise UsageError("empty password refused")
-    return repo.add_key(new_password)
+    return repo.add_key(new_password, append_only=append_only)
 
 
 def list_keys(repo: Repository) -> list[tuple[KeyInfo, bool]]:

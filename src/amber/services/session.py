@@ -52,8 +52,8 @@ def exists(location: str) -> bool:
     return open_backend(location).exists()
 
 
-def create(location: str, password: bytes) -> Repository:
-    return init_repository(open_backend(location), password)
+def create(location: str, password: bytes, append_only: bool = False) -> Repository:
+    return init_repository(open_backend(location), password, append_only=append_only)
 
 
 @contextmanager
