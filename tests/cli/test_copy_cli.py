@@ -1,0 +1,87 @@
+"""amber copy end to end: different passwords, several destinations, an offline one, any replica."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from tests.conftest import PASSWORD, AmberCli
+
+
+def make_src(root: Path) -> Path:
+    (root / "a" / "b").mkdir(parents=True)
+    for i in range(20):
+        (root / "a" / f"f{i}.txt").write_bytes(f"line {i}\n".encode() * (i * 50))
+    (root / "a" / "b" / "big.bin").write_bytes(os.urandom(2 << 20))
+    return root
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def other_repo(cli: AmberCli, tmp_path: Path, name: str, password: str) -> tuple[Path, Path]:
+    """A second repository with its own password (in a file)."""
+    pw = tmp_path / f"{name}.pw"
+    pw.write_text(password + "\n")
+    path = tmp_path / name
+    cli.run("-r", str(path), "--password-file", str(pw), "init")
+    return path, pw
+
+
+def test_copy_to_repo_with_other_password_then_restore_and_check_there(cli: AmberCli, tmp_path: Path) -> None:
+    src = make_src(tmp_path / "src")
+    cli.run("backup", str(src))
+    usb, usb_pw = other_repo(cli, tmp_path, "usb", "usb secret")
+    out = cli.run("copy", "--to", str(usb), "--to-password-file", str(usb_pw))
+    assert "ok, copied 1 snapshot(s)" in out.stdout
+    on_usb = ["-r", str(usb), "--password-file", str(usb_pw)]
+    cli.run(*on_usb, "check", "--read-data")
+    cli.run(*on_usb, "restore", "latest", "--target", str(tmp_path / "out"), "--verify")
+    assert tree(tmp_path / "out" / src.relative_to("/")) == tree(src)
+    again = cli.run("copy", "--to", str(usb), "--to-password-file", str(usb_pw), "--json")
+    status = json.loads(again.stdout)
+    assert status["status"] == "ok" and status["copied"] == [] and status["already"] == 1
+
+
+def test_restic_style_from_and_filters(cli: AmberCli, tmp_path: Path) -> None:
+    src = make_src(tmp_path / "src")
+    cli.run("backup", "--tag", "daily", str(src))
+    cli.run("backup", "--tag", "weekly", str(src))
+    nas, nas_pw = other_repo(cli, tmp_path, "nas", "nas secret")
+    main_pw = tmp_path / "main.pw"
+    main_pw.write_text(PASSWORD)
+    cli.run("-r", str(nas), "--password-file", str(nas_pw), "copy", "--from", str(cli.repo),
+            "--from-password-file", str(main_pw), "--tag", "weekly")  # fmt: skip
+    listed = json.loads(cli.run("-r", str(nas), "--password-file", str(nas_pw), "snapshots", "--json").stdout)
+    assert [s["tags"] for s in listed] == [["weekly"]]
+
+
+def test_several_destinations_one_offline_then_caught_up(cli: AmberCli, tmp_path: Path) -> None:
+    src = make_src(tmp_path / "src")
+    cli.run("backup", str(src))
+    ssd, _ = other_repo(cli, tmp_path, "ssd", PASSWORD)
+    usb = tmp_path / "usb-unplugged"
+    result = cli.run("copy", "--to", str(ssd), "--to", str(usb), "--json", check=False)
+    assert result.returncode == 1
+    statuses = {s["location"]: s for s in map(json.loads, result.stdout.splitlines())}
+    assert statuses[str(ssd)]["status"] == "ok" and len(statuses[str(ssd)]["copied"]) == 1
+    assert statuses[str(usb)]["status"] == "offline"
+    assert "1 of 2 destination(s) not updated" in result.stderr
+    cli.run("-r", str(usb), "init")  # plugged in again
+    cli.run("backup", str(src))
+    result = cli.run("copy", "--to", str(ssd), "--to", str(usb), "--json")
+    statuses = {s["location"]: s for s in map(json.loads, result.stdout.splitlines())}
+    assert len(statuses[str(ssd)]["copied"]) == 1 and statuses[str(ssd)]["already"] == 1
+    assert len(statuses[str(usb)]["copied"]) == 2  # caught up
+    cli.run("-r", str(usb), "restore", "latest", "--target", str(tmp_path / "out"))
+    assert tree(tmp_path / "out" / src.relative_to("/")) == tree(src)
+
+
+def test_usage_and_missing_destination_errors_are_one_line(cli: AmberCli, tmp_path: Path) -> None:
+    neither = cli.run("copy", check=False)
+    assert neither.returncode == 2 and neither.stderr.count("\n") == 1
+    missing = cli.run("copy", "--to", str(tmp_path / "nowhere"), check=False)
+    assert missing.returncode == 10, missing.stderr
+    assert missing.stderr.strip().startswith("amber:") and "Traceback" not in missing.stderr
