@@ -36,6 +36,8 @@ class AmberCli:
             "AMBER_PASSWORD": PASSWORD,
             "XDG_DATA_HOME": str(tmp / "xdg-data"),
             "XDG_CACHE_HOME": str(tmp / "xdg-cache"),
+            "XDG_STATE_HOME": str(tmp / "xdg-state"),  # state DB and audit log
+            "XDG_CONFIG_HOME": str(tmp / "xdg-config"),  # never the developer's config
         }
 
     def run(self, *args: str, input: bytes | None = None, env: dict[str, str] | None = None,

@@ -8,7 +8,16 @@ import traceback
 import click
 
 from amber import __version__
-from amber.cli import cmd_backup, cmd_browse, cmd_check, cmd_copy, cmd_keys, cmd_quickstart, cmd_restore
+from amber.cli import (
+    cmd_audit,
+    cmd_backup,
+    cmd_browse,
+    cmd_check,
+    cmd_copy,
+    cmd_keys,
+    cmd_quickstart,
+    cmd_restore,
+)
 from amber.cli.context import AppContext, make_passwords
 from amber.cli.memory import tune_allocator
 from amber.errors import EXIT_INTERRUPTED, AmberError, from_os_error
@@ -29,12 +38,25 @@ def cli(
     ctx.obj = AppContext(repo, make_passwords(password_file, password_command), debug)
 
 
-for module in (cmd_backup, cmd_restore, cmd_browse, cmd_check, cmd_keys, cmd_quickstart, cmd_copy):
+for module in (cmd_backup, cmd_restore, cmd_browse, cmd_check, cmd_keys, cmd_quickstart, cmd_audit, cmd_copy):
     for command in module.COMMANDS:
         cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Run one command, then append its audit record (command, arguments, exit code)."""
+    args = list(argv if argv is not None else sys.argv[1:])
+    try:
+        _main(args)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        cause = exc.__context__
+        error = cause.message if isinstance(cause, AmberError) else str(cause or "")
+        cmd_audit.warn(cmd_audit.record_invocation(cli, args, code, error))
+        raise
+
+
+def _main(argv: list[str] | None = None) -> None:
     tune_allocator()
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:

@@ -17,6 +17,7 @@ class FileType(enum.Enum):
     INDEX = "index"
     SNAPSHOT = "snapshots"
     LOCK = "locks"
+    AUDIT = "audit"  # replicated audit-log segments
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,53 @@
+"""Audit-log segments stored in the repository (``audit/<id>``), encrypted like snapshots.
+
+A segment is a run of consecutive records of one local audit log, kept as the
+exact JSON lines the log holds, so their hashes can be recomputed. Segments are
+new immutable objects, so append-only repositories accept them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import msgspec
+
+from amber.errors import IntegrityError, ObjectNotFound
+from amber.repository.repo import Repository
+from amber.storage.base import FileType, Handle
+
+
+class AuditSegment(msgspec.Struct):
+    log_id: str  # hash of the log's first record: names one local log
+    host: str
+    first_seq: int
+    records: list[bytes]  # JSON lines, in order
+    version: int = 1
+
+
+def save_segment(repo: Repository, segment: AuditSegment) -> str:
+    data = repo.key.encrypt(msgspec.msgpack.encode(segment))
+    name = hashlib.sha256(data).hexdigest()
+    repo.backend.save(Handle(FileType.AUDIT, name), data)
+    return name
+
+
+def load_segment(repo: Repository, name: str) -> AuditSegment:
+    raw = repo.backend.load(Handle(FileType.AUDIT, name))
+    if hashlib.sha256(raw).hexdigest() != name:
+        raise IntegrityError(f"audit segment {name[:8]}: content does not match its name")
+    try:
+        return msgspec.msgpack.decode(repo.key.decrypt(raw), type=AuditSegment)
+    except msgspec.DecodeError as exc:
+        raise IntegrityError(f"audit segment {name[:8]} is malformed") from exc
+
+
+def load_segments(repo: Repository, errors: list[str] | None = None) -> list[AuditSegment]:
+    """Every readable segment; names of unreadable ones go to ``errors``."""
+    found: list[AuditSegment] = []
+    for fi in sorted(repo.backend.list(FileType.AUDIT), key=lambda f: f.name):
+        try:
+            found.append(load_segment(repo, fi.name))
+        except (IntegrityError, ObjectNotFound):
+            if errors is not None:
+                errors.append(fi.name)
+    return found
