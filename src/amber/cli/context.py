@@ -11,6 +11,7 @@ import click
 
 from amber.repository import Repository
 from amber.services import session
+from amber.services.config import Config, load_config
 
 
 def _prompt(new: bool) -> str:
@@ -31,6 +32,10 @@ class AppContext:
     repo: str | None = None
     passwords: session.PasswordSource = field(default_factory=session.PasswordSource)
     debug: bool = False
+    config_path: str | None = None  # --config; None = the default location
+
+    def config(self) -> Config:
+        return load_config(self.config_path)
 
     @property
     def location(self) -> str:

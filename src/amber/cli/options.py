@@ -21,3 +21,14 @@ def snapshot_filter_options(f: F) -> F:
 
 def make_filter(hosts: tuple[str, ...], tags: tuple[str, ...], paths: tuple[str, ...]) -> SnapshotFilter:
     return SnapshotFilter(list(hosts), list(tags), list(paths))
+
+
+def limit_options(f: F) -> F:
+    """Resource controls (override [limits] in the config file)."""
+    f = click.option("--memory-cap", metavar="SIZE", help="Cap buffer memory, e.g. 512M (fewer threads).")(f)
+    f = click.option("--threads", type=click.IntRange(1, 1024), help="Archiver worker threads.")(f)
+    f = click.option("--ionice-level", type=click.IntRange(0, 7), help="Level within the I/O class.")(f)
+    f = click.option("--ionice-class", type=click.Choice(["idle", "best-effort", "realtime"]),
+                     help="I/O scheduling class; idle yields the disk to everything else.")(f)  # fmt: skip
+    f = click.option("--nice", type=click.IntRange(-20, 19), help="CPU priority (19 = lowest).")(f)
+    return f

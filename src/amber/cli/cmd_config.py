@@ -1,0 +1,66 @@
+"""config check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from amber.cli.context import AppContext, pass_app
+from amber.cli.output import emit_json
+from amber.services.config import Config
+
+
+@click.group()
+def config() -> None:
+    """Inspect the config file."""
+
+
+@config.command("check")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@pass_app
+def check(app: AppContext, as_json: bool) -> None:
+    """Validate the config file and summarize it."""
+    cfg = app.config()
+    if as_json:
+        emit_json(_summary(cfg))
+        return
+    click.echo(f"{cfg.source}: ok")
+    for r in cfg.repositories.values():
+        flags = [f for f in ("offsite", "immutable", "offline") if getattr(r, f)]
+        click.echo(f"repository {r.name}: {r.url} ({', '.join([r.kind, *flags])})")
+    for p in cfg.retention.values():
+        click.echo(f"retention {p.name}: {_policy(p.__dict__)}")
+    for j in cfg.jobs.values():
+        what = f"{len(j.paths)} path(s)" if j.paths else f"stdout of {j.stdin_command[0]}"
+        line = f"job {j.name}: {what} -> {', '.join([j.repository, *j.mirrors])}"
+        line += f"; retention {j.retention}" if j.retention else ""
+        line += f"; schedule {j.schedule}" if j.schedule else "; not scheduled"
+        click.echo(line)
+    click.echo(f"notify: {len(cfg.notify)} target(s); state: {cfg.state.path}")
+
+
+def _policy(values: dict[str, Any]) -> str:
+    rules = [f"{k.removeprefix('keep_')}={v}" for k, v in values.items()
+             if k.startswith("keep_") and v and k != "keep_tags"]  # fmt: skip
+    if values.get("keep_tags"):
+        rules.append(f"tags={','.join(values['keep_tags'])}")
+    return " ".join(rules)
+
+
+def _summary(cfg: Config) -> dict[str, Any]:
+    return {
+        "source": cfg.source,
+        "ok": True,
+        "repositories": {n: {"url": r.url, "kind": r.kind, "offsite": r.offsite, "immutable": r.immutable,
+                             "offline": r.offline} for n, r in cfg.repositories.items()},
+        "retention": {n: {k: v for k, v in p.__dict__.items() if k != "name"}
+                      for n, p in cfg.retention.items()},
+        "jobs": {n: {"paths": list(j.paths), "repository": j.repository, "mirrors": list(j.mirrors),
+                     "retention": j.retention, "schedule": j.schedule} for n, j in cfg.jobs.items()},
+        "notify_targets": len(cfg.notify),
+        "state": cfg.state.path,
+    }  # fmt: skip
+
+
+COMMANDS = [config]

@@ -1,0 +1,49 @@
+"""run: the configured jobs."""
+
+from __future__ import annotations
+
+import click
+
+from amber.cli.context import AppContext, pass_app
+from amber.cli.options import limit_options
+from amber.cli.output import emit_json, err_console, human_bytes, plain
+from amber.services import limits as limits_service
+from amber.services import run as run_service
+
+
+@click.command()
+@click.argument("jobs", nargs=-1)
+@limit_options
+@click.option("--no-check", is_flag=True, help="Skip the sampled check after the backup.")
+@click.option("--json", "as_json", is_flag=True, help="Print each run record as a JSON line.")
+@pass_app
+def run(
+    app: AppContext, jobs: tuple[str, ...], nice: int | None, ionice_class: str | None,
+    ionice_level: int | None, threads: int | None, memory_cap: str | None, no_check: bool, as_json: bool,
+) -> None:  # fmt: skip
+    """Run JOBS from the config file (all jobs when none is named)."""
+    cfg = app.config()
+    limits = limits_service.with_options(
+        limits_service.Limits.from_config(cfg.limits), nice, ionice_class, ionice_level, threads, memory_cap
+    )
+    options = run_service.RunOptions(
+        limits=limits, passwords=app.passwords, check=not no_check,
+        note=lambda msg: err_console.print(plain(msg), highlight=False),
+    )  # fmt: skip
+    results = run_service.run_jobs(cfg, list(jobs), options)
+    for result in results:
+        record = result.record
+        if as_json:
+            emit_json(record.as_dict() if record else {"job": result.job, "status": result.status})
+        elif record is None:
+            click.echo(f"{result.job}: not started (already running)")
+        else:
+            snap = f" snapshot {record.snapshot_ids[0][:8]}" if record.snapshot_ids else ""
+            click.echo(f"{result.job}: {record.status}{snap}, {record.files} files, "
+                       f"{human_bytes(record.bytes_added)} added, {record.duration:.1f}s")  # fmt: skip
+    error = run_service.worst_error(results)
+    if error is not None:
+        raise error
+
+
+COMMANDS = [run]

@@ -1,0 +1,161 @@
+"""The steps of one `amber run` job, each on one repository: backup, copy, retention, check.
+
+Each step returns a :class:`Destination` result instead of raising, so one
+broken mirror never hides what happened on the others. Repositories are
+opened per step, with the lock that step needs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from amber.engine.patterns import read_exclude_files
+from amber.errors import AmberError, CheckFailed, UsageError
+from amber.repository import Repository
+from amber.services import backup as backup_service
+from amber.services import check as check_service
+from amber.services import session
+from amber.services.config import Config, JobConfig, RepositoryConfig
+from amber.services.limits import Limits
+from amber.services.state import Destination
+
+
+def _env_password(var: str) -> str:
+    value = os.environ.get(var)
+    if value is None:
+        raise UsageError(f"password variable {var} is not set")
+    return value
+
+
+class Repositories:
+    """Opens the config's named repositories with their own password sources."""
+
+    def __init__(self, config: Config, fallback: session.PasswordSource) -> None:
+        self.config = config
+        self.fallback = fallback
+
+    def settings(self, name: str) -> RepositoryConfig:
+        return self.config.repositories[name]
+
+    def passwords(self, name: str) -> session.PasswordSource:
+        r = self.settings(name)
+        if r.password_env:
+            var = r.password_env
+            return session.PasswordSource(prompt=lambda _new: _env_password(var))
+        if r.password_file or r.password_command:
+            return session.PasswordSource(r.password_file, r.password_command)
+        return self.fallback
+
+    def present(self, name: str) -> bool:
+        try:
+            return session.exists(self.settings(name).url)
+        except AmberError:
+            return False
+
+    @contextmanager
+    def open(self, name: str, exclusive: bool = False) -> Iterator[Repository]:
+        with session.opened(self.settings(name).url, self.passwords(name), True, exclusive) as repo:
+            yield repo
+
+
+def _failed(name: str, step: str, exc: AmberError) -> Destination:
+    return Destination(name, step, "failed", exc.message, details={"exit_code": exc.exit_code,
+                                                                    "error": type(exc).__name__})
+
+
+def backup(repos: Repositories, job: JobConfig, limits: Limits) -> tuple[Destination, AmberError | None]:
+    req = backup_service.BackupRequest(
+        paths=list(job.paths),
+        excludes=list(job.exclude) + read_exclude_files(job.exclude_files),
+        one_file_system=job.one_file_system,
+        tags=list(job.tags),
+        host=job.host,
+        stdin_filename=job.stdin_filename,
+        workers=limits.workers,
+    )
+    try:
+        with repos.open(job.repository) as repo:
+            if job.stdin_command:
+                outcome = backup_service.backup_command(repo, req, list(job.stdin_command))
+            else:
+                outcome = backup_service.backup_paths(repo, req)
+    except AmberError as exc:
+        return _failed(job.repository, "backup", exc), exc
+    snap = outcome.snapshot
+    s = snap.summary
+    details = {
+        "files": s.total_files, "bytes": s.total_bytes, "files_new": s.files_new,
+        "files_changed": s.files_changed, "data_added": s.data_added,
+        "data_added_stored": s.data_added_stored, "duration": s.duration_s,
+        "skipped": list(snap.skipped),
+    }  # fmt: skip
+    if snap.partial:
+        message = f"{len(snap.skipped)} item(s) could not be read"
+        return Destination(job.repository, "backup", "partial", message, outcome.snapshot_id, details), None
+    return Destination(job.repository, "backup", "success", "", outcome.snapshot_id, details), None
+
+
+def _optional_service(name: str) -> Any:
+    """Services built alongside this one; absent in a partial build."""
+    try:
+        return importlib.import_module(f"amber.services.{name}")
+    except ModuleNotFoundError:
+        return None
+
+
+def copy(repos: Repositories, job: JobConfig, mirror: str, snapshot_id: str) -> Destination:
+    service = _optional_service("copy")
+    if service is None:
+        return Destination(mirror, "copy", "skipped", "copy is not available in this build")
+    try:
+        with repos.open(job.repository) as src, repos.open(mirror) as dst:
+            result = service.copy_snapshots(src, dst, [snapshot_id])
+    except AmberError as exc:
+        return _failed(mirror, "copy", exc)
+    return Destination(mirror, "copy", "success", "", snapshot_id, _as_details(result))
+
+
+def retention(repos: Repositories, job: JobConfig, name: str) -> Destination:
+    if repos.settings(name).immutable:
+        return Destination(name, "retention", "skipped", "immutable repository: nothing is deleted")
+    assert job.retention is not None
+    policy = repos.config.retention[job.retention]
+    forget, prune = _optional_service("forget"), _optional_service("prune")
+    if forget is None or prune is None:
+        return Destination(name, "retention", "skipped", "forget/prune are not available in this build")
+    try:
+        with repos.open(name, exclusive=True) as repo:
+            removed = forget.forget_policy(repo, policy, host=job.host, tags=list(job.tags))
+            pruned = prune.prune(repo) if removed else None
+    except AmberError as exc:
+        return _failed(name, "retention", exc)
+    details = {"forgotten": len(removed)} | ({"prune": _as_details(pruned)} if pruned is not None else {})
+    return Destination(name, "retention", "success", "", "", details)
+
+
+def check(repos: Repositories, job: JobConfig, name: str) -> Destination:
+    try:
+        with repos.open(name) as repo:
+            report = check_service.check(repo, read_data=False, subset=job.check.read_data_subset)
+    except AmberError as exc:
+        return _failed(name, "check", exc)
+    details = {"snapshots": report.snapshots, "packs": report.packs, "packs_read": report.packs_read,
+               "errors": list(report.errors[:20])}  # fmt: skip
+    if not report.ok:
+        failure = CheckFailed(f"check found {len(report.errors)} error(s): {report.errors[0]}")
+        details |= {"exit_code": failure.exit_code, "error": "CheckFailed"}
+        return Destination(name, "check", "failed", failure.message, "", details)
+    return Destination(name, "check", "success", "", "", details)
+
+
+def _as_details(result: object) -> dict[str, Any]:
+    if isinstance(result, dict):
+        return result
+    fields = getattr(result, "__dict__", None)
+    if isinstance(fields, dict):
+        return {k: v for k, v in fields.items() if isinstance(v, int | float | str | bool)}
+    return {}
