@@ -16,6 +16,7 @@ from amber.cli import (
     cmd_config,
     cmd_copy,
     cmd_keys,
+    cmd_prune,
     cmd_quickstart,
     cmd_restore,
     cmd_run,
@@ -43,7 +44,7 @@ def cli(
 
 
 for module in (cmd_backup, cmd_restore, cmd_browse, cmd_check, cmd_keys, cmd_quickstart, cmd_audit, cmd_copy,
-               cmd_config, cmd_run):
+               cmd_config, cmd_run, cmd_prune):
     for command in module.COMMANDS:
         cli.add_command(command)
 

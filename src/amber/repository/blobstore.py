@@ -7,6 +7,7 @@ needs them (the snapshot is written by the caller after ``flush``).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -18,15 +19,27 @@ from amber.repository.crypto import MasterKey
 from amber.repository.index import (
     Index,
     Location,
+    PendingDeletion,
     decode_index,
     encode_index,
+    encode_marker,
 )
-from amber.repository.pack import BlobType, PackedBlob, encode_header, pack_id, parse_pack
+from amber.repository.pack import (
+    HEADER_LEN_SIZE,
+    BlobType,
+    PackedBlob,
+    decode_header,
+    encode_header,
+    header_length,
+    pack_id,
+    parse_pack,
+)
 from amber.storage.base import Backend, FileType, Handle
 
 PACK_TARGET_SIZE = 16 * 1024 * 1024
 INDEX_FLUSH_PACKS = 16  # a crash re-uploads at most this many packs' data
 _ZSTD_MAX_WINDOW = 1 << 27
+_HEADER_GUESS = 64 * 1024  # one ranged load reads most pack headers whole
 
 
 @dataclass
@@ -58,24 +71,85 @@ class BlobStore:
         self._in_flight: set[bytes] = set()
         self._unindexed: dict[str, list[PackedBlob]] = {}
         self._local = threading.local()
+        self.index_files: dict[str, list[str]] = {}  # loaded or written index file -> its packs
+        self.pending: dict[str, PendingDeletion] = {}  # deletion markers by index file name
 
     # -- index ------------------------------------------------------------
     def load_index(self) -> list[str]:
-        """Read every index file; return the names that failed to load."""
-        failed = []
-        for fi in self.backend.list(FileType.INDEX):
-            try:
-                raw = self.backend.load(Handle(FileType.INDEX, fi.name))
-                if pack_id(raw) != fi.name:
-                    raise IntegrityError("index content does not match its name")
-                doc = decode_index(self.key.decrypt(raw))
-            except (IntegrityError, ObjectNotFound):
-                failed.append(fi.name)
-                continue
-            for pack, rows in doc.packs:
-                self.index.add_rows(pack, rows)
-            del doc
+        """Read every index file into a fresh index; return the names that failed to load.
+
+        A file that vanishes between listing and loading was superseded by a
+        concurrent prune, which writes the superseding file first: list again.
+        """
+        self.index = Index()
+        self.index_files = {}
+        self.pending = {}
+        failed: list[str] = []
+        seen: set[str] = set()
+        for _ in range(8):
+            vanished = False
+            for fi in self.backend.list(FileType.INDEX):
+                if fi.name in seen:
+                    continue
+                seen.add(fi.name)
+                try:
+                    raw = self.backend.load(Handle(FileType.INDEX, fi.name))
+                    if pack_id(raw) != fi.name:
+                        raise IntegrityError("index content does not match its name")
+                    doc = decode_index(self.key.decrypt(raw))
+                except ObjectNotFound:
+                    vanished = True
+                    continue
+                except IntegrityError:
+                    failed.append(fi.name)
+                    continue
+                for pack, rows in doc.packs:
+                    self.index.add_rows(pack, rows)
+                self.index_files[fi.name] = [pack for pack, _ in doc.packs]
+                if doc.pending is not None:
+                    self.pending[fi.name] = doc.pending
+                del doc
+            if not vanished:
+                break
         return failed
+
+    def index_superseded(self) -> bool:
+        """True when an index file loaded earlier is gone (a prune replaced it)."""
+        if not self.index_files:
+            return False
+        present = {fi.name for fi in self.backend.list(FileType.INDEX)}
+        return any(name not in present for name in self.index_files)
+
+    def save_index_file(self, packs: dict[str, list[PackedBlob]], supersedes: Iterable[str] = ()) -> str:
+        """Write one index file for ``packs`` (already saved) and index them."""
+        data = self.key.encrypt(encode_index(packs, supersedes))
+        name = pack_id(data)
+        self.backend.save(Handle(FileType.INDEX, name), data)
+        with self._lock:
+            for pack, blobs in packs.items():
+                self.index.add_pack(pack, blobs)
+            self.index_files[name] = list(packs)
+        return name
+
+    def save_marker(self, mark_time: float, packs: list[str], holders: list[tuple[str, int, float]]) -> str:
+        """Record packs for deletion (prune phase 1) in a deletion marker; return its name."""
+        pending = PendingDeletion(mark_time, packs, holders)
+        data = self.key.encrypt(encode_marker(pending))
+        name = pack_id(data)
+        self.backend.save(Handle(FileType.INDEX, name), data)
+        self.index_files[name] = []
+        self.pending[name] = pending
+        return name
+
+    def remove_index_file(self, name: str) -> None:
+        with contextlib.suppress(ObjectNotFound):
+            self.backend.remove(Handle(FileType.INDEX, name))
+        self.index_files.pop(name, None)
+        self.pending.pop(name, None)
+
+    def set_compression_level(self, level: int) -> None:
+        """Compress blobs saved from now on at ``level`` (prune --recompress)."""
+        self.compression_level = level
 
     def has(self, blob_id: bytes) -> bool:
         return blob_id in self.index or blob_id in self._in_flight
@@ -83,9 +157,10 @@ class BlobStore:
     # -- writing ----------------------------------------------------------
     def _compressor(self) -> zstandard.ZstdCompressor:
         c = getattr(self._local, "cctx", None)
-        if c is None:
+        if c is None or getattr(self._local, "level", None) != self.compression_level:
             c = zstandard.ZstdCompressor(level=self.compression_level)
             self._local.cctx = c
+            self._local.level = self.compression_level
         return c
 
     def _decompressor(self) -> zstandard.ZstdDecompressor:
@@ -152,7 +227,10 @@ class BlobStore:
         if not packs:
             return
         data = self.key.encrypt(encode_index(packs))
-        self.backend.save(Handle(FileType.INDEX, pack_id(data)), data)
+        name = pack_id(data)
+        self.backend.save(Handle(FileType.INDEX, name), data)
+        with self._lock:
+            self.index_files[name] = list(packs)
 
     def flush(self) -> None:
         """Save partly filled packs, then the index for every new pack."""
@@ -217,3 +295,18 @@ class BlobStore:
         """Load a whole pack and decode its own header."""
         data = self.backend.load(Handle(FileType.PACK, pack))
         return data, parse_pack(data, self.key.decrypt)
+
+    def read_pack_header(self, pack: str, size: int) -> list[PackedBlob]:
+        """Decode a pack's header with ranged loads: the tail, and more only if needed."""
+        if size < HEADER_LEN_SIZE:
+            raise IntegrityError(f"pack {pack[:16]} is too short for a header")
+        tail_len = min(size, _HEADER_GUESS)
+        tail = self.backend.load(Handle(FileType.PACK, pack), size - tail_len, tail_len)
+        if len(tail) != tail_len:
+            raise IntegrityError(f"pack {pack[:16]} is shorter than listed")
+        n = header_length(size, tail[-HEADER_LEN_SIZE:])
+        if n + HEADER_LEN_SIZE > tail_len:
+            start = size - HEADER_LEN_SIZE - n
+            tail = self.backend.load(Handle(FileType.PACK, pack), start, n + HEADER_LEN_SIZE)
+        sealed = tail[len(tail) - HEADER_LEN_SIZE - n : len(tail) - HEADER_LEN_SIZE]
+        return decode_header(sealed, size, self.key.decrypt)

@@ -5,7 +5,13 @@ An index file (plaintext before encryption) is msgpack::
     {"packs": [[pack_id_hex, [[type, blob_id, offset, length, raw_length], ...]], ...],
      "supersedes": [index_id_hex, ...]}
 
-In memory, packs are interned to small integers so an entry costs one tuple.
+A deletion marker (prune's phase 1, design §13) is an index file with no packs
+and a ``pending`` map: mark time, the doomed packs, and the lock holders that
+were live at the mark. Readers that do not know ``pending`` see an empty index.
+
+In memory, packs are interned to small integers so an entry costs one int. One
+bit of each entry is a "used" mark that prune sets while walking snapshots, so
+the set of referenced blobs costs no extra memory.
 """
 
 from __future__ import annotations
@@ -19,15 +25,25 @@ from amber.repository.crypto import OVERHEAD
 from amber.repository.pack import BlobType, PackedBlob
 
 
+class PendingDeletion(msgspec.Struct, frozen=True):
+    """Packs that prune took out of the index and will delete (phase 2)."""
+
+    time: float  # mark time, the marking prune's clock (for the grace period)
+    packs: list[str]
+    holders: list[tuple[str, int, float]] = []  # (hostname, pid, acquired) of locks live at the mark
+
+
 class IndexFile(msgspec.Struct, frozen=True):
     packs: list[tuple[str, list[tuple[int, bytes, int, int, int]]]]
     supersedes: list[str] = []
+    pending: PendingDeletion | None = None
 
 
-# An entry is one int: pack number | offset | length | raw_length | type, in
+# An entry is one int: pack number | offset | length | raw_length | used | type, in
 # fixed-width fields. One int costs ~48 bytes; a 5-tuple of ints costs ~160.
 _TYPE_BITS, _LEN_BITS, _OFF_BITS = 1, 48, 48
-_RAW_SHIFT = _TYPE_BITS
+_USED = 1 << _TYPE_BITS
+_RAW_SHIFT = _TYPE_BITS + 1
 _LEN_SHIFT = _RAW_SHIFT + _LEN_BITS
 _OFF_SHIFT = _LEN_SHIFT + _LEN_BITS
 _PACK_SHIFT = _OFF_SHIFT + _OFF_BITS
@@ -56,6 +72,16 @@ class Location(msgspec.Struct, frozen=True):
         return self.raw_length or self.length - OVERHEAD
 
 
+class PackUsage(msgspec.Struct):
+    """What prune needs to know about one indexed pack."""
+
+    blobs: int = 0
+    bytes: int = 0  # sum of sealed blob lengths (header not included)
+    used_blobs: int = 0
+    used_bytes: int = 0
+    type: int = 0  # type of its blobs (a pack never mixes types)
+
+
 class Index:
     """Blob ID -> location, for every indexed pack."""
 
@@ -64,6 +90,9 @@ class Index:
         self._pack_names: list[str] = []
         self._pack_numbers: dict[str, int] = {}
         self._pack_blobs: dict[int, int] = {}
+        # rows for a blob ID that is already indexed elsewhere (a second copy);
+        # rare, kept so index files can be rewritten without losing rows
+        self._duplicates: list[tuple[bytes, int]] = []
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -79,11 +108,18 @@ class Index:
             self._pack_numbers[pack] = n
         return n
 
+    def _add(self, blob_id: bytes, entry: int) -> None:
+        old = self._entries.get(blob_id)
+        if old is None:
+            self._entries[blob_id] = entry
+        elif old & ~_USED != entry:
+            self._duplicates.append((blob_id, entry))
+
     def add_pack(self, pack: str, blobs: Iterable[PackedBlob]) -> None:
         n = self._pack_number(pack)
         count = 0
         for b in blobs:
-            self._entries.setdefault(b.id, _encode_entry(n, int(b.type), b.offset, b.length, b.raw_length))
+            self._add(b.id, _encode_entry(n, int(b.type), b.offset, b.length, b.raw_length))
             count += 1
         self._pack_blobs[n] = self._pack_blobs.get(n, 0) + count
 
@@ -95,6 +131,8 @@ class Index:
         for type_, blob_id, offset, length, raw_length in rows:
             if blob_id not in entries:
                 entries[blob_id] = _encode_entry(n, type_, offset, length, raw_length)
+            else:
+                self._add(blob_id, _encode_entry(n, type_, offset, length, raw_length))
             count += 1
         self._pack_blobs[n] = self._pack_blobs.get(n, 0) + count
 
@@ -119,16 +157,98 @@ class Index:
         for blob_id, e in self._entries.items():
             yield blob_id, self._location(e)
 
+    # -- prune support ------------------------------------------------------
+    def mark_used(self, blob_id: bytes) -> bool | None:
+        """Set the used bit. None: not indexed; False: already marked; True: newly marked."""
+        e = self._entries.get(blob_id)
+        if e is None:
+            return None
+        if e & _USED:
+            return False
+        self._entries[blob_id] = e | _USED
+        return True
+
+    def is_used(self, blob_id: bytes) -> bool:
+        return bool(self._entries.get(blob_id, 0) & _USED)
+
+    def clear_used(self) -> None:
+        entries = self._entries
+        for blob_id, e in entries.items():
+            if e & _USED:
+                entries[blob_id] = e & ~_USED
+
+    def usage(self) -> dict[str, PackUsage]:
+        """Per pack: all rows and the rows whose blob is marked used."""
+        stats: dict[int, PackUsage] = {n: PackUsage() for n in self._pack_blobs}
+        for e in self._entries.values():
+            u = stats[e >> _PACK_SHIFT]
+            length = (e >> _LEN_SHIFT) & _MASK
+            u.blobs += 1
+            u.bytes += length
+            u.type = e & 1
+            if e & _USED:
+                u.used_blobs += 1
+                u.used_bytes += length
+        for _, e in self._duplicates:
+            u = stats[e >> _PACK_SHIFT]
+            u.blobs += 1
+            u.bytes += (e >> _LEN_SHIFT) & _MASK
+            u.type = e & 1
+        return {self._pack_names[n]: u for n, u in stats.items()}
+
+    def used_in(self, packs: set[str]) -> dict[str, list[tuple[bytes, Location]]]:
+        """The used blobs of the given packs, grouped by pack (to repack them)."""
+        wanted = {self._pack_numbers[p] for p in packs if p in self._pack_numbers}
+        found: dict[str, list[tuple[bytes, Location]]] = {p: [] for p in packs}
+        for blob_id, e in self._entries.items():
+            if e & _USED and e >> _PACK_SHIFT in wanted:
+                loc = self._location(e)
+                found[loc.pack].append((blob_id, loc))
+        return found
+
+    def pack_rows(self, packs: set[str]) -> dict[str, list[PackedBlob]]:
+        """Every row (duplicates included) of the given packs, in pack order."""
+        wanted = {self._pack_numbers[p] for p in packs if p in self._pack_numbers}
+        rows: dict[str, list[PackedBlob]] = {}
+        items = [*self._entries.items(), *self._duplicates]
+        for blob_id, e in items:
+            if e >> _PACK_SHIFT in wanted:
+                loc = self._location(e)
+                rows.setdefault(loc.pack, []).append(
+                    PackedBlob(loc.type, blob_id, loc.offset, loc.length, loc.raw_length)
+                )
+        for blobs in rows.values():
+            blobs.sort(key=lambda b: b.offset)
+        return rows
+
+    def remove_packs(self, packs: set[str]) -> None:
+        """Forget every row in ``packs``; a second copy elsewhere takes over."""
+        gone = {self._pack_numbers[p] for p in packs if p in self._pack_numbers}
+        if not gone:
+            return
+        self._entries = {b: e for b, e in self._entries.items() if e >> _PACK_SHIFT not in gone}
+        dups, self._duplicates = self._duplicates, []
+        for blob_id, e in dups:
+            if e >> _PACK_SHIFT not in gone:
+                self._add(blob_id, e)
+        for n in gone:
+            self._pack_blobs.pop(n, None)
+
 
 def encode_index(packs: dict[str, list[PackedBlob]], supersedes: Iterable[str] = ()) -> bytes:
-    body = IndexFile(
-        packs=[
+    body = {
+        "packs": [
             (pack, [(int(b.type), b.id, b.offset, b.length, b.raw_length) for b in blobs])
             for pack, blobs in packs.items()
         ],
-        supersedes=list(supersedes),
-    )
+        "supersedes": list(supersedes),
+    }
     return msgspec.msgpack.encode(body)
+
+
+def encode_marker(pending: PendingDeletion) -> bytes:
+    """A deletion marker: an index file without packs that carries ``pending``."""
+    return msgspec.msgpack.encode({"packs": [], "supersedes": [], "pending": pending})
 
 
 def decode_index(data: bytes) -> IndexFile:

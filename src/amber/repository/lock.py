@@ -34,6 +34,12 @@ class LockInfo(msgspec.Struct):
     exclusive: bool
     nonce: int = 0
     acquired: float = 0.0  # first acquisition; unchanged by refreshes (for prune's marks)
+    maintenance: bool = False  # prune/repair: excludes other maintenance, not shared locks
+
+    @property
+    def holder(self) -> tuple[str, int, float]:
+        """Identifies one holder across refreshes (the file name changes, this does not)."""
+        return (self.hostname, self.pid, self.acquired)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -62,13 +68,16 @@ class Lock:
         encrypt: Callable[[bytes], bytes],
         decrypt: Callable[[bytes], bytes],
         exclusive: bool,
+        maintenance: bool = False,
     ) -> None:
         self._backend = backend
         self._encrypt = encrypt
         self._decrypt = decrypt
         self.exclusive = exclusive
+        self.maintenance = maintenance
         self._name: str | None = None
         self._acquired = time.time()
+        self.refreshed = 0.0  # our clock when our lock file was last written
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -80,11 +89,18 @@ class Lock:
             exclusive=self.exclusive,
             nonce=int.from_bytes(os.urandom(6), "little"),
             acquired=self._acquired,
+            maintenance=self.maintenance,
         )
         data = self._encrypt(msgspec.msgpack.encode(info))
         name = hashlib.sha256(data).hexdigest()
         self._backend.save(Handle(FileType.LOCK, name), data)
+        self.refreshed = info.time
         return name
+
+    def is_fresh(self, now: float | None = None) -> bool:
+        """Our lease is safely alive: written within LEASE_S - REFRESH_S (prune checks before deleting)."""
+        now = time.time() if now is None else now
+        return self._name is not None and now - self.refreshed < LEASE_S - REFRESH_S
 
     def read_all(self) -> dict[str, LockInfo]:
         locks: dict[str, LockInfo] = {}
@@ -101,7 +117,7 @@ class Lock:
         for name, info in self.read_all().items():
             if name == self._name or is_stale(info):
                 continue
-            if self.exclusive or info.exclusive:
+            if self.exclusive or info.exclusive or (self.maintenance and info.maintenance):
                 found.append(info)
         return found
 
@@ -114,7 +130,7 @@ class Lock:
                 self._remove_own()
         if conflict:
             c = conflict[0]
-            kind = "exclusively " if c.exclusive else ""
+            kind = "exclusively " if c.exclusive else "for maintenance " if c.maintenance else ""
             raise RepositoryLocked(
                 f"repository is {kind}locked by pid {c.pid} on {c.hostname} "
                 f"(lock expires {int(LEASE_S - (time.time() - c.time))} s after its holder stops)"

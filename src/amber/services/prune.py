@@ -1,0 +1,36 @@
+"""The prune use case: reclaim space from removed snapshots (design §13a).
+
+Entry point for other services (``forget --prune``, ``run``)::
+
+    from amber.services.prune import PruneOptions, prune
+    result = prune(repo, PruneOptions(max_unused="5%"), progress)  # -> PruneResult
+
+``repo`` is an open :class:`~amber.repository.Repository`. If the caller already
+holds an exclusive or maintenance lock on it, prune runs under that lock;
+otherwise it takes a maintenance lock itself (compatible with running backups,
+exclusive against another prune or repair). Locks this process holds never
+delay the deletion phase. Append-only repositories refuse with
+``AppendOnlyViolation``.
+"""
+
+from __future__ import annotations
+
+from amber.engine.progress import Progress
+from amber.engine.pruner import PruneOptions, Pruner, PruneResult
+from amber.errors import AppendOnlyViolation
+from amber.repository import Repository
+
+__all__ = ["PruneOptions", "PruneResult", "prune"]
+
+
+def prune(
+    repo: Repository, options: PruneOptions | None = None, progress: Progress | None = None
+) -> PruneResult:
+    options = options or PruneOptions()
+    if getattr(repo, "append_only", False) and not options.dry_run:
+        raise AppendOnlyViolation("repository is append-only: prune refused")
+    held = next((lk for lk in reversed(repo.held_locks) if lk.exclusive or lk.maintenance), None)
+    if held is not None:
+        return Pruner(repo, held, options, progress).run()
+    with repo.lock(maintenance=True) as lock:
+        return Pruner(repo, lock, options, progress).run()
