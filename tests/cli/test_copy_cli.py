@@ -85,3 +85,22 @@ def test_usage_and_missing_destination_errors_are_one_line(cli: AmberCli, tmp_pa
     missing = cli.run("copy", "--to", str(tmp_path / "nowhere"), check=False)
     assert missing.returncode == 10, missing.stderr
     assert missing.stderr.strip().startswith("amber:") and "Traceback" not in missing.stderr
+
+
+def test_status_copies_pass_and_fail(cli: AmberCli, tmp_path: Path) -> None:
+    src = make_src(tmp_path / "src")
+    cli.run("backup", str(src))
+    cloud, _ = other_repo(cli, tmp_path, "cloud", PASSWORD)
+    usb, _ = other_repo(cli, tmp_path, "usb", PASSWORD)
+    cli.run("copy", "--to", str(cloud), "--to", str(usb))
+    args = ["status", "--copies", "--replica", f"{cloud},kind=cloud,offsite,immutable",
+            "--replica", f"{usb},kind=usb,offline,name=usb"]  # fmt: skip
+    passed = cli.run(*args, "--check", "--json")
+    doc = json.loads(passed.stdout)
+    assert doc["passed"] and doc["snapshots"][0]["copies"] == 3
+    assert {h["repository"] for h in doc["snapshots"][0]["holders"]} == {str(cli.repo), str(cloud), "usb"}
+    cli.run("backup", str(src))  # a new snapshot, not copied yet
+    failed = cli.run(*args, "--check", check=False)
+    assert failed.returncode == 1
+    assert "FAIL" in failed.stdout and "missing: 2 more copies" in failed.stdout
+    assert failed.stderr.strip() == "amber: 1 snapshot(s) fail 3-2-1-1-0"

@@ -13,6 +13,7 @@ destination gets data, then index, then the snapshot.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from amber.engine.copier import Copier, CopyOptions, CopyStats
@@ -46,11 +47,16 @@ def _selected(repo: Repository, req: CopyRequest) -> list[tuple[str, Snapshot]]:
 
 
 def copy_snapshots(
-    src: Repository, dst: Repository, req: CopyRequest | None = None,
+    src: Repository, dst: Repository, req: CopyRequest | Sequence[str] | None = None,
     options: CopyOptions | None = None, progress: Progress | None = None,
 ) -> CopyResult:  # fmt: skip
-    """Copy the selected snapshots that ``dst`` does not have yet."""
-    req = req or CopyRequest()
+    """Copy the selected snapshots that ``dst`` does not have yet.
+
+    ``req`` may be a plain list of snapshot IDs. Snapshots whose source data is
+    damaged are skipped and listed in ``failed``; any destination error raises.
+    """
+    if req is None or not isinstance(req, CopyRequest):
+        req = CopyRequest(list(req or []))
     if src.id == dst.id:
         raise UsageError("source and destination are the same repository")
     selected = _selected(src, req)

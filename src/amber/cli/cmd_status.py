@@ -1,0 +1,103 @@
+"""status --copies: the 3-2-1-1-0 view of every snapshot."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import click
+
+from amber.cli.context import AppContext, pass_app
+from amber.cli.options import make_filter, snapshot_filter_options
+from amber.cli.output import emit_json, err_console, plain
+from amber.engine.rule321 import Replica
+from amber.errors import AmberError, CheckFailed, UsageError
+from amber.services import copies_status as service
+from amber.services.config import default_config_path, load_config
+
+
+def _replicas(app: AppContext, specs: tuple[str, ...], config_path: str | None,
+              ) -> tuple[list[service.ReplicaSource], service.History | None]:  # fmt: skip
+    if specs:
+        replicas = [service.parse_replica(s) for s in specs]
+        if app.repo and all(r.location != app.repo for r in replicas):
+            replicas.insert(0, service.ReplicaSource(Replica(app.repo), app.repo))
+        for r in replicas:
+            r.passwords = app.passwords
+        return replicas, None
+    path = config_path or default_config_path()
+    if config_path or os.path.exists(path):
+        cfg = load_config(path)
+        return service.replicas_from_config(cfg, app.passwords), service.StateHistory(cfg.state.path)
+    if app.repo:
+        return [service.ReplicaSource(Replica(app.repo), app.repo, app.passwords)], None
+    raise UsageError("status --copies needs --replica, a config file, or -r")
+
+
+def _json(report: service.CopiesReport) -> dict[str, Any]:
+    return {
+        "passed": report.passed,
+        "repositories": [r.__dict__ for r in report.replicas],
+        "snapshots": [
+            {
+                "id": s.identity, "time": s.time, "hostname": s.hostname, "paths": s.paths,
+                "copies": s.verdict.copies, "media": s.verdict.media, "offsite": s.verdict.offsite,
+                "immutable_or_offline": s.verdict.immutable_or_offline, "errors": s.verdict.errors,
+                "unverified": s.verdict.unverified, "passed": s.verdict.passed, "missing": s.verdict.missing,
+                "holders": [{"repository": n, "snapshot": sid, "errors": e} for n, sid, e in s.holders],
+            }
+            for s in report.snapshots
+        ],
+    }
+
+
+@click.command("status")
+@click.option("--copies", is_flag=True, help="Show each snapshot's copies against the 3-2-1-1-0 rule.")
+@click.option("--replica", "replicas", multiple=True, metavar="URL[,kind=K][,offsite][,immutable][,offline]",
+              help="A repository holding copies (repeat); default: the config's [repositories].")  # fmt: skip
+@click.option("--check", "run_check", is_flag=True, help="Run a structural check on every repository now.")
+@click.option("--json", "as_json", is_flag=True)
+@snapshot_filter_options
+@pass_app
+def status(
+    app: AppContext, copies: bool, replicas: tuple[str, ...], run_check: bool,
+    as_json: bool, hosts: tuple[str, ...], tags: tuple[str, ...], paths: tuple[str, ...],
+) -> None:  # fmt: skip
+    """Where each snapshot has copies: count, media, offsite, immutable/offline, errors.
+
+    Exits 18 when a snapshot fails the rule because of verification errors, 1
+    when it fails for another reason (too few copies, media, places).
+    """
+    if not copies:
+        raise UsageError("status: only --copies is implemented; run 'amber status --copies'")
+    sources, history = _replicas(app, replicas, getattr(app, "config_path", None))
+    report = service.copies_status(sources, run_check, history, make_filter(hosts, tags, paths))
+    if as_json:
+        emit_json(_json(report))
+    else:
+        for r in report.replicas:
+            if r.status != service.REACHABLE:
+                line = f"{plain(r.name)}: unreachable: {plain(r.error)}"
+                err_console.print(f"[yellow]{line}[/]", highlight=False)
+        for s in report.snapshots:
+            v = s.verdict
+            mark = "PASS" if v.passed else "FAIL"
+            click.echo(
+                f"{s.identity[:8]}  {s.time[:19]}  {s.hostname}  {mark}  copies {v.copies}, "
+                f"media {len(v.media)} ({', '.join(v.media) or '-'}), offsite {v.offsite}, "
+                f"immutable/offline {v.immutable_or_offline}, errors {v.errors}"
+                + (f", unverified {v.unverified}" if v.unverified else "")
+            )
+            click.echo(f"          in: {', '.join(n for n, _, _ in s.holders) or '-'}")
+            if v.missing:
+                click.echo(f"          missing: {'; '.join(v.missing)}")
+        if not report.snapshots:
+            click.echo("no snapshots found")
+    if not report.passed:
+        failing = [s for s in report.snapshots if not s.verdict.passed]
+        if any(s.verdict.errors for s in failing):
+            raise CheckFailed(f"{len(failing)} snapshot(s) fail 3-2-1-1-0; some copies have errors")
+        raise AmberError(f"{len(failing)} snapshot(s) fail 3-2-1-1-0" if failing else "no snapshots found")
+
+
+COMMANDS = [status]
