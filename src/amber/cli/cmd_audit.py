@@ -126,7 +126,7 @@ def record_invocation(group: click.Group, args: Sequence[str], exit_code: int, e
     if command in _NOT_AUDITED:
         return ""
     try:
-        config_path = _option_value(args, "--config")
+        config_path = _option_value(args, "--config") or os.environ.get("AMBER_CONFIG")
         log = audit_service.AuditLog(audit_service.resolve_path(config_path))
         config_file = config_path or default_config_path()
         if os.path.exists(config_file):
