@@ -13,10 +13,13 @@ from amber.cli import (
     cmd_backup,
     cmd_browse,
     cmd_check,
+    cmd_config,
     cmd_copy,
     cmd_keys,
+    cmd_prune,
     cmd_quickstart,
     cmd_restore,
+    cmd_run,
     cmd_status,
 )
 from amber.cli.context import AppContext, make_passwords
@@ -29,18 +32,20 @@ from amber.errors import EXIT_INTERRUPTED, AmberError, from_os_error
 @click.option("--password-file", envvar="AMBER_PASSWORD_FILE", type=click.Path(dir_okay=False))
 @click.option("--password-command", envvar="AMBER_PASSWORD_COMMAND")
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+@click.option("--config", "config_path", envvar="AMBER_CONFIG", type=click.Path(dir_okay=False),
+              help="Config file (default: ~/.config/amber/config.toml).")
 @click.version_option(__version__, prog_name="amber")
 @click.pass_context
 def cli(
     ctx: click.Context, repo: str | None, password_file: str | None,
-    password_command: str | None, debug: bool,
+    password_command: str | None, debug: bool, config_path: str | None,
 ) -> None:  # fmt: skip
     """amber: deduplicating, encrypted, verifiable backups."""
-    ctx.obj = AppContext(repo, make_passwords(password_file, password_command), debug)
+    ctx.obj = AppContext(repo, make_passwords(password_file, password_command), debug, config_path)
 
 
 for module in (cmd_backup, cmd_restore, cmd_browse, cmd_check, cmd_keys, cmd_quickstart, cmd_audit, cmd_copy,
-               cmd_status):
+               cmd_config, cmd_run, cmd_prune, cmd_status):
     for command in module.COMMANDS:
         cli.add_command(command)
 
