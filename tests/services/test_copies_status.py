@@ -23,6 +23,8 @@ USB = Replica("usb", "usb", offline=True)
 NAS = Replica("nas", "nas")
 CLOUD = Replica("cloud", "cloud", offsite=True, immutable=True)
 CLOUD_MUTABLE = Replica("cloud2", "cloud", offsite=True)
+GUARDED = "1 immutable or offline copy"
+ONE_MEDIA = "1 more media type (have: disk)"
 
 
 def ok(r: Replica) -> CopyFacts:
@@ -35,16 +37,14 @@ def ok(r: Replica) -> CopyFacts:
         ([ok(HOME_DISK), ok(USB), ok(CLOUD)], []),
         ([ok(HOME_DISK), ok(NAS), ok(CLOUD_MUTABLE), ok(USB)], []),
         ([ok(HOME_DISK), ok(CLOUD)], ["1 more copy"]),
-        ([], ["3 more copies", "2 more media types (have: none)", "1 offsite copy",
-              "1 immutable or offline copy"]),  # fmt: skip
-        ([ok(HOME_DISK), ok(Replica("d2")), ok(Replica("d3", offsite=True, offline=True))],
-         ["1 more media type (have: disk)"]),  # fmt: skip
+        ([], ["3 more copies", "2 more media types (have: none)", "1 offsite copy", GUARDED]),
+        ([ok(HOME_DISK), ok(Replica("d2")), ok(Replica("d3", offsite=True, offline=True))], [ONE_MEDIA]),
         ([ok(HOME_DISK), ok(USB), ok(NAS)], ["1 offsite copy"]),
         ([ok(HOME_DISK), ok(NAS), ok(CLOUD_MUTABLE)], ["1 immutable or offline copy"]),
         ([ok(HOME_DISK), CopyFacts(USB, 2), ok(CLOUD)], ["fix 2 verification errors"]),
         ([ok(HOME_DISK), CopyFacts(USB, None), CopyFacts(CLOUD)], ["verify 2 unchecked copies"]),
         ([ok(HOME_DISK), ok(HOME_DISK), ok(HOME_DISK)],  # one repository counts once
-         ["2 more copies", "1 more media type (have: disk)", "1 offsite copy", "1 immutable or offline copy"]),
+         ["2 more copies", ONE_MEDIA, "1 offsite copy", GUARDED]),
     ],
 )
 def test_rule(facts: list[CopyFacts], missing: list[str]) -> None:
