@@ -107,6 +107,13 @@ class Repository:
         lk = Lock(self.backend, self.key.encrypt, self.key.decrypt, False)
         return lk.read_all()
 
+    def lock_names(self) -> list[str]:
+        """Every lock file name, readable or not."""
+        return sorted(fi.name for fi in self.backend.list(FileType.LOCK))
+
+    def remove_lock(self, name: str) -> None:
+        self.backend.remove(Handle(FileType.LOCK, name))
+
     # -- trees --------------------------------------------------------------
     def save_tree(self, tree: Tree) -> tuple[bytes, bool]:
         data = encode_tree(tree)
