@@ -69,14 +69,16 @@ class Lock:
         decrypt: Callable[[bytes], bytes],
         exclusive: bool,
         maintenance: bool = False,
+        clock: Callable[[], float] = time.time,  # injectable: tests date a lock without waiting
     ) -> None:
+        self._clock = clock
         self._backend = backend
         self._encrypt = encrypt
         self._decrypt = decrypt
         self.exclusive = exclusive
         self.maintenance = maintenance
         self._name: str | None = None
-        self._acquired = time.time()
+        self._acquired = clock()
         self.refreshed = 0.0  # our clock when our lock file was last written
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -85,7 +87,7 @@ class Lock:
         info = LockInfo(
             hostname=socket.gethostname(),
             pid=os.getpid(),
-            time=time.time(),
+            time=self._clock(),
             exclusive=self.exclusive,
             nonce=int.from_bytes(os.urandom(6), "little"),
             acquired=self._acquired,
