@@ -15,12 +15,14 @@ from amber.cli import (
     cmd_check,
     cmd_config,
     cmd_copy,
+    cmd_daemon,
     cmd_forget,
     cmd_keys,
     cmd_prune,
     cmd_quickstart,
     cmd_restore,
     cmd_run,
+    cmd_schedule,
     cmd_status,
     cmd_unlock,
 )
@@ -47,7 +49,7 @@ def cli(
 
 
 for module in (cmd_backup, cmd_restore, cmd_browse, cmd_check, cmd_keys, cmd_quickstart, cmd_audit, cmd_copy,
-               cmd_config, cmd_run, cmd_forget, cmd_unlock, cmd_prune, cmd_status):
+               cmd_config, cmd_run, cmd_schedule, cmd_daemon, cmd_forget, cmd_unlock, cmd_prune, cmd_status):
     for command in module.COMMANDS:
         cli.add_command(command)
 

@@ -1,0 +1,56 @@
+"""daemon: the built-in scheduler."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+
+import click
+
+from amber.cli.context import AppContext, pass_app
+from amber.cli.options import limit_options
+from amber.cli.output import err_console, plain
+from amber.services import daemon as daemon_service
+from amber.services import limits as limits_service
+from amber.services import run as run_service
+
+
+@click.command()
+@limit_options
+@click.option("--tick", type=click.FloatRange(0.1), default=30.0, show_default=True,
+              help="Seconds between looks at the schedule.")  # fmt: skip
+@click.option("--once", is_flag=True, help="Run what is due (including missed runs) once, then exit.")
+@pass_app
+def daemon(
+    app: AppContext, nice: int | None, ionice_class: str | None, ionice_level: int | None,
+    threads: int | None, memory_cap: str | None, tick: float, once: bool,
+) -> None:  # fmt: skip
+    """Run scheduled jobs without systemd (stop with SIGTERM or Ctrl-C)."""
+    cfg = app.config()
+    limits = limits_service.with_options(
+        limits_service.Limits.from_config(cfg.limits), nice, ionice_class, ionice_level, threads, memory_cap
+    )
+    stop = threading.Event()
+
+    def on_signal(_sig: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    def note(msg: str) -> None:
+        err_console.print(plain(msg), highlight=False)
+
+    options = daemon_service.DaemonOptions(
+        run=run_service.RunOptions(limits=limits, passwords=app.passwords, note=note),
+        tick=tick, once=once, stop=stop,
+    )  # fmt: skip
+    scheduled = [j.name for j in cfg.jobs.values() if j.schedule]
+    note(f"daemon: {len(scheduled)} scheduled job(s): {', '.join(scheduled) or 'none'}")
+    results = daemon_service.serve(cfg, options)
+    for r in results:
+        click.echo(f"{r.job}: {r.status}")
+
+
+COMMANDS = [daemon]

@@ -1,0 +1,77 @@
+"""schedule install | status | remove."""
+
+from __future__ import annotations
+
+import click
+
+from amber.cli.context import AppContext, pass_app
+from amber.cli.output import err_console, plain
+from amber.errors import AmberError
+from amber.services import schedule as schedule_service
+
+
+@click.group()
+def schedule() -> None:
+    """Run the configured jobs from systemd timers."""
+
+
+def _scope(f: click.decorators.FC) -> click.decorators.FC:
+    f = click.option("--unit-dir", type=click.Path(file_okay=False), help="Write units here instead.")(f)
+    f = click.option("--system", "system", flag_value=True, help="System units (/etc/systemd/system).")(f)
+    f = click.option("--user", "system", flag_value=False, default=True, help="User units (default).")(f)
+    return f
+
+
+@schedule.command("install")
+@_scope
+@click.option("--dry-run", is_flag=True, help="Print the units instead of writing them.")
+@pass_app
+def install(app: AppContext, system: bool, unit_dir: str | None, dry_run: bool) -> None:
+    """Write and enable a service and a timer for every job with a schedule."""
+    result = schedule_service.install(app.config(), system, dry_run, unit_dir, enable=unit_dir is None)
+    if dry_run:
+        for unit in result.units:
+            click.echo(f"# {result.directory}/{unit.name}\n{unit.text}")
+        for name in result.removed:
+            click.echo(f"# would remove {result.directory}/{name}")
+        return
+    for name in result.written:
+        click.echo(f"wrote {result.directory}/{name}")
+    for name in result.removed:
+        click.echo(f"removed {result.directory}/{name}")
+    for message in result.systemctl:
+        err_console.print(f"[yellow]note:[/] {plain(message)}", highlight=False)
+
+
+@schedule.command("status")
+@_scope
+@pass_app
+def status(app: AppContext, system: bool, unit_dir: str | None) -> None:
+    """Show the installed timers, their next run and the last result."""
+    try:
+        cfg = app.config()
+    except AmberError:
+        cfg = None  # the units are still worth showing
+    rows = schedule_service.status(cfg, system, unit_dir, use_systemctl=unit_dir is None)
+    if not rows:
+        click.echo("no amber timers installed")
+        return
+    for r in rows:
+        nxt = r.next_run.strftime("%Y-%m-%d %H:%M:%S") if r.next_run else "-"
+        last = f"{r.last_status} at {r.last_started:%Y-%m-%d %H:%M}" if r.last_started else r.last_status
+        click.echo(f"{r.unit}: job {r.job or '?'}, {r.schedule}, next {nxt}, last {last}, {r.active}")
+
+
+@schedule.command("remove")
+@_scope
+@pass_app
+def remove(app: AppContext, system: bool, unit_dir: str | None) -> None:
+    """Disable and delete the units `schedule install` wrote."""
+    result = schedule_service.remove(system, unit_dir, use_systemctl=unit_dir is None)
+    for name in result.removed:
+        click.echo(f"removed {result.directory}/{name}")
+    if not result.removed:
+        click.echo("no amber units found")
+
+
+COMMANDS = [schedule]
