@@ -181,3 +181,19 @@ def test_unknown_job_is_a_config_error(tmp_path: Path) -> None:
     cfg = load(make_config(tmp_path))
     with pytest.raises(Exception, match="no job named 'nope'"):
         run_service.run_jobs(cfg, ["nope"], run_service.RunOptions())
+
+
+def test_retention_forgets_and_prunes_on_primary_and_mirrors(tmp_path: Path) -> None:
+    extra = '\n[retention.one]\nkeep_last = 1\n'
+    cfg = load(make_config(tmp_path, 'retention = "one"\ntags = ["home"]', mirrors='["mirror"]', extra=extra))
+    for round_ in range(3):
+        (tmp_path / "src" / f"new{round_}.txt").write_bytes(os.urandom(50_000))
+        results = run_service.run_jobs(cfg, ["home"], run_service.RunOptions())
+        assert results[0].status == "success", results[0].record
+    record = results[0].record
+    assert record is not None
+    steps = {(d.step, d.name): d for d in record.destinations}
+    assert steps[("retention", "main")].details["forgotten"] == 1
+    assert steps[("retention", "mirror")].details["forgotten"] == 1
+    assert snapshot_count(tmp_path / "main") == 1 and snapshot_count(tmp_path / "mirror") == 1
+    assert steps[("check", "mirror")].status == "success"  # pruned mirror still checks clean

@@ -7,20 +7,24 @@ opened per step, with the lock that step needs.
 
 from __future__ import annotations
 
-import importlib
 import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from amber.engine.patterns import read_exclude_files
-from amber.errors import AmberError, CheckFailed, UsageError
+from amber.errors import AmberError, CheckFailed, IntegrityError, UsageError
 from amber.repository import Repository
 from amber.services import backup as backup_service
 from amber.services import check as check_service
+from amber.services import copy as copy_service
+from amber.services import forget as forget_service
+from amber.services import prune as prune_service
 from amber.services import session
 from amber.services.config import Config, JobConfig, RepositoryConfig
 from amber.services.limits import Limits
+from amber.services.snapshots import SnapshotFilter
 from amber.services.state import Destination
 
 
@@ -57,8 +61,8 @@ class Repositories:
             return False
 
     @contextmanager
-    def open(self, name: str, exclusive: bool = False) -> Iterator[Repository]:
-        with session.opened(self.settings(name).url, self.passwords(name), True, exclusive) as repo:
+    def open(self, name: str, exclusive: bool = False, lock: bool = True) -> Iterator[Repository]:
+        with session.opened(self.settings(name).url, self.passwords(name), lock, exclusive) as repo:
             yield repo
 
 
@@ -99,41 +103,44 @@ def backup(repos: Repositories, job: JobConfig, limits: Limits) -> tuple[Destina
     return Destination(job.repository, "backup", "success", "", outcome.snapshot_id, details), None
 
 
-def _optional_service(name: str) -> Any:
-    """Services built alongside this one; absent in a partial build."""
-    try:
-        return importlib.import_module(f"amber.services.{name}")
-    except ModuleNotFoundError:
-        return None
-
-
 def copy(repos: Repositories, job: JobConfig, mirror: str, snapshot_id: str) -> Destination:
-    service = _optional_service("copy")
-    if service is None:
-        return Destination(mirror, "copy", "skipped", "copy is not available in this build")
     try:
         with repos.open(job.repository) as src, repos.open(mirror) as dst:
-            result = service.copy_snapshots(src, dst, [snapshot_id])
+            result = copy_service.copy_snapshots(src, dst, [snapshot_id])
     except AmberError as exc:
         return _failed(mirror, "copy", exc)
-    return Destination(mirror, "copy", "success", "", snapshot_id, _as_details(result))
+    details: dict[str, Any] = {"copied": len(result.copied), "already": result.already,
+                               "bytes_added": result.stats.bytes_added}  # fmt: skip
+    if result.failed:
+        details |= {"error": "IntegrityError", "exit_code": IntegrityError.exit_code}
+        return Destination(mirror, "copy", "failed", result.failed[0][1], "", details)
+    new_id = result.copied[0][1] if result.copied else ""
+    return Destination(mirror, "copy", "success", "", new_id, details)
+
+
+def job_filter(job: JobConfig) -> SnapshotFilter:
+    """The snapshots a job's retention policy may touch: its host, and its tags when it has some."""
+    tags = [",".join(job.tags)] if job.tags else []
+    return SnapshotFilter(hosts=[job.host or socket.gethostname()], tags=tags)
 
 
 def retention(repos: Repositories, job: JobConfig, name: str) -> Destination:
     if repos.settings(name).immutable:
         return Destination(name, "retention", "skipped", "immutable repository: nothing is deleted")
     assert job.retention is not None
-    policy = repos.config.retention[job.retention]
-    forget, prune = _optional_service("forget"), _optional_service("prune")
-    if forget is None or prune is None:
-        return Destination(name, "retention", "skipped", "forget/prune are not available in this build")
+    req = forget_service.ForgetRequest(
+        policy=forget_service.policy_from(repos.config.retention[job.retention]),
+        filter=job_filter(job),
+        prune=prune_service.PruneOptions(),
+    )
     try:
-        with repos.open(name, exclusive=True) as repo:
-            removed = forget.forget_policy(repo, policy, host=job.host, tags=list(job.tags))
-            pruned = prune.prune(repo) if removed else None
+        with repos.open(name, lock=False) as repo:  # forget and prune take the locks they need
+            result = forget_service.forget(repo, req)
     except AmberError as exc:
         return _failed(name, "retention", exc)
-    details = {"forgotten": len(removed)} | ({"prune": _as_details(pruned)} if pruned is not None else {})
+    details: dict[str, Any] = {"forgotten": len(result.removed)}
+    if result.pruned is not None:
+        details["prune"] = _as_details(result.pruned)
     return Destination(name, "retention", "success", "", "", details)
 
 
