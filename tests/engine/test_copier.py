@@ -304,3 +304,49 @@ def test_id_cache_is_bounded() -> None:
     assert len(cache) <= 100
     assert cache.get((999).to_bytes(4, "big")) == b"x"
     assert cache.get((0).to_bytes(4, "big")) is None
+
+
+# -- repair packs --from: healing from a replica -----------------------------------
+
+
+def test_heal_lost_pack_from_replica(two: tuple[Repository, Repository, Path], tmp_path: Path) -> None:
+    from amber.services.heal import heal
+
+    a, b, src = two
+    sid = backup(a, src)
+    copy_snapshots(a, b)
+    big = max(a.backend.list(FileType.PACK), key=lambda fi: fi.size)
+    os.remove(next((tmp_path / "a" / "data").rglob(big.name)))
+    a = open_repo(tmp_path / "a")
+    assert not check(a).ok
+    with a.lock(exclusive=True):
+        result = heal(a, open_repo(tmp_path / "b"))
+    assert result.bad_packs == [big.name] and result.healed_snapshots == [sid]
+    assert result.blobs_written > 0 and not result.unhealed_snapshots
+    a = open_repo(tmp_path / "a")
+    report = check(a, read_data=True)
+    assert report.ok, report.errors
+    assert restored(a, sid, tmp_path / "out", src) == files_of(src)
+
+
+def test_heal_damaged_pack_salvages_the_rest(two: tuple[Repository, Repository, Path],
+                                             tmp_path: Path) -> None:  # fmt: skip
+    from amber.services.heal import heal
+
+    a, b, src = two
+    sid = backup(a, src)
+    copy_snapshots(a, b)
+    big = max(a.backend.list(FileType.PACK), key=lambda fi: fi.size)
+    path = next((tmp_path / "a" / "data").rglob(big.name))
+    raw = bytearray(path.read_bytes())
+    raw[100] ^= 0xFF  # inside the first blob
+    path.write_bytes(bytes(raw))
+    a = open_repo(tmp_path / "a")
+    with a.lock(exclusive=True):
+        result = heal(a, open_repo(tmp_path / "b"), read_data=True)
+    assert result.bad_blobs == 1 and result.healed_snapshots == [sid]
+    assert result.salvaged >= 1  # the pack's other blobs were kept, not fetched
+    assert not path.exists()
+    a = open_repo(tmp_path / "a")
+    assert check(a, read_data=True).ok
+    assert restored(a, sid, tmp_path / "out", src) == files_of(src)

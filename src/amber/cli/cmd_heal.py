@@ -1,0 +1,58 @@
+"""repair packs --from OTHER: heal missing or damaged blobs from a replica.
+
+The command joins the ``repair`` group of cmd_repair; a build without that
+group gets a ``repair`` group holding only this command.
+"""
+
+from __future__ import annotations
+
+import click
+
+from amber.cli.context import AppContext, make_passwords, pass_app
+from amber.cli.output import err_console, plain
+from amber.errors import IntegrityError
+from amber.services import heal as heal_service
+
+
+@click.command("packs")
+@click.option("--from", "from_repo", required=True, metavar="REPO", help="Replica with copies of the data.")
+@click.option("--from-password-file", type=click.Path(dir_okay=False), help="Password file of the replica.")
+@click.option("--from-password-command", help="Command printing the replica's password.")
+@click.option("--read-data", is_flag=True, help="Also read every pack here to find damaged blobs.")
+@pass_app
+def packs(
+    app: AppContext, from_repo: str, from_password_file: str | None, from_password_command: str | None,
+    read_data: bool,
+) -> None:  # fmt: skip
+    """Re-create missing or damaged blobs here from a replica's copies of the same snapshots."""
+    replica_pw = app.passwords
+    if from_password_file or from_password_command:
+        replica_pw = make_passwords(from_password_file, from_password_command)
+    r = heal_service.heal_from(app.location, app.passwords, from_repo, replica_pw, read_data)
+    if not r.bad_blobs:
+        click.echo("no missing or damaged blobs found")
+        return
+    for sid, why in r.unhealed_snapshots:
+        err_console.print(f"[red]error:[/] snapshot {sid[:8]}: {plain(why)}", highlight=False)
+    click.echo(
+        f"{len(r.bad_packs)} bad pack(s), {r.bad_blobs} bad blob(s); salvaged {r.salvaged}, "
+        f"wrote {r.blobs_written} blob(s); healed {len(r.healed_snapshots)} snapshot(s)"
+        + ("" if r.index_rebuilt else "; run 'amber repair index' to drop the lost packs from the index")
+    )
+    if r.unhealed_snapshots:
+        raise IntegrityError(f"{len(r.unhealed_snapshots)} snapshot(s) could not be healed")
+
+
+try:
+    from amber.cli.cmd_repair import repair as _group
+
+    _group.add_command(packs)
+    COMMANDS: list[click.Command] = []
+except ImportError:  # pragma: no cover - a build without the repair group
+
+    @click.group("repair")
+    def _fallback() -> None:
+        """Repair the repository."""
+
+    _fallback.add_command(packs)
+    COMMANDS = [_fallback]
