@@ -43,7 +43,8 @@ def daemon(
         err_console.print(plain(msg), highlight=False)
 
     options = daemon_service.DaemonOptions(
-        run=run_service.RunOptions(limits=limits, passwords=app.passwords, note=note),
+        run=run_service.RunOptions(limits=limits, passwords=app.passwords, note=note,
+                                   observer=run_service.standard_observer(cfg, note)),
         tick=tick, once=once, stop=stop,
     )  # fmt: skip
     scheduled = [j.name for j in cfg.jobs.values() if j.schedule]

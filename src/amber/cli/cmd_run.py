@@ -26,9 +26,12 @@ def run(
     limits = limits_service.with_options(
         limits_service.Limits.from_config(cfg.limits), nice, ionice_class, ionice_level, threads, memory_cap
     )
+    def note(msg: str) -> None:
+        err_console.print(plain(msg), highlight=False)
+
     options = run_service.RunOptions(
-        limits=limits, passwords=app.passwords, check=not no_check,
-        note=lambda msg: err_console.print(plain(msg), highlight=False),
+        limits=limits, passwords=app.passwords, check=not no_check, note=note,
+        observer=run_service.standard_observer(cfg, note),
     )  # fmt: skip
     results = run_service.run_jobs(cfg, list(jobs), options)
     for result in results:

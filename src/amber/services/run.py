@@ -21,7 +21,7 @@ from amber.errors import AmberError, HookFailed, JobRunning, PartialBackup, Stat
 from amber.services import limits as limits_service
 from amber.services import run_steps, session
 from amber.services.config import Config, JobConfig
-from amber.services.events import NullObserver, RunEvent, RunObserver
+from amber.services.events import NullObserver, RunEvent, RunObserver, SafeObservers
 from amber.services.limits import Limits
 from amber.services.run_steps import Repositories
 from amber.services.state import Destination, RunRecord, StateDB, job_lock
@@ -64,6 +64,17 @@ def run_jobs(config: Config, names: Sequence[str], options: RunOptions) -> list[
             options.note(exc.message)
             results.append(JobResult(job.name, "running", error=exc))
     return results
+
+
+def standard_observer(config: Config, note: Callable[[str], None]) -> RunObserver:
+    """Notifications, healthchecks pings and capacity alerts; an observer failure only prints a note."""
+    from amber.services.notify import AlertObserver  # apprise is slow to import: only when running
+
+    def warn(message: str) -> None:
+        if message:
+            note(message)
+
+    return SafeObservers([AlertObserver(config, warn)], lambda m: note(f"observer failed: {m}"))
 
 
 def worst_error(results: Sequence[JobResult]) -> AmberError | None:
