@@ -104,3 +104,18 @@ def test_status_copies_pass_and_fail(cli: AmberCli, tmp_path: Path) -> None:
     assert failed.returncode == 1
     assert "FAIL" in failed.stdout and "missing: 2 more copies" in failed.stdout
     assert failed.stderr.strip() == "amber: 1 snapshot(s) fail 3-2-1-1-0"
+
+
+def test_repair_packs_from_replica(cli: AmberCli, tmp_path: Path) -> None:
+    src = make_src(tmp_path / "src")
+    cli.run("backup", str(src))
+    replica, replica_pw = other_repo(cli, tmp_path, "replica", "replica secret")
+    cli.run("copy", "--to", str(replica), "--to-password-file", str(replica_pw))
+    packs = sorted((cli.repo / "data").rglob("*"), key=lambda p: p.stat().st_size if p.is_file() else -1)
+    packs[-1].unlink()  # the biggest pack is lost
+    assert cli.run("check", check=False).returncode == 18
+    out = cli.run("repair", "packs", "--from", str(replica), "--from-password-file", str(replica_pw))
+    assert "healed 1 snapshot(s)" in out.stdout
+    cli.run("check", "--read-data")
+    cli.run("restore", "latest", "--target", str(tmp_path / "out"), "--verify")
+    assert tree(tmp_path / "out" / src.relative_to("/")) == tree(src)
