@@ -47,6 +47,8 @@ def test_disk_full_is_a_clear_error_and_keeps_earlier_snapshots(small_fs: Path, 
     (small / "keep.txt").write_bytes(b"precious\n" * 1000)
     cli.run("backup", str(small))
 
+    ballast = small_fs / "ballast"  # something else on the same disk that the user can delete
+    ballast.write_bytes(os.urandom(6 << 20))
     big = tmp_path / "big"
     big.mkdir()
     for i in range(4):
@@ -64,6 +66,19 @@ def test_disk_full_is_a_clear_error_and_keeps_earlier_snapshots(small_fs: Path, 
     cli.run("restore", "latest", "--target", str(target), "--verify")
     assert (Path(str(target) + str(small)) / "keep.txt").read_bytes() == b"precious\n" * 1000
     assert cli.run("check", "--read-data").returncode == 0
+
+    # once space is freed, the next backup succeeds without any repair step
+    ballast.unlink()
+    medium = tmp_path / "medium"
+    medium.mkdir()
+    content = os.urandom(3 << 20)
+    (medium / "new.bin").write_bytes(content)
+    cli.run("backup", str(medium))
+    assert len(list((small_fs / "repo" / "snapshots").iterdir())) == 2
+    cli.run("check", "--read-data")
+    target2 = tmp_path / "restore2"
+    cli.run("restore", "latest", "--target", str(target2), "--verify")
+    assert (Path(str(target2) + str(medium)) / "new.bin").read_bytes() == content
 
 
 @root_only
