@@ -4,7 +4,7 @@ set -eu
 cd "$(dirname "$0")/.."
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else "$@"; fi; }
 need=""
-for pair in setfacl:acl setfattr:attr sha256sum:coreutils setpriv:util-linux; do
+for pair in setfacl:acl setfattr:attr sha256sum:coreutils setpriv:util-linux ionice:util-linux systemd-analyze:systemd; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || need="$need ${pair#*:}"
 done
 if [ -n "$need" ]; then

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from amber.errors import UsageError
 from amber.services import limits
 from amber.services.limits import Limits
+from tests.conftest import AmberCli
 
 PROBE = """
 import os, sys
@@ -66,3 +69,18 @@ def test_options_override_config() -> None:
 def test_raising_priority_without_privilege_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="cannot set nice -5"):
         limits.set_nice(-5)  # fails without CAP_SYS_NICE, so the test process keeps its priority
+
+
+def test_backup_cli_applies_limits_to_itself_and_children(tmp_path: Path, cli: AmberCli) -> None:
+    if shutil.which("ionice") is None:
+        pytest.skip("util-linux ionice not installed")
+    probe = "ionice -p $$; cut -d' ' -f19 /proc/self/stat"
+    cli.run("backup", "--nice", "17", "--ionice-class", "idle", "--threads", "1", "--stdin-from-command",
+            "--stdin-filename", "prio.txt", "--", "sh", "-c", probe)  # fmt: skip
+    cli.run("restore", "latest", "--target", str(tmp_path / "out"))
+    assert (tmp_path / "out" / "prio.txt").read_text().split() == ["idle", "17"]
+
+
+def test_backup_cli_rejects_bad_memory_cap(cli: AmberCli, tmp_path: Path) -> None:
+    result = cli.run("backup", "--memory-cap", "lots", str(tmp_path), check=False)
+    assert result.returncode == 2 and "--memory-cap" in result.stderr

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from amber.cli.context import AppContext, pass_app
+from amber.cli.options import limit_options
 from amber.cli.output import (
     BarProgress,
     JsonProgress,
@@ -20,6 +21,7 @@ from amber.cli.output import (
 )
 from amber.engine.patterns import read_exclude_files
 from amber.services import backup as backup_service
+from amber.services import limits as limits_service
 from amber.services import session
 
 
@@ -50,19 +52,24 @@ def init(app: AppContext, append_only: bool) -> None:
 @click.option("--stdin-filename", default="stdin", show_default=True)
 @click.option("--stdin-from-command", is_flag=True, help="Back up the stdout of the command after --.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable progress and summary.")
+@limit_options
 @pass_app
 def backup(
     app: AppContext, paths: tuple[str, ...], exclude: tuple[str, ...], exclude_file: tuple[str, ...],
     one_file_system: bool, tag: tuple[str, ...], host: str | None, time_: str | None,
     parent: str | None, force: bool, from_stdin: bool, stdin_filename: str,
-    stdin_from_command: bool, as_json: bool,
+    stdin_from_command: bool, as_json: bool, nice: int | None, ionice_class: str | None,
+    ionice_level: int | None, threads: int | None, memory_cap: str | None,
 ) -> None:  # fmt: skip
     """Back up PATHS (or stdin) into the repository."""
+    limits = limits_service.with_options(limits_service.Limits(), nice, ionice_class, ionice_level, threads,
+                                         memory_cap)  # fmt: skip
+    limits_service.apply(limits)
     req = backup_service.BackupRequest(
         paths=[] if stdin_from_command else list(paths),
         excludes=list(exclude) + read_exclude_files(exclude_file),
         one_file_system=one_file_system, tags=list(tag), host=host, time=time_, parent=parent,
-        force=force, stdin_filename=stdin_filename,
+        force=force, stdin_filename=stdin_filename, workers=limits.workers,
     )  # fmt: skip
     interactive = not as_json and sys.stderr.isatty()
     progress: Any
