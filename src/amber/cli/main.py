@@ -21,6 +21,7 @@ from amber.cli import (
     cmd_keys,
     cmd_prune,
     cmd_quickstart,
+    cmd_repair,
     cmd_restore,
     cmd_run,
     cmd_schedule,
@@ -50,7 +51,7 @@ def cli(
 
 
 for module in (cmd_backup, cmd_restore, cmd_browse, cmd_check, cmd_keys, cmd_quickstart, cmd_audit, cmd_copy,
-               cmd_config, cmd_run, cmd_schedule, cmd_daemon, cmd_forget, cmd_unlock, cmd_prune, cmd_status,
+               cmd_config, cmd_run, cmd_schedule, cmd_daemon, cmd_forget, cmd_unlock, cmd_prune, cmd_repair, cmd_status,
                cmd_heal):
     for command in module.COMMANDS:
         cli.add_command(command)

@@ -94,6 +94,10 @@ class Restorer:
         batch_bytes = 0
         for rel, node in self._select(items):
             path = target + rel
+            if node.damaged:  # `repair snapshots` kept what survived of it
+                self._result.warnings.append(
+                    f"{os.fsdecode(path)}: damaged in the repository; restored what survived"
+                )
             try:
                 if node.type == "dir":
                     _clear_for_dir(path)
