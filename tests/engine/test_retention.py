@@ -251,13 +251,14 @@ def test_group_by_rejects_unknown_field() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [("1y2m3d4h", Duration(1, 2, 3, 4)), ("4h", Duration(hours=4)), ("2d1y", Duration(years=1, days=2)),
-     ("18m", Duration(months=18)), ("0d", Duration())],
+     ("18m", Duration(months=18)), ("0d", Duration()), ("2w", Duration(days=14)),
+     ("1W3D", Duration(days=10)), ("1Y", Duration(years=1))],
 )  # fmt: skip
 def test_parse_duration(text: str, expected: Duration) -> None:
     assert parse_duration(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "1", "1w", "d", "1d1d", "-1d", "1.5d", "1d ", "3 d"])
+@pytest.mark.parametrize("text", ["", "1", "1x", "d", "1d1d", "1d1D", "-1d", "1.5d", "1d ", "3 d"])
 def test_parse_duration_rejects(text: str) -> None:
     with pytest.raises(UsageError):
         parse_duration(text)

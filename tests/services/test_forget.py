@@ -10,7 +10,7 @@ import pytest
 from amber.engine.retention import Duration, Policy
 from amber.errors import AppendOnlyViolation, RepositoryLocked, SnapshotNotFound, UsageError
 from amber.repository import Repository, Snapshot, Tree, init_repository, open_repository
-from amber.services.forget import ForgetRequest, forget
+from amber.services.forget import ForgetRequest, forget, forget_policy, policy_from
 from amber.services.snapshots import SnapshotFilter
 from amber.storage import open_backend
 from tests.conftest import PASSWORD
@@ -146,3 +146,17 @@ def test_append_only_repository_refuses_forget(repo_path: Path) -> None:
         assert [s.id for s in preview.to_remove] == [ids[0]]
     finally:
         repo.close()
+
+
+def test_forget_policy_for_run_jobs_under_a_held_lock(repo: Repository, repo_path: Path) -> None:
+    from amber.services.config import RetentionConfig
+
+    job = [add(repo, f"2024-05-0{d}T10:00:00+00:00", "h1", tags=("job",)) for d in (1, 2, 3)]
+    untagged = add(repo, "2024-05-01T09:00:00+00:00", "h1")
+    other_host = add(repo, "2024-05-01T08:00:00+00:00", "h2", tags=("job",))
+    policy = RetentionConfig(name="weekly", keep_last=1, keep_within="1w")
+    assert policy_from(policy) == Policy(keep_last=1, keep_within=Duration(days=7))
+    with repo.lock(exclusive=True):  # amber run holds the lock; forget works under it
+        removed = forget_policy(repo, RetentionConfig(name="r", keep_last=1), host="h1", tags=["job"])
+    assert set(removed) == {job[0], job[1]}
+    assert on_disk(repo_path) == {job[2], untagged, other_host}

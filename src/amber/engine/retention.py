@@ -62,11 +62,11 @@ class Duration:
         return (shifted.astimezone(dt.UTC) - dt.timedelta(hours=self.hours)).astimezone(moment.tzinfo)
 
 
-_DURATION_PART = re.compile(r"(\d+)([ymdh])")
+_DURATION_PART = re.compile(r"(\d+)([ymwdh])", re.IGNORECASE)
 
 
 def parse_duration(text: str) -> Duration:
-    """Parse ``1y2m3d4h`` (any subset, in any order; ``m`` is months)."""
+    """Parse ``1y2m3d4h`` (any subset, in any order; ``m`` is months, ``w`` is 7 days)."""
     if not text:
         raise UsageError("empty duration")
     values: dict[str, int] = {}
@@ -75,11 +75,13 @@ def parse_duration(text: str) -> Duration:
         m = _DURATION_PART.match(text, pos)
         if m is None:
             raise UsageError(f"invalid duration {text!r}: expected e.g. 1y2m3d4h")
-        if m.group(2) in values:
-            raise UsageError(f"invalid duration {text!r}: unit {m.group(2)!r} given twice")
-        values[m.group(2)] = int(m.group(1))
+        unit = m.group(2).lower()
+        if unit in values:
+            raise UsageError(f"invalid duration {text!r}: unit {unit!r} given twice")
+        values[unit] = int(m.group(1))
         pos = m.end()
-    return Duration(values.get("y", 0), values.get("m", 0), values.get("d", 0), values.get("h", 0))
+    days = values.get("d", 0) + 7 * values.get("w", 0)
+    return Duration(values.get("y", 0), values.get("m", 0), days, values.get("h", 0))
 
 
 @dataclass(frozen=True)
