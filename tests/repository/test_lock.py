@@ -127,24 +127,23 @@ def test_unlock_remove_all_removes_live_and_unreadable_locks(repo: Repository, r
         other.close()
 
 
-HOST = socket.gethostname()
 NOW = 1_700_000_000.0
 
 
 @pytest.mark.parametrize(
-    ("hostname", "pid", "age", "stale"),
+    ("here", "pid", "age", "stale"),
     [
-        ("elsewhere", 1, 0.0, False),
-        ("elsewhere", 1, LEASE_S, False),  # exactly the lease: still alive
-        ("elsewhere", 1, LEASE_S + 0.5, True),
-        ("elsewhere", -1, 10.0, False),  # pids of other hosts are never checked
-        (HOST, os.getpid(), 10.0, False),
-        (HOST, os.getpid(), LEASE_S + 1, True),
-        (HOST, -1, 10.0, True),  # the dead-pid sentinel is replaced below
+        (False, "other", 0.0, False),
+        (False, "other", LEASE_S, False),  # exactly the lease: still alive
+        (False, "other", LEASE_S + 0.5, True),
+        (False, "dead", 10.0, False),  # pids of other hosts are never checked
+        (True, "self", 10.0, False),
+        (True, "self", LEASE_S + 1, True),
+        (True, "dead", 10.0, True),
     ],
 )
-def test_is_stale(hostname: str, pid: int, age: float, stale: bool) -> None:
-    if hostname == HOST and pid == -1:
-        pid = dead_pid()
-    info = LockInfo(hostname=hostname, pid=pid, time=NOW - age, exclusive=False)
+def test_is_stale(here: bool, pid: str, age: float, stale: bool) -> None:
+    number = {"other": 1, "self": os.getpid(), "dead": dead_pid() if pid == "dead" else 0}[pid]
+    info = LockInfo(hostname=socket.gethostname() if here else "elsewhere.invalid", pid=number,
+                    time=NOW - age, exclusive=False)  # fmt: skip
     assert is_stale(info, now=NOW) is stale
