@@ -7,6 +7,8 @@ need=""
 for pair in setfacl:acl setfattr:attr sha256sum:coreutils setpriv:util-linux ionice:util-linux systemd-analyze:systemd; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || need="$need ${pair#*:}"
 done
+# PostgreSQL for the full-restore drill test; Debian keeps its binaries off PATH.
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need="$need postgresql"
 if [ -n "$need" ]; then
     as_root apt-get update -qq
     as_root apt-get install -y -qq $need >/dev/null

@@ -16,9 +16,11 @@ from amber.cli import (
     cmd_config,
     cmd_copy,
     cmd_daemon,
+    cmd_drill,
     cmd_forget,
     cmd_heal,
     cmd_keys,
+    cmd_notify,
     cmd_prune,
     cmd_quickstart,
     cmd_repair,
@@ -51,7 +53,8 @@ def cli(
 
 
 for module in (cmd_backup, cmd_restore, cmd_browse, cmd_check, cmd_keys, cmd_quickstart, cmd_audit, cmd_copy,
-               cmd_config, cmd_run, cmd_schedule, cmd_daemon, cmd_forget, cmd_unlock, cmd_prune, cmd_repair, cmd_status,
+               cmd_config, cmd_run, cmd_schedule, cmd_daemon, cmd_forget, cmd_unlock, cmd_notify, cmd_drill,
+               cmd_prune, cmd_repair, cmd_status,
                cmd_heal):
     for command in module.COMMANDS:
         cli.add_command(command)
