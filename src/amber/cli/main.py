@@ -20,6 +20,7 @@ from amber.cli import (
     cmd_forget,
     cmd_heal,
     cmd_keys,
+    cmd_metrics,
     cmd_notify,
     cmd_prune,
     cmd_quickstart,
@@ -54,7 +55,7 @@ def cli(
 
 for module in (cmd_backup, cmd_restore, cmd_browse, cmd_check, cmd_keys, cmd_quickstart, cmd_audit, cmd_copy,
                cmd_config, cmd_run, cmd_schedule, cmd_daemon, cmd_forget, cmd_unlock, cmd_notify, cmd_drill,
-               cmd_prune, cmd_repair, cmd_status,
+               cmd_metrics, cmd_prune, cmd_repair, cmd_status,
                cmd_heal):
     for command in module.COMMANDS:
         cli.add_command(command)

@@ -23,8 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import apprise
-
 from amber.errors import StateError, UsageError
 from amber.services import alert_policy
 from amber.services.alert_policy import Event, Sent, TargetRule
@@ -39,8 +37,7 @@ CREATE TABLE IF NOT EXISTS notify_sent (
     fingerprint TEXT NOT NULL, sent_at REAL NOT NULL, suppressed INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (target, kind, job)
 )"""
-_NOTIFY_TYPE = {"failure": apprise.NotifyType.FAILURE, "warning": apprise.NotifyType.WARNING,
-                "success": apprise.NotifyType.SUCCESS, "info": apprise.NotifyType.INFO}  # fmt: skip
+_NOTIFY_TYPES = ("info", "success", "warning", "failure")  # apprise.NotifyType values
 PING_TIMEOUT = 10.0
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]+:")
 
@@ -106,11 +103,13 @@ class DedupTable:
 
 def deliver(url: str, title: str, body: str, severity: str = "info") -> str:
     """Send one message through apprise; returns "" or the reason it failed."""
+    import apprise  # slow to import (0.3 s): only when something is sent
+
     app = apprise.Apprise()
     if not app.add(url):
         return f"not a valid apprise URL: {redact_url(url)}"
     with apprise.LogCapture(level=logging.WARNING) as captured:  # type: ignore[no-untyped-call]
-        ok = app.notify(body=body, title=title, notify_type=_NOTIFY_TYPE.get(severity, "info"))
+        ok = app.notify(body=body, title=title, notify_type=severity if severity in _NOTIFY_TYPES else "info")
     if ok:
         return ""
     lines = [line.strip() for line in captured.getvalue().splitlines() if line.strip()]
@@ -297,3 +296,27 @@ def check_alerts(config: Config, now: dt.datetime | None = None) -> list[tuple[E
     notifier = notifier_for(config)
     moment = now or dt.datetime.now(dt.UTC)
     return [(event, notifier.send(event)) for event in evaluate(config, moment, last_successes(config))]
+
+
+class AlertsExtension:
+    """A daemon extension: the dead man's switch and capacity checks, at most once a minute."""
+
+    def __init__(self, warn: Callable[[str], None] = lambda _m: None, every: float = 60.0) -> None:
+        self.warn = warn
+        self.every = every
+        self._last = 0.0
+
+    def start(self, config: Config) -> None:
+        self._last = 0.0
+
+    def tick(self, config: Config) -> None:
+        if time.monotonic() - self._last < self.every:
+            return
+        self._last = time.monotonic()
+        for _event, deliveries in check_alerts(config):
+            for d in deliveries:
+                if d.outcome == "failed":
+                    self.warn(f"notification to {d.target} failed: {d.error}")
+
+    def stop(self) -> None:
+        return None
