@@ -149,3 +149,33 @@ def test_metrics_cli_writes_textfile(cli: AmberCli, tmp_path: Path) -> None:
     assert got[("amber_repository_snapshots", repo)] == 1
     assert got[("amber_repository_size_bytes", repo)] > 0
     assert got[("amber_drill_success_ratio", repo)] == 1.0
+
+
+def test_amber_daemon_serves_metrics(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    port = free_port()
+    path = tmp_path / "amber.toml"
+    path.write_text(config_for(tmp_path, f"127.0.0.1:{port}"))
+    env = {**os.environ, "AMBER_PASSWORD": "x", "XDG_STATE_HOME": str(tmp_path / "xdg")}
+    proc = subprocess.Popen([sys.executable, "-m", "amber", "--config", str(path), "daemon", "--tick", "0.2"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+                    text = response.read().decode()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    assert "amber_metrics_generated_timestamp_seconds" in text
+    assert 'amber_destination_used_ratio{repository="main"}' in text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
 from types import FrameType
 
 import click
@@ -46,12 +47,21 @@ def daemon(
         run=run_service.RunOptions(limits=limits, passwords=app.passwords, note=note,
                                    observer=run_service.standard_observer(cfg, note)),
         tick=tick, once=once, stop=stop,
+        extensions=_extensions(note),
     )  # fmt: skip
     scheduled = [j.name for j in cfg.jobs.values() if j.schedule]
     note(f"daemon: {len(scheduled)} scheduled job(s): {', '.join(scheduled) or 'none'}")
     results = daemon_service.serve(cfg, options)
     for r in results:
         click.echo(f"{r.job}: {r.status}")
+
+
+def _extensions(note: Callable[[str], None]) -> list[daemon_service.DaemonExtension]:
+    """/metrics on [metrics] listen (and the textfile), stale-job and capacity alerts every minute."""
+    from amber.services.metrics import MetricsExtension  # prometheus_client: only for the daemon
+    from amber.services.notify import AlertsExtension
+
+    return [MetricsExtension(), AlertsExtension(lambda m: note(m) if m else None)]
 
 
 COMMANDS = [daemon]
