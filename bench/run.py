@@ -40,6 +40,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-verify", action="store_true", help="do not verify restored trees")
     p.add_argument("--keep-restores", action="store_true", help="keep restored trees on disk")
     p.add_argument("--no-disk-check", action="store_true", help="skip the free-space check")
+    p.add_argument("--prune", action="store_true", help="run only the prune benchmark (see bench/prune.py)")
     return p.parse_args(argv)
 
 
@@ -142,6 +143,11 @@ def check_disk(workdir: Path, size_gb: float) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    given = sys.argv[1:] if argv is None else argv
+    if "--prune" in given:  # the prune benchmark alone (bench/prune.py takes the other options)
+        import prune
+
+        return prune.main(given)
     args = parse_args(argv)
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     if skip - set(ALL_TOOLS):
