@@ -140,7 +140,7 @@ class Pruner:
                 "run `amber repair index`, then `amber repair snapshots`"
             )
         if not self._opts.dry_run and (plan.doomed or plan.drop_missing):
-            marker, holders = self._phase1(plan, result)
+            marker, holders = self._phase1(plan, {p: u.blobs for p, u in usage.items()}, result)
             if marker and self._eligible(time.time(), holders):
                 self._phase2_now(marker, set(plan.doomed), result)
         self._count_pending(result)
@@ -171,7 +171,10 @@ class Pruner:
             )
 
     # -- phase 1 ------------------------------------------------------------
-    def _phase1(self, plan: PrunePlan, result: PruneResult) -> tuple[str | None, list[Holder]]:
+    def _phase1(
+        self, plan: PrunePlan, sizes: dict[str, int], result: PruneResult
+    ) -> tuple[str | None, list[Holder]]:
+        """``sizes``: rows per indexed pack, to size the rewritten index files."""
         blobs = self._repo.blobs
         gone = {*plan.delete, *plan.repack, *plan.drop_missing}
         to_copy = blobs.index.used_in(set(plan.repack))
@@ -179,20 +182,17 @@ class Pruner:
         if to_copy:
             self._copy(to_copy)
         affected = sorted(f for f, packs in blobs.index_files.items() if any(p in gone for p in packs))
-        kept = {p for f in affected for p in blobs.index_files[f] if p not in gone}
-        rows = blobs.index.pack_rows(kept)
-        batch: dict[str, list[Any]] = {}
+        kept = sorted({p for f in affected for p in blobs.index_files[f] if p not in gone})
+        # rewrite in batches, so only one file's rows are ever held as objects
+        batch: set[str] = set()
         count = 0
-        for pack in sorted(rows):
-            batch[pack] = rows[pack]
-            count += len(rows[pack])
-            if count >= _INDEX_ROWS_PER_FILE:
-                blobs.save_index_file(batch, affected)
+        for i, pack in enumerate(kept):
+            batch.add(pack)
+            count += sizes.get(pack, 0)
+            if count >= _INDEX_ROWS_PER_FILE or i == len(kept) - 1:
+                blobs.save_index_file(blobs.index.pack_rows(batch), affected)
                 result.index_written += 1
-                batch, count = {}, 0
-        if batch:
-            blobs.save_index_file(batch, affected)
-            result.index_written += 1
+                batch, count = set(), 0
         for name in affected:  # only now: their replacements are written
             blobs.remove_index_file(name)
             result.index_removed += 1

@@ -16,6 +16,7 @@ the set of referenced blobs costs no extra memory.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator
 
 import msgspec
@@ -210,8 +211,7 @@ class Index:
         """Every row (duplicates included) of the given packs, in pack order."""
         wanted = {self._pack_numbers[p] for p in packs if p in self._pack_numbers}
         rows: dict[str, list[PackedBlob]] = {}
-        items = [*self._entries.items(), *self._duplicates]
-        for blob_id, e in items:
+        for blob_id, e in itertools.chain(self._entries.items(), self._duplicates):
             if e >> _PACK_SHIFT in wanted:
                 loc = self._location(e)
                 rows.setdefault(loc.pack, []).append(
