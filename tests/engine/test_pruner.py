@@ -284,3 +284,21 @@ def test_prune_killed_at_every_step_leaves_a_consistent_repository(repo_dir: Pat
     else:
         raise AssertionError("the prune never completed")
     assert step >= 6, "too few crash points: the scenario should delete, repack and rewrite the index"
+
+
+def test_index_loaded_before_a_prune_is_reloaded_on_locking(repo_dir: Path, tmp_path: Path) -> None:
+    """A process that listed the index before prune ran and locks afterwards must not
+    deduplicate against the packs prune deleted: locking reloads the index."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "data").write_bytes(_random(400_000, "reload"))
+    old = _backup(repo_dir, src)
+    early = _open(repo_dir)  # index loaded now, no lock yet
+    try:
+        _forget(repo_dir, old)
+        assert _prune(repo_dir).deleted_packs >= 1
+        with early.lock():
+            new = backup_paths(early, BackupRequest(paths=[str(src)])).snapshot_id
+    finally:
+        early.close()
+    _assert_healthy(repo_dir, {new: _manifest(src)}, src, tmp_path)
