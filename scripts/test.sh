@@ -7,6 +7,10 @@ need=""
 for pair in setfacl:acl setfattr:attr sha256sum:coreutils setpriv:util-linux ionice:util-linux systemd-analyze:systemd; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || need="$need ${pair#*:}"
 done
+# Storage backend tests: OpenSSH server (sftp), rclone (rclone: and rest:).
+[ -x /usr/sbin/sshd ] || need="$need openssh-server"
+command -v ssh-keygen >/dev/null 2>&1 || need="$need openssh-client"
+command -v rclone >/dev/null 2>&1 || need="$need rclone"
 # PostgreSQL for the full-restore drill test; Debian keeps its binaries off PATH.
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need="$need postgresql"
 if [ -n "$need" ]; then

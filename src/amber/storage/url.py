@@ -1,19 +1,234 @@
-"""Choose a backend from a repository location string."""
+"""Choose a backend from a repository location, and stack the wrappers on it.
+
+Locations (docs/backends.md)::
+
+    /path, local:/path
+    sftp://[user@]host[:port]/path      path relative to the login directory;
+    sftp://[user@]host[:port]//abs      ... or absolute (restic's form)
+    sftp:[user@]host:path               scp form
+    s3:https://host[:port]/bucket[/prefix], s3:http://..., s3:s3.amazonaws.com/bucket[/prefix]
+    rclone:remote:path
+    rest:http[s]://[user:pass@]host[:port]/[path/]
+
+``open_backend`` returns ``Concurrency(RateLimit(Retry(Faults(backend))))``;
+each layer is present only when configured (retry always is, for remote backends).
+"""
 
 from __future__ import annotations
 
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from urllib.parse import unquote, urlsplit
+
 from amber.errors import UsageError
 from amber.storage.base import Backend
+from amber.storage.concurrency import ConcurrencyLimitedBackend
+from amber.storage.faults import FaultInjectingBackend, FaultPlan, plan_from_env
 from amber.storage.local import LocalBackend
+from amber.storage.ratelimit import RateLimitedBackend, kib_bucket
+from amber.storage.retry import RetryingBackend, RetryPolicy
+
+DEFAULT_CONNECTIONS = 5
+
+# -o KEY=VALUE: the generic keys, then one prefix per backend
+GENERIC_KEYS = {"connections", "timeout", "retries", "retry-delay"}
+BACKEND_KEYS = {
+    "sftp": {"sftp.accept-new-host-key", "sftp.ssh-config"},
+    "s3": {"s3.region", "s3.lock-mode", "s3.lock-days", "s3.bucket-lookup", "s3.storage-class"},
+    "rclone": {"rclone.program", "rclone.args"},
+    "rest": set(),
+    "local": set(),
+}
 
 
-def open_backend(location: str) -> Backend:
-    """Open ``location``: a plain path or ``local:PATH``. More schemes come later."""
+@dataclass(frozen=True)
+class BackendOptions:
+    """What the global CLI options ask of every backend."""
+
+    limit_upload_kib: float | None = None
+    limit_download_kib: float | None = None
+    extra: Mapping[str, str] = field(default_factory=dict)  # -o key=value
+    faults: FaultPlan | None = None  # None: read AMBER_FAULT_* from the environment
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    scheme: str  # local, sftp, s3, rclone, rest
+    path: str = ""
+    host: str = ""
+    user: str = ""
+    port: int | None = None
+    endpoint: str = ""  # s3: scheme://host[:port], "" for AWS; rest: base URL
+    bucket: str = ""
+
+
+def parse_location(location: str) -> Location:
+    """Pure: split a repository location string into its parts."""
     if not location:
         raise UsageError("no repository given: use -r/--repo or AMBER_REPOSITORY")
+    scheme, sep, rest = location.partition(":")
     if location.startswith("local:"):
-        return LocalBackend(location[len("local:") :])
-    scheme, sep, _ = location.partition(":")
-    if sep and scheme in {"sftp", "s3", "rclone", "rest", "b2", "gs", "azure"}:
-        raise UsageError(f"backend '{scheme}:' is not supported yet")
-    return LocalBackend(location)
+        return Location("local", path=rest)
+    if not sep or scheme not in {"sftp", "s3", "rclone", "rest", "b2", "gs", "azure"}:
+        return Location("local", path=location)
+    if not rest:
+        raise UsageError(f"incomplete repository location {location!r}")
+    if scheme == "sftp":
+        return _parse_sftp(location, rest)
+    if scheme == "s3":
+        return _parse_s3(location, rest)
+    if scheme == "rclone":
+        if ":" not in rest:
+            raise UsageError(f"rclone location must be rclone:REMOTE:PATH, not {location!r}")
+        return Location("rclone", path=rest)
+    if scheme == "rest":
+        parts = urlsplit(rest)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise UsageError(f"rest location must be rest:http[s]://host[:port]/path, not {location!r}")
+        return Location("rest", endpoint=rest.rstrip("/") + "/")
+    raise UsageError(f"backend '{scheme}:' is not supported; use s3:, sftp:, rest: or rclone:")
+
+
+def _parse_sftp(location: str, rest: str) -> Location:
+    if rest.startswith("//"):
+        parts = urlsplit("sftp:" + rest)
+        if not parts.hostname:
+            raise UsageError(f"no host in {location!r}")
+        try:
+            port = parts.port
+        except ValueError as exc:
+            raise UsageError(f"bad port in {location!r}") from exc
+        path = unquote(parts.path)
+        path = path[1:] if path.startswith("/") else path  # sftp://h//abs is absolute; sftp://h/rel is not
+        return Location(
+            "sftp", path=path or ".", host=parts.hostname, user=unquote(parts.username or ""), port=port
+        )
+    userhost, sep, path = rest.partition(":")
+    if not sep or not userhost:
+        raise UsageError(f"sftp location must be sftp://[user@]host[:port]/path, not {location!r}")
+    user, _, host = userhost.rpartition("@")
+    return Location("sftp", path=path or ".", host=host, user=user)
+
+
+def _parse_s3(location: str, rest: str) -> Location:
+    if rest.startswith(("http://", "https://")):
+        parts = urlsplit(rest)
+        endpoint = f"{parts.scheme}://{parts.netloc}"
+        path = parts.path
+    else:
+        host, _, path = rest.partition("/")
+        endpoint = f"https://{host}"
+        path = "/" + path
+    bucket, _, prefix = path.lstrip("/").partition("/")
+    if not bucket:
+        raise UsageError(f"no bucket in {location!r}: use s3:https://host/bucket[/prefix]")
+    host = urlsplit(endpoint).hostname or ""
+    if host == "amazonaws.com" or host.endswith(".amazonaws.com"):
+        endpoint = ""  # AWS itself: let boto3 pick the regional endpoint
+    return Location("s3", path=prefix.strip("/"), host=host, endpoint=endpoint, bucket=bucket)
+
+
+def parse_extra_options(pairs: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """``["s3.lock-days=30", ...]`` -> dict; unknown keys are a UsageError."""
+    known = GENERIC_KEYS.union(*BACKEND_KEYS.values())
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or key not in known:
+            raise UsageError(f"unknown backend option {pair!r}; known: {', '.join(sorted(known))}")
+        out[key] = value.strip()
+    return out
+
+
+def _number(extra: Mapping[str, str], key: str, default: float) -> float:
+    if key not in extra:
+        return default
+    try:
+        value = float(extra[key])
+    except ValueError as exc:
+        raise UsageError(f"-o {key}: not a number: {extra[key]!r}") from exc
+    if value < 0:
+        raise UsageError(f"-o {key}: must not be negative")
+    return value
+
+
+def retry_policy(extra: Mapping[str, str], remote: bool) -> RetryPolicy:
+    """Remote backends get a request deadline by default; local disks do not."""
+    timeout = _number(extra, "timeout", 120.0 if remote else 0.0)
+    return replace(
+        RetryPolicy(),
+        attempts=max(1, int(_number(extra, "retries", 7)) + 1),
+        base_delay=_number(extra, "retry-delay", 0.5),
+        timeout=timeout or None,
+    )
+
+
+_defaults_lock = threading.Lock()
+_defaults = BackendOptions()
+
+
+def set_default_options(options: BackendOptions) -> None:
+    """Set the options used by ``open_backend`` calls that pass none (the CLI's global flags)."""
+    global _defaults
+    with _defaults_lock:
+        _defaults = options
+
+
+def default_options() -> BackendOptions:
+    return _defaults
+
+
+def open_backend(location: str, options: BackendOptions | None = None) -> Backend:
+    """Open ``location`` with the wrappers ``options`` (or the process defaults) ask for."""
+    opts = options if options is not None else _defaults
+    loc = parse_location(location)
+    for key in opts.extra:
+        if key not in GENERIC_KEYS and key not in BACKEND_KEYS[loc.scheme]:
+            raise UsageError(f"-o {key} does not apply to a {loc.scheme} repository")
+    remote = loc.scheme != "local"
+    connections = int(_number(opts.extra, "connections", DEFAULT_CONNECTIONS if remote else 0))
+    backend = _open_raw(loc, location, opts.extra, connections or DEFAULT_CONNECTIONS)
+    faults = opts.faults if opts.faults is not None else plan_from_env(os.environ)
+    if faults is not None and faults.rate > 0:
+        backend = FaultInjectingBackend(backend, faults)
+    backend = RetryingBackend(backend, retry_policy(opts.extra, remote))
+    if opts.limit_upload_kib or opts.limit_download_kib:
+        backend = RateLimitedBackend(
+            backend, kib_bucket(opts.limit_upload_kib), kib_bucket(opts.limit_download_kib)
+        )
+    if connections:
+        backend = ConcurrencyLimitedBackend(backend, connections)
+    return backend
+
+
+def _open_raw(loc: Location, location: str, extra: Mapping[str, str], connections: int) -> Backend:
+    # imported here: paramiko and boto3 take a while to import and most runs need neither
+    if loc.scheme == "local":
+        return LocalBackend(loc.path)
+    if loc.scheme == "sftp":
+        from amber.storage.sftp import SftpBackend
+
+        return SftpBackend(
+            loc.host, loc.path, user=loc.user or None, port=loc.port, connections=connections,
+            accept_new_host_key=extra.get("sftp.accept-new-host-key", "").lower() in ("1", "true", "yes"),
+            ssh_config=extra.get("sftp.ssh-config") or None,
+        )  # fmt: skip
+    if loc.scheme == "s3":
+        from amber.storage.s3 import S3Backend, S3Settings
+
+        settings = S3Settings.from_options(extra)
+        return S3Backend(
+            loc.endpoint, loc.bucket, loc.path, settings, connections=connections, location=location
+        )
+    if loc.scheme == "rest":
+        from amber.storage.rest import RestBackend
+
+        return RestBackend(loc.endpoint, connections=connections)
+    from amber.storage.rclone import RcloneBackend
+
+    args = extra.get("rclone.args", "").split()
+    return RcloneBackend(loc.path, connections=connections, program=extra.get("rclone.program") or "rclone",
+                         extra_args=args)  # fmt: skip

@@ -1,0 +1,97 @@
+"""Bandwidth limits (``--limit-upload`` / ``--limit-download``) as a backend wrapper.
+
+A token bucket shared by every thread: each request takes as many tokens as it
+moves bytes. A request larger than the bucket drives it into debt, and the next
+request waits the debt off, so the long-run rate is exact while a single pack is
+still sent in one piece.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+from amber.storage.base import Backend, FileInfo, FileType, Handle
+
+
+class TokenBucket:
+    """``rate`` bytes per second, at most ``burst`` bytes saved up (default: one second's worth)."""
+
+    def __init__(
+        self,
+        rate: float,
+        burst: float | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.rate = rate
+        self.burst = rate if burst is None else burst
+        self._clock = clock
+        self._sleep = sleep
+        self._tokens = self.burst
+        self._stamp = clock()
+        self._lock = threading.Lock()
+
+    def reserve(self, n: int) -> float:
+        """Take ``n`` tokens now; return how long the caller must wait before using them."""
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+            self._stamp = now
+            self._tokens -= n
+            return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
+
+    def take(self, n: int) -> None:
+        wait = self.reserve(n)
+        if wait > 0:
+            self._sleep(wait)
+
+
+def kib_bucket(kib_per_second: float | None) -> TokenBucket | None:
+    return None if not kib_per_second else TokenBucket(kib_per_second * 1024)
+
+
+class RateLimitedBackend:
+    """Throttles the bytes of ``save`` (upload) and ``load`` (download)."""
+
+    def __init__(self, inner: Backend, upload: TokenBucket | None, download: TokenBucket | None) -> None:
+        self.inner = inner
+        self.location = inner.location
+        self.upload = upload
+        self.download = download
+
+    def create(self) -> None:
+        self.inner.create()
+
+    def exists(self) -> bool:
+        return self.inner.exists()
+
+    def save(self, handle: Handle, data: bytes | bytearray) -> None:
+        if self.upload is not None:
+            self.upload.take(len(data))
+        self.inner.save(handle, data)
+
+    def load(self, handle: Handle, offset: int = 0, length: int | None = None) -> bytes:
+        if self.download is not None and length is not None:
+            self.download.take(length)  # paid before, so parallel readers queue up
+            return self.inner.load(handle, offset, length)
+        data = self.inner.load(handle, offset, length)
+        if self.download is not None:
+            self.download.take(len(data))
+        return data
+
+    def stat(self, handle: Handle) -> FileInfo:
+        return self.inner.stat(handle)
+
+    def list(self, type: FileType) -> Iterator[FileInfo]:
+        return self.inner.list(type)
+
+    def remove(self, handle: Handle) -> None:
+        self.inner.remove(handle)
+
+    def close(self) -> None:
+        self.inner.close()

@@ -1,0 +1,172 @@
+"""restic's REST protocol (v2), so rest-server or ``rclone serve restic`` can host a repository.
+
+    POST /?create=true            create the repository
+    HEAD|GET|POST|DELETE /config
+    GET /{type}/                  list: [{"name": ..., "size": ...}] (v2)
+    HEAD|GET|POST|DELETE /{type}/{name}    GET honours Range
+
+``type`` is data, keys, locks, snapshots or index: exactly our FileType values.
+The server does the atomic write. Credentials may be in the URL
+(``rest:https://user:pass@host/``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+import httpx
+
+from amber.errors import (
+    AmberError,
+    DiskFull,
+    ObjectNotFound,
+    PermissionDenied,
+    StorageError,
+    TransientStorageError,
+)
+from amber.storage.base import FileInfo, FileType, Handle
+from amber.storage.layout import describe, object_path
+
+V2 = "application/vnd.x.restic.rest.v2"
+
+
+def _status_error(status: int, what: str, text: str = "") -> AmberError:
+    detail = f"{what}: HTTP {status}" + (f" ({text.strip()[:200]})" if text.strip() else "")
+    if status == 404:
+        return ObjectNotFound(f"{what} does not exist")
+    if status in (401, 403):
+        return PermissionDenied(f"rest: {detail}")
+    if status in (413, 507):
+        return DiskFull(f"rest: {detail}")
+    if status >= 500 or status in (408, 425, 429):
+        return TransientStorageError(f"rest: {detail}")
+    return StorageError(f"rest: {detail}")
+
+
+class RestBackend:
+    def __init__(self, url: str, *, connections: int = 5, client: httpx.Client | None = None) -> None:
+        parts = urlsplit(url)
+        auth = None
+        if parts.username is not None:
+            auth = httpx.BasicAuth(unquote(parts.username), unquote(parts.password or ""))
+            netloc = parts.hostname or ""
+            if parts.port:
+                netloc = f"{netloc}:{parts.port}"
+            parts = parts._replace(netloc=netloc)
+        self.base = urlunsplit(parts).rstrip("/") + "/"
+        self.location = "rest:" + self.base
+        self._client = client or httpx.Client(
+            auth=auth,
+            timeout=httpx.Timeout(60.0, connect=30.0),
+            limits=httpx.Limits(
+                max_connections=max(1, connections), max_keepalive_connections=max(1, connections)
+            ),
+            headers={"Accept": V2},
+        )
+
+    def _url(self, handle: Handle) -> str:
+        object_path(handle)  # validates the name
+        if handle.type is FileType.CONFIG:
+            return self.base + "config"
+        return f"{self.base}{handle.type.value}/{handle.name}"  # the server does any fan-out
+
+    def _request(self, method: str, url: str, what: str, **kwargs: object) -> httpx.Response:
+        try:
+            resp = self._client.request(method, url, **kwargs)  # type: ignore[arg-type]
+        except httpx.TimeoutException as exc:
+            raise TransientStorageError(f"rest: {what}: timed out") from exc
+        except httpx.TransportError as exc:  # connection refused/reset, protocol errors, short bodies
+            raise TransientStorageError(f"rest: {what}: {exc or type(exc).__name__}") from exc
+        except httpx.HTTPError as exc:
+            raise StorageError(f"rest: {what}: {exc}") from exc
+        return resp
+
+    def create(self) -> None:
+        resp = self._request("POST", self.base + "?create=true", "create")
+        if resp.status_code not in (200, 201):
+            raise _status_error(resp.status_code, "create", resp.text)
+
+    def exists(self) -> bool:
+        resp = self._request("HEAD", self.base + "config", "config")
+        if resp.status_code == 404:
+            return False
+        if resp.status_code != 200:
+            raise _status_error(resp.status_code, "config")
+        return True
+
+    def save(self, handle: Handle, data: bytes | bytearray) -> None:
+        what = describe(handle)
+        resp = self._request(
+            "POST", self._url(handle), what, content=bytes(data),
+            headers={"Content-Type": "application/octet-stream"},
+        )  # fmt: skip
+        if resp.status_code not in (200, 201):
+            raise _status_error(resp.status_code, what, resp.text)
+
+    def load(self, handle: Handle, offset: int = 0, length: int | None = None) -> bytes:
+        what = describe(handle)
+        url = self._url(handle)
+        if length == 0:
+            self.stat(handle)
+            return b""
+        headers = {}
+        if offset or length is not None:
+            end = "" if length is None else str(offset + length - 1)
+            headers["Range"] = f"bytes={offset}-{end}"
+        resp = self._request("GET", url, what, headers=headers)
+        if resp.status_code == 416:  # range past the end of an existing object
+            self.stat(handle)
+            return b""
+        if resp.status_code not in (200, 206):
+            raise _status_error(resp.status_code, what, resp.text)
+        body = resp.content
+        if resp.status_code == 200 and (offset or length is not None):
+            body = body[offset : None if length is None else offset + length]  # server ignored Range
+        declared = resp.headers.get("Content-Length")
+        if declared is not None and resp.status_code != 200 and int(declared) != len(resp.content):
+            raise TransientStorageError(f"rest: {what}: truncated read")
+        return body
+
+    def stat(self, handle: Handle) -> FileInfo:
+        what = describe(handle)
+        resp = self._request("HEAD", self._url(handle), what)
+        if resp.status_code != 200:
+            raise _status_error(resp.status_code, what)
+        return FileInfo(handle.name, int(resp.headers.get("Content-Length", "0")))
+
+    def list(self, type: FileType) -> Iterator[FileInfo]:
+        if type is FileType.CONFIG:
+            try:
+                size = self.stat(Handle(FileType.CONFIG)).size
+            except ObjectNotFound:
+                return
+            yield FileInfo("", size)
+            return
+        resp = self._request("GET", f"{self.base}{type.value}/", f"list {type.value}")
+        if resp.status_code == 404:
+            return
+        if resp.status_code != 200:
+            raise _status_error(resp.status_code, f"list {type.value}", resp.text)
+        try:
+            entries = json.loads(resp.content or b"[]")
+        except ValueError as exc:
+            raise TransientStorageError(f"rest: list {type.value}: unreadable answer") from exc
+        for e in entries or []:
+            if isinstance(e, dict):  # v2; a v1 server sends bare names
+                name, size = str(e["name"]), int(e["size"])
+            else:
+                name, size = str(e), self.stat(Handle(type, str(e))).size
+            if not name.startswith("."):
+                yield FileInfo(name, size)
+
+    def remove(self, handle: Handle) -> None:
+        what = describe(handle)
+        self.stat(handle)  # servers may answer 200 for a missing object; we report it
+        resp = self._request("DELETE", self._url(handle), what)
+        if resp.status_code not in (200, 204):
+            raise _status_error(resp.status_code, what, resp.text)
+
+    def close(self) -> None:
+        self._client.close()
