@@ -155,7 +155,8 @@ class S3Server:
     def settings(self, **kwargs: Any) -> S3Settings:
         from amber.storage.s3 import S3Settings
 
-        keys = {"access_key": MOTO_KEYS["AWS_ACCESS_KEY_ID"], "secret_key": MOTO_KEYS["AWS_SECRET_ACCESS_KEY"]}
+        keys = {"access_key": MOTO_KEYS["AWS_ACCESS_KEY_ID"]}
+        keys["secret_key"] = MOTO_KEYS["AWS_SECRET_ACCESS_KEY"]
         return S3Settings(**{**keys, **kwargs})
 
     def new_bucket(self, object_lock: bool = False) -> str:
