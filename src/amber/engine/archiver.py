@@ -5,6 +5,11 @@ listing and stat run on the calling thread; file contents are read, chunked,
 hashed, compressed and encrypted on a thread pool, since hashlib, BLAKE3,
 zstd, AES-GCM and FastCDC all release the GIL. A directory's tree is written
 once its files are done; trees are finalized in post-order.
+
+Unchanged data costs little: a file whose lstat matches its node in the
+parent snapshot (and whose blobs are all still in the index) reuses that node
+object as is, and a directory whose nodes all equal the parent tree's reuses
+the parent's tree ID without encoding or hashing it again.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from amber.engine.filereader import BlobSaver, ContentReader, FileContent
 from amber.engine.metadata import group_name, make_node, node_type, user_name
 from amber.engine.patterns import PathMatcher
 from amber.engine.progress import NullProgress, Progress
-from amber.engine.scanner import DirScanner, Entry, stat_names
+from amber.engine.scanner import DirScanner, Entry, Listing, stat_names
 from amber.repository import Node, Summary, Tree
 
 _LEAF: dict[bytes, object] = {}
@@ -88,6 +93,8 @@ class _Dir:
     previous: dict[bytes, Node]
     node: Node | None  # our node in the parent directory; None for the root
     dev: int | None
+    prev_id: bytes = b""  # this directory's tree in the parent snapshot
+    prev_nodes: list[Node] = field(default_factory=list)
     pos: int = 0
     nodes: list[Node] = field(default_factory=list)
     pending: list[tuple[Node, _Result, Node | None]] = field(default_factory=list)
@@ -101,15 +108,35 @@ def _fsdecode(path: bytes) -> str:
 
 
 def _unchanged(prev: Node | None, st: os.stat_result, saver: BlobSaver) -> bool:
+    """The file's content may be taken from ``prev``: same size, times and inode, blobs stored.
+
+    Requiring every blob in the index is what heals a repository: after a lost
+    pack is dropped from the index, the next backup reads such files again.
+    """
+    if (
+        prev is None
+        or prev.type != "file"
+        or prev.damaged
+        or prev.size != st.st_size
+        or prev.mtime_ns != st.st_mtime_ns
+        or prev.ctime_ns != st.st_ctime_ns
+        or prev.inode != st.st_ino
+    ):
+        return False
+    has = saver.has
+    return all(has(blob_id) for blob_id in prev.content)
+
+
+def _same_node(prev: Node, st: os.stat_result) -> bool:
+    """lstat gives nothing that would change ``prev`` (a file node), content aside.
+
+    An equal ctime means mode, owner and xattrs did not change (make_node's rule).
+    """
     return (
-        prev is not None
-        and prev.type == "file"
-        and not prev.damaged
-        and prev.size == st.st_size
-        and prev.mtime_ns == st.st_mtime_ns
-        and prev.ctime_ns == st.st_ctime_ns
-        and prev.inode == st.st_ino
-        and all(saver.has(b) for b in prev.content)
+        prev.atime_ns == st.st_atime_ns
+        and prev.device == st.st_dev
+        and prev.links == st.st_nlink
+        and stat.S_ISREG(st.st_mode)
     )
 
 
@@ -134,7 +161,7 @@ class Archiver:
         self._slots = threading.BoundedSemaphore(self._opts.workers * 32)
         self._hardlinks: dict[tuple[int, int], Future[FileContent]] = {}
         self._counted: set[int] = set()
-        self._scanner = DirScanner()  # threads start on first use
+        self._scanner = DirScanner(self._load_nodes)  # threads start on first use
 
     # -- public -------------------------------------------------------------
     def archive(self, paths: list[bytes], parent_tree: bytes | None) -> ArchiveResult:
@@ -156,13 +183,17 @@ class Archiver:
         try:
             with ThreadPoolExecutor(self._opts.workers, thread_name_prefix="archiver") as pool:
                 whole = trie is _LEAF
+                parent = parent_tree or b""
+                listing = self._list(b"/", parent) if whole else self._prefix(b"", trie, parent)
                 root = _Dir(
                     path=b"",
-                    entries=self._list(b"/") if whole else stat_names(b"", sorted(trie)),
+                    entries=listing.entries,
                     only=None if whole else trie,
-                    previous=self._previous(parent_tree),
+                    previous=listing.by_name,
                     node=None,
                     dev=os.lstat(b"/").st_dev if whole else None,
+                    prev_id=parent if listing.loaded else b"",
+                    prev_nodes=listing.previous,
                 )
                 tree_id = self._walk(root, pool)
         finally:
@@ -191,32 +222,38 @@ class Archiver:
         self._summary.duration_s = round(time.monotonic() - started, 3)
         return ArchiveResult(tree_id, self._summary, self._skipped, self._changed, self._notes)
 
-    def _previous(self, tree_id: bytes | None) -> dict[bytes, Node]:
-        if not tree_id:
-            return {}
+    def _load_nodes(self, tree_id: bytes) -> list[Node] | None:
+        """Nodes of a parent snapshot's tree, None if unreadable; runs on scanner threads too."""
         try:
-            return {n.name: n for n in self._trees.load_tree(tree_id).nodes}
+            return self._trees.load_tree(tree_id).nodes
         except Exception:  # a damaged parent only costs re-reading files
-            return {}
+            return None
+
+    def _prefix(self, path: bytes, only: dict[bytes, object], previous: bytes) -> Listing:
+        """A directory above the backup paths: only the named entries."""
+        return Listing(stat_names(path, sorted(only)), None, self._load_nodes(previous) if previous else None)
 
     def _skip(self, path: bytes, why: str) -> None:
         self._skipped.append(_fsdecode(path))
         self._progress.error(path, why)
 
-    def _list(self, path: bytes) -> list[Entry]:
-        """Entries of a directory; starts listing its subdirectories in the background."""
-        try:
-            entries = self._scanner.entries(path)
-        except OSError as exc:
-            self._skip(path, f"cannot list directory: {exc.strerror}")
-            return []
+    def _list(self, path: bytes, previous: bytes) -> Listing:
+        """A directory's listing and parent tree; starts on its subdirectories in the background."""
+        listing = self._scanner.listing(path, previous)
+        if listing.error is not None:
+            self._skip(path, f"cannot list directory: {listing.error.strerror}")
+            return listing
         excludes = self._opts.excludes
-        for name, st in entries:
-            if isinstance(st, os.stat_result) and stat.S_ISDIR(st.st_mode):
-                child = path.rstrip(b"/") + b"/" + name
+        by_name = listing.by_name
+        base = path.rstrip(b"/") + b"/"
+        for name, st in listing.entries:
+            if st.__class__ is os.stat_result and stat.S_ISDIR(st.st_mode):  # type: ignore[union-attr]
+                child = base + name
                 if not (excludes and excludes.matches(child, name)):
-                    self._scanner.prefetch(child)
-        return entries
+                    prev = by_name.get(name)
+                    prev_id = prev.subtree if prev is not None and prev.type == "dir" else b""
+                    self._scanner.prefetch(child, prev_id)
+        return listing
 
     def _walk(self, root: _Dir, pool: ThreadPoolExecutor) -> bytes:
         stack = [root]
@@ -248,6 +285,18 @@ class Archiver:
         is_prefix = d.only is not None and only is not _LEAF
         if not is_prefix and self._opts.excludes and self._opts.excludes.matches(path, name):
             return None
+        prev = d.previous.get(name)
+        if (
+            prev is not None
+            and st.__class__ is os.stat_result
+            and prev.ctime_ns == st.st_ctime_ns  # type: ignore[union-attr]
+            and _same_node(prev, st)  # type: ignore[arg-type]
+            and _unchanged(prev, st, self._saver)  # type: ignore[arg-type]
+            and not is_prefix
+        ):
+            d.nodes.append(prev)  # shared with the parent tree: never mutated
+            self._count_unchanged(path, prev.size)
+            return None
         try:
             if isinstance(st, OSError):
                 raise st
@@ -258,7 +307,6 @@ class Archiver:
                 return None
             if is_prefix and kind != "dir":
                 return None  # a parent of a backup path must be a directory
-            prev = d.previous.get(name)
             node = make_node(name, path, st, kind, prev)
         except FileNotFoundError:
             self._skip(path, "vanished before it could be read")
@@ -275,14 +323,23 @@ class Archiver:
             if self._opts.one_file_system and not is_prefix and st.st_dev != dev:
                 self._notes.append(f"not crossing into filesystem at {_fsdecode(path)}")
                 return _Dir(path, [], {}, {}, node, dev)
+            prev_id = prev.subtree if prev is not None and prev.type == "dir" else b""
             if is_prefix:
                 assert isinstance(only, dict)
-                entries, restrict = stat_names(path, sorted(only)), only
+                listing, restrict = self._prefix(path, only, prev_id), only
             else:
-                entries, restrict = self._list(path), None
-            previous = self._previous(prev.subtree) if prev and prev.type == "dir" else {}
-            return _Dir(path, entries, restrict, previous, node, dev)
+                listing, restrict = self._list(path, prev_id), None
+            return _Dir(path, listing.entries, restrict, listing.by_name, node, dev,
+                        prev_id=prev_id if listing.loaded else b"", prev_nodes=listing.previous)  # fmt: skip
         return None
+
+    def _count_unchanged(self, path: bytes, size: int) -> None:
+        summary = self._summary
+        summary.total_files += 1
+        summary.total_bytes += size
+        summary.files_unmodified += 1
+        self._progress.file_done(path, size, "unchanged")
+        self._progress.bytes_done(size)
 
     def _add_file(
         self, d: _Dir, node: Node, prev: Node | None, path: bytes, st: os.stat_result,
@@ -362,8 +419,11 @@ class Archiver:
                 self._count_new_content(content)
             self._progress.file_done(path, content.size, "new" if prev is None else "changed")
         nodes = [n for n in d.nodes if id(n) not in failed] if failed else d.nodes
-        tree_id, new = self._trees.save_tree(Tree(nodes=nodes))
-        self._summary.tree_blobs_added += int(new)
+        if d.prev_id and nodes == d.prev_nodes and self._saver.has(d.prev_id):
+            tree_id = d.prev_id  # same nodes encode to the same bytes, hence the same ID
+        else:
+            tree_id, new = self._trees.save_tree(Tree(nodes=nodes))
+            self._summary.tree_blobs_added += int(new)
         if d.node is not None:
             d.node.subtree = tree_id
         d.pending.clear()

@@ -16,7 +16,9 @@ from amber.errors import IntegrityError
 NODE_TYPES = ("file", "dir", "symlink", "fifo", "chardev", "blockdev")
 
 
-class Node(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=False):
+# gc=False: nodes never form reference cycles, and a walk holds ~100k of them;
+# tracking them made the cyclic GC a tenth of an unchanged re-backup.
+class Node(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=False, gc=False):
     name: bytes
     type: str
     mode: int = 0  # permission bits incl. setuid/setgid/sticky (st_mode & 0o7777)
