@@ -31,6 +31,7 @@ from amber.cli import (
     cmd_status,
     cmd_unlock,
 )
+from amber.cli.backend_options import backend_option_flags
 from amber.cli.context import AppContext, make_passwords
 from amber.cli.memory import tune_allocator
 from amber.errors import EXIT_INTERRUPTED, AmberError, from_os_error
@@ -43,6 +44,7 @@ from amber.errors import EXIT_INTERRUPTED, AmberError, from_os_error
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
 @click.option("--config", "config_path", envvar="AMBER_CONFIG", type=click.Path(dir_okay=False),
               help="Config file (default: ~/.config/amber/config.toml).")
+@backend_option_flags
 @click.version_option(__version__, prog_name="amber")
 @click.pass_context
 def cli(
