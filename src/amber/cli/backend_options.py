@@ -22,7 +22,11 @@ def _limit(field: str) -> Callable[[click.Context, click.Parameter, float | None
     def apply(ctx: click.Context, param: click.Parameter, value: float | None) -> None:
         if value is not None and value <= 0:
             raise click.BadParameter("must be a positive number of KiB/s")
-        set_default_options(replace(default_options(), **{field: value}))
+        current = default_options()
+        if field == "limit_upload_kib":
+            set_default_options(replace(current, limit_upload_kib=value))
+        else:
+            set_default_options(replace(current, limit_download_kib=value))
 
     return apply
 
