@@ -54,6 +54,8 @@ def test_sample_drill_succeeds_and_is_recorded(cli: AmberCli, tmp_path: Path) ->
     rows = drills(cli)
     assert [r["status"] for r in rows] == ["success"] * 3 and rows[0]["seed"] == 11
     assert not list(Path(tempfile.gettempdir()).glob("amber-drill-*/0/000000"))  # scratch removed
+    status = cli.run("status", "--drills").stdout
+    assert f"{cli.repo}: 3/3 drills passed (100%)" in status and "seed 11" in status
 
 
 def corrupt_largest_pack(repo: Path) -> None:
@@ -93,6 +95,8 @@ events = ["integrity", "failure"]
     assert "restore drill of main failed" in alert["message"] and alert["type"] == "failure"
     row = drills(cli)[-1]
     assert row["status"] == "integrity" and row["job"] == "home" and json.loads(row["failures"])
+    status = cli.run("status", "--drills", env=env).stdout
+    assert "main: 0/1 drills passed (0%)" in status and "FAILED" in status
 
 
 PG_BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"))

@@ -15,6 +15,7 @@ from amber.cli.output import err_console, plain
 from amber.services import daemon as daemon_service
 from amber.services import limits as limits_service
 from amber.services import run as run_service
+from amber.services.session import PasswordSource
 
 
 @click.command()
@@ -47,7 +48,7 @@ def daemon(
         run=run_service.RunOptions(limits=limits, passwords=app.passwords, note=note,
                                    observer=run_service.standard_observer(cfg, note)),
         tick=tick, once=once, stop=stop,
-        extensions=_extensions(note),
+        extensions=_extensions(note, app.passwords),
     )  # fmt: skip
     scheduled = [j.name for j in cfg.jobs.values() if j.schedule]
     note(f"daemon: {len(scheduled)} scheduled job(s): {', '.join(scheduled) or 'none'}")
@@ -56,12 +57,17 @@ def daemon(
         click.echo(f"{r.job}: {r.status}")
 
 
-def _extensions(note: Callable[[str], None]) -> list[daemon_service.DaemonExtension]:
-    """/metrics on [metrics] listen (and the textfile), stale-job and capacity alerts every minute."""
+def _extensions(
+    note: Callable[[str], None], passwords: PasswordSource
+) -> list[daemon_service.DaemonExtension]:
+    """/metrics on [metrics] listen (and the textfile), stale-job and capacity alerts every minute,
+    and restore drills on each job's drill.schedule."""
+    from amber.services.drill import DrillExtension
     from amber.services.metrics import MetricsExtension  # prometheus_client: only for the daemon
     from amber.services.notify import AlertsExtension
 
-    return [MetricsExtension(), AlertsExtension(lambda m: note(m) if m else None)]
+    alerts = AlertsExtension(lambda m: note(m) if m else None)
+    return [MetricsExtension(), alerts, DrillExtension(passwords, note)]
 
 
 COMMANDS = [daemon]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import click
 
@@ -119,3 +120,30 @@ def _raise_worst(reports: list[DrillReport]) -> None:
 
 
 COMMANDS = [drill]
+
+
+def show_history(app: AppContext, as_json: bool, limit: int = 10) -> None:
+    """Drill success rate per repository and the latest drills (for ``amber status --drills``)."""
+    from amber.services.drill_history import DrillHistory
+
+    history = DrillHistory(drill_service.state_path(_config(app)))
+    stats, recent = history.stats(), history.recent(limit=limit)
+    if as_json:
+        emit_json({
+            "repositories": [{**s.__dict__, "success_rate": s.success_rate} for s in stats],
+            "recent": [r.__dict__ for r in recent],
+        })  # fmt: skip
+        return
+    if not stats:
+        click.echo("no restore drills recorded yet (run 'amber drill')")
+        return
+    for s in stats:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.last_started))
+        click.echo(f"{s.repository}: {s.successes}/{s.total} drills passed ({100 * s.success_rate:.0f}%), "
+                   f"last {when} {'ok' if s.last_ok else 'FAILED'}, "
+                   f"{human_bytes(int(s.last_throughput))}/s, full restore ~"
+                   f"{_duration(s.last_estimated_full_seconds)}")  # fmt: skip
+    click.echo("recent:")
+    for r in recent:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.started))
+        click.echo(f"  {when}  {r.repository}  {r.mode}  {r.status}  {r.files} file(s)  seed {r.seed}")

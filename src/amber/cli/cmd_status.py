@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from amber.cli import cmd_drill
 from amber.cli.context import AppContext, pass_app
 from amber.cli.options import make_filter, snapshot_filter_options
 from amber.cli.output import emit_json, err_console, plain
@@ -56,11 +57,12 @@ def _json(report: service.CopiesReport) -> dict[str, Any]:
 @click.option("--replica", "replicas", multiple=True, metavar="URL[,kind=K][,offsite][,immutable][,offline]",
               help="A repository holding copies (repeat); default: the config's [repositories].")  # fmt: skip
 @click.option("--check", "run_check", is_flag=True, help="Run a structural check on every repository now.")
+@click.option("--drills", is_flag=True, help="Restore drill success rate and the latest drills.")
 @click.option("--json", "as_json", is_flag=True)
 @snapshot_filter_options
 @pass_app
 def status(
-    app: AppContext, copies: bool, replicas: tuple[str, ...], run_check: bool,
+    app: AppContext, copies: bool, replicas: tuple[str, ...], run_check: bool, drills: bool,
     as_json: bool, hosts: tuple[str, ...], tags: tuple[str, ...], paths: tuple[str, ...],
 ) -> None:  # fmt: skip
     """Where each snapshot has copies: count, media, offsite, immutable/offline, errors.
@@ -68,6 +70,10 @@ def status(
     Exits 18 when a snapshot fails the rule because of verification errors, 1
     when it fails for another reason (too few copies, media, places).
     """
+    if drills:
+        cmd_drill.show_history(app, as_json)
+        if not copies:
+            return
     if not copies:
         raise UsageError("status: only --copies is implemented; run 'amber status --copies'")
     sources, history = _replicas(app, replicas, getattr(app, "config_path", None))

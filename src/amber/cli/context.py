@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import click
 
+from amber.errors import AmberError, IntegrityError
 from amber.repository import Repository
 from amber.services import session
 from amber.services.config import Config, load_config
@@ -45,6 +46,20 @@ class AppContext:
     def open(self, lock: bool = True, exclusive: bool = False) -> Iterator[Repository]:
         with session.opened(self.location, self.passwords, lock, exclusive) as repo:
             yield repo
+            _replicate_audit_log(repo, self.config_path)
+
+
+def _replicate_audit_log(repo: Repository, config_path: str | None) -> None:
+    """Copy earlier audit records into the repository while it is open (the current command's
+    own record is written after it ends, so it travels with the next one or `audit push`)."""
+    from amber.services import audit
+
+    try:
+        audit.push(repo, audit.AuditLog(audit.resolve_path(config_path)), trust_cache=True)
+    except IntegrityError as exc:  # a broken local chain must be seen; storage trouble can wait
+        click.echo(f"warning: audit log not replicated: {exc.message}", err=True)
+    except AmberError:
+        pass
 
 
 pass_app = click.make_pass_decorator(AppContext)

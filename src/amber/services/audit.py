@@ -213,8 +213,13 @@ def replica_hashes(repo: Repository, log_id: str) -> dict[int, str]:
     return hashes
 
 
-def push(repo: Repository, log: AuditLog) -> int:
-    """Upload the records the repository lacks; returns how many. Refuses a broken chain."""
+def push(repo: Repository, log: AuditLog, trust_cache: bool = False) -> int:
+    """Upload the records the repository lacks; returns how many. Refuses a broken chain.
+
+    With ``trust_cache`` the local note of what this repository already holds
+    (``<log>.pushed``) replaces listing its segments, so the push after every
+    command stays cheap; ``audit push`` and ``audit verify`` always list.
+    """
     lines = log.lines()
     records = audit_chain.parse_lines(lines)
     if not records:
@@ -222,26 +227,58 @@ def push(repo: Repository, log: AuditLog) -> int:
     verdict = audit_chain.verify_chain(records)
     if not verdict.ok:
         raise IntegrityError(f"audit log is broken at record {verdict.bad_seq}: {verdict.reason}")
-    first = records[0]
-    assert first is not None
-    log_id = str(first["hash"])
-    have = replica_hashes(repo, log_id)
-    compared = audit_chain.compare_with_replica([r for r in records if r is not None], have)
-    if not compared.ok:
-        raise IntegrityError(f"audit log disagrees with the repository at record {compared.bad_seq}: "
-                             f"{compared.reason}")  # fmt: skip
-    start = max(have, default=0)
+    good = [r for r in records if r is not None]
+    log_id = str(good[0]["hash"])
+    start = _cached_head(log, repo.id, good) if trust_cache else None
+    if start is None:
+        have = replica_hashes(repo, log_id)
+        compared = audit_chain.compare_with_replica(good, have)
+        if not compared.ok:
+            raise IntegrityError(f"audit log disagrees with the repository at record {compared.bad_seq}: "
+                                 f"{compared.reason}")  # fmt: skip
+        start = max(have, default=0)
     new = lines[start:]
-    if not new:
-        return 0
-    save_segment(repo, AuditSegment(log_id, socket.gethostname(), start + 1, new))
+    if new:
+        save_segment(repo, AuditSegment(log_id, socket.gethostname(), start + 1, new))
+    _remember_head(log, repo.id, good[-1])
     return len(new)
+
+
+def _pushed_path(log: AuditLog) -> Path:
+    return log.path.with_name(log.path.name + ".pushed")
+
+
+def _cached_head(log: AuditLog, repo_id: str, records: Sequence[Mapping[str, Any]]) -> int | None:
+    """The seq this repository holds up to, if the note matches the local chain there."""
+    try:
+        note = json.loads(_pushed_path(log).read_text(encoding="ascii")).get(repo_id)
+        seq, digest = int(note["seq"]), str(note["hash"])
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
+    if 1 <= seq <= len(records) and records[seq - 1].get("hash") == digest:
+        return seq
+    return None
+
+
+def _remember_head(log: AuditLog, repo_id: str, last: Mapping[str, Any]) -> None:
+    path = _pushed_path(log)
+    try:
+        notes = json.loads(path.read_text(encoding="ascii"))
+        if not isinstance(notes, dict):
+            notes = {}
+    except (OSError, ValueError):
+        notes = {}
+    notes[repo_id] = {"seq": last["seq"], "hash": last["hash"]}
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    with contextlib.suppress(OSError):
+        tmp.write_text(json.dumps(notes), encoding="ascii")
+        os.replace(tmp, path)
 
 
 def push_quietly(repo: Repository, log: AuditLog) -> str:
     """Push for callers whose own work must not fail because of the audit copy; returns a warning."""
     try:
-        push(repo, log)
+        push(repo, log, trust_cache=True)
     except AmberError as exc:
         return f"audit log not replicated: {exc.message}"
     return ""

@@ -9,12 +9,14 @@ metrics and ``amber status`` read the success rate from there.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import random
 import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from amber.engine import drill as engine
@@ -22,12 +24,14 @@ from amber.engine.drill import DrillOutcome, SampledFile
 from amber.errors import AmberError, SnapshotNotFound, UsageError
 from amber.repository import Repository, Snapshot
 from amber.services.alert_policy import Event
+from amber.services.calendar import next_after, parse_calendar
 from amber.services.config import Config, JobConfig, default_state_dir
 from amber.services.drill_history import DrillHistory, DrillRow
 from amber.services.notify import Delivery, notifier_for
 from amber.services.run_steps import Repositories
 from amber.services.session import PasswordSource
 from amber.services.snapshots import SnapshotFilter, resolve, select
+from amber.services.state import StateDB
 
 COMMAND_TIMEOUT = 3600.0
 _OUTPUT_TAIL = 2000
@@ -243,10 +247,42 @@ def request_for(job: JobConfig, base: DrillRequest) -> DrillRequest:
     """Fill what the command line left open from the job's ``drill`` settings."""
     d = job.drill
     if d is None:
-        return base
+        return base if base.files >= 0 else DrillRequest(**{**base.__dict__, "files": 20})
     return DrillRequest(
         files=base.files if base.files >= 0 else d.files,
         bytes_percent=base.bytes_percent or d.bytes_percent,
         snapshot=base.snapshot, snapshots=base.snapshots, seed=base.seed, full=base.full,
         command=base.command or d.command, scratch=base.scratch,
     )  # fmt: skip
+
+
+class DrillExtension:
+    """A daemon extension: runs each job's drill on its ``drill.schedule`` (stamps ``drill:JOB``)."""
+
+    def __init__(self, passwords: PasswordSource, note: Callable[[str], None] = lambda _m: None) -> None:
+        self.passwords = passwords
+        self.note = note
+
+    def start(self, config: Config) -> None:
+        return None
+
+    def tick(self, config: Config) -> None:
+        db = StateDB(config.state.path)
+        now = dt.datetime.now()
+        for job in config.jobs.values():
+            if job.drill is None or not job.drill.schedule:
+                continue
+            stamp = db.stamp(f"drill:{job.name}")
+            if stamp is None:  # first sight: wait for the next occurrence
+                db.set_stamp(f"drill:{job.name}", now.timestamp())
+                continue
+            upcoming = next_after(parse_calendar(job.drill.schedule), dt.datetime.fromtimestamp(stamp))
+            if upcoming is None or upcoming > now:
+                continue
+            db.set_stamp(f"drill:{job.name}", now.timestamp())  # before running: a crash must not loop
+            req = request_for(job, DrillRequest(files=-1))
+            for report, _ in drill_job(config, job.name, req, self.passwords):
+                self.note(f"daemon: drill {job.name} on {report.repository}: {report.status}")
+
+    def stop(self) -> None:
+        return None
