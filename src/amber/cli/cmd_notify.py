@@ -42,12 +42,21 @@ def alerts_check(app: AppContext, as_json: bool) -> None:
     if as_json:
         emit_json([{"kind": e.kind, "job": e.job, "repository": e.repository, "message": e.message,
                     "deliveries": [d.__dict__ for d in ds]} for e, ds in found])  # fmt: skip
+        _raise_if_undelivered([d for _, ds in found for d in ds])
         return
     for event, deliveries in found:
         sent = ", ".join(f"{d.outcome}" for d in deliveries) or "no target wants it"
         click.echo(f"{event.kind}: {event.message} [{sent}]")
     if not found:
         click.echo("no alerts")
+    _raise_if_undelivered([d for _, ds in found for d in ds])
+
+
+def _raise_if_undelivered(deliveries: list[notify_service.Delivery]) -> None:
+    failed = [d for d in deliveries if d.outcome == "failed"]
+    if failed:
+        first = failed[0]
+        raise NotifyFailed(f"{len(failed)} alert(s) could not be delivered: {first.target}: {first.error}")
 
 
 COMMANDS = [notify, alerts]

@@ -108,7 +108,7 @@ def deliver(url: str, title: str, body: str, severity: str = "info") -> str:
     app = apprise.Apprise()
     if not app.add(url):
         return f"not a valid apprise URL: {redact_url(url)}"
-    with apprise.LogCapture(level=logging.WARNING) as captured:  # type: ignore[no-untyped-call]
+    with apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as captured:  # type: ignore[no-untyped-call]
         ok = app.notify(body=body, title=title, notify_type=severity if severity in _NOTIFY_TYPES else "info")
     if ok:
         return ""
