@@ -22,6 +22,7 @@ from amber.cli import (
     cmd_keys,
     cmd_metrics,
     cmd_notify,
+    cmd_object_lock,
     cmd_prune,
     cmd_quickstart,
     cmd_repair,
@@ -58,7 +59,7 @@ def cli(
 for module in (cmd_backup, cmd_restore, cmd_browse, cmd_check, cmd_keys, cmd_quickstart, cmd_audit, cmd_copy,
                cmd_config, cmd_run, cmd_schedule, cmd_daemon, cmd_forget, cmd_unlock, cmd_notify, cmd_drill,
                cmd_metrics, cmd_prune, cmd_repair, cmd_status,
-               cmd_heal):
+               cmd_heal, cmd_object_lock):
     for command in module.COMMANDS:
         cli.add_command(command)
 

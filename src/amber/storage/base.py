@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import enum
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -60,3 +61,18 @@ class Backend(Protocol):
     def remove(self, handle: Handle) -> None: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class RetentionBackend(Protocol):
+    """A backend that keeps objects immutable until a date (S3 Object Lock).
+
+    Wrappers keep the layer they wrap in ``inner``; ``storage.url.find_layer``
+    finds this capability under them.
+    """
+
+    def retention_days(self) -> int:
+        """Days of retention new objects get; 0 when retention is not in use."""
+
+    def extend_retention(self, handle: Handle, until: datetime.datetime) -> bool:
+        """Keep ``handle`` immutable at least until ``until``; False if it already was."""

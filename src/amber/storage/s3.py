@@ -279,13 +279,8 @@ class S3Backend:
         return self.settings.lock_days if self.settings.lock_mode else 0
 
     def retention_until(self, handle: Handle) -> dt.datetime | None:
-        try:
-            resp = self._call(describe(handle), self._s3.get_object_retention, Key=self._key(handle))
-        except StorageError as exc:
-            if "NoSuchObjectLockConfiguration" in exc.message:
-                return None
-            raise
-        until = resp.get("Retention", {}).get("RetainUntilDate")
+        resp = self._call(describe(handle), self._s3.head_object, Key=self._key(handle))
+        until = resp.get("ObjectLockRetainUntilDate")
         return until if isinstance(until, dt.datetime) else None
 
     def extend_retention(self, handle: Handle, until: dt.datetime) -> bool:

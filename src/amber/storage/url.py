@@ -20,16 +20,18 @@ import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 from urllib.parse import unquote, urlsplit
 
 from amber.errors import UsageError
-from amber.storage.base import Backend
+from amber.storage.base import Backend, RetentionBackend
 from amber.storage.concurrency import ConcurrencyLimitedBackend
 from amber.storage.faults import FaultInjectingBackend, FaultPlan, plan_from_env
 from amber.storage.local import LocalBackend
 from amber.storage.ratelimit import RateLimitedBackend, kib_bucket
 from amber.storage.retry import RetryingBackend, RetryPolicy
 
+T = TypeVar("T")
 DEFAULT_CONNECTIONS = 5
 
 # -o KEY=VALUE: the generic keys, then one prefix per backend
@@ -202,6 +204,26 @@ def open_backend(location: str, options: BackendOptions | None = None) -> Backen
     if connections:
         backend = ConcurrencyLimitedBackend(backend, connections)
     return backend
+
+
+def find_layer(backend: Backend, kind: type[T]) -> T | None:
+    """The outermost layer of a wrapped backend that is a ``kind`` (wrappers keep ``inner``)."""
+    layer: object | None = backend
+    while layer is not None:
+        if isinstance(layer, kind):
+            return layer
+        layer = getattr(layer, "inner", None)
+    return None
+
+
+def retention_layer(backend: Backend) -> RetentionBackend | None:
+    """The layer of ``backend`` that can extend Object Lock retention, if any."""
+    layer: object | None = backend
+    while layer is not None:
+        if isinstance(layer, RetentionBackend):
+            return layer
+        layer = getattr(layer, "inner", None)
+    return None
 
 
 def _open_raw(loc: Location, location: str, extra: Mapping[str, str], connections: int) -> Backend:
