@@ -17,17 +17,20 @@ from amber.services.prune import PruneOptions
 _COUNTS = [("last", "-l"), ("hourly", "-H"), ("daily", "-d"),
            ("weekly", "-w"), ("monthly", "-m"), ("yearly", "-y")]  # fmt: skip
 _WITHIN = ["", "hourly", "daily", "weekly", "monthly", "yearly"]
+_PERIOD = {"hourly": "hour", "daily": "day", "weekly": "ISO week", "monthly": "month", "yearly": "year"}
 
 
 def _policy_options(f: Any) -> Any:
     for name in reversed(_WITHIN):
         flag = f"--keep-within-{name}" if name else "--keep-within"
-        what = f"one {name} snapshot per period" if name else "all snapshots"
+        what = f"the newest snapshot of each {_PERIOD[name]}" if name else "all snapshots"
         f = click.option(flag, metavar="DURATION", help=f"Keep {what} within DURATION (e.g. 1y2m3d4h) "
                          "of the newest snapshot.")(f)  # fmt: skip
     for name, short in reversed(_COUNTS):
+        what = (f"the newest snapshot of each of the last N {_PERIOD[name]}s that have one"
+                if name != "last" else "the N newest snapshots")  # fmt: skip
         f = click.option(f"--keep-{name}", short, type=int, default=0, metavar="N",
-                         help=f"Keep the newest {name} snapshots (-1: all).")(f)  # fmt: skip
+                         help=f"Keep {what} (-1: all).")(f)  # fmt: skip
     return click.option("--keep-tag", multiple=True, metavar="TAGS",
                         help="Keep snapshots with these tags (a,b = both).")(f)  # fmt: skip
 
