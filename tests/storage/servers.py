@@ -54,6 +54,7 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout: 
 
 def _log(base: Path, name: str) -> int:
     """A log file for a server's stderr (a pipe nobody reads would fill up and stall it)."""
+    base.mkdir(parents=True, exist_ok=True)
     return os.open(base / f"{name}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
 
 
