@@ -35,6 +35,7 @@ def test_targets_filter_by_event_and_job(target: Target, event: Event, wanted: b
 
 
 FAIL = Event("failure", "home", "repository missing")
+SAME = Event("integrity", "home", "pack 9f8e damaged")
 
 
 @pytest.mark.parametrize(
@@ -45,7 +46,7 @@ FAIL = Event("failure", "home", "repository missing")
         (Sent(1000, FAIL.fingerprint), Event("failure", "home", "other"), 1001, False),  # rate limit
         (Sent(1000, FAIL.fingerprint), FAIL, 1000 + 3600, True),  # interval over
         (Sent(1000, "x"), Event("integrity", "home", "pack abc damaged"), 1001, True),  # new problem: at once
-        (Sent(1000, Event("integrity", "home", "p").fingerprint), Event("integrity", "home", "p"), 1001, False),
+        (Sent(1000, SAME.fingerprint), SAME, 1001, False),  # the same integrity problem again
     ],
 )
 def test_dedup_and_rate_limit(last: Sent | None, event: Event, now: float, send: bool) -> None:
@@ -102,6 +103,7 @@ def test_ping_urls(base: str, phase: str, url: str) -> None:
 
 
 def test_render_names_job_problem_and_suppressed_count() -> None:
-    title, body = ap.render(Event("failure", "home", "no repository at /x", "usb", {"exit_code": 10}), 3, "pc")
+    event = Event("failure", "home", "no repository at /x", "usb", {"exit_code": 10})
+    title, body = ap.render(event, 3, "pc")
     assert "FAILED" in title and "home" in title and "pc" in title
     assert "no repository at /x" in body and "usb" in body and "exit_code: 10" in body and "3 similar" in body
