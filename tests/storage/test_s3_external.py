@@ -22,7 +22,12 @@ from amber.storage.base import FileInfo, FileType, Handle
 from tests.conftest import AmberCli
 from tests.storage.test_backends_cli import round_trip
 
-ENV = ("AMBER_TEST_S3_ENDPOINT", "AMBER_TEST_S3_BUCKET", "AMBER_TEST_S3_ACCESS_KEY", "AMBER_TEST_S3_SECRET_KEY")
+ENV = (
+    "AMBER_TEST_S3_ENDPOINT",
+    "AMBER_TEST_S3_BUCKET",
+    "AMBER_TEST_S3_ACCESS_KEY",
+    "AMBER_TEST_S3_SECRET_KEY",
+)
 pytestmark = pytest.mark.skipif(
     not all(os.environ.get(k) for k in ENV), reason="no external S3 endpoint (AMBER_TEST_S3_* unset)"
 )
@@ -38,7 +43,9 @@ def external() -> Iterator[Any]:
         bucket_lookup=os.environ.get("AMBER_TEST_S3_BUCKET_LOOKUP", "path"),
     )
     prefix = f"amber-test-{uuid.uuid4().hex[:12]}"
-    backend = S3Backend(os.environ["AMBER_TEST_S3_ENDPOINT"], os.environ["AMBER_TEST_S3_BUCKET"], prefix, settings)
+    backend = S3Backend(
+        os.environ["AMBER_TEST_S3_ENDPOINT"], os.environ["AMBER_TEST_S3_BUCKET"], prefix, settings
+    )
     backend.create()
     yield backend
     for t in FileType:
