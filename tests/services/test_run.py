@@ -13,6 +13,7 @@ from amber.services import run as run_service
 from amber.services import session
 from amber.services.config import Config, parse_config
 from amber.services.events import RunEvent
+from amber.services.limits import Limits
 from amber.services.state import StateDB, job_lock
 from amber.storage import open_backend
 from amber.storage.base import FileType
@@ -197,3 +198,23 @@ def test_retention_forgets_and_prunes_on_primary_and_mirrors(tmp_path: Path) -> 
     assert steps[("retention", "mirror")].details["forgotten"] == 1
     assert snapshot_count(tmp_path / "main") == 1 and snapshot_count(tmp_path / "mirror") == 1
     assert steps[("check", "mirror")].status == "success"  # pruned mirror still checks clean
+
+
+def test_bandwidth_limits_from_config_reach_the_backend_wrappers(tmp_path: Path) -> None:
+    from amber.storage import url
+    from amber.storage.ratelimit import RateLimitedBackend
+
+    cfg = load(make_config(tmp_path, extra="\n[limits]\nlimit_upload = 4096\nlimit_download = 8192\n"))
+    saved = url.default_options()
+    try:
+        options = run_service.RunOptions(limits=Limits.from_config(cfg.limits))
+        assert run_service.run_jobs(cfg, ["home"], options)[0].status == "success"
+        opts = url.default_options()
+        assert (opts.limit_upload_kib, opts.limit_download_kib) == (4096, 8192)
+        backend = url.open_backend(str(tmp_path / "main"))
+        found = backend
+        while not isinstance(found, RateLimitedBackend) and hasattr(found, "inner"):
+            found = found.inner
+        assert isinstance(found, RateLimitedBackend), type(backend)
+    finally:
+        url.set_default_options(saved)

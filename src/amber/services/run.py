@@ -10,6 +10,7 @@ the job, since there is nothing to copy.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import subprocess
@@ -25,6 +26,7 @@ from amber.services.events import NullObserver, RunEvent, RunObserver, SafeObser
 from amber.services.limits import Limits
 from amber.services.run_steps import Repositories
 from amber.services.state import Destination, RunRecord, StateDB, job_lock
+from amber.storage import url
 
 _INTEGRITY_ERRORS = ("CheckFailed", "IntegrityError")
 
@@ -53,6 +55,7 @@ def run_jobs(config: Config, names: Sequence[str], options: RunOptions) -> list[
         raise AmberError(f"{config.source}: no jobs configured")
     for line in limits_service.apply(options.limits):
         options.note(f"limits: {line}")
+    _apply_bandwidth(options.limits)
     db = StateDB(config.state.path)
     repos = Repositories(config, options.passwords)
     results = []
@@ -75,6 +78,14 @@ def standard_observer(config: Config, note: Callable[[str], None]) -> RunObserve
             note(message)
 
     return SafeObservers([AlertObserver(config, warn)], lambda m: note(f"observer failed: {m}"))
+
+
+def _apply_bandwidth(limits: Limits) -> None:
+    """[limits] limit_upload/limit_download, unless --limit-upload/--limit-download were given."""
+    current = url.default_options()
+    up = current.limit_upload_kib or limits.limit_upload or None
+    down = current.limit_download_kib or limits.limit_download or None
+    url.set_default_options(dataclasses.replace(current, limit_upload_kib=up, limit_download_kib=down))
 
 
 def worst_error(results: Sequence[JobResult]) -> AmberError | None:
