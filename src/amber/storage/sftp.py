@@ -45,7 +45,7 @@ logging.getLogger("paramiko").addHandler(logging.NullHandler())
 logging.getLogger("paramiko").propagate = False  # its transport thread logs socket errors we report ourselves
 
 _CONNECTION_ERRORS = (EOFError, paramiko.SSHException, ConnectionError, TimeoutError, socket.timeout)
-_BIG_READ = 256 * 1024  # above this, read with parallel requests (readv)
+_PIECE = 32 * 1024  # paramiko's SFTP request size; larger reads go as pipelined pieces
 
 
 class _UnknownHostKey(Exception):
@@ -295,15 +295,18 @@ class SftpBackend:
     def load(self, handle: Handle, offset: int = 0, length: int | None = None) -> bytes:
         path = self._abs(object_path(handle))
         with self._sftp(describe(handle)) as sftp, sftp.open(path, "rb") as f:
-            if length is None or length > _BIG_READ:
+            if length is None or length > _PIECE:
                 size = f.stat().st_size or 0
                 length = max(0, size - offset) if length is None else max(0, min(length, size - offset))
             if length == 0:
                 return b""
-            if length <= _BIG_READ:
+            if length <= _PIECE:
                 f.seek(offset)
                 return f.read(length)
-            return b"".join(f.readv([(offset, length)]))
+            # many small pieces: paramiko joins a large read quadratically; readv pipelines requests
+            end = offset + length
+            pieces = [(o, min(_PIECE, end - o)) for o in range(offset, end, _PIECE)]
+            return b"".join(f.readv(pieces))
 
     def stat(self, handle: Handle) -> FileInfo:
         path = self._abs(object_path(handle))
