@@ -1,7 +1,8 @@
 """The archiver: walks paths and turns them into trees and data blobs.
 
-The walk is iterative (deep trees cannot hit a recursion limit). Directory
-listing and stat run on the calling thread; file contents are read, chunked,
+The walk is iterative (deep trees cannot hit a recursion limit). Directories
+are listed and lstat'ed ahead of the walk on scanner threads, together with
+their trees from the parent snapshot; file contents are read, chunked,
 hashed, compressed and encrypted on a thread pool, since hashlib, BLAKE3,
 zstd, AES-GCM and FastCDC all release the GIL. A directory's tree is written
 once its files are done; trees are finalized in post-order.
@@ -24,10 +25,26 @@ from dataclasses import dataclass, field
 from typing import IO, Protocol
 
 from amber.engine.filereader import BlobSaver, ContentReader, FileContent
-from amber.engine.metadata import group_name, make_node, node_type, user_name
+from amber.engine.metadata import (
+    group_name,
+    make_node,
+    node_type,
+    same_file_node,
+    unchanged_content,
+    user_name,
+)
 from amber.engine.patterns import PathMatcher
 from amber.engine.progress import NullProgress, Progress
 from amber.engine.scanner import DirScanner, Entry, Listing, stat_names
+from amber.engine.smallfiles import (
+    BATCH_BYTES,
+    BATCH_FILES,
+    SMALL_FILE,
+    BatchFuture,
+    BatchItem,
+    PendingContent,
+    read_batch,
+)
 from amber.repository import Node, Summary, Tree
 
 _LEAF: dict[bytes, object] = {}
@@ -55,36 +72,6 @@ class ArchiveResult:
     notes: list[str] = field(default_factory=list)
 
 
-class _Result(Protocol):
-    def done(self) -> bool: ...
-
-    def result(self) -> FileContent: ...
-
-
-class _BatchItem:
-    """One file's result inside a batch of small files read by one job."""
-
-    __slots__ = ("_future", "_index")
-
-    def __init__(self, future: Future[list[FileContent | OSError]], index: int) -> None:
-        self._future = future
-        self._index = index
-
-    def done(self) -> bool:
-        return self._future.done()
-
-    def result(self) -> FileContent:
-        r = self._future.result()[self._index]
-        if isinstance(r, OSError):
-            raise r
-        return r
-
-
-_SMALL_FILE = 64 * 1024  # batched: one pool job per many small files, not one each
-_BATCH_FILES = 64
-_BATCH_BYTES = 1 << 20
-
-
 @dataclass
 class _Dir:
     path: bytes
@@ -97,47 +84,14 @@ class _Dir:
     prev_nodes: list[Node] = field(default_factory=list)
     pos: int = 0
     nodes: list[Node] = field(default_factory=list)
-    pending: list[tuple[Node, _Result, Node | None]] = field(default_factory=list)
+    pending: list[tuple[Node, PendingContent, Node | None]] = field(default_factory=list)
     batch: list[tuple[bytes, os.stat_result]] = field(default_factory=list)
     batch_bytes: int = 0
-    batch_future: Future[list[FileContent | OSError]] = field(default_factory=Future)
+    batch_future: BatchFuture = field(default_factory=Future)
 
 
 def _fsdecode(path: bytes) -> str:
     return os.fsdecode(path)
-
-
-def _unchanged(prev: Node | None, st: os.stat_result, saver: BlobSaver) -> bool:
-    """The file's content may be taken from ``prev``: same size, times and inode, blobs stored.
-
-    Requiring every blob in the index is what heals a repository: after a lost
-    pack is dropped from the index, the next backup reads such files again.
-    """
-    if (
-        prev is None
-        or prev.type != "file"
-        or prev.damaged
-        or prev.size != st.st_size
-        or prev.mtime_ns != st.st_mtime_ns
-        or prev.ctime_ns != st.st_ctime_ns
-        or prev.inode != st.st_ino
-    ):
-        return False
-    has = saver.has
-    return all(has(blob_id) for blob_id in prev.content)
-
-
-def _same_node(prev: Node, st: os.stat_result) -> bool:
-    """lstat gives nothing that would change ``prev`` (a file node), content aside.
-
-    An equal ctime means mode, owner and xattrs did not change (make_node's rule).
-    """
-    return (
-        prev.atime_ns == st.st_atime_ns
-        and prev.device == st.st_dev
-        and prev.links == st.st_nlink
-        and stat.S_ISREG(st.st_mode)
-    )
 
 
 class Archiver:
@@ -290,8 +244,8 @@ class Archiver:
             prev is not None
             and st.__class__ is os.stat_result
             and prev.ctime_ns == st.st_ctime_ns  # type: ignore[union-attr]
-            and _same_node(prev, st)  # type: ignore[arg-type]
-            and _unchanged(prev, st, self._saver)  # type: ignore[arg-type]
+            and same_file_node(prev, st)  # type: ignore[arg-type]
+            and unchanged_content(prev, st, self._saver.has)  # type: ignore[arg-type]
             and not is_prefix
         ):
             d.nodes.append(prev)  # shared with the parent tree: never mutated
@@ -347,18 +301,18 @@ class Archiver:
     ) -> None:  # fmt: skip
         self._summary.total_files += 1
         self._summary.total_bytes += st.st_size
-        if _unchanged(prev, st, self._saver):
+        if unchanged_content(prev, st, self._saver.has):
             assert prev is not None
             node.content, node.sha256 = prev.content, prev.sha256
             self._summary.files_unmodified += 1
             self._progress.file_done(path, st.st_size, "unchanged")
             self._progress.bytes_done(st.st_size)
             return
-        if st.st_size < _SMALL_FILE and st.st_nlink == 1:
-            d.pending.append((node, _BatchItem(d.batch_future, len(d.batch)), prev))
+        if st.st_size < SMALL_FILE and st.st_nlink == 1:
+            d.pending.append((node, BatchItem(d.batch_future, len(d.batch)), prev))
             d.batch.append((path, st))
             d.batch_bytes += st.st_size
-            if len(d.batch) >= _BATCH_FILES or d.batch_bytes >= _BATCH_BYTES:
+            if len(d.batch) >= BATCH_FILES or d.batch_bytes >= BATCH_BYTES:
                 self._submit_batch(d, pool)
             return
         link_key = (st.st_dev, st.st_ino)
@@ -377,22 +331,8 @@ class Archiver:
         items, future = d.batch, d.batch_future
         d.batch, d.batch_bytes, d.batch_future = [], 0, Future()
         self._slots.acquire()
-        pool.submit(self._read_batch, items, future).add_done_callback(lambda _f: self._slots.release())
-
-    def _read_batch(
-        self, items: list[tuple[bytes, os.stat_result]], future: Future[list[FileContent | OSError]]
-    ) -> None:
-        results: list[FileContent | OSError] = []
-        try:
-            for path, st in items:
-                try:
-                    results.append(self._reader.read_file(path, st))
-                except OSError as exc:
-                    results.append(exc)
-        except BaseException as exc:  # e.g. DiskFull from a pack write: fail the whole batch
-            future.set_exception(exc)
-            return
-        future.set_result(results)
+        job = pool.submit(read_batch, self._reader, items, future)
+        job.add_done_callback(lambda _f: self._slots.release())
 
     def _finalize(self, d: _Dir) -> bytes:
         failed: set[int] = set()

@@ -7,6 +7,7 @@ import grp
 import os
 import pwd
 import stat
+from collections.abc import Callable
 from functools import lru_cache
 
 import msgspec
@@ -66,6 +67,39 @@ def read_xattrs(path: bytes) -> list[tuple[bytes, bytes]]:
             raise
         out.append((os.fsencode(name), value))
     return out
+
+
+def unchanged_content(prev: Node | None, st: os.stat_result, has: Callable[[bytes], bool]) -> bool:
+    """The file's content may be taken from ``prev``: same size, times and inode, blobs stored.
+
+    Requiring every blob to be ``has``-present is what heals a repository: after
+    a lost pack is dropped from the index, the next backup reads such files again.
+    """
+    if (
+        prev is None
+        or prev.type != "file"
+        or prev.damaged
+        or prev.size != st.st_size
+        or prev.mtime_ns != st.st_mtime_ns
+        or prev.ctime_ns != st.st_ctime_ns
+        or prev.inode != st.st_ino
+    ):
+        return False
+    return all(has(blob_id) for blob_id in prev.content)
+
+
+def same_file_node(prev: Node, st: os.stat_result) -> bool:
+    """lstat gives nothing that would change ``prev`` (a file node with the same ctime).
+
+    An equal ctime means mode, owner and xattrs did not change (make_node's rule),
+    so the node can be reused as is once its content is known to be unchanged.
+    """
+    return (
+        prev.atime_ns == st.st_atime_ns
+        and prev.device == st.st_dev
+        and prev.links == st.st_nlink
+        and stat.S_ISREG(st.st_mode)
+    )
 
 
 def make_node(name: bytes, path: bytes, st: os.stat_result, kind: str, prev: Node | None = None) -> Node:
