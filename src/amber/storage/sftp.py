@@ -15,6 +15,7 @@ archiver saves from several threads: each request borrows one of at most
 from __future__ import annotations
 
 import builtins
+import concurrent.futures
 import contextlib
 import getpass
 import logging
@@ -192,7 +193,10 @@ class SftpBackend:
                         with self._lock:
                             self._count -= 1
                         raise
-                conn = self._idle.get()
+                try:  # wake up now and then: a discarded connection frees room to grow
+                    conn = self._idle.get(timeout=0.5)
+                except queue.Empty:
+                    continue
             if conn.alive():
                 return conn
             self._discard(conn)
@@ -324,26 +328,37 @@ class SftpBackend:
                 return
             yield FileInfo("", size)
             return
+        top = self._abs(type.value)
         with self._sftp(type.value) as sftp:
-            found = self._list_dir(sftp, self._abs(type.value), fanout=type is FileType.PACK)
-        yield from found
+            entries = self._entries(sftp, top)
+        if type is not FileType.PACK:
+            yield from (
+                FileInfo(e.filename, e.st_size or 0) for e in entries if statmod.S_ISREG(e.st_mode or 0)
+            )
+            return
+        subdirs = [
+            f"{top}/{e.filename}" for e in entries if statmod.S_ISDIR(e.st_mode or 0) and len(e.filename) == 2
+        ]
 
-    def _list_dir(self, sftp: paramiko.SFTPClient, path: str, fanout: bool) -> builtins.list[FileInfo]:
+        def list_subdir(path: str) -> builtins.list[FileInfo]:
+            with self._sftp(type.value) as sftp:
+                return [
+                    FileInfo(e.filename, e.st_size or 0)
+                    for e in self._entries(sftp, path)
+                    if statmod.S_ISREG(e.st_mode or 0)
+                ]
+
+        # 256 directories: one round trip each, spread over the connection pool
+        with concurrent.futures.ThreadPoolExecutor(self._max, thread_name_prefix="amber-sftp-list") as pool:
+            for found in pool.map(list_subdir, subdirs):
+                yield from found
+
+    @staticmethod
+    def _entries(sftp: paramiko.SFTPClient, path: str) -> builtins.list[paramiko.SFTPAttributes]:
         try:
-            entries = sftp.listdir_attr(path)
+            return [e for e in sftp.listdir_attr(path) if not e.filename.startswith(".")]
         except FileNotFoundError:
             return []
-        out: builtins.list[FileInfo] = []
-        for e in entries:
-            if e.filename.startswith("."):
-                continue
-            mode = e.st_mode or 0
-            if fanout:
-                if statmod.S_ISDIR(mode) and len(e.filename) == 2:
-                    out.extend(self._list_dir(sftp, f"{path}/{e.filename}", fanout=False))
-            elif statmod.S_ISREG(mode):
-                out.append(FileInfo(e.filename, e.st_size or 0))
-        return out
 
     def remove(self, handle: Handle) -> None:
         path = self._abs(object_path(handle))
