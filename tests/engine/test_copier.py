@@ -12,7 +12,7 @@ import pytest
 from amber.engine.copier import CopyOptions, IdCache
 from amber.engine.copyplan import choose_reference, copied_map, copied_snapshot, identity, missing
 from amber.errors import RepositoryNotFound, UsageError
-from amber.repository import Repository, Snapshot, init_repository, open_repository
+from amber.repository import BlobType, Repository, Snapshot, init_repository, open_repository
 from amber.repository.crypto import KdfParams
 from amber.services import session
 from amber.services.backup import BackupRequest, backup_paths
@@ -96,6 +96,36 @@ def test_copy_restores_identically_with_different_keys(two: tuple[Repository, Re
     report = check(b, read_data=True)
     assert report.ok, report.errors
     assert not report.warnings, report.warnings  # nothing unreferenced was written
+
+
+def data_encodings(repo: Repository) -> list[tuple[int, int]]:
+    """(sealed length, raw_length) of every data blob, sorted."""
+    return sorted((loc.length, loc.raw_length) for _, loc in repo.blobs.index.blobs()
+                  if loc.type is BlobType.DATA)  # fmt: skip
+
+
+@pytest.mark.parametrize(("src_level", "dst_level"), [(0, 3), (3, 0)])
+def test_copy_seals_the_source_encoding_without_recompressing(
+    two: tuple[Repository, Repository, Path], tmp_path: Path, src_level: int, dst_level: int
+) -> None:
+    a, b, src = two
+    a.blobs.set_compression_level(src_level)
+    sid = backup(a, src)
+    b.blobs.set_compression_level(dst_level)
+    result = copy_snapshots(a, b)
+    source = data_encodings(a)
+    if src_level:
+        assert any(raw for _, raw in source)  # there was compressed data to pass through
+    copied = data_encodings(open_repo(tmp_path / "b"))
+    if dst_level:  # the same payloads, sealed with the other key: same lengths
+        assert copied == source
+    else:  # a destination that does not compress stores plaintext
+        assert all(raw == 0 for _, raw in copied) and len(copied) == len(source)
+    b = open_repo(tmp_path / "b")
+    assert restored(b, result.copied[0][1], tmp_path / "out", src) == files_of(src)
+    report = check(b, read_data=True)
+    assert report.ok, report.errors
+    assert sid == result.copied[0][0]
 
 
 def test_second_copy_is_a_no_op(two: tuple[Repository, Repository, Path], tmp_path: Path) -> None:

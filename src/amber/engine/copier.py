@@ -16,7 +16,9 @@ without reading its blob when possible:
 
 Every shortcut is checked against the destination index. Data blobs that still
 need their plaintext are fetched in batches, grouped by source pack, one pack
-per worker thread (AES, zstd and BLAKE3 release the GIL). Memory is bounded by
+per worker thread (AES, zstd and BLAKE3 release the GIL). A blob's encoded
+payload is sealed again as is: compressed data is decompressed only to verify
+and re-hash it, never recompressed (when the destination writer can). Memory is bounded by
 the batch size, the cache size and the tree depth, not by the snapshot's size.
 The caller flushes the destination and then writes the snapshot (data -> index
 -> snapshot).
@@ -28,13 +30,14 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import msgspec
 
 from amber.engine.progress import NullProgress, Progress
 from amber.errors import AmberError, IntegrityError, ObjectNotFound
 from amber.repository import BlobType, Location, Node, Tree
+from amber.repository.blobstore import EncodedBlob
 from amber.repository.model import encode_tree
 
 BlobId = Callable[[bytes | memoryview], bytes]
@@ -47,15 +50,22 @@ class TreeReader(Protocol):
 class BlobReader(Protocol):
     def locate(self, blob_id: bytes) -> Location: ...
 
-    def load_from_pack(
+    def load_encoded_from_pack(
         self, pack: str, wanted: Iterable[tuple[bytes, Location]]
-    ) -> Iterator[tuple[bytes, bytes | IntegrityError]]: ...
+    ) -> Iterator[tuple[bytes, EncodedBlob | IntegrityError]]: ...
 
 
 class BlobWriter(Protocol):
     def has(self, blob_id: bytes) -> bool: ...
 
     def save(self, type: BlobType, data: bytes | memoryview, blob_id: bytes | None = None) -> bool: ...
+
+
+@runtime_checkable
+class EncodedBlobWriter(BlobWriter, Protocol):
+    """A writer that seals another repository's encoded payload as is (no recompression)."""
+
+    def save_encoded(self, type: BlobType, blob_id: bytes, blob: EncodedBlob) -> bool: ...
 
 
 @dataclass
@@ -300,20 +310,36 @@ class Copier:
                 future.cancel()
 
     def _copy_pack(self, pack: str, wanted: list[tuple[bytes, Location]]) -> list[tuple[bytes, bytes]]:
+        """On a worker: decrypt, verify, re-hash and store one pack's wanted blobs.
+
+        A compressed payload is decompressed only to hash it; the destination
+        seals the same payload (no recompression) when its writer can.
+        """
         done = []
-        for src, plain in self._src_blobs.load_from_pack(pack, wanted):
-            if isinstance(plain, IntegrityError):
-                raise IntegrityError(f"source blob {src.hex()[:16]} in pack {pack[:16]}: {plain}")
-            dst = self._dst_id(plain)
-            added = self._dst_blobs.save(BlobType.DATA, plain, dst)
-            with self._stats_lock:
-                self.stats.blobs_read += 1
-                self.stats.bytes_read += len(plain)
-                if added:
-                    self.stats.blobs_added += 1
-                    self.stats.bytes_added += len(plain)
-            self._progress.bytes_done(len(plain))
+        dst_id, writer = self._dst_id, self._dst_blobs
+        save_encoded = writer.save_encoded if isinstance(writer, EncodedBlobWriter) else None
+        read = read_bytes = added = added_bytes = 0
+        for src, blob in self._src_blobs.load_encoded_from_pack(pack, wanted):
+            if isinstance(blob, IntegrityError):
+                raise IntegrityError(f"source blob {src.hex()[:16]} in pack {pack[:16]}: {blob}")
+            plain = blob.plain
+            dst = dst_id(plain)
+            if save_encoded is not None:
+                new = save_encoded(BlobType.DATA, dst, blob)
+            else:
+                new = writer.save(BlobType.DATA, plain, dst)
+            read += 1
+            read_bytes += len(plain)
+            if new:
+                added += 1
+                added_bytes += len(plain)
             done.append((src, dst))
+        with self._stats_lock:
+            self.stats.blobs_read += read
+            self.stats.bytes_read += read_bytes
+            self.stats.blobs_added += added
+            self.stats.bytes_added += added_bytes
+        self._progress.bytes_done(read_bytes)
         return done
 
     def _patch(self, waiting: list[tuple[_Dir, int, int]], dst: bytes) -> None:

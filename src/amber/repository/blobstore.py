@@ -48,6 +48,19 @@ class _OpenPack:
     blobs: list[PackedBlob] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class EncodedBlob:
+    """A stored blob after decryption (§6): what was sealed, and its plaintext.
+
+    ``payload`` is the zstd frame when ``raw_length`` > 0, else the plaintext
+    itself. ``plain`` has been verified against the blob's ID.
+    """
+
+    payload: bytes
+    raw_length: int
+    plain: bytes
+
+
 @dataclass
 class WriteStats:
     data_blobs: int = 0
@@ -206,6 +219,40 @@ class BlobStore:
             self._write_pack(full)
         return True
 
+    def save_encoded(self, type: BlobType, blob_id: bytes, blob: EncodedBlob) -> bool:
+        """Store an already encoded blob (from another repository) under ``blob_id``.
+
+        The payload is sealed with this store's key as is: no recompression
+        (copy, design §19). The caller vouches that ``blob_id`` is this store's
+        ID of ``blob.plain``. A store that does not compress keeps the plaintext.
+        Returns True if the blob was new.
+        """
+        if blob_id in self.index or blob_id in self._in_flight:
+            return False  # checked again under the lock; this spares the encryption
+        payload, raw_length = blob.payload, blob.raw_length
+        if raw_length and self.compression_level <= 0:
+            payload, raw_length = blob.plain, 0
+        sealed = self.key.encrypt(payload)
+        full: _OpenPack | None = None
+        with self._lock:
+            if blob_id in self.index or blob_id in self._in_flight:
+                return False
+            self._in_flight.add(blob_id)
+            pack = self._open[type]
+            pack.blobs.append(PackedBlob(type, blob_id, len(pack.buffer), len(sealed), raw_length))
+            pack.buffer += sealed
+            self.stats.raw_bytes += len(blob.plain)
+            self.stats.stored_bytes += len(sealed)
+            if type is BlobType.DATA:
+                self.stats.data_blobs += 1
+            else:
+                self.stats.tree_blobs += 1
+            if len(pack.buffer) >= PACK_TARGET_SIZE:
+                full, self._open[type] = pack, _OpenPack()
+        if full is not None:
+            self._write_pack(full)
+        return True
+
     def _write_pack(self, pack: _OpenPack) -> None:
         pack.buffer += encode_header(pack.blobs, self.key.encrypt)
         name = pack_id(pack.buffer)
@@ -290,6 +337,41 @@ class BlobStore:
                 yield blob_id, self.decode_blob(blob_id, piece, loc.raw_length)
             except IntegrityError as exc:
                 yield blob_id, exc
+
+    def load_encoded_from_pack(
+        self, pack: str, wanted: Iterable[tuple[bytes, Location]]
+    ) -> Iterator[tuple[bytes, EncodedBlob | IntegrityError]]:
+        """Like :meth:`load_from_pack`, keeping each blob's encoded payload too.
+
+        Every blob is decrypted, decompressed when compressed (for the plaintext
+        only) and verified against its ID, as :meth:`decode_blob` does.
+        """
+        items = sorted(wanted, key=lambda item: item[1].offset)
+        if not items:
+            return
+        start = items[0][1].offset
+        end = max(loc.offset + loc.length for _, loc in items)
+        view = memoryview(self.backend.load(Handle(FileType.PACK, pack), start, end - start))
+        decrypt, blob_id_of = self.key.decrypt, self.key.blob_id
+        for blob_id, loc in items:
+            piece = view[loc.offset - start : loc.offset - start + loc.length]
+            if len(piece) != loc.length:
+                yield blob_id, IntegrityError(f"pack {pack[:16]} is truncated")
+                continue
+            try:
+                payload = decrypt(piece)
+                plain = payload
+                if loc.raw_length:
+                    try:
+                        plain = self._decompressor().decompress(payload, max_output_size=loc.raw_length)
+                    except zstandard.ZstdError as exc:
+                        raise IntegrityError(f"blob {blob_id.hex()[:16]}: bad compression") from exc
+                if blob_id_of(plain) != blob_id:
+                    raise IntegrityError(f"blob {blob_id.hex()[:16]}: content does not match its ID")
+            except IntegrityError as exc:
+                yield blob_id, exc
+                continue
+            yield blob_id, EncodedBlob(payload, loc.raw_length, plain)
 
     def read_pack(self, pack: str) -> tuple[bytes, list[PackedBlob]]:
         """Load a whole pack and decode its own header."""
