@@ -16,6 +16,10 @@ from amber.storage import open_backend
 
 PASSWORD = "correct horse battery staple"
 
+# Cheap key derivation for the thousands of repositories the suite opens; the
+# default cost is exercised by tests/services/test_session.py.
+os.environ.setdefault("AMBER_KDF", "t=1,m=8192,p=1")
+
 
 @dataclass
 class CliResult:

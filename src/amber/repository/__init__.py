@@ -4,6 +4,7 @@
 :class:`Repository`, the model types and :class:`BlobType`.
 """
 
+from amber.repository.crypto import KdfParams
 from amber.repository.index import Location
 from amber.repository.model import Node, Snapshot, Summary, Tree
 from amber.repository.pack import BlobType
@@ -11,6 +12,7 @@ from amber.repository.repo import Repository, init_repository, open_repository
 
 __all__ = [
     "BlobType",
+    "KdfParams",
     "Location",
     "Node",
     "Repository",

@@ -5,13 +5,14 @@ from __future__ import annotations
 from amber.errors import UsageError
 from amber.repository import Repository
 from amber.repository.keys import KeyInfo
+from amber.services.session import kdf_params
 
 
 def add(repo: Repository, new_password: bytes, append_only: bool = False) -> str:
     """Add a key; an append-only key opens the repository for adding only."""
     if not new_password:
         raise UsageError("empty password refused")
-    return repo.add_key(new_password, append_only=append_only)
+    return repo.add_key(new_password, kdf_params(), append_only=append_only)
 
 
 def list_keys(repo: Repository) -> list[tuple[KeyInfo, bool]]:

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from amber.errors import RepositoryNotFound, UsageError
-from amber.repository import Repository, init_repository, open_repository
+from amber.repository import KdfParams, Repository, init_repository, open_repository
 from amber.storage import open_backend
 
 
@@ -52,8 +52,30 @@ def exists(location: str) -> bool:
     return open_backend(location).exists()
 
 
+def kdf_params() -> KdfParams | None:
+    """Key-derivation cost for new keys from ``AMBER_KDF`` ("t=1,m=8192,p=1"), else the default.
+
+    Lower costs make each guess cheaper for an attacker; this exists for slow devices
+    and for test suites that open thousands of repositories.
+    """
+    spec = os.environ.get("AMBER_KDF", "").strip()
+    if not spec:
+        return None
+    fields = {"t": "time_cost", "m": "memory_kib", "p": "parallelism"}
+    values: dict[str, int] = {}
+    for part in spec.split(","):
+        key, sep, raw = part.strip().partition("=")
+        if not sep or key not in fields or not raw.isdigit():
+            raise UsageError(f"AMBER_KDF: expected t=N,m=KIB,p=N, got {spec!r}")
+        values[fields[key]] = int(raw)
+    params = KdfParams(**values)
+    if params.time_cost < 1 or params.parallelism < 1 or params.memory_kib < 8 * params.parallelism:
+        raise UsageError(f"AMBER_KDF: cost too low in {spec!r} (t>=1, p>=1, m>=8*p)")
+    return params
+
+
 def create(location: str, password: bytes, append_only: bool = False) -> Repository:
-    return init_repository(open_backend(location), password, append_only=append_only)
+    return init_repository(open_backend(location), password, kdf_params(), append_only=append_only)
 
 
 @contextmanager
