@@ -75,7 +75,7 @@ def _show(report: DrillReport, as_json: bool) -> None:
             "repository": report.repository, "status": report.status, "mode": report.mode,
             "seed": report.seed, "snapshot_ids": report.snapshot_ids, "files": o.files, "bytes": o.bytes,
             "seconds": round(o.seconds, 3), "throughput": round(o.throughput, 1),
-            "estimated_full_seconds": round(report.estimated_full_seconds, 1),
+            "estimated_full_seconds": report.estimated_full_seconds,
             "failures": o.failures, "unverifiable": o.unverifiable, "errors": report.errors,
             "command": report.command, "command_exit": report.command_exit,
             "command_output": report.command_output,
