@@ -26,10 +26,11 @@ The caller flushes the destination and then writes the snapshot (data -> index
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import msgspec
@@ -71,7 +72,7 @@ class EncodedBlobWriter(BlobWriter, Protocol):
 @dataclass
 class CopyOptions:
     workers: int = 4  # pack readers; more only add GIL hand-offs on small machines
-    batch_blobs: int = 8192  # data blobs collected before fetching them
+    batch_blobs: int = 8192  # data blobs collected before fetching them (fewer while workers idle)
     cache_entries: int = 1 << 20  # source ID -> destination ID, about 200 bytes each
 
 
@@ -129,11 +130,6 @@ class _Frame:
     next: int = 0
 
 
-@dataclass
-class _Pending:
-    slots: dict[bytes, list[tuple[_Dir, int, int]]] = field(default_factory=dict)
-
-
 class Copier:
     """Copies trees from a source to a destination repository."""
 
@@ -152,7 +148,11 @@ class Copier:
         self.cache = IdCache(self.options.cache_entries)
         self.stats = CopyStats()
         self._stats_lock = threading.Lock()
-        self._pending = _Pending()
+        # data blobs being fetched while the walk goes on (main thread only)
+        self._waiting: dict[bytes, list[tuple[_Dir, int, int]]] = {}  # source ID -> its slots
+        self._queued: list[bytes] = []  # in _waiting, not yet handed to a worker
+        self._jobs: set[Future[list[tuple[bytes, bytes]]]] = set()
+        self._done: queue.SimpleQueue[Future[list[tuple[bytes, bytes]]]] = queue.SimpleQueue()
         self._pool: ThreadPoolExecutor | None = None
 
     # -- public -------------------------------------------------------------
@@ -169,23 +169,29 @@ class Copier:
         if reference is not None and reference[0] == root and self._dst_blobs.has(reference[1]):
             self.cache.put(root, reference[1])
             return reference[1]
-        self._pending = _Pending()
+        self._waiting, self._queued, self._done = {}, [], queue.SimpleQueue()
         top = self._open(root, reference, None, 0)
         with ThreadPoolExecutor(self.options.workers, thread_name_prefix="copy") as pool:
             self._pool = pool
-            stack = [top]
-            while stack:
-                child = self._advance(stack[-1])
-                if child is None:
-                    done = stack.pop().dir
-                    done.listed = True
-                    self._finish_if_ready(done)
-                else:
-                    stack.append(child)
-                if len(self._pending.slots) >= self.options.batch_blobs:
-                    self._fetch()
-            self._fetch()
-        self._pool = None
+            try:
+                stack = [top]
+                while stack:
+                    child = self._advance(stack[-1])
+                    if child is None:
+                        done = stack.pop().dir
+                        done.listed = True
+                        self._finish_if_ready(done)
+                    else:
+                        stack.append(child)
+                    self._pump()
+                self._submit()
+                while self._jobs:
+                    self._collect(block=True)
+            finally:
+                for job in self._jobs:  # after an error: do not start what is queued
+                    job.cancel()
+                self._jobs = set()
+                self._pool = None
         if not top.dir.dst_id:
             raise AmberError("internal error: copied tree was not completed")
         return top.dir.dst_id
@@ -256,7 +262,12 @@ class Copier:
             if dst is not None:
                 content[j] = dst
                 continue
-            self._pending.slots.setdefault(src, []).append((d, i, j))
+            slots = self._waiting.get(src)
+            if slots is None:
+                self._waiting[src] = [(d, i, j)]
+                self._queued.append(src)
+            else:
+                slots.append((d, i, j))
             d.waiting += 1
         return content
 
@@ -278,36 +289,52 @@ class Copier:
             d = parent
 
     # -- fetching data --------------------------------------------------------------
-    def _fetch(self) -> None:
-        """Read, re-hash and store every pending data blob; patch the waiting nodes."""
-        slots, self._pending = self._pending.slots, _Pending()
-        if not slots:
-            return
+    def _pump(self) -> None:
+        """Between two steps of the walk: hand out queued blobs, take in finished packs.
+
+        Blobs are handed out in batches (smaller ones while workers are idle);
+        the walk pauses while too many blobs are waiting, to bound memory.
+        """
+        batch = self.options.batch_blobs
+        queued = len(self._queued)
+        if queued >= batch or (queued and queued >= batch // 16 and len(self._jobs) < self.options.workers):
+            self._submit()
+        self._collect(block=False)
+        while len(self._waiting) > 2 * batch and self._jobs:
+            self._collect(block=True)
+
+    def _submit(self) -> None:
+        """Give the queued blobs to the workers: one job per source pack."""
+        queued, self._queued = self._queued, []
         by_pack: dict[str, list[tuple[bytes, Location]]] = {}
-        for src in slots:
-            loc = self._src_blobs.locate(src)
-            by_pack.setdefault(loc.pack, []).append((src, loc))
-        jobs = iter(by_pack.items())
-        running: set[Future[list[tuple[bytes, bytes]]]] = set()
-        limit = self.options.workers * 2  # bounded read-ahead
-        try:
-            while True:
-                while len(running) < limit:
-                    job = next(jobs, None)
-                    if job is None:
-                        break
-                    assert self._pool is not None
-                    running.add(self._pool.submit(self._copy_pack, *job))
-                if not running:
-                    break
-                finished, running = wait(running, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    for src, dst in future.result():
-                        self._patch(slots.pop(src), dst)
-                        self.cache.put(src, dst)
-        finally:
-            for future in running:
-                future.cancel()
+        locate = self._src_blobs.locate
+        for src in queued:
+            loc = locate(src)
+            wanted = by_pack.get(loc.pack)
+            if wanted is None:
+                by_pack[loc.pack] = [(src, loc)]
+            else:
+                wanted.append((src, loc))
+        assert self._pool is not None
+        for pack, wanted in by_pack.items():
+            job = self._pool.submit(self._copy_pack, pack, wanted)
+            self._jobs.add(job)
+            job.add_done_callback(self._done.put)
+
+    def _collect(self, block: bool) -> None:
+        """Patch the slots of finished jobs (waiting for one if ``block``)."""
+        while self._jobs and (block or not self._done.empty()):
+            job = self._done.get()
+            block = False
+            self._jobs.discard(job)
+            waiting, put = self._waiting, self.cache.put
+            for src, dst in job.result():
+                for d, i, j in waiting.pop(src):
+                    d.nodes[i].content[j] = dst
+                    d.waiting -= 1
+                    if not d.waiting:
+                        self._finish_if_ready(d)
+                put(src, dst)
 
     def _copy_pack(self, pack: str, wanted: list[tuple[bytes, Location]]) -> list[tuple[bytes, bytes]]:
         """On a worker: decrypt, verify, re-hash and store one pack's wanted blobs.
@@ -341,9 +368,3 @@ class Copier:
             self.stats.bytes_added += added_bytes
         self._progress.bytes_done(read_bytes)
         return done
-
-    def _patch(self, waiting: list[tuple[_Dir, int, int]], dst: bytes) -> None:
-        for d, i, j in waiting:
-            d.nodes[i].content[j] = dst
-            d.waiting -= 1
-            self._finish_if_ready(d)
