@@ -15,6 +15,15 @@ from amber.repository import BlobType
 _O_NOATIME = getattr(os, "O_NOATIME", 0)
 
 
+def open_file(path: bytes) -> int:
+    """Open for reading without following a symlink, and without touching atime if allowed."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        return os.open(path, flags | _O_NOATIME)
+    except PermissionError:
+        return os.open(path, flags)  # O_NOATIME needs ownership
+
+
 class BlobSaver(Protocol):
     """What the archiver needs from a repository to store blobs."""
 
@@ -75,11 +84,10 @@ class ContentReader:
 
     def read_file(self, path: bytes, before: os.stat_result) -> FileContent:
         """Read a regular file; flags it when size, mtime or ctime moved meanwhile."""
-        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
-        try:
-            fd = os.open(path, flags | _O_NOATIME)
-        except PermissionError:
-            fd = os.open(path, flags)  # O_NOATIME needs ownership
+        return self.read_open(open_file(path), before)
+
+    def read_open(self, fd: int, before: os.stat_result) -> FileContent:
+        """Like :meth:`read_file` for a descriptor from :func:`open_file`, which it closes."""
         try:
             if before.st_size < self._chunker().min_size:
                 result = self._read_small(fd, before.st_size)
