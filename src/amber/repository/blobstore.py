@@ -11,6 +11,7 @@ import contextlib
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import zstandard
 
@@ -48,8 +49,7 @@ class _OpenPack:
     blobs: list[PackedBlob] = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
-class EncodedBlob:
+class EncodedBlob(NamedTuple):
     """A stored blob after decryption (§6): what was sealed, and its plaintext.
 
     ``payload`` is the zstd frame when ``raw_length`` > 0, else the plaintext
@@ -353,17 +353,19 @@ class BlobStore:
         end = max(loc.offset + loc.length for _, loc in items)
         view = memoryview(self.backend.load(Handle(FileType.PACK, pack), start, end - start))
         decrypt, blob_id_of = self.key.decrypt, self.key.blob_id
+        decompress = self._decompressor().decompress
         for blob_id, loc in items:
-            piece = view[loc.offset - start : loc.offset - start + loc.length]
+            at, raw_length = loc.offset - start, loc.raw_length
+            piece = view[at : at + loc.length]
             if len(piece) != loc.length:
                 yield blob_id, IntegrityError(f"pack {pack[:16]} is truncated")
                 continue
             try:
                 payload = decrypt(piece)
                 plain = payload
-                if loc.raw_length:
+                if raw_length:
                     try:
-                        plain = self._decompressor().decompress(payload, max_output_size=loc.raw_length)
+                        plain = decompress(payload, max_output_size=raw_length)
                     except zstandard.ZstdError as exc:
                         raise IntegrityError(f"blob {blob_id.hex()[:16]}: bad compression") from exc
                 if blob_id_of(plain) != blob_id:
@@ -371,7 +373,7 @@ class BlobStore:
             except IntegrityError as exc:
                 yield blob_id, exc
                 continue
-            yield blob_id, EncodedBlob(payload, loc.raw_length, plain)
+            yield blob_id, EncodedBlob(payload, raw_length, plain)
 
     def read_pack(self, pack: str) -> tuple[bytes, list[PackedBlob]]:
         """Load a whole pack and decode its own header."""
