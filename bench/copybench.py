@@ -5,7 +5,9 @@ generated ~1 GiB one) into repository A, then times `amber copy` of that
 snapshot into a new repository B with a different password (so every blob is
 decrypted, re-hashed, re-encrypted), then a second copy (nothing to do), then
 an incremental copy after ~1 % of files changed (own dataset only).
-MB/s = snapshot bytes (plaintext) / wall time of the copy command.
+MB/s = snapshot bytes (plaintext) / wall time of the copy command. On a shared
+machine wall time is noisy, so the CPU time of the copy command (user + sys, per
+GB of plaintext) and the 1-minute load average when it started are reported too.
 
 Usage: python bench/copybench.py [--workdir DIR] [--size-gb N] [--json]
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -28,13 +31,25 @@ from tools import amber_command
 SHARED_DATA = Path("/var/tmp/amber-bench/data")
 
 
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run(args: list[str], env: dict[str, str]) -> tuple[float, str]:
+    elapsed, _, out = run_cpu(args, env)
+    return elapsed, out
+
+
+def run_cpu(args: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+    """Wall seconds, CPU seconds (user + sys) and stdout of one amber command."""
+    cpu = _children_cpu()
     started = time.perf_counter()
     proc = subprocess.run([*amber_command(), *args], env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - started
     if proc.returncode != 0:
         raise SystemExit(f"amber {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
-    return elapsed, proc.stdout
+    return elapsed, _children_cpu() - cpu, proc.stdout
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,9 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     total = int(summary.get("total_bytes_processed", 0) or summary.get("total_bytes", 0))
     copy = ["copy", "--from", str(repo_a), "--from-password-file", str(pw_a)]
     results: dict[str, Any] = {"dataset": str(data), "bytes": total, "backup_s": round(backup_s, 2)}
-    first, _ = run(copy, env_b)
+    results["load_1m"] = round(os.getloadavg()[0], 2)
+    first, cpu, _ = run_cpu(copy, env_b)
     results["copy_s"] = round(first, 2)
     results["copy_MBps"] = round(total / first / 1e6, 1)
+    results["copy_cpu_s"] = round(cpu, 2)
+    results["copy_cpu_s_per_GB"] = round(cpu / (total / 1e9), 2) if total else 0.0
     again, _ = run(copy, env_b)
     results["recopy_noop_s"] = round(again, 2)
     if own:
