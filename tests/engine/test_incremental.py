@@ -148,3 +148,22 @@ def test_subtree_missing_from_index_is_written_again(repo_path: Path, tmp_path: 
         assert not report.errors, report.errors
     finally:
         repo.close()
+
+
+def test_wide_directory_is_listed_completely(repo: Repository, tmp_path: Path) -> None:
+    """More subdirectories than are listed ahead at once (the window slides as the walk goes)."""
+    src = tmp_path / "src"
+    for i in range(70):
+        (src / f"d{i:03}" / "inner").mkdir(parents=True)
+        (src / f"d{i:03}" / "inner" / "f.txt").write_bytes(b"%d\n" % i)
+    for _ in os.walk(src):
+        pass
+    first = _backup(repo, src)
+    assert first.snapshot.summary.files_new == 70
+    assert first.snapshot.summary.dirs >= 140
+    second = _backup(repo, src)
+    assert second.snapshot.summary.files_unmodified == 70
+    ids = _subtrees(repo, second.snapshot.tree, src)
+    assert len(ids) == 141 and ids == _subtrees(repo, first.snapshot.tree, src)
+    leaf = repo.load_tree(ids["d069/inner"]).nodes
+    assert [n.name for n in leaf] == [b"f.txt"] and leaf[0].size == 3

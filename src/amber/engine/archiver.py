@@ -48,6 +48,7 @@ from amber.engine.smallfiles import (
 from amber.repository import Node, Summary, Tree
 
 _LEAF: dict[bytes, object] = {}
+_AHEAD = 16  # subdirectories of one directory listed ahead of the walk at a time
 
 
 class TreeStore(Protocol):
@@ -82,6 +83,7 @@ class _Dir:
     dev: int | None
     prev_id: bytes = b""  # this directory's tree in the parent snapshot
     prev_nodes: list[Node] = field(default_factory=list)
+    ahead: list[tuple[bytes, bytes]] = field(default_factory=list)  # subdirectories to list ahead
     pos: int = 0
     nodes: list[Node] = field(default_factory=list)
     pending: list[tuple[Node, PendingContent, Node | None]] = field(default_factory=list)
@@ -138,7 +140,7 @@ class Archiver:
             with ThreadPoolExecutor(self._opts.workers, thread_name_prefix="archiver") as pool:
                 whole = trie is _LEAF
                 parent = parent_tree or b""
-                listing = self._list(b"/", parent) if whole else self._prefix(b"", trie, parent)
+                listing, ahead = self._list(b"/", parent) if whole else (self._prefix(b"", trie, parent), [])
                 root = _Dir(
                     path=b"",
                     entries=listing.entries,
@@ -148,6 +150,7 @@ class Archiver:
                     dev=os.lstat(b"/").st_dev if whole else None,
                     prev_id=parent if listing.loaded else b"",
                     prev_nodes=listing.previous,
+                    ahead=ahead,
                 )
                 tree_id = self._walk(root, pool)
         finally:
@@ -191,23 +194,30 @@ class Archiver:
         self._skipped.append(_fsdecode(path))
         self._progress.error(path, why)
 
-    def _list(self, path: bytes, previous: bytes) -> Listing:
-        """A directory's listing and parent tree; starts on its subdirectories in the background."""
+    def _list(self, path: bytes, previous: bytes) -> tuple[Listing, list[tuple[bytes, bytes]]]:
+        """A directory's listing and parent tree, and its subdirectories to list ahead.
+
+        The first ``_AHEAD`` of them start in the background now; each directory
+        the walk enters starts one more (see ``_visit``), so a directory with
+        thousands of subdirectories does not hold thousands of listings at once.
+        """
         listing = self._scanner.listing(path, previous)
         if listing.error is not None:
             self._skip(path, f"cannot list directory: {listing.error.strerror}")
-            return listing
+            return listing, []
         excludes = self._opts.excludes
         by_name = listing.by_name
         base = path.rstrip(b"/") + b"/"
+        ahead = []
         for name, st in listing.entries:
             if st.__class__ is os.stat_result and stat.S_ISDIR(st.st_mode):  # type: ignore[union-attr]
                 child = base + name
                 if not (excludes and excludes.matches(child, name)):
                     prev = by_name.get(name)
-                    prev_id = prev.subtree if prev is not None and prev.type == "dir" else b""
-                    self._scanner.prefetch(child, prev_id)
-        return listing
+                    ahead.append((child, prev.subtree if prev is not None and prev.type == "dir" else b""))
+        for child, prev_id in ahead[:_AHEAD]:
+            self._scanner.prefetch(child, prev_id)
+        return listing, ahead[_AHEAD:]
 
     def _walk(self, root: _Dir, pool: ThreadPoolExecutor) -> bytes:
         stack = [root]
@@ -273,18 +283,22 @@ class Archiver:
             self._add_file(d, node, prev, path, st, pool)
         elif kind == "dir":
             self._summary.dirs += 1
+            if d.ahead:  # keep _AHEAD listings of this directory's subdirectories under way
+                self._scanner.prefetch(*d.ahead.pop(0))
             dev = st.st_dev if (d.dev is None or only is _LEAF) else d.dev
             if self._opts.one_file_system and not is_prefix and st.st_dev != dev:
                 self._notes.append(f"not crossing into filesystem at {_fsdecode(path)}")
                 return _Dir(path, [], {}, {}, node, dev)
             prev_id = prev.subtree if prev is not None and prev.type == "dir" else b""
+            ahead: list[tuple[bytes, bytes]] = []
             if is_prefix:
                 assert isinstance(only, dict)
                 listing, restrict = self._prefix(path, only, prev_id), only
             else:
-                listing, restrict = self._list(path, prev_id), None
+                (listing, ahead), restrict = self._list(path, prev_id), None
             return _Dir(path, listing.entries, restrict, listing.by_name, node, dev,
-                        prev_id=prev_id if listing.loaded else b"", prev_nodes=listing.previous)  # fmt: skip
+                        prev_id=prev_id if listing.loaded else b"", prev_nodes=listing.previous,
+                        ahead=ahead)  # fmt: skip
         return None
 
     def _count_unchanged(self, path: bytes, size: int) -> None:
