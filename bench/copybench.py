@@ -5,7 +5,8 @@ generated ~1 GiB one) into repository A, then times `amber copy` of that
 snapshot into a new repository B with a different password (so every blob is
 decrypted, re-hashed, re-encrypted), then a second copy (nothing to do), then
 an incremental copy after ~1 % of files changed (own dataset only).
-MB/s = snapshot bytes (plaintext) / wall time of the copy command. On a shared
+MB/s = snapshot bytes (plaintext) / wall time of the copy command (started after
+a sync, with the source in the page cache as a backup just left it). On a shared
 machine wall time is noisy, so the CPU time of the copy command (user + sys, per
 GB of plaintext) and the 1-minute load average when it started are reported too.
 
@@ -78,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     total = int(summary.get("total_bytes_processed", 0) or summary.get("total_bytes", 0))
     copy = ["copy", "--from", str(repo_a), "--from-password-file", str(pw_a)]
     results: dict[str, Any] = {"dataset": str(data), "bytes": total, "backup_s": round(backup_s, 2)}
+    os.sync()  # the backup's dirty pages would otherwise be flushed by the copy's fsyncs
     results["load_1m"] = round(os.getloadavg()[0], 2)
     first, cpu, _ = run_cpu(copy, env_b)
     results["copy_s"] = round(first, 2)
