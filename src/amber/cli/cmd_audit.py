@@ -103,7 +103,7 @@ def command_words(group: click.Group, args: Sequence[str]) -> str:
                 i += 1
             i += 1
             continue
-        sub = cmd.commands.get(arg)
+        sub = cmd.get_command(click.Context(cmd), arg)
         if sub is None:
             break
         words.append(arg)

@@ -1,7 +1,6 @@
 """repair packs --from OTHER: heal missing or damaged blobs from a replica.
 
-The command joins the ``repair`` group of cmd_repair; a build without that
-group gets a ``repair`` group holding only this command.
+The command joins the ``repair`` group, which cmd_repair assembles.
 """
 
 from __future__ import annotations
@@ -43,16 +42,4 @@ def packs(
         raise IntegrityError(f"{len(r.unhealed_snapshots)} snapshot(s) could not be healed")
 
 
-try:
-    from amber.cli.cmd_repair import repair as _group
-
-    _group.add_command(packs)
-    COMMANDS: list[click.Command] = []
-except ImportError:  # pragma: no cover - a build without the repair group
-
-    @click.group("repair")
-    def _fallback() -> None:
-        """Repair the repository."""
-
-    _fallback.add_command(packs)
-    COMMANDS = [_fallback]
+COMMANDS: list[click.Command] = []  # joins the repair group (cmd_repair)

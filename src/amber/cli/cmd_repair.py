@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import click
 
+from amber.cli.cmd_heal import packs as heal_packs
 from amber.cli.context import AppContext, pass_app
 from amber.cli.output import emit_json, err_console, plain
 from amber.services import repair as repair_service
@@ -65,4 +66,5 @@ def repair_snapshots(app: AppContext, dry_run: bool, as_json: bool) -> None:
     )
 
 
+repair.add_command(heal_packs)
 COMMANDS = [repair]

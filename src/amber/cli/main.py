@@ -8,37 +8,15 @@ import traceback
 import click
 
 from amber import __version__
-from amber.cli import (
-    cmd_audit,
-    cmd_backup,
-    cmd_browse,
-    cmd_check,
-    cmd_config,
-    cmd_copy,
-    cmd_daemon,
-    cmd_drill,
-    cmd_forget,
-    cmd_heal,
-    cmd_keys,
-    cmd_metrics,
-    cmd_notify,
-    cmd_object_lock,
-    cmd_prune,
-    cmd_quickstart,
-    cmd_repair,
-    cmd_restore,
-    cmd_run,
-    cmd_schedule,
-    cmd_status,
-    cmd_unlock,
-)
+from amber.cli import cmd_audit
 from amber.cli.backend_options import backend_option_flags
 from amber.cli.context import AppContext, make_passwords
+from amber.cli.lazy import LazyGroup
 from amber.cli.memory import tune_allocator
 from amber.errors import EXIT_INTERRUPTED, AmberError, from_os_error
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-r", "--repo", envvar="AMBER_REPOSITORY", help="Repository location (or AMBER_REPOSITORY).")
 @click.option("--password-file", envvar="AMBER_PASSWORD_FILE", type=click.Path(dir_okay=False))
 @click.option("--password-command", envvar="AMBER_PASSWORD_COMMAND")
@@ -54,14 +32,6 @@ def cli(
 ) -> None:  # fmt: skip
     """amber: deduplicating, encrypted, verifiable backups."""
     ctx.obj = AppContext(repo, make_passwords(password_file, password_command), debug, config_path)
-
-
-for module in (cmd_backup, cmd_restore, cmd_browse, cmd_check, cmd_keys, cmd_quickstart, cmd_audit, cmd_copy,
-               cmd_config, cmd_run, cmd_schedule, cmd_daemon, cmd_forget, cmd_unlock, cmd_notify, cmd_drill,
-               cmd_metrics, cmd_prune, cmd_repair, cmd_status,
-               cmd_heal, cmd_object_lock):
-    for command in module.COMMANDS:
-        cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> None:
