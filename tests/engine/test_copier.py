@@ -327,6 +327,20 @@ def test_copied_snapshot_and_maps() -> None:
     assert copied_map({"s": s, "t": snap(T2)}, {"d": c}) == {"s": "d"}
 
 
+def test_rarer_gc_nests_and_restores_the_thresholds() -> None:
+    import gc
+
+    from amber.engine.gctuning import rarer_gc
+
+    before = gc.get_threshold()
+    with rarer_gc():
+        assert gc.get_threshold()[0] >= 20_000
+        with rarer_gc():
+            pass
+        assert gc.get_threshold()[0] >= 20_000  # the inner user leaving does not restore
+    assert gc.get_threshold() == before
+
+
 def test_id_cache_is_bounded() -> None:
     cache = IdCache(100)
     for i in range(1000):

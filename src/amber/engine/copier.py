@@ -36,6 +36,7 @@ from typing import Protocol, runtime_checkable
 
 import msgspec
 
+from amber.engine.gctuning import rarer_gc
 from amber.engine.progress import NullProgress, Progress
 from amber.errors import AmberError, IntegrityError, ObjectNotFound
 from amber.repository import BlobType, Location, Node, Tree
@@ -178,7 +179,7 @@ class Copier:
             return reference[1]
         self._waiting, self._queued, self._done = {}, [], queue.SimpleQueue()
         top = self._open(root, reference, None, 0)
-        with ThreadPoolExecutor(self.options.workers, thread_name_prefix="copy") as pool:
+        with rarer_gc(), ThreadPoolExecutor(self.options.workers, thread_name_prefix="copy") as pool:
             self._pool = pool
             try:
                 stack = [top]
