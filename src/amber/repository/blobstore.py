@@ -16,7 +16,7 @@ from typing import NamedTuple
 import zstandard
 
 from amber.errors import IntegrityError, ObjectNotFound
-from amber.repository.crypto import MasterKey
+from amber.repository.crypto import OVERHEAD, MasterKey
 from amber.repository.index import (
     Index,
     Location,
@@ -41,6 +41,7 @@ PACK_TARGET_SIZE = 16 * 1024 * 1024
 INDEX_FLUSH_PACKS = 16  # a crash re-uploads at most this many packs' data
 _ZSTD_MAX_WINDOW = 1 << 27
 _HEADER_GUESS = 64 * 1024  # one ranged load reads most pack headers whole
+_SCRATCH_MIN = 1 << 20
 
 
 @dataclass
@@ -53,12 +54,13 @@ class EncodedBlob(NamedTuple):
     """A stored blob after decryption (§6): what was sealed, and its plaintext.
 
     ``payload`` is the zstd frame when ``raw_length`` > 0, else the plaintext
-    itself. ``plain`` has been verified against the blob's ID.
+    itself. ``plain`` has been verified against the blob's ID. Either may be a
+    view of a per-thread buffer that the next blob read reuses.
     """
 
-    payload: bytes
+    payload: bytes | memoryview
     raw_length: int
-    plain: bytes
+    plain: bytes | memoryview
 
 
 @dataclass
@@ -232,7 +234,8 @@ class BlobStore:
         payload, raw_length = blob.payload, blob.raw_length
         if raw_length and self.compression_level <= 0:
             payload, raw_length = blob.plain, 0
-        sealed = self.key.encrypt(payload)
+        sealed = self._scratch("seal_buf", len(payload) + OVERHEAD)
+        self.key.encrypt_into(payload, sealed)
         full: _OpenPack | None = None
         with self._lock:
             if blob_id in self.index or blob_id in self._in_flight:
@@ -252,6 +255,15 @@ class BlobStore:
         if full is not None:
             self._write_pack(full)
         return True
+
+    def _scratch(self, name: str, size: int) -> memoryview:
+        """``size`` bytes of a per-thread buffer reused from blob to blob (no allocation,
+        no page faults for large blobs). A buffer still viewed is replaced, not resized."""
+        buf: bytearray | None = getattr(self._local, name, None)
+        if buf is None or len(buf) < size:
+            buf = bytearray(max(size, _SCRATCH_MIN))
+            setattr(self._local, name, buf)
+        return memoryview(buf)[:size]
 
     def _write_pack(self, pack: _OpenPack) -> None:
         pack.buffer += encode_header(pack.blobs, self.key.encrypt)
@@ -352,7 +364,7 @@ class BlobStore:
         start = items[0][1].offset
         end = max(loc.offset + loc.length for _, loc in items)
         view = memoryview(self.backend.load(Handle(FileType.PACK, pack), start, end - start))
-        decrypt, blob_id_of = self.key.decrypt, self.key.blob_id
+        decrypt_into, blob_id_of = self.key.decrypt_into, self.key.blob_id
         decompress = self._decompressor().decompress
         for blob_id, loc in items:
             at, raw_length = loc.offset - start, loc.raw_length
@@ -360,9 +372,13 @@ class BlobStore:
             if len(piece) != loc.length:
                 yield blob_id, IntegrityError(f"pack {pack[:16]} is truncated")
                 continue
+            if loc.length < OVERHEAD:
+                yield blob_id, IntegrityError(f"blob {blob_id.hex()[:16]}: ciphertext too short")
+                continue
             try:
-                payload = decrypt(piece)
-                plain = payload
+                payload = self._scratch("open_buf", loc.length - OVERHEAD)
+                decrypt_into(piece, payload)
+                plain: bytes | memoryview = payload
                 if raw_length:
                     try:
                         plain = decompress(payload, max_output_size=raw_length)

@@ -66,6 +66,25 @@ class MasterKey:
         except InvalidTag as exc:
             raise IntegrityError("authentication failed: data was modified or damaged") from exc
 
+    def encrypt_into(self, plaintext: bytes | memoryview, out: memoryview) -> None:
+        """Like :meth:`encrypt`, into ``out`` (exactly ``len(plaintext) + OVERHEAD`` bytes).
+
+        Spares allocating, zeroing and copying the result (large blobs: a copy).
+        """
+        nonce = os.urandom(NONCE_SIZE)
+        out[:NONCE_SIZE] = nonce
+        self._aead.encrypt_into(nonce, plaintext, None, out[NONCE_SIZE:])
+
+    def decrypt_into(self, ciphertext: bytes | memoryview, out: memoryview) -> None:
+        """Like :meth:`decrypt`, into ``out`` (exactly ``len(ciphertext) - OVERHEAD`` bytes)."""
+        if len(ciphertext) < OVERHEAD:
+            raise IntegrityError("ciphertext too short")
+        view = memoryview(ciphertext)
+        try:
+            self._aead.decrypt_into(bytes(view[:NONCE_SIZE]), view[NONCE_SIZE:], None, out)
+        except InvalidTag as exc:
+            raise IntegrityError("authentication failed: data was modified or damaged") from exc
+
     def blob_id(self, plaintext: bytes | memoryview) -> bytes:
         return blake3.blake3(plaintext, key=self.id_key).digest()
 
