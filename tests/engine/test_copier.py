@@ -327,6 +327,23 @@ def test_copied_snapshot_and_maps() -> None:
     assert copied_map({"s": s, "t": snap(T2)}, {"d": c}) == {"s": "d"}
 
 
+@pytest.mark.parametrize("size", [0, 1, 5000, 3 << 20])
+def test_sealing_into_buffers_matches_encrypt_and_decrypt(size: int) -> None:
+    from amber.errors import IntegrityError
+    from amber.repository.crypto import OVERHEAD, MasterKey
+
+    key, plain = MasterKey.generate(), os.urandom(size)
+    sealed = bytearray(size + OVERHEAD)
+    key.encrypt_into(plain, memoryview(sealed))
+    assert key.decrypt(bytes(sealed)) == plain
+    opened = bytearray(size)
+    key.decrypt_into(key.encrypt(plain), memoryview(opened))
+    assert opened == plain
+    sealed[-1] ^= 1
+    with pytest.raises(IntegrityError):
+        key.decrypt_into(bytes(sealed), memoryview(bytearray(size)))
+
+
 def test_rarer_gc_nests_and_restores_the_thresholds() -> None:
     import gc
 
