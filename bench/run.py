@@ -27,6 +27,7 @@ from tools import Tool, amber_command, ensure_installed
 ALL_TOOLS = ("amber", "restic", "borg")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DOCS_PATH = REPO_ROOT / "docs" / "benchmarks.md"
+KEEP_MARKER = "<!-- sections below are kept when run.py regenerates this file -->"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -204,7 +205,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\npage cache dropped before each phase: {bench.drop_ok}; raw JSON: {json_path}")
     if args.write_docs:
         DOCS_PATH.parent.mkdir(parents=True, exist_ok=True)
-        DOCS_PATH.write_text(report.markdown(res))
+        kept = ""  # sections measured by other scripts (copy, prune) survive a regeneration
+        if DOCS_PATH.exists() and KEEP_MARKER in (old := DOCS_PATH.read_text()):
+            kept = "\n" + old[old.index(KEEP_MARKER) :]
+        DOCS_PATH.write_text(report.markdown(res) + kept)
         log(f"wrote {DOCS_PATH}")
     return 1 if any(bench.failed(t) for t in tools) else 0
 
