@@ -15,11 +15,12 @@ without reading its blob when possible:
 * a bounded cache maps source IDs seen earlier in this run to destination IDs.
 
 Every shortcut is checked against the destination index. Data blobs that still
-need their plaintext are fetched in batches, grouped by source pack, one pack
-per worker thread (AES, zstd and BLAKE3 release the GIL). A blob's encoded
-payload is sealed again as is: compressed data is decompressed only to verify
-and re-hash it, never recompressed (when the destination writer can). Memory is bounded by
-the batch size, the cache size and the tree depth, not by the snapshot's size.
+need their plaintext are handed out in batches, grouped by source pack, to
+worker threads (AES, zstd and BLAKE3 release the GIL) while the walk goes on.
+A blob's encoded payload is sealed again as is: compressed data is decompressed
+only to verify and re-hash it, never recompressed (when the destination writer
+can). Memory is bounded by the batch size, the cache size and the tree depth,
+not by the snapshot's size.
 The caller flushes the destination and then writes the snapshot (data -> index
 -> snapshot).
 """
