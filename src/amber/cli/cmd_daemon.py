@@ -61,13 +61,15 @@ def _extensions(
     note: Callable[[str], None], passwords: PasswordSource
 ) -> list[daemon_service.DaemonExtension]:
     """/metrics on [metrics] listen (and the textfile), stale-job and capacity alerts every minute,
-    and restore drills on each job's drill.schedule."""
+    restore drills on each job's drill.schedule, and checks on each job's check.schedule."""
     from amber.services.drill import DrillExtension
     from amber.services.metrics import MetricsExtension  # prometheus_client: only for the daemon
-    from amber.services.notify import AlertsExtension
+    from amber.services.notify import AlertObserver, AlertsExtension
+    from amber.services.scheduled_check import CheckExtension
 
     alerts = AlertsExtension(lambda m: note(m) if m else None)
-    return [MetricsExtension(), alerts, DrillExtension(passwords, note)]
+    checks = CheckExtension(passwords, note, lambda cfg: AlertObserver(cfg, lambda m: note(m) if m else None))
+    return [MetricsExtension(), alerts, DrillExtension(passwords, note), checks]
 
 
 COMMANDS = [daemon]

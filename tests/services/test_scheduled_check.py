@@ -1,0 +1,65 @@
+"""Scheduled standalone checks: due logic, results in the state DB, integrity events."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from amber.services import run as run_service
+from amber.services import scheduled_check
+from amber.services.config import Config, parse_config
+from amber.services.events import RunEvent
+from amber.services.session import PasswordSource
+from amber.services.state import StateDB
+from tests.services.test_run import make_config
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[RunEvent] = []
+
+    def on_event(self, event: RunEvent) -> None:
+        self.events.append(event)
+
+
+def config_with_check_schedule(tmp: Path) -> Config:
+    path = make_config(tmp, mirrors='["mirror", "usb"]')
+    old = 'check = { read_data_subset = "100%" }'
+    new = 'check = { read_data_subset = "100%", schedule = "*-*-* 03:00:00" }'
+    path.write_text(path.read_text().replace(old, new))
+    return parse_config(path.read_text(), str(path))
+
+
+def test_due_only_after_an_occurrence_since_the_stamp(tmp_path: Path) -> None:
+    cfg = config_with_check_schedule(tmp_path)
+    db = StateDB(cfg.state.path)
+    assert scheduled_check.due_checks(cfg, db, dt.datetime(2024, 5, 1, 1, 0)) == []  # first sight
+    assert scheduled_check.due_checks(cfg, db, dt.datetime(2024, 5, 1, 2, 59)) == []
+    assert [j.name for j in scheduled_check.due_checks(cfg, db, dt.datetime(2024, 5, 1, 3, 0))] == ["home"]
+
+
+def test_check_records_results_and_reports_damage(tmp_path: Path) -> None:
+    cfg = config_with_check_schedule(tmp_path)
+    (backup_run,) = run_service.run_jobs(cfg, ["home"], run_service.RunOptions())
+    assert backup_run.status == "success"
+    job = cfg.jobs["home"]
+    events = Recorder()
+
+    run = scheduled_check.check_job(cfg, job, PasswordSource(), events)
+    assert run.status == "success" and events.events == []
+    assert {(d.name, d.status) for d in run.destinations} == {
+        ("main", "success"), ("mirror", "success"), ("usb", "skipped"),
+    }  # fmt: skip
+
+    pack = max((tmp_path / "main" / "data").rglob("*"), key=lambda p: p.stat().st_size if p.is_file() else 0)
+    raw = bytearray(pack.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    pack.write_bytes(bytes(raw))
+
+    run = scheduled_check.check_job(cfg, job, PasswordSource(), events)
+    assert run.status == "failed"
+    assert [(e.kind, e.repository) for e in events.events] == [("integrity", "main")]
+    db = StateDB(cfg.state.path)
+    assert [r.status for r in db.runs("check:home")] == ["failed", "success"]
+    last = db.last_success("home")  # a check never counts as a backup for the stale-job alert
+    assert last is not None and backup_run.record is not None and last.id == backup_run.record.id
