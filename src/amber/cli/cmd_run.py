@@ -7,19 +7,25 @@ import click
 from amber.cli.context import AppContext, pass_app
 from amber.cli.options import limit_options
 from amber.cli.output import emit_json, err_console, human_bytes, plain
+from amber.errors import CheckFailed
 from amber.services import limits as limits_service
 from amber.services import run as run_service
+from amber.services import scheduled_check
+from amber.services.config import Config
 
 
 @click.command()
 @click.argument("jobs", nargs=-1)
 @limit_options
 @click.option("--no-check", is_flag=True, help="Skip the sampled check after the backup.")
+@click.option("--check-only", is_flag=True,
+              help="Only check the jobs' repositories (what a job's check.schedule timer runs).")
 @click.option("--json", "as_json", is_flag=True, help="Print each run record as a JSON line.")
 @pass_app
 def run(
     app: AppContext, jobs: tuple[str, ...], nice: int | None, ionice_class: str | None,
-    ionice_level: int | None, threads: int | None, memory_cap: str | None, no_check: bool, as_json: bool,
+    ionice_level: int | None, threads: int | None, memory_cap: str | None, no_check: bool, check_only: bool,
+    as_json: bool,
 ) -> None:  # fmt: skip
     """Run JOBS from the config file (all jobs when none is named)."""
     cfg = app.config()
@@ -33,6 +39,9 @@ def run(
         limits=limits, passwords=app.passwords, check=not no_check, note=note,
         observer=run_service.standard_observer(cfg, note),
     )  # fmt: skip
+    if check_only:
+        _check_only(cfg, list(jobs), options, as_json)
+        return
     results = run_service.run_jobs(cfg, list(jobs), options)
     for result in results:
         record = result.record
@@ -47,6 +56,18 @@ def run(
     error = run_service.worst_error(results)
     if error is not None:
         raise error
+
+
+def _check_only(cfg: Config, jobs: list[str], options: run_service.RunOptions, as_json: bool) -> None:
+    records = scheduled_check.check_jobs(cfg, jobs, options.passwords, options.observer)
+    for record in records:
+        if as_json:
+            emit_json(record.as_dict())
+        else:
+            click.echo(f"{record.job}: {record.status}" + "".join(f"; {e}" for e in record.errors))
+    failed = [r for r in records if r.status != "success"]
+    if failed:
+        raise CheckFailed(f"scheduled check failed for {', '.join(r.job for r in failed)}")
 
 
 COMMANDS = [run]

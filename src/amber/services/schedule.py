@@ -197,4 +197,7 @@ def _job_of(directory: str, service: str) -> str:
         argv = shlex.split(exec_start.replace("%%", "%").replace("$$", "$"))
     except ValueError:
         return ""
-    return argv[argv.index("run") + 1] if "run" in argv[:-1] else ""
+    if "run" not in argv:
+        return ""
+    names = [a for a in argv[argv.index("run") + 1 :] if not a.startswith("-")]
+    return names[0] if names else ""

@@ -69,6 +69,14 @@ def check_job(
     return run
 
 
+def check_jobs(
+    config: Config, names: list[str], passwords: PasswordSource, observer: RunObserver | None = None
+) -> list[RunRecord]:
+    """`amber run --check-only`: check the named jobs (all with checks enabled when none is named)."""
+    jobs = [config.job(n) for n in names] if names else [j for j in config.jobs.values() if j.check.enabled]
+    return [check_job(config, job, passwords, observer) for job in jobs]
+
+
 class CheckExtension:
     """A daemon extension that runs due scheduled checks on every tick."""
 
