@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sqlite3
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from amber.errors import StateError
+from amber.services import state
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS drills (
@@ -77,27 +75,10 @@ class DrillStats:
 class DrillHistory:
     def __init__(self, path: str) -> None:
         self.path = path
-        try:
-            os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
-        except OSError as exc:
-            raise StateError(f"cannot create state directory for {path}: {exc.strerror}") from exc
-        with self._db() as db:
-            db.executescript(_SCHEMA)
+        state.prepare(path, _SCHEMA)
 
-    @contextlib.contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        try:
-            db = sqlite3.connect(self.path, timeout=30)
-        except sqlite3.Error as exc:
-            raise StateError(f"cannot open state database {self.path}: {exc}") from exc
-        try:
-            db.row_factory = sqlite3.Row
-            with db:
-                yield db
-        except sqlite3.Error as exc:
-            raise StateError(f"state database {self.path}: {exc}") from exc
-        finally:
-            db.close()
+    def _db(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return state.connect(self.path)
 
     def add(self, row: DrillRow) -> None:
         values: dict[str, Any] = dict(row.__dict__)

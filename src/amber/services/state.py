@@ -92,33 +92,43 @@ def _record(row: sqlite3.Row) -> RunRecord:
     )  # fmt: skip
 
 
+def prepare(path: str, schema: str) -> None:
+    """Create the state directory and apply ``schema`` (idempotent CREATE ... IF NOT EXISTS)."""
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise StateError(f"cannot create state directory for {path}: {exc.strerror}") from exc
+    with connect(path) as db:
+        db.executescript(schema)
+
+
+@contextlib.contextmanager
+def connect(path: str) -> Iterator[sqlite3.Connection]:
+    """One short transaction on the state database; sqlite errors become StateError."""
+    try:
+        db = sqlite3.connect(path, timeout=30)
+    except sqlite3.Error as exc:
+        raise StateError(f"cannot open state database {path}: {exc}") from exc
+    try:
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode=WAL")
+        with db:
+            yield db
+    except sqlite3.Error as exc:
+        raise StateError(f"state database {path}: {exc}") from exc
+    finally:
+        db.close()
+
+
 class StateDB:
     """Short transactions on a WAL database; safe for several processes."""
 
     def __init__(self, path: str) -> None:
         self.path = path
-        try:
-            os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
-        except OSError as exc:
-            raise StateError(f"cannot create state directory for {path}: {exc.strerror}") from exc
-        with self._db() as db:
-            db.executescript(_SCHEMA)
+        prepare(path, _SCHEMA)
 
-    @contextlib.contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        try:
-            db = sqlite3.connect(self.path, timeout=30)
-        except sqlite3.Error as exc:
-            raise StateError(f"cannot open state database {self.path}: {exc}") from exc
-        try:
-            db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode=WAL")
-            with db:
-                yield db
-        except sqlite3.Error as exc:
-            raise StateError(f"state database {self.path}: {exc}") from exc
-        finally:
-            db.close()
+    def _db(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return connect(self.path)
 
     def begin(self, job: str, host: str = "") -> RunRecord:
         """Record a new running run; earlier 'running' rows of the job were interrupted."""
