@@ -204,19 +204,8 @@ class BlobStore:
                 return False
             self._in_flight.add(blob_id)
         sealed, raw_length = self.encode_blob(data)
-        full: _OpenPack | None = None
         with self._lock:
-            pack = self._open[type]
-            pack.blobs.append(PackedBlob(type, blob_id, len(pack.buffer), len(sealed), raw_length))
-            pack.buffer += sealed
-            self.stats.raw_bytes += len(data)
-            self.stats.stored_bytes += len(sealed)
-            if type is BlobType.DATA:
-                self.stats.data_blobs += 1
-            else:
-                self.stats.tree_blobs += 1
-            if len(pack.buffer) >= PACK_TARGET_SIZE:
-                full, self._open[type] = pack, _OpenPack()
+            full = self._append_locked(type, blob_id, sealed, raw_length, len(data))
         if full is not None:
             self._write_pack(full)
         return True
@@ -236,25 +225,33 @@ class BlobStore:
             payload, raw_length = blob.plain, 0
         sealed = self._scratch("seal_buf", len(payload) + OVERHEAD)
         self.key.encrypt_into(payload, sealed)
-        full: _OpenPack | None = None
         with self._lock:
             if blob_id in self.index or blob_id in self._in_flight:
                 return False
             self._in_flight.add(blob_id)
-            pack = self._open[type]
-            pack.blobs.append(PackedBlob(type, blob_id, len(pack.buffer), len(sealed), raw_length))
-            pack.buffer += sealed
-            self.stats.raw_bytes += len(blob.plain)
-            self.stats.stored_bytes += len(sealed)
-            if type is BlobType.DATA:
-                self.stats.data_blobs += 1
-            else:
-                self.stats.tree_blobs += 1
-            if len(pack.buffer) >= PACK_TARGET_SIZE:
-                full, self._open[type] = pack, _OpenPack()
+            full = self._append_locked(type, blob_id, sealed, raw_length, len(blob.plain))
         if full is not None:
             self._write_pack(full)
         return True
+
+    def _append_locked(
+        self, type: BlobType, blob_id: bytes, sealed: bytes | bytearray | memoryview, raw_length: int,
+        plain_length: int,
+    ) -> _OpenPack | None:  # fmt: skip
+        """Append a sealed blob to the open pack (caller holds the lock); returns the pack once full."""
+        pack = self._open[type]
+        pack.blobs.append(PackedBlob(type, blob_id, len(pack.buffer), len(sealed), raw_length))
+        pack.buffer += sealed
+        self.stats.raw_bytes += plain_length
+        self.stats.stored_bytes += len(sealed)
+        if type is BlobType.DATA:
+            self.stats.data_blobs += 1
+        else:
+            self.stats.tree_blobs += 1
+        if len(pack.buffer) >= PACK_TARGET_SIZE:
+            self._open[type] = _OpenPack()
+            return pack
+        return None
 
     def _scratch(self, name: str, size: int) -> memoryview:
         """``size`` bytes of a per-thread buffer reused from blob to blob (no allocation,

@@ -6,8 +6,10 @@ a repository can be moved between backends with any file copy tool.
 
 from __future__ import annotations
 
-from amber.errors import StorageError
-from amber.storage.base import FileType, Handle
+from collections.abc import Iterator
+
+from amber.errors import ObjectNotFound, StorageError
+from amber.storage.base import Backend, FileInfo, FileType, Handle
 
 TMP_PREFIX = ".tmp-"
 NAMED_TYPES = [t for t in FileType if t is not FileType.CONFIG]
@@ -31,3 +33,12 @@ def describe(handle: Handle) -> str:
 
 def fanout_dirs() -> list[str]:
     return [f"data/{i:02x}" for i in range(256)]
+
+
+def list_config(backend: Backend) -> Iterator[FileInfo]:
+    """``list(CONFIG)`` for object stores: the one config object, if it exists."""
+    try:
+        size = backend.stat(Handle(FileType.CONFIG)).size
+    except ObjectNotFound:
+        return
+    yield FileInfo("", size)

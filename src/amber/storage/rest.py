@@ -27,7 +27,7 @@ from amber.errors import (
     TransientStorageError,
 )
 from amber.storage.base import FileInfo, FileType, Handle
-from amber.storage.layout import describe, object_path
+from amber.storage.layout import describe, list_config, object_path
 
 V2 = "application/vnd.x.restic.rest.v2"
 
@@ -138,11 +138,7 @@ class RestBackend:
 
     def list(self, type: FileType) -> Iterator[FileInfo]:
         if type is FileType.CONFIG:
-            try:
-                size = self.stat(Handle(FileType.CONFIG)).size
-            except ObjectNotFound:
-                return
-            yield FileInfo("", size)
+            yield from list_config(self)
             return
         resp = self._request("GET", f"{self.base}{type.value}/", f"list {type.value}")
         if resp.status_code == 404:

@@ -37,7 +37,7 @@ from amber.errors import (
     UsageError,
 )
 from amber.storage.base import FileInfo, FileType, Handle
-from amber.storage.layout import TMP_PREFIX, describe, object_path
+from amber.storage.layout import TMP_PREFIX, describe, list_config, object_path
 
 logging.getLogger("botocore").addHandler(logging.NullHandler())
 
@@ -231,11 +231,7 @@ class S3Backend:
 
     def list(self, type: FileType) -> Iterator[FileInfo]:
         if type is FileType.CONFIG:
-            try:
-                size = self.stat(Handle(FileType.CONFIG)).size
-            except ObjectNotFound:
-                return
-            yield FileInfo("", size)
+            yield from list_config(self)
             return
         base = f"{self.prefix}/{type.value}/" if self.prefix else f"{type.value}/"
         kwargs: dict[str, Any] = {"Prefix": base}

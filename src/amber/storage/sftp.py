@@ -40,7 +40,7 @@ from amber.errors import (
     from_os_error,
 )
 from amber.storage.base import FileInfo, FileType, Handle
-from amber.storage.layout import NAMED_TYPES, TMP_PREFIX, describe, fanout_dirs, object_path
+from amber.storage.layout import NAMED_TYPES, TMP_PREFIX, describe, fanout_dirs, list_config, object_path
 
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
 logging.getLogger("paramiko").propagate = False  # its transport thread logs socket errors we report ourselves
@@ -322,11 +322,7 @@ class SftpBackend:
 
     def list(self, type: FileType) -> Iterator[FileInfo]:
         if type is FileType.CONFIG:
-            try:
-                size = self.stat(Handle(FileType.CONFIG)).size
-            except ObjectNotFound:
-                return
-            yield FileInfo("", size)
+            yield from list_config(self)
             return
         top = self._abs(type.value)
         with self._sftp(type.value) as sftp:
