@@ -16,25 +16,13 @@ from typing import Any
 
 from amber.errors import ConfigError
 from amber.services import configcheck as cc
+from amber.services.config_repos import MEDIA_KINDS as MEDIA_KINDS  # re-exported
+from amber.services.config_repos import RepositoryConfig as RepositoryConfig  # re-exported
+from amber.services.config_repos import parse_repository
 from amber.services.configcheck import Reader
 
-MEDIA_KINDS = ("disk", "usb", "ssd", "nas", "cloud")
 IONICE_CLASSES = ("idle", "best-effort", "realtime")
 EVENTS = ("failure", "partial", "integrity", "success", "capacity", "stale", "summary")
-
-
-@dataclass(frozen=True)
-class RepositoryConfig:
-    name: str
-    url: str
-    password_file: str | None = None
-    password_command: str | None = None
-    password_env: str | None = None
-    kind: str = "disk"
-    offsite: bool = False
-    immutable: bool = False
-    offline: bool = False
-    capacity_alert_percent: int | None = None
 
 
 @dataclass(frozen=True)
@@ -196,7 +184,7 @@ def parse_config(text: str, source: str = "config.toml") -> Config:
         raise ConfigError(f"{where}: invalid TOML: {reason}") from exc
     r = Reader(text, source)
     r.only(raw, (), ("repositories", "retention", "jobs", "limits", "notify", "alerts", "metrics", "state"))
-    repos = {name: _repository(r, name, t) for name, t in r.tables(raw, ("repositories",))}
+    repos = {name: parse_repository(r, name, t) for name, t in r.tables(raw, ("repositories",))}
     policies = {name: _retention(r, name, t) for name, t in r.tables(raw, ("retention",))}
     jobs = {name: _job(r, name, t, repos, policies) for name, t in r.tables(raw, ("jobs",))}
     notify = tuple(_notify(r, i, t) for i, t in enumerate(r.table_list(raw, ("notify",))))
@@ -210,34 +198,6 @@ def parse_config(text: str, source: str = "config.toml") -> Config:
         alerts=_alerts(r, r.table(raw, ("alerts",))),
         metrics=_metrics(r, r.table(raw, ("metrics",))),
         state=_state(r, r.table(raw, ("state",))),
-    )
-
-
-def _repository(r: Reader, name: str, t: dict[str, Any]) -> RepositoryConfig:
-    p = ("repositories", name)
-    if "password" in t:
-        r.fail((*p, "password"), "plain-text passwords are not accepted; use password_file, "
-               "password_command or password_env")  # fmt: skip
-    r.only(t, p, ("url", "password_file", "password_command", "password_env", "kind", "offsite",
-                  "immutable", "offline", "capacity_alert_percent"))  # fmt: skip
-    sources = [k for k in ("password_file", "password_command", "password_env") if k in t]
-    if len(sources) > 1:
-        r.fail((*p, sources[1]), f"give only one of {', '.join(sources)}")
-    url = r.string(t, p, "url", required=True)
-    assert url is not None
-    kind = r.choice(t, p, "kind", MEDIA_KINDS) or "disk"
-    pw_file = r.string(t, p, "password_file")
-    return RepositoryConfig(
-        name=name,
-        url=cc.expand(url),
-        password_file=cc.expand(pw_file) if pw_file else None,
-        password_command=r.string(t, p, "password_command"),
-        password_env=r.string(t, p, "password_env"),
-        kind=kind,
-        offsite=r.boolean(t, p, "offsite"),
-        immutable=r.boolean(t, p, "immutable"),
-        offline=r.boolean(t, p, "offline"),
-        capacity_alert_percent=r.integer(t, p, "capacity_alert_percent", 1, 100),
     )
 
 

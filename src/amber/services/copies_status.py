@@ -26,7 +26,9 @@ from amber.errors import AmberError, UsageError
 from amber.repository import Snapshot
 from amber.services import session
 from amber.services.config import MEDIA_KINDS, Config
+from amber.services.config_repos import backend_options
 from amber.services.snapshots import SnapshotFilter
+from amber.storage.url import BackendOptions, default_options
 
 REACHABLE, UNREACHABLE = "ok", "unreachable"
 
@@ -36,6 +38,7 @@ class ReplicaSource:
     replica: Replica
     location: str
     passwords: session.PasswordSource = field(default_factory=session.PasswordSource)
+    options: BackendOptions | None = None  # a configured repository's backend options
 
 
 class History(Protocol):
@@ -114,7 +117,8 @@ def replicas_from_config(config: Config, fallback: session.PasswordSource) -> li
     found = []
     for name, r in config.repositories.items():
         replica = Replica(name, r.kind, r.offsite, r.immutable, r.offline)
-        found.append(ReplicaSource(replica, r.url, _config_passwords(r, fallback)))
+        options = backend_options(r, default_options())
+        found.append(ReplicaSource(replica, r.url, _config_passwords(r, fallback), options))
     return found
 
 
@@ -130,7 +134,11 @@ class StateHistory:
         for run in state.StateDB(path).runs(limit=limit):  # newest first
             for d in run.destinations:
                 if d.step == "copy" and d.status == "success" and d.snapshot_id:
-                    self._copied.setdefault(d.name, set()).add(d.snapshot_id)
+                    copied = self._copied.setdefault(d.name, set())
+                    copied.add(d.snapshot_id)  # the copy's ID, known once the repository was seen
+                    source = d.details.get("source") if isinstance(d.details, dict) else None
+                    if source:  # the source's ID: matches even while the repository is offline
+                        copied.add(str(source))
                 elif d.step == "check" and d.name not in self._errors and d.status != "skipped":
                     found = len(d.details.get("errors", [])) if isinstance(d.details, dict) else 0
                     self._errors[d.name] = 0 if d.status == "success" else max(1, found)
@@ -149,7 +157,7 @@ def _scan(
     name = src.replica.name
     state = ReplicaState(name, src.location, REACHABLE)
     try:
-        with session.opened(src.location, src.passwords, lock=run_check) as repo:
+        with session.opened(src.location, src.passwords, lock=run_check, options=src.options) as repo:
             snaps = repo.snapshots([])
             errors: dict[str, int | None] = {}
             if run_check:

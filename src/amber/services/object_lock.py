@@ -1,9 +1,14 @@
 """Extend S3 Object Lock retention on everything the kept snapshots still need.
 
 New objects are locked for ``s3.lock-days`` when written. Run this regularly
-(e.g. after each ``forget``) so that packs still referenced by a snapshot stay
-immutable while unreferenced ones are left to expire and be pruned: ransomware
-holding the client's credentials cannot delete history that is still in use.
+(e.g. after each ``forget``; ``amber run`` does it after forget/prune) so that
+packs still referenced by a snapshot stay immutable while unreferenced ones are
+left to expire and be pruned: ransomware holding the client's credentials cannot
+delete history that is still in use.
+
+The calls go through the backend's wrappers (retry, connection slots), like any
+other request. An object that should be there but is missing does not stop the
+others from being extended; it is reported afterwards as an IntegrityError.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from amber.errors import IntegrityError, NotFound, UsageError
+from amber.errors import IntegrityError, NotFound, ObjectNotFound, UsageError
 from amber.repository import Repository
 from amber.storage.base import FileType, Handle
 from amber.storage.url import retention_layer
@@ -72,5 +77,16 @@ def extend_retention(
             continue
         handles.extend(Handle(type_, fi.name) for fi in repo.backend.list(type_))
     handles.extend(Handle(FileType.PACK, p) for p in sorted(packs))
-    extended = sum(1 for h in handles if layer.extend_retention(h, until))
+    extended = 0
+    missing: list[str] = []
+    for handle in handles:
+        try:
+            extended += layer.extend_retention(handle, until)
+        except ObjectNotFound:
+            missing.append(f"{handle.type.value}/{handle.name}".rstrip("/"))
+    if missing:
+        raise IntegrityError(
+            f"{len(missing)} object(s) the snapshots need are missing ({', '.join(missing[:3])}); "
+            f"retention of the other {len(handles) - len(missing)} was extended to {until:%Y-%m-%d}"
+        )
     return RetentionResult(until, len(handles), extended, len(packs))

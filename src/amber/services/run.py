@@ -1,7 +1,8 @@
 """`amber run`: the configured jobs, unattended.
 
 Per job, under a per-job lock: before hooks -> backup -> copy to mirrors ->
-forget/prune per policy -> sampled check -> after hooks (on_failure hooks when
+forget/prune per policy -> Object Lock extension (S3 repositories with lock
+options) -> sampled check -> after hooks (on_failure hooks when
 the run failed). Each run is recorded in the state database, and observers
 (notify, audit, metrics) hear start, the outcome, and integrity problems.
 A failed mirror does not stop the other destinations; a failed backup stops
@@ -197,6 +198,9 @@ def _pipeline(run: _Run, repos: Repositories, options: RunOptions) -> None:
     if job.retention:
         for name in reachable:
             run.add(run_steps.retention(repos, job, name))
+    for name in reachable:  # after forget/prune: only what is still referenced stays locked longer
+        if repos.object_locked(name):
+            run.add(run_steps.extend_retention(repos, name))
     if job.check.enabled and options.check:
         for name in reachable:
             run.add(run_steps.check(repos, job, name))

@@ -1,4 +1,5 @@
-"""The steps of one `amber run` job, each on one repository: backup, copy, retention, check.
+"""The steps of one `amber run` job, each on one repository: backup, copy, retention, Object Lock
+extension, check.
 
 Each step returns a :class:`Destination` result instead of raising, so one
 broken mirror never hides what happened on the others. Repositories are
@@ -20,12 +21,15 @@ from amber.services import backup as backup_service
 from amber.services import check as check_service
 from amber.services import copy as copy_service
 from amber.services import forget as forget_service
+from amber.services import object_lock as object_lock_service
 from amber.services import prune as prune_service
 from amber.services import session
 from amber.services.config import Config, JobConfig, RepositoryConfig
+from amber.services.config_repos import backend_options
 from amber.services.limits import Limits
 from amber.services.snapshots import SnapshotFilter
 from amber.services.state import Destination
+from amber.storage.url import BackendOptions, default_options
 
 
 def _env_password(var: str) -> str:
@@ -54,15 +58,24 @@ class Repositories:
             return session.PasswordSource(r.password_file, r.password_command)
         return self.fallback
 
+    def options(self, name: str) -> BackendOptions:
+        """The command line's backend options with the repository's own from the config."""
+        return backend_options(self.settings(name), default_options())
+
     def present(self, name: str) -> bool:
         try:
-            return session.exists(self.settings(name).url)
+            return session.exists(self.settings(name).url, self.options(name))
         except AmberError:
             return False
 
+    def object_locked(self, name: str) -> bool:
+        """True when new objects of ``name`` get S3 Object Lock retention (to be extended)."""
+        return bool(self.options(name).extra.get("s3.lock-mode"))
+
     @contextmanager
     def open(self, name: str, exclusive: bool = False, lock: bool = True) -> Iterator[Repository]:
-        with session.opened(self.settings(name).url, self.passwords(name), lock, exclusive) as repo:
+        url, passwords, options = self.settings(name).url, self.passwords(name), self.options(name)
+        with session.opened(url, passwords, lock, exclusive, options) as repo:
             yield repo
 
 
@@ -115,6 +128,8 @@ def copy(repos: Repositories, job: JobConfig, mirror: str, snapshot_id: str) -> 
         details |= {"error": "IntegrityError", "exit_code": IntegrityError.exit_code}
         return Destination(mirror, "copy", "failed", result.failed[0][1], "", details)
     new_id = result.copied[0][1] if result.copied else ""
+    if result.copied:
+        details["source"] = result.copied[0][0]
     return Destination(mirror, "copy", "success", "", new_id, details)
 
 
@@ -142,6 +157,18 @@ def retention(repos: Repositories, job: JobConfig, name: str) -> Destination:
     if result.pruned is not None:
         details["prune"] = _as_details(result.pruned)
     return Destination(name, "retention", "success", "", "", details)
+
+
+def extend_retention(repos: Repositories, name: str) -> Destination:
+    """Push Object Lock retention on everything the kept snapshots still use (after forget/prune)."""
+    try:
+        with repos.open(name) as repo:
+            result = object_lock_service.extend_retention(repo)
+    except AmberError as exc:
+        return _failed(name, "object-lock", exc)
+    details = {"until": result.until.isoformat(), "objects": result.objects, "extended": result.extended,
+               "packs": result.packs}  # fmt: skip
+    return Destination(name, "object-lock", "success", "", "", details)
 
 
 def check(repos: Repositories, job: JobConfig, name: str) -> Destination:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from amber.errors import RepositoryNotFound, UsageError
 from amber.repository import KdfParams, Repository, init_repository, open_repository
 from amber.storage import open_backend
+from amber.storage.url import BackendOptions
 
 
 @dataclass
@@ -48,8 +49,8 @@ def resolve_location(repo: str | None) -> str:
     return location
 
 
-def exists(location: str) -> bool:
-    return open_backend(location).exists()
+def exists(location: str, options: BackendOptions | None = None) -> bool:
+    return open_backend(location, options).exists()
 
 
 def kdf_params() -> KdfParams | None:
@@ -80,10 +81,14 @@ def create(location: str, password: bytes, append_only: bool = False) -> Reposit
 
 @contextmanager
 def opened(
-    location: str, passwords: PasswordSource, lock: bool = True, exclusive: bool = False
+    location: str, passwords: PasswordSource, lock: bool = True, exclusive: bool = False,
+    options: BackendOptions | None = None,
 ) -> Iterator[Repository]:
-    """Open, lock (shared unless asked), and always release and close."""
-    backend = open_backend(location)
+    """Open, lock (shared unless asked), and always release and close.
+
+    ``options`` shape the backend (a configured repository's own); None: the process defaults.
+    """
+    backend = open_backend(location, options)
     if not backend.exists():
         raise RepositoryNotFound(f"no repository at {backend.location}")
     repo = open_repository(backend, passwords.get())

@@ -49,7 +49,7 @@ class Destination:
     """What one step did to one repository."""
 
     name: str
-    step: str  # backup | copy | forget | prune | check
+    step: str  # backup | copy | retention | object-lock | check
     status: str  # success | partial | failed | skipped
     message: str = ""
     snapshot_id: str = ""

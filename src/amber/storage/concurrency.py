@@ -8,9 +8,10 @@ caller that loads objects while iterating a listing must not hold a slot.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
-from amber.storage.base import Backend, FileInfo, FileType, Handle
+from amber.storage.base import Backend, FileInfo, FileType, Handle, RetentionBackend
+from amber.storage.retention import wrap_retention
 
 
 class ConcurrencyLimitedBackend:
@@ -53,3 +54,12 @@ class ConcurrencyLimitedBackend:
 
     def close(self) -> None:
         self.inner.close()
+
+    def retention_capability(self) -> RetentionBackend | None:
+        """Object Lock calls take a connection slot like every other request."""
+
+        def in_slot(_what: str, fn: Callable[[], bool]) -> bool:
+            with self._slots:
+                return fn()
+
+        return wrap_retention(self.inner, in_slot)

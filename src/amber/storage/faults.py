@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from amber.errors import TransientStorageError, UsageError
-from amber.storage.base import Backend, FileInfo, FileType, Handle
+from amber.storage.base import Backend, FileInfo, FileType, Handle, RetentionBackend
+from amber.storage.retention import wrap_retention
 
 T = TypeVar("T")
 KINDS = ("error", "timeout", "truncate", "hang")
@@ -122,3 +123,7 @@ class FaultInjectingBackend:
 
     def close(self) -> None:
         self.inner.close()
+
+    def retention_capability(self) -> RetentionBackend | None:
+        """Object Lock calls fail, time out or hang at the same rate as the others."""
+        return wrap_retention(self.inner, self._run)

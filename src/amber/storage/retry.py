@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from amber.errors import ObjectNotFound, StorageError, TransientStorageError
-from amber.storage.base import Backend, FileInfo, FileType, Handle
+from amber.storage.base import Backend, FileInfo, FileType, Handle, RetentionBackend
+from amber.storage.retention import wrap_retention
 
 T = TypeVar("T")
 
@@ -180,3 +181,7 @@ class RetryingBackend:
 
     def close(self) -> None:
         self.inner.close()
+
+    def retention_capability(self) -> RetentionBackend | None:
+        """Object Lock calls are retried like every other request."""
+        return wrap_retention(self.inner, lambda what, fn: self._call(what, fn))

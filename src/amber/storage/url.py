@@ -29,6 +29,7 @@ from amber.storage.concurrency import ConcurrencyLimitedBackend
 from amber.storage.faults import FaultInjectingBackend, FaultPlan, plan_from_env
 from amber.storage.local import LocalBackend
 from amber.storage.ratelimit import RateLimitedBackend, kib_bucket
+from amber.storage.retention import retention_of
 from amber.storage.retry import RetryingBackend, RetryPolicy
 
 T = TypeVar("T")
@@ -145,6 +146,43 @@ def parse_extra_options(pairs: list[str] | tuple[str, ...]) -> dict[str, str]:
     return out
 
 
+_BOOLEAN = {"1", "true", "yes", "0", "false", "no"}
+
+
+def option_problem(location: str, extra: Mapping[str, str]) -> tuple[str, str] | None:
+    """Pure: the first ``(key, problem)`` of backend options for ``location``, or None.
+
+    The same rules as ``-o KEY=VALUE`` (the config file's ``options`` table uses them too).
+    """
+    scheme = parse_location(location).scheme
+    known = GENERIC_KEYS.union(*BACKEND_KEYS.values())
+    for key, value in extra.items():
+        if key not in known:
+            return key, f"unknown backend option; known: {', '.join(sorted(known))}"
+        if key not in GENERIC_KEYS and key not in BACKEND_KEYS[scheme]:
+            return key, f"does not apply to a {scheme} repository"
+        if key in ("connections", "timeout", "retries", "retry-delay", "s3.lock-days"):
+            try:
+                number = float(value)
+            except ValueError:
+                return key, f"not a number: {value!r}"
+            if number < 0:
+                return key, "must not be negative"
+            if key in ("connections", "retries", "s3.lock-days") and number != int(number):
+                return key, f"must be a whole number, not {value!r}"
+        if key == "s3.lock-mode" and value.lower() not in ("governance", "compliance"):
+            return key, f"must be governance or compliance, not {value!r}"
+        if key == "s3.bucket-lookup" and value not in ("auto", "path", "dns"):
+            return key, f"must be auto, path or dns, not {value!r}"
+        if key == "sftp.accept-new-host-key" and value.lower() not in _BOOLEAN:
+            return key, f"must be true or false, not {value!r}"
+    mode, days = extra.get("s3.lock-mode", ""), extra.get("s3.lock-days", "")
+    if bool(mode) != bool(days and float(days) > 0):
+        missing = "s3.lock-days" if mode else "s3.lock-mode"
+        return missing, "Object Lock needs both s3.lock-mode and s3.lock-days (a positive number of days)"
+    return None
+
+
 def _number(extra: Mapping[str, str], key: str, default: float) -> float:
     if key not in extra:
         return default
@@ -187,9 +225,9 @@ def open_backend(location: str, options: BackendOptions | None = None) -> Backen
     """Open ``location`` with the wrappers ``options`` (or the process defaults) ask for."""
     opts = options if options is not None else _defaults
     loc = parse_location(location)
-    for key in opts.extra:
-        if key not in GENERIC_KEYS and key not in BACKEND_KEYS[loc.scheme]:
-            raise UsageError(f"-o {key} does not apply to a {loc.scheme} repository")
+    problem = option_problem(location, opts.extra)
+    if problem is not None:
+        raise UsageError(f"-o {problem[0]}: {problem[1]}")
     remote = loc.scheme != "local"
     connections = int(_number(opts.extra, "connections", DEFAULT_CONNECTIONS if remote else 0))
     backend = _open_raw(loc, location, opts.extra, connections or DEFAULT_CONNECTIONS)
@@ -217,13 +255,8 @@ def find_layer(backend: Backend, kind: type[T]) -> T | None:
 
 
 def retention_layer(backend: Backend) -> RetentionBackend | None:
-    """The layer of ``backend`` that can extend Object Lock retention, if any."""
-    layer: object | None = backend
-    while layer is not None:
-        if isinstance(layer, RetentionBackend):
-            return layer
-        layer = getattr(layer, "inner", None)
-    return None
+    """``backend``'s Object Lock capability, wrapped by its retry and connection layers (or None)."""
+    return retention_of(backend)
 
 
 def _open_raw(loc: Location, location: str, extra: Mapping[str, str], connections: int) -> Backend:
