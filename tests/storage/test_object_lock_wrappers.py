@@ -1,4 +1,5 @@
 """Object Lock retention calls go through the wrapper stack: retried, bounded, faulted (moto server)."""
+# ruff: noqa: E501  (long test setup lines read best whole)
 
 from __future__ import annotations
 
