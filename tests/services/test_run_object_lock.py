@@ -60,7 +60,9 @@ def repo_keys(server: S3Server, bucket: str, prefix: str) -> list[str]:
     return [o["Key"] for o in listed.get("Contents", []) if "/locks/" not in o["Key"]]
 
 
-def test_run_with_lock_only_in_the_config_leaves_everything_locked(s3_server: S3Server, tmp_path: Path) -> None:
+def test_run_with_lock_only_in_the_config_leaves_everything_locked(
+    s3_server: S3Server, tmp_path: Path
+) -> None:
     bucket = s3_server.new_bucket(object_lock=True)
     repo_url = f"s3:{s3_server.endpoint}/{bucket}/amber"
     cfg = write_config(tmp_path, repo_url, LOCK)
