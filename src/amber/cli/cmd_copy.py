@@ -13,6 +13,7 @@ from amber.cli.options import make_filter, snapshot_filter_options
 from amber.cli.output import BarProgress, emit_json, err_console, human_bytes, plain
 from amber.errors import AmberError, UsageError
 from amber.services import copy as copy_service
+from amber.services import manual_copy
 from amber.services import replicate as replicate_service
 
 
@@ -56,6 +57,8 @@ def copy(
 
     Source and destinations may use different passwords and keys. With several
     --to, each destination is reported; an unreachable one does not stop the rest.
+    Each copy is recorded in the state database (for status --copies); a
+    destination that is a configured repository's url opens with its options.
     """
     if not from_repo and not to_repos:
         raise UsageError("copy needs --from or --to (the other side defaults to -r)")
@@ -67,18 +70,16 @@ def copy(
     dst_pw = app.passwords
     if to_password_file or to_password_command:
         dst_pw = make_passwords(to_password_file, to_password_command)
-    flt = make_filter(hosts, tags, paths)
+    job = manual_copy.ManualCopy(
+        source, targets, src_pw, dst_pw,
+        copy_service.CopyRequest(list(snapshot_ids), make_filter(hosts, tags, paths)), app.config_path,
+    )  # fmt: skip
     progress: Any = BarProgress("copy") if sys.stderr.isatty() and not as_json else None
     with progress if progress is not None else nullcontext():
-        if len(targets) == 1:  # errors keep their own exit codes
-            req = copy_service.CopyRequest(list(snapshot_ids), flt)
-            result = copy_service.copy(source, src_pw, targets[0], dst_pw, req, progress=progress)
-            statuses = [_from_result(targets[0], result)]
-        else:
-            dests = [replicate_service.Destination(t, dst_pw) for t in targets]
-            statuses = replicate_service.replicate_from(
-                source, src_pw, list(snapshot_ids), dests, flt, progress=progress
-            )
+        outcome = manual_copy.manual_copy(job, progress)
+    statuses = outcome.statuses
+    if outcome.warning:
+        err_console.print(f"[yellow]warning: {plain(outcome.warning)}[/]", highlight=False)
     for st in statuses:
         if as_json:
             emit_json(_as_json(st))
@@ -89,15 +90,6 @@ def copy(
     bad = [st for st in statuses if not st.ok]
     if bad:
         raise AmberError(f"{len(bad)} of {len(statuses)} destination(s) not updated")
-
-
-def _from_result(target: str, result: copy_service.CopyResult) -> replicate_service.DestinationStatus:
-    st = replicate_service.DestinationStatus(target, target, replicate_service.OK)
-    st.copied, st.already, st.bytes_added = result.copied, result.already, result.stats.bytes_added
-    if result.failed:
-        st.status = replicate_service.FAILED
-        st.error = "; ".join(f"{sid[:8]}: {why}" for sid, why in result.failed)
-    return st
 
 
 COMMANDS = [copy]

@@ -23,6 +23,7 @@ from amber.errors import IntegrityError, ObjectNotFound, UsageError
 from amber.repository import Repository, Snapshot
 from amber.services import session
 from amber.services.snapshots import SnapshotFilter, resolve, select
+from amber.storage.url import BackendOptions
 
 
 @dataclass
@@ -92,10 +93,11 @@ def copy(
     src_location: str, src_passwords: session.PasswordSource, dst_location: str,
     dst_passwords: session.PasswordSource, req: CopyRequest | None = None,
     options: CopyOptions | None = None, progress: Progress | None = None,
+    src_options: BackendOptions | None = None, dst_options: BackendOptions | None = None,
 ) -> CopyResult:  # fmt: skip
     """Open both repositories (shared locks) and copy."""
     with (
-        session.opened(src_location, src_passwords) as src,
-        session.opened(dst_location, dst_passwords) as dst,
+        session.opened(src_location, src_passwords, options=src_options) as src,
+        session.opened(dst_location, dst_passwords, options=dst_options) as dst,
     ):
         return copy_snapshots(src, dst, req, options, progress)

@@ -33,6 +33,7 @@ from amber.repository import Repository
 from amber.services import session
 from amber.services.copy import CopyRequest, CopyResult, copy_snapshots
 from amber.services.snapshots import SnapshotFilter
+from amber.storage.url import BackendOptions
 
 OK, OFFLINE, FAILED = "ok", "offline", "failed"
 
@@ -42,6 +43,7 @@ class Destination:
     location: str
     passwords: session.PasswordSource = field(default_factory=session.PasswordSource)
     name: str = ""  # a config name, e.g. "usb"; the location when empty
+    options: BackendOptions | None = None  # a configured repository's backend options
 
     @property
     def label(self) -> str:
@@ -71,7 +73,7 @@ def _one(
     status = DestinationStatus(dest.label, dest.location, OK)
     started = time.monotonic()
     try:
-        with session.opened(dest.location, dest.passwords) as dst:
+        with session.opened(dest.location, dest.passwords, options=dest.options) as dst:
             result: CopyResult = copy_snapshots(source, dst, req, options, progress)
         status.copied, status.already = result.copied, result.already
         status.bytes_added = result.stats.bytes_added
@@ -110,7 +112,8 @@ def replicate_from(
     location: str, passwords: session.PasswordSource, snapshot_ids: Sequence[str],
     destinations: Sequence[Destination], snapshot_filter: SnapshotFilter | None = None,
     options: CopyOptions | None = None, progress: Progress | None = None,
+    source_options: BackendOptions | None = None,
 ) -> list[DestinationStatus]:  # fmt: skip
     """Open the source (shared lock), then :func:`replicate`."""
-    with session.opened(location, passwords) as source:
+    with session.opened(location, passwords, options=source_options) as source:
         return replicate(source, snapshot_ids, destinations, snapshot_filter, options, progress)

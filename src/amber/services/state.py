@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import json
 import os
+import socket
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -155,6 +156,22 @@ class StateDB:
                 (run.ended, run.status, run.bytes_added, run.files, json.dumps(run.snapshot_ids),
                  json.dumps([d.__dict__ for d in run.destinations]), json.dumps(run.errors), run.id),
             )  # fmt: skip
+
+    def add(self, run: RunRecord) -> RunRecord:
+        """Insert a run that has already finished (a manual ``amber copy``) in one transaction."""
+        if run.status not in STATUSES:
+            raise ValueError(f"bad final status {run.status!r}")
+        run.ended = run.ended or time.time()
+        with self._db() as db:
+            cur = db.execute(
+                "INSERT INTO runs (job, started, ended, status, bytes_added, files, snapshot_ids,"
+                " destinations, errors, host, pid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (run.job, run.started, run.ended, run.status, run.bytes_added, run.files,
+                 json.dumps(run.snapshot_ids), json.dumps([d.__dict__ for d in run.destinations]),
+                 json.dumps(run.errors), socket.gethostname(), os.getpid()),
+            )  # fmt: skip
+        run.id = int(cur.lastrowid or 0)
+        return run
 
     def runs(self, job: str | None = None, limit: int = 100) -> list[RunRecord]:
         """Newest first."""
