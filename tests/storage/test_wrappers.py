@@ -105,7 +105,7 @@ class Flaky:
     def exists(self) -> bool:
         return self.inner.exists()
 
-    def save(self, handle: Handle, data: bytes | bytearray) -> None:
+    def save(self, handle: Handle, data: bytes | bytearray | memoryview) -> None:
         self._maybe("save")
         self.inner.save(handle, data)
 
@@ -363,7 +363,7 @@ class Slow(Flaky):
         self.peak = 0
         self.lock = threading.Lock()
 
-    def save(self, handle: Handle, data: bytes | bytearray) -> None:
+    def save(self, handle: Handle, data: bytes | bytearray | memoryview) -> None:
         with self.lock:
             self.active += 1
             self.peak = max(self.peak, self.active)

@@ -10,12 +10,12 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import zstandard
 
-from amber.errors import IntegrityError, ObjectNotFound
+from amber.errors import IntegrityError, ObjectNotFound, StorageError
 from amber.repository.crypto import OVERHEAD, MasterKey
 from amber.repository.index import (
     Index,
@@ -35,19 +35,13 @@ from amber.repository.pack import (
     pack_id,
     parse_pack,
 )
+from amber.repository.packer import OpenPack, Packer
 from amber.storage.base import Backend, FileType, Handle
 
-PACK_TARGET_SIZE = 16 * 1024 * 1024
 INDEX_FLUSH_PACKS = 16  # a crash re-uploads at most this many packs' data
 _ZSTD_MAX_WINDOW = 1 << 27
 _HEADER_GUESS = 64 * 1024  # one ranged load reads most pack headers whole
 _SCRATCH_MIN = 1 << 20
-
-
-@dataclass
-class _OpenPack:
-    buffer: bytearray = field(default_factory=bytearray)
-    blobs: list[PackedBlob] = field(default_factory=list)
 
 
 class EncodedBlob(NamedTuple):
@@ -82,7 +76,8 @@ class BlobStore:
         self.index = Index()
         self.stats = WriteStats()
         self._lock = threading.Lock()
-        self._open: dict[BlobType, _OpenPack] = {t: _OpenPack() for t in BlobType}
+        self._packer = Packer()
+        self._failed: BaseException | None = None  # a pack that could not be sealed or saved
         self._in_flight: set[bytes] = set()
         self._unindexed: dict[str, list[PackedBlob]] = {}
         self._local = threading.local()
@@ -185,14 +180,17 @@ class BlobStore:
             self._local.dctx = d
         return d
 
-    def encode_blob(self, data: bytes | memoryview) -> tuple[bytes, int]:
-        """Compress when it pays (saves over 1/32), then encrypt."""
-        raw_length = 0
-        payload: bytes | memoryview = data
+    def _compress(self, data: bytes | memoryview) -> tuple[bytes | memoryview, int]:
+        """The payload to seal and its raw length: zstd when it saves over 1/32, else ``data`` (0)."""
         if self.compression_level > 0 and len(data) > 64:
             packed = self._compressor().compress(data)
             if len(packed) < len(data) - len(data) // 32:
-                payload, raw_length = packed, len(data)
+                return packed, len(data)
+        return data, 0
+
+    def encode_blob(self, data: bytes | memoryview) -> tuple[bytes, int]:
+        """Compress when it pays, then encrypt: a blob as a pack stores it (§6)."""
+        payload, raw_length = self._compress(data)
         return self.key.encrypt(payload), raw_length
 
     def save(self, type: BlobType, data: bytes | memoryview, blob_id: bytes | None = None) -> bool:
@@ -203,11 +201,8 @@ class BlobStore:
             if blob_id in self.index or blob_id in self._in_flight:
                 return False
             self._in_flight.add(blob_id)
-        sealed, raw_length = self.encode_blob(data)
-        with self._lock:
-            full = self._append_locked(type, blob_id, sealed, raw_length, len(data))
-        if full is not None:
-            self._write_pack(full)
+        payload, raw_length = self._compress(data)
+        self._seal(type, blob_id, payload, raw_length, len(data))
         return True
 
     def save_encoded(self, type: BlobType, blob_id: bytes, blob: EncodedBlob) -> bool:
@@ -218,40 +213,94 @@ class BlobStore:
         ID of ``blob.plain``. A store that does not compress keeps the plaintext.
         Returns True if the blob was new.
         """
-        if blob_id in self.index or blob_id in self._in_flight:
-            return False  # checked again under the lock; this spares the encryption
         payload, raw_length = blob.payload, blob.raw_length
         if raw_length and self.compression_level <= 0:
             payload, raw_length = blob.plain, 0
-        sealed = self._scratch("seal_buf", len(payload) + OVERHEAD)
-        self.key.encrypt_into(payload, sealed)
         with self._lock:
             if blob_id in self.index or blob_id in self._in_flight:
                 return False
             self._in_flight.add(blob_id)
-            full = self._append_locked(type, blob_id, sealed, raw_length, len(blob.plain))
-        if full is not None:
-            self._write_pack(full)
+        self._seal(type, blob_id, payload, raw_length, len(blob.plain))
         return True
 
-    def _append_locked(
-        self, type: BlobType, blob_id: bytes, sealed: bytes | bytearray | memoryview, raw_length: int,
-        plain_length: int,
-    ) -> _OpenPack | None:  # fmt: skip
-        """Append a sealed blob to the open pack (caller holds the lock); returns the pack once full."""
-        pack = self._open[type]
-        pack.blobs.append(PackedBlob(type, blob_id, len(pack.buffer), len(sealed), raw_length))
-        pack.buffer += sealed
-        self.stats.raw_bytes += plain_length
-        self.stats.stored_bytes += len(sealed)
-        if type is BlobType.DATA:
-            self.stats.data_blobs += 1
-        else:
-            self.stats.tree_blobs += 1
-        if len(pack.buffer) >= PACK_TARGET_SIZE:
-            self._open[type] = _OpenPack()
-            return pack
-        return None
+    def _seal(
+        self, type: BlobType, blob_id: bytes, payload: bytes | memoryview, raw_length: int, plain_length: int
+    ) -> None:
+        """Encrypt ``payload`` straight into a slot reserved in the open pack; write packs that fill up."""
+        size = len(payload) + OVERHEAD
+        with self._lock:
+            self._raise_if_failed()
+            pack, offset, ready = self._packer.reserve(type, blob_id, size, raw_length)
+            self.stats.raw_bytes += plain_length
+            self.stats.stored_bytes += size
+            if type is BlobType.DATA:
+                self.stats.data_blobs += 1
+            else:
+                self.stats.tree_blobs += 1
+        try:
+            with memoryview(pack.buffer) as view:
+                self.key.encrypt_into(payload, view[offset : offset + size])
+        except BaseException as exc:
+            pack.poisoned = True  # a slot of garbage: the pack must never be written
+            with self._lock:
+                self._failed = self._failed or exc
+                done = self._packer.filled(pack)
+            if done:
+                self._write_pack(pack)  # drops it
+            if ready is not None:
+                self._write_pack(ready)
+            raise
+        with self._lock:
+            done = self._packer.filled(pack)
+        if ready is not None:
+            self._write_pack(ready)
+        if done:
+            self._write_pack(pack)
+
+    def _raise_if_failed(self) -> None:
+        """A pack that could not be sealed or saved loses blobs that callers counted as stored:
+        refuse to go on, so no index or snapshot can reference them."""
+        failed = self._failed
+        if isinstance(failed, Exception):
+            raise failed  # the same error (e.g. DiskFull) in every thread that meets it
+        if failed is not None:
+            raise StorageError("an earlier pack write was interrupted") from failed
+
+    def _write_pack(self, pack: OpenPack) -> None:
+        if pack.poisoned:
+            with self._lock:
+                self._in_flight.difference_update(b.id for b in pack.blobs)
+            return
+        try:
+            header = encode_header(pack.blobs, self.key.encrypt)
+            end = pack.used + len(header)
+            data: bytes | memoryview
+            if end <= len(pack.buffer):
+                pack.buffer[pack.used : end] = header
+                data = memoryview(pack.buffer)[:end]
+            else:  # a header larger than the headroom (many tiny blobs): rare, so a copy is fine
+                data = bytes(memoryview(pack.buffer)[: pack.used]) + header
+            name = pack_id(data)
+            try:
+                self.backend.save(Handle(FileType.PACK, name), data)
+            finally:
+                if isinstance(data, memoryview):
+                    data.release()
+        except BaseException as exc:
+            with self._lock:
+                self._failed = self._failed or exc
+                self._in_flight.difference_update(b.id for b in pack.blobs)
+            raise
+        flush_index = False
+        with self._lock:
+            self._packer.recycle(pack)
+            self.index.add_pack(name, pack.blobs)
+            self._in_flight.difference_update(b.id for b in pack.blobs)
+            self._unindexed[name] = pack.blobs
+            self.stats.packs += 1
+            flush_index = len(self._unindexed) >= INDEX_FLUSH_PACKS
+        if flush_index:
+            self._write_index()
 
     def _scratch(self, name: str, size: int) -> memoryview:
         """``size`` bytes of a per-thread buffer reused from blob to blob (no allocation,
@@ -261,21 +310,6 @@ class BlobStore:
             buf = bytearray(max(size, _SCRATCH_MIN))
             setattr(self._local, name, buf)
         return memoryview(buf)[:size]
-
-    def _write_pack(self, pack: _OpenPack) -> None:
-        pack.buffer += encode_header(pack.blobs, self.key.encrypt)
-        name = pack_id(pack.buffer)
-        self.backend.save(Handle(FileType.PACK, name), pack.buffer)
-        pack.buffer = bytearray()  # release 16 MiB now, not when the caller returns
-        flush_index = False
-        with self._lock:
-            self.index.add_pack(name, pack.blobs)
-            self._in_flight.difference_update(b.id for b in pack.blobs)
-            self._unindexed[name] = pack.blobs
-            self.stats.packs += 1
-            flush_index = len(self._unindexed) >= INDEX_FLUSH_PACKS
-        if flush_index:
-            self._write_index()
 
     def _write_index(self) -> None:
         with self._lock:
@@ -289,12 +323,18 @@ class BlobStore:
             self.index_files[name] = list(packs)
 
     def flush(self) -> None:
-        """Save partly filled packs, then the index for every new pack."""
+        """Save partly filled packs, then the index for every new pack.
+
+        Raises if any pack of this store failed to be sealed or saved: its blobs
+        are gone, and an index or snapshot written now could reference them.
+        """
         with self._lock:
-            pending = [p for p in self._open.values() if p.blobs]
-            self._open = {t: _OpenPack() for t in BlobType}
+            self._raise_if_failed()
+            pending = self._packer.close_all()
         for pack in pending:
             self._write_pack(pack)
+        with self._lock:
+            self._raise_if_failed()
         self._write_index()
 
     # -- reading ----------------------------------------------------------

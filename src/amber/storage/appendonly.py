@@ -38,7 +38,7 @@ class AppendOnlyBackend:
     def exists(self) -> bool:
         return self.inner.exists()
 
-    def save(self, handle: Handle, data: bytes | bytearray) -> None:
+    def save(self, handle: Handle, data: bytes | bytearray | memoryview) -> None:
         if handle.type not in MUTABLE and self._present(handle):
             raise AppendOnlyViolation(
                 f"append-only repository: refusing to overwrite {_describe(handle)}"

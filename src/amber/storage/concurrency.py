@@ -31,7 +31,7 @@ class ConcurrencyLimitedBackend:
         with self._slots:
             return self.inner.exists()
 
-    def save(self, handle: Handle, data: bytes | bytearray) -> None:
+    def save(self, handle: Handle, data: bytes | bytearray | memoryview) -> None:
         with self._slots:
             self.inner.save(handle, data)
 

@@ -102,7 +102,7 @@ class FaultInjectingBackend:
     def exists(self) -> bool:
         return self._run("exists", self.inner.exists)
 
-    def save(self, handle: Handle, data: bytes | bytearray) -> None:
+    def save(self, handle: Handle, data: bytes | bytearray | memoryview) -> None:
         self._run("save", lambda: self.inner.save(handle, data))
 
     def load(self, handle: Handle, offset: int = 0, length: int | None = None) -> bytes:

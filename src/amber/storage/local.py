@@ -49,7 +49,7 @@ class LocalBackend:
         return (self.root / "config").is_file()
 
     # -- objects ----------------------------------------------------------
-    def save(self, handle: Handle, data: bytes | bytearray) -> None:
+    def save(self, handle: Handle, data: bytes | bytearray | memoryview) -> None:
         """Write atomically: temp file, fsync, rename, fsync the directory."""
         path = self._path(handle)
         tmp = path.with_name(f"{_TMP_PREFIX}{path.name}-{secrets.token_hex(4)}")

@@ -70,7 +70,7 @@ class RateLimitedBackend:
     def exists(self) -> bool:
         return self.inner.exists()
 
-    def save(self, handle: Handle, data: bytes | bytearray) -> None:
+    def save(self, handle: Handle, data: bytes | bytearray | memoryview) -> None:
         if self.upload is not None:
             self.upload.take(len(data))
         self.inner.save(handle, data)

@@ -95,7 +95,7 @@ class RcloneBackend:
     def exists(self) -> bool:
         return self._server().exists()
 
-    def save(self, handle: Handle, data: bytes | bytearray) -> None:
+    def save(self, handle: Handle, data: bytes | bytearray | memoryview) -> None:
         self._server().save(handle, data)
 
     def load(self, handle: Handle, offset: int = 0, length: int | None = None) -> bytes:

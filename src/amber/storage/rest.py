@@ -96,7 +96,7 @@ class RestBackend:
             raise _status_error(resp.status_code, "config")
         return True
 
-    def save(self, handle: Handle, data: bytes | bytearray) -> None:
+    def save(self, handle: Handle, data: bytes | bytearray | memoryview) -> None:
         what = describe(handle)
         resp = self._request(
             "POST", self._url(handle), what, content=bytes(data),

@@ -141,7 +141,7 @@ class RetryingBackend:
     def exists(self) -> bool:
         return self._call("exists", self.inner.exists)
 
-    def save(self, handle: Handle, data: bytes | bytearray) -> None:
+    def save(self, handle: Handle, data: bytes | bytearray | memoryview) -> None:
         self._call(f"save {_describe(handle)}", lambda: self.inner.save(handle, data), len(data))
 
     def load(self, handle: Handle, offset: int = 0, length: int | None = None) -> bytes:

@@ -186,7 +186,7 @@ class S3Backend:
             return False
         return True
 
-    def save(self, handle: Handle, data: bytes | bytearray) -> None:
+    def save(self, handle: Handle, data: bytes | bytearray | memoryview) -> None:
         body = bytes(data)
         kwargs: dict[str, Any] = {
             "Key": self._key(handle),

@@ -268,7 +268,7 @@ class SftpBackend:
             except FileNotFoundError:
                 return False
 
-    def save(self, handle: Handle, data: bytes | bytearray) -> None:
+    def save(self, handle: Handle, data: bytes | bytearray | memoryview) -> None:
         path = self._abs(object_path(handle))
         directory, _, name = path.rpartition("/")
         tmp = f"{directory}/{TMP_PREFIX}{name}-{secrets.token_hex(4)}"
