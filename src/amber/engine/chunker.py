@@ -38,13 +38,19 @@ class Chunker:
 
     ``seed`` (from the repository key) alters the gear table so boundaries do
     not reveal content to someone who sees only chunk sizes.
+
+    Not thread-safe: streams are read through one buffer that the chunker keeps
+    from file to file (pyfastcdc's own stream reader allocates and zero-fills a
+    fresh 2 x max-size buffer per file), so use one chunker per thread.
     """
 
     def __init__(self, avg: int, minimum: int, maximum: int, seed: int) -> None:
         self.min_size = minimum
+        self.max_size = maximum
         self._cdc = pyfastcdc.FastCDC(
             avg, min_size=minimum, max_size=maximum, normalized_chunking=1, seed=seed
         )
+        self._buffer: bytearray | None = None
 
     def chunks(self, buf: bytes | memoryview) -> Iterator[memoryview]:
         """Chunks of an in-memory buffer (views into it)."""
@@ -60,12 +66,40 @@ class Chunker:
         digest = _Digest()
         reader = HashingReader(stream, digest.hash)
         digest.reader = reader
+        return self._stream(reader), digest
 
-        def gen() -> Iterator[memoryview]:
-            for c in self._cdc.cut_stream(reader):
-                yield c.data
-
-        return gen(), digest
+    def _stream(self, reader: HashingReader) -> Iterator[memoryview]:
+        # A cut depends on at most ``max_size`` bytes from the chunk's start, so a
+        # chunk found in the buffer is final when that much data (or the end of
+        # the stream) follows its start; the rest moves to the front for the next fill.
+        if self._buffer is None:
+            self._buffer = bytearray(2 * self.max_size)
+        buf, max_size = self._buffer, self.max_size
+        view = memoryview(buf)
+        filled, eof = 0, False
+        try:
+            while True:
+                while not eof and filled < len(buf):
+                    n = reader.readinto(view[filled:])
+                    if n <= 0:
+                        eof = True
+                    filled += n
+                if filled == 0:
+                    return
+                start = 0
+                for c in self._cdc.cut_buf(view[:filled]):
+                    if not eof and c.offset + max_size > filled:
+                        break
+                    start = c.offset + c.length
+                    yield view[c.offset : start]
+                if eof:
+                    return
+                # memoryview to memoryview: one memmove; bytearray slice assignment
+                # would first copy the source into a temporary bytearray.
+                view[: filled - start] = view[start:filled]
+                filled -= start
+        finally:
+            view.release()
 
 
 class _Digest:

@@ -42,6 +42,8 @@ INDEX_FLUSH_PACKS = 16  # a crash re-uploads at most this many packs' data
 _ZSTD_MAX_WINDOW = 1 << 27
 _HEADER_GUESS = 64 * 1024  # one ranged load reads most pack headers whole
 _SCRATCH_MIN = 1 << 20
+_PROBE = 16 * 1024  # bytes per sample in the compressibility probe
+_PROBE_MIN = 256 * 1024  # smaller blobs are compressed without a probe
 
 
 class EncodedBlob(NamedTuple):
@@ -183,10 +185,23 @@ class BlobStore:
     def _compress(self, data: bytes | memoryview) -> tuple[bytes | memoryview, int]:
         """The payload to seal and its raw length: zstd when it saves over 1/32, else ``data`` (0)."""
         if self.compression_level > 0 and len(data) > 64:
+            if len(data) >= _PROBE_MIN and not self._worth_compressing(data):
+                return data, 0
             packed = self._compressor().compress(data)
             if len(packed) < len(data) - len(data) // 32:
                 return packed, len(data)
         return data, 0
+
+    def _worth_compressing(self, data: bytes | memoryview) -> bool:
+        """Compress three samples (start, middle, end) before a large blob: already
+        compressed data (media, archives) then costs neither the compression nor an
+        output buffer of its size, as with borg's ``auto`` mode."""
+        view, n = memoryview(data), len(data)
+        compress = self._compressor().compress
+        stored = 0
+        for at in (0, (n - _PROBE) // 2, n - _PROBE):
+            stored += len(compress(view[at : at + _PROBE]))
+        return stored < 3 * _PROBE - (3 * _PROBE) // 32
 
     def encode_blob(self, data: bytes | memoryview) -> tuple[bytes, int]:
         """Compress when it pays, then encrypt: a blob as a pack stores it (§6)."""
