@@ -20,10 +20,12 @@ import stat
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import IO, Protocol
 
+from amber.engine import prewarm
 from amber.engine.filereader import BlobSaver, ContentReader, FileContent
 from amber.engine.metadata import (
     group_name,
@@ -48,7 +50,7 @@ from amber.engine.smallfiles import (
 from amber.repository import Node, Summary, Tree
 
 _LEAF: dict[bytes, object] = {}
-_AHEAD = 16  # subdirectories of one directory listed ahead of the walk at a time
+SCANNER_THREADS = 4  # listing threads when no prewarm helper runs
 
 
 class TreeStore(Protocol):
@@ -56,12 +58,15 @@ class TreeStore(Protocol):
 
     def load_tree(self, tree_id: bytes) -> Tree: ...
 
+    def load_trees(self, tree_ids: Sequence[bytes]) -> list[Tree | None]: ...
+
 
 @dataclass
 class ArchiveOptions:
     excludes: PathMatcher = field(default_factory=lambda: PathMatcher([]))
     one_file_system: bool = False
     workers: int = max(2, os.cpu_count() or 2)  # threads beyond the cores only add GIL hand-offs
+    prewarm: bool = True  # walk the metadata ahead in a helper process (see engine/prewarm.py)
 
 
 @dataclass
@@ -83,13 +88,12 @@ class _Dir:
     dev: int | None
     prev_id: bytes = b""  # this directory's tree in the parent snapshot
     prev_nodes: list[Node] = field(default_factory=list)
-    ahead: list[tuple[bytes, bytes]] = field(default_factory=list)  # subdirectories to list ahead
     pos: int = 0
     nodes: list[Node] = field(default_factory=list)
     pending: list[tuple[Node, PendingContent, Node | None]] = field(default_factory=list)
     batch: list[tuple[bytes, os.stat_result]] = field(default_factory=list)
     batch_bytes: int = 0
-    batch_future: BatchFuture = field(default_factory=Future)
+    batch_future: BatchFuture | None = None  # made with the batch's first file
 
 
 def _fsdecode(path: bytes) -> str:
@@ -117,7 +121,8 @@ class Archiver:
         self._slots = threading.BoundedSemaphore(self._opts.workers * 32)
         self._hardlinks: dict[tuple[int, int], Future[FileContent]] = {}
         self._counted: set[int] = set()
-        self._scanner = DirScanner(self._load_nodes)  # threads start on first use
+        self._quiet = isinstance(self._progress, NullProgress)  # no per-file progress calls needed
+        self._scanner = DirScanner(self._load_trees, self._subdirs, threads=0)  # replaced in archive()
 
     # -- public -------------------------------------------------------------
     def archive(self, paths: list[bytes], parent_tree: bytes | None) -> ArchiveResult:
@@ -136,25 +141,34 @@ class Archiver:
                     node[parts[-1]] = _LEAF
                 else:
                     trie = _LEAF  # backing up "/" itself
+        helper = None
+        if self._opts.prewarm:
+            helper = prewarm.start(paths, self._opts.excludes, self._opts.one_file_system)
+        # With the helper reading metadata ahead, listing in line beats scanner threads:
+        # their GIL hand-offs cost more than the (then cached) lstat calls.
+        threads = 0 if helper is not None and helper.running else SCANNER_THREADS
+        self._scanner = DirScanner(self._load_trees, self._subdirs, threads=threads)
         try:
             with ThreadPoolExecutor(self._opts.workers, thread_name_prefix="archiver") as pool:
                 whole = trie is _LEAF
                 parent = parent_tree or b""
-                listing, ahead = self._list(b"/", parent) if whole else (self._prefix(b"", trie, parent), [])
+                dev = os.lstat(b"/").st_dev if whole else None
+                listing = self._list(b"/", parent, dev) if whole else self._prefix(b"", trie, parent)
                 root = _Dir(
                     path=b"",
                     entries=listing.entries,
                     only=None if whole else trie,
                     previous=listing.by_name,
                     node=None,
-                    dev=os.lstat(b"/").st_dev if whole else None,
+                    dev=dev,
                     prev_id=parent if listing.loaded else b"",
                     prev_nodes=listing.previous,
-                    ahead=ahead,
                 )
                 tree_id = self._walk(root, pool)
         finally:
             self._scanner.close()
+            if helper is not None:
+                helper.stop()
         return self._result(tree_id, started)
 
     def archive_stream(self, name: bytes, stream: IO[bytes]) -> ArchiveResult:
@@ -180,11 +194,15 @@ class Archiver:
         return ArchiveResult(tree_id, self._summary, self._skipped, self._changed, self._notes)
 
     def _load_nodes(self, tree_id: bytes) -> list[Node] | None:
-        """Nodes of a parent snapshot's tree, None if unreadable; runs on scanner threads too."""
+        """Nodes of a parent snapshot's tree, None if unreadable."""
+        return self._load_trees([tree_id])[0]
+
+    def _load_trees(self, tree_ids: Sequence[bytes]) -> list[list[Node] | None]:
+        """Nodes of parent snapshot trees, None where unreadable; runs on scanner threads."""
         try:
-            return self._trees.load_tree(tree_id).nodes
+            return [t.nodes if t is not None else None for t in self._trees.load_trees(tree_ids)]
         except Exception:  # a damaged parent only costs re-reading files
-            return None
+            return [None] * len(tree_ids)
 
     def _prefix(self, path: bytes, only: dict[bytes, object], previous: bytes) -> Listing:
         """A directory above the backup paths: only the named entries."""
@@ -194,30 +212,30 @@ class Archiver:
         self._skipped.append(_fsdecode(path))
         self._progress.error(path, why)
 
-    def _list(self, path: bytes, previous: bytes) -> tuple[Listing, list[tuple[bytes, bytes]]]:
-        """A directory's listing and parent tree, and its subdirectories to list ahead.
-
-        The first ``_AHEAD`` of them start in the background now; each directory
-        the walk enters starts one more (see ``_visit``), so a directory with
-        thousands of subdirectories does not hold thousands of listings at once.
-        """
-        listing = self._scanner.listing(path, previous)
+    def _list(self, path: bytes, previous: bytes, dev: int | None) -> Listing:
+        """A directory's listing and parent tree; the scanner lists its subdirectories ahead."""
+        listing = self._scanner.listing(path, previous, dev)
         if listing.error is not None:
             self._skip(path, f"cannot list directory: {listing.error.strerror}")
-            return listing, []
+        return listing
+
+    def _subdirs(self, path: bytes, listing: Listing, dev: int | None) -> list[tuple[bytes, bytes]]:
+        """The subdirectories of a listed directory that ``_visit`` will enter, with their parent trees.
+
+        Runs on scanner threads. ``dev`` is the listed directory's filesystem.
+        """
         excludes = self._opts.excludes
+        cross = not self._opts.one_file_system
         by_name = listing.by_name
         base = path.rstrip(b"/") + b"/"
-        ahead = []
+        out = []
         for name, st in listing.entries:
             if st.__class__ is os.stat_result and stat.S_ISDIR(st.st_mode):  # type: ignore[union-attr]
                 child = base + name
-                if not (excludes and excludes.matches(child, name)):
+                if (cross or st.st_dev == dev) and not (excludes and excludes.matches(child, name)):  # type: ignore[union-attr]
                     prev = by_name.get(name)
-                    ahead.append((child, prev.subtree if prev is not None and prev.type == "dir" else b""))
-        for child, prev_id in ahead[:_AHEAD]:
-            self._scanner.prefetch(child, prev_id)
-        return listing, ahead[_AHEAD:]
+                    out.append((child, prev.subtree if prev is not None and prev.type == "dir" else b""))
+        return out
 
     def _walk(self, root: _Dir, pool: ThreadPoolExecutor) -> bytes:
         stack = [root]
@@ -232,6 +250,10 @@ class Archiver:
                 while finished and all(f.done() for _, f, _ in finished[0].pending):
                     root_id = self._finalize(finished.popleft())
                 continue
+            if d.previous and d.only is None:
+                self._reuse_unchanged_files(d)
+                if d.pos >= len(d.entries):
+                    continue
             name, st = d.entries[d.pos]
             d.pos += 1
             child = self._visit(d, name, st, pool)
@@ -283,23 +305,54 @@ class Archiver:
             self._add_file(d, node, prev, path, st, pool)
         elif kind == "dir":
             self._summary.dirs += 1
-            if d.ahead:  # keep _AHEAD listings of this directory's subdirectories under way
-                self._scanner.prefetch(*d.ahead.pop(0))
             dev = st.st_dev if (d.dev is None or only is _LEAF) else d.dev
             if self._opts.one_file_system and not is_prefix and st.st_dev != dev:
                 self._notes.append(f"not crossing into filesystem at {_fsdecode(path)}")
                 return _Dir(path, [], {}, {}, node, dev)
             prev_id = prev.subtree if prev is not None and prev.type == "dir" else b""
-            ahead: list[tuple[bytes, bytes]] = []
             if is_prefix:
                 assert isinstance(only, dict)
                 listing, restrict = self._prefix(path, only, prev_id), only
             else:
-                (listing, ahead), restrict = self._list(path, prev_id), None
+                listing, restrict = self._list(path, prev_id, dev), None
             return _Dir(path, listing.entries, restrict, listing.by_name, node, dev,
-                        prev_id=prev_id if listing.loaded else b"", prev_nodes=listing.previous,
-                        ahead=ahead)  # fmt: skip
+                        prev_id=prev_id if listing.loaded else b"", prev_nodes=listing.previous)  # fmt: skip
         return None
+
+    def _reuse_unchanged_files(self, d: _Dir) -> None:
+        """Take the run of unchanged files at ``d.pos`` as they are.
+
+        The same rule as in ``_visit``, in a tight loop: in an unchanged
+        re-backup this is nearly every entry.
+        """
+        entries, previous, nodes = d.entries, d.previous, d.nodes
+        has, excludes = self._saver.has, self._opts.excludes or None
+        stat_result = os.stat_result
+        pos = start = d.pos
+        total = 0
+        while pos < len(entries):
+            name, st = entries[pos]
+            prev = previous.get(name)
+            if (
+                prev is None
+                or st.__class__ is not stat_result
+                or prev.ctime_ns != st.st_ctime_ns  # type: ignore[union-attr]
+                or not same_file_node(prev, st)  # type: ignore[arg-type]
+                or not unchanged_content(prev, st, has)  # type: ignore[arg-type]
+                or (excludes is not None and excludes.matches(d.path + b"/" + name, name))
+            ):
+                break
+            nodes.append(prev)  # shared with the parent tree: never mutated
+            total += prev.size
+            if not self._quiet:
+                self._count_unchanged(d.path + b"/" + name, prev.size)
+            pos += 1
+        if self._quiet and pos > start:
+            summary = self._summary
+            summary.total_files += pos - start
+            summary.files_unmodified += pos - start
+            summary.total_bytes += total
+        d.pos = pos
 
     def _count_unchanged(self, path: bytes, size: int) -> None:
         summary = self._summary
@@ -323,6 +376,8 @@ class Archiver:
             self._progress.bytes_done(st.st_size)
             return
         if st.st_size < SMALL_FILE and st.st_nlink == 1:
+            if d.batch_future is None:
+                d.batch_future = Future()
             d.pending.append((node, BatchItem(d.batch_future, len(d.batch)), prev))
             d.batch.append((path, st))
             d.batch_bytes += st.st_size
@@ -343,7 +398,8 @@ class Archiver:
         if not d.batch:
             return
         items, future = d.batch, d.batch_future
-        d.batch, d.batch_bytes, d.batch_future = [], 0, Future()
+        assert future is not None
+        d.batch, d.batch_bytes, d.batch_future = [], 0, None
         self._slots.acquire()
         job = pool.submit(read_batch, self._reader, items, future)
         job.add_done_callback(lambda _f: self._slots.release())

@@ -7,7 +7,7 @@ import hashlib
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import msgspec
 
@@ -25,6 +25,7 @@ from amber.errors import (
 )
 from amber.repository.blobstore import BlobStore
 from amber.repository.crypto import KdfParams, MasterKey
+from amber.repository.index import Location
 from amber.repository.keys import KeyInfo, describe_key, unwrap_key, wrap_master_key
 from amber.repository.lock import Lock, LockInfo
 from amber.repository.model import (
@@ -43,6 +44,8 @@ FORMAT_VERSION = 1
 CHUNK_AVG = 1 << 20  # pyfastcdc: mean chunk ~ avg + min = 1.25 MiB
 CHUNK_MIN = 256 * 1024
 CHUNK_MAX = 8 << 20
+_TREE_READ_GAP = 64 * 1024  # load_trees: read across gaps up to this many bytes
+_TREE_READ_SPAN = 4 << 20  # load_trees: at most this many bytes per read
 
 
 class RepoConfig(msgspec.Struct):
@@ -132,6 +135,43 @@ class Repository:
             if len(self._tree_cache) > 256:
                 self._tree_cache.popitem(last=False)
         return tree
+
+    def load_trees(self, tree_ids: Sequence[bytes]) -> list[Tree | None]:
+        """Several trees with few reads: one ranged read per run of nearby blobs in a pack.
+
+        For walks that load many trees once each (the archiver's parent trees):
+        the tree cache is neither consulted nor filled. None marks a tree that
+        is not indexed or cannot be read, decrypted or decoded.
+        """
+        out: list[Tree | None] = [None] * len(tree_ids)
+        where: dict[bytes, list[int]] = {}
+        for i, tid in enumerate(tree_ids):
+            where.setdefault(tid, []).append(i)
+        by_pack: dict[str, list[tuple[bytes, Location]]] = {}
+        for tid in where:
+            loc = self.blobs.index.lookup(tid)
+            if loc is not None:
+                by_pack.setdefault(loc.pack, []).append((tid, loc))
+        for pack, items in by_pack.items():
+            items.sort(key=lambda item: item[1].offset)
+            runs: list[list[tuple[bytes, Location]]] = []
+            start = end = -_TREE_READ_SPAN
+            for tid, loc in items:  # a new read after a gap, or when the span grows too long
+                if loc.offset - end > _TREE_READ_GAP or loc.offset + loc.length - start > _TREE_READ_SPAN:
+                    runs.append([])
+                    start = loc.offset
+                runs[-1].append((tid, loc))
+                end = max(end, loc.offset + loc.length)
+            for run in runs:
+                with contextlib.suppress(AmberError):  # the pack is missing or unreadable
+                    for tid, plain in self.blobs.load_from_pack(pack, run):
+                        with contextlib.suppress(IntegrityError):
+                            if isinstance(plain, IntegrityError):
+                                raise plain
+                            tree = decode_tree(plain)
+                            for i in where[tid]:
+                                out[i] = tree
+        return out
 
     # -- snapshots -----------------------------------------------------------
     def save_snapshot(self, snapshot: Snapshot) -> str:
