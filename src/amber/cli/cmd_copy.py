@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from amber.cli.context import AppContext, make_passwords, pass_app
+from amber.cli.memory import favour_throughput
 from amber.cli.options import make_filter, snapshot_filter_options
 from amber.cli.output import BarProgress, emit_json, err_console, human_bytes, plain
 from amber.errors import AmberError, UsageError
@@ -74,6 +75,7 @@ def copy(
         source, targets, src_pw, dst_pw,
         copy_service.CopyRequest(list(snapshot_ids), make_filter(hosts, tags, paths)), app.config_path,
     )  # fmt: skip
+    favour_throughput()
     progress: Any = BarProgress("copy") if sys.stderr.isatty() and not as_json else None
     with progress if progress is not None else nullcontext():
         outcome = manual_copy.manual_copy(job, progress)
