@@ -41,7 +41,7 @@ from amber.engine.gctuning import rarer_gc
 from amber.engine.progress import NullProgress, Progress
 from amber.errors import AmberError, IntegrityError, ObjectNotFound
 from amber.repository import BlobType, Location, Node, Tree
-from amber.repository.blobstore import EncodedBlob
+from amber.repository.codec import EncodedBlob
 from amber.repository.model import encode_tree
 
 BlobId = Callable[[bytes | memoryview], bytes]

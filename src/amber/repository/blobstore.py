@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import NamedTuple
-
-import zstandard
+from typing import TypeVar
 
 from amber.errors import IntegrityError, ObjectNotFound, StorageError
+from amber.repository.codec import BlobCodec, EncodedBlob
 from amber.repository.crypto import OVERHEAD, MasterKey
 from amber.repository.index import (
     Index,
@@ -38,25 +37,10 @@ from amber.repository.pack import (
 from amber.repository.packer import OpenPack, Packer
 from amber.storage.base import Backend, FileType, Handle
 
+_Decoded = TypeVar("_Decoded")
+
 INDEX_FLUSH_PACKS = 16  # a crash re-uploads at most this many packs' data
-_ZSTD_MAX_WINDOW = 1 << 27
 _HEADER_GUESS = 64 * 1024  # one ranged load reads most pack headers whole
-_SCRATCH_MIN = 1 << 20
-_PROBE = 16 * 1024  # bytes per sample in the compressibility probe
-_PROBE_MIN = 256 * 1024  # smaller blobs are compressed without a probe
-
-
-class EncodedBlob(NamedTuple):
-    """A stored blob after decryption (§6): what was sealed, and its plaintext.
-
-    ``payload`` is the zstd frame when ``raw_length`` > 0, else the plaintext
-    itself. ``plain`` has been verified against the blob's ID. Either may be a
-    view of a per-thread buffer that the next blob read reuses.
-    """
-
-    payload: bytes | memoryview
-    raw_length: int
-    plain: bytes | memoryview
 
 
 @dataclass
@@ -74,7 +58,7 @@ class BlobStore:
     def __init__(self, backend: Backend, key: MasterKey, compression_level: int = 3) -> None:
         self.backend = backend
         self.key = key
-        self.compression_level = compression_level
+        self.codec = BlobCodec(key, compression_level)
         self.index = Index()
         self.stats = WriteStats()
         self._lock = threading.Lock()
@@ -82,7 +66,6 @@ class BlobStore:
         self._failed: BaseException | None = None  # a pack that could not be sealed or saved
         self._in_flight: set[bytes] = set()
         self._unindexed: dict[str, list[PackedBlob]] = {}
-        self._local = threading.local()
         self.index_files: dict[str, list[str]] = {}  # loaded or written index file -> its packs
         self.pending: dict[str, PendingDeletion] = {}  # deletion markers by index file name
 
@@ -159,54 +142,21 @@ class BlobStore:
         self.index_files.pop(name, None)
         self.pending.pop(name, None)
 
+    @property
+    def compression_level(self) -> int:
+        return self.codec.compression_level
+
     def set_compression_level(self, level: int) -> None:
         """Compress blobs saved from now on at ``level`` (prune --recompress)."""
-        self.compression_level = level
+        self.codec.compression_level = level
 
     def has(self, blob_id: bytes) -> bool:
         return blob_id in self.index or blob_id in self._in_flight
 
     # -- writing ----------------------------------------------------------
-    def _compressor(self) -> zstandard.ZstdCompressor:
-        c = getattr(self._local, "cctx", None)
-        if c is None or getattr(self._local, "level", None) != self.compression_level:
-            c = zstandard.ZstdCompressor(level=self.compression_level)
-            self._local.cctx = c
-            self._local.level = self.compression_level
-        return c
-
-    def _decompressor(self) -> zstandard.ZstdDecompressor:
-        d = getattr(self._local, "dctx", None)
-        if d is None:
-            d = zstandard.ZstdDecompressor(max_window_size=_ZSTD_MAX_WINDOW)
-            self._local.dctx = d
-        return d
-
-    def _compress(self, data: bytes | memoryview) -> tuple[bytes | memoryview, int]:
-        """The payload to seal and its raw length: zstd when it saves over 1/32, else ``data`` (0)."""
-        if self.compression_level > 0 and len(data) > 64:
-            if len(data) >= _PROBE_MIN and not self._worth_compressing(data):
-                return data, 0
-            packed = self._compressor().compress(data)
-            if len(packed) < len(data) - len(data) // 32:
-                return packed, len(data)
-        return data, 0
-
-    def _worth_compressing(self, data: bytes | memoryview) -> bool:
-        """Compress three samples (start, middle, end) before a large blob: already
-        compressed data (media, archives) then costs neither the compression nor an
-        output buffer of its size, as with borg's ``auto`` mode."""
-        view, n = memoryview(data), len(data)
-        compress = self._compressor().compress
-        stored = 0
-        for at in (0, (n - _PROBE) // 2, n - _PROBE):
-            stored += len(compress(view[at : at + _PROBE]))
-        return stored < 3 * _PROBE - (3 * _PROBE) // 32
-
     def encode_blob(self, data: bytes | memoryview) -> tuple[bytes, int]:
         """Compress when it pays, then encrypt: a blob as a pack stores it (§6)."""
-        payload, raw_length = self._compress(data)
-        return self.key.encrypt(payload), raw_length
+        return self.codec.encode(data)
 
     def save(self, type: BlobType, data: bytes | memoryview, blob_id: bytes | None = None) -> bool:
         """Store a blob unless already present. Returns True if it was new."""
@@ -216,7 +166,7 @@ class BlobStore:
             if blob_id in self.index or blob_id in self._in_flight:
                 return False
             self._in_flight.add(blob_id)
-        payload, raw_length = self._compress(data)
+        payload, raw_length = self.codec.compress(data)
         self._seal(type, blob_id, payload, raw_length, len(data))
         return True
 
@@ -229,7 +179,7 @@ class BlobStore:
         Returns True if the blob was new.
         """
         payload, raw_length = blob.payload, blob.raw_length
-        if raw_length and self.compression_level <= 0:
+        if raw_length and self.codec.compression_level <= 0:
             payload, raw_length = blob.plain, 0
         with self._lock:
             if blob_id in self.index or blob_id in self._in_flight:
@@ -317,15 +267,6 @@ class BlobStore:
         if flush_index:
             self._write_index()
 
-    def _scratch(self, name: str, size: int) -> memoryview:
-        """``size`` bytes of a per-thread buffer reused from blob to blob (no allocation,
-        no page faults for large blobs). A buffer still viewed is replaced, not resized."""
-        buf: bytearray | None = getattr(self._local, name, None)
-        if buf is None or len(buf) < size:
-            buf = bytearray(max(size, _SCRATCH_MIN))
-            setattr(self._local, name, buf)
-        return memoryview(buf)[:size]
-
     def _write_index(self) -> None:
         with self._lock:
             packs, self._unindexed = self._unindexed, {}
@@ -354,15 +295,7 @@ class BlobStore:
 
     # -- reading ----------------------------------------------------------
     def decode_blob(self, blob_id: bytes, sealed: bytes | memoryview, raw_length: int) -> bytes:
-        plain = self.key.decrypt(sealed)
-        if raw_length:
-            try:
-                plain = self._decompressor().decompress(plain, max_output_size=raw_length)
-            except zstandard.ZstdError as exc:
-                raise IntegrityError(f"blob {blob_id.hex()[:16]}: bad compression") from exc
-        if self.key.blob_id(plain) != blob_id:
-            raise IntegrityError(f"blob {blob_id.hex()[:16]}: content does not match its ID")
-        return plain
+        return self.codec.decode(blob_id, sealed, raw_length)
 
     def locate(self, blob_id: bytes) -> Location:
         loc = self.index.lookup(blob_id)
@@ -385,22 +318,7 @@ class BlobStore:
         Yields (blob id, plaintext) or (blob id, error) so one bad blob does not
         hide the good ones next to it.
         """
-        items = sorted(wanted, key=lambda item: item[1].offset)
-        if not items:
-            return
-        start = items[0][1].offset
-        end = max(loc.offset + loc.length for _, loc in items)
-        span = self.backend.load(Handle(FileType.PACK, pack), start, end - start)
-        view = memoryview(span)
-        for blob_id, loc in items:
-            piece = view[loc.offset - start : loc.offset - start + loc.length]
-            if len(piece) != loc.length:
-                yield blob_id, IntegrityError(f"pack {pack[:16]} is truncated")
-                continue
-            try:
-                yield blob_id, self.decode_blob(blob_id, piece, loc.raw_length)
-            except IntegrityError as exc:
-                yield blob_id, exc
+        return self._load_span(pack, wanted, self.codec.decode)
 
     def load_encoded_from_pack(
         self, pack: str, wanted: Iterable[tuple[bytes, Location]]
@@ -410,38 +328,27 @@ class BlobStore:
         Every blob is decrypted, decompressed when compressed (for the plaintext
         only) and verified against its ID, as :meth:`decode_blob` does.
         """
+        return self._load_span(pack, wanted, self.codec.open)
+
+    def _load_span(
+        self, pack: str, wanted: Iterable[tuple[bytes, Location]],
+        decode: Callable[[bytes, memoryview, int], _Decoded],
+    ) -> Iterator[tuple[bytes, _Decoded | IntegrityError]]:  # fmt: skip
         items = sorted(wanted, key=lambda item: item[1].offset)
         if not items:
             return
         start = items[0][1].offset
         end = max(loc.offset + loc.length for _, loc in items)
         view = memoryview(self.backend.load(Handle(FileType.PACK, pack), start, end - start))
-        decrypt_into, blob_id_of = self.key.decrypt_into, self.key.blob_id
-        decompress = self._decompressor().decompress
         for blob_id, loc in items:
-            at, raw_length = loc.offset - start, loc.raw_length
-            piece = view[at : at + loc.length]
+            piece = view[loc.offset - start : loc.offset - start + loc.length]
             if len(piece) != loc.length:
                 yield blob_id, IntegrityError(f"pack {pack[:16]} is truncated")
                 continue
-            if loc.length < OVERHEAD:
-                yield blob_id, IntegrityError(f"blob {blob_id.hex()[:16]}: ciphertext too short")
-                continue
             try:
-                payload = self._scratch("open_buf", loc.length - OVERHEAD)
-                decrypt_into(piece, payload)
-                plain: bytes | memoryview = payload
-                if raw_length:
-                    try:
-                        plain = decompress(payload, max_output_size=raw_length)
-                    except zstandard.ZstdError as exc:
-                        raise IntegrityError(f"blob {blob_id.hex()[:16]}: bad compression") from exc
-                if blob_id_of(plain) != blob_id:
-                    raise IntegrityError(f"blob {blob_id.hex()[:16]}: content does not match its ID")
+                yield blob_id, decode(blob_id, piece, loc.raw_length)
             except IntegrityError as exc:
                 yield blob_id, exc
-                continue
-            yield blob_id, EncodedBlob(payload, raw_length, plain)
 
     def read_pack(self, pack: str) -> tuple[bytes, list[PackedBlob]]:
         """Load a whole pack and decode its own header."""

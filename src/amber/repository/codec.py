@@ -1,0 +1,120 @@
+"""Blob encoding (design §6): compress when it pays, seal; and open, decompress, verify.
+
+Thread-safe: zstd contexts and scratch buffers are per thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import NamedTuple
+
+import zstandard
+
+from amber.errors import IntegrityError
+from amber.repository.crypto import OVERHEAD, MasterKey
+
+_ZSTD_MAX_WINDOW = 1 << 27
+_SCRATCH_MIN = 1 << 20
+_PROBE = 16 * 1024  # bytes per sample in the compressibility probe
+_PROBE_MIN = 256 * 1024  # smaller blobs are compressed without a probe
+
+
+class EncodedBlob(NamedTuple):
+    """A stored blob after decryption (§6): what was sealed, and its plaintext.
+
+    ``payload`` is the zstd frame when ``raw_length`` > 0, else the plaintext
+    itself. ``plain`` has been verified against the blob's ID. Either may be a
+    view of a per-thread buffer that the next blob read reuses.
+    """
+
+    payload: bytes | memoryview
+    raw_length: int
+    plain: bytes | memoryview
+
+
+class BlobCodec:
+    def __init__(self, key: MasterKey, compression_level: int = 3) -> None:
+        self.key = key
+        self.compression_level = compression_level
+        self._local = threading.local()
+
+    # -- writing ----------------------------------------------------------
+    def compress(self, data: bytes | memoryview) -> tuple[bytes | memoryview, int]:
+        """The payload to seal and its raw length: zstd when it saves over 1/32, else ``data`` (0)."""
+        if self.compression_level > 0 and len(data) > 64:
+            if len(data) >= _PROBE_MIN and not self._worth_compressing(data):
+                return data, 0
+            packed = self._compressor().compress(data)
+            if len(packed) < len(data) - len(data) // 32:
+                return packed, len(data)
+        return data, 0
+
+    def _worth_compressing(self, data: bytes | memoryview) -> bool:
+        """Compress three samples (start, middle, end) before a large blob: already
+        compressed data (media, archives) then costs neither the compression nor an
+        output buffer of its size, as with borg's ``auto`` mode."""
+        view, n = memoryview(data), len(data)
+        compress = self._compressor().compress
+        stored = 0
+        for at in (0, (n - _PROBE) // 2, n - _PROBE):
+            stored += len(compress(view[at : at + _PROBE]))
+        return stored < 3 * _PROBE - (3 * _PROBE) // 32
+
+    def encode(self, data: bytes | memoryview) -> tuple[bytes, int]:
+        """Compress when it pays, then encrypt: a blob as a pack stores it."""
+        payload, raw_length = self.compress(data)
+        return self.key.encrypt(payload), raw_length
+
+    # -- reading ----------------------------------------------------------
+    def decode(self, blob_id: bytes, sealed: bytes | memoryview, raw_length: int) -> bytes:
+        """The verified plaintext of a sealed blob."""
+        plain = self.key.decrypt(sealed)
+        if raw_length:
+            plain = self._decompress(blob_id, plain, raw_length)
+        if self.key.blob_id(plain) != blob_id:
+            raise IntegrityError(f"blob {blob_id.hex()[:16]}: content does not match its ID")
+        return plain
+
+    def open(self, blob_id: bytes, sealed: bytes | memoryview, raw_length: int) -> EncodedBlob:
+        """Like :meth:`decode`, keeping the encoded payload too (decrypted into a per-thread buffer)."""
+        if len(sealed) < OVERHEAD:
+            raise IntegrityError(f"blob {blob_id.hex()[:16]}: ciphertext too short")
+        payload = self._scratch("open_buf", len(sealed) - OVERHEAD)
+        self.key.decrypt_into(sealed, payload)
+        plain: bytes | memoryview = payload
+        if raw_length:
+            plain = self._decompress(blob_id, payload, raw_length)
+        if self.key.blob_id(plain) != blob_id:
+            raise IntegrityError(f"blob {blob_id.hex()[:16]}: content does not match its ID")
+        return EncodedBlob(payload, raw_length, plain)
+
+    # -- per-thread state -------------------------------------------------
+    def _decompress(self, blob_id: bytes, payload: bytes | memoryview, raw_length: int) -> bytes:
+        try:
+            return self._decompressor().decompress(payload, max_output_size=raw_length)
+        except zstandard.ZstdError as exc:
+            raise IntegrityError(f"blob {blob_id.hex()[:16]}: bad compression") from exc
+
+    def _compressor(self) -> zstandard.ZstdCompressor:
+        c = getattr(self._local, "cctx", None)
+        if c is None or getattr(self._local, "level", None) != self.compression_level:
+            c = zstandard.ZstdCompressor(level=self.compression_level)
+            self._local.cctx = c
+            self._local.level = self.compression_level
+        return c
+
+    def _decompressor(self) -> zstandard.ZstdDecompressor:
+        d = getattr(self._local, "dctx", None)
+        if d is None:
+            d = zstandard.ZstdDecompressor(max_window_size=_ZSTD_MAX_WINDOW)
+            self._local.dctx = d
+        return d
+
+    def _scratch(self, name: str, size: int) -> memoryview:
+        """``size`` bytes of a per-thread buffer reused from blob to blob (no allocation,
+        no page faults for large blobs). A buffer still viewed is replaced, not resized."""
+        buf: bytearray | None = getattr(self._local, name, None)
+        if buf is None or len(buf) < size:
+            buf = bytearray(max(size, _SCRATCH_MIN))
+            setattr(self._local, name, buf)
+        return memoryview(buf)[:size]
