@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from amber.buffers import lazy_buffer
 from amber.errors import DiskFull, StorageError
 from amber.repository.blobstore import BlobStore
 from amber.repository.crypto import OVERHEAD, MasterKey
@@ -204,5 +205,5 @@ def test_interrupted_sealing_is_reported_as_a_storage_error(tmp_path: Path) -> N
 
 
 def test_open_pack_starts_empty() -> None:
-    pack = OpenPack(D, bytearray(10))
+    pack = OpenPack(D, lazy_buffer(10))
     assert (pack.used, pack.writers, pack.closed, pack.poisoned, pack.ready) == (0, 0, False, False, False)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import mmap
 from collections.abc import Iterator
 from typing import IO, Protocol
 
 import pyfastcdc
+
+from amber.buffers import lazy_buffer
 
 
 class _Hasher(Protocol):
@@ -50,7 +53,7 @@ class Chunker:
         self._cdc = pyfastcdc.FastCDC(
             avg, min_size=minimum, max_size=maximum, normalized_chunking=1, seed=seed
         )
-        self._buffer: bytearray | None = None
+        self._buffer: mmap.mmap | None = None
 
     def chunks(self, buf: bytes | memoryview) -> Iterator[memoryview]:
         """Chunks of an in-memory buffer (views into it)."""
@@ -73,13 +76,13 @@ class Chunker:
         # chunk found in the buffer is final when that much data (or the end of
         # the stream) follows its start; the rest moves to the front for the next fill.
         if self._buffer is None:
-            self._buffer = bytearray(2 * self.max_size)
-        buf, max_size = self._buffer, self.max_size
-        view = memoryview(buf)
+            self._buffer = lazy_buffer(2 * self.max_size)  # pages committed as far as reads reach
+        max_size = self.max_size
+        view = memoryview(self._buffer)
         filled, eof = 0, False
         try:
             while True:
-                while not eof and filled < len(buf):
+                while not eof and filled < len(view):
                     n = reader.readinto(view[filled:])
                     if n <= 0:
                         eof = True
@@ -94,8 +97,7 @@ class Chunker:
                     yield view[c.offset : start]
                 if eof:
                     return
-                # memoryview to memoryview: one memmove; bytearray slice assignment
-                # would first copy the source into a temporary bytearray.
+                # memoryview to memoryview: one memmove, no temporary copy
                 view[: filled - start] = view[start:filled]
                 filled -= start
         finally:

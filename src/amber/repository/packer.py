@@ -12,6 +12,9 @@ Not thread-safe by itself: the blob store calls every method under its lock.
 
 from __future__ import annotations
 
+import mmap
+
+from amber.buffers import lazy_buffer
 from amber.repository.pack import BlobType, PackedBlob
 
 PACK_TARGET_SIZE = 16 * 1024 * 1024
@@ -26,7 +29,7 @@ class OpenPack:
 
     __slots__ = ("blobs", "buffer", "closed", "poisoned", "type", "used", "writers")
 
-    def __init__(self, type: BlobType, buffer: bytearray) -> None:
+    def __init__(self, type: BlobType, buffer: mmap.mmap) -> None:
         self.type = type
         self.buffer = buffer
         self.used = 0
@@ -45,7 +48,7 @@ class Packer:
         self.target = target
         self.capacity = target + headroom
         self._open: dict[BlobType, OpenPack] = {}
-        self._pool: list[bytearray] = []
+        self._pool: list[mmap.mmap] = []
 
     def reserve(
         self, type: BlobType, blob_id: bytes, size: int, raw_length: int
@@ -89,11 +92,11 @@ class Packer:
 
     def recycle(self, pack: OpenPack) -> None:
         """Take a written pack's buffer back for reuse."""
-        buf, pack.buffer = pack.buffer, bytearray()
+        buf = pack.buffer
         if len(buf) == self.capacity and len(self._pool) < _POOL_SIZE:
             self._pool.append(buf)
 
-    def _buffer(self, size: int) -> bytearray:
+    def _buffer(self, size: int) -> mmap.mmap:
         if size <= self.capacity and self._pool:
             return self._pool.pop()
-        return bytearray(max(size, self.capacity))
+        return lazy_buffer(max(size, self.capacity))
