@@ -35,6 +35,7 @@ from amber.engine.metadata import (
     unchanged_content,
     user_name,
 )
+from amber.engine.parenttrees import ParentTrees
 from amber.engine.patterns import PathMatcher
 from amber.engine.progress import NullProgress, Progress
 from amber.engine.scanner import DirScanner, Entry, Listing, stat_names
@@ -122,7 +123,7 @@ class Archiver:
         self._hardlinks: dict[tuple[int, int], Future[FileContent]] = {}
         self._counted: set[int] = set()
         self._quiet = isinstance(self._progress, NullProgress)  # no per-file progress calls needed
-        self._scanner = DirScanner(self._load_trees, self._subdirs, threads=0)  # replaced in archive()
+        self._scanner = DirScanner(ParentTrees(self._load_trees), self._subdirs, threads=0)  # see archive()
 
     # -- public -------------------------------------------------------------
     def archive(self, paths: list[bytes], parent_tree: bytes | None) -> ArchiveResult:
@@ -147,7 +148,7 @@ class Archiver:
         # With the helper reading metadata ahead, listing in line beats scanner threads:
         # their GIL hand-offs cost more than the (then cached) lstat calls.
         threads = 0 if helper is not None and helper.running else SCANNER_THREADS
-        self._scanner = DirScanner(self._load_trees, self._subdirs, threads=threads)
+        self._scanner = DirScanner(ParentTrees(self._load_trees), self._subdirs, threads=threads)
         try:
             with ThreadPoolExecutor(self._opts.workers, thread_name_prefix="archiver") as pool:
                 whole = trie is _LEAF

@@ -5,8 +5,8 @@ therefore walks the tree on its own, in the walker's order (depth first,
 names sorted), and keeps up to ``max_ahead`` entries listed before the walker
 needs them: as soon as a directory is listed, its subdirectories are queued,
 and idle threads take the queued directory that comes first in walk order.
-Each job also brings the directory's tree from the parent snapshot; the trees
-of a directory's subdirectories are loaded together, a batch per few reads.
+Each job also brings the directory's tree from the parent snapshot (see
+parenttrees.py).
 
 The walker stays in charge: it asks for each directory as it enters it, and
 a directory the scanner has not started (or never queued) is listed on the
@@ -18,17 +18,13 @@ from __future__ import annotations
 import heapq
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
+from amber.engine.parenttrees import Key, ParentTrees
 from amber.repository import Node
 
 Entry = tuple[bytes, os.stat_result | OSError]
-Key = tuple[bytes, ...]  # path components: sorts in the walker's (depth first) order
 NO_NODES: list[Node] = []
-TREE_BATCH = 64  # parent trees of sibling directories loaded together
-
-# load_trees(ids) -> nodes of each parent tree, None where unreadable
-LoadTrees = Callable[[Sequence[bytes]], list[list[Node] | None]]
 
 
 def stat_names(base: bytes, names: list[bytes]) -> list[Entry]:
@@ -68,34 +64,11 @@ class Listing:
         return len(self.entries) + len(self.previous)
 
 
-class _Siblings:
-    """Parent trees of one directory's subdirectories, loaded TREE_BATCH at a time."""
-
-    __slots__ = ("ids", "loaded", "lock")
-
-    def __init__(self, ids: list[bytes]) -> None:
-        self.ids = ids
-        self.loaded: dict[int, list[Node] | None] = {}
-        self.lock = threading.Lock()
-
-    def nodes(self, i: int, load_trees: LoadTrees) -> list[Node] | None:
-        with self.lock:
-            if i not in self.loaded:
-                stop = min(len(self.ids), i + TREE_BATCH)
-                batch = [j for j in range(i, stop) if self.ids[j]]
-                for j, nodes in zip(batch, load_trees([self.ids[j] for j in batch]), strict=True):
-                    self.loaded[j] = nodes
-            return self.loaded.pop(i, None)
-
-
 class _Job:
-    __slots__ = ("dev", "index", "key", "path", "prev_id", "siblings")
+    __slots__ = ("dev", "key", "path", "prev_id")
 
-    def __init__(
-        self, key: Key, path: bytes, prev_id: bytes, dev: int | None, siblings: _Siblings | None, index: int
-    ) -> None:
+    def __init__(self, key: Key, path: bytes, prev_id: bytes, dev: int | None) -> None:
         self.key, self.path, self.prev_id, self.dev = key, path, prev_id, dev
-        self.siblings, self.index = siblings, index
 
     def __lt__(self, other: _Job) -> bool:
         return self.key < other.key
@@ -106,11 +79,12 @@ Subdirs = Callable[[bytes, Listing, int | None], list[tuple[bytes, bytes]]]
 
 
 class DirScanner:
-    def __init__(
-        self, load_trees: LoadTrees, subdirs: Subdirs, threads: int = 8, max_ahead: int = 16384
-    ) -> None:
-        """``subdirs`` must name exactly the subdirectories the walker will enter, in its order."""
-        self._load_trees = load_trees
+    def __init__(self, trees: ParentTrees, subdirs: Subdirs, threads: int = 4, max_ahead: int = 4096) -> None:
+        """``subdirs`` must name exactly the subdirectories the walker will enter, in its order.
+
+        With ``threads=0`` the walker lists every directory itself as it enters it.
+        """
+        self._trees = trees
         self._subdirs = subdirs
         self._threads = threads
         self._max_ahead = max_ahead
@@ -138,13 +112,16 @@ class DirScanner:
                 self._cond.wait()
             got = self._ready.pop(path, None)
             job = self._queued.pop(path, None)
+            queue = self._queue
+            while queue and self._queued.get(queue[0].path) is not queue[0]:
+                heapq.heappop(queue)  # taken or passed: the walker goes in the queue's order
             if got is not None:
                 self._ahead -= got[2].size
                 self._cond.notify_all()
                 if got[1] == prev_id:
                     return got[2]
         if job is None or job.prev_id != prev_id:
-            job = _Job(key, path, prev_id, dev, None, 0)
+            job = _Job(key, path, prev_id, dev)
         listing = self._list(job)
         self._expand(job, listing)
         return listing
@@ -160,6 +137,7 @@ class DirScanner:
     def _pass(self, key: Key) -> None:
         """Forget listings of directories before ``key`` in walk order: the walker skipped them."""
         self._passed = key
+        self._trees.passed(key)
         rk = self._ready_keys
         while rk and rk[0][0] < key:
             _, path = heapq.heappop(rk)
@@ -174,13 +152,7 @@ class DirScanner:
             entries, error = scan(job.path), None
         except OSError as exc:
             entries, error = [], exc
-        previous: list[Node] | None = None
-        if job.prev_id:
-            if job.siblings is not None:
-                previous = job.siblings.nodes(job.index, self._load_trees)
-            else:
-                previous = self._load_trees([job.prev_id])[0]
-        return Listing(entries, error, previous)
+        return Listing(entries, error, self._trees.nodes(job.key, job.prev_id) if job.prev_id else None)
 
     def _expand(self, job: _Job, listing: Listing) -> None:
         if listing.error is not None:
@@ -188,13 +160,12 @@ class DirScanner:
         children = self._subdirs(job.path, listing, job.dev)
         if not children:
             return
-        siblings = _Siblings([prev for _, prev in children])
         base = job.key
         with self._cond:
             if self._closed:
                 return
-            for i, (child, prev_id) in enumerate(children):
-                new = _Job((*base, child.rsplit(b"/", 1)[-1]), child, prev_id, job.dev, siblings, i)
+            for child, prev_id in children:
+                new = _Job((*base, child.rsplit(b"/", 1)[-1]), child, prev_id, job.dev)
                 self._queued[child] = new
                 heapq.heappush(self._queue, new)
             self._cond.notify_all()
@@ -243,4 +214,5 @@ class DirScanner:
 
 
 def _key(path: bytes) -> Key:
-    return tuple(c for c in path.split(b"/") if c)
+    """Walk order key of a normalized absolute path."""
+    return () if path == b"/" else tuple(path.split(b"/")[1:])
