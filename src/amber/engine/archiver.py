@@ -16,7 +16,6 @@ the parent's tree ID without encoding or hashing it again.
 from __future__ import annotations
 
 import os
-import stat
 import threading
 import time
 from collections import deque
@@ -38,7 +37,7 @@ from amber.engine.metadata import (
 from amber.engine.parenttrees import ParentTrees
 from amber.engine.patterns import PathMatcher
 from amber.engine.progress import NullProgress, Progress
-from amber.engine.scanner import DirScanner, Entry, Listing, stat_names
+from amber.engine.scanner import LEAF, DirScanner, Entry, Listing, path_trie, stat_names, subdirs_to_enter
 from amber.engine.smallfiles import (
     BATCH_BYTES,
     BATCH_FILES,
@@ -50,7 +49,6 @@ from amber.engine.smallfiles import (
 )
 from amber.repository import Node, Summary, Tree
 
-_LEAF: dict[bytes, object] = {}
 SCANNER_THREADS = 4  # listing threads when no prewarm helper runs
 
 
@@ -123,25 +121,13 @@ class Archiver:
         self._hardlinks: dict[tuple[int, int], Future[FileContent]] = {}
         self._counted: set[int] = set()
         self._quiet = isinstance(self._progress, NullProgress)  # no per-file progress calls needed
+        self._subdirs = subdirs_to_enter(self._opts.excludes, self._opts.one_file_system)
         self._scanner = DirScanner(ParentTrees(self._load_trees), self._subdirs, threads=0)  # see archive()
 
     # -- public -------------------------------------------------------------
     def archive(self, paths: list[bytes], parent_tree: bytes | None) -> ArchiveResult:
         started = time.monotonic()
-        trie: dict[bytes, object] = {}
-        for p in paths:
-            parts = [c for c in os.path.normpath(os.path.abspath(p)).split(b"/") if c]
-            node = trie
-            for part in parts[:-1]:
-                nxt = node.setdefault(part, {})
-                if nxt is _LEAF:
-                    break
-                node = nxt  # type: ignore[assignment]
-            else:
-                if parts:
-                    node[parts[-1]] = _LEAF
-                else:
-                    trie = _LEAF  # backing up "/" itself
+        trie = path_trie(paths)
         helper = None
         if self._opts.prewarm:
             helper = prewarm.start(paths, self._opts.excludes, self._opts.one_file_system)
@@ -151,7 +137,7 @@ class Archiver:
         self._scanner = DirScanner(ParentTrees(self._load_trees), self._subdirs, threads=threads)
         try:
             with ThreadPoolExecutor(self._opts.workers, thread_name_prefix="archiver") as pool:
-                whole = trie is _LEAF
+                whole = trie is LEAF
                 parent = parent_tree or b""
                 dev = os.lstat(b"/").st_dev if whole else None
                 listing = self._list(b"/", parent, dev) if whole else self._prefix(b"", trie, parent)
@@ -194,10 +180,6 @@ class Archiver:
         self._summary.duration_s = round(time.monotonic() - started, 3)
         return ArchiveResult(tree_id, self._summary, self._skipped, self._changed, self._notes)
 
-    def _load_nodes(self, tree_id: bytes) -> list[Node] | None:
-        """Nodes of a parent snapshot's tree, None if unreadable."""
-        return self._load_trees([tree_id])[0]
-
     def _load_trees(self, tree_ids: Sequence[bytes]) -> list[list[Node] | None]:
         """Nodes of parent snapshot trees, None where unreadable; runs on scanner threads."""
         try:
@@ -207,7 +189,9 @@ class Archiver:
 
     def _prefix(self, path: bytes, only: dict[bytes, object], previous: bytes) -> Listing:
         """A directory above the backup paths: only the named entries."""
-        return Listing(stat_names(path, sorted(only)), None, self._load_nodes(previous) if previous else None)
+        return Listing(
+            stat_names(path, sorted(only)), None, self._load_trees([previous])[0] if previous else None
+        )
 
     def _skip(self, path: bytes, why: str) -> None:
         self._skipped.append(_fsdecode(path))
@@ -219,24 +203,6 @@ class Archiver:
         if listing.error is not None:
             self._skip(path, f"cannot list directory: {listing.error.strerror}")
         return listing
-
-    def _subdirs(self, path: bytes, listing: Listing, dev: int | None) -> list[tuple[bytes, bytes]]:
-        """The subdirectories of a listed directory that ``_visit`` will enter, with their parent trees.
-
-        Runs on scanner threads. ``dev`` is the listed directory's filesystem.
-        """
-        excludes = self._opts.excludes
-        cross = not self._opts.one_file_system
-        by_name = listing.by_name
-        base = path.rstrip(b"/") + b"/"
-        out = []
-        for name, st in listing.entries:
-            if st.__class__ is os.stat_result and stat.S_ISDIR(st.st_mode):  # type: ignore[union-attr]
-                child = base + name
-                if (cross or st.st_dev == dev) and not (excludes and excludes.matches(child, name)):  # type: ignore[union-attr]
-                    prev = by_name.get(name)
-                    out.append((child, prev.subtree if prev is not None and prev.type == "dir" else b""))
-        return out
 
     def _walk(self, root: _Dir, pool: ThreadPoolExecutor) -> bytes:
         stack = [root]
@@ -269,7 +235,7 @@ class Archiver:
     ) -> _Dir | None:
         path = d.path + b"/" + name
         only = d.only.get(name) if d.only is not None else None
-        is_prefix = d.only is not None and only is not _LEAF
+        is_prefix = d.only is not None and only is not LEAF
         if not is_prefix and self._opts.excludes and self._opts.excludes.matches(path, name):
             return None
         prev = d.previous.get(name)
@@ -306,7 +272,7 @@ class Archiver:
             self._add_file(d, node, prev, path, st, pool)
         elif kind == "dir":
             self._summary.dirs += 1
-            dev = st.st_dev if (d.dev is None or only is _LEAF) else d.dev
+            dev = st.st_dev if (d.dev is None or only is LEAF) else d.dev
             if self._opts.one_file_system and not is_prefix and st.st_dev != dev:
                 self._notes.append(f"not crossing into filesystem at {_fsdecode(path)}")
                 return _Dir(path, [], {}, {}, node, dev)

@@ -17,14 +17,17 @@ from __future__ import annotations
 
 import heapq
 import os
+import stat
 import threading
 from collections.abc import Callable
 
 from amber.engine.parenttrees import Key, ParentTrees
+from amber.engine.patterns import PathMatcher
 from amber.repository import Node
 
 Entry = tuple[bytes, os.stat_result | OSError]
 NO_NODES: list[Node] = []
+LEAF: dict[bytes, object] = {}  # in a path trie: back up everything below
 
 
 def stat_names(base: bytes, names: list[bytes]) -> list[Entry]:
@@ -76,6 +79,47 @@ class _Job:
 
 # subdirs(path, listing, dev) -> (child path, its parent tree ID or b"") the walker will enter
 Subdirs = Callable[[bytes, Listing, int | None], list[tuple[bytes, bytes]]]
+
+
+def path_trie(paths: list[bytes]) -> dict[bytes, object]:
+    """Backup paths as a trie of path components; ``LEAF`` marks a backed-up directory."""
+    trie: dict[bytes, object] = {}
+    for p in paths:
+        parts = [c for c in os.path.normpath(os.path.abspath(p)).split(b"/") if c]
+        node = trie
+        for part in parts[:-1]:
+            nxt = node.setdefault(part, {})
+            if nxt is LEAF:
+                break
+            node = nxt  # type: ignore[assignment]
+        else:
+            if not parts:
+                return LEAF  # backing up "/" itself
+            node[parts[-1]] = LEAF
+    return trie
+
+
+def subdirs_to_enter(excludes: PathMatcher, one_file_system: bool) -> Subdirs:
+    """The archiver's rule for the subdirectories it enters below a backup path.
+
+    ``dev`` is the listed directory's filesystem. The result runs on scanner threads.
+    """
+
+    def subdirs(path: bytes, listing: Listing, dev: int | None) -> list[tuple[bytes, bytes]]:
+        by_name = listing.by_name
+        base = path.rstrip(b"/") + b"/"
+        out = []
+        for name, st in listing.entries:
+            if st.__class__ is os.stat_result and stat.S_ISDIR(st.st_mode):  # type: ignore[union-attr]
+                child = base + name
+                if (not one_file_system or st.st_dev == dev) and not (  # type: ignore[union-attr]
+                    excludes and excludes.matches(child, name)
+                ):
+                    prev = by_name.get(name)
+                    out.append((child, prev.subtree if prev is not None and prev.type == "dir" else b""))
+        return out
+
+    return subdirs
 
 
 class DirScanner:
