@@ -27,7 +27,7 @@ import threading
 
 from amber.engine.patterns import PathMatcher
 
-THREADS = 8  # outstanding metadata reads; a virtio or NVMe disk serves many at once
+THREADS = 2  # more threads cost more CPU (GIL and kernel contention) than they save
 _SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _BOOT = f"import sys; sys.path.insert(0, {_SRC!r}); from amber.engine.prewarm import main; main()"
 
