@@ -23,8 +23,8 @@ from amber.repository import Node
 Key = tuple[bytes, ...]  # path components: sorts in the walker's (depth first) order
 # load_trees(ids) -> the nodes of each tree, None where unreadable
 LoadTrees = Callable[[Sequence[bytes]], list[list[Node] | None]]
-BATCH = 256
-HELD = 512  # loaded trees waiting for the walker, at most (each batch also learns more)
+BATCH = 64
+HELD = 384  # loaded trees waiting for the walker, at most
 
 
 class ParentTrees:
