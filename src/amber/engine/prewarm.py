@@ -60,6 +60,8 @@ def start(
     paths: list[bytes], excludes: PathMatcher, one_file_system: bool, threads: int = THREADS
 ) -> Prewarm:
     """Start walking ``paths`` in a helper process. Failing to start it only loses the prefetch."""
+    if not sys.executable:  # an embedded interpreter: nothing to start
+        return Prewarm(None)
     args = [sys.executable, "-I", "-S", "-c", _BOOT, "1" if one_file_system else "0", str(threads)]
     args += [str(len(excludes.patterns)), *excludes.patterns, *(os.fsdecode(p) for p in paths)]
     try:
