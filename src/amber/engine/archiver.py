@@ -1,11 +1,13 @@
 """The archiver: walks paths and turns them into trees and data blobs.
 
-The walk is iterative (deep trees cannot hit a recursion limit). Directories
-are listed and lstat'ed ahead of the walk on scanner threads, together with
-their trees from the parent snapshot; file contents are read, chunked,
-hashed, compressed and encrypted on a thread pool, since hashlib, BLAKE3,
-zstd, AES-GCM and FastCDC all release the GIL. A directory's tree is written
-once its files are done; trees are finalized in post-order.
+The walk is iterative (deep trees cannot hit a recursion limit). A helper
+process reads the metadata ahead (prewarm.py), so the walk finds it cached
+and lists each directory itself; without the helper, scanner threads list
+ahead (scanner.py). Parent snapshot trees come in walk-order batches
+(parenttrees.py). File contents are read, chunked, hashed, compressed and
+encrypted on a thread pool, since hashlib, BLAKE3, zstd, AES-GCM and FastCDC
+all release the GIL. A directory's tree is written once its files are done;
+trees are finalized in post-order.
 
 Unchanged data costs little: a file whose lstat matches its node in the
 parent snapshot (and whose blobs are all still in the index) reuses that node

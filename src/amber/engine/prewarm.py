@@ -5,10 +5,11 @@ directory block and inode is read from disk by the walker's lstat calls, one at
 a time. Threads in the backup process could issue those reads in parallel, but
 each lstat re-takes the GIL, and the hand-offs cost more than the walker's own
 work. So a separate process walks the same paths in the walker's order
-(depth first, names sorted) with several threads, listing and lstat-ing
-everything. The kernel caches what it reads, and the walker, a little behind,
-finds its metadata in memory. The helper keeps nothing; the results the
-backup uses are always the walker's own.
+(depth first, names sorted), listing and lstat-ing everything. The kernel
+caches what it reads, and the walker, a little behind, finds its metadata in
+memory; the kernel's share of a cold walk (most of it) runs on another core.
+The helper keeps nothing; the results the backup uses are always the
+walker's own, so it cannot change what is backed up.
 
 The helper stops when it has walked everything, or as soon as its stdin
 closes: when the archiver calls :meth:`Prewarm.stop`, or when the backup

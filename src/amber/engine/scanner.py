@@ -1,16 +1,19 @@
-"""Directory listing with lstat, run far ahead of the walker on several threads.
+"""Directory listing with lstat, optionally run far ahead of the walker on threads.
 
-On a cold cache a walk is bound by metadata I/O latency, not CPU. The scanner
-therefore walks the tree on its own, in the walker's order (depth first,
-names sorted), and keeps up to ``max_ahead`` entries listed before the walker
-needs them: as soon as a directory is listed, its subdirectories are queued,
-and idle threads take the queued directory that comes first in walk order.
-Each job also brings the directory's tree from the parent snapshot (see
-parenttrees.py).
+On a cold cache a walk is bound by metadata reads. With ``threads`` > 0 the
+scanner walks the tree on its own, in the walker's order (depth first, names
+sorted), and keeps up to ``max_ahead`` entries listed before the walker needs
+them: as soon as a directory is listed, its subdirectories are queued, and
+idle threads take the queued directory that comes first in walk order. Every
+lstat re-takes the GIL, though, so when the prewarm helper process already
+reads the metadata ahead (prewarm.py), ``threads=0`` is faster: the walker
+lists each directory itself as it enters it, from the cache.
 
-The walker stays in charge: it asks for each directory as it enters it, and
-a directory the scanner has not started (or never queued) is listed on the
-spot. Listings the walker has passed without asking for are dropped.
+Each listing also brings the directory's tree from the parent snapshot (see
+parenttrees.py). The walker stays in charge: it asks for each directory as
+it enters it, and a directory the scanner has not started (or never queued)
+is listed on the spot. Listings the walker has passed without asking for are
+dropped.
 """
 
 from __future__ import annotations
