@@ -52,6 +52,7 @@ from amber.engine.smallfiles import (
 from amber.repository import Node, Summary, Tree
 
 SCANNER_THREADS = 4  # listing threads when no prewarm helper runs
+_BACKLOG_NODES = 2_000  # entries of walked directories waiting for their files to be read
 
 
 class TreeStore(Protocol):
@@ -209,6 +210,7 @@ class Archiver:
     def _walk(self, root: _Dir, pool: ThreadPoolExecutor) -> bytes:
         stack = [root]
         finished: deque[_Dir] = deque()
+        backlog = 0  # nodes held by finished directories not yet finalized
         root_id = b""
         while stack:
             d = stack[-1]
@@ -216,8 +218,15 @@ class Archiver:
                 self._submit_batch(d, pool)
                 stack.pop()
                 finished.append(d)
-                while finished and all(f.done() for _, f, _ in finished[0].pending):
-                    root_id = self._finalize(finished.popleft())
+                backlog += len(d.nodes)
+                # Finalize in post-order as reads complete; when the walk runs far
+                # ahead of a slow read, wait for it rather than hold the whole tree.
+                while finished and (
+                    backlog > _BACKLOG_NODES or all(f.done() for _, f, _ in finished[0].pending)
+                ):
+                    head = finished.popleft()
+                    backlog -= len(head.nodes)
+                    root_id = self._finalize(head)
                 continue
             if d.previous and d.only is None:
                 self._reuse_unchanged_files(d)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import mmap
 from collections.abc import Iterator
@@ -42,9 +43,9 @@ class Chunker:
     ``seed`` (from the repository key) alters the gear table so boundaries do
     not reveal content to someone who sees only chunk sizes.
 
-    Not thread-safe: streams are read through one buffer that the chunker keeps
-    from file to file (pyfastcdc's own stream reader allocates and zero-fills a
-    fresh 2 x max-size buffer per file), so use one chunker per thread.
+    Streams are read through a buffer of half the maximum chunk size (grown when
+    a chunk needs it) that is committed only as far as the data reaches;
+    pyfastcdc's own stream reader zero-fills twice the maximum for every file.
     """
 
     def __init__(self, avg: int, minimum: int, maximum: int, seed: int) -> None:
@@ -53,7 +54,6 @@ class Chunker:
         self._cdc = pyfastcdc.FastCDC(
             avg, min_size=minimum, max_size=maximum, normalized_chunking=1, seed=seed
         )
-        self._buffer: mmap.mmap | None = None
 
     def chunks(self, buf: bytes | memoryview) -> Iterator[memoryview]:
         """Chunks of an in-memory buffer (views into it)."""
@@ -72,13 +72,16 @@ class Chunker:
         return self._stream(reader), digest
 
     def _stream(self, reader: HashingReader) -> Iterator[memoryview]:
-        # A cut depends on at most ``max_size`` bytes from the chunk's start, so a
-        # chunk found in the buffer is final when that much data (or the end of
-        # the stream) follows its start; the rest moves to the front for the next fill.
-        if self._buffer is None:
-            self._buffer = lazy_buffer(2 * self.max_size)  # pages committed as far as reads reach
+        # A cut found inside the buffer is final: scanning more data would meet the
+        # same positions with the same masks first. A chunk that ends at the end of
+        # the buffer may only be cut there for want of data, so it waits for the next
+        # fill (unless it has the maximum size, or the stream has ended). The buffer
+        # starts at half the maximum chunk size and grows only for a chunk that needs
+        # more; its pages are committed as far as the data reaches and given back at
+        # the end of the stream.
         max_size = self.max_size
-        view = memoryview(self._buffer)
+        buffer = lazy_buffer(max(max_size // 2, self.min_size * 2))
+        view = memoryview(buffer)
         filled, eof = 0, False
         try:
             while True:
@@ -91,17 +94,30 @@ class Chunker:
                     return
                 start = 0
                 for c in self._cdc.cut_buf(view[:filled]):
-                    if not eof and c.offset + max_size > filled:
+                    end = c.offset + c.length
+                    if not eof and end >= filled and c.length < max_size:
                         break
-                    start = c.offset + c.length
-                    yield view[c.offset : start]
+                    start = end
+                    yield view[c.offset : end]
                 if eof:
                     return
-                # memoryview to memoryview: one memmove, no temporary copy
-                view[: filled - start] = view[start:filled]
-                filled -= start
+                if start == 0:  # one chunk fills the buffer and is not done: grow
+                    bigger = lazy_buffer(2 * max_size)
+                    bigger[:filled] = view[:filled]
+                    view.release()
+                    _close(buffer)
+                    buffer, view = bigger, memoryview(bigger)
+                else:  # memoryview to memoryview: one memmove, no temporary copy
+                    view[: filled - start] = view[start:filled]
+                    filled -= start
         finally:
             view.release()
+            _close(buffer)
+
+
+def _close(buffer: mmap.mmap) -> None:
+    with contextlib.suppress(BufferError):  # a chunk view is still held: the GC unmaps it later
+        buffer.close()
 
 
 class _Digest:
