@@ -101,8 +101,8 @@ class Chunker:
                     yield view[c.offset : end]
                 if eof:
                     return
-                if start == 0:  # one chunk fills the buffer and is not done: grow
-                    bigger = lazy_buffer(2 * max_size)
+                if start == 0 and len(view) <= max_size:  # one chunk fills it and is not done: grow
+                    bigger = lazy_buffer(max_size + max_size // 8)  # room for a max-size chunk
                     bigger[:filled] = view[:filled]
                     view.release()
                     _close(buffer)
