@@ -207,3 +207,17 @@ def test_interrupted_sealing_is_reported_as_a_storage_error(tmp_path: Path) -> N
 def test_open_pack_starts_empty() -> None:
     pack = OpenPack(D, lazy_buffer(10))
     assert (pack.used, pack.writers, pack.closed, pack.poisoned, pack.ready) == (0, 0, False, False, False)
+
+
+def test_a_new_pack_waits_for_a_free_buffer_but_an_open_pack_never_does() -> None:
+    packer = Packer(target=100, headroom=60, max_buffers=2)
+    data, _, _ = packer.reserve(D, _id(1), 100, 0)  # closes at once: being saved
+    packer.reserve(T, _id(2), 10, 0)  # open
+    assert packer.live == 2
+    assert packer.must_wait(D)  # a new data pack needs a third buffer
+    assert not packer.must_wait(T)  # the open tree pack takes more blobs
+    packer.filled(data)
+    packer.recycle(data)
+    assert packer.live == 1 and not packer.must_wait(D)
+    again, _, _ = packer.reserve(D, _id(3), 10, 0)
+    assert again.buffer is data.buffer and packer.live == 2

@@ -63,6 +63,7 @@ class BlobStore:
         self.stats = WriteStats()
         self._lock = threading.Lock()
         self._packer = Packer()
+        self._buffer_free = threading.Condition(self._lock)
         self._failed: BaseException | None = None  # a pack that could not be sealed or saved
         self._in_flight: set[bytes] = set()
         self._unindexed: dict[str, list[PackedBlob]] = {}
@@ -193,8 +194,11 @@ class BlobStore:
     ) -> None:
         """Encrypt ``payload`` straight into a slot reserved in the open pack; write packs that fill up."""
         size = len(payload) + OVERHEAD
-        with self._lock:
+        with self._buffer_free:
             self._raise_if_failed()
+            while self._packer.must_wait(type):  # bounded memory: wait for a pack save to finish
+                self._buffer_free.wait()
+                self._raise_if_failed()
             pack, offset, ready = self._packer.reserve(type, blob_id, size, raw_length)
             self.stats.raw_bytes += plain_length
             self.stats.stored_bytes += size
@@ -235,6 +239,7 @@ class BlobStore:
         if pack.poisoned:
             with self._lock:
                 self._in_flight.difference_update(b.id for b in pack.blobs)
+                self._release(pack)
             return
         try:
             header = encode_header(pack.blobs, self.key.encrypt)
@@ -255,10 +260,11 @@ class BlobStore:
             with self._lock:
                 self._failed = self._failed or exc
                 self._in_flight.difference_update(b.id for b in pack.blobs)
+                self._release(pack)  # waiting writers wake up and meet the failure
             raise
         flush_index = False
         with self._lock:
-            self._packer.recycle(pack)
+            self._release(pack)
             self.index.add_pack(name, pack.blobs)
             self._in_flight.difference_update(b.id for b in pack.blobs)
             self._unindexed[name] = pack.blobs
@@ -266,6 +272,11 @@ class BlobStore:
             flush_index = len(self._unindexed) >= INDEX_FLUSH_PACKS
         if flush_index:
             self._write_index()
+
+    def _release(self, pack: OpenPack) -> None:
+        """Give a finished pack's buffer back and wake a writer waiting for one (lock held)."""
+        self._packer.recycle(pack)
+        self._buffer_free.notify_all()
 
     def _write_index(self) -> None:
         with self._lock:
