@@ -221,3 +221,16 @@ def test_a_new_pack_waits_for_a_free_buffer_but_an_open_pack_never_does() -> Non
     assert packer.live == 1 and not packer.must_wait(D)
     again, _, _ = packer.reserve(D, _id(3), 10, 0)
     assert again.buffer is data.buffer and packer.live == 2
+
+
+def test_packs_of_many_small_blobs_are_indexed_without_waiting_for_sixteen_packs(tmp_path: Path) -> None:
+    store, backend = _store(tmp_path)
+    blob = 1024
+    per_pack = (16 << 20) // (blob + OVERHEAD) + 1
+    for _ in range(2 * per_pack + 10):  # two full packs: 16k rows waiting for an index file
+        store.save(D, os.urandom(blob))
+    assert len(list(backend.list(FileType.PACK))) == 2
+    assert len(list(backend.list(FileType.INDEX))) == 1  # written before flush
+    store.flush()
+    fresh = BlobStore(backend, KEY)
+    assert fresh.load_index() == [] and len(fresh.index) == 2 * per_pack + 10

@@ -40,6 +40,7 @@ from amber.storage.base import Backend, FileType, Handle
 _Decoded = TypeVar("_Decoded")
 
 INDEX_FLUSH_PACKS = 16  # a crash re-uploads at most this many packs' data
+INDEX_FLUSH_BLOBS = 16_384  # and the rows waiting for an index file stay few (small files)
 _HEADER_GUESS = 64 * 1024  # one ranged load reads most pack headers whole
 
 
@@ -67,6 +68,7 @@ class BlobStore:
         self._failed: BaseException | None = None  # a pack that could not be sealed or saved
         self._in_flight: set[bytes] = set()
         self._unindexed: dict[str, list[PackedBlob]] = {}
+        self._unindexed_blobs = 0
         self.index_files: dict[str, list[str]] = {}  # loaded or written index file -> its packs
         self.pending: dict[str, PendingDeletion] = {}  # deletion markers by index file name
 
@@ -269,7 +271,10 @@ class BlobStore:
             self._in_flight.difference_update(b.id for b in pack.blobs)
             self._unindexed[name] = pack.blobs
             self.stats.packs += 1
-            flush_index = len(self._unindexed) >= INDEX_FLUSH_PACKS
+            self._unindexed_blobs += len(pack.blobs)
+            flush_index = (
+                len(self._unindexed) >= INDEX_FLUSH_PACKS or self._unindexed_blobs >= INDEX_FLUSH_BLOBS
+            )
         if flush_index:
             self._write_index()
 
@@ -280,7 +285,7 @@ class BlobStore:
 
     def _write_index(self) -> None:
         with self._lock:
-            packs, self._unindexed = self._unindexed, {}
+            packs, self._unindexed, self._unindexed_blobs = self._unindexed, {}, 0
         if not packs:
             return
         data = self.key.encrypt(encode_index(packs))
