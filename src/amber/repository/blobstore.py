@@ -184,23 +184,29 @@ class BlobStore:
         payload, raw_length = blob.payload, blob.raw_length
         if raw_length and self.codec.compression_level <= 0:
             payload, raw_length = blob.plain, 0
-        with self._lock:
-            if blob_id in self.index or blob_id in self._in_flight:
-                return False
-            self._in_flight.add(blob_id)
-        self._seal(type, blob_id, payload, raw_length, len(blob.plain))
-        return True
+        if blob_id in self.index:
+            return False  # checked again under the lock; most blobs of an incremental copy stop here
+        return self._seal(type, blob_id, payload, raw_length, len(blob.plain), claim=True)
 
     def _seal(
-        self, type: BlobType, blob_id: bytes, payload: bytes | memoryview, raw_length: int, plain_length: int
-    ) -> None:
-        """Encrypt ``payload`` straight into a slot reserved in the open pack; write packs that fill up."""
+        self, type: BlobType, blob_id: bytes, payload: bytes | memoryview, raw_length: int, plain_length: int,
+        claim: bool = False,
+    ) -> bool:  # fmt: skip
+        """Encrypt ``payload`` straight into a slot reserved in the open pack; write packs that fill up.
+
+        With ``claim``, the blob is first claimed in the same locked section (one
+        round trip fewer per blob); False if it is already stored or in flight.
+        """
         size = len(payload) + OVERHEAD
         with self._buffer_free:
             self._raise_if_failed()
             while self._packer.must_wait(type):  # bounded memory: wait for a pack save to finish
                 self._buffer_free.wait()
                 self._raise_if_failed()
+            if claim:
+                if blob_id in self.index or blob_id in self._in_flight:
+                    return False
+                self._in_flight.add(blob_id)
             pack, offset, ready = self._packer.reserve(type, blob_id, size, raw_length)
             self.stats.raw_bytes += plain_length
             self.stats.stored_bytes += size
@@ -227,6 +233,7 @@ class BlobStore:
             self._write_pack(ready)
         if done:
             self._write_pack(pack)
+        return True
 
     def _raise_if_failed(self) -> None:
         """A pack that could not be sealed or saved loses blobs that callers counted as stored:
