@@ -8,8 +8,9 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
-from amber.errors import AmberError, ObjectNotFound, StorageError, from_os_error
+from amber.errors import AmberError, ObjectNotFound, from_os_error
 from amber.storage.base import FileInfo, FileType, Handle
+from amber.storage.layout import object_path
 
 _DIRS = [t.value for t in FileType if t is not FileType.CONFIG]
 _TMP_PREFIX = ".tmp-"
@@ -21,17 +22,14 @@ class LocalBackend:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).expanduser().absolute()
         self.location = str(self.root)
+        self._base = str(self.root)
 
     # -- layout -----------------------------------------------------------
     def _path(self, handle: Handle) -> Path:
-        if handle.type is FileType.CONFIG:
-            return self.root / "config"
-        name = handle.name
-        if not name or "/" in name or "\0" in name or name.startswith("."):
-            raise StorageError(f"invalid object name {handle.name!r}")
-        if handle.type is FileType.PACK:
-            return Path(self.root, "data", handle.name[:2], handle.name)
-        return Path(self.root, str(handle.type.value), handle.name)
+        return Path(self._file(handle))
+
+    def _file(self, handle: Handle) -> str:
+        return f"{self._base}/{object_path(handle)}"
 
     def create(self) -> None:
         try:
@@ -72,16 +70,31 @@ class LocalBackend:
             raise from_os_error(exc, _describe(handle)) from exc
 
     def load(self, handle: Handle, offset: int = 0, length: int | None = None) -> bytes:
-        path = self._path(handle)
+        # os-level calls: a tree load is one small ranged read, and a file object per
+        # read costs more than the read itself.
         try:
-            with open(path, "rb") as f:
-                if offset:
-                    f.seek(offset)
-                return f.read() if length is None else f.read(length)
+            fd = os.open(self._file(handle), os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError as exc:
             raise ObjectNotFound(f"{_describe(handle)} does not exist") from exc
         except OSError as exc:
             raise from_os_error(exc, _describe(handle)) from exc
+        try:
+            if length is None:
+                length = max(0, os.fstat(fd).st_size - offset)
+            data = os.pread(fd, length, offset)
+            if len(data) < length:  # a short read: read on until the end of the file
+                parts = [data]
+                while (got := sum(map(len, parts))) < length:
+                    more = os.pread(fd, length - got, offset + got)
+                    if not more:
+                        break
+                    parts.append(more)
+                data = b"".join(parts)
+            return data
+        except OSError as exc:
+            raise from_os_error(exc, _describe(handle)) from exc
+        finally:
+            os.close(fd)
 
     def stat(self, handle: Handle) -> FileInfo:
         try:
