@@ -8,6 +8,7 @@ import click
 
 from amber.cli.context import AppContext, pass_app
 from amber.cli.output import emit_json
+from amber.services import config_show
 from amber.services.config import Config
 
 
@@ -20,7 +21,7 @@ def config() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @pass_app
 def check(app: AppContext, as_json: bool) -> None:
-    """Validate the config file and summarize it."""
+    """Validate the config file and summarize it (repository options and limits too; secrets masked)."""
     cfg = app.config()
     if as_json:
         emit_json(_summary(cfg))
@@ -28,7 +29,9 @@ def check(app: AppContext, as_json: bool) -> None:
     click.echo(f"{cfg.source}: ok")
     for r in cfg.repositories.values():
         flags = [f for f in ("offsite", "immutable", "offline") if getattr(r, f)]
-        click.echo(f"repository {r.name}: {r.url} ({', '.join([r.kind, *flags])})")
+        click.echo(f"repository {r.name}: {config_show.mask_url(r.url)} ({', '.join([r.kind, *flags])})")
+        for line in config_show.repository_lines(r):
+            click.echo(line)
     for p in cfg.retention.values():
         click.echo(f"retention {p.name}: {_policy(p.__dict__)}")
     for j in cfg.jobs.values():
@@ -52,8 +55,7 @@ def _summary(cfg: Config) -> dict[str, Any]:
     return {
         "source": cfg.source,
         "ok": True,
-        "repositories": {n: {"url": r.url, "kind": r.kind, "offsite": r.offsite, "immutable": r.immutable,
-                             "offline": r.offline} for n, r in cfg.repositories.items()},
+        "repositories": {n: config_show.repository_summary(r) for n, r in cfg.repositories.items()},
         "retention": {n: {k: v for k, v in p.__dict__.items() if k != "name"}
                       for n, p in cfg.retention.items()},
         "jobs": {n: {"paths": list(j.paths), "repository": j.repository, "mirrors": list(j.mirrors),

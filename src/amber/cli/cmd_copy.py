@@ -38,9 +38,10 @@ def _as_json(st: replicate_service.DestinationStatus) -> dict[str, Any]:
 
 @click.command("copy")
 @click.argument("snapshot_ids", nargs=-1)
-@click.option("--from", "from_repo", metavar="REPO", help="Source repository (default: -r).")
+@click.option("--from", "from_repo", metavar="REPO",
+              help="Source: a location or a configured repository's name (default: -r).")  # fmt: skip
 @click.option("--to", "to_repos", multiple=True, metavar="REPO",
-              help="Destination repository; repeat for several (default: -r).")  # fmt: skip
+              help="Destination: a location or a configured name; repeatable (default: -r).")  # fmt: skip
 @click.option("--from-password-file", type=click.Path(dir_okay=False), help="Password file of the source.")
 @click.option("--from-password-command", help="Command printing the source's password.")
 @click.option("--to-password-file", type=click.Path(dir_okay=False), help="Password file of destinations.")
@@ -58,8 +59,11 @@ def copy(
 
     Source and destinations may use different passwords and keys. With several
     --to, each destination is reported; an unreachable one does not stop the rest.
-    Each copy is recorded in the state database (for status --copies); a
-    destination that is a configured repository's url opens with its options.
+    Each copy is recorded in the state database (for status --copies).
+    REPO may name a [repositories.NAME] of the config file: it then opens with
+    that repository's url, options, limits and password source (explicit
+    --from-/--to-password-* win). A location equal to a configured url gets its
+    options. An unknown name that is no path either exits 10.
     """
     if not from_repo and not to_repos:
         raise UsageError("copy needs --from or --to (the other side defaults to -r)")
@@ -74,6 +78,8 @@ def copy(
     job = manual_copy.ManualCopy(
         source, targets, src_pw, dst_pw,
         copy_service.CopyRequest(list(snapshot_ids), make_filter(hosts, tags, paths)), app.config_path,
+        source_passwords_given=bool(from_password_file or from_password_command),
+        target_passwords_given=bool(to_password_file or to_password_command),
     )  # fmt: skip
     favour_throughput()
     progress: Any = BarProgress("copy") if sys.stderr.isatty() and not as_json else None

@@ -5,10 +5,20 @@ destination and copied snapshot (the same shape ``amber run`` writes for its
 mirrors), so ``amber status --copies``, metrics and alerts know that a
 destination got a snapshot even when nobody scheduled it.
 
-A location that is the ``url`` of a configured ``[repositories.NAME]`` is
-recorded under NAME and opened with that repository's backend options (its
-Object Lock settings, for instance). Recording is best effort: a state database
-that cannot be written gives a warning, never a failed copy.
+``--from``/``--to`` take a location or the NAME of a configured
+``[repositories.NAME]``. A NAME opens that repository exactly as ``amber run``
+does (:class:`~amber.services.run_steps.Repositories`): its ``url``, backend
+options, limits and password source (``--from-password-*``/``--to-password-*``
+given on the command line win; without either, the global password). A NAME wins
+over a local directory of the same name (write ``./NAME`` for the directory). A
+bare word that is neither a NAME nor an existing path is ``RepositoryNotFound``
+(exit 10), raised before anything is copied.
+
+A location that is the ``url`` of a configured repository is recorded under
+NAME and opened with that repository's backend options (its Object Lock
+settings, for instance), with the password the command line gives. Recording is
+best effort: a state database that cannot be written gives a warning, never a
+failed copy.
 """
 
 from __future__ import annotations
@@ -18,7 +28,7 @@ import time
 from dataclasses import dataclass, field
 
 from amber.engine.progress import Progress
-from amber.errors import AmberError, ConfigError, StateError
+from amber.errors import AmberError, ConfigError, RepositoryNotFound, StateError
 from amber.services import copy as copy_service
 from amber.services import replicate as replicate_service
 from amber.services import session
@@ -45,6 +55,18 @@ class ManualCopy:
     target_passwords: session.PasswordSource = field(default_factory=session.PasswordSource)
     request: copy_service.CopyRequest = field(default_factory=copy_service.CopyRequest)
     config_path: str | None = None  # --config; None: the default config file, when there is one
+    source_passwords_given: bool = False  # --from-password-*: wins over a configured repository's own
+    target_passwords_given: bool = False  # --to-password-*: likewise for every destination
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One side of a copy, resolved: a location, or a configured repository chosen by name."""
+
+    name: str  # the config's name, or the location itself
+    location: str
+    passwords: session.PasswordSource
+    options: BackendOptions | None = None  # None: the process defaults (-o, --limit-*)
 
 
 @dataclass
@@ -64,8 +86,9 @@ def _same_place(location: str) -> str:
 class _Known:
     """The configured repositories, found by location."""
 
-    def __init__(self, config: Config | None) -> None:
+    def __init__(self, config: Config | None, problem: str = "") -> None:
         self.config = config
+        self.problem = problem  # why the default config file was not used
         self._by_place: dict[str, RepositoryConfig] = {}
         for repo in config.repositories.values() if config else ():
             try:
@@ -84,9 +107,33 @@ class _Known:
         found = self.find(location)
         return backend_options(found, default_options()) if found else None
 
+    def resolve(self, spec: str, passwords: session.PasswordSource, given: bool) -> Endpoint:
+        """``spec`` as a configured name first, else as a location."""
+        if self.config is not None and spec in self.config.repositories:
+            from amber.services.run_steps import Repositories  # as `amber run` opens it; loaded on use
+
+            repos = Repositories(self.config, passwords)
+            own = passwords if given else repos.passwords(spec)
+            return Endpoint(spec, repos.settings(spec).url, own, repos.options(spec))
+        if _bare_word(spec) and not os.path.lexists(spec):
+            raise RepositoryNotFound(self._unknown(spec))
+        return Endpoint(self.name(spec), spec, passwords, self.options(spec))
+
+    def _unknown(self, spec: str) -> str:
+        if self.config is None:
+            why = self.problem or f"no config file at {default_config_path()}"
+            return f"no repository {spec!r}: not a path here, and no configured names ({why})"
+        names = ", ".join(sorted(self.config.repositories)) or "none"
+        return f"no repository {spec!r}: not a path here, nor a name in {self.config.source} ({names})"
+
     @property
     def state_path(self) -> str:
         return self.config.state.path if self.config else os.path.join(default_state_dir(), "state.db")
+
+
+def _bare_word(spec: str) -> bool:
+    """A name-like argument: no path separator, no scheme, no ``~``."""
+    return bool(spec) and "/" not in spec and ":" not in spec and not spec.startswith(("~", "."))
 
 
 def _load(config_path: str | None) -> tuple[Config | None, str]:
@@ -110,29 +157,43 @@ def _from_result(name: str, target: str, result: copy_service.CopyResult) -> Des
     return st
 
 
-def manual_copy(job: ManualCopy, progress: Progress | None = None) -> ManualCopyOutcome:
-    """Copy, then record. A single destination's error is raised (after it is recorded)."""
+def _endpoints(known: _Known, job: ManualCopy) -> tuple[Endpoint, list[Endpoint]]:
+    source = known.resolve(job.source, job.source_passwords, job.source_passwords_given)
+    return source, [known.resolve(t, job.target_passwords, job.target_passwords_given) for t in job.targets]
+
+
+def endpoints(job: ManualCopy) -> tuple[Endpoint, list[Endpoint]]:
+    """``job``'s source and destinations with configured names resolved; nothing is opened.
+
+    An unknown name that is no path either raises ``RepositoryNotFound``.
+    """
     config, warning = _load(job.config_path)
-    known = _Known(config)
+    return _endpoints(_Known(config, warning), job)
+
+
+def manual_copy(job: ManualCopy, progress: Progress | None = None) -> ManualCopyOutcome:
+    """Resolve names, copy, then record. A single destination's error is raised (after it is recorded)."""
+    config, warning = _load(job.config_path)
+    known = _Known(config, warning)
+    source, targets = _endpoints(known, job)
     started = time.time()
-    src_options = known.options(job.source)
     try:
-        if len(job.targets) == 1:  # errors keep their own exit codes
-            target = job.targets[0]
+        if len(targets) == 1:  # errors keep their own exit codes
+            t = targets[0]
             result = copy_service.copy(
-                job.source, job.source_passwords, target, job.target_passwords, job.request,
-                progress=progress, src_options=src_options, dst_options=known.options(target),
+                source.location, source.passwords, t.location, t.passwords, job.request,
+                progress=progress, src_options=source.options, dst_options=t.options,
             )  # fmt: skip
-            statuses = [_from_result(known.name(target), target, result)]
+            statuses = [_from_result(t.name, t.location, result)]
         else:
-            dests = [replicate_service.Destination(t, job.target_passwords, known.name(t), known.options(t))
-                     for t in job.targets]  # fmt: skip
+            dests = [replicate_service.Destination(t.location, t.passwords, t.name, t.options)
+                     for t in targets]  # fmt: skip
             statuses = replicate_service.replicate_from(
-                job.source, job.source_passwords, job.request.snapshot_ids, dests, job.request.filter,
-                progress=progress, source_options=src_options,
+                source.location, source.passwords, job.request.snapshot_ids, dests, job.request.filter,
+                progress=progress, source_options=source.options,
             )  # fmt: skip
     except AmberError as exc:
-        failed = [DestinationStatus(known.name(t), t, FAILED, error=exc.message) for t in job.targets]
+        failed = [DestinationStatus(t.name, t.location, FAILED, error=exc.message) for t in targets]
         record(known.state_path, started, failed)
         raise
     run_id, problem = record(known.state_path, started, statuses)
