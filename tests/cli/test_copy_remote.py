@@ -93,3 +93,22 @@ def test_failed_manual_copy_is_recorded(cli: AmberCli, tmp_path: Path) -> None:
     [run] = StateDB(str(tmp_path / "xdg-state" / "amber" / "state.db")).runs("copy:manual")
     assert run.status == "failed" and run.destinations[0].status == "failed"
     assert run.destinations[0].name == str(missing) and run.errors
+
+
+def test_init_with_copied_chunker_params_then_copy(cli: AmberCli, tmp_path: Path) -> None:
+    src = make_src(tmp_path / "src")
+    cli.run("backup", str(src))
+    twin = tmp_path / "twin"
+    bad = cli.run("-r", str(twin), "init", "--copy-chunker-params", check=False)
+    assert bad.returncode == 2 and "go together" in bad.stderr and "Traceback" not in bad.stderr
+    made = cli.run("-r", str(twin), "init", "--copy-chunker-params", "--from-repo", str(cli.repo))
+    assert "chunker shared with" in made.stdout
+    first = json.loads(cli.run("copy", "--to", str(twin), "--json").stdout)
+    assert first["status"] == "ok" and len(first["copied"]) == 1
+    ours = json.loads(cli.run("snapshots", "--json").stdout)
+    theirs = json.loads(cli.run("-r", str(twin), "snapshots", "--json").stdout)
+    assert theirs[0]["tree"] == ours[0]["tree"]  # same blob IDs: the tree was copied as is
+    cli.run("-r", str(twin), "check", "--read-data")
+    out = tmp_path / "restored"
+    cli.run("-r", str(twin), "restore", "latest", "--target", str(out), "--verify")
+    assert tree(out / src.relative_to("/")) == tree(src)

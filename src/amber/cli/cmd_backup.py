@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from amber.cli.context import AppContext, pass_app
+from amber.cli.context import AppContext, make_passwords, pass_app
 from amber.cli.options import limit_options
 from amber.cli.output import (
     BarProgress,
@@ -20,6 +20,7 @@ from amber.cli.output import (
     scan_total,
 )
 from amber.engine.patterns import read_exclude_files
+from amber.errors import UsageError
 from amber.services import backup as backup_service
 from amber.services import limits as limits_service
 from amber.services import session
@@ -29,13 +30,30 @@ from amber.services import session
 @click.option(
     "--append-only", is_flag=True, help="Clients may add backups but never delete or overwrite (permanent)."
 )
+@click.option("--copy-chunker-params", is_flag=True,
+              help="Share --from-repo's blob IDs and chunker: copies between the two dedup with "
+                   "direct backups and need no re-hashing.")  # fmt: skip
+@click.option("--from-repo", metavar="REPO", help="The repository whose chunker to share.")
+@click.option("--from-password-file", type=click.Path(dir_okay=False), help="Password file of --from-repo.")
+@click.option("--from-password-command", help="Command printing --from-repo's password.")
 @pass_app
-def init(app: AppContext, append_only: bool) -> None:
+def init(
+    app: AppContext, append_only: bool, copy_chunker_params: bool, from_repo: str | None,
+    from_password_file: str | None, from_password_command: str | None,
+) -> None:  # fmt: skip
     """Create a new repository."""
-    location = app.location
-    repo = session.create(location, app.passwords.get(new=True), append_only)
+    if copy_chunker_params != bool(from_repo):
+        raise UsageError("--copy-chunker-params and --from-repo go together")
+    ids_from = None
+    if from_repo:
+        passwords = app.passwords
+        if from_password_file or from_password_command:
+            passwords = make_passwords(from_password_file, from_password_command)
+        ids_from = (from_repo, passwords)
+    repo = session.create(app.location, app.passwords.get(new=True), append_only, ids_from)
     mode = " (append-only)" if append_only else ""
-    click.echo(f"created repository {repo.id[:10]} at {repo.backend.location}{mode}")
+    shared = f", chunker shared with {from_repo}" if from_repo else ""
+    click.echo(f"created repository {repo.id[:10]} at {repo.backend.location}{mode}{shared}")
 
 
 @click.command(context_settings={"ignore_unknown_options": False})

@@ -14,6 +14,11 @@ without reading its blob when possible:
   descended; an unchanged file takes the reference's content IDs;
 * a bounded cache maps source IDs seen earlier in this run to destination IDs.
 
+When both repositories share the ID key (``amber init --copy-chunker-params``),
+a blob has the same ID on both sides: nothing is re-hashed, trees are copied as
+they are instead of rewritten, and a blob the destination holds is skipped on
+its ID alone (*same-ID mode*).
+
 Every shortcut is checked against the destination index. Data blobs that still
 need their plaintext are handed out in batches, grouped by source pack, to
 worker threads (AES, zstd and BLAKE3 release the GIL) while the walk goes on.
@@ -30,7 +35,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -39,6 +44,7 @@ import msgspec
 
 from amber.engine.gctuning import rarer_gc
 from amber.engine.progress import NullProgress, Progress
+from amber.engine.treebatch import TreeBatch
 from amber.errors import AmberError, IntegrityError, ObjectNotFound
 from amber.repository import BlobType, Location, Node, Tree
 from amber.repository.codec import EncodedBlob
@@ -49,6 +55,10 @@ BlobId = Callable[[bytes | memoryview], bytes]
 
 class TreeReader(Protocol):
     def load_tree(self, tree_id: bytes) -> Tree: ...
+
+
+class TreeSource(TreeReader, Protocol):
+    def load_trees(self, tree_ids: Sequence[bytes]) -> list[Tree | None]: ...
 
 
 class BlobReader(Protocol):
@@ -70,6 +80,10 @@ class EncodedBlobWriter(BlobWriter, Protocol):
     """A writer that seals another repository's encoded payload as is (no recompression)."""
 
     def save_encoded(self, type: BlobType, blob_id: bytes, blob: EncodedBlob) -> bool: ...
+
+
+def _subtrees(tree: Tree) -> list[bytes]:
+    return [n.subtree for n in tree.nodes if n.type == "dir" and n.subtree]
 
 
 def _default_workers() -> int:
@@ -143,10 +157,11 @@ class Copier:
     """Copies trees from a source to a destination repository."""
 
     def __init__(
-        self, src_trees: TreeReader, src_blobs: BlobReader, dst_trees: TreeReader,
+        self, src_trees: TreeSource, src_blobs: BlobReader, dst_trees: TreeReader,
         dst_blobs: BlobWriter, dst_blob_id: BlobId, options: CopyOptions | None = None,
-        progress: Progress | None = None,
+        progress: Progress | None = None, same_ids: bool = False,
     ) -> None:  # fmt: skip
+        self._same_ids = same_ids  # both sides share the ID key: IDs are kept
         self._src_trees = src_trees
         self._src_blobs = src_blobs
         self._dst_trees = dst_trees
@@ -163,6 +178,7 @@ class Copier:
         self._jobs: set[Future[list[tuple[bytes, bytes]]]] = set()
         self._done: queue.SimpleQueue[Future[list[tuple[bytes, bytes]]]] = queue.SimpleQueue()
         self._pool: ThreadPoolExecutor | None = None
+        self._trees = TreeBatch(src_trees.load_trees, src_trees.load_tree)
 
     # -- public -------------------------------------------------------------
     def copy_tree(self, root: bytes, reference: tuple[bytes, bytes] | None = None) -> bytes:
@@ -179,6 +195,10 @@ class Copier:
             self.cache.put(root, reference[1])
             return reference[1]
         self._waiting, self._queued, self._done = {}, [], queue.SimpleQueue()
+        # Without a reference nearly every tree is descended: let loaded trees announce theirs.
+        self._trees = TreeBatch(
+            self._src_trees.load_trees, self._src_trees.load_tree, None if reference else _subtrees
+        )
         top = self._open(root, reference, None, 0)
         with rarer_gc(), ThreadPoolExecutor(self.options.workers, thread_name_prefix="copy") as pool:
             self._pool = pool
@@ -193,8 +213,8 @@ class Copier:
                     else:
                         stack.append(child)
                     self._pump()
-                self._submit()
-                while self._jobs:
+                while self._queued or self._jobs:  # finished trees may queue their own copy
+                    self._submit()
                     self._collect(block=True)
             finally:
                 for job in self._jobs:  # after an error: do not start what is queued
@@ -216,10 +236,17 @@ class Copier:
     def _open(
         self, src_id: bytes, reference: tuple[bytes, bytes] | None, parent: _Dir | None, slot: int
     ) -> _Frame:
-        tree = self._src_trees.load_tree(src_id)
+        tree = self._trees.get(src_id)
         pairs: dict[bytes, tuple[Node, Node]] = {}
         if reference is not None:
             pairs = self._pair(reference)
+        cached = self.cache.get
+        self._trees.expect(  # the subtrees _advance will likely descend into, to load them in batches
+            src_id,
+            (n.subtree for n in tree.nodes
+            if n.type == "dir" and n.subtree and cached(n.subtree) is None
+            and (n.name not in pairs or pairs[n.name][0].subtree != n.subtree)),
+        )  # fmt: skip
         return _Frame(_Dir(src_id, list(tree.nodes), parent, slot), pairs)
 
     def _pair(self, reference: tuple[bytes, bytes]) -> dict[bytes, tuple[Node, Node]]:
@@ -249,17 +276,34 @@ class Copier:
                 if dst is None and pair is not None and pair[0].subtree == node.subtree:
                     dst = self._resolved(node.subtree, pair[1].subtree or None)
                 if dst is not None:
-                    d.nodes[i] = msgspec.structs.replace(node, subtree=dst)
+                    if dst != node.subtree:
+                        d.nodes[i] = msgspec.structs.replace(node, subtree=dst)
                     continue
-                d.nodes[i] = msgspec.structs.replace(node)
+                if not self._same_ids:  # its subtree is patched once rewritten
+                    d.nodes[i] = msgspec.structs.replace(node)
                 d.waiting += 1
                 ref = None
                 if pair is not None and pair[0].subtree and pair[1].subtree:
                     ref = (pair[0].subtree, pair[1].subtree)
                 return self._open(node.subtree, ref, d, i)
             if node.content:
-                d.nodes[i] = msgspec.structs.replace(node, content=self._map_content(d, i, node, pair))
+                if self._same_ids:
+                    self._fetch_missing(node.content)
+                else:
+                    d.nodes[i] = msgspec.structs.replace(node, content=self._map_content(d, i, node, pair))
         return None
+
+    def _fetch_missing(self, blob_ids: list[bytes]) -> None:
+        """Same-ID mode: queue the blobs the destination lacks; the tree keeps its IDs."""
+        has, waiting = self._dst_blobs.has, self._waiting
+        for src in blob_ids:
+            if src in waiting:
+                continue
+            if has(src):
+                self.stats.reused += 1
+                continue
+            waiting[src] = []
+            self._queued.append(src)
 
     def _map_content(self, d: _Dir, i: int, node: Node, pair: tuple[Node, Node] | None) -> list[bytes]:
         known: dict[bytes, bytes] = {}
@@ -283,17 +327,21 @@ class Copier:
     def _finish_if_ready(self, d: _Dir | None) -> None:
         """Write every tree that has nothing left waiting, walking up to the parents."""
         while d is not None and d.listed and d.waiting == 0 and not d.dst_id:
-            data = encode_tree(Tree(nodes=d.nodes))
-            d.dst_id = self._dst_id(data)
-            added = self._dst_blobs.save(BlobType.TREE, data, d.dst_id)
             self.stats.trees += 1
-            self.stats.trees_added += added
+            if self._same_ids:  # the tree itself is copied as stored, like a data blob
+                d.dst_id = d.src_id
+                self._fetch_missing([d.src_id])
+            else:
+                data = encode_tree(Tree(nodes=d.nodes))
+                d.dst_id = self._dst_id(data)
+                self.stats.trees_added += self._dst_blobs.save(BlobType.TREE, data, d.dst_id)
             self.cache.put(d.src_id, d.dst_id)
             d.nodes = []
             parent = d.parent
             if parent is None:
                 return
-            parent.nodes[d.slot].subtree = d.dst_id
+            if not self._same_ids:
+                parent.nodes[d.slot].subtree = d.dst_id
             parent.waiting -= 1
             d = parent
 
@@ -337,6 +385,10 @@ class Copier:
             block = False
             self._jobs.discard(job)
             waiting, put = self._waiting, self.cache.put
+            if self._same_ids:  # nothing waits on a fetch, and the index answers for its ID
+                for src, _ in job.result():
+                    del waiting[src]
+                continue
             for src, dst in job.result():
                 for d, i, j in waiting.pop(src):
                     d.nodes[i].content[j] = dst
@@ -349,27 +401,34 @@ class Copier:
         """On a worker: decrypt, verify, re-hash and store one pack's wanted blobs.
 
         A compressed payload is decompressed only to hash it; the destination
-        seals the same payload (no recompression) when its writer can.
+        seals the same payload (no recompression) when its writer can. In
+        same-ID mode the source ID is kept (no second hash), and the pack may
+        hold trees (a pack never mixes blob types).
         """
         done = []
-        dst_id, writer = self._dst_id, self._dst_blobs
+        dst_id, writer, same_ids = self._dst_id, self._dst_blobs, self._same_ids
+        btype = wanted[0][1].type if same_ids else BlobType.DATA
         save_encoded = writer.save_encoded if isinstance(writer, EncodedBlobWriter) else None
         read = read_bytes = added = added_bytes = 0
         for src, blob in self._src_blobs.load_encoded_from_pack(pack, wanted):
             if isinstance(blob, IntegrityError):
                 raise IntegrityError(f"source blob {src.hex()[:16]} in pack {pack[:16]}: {blob}")
             plain = blob.plain
-            dst = dst_id(plain)
+            dst = src if same_ids else dst_id(plain)
             if save_encoded is not None:
-                new = save_encoded(BlobType.DATA, dst, blob)
+                new = save_encoded(btype, dst, blob)
             else:
-                new = writer.save(BlobType.DATA, plain, dst)
+                new = writer.save(btype, plain, dst)
             read += 1
             read_bytes += len(plain)
             if new:
                 added += 1
                 added_bytes += len(plain)
             done.append((src, dst))
+        if btype is BlobType.TREE:
+            with self._stats_lock:
+                self.stats.trees_added += added
+            return done
         with self._stats_lock:
             self.stats.blobs_read += read
             self.stats.bytes_read += read_bytes

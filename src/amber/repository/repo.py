@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import threading
 import uuid
 from collections import OrderedDict
@@ -243,13 +244,21 @@ class Repository:
         self.key_name = new_name
         return new_name
 
+    def shares_blob_ids(self, other: Repository) -> bool:
+        """True if ``other`` has the same ID key: equal data has equal blob IDs in both."""
+        return hmac.compare_digest(self.key.id_key, other.key.id_key)
+
     def close(self) -> None:
         self.backend.close()
 
 
 def init_repository(
-    backend: Backend, password: bytes, params: KdfParams | None = None, append_only: bool = False
+    backend: Backend, password: bytes, params: KdfParams | None = None, append_only: bool = False,
+    ids_from: Repository | None = None,
 ) -> Repository:
+    """Create a repository. With ``ids_from``, it shares that repository's ID key (and so
+    its chunker): the same data gets the same blob IDs and chunk boundaries in both
+    (restic's ``--copy-chunker-params``); its encryption key is its own."""
     if backend.exists():
         raise RepositoryExists(f"a repository already exists at {backend.location}")
     if not password:
@@ -259,10 +268,17 @@ def init_repository(
             raise RepositoryExists(f"{backend.location} already holds repository keys")
     backend.create()
     key = MasterKey.generate()
+    if ids_from is not None:
+        key = MasterKey(key.encrypt_key, ids_from.key.id_key)
     config = RepoConfig(
         version=FORMAT_VERSION, id=uuid.uuid4().hex, created_by=f"amber {__version__}",
         append_only=append_only,
     )  # fmt: skip
+    if ids_from is not None:
+        theirs = ids_from.config
+        config = msgspec.structs.replace(
+            config, chunk_avg=theirs.chunk_avg, chunk_min=theirs.chunk_min, chunk_max=theirs.chunk_max
+        )
     repo = Repository(backend, key, config, "")
     repo.key_name = repo.add_key(password, params)
     # The config is written last: its presence is what makes a repository exist.

@@ -65,7 +65,9 @@ def copy_snapshots(
     destination = dst.snapshots([])
     todo = missing(selected, destination)
     copied = copied_map(source, destination)
-    copier = Copier(src, src.blobs, dst, dst.blobs, dst.key.blob_id, options, progress)
+    copier = Copier(
+        src, src.blobs, dst, dst.blobs, dst.key.blob_id, options, progress, same_ids=src.shares_blob_ids(dst)
+    )
     result = CopyResult(already=len(selected) - len(todo), stats=copier.stats)
     for sid, snap in todo:
         ref_sid = choose_reference(sid, snap, source, copied)

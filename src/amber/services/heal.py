@@ -142,7 +142,8 @@ def heal(repo: Repository, replica: Repository, read_data: bool = False) -> Heal
                 result.salvaged += 1
     mine = repo.snapshots([])
     theirs = {identity(sid, s): s for sid, s in replica.snapshots([]).items()}
-    copier = Copier(replica, replica.blobs, repo, writer, repo.key.blob_id)
+    same_ids = replica.shares_blob_ids(repo)
+    copier = Copier(replica, replica.blobs, repo, writer, repo.key.blob_id, same_ids=same_ids)
     for sid in _snapshots_needing(repo, bad):
         twin = theirs.get(identity(sid, mine[sid]))
         if twin is None:

@@ -75,8 +75,17 @@ def kdf_params() -> KdfParams | None:
     return params
 
 
-def create(location: str, password: bytes, append_only: bool = False) -> Repository:
-    return init_repository(open_backend(location), password, kdf_params(), append_only=append_only)
+def create(
+    location: str, password: bytes, append_only: bool = False,
+    ids_from: tuple[str, PasswordSource] | None = None,
+) -> Repository:  # fmt: skip
+    """A new repository; ``ids_from`` (location, passwords): share that one's blob IDs and chunker."""
+    if ids_from is None:
+        return init_repository(open_backend(location), password, kdf_params(), append_only=append_only)
+    with opened(*ids_from, lock=False) as other:
+        return init_repository(
+            open_backend(location), password, kdf_params(), append_only=append_only, ids_from=other
+        )
 
 
 @contextmanager
