@@ -84,7 +84,7 @@ def _same_place(location: str) -> str:
 
 
 class _Known:
-    """The configured repositories, found by location."""
+    """The configured repositories, found by name or by location."""
 
     def __init__(self, config: Config | None, problem: str = "") -> None:
         self.config = config
