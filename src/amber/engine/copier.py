@@ -34,23 +34,22 @@ from __future__ import annotations
 
 import os
 import queue
-import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 import msgspec
 
+from amber.engine.copypack import BlobId, BlobReader, BlobWriter, CopyStats, PackCopier
 from amber.engine.gctuning import rarer_gc
 from amber.engine.progress import NullProgress, Progress
 from amber.engine.treebatch import TreeBatch
 from amber.errors import AmberError, IntegrityError, ObjectNotFound
 from amber.repository import BlobType, Location, Node, Tree
-from amber.repository.codec import EncodedBlob
 from amber.repository.model import encode_tree
 
-BlobId = Callable[[bytes | memoryview], bytes]
+__all__ = ["Copier", "CopyOptions", "CopyStats", "IdCache"]
 
 
 class TreeReader(Protocol):
@@ -59,27 +58,6 @@ class TreeReader(Protocol):
 
 class TreeSource(TreeReader, Protocol):
     def load_trees(self, tree_ids: Sequence[bytes]) -> list[Tree | None]: ...
-
-
-class BlobReader(Protocol):
-    def locate(self, blob_id: bytes) -> Location: ...
-
-    def load_encoded_from_pack(
-        self, pack: str, wanted: Iterable[tuple[bytes, Location]]
-    ) -> Iterator[tuple[bytes, EncodedBlob | IntegrityError]]: ...
-
-
-class BlobWriter(Protocol):
-    def has(self, blob_id: bytes) -> bool: ...
-
-    def save(self, type: BlobType, data: bytes | memoryview, blob_id: bytes | None = None) -> bool: ...
-
-
-@runtime_checkable
-class EncodedBlobWriter(BlobWriter, Protocol):
-    """A writer that seals another repository's encoded payload as is (no recompression)."""
-
-    def save_encoded(self, type: BlobType, blob_id: bytes, blob: EncodedBlob) -> bool: ...
 
 
 def _subtrees(tree: Tree) -> list[bytes]:
@@ -97,17 +75,6 @@ class CopyOptions:
     workers: int = field(default_factory=_default_workers)  # pack reader threads
     batch_blobs: int = 8192  # data blobs collected before fetching them (fewer while workers idle)
     cache_entries: int = 1 << 20  # source ID -> destination ID, about 200 bytes each
-
-
-@dataclass
-class CopyStats:
-    trees: int = 0  # trees rewritten (not resolved by a shortcut)
-    trees_added: int = 0
-    blobs_read: int = 0  # data blobs read from the source
-    blobs_added: int = 0  # data blobs new to the destination
-    bytes_read: int = 0  # plaintext bytes read from the source
-    bytes_added: int = 0  # plaintext bytes of new data blobs
-    reused: int = 0  # IDs resolved without reading (reference or cache)
 
 
 class IdCache:
@@ -171,7 +138,8 @@ class Copier:
         self._progress = progress or NullProgress()
         self.cache = IdCache(self.options.cache_entries)
         self.stats = CopyStats()
-        self._stats_lock = threading.Lock()
+        self._copy_pack = PackCopier(src_blobs, dst_blobs, None if same_ids else dst_blob_id, self.stats,
+                                     self._progress)  # fmt: skip
         # data blobs being fetched while the walk goes on (main thread only)
         self._waiting: dict[bytes, list[tuple[_Dir, int, int]]] = {}  # source ID -> its slots
         self._queued: list[bytes] = []  # in _waiting, not yet handed to a worker
@@ -228,8 +196,7 @@ class Copier:
     # -- walking ----------------------------------------------------------------
     def _resolved(self, src: bytes, dst: bytes | None) -> bytes | None:
         if dst is not None and self._dst_blobs.has(dst):
-            with self._stats_lock:
-                self.stats.reused += 1
+            self.stats.reused += 1  # main thread only; workers count other fields
             return dst
         return None
 
@@ -396,43 +363,3 @@ class Copier:
                     if not d.waiting:
                         self._finish_if_ready(d)
                 put(src, dst)
-
-    def _copy_pack(self, pack: str, wanted: list[tuple[bytes, Location]]) -> list[tuple[bytes, bytes]]:
-        """On a worker: decrypt, verify, re-hash and store one pack's wanted blobs.
-
-        A compressed payload is decompressed only to hash it; the destination
-        seals the same payload (no recompression) when its writer can. In
-        same-ID mode the source ID is kept (no second hash), and the pack may
-        hold trees (a pack never mixes blob types).
-        """
-        done = []
-        dst_id, writer, same_ids = self._dst_id, self._dst_blobs, self._same_ids
-        btype = wanted[0][1].type if same_ids else BlobType.DATA
-        save_encoded = writer.save_encoded if isinstance(writer, EncodedBlobWriter) else None
-        read = read_bytes = added = added_bytes = 0
-        for src, blob in self._src_blobs.load_encoded_from_pack(pack, wanted):
-            if isinstance(blob, IntegrityError):
-                raise IntegrityError(f"source blob {src.hex()[:16]} in pack {pack[:16]}: {blob}")
-            plain = blob.plain
-            dst = src if same_ids else dst_id(plain)
-            if save_encoded is not None:
-                new = save_encoded(btype, dst, blob)
-            else:
-                new = writer.save(btype, plain, dst)
-            read += 1
-            read_bytes += len(plain)
-            if new:
-                added += 1
-                added_bytes += len(plain)
-            done.append((src, dst))
-        if btype is BlobType.TREE:
-            with self._stats_lock:
-                self.stats.trees_added += added
-            return done
-        with self._stats_lock:
-            self.stats.blobs_read += read
-            self.stats.bytes_read += read_bytes
-            self.stats.blobs_added += added
-            self.stats.bytes_added += added_bytes
-        self._progress.bytes_done(read_bytes)
-        return done
