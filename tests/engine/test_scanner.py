@@ -1,20 +1,15 @@
-"""The walk-order scanner and the metadata prewarm helper, on real directories."""
+"""The walk-order scanner, on real directories (the prewarm helper: test_prewarm.py)."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import stat
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from amber.engine import prewarm
 from amber.engine.parenttrees import ParentTrees
-from amber.engine.patterns import PathMatcher
 from amber.engine.scanner import DirScanner, Listing, scan
 from amber.repository import Node
 
@@ -107,62 +102,3 @@ def test_vanished_directory_gives_an_error_listing(tmp_path: Path) -> None:
         assert scanner.listing(order[0] + b"/b", b"", None).entries == scan(order[0] + b"/b")
     finally:
         scanner.close()
-
-
-def test_prewarm_walk_visits_what_the_archiver_would(tmp_path: Path) -> None:
-    order = _make(tmp_path / "t")
-    root = order[0]
-    assert prewarm.walk([root], PathMatcher([]), False, 4) == len(order)
-    assert prewarm.walk([root], PathMatcher(["skip"]), False, 4) == len(order) - 2
-    assert prewarm.walk([root + b"/a", root + b"/z", root + b"/missing"], PathMatcher([]), False, 2) == 6
-    assert prewarm.walk([root + b"/a/f.txt"], PathMatcher([]), True, 1) == 0
-
-
-def test_prewarm_helper_runs_and_stops(tmp_path: Path) -> None:
-    order = _make(tmp_path / "t")
-    helper = prewarm.start([order[0]], PathMatcher(["skip"]), True)
-    assert helper.running
-    proc = helper._proc
-    assert proc is not None
-    helper.stop()
-    assert proc.returncode == 0 and not helper.running
-    helper.stop()  # twice is harmless
-
-
-def _gone(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(") ", 1)[1].startswith("Z")  # exited, not yet reaped
-    except FileNotFoundError:
-        return True
-
-
-def test_prewarm_helper_exits_when_its_parent_goes_away(tmp_path: Path) -> None:
-    """The helper watches its stdin: a killed backup does not leave it walking."""
-    big = tmp_path / "big"
-    for i in range(200):
-        (big / f"d{i:03}").mkdir(parents=True)
-    parent = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys, time; from amber.engine import prewarm;"
-            "from amber.engine.patterns import PathMatcher;"
-            "h = prewarm.start([sys.argv[1].encode()] * 5000, PathMatcher([]), False, threads=1);"
-            "print(h._proc.pid, flush=True); time.sleep(60)",
-            str(big),
-        ],
-        stdout=subprocess.PIPE,
-    )
-    assert parent.stdout is not None
-    child = int(parent.stdout.readline())
-    time.sleep(0.3)
-    assert not _gone(child)  # a million directories to list: far from done
-    parent.kill()
-    parent.wait()
-    deadline = time.monotonic() + 20
-    while not _gone(child):
-        if time.monotonic() > deadline:
-            os.kill(child, 9)
-            raise AssertionError("the helper outlived its parent")
-        time.sleep(0.05)
