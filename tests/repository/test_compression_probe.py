@@ -42,3 +42,34 @@ def test_compression_is_used_when_it_pays(tmp_path: Path, data: bytes, compresse
         assert len(sealed) < len(data)
     blob_id = KEY.blob_id(data)
     assert store.decode_blob(blob_id, sealed, raw_length) == data
+
+
+def _frame(data: bytes, with_size: bool = True) -> bytes:
+    import zstandard
+
+    return zstandard.ZstdCompressor(level=3, write_content_size=with_size).compress(data)
+
+
+@pytest.mark.parametrize(
+    ("payload", "raw_length", "error"),
+    [
+        pytest.param(_frame(TEXT[:5000]), 5000, None, id="size-in-frame"),
+        pytest.param(_frame(TEXT[:5000], with_size=False), 5000, None, id="no-size-in-frame-bounded"),
+        pytest.param(_frame(TEXT[:5000]), 4000, "unexpected length|bad compression", id="frame-larger"),
+        pytest.param(_frame(TEXT[:5000], with_size=False), 6000, "unexpected length", id="frame-shorter"),
+        pytest.param(_frame(TEXT[:5000])[:-7], 5000, "bad compression", id="truncated-frame"),
+    ],
+)
+def test_decoding_checks_the_indexed_raw_length(payload: bytes, raw_length: int, error: str | None) -> None:
+    from amber.errors import IntegrityError
+    from amber.repository.codec import BlobCodec
+
+    codec = BlobCodec(KEY)
+    sealed = KEY.encrypt(payload)
+    blob_id = KEY.blob_id(TEXT[:5000])
+    if error is None:
+        assert codec.decode(blob_id, sealed, raw_length) == TEXT[:5000]
+        assert bytes(codec.open(blob_id, sealed, raw_length).plain) == TEXT[:5000]
+    else:
+        with pytest.raises(IntegrityError, match=error):
+            codec.decode(blob_id, sealed, raw_length)

@@ -91,9 +91,17 @@ class BlobCodec:
     # -- per-thread state -------------------------------------------------
     def _decompress(self, blob_id: bytes, payload: bytes | memoryview, raw_length: int) -> bytes:
         try:
-            return self._decompressor().decompress(payload, max_output_size=raw_length)
+            if zstandard.frame_content_size(payload) == raw_length:
+                # The frame states its size, and it is the expected one: the one-shot path
+                # (a third cheaper than bounding the output, for small blobs).
+                plain = self._decompressor().decompress(payload)
+            else:  # bounded by the index's raw length, so a bad frame cannot make it bigger
+                plain = self._decompressor().decompress(payload, max_output_size=raw_length)
         except zstandard.ZstdError as exc:
             raise IntegrityError(f"blob {blob_id.hex()[:16]}: bad compression") from exc
+        if len(plain) != raw_length:
+            raise IntegrityError(f"blob {blob_id.hex()[:16]}: decompressed to an unexpected length")
+        return plain
 
     def _compressor(self) -> zstandard.ZstdCompressor:
         c = getattr(self._local, "cctx", None)

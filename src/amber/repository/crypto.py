@@ -37,7 +37,7 @@ class KdfParams:
 class MasterKey:
     """The repository secret: an encryption key and an ID (MAC) key."""
 
-    __slots__ = ("_aead", "chunker_seed", "encrypt_key", "id_key")
+    __slots__ = ("_aead", "_id_hasher", "chunker_seed", "encrypt_key", "id_key")
 
     def __init__(self, encrypt_key: bytes, id_key: bytes) -> None:
         if len(encrypt_key) != 32 or len(id_key) != 32:
@@ -45,6 +45,7 @@ class MasterKey:
         self.encrypt_key = encrypt_key
         self.id_key = id_key
         self._aead = AESGCM(encrypt_key)
+        self._id_hasher = blake3.blake3(key=id_key)  # copied per ID: cheaper than keying anew
         # 64-bit gear-table seed: boundaries depend on the key, not just the content.
         seed_bytes = blake3.blake3(id_key, derive_key_context="amber chunker seed v1").digest(8)
         self.chunker_seed = (int.from_bytes(seed_bytes, "little") & ((1 << 63) - 1)) or 1
@@ -86,7 +87,9 @@ class MasterKey:
             raise IntegrityError("authentication failed: data was modified or damaged") from exc
 
     def blob_id(self, plaintext: bytes | memoryview) -> bytes:
-        return blake3.blake3(plaintext, key=self.id_key).digest()
+        hasher = self._id_hasher.copy()
+        hasher.update(plaintext)
+        return hasher.digest()
 
 
 def derive_wrapping_key(password: bytes, salt: bytes, params: KdfParams) -> bytes:
