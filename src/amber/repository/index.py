@@ -9,19 +9,22 @@ A deletion marker (prune's phase 1, design §13) is an index file with no packs
 and a ``pending`` map: mark time, the doomed packs, and the lock holders that
 were live at the mark. Readers that do not know ``pending`` see an empty index.
 
-In memory, packs are interned to small integers so an entry costs one int. One
-bit of each entry is a "used" mark that prune sets while walking snapshots, so
-the set of referenced blobs costs no extra memory.
+In memory, packs are interned to small integers and each blob's location is one
+fixed-width int stored in a compact ``BlobTable`` (56 bytes per blob). One bit
+of each entry is a "used" mark that prune sets in place while walking
+snapshots, so the set of referenced blobs costs no extra memory.
 """
 
 from __future__ import annotations
 
 import itertools
+import struct
 from collections.abc import Iterable, Iterator
 
 import msgspec
 
 from amber.errors import IntegrityError
+from amber.repository.blobtable import BlobTable
 from amber.repository.crypto import OVERHEAD
 from amber.repository.pack import BlobType, PackedBlob
 
@@ -40,24 +43,15 @@ class IndexFile(msgspec.Struct, frozen=True):
     pending: PendingDeletion | None = None
 
 
-# An entry is one int: pack number | offset | length | raw_length | used | type, in
-# fixed-width fields. One int costs ~48 bytes; a 5-tuple of ints costs ~160.
-_TYPE_BITS, _LEN_BITS, _OFF_BITS = 1, 48, 48
-_USED = 1 << _TYPE_BITS
-_RAW_SHIFT = _TYPE_BITS + 1
-_LEN_SHIFT = _RAW_SHIFT + _LEN_BITS
-_OFF_SHIFT = _LEN_SHIFT + _LEN_BITS
-_PACK_SHIFT = _OFF_SHIFT + _OFF_BITS
-_MASK = (1 << 48) - 1
-
-
-def _encode_entry(pack_no: int, type_: int, offset: int, length: int, raw_length: int) -> int:
-    if max(offset, length, raw_length) > _MASK:
-        raise IntegrityError("index entry out of range")
-    return (
-        pack_no << _PACK_SHIFT | offset << _OFF_SHIFT | length << _LEN_SHIFT
-        | raw_length << _RAW_SHIFT | type_
-    )  # fmt: skip
+# An entry is four fixed-width fields: (pack number << 2 | used << 1 | type,
+# offset, length, raw_length), 28 bytes little-endian; with the ID, 60 bytes per
+# blob. Type and used are in the first byte, which the table changes in place.
+_ENTRY = struct.Struct("<IQQQ")
+_USED = 2
+_MAX_FIELD = 1 << 48  # as in the former int encoding: larger values are garbage
+_MAX_PACKS = 1 << 30
+_TYPES = (BlobType(0), BlobType(1))  # indexing a tuple is much cheaper than calling the enum
+Entry = tuple[int, int, int, int]
 
 
 class Location(msgspec.Struct, frozen=True):
@@ -87,13 +81,13 @@ class Index:
     """Blob ID -> location, for every indexed pack."""
 
     def __init__(self) -> None:
-        self._entries: dict[bytes, int] = {}
+        self._entries = BlobTable(_ENTRY)
         self._pack_names: list[str] = []
         self._pack_numbers: dict[str, int] = {}
         self._pack_blobs: dict[int, int] = {}
         # rows for a blob ID that is already indexed elsewhere (a second copy);
         # rare, kept so index files can be rewritten without losing rows
-        self._duplicates: list[tuple[bytes, int]] = []
+        self._duplicates: list[tuple[bytes, Entry]] = []
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -105,51 +99,49 @@ class Index:
         n = self._pack_numbers.get(pack)
         if n is None:
             n = len(self._pack_names)
+            if n >= _MAX_PACKS:
+                raise IntegrityError("too many packs in the index")
             self._pack_names.append(pack)
             self._pack_numbers[pack] = n
         return n
 
-    def _add(self, blob_id: bytes, entry: int) -> None:
-        old = self._entries.get(blob_id)
-        if old is None:
-            self._entries[blob_id] = entry
-        elif old & ~_USED != entry:
-            self._duplicates.append((blob_id, entry))
+    def _add(self, blob_id: bytes, packed: bytes) -> None:
+        old = self._entries.add(blob_id, packed)
+        if old is not None and (old[0] & ~_USED != packed[0] or old[1:] != packed[1:]):
+            self._duplicates.append((blob_id, _ENTRY.unpack(packed)))
 
     def add_pack(self, pack: str, blobs: Iterable[PackedBlob]) -> None:
-        n = self._pack_number(pack)
-        count = 0
-        for b in blobs:
-            self._add(b.id, _encode_entry(n, int(b.type), b.offset, b.length, b.raw_length))
-            count += 1
-        self._pack_blobs[n] = self._pack_blobs.get(n, 0) + count
+        self.add_rows(pack, ((int(b.type), b.id, b.offset, b.length, b.raw_length) for b in blobs))
 
     def add_rows(self, pack: str, rows: Iterable[tuple[int, bytes, int, int, int]]) -> None:
-        """Like add_pack, from index-file rows, without building PackedBlob objects."""
-        n = self._pack_number(pack)
+        """Index the rows of one pack, as an index file lists them: (type, id, offset, length, raw_length)."""
+        word = self._pack_number(pack) << 2
         count = 0
-        entries = self._entries
+        add, pack_entry = self._entries.add, _ENTRY.pack
         for type_, blob_id, offset, length, raw_length in rows:
-            if blob_id not in entries:
-                entries[blob_id] = _encode_entry(n, type_, offset, length, raw_length)
-            else:
-                self._add(blob_id, _encode_entry(n, type_, offset, length, raw_length))
+            if not 0 <= offset | length | raw_length < _MAX_FIELD or type_ >> 1:
+                raise IntegrityError("index entry out of range")
+            packed = pack_entry(word | type_, offset, length, raw_length)
+            old = add(blob_id, packed)
+            if old is not None and (old[0] & ~_USED != packed[0] or old[1:] != packed[1:]):
+                self._duplicates.append((blob_id, _ENTRY.unpack(packed)))
             count += 1
-        self._pack_blobs[n] = self._pack_blobs.get(n, 0) + count
+        self._pack_blobs[word >> 2] = self._pack_blobs.get(word >> 2, 0) + count
 
-    def _location(self, e: int) -> Location:
-        return Location(
-            self._pack_names[e >> _PACK_SHIFT], (e >> _OFF_SHIFT) & _MASK,
-            (e >> _LEN_SHIFT) & _MASK, (e >> _RAW_SHIFT) & _MASK, BlobType(e & 1),
-        )  # fmt: skip
+    def _location(self, e: Entry) -> Location:
+        word, offset, length, raw_length = e
+        return Location(self._pack_names[word >> 2], offset, length, raw_length, _TYPES[word & 1])
 
     def lookup(self, blob_id: bytes) -> Location | None:
         e = self._entries.get(blob_id)
-        return None if e is None else self._location(e)
+        if e is None:
+            return None
+        word, offset, length, raw_length = e
+        return Location(self._pack_names[word >> 2], offset, length, raw_length, _TYPES[word & 1])
 
     def blob_type(self, blob_id: bytes) -> BlobType | None:
         e = self._entries.get(blob_id)
-        return None if e is None else BlobType(e & 1)
+        return None if e is None else _TYPES[e[0] & 1]
 
     def packs(self) -> set[str]:
         return {self._pack_names[n] for n in self._pack_blobs}
@@ -161,40 +153,32 @@ class Index:
     # -- prune support ------------------------------------------------------
     def mark_used(self, blob_id: bytes) -> bool | None:
         """Set the used bit. None: not indexed; False: already marked; True: newly marked."""
-        e = self._entries.get(blob_id)
-        if e is None:
-            return None
-        if e & _USED:
-            return False
-        self._entries[blob_id] = e | _USED
-        return True
+        flags = self._entries.set_bits(blob_id, _USED)
+        return None if flags is None else not flags & _USED
 
     def is_used(self, blob_id: bytes) -> bool:
-        return bool(self._entries.get(blob_id, 0) & _USED)
+        e = self._entries.get(blob_id)
+        return e is not None and bool(e[0] & _USED)
 
     def clear_used(self) -> None:
-        entries = self._entries
-        for blob_id, e in entries.items():
-            if e & _USED:
-                entries[blob_id] = e & ~_USED
+        self._entries.clear_bits(_USED)
 
     def usage(self) -> dict[str, PackUsage]:
         """Per pack: all rows and the rows whose blob is marked used."""
         stats: dict[int, PackUsage] = {n: PackUsage() for n in self._pack_blobs}
-        for e in self._entries.values():
-            u = stats[e >> _PACK_SHIFT]
-            length = (e >> _LEN_SHIFT) & _MASK
+        for word, _, length, _ in self._entries.entries():
+            u = stats[word >> 2]
             u.blobs += 1
             u.bytes += length
-            u.type = e & 1
-            if e & _USED:
+            u.type = word & 1
+            if word & _USED:
                 u.used_blobs += 1
                 u.used_bytes += length
-        for _, e in self._duplicates:
-            u = stats[e >> _PACK_SHIFT]
+        for _, (word, _, length, _) in self._duplicates:
+            u = stats[word >> 2]
             u.blobs += 1
-            u.bytes += (e >> _LEN_SHIFT) & _MASK
-            u.type = e & 1
+            u.bytes += length
+            u.type = word & 1
         return {self._pack_names[n]: u for n, u in stats.items()}
 
     def used_in(self, packs: set[str]) -> dict[str, list[tuple[bytes, Location]]]:
@@ -202,7 +186,7 @@ class Index:
         wanted = {self._pack_numbers[p] for p in packs if p in self._pack_numbers}
         found: dict[str, list[tuple[bytes, Location]]] = {p: [] for p in packs}
         for blob_id, e in self._entries.items():
-            if e & _USED and e >> _PACK_SHIFT in wanted:
+            if e[0] & _USED and e[0] >> 2 in wanted:
                 loc = self._location(e)
                 found[loc.pack].append((blob_id, loc))
         return found
@@ -212,7 +196,7 @@ class Index:
         wanted = {self._pack_numbers[p] for p in packs if p in self._pack_numbers}
         rows: dict[str, list[PackedBlob]] = {}
         for blob_id, e in itertools.chain(self._entries.items(), self._duplicates):
-            if e >> _PACK_SHIFT in wanted:
+            if e[0] >> 2 in wanted:
                 loc = self._location(e)
                 rows.setdefault(loc.pack, []).append(
                     PackedBlob(loc.type, blob_id, loc.offset, loc.length, loc.raw_length)
@@ -226,11 +210,11 @@ class Index:
         gone = {self._pack_numbers[p] for p in packs if p in self._pack_numbers}
         if not gone:
             return
-        self._entries = {b: e for b, e in self._entries.items() if e >> _PACK_SHIFT not in gone}
+        self._entries.keep_if(lambda e: e[0] >> 2 not in gone)
         dups, self._duplicates = self._duplicates, []
         for blob_id, e in dups:
-            if e >> _PACK_SHIFT not in gone:
-                self._add(blob_id, e)
+            if e[0] >> 2 not in gone:
+                self._add(blob_id, _ENTRY.pack(*e))
         for n in gone:
             self._pack_blobs.pop(n, None)
 

@@ -1,0 +1,180 @@
+"""A compact in-memory map from 32-byte blob IDs to fixed-size records. Pure, no I/O.
+
+A ``dict[bytes, int]`` costs about 165 bytes per blob (a bytes object, an int
+object and a dict slot). Here a blob costs one record: the 32-byte ID followed
+by its entry, packed with a ``struct.Struct`` (60 bytes for the index's entry),
+in a ``bytes`` "bucket" chosen by the ID's hash. A lookup is one C-level
+``bytes.find`` in a bucket of a few records; a hit only counts at a record
+boundary, because an ID's bytes may also appear across two records. The number
+of buckets doubles as the table grows (each bucket splits in two by the next
+hash bit), so a bucket holds ``MAX_LOAD / 2`` to ``MAX_LOAD`` records on average
+at any size.
+
+Python's ``hash`` of bytes is keyed per process (SipHash), so buckets stay even
+for any set of IDs, not only for the uniformly random IDs of a repository.
+
+Buckets are immutable ``bytes`` rather than bytearrays: a bytes object keeps its
+data inline (one allocation, one cache miss less per lookup) and has no growth
+slack, about 12% less memory. An insert rebuilds its bucket, which is a copy of
+a few hundred bytes.
+
+The first byte of an entry is a flags byte that ``set_bits`` and ``clear_bits``
+change in place (the index keeps its "used" mark there).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Iterator
+from typing import Any
+
+ID_SIZE = 32
+MAX_LOAD = 8  # average records per bucket before the buckets double
+
+Entry = tuple[Any, ...]
+
+
+class BlobTable:
+    """Blob ID (exactly 32 bytes) -> an entry of the given struct layout."""
+
+    __slots__ = ("_buckets", "_count", "_entry", "_limit", "_mask", "_record")
+
+    def __init__(self, entry: struct.Struct) -> None:
+        self._entry = entry
+        self._record = ID_SIZE + entry.size
+        self._buckets: list[bytes] = [b""]
+        self._mask = 0
+        self._count = 0
+        self._limit = MAX_LOAD
+
+    def __len__(self) -> int:
+        return self._count
+
+    # The find loop is repeated in the hot methods below: a shared helper would
+    # cost a Python call per lookup. A hit at an offset that is not a multiple of
+    # the record size lies across two records: search on from the next record.
+    def __contains__(self, blob_id: object) -> bool:
+        try:
+            bucket = self._buckets[hash(blob_id) & self._mask]
+            pos = bucket.find(blob_id)  # type: ignore[arg-type]
+        except TypeError:  # not bytes-like, like a dict of bytes keys would say
+            return False
+        record = self._record
+        while pos % record:
+            if pos < 0:
+                return False
+            pos = bucket.find(blob_id, pos - pos % record + record)  # type: ignore[arg-type]
+        return type(blob_id) is bytes and len(blob_id) == ID_SIZE
+
+    def get(self, blob_id: bytes) -> Entry | None:
+        bucket = self._buckets[hash(blob_id) & self._mask]
+        pos = bucket.find(blob_id)
+        record = self._record
+        while pos % record:
+            if pos < 0:
+                return None
+            pos = bucket.find(blob_id, pos - pos % record + record)
+        if len(blob_id) != ID_SIZE:
+            return None
+        return self._entry.unpack_from(bucket, pos + ID_SIZE)
+
+    def add(self, blob_id: bytes, entry: bytes) -> bytes | None:
+        """Insert ``blob_id`` with a packed ``entry`` unless the ID is present.
+
+        Returns the present packed entry, or None when inserted.
+        """
+        if len(blob_id) != ID_SIZE or len(entry) != self._entry.size:
+            raise ValueError("wrong blob ID or entry size")
+        i = hash(blob_id) & self._mask
+        bucket = self._buckets[i]
+        pos = bucket.find(blob_id)
+        record = self._record
+        while pos % record:
+            if pos < 0:
+                break
+            pos = bucket.find(blob_id, pos - pos % record + record)
+        else:
+            return bucket[pos + ID_SIZE : pos + record]
+        self._buckets[i] = b"".join((bucket, blob_id, entry))
+        self._count += 1
+        if self._count > self._limit:
+            self._grow()
+        return None
+
+    def set_bits(self, blob_id: bytes, bits: int) -> int | None:
+        """OR ``bits`` into the flags byte of the entry.
+
+        Returns the flags byte as it was, or None when ``blob_id`` is absent.
+        """
+        i = hash(blob_id) & self._mask
+        bucket = self._buckets[i]
+        pos = bucket.find(blob_id)
+        record = self._record
+        while pos % record:
+            if pos < 0:
+                return None
+            pos = bucket.find(blob_id, pos - pos % record + record)
+        if len(blob_id) != ID_SIZE:
+            return None
+        at = pos + ID_SIZE
+        old = bucket[at]
+        if old | bits != old:
+            self._buckets[i] = b"".join((bucket[:at], bytes((old | bits,)), bucket[at + 1 :]))
+        return old
+
+    def clear_bits(self, bits: int) -> None:
+        """Clear ``bits`` in the flags byte of every entry."""
+        table = bytes(b & ~bits & 0xFF for b in range(256))
+        record = self._record
+        buckets = self._buckets
+        for i, bucket in enumerate(buckets):
+            flags = bucket[ID_SIZE::record]
+            cleared = flags.translate(table)
+            if cleared != flags:
+                changed = bytearray(bucket)
+                changed[ID_SIZE::record] = cleared
+                buckets[i] = bytes(changed)
+
+    def items(self) -> Iterator[tuple[bytes, Entry]]:
+        """Every (ID, entry); entries changed during the iteration may show either value."""
+        record, unpack = self._record, self._entry.unpack_from
+        for bucket in self._buckets:  # a bucket changed while we yield is replaced, not mutated
+            for pos in range(0, len(bucket), record):
+                yield bucket[pos : pos + ID_SIZE], unpack(bucket, pos + ID_SIZE)
+
+    def entries(self) -> Iterator[Entry]:
+        record, unpack = self._record, self._entry.unpack_from
+        for bucket in self._buckets:
+            for pos in range(ID_SIZE, len(bucket), record):
+                yield unpack(bucket, pos)
+
+    def keep_if(self, keep: Callable[[Entry], bool]) -> None:
+        """Remove every record whose entry fails ``keep``, one bucket at a time."""
+        record, unpack = self._record, self._entry.unpack_from
+        buckets = self._buckets
+        for i, bucket in enumerate(buckets):
+            kept = [
+                bucket[pos : pos + record]
+                for pos in range(0, len(bucket), record)
+                if keep(unpack(bucket, pos + ID_SIZE))
+            ]
+            if len(kept) * record != len(bucket):
+                self._count -= len(bucket) // record - len(kept)
+                buckets[i] = b"".join(kept)
+
+    def _grow(self) -> None:
+        """Double the buckets: bucket i keeps the records whose next hash bit is 0."""
+        old = self._buckets
+        bit = len(old)
+        record = self._record
+        high: list[bytes] = []
+        for i, bucket in enumerate(old):
+            low: list[bytes] = []
+            up: list[bytes] = []
+            for pos in range(0, len(bucket), record):
+                (up if hash(bucket[pos : pos + ID_SIZE]) & bit else low).append(bucket[pos : pos + record])
+            old[i] = b"".join(low)
+            high.append(b"".join(up))
+        old.extend(high)
+        self._mask = 2 * bit - 1
+        self._limit = MAX_LOAD * 2 * bit
