@@ -10,7 +10,7 @@ can seals the same payload (no recompression).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -20,6 +20,8 @@ from amber.repository import BlobType, Location
 from amber.repository.codec import EncodedBlob
 
 BlobId = Callable[[bytes | memoryview], bytes]
+SMALL = 64 * 1024  # payloads up to this size are copied and sealed in batches
+BATCH = 64  # small blobs per batch: one locked section of the writer for all of them
 
 
 class BlobReader(Protocol):
@@ -41,6 +43,8 @@ class EncodedBlobWriter(BlobWriter, Protocol):
     """A writer that seals another repository's encoded payload as is (no recompression)."""
 
     def save_encoded(self, type: BlobType, blob_id: bytes, blob: EncodedBlob) -> bool: ...
+
+    def save_encoded_many(self, type: BlobType, blobs: Sequence[tuple[bytes, EncodedBlob]]) -> list[bool]: ...
 
 
 @dataclass
@@ -64,7 +68,9 @@ class PackCopier:
         self._src_blobs = src_blobs
         self._writer = dst_blobs
         self._dst_id = dst_blob_id  # None: same-ID mode
-        self._save_encoded = dst_blobs.save_encoded if isinstance(dst_blobs, EncodedBlobWriter) else None
+        self._save_encoded = self._save_many = None
+        if isinstance(dst_blobs, EncodedBlobWriter):
+            self._save_encoded, self._save_many = dst_blobs.save_encoded, dst_blobs.save_encoded_many
         self.stats = stats
         self._stats_lock = threading.Lock()
         self._progress = progress
@@ -72,25 +78,29 @@ class PackCopier:
     def __call__(self, pack: str, wanted: list[tuple[bytes, Location]]) -> list[tuple[bytes, bytes]]:
         """(source ID, destination ID) of every wanted blob; in same-ID mode the pack may
         hold trees (a pack never mixes blob types)."""
-        done = []
+        done: list[tuple[bytes, bytes]] = []
         dst_id, writer, save_encoded = self._dst_id, self._writer, self._save_encoded
         btype = wanted[0][1].type if dst_id is None else BlobType.DATA
-        read = read_bytes = added = added_bytes = 0
+        small: list[tuple[bytes, EncodedBlob]] = []  # copies: decoded blobs are views of a reused buffer
+        counts = [0, 0, 0, 0]  # read, read bytes, added, added bytes
         for src, blob in self._src_blobs.load_encoded_from_pack(pack, wanted):
             if isinstance(blob, IntegrityError):
                 raise IntegrityError(f"source blob {src.hex()[:16]} in pack {pack[:16]}: {blob}")
             plain = blob.plain
             dst = src if dst_id is None else dst_id(plain)
-            if save_encoded is not None:
-                new = save_encoded(btype, dst, blob)
-            else:
-                new = writer.save(btype, plain, dst)
-            read += 1
-            read_bytes += len(plain)
-            if new:
-                added += 1
-                added_bytes += len(plain)
             done.append((src, dst))
+            if save_encoded is not None and len(blob.payload) <= SMALL:
+                payload = bytes(blob.payload)
+                kept = EncodedBlob(payload, blob.raw_length, plain if blob.raw_length else payload)
+                small.append((dst, kept))
+                if len(small) >= BATCH:
+                    self._save_small(btype, small, counts)
+                continue
+            new = save_encoded(btype, dst, blob) if save_encoded else writer.save(btype, plain, dst)
+            self._count(counts, len(plain), new)
+        if small:
+            self._save_small(btype, small, counts)
+        read, read_bytes, added, added_bytes = counts
         with self._stats_lock:
             if btype is BlobType.TREE:
                 self.stats.trees_added += added
@@ -101,3 +111,17 @@ class PackCopier:
             self.stats.bytes_added += added_bytes
         self._progress.bytes_done(read_bytes)
         return done
+
+    def _save_small(self, btype: BlobType, small: list[tuple[bytes, EncodedBlob]], counts: list[int]) -> None:
+        assert self._save_many is not None
+        for (_, blob), new in zip(small, self._save_many(btype, small), strict=True):
+            self._count(counts, len(blob.plain), new)
+        small.clear()
+
+    @staticmethod
+    def _count(counts: list[int], size: int, new: bool) -> None:
+        counts[0] += 1
+        counts[1] += size
+        if new:
+            counts[2] += 1
+            counts[3] += size

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -20,10 +20,10 @@ from amber.repository.index import (
     Index,
     Location,
     PendingDeletion,
-    decode_index,
     encode_index,
     encode_marker,
 )
+from amber.repository.indexfiles import load_index_files
 from amber.repository.pack import (
     HEADER_LEN_SIZE,
     BlobType,
@@ -38,6 +38,8 @@ from amber.repository.packer import OpenPack, Packer
 from amber.storage.base import Backend, FileType, Handle
 
 _Decoded = TypeVar("_Decoded")
+_Item = tuple[bytes, "bytes | memoryview", int, int]  # blob ID, payload to seal, raw length, plain length
+_Slot = tuple[OpenPack, int, int, "bytes | memoryview"]  # pack, offset, sealed size, payload
 
 INDEX_FLUSH_PACKS = 16  # a crash re-uploads at most this many packs' data
 INDEX_FLUSH_BLOBS = 16_384  # and the rows waiting for an index file stay few (small files)
@@ -74,42 +76,10 @@ class BlobStore:
 
     # -- index ------------------------------------------------------------
     def load_index(self) -> list[str]:
-        """Read every index file into a fresh index; return the names that failed to load.
-
-        A file that vanishes between listing and loading was superseded by a
-        concurrent prune, which writes the superseding file first: list again.
-        """
-        self.index = Index()
-        self.index_files = {}
-        self.pending = {}
-        failed: list[str] = []
-        seen: set[str] = set()
-        for _ in range(8):
-            vanished = False
-            for fi in self.backend.list(FileType.INDEX):
-                if fi.name in seen:
-                    continue
-                seen.add(fi.name)
-                try:
-                    raw = self.backend.load(Handle(FileType.INDEX, fi.name))
-                    if pack_id(raw) != fi.name:
-                        raise IntegrityError("index content does not match its name")
-                    doc = decode_index(self.key.decrypt(raw))
-                except ObjectNotFound:
-                    vanished = True
-                    continue
-                except IntegrityError:
-                    failed.append(fi.name)
-                    continue
-                for pack, rows in doc.packs:
-                    self.index.add_rows(pack, rows)
-                self.index_files[fi.name] = [pack for pack, _ in doc.packs]
-                if doc.pending is not None:
-                    self.pending[fi.name] = doc.pending
-                del doc
-            if not vanished:
-                break
-        return failed
+        """Read every index file into a fresh index; return the names that failed to load."""
+        loaded = load_index_files(self.backend, self.key.decrypt)
+        self.index, self.index_files, self.pending = loaded.index, loaded.files, loaded.pending
+        return loaded.failed
 
     def index_superseded(self) -> bool:
         """True when an index file loaded earlier is gone (a prune replaced it)."""
@@ -170,7 +140,7 @@ class BlobStore:
                 return False
             self._in_flight.add(blob_id)
         payload, raw_length = self.codec.compress(data)
-        self._seal(type, blob_id, payload, raw_length, len(data))
+        self._seal(type, [(blob_id, payload, raw_length, len(data))])
         return True
 
     def save_encoded(self, type: BlobType, blob_id: bytes, blob: EncodedBlob) -> bool:
@@ -181,59 +151,95 @@ class BlobStore:
         ID of ``blob.plain``. A store that does not compress keeps the plaintext.
         Returns True if the blob was new.
         """
-        payload, raw_length = blob.payload, blob.raw_length
-        if raw_length and self.codec.compression_level <= 0:
-            payload, raw_length = blob.plain, 0
-        if blob_id in self.index:
-            return False  # checked again under the lock; most blobs of an incremental copy stop here
-        return self._seal(type, blob_id, payload, raw_length, len(blob.plain), claim=True)
+        return self.save_encoded_many(type, [(blob_id, blob)])[0]
 
-    def _seal(
-        self, type: BlobType, blob_id: bytes, payload: bytes | memoryview, raw_length: int, plain_length: int,
-        claim: bool = False,
-    ) -> bool:  # fmt: skip
-        """Encrypt ``payload`` straight into a slot reserved in the open pack; write packs that fill up.
+    def save_encoded_many(self, type: BlobType, blobs: Sequence[tuple[bytes, EncodedBlob]]) -> list[bool]:
+        """:meth:`save_encoded` for several blobs, their slots reserved in one locked section
+        (for small blobs the lock round trips cost more than the encryption)."""
+        raw = self.codec.compression_level <= 0
+        new = [False] * len(blobs)
+        where: list[int] = []
+        items: list[_Item] = []
+        for i, (blob_id, b) in enumerate(blobs):
+            if blob_id in self.index:
+                continue  # checked again under the lock; most blobs of an incremental copy stop here
+            where.append(i)
+            if raw and b.raw_length:
+                items.append((blob_id, b.plain, 0, len(b.plain)))
+            else:
+                items.append((blob_id, b.payload, b.raw_length, len(b.plain)))
+        if items:
+            for i, stored in zip(where, self._seal(type, items, claim=True), strict=True):
+                new[i] = stored
+        return new
 
-        With ``claim``, the blob is first claimed in the same locked section (one
-        round trip fewer per blob); False if it is already stored or in flight.
+    def _seal(self, type: BlobType, items: Sequence[_Item], claim: bool = False) -> list[bool]:
+        """Encrypt each payload straight into a slot reserved in the open pack; write packs that fill up.
+
+        Slots for a run of items are reserved in one locked section. With
+        ``claim``, each blob is claimed there too: False for one already stored
+        or in flight.
         """
-        size = len(payload) + OVERHEAD
+        stored = [False] * len(items)
+        start = 0
+        while start < len(items):
+            start = self._seal_run(type, items, start, stored, claim)
+        return stored
+
+    def _seal_run(
+        self, type: BlobType, items: Sequence[_Item], start: int, stored: list[bool], claim: bool
+    ) -> int:
+        """Reserve slots for items from ``start`` on, fill them, write the packs they complete.
+        Returns the index of the first item not handled."""
+        slots: list[_Slot] = []
+        ready: list[OpenPack] = []
+        i = start
         with self._buffer_free:
             self._raise_if_failed()
-            while self._packer.must_wait(type):  # bounded memory: wait for a pack save to finish
-                self._buffer_free.wait()
-                self._raise_if_failed()
-            if claim:
-                if blob_id in self.index or blob_id in self._in_flight:
-                    return False
-                self._in_flight.add(blob_id)
-            pack, offset, ready = self._packer.reserve(type, blob_id, size, raw_length)
-            self.stats.raw_bytes += plain_length
-            self.stats.stored_bytes += size
-            if type is BlobType.DATA:
-                self.stats.data_blobs += 1
-            else:
-                self.stats.tree_blobs += 1
+            while i < len(items):
+                if self._packer.must_wait(type):  # bounded memory: wait for a pack save to finish
+                    if slots:
+                        break  # but fill the slots held first: their pack waits for them
+                    while self._packer.must_wait(type):
+                        self._buffer_free.wait()
+                        self._raise_if_failed()
+                blob_id, payload, raw_length, plain_length = items[i]
+                i += 1
+                if claim:
+                    if blob_id in self.index or blob_id in self._in_flight:
+                        continue
+                    self._in_flight.add(blob_id)
+                size = len(payload) + OVERHEAD
+                pack, offset, closed = self._packer.reserve(type, blob_id, size, raw_length)
+                if closed is not None:
+                    ready.append(closed)
+                slots.append((pack, offset, size, payload))
+                stored[i - 1] = True
+                self.stats.raw_bytes += plain_length
+                self.stats.stored_bytes += size
+                self.stats.data_blobs += type is BlobType.DATA
+                self.stats.tree_blobs += type is BlobType.TREE
+        filled = 0
         try:
-            with memoryview(pack.buffer) as view:
-                self.key.encrypt_into(payload, view[offset : offset + size])
+            for pack, offset, size, payload in slots:
+                with memoryview(pack.buffer) as view:
+                    self.key.encrypt_into(payload, view[offset : offset + size])
+                filled += 1
         except BaseException as exc:
-            pack.poisoned = True  # a slot of garbage: the pack must never be written
+            for pack, *_ in slots[filled:]:
+                pack.poisoned = True  # a slot of garbage: the pack must never be written
             with self._lock:
                 self._failed = self._failed or exc
-                done = self._packer.filled(pack)
-            if done:
-                self._write_pack(pack)  # drops it
-            if ready is not None:
-                self._write_pack(ready)
+            self._slots_filled(slots, ready)  # drops the poisoned packs
             raise
+        self._slots_filled(slots, ready)
+        return i
+
+    def _slots_filled(self, slots: list[_Slot], ready: list[OpenPack]) -> None:
         with self._lock:
-            done = self._packer.filled(pack)
-        if ready is not None:
-            self._write_pack(ready)
-        if done:
+            ready.extend(pack for pack, *_ in slots if self._packer.filled(pack))
+        for pack in ready:
             self._write_pack(pack)
-        return True
 
     def _raise_if_failed(self) -> None:
         """A pack that could not be sealed or saved loses blobs that callers counted as stored:
