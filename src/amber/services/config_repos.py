@@ -19,6 +19,7 @@ from typing import Any
 
 from amber.errors import UsageError
 from amber.services import configcheck as cc
+from amber.services import session
 from amber.services.configcheck import Reader
 from amber.storage.url import BackendOptions, option_problem
 
@@ -114,3 +115,12 @@ def backend_options(repo: RepositoryConfig, base: BackendOptions) -> BackendOpti
         limit_upload_kib=_tighter(base.limit_upload_kib, repo.limit_upload),
         limit_download_kib=_tighter(base.limit_download_kib, repo.limit_download),
     )
+
+
+def config_passwords(repo: RepositoryConfig, fallback: session.PasswordSource) -> session.PasswordSource:
+    """A configured repository's password source: its own variable, file or command, else ``fallback``."""
+    if repo.password_env:
+        return session.PasswordSource(password_env=repo.password_env)
+    if repo.password_file or repo.password_command:
+        return session.PasswordSource(repo.password_file, repo.password_command)
+    return fallback

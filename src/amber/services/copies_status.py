@@ -26,7 +26,7 @@ from amber.errors import AmberError, UsageError
 from amber.repository import Snapshot
 from amber.services import session
 from amber.services.config import MEDIA_KINDS, Config
-from amber.services.config_repos import backend_options
+from amber.services.config_repos import backend_options, config_passwords
 from amber.services.snapshots import SnapshotFilter
 from amber.storage.url import BackendOptions, default_options
 
@@ -102,23 +102,12 @@ def parse_replica(spec: str) -> ReplicaSource:
     return ReplicaSource(Replica(**fields), location)
 
 
-def _config_passwords(cfg: Any, fallback: session.PasswordSource) -> session.PasswordSource:
-    if cfg.password_env:
-        value = os.environ.get(cfg.password_env)
-        if value is None:
-            return session.PasswordSource(prompt=lambda _new: "")
-        return session.PasswordSource(prompt=lambda _new: value)
-    if cfg.password_file or cfg.password_command:
-        return session.PasswordSource(cfg.password_file, cfg.password_command)
-    return fallback
-
-
 def replicas_from_config(config: Config, fallback: session.PasswordSource) -> list[ReplicaSource]:
     found = []
     for name, r in config.repositories.items():
         replica = Replica(name, r.kind, r.offsite, r.immutable, r.offline)
         options = backend_options(r, default_options())
-        found.append(ReplicaSource(replica, r.url, _config_passwords(r, fallback), options))
+        found.append(ReplicaSource(replica, r.url, config_passwords(r, fallback), options))
     return found
 
 

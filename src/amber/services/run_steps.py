@@ -8,14 +8,13 @@ opened per step, with the lock that step needs.
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from amber.engine.patterns import read_exclude_files
-from amber.errors import AmberError, CheckFailed, IntegrityError, UsageError
+from amber.errors import AmberError, CheckFailed, IntegrityError
 from amber.repository import Repository
 from amber.services import backup as backup_service
 from amber.services import check as check_service
@@ -25,18 +24,11 @@ from amber.services import object_lock as object_lock_service
 from amber.services import prune as prune_service
 from amber.services import session
 from amber.services.config import Config, JobConfig, RepositoryConfig
-from amber.services.config_repos import backend_options
+from amber.services.config_repos import backend_options, config_passwords
 from amber.services.limits import Limits
 from amber.services.snapshots import SnapshotFilter
 from amber.services.state import Destination
 from amber.storage.url import BackendOptions, default_options
-
-
-def _env_password(var: str) -> str:
-    value = os.environ.get(var)
-    if value is None:
-        raise UsageError(f"password variable {var} is not set")
-    return value
 
 
 class Repositories:
@@ -50,13 +42,7 @@ class Repositories:
         return self.config.repositories[name]
 
     def passwords(self, name: str) -> session.PasswordSource:
-        r = self.settings(name)
-        if r.password_env:
-            var = r.password_env
-            return session.PasswordSource(prompt=lambda _new: _env_password(var))
-        if r.password_file or r.password_command:
-            return session.PasswordSource(r.password_file, r.password_command)
-        return self.fallback
+        return config_passwords(self.settings(name), self.fallback)
 
     def options(self, name: str) -> BackendOptions:
         """The command line's backend options with the repository's own from the config."""

@@ -21,6 +21,7 @@ class PasswordSource:
     password_file: str | None = None
     password_command: str | None = None
     prompt: Callable[[bool], str] | None = None  # arg: True when asking for a new password
+    password_env: str | None = None  # a configured repository's own variable: wins over AMBER_PASSWORD
 
     def get(self, new: bool = False) -> bytes:
         if self.password_file:
@@ -34,6 +35,11 @@ class PasswordSource:
             if proc.returncode != 0:
                 raise UsageError(f"password command exited with status {proc.returncode}")
             return proc.stdout.rstrip(b"\r\n")
+        if self.password_env:
+            value = os.environ.get(self.password_env)
+            if value is None:
+                raise UsageError(f"password variable {self.password_env} is not set")
+            return os.fsencode(value)
         env = os.environ.get("AMBER_PASSWORD")
         if env is not None:
             return os.fsencode(env)
