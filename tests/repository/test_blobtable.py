@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+import threading
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -159,6 +160,29 @@ def test_grows_and_keeps_everything() -> None:
         i: n.to_bytes(4, "little") for n, i in enumerate(ids)
     }  # fmt: skip
     assert all(table.get(i) is not None for i in ids)
+
+
+def test_lookups_never_miss_while_another_thread_grows_the_table() -> None:
+    table = BlobTable(ENTRY)
+    known = [ident(n, b"known") for n in range(500)]
+    for blob_id in known:
+        table.add(blob_id, entry(1))
+    misses: list[bytes] = []
+    done = threading.Event()
+
+    def read() -> None:
+        while not done.is_set():
+            misses.extend(b for b in known if b not in table or table.get(b) is None)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for n in range(70_000):  # grows at 1,024, 4,096, 16,384 and 65,536 records
+            table.add(ident(n), entry(0))
+    finally:
+        done.set()
+        reader.join()
+    assert misses == [] and len(table) == 70_500
 
 
 def test_keep_if_removes_and_counts() -> None:

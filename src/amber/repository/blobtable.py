@@ -6,9 +6,11 @@ by its entry, packed with a ``struct.Struct`` (60 bytes for the index's entry),
 in a ``bytes`` "bucket" chosen by the ID's hash. A lookup is one C-level
 ``bytes.find`` in a bucket of a few records; a hit only counts at a record
 boundary, because an ID's bytes may also appear across two records. The number
-of buckets doubles as the table grows (each bucket splits in two by the next
-hash bit), so a bucket holds ``MAX_LOAD / 2`` to ``MAX_LOAD`` records on average
-at any size.
+of buckets is multiplied by ``GROWTH`` as the table grows (each bucket splits by
+the next hash bits), so a bucket holds ``MAX_LOAD / GROWTH`` to ``MAX_LOAD``
+records on average at any size. Splitting is the costly part of inserting (a
+Python loop over records); growing four-fold moves a record 1.33 times on
+average where doubling moves it twice.
 
 Python's ``hash`` of bytes is keyed per process (SipHash), so buckets stay even
 for any set of IDs, not only for the uniformly random IDs of a repository.
@@ -25,11 +27,13 @@ change in place (the index keeps its "used" mark there).
 from __future__ import annotations
 
 import struct
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 ID_SIZE = 32
-MAX_LOAD = 8  # average records per bucket before the buckets double
+MAX_LOAD = 16  # average records per bucket before the buckets grow
+GROWTH = 4  # a power of two
 
 Entry = tuple[Any, ...]
 
@@ -37,7 +41,7 @@ Entry = tuple[Any, ...]
 class BlobTable:
     """Blob ID (exactly 32 bytes) -> an entry of the given struct layout."""
 
-    __slots__ = ("_buckets", "_count", "_entry", "_limit", "_mask", "_record")
+    __slots__ = ("_buckets", "_count", "_entry", "_growths", "_limit", "_mask", "_record")
 
     def __init__(self, entry: struct.Struct) -> None:
         self._entry = entry
@@ -46,37 +50,54 @@ class BlobTable:
         self._mask = 0
         self._count = 0
         self._limit = MAX_LOAD
+        self._growths = 0  # odd while growing: a lookup that misses then searches again
 
     def __len__(self) -> int:
         return self._count
 
-    # The find loop is repeated in the hot methods below: a shared helper would
-    # cost a Python call per lookup. A hit at an offset that is not a multiple of
-    # the record size lies across two records: search on from the next record.
+    # Threads: lookups (``in``, ``get``) may run while one writer changes the
+    # table; writers must not overlap (the blob store adds under its lock). A
+    # bucket is replaced, never changed, so a lookup sees it before or after an
+    # insert. Only growing moves records between buckets: a lookup that misses
+    # while a growth began or ran searches again, like a sequence lock.
+    #
+    # The find loop is repeated in the methods below: a shared helper would cost
+    # a Python call per lookup. A hit at an offset that is not a multiple of the
+    # record size lies across two records: search on from the next record.
     def __contains__(self, blob_id: object) -> bool:
-        try:
-            bucket = self._buckets[hash(blob_id) & self._mask]
-            pos = bucket.find(blob_id)  # type: ignore[arg-type]
-        except TypeError:  # not bytes-like, like a dict of bytes keys would say
-            return False
         record = self._record
-        while pos % record:
-            if pos < 0:
+        while True:
+            growths = self._growths
+            try:
+                bucket = self._buckets[hash(blob_id) & self._mask]
+                pos = bucket.find(blob_id)  # type: ignore[arg-type]
+            except TypeError:  # not bytes-like, like a dict of bytes keys would say
                 return False
-            pos = bucket.find(blob_id, pos - pos % record + record)  # type: ignore[arg-type]
-        return type(blob_id) is bytes and len(blob_id) == ID_SIZE
+            while pos % record:
+                if pos < 0:
+                    break
+                pos = bucket.find(blob_id, pos - pos % record + record)  # type: ignore[arg-type]
+            else:
+                return type(blob_id) is bytes and len(blob_id) == ID_SIZE
+            if growths == self._growths and not growths & 1:
+                return False
+            time.sleep(0)  # let the growing thread finish
 
     def get(self, blob_id: bytes) -> Entry | None:
-        bucket = self._buckets[hash(blob_id) & self._mask]
-        pos = bucket.find(blob_id)
         record = self._record
-        while pos % record:
-            if pos < 0:
+        while True:
+            growths = self._growths
+            bucket = self._buckets[hash(blob_id) & self._mask]
+            pos = bucket.find(blob_id)
+            while pos % record:
+                if pos < 0:
+                    break
+                pos = bucket.find(blob_id, pos - pos % record + record)
+            else:
+                return self._entry.unpack_from(bucket, pos + ID_SIZE) if len(blob_id) == ID_SIZE else None
+            if growths == self._growths and not growths & 1:
                 return None
-            pos = bucket.find(blob_id, pos - pos % record + record)
-        if len(blob_id) != ID_SIZE:
-            return None
-        return self._entry.unpack_from(bucket, pos + ID_SIZE)
+            time.sleep(0)
 
     def add(self, blob_id: bytes, entry: bytes) -> bytes | None:
         """Insert ``blob_id`` with a packed ``entry`` unless the ID is present.
@@ -163,18 +184,31 @@ class BlobTable:
                 buckets[i] = b"".join(kept)
 
     def _grow(self) -> None:
-        """Double the buckets: bucket i keeps the records whose next hash bit is 0."""
-        old = self._buckets
-        bit = len(old)
-        record = self._record
-        high: list[bytes] = []
-        for i, bucket in enumerate(old):
-            low: list[bytes] = []
-            up: list[bytes] = []
-            for pos in range(0, len(bucket), record):
-                (up if hash(bucket[pos : pos + ID_SIZE]) & bit else low).append(bucket[pos : pos + record])
-            old[i] = b"".join(low)
-            high.append(b"".join(up))
-        old.extend(high)
-        self._mask = 2 * bit - 1
-        self._limit = MAX_LOAD * 2 * bit
+        """Multiply the buckets by GROWTH: bucket i's records spread over i, i + n, i + 2n, ...
+
+        by the next hash bits, one bucket at a time, so the table is never held
+        twice. Lookups that miss meanwhile search again (see above).
+        """
+        buckets = self._buckets
+        n = self._mask + 1
+        shift, ways, record = n.bit_length() - 1, GROWTH - 1, self._record
+        self._growths += 1
+        try:
+            buckets.extend([b""] * (n * GROWTH - len(buckets)))
+            parts: list[list[bytes]] = [[] for _ in range(GROWTH)]
+            for i in range(n):
+                bucket = buckets[i]
+                for pos in range(0, len(bucket), record):
+                    parts[hash(bucket[pos : pos + ID_SIZE]) >> shift & ways].append(
+                        bucket[pos : pos + record]
+                    )
+                for j in range(1, GROWTH):
+                    buckets[i + j * n] = b"".join(parts[j])
+                    parts[j].clear()
+                if len(parts[0]) * record != len(bucket):
+                    buckets[i] = b"".join(parts[0])
+                parts[0].clear()
+            self._mask = n * GROWTH - 1
+            self._limit = MAX_LOAD * n * GROWTH
+        finally:
+            self._growths += 1
