@@ -1,9 +1,9 @@
 """The walk waits for slow reads instead of holding the whole tree in memory.
 
-Directories are finalized in post-order once their files are read. When the
-walk runs ahead of the readers, at most ``_BACKLOG_NODES`` entries of walked
-directories wait; beyond that the walker blocks on the oldest. Blocking must not
-change what is stored.
+Directories are finished in post-order once their files are read. When the
+walk runs ahead of the readers, at most ``dirfinish.BACKLOG_NODES`` entries of
+walked directories wait; beyond that the walker blocks on the oldest. Blocking
+must not change what is stored.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from amber.engine import archiver as archiver_module
+from amber.engine import dirfinish
 from amber.engine.archiver import ArchiveOptions, Archiver
 from amber.engine.filereader import ContentReader, FileContent
 from amber.engine.progress import NullProgress
@@ -66,6 +66,6 @@ def test_a_small_backlog_bound_stores_the_same_tree(
     src = tmp_path / "src"
     _make(src)
     expected = _archive(repo, src, content_reader(repo, NullProgress()))
-    monkeypatch.setattr(archiver_module, "_BACKLOG_NODES", backlog)
+    monkeypatch.setattr(dirfinish, "BACKLOG_NODES", backlog)
     slow = _SlowFirstRead(content_reader(repo, NullProgress()))
     assert _archive(repo, src, slow) == expected

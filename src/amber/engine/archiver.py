@@ -7,7 +7,7 @@ ahead (scanner.py). Parent snapshot trees come in walk-order batches
 (parenttrees.py). File contents are read, chunked, hashed, compressed and
 encrypted on a thread pool, since hashlib, BLAKE3, zstd, AES-GCM and FastCDC
 all release the GIL. A directory's tree is written once its files are done;
-trees are finalized in post-order.
+trees are finished in post-order, with a bounded backlog (dirfinish.py).
 
 Unchanged data costs little: a file whose lstat matches its node in the
 parent snapshot (and whose blobs are all still in the index) reuses that node
@@ -20,13 +20,13 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import IO, Protocol
 
 from amber.engine import prewarm
+from amber.engine.dirfinish import DirFinisher, WalkDir, count_new_content
 from amber.engine.filereader import BlobSaver, ContentReader, FileContent
 from amber.engine.metadata import (
     group_name,
@@ -39,20 +39,11 @@ from amber.engine.metadata import (
 from amber.engine.parenttrees import ParentTrees
 from amber.engine.patterns import PathMatcher
 from amber.engine.progress import NullProgress, Progress
-from amber.engine.scanner import LEAF, DirScanner, Entry, Listing, path_trie, stat_names, subdirs_to_enter
-from amber.engine.smallfiles import (
-    BATCH_BYTES,
-    BATCH_FILES,
-    SMALL_FILE,
-    BatchFuture,
-    BatchItem,
-    PendingContent,
-    read_batch,
-)
+from amber.engine.scanner import LEAF, DirScanner, Listing, path_trie, stat_names, subdirs_to_enter
+from amber.engine.smallfiles import BATCH_BYTES, BATCH_FILES, SMALL_FILE, BatchItem, read_batch
 from amber.repository import Node, Summary, Tree
 
 SCANNER_THREADS = 4  # listing threads when no prewarm helper runs
-_BACKLOG_NODES = 2_000  # entries of walked directories waiting for their files to be read
 
 
 class TreeStore(Protocol):
@@ -80,24 +71,6 @@ class ArchiveResult:
     notes: list[str] = field(default_factory=list)
 
 
-@dataclass
-class _Dir:
-    path: bytes
-    entries: list[Entry]
-    only: dict[bytes, object] | None  # restrict to these names (path prefixes), else all
-    previous: dict[bytes, Node]
-    node: Node | None  # our node in the parent directory; None for the root
-    dev: int | None
-    prev_id: bytes = b""  # this directory's tree in the parent snapshot
-    prev_nodes: list[Node] = field(default_factory=list)
-    pos: int = 0
-    nodes: list[Node] = field(default_factory=list)
-    pending: list[tuple[Node, PendingContent, Node | None]] = field(default_factory=list)
-    batch: list[tuple[bytes, os.stat_result]] = field(default_factory=list)
-    batch_bytes: int = 0
-    batch_future: BatchFuture | None = None  # made with the batch's first file
-
-
 def _fsdecode(path: bytes) -> str:
     return os.fsdecode(path)
 
@@ -122,7 +95,9 @@ class Archiver:
         self._notes: list[str] = []
         self._slots = threading.BoundedSemaphore(self._opts.workers * 32)
         self._hardlinks: dict[tuple[int, int], Future[FileContent]] = {}
-        self._counted: set[int] = set()
+        self._finisher = DirFinisher(
+            trees, saver.has, self._summary, self._progress, self._skip, self._changed
+        )
         self._quiet = isinstance(self._progress, NullProgress)  # no per-file progress calls needed
         self._subdirs = subdirs_to_enter(self._opts.excludes, self._opts.one_file_system)
         self._scanner = DirScanner(ParentTrees(self._load_trees), self._subdirs, threads=0)  # see archive()
@@ -144,7 +119,7 @@ class Archiver:
                 parent = parent_tree or b""
                 dev = os.lstat(b"/").st_dev if whole else None
                 listing = self._list(b"/", parent, dev) if whole else self._prefix(b"", trie, parent)
-                root = _Dir(
+                root = WalkDir(
                     path=b"",
                     entries=listing.entries,
                     only=None if whole else trie,
@@ -171,7 +146,7 @@ class Archiver:
             group=group_name(gid), mtime_ns=now, atime_ns=now, ctime_ns=now,
             size=content.size, content=content.content, sha256=content.sha256,
         )  # fmt: skip
-        self._count_new_content(content)
+        count_new_content(self._summary, content)
         self._summary.files_new = self._summary.total_files = 1
         self._summary.total_bytes = content.size
         tree_id, new = self._trees.save_tree(Tree(nodes=[node]))
@@ -207,26 +182,14 @@ class Archiver:
             self._skip(path, f"cannot list directory: {listing.error.strerror}")
         return listing
 
-    def _walk(self, root: _Dir, pool: ThreadPoolExecutor) -> bytes:
+    def _walk(self, root: WalkDir, pool: ThreadPoolExecutor) -> bytes:
         stack = [root]
-        finished: deque[_Dir] = deque()
-        backlog = 0  # nodes held by finished directories not yet finalized
-        root_id = b""
         while stack:
             d = stack[-1]
             if d.pos >= len(d.entries):
                 self._submit_batch(d, pool)
                 stack.pop()
-                finished.append(d)
-                backlog += len(d.nodes)
-                # Finalize in post-order as reads complete; when the walk runs far
-                # ahead of a slow read, wait for it rather than hold the whole tree.
-                while finished and (
-                    backlog > _BACKLOG_NODES or all(f.done() for _, f, _ in finished[0].pending)
-                ):
-                    head = finished.popleft()
-                    backlog -= len(head.nodes)
-                    root_id = self._finalize(head)
+                self._finisher.add(d)  # finished in post-order as its reads complete
                 continue
             if d.previous and d.only is None:
                 self._reuse_unchanged_files(d)
@@ -237,13 +200,11 @@ class Archiver:
             child = self._visit(d, name, st, pool)
             if child is not None:
                 stack.append(child)
-        while finished:
-            root_id = self._finalize(finished.popleft())
-        return root_id
+        return self._finisher.finish_all()
 
     def _visit(
-        self, d: _Dir, name: bytes, st: os.stat_result | OSError, pool: ThreadPoolExecutor
-    ) -> _Dir | None:
+        self, d: WalkDir, name: bytes, st: os.stat_result | OSError, pool: ThreadPoolExecutor
+    ) -> WalkDir | None:
         path = d.path + b"/" + name
         only = d.only.get(name) if d.only is not None else None
         is_prefix = d.only is not None and only is not LEAF
@@ -286,18 +247,18 @@ class Archiver:
             dev = st.st_dev if (d.dev is None or only is LEAF) else d.dev
             if self._opts.one_file_system and not is_prefix and st.st_dev != dev:
                 self._notes.append(f"not crossing into filesystem at {_fsdecode(path)}")
-                return _Dir(path, [], {}, {}, node, dev)
+                return WalkDir(path, [], {}, {}, node, dev)
             prev_id = prev.subtree if prev is not None and prev.type == "dir" else b""
             if is_prefix:
                 assert isinstance(only, dict)
                 listing, restrict = self._prefix(path, only, prev_id), only
             else:
                 listing, restrict = self._list(path, prev_id, dev), None
-            return _Dir(path, listing.entries, restrict, listing.by_name, node, dev,
+            return WalkDir(path, listing.entries, restrict, listing.by_name, node, dev,
                         prev_id=prev_id if listing.loaded else b"", prev_nodes=listing.previous)  # fmt: skip
         return None
 
-    def _reuse_unchanged_files(self, d: _Dir) -> None:
+    def _reuse_unchanged_files(self, d: WalkDir) -> None:
         """Take the run of unchanged files at ``d.pos`` as they are.
 
         The same rule as in ``_visit``, in a tight loop: in an unchanged
@@ -341,7 +302,7 @@ class Archiver:
         self._progress.bytes_done(size)
 
     def _add_file(
-        self, d: _Dir, node: Node, prev: Node | None, path: bytes, st: os.stat_result,
+        self, d: WalkDir, node: Node, prev: Node | None, path: bytes, st: os.stat_result,
         pool: ThreadPoolExecutor,
     ) -> None:  # fmt: skip
         self._summary.total_files += 1
@@ -372,7 +333,7 @@ class Archiver:
                 self._hardlinks[link_key] = fut
         d.pending.append((node, fut, prev))
 
-    def _submit_batch(self, d: _Dir, pool: ThreadPoolExecutor) -> None:
+    def _submit_batch(self, d: WalkDir, pool: ThreadPoolExecutor) -> None:
         if not d.batch:
             return
         items, future = d.batch, d.batch_future
@@ -381,42 +342,3 @@ class Archiver:
         self._slots.acquire()
         job = pool.submit(read_batch, self._reader, items, future)
         job.add_done_callback(lambda _f: self._slots.release())
-
-    def _finalize(self, d: _Dir) -> bytes:
-        failed: set[int] = set()
-        for node, fut, prev in d.pending:
-            path = d.path + b"/" + node.name
-            try:
-                content = fut.result()
-            except OSError as exc:
-                self._skip(path, exc.strerror or str(exc))
-                failed.add(id(node))
-                self._summary.total_files -= 1
-                self._summary.total_bytes -= node.size
-                continue
-            node.content, node.sha256, node.size = content.content, content.sha256, content.size
-            if content.changed_while_reading:
-                self._changed.append(_fsdecode(path))
-                self._progress.error(path, "file changed while it was read")
-            if prev is None:
-                self._summary.files_new += 1
-            else:
-                self._summary.files_changed += 1
-            if id(fut) not in self._counted:  # hardlinks share one read
-                self._counted.add(id(fut))
-                self._count_new_content(content)
-            self._progress.file_done(path, content.size, "new" if prev is None else "changed")
-        nodes = [n for n in d.nodes if id(n) not in failed] if failed else d.nodes
-        if d.prev_id and nodes == d.prev_nodes and self._saver.has(d.prev_id):
-            tree_id = d.prev_id  # same nodes encode to the same bytes, hence the same ID
-        else:
-            tree_id, new = self._trees.save_tree(Tree(nodes=nodes))
-            self._summary.tree_blobs_added += int(new)
-        if d.node is not None:
-            d.node.subtree = tree_id
-        d.pending.clear()
-        return tree_id
-
-    def _count_new_content(self, content: FileContent) -> None:
-        self._summary.data_blobs_added += content.new_blobs
-        self._summary.data_added += content.new_bytes
