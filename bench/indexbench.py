@@ -2,17 +2,19 @@
 
 ``table`` is amber's ``Index`` (a compact ``BlobTable``); ``dict`` is the former
 design, a ``dict[bytes, int]`` with the same entry encoding, reproduced here as
-the baseline. Each (kind, size) runs in a fresh subprocess, so the RSS delta
-(VmRSS after building the index minus before) is not blurred by earlier runs;
-tracemalloc is measured in a second subprocess (it slows everything down).
+the baseline. Memory is measured for each (kind, size) in a fresh subprocess:
+the growth of VmRSS while building (which includes allocator slack and the
+rows of the batch being added), and, in another, what tracemalloc counts.
 
 Loading is timed as ``add_rows`` over batches of 16,384 rows (one index file's
-worth), like ``BlobStore.load_index``. Lookups time ``lookup`` of present IDs
-(hit) and absent IDs (miss), and ``in`` on present IDs, over 200,000 IDs.
-Timings are wall-clock on a possibly shared machine: compare the ratio column,
-which is measured in the same run.
+worth, 100 rows per pack), like loading index files. Lookups time ``lookup`` of
+present IDs (hit) and absent IDs (miss), and ``in`` on present IDs, over up to
+200,000 IDs in a shuffled order (in insertion order a dict's keys are adjacent
+in memory, which flatters it). Timings are CPU time of the measuring thread,
+best of several rounds in which the kinds alternate (in one process), so other
+processes on a shared machine disturb them less.
 
-Usage: python bench/indexbench.py [--sizes 107000,1000000] [--json]
+Usage: python bench/indexbench.py [--sizes 107000,1000000] [--kinds dict,table] [--no-trace] [--json]
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
+import random
 import subprocess
 import sys
 import time
@@ -115,91 +119,124 @@ def rss() -> int:
 
 
 def build(kind: str, n: int) -> tuple[Index | DictIndex, float]:
-    """Build an index of n blobs; seconds spent in add_rows only."""
+    """Build an index of n blobs; CPU seconds spent in add_rows only."""
     index: Index | DictIndex = Index() if kind == "table" else DictIndex()
     spent = 0.0
     for pack, rows in batches(n):
-        t = time.perf_counter()
+        t = time.thread_time()
         index.add_rows(pack, rows)
-        spent += time.perf_counter() - t
+        spent += time.thread_time() - t
     return index, spent
 
 
-def one(kind: str, n: int, trace: bool) -> dict[str, Any]:
+def memory(kind: str, n: int, trace: bool) -> dict[str, Any]:
+    """Bytes the index holds: traced by tracemalloc, or the growth of VmRSS."""
     if trace:
         tracemalloc.start()
-        index, _ = build(kind, n)
+        _index = build(kind, n)
         size = tracemalloc.get_traced_memory()[0]
         tracemalloc.stop()
-        return {"traced": size, "len": len(index) if isinstance(index, Index) else n}
+        return {"traced": size}
     before = rss()
-    index, add_s = build(kind, n)
-    grown = rss() - before
-    hits = [blob_id(i) for i in range(0, n, max(1, n // PROBES))][:PROBES]
+    _index = build(kind, n)
+    return {"rss": rss() - before}
+
+
+def timing(kinds: list[str], n: int, rounds: int) -> dict[str, dict[str, float]]:
+    """ns per add_rows row, lookup hit, lookup miss and ``in``; the kinds alternate, best of ``rounds``."""
+    hits = [blob_id(i) for i in random.Random(n).sample(range(n), min(n, PROBES))]
     misses = [blob_id(i, b"miss") for i in range(len(hits))]
-    lookup = index.lookup
-    t = time.perf_counter()
-    for b in hits:
-        lookup(b)
-    hit_s = time.perf_counter() - t
-    t = time.perf_counter()
-    for b in misses:
-        lookup(b)
-    miss_s = time.perf_counter() - t
-    t = time.perf_counter()
-    for b in hits:
-        b in index  # noqa: B015
-    in_s = time.perf_counter() - t
-    assert all(index.lookup(b) is not None for b in hits[:1000])
-    assert not any(b in index for b in misses[:1000])
-    per = 1e9 / len(hits)
-    return {
-        "rss": grown, "add_ns": add_s * 1e9 / n, "hit_ns": hit_s * per,
-        "miss_ns": miss_s * per, "in_ns": in_s * per,
-    }  # fmt: skip
+    indexes: dict[str, Index | DictIndex] = {}
+    best: dict[str, dict[str, float]] = {k: {} for k in kinds}
+
+    def keep(kind: str, figure: str, seconds: float, count: int) -> None:
+        ns = seconds * 1e9 / count
+        best[kind][figure] = min(best[kind].get(figure, ns), ns)
+
+    for kind in kinds:
+        indexes[kind], spent = build(kind, n)
+        keep(kind, "add_ns", spent, n)
+        assert all(indexes[kind].lookup(b) is not None for b in hits[:1000])
+        assert not any(b in indexes[kind] for b in misses[:1000])
+    for _ in range(rounds):
+        for kind, index in indexes.items():
+            lookup = index.lookup
+            t0 = time.thread_time()
+            for b in hits:
+                lookup(b)
+            t1 = time.thread_time()
+            for b in misses:
+                lookup(b)
+            t2 = time.thread_time()
+            for b in hits:
+                b in index  # noqa: B015
+            t3 = time.thread_time()
+            keep(kind, "hit_ns", t1 - t0, len(hits))
+            keep(kind, "miss_ns", t2 - t1, len(hits))
+            keep(kind, "in_ns", t3 - t2, len(hits))
+    return best
 
 
-def measure(kind: str, n: int, trace: bool) -> dict[str, Any]:
-    cmd = [sys.executable, __file__, "--one", kind, str(n)] + (["--trace"] if trace else [])
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    result: dict[str, Any] = json.loads(out)
-    return result
+def subprocess_json(*args: str) -> Any:
+    out = subprocess.run([sys.executable, __file__, *args], check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="107000,1000000")
+    p.add_argument("--kinds", default="dict,table", help="dict (the former design), table (amber's)")
+    p.add_argument("--no-trace", action="store_true", help="skip the tracemalloc runs (slow at 10M)")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--one", nargs=2, metavar=("KIND", "N"), help=argparse.SUPPRESS)
-    p.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--rounds", type=int, default=5, help="timing rounds, best kept (default 5)")
+    p.add_argument("--memory", nargs=3, metavar=("KIND", "N", "TRACE"), help=argparse.SUPPRESS)
+    p.add_argument("--timing", nargs=3, metavar=("KINDS", "N", "ROUNDS"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    if args.one:
-        print(json.dumps(one(args.one[0], int(args.one[1]), args.trace)))
+    if args.memory:
+        print(json.dumps(memory(args.memory[0], int(args.memory[1]), args.memory[2] == "1")))
         return 0
+    if args.timing:
+        print(json.dumps(timing(args.timing[0].split(","), int(args.timing[1]), int(args.timing[2]))))
+        return 0
+    kinds = args.kinds.split(",")
     results: list[dict[str, Any]] = []
     for n in (int(s) for s in args.sizes.split(",")):
-        row: dict[str, Any] = {"n": n}
-        for kind in ("dict", "table"):
-            row[kind] = measure(kind, n, False) | measure(kind, n, True)
+        row: dict[str, Any] = {
+            "n": n,
+            **subprocess_json("--timing", ",".join(kinds), str(n), str(args.rounds)),
+        }
+        for kind in kinds:  # each in a fresh process, so earlier runs do not blur the RSS
+            row[kind] |= subprocess_json("--memory", kind, str(n), "0")
+            if not args.no_trace:
+                row[kind] |= subprocess_json("--memory", kind, str(n), "1")
         results.append(row)
     if args.json:
         print(json.dumps(results))
         return 0
-    mib = 1 << 20
-    print(f"{'blobs':>9} {'figure':<14} {'dict':>10} {'table':>10} {'ratio':>6}")
+    print(f"load average {os.getloadavg()[0]:.2f}; ratio = table / dict")
+    print(
+        f"{'blobs':>9} {'figure':<14}"
+        + "".join(f" {k:>10}" for k in kinds)
+        + (" {:>6}".format("ratio") if len(kinds) == 2 else "")
+    )
     for row in results:
-        d, t = row["dict"], row["table"]
-        lines = [
-            ("traced MiB", d["traced"] / mib, t["traced"] / mib, "{:10.1f}"),
-            ("RSS MiB", d["rss"] / mib, t["rss"] / mib, "{:10.1f}"),
-            ("B/blob traced", d["traced"] / row["n"], t["traced"] / row["n"], "{:10.0f}"),
-            ("add_rows ns", d["add_ns"], t["add_ns"], "{:10.0f}"),
-            ("lookup hit ns", d["hit_ns"], t["hit_ns"], "{:10.0f}"),
-            ("lookup miss ns", d["miss_ns"], t["miss_ns"], "{:10.0f}"),
-            ("in ns", d["in_ns"], t["in_ns"], "{:10.0f}"),
+        figures = [
+            ("traced MiB", "traced", 1 / (1 << 20), "{:10.1f}"),
+            ("RSS MiB", "rss", 1 / (1 << 20), "{:10.1f}"),
+            ("B/blob traced", "traced", 1 / row["n"], "{:10.0f}"),
+            ("add_rows ns", "add_ns", 1, "{:10.0f}"),
+            ("lookup hit ns", "hit_ns", 1, "{:10.0f}"),
+            ("lookup miss ns", "miss_ns", 1, "{:10.0f}"),
+            ("in ns", "in_ns", 1, "{:10.0f}"),
         ]
-        for name, dv, tv, fmt in lines:
-            print(f"{row['n']:>9} {name:<14} {fmt.format(dv)} {fmt.format(tv)} {tv / dv if dv else 0:6.2f}")
+        for name, key, scale, fmt in figures:
+            if key not in row[kinds[0]]:
+                continue
+            values = [row[k][key] * scale for k in kinds]
+            line = f"{row['n']:>9} {name:<14}" + "".join(" " + fmt.format(v) for v in values)
+            if len(kinds) == 2:
+                line += f" {values[1] / values[0] if values[0] else 0:6.2f}"
+            print(line)
     return 0
 
 
