@@ -21,7 +21,7 @@ slack, about 12% less memory. An insert rebuilds its bucket, which is a copy of
 a few hundred bytes.
 
 The first byte of an entry is a flags byte that ``set_bits`` and ``clear_bits``
-change in place (the index keeps its "used" mark there).
+change without unpacking the entry (the index keeps its "used" mark there).
 """
 
 from __future__ import annotations
@@ -56,10 +56,11 @@ class BlobTable:
         return self._count
 
     # Threads: lookups (``in``, ``get``) may run while one writer changes the
-    # table; writers must not overlap (the blob store adds under its lock). A
-    # bucket is replaced, never changed, so a lookup sees it before or after an
-    # insert. Only growing moves records between buckets: a lookup that misses
-    # while a growth began or ran searches again, like a sequence lock.
+    # table; writers (add, set_bits, clear_bits, keep_if) must not overlap each
+    # other or an iteration (the blob store adds under its lock). A bucket is
+    # replaced, never changed, so a lookup sees it before or after an insert.
+    # Only growing moves records between buckets: a lookup that misses while a
+    # growth began or ran searches again, like a sequence lock.
     #
     # The find loop is repeated in the methods below: a shared helper would cost
     # a Python call per lookup. A hit at an offset that is not a multiple of the
@@ -157,9 +158,9 @@ class BlobTable:
                 buckets[i] = bytes(changed)
 
     def items(self) -> Iterator[tuple[bytes, Entry]]:
-        """Every (ID, entry); entries changed during the iteration may show either value."""
+        """Every (ID, entry), bucket by bucket."""
         record, unpack = self._record, self._entry.unpack_from
-        for bucket in self._buckets:  # a bucket changed while we yield is replaced, not mutated
+        for bucket in self._buckets:
             for pos in range(0, len(bucket), record):
                 yield bucket[pos : pos + ID_SIZE], unpack(bucket, pos + ID_SIZE)
 
@@ -187,7 +188,9 @@ class BlobTable:
         """Multiply the buckets by GROWTH: bucket i's records spread over i, i + n, i + 2n, ...
 
         by the next hash bits, one bucket at a time, so the table is never held
-        twice. Lookups that miss meanwhile search again (see above).
+        twice. Lookups that miss meanwhile search again (see above). Should this
+        fail half-way (MemoryError), records are lost from this in-memory table
+        only; the operation that added fails, and index files are untouched.
         """
         buckets = self._buckets
         n = self._mask + 1
