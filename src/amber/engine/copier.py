@@ -34,8 +34,9 @@ from __future__ import annotations
 
 import os
 import queue
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -60,6 +61,17 @@ class TreeSource(TreeReader, Protocol):
     def load_trees(self, tree_ids: Sequence[bytes]) -> list[Tree | None]: ...
 
 
+Pairs = list[tuple[bytes, bytes]]
+
+
+class JobRunner(Protocol):
+    """Runs copy jobs elsewhere (worker processes) instead of the copier's own threads."""
+
+    def submit(
+        self, fn: Callable[..., Pairs], pack: str, wanted: list[tuple[bytes, Location]]
+    ) -> Future[Pairs]: ...
+
+
 def _subtrees(tree: Tree) -> list[bytes]:
     return [n.subtree for n in tree.nodes if n.type == "dir" and n.subtree]
 
@@ -72,7 +84,8 @@ def _default_workers() -> int:
 
 @dataclass
 class CopyOptions:
-    workers: int = field(default_factory=_default_workers)  # pack reader threads
+    workers: int = field(default_factory=_default_workers)  # pack reader threads (or processes)
+    processes: bool | None = None  # jobs in worker processes; None: when the caller finds it pays
     batch_blobs: int = 8192  # data blobs collected before fetching them (fewer while workers idle)
     cache_entries: int = 1 << 20  # source ID -> destination ID, about 200 bytes each
 
@@ -126,7 +139,8 @@ class Copier:
     def __init__(
         self, src_trees: TreeSource, src_blobs: BlobReader, dst_trees: TreeReader,
         dst_blobs: BlobWriter, dst_blob_id: BlobId, options: CopyOptions | None = None,
-        progress: Progress | None = None, same_ids: bool = False,
+        progress: Progress | None = None, same_ids: bool = False, runner: JobRunner | None = None,
+        stats: CopyStats | None = None,
     ) -> None:  # fmt: skip
         self._same_ids = same_ids  # both sides share the ID key: IDs are kept
         self._src_trees = src_trees
@@ -137,7 +151,8 @@ class Copier:
         self.options = options or CopyOptions()
         self._progress = progress or NullProgress()
         self.cache = IdCache(self.options.cache_entries)
-        self.stats = CopyStats()
+        self.stats = stats or CopyStats()
+        self._runner = runner
         self._copy_pack = PackCopier(src_blobs, dst_blobs, None if same_ids else dst_blob_id, self.stats,
                                      self._progress)  # fmt: skip
         # data blobs being fetched while the walk goes on (main thread only)
@@ -145,7 +160,7 @@ class Copier:
         self._queued: list[bytes] = []  # in _waiting, not yet handed to a worker
         self._jobs: set[Future[list[tuple[bytes, bytes]]]] = set()
         self._done: queue.SimpleQueue[Future[list[tuple[bytes, bytes]]]] = queue.SimpleQueue()
-        self._pool: ThreadPoolExecutor | None = None
+        self._submit_job: Callable[..., Future[Pairs]] | None = None  # a thread pool's or the runner's
         self._trees = TreeBatch(src_trees.load_trees, src_trees.load_tree)
 
     # -- public -------------------------------------------------------------
@@ -168,8 +183,11 @@ class Copier:
             self._src_trees.load_trees, self._src_trees.load_tree, None if reference else _subtrees
         )
         top = self._open(root, reference, None, 0)
-        with rarer_gc(), ThreadPoolExecutor(self.options.workers, thread_name_prefix="copy") as pool:
-            self._pool = pool
+        threads = None
+        if self._runner is None:
+            threads = ThreadPoolExecutor(self.options.workers, thread_name_prefix="copy")
+        with rarer_gc(), threads or nullcontext():
+            self._submit_job = threads.submit if threads else self._runner.submit  # type: ignore[union-attr]
             try:
                 stack = [top]
                 while stack:
@@ -188,7 +206,7 @@ class Copier:
                 for job in self._jobs:  # after an error: do not start what is queued
                     job.cancel()
                 self._jobs = set()
-                self._pool = None
+                self._submit_job = None
         if not top.dir.dst_id:
             raise AmberError("internal error: copied tree was not completed")
         return top.dir.dst_id
@@ -339,9 +357,9 @@ class Copier:
                 by_pack[loc.pack] = [(src, loc)]
             else:
                 wanted.append((src, loc))
-        assert self._pool is not None
+        assert self._submit_job is not None
         for pack, wanted in by_pack.items():
-            job = self._pool.submit(self._copy_pack, pack, wanted)
+            job = self._submit_job(self._copy_pack, pack, wanted)
             self._jobs.add(job)
             job.add_done_callback(self._done.put)
 

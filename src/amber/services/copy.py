@@ -17,13 +17,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from amber.engine.copier import Copier, CopyOptions, CopyStats
+from amber.engine.copypack import BlobWriter
 from amber.engine.copyplan import choose_reference, copied_map, copied_snapshot, missing
+from amber.engine.copyprocs import ProcessJobs
 from amber.engine.progress import Progress
 from amber.errors import IntegrityError, ObjectNotFound, UsageError
-from amber.repository import Repository, Snapshot
+from amber.repository import BlobType, Repository, Snapshot, StoreSpec
 from amber.services import session
 from amber.services.snapshots import SnapshotFilter, resolve, select
-from amber.storage.url import BackendOptions
+from amber.storage.faults import FaultInjectingBackend
+from amber.storage.local import LocalBackend
+from amber.storage.ratelimit import RateLimitedBackend
+from amber.storage.url import BackendOptions, find_layer
 
 
 @dataclass
@@ -65,10 +70,29 @@ def copy_snapshots(
     destination = dst.snapshots([])
     todo = missing(selected, destination)
     copied = copied_map(source, destination)
+    same_ids = src.shares_blob_ids(dst)
+    stats = CopyStats()
+    runner = None
+    if todo:
+        runner = _worker_processes(src, dst, same_ids, options or CopyOptions(), stats, progress)
+    writer: BlobWriter = dst.blobs if runner is None else _StoredByWorkers(dst.blobs, runner)
     copier = Copier(
-        src, src.blobs, dst, dst.blobs, dst.key.blob_id, options, progress, same_ids=src.shares_blob_ids(dst)
-    )
-    result = CopyResult(already=len(selected) - len(todo), stats=copier.stats)
+        src, src.blobs, dst, writer, dst.key.blob_id, options, progress, same_ids, runner, stats
+    )  # fmt: skip
+    result = CopyResult(already=len(selected) - len(todo), stats=stats)
+    try:
+        _copy_each(src, dst, copier, runner, todo, source, destination, copied, result)
+    finally:
+        if runner is not None:
+            runner.close()
+    return result
+
+
+def _copy_each(
+    src: Repository, dst: Repository, copier: Copier, runner: ProcessJobs | None,
+    todo: list[tuple[str, Snapshot]], source: dict[str, Snapshot], destination: dict[str, Snapshot],
+    copied: dict[str, str], result: CopyResult,
+) -> None:  # fmt: skip
     for sid, snap in todo:
         ref_sid = choose_reference(sid, snap, source, copied)
         reference = None
@@ -81,6 +105,9 @@ def copy_snapshots(
         except (IntegrityError, ObjectNotFound) as exc:
             result.failed.append((sid, f"source data is damaged: {exc.message}"))
             continue
+        if runner is not None:  # the workers' packs and index files first
+            for pack, rows in runner.flush().items():
+                dst.blobs.index.add_pack(pack, rows)
         dst.blobs.flush()
         new = copied_snapshot(sid, snap, tree, copied.get(snap.parent))
         new_id = dst.save_snapshot(new)
@@ -88,7 +115,50 @@ def copy_snapshots(
         copied[sid] = new_id
         result.copied.append((sid, new_id))
     dst.blobs.flush()
-    return result
+
+
+# Below this many source packs (16 MiB each), starting worker processes costs more than it saves.
+_PROCESS_MIN_PACKS = 64
+
+
+def _worker_processes(
+    src: Repository, dst: Repository, same_ids: bool, options: CopyOptions, stats: CopyStats,
+    progress: Progress | None,
+) -> ProcessJobs | None:  # fmt: skip
+    """Worker processes for a copy between two repositories on local disks, when it pays.
+
+    Threads share one interpreter lock, so a threaded copy of many small blobs
+    uses about one core; processes use them all. Remote backends are bound by
+    the network, and a wrapper that limits rates or injects faults must see
+    every request: both keep the threads.
+    """
+    if options.processes is False:
+        return None
+    locals_ = [find_layer(r.backend, LocalBackend) for r in (src, dst)]
+    wrapped = (RateLimitedBackend, FaultInjectingBackend)
+    plain = all(find_layer(r.backend, kind) is None for r in (src, dst) for kind in wrapped)
+    if locals_[0] is None or locals_[1] is None or not plain:
+        return None
+    if options.processes is None and len(src.blobs.index.packs()) < _PROCESS_MIN_PACKS:
+        return None
+    return ProcessJobs(
+        StoreSpec.of(locals_[0].location, src.blobs), StoreSpec.of(locals_[1].location, dst.blobs),
+        same_ids, options.workers, stats, progress,
+    )  # fmt: skip
+
+
+class _StoredByWorkers:
+    """The destination store, plus what worker processes stored (not in its index until a flush)."""
+
+    def __init__(self, store: BlobWriter, runner: ProcessJobs) -> None:
+        self._store = store
+        self._runner = runner
+
+    def has(self, blob_id: bytes) -> bool:
+        return self._store.has(blob_id) or blob_id in self._runner.written
+
+    def save(self, type: BlobType, data: bytes | memoryview, blob_id: bytes | None = None) -> bool:
+        return self._store.save(type, data, blob_id)
 
 
 def copy(

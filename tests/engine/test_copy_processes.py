@@ -1,0 +1,110 @@
+"""Copy jobs in worker processes (local repositories): same result as threads, same order of writes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from amber.engine.copier import CopyOptions, CopyStats
+from amber.repository import Repository, init_repository
+from amber.services.check import check
+from amber.services.copy import _worker_processes, copy_snapshots
+from amber.storage import FileType, open_backend
+from amber.storage.url import BackendOptions
+from tests.engine.test_copier import FAST_KDF, PW, backup, files_of, make_tree, new_repo, open_repo, restored
+
+PROCESSES = CopyOptions(workers=2, processes=True)
+
+
+@pytest.fixture
+def three(tmp_path: Path) -> Iterator[tuple[Repository, Path]]:
+    a = new_repo(tmp_path / "a")
+    for name in ("b", "c"):
+        init_repository(open_backend(str(tmp_path / name)), PW, FAST_KDF).close()
+    yield a, make_tree(tmp_path / "src")
+    a.close()
+
+
+def blob_count(repo: Repository) -> int:
+    return sum(1 for _ in repo.blobs.index.blobs())
+
+
+def test_processes_copy_like_threads(three: tuple[Repository, Path], tmp_path: Path) -> None:
+    a, src = three
+    sid = backup(a, src)
+    threaded = copy_snapshots(a, open_repo(tmp_path / "b"), options=CopyOptions(workers=2, processes=False))
+    b = open_repo(tmp_path / "c")
+    result = copy_snapshots(a, b, options=PROCESSES)
+    assert [s for s, _ in result.copied] == [sid] and not result.failed
+    for field in ("blobs_read", "blobs_added", "bytes_read", "bytes_added", "trees", "trees_added"):
+        assert getattr(result.stats, field) == getattr(threaded.stats, field), field
+    assert b.blobs.index.packs() == {fi.name for fi in b.backend.list(FileType.PACK)}  # rows merged here
+    c = open_repo(tmp_path / "c")
+    assert restored(c, result.copied[0][1], tmp_path / "out", src) == files_of(src)
+    report = check(c, read_data=True)
+    assert report.ok and not report.warnings, (report.errors, report.warnings)
+
+
+def test_second_snapshot_reuses_what_workers_stored(three: tuple[Repository, Path], tmp_path: Path) -> None:
+    a, src = three
+    backup(a, src)
+    shutil.copytree(src, tmp_path / "elsewhere", symlinks=True)
+    backup(a, tmp_path / "elsewhere")  # same data, other paths: no reference snapshot
+    c = open_repo(tmp_path / "c")
+    result = copy_snapshots(a, c, options=PROCESSES)  # one run, two snapshots, the same workers
+    assert len(result.copied) == 2
+    assert result.stats.blobs_added == blob_count(a) - sum(1 for _, loc in a.blobs.index.blobs()
+                                                           if loc.type.name == "TREE")  # fmt: skip
+    c = open_repo(tmp_path / "c")
+    assert check(c, read_data=True).ok
+
+
+def test_shared_ids_with_processes(tmp_path: Path) -> None:
+    a = new_repo(tmp_path / "a")
+    init_repository(open_backend(str(tmp_path / "b")), PW, FAST_KDF, ids_from=a).close()
+    src = make_tree(tmp_path / "src")
+    sid = backup(a, src)
+    result = copy_snapshots(a, open_repo(tmp_path / "b"), options=PROCESSES)
+    b = open_repo(tmp_path / "b")
+    assert b.load_snapshot(result.copied[0][1]).tree == a.load_snapshot(sid).tree
+    assert restored(b, result.copied[0][1], tmp_path / "out", src) == files_of(src)
+    assert check(b, read_data=True).ok
+
+
+def test_damaged_source_in_a_worker_writes_no_snapshot(three: tuple[Repository, Path],
+                                                       tmp_path: Path) -> None:  # fmt: skip
+    a, src = three
+    backup(a, src)
+    big = max(a.backend.list(FileType.PACK), key=lambda fi: fi.size)
+    path = next((tmp_path / "a" / "data").rglob(big.name))
+    os.chmod(path, 0o600)
+    with open(path, "r+b") as f:
+        f.seek(200)
+        byte = f.read(1)
+        f.seek(200)
+        f.write(bytes([byte[0] ^ 1]))
+    result = copy_snapshots(open_repo(tmp_path / "a"), open_repo(tmp_path / "c"), options=PROCESSES)
+    assert result.copied == [] and len(result.failed) == 1 and "damaged" in result.failed[0][1]
+    c = open_repo(tmp_path / "c")
+    assert c.snapshot_names() == []
+    assert check(c, read_data=True).ok
+
+
+def test_when_processes_are_used(three: tuple[Repository, Path], tmp_path: Path) -> None:
+    a, src = three
+    backup(a, src)
+    b = open_repo(tmp_path / "b")
+    stats = CopyStats()
+    assert _worker_processes(a, b, False, CopyOptions(), stats, None) is None  # small: not worth it
+    forced = _worker_processes(a, b, False, PROCESSES, stats, None)
+    assert forced is not None
+    forced.close()
+    assert _worker_processes(a, b, False, CopyOptions(processes=False), stats, None) is None
+    limited = Repository(
+        open_backend(str(tmp_path / "b"), BackendOptions(limit_upload_kib=100)), b.key, b.config, b.key_name
+    )
+    assert _worker_processes(a, limited, False, PROCESSES, stats, None) is None  # every request limited here
