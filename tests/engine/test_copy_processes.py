@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -108,3 +109,27 @@ def test_when_processes_are_used(three: tuple[Repository, Path], tmp_path: Path)
         open_backend(str(tmp_path / "b"), BackendOptions(limit_upload_kib=100)), b.key, b.config, b.key_name
     )
     assert _worker_processes(a, limited, False, PROCESSES, stats, None) is None  # every request limited here
+
+
+def test_large_jobs_and_replies_do_not_block_each_other(three: tuple[Repository, Path],
+                                                        tmp_path: Path) -> None:  # fmt: skip
+    """Job messages and replies larger than a socket buffer, several in flight: sending
+    a job must not hold what the reader needs to take the worker's reply."""
+    a, src = three
+    backup(a, src)
+    c = open_repo(tmp_path / "c")
+    blob_id, loc = next((i, loc) for i, loc in a.blobs.index.blobs() if loc.type.name == "DATA")
+    runner = _worker_processes(a, c, False, CopyOptions(workers=1, processes=True), CopyStats(), None)
+    assert runner is not None
+    results: list[int] = []
+
+    def submit_all() -> None:
+        futures = [runner.submit(lambda: [], loc.pack, [(blob_id, loc)] * 3_000) for _ in range(200)]
+        results.extend(len(f.result()) for f in futures)
+
+    worker = threading.Thread(target=submit_all, daemon=True)
+    worker.start()
+    worker.join(timeout=60)
+    runner.close(abort=worker.is_alive())  # a deadlock must fail the test, not hang it
+    assert not worker.is_alive(), "sending jobs and taking replies deadlocked"
+    assert results == [3_000] * 200

@@ -19,6 +19,7 @@ error class; a worker that dies makes every later call fail.
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import subprocess
 import sys
@@ -52,8 +53,6 @@ def _worker(conn: Connection, src: StoreSpec, dst: StoreSpec, same_ids: bool) ->
             msg = conn.recv()
         except (EOFError, OSError):
             return  # the copy ended or died
-        if msg[0] == "stop":
-            return
         try:
             if setup_error is not None:
                 raise setup_error
@@ -98,6 +97,7 @@ class ProcessJobs:
         self._load: list[int] = []
         self._conns: list[Connection] = []
         self._procs: list[Any] = []
+        self._socks: list[socket.socket] = []
         self._readers: list[threading.Thread] = []
         self._next = 0
         self.written: set[bytes] = set()  # destination IDs the workers stored (for has())
@@ -115,7 +115,8 @@ class ProcessJobs:
                     [sys.executable, "-m", "amber.engine.copyprocs", str(theirs.fileno())],
                     pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
                 )  # fmt: skip
-            here = Connection(mine.detach())
+            self._socks.append(mine)  # kept to shut down: wakes a blocked send or receive
+            here = Connection(os.dup(mine.fileno()))
             here.send(self._args)
             reader = threading.Thread(target=self._read, args=(i, here), daemon=True, name=f"copy-reader-{i}")
             self._conns.append(here)
@@ -132,41 +133,60 @@ class ProcessJobs:
             if not self._conns:
                 self._start()
             worker = min(range(len(self._conns)), key=self._load.__getitem__)
-            return self._send(worker, ("job", pack, wanted))
+            job_id, future = self._register(worker)
+        self._deliver(worker, ("job", job_id, pack, wanted))
+        return future
 
     def flush(self) -> dict[str, list[PackedBlob]]:
         """Every worker writes its packs and index file; returns their rows, once all are done."""
         with self._lock:
-            futures = [self._send(i, ("flush",)) for i in range(len(self._conns))]
+            jobs = [self._register(i) for i in range(len(self._conns))]
+        for worker, (job_id, _) in enumerate(jobs):
+            self._deliver(worker, ("flush", job_id))
         rows: dict[str, list[PackedBlob]] = {}
-        for f in futures:
-            rows.update(f.result())
+        for _, future in jobs:
+            rows.update(future.result())
         return rows
 
-    def close(self) -> None:
-        for conn in self._conns:
+    def close(self, abort: bool = False) -> None:
+        """End the workers: once they have done the jobs sent (end of input), or at once with ``abort``."""
+        for sock in self._socks:
             with contextlib.suppress(OSError):
-                conn.send(("stop",))
+                sock.shutdown(socket.SHUT_WR)
         for proc in self._procs:
+            if abort:
+                proc.kill()
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        for sock in self._socks:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # our readers see the end
+            sock.close()
+        for reader in self._readers:
+            reader.join(timeout=10)
         for conn in self._conns:
             conn.close()
 
-    def _send(self, worker: int, msg: tuple[Any, ...]) -> Future[Any]:
+    def _register(self, worker: int) -> tuple[int, Future[Any]]:
+        """A job ID and its future (lock held)."""
         job_id = self._next
         self._next += 1
         future: Future[Any] = Future()
         self._pending[job_id] = future
         self._load[worker] += 1
+        return job_id, future
+
+    def _deliver(self, worker: int, msg: tuple[Any, ...]) -> None:
+        """Send without the state lock: a full pipe blocks until the worker reads, and the
+        worker reads only once our reader thread (which needs the state lock) takes its replies."""
         try:
-            self._conns[worker].send((msg[0], job_id, *msg[1:]))
+            self._conns[worker].send(msg)
         except OSError as exc:
-            self._fail(worker, job_id, errors.StorageError(f"copy worker {worker} is gone: {exc}"))
-        return future
+            with self._lock:
+                self._fail(worker, msg[1], errors.StorageError(f"copy worker {worker} is gone: {exc}"))
 
     def _read(self, worker: int, conn: Connection) -> None:
         while True:

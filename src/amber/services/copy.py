@@ -82,9 +82,12 @@ def copy_snapshots(
     result = CopyResult(already=len(selected) - len(todo), stats=stats)
     try:
         _copy_each(src, dst, copier, runner, todo, source, destination, copied, result)
-    finally:
+    except BaseException:
         if runner is not None:
-            runner.close()
+            runner.close(abort=True)  # what workers still hold is not needed: no snapshot will use it
+        raise
+    if runner is not None:
+        runner.close()
     return result
 
 
