@@ -27,6 +27,18 @@ def twins(tmp_path: Path) -> Iterator[tuple[Repository, Repository, Path]]:
     b.close()
 
 
+def flip_byte_in_biggest_pack(repo: Repository, path: Path, offset: int) -> None:
+    """Damage one data blob of ``repo`` (at ``path``) on disk."""
+    big = max(repo.backend.list(FileType.PACK), key=lambda fi: fi.size)
+    pack = next((path / "data").rglob(big.name))
+    os.chmod(pack, 0o600)
+    with open(pack, "r+b") as f:
+        f.seek(offset)
+        byte = f.read(1)
+        f.seek(offset)
+        f.write(bytes([byte[0] ^ 1]))
+
+
 def blob_ids(repo: Repository) -> dict[bytes, BlobType]:
     return {blob_id: loc.type for blob_id, loc in repo.blobs.index.blobs()}
 
@@ -90,14 +102,7 @@ def test_damaged_source_blob_is_not_copied(twins: tuple[Repository, Repository, 
     """IDs are kept, yet every blob is still verified against its ID before it is stored."""
     a, b, src = twins
     backup(a, src)
-    big = max(a.backend.list(FileType.PACK), key=lambda fi: fi.size)
-    path = next((tmp_path / "a" / "data").rglob(big.name))
-    os.chmod(path, 0o600)
-    with open(path, "r+b") as f:
-        f.seek(100)
-        byte = f.read(1)
-        f.seek(100)
-        f.write(bytes([byte[0] ^ 1]))
+    flip_byte_in_biggest_pack(a, tmp_path / "a", 100)
     result = copy_snapshots(open_repo(tmp_path / "a"), b)
     assert result.copied == [] and len(result.failed) == 1
     b = open_repo(tmp_path / "b")

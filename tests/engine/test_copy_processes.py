@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import threading
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ from amber.services.copy import _worker_processes, copy_snapshots
 from amber.storage import FileType, open_backend
 from amber.storage.url import BackendOptions
 from tests.engine.test_copier import FAST_KDF, PW, backup, files_of, make_tree, new_repo, open_repo, restored
+from tests.engine.test_copier_same_ids import flip_byte_in_biggest_pack
 
 PROCESSES = CopyOptions(workers=2, processes=True)
 
@@ -80,14 +80,7 @@ def test_damaged_source_in_a_worker_writes_no_snapshot(three: tuple[Repository, 
                                                        tmp_path: Path) -> None:  # fmt: skip
     a, src = three
     backup(a, src)
-    big = max(a.backend.list(FileType.PACK), key=lambda fi: fi.size)
-    path = next((tmp_path / "a" / "data").rglob(big.name))
-    os.chmod(path, 0o600)
-    with open(path, "r+b") as f:
-        f.seek(200)
-        byte = f.read(1)
-        f.seek(200)
-        f.write(bytes([byte[0] ^ 1]))
+    flip_byte_in_biggest_pack(a, tmp_path / "a", 200)
     result = copy_snapshots(open_repo(tmp_path / "a"), open_repo(tmp_path / "c"), options=PROCESSES)
     assert result.copied == [] and len(result.failed) == 1 and "damaged" in result.failed[0][1]
     c = open_repo(tmp_path / "c")
@@ -118,7 +111,8 @@ def test_large_jobs_and_replies_do_not_block_each_other(three: tuple[Repository,
     a, src = three
     backup(a, src)
     c = open_repo(tmp_path / "c")
-    blob_id, loc = next((i, loc) for i, loc in a.blobs.index.blobs() if loc.type.name == "DATA")
+    data = [(i, loc) for i, loc in a.blobs.index.blobs() if loc.type.name == "DATA"]
+    blob_id, loc = min(data, key=lambda item: item[1].length)  # many copies of a tiny blob: quick jobs
     runner = _worker_processes(a, c, False, CopyOptions(workers=1, processes=True), CopyStats(), None)
     assert runner is not None
     results: list[int] = []
