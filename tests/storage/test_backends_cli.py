@@ -182,3 +182,29 @@ def test_limit_upload_option_is_accepted_and_validated(tmp_path: Path) -> None:
     assert bad.returncode == 2
     unknown = cli.run("-o", "nonsense=1", "snapshots", check=False)
     assert unknown.returncode == 2 and "unknown backend option" in unknown.stderr
+
+
+def test_sftp_prefers_aes_gcm_and_writes_large_files_whole(
+    tmp_path: Path, sshd_server: SshServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OpenSSH offers AES-GCM: one AEAD call per packet. A write larger than one request
+    (128 KiB) and one SSH packet arrives whole."""
+    from amber.storage.base import FileType, Handle
+    from amber.storage.sftp import SftpBackend
+    from amber.storage.url import find_layer, open_backend
+
+    for key, value in sshd_server.env().items():
+        monkeypatch.setenv(key, value)
+    backend = open_backend(sshd_server.url(tmp_path / "repo"))
+    backend.create()
+    raw = find_layer(backend, SftpBackend)
+    assert raw is not None
+    data = os.urandom(3 * 128 * 1024 + 12345)
+    backend.save(Handle(FileType.PACK, hashlib.sha256(data).hexdigest()), memoryview(data))
+    assert backend.load(Handle(FileType.PACK, hashlib.sha256(data).hexdigest())) == data
+    with raw._sftp("cipher") as sftp:
+        channel = sftp.get_channel()
+        assert channel is not None
+        transport = channel.get_transport()
+        assert transport.local_cipher == transport.remote_cipher == "aes128-gcm@openssh.com"
+    backend.close()

@@ -47,10 +47,26 @@ logging.getLogger("paramiko").propagate = False  # its transport thread logs soc
 
 _CONNECTION_ERRORS = (EOFError, paramiko.SSHException, ConnectionError, TimeoutError, socket.timeout)
 _PIECE = 32 * 1024  # paramiko's SFTP request size; larger reads go as pipelined pieces
+# Writes go in larger requests: a pack then takes 8x fewer requests and status replies.
+# OpenSSH's sftp-server takes messages up to 256 KiB.
+_WRITE_REQUEST = 128 * 1024
 
 
 class _UnknownHostKey(Exception):
     pass
+
+
+_GCM = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
+
+
+class _GcmFirstTransport(paramiko.Transport):
+    """Prefer AES-GCM when the server offers it: one AEAD call per packet instead of
+    AES-CTR plus a Python-level HMAC, on both ends (the other ciphers stay, in order)."""
+
+    _preferred_ciphers = _GCM + tuple(
+        c for c in paramiko.Transport._preferred_ciphers  # type: ignore[attr-defined]
+        if c not in _GCM
+    )  # fmt: skip
 
 
 class _RejectUnknown(paramiko.MissingHostKeyPolicy):
@@ -149,6 +165,7 @@ class SftpBackend:
                 look_for_keys=not self.identity_files,
                 allow_agent=True, timeout=self.connect_timeout, banner_timeout=self.connect_timeout,
                 auth_timeout=self.connect_timeout, sock=sock,  # type: ignore[arg-type]
+                transport_factory=_GcmFirstTransport,  # type: ignore[arg-type]
             )  # fmt: skip
             sftp = client.open_sftp()
             channel = sftp.get_channel()
@@ -280,6 +297,7 @@ class SftpBackend:
                     self._mkdirs(sftp, directory)
                     f = sftp.open(tmp, "wb")
                 with f:
+                    f.MAX_REQUEST_SIZE = _WRITE_REQUEST  # type: ignore[misc]
                     f.set_pipelined(True)
                     f.chmod(0o600)
                     f.write(bytes(data) if isinstance(data, memoryview) else data)
