@@ -19,7 +19,25 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src" / "amber"
 INTERNAL = {"amber.repository.crypto", "amber.repository.pack", "amber.repository.index"}
-LAYERS = ["amber.cli", "amber.services", "amber.engine", "amber.repository", "amber.storage"]
+# Top to bottom; packages in one tuple are independent siblings (neither imports the other).
+LAYERS = [
+    ("amber.cli", "amber.web"),
+    ("amber.ops",),
+    ("amber.catalog", "amber.sources", "amber.anomaly"),
+    ("amber.services",),
+    ("amber.engine",),
+    ("amber.repository",),
+    ("amber.storage",),
+]
+
+
+def _place(name: str) -> tuple[int, str] | None:
+    """(layer index, package) of a module name, or None outside the stack."""
+    for index, group in enumerate(LAYERS):
+        for package in group:
+            if name == package or name.startswith(package + "."):
+                return index, package
+    return None
 
 
 def _module_name(path: Path) -> str:
@@ -90,15 +108,16 @@ def test_layers_only_import_downwards() -> None:
     offenders = []
     for path in _sources():
         module = _module_name(path)
-        own = next((i for i, layer in enumerate(LAYERS) if module.startswith(layer)), None)
+        own = _place(module)
         if own is None:
             continue  # amber, amber.errors, amber.__main__ sit outside the stack
         for lineno, name in _imports(path):
-            target = next(
-                (i for i, layer in enumerate(LAYERS) if name == layer or name.startswith(layer + ".")),
-                None,
-            )
-            if target is not None and target < own:
+            target = _place(name)
+            if target is None:
+                continue
+            upward = target[0] < own[0]
+            sideways = target[0] == own[0] and target[1] != own[1]
+            if upward or sideways:
                 offenders.append(f"{path.relative_to(ROOT)}:{lineno} ({module}) imports {name}")
     assert not offenders, "upward imports:\n" + "\n".join(offenders)
 

@@ -118,7 +118,7 @@ def test_truncated_tail_is_detected_against_the_repository_copy(busy: AmberCli) 
 
 def test_rewritten_log_is_detected_against_the_repository_copy(busy: AmberCli, tmp_path: Path) -> None:
     """Rehashing the whole chain fools the local check, not the repository copy."""
-    from amber.services import audit_chain
+    from amber.ops.audit import chain as audit_chain
 
     busy.run("audit", "push")
     recs = records(busy)

@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from amber.services.state import StateDB
+from amber.ops.state import StateDB
 from tests.cli.test_copy_cli import make_src, tree
 from tests.conftest import PASSWORD, AmberCli
 from tests.storage.servers import S3Server, s3_server

@@ -7,7 +7,7 @@ import shutil
 import uuid
 from pathlib import Path
 
-from amber.services.state import StateDB
+from amber.ops.state import StateDB
 from tests.cli.test_copy_cli import make_src, tree
 from tests.conftest import PASSWORD, AmberCli
 from tests.storage.servers import S3Server, SshServer, s3_server, sshd_server

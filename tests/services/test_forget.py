@@ -149,7 +149,7 @@ def test_append_only_repository_refuses_forget(repo_path: Path) -> None:
 
 
 def test_forget_policy_for_run_jobs_under_a_held_lock(repo: Repository, repo_path: Path) -> None:
-    from amber.services.config import RetentionConfig
+    from amber.ops.config.model import RetentionConfig
 
     job = [add(repo, f"2024-05-0{d}T10:00:00+00:00", "h1", tags=("job",)) for d in (1, 2, 3)]
     untagged = add(repo, "2024-05-01T09:00:00+00:00", "h1")

@@ -10,9 +10,9 @@ import click
 from amber.cli.context import AppContext, pass_app
 from amber.cli.output import err_console, plain
 from amber.errors import AmberError, AuditLogBroken
-from amber.services import audit as audit_service
-from amber.services.audit_chain import parse_lines
-from amber.services.config import default_config_path
+from amber.ops.audit import log as audit_service
+from amber.ops.audit.chain import parse_lines
+from amber.ops.config.model import default_config_path
 
 # Commands that only look at the log, the config or the local machine are not recorded.
 _NOT_AUDITED = frozenset({"", "audit show", "audit verify", "config check", "metrics", "notify test",

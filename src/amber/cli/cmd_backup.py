@@ -21,8 +21,8 @@ from amber.cli.output import (
 )
 from amber.engine.patterns import read_exclude_files
 from amber.errors import UsageError
+from amber.ops import limits as limits_service
 from amber.services import backup as backup_service
-from amber.services import limits as limits_service
 from amber.services import session
 
 

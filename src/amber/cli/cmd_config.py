@@ -8,8 +8,8 @@ import click
 
 from amber.cli.context import AppContext, pass_app
 from amber.cli.output import emit_json
-from amber.services import config_show
-from amber.services.config import Config
+from amber.ops.config import show as config_show
+from amber.ops.config.model import Config
 
 
 @click.group()

@@ -13,8 +13,8 @@ from amber.cli.memory import favour_throughput
 from amber.cli.options import make_filter, snapshot_filter_options
 from amber.cli.output import BarProgress, emit_json, err_console, human_bytes, plain
 from amber.errors import AmberError, UsageError
+from amber.ops.run import manual_copy
 from amber.services import copy as copy_service
-from amber.services import manual_copy
 from amber.services import replicate as replicate_service
 
 

@@ -12,9 +12,9 @@ import click
 from amber.cli.context import AppContext, pass_app
 from amber.cli.options import limit_options
 from amber.cli.output import err_console, plain
-from amber.services import daemon as daemon_service
-from amber.services import limits as limits_service
-from amber.services import run as run_service
+from amber.ops import limits as limits_service
+from amber.ops.run import job as run_service
+from amber.ops.schedule import daemon as daemon_service
 from amber.services.session import PasswordSource
 
 
@@ -62,10 +62,10 @@ def _extensions(
 ) -> list[daemon_service.DaemonExtension]:
     """/metrics on [metrics] listen (and the textfile), stale-job and capacity alerts every minute,
     restore drills on each job's drill.schedule, and checks on each job's check.schedule."""
-    from amber.services.drill import DrillExtension
-    from amber.services.metrics import MetricsExtension  # prometheus_client: only for the daemon
-    from amber.services.notify import AlertObserver, AlertsExtension
-    from amber.services.scheduled_check import CheckExtension
+    from amber.ops.alerting.notify import AlertObserver, AlertsExtension
+    from amber.ops.drills.drill import DrillExtension
+    from amber.ops.metrics import MetricsExtension  # prometheus_client: only for the daemon
+    from amber.ops.run.scheduled_check import CheckExtension
 
     alerts = AlertsExtension(lambda m: note(m) if m else None)
     checks = CheckExtension(passwords, note, lambda cfg: AlertObserver(cfg, lambda m: note(m) if m else None))

@@ -10,10 +10,10 @@ import click
 from amber.cli.context import AppContext, pass_app
 from amber.cli.output import emit_json, err_console, human_bytes, plain
 from amber.errors import DrillFailed, IntegrityError
-from amber.services import drill as drill_service
-from amber.services.config import Config, default_config_path
-from amber.services.drill import DrillReport, DrillRequest
-from amber.services.notify import Delivery
+from amber.ops.alerting.notify import Delivery
+from amber.ops.config.model import Config, default_config_path
+from amber.ops.drills import drill as drill_service
+from amber.ops.drills.drill import DrillReport, DrillRequest
 
 
 def _config(app: AppContext) -> Config | None:
@@ -124,7 +124,7 @@ COMMANDS = [drill]
 
 def show_history(app: AppContext, as_json: bool, limit: int = 10) -> None:
     """Drill success rate per repository and the latest drills (for ``amber status --drills``)."""
-    from amber.services.drill_history import DrillHistory
+    from amber.ops.drills.history import DrillHistory
 
     history = DrillHistory(drill_service.state_path(_config(app)))
     stats, recent = history.stats(), history.recent(limit=limit)

@@ -8,7 +8,7 @@ import sys
 import click
 
 from amber.cli.context import AppContext, pass_app
-from amber.services.config import default_config_path, default_state_dir
+from amber.ops.config.model import default_config_path, default_state_dir
 
 
 @click.command()
@@ -19,7 +19,7 @@ from amber.services.config import default_config_path, default_state_dir
 @pass_app
 def metrics(app: AppContext, textfile: str | None, repo_stats: bool) -> None:
     """Print metrics: last success, duration, bytes added, size, dedup ratio, errors, drills."""
-    from amber.services import metrics as metrics_service  # prometheus_client: only when asked
+    from amber.ops import metrics as metrics_service  # prometheus_client: only when asked
 
     config = app.config() if app.config_path or os.path.exists(default_config_path()) else None
     state_path = config.state.path if config else os.path.join(default_state_dir(), "state.db")

@@ -7,7 +7,7 @@ import click
 from amber.cli.context import AppContext, pass_app
 from amber.cli.output import emit_json
 from amber.errors import NotifyFailed
-from amber.services import notify as notify_service
+from amber.ops.alerting import notify as notify_service
 
 
 @click.group()

@@ -8,10 +8,10 @@ from amber.cli.context import AppContext, pass_app
 from amber.cli.options import limit_options
 from amber.cli.output import emit_json, err_console, human_bytes, plain
 from amber.errors import CheckFailed
-from amber.services import limits as limits_service
-from amber.services import run as run_service
-from amber.services import scheduled_check
-from amber.services.config import Config
+from amber.ops import limits as limits_service
+from amber.ops.config.model import Config
+from amber.ops.run import job as run_service
+from amber.ops.run import scheduled_check
 
 
 @click.command()

@@ -7,7 +7,7 @@ import click
 from amber.cli.context import AppContext, pass_app
 from amber.cli.output import err_console, plain
 from amber.errors import AmberError
-from amber.services import schedule as schedule_service
+from amber.ops.schedule import timers as schedule_service
 
 
 @click.group()

@@ -13,8 +13,8 @@ from amber.cli.options import make_filter, snapshot_filter_options
 from amber.cli.output import emit_json, err_console, plain
 from amber.engine.rule321 import Replica
 from amber.errors import AmberError, CheckFailed, UsageError
-from amber.services import copies_status as service
-from amber.services.config import default_config_path, load_config
+from amber.ops import copies_status as service
+from amber.ops.config.model import default_config_path, load_config
 
 
 def _replicas(app: AppContext, specs: tuple[str, ...], config_path: str | None,

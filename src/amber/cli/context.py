@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 import click
 
 from amber.errors import AmberError, IntegrityError
+from amber.ops.config.model import Config, load_config
 from amber.repository import Repository
 from amber.services import session
-from amber.services.config import Config, load_config
 
 
 def _prompt(new: bool) -> str:
@@ -52,7 +52,7 @@ class AppContext:
 def _replicate_audit_log(repo: Repository, config_path: str | None) -> None:
     """Copy earlier audit records into the repository while it is open (the current command's
     own record is written after it ends, so it travels with the next one or `audit push`)."""
-    from amber.services import audit
+    from amber.ops.audit import log as audit
 
     try:
         audit.push(repo, audit.AuditLog(audit.resolve_path(config_path)), trust_cache=True)

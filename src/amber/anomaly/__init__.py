@@ -1,0 +1,1 @@
+"""Anomaly scoring of backups (ransomware defence): pure functions (docs/design.md §2)."""

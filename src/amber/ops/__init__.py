@@ -1,0 +1,1 @@
+"""Unattended operation: config, run, schedule, daemon, alerts, metrics, audit, drills, state."""

@@ -1,0 +1,1 @@
+"""The config file: its model, its checking and its display."""

@@ -1,0 +1,363 @@
+"""The TOML config file: named repositories, jobs, retention, limits, notify, state.
+
+``load_config`` reads and validates the whole file at once. Every problem is a
+``ConfigError`` that names the file, the line and the key path, e.g.
+``config.toml:12: jobs.home.paths: expected a list of strings``. docs/config.md
+documents each key. Unknown keys are errors, so typos never pass silently.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any
+
+from amber.errors import ConfigError
+from amber.ops.config import check as cc
+from amber.ops.config.check import Reader
+from amber.ops.config.repos import MEDIA_KINDS as MEDIA_KINDS  # re-exported
+from amber.ops.config.repos import RepositoryConfig as RepositoryConfig  # re-exported
+from amber.ops.config.repos import parse_repository
+
+IONICE_CLASSES = ("idle", "best-effort", "realtime")
+EVENTS = ("failure", "partial", "integrity", "success", "capacity", "stale", "summary")
+
+
+@dataclass(frozen=True)
+class RetentionConfig:
+    name: str
+    keep_last: int = 0
+    keep_hourly: int = 0
+    keep_daily: int = 0
+    keep_weekly: int = 0
+    keep_monthly: int = 0
+    keep_yearly: int = 0
+    keep_within: str | None = None
+    keep_tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CheckConfig:
+    schedule: str | None = None  # OnCalendar for a standalone check; None = only after runs
+    read_data_subset: str | None = None  # "5%" or "n/t"; None = structure only
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class DrillConfig:
+    schedule: str | None = None
+    files: int = 20
+    bytes_percent: float = 0.0
+    command: str = ""  # application check run on the restored data ("" = none)
+    repositories: tuple[str, ...] = ()  # empty = primary and every mirror
+
+
+@dataclass(frozen=True)
+class HooksConfig:
+    before: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
+    on_failure: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    name: str
+    repository: str
+    paths: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    exclude_files: tuple[str, ...] = ()
+    one_file_system: bool = False
+    tags: tuple[str, ...] = ()
+    mirrors: tuple[str, ...] = ()
+    retention: str | None = None
+    schedule: str | None = None
+    check: CheckConfig = field(default_factory=CheckConfig)
+    drill: DrillConfig | None = None
+    hooks: HooksConfig = field(default_factory=HooksConfig)
+    stdin_command: tuple[str, ...] = ()
+    stdin_filename: str = "stdin"
+    host: str | None = None
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    nice: int | None = None
+    ionice_class: str | None = None
+    ionice_level: int | None = None
+    threads: int | None = None  # None = one per core
+    cpu_quota_percent: int | None = None
+    cpu_weight: int | None = None
+    memory_max: str | None = None
+    memory_max_bytes: int | None = None
+    limit_upload: int = 0  # KiB/s, 0 = unlimited
+    limit_download: int = 0
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    url: str
+    events: tuple[str, ...] = ("failure", "partial", "integrity", "capacity", "stale")
+    min_interval: str = "1h"
+    min_interval_seconds: float = 3600.0
+    jobs: tuple[str, ...] = ()  # empty = every job
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    capacity_percent: int = 80
+    stale_hours: float = 26.0
+    healthchecks_url: str = ""
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    textfile: str | None = None  # node_exporter textfile collector path
+    listen: str | None = None  # "127.0.0.1:9184" for the daemon's /metrics
+
+
+@dataclass(frozen=True)
+class StateConfig:
+    path: str
+    audit_log: str
+
+
+@dataclass(frozen=True)
+class Config:
+    source: str
+    repositories: dict[str, RepositoryConfig]
+    retention: dict[str, RetentionConfig]
+    jobs: dict[str, JobConfig]
+    limits: LimitsConfig
+    notify: tuple[NotifyConfig, ...]
+    alerts: AlertsConfig
+    metrics: MetricsConfig
+    state: StateConfig
+
+    @property
+    def state_dir(self) -> str:
+        return os.path.dirname(self.state.path)
+
+    def job(self, name: str) -> JobConfig:
+        try:
+            return self.jobs[name]
+        except KeyError:
+            known = ", ".join(sorted(self.jobs)) or "none"
+            raise ConfigError(f"{self.source}: no job named {name!r} (jobs: {known})") from None
+
+
+def _xdg(var: str, fallback: str) -> str:
+    return os.environ.get(var) or os.path.expanduser(fallback)
+
+
+def default_config_path() -> str:
+    return os.path.join(_xdg("XDG_CONFIG_HOME", "~/.config"), "amber", "config.toml")
+
+
+def default_state_dir() -> str:
+    return os.path.join(_xdg("XDG_STATE_HOME", "~/.local/state"), "amber")
+
+
+def load_config(path: str | None = None) -> Config:
+    """Read and validate ``path`` (default: the user's config directory)."""
+    path = path or default_config_path()
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror or exc}") from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not valid UTF-8 (byte {exc.start})") from exc
+    return parse_config(text, path)
+
+
+def parse_config(text: str, source: str = "config.toml") -> Config:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"\(at line (\d+), column \d+\)", str(exc))
+        where = f"{source}:{match.group(1)}" if match else source
+        reason = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", str(exc))
+        raise ConfigError(f"{where}: invalid TOML: {reason}") from exc
+    r = Reader(text, source)
+    r.only(raw, (), ("repositories", "retention", "jobs", "limits", "notify", "alerts", "metrics", "state"))
+    repos = {name: parse_repository(r, name, t) for name, t in r.tables(raw, ("repositories",))}
+    policies = {name: _retention(r, name, t) for name, t in r.tables(raw, ("retention",))}
+    jobs = {name: _job(r, name, t, repos, policies) for name, t in r.tables(raw, ("jobs",))}
+    notify = tuple(_notify(r, i, t) for i, t in enumerate(r.table_list(raw, ("notify",))))
+    return Config(
+        source=source,
+        repositories=repos,
+        retention=policies,
+        jobs=jobs,
+        limits=_limits(r, r.table(raw, ("limits",))),
+        notify=notify,
+        alerts=_alerts(r, r.table(raw, ("alerts",))),
+        metrics=_metrics(r, r.table(raw, ("metrics",))),
+        state=_state(r, r.table(raw, ("state",))),
+    )
+
+
+def _retention(r: Reader, name: str, t: dict[str, Any]) -> RetentionConfig:
+    p = ("retention", name)
+    counts = ("keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly")
+    r.only(t, p, (*counts, "keep_within", "keep_tags"))
+    values = {k: r.integer(t, p, k, 0) or 0 for k in counts}
+    within = r.string(t, p, "keep_within")
+    if within is not None and not cc.RETENTION_DURATION.fullmatch(within):
+        r.fail((*p, "keep_within"), f"expected a duration like 1y2m3d4h, got {within!r}")
+    tags = r.strings(t, p, "keep_tags")
+    if not any(values.values()) and within is None and not tags:
+        r.fail(p, "policy keeps nothing: set at least one keep_* key")
+    return RetentionConfig(name=name, keep_within=within, keep_tags=tags, **values)
+
+
+def _job(
+    r: Reader, name: str, t: dict[str, Any], repos: dict[str, RepositoryConfig],
+    policies: dict[str, RetentionConfig],
+) -> JobConfig:  # fmt: skip
+    p = ("jobs", name)
+    r.only(t, p, ("paths", "exclude", "exclude_files", "one_file_system", "tags", "repository", "mirrors",
+                  "retention", "schedule", "check", "drill", "hooks", "stdin_command", "stdin_filename",
+                  "host"))  # fmt: skip
+    paths = r.strings(t, p, "paths")
+    stdin_command = r.strings(t, p, "stdin_command")
+    if not paths and not stdin_command:
+        r.fail(p, "a job needs paths or stdin_command")
+    if paths and stdin_command:
+        r.fail((*p, "stdin_command"), "give either paths or stdin_command, not both")
+    repository = r.string(t, p, "repository")
+    if repository is None:
+        if len(repos) != 1:
+            r.fail(p, "missing key 'repository'")
+        repository = next(iter(repos))
+    r.known((*p, "repository"), repository, repos, "repository")
+    mirrors = r.strings(t, p, "mirrors")
+    for i, mirror in enumerate(mirrors):
+        r.known((*p, "mirrors", i), mirror, repos, "repository")
+        if mirror == repository:
+            r.fail((*p, "mirrors"), f"mirror {mirror!r} is the job's own repository")
+    retention = r.string(t, p, "retention")
+    if retention is not None:
+        r.known((*p, "retention"), retention, policies, "retention policy")
+    drill_t = r.table(t, (*p, "drill"), present=True)
+    return JobConfig(
+        name=name,
+        repository=repository,
+        paths=tuple(cc.expand(x) for x in paths),
+        exclude=tuple(cc.expand(x) if x.startswith("~") else x for x in r.strings(t, p, "exclude")),
+        exclude_files=tuple(cc.expand(x) for x in r.strings(t, p, "exclude_files")),
+        one_file_system=r.boolean(t, p, "one_file_system"),
+        tags=r.strings(t, p, "tags"),
+        mirrors=mirrors,
+        retention=retention,
+        schedule=r.calendar(t, p, "schedule"),
+        check=_check(r, r.table(t, (*p, "check")), (*p, "check")),
+        drill=_drill(r, drill_t, (*p, "drill"), repos) if drill_t is not None else None,
+        hooks=_hooks(r, r.table(t, (*p, "hooks")), (*p, "hooks")),
+        stdin_command=stdin_command,
+        stdin_filename=r.string(t, p, "stdin_filename") or "stdin",
+        host=r.string(t, p, "host"),
+    )
+
+
+def _check(r: Reader, t: dict[str, Any], p: cc.KeyPath) -> CheckConfig:
+    r.only(t, p, ("schedule", "read_data_subset", "enabled"))
+    subset = r.string(t, p, "read_data_subset")
+    if subset is not None and not cc.SUBSET.fullmatch(subset):
+        r.fail((*p, "read_data_subset"), f"expected a percentage like '5%' or 'n/t', got {subset!r}")
+    return CheckConfig(
+        schedule=r.calendar(t, p, "schedule"),
+        read_data_subset=subset,
+        enabled=r.boolean(t, p, "enabled", True),
+    )
+
+
+def _drill(r: Reader, t: dict[str, Any], p: cc.KeyPath, repos: dict[str, RepositoryConfig]) -> DrillConfig:
+    r.only(t, p, ("schedule", "files", "bytes_percent", "command", "repositories"))
+    names = r.strings(t, p, "repositories")
+    for i, name in enumerate(names):
+        r.known((*p, "repositories", i), name, repos, "repository")
+    files = r.integer(t, p, "files", 0)
+    return DrillConfig(
+        schedule=r.calendar(t, p, "schedule"),
+        files=20 if files is None else files,
+        bytes_percent=r.number(t, p, "bytes_percent", 0, 100) or 0.0,
+        command=r.string(t, p, "command") or "",
+        repositories=names,
+    )
+
+
+def _hooks(r: Reader, t: dict[str, Any], p: cc.KeyPath) -> HooksConfig:
+    r.only(t, p, ("before", "after", "on_failure"))
+    return HooksConfig(r.strings(t, p, "before"), r.strings(t, p, "after"), r.strings(t, p, "on_failure"))
+
+
+def _limits(r: Reader, t: dict[str, Any]) -> LimitsConfig:
+    p = ("limits",)
+    r.only(t, p, ("nice", "ionice_class", "ionice_level", "threads", "cpu_quota_percent", "cpu_weight",
+                  "memory_max", "limit_upload", "limit_download"))  # fmt: skip
+    memory = r.string(t, p, "memory_max")
+    memory_bytes = None
+    if memory is not None:
+        memory_bytes = cc.parse_size(memory)
+        if memory_bytes is None:
+            r.fail((*p, "memory_max"), f"expected a size like '512M' or '1G', got {memory!r}")
+    return LimitsConfig(
+        nice=r.integer(t, p, "nice", -20, 19),
+        ionice_class=r.choice(t, p, "ionice_class", IONICE_CLASSES),
+        ionice_level=r.integer(t, p, "ionice_level", 0, 7),
+        threads=r.integer(t, p, "threads", 1, 1024),
+        cpu_quota_percent=r.integer(t, p, "cpu_quota_percent", 1, 100 * 1024),
+        cpu_weight=r.integer(t, p, "cpu_weight", 1, 10000),
+        memory_max=memory,
+        memory_max_bytes=memory_bytes,
+        limit_upload=r.integer(t, p, "limit_upload", 0) or 0,
+        limit_download=r.integer(t, p, "limit_download", 0) or 0,
+    )
+
+
+def _notify(r: Reader, i: int, t: dict[str, Any]) -> NotifyConfig:
+    p: cc.KeyPath = ("notify", i)
+    r.only(t, p, ("url", "events", "min_interval", "jobs"))
+    url = r.string(t, p, "url", required=True)
+    assert url is not None
+    events = r.strings(t, p, "events") if "events" in t else NotifyConfig.events
+    for j, event in enumerate(events):
+        if event not in EVENTS:
+            r.fail((*p, "events", j), f"unknown event {event!r} (expected one of {', '.join(EVENTS)})")
+    interval = r.string(t, p, "min_interval") or "1h"
+    seconds = cc.parse_duration(interval)
+    if seconds is None:
+        r.fail((*p, "min_interval"), f"expected a duration like '30m', '1h' or '1d', got {interval!r}")
+    return NotifyConfig(url, events, interval, float(seconds or 0), r.strings(t, p, "jobs"))
+
+
+def _alerts(r: Reader, t: dict[str, Any]) -> AlertsConfig:
+    p = ("alerts",)
+    r.only(t, p, ("capacity_percent", "stale_hours", "healthchecks_url"))
+    capacity = r.integer(t, p, "capacity_percent", 1, 100)
+    stale = r.number(t, p, "stale_hours", 0)
+    return AlertsConfig(
+        capacity_percent=80 if capacity is None else capacity,
+        stale_hours=26.0 if stale is None else stale,
+        healthchecks_url=r.string(t, p, "healthchecks_url") or "",
+    )
+
+
+def _metrics(r: Reader, t: dict[str, Any]) -> MetricsConfig:
+    p = ("metrics",)
+    r.only(t, p, ("textfile", "listen"))
+    textfile = r.string(t, p, "textfile")
+    return MetricsConfig(cc.expand(textfile) if textfile else None, r.string(t, p, "listen"))
+
+
+def _state(r: Reader, t: dict[str, Any]) -> StateConfig:
+    p = ("state",)
+    r.only(t, p, ("path", "audit_log"))
+    path = r.string(t, p, "path") or os.path.join(default_state_dir(), "state.db")
+    audit = r.string(t, p, "audit_log") or os.path.join(default_state_dir(), "audit.log")
+    return StateConfig(cc.expand(path), cc.expand(audit))

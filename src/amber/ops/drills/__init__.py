@@ -1,0 +1,1 @@
+"""Restore drills and their history."""

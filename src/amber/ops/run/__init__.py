@@ -1,0 +1,1 @@
+"""`amber run`: a job's steps, its events and the runs recorded by hand."""

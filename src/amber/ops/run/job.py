@@ -1,0 +1,224 @@
+"""`amber run`: the configured jobs, unattended.
+
+Per job, under a per-job lock: before hooks -> backup -> copy to mirrors ->
+forget/prune per policy -> Object Lock extension (S3 repositories with lock
+options) -> sampled check -> after hooks (on_failure hooks when
+the run failed). Each run is recorded in the state database, and observers
+(notify, audit, metrics) hear start, the outcome, and integrity problems.
+A failed mirror does not stop the other destinations; a failed backup stops
+the job, since there is nothing to copy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from amber import errors
+from amber.errors import AmberError, HookFailed, JobRunning, PartialBackup, StateError
+from amber.ops import limits as limits_service
+from amber.ops.config.model import Config, JobConfig
+from amber.ops.limits import Limits
+from amber.ops.run import steps as run_steps
+from amber.ops.run.events import NullObserver, RunEvent, RunObserver, SafeObservers
+from amber.ops.run.steps import Repositories
+from amber.ops.state import Destination, RunRecord, StateDB, job_lock
+from amber.services import session
+from amber.storage import url
+
+_INTEGRITY_ERRORS = ("CheckFailed", "IntegrityError")
+
+
+@dataclass
+class RunOptions:
+    limits: Limits = field(default_factory=Limits)
+    observer: RunObserver = field(default_factory=NullObserver)
+    passwords: session.PasswordSource = field(default_factory=session.PasswordSource)
+    check: bool = True  # False skips the sampled check (--no-check)
+    note: Callable[[str], None] = lambda _msg: None  # progress lines for the CLI
+
+
+@dataclass
+class JobResult:
+    job: str
+    status: str  # success | partial | failed | running (another process has the job)
+    record: RunRecord | None = None
+    error: AmberError | None = None
+
+
+def run_jobs(config: Config, names: Sequence[str], options: RunOptions) -> list[JobResult]:
+    """Run ``names`` (all jobs when empty) one after another."""
+    jobs = [config.job(n) for n in names] if names else list(config.jobs.values())
+    if not jobs:
+        raise AmberError(f"{config.source}: no jobs configured")
+    for line in limits_service.apply(options.limits):
+        options.note(f"limits: {line}")
+    _apply_bandwidth(options.limits)
+    db = StateDB(config.state.path)
+    repos = Repositories(config, options.passwords)
+    results = []
+    for job in jobs:
+        try:
+            with job_lock(config.state_dir, job.name):
+                results.append(_run_job(job, repos, db, options))
+        except JobRunning as exc:
+            options.note(exc.message)
+            results.append(JobResult(job.name, "running", error=exc))
+    return results
+
+
+def standard_observer(config: Config, note: Callable[[str], None]) -> RunObserver:
+    """Notifications, healthchecks pings and capacity alerts; an observer failure only prints a note."""
+    from amber.ops.alerting.notify import AlertObserver  # apprise is slow to import: only when running
+
+    def warn(message: str) -> None:
+        if message:
+            note(message)
+
+    return SafeObservers([AlertObserver(config, warn)], lambda m: note(f"observer failed: {m}"))
+
+
+def _apply_bandwidth(limits: Limits) -> None:
+    """[limits] limit_upload/limit_download, unless --limit-upload/--limit-download were given."""
+    current = url.default_options()
+    up = current.limit_upload_kib or limits.limit_upload or None
+    down = current.limit_download_kib or limits.limit_download or None
+    url.set_default_options(dataclasses.replace(current, limit_upload_kib=up, limit_download_kib=down))
+
+
+def worst_error(results: Sequence[JobResult]) -> AmberError | None:
+    """The error `amber run` exits with: failed > already running > partial > none."""
+    failed = [r for r in results if r.status == "failed"]
+    if len(failed) == 1 and failed[0].error is not None:
+        err = failed[0].error
+        return type(err)(f"job {failed[0].job} failed: {err.message}")
+    if failed:
+        return AmberError(f"{len(failed)} jobs failed: {', '.join(r.job for r in failed)}")
+    running = [r for r in results if r.status == "running"]
+    if running:
+        return running[0].error
+    partial = [r.job for r in results if r.status == "partial"]
+    if partial:
+        return PartialBackup(f"partial backup in job(s) {', '.join(partial)}: some files could not be read")
+    return None
+
+
+class _Run:
+    """The mutable state of one job's run."""
+
+    def __init__(self, job: JobConfig, record: RunRecord, options: RunOptions) -> None:
+        self.job = job
+        self.record = record
+        self.options = options
+        self.error: AmberError | None = None
+
+    def fail(self, exc: AmberError) -> None:
+        self.record.errors.append(exc.message)
+        self.error = self.error or exc
+
+    def add(self, dest: Destination) -> Destination:
+        self.record.destinations.append(dest)
+        self.options.note(f"{self.job.name}: {dest.step} {dest.name}: {dest.status}"
+                          + (f" ({dest.message})" if dest.message else ""))  # fmt: skip
+        if dest.status == "failed":
+            self.fail(_error_class(dest)(f"{dest.step} on {dest.name}: {dest.message}"))
+            if dest.details.get("error") in _INTEGRITY_ERRORS:
+                self.options.observer.on_event(RunEvent("integrity", self.job.name, dest.message, dest.name,
+                                                        {"step": dest.step, **dest.details}))  # fmt: skip
+        return dest
+
+
+def _error_class(dest: Destination) -> type[AmberError]:
+    """The amber error class a failed step reported, so the exit code stays precise."""
+    cls = getattr(errors, str(dest.details.get("error", "")), None)
+    return cls if isinstance(cls, type) and issubclass(cls, AmberError) else AmberError
+
+
+def _run_job(job: JobConfig, repos: Repositories, db: StateDB, options: RunOptions) -> JobResult:
+    record = db.begin(job.name, socket.gethostname())
+    options.observer.on_event(RunEvent("start", job.name, f"job {job.name} started", job.repository))
+    run = _Run(job, record, options)
+    try:
+        _pipeline(run, repos, options)
+    except BaseException as exc:  # interrupted or a bug: the record must still say so
+        run.fail(exc if isinstance(exc, AmberError) else AmberError(f"{type(exc).__name__}: {exc}"))
+        record.status = "failed"
+        _finish(db, run)
+        raise
+    backup_dest = next((d for d in record.destinations if d.step == "backup"), None)
+    if run.error is not None:
+        record.status = "failed"
+    else:
+        record.status = "partial" if backup_dest and backup_dest.status == "partial" else "success"
+    hooks = job.hooks.on_failure if record.status == "failed" else job.hooks.after
+    try:
+        _hooks(run, hooks, "after" if record.status != "failed" else "on_failure")
+    except HookFailed as exc:
+        run.fail(exc)
+        record.status = "failed"
+    _finish(db, run)
+    kind = {"success": "success", "partial": "partial", "failed": "failure"}[record.status]
+    message = f"job {job.name}: {record.status}" + (f": {record.errors[0]}" if record.errors else "")
+    options.observer.on_event(RunEvent(kind, job.name, message, job.repository, record.as_dict()))
+    return JobResult(job.name, record.status, record, run.error)
+
+
+def _finish(db: StateDB, run: _Run) -> None:
+    try:
+        db.finish(run.record)
+    except StateError as exc:  # the backup itself is safe; say so, don't hide the outcome
+        run.options.note(f"could not record the run: {exc.message}")
+
+
+def _pipeline(run: _Run, repos: Repositories, options: RunOptions) -> None:
+    job, record = run.job, run.record
+    try:
+        _hooks(run, job.hooks.before, "before")
+    except HookFailed as exc:
+        run.fail(exc)
+        return
+    dest, error = run_steps.backup(repos, job, options.limits)
+    run.add(dest)
+    if error is not None:
+        run.error = error  # keep the original class: its exit code is the most precise
+        return
+    record.snapshot_ids.append(dest.snapshot_id)
+    record.files = int(dest.details.get("files", 0))
+    record.bytes_added = int(dest.details.get("data_added_stored", 0))
+    reachable = [job.repository]
+    for mirror in job.mirrors:
+        if repos.settings(mirror).offline and not repos.present(mirror):
+            run.add(Destination(mirror, "copy", "skipped", "offline repository is not connected"))
+            continue
+        if run.add(run_steps.copy(repos, job, mirror, dest.snapshot_id)).status != "failed":
+            reachable.append(mirror)
+    if job.retention:
+        for name in reachable:
+            run.add(run_steps.retention(repos, job, name))
+    for name in reachable:  # after forget/prune: only what is still referenced stays locked longer
+        if repos.object_locked(name):
+            run.add(run_steps.extend_retention(repos, name))
+    if job.check.enabled and options.check:
+        for name in reachable:
+            run.add(run_steps.check(repos, job, name))
+
+
+def _hooks(run: _Run, commands: Sequence[str], phase: str) -> None:
+    if not commands:
+        return
+    snap = run.record.snapshot_ids[-1] if run.record.snapshot_ids else ""
+    error = run.record.errors[0] if run.record.errors else ""
+    env = {**os.environ, "AMBER_JOB": run.job.name, "AMBER_HOOK": phase, "AMBER_SNAPSHOT": snap,
+           "AMBER_STATUS": run.record.status, "AMBER_ERROR": error, "AMBER_REPOSITORY": run.job.repository}
+    for command in commands:
+        run.options.note(f"{run.job.name}: {phase} hook: {command}")
+        try:
+            code = subprocess.run(command, shell=True, env=env, stdout=2, check=False).returncode
+        except OSError as exc:
+            raise HookFailed(f"{phase} hook {command!r} could not start: {exc.strerror}") from exc
+        if code != 0:
+            raise HookFailed(f"{phase} hook {command!r} exited with status {code}")

@@ -1,0 +1,1 @@
+"""When jobs run: calendar expressions, systemd units and timers, the built-in daemon."""

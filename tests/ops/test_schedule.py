@@ -1,0 +1,113 @@
+"""systemd units: generated text, systemd-analyze verify, install/status/remove through the CLI."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from amber.ops.config.model import parse_config
+from amber.ops.schedule import units
+from tests.conftest import AmberCli
+
+CONFIG = """
+[repositories.main]
+url = "/srv/amber"
+password_file = "/etc/amber.pass"
+
+[jobs.home]
+paths = ["/home"]
+schedule = "Mon..Fri *-*-* 02:30:00"
+
+[jobs."odd name%"]
+paths = ["/srv"]
+schedule = "daily"
+
+[jobs.manual]
+paths = ["/opt"]
+
+[limits]
+nice = 10
+ionice_class = "best-effort"
+ionice_level = 6
+cpu_quota_percent = 50
+memory_max = "512M"
+"""
+
+
+def generated(config_path: str = "/etc/amber/config.toml") -> dict[str, dict[str, dict[str, list[str]]]]:
+    cfg = parse_config(CONFIG, config_path)
+    made = units.units_for(cfg, config_path, [sys.executable, "-m", "amber"])
+    return {u.name: units.parse_unit(u.text) for u in made}
+
+
+def test_units_carry_schedule_and_limits() -> None:
+    made = generated()
+    assert sorted(made) == ["amber-home.service", "amber-home.timer", "amber-odd\\x20name\\x25.service",
+                            "amber-odd\\x20name\\x25.timer"]  # fmt: skip
+    timer = made["amber-home.timer"]["Timer"]
+    assert timer == {"OnCalendar": ["Mon..Fri *-*-* 02:30:00"], "Persistent": ["true"],
+                     "Unit": ["amber-home.service"]}  # fmt: skip
+    service = made["amber-home.service"]["Service"]
+    assert service["ExecStart"] == [f"{sys.executable} -m amber --config /etc/amber/config.toml run home"]
+    assert service["Nice"] == ["10"] and service["IOSchedulingClass"] == ["best-effort"]
+    assert service["IOSchedulingPriority"] == ["6"] and service["CPUQuota"] == ["50%"]
+    assert service["CPUWeight"] == ["50"] and service["MemoryMax"] == [str(512 << 20)]
+    odd = made["amber-odd\\x20name\\x25.service"]["Service"]["ExecStart"][0]
+    assert odd.endswith('run "odd name%%"')
+
+
+QUOTES = [("plain", "plain"), ("a b", '"a b"'), ("50%", "50%%"), ("$HOME", "$$HOME"),
+          ('say "hi"', '"say \\"hi\\""')]
+
+
+@pytest.mark.parametrize(("arg", "quoted"), QUOTES)
+def test_quote_arg(arg: str, quoted: str) -> None:
+    assert units.quote_arg(arg) == quoted
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
+def test_systemd_analyze_verify_accepts_units(tmp_path: Path) -> None:
+    cfg = parse_config(CONFIG, str(tmp_path / "config.toml"))
+    paths = []
+    for unit in units.units_for(cfg, str(tmp_path / "config.toml"), [sys.executable, "-m", "amber"]):
+        (tmp_path / unit.name).write_text(unit.text)
+        paths.append(str(tmp_path / unit.name))
+    proc = subprocess.run(["systemd-analyze", "verify", *paths], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "amber-" not in proc.stderr, proc.stderr  # no warnings about our units
+
+
+def test_install_status_remove(tmp_path: Path) -> None:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(CONFIG + f'\n[state]\npath = "{tmp_path / "state.db"}"\n')
+    unit_dir = tmp_path / "units"
+    unit_dir.mkdir()
+    (unit_dir / "amber-foreign.service").write_text("[Service]\nExecStart=/bin/true\n")  # not ours: kept
+    cli = AmberCli(tmp_path / "repo", tmp_path)
+    dry = cli.run("--config", str(cfg), "schedule", "install", "--dry-run", "--unit-dir", str(unit_dir))
+    assert "OnCalendar=Mon..Fri *-*-* 02:30:00" in dry.stdout
+    assert sorted(p.name for p in unit_dir.iterdir()) == ["amber-foreign.service"]
+    cli.run("--config", str(cfg), "schedule", "install", "--unit-dir", str(unit_dir))
+    assert len(list(unit_dir.glob("amber-*"))) == 5
+    status = cli.run("--config", str(cfg), "schedule", "status", "--unit-dir", str(unit_dir)).stdout
+    assert "amber-home.timer: job home, Mon..Fri *-*-* 02:30:00, next " in status and "last never" in status
+    assert "job odd name%," in status
+    # the job loses its schedule: re-install drops its units
+    cfg.write_text(cfg.read_text().replace('schedule = "daily"\n', ""))
+    out = cli.run("--config", str(cfg), "schedule", "install", "--unit-dir", str(unit_dir)).stdout
+    assert "removed" in out and not list(unit_dir.glob("amber-odd*"))
+    cli.run("--config", str(cfg), "schedule", "remove", "--unit-dir", str(unit_dir))
+    assert sorted(p.name for p in unit_dir.iterdir()) == ["amber-foreign.service"]
+
+
+def test_install_without_schedules_is_an_error(tmp_path: Path) -> None:
+    cfg = tmp_path / "config.toml"
+    text = CONFIG.replace('schedule = "Mon..Fri *-*-* 02:30:00"\n', "")
+    cfg.write_text(text.replace('schedule = "daily"\n', ""))
+    result = AmberCli(tmp_path / "r", tmp_path).run("--config", str(cfg), "schedule", "install", "--unit-dir",
+                                                   str(tmp_path / "u"), check=False)  # fmt: skip
+    assert result.returncode == 2 and "no job has a schedule" in result.stderr
