@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
+from amber.engine import prewarm
+from amber.engine.patterns import PathMatcher
 from amber.engine.prewarm_walk import walk
 from amber.engine.source import LiveSource, MappedSource
 from amber.engine.treewalk import walk as tree_walk
@@ -109,6 +112,18 @@ def test_prewarm_walks_read_paths_and_excludes_recorded_ones(tmp_path: Path) -> 
     assert walk([recorded], None, False, 2, mounts) == 5  # me, cache, docs, docs/deep, skipme
     assert walk([recorded], lambda path, name: path == recorded + b"/docs", False, 2, mounts) == 3
     assert walk([recorded], None, False, 2) == 0  # in place, the recorded root does not exist
+
+
+def test_the_bare_helper_process_walks_read_paths(tmp_path: Path) -> None:
+    """The helper's own interpreter (no amber package) with its real command line."""
+    orig, first, _ = _tree(tmp_path)
+    source = MappedSource(str(first), str(orig))
+    cmd = prewarm.command([os.fsencode(orig)], PathMatcher([f"{orig}/docs"]), False, 2, source.mounts)
+    boot = cmd.index("-c") + 1
+    assert cmd[boot].endswith("prewarm_walk.main(sys.argv[1:])")
+    cmd[boot] = cmd[boot].replace("prewarm_walk.main(", "print(prewarm_walk.walk(*prewarm_walk.parse(") + "))"
+    done = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=60, check=True)
+    assert done.stdout == b"3\n", done.stderr  # me, cache, skipme: docs excluded by its recorded path
 
 
 @pytest.mark.parametrize(
