@@ -183,6 +183,6 @@ def _list(path: bytes, key: tuple[bytes, ...], dev: int, rule: Rule, mounts: Mou
             st = os.lstat(read_base + name)
         except OSError:
             continue
-        if rule.enters(base + name, name, st, dev):
+        if stat.S_ISDIR(st.st_mode) and rule.enters(base + name, name, st, dev):  # files: no call
             found.append(((*key, name), base + name, dev))
     return found

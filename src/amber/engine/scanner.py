@@ -22,6 +22,7 @@ import heapq
 import os
 import threading
 from collections.abc import Callable
+from stat import S_ISDIR
 
 from amber.engine.parenttrees import Key, ParentTrees
 from amber.engine.walkrule import Rule
@@ -119,7 +120,11 @@ def subdirs_to_enter(rule: Rule) -> Subdirs:
         enters = rule.enters
         out = []
         for name, st in listing.entries:
-            if st.__class__ is os.stat_result and enters(base + name, name, st, dev):  # type: ignore[arg-type]
+            if (
+                st.__class__ is os.stat_result
+                and S_ISDIR(st.st_mode)  # type: ignore[union-attr]  # most entries are files: no call
+                and enters(base + name, name, st, dev)  # type: ignore[arg-type]
+            ):
                 prev = by_name.get(name)
                 out.append((base + name, prev.subtree if prev is not None and prev.type == "dir" else b""))
         return out
