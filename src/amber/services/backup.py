@@ -20,6 +20,7 @@ from amber.engine.progress import NullProgress, Progress
 from amber.errors import PartialBackup, SourceCommandFailed, UsageError
 from amber.repository import Repository, Snapshot
 from amber.repository.model import format_time, parse_time
+from amber.services.own_snapshots import COMPACT_AT, OwnSnapshots
 from amber.services.snapshots import SnapshotFilter, as_text, select
 
 
@@ -65,16 +66,23 @@ def _snapshot_time(text: str | None) -> str:
 
 
 def _find_parent(repo: Repository, req: BackupRequest, host: str, paths: list[str]) -> str | None:
+    """The snapshot whose unchanged files are not read again (design §12).
+
+    Only a snapshot this host wrote qualifies: any key holder can plant one
+    with our host name and paths, and its content IDs would be taken on trust.
+    An explicit ``--parent`` is the user's choice and is used as given.
+    """
     if req.force:
         return None
     if req.parent:
         return repo.resolve_snapshot_id(req.parent)
+    own = OwnSnapshots(repo.id).ids()
     candidates = [
-        (sid, s)
+        sid
         for sid, s in select(repo, SnapshotFilter(hosts=[host]))
-        if sorted(s.paths) == sorted(as_text(p) for p in paths) and not s.partial
+        if sid in own and sorted(s.paths) == sorted(as_text(p) for p in paths) and not s.partial
     ]
-    return candidates[-1][0] if candidates else None
+    return candidates[-1] if candidates else None
 
 
 def _commit(
@@ -102,7 +110,15 @@ def _commit(
         summary=result.summary,
     )
     sid = repo.save_snapshot(snap)
+    OwnSnapshots(repo.id).record(sid, present=repo.snapshot_names() if _long_list(repo) else None)
     return BackupOutcome(sid, snap, result)
+
+
+def _long_list(repo: Repository) -> bool:
+    try:
+        return os.stat(OwnSnapshots(repo.id).path).st_size > COMPACT_AT
+    except OSError:
+        return False
 
 
 def backup_paths(repo: Repository, req: BackupRequest, progress: Progress | None = None) -> BackupOutcome:
