@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from amber import __version__
+from amber.childenv import child_env
 from amber.engine.archiver import ArchiveOptions, Archiver, ArchiveResult
 from amber.engine.chunker import Chunker
 from amber.engine.filereader import ContentReader
@@ -167,7 +168,7 @@ def backup_command(
     if not argv:
         raise UsageError("--stdin-from-command needs a command after --")
     try:
-        proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE)
+        proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, env=child_env())
     except OSError as exc:
         raise SourceCommandFailed(f"cannot run {argv[0]}: {exc.strerror}") from exc
     assert proc.stdout is not None
