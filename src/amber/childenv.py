@@ -36,7 +36,9 @@ def secret_variables() -> frozenset[str]:
         return SECRET_VARIABLES | _registered
 
 
-def child_env(extra: Mapping[str, str] | None = None, base: Mapping[str, str] | None = None) -> dict[str, str]:
+def child_env(
+    extra: Mapping[str, str] | None = None, base: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """``base`` (default: this process's environment) without secrets, plus ``extra``."""
     hidden = secret_variables()
     env = {k: v for k, v in (os.environ if base is None else base).items() if k not in hidden}

@@ -79,7 +79,7 @@ def _apprise_private(url: str) -> str | None:
         return None
     try:
         plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
-        shown = plugin.url(privacy=True) if plugin else None
+        shown = plugin.url(privacy=True) if plugin else None  # type: ignore[no-untyped-call]
     except Exception:  # a third-party parser: any failure means "unknown", never a crash
         return None
     if not isinstance(shown, str):

@@ -21,7 +21,7 @@ from amber.errors import PermissionDenied
 from amber.storage.base import FileType, Handle
 from amber.storage.rclone import RcloneBackend
 from amber.storage.rest import RestBackend
-from tests.conftest import PASSWORD, AmberCli
+from tests.conftest import AmberCli
 from tests.storage.servers import free_port, rclone_env, stop, wait_for_port
 
 pytestmark = pytest.mark.skipif(shutil.which("rclone") is None, reason="rclone not installed")

@@ -11,7 +11,7 @@ import click
 
 from amber.cli.context import AppContext, pass_app
 from amber.cli.options import limit_options
-from amber.cli.output import err_console, plain
+from amber.cli.output import echo, err_console, plain
 from amber.ops import limits as limits_service
 from amber.ops.run import job as run_service
 from amber.ops.schedule import daemon as daemon_service
@@ -54,7 +54,7 @@ def daemon(
     note(f"daemon: {len(scheduled)} scheduled job(s): {', '.join(scheduled) or 'none'}")
     results = daemon_service.serve(cfg, options)
     for r in results:
-        click.echo(f"{r.job}: {r.status}")
+        echo(f"{r.job}: {r.status}")
 
 
 def _extensions(

@@ -73,7 +73,8 @@ class OwnSnapshots:
             repo_cache_dir(self.repo_id, create=True)
             if present is not None and _size(self.path) > COMPACT_AT:
                 self._rewrite(self.ids() & set(present))
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+            fd = os.open(self.path, flags, 0o600)
             try:
                 os.fchmod(fd, 0o600)
                 os.write(fd, f"{snapshot_id}\n".encode())

@@ -36,7 +36,9 @@ class PasswordSource:
             except OSError as exc:
                 raise UsageError(f"cannot read password file: {exc.strerror}") from exc
         if self.password_command:
-            proc = subprocess.run(self.password_command, shell=True, capture_output=True, check=False, env=child_env())
+            proc = subprocess.run(
+                self.password_command, shell=True, capture_output=True, check=False, env=child_env()
+            )
             if proc.returncode != 0:
                 raise UsageError(f"password command exited with status {proc.returncode}")
             return proc.stdout.rstrip(b"\r\n")

@@ -162,7 +162,8 @@ def _drill_full(repo: Repository, sid: str, snap: Snapshot, target: str, report:
 
 def _run_command(command: str, scratch: str, snap: Snapshot, report: DrillReport) -> None:
     first = snap.paths[0] if snap.paths else "/"
-    env = child_env({"AMBER_DRILL_DIR": scratch, "AMBER_DRILL_PATH": os.path.join(scratch, first.lstrip("/"))})
+    path = os.path.join(scratch, first.lstrip("/"))
+    env = child_env({"AMBER_DRILL_DIR": scratch, "AMBER_DRILL_PATH": path})
     try:
         proc = subprocess.run(
             command, shell=True, env=env, cwd=scratch, stdin=subprocess.DEVNULL,

@@ -12,7 +12,6 @@ the job, since there is nothing to copy.
 from __future__ import annotations
 
 import dataclasses
-import os
 import socket
 import subprocess
 from collections.abc import Callable, Sequence
