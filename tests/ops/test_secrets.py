@@ -138,3 +138,20 @@ def test_notification_targets_are_masked_in_results(tmp_path: Path) -> None:
     notifier.table.sent(("t", "failure", "nightly"), 1.0, "fp")
     assert _mode(tmp_path / "state.db") == 0o600
     assert b"pw-secret" not in (tmp_path / "state.db").read_bytes()
+
+
+def test_hooks_see_no_password(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from amber.ops.run import job as run_service
+    from tests.ops.test_run import load, make_config
+
+    log = tmp_path / "hook-env.txt"
+    path = make_config(tmp_path, f'hooks = {{ before = ["env > {log}"] }}')
+    by_file = f'password_file = "{tmp_path / "pass"}"'
+    path.write_text(path.read_text().replace(by_file, 'password_env = "MAIN_REPO_PW"', 1))
+    monkeypatch.setenv("MAIN_REPO_PW", PASSWORD)
+    monkeypatch.setenv("AMBER_PASSWORD", PASSWORD)
+    results = run_service.run_jobs(load(path), ["home"], run_service.RunOptions())
+    assert [r.status for r in results] == ["success"]  # the password variable did open the repository
+    seen = log.read_text()
+    assert "AMBER_JOB=home" in seen
+    assert PASSWORD not in seen and "MAIN_REPO_PW" not in seen
