@@ -12,6 +12,7 @@ from amber.ops import limits as limits_service
 from amber.ops.config.model import Config
 from amber.ops.run import job as run_service
 from amber.ops.run import scheduled_check
+from amber.redact import redact
 
 
 @click.command()
@@ -33,7 +34,7 @@ def run(
         limits_service.Limits.from_config(cfg.limits), nice, ionice_class, ionice_level, threads, memory_cap
     )
     def note(msg: str) -> None:
-        err_console.print(plain(msg), highlight=False)
+        err_console.print(plain(redact(msg)), highlight=False)
 
     options = run_service.RunOptions(
         limits=limits, passwords=app.passwords, check=not no_check, note=note,
@@ -64,7 +65,7 @@ def _check_only(cfg: Config, jobs: list[str], options: run_service.RunOptions, a
         if as_json:
             emit_json(record.as_dict())
         else:
-            echo(f"{record.job}: {record.status}" + "".join(f"; {e}" for e in record.errors))
+            echo(redact(f"{record.job}: {record.status}" + "".join(f"; {e}" for e in record.errors)))
     failed = [r for r in records if r.status != "success"]
     if failed:
         raise CheckFailed(f"scheduled check failed for {', '.join(r.job for r in failed)}")

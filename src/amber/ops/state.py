@@ -77,11 +77,12 @@ class RunRecord:
         return (self.ended or time.time()) - self.started
 
     def as_dict(self) -> dict[str, Any]:
+        """The record as output, events and alerts see it: URL credentials masked."""
         return {
             "id": self.id, "job": self.job, "started": self.started, "ended": self.ended,
             "status": self.status, "bytes_added": self.bytes_added, "files": self.files,
-            "snapshot_ids": self.snapshot_ids, "errors": self.errors,
-            "destinations": [d.__dict__ for d in self.destinations],
+            "snapshot_ids": self.snapshot_ids, "errors": _masked(self.errors),
+            "destinations": [_masked(d.__dict__) for d in self.destinations],
         }  # fmt: skip
 
 
