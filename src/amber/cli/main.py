@@ -15,6 +15,7 @@ from amber.cli.lazy import LazyGroup
 from amber.cli.memory import tune_allocator
 from amber.cli.output import echo, show_path
 from amber.errors import EXIT_INTERRUPTED, AmberError, from_os_error
+from amber.redact import redact
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -65,18 +66,18 @@ def _main(argv: list[str] | None = None) -> None:
     except AmberError as exc:
         if debug:
             traceback.print_exc()
-        echo(f"amber: {show_path(exc.message)}", err=True)
+        echo(f"amber: {show_path(redact(exc.message))}", err=True)
         sys.exit(exc.exit_code)
     except OSError as exc:
         if debug:
             traceback.print_exc()
         err = from_os_error(exc, exc.filename if isinstance(exc.filename, str) else "file")
-        echo(f"amber: {show_path(err.message)}", err=True)
+        echo(f"amber: {show_path(redact(err.message))}", err=True)
         sys.exit(err.exit_code)
     except Exception as exc:  # a bug: still one line unless --debug
         if debug:
             traceback.print_exc()
-        detail = show_path(str(exc))
+        detail = show_path(redact(str(exc)))
         echo(f"amber: internal error: {type(exc).__name__}: {detail} (rerun with --debug)", err=True)
         sys.exit(1)
     sys.exit(0)
