@@ -9,8 +9,9 @@ the state database):
 * A notification URL (``secret_path=True``) carries its token in the path
   (Telegram, Slack, Discord, healthchecks ping UUIDs). apprise's own privacy
   form (``url(privacy=True)``, e.g. ``tgram://1...N/…``) is used for the
-  schemes apprise knows, without its query string; any other URL keeps only
-  its scheme and host (``https://hc-ping.com/***``).
+  service schemes apprise knows, without its query string; any other URL, and
+  the generic webhook and ntfy schemes (whose path apprise shows), keeps only
+  its scheme, host and ``user:***@`` (``https://hc-ping.com/***``).
 
 It sits outside the layer stack (like :mod:`amber.errors`) so that every layer
 uses the same function.
@@ -28,6 +29,11 @@ _QUERY_SECRET = re.compile(
     r"(?P<name>[?&;](?:[\w.-]*?)(?:" + "|".join(SECRET_WORDS) + r")[\w.-]*=)(?P<value>[^&;#\s]*)", re.I
 )
 _URL = re.compile(r"[a-z][a-z0-9+.-]*://[^\s\"'<>]+", re.I)
+# Not apprise services, or apprise schemes whose privacy form keeps a path that is
+# often the secret itself (webhook paths, ntfy topics).
+_GENERIC_SCHEMES = frozenset(
+    {"", "http", "https", "json", "jsons", "form", "forms", "xml", "xmls", "ntfy", "ntfys"}
+)
 
 
 def mask_url(url: str, *, secret_path: bool = False) -> str:
@@ -47,7 +53,27 @@ def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
     for url in secrets:
         if url:
             text = text.replace(url, mask_url(url, secret_path=True))
+            for piece in _secret_pieces(url):  # e.g. a bot token inside the service's API URL
+                text = text.replace(piece, MASK)
     return _URL.sub(lambda m: mask_url(m.group(0)), text)
+
+
+def _secret_pieces(url: str) -> list[str]:
+    """The parts of a notification URL that may be tokens: user, password, a host
+    that is not a DNS name, path segments and query values of 6 characters or more."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        netloc = parts.netloc.rsplit("@", 1)
+        user, _, password = netloc[0].partition(":") if len(netloc) == 2 else ("", "", "")
+        host = netloc[-1]
+    except ValueError:
+        return []
+    candidates = [user, password, parts.path.strip("/"), *parts.path.split("/")]
+    candidates += [v for _, v in urllib.parse.parse_qsl(parts.query)]
+    if "." not in host:
+        candidates.append(host)
+    found = {c for c in candidates if len(c.strip("/")) >= 6}
+    return sorted(found, key=len, reverse=True)  # longest first: a segment never splits a longer token
 
 
 def _mask_notify_url(url: str) -> str:
@@ -71,8 +97,8 @@ def _mask_notify_url(url: str) -> str:
 def _apprise_private(url: str) -> str | None:
     """apprise's privacy form of a URL it knows, without the query it appends; None otherwise."""
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
-    if scheme in ("", "http", "https"):
-        return None  # not an apprise notification scheme: the generic rule hides the path
+    if scheme in _GENERIC_SCHEMES:
+        return None  # the generic rule hides the path (apprise shows these paths as they are)
     try:
         import apprise  # slow to import: only when a notification URL is shown
     except ImportError:

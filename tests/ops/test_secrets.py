@@ -33,6 +33,9 @@ MASKING = [
     ("discord://4174216298/JHMHI8qBe7bk2ZwO5U711o3dV_js", True, "JHMHI8qBe7bk2ZwO5U711o3dV_js", "discord://"),
     ("https://hc-ping.com/0fd1a2b3-secret-uuid", True, "0fd1a2b3-secret-uuid", "https://hc-ping.com/***"),
     ("mailtos://alerts:mail-pass@smtp.example.com", True, "mail-pass", "mailtos://alerts:"),
+    ("json://example.com/hooks/abc123secret", True, "abc123secret", "json://example.com/***"),
+    ("ntfys://tk_secret@ntfy.sh/private-topic", True, "private-topic", "ntfys://ntfy.sh/***"),
+    ("gotify://push.example/ApPtOkEnSeCrEt", True, "ApPtOkEnSeCrEt", "gotify://push.example/"),
 ]
 
 
@@ -50,6 +53,8 @@ def test_every_masker_is_the_same_function() -> None:
     assert redact(text) == "cannot reach rest:https://me:***@host/repo: connection refused"
     tg = "tgram://123456789:AAHsecretTOKENvalue/987654321"
     assert "AAHsecretTOKENvalue" not in redact(f"error sending to {tg}", (tg,))
+    api = "POST https://api.telegram.org/bot123456789:AAHsecretTOKENvalue/sendMessage: 401"
+    assert redact(api, (tg,)) == "POST https://api.telegram.org/bot***/sendMessage: 401"
 
 
 _URL_SAFE = "abcdefghijklmnopqrstuvwxyz0123456789-_.~!$&'()*+,;="
@@ -133,6 +138,7 @@ def test_notification_targets_are_masked_in_results(tmp_path: Path) -> None:
     (delivery,) = notifier.test()
     assert delivery.outcome == "failed"
     assert "pw-secret" not in delivery.target + delivery.error
+    assert "hook-token-secret" not in delivery.target + delivery.error
     assert delivery.target.startswith("json://alerts:")
     notifier.send(Event("failure", "nightly", "boom"))  # failed: nothing recorded as sent
     notifier.table.sent(("t", "failure", "nightly"), 1.0, "fp")
