@@ -137,3 +137,16 @@ def test_own_snapshots_list_is_bounded_and_compacted(tmp_path: Path, monkeypatch
     with open(own.path, "a") as f:
         f.write("not an id\n../../etc\n")
     assert all(len(i) == 64 for i in own.ids())
+
+
+def test_unwritable_record_is_a_note_not_a_failure(cli: AmberCli, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_bytes(REAL)
+    not_a_dir = tmp_path / "cache-is-a-file"
+    not_a_dir.write_text("")
+    env = {"XDG_CACHE_HOME": str(not_a_dir)}
+    out = cli.run("backup", str(src), env=env)
+    assert "the next backup reads every file again" in out.stderr
+    again = summary(cli.run("backup", "--json", str(src), env=env))
+    assert again["files_unmodified"] == 0  # nothing recorded: nothing trusted

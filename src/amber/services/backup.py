@@ -111,7 +111,10 @@ def _commit(
         summary=result.summary,
     )
     sid = repo.save_snapshot(snap)
-    OwnSnapshots(repo.id).record(sid, present=repo.snapshot_names() if _long_list(repo) else None)
+    own = OwnSnapshots(repo.id)
+    if not own.record(sid, present=repo.snapshot_names() if _long_list(repo) else None):
+        result.notes.append(f"cannot record snapshot {sid[:8]} as this host's own in {own.path}; "
+                            "the next backup reads every file again")  # fmt: skip
     return BackupOutcome(sid, snap, result)
 
 
