@@ -55,7 +55,7 @@ def _describe_group(key: GroupKey) -> str:
         parts.append(f"paths {', '.join(key.paths)}")
     if key.tags is not None:
         parts.append(f"tags {','.join(key.tags) or '(none)'}")
-    return "snapshots for " + ("; ".join(parts) or "all snapshots")
+    return show_path("snapshots for " + ("; ".join(parts) or "all snapshots"))
 
 
 def _row(snap: SnapshotRecord, reasons: list[str]) -> str:
