@@ -150,3 +150,14 @@ def test_unwritable_record_is_a_note_not_a_failure(cli: AmberCli, tmp_path: Path
     assert "the next backup reads every file again" in out.stderr
     again = summary(cli.run("backup", "--json", str(src), env=env))
     assert again["files_unmodified"] == 0  # nothing recorded: nothing trusted
+
+
+def test_a_list_others_could_write_is_ignored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    own = OwnSnapshots("ab" * 16)
+    assert own.record("cd" * 32)
+    assert own.ids() == {"cd" * 32}
+    os.chmod(own.path, 0o666)
+    assert own.ids() == set()
+    assert own.record("ef" * 32)  # the untrusted list is dropped, not tightened and believed
+    assert own.ids() == {"ef" * 32}

@@ -8,7 +8,8 @@ cache directory ``$XDG_CACHE_HOME/amber/<repository id>/`` (mode 0700), file
 ``written`` (mode 0600), one snapshot ID a line.
 
 It is derived trust data: if it is lost, the next backup reads every file
-once (safe, only slower) and the list starts again.
+once (safe, only slower) and the list starts again. A list that another user
+owns or could have written (group- or world-writable) is ignored the same way.
 """
 
 from __future__ import annotations
@@ -54,6 +55,9 @@ class OwnSnapshots:
         except OSError:
             return set()
         try:
+            st = os.fstat(fd)
+            if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+                return set()  # someone else could have written it (e.g. root with a user's $HOME)
             data = os.read(fd, MAX_BYTES)
         except OSError:
             return set()
@@ -75,6 +79,11 @@ class OwnSnapshots:
                 self._rewrite(self.ids() & set(present))
             flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
             fd = os.open(self.path, flags, 0o600)
+            st = os.fstat(fd)
+            if st.st_uid != os.geteuid() or st.st_mode & 0o022:  # untrusted content: start again
+                os.close(fd)
+                os.unlink(self.path)
+                fd = os.open(self.path, flags | os.O_EXCL, 0o600)
             try:
                 os.fchmod(fd, 0o600)
                 os.write(fd, f"{snapshot_id}\n".encode())
