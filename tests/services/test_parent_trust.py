@@ -11,14 +11,16 @@ bytes.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
-from amber.repository import BlobType, Node, Repository, Snapshot, Tree, open_repository
+from amber.repository import BlobType, Repository, Snapshot, Tree, open_repository
 from amber.repository.model import format_time
 from amber.services.own_snapshots import OwnSnapshots
 from amber.storage import open_backend
@@ -30,16 +32,16 @@ FAKE = b"the attacker's numbers!!\n"  # same length: the size matches too
 
 
 def _replace_file(repo: Repository, tree_id: bytes, parts: list[bytes], content: list[bytes]) -> bytes:
-    """A copy of the tree with the node at ``parts`` pointing at ``content``."""
+    """A copy of the tree whose file at ``parts`` holds ``content`` (and FAKE's SHA-256)."""
     nodes = list(repo.load_tree(tree_id).nodes)
     for i, node in enumerate(nodes):
         if node.name != parts[0]:
             continue
         if len(parts) == 1:
-            nodes[i] = Node(**{**{f: getattr(node, f) for f in node.__struct_fields__}, "content": content})
+            nodes[i] = msgspec.structs.replace(node, content=content, sha256=hashlib.sha256(FAKE).digest())
         else:
             sub = _replace_file(repo, node.subtree, parts[1:], content)
-            nodes[i] = Node(**{**{f: getattr(node, f) for f in node.__struct_fields__}, "subtree": sub})
+            nodes[i] = msgspec.structs.replace(node, subtree=sub)
     return repo.save_tree(Tree(nodes))[0]
 
 
@@ -87,6 +89,7 @@ def test_planted_parent_is_not_trusted(cli: AmberCli, tmp_path: Path, repo_path:
     planted = _plant_parent(repo_path, target)
     # the planted snapshot is "latest" and, left unchecked, would be the parent
     assert cli.run("dump", "latest", str(target)).stdout_bytes == FAKE
+    cli.run("check", "--read-data")  # a well-formed plant: nothing for check to find
 
     time.sleep(1.1)  # the planted snapshot is 1 s newer than the first: the victim's next one is newer still
     second = _backup(cli, src)
