@@ -73,6 +73,7 @@ def append_only_server(tmp_path: Path) -> Iterator[str]:
         stop(proc)
 
 
+@pytest.mark.slow  # about ten CLI runs against a real server
 def test_server_side_append_only_refuses_forget_and_prune(
     tmp_path: Path, append_only_server: str
 ) -> None:  # fmt: skip
