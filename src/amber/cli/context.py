@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import click
 
+from amber.cli.output import echo
 from amber.errors import AmberError, IntegrityError
 from amber.ops.config.model import Config, load_config
 from amber.repository import Repository
@@ -57,7 +58,7 @@ def _replicate_audit_log(repo: Repository, config_path: str | None) -> None:
     try:
         audit.push(repo, audit.AuditLog(audit.resolve_path(config_path)), trust_cache=True)
     except IntegrityError as exc:  # a broken local chain must be seen; storage trouble can wait
-        click.echo(f"warning: audit log not replicated: {exc.message}", err=True)
+        echo(f"warning: audit log not replicated: {exc.message}", err=True)
     except AmberError:
         pass
 
