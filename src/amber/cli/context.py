@@ -47,6 +47,16 @@ class AppContext:
         with session.opened(self.location, self.passwords, lock, exclusive) as repo:
             yield repo
             _replicate_audit_log(repo, self.config_path)
+            _refresh_catalog(repo)
+
+
+def _refresh_catalog(repo: Repository) -> None:
+    """Fold snapshots this command added or removed into the local catalog, if there is one."""
+    from amber import catalog
+
+    notice = catalog.refresh(repo)
+    if notice:
+        click.echo(f"note: {notice}", err=True)
 
 
 def _replicate_audit_log(repo: Repository, config_path: str | None) -> None:
