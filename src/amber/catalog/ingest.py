@@ -3,9 +3,8 @@
 :func:`sync` reconciles: snapshots the repository has and the catalog lacks are
 ingested, in order, one transaction each; snapshots the catalog has and the
 repository lost are dropped. A new snapshot is ingested as the difference between
-its tree and its lineage's newest tree, skipping every subtree whose ID is the same
-at the same path, so the work scales with what changed. A snapshot older than its
-lineage's newest, or the loss of the newest, rebuilds that lineage.
+its tree and the tree of its lineage's last ingested snapshot, skipping every subtree
+whose ID is the same at the same path, so the work scales with what changed.
 """
 
 from __future__ import annotations
@@ -29,7 +28,6 @@ TreeLoader = Callable[[bytes], Tree]
 class SyncResult:
     ingested: int = 0
     dropped: int = 0
-    rebuilt_lineages: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)  # (snapshot id, why)
 
 
@@ -118,63 +116,49 @@ def _lineage_id(conn: sqlite3.Connection, snap: Snapshot) -> int:
     return int(row[0])
 
 
-def _head(conn: sqlite3.Connection, lid: int) -> tuple[int, bytes, str] | None:
-    """(seq, tree, order key) of the lineage's newest snapshot."""
+def _head(conn: sqlite3.Connection, lid: int) -> tuple[int, bytes] | None:
+    """(seq, tree) of the lineage's most recently ingested snapshot."""
     row = conn.execute(
-        "SELECT seq, tree, time, snap_id FROM snap WHERE lid = ? ORDER BY seq DESC LIMIT 1", (lid,)
+        "SELECT seq, tree FROM snap WHERE lid = ? ORDER BY seq DESC LIMIT 1", (lid,)
     ).fetchone()
-    return None if row is None else (int(row[0]), bytes(row[1]), f"{row[2]}\0{row[3]}")
+    return None if row is None else (int(row[0]), bytes(row[1]))
 
 
-def _order_text(sid: str, snap: Snapshot) -> tuple[str, str]:
-    instant, _ = order_key(sid, snap)
-    return instant, f"{instant}\0{sid}"
+def _append(conn: sqlite3.Connection, ids: _Ids, load_tree: TreeLoader, sid: str, snap: Snapshot) -> None:
+    """Ingest one snapshot as its lineage's new head.
 
-
-def _append(conn: sqlite3.Connection, ids: _Ids, load_tree: TreeLoader, sid: str, snap: Snapshot) -> bool:
-    """Ingest one snapshot after its lineage's head. False when it sorts before the head."""
+    Sequence numbers follow ingestion, not snapshot time: membership only needs each
+    version's range to list the snapshots it is in, so a snapshot older than the head
+    (copied in late) is appended like any other. Answers are ordered by time later.
+    """
     lid = _lineage_id(conn, snap)
-    instant, order = _order_text(sid, snap)
     head = _head(conn, lid)
-    if head is not None and order < head[2]:
-        return False
     seq = head[0] + 1 if head else 1
-    old_root, old_seq = (head[1], head[0]) if head else (b"", 0)
+    old_seq, old_root = head if head else (0, b"")
     ingest_tree_diff(conn, ids, load_tree, lid, old_root, old_seq, snap.tree, seq)
     conn.execute(
         "INSERT INTO snap(snap_id, lid, seq, time, time_text, tags, tree) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (sid, lid, seq, instant, snap.time, json.dumps(sorted(snap.tags)), snap.tree),
+        (sid, lid, seq, order_key(sid, snap)[0], snap.time, json.dumps(sorted(snap.tags)), snap.tree),
     )
-    return True
 
 
-def _rebuild_lineage(
-    conn: sqlite3.Connection, ids: _Ids, load_tree: TreeLoader, lid: int, snaps: list[tuple[str, Snapshot]]
-) -> None:
-    conn.execute("DELETE FROM ver WHERE lid = ?", (lid,))
-    conn.execute("DELETE FROM snap WHERE lid = ?", (lid,))
-    for sid, snap in sorted(snaps, key=lambda item: order_key(*item)):
-        _append(conn, ids, load_tree, sid, snap)
-
-
-def _drop(conn: sqlite3.Connection, snapshot_ids: list[str]) -> set[int]:
-    """Forget snapshots the repository no longer has. Returns lineages whose head went."""
-    rebuild: set[int] = set()
-    for sid in snapshot_ids:
-        row = conn.execute("SELECT lid, seq FROM snap WHERE snap_id = ?", (sid,)).fetchone()
-        if row is None:
-            continue
-        lid, seq = int(row[0]), int(row[1])
-        head = _head(conn, lid)
-        conn.execute("DELETE FROM snap WHERE snap_id = ?", (sid,))
-        if head is not None and head[0] == seq:
-            rebuild.add(lid)
+def _drop(conn: sqlite3.Connection, snapshot_id: str) -> None:
+    """Forget a snapshot the repository no longer has."""
+    row = conn.execute("SELECT lid, seq FROM snap WHERE snap_id = ?", (snapshot_id,)).fetchone()
+    if row is None:
+        return
+    lid, seq = int(row[0]), int(row[1])
+    conn.execute("DELETE FROM snap WHERE snap_id = ?", (snapshot_id,))
+    head = _head(conn, lid)
+    if head is not None and head[0] < seq:
+        # The head went: what the new head holds is open again (versions closed after it).
+        conn.execute("UPDATE ver SET last_seq = NULL WHERE lid = ? AND last_seq >= ?", (lid, head[0]))
     # Versions no remaining snapshot of their lineage lies in.
     conn.execute(
-        "DELETE FROM ver WHERE NOT EXISTS (SELECT 1 FROM snap s WHERE s.lid = ver.lid"
-        " AND s.seq >= ver.first_seq AND (ver.last_seq IS NULL OR s.seq <= ver.last_seq))"
+        "DELETE FROM ver WHERE lid = ? AND NOT EXISTS (SELECT 1 FROM snap s WHERE s.lid = ver.lid"
+        " AND s.seq >= ver.first_seq AND (ver.last_seq IS NULL OR s.seq <= ver.last_seq))",
+        (lid,),
     )
-    return rebuild
 
 
 def sync(conn: sqlite3.Connection, repo: Repository) -> SyncResult:
@@ -196,16 +180,15 @@ def sync(conn: sqlite3.Connection, repo: Repository) -> SyncResult:
     try:
         if gone:
             with transaction(conn):
-                for lid in _drop(conn, gone):
-                    _rebuild(conn, repo, lid, result)
+                for sid in gone:
+                    _drop(conn, sid)
             result.dropped = len(gone)
         for sid, snap in new:
             try:
                 with transaction(conn):
                     if conn.execute("SELECT 1 FROM snap WHERE snap_id = ?", (sid,)).fetchone():
                         continue  # another process got here first
-                    if not _append(conn, _Ids(conn), repo.load_tree, sid, snap):
-                        _rebuild(conn, repo, _lineage_id(conn, snap), result, extra=[(sid, snap)])
+                    _append(conn, _Ids(conn), repo.load_tree, sid, snap)
             except AmberError as exc:  # a damaged tree: the catalog lacks it, so searches walk
                 result.failed.append((sid, str(exc)))
                 continue
@@ -213,14 +196,3 @@ def sync(conn: sqlite3.Connection, repo: Repository) -> SyncResult:
     except sqlite3.Error as exc:
         raise CatalogError(f"catalog: {exc}") from exc
     return result
-
-
-def _rebuild(
-    conn: sqlite3.Connection, repo: Repository, lid: int, result: SyncResult,
-    extra: list[tuple[str, Snapshot]] | None = None,
-) -> None:  # fmt: skip
-    """Re-ingest a lineage from the snapshots the catalog already lists for it (plus ``extra``)."""
-    members = [r[0] for r in conn.execute("SELECT snap_id FROM snap WHERE lid = ?", (lid,))]
-    snaps = [(sid, repo.load_snapshot(sid)) for sid in members] + list(extra or [])
-    _rebuild_lineage(conn, _Ids(conn), repo.load_tree, lid, snaps)
-    result.rebuilt_lineages += 1
