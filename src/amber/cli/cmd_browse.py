@@ -12,7 +12,7 @@ import msgspec
 
 from amber.cli.context import AppContext, pass_app
 from amber.cli.options import make_filter, snapshot_filter_options
-from amber.cli.output import echo, emit_json, emit_json_text, err_console, plain, show_path
+from amber.cli.output import echo, emit_json_text, err_console, plain, show_path
 from amber.errors import AmberError
 from amber.repository import Node, Snapshot
 from amber.services import browse
@@ -87,29 +87,6 @@ def ls(app: AppContext, snapshot: str, path: str, long_: bool) -> None:
 
 
 @click.command()
-@click.argument("pattern")
-@snapshot_filter_options
-@click.option("--json", "as_json", is_flag=True)
-@pass_app
-def find(
-    app: AppContext, pattern: str, hosts: tuple[str, ...], tags: tuple[str, ...],
-    paths: tuple[str, ...], as_json: bool,
-) -> None:  # fmt: skip
-    """Find files matching PATTERN in every snapshot."""
-    count = 0
-    with app.open(lock=False) as repo:
-        for m in browse.find(repo, pattern, make_filter(hosts, tags, paths)):
-            count += 1
-            if as_json:
-                emit_json({"snapshot": m.snapshot_id, "time": m.snapshot.time,
-                           "path": show_path(m.path), "type": m.node.type, "size": m.node.size})  # fmt: skip
-            else:
-                echo(f"{m.snapshot_id[:8]}  {m.snapshot.time[:19]}  {_long(m.path, m.node)}")
-    if not as_json:
-        echo(f"{count} matches", err=True)
-
-
-@click.command()
 @click.argument("snapshot1")
 @click.argument("snapshot2")
 @pass_app
@@ -136,4 +113,4 @@ def manifest(app: AppContext, snapshot: str, absolute: bool) -> None:
     out.flush()
 
 
-COMMANDS = [snapshots, ls, find, diff, manifest]
+COMMANDS = [snapshots, ls, diff, manifest]
