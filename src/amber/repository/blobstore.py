@@ -80,6 +80,7 @@ class BlobStore:
         self.unbound_index_files: set[str] = set()  # format-1 index files (while migrating)
         self.supersedes: dict[str, list[str]] = {}  # index file -> the files it replaces
         self.ignored_index_files: set[str] = set()  # present but superseded (§8)
+        self.dropped_packs: list[str] = []  # indexed but not stored: ignored (§12)
 
     # -- index ------------------------------------------------------------
     def load_index(self) -> list[str]:
@@ -88,7 +89,15 @@ class BlobStore:
         self.index, self.index_files, self.pending = loaded.index, loaded.files, loaded.pending
         self.unbound_index_files = loaded.unbound
         self.supersedes, self.ignored_index_files = loaded.supersedes, loaded.ignored
+        self.dropped_packs = []
         return loaded.failed
+
+    def drop_packs(self, packs: list[str]) -> None:
+        """Index entries in these (missing) packs no longer count: not for dedup, not for loads."""
+        self.dropped_packs = packs
+        if packs:
+            self.index.remove_packs(set(packs))
+
 
     def index_superseded(self) -> bool:
         """True when an index file loaded earlier is gone (a prune replaced it)."""

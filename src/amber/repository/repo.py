@@ -88,6 +88,18 @@ class Repository:
     def load_index(self) -> None:
         self.index_errors = self.blobs.load_index()
 
+    def drop_missing_packs(self) -> list[str]:
+        """Forget (in memory) index entries whose pack is not stored, and return those packs.
+
+        A writer calls this once after locking, before it deduplicates (§12): an index
+        file put back after prune, or one that outlived its packs, must not make a
+        new snapshot reference deleted data. One listing of ``data/``.
+        """
+        stored = {fi.name for fi in self.backend.list(FileType.PACK)}
+        missing = sorted(self.blobs.index.packs() - stored)
+        self.blobs.drop_packs(missing)
+        return missing
+
     # -- locks ------------------------------------------------------------
     @contextlib.contextmanager
     def lock(self, exclusive: bool = False, maintenance: bool = False) -> Iterator[Lock]:

@@ -23,13 +23,17 @@ class StoreSpec:
     compression_level: int
     version: int  # format version and migration state (design §4): how objects are sealed
     migrating: bool = False
+    dropped_packs: tuple[str, ...] = ()  # indexed packs that are missing: not deduplicated against
 
     @classmethod
     def of(cls, location: str, store: BlobStore) -> StoreSpec:
         key = store.key
         sealer = store.sealer
         level = store.codec.compression_level
-        return cls(location, key.encrypt_key, key.id_key, level, sealer.version, sealer.migrating)
+        return cls(
+            location, key.encrypt_key, key.id_key, level, sealer.version, sealer.migrating,
+            tuple(store.dropped_packs),
+        )  # fmt: skip
 
     def open(self, load_index: bool) -> BlobStore:
         backend = open_backend(self.location, BackendOptions())
@@ -37,4 +41,5 @@ class StoreSpec:
         store = BlobStore(backend, key, self.compression_level, Sealer(key, self.version, self.migrating))
         if load_index:
             store.load_index()
+            store.drop_packs(list(self.dropped_packs))
         return store
