@@ -7,7 +7,6 @@ needs them (the snapshot is written by the caller after ``flush``).
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -16,14 +15,8 @@ from typing import TypeVar
 from amber.errors import IntegrityError, ObjectNotFound, StorageError
 from amber.repository.codec import BlobCodec, EncodedBlob
 from amber.repository.crypto import OVERHEAD, MasterKey
-from amber.repository.index import (
-    Index,
-    Location,
-    PendingDeletion,
-    encode_index,
-    encode_marker,
-)
-from amber.repository.indexfiles import carried_supersedes, load_index_files
+from amber.repository.index import Location, encode_index
+from amber.repository.indexbook import IndexBook
 from amber.repository.pack import (
     HEADER_LEN_SIZE,
     BlobType,
@@ -56,94 +49,22 @@ class WriteStats:
     packs: int = 0
 
 
-class BlobStore:
+class BlobStore(IndexBook):
     """Thread-safe blob saver and loader over one backend."""
 
     def __init__(
         self, backend: Backend, key: MasterKey, compression_level: int = 3, sealer: Sealer | None = None
     ) -> None:
-        self.backend = backend
+        super().__init__(backend, sealer or Sealer(key))  # the repository's format version (design §4)
         self.key = key
-        self.sealer = sealer or Sealer(key)  # the repository's format version (design §4)
         self.codec = BlobCodec(self.sealer, compression_level)
-        self.index = Index()
         self.stats = WriteStats()
-        self._lock = threading.Lock()
         self._packer = Packer()
         self._buffer_free = threading.Condition(self._lock)
         self._failed: BaseException | None = None  # a pack that could not be sealed or saved
         self._in_flight: set[bytes] = set()
         self._unindexed: dict[str, list[PackedBlob]] = {}
         self._unindexed_blobs = 0
-        self.index_files: dict[str, list[str]] = {}  # loaded or written index file -> its packs
-        self.pending: dict[str, PendingDeletion] = {}  # deletion markers by index file name
-        self.unbound_index_files: set[str] = set()  # format-1 index files (while migrating)
-        self.supersedes: dict[str, list[str]] = {}  # index file -> the files it replaces
-        self.ignored_index_files: set[str] = set()  # present but superseded (§8)
-        self.dropped_packs: list[str] = []  # indexed but not stored: ignored (§12)
-
-    # -- index ------------------------------------------------------------
-    def load_index(self) -> list[str]:
-        """Read every index file into a fresh index; return the names that failed to load."""
-        loaded = load_index_files(self.backend, self.sealer)
-        self.index, self.index_files, self.pending = loaded.index, loaded.files, loaded.pending
-        self.unbound_index_files = loaded.unbound
-        self.supersedes, self.ignored_index_files = loaded.supersedes, loaded.ignored
-        self.dropped_packs = []
-        return loaded.failed
-
-    def drop_packs(self, packs: list[str]) -> None:
-        """Index entries in these (missing) packs no longer count: not for dedup, not for loads."""
-        self.dropped_packs = packs
-        if packs:
-            self.index.remove_packs(set(packs))
-
-
-    def index_superseded(self) -> bool:
-        """True when an index file loaded earlier is gone (a prune replaced it)."""
-        if not self.index_files:
-            return False
-        present = {fi.name for fi in self.backend.list(FileType.INDEX)}
-        return any(name not in present for name in self.index_files)
-
-    def save_index_file(self, packs: dict[str, list[PackedBlob]], supersedes: Iterable[str] = ()) -> str:
-        """Write one index file for ``packs`` (already saved) and index them.
-
-        Only the last file of a set that replaces others names them in
-        ``supersedes`` (:meth:`superseding`): readers ignore a superseded file.
-        """
-        supersedes = list(supersedes)
-        data = self.sealer.seal(Kind.INDEX, encode_index(packs, supersedes))
-        name = pack_id(data)
-        self.backend.save(Handle(FileType.INDEX, name), data)
-        with self._lock:
-            for pack, blobs in packs.items():
-                self.index.add_pack(pack, blobs)
-            self.index_files[name] = list(packs)
-            if supersedes:
-                self.supersedes[name] = supersedes
-        return name
-
-    def superseding(self, replaced: Iterable[str]) -> list[str]:
-        """The ``supersedes`` list for the last index file replacing ``replaced`` (§8)."""
-        return carried_supersedes(replaced, self.supersedes)
-
-    def save_marker(self, mark_time: float, packs: list[str], holders: list[tuple[str, int, float]]) -> str:
-        """Record packs for deletion (prune phase 1) in a deletion marker; return its name."""
-        pending = PendingDeletion(mark_time, packs, holders)
-        data = self.sealer.seal(Kind.INDEX, encode_marker(pending))
-        name = pack_id(data)
-        self.backend.save(Handle(FileType.INDEX, name), data)
-        self.index_files[name] = []
-        self.pending[name] = pending
-        return name
-
-    def remove_index_file(self, name: str) -> None:
-        with contextlib.suppress(ObjectNotFound):
-            self.backend.remove(Handle(FileType.INDEX, name))
-        self.index_files.pop(name, None)
-        self.pending.pop(name, None)
-        self.supersedes.pop(name, None)
 
     @property
     def compression_level(self) -> int:
@@ -337,6 +258,8 @@ class BlobStore:
         self.backend.save(Handle(FileType.INDEX, name), data)
         with self._lock:
             self.index_files[name] = list(packs)
+            if supersedes:
+                self.supersedes[name] = list(supersedes)
 
     def flush(self, supersedes: Sequence[str] = ()) -> None:
         """Save partly filled packs, then the index for every new pack.
