@@ -239,6 +239,7 @@ def test_a_damaged_repository_stays_migrating_and_readable(tmp_path: Path) -> No
     repo, _ = _open(path)
     assert (repo.config.version, repo.config.migrating) == (2, True)
     assert len(repo.snapshots()) == 2
+    assert any("migration has not finished" in w for w in check(repo).warnings)
     repo.close()
 
 
@@ -253,3 +254,42 @@ def test_an_append_only_repository_is_refused(tmp_path: Path) -> None:
 
 def _fields(config: RepoConfig) -> dict[str, object]:
     return {f: getattr(config, f) for f in config.__struct_fields__}
+
+
+def test_packs_of_a_lost_index_file_are_adopted(tmp_path: Path) -> None:
+    """An index file lost before the migration leaves format-1 packs in no index: their blobs are
+    rewritten and indexed, so the snapshot that needs them restores afterwards."""
+    path = unpack_v1(tmp_path) / "repo"
+    index_files = sorted((path / "index").iterdir(), key=lambda p: len(p.read_bytes()))
+    index_files[0].unlink()
+    repo, _ = _open(path)
+    assert migrate(repo).complete
+    repo.close()
+    repo, _ = _open(path)
+    assert _format_1_objects(repo) == []
+    report = check(repo, read_data=True)
+    assert report.ok and not report.warnings, (report.errors, report.warnings)
+    _restores_as_recorded(repo, tmp_path)
+    repo.close()
+
+
+def test_a_pack_listed_by_two_index_files_is_kept_until_both_are_done(tmp_path: Path) -> None:
+    """As after a format-1 prune that crashed between writing a replacement and removing the old file."""
+    from amber.repository.index import encode_index
+    from amber.repository.pack import pack_id
+    from amber.repository.sealing import Sealer
+
+    path = unpack_v1(tmp_path) / "repo"
+    repo, _ = _open(path)
+    packs = {p: repo.blobs.read_pack(p)[1] for p in repo.blobs.index.packs()}
+    raw = Sealer(repo.key, 1).seal(Kind.INDEX, encode_index(packs))
+    repo.backend.save(Handle(FileType.INDEX, pack_id(raw)), raw)
+    repo.close()
+    repo, _ = _open(path)
+    assert len(repo.blobs.index_files) == 3
+    assert migrate(repo).complete
+    repo.close()
+    repo, _ = _open(path)
+    assert check(repo, read_data=True).ok
+    _restores_as_recorded(repo, tmp_path)
+    repo.close()

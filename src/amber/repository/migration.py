@@ -13,6 +13,7 @@ format that the repository no longer reads.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -116,18 +117,20 @@ class Migrator:
             result.objects_removed += 1
         stored = {fi.name: fi.size for fi in self.backend.list(FileType.PACK)}
         remaining = sorted(self.blobs.unbound_index_files)
-        for i, name in enumerate(remaining):
-            later = {p for other in remaining[i + 1 :] for p in self.blobs.index_files.get(other, [])}
-            self._migrate_index_file(name, stored, later, result)
+        listed = Counter(p for name in remaining for p in self.blobs.index_files.get(name, []))
+        for name in remaining:
+            self._migrate_index_file(name, stored, listed, result)
 
     def _migrate_index_file(
-        self, name: str, stored: dict[str, int], later: set[str], result: MigrationResult
+        self, name: str, stored: dict[str, int], listed: Counter[str], result: MigrationResult
     ) -> None:
+        """``listed``: how many format-1 index files not yet migrated list each pack."""
         blobs = self.blobs
         store = BlobStore(self.backend, self.repo.key, blobs.compression_level, self.repo.sealer)
         rewritten: list[str] = []
         stuck = False
-        for pack in blobs.index_files.get(name, []):
+        packs = list(blobs.index_files.get(name, []))
+        for pack in packs:
             if pack not in stored:
                 result.problems.append(f"pack {pack[:16]} (in index {name[:16]}) is missing")
                 stuck = True
@@ -149,8 +152,10 @@ class Migrator:
         result.index_files_rewritten += 1
         blobs.remove_index_file(name)
         result.objects_removed += 1
+        for pack in packs:
+            listed[pack] -= 1
         for pack in rewritten:
-            if pack not in later:
+            if listed[pack] <= 0:
                 self.backend.remove(Handle(FileType.PACK, pack))
                 result.objects_removed += 1
 
