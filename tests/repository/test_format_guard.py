@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from amber.repository import open_repository
+from amber.storage import open_backend
 from tests.conftest import AmberCli
 
 DATA = Path(__file__).resolve().parent.parent / "data"
@@ -65,9 +67,13 @@ def test_v1_repository_lists_its_snapshots(tmp_path: Path) -> None:
 
 
 def test_v1_repository_checks_clean_with_read_data(tmp_path: Path) -> None:
-    result = v1_cli(tmp_path).run("check", "--read-data")
+    cli = v1_cli(tmp_path)
+    result = cli.run("check", "--read-data")
     assert "no errors found" in result.stdout
     assert "warning" not in result.stderr
+    repo = open_repository(open_backend(str(cli.repo)), MANIFEST["password"].encode())
+    assert repo.config.version == 1  # reading never upgrades a repository
+    repo.close()
 
 
 def test_v1_repository_restores_byte_identically(tmp_path: Path) -> None:
