@@ -20,7 +20,7 @@ from amber.repository.repo import RepoConfig
 from amber.repository.sealing import Kind, Sealer
 from amber.storage import open_backend
 from amber.storage.base import FileType, Handle
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, AmberCli
 
 KEY = MasterKey(bytes(range(32)), bytes(range(32, 64)))
 KINDS = list(Kind)
@@ -164,3 +164,12 @@ def test_names_of_content_addressed_objects_are_checked(tmp_path: Path) -> None:
     with pytest.raises(IntegrityError, match="does not match its name"):
         repo.load_snapshot(other)
     repo.close()
+
+
+def test_the_cli_refuses_a_planted_config_with_one_line(cli: AmberCli) -> None:
+    repo = open_repository(open_backend(str(cli.repo)), PASSWORD.encode())
+    _plant_blob_as_config(repo, _evil_config(repo))
+    repo.close()
+    result = cli.run("snapshots", check=False)
+    assert result.returncode == 14  # IntegrityError
+    assert result.stderr.strip().count("\n") == 0 and "config does not authenticate" in result.stderr

@@ -283,7 +283,10 @@ def open_config(key: MasterKey, raw: bytes) -> RepoConfig:
     try:
         plain, bound = key.decrypt(raw, associated_data(Kind.CONFIG)), True
     except IntegrityError:
-        plain, bound = key.decrypt(raw), False
+        try:
+            plain, bound = key.decrypt(raw), False
+        except IntegrityError as exc:
+            raise IntegrityError("repository config does not authenticate: damaged, or not a config") from exc
     try:
         config = msgspec.msgpack.decode(plain, type=RepoConfig)
     except msgspec.DecodeError as exc:
