@@ -69,3 +69,21 @@ def test_repair_index_names_the_old_files_only_in_its_last_file(
     named = {name: _supersedes(repo, name) for name in new}
     assert sorted(len(s) for s in named.values()) == [0, 0, 0, 3]
     assert set(max(named.values(), key=len)) == old
+
+
+def test_format_1_supersedes_is_not_followed(tmp_path: Path) -> None:
+    """Format 1 named the replaced files in every file of a replacement: after a crash between
+    two of them, following it would hide packs that only the unwritten file would have listed."""
+    from amber.repository import init_repository, open_repository
+    from amber.storage import open_backend
+    from tests.conftest import PASSWORD
+
+    init_repository(open_backend(str(tmp_path / "r")), PASSWORD.encode(), version=1).close()
+    repo = open_repository(open_backend(str(tmp_path / "r")), PASSWORD.encode())
+    kept = _rows(2)
+    old = repo.blobs.save_index_file({"p1": _rows(1), "p2": kept})
+    repo.blobs.save_index_file({"p1": _rows(1)}, [old])  # the first of two new files; p2 never got one
+    repo.load_index()
+    assert old in repo.blobs.index_files and not repo.blobs.ignored_index_files
+    assert all(b.id in repo.blobs.index for b in kept)
+    repo.close()

@@ -31,6 +31,8 @@ def load_index_files(backend: Backend, sealer: Sealer) -> LoadedIndex:
     A superseded file is still present only after a crash between writing its
     replacement and removing it, or when someone put it back: its rows may point
     to deleted packs, so it is ignored. Finding one costs a second pass (rare).
+    Only format-2 files are followed: format 1 wrote ``supersedes`` into every file
+    of a replacement, so one written before a crash did not mean it was complete.
     """
     out = _load(backend, sealer, set())
     replaced = {name for names in out.supersedes.values() for name in names}
@@ -67,8 +69,8 @@ def _load(backend: Backend, sealer: Sealer, skip: set[str]) -> LoadedIndex:
             for pack, rows in doc.packs:
                 out.index.add_rows(pack, rows)
             out.files[fi.name] = [pack for pack, _ in doc.packs]
-            if doc.supersedes:
-                out.supersedes[fi.name] = doc.supersedes
+            if doc.supersedes and bound:  # format 1 named the replaced files in every new
+                out.supersedes[fi.name] = doc.supersedes  # file, even before the set was complete
             if doc.pending is not None:
                 out.pending[fi.name] = doc.pending
             if sealer.bound and not bound:
