@@ -87,3 +87,20 @@ def test_format_1_supersedes_is_not_followed(tmp_path: Path) -> None:
     assert old in repo.blobs.index_files and not repo.blobs.ignored_index_files
     assert all(b.id in repo.blobs.index for b in kept)
     repo.close()
+
+
+@pytest.mark.parametrize(
+    ("replaced", "lists", "expected"),
+    [
+        (["a"], {}, ["a"]),
+        (["a", "b"], {"a": ["x"], "b": ["y", "x"]}, ["a", "b", "x", "y"]),
+        (["a", "a"], {"a": ["a"]}, ["a"]),  # no repeats
+        ([], {"a": ["x"]}, []),
+        (["a"], {"a": [f"n{i}" for i in range(2000)]}, ["a", *[f"n{i}" for i in range(999)]]),  # bounded
+    ],
+)
+def test_carried_supersedes(replaced: list[str], lists: dict[str, list[str]], expected: list[str]) -> None:
+    from amber.repository.indexfiles import MAX_SUPERSEDES, carried_supersedes
+
+    out = carried_supersedes(replaced, lists)
+    assert out == expected and len(out) <= MAX_SUPERSEDES
