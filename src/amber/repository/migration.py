@@ -258,6 +258,8 @@ class Migrator:
         parent = snap.parent
         if parent in old:  # parents first, so the child can name the parent's new ID
             parent = self._rewrite_snapshot(parent, old, twins, new_ids, result)
+        elif parent in twins:  # rewritten by an earlier, interrupted run
+            parent = twins[parent]
         identity = snap.original or name
         new = twins.get(identity)
         if new is None:
