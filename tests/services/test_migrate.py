@@ -127,6 +127,8 @@ def test_migrate_the_frozen_v1_repository(tmp_path: Path) -> None:
     old_ids = {s["id"] for s in MANIFEST["snapshots"]}
     assert set(outcome.result.snapshots_rewritten) == old_ids
     assert {s.original for s in repo.snapshots().values()} == old_ids  # copies stay recognised
+    first, second = (outcome.result.snapshots_rewritten[s["id"]] for s in MANIFEST["snapshots"])
+    assert repo.load_snapshot(second).parent == first  # the parent link follows the new IDs
     repo.close()
 
     repo, _ = _open(path)
