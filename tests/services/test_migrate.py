@@ -295,3 +295,27 @@ def test_a_pack_listed_by_two_index_files_is_kept_until_both_are_done(tmp_path: 
     assert check(repo, read_data=True).ok
     _restores_as_recorded(repo, tmp_path)
     repo.close()
+
+
+def test_a_version_1_repository_is_written_in_format_1_until_migrated(tmp_path: Path) -> None:
+    from amber.repository.sealing import Sealer
+    from amber.services.backup import BackupRequest, backup_paths
+
+    path = unpack_v1(tmp_path) / "repo"
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f").write_bytes(os.urandom(20_000))
+    repo, _ = _open(path)
+    with repo.lock():
+        backup_paths(repo, BackupRequest(paths=[str(src)], workers=1))
+    repo.close()
+    repo, _ = _open(path)
+    assert repo.config.version == 1
+    v1 = Sealer(repo.key, 1)  # every object still opens without binding
+    for fi in repo.backend.list(FileType.SNAPSHOT):
+        v1.open(Kind.SNAPSHOT, repo.backend.load(Handle(FileType.SNAPSHOT, fi.name)))
+    for fi in repo.backend.list(FileType.INDEX):
+        v1.open(Kind.INDEX, repo.backend.load(Handle(FileType.INDEX, fi.name)))
+    assert check(repo, read_data=True).ok
+    assert migrate(repo).complete  # and it migrates like the rest
+    repo.close()
