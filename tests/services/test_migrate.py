@@ -141,6 +141,7 @@ def test_migrate_the_frozen_v1_repository(tmp_path: Path) -> None:
     repo.close()
 
 
+@pytest.mark.slow  # seven CLI runs
 def test_after_migration_the_cli_checks_restores_and_backs_up(tmp_path: Path) -> None:
     cli = v1_cli(tmp_path)
     dry = cli.run("migrate", "--dry-run").stdout
