@@ -46,8 +46,10 @@ class AppContext:
         return session.resolve_location(self.repo)
 
     @contextmanager
-    def open(self, lock: bool = True, exclusive: bool = False) -> Iterator[Repository]:
-        with session.opened(self.location, self.passwords, lock, exclusive) as repo:
+    def open(
+        self, lock: bool = True, exclusive: bool = False, load_index: bool = True
+    ) -> Iterator[Repository]:
+        with session.opened(self.location, self.passwords, lock, exclusive, load_index=load_index) as repo:
             yield repo
             _replicate_audit_log(repo, self.config_path)
             self._refresh_catalog(repo)

@@ -74,6 +74,7 @@ class Repository:
         self._tree_cache: OrderedDict[bytes, Tree] = OrderedDict()
         self._tree_lock = threading.Lock()
         self.index_errors: list[str] = []
+        self.index_loaded = False
         self.held_locks: list[Lock] = []  # locks this object holds now (innermost last)
 
     @property
@@ -87,6 +88,13 @@ class Repository:
 
     def load_index(self) -> None:
         self.index_errors = self.blobs.load_index()
+        self.index_loaded = True
+
+    def ensure_index(self) -> None:
+        """Load the index now if the repository was opened without it (searches answered
+        from the local catalog never need it)."""
+        if not self.index_loaded:
+            self.load_index()
 
     def drop_missing_packs(self) -> list[str]:
         """Forget (in memory) index entries whose pack is not stored, and return those packs.
