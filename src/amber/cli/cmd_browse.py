@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import stat
 import sys
 
@@ -13,7 +14,7 @@ import msgspec
 from amber.cli.context import AppContext, pass_app
 from amber.cli.options import make_filter, snapshot_filter_options
 from amber.cli.output import emit_json, err_console, plain, show_path
-from amber.errors import AmberError
+from amber.errors import AmberError, IntegrityError
 from amber.repository import Node, Snapshot
 from amber.services import browse
 from amber.services.snapshots import select
@@ -59,6 +60,28 @@ def browse_json(found: list[tuple[str, Snapshot]]) -> str:
     return json.dumps(out, indent=2, ensure_ascii=False)
 
 
+class _Problems:
+    """Prints each unreadable tree or walk limit as one line; the command fails at its end."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, path: bytes, exc: AmberError) -> None:
+        self.count += 1
+        where = show_path(path) or "/"
+        err_console.print(f"[red]error:[/] {plain(os.fsdecode(where))}: {plain(str(exc))}", soft_wrap=True)
+
+    def in_snapshot(self, sid: str, path: bytes, exc: AmberError) -> None:
+        self(f"snapshot {sid[:8]}: ".encode() + (path or b"/"), exc)
+
+    def raise_if_any(self) -> None:
+        if self.count:
+            raise IntegrityError(
+                f"{self.count} part(s) of the snapshot could not be read or were beyond the walk limits; "
+                "the rest was listed (run check)"
+            )
+
+
 def _mode_string(node: Node) -> str:
     return _TYPE_CHAR.get(node.type, "-") + stat.filemode(node.mode)[1:]
 
@@ -80,9 +103,11 @@ def _long(path: bytes, node: Node) -> str:
 @pass_app
 def ls(app: AppContext, snapshot: str, path: str, long_: bool) -> None:
     """List files in SNAPSHOT (under PATH)."""
+    problems = _Problems()
     with app.open(lock=False) as repo:
-        for p, node in browse.ls(repo, snapshot, path):
+        for p, node in browse.ls(repo, snapshot, path, problems):
             click.echo(_long(p, node) if long_ else show_path(p))
+    problems.raise_if_any()
 
 
 @click.command()
@@ -96,8 +121,9 @@ def find(
 ) -> None:  # fmt: skip
     """Find files matching PATTERN in every snapshot."""
     count = 0
+    problems = _Problems()
     with app.open(lock=False) as repo:
-        for m in browse.find(repo, pattern, make_filter(hosts, tags, paths)):
+        for m in browse.find(repo, pattern, make_filter(hosts, tags, paths), problems.in_snapshot):
             count += 1
             if as_json:
                 emit_json({"snapshot": m.snapshot_id, "time": m.snapshot.time,
@@ -106,6 +132,7 @@ def find(
                 click.echo(f"{m.snapshot_id[:8]}  {m.snapshot.time[:19]}  {_long(m.path, m.node)}")
     if not as_json:
         click.echo(f"{count} matches", err=True)
+    problems.raise_if_any()
 
 
 @click.command()
@@ -115,24 +142,33 @@ def find(
 def diff(app: AppContext, snapshot1: str, snapshot2: str) -> None:
     """Show what changed between two snapshots."""
     counts = {"+": 0, "-": 0, "M": 0}
+    problems = _Problems()
     with app.open(lock=False) as repo:
-        for sign, path in browse.diff(repo, snapshot1, snapshot2):
+        for sign, path in browse.diff(repo, snapshot1, snapshot2, problems):
             counts[sign] += 1
             click.echo(f"{sign}    {show_path(path)}")
     click.echo(f"added {counts['+']}, removed {counts['-']}, modified {counts['M']}", err=True)
+    problems.raise_if_any()
 
 
 @click.command()
-@click.argument("snapshot")
-@click.option("--absolute", is_flag=True, help="Keep the leading / (check against the live source).")
+@click.argument("snapshot", metavar="SNAPSHOT[:SUBPATH]")
+@click.option("--absolute", is_flag=True, help="Full paths in the snapshot (check against the live source).")
 @pass_app
 def manifest(app: AppContext, snapshot: str, absolute: bool) -> None:
-    """Print a SHA-256 manifest that `sha256sum -c` accepts (paths relative to a restore target)."""
+    """Print a SHA-256 manifest that `sha256sum -c` accepts.
+
+    Paths are relative to what `restore SNAPSHOT[:SUBPATH] --target T` writes:
+    check a restore with `cd T && sha256sum -c`.
+    """
     out = sys.stdout.buffer
+    problems = _Problems()
     with app.open(lock=False) as repo:
-        for line in browse.manifest(repo, snapshot, strip_leading_slash=not absolute):
+        lines = browse.manifest(repo, snapshot, absolute, escape_controls=out.isatty(), on_error=problems)
+        for line in lines:
             out.write(line)
     out.flush()
+    problems.raise_if_any()
 
 
 COMMANDS = [snapshots, ls, find, diff, manifest]
