@@ -9,8 +9,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from amber.engine.progress import NullProgress, Progress
-from amber.errors import AmberError, UsageError
+from amber.errors import AmberError, InvalidTree, UsageError
 from amber.repository import BlobType, Location, Repository
+from amber.repository.model import MAX_PATH, MAX_TREE_DEPTH
 from amber.storage import FileType
 
 _MIN_HEADER = 28 + 1 + 4  # AEAD overhead, shortest msgpack array, u32 length
@@ -59,6 +60,7 @@ class Checker:
         self.report = CheckReport()
         self._bad_blobs: dict[bytes, str] = {}
         self._referenced: set[bytes] = set()
+        self._sound: set[bytes] = set()  # trees with nothing damaged anywhere below
 
     def run(self, read_data: bool = False, subset: str | None = None) -> CheckReport:
         self._check_index_and_packs()
@@ -184,16 +186,18 @@ class Checker:
         if tree_id in trees:
             return trees[tree_id]
         problem = self._blob_problem(tree_id, BlobType.TREE)
+        self._referenced.add(tree_id)
         if problem is None:
             try:
                 nodes = self._repo.load_tree(tree_id).nodes
+            except InvalidTree as exc:
+                problem = str(exc)
             except AmberError as exc:
                 problem = f"tree unreadable: {exc}"
         if problem is not None:
             bad[tree_id] = problem
             return problem
         damaged = []
-        self._referenced.add(tree_id)
         for node in nodes:
             self._referenced.update(node.content)
             if node.type == "dir" and not node.subtree:
@@ -212,15 +216,71 @@ class Checker:
         self, root: bytes, trees: dict[bytes, _TreeInfo],
         bad: dict[bytes, str],
     ) -> Iterator[tuple[bytes, str]]:  # fmt: skip
-        """Yield (path, problem) for every damaged node under ``root``."""
-        stack: list[tuple[bytes, bytes]] = [(b"", root)]
+        """Yield (path, problem) for every damaged node under ``root``.
+
+        A tree is walked once per snapshot, at the first path that reaches it, and
+        not at all once everything below it is known to be sound: a subtree shared
+        by many paths (or snapshots) costs one visit. Depth and path length are
+        capped (design §9), so memory stays linear in the depth.
+        """
+        found = self._tree(root, trees, bad)
+        if isinstance(found, str):
+            yield b"", found
+            return
+        seen = {root}
+        stack = [_Frame(b"", root, found, 0)]
+        yield from stack[0].damage()
         while stack:
-            base, tree_id = stack.pop()
-            found = self._tree(tree_id, trees, bad)
-            if isinstance(found, str):
-                yield base, found
+            frame = stack[-1]
+            entry = next(frame.subdirs, None)
+            if entry is None:
+                stack.pop()
+                if not frame.damaged:
+                    self._sound.add(frame.tree_id)
+                elif stack:
+                    stack[-1].damaged = True
                 continue
-            subdirs, damaged = found
-            for name, why in damaged:
-                yield base + b"/" + name, why
-            stack.extend((base + b"/" + name, subtree) for name, subtree in subdirs)
+            name, sub = entry
+            if sub in self._sound:
+                continue
+            if sub in seen:  # damaged, and reported at the first path that reached it
+                frame.damaged = True
+                continue
+            path = frame.path + b"/" + name
+            if len(path) > MAX_PATH or frame.depth >= MAX_TREE_DEPTH:
+                frame.damaged = True
+                if not frame.reported:
+                    frame.reported = True
+                    yield path[:MAX_PATH], (
+                        f"path longer than {MAX_PATH} bytes" if len(path) > MAX_PATH
+                        else f"deeper than {MAX_TREE_DEPTH} levels"
+                    ) + " (damaged or crafted tree); not checked below"  # fmt: skip
+                continue
+            seen.add(sub)
+            found = self._tree(sub, trees, bad)
+            if isinstance(found, str):
+                frame.damaged = True
+                yield path, found
+                continue
+            child = _Frame(path, sub, found, frame.depth + 1)
+            stack.append(child)
+            yield from child.damage()
+
+
+class _Frame:
+    """A tree being walked by the checker: its path, remaining subdirectories and whether it is sound."""
+
+    __slots__ = ("damaged", "depth", "files", "path", "reported", "subdirs", "tree_id")
+
+    def __init__(self, path: bytes, tree_id: bytes, info: _TreeInfo, depth: int) -> None:
+        self.path = path
+        self.tree_id = tree_id
+        self.subdirs = iter(info[0])
+        self.files = info[1]
+        self.depth = depth
+        self.damaged = bool(info[1])  # here or, once known, below
+        self.reported = False  # a limit was reported here already
+
+    def damage(self) -> Iterator[tuple[bytes, str]]:
+        for name, why in self.files:
+            yield self.path + b"/" + name, why
