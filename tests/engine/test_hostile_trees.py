@@ -61,6 +61,9 @@ class Crafter:
         return self.repo.save_snapshot(Snapshot(time=time, tree=root, paths=["/"], hostname="crafted"))
 
 
+Crafted = tuple[AmberCli, Crafter]
+
+
 @pytest.fixture
 def crafted(cli: AmberCli) -> Iterator[tuple[AmberCli, Crafter]]:
     repo = open_repository(open_backend(str(cli.repo)), PASSWORD.encode())
@@ -114,7 +117,7 @@ def _bad_snapshot(c: Crafter, names: list[bytes]) -> tuple[str, bytes]:
 
 
 @pytest.mark.parametrize("case", sorted(BAD_TREES))
-def test_bad_tree_is_damage_named_everywhere(crafted: tuple[AmberCli, Crafter], case: str) -> None:
+def test_bad_tree_is_damage_named_everywhere(crafted: Crafted, case: str) -> None:
     cli, c = crafted
     names, problem = BAD_TREES[case]
     sid, evil = _bad_snapshot(c, names)
@@ -155,7 +158,7 @@ def test_bad_tree_is_damage_named_everywhere(crafted: tuple[AmberCli, Crafter], 
     _one_line_errors(dump)
 
 
-def test_restore_of_a_bad_tree_writes_nothing_outside(crafted: tuple[AmberCli, Crafter], tmp_path: Path) -> None:
+def test_restore_of_a_bad_tree_writes_nothing_outside(crafted: Crafted, tmp_path: Path) -> None:
     cli, c = crafted
     target = tmp_path / "box" / "target"
     target.mkdir(parents=True)
@@ -167,9 +170,9 @@ def test_restore_of_a_bad_tree_writes_nothing_outside(crafted: tuple[AmberCli, C
     assert sorted(os.listdir(tmp_path / "box")) == ["target"]
 
 
-def test_copy_skips_a_snapshot_with_a_bad_tree(crafted: tuple[AmberCli, Crafter], tmp_path: Path) -> None:
+def test_copy_skips_a_snapshot_with_a_bad_tree(crafted: Crafted, tmp_path: Path) -> None:
     cli, c = crafted
-    sid, evil = _bad_snapshot(c, [b"a/b"])
+    _, evil = _bad_snapshot(c, [b"a/b"])
     dest = tmp_path / "dest"
     cli.run("init", env={"AMBER_REPOSITORY": str(dest)})
     res = cli.run("copy", "--to", str(dest), check=False)
@@ -178,16 +181,17 @@ def test_copy_skips_a_snapshot_with_a_bad_tree(crafted: tuple[AmberCli, Crafter]
     _one_line_errors(res)
 
 
-def test_drill_reports_a_bad_tree_and_samples_the_rest(crafted: tuple[AmberCli, Crafter]) -> None:
+def test_drill_reports_a_bad_tree_and_samples_the_rest(crafted: Crafted) -> None:
     cli, c = crafted
-    sid, evil = _bad_snapshot(c, [b".."])
+    _, evil = _bad_snapshot(c, [b".."])
     res = cli.run("drill", "--files", "5", check=False)
     assert res.returncode != 0
+    assert "1 file(s)" in res.stdout + res.stderr  # /good/ok.txt was still sampled
     assert f"/evil: tree {evil.hex()[:16]}" in res.stdout + res.stderr
     _one_line_errors(res)
 
 
-def test_too_many_nodes_is_refused_before_decoding(crafted: tuple[AmberCli, Crafter]) -> None:
+def test_too_many_nodes_is_refused_before_decoding(crafted: Crafted) -> None:
     cli, c = crafted
     many = c.tree([_file(b"%07d" % i) for i in range(MAX_TREE_NODES + 1)])
     sid = c.snapshot(c.tree([_dir(b"many", many)]))
@@ -213,7 +217,7 @@ def _dag(c: Crafter, levels: int) -> bytes:
 
 
 @pytest.mark.slow
-def test_2_to_the_40_paths_end_and_stay_bounded(crafted: tuple[AmberCli, Crafter]) -> None:
+def test_2_to_the_40_paths_end_and_stay_bounded(crafted: Crafted) -> None:
     cli, c = crafted
     sid = c.snapshot(_dag(c, 40))
 
@@ -240,7 +244,7 @@ def test_2_to_the_40_paths_end_and_stay_bounded(crafted: tuple[AmberCli, Crafter
     _one_line_errors(manifest)
 
 
-def test_shared_subtrees_are_listed_at_each_path_within_the_budget(crafted: tuple[AmberCli, Crafter]) -> None:
+def test_shared_subtrees_are_listed_at_each_path_within_the_budget(crafted: Crafted) -> None:
     _, c = crafted
     sid = c.snapshot(_dag(c, 10))  # 1024 leaves: far below the budget, so all are listed
     snap = c.repo.load_snapshot(sid)
@@ -259,7 +263,7 @@ def _chain(c: Crafter, depth: int) -> bytes:
 
 
 @pytest.mark.slow
-def test_30000_deep_chain_ends_with_a_bounded_error(crafted: tuple[AmberCli, Crafter]) -> None:
+def test_30000_deep_chain_ends_with_a_bounded_error(crafted: Crafted) -> None:
     cli, c = crafted
     sid = c.snapshot(_chain(c, 30_000))
 
@@ -281,7 +285,7 @@ def test_30000_deep_chain_ends_with_a_bounded_error(crafted: tuple[AmberCli, Cra
     _one_line_errors(find)
 
 
-def test_chain_walk_stops_at_the_path_limit_in_process(crafted: tuple[AmberCli, Crafter]) -> None:
+def test_chain_walk_stops_at_the_path_limit_in_process(crafted: Crafted) -> None:
     _, c = crafted
     root = _chain(c, MAX_TREE_DEPTH + 5)
     c.repo.blobs.flush()
@@ -293,7 +297,7 @@ def test_chain_walk_stops_at_the_path_limit_in_process(crafted: tuple[AmberCli, 
         sum(1 for _ in walk(c.repo.load_tree, root))
 
 
-def test_copy_refuses_a_chain_deeper_than_the_limit(crafted: tuple[AmberCli, Crafter], tmp_path: Path) -> None:
+def test_copy_refuses_a_chain_deeper_than_the_limit(crafted: Crafted, tmp_path: Path) -> None:
     cli, c = crafted
     c.snapshot(_chain(c, MAX_TREE_DEPTH + 5))
     dest = tmp_path / "dest"

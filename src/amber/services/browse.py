@@ -195,8 +195,9 @@ def manifest(
     node, tree_id = lookup(repo.load_tree, snap.tree, os.fsencode(sub))
     parts = split_path(os.fsencode(sub))
     if node is not None and node.type != "dir":
-        files: Iterator[tuple[bytes, Node]] = iter([(b"/" + b"/".join(parts), node)])
-        strip = len(b"/".join(parts[:-1])) + 1
+        whole = b"/" + b"/".join(parts)
+        files: Iterator[tuple[bytes, Node]] = iter([(whole, node)])
+        strip = len(whole) - len(parts[-1])  # restore writes it as T/<name>
     else:
         prefix = b"/" + b"/".join(parts) if parts else b""
         files = walk(repo.load_tree, tree_id, prefix, on_error, lambda _p, n: n.type == "file")
