@@ -22,10 +22,11 @@ import pytest
 
 from amber.engine.checker import Checker
 from amber.engine.treewalk import walk
-from amber.errors import InvalidName, InvalidTree
-from amber.repository import BlobType, Repository, Snapshot, open_repository
-from amber.repository.model import MAX_PATH, MAX_TREE_DEPTH, MAX_TREE_NODES, validate_name
+from amber.errors import InvalidName, InvalidTree, TreeTooLarge
+from amber.repository import BlobType, Node, Repository, Snapshot, Tree, model, open_repository
+from amber.repository.model import MAX_PATH, MAX_TREE_DEPTH, MAX_TREE_NODES, encode_tree, validate_name
 from amber.services import browse
+from amber.services.backup import BackupRequest, backup_paths
 from amber.storage import open_backend
 from tests.conftest import PASSWORD, AmberCli, CliResult
 
@@ -205,6 +206,62 @@ def test_too_many_nodes_is_refused_before_decoding(crafted: Crafted) -> None:
     assert ls.returncode == INTEGRITY and ls.stdout.splitlines() == ["/many"]
 
 
+def test_repair_drops_a_bad_tree_and_check_is_clean_after(crafted: Crafted) -> None:
+    cli, c = crafted
+    _bad_snapshot(c, [b"..", b"x"])
+    res = cli.run("repair", "snapshots", check=False)
+    assert res.returncode == 0, res.stderr
+    _one_line_errors(res)
+    assert cli.run("check", check=False).returncode == 0
+    assert cli.run("ls", "latest").stdout.splitlines() == ["/evil", "/good", "/good/ok.txt"]
+
+
+def test_encoder_refuses_what_readers_would_reject(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(InvalidName):
+        encode_tree(Tree(nodes=[Node(name=b"..", type="file")]))
+    with pytest.raises(InvalidTree, match="out of order"):
+        encode_tree(Tree(nodes=[Node(name=b"b", type="file"), Node(name=b"a", type="file")]))
+    monkeypatch.setattr(model, "MAX_TREE_NODES", 2)
+    with pytest.raises(TreeTooLarge):
+        encode_tree(Tree(nodes=[Node(name=b"%d" % i, type="file") for i in range(3)]))
+    monkeypatch.setattr(model, "MAX_TREE_NODES", 10)
+    monkeypatch.setattr(model, "MAX_TREE_BYTES", 100)
+    with pytest.raises(TreeTooLarge):
+        encode_tree(Tree(nodes=[Node(name=b"x" * 101, type="file")]))
+
+
+def test_backup_of_a_directory_too_large_for_a_tree_fails_naming_it(
+    crafted: Crafted, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # fmt: skip
+    _, c = crafted
+    src = tmp_path / "src"
+    (src / "big").mkdir(parents=True)
+    for i in range(5):
+        (src / "big" / f"f{i}").write_bytes(b"")
+    monkeypatch.setattr(model, "MAX_TREE_NODES", 4)
+    with pytest.raises(TreeTooLarge, match=f"{src}/big: a directory has 5 entries"):
+        backup_paths(c.repo, BackupRequest(paths=[str(src)]))
+    assert c.repo.snapshot_names() == []  # no snapshot that readers would refuse
+
+
+def test_shared_subtree_past_the_path_limit_in_one_place_only(crafted: Crafted) -> None:
+    """Sound where it sits high, too long where it sits deep: damage only there, and repair keeps the rest."""
+    cli, c = crafted
+    shared = c.tree([_file(b"f" * 100)])
+    deep = b"x" * 4000
+    sid = c.snapshot(c.tree([_dir(b"high", shared), _dir(deep, shared)]))
+    report = Checker(c.repo).run()
+    assert report.damaged == [(sid, "/" + deep.decode())]
+    ls = cli.run("ls", sid[:8], check=False)
+    assert ls.returncode == INTEGRITY and "/high/" + "f" * 100 in ls.stdout.splitlines()
+    assert ls.stderr.count(f"longer than {MAX_PATH} bytes") == 1
+    _one_line_errors(ls)
+    assert cli.run("repair", "snapshots").returncode == 0
+    assert cli.run("check", check=False).returncode == 0
+    after = cli.run("ls", "latest").stdout.splitlines()
+    assert after == ["/high", "/high/" + "f" * 100, "/" + deep.decode()]
+
+
 # -- shapes that explode when walked path by path -----------------------------------------
 
 
@@ -243,6 +300,11 @@ def test_2_to_the_40_paths_end_and_stay_bounded(crafted: Crafted) -> None:
     assert manifest.returncode == INTEGRITY and manifest.stdout_bytes.count(b"\n") < 250_000
     _one_line_errors(manifest)
 
+    empty = c.snapshot(c.tree([]), "2026-01-02T00:00:00+00:00")
+    diff = _limited(cli, "diff", empty[:8], sid[:8])
+    assert diff.returncode == INTEGRITY and diff.stdout.count("\n") < 400_000
+    _one_line_errors(diff)
+
 
 def test_shared_subtrees_are_listed_at_each_path_within_the_budget(crafted: Crafted) -> None:
     _, c = crafted
@@ -270,7 +332,7 @@ def test_30000_deep_chain_ends_with_a_bounded_error(crafted: Crafted) -> None:
     check = _limited(cli, "check")
     assert check.returncode == CHECK_FAILED
     out = check.stdout + check.stderr
-    assert out.count("not checked below") == 1 and len(out) < 3 * MAX_PATH
+    assert out.count("longer than") == 1 and len(out) < 3 * MAX_PATH
     _one_line_errors(check)
 
     ls = _limited(cli, "ls", sid[:8])
@@ -283,6 +345,10 @@ def test_30000_deep_chain_ends_with_a_bounded_error(crafted: Crafted) -> None:
     find = _limited(cli, "find", "bottom")
     assert find.returncode == INTEGRITY and "0 matches" in find.stderr
     _one_line_errors(find)
+
+    repair = _limited(cli, "repair", "snapshots")  # cuts the chain where the limit is
+    assert repair.returncode == 0, repair.stderr
+    assert _limited(cli, "check").returncode == 0
 
 
 def test_chain_walk_stops_at_the_path_limit_in_process(crafted: Crafted) -> None:

@@ -16,8 +16,9 @@ from amber.storage import FileType
 
 _MIN_HEADER = 28 + 1 + 4  # AEAD overhead, shortest msgpack array, u32 length
 
-# per tree: (subdirectories as (name, tree id), files with a problem as (name, why))
-_TreeInfo = tuple[list[tuple[bytes, bytes]], list[tuple[bytes, str]]]
+# per tree: (subdirectories as (name, tree id), files with a problem as (name, why),
+# the length of its longest name)
+_TreeInfo = tuple[list[tuple[bytes, bytes]], list[tuple[bytes, str]], int]
 
 
 @dataclass
@@ -60,7 +61,9 @@ class Checker:
         self.report = CheckReport()
         self._bad_blobs: dict[bytes, str] = {}
         self._referenced: set[bytes] = set()
-        self._sound: set[bytes] = set()  # trees with nothing damaged anywhere below
+        # tree -> the longest path at which nothing below it was found damaged
+        # (a longer path can only push entries past MAX_PATH)
+        self._sound: dict[bytes, int] = {}
 
     def run(self, read_data: bool = False, subset: str | None = None) -> CheckReport:
         self._check_index_and_packs()
@@ -209,8 +212,9 @@ class Checker:
                         damaged.append((node.name, why))
                         break
         subdirs = [(n.name, n.subtree) for n in nodes if n.type == "dir" and n.subtree]
-        trees[tree_id] = (subdirs, damaged)
-        return subdirs, damaged
+        info = (subdirs, damaged, max((len(n.name) for n in nodes), default=0))
+        trees[tree_id] = info
+        return info
 
     def _walk(
         self, root: bytes, trees: dict[bytes, _TreeInfo],
@@ -227,7 +231,7 @@ class Checker:
         if isinstance(found, str):
             yield b"", found
             return
-        seen = {root}
+        seen = {(root, 0)}  # (tree, path length): what a tree holds past MAX_PATH depends on it
         stack = [_Frame(b"", root, found, 0)]
         yield from stack[0].damage()
         while stack:
@@ -236,27 +240,24 @@ class Checker:
             if entry is None:
                 stack.pop()
                 if not frame.damaged:
-                    self._sound.add(frame.tree_id)
+                    self._sound[frame.tree_id] = max(len(frame.path), self._sound.get(frame.tree_id, -1))
                 elif stack:
                     stack[-1].damaged = True
                 continue
             name, sub = entry
-            if sub in self._sound:
-                continue
-            if sub in seen:  # damaged, and reported at the first path that reached it
-                frame.damaged = True
-                continue
             path = frame.path + b"/" + name
-            if len(path) > MAX_PATH or frame.depth >= MAX_TREE_DEPTH:
+            if self._sound.get(sub, -1) >= len(path):
+                continue
+            if (sub, len(path)) in seen or len(path) > MAX_PATH:
+                frame.damaged = True  # reported already: where it was first reached, or by damage()
+                continue
+            if frame.depth >= MAX_TREE_DEPTH:
                 frame.damaged = True
                 if not frame.reported:
                     frame.reported = True
-                    yield path[:MAX_PATH], (
-                        f"path longer than {MAX_PATH} bytes" if len(path) > MAX_PATH
-                        else f"deeper than {MAX_TREE_DEPTH} levels"
-                    ) + " (damaged or crafted tree); not checked below"  # fmt: skip
+                    yield path, f"deeper than {MAX_TREE_DEPTH} levels (damaged or crafted tree)"
                 continue
-            seen.add(sub)
+            seen.add((sub, len(path)))
             found = self._tree(sub, trees, bad)
             if isinstance(found, str):
                 frame.damaged = True
@@ -270,13 +271,14 @@ class Checker:
 class _Frame:
     """A tree being walked by the checker: its path, remaining subdirectories and whether it is sound."""
 
-    __slots__ = ("damaged", "depth", "files", "path", "reported", "subdirs", "tree_id")
+    __slots__ = ("damaged", "depth", "files", "longest", "path", "reported", "subdirs", "tree_id")
 
     def __init__(self, path: bytes, tree_id: bytes, info: _TreeInfo, depth: int) -> None:
         self.path = path
         self.tree_id = tree_id
         self.subdirs = iter(info[0])
         self.files = info[1]
+        self.longest = info[2]
         self.depth = depth
         self.damaged = bool(info[1])  # here or, once known, below
         self.reported = False  # a limit was reported here already
@@ -284,3 +286,6 @@ class _Frame:
     def damage(self) -> Iterator[tuple[bytes, str]]:
         for name, why in self.files:
             yield self.path + b"/" + name, why
+        if len(self.path) + 1 + self.longest > MAX_PATH:
+            self.damaged = True
+            yield self.path, f"entries with paths longer than {MAX_PATH} bytes (damaged or crafted tree)"

@@ -24,7 +24,7 @@ import msgspec
 from amber.engine.progress import NullProgress, Progress
 from amber.errors import AmberError, IntegrityError, ObjectNotFound
 from amber.repository import BlobType, Node, Repository, Tree
-from amber.repository.model import MAX_TREE_DEPTH, encode_tree
+from amber.repository.model import MAX_PATH, MAX_TREE_DEPTH, encode_tree
 from amber.storage import FileType
 
 _ROWS_PER_FILE = 200_000
@@ -106,7 +106,10 @@ class SnapshotRepairer:
         self._repo = repo
         self._dry_run = dry_run
         self._stored = {fi.name for fi in repo.backend.list(FileType.PACK)}
-        self._memo: dict[bytes, bytes | None] = {}  # old tree id -> new id (None: unreadable)
+        # (old tree id, length of its path) -> new id (None: unreadable). The length is
+        # part of the key because entries past MAX_PATH are dropped: a shared subtree
+        # repaired deep down must not lose entries where it sits higher up.
+        self._memo: dict[tuple[bytes, int], bytes | None] = {}
         self._empty: bytes | None = None
 
     def run(self) -> SnapshotRepairResult:
@@ -165,13 +168,14 @@ class SnapshotRepairer:
         """The repaired tree's ID (the same when nothing is lost), or None if unreadable.
 
         Post-order with an explicit stack, so depth never meets Python's recursion
-        limit; a subtree deeper than MAX_TREE_DEPTH is lost like an unreadable one.
+        limit; a subtree deeper than MAX_TREE_DEPTH is lost like an unreadable one,
+        and an entry whose path is longer than MAX_PATH is dropped.
         """
-        if root in self._memo:
-            return self._memo[root]
+        if (root, len(path)) in self._memo:
+            return self._memo[root, len(path)]
         nodes = self._nodes(root)
         if nodes is None:
-            self._memo[root] = None
+            self._memo[root, len(path)] = None
             return None
         stack = [_Pending(root, path, nodes)]
         while stack:
@@ -179,24 +183,30 @@ class SnapshotRepairer:
             if top.next == len(top.nodes):
                 stack.pop()
                 new_id = self._save(Tree(top.out)) if top.changed else top.tree_id
-                self._memo[top.tree_id] = new_id
+                self._memo[top.tree_id, len(top.path)] = new_id
                 continue
             node = top.nodes[top.next]
             node_path = top.path + b"/" + node.name
+            top.next += 1
+            if len(node_path) > MAX_PATH:  # no reader would list it: dropped, and reported
+                damaged.append(os.fsdecode(node_path[:MAX_PATH]))
+                top.changed = True
+                continue
             sub: bytes | None = None
             if node.type == "dir" and node.subtree:
-                if node.subtree not in self._memo and len(stack) <= MAX_TREE_DEPTH:
+                key = (node.subtree, len(node_path))
+                if key not in self._memo and len(stack) <= MAX_TREE_DEPTH:
                     below = self._nodes(node.subtree)
                     if below is not None:
                         stack.append(_Pending(node.subtree, node_path, below))
-                        continue  # this node again once its subtree is done
-                    self._memo[node.subtree] = None
-                sub = self._memo.get(node.subtree)
+                        top.next -= 1  # this node again once its subtree is done
+                        continue
+                    self._memo[key] = None
+                sub = self._memo.get(key)
             fixed = self._fix_node(node, node_path, damaged, sub)
             top.changed |= fixed is not node
             top.out.append(fixed)
-            top.next += 1
-        return self._memo[root]
+        return self._memo[root, len(path)]
 
     def _fix_node(self, node: Node, path: bytes, damaged: list[str], sub: bytes | None) -> Node:
         """``sub``: the repaired subtree of a directory (None when it is lost)."""
