@@ -19,6 +19,7 @@ from amber.repository import Node, Snapshot
 from amber.services import browse
 from amber.services.snapshots import select
 
+_SHOWN_PATH = 120  # characters kept at each end of a long path in an error line
 _TYPE_CHAR = {"dir": "d", "symlink": "l", "fifo": "p", "chardev": "c", "blockdev": "b"}
 
 
@@ -69,6 +70,8 @@ class _Problems:
     def __call__(self, path: bytes, exc: AmberError) -> None:
         self.count += 1
         where = show_path(path) or "/"
+        if len(where) > 2 * _SHOWN_PATH:  # a path near MAX_PATH: its ends say enough
+            where = f"{where[:_SHOWN_PATH]}...{where[-_SHOWN_PATH:]}"
         err_console.print(f"[red]error:[/] {plain(os.fsdecode(where))}: {plain(str(exc))}", soft_wrap=True)
 
     def in_snapshot(self, sid: str, path: bytes, exc: AmberError) -> None:

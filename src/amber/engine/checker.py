@@ -177,7 +177,8 @@ class Checker:
             for path, problem in self._walk(snap.tree, trees, bad_trees):
                 where = os.fsdecode(path) or "/"
                 self.report.damaged.append((name, where))
-                self._error(f"snapshot {name[:8]}: {where}: {problem}")
+                shown = where if len(where) <= 240 else f"{where[:120]}...{where[-120:]}"  # near MAX_PATH
+                self._error(f"snapshot {name[:8]}: {shown}: {problem}")
 
     def _tree(
         self, tree_id: bytes, trees: dict[bytes, _TreeInfo],
