@@ -24,7 +24,7 @@ from amber.engine.checker import Checker
 from amber.engine.treewalk import walk
 from amber.errors import InvalidName, InvalidTree, TreeTooLarge
 from amber.repository import BlobType, Node, Repository, Snapshot, Tree, model, open_repository
-from amber.repository.model import MAX_PATH, MAX_TREE_DEPTH, MAX_TREE_NODES, encode_tree, validate_name
+from amber.repository.model import MAX_PATH, MAX_TREE_DEPTH, MAX_TREE_NODES, encode_tree
 from amber.services import browse
 from amber.services.backup import BackupRequest, backup_paths
 from amber.storage import open_backend
@@ -371,29 +371,3 @@ def test_copy_refuses_a_chain_deeper_than_the_limit(crafted: Crafted, tmp_path: 
     res = cli.run("copy", "--to", str(dest), check=False)
     assert res.returncode != 0 and f"deeper than {MAX_TREE_DEPTH} levels" in res.stderr
     _one_line_errors(res)
-
-
-# -- the pure name rule -----------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("name", "ok"),
-    [
-        (b"a", True), (b"...", True), (b".a", True), (b"a.", True), (b"\xff\xfe", True),
-        (b"with space", True), (b"tab\there", True), (b"new\nline", True), (b"\\", True),
-        (b"x" * 255, True), (b"..a", True),
-        (b"", False), (b".", False), (b"..", False), (b"/", False), (b"a/", False),
-        (b"/a", False), (b"../x", False), (b"a/b", False), (b"\0", False), (b"a\0", False),
-    ],
-)  # fmt: skip
-def test_validate_name(name: bytes, ok: bool) -> None:
-    if ok:
-        validate_name(name)
-    else:
-        with pytest.raises(InvalidName):
-            validate_name(name)
-
-
-def test_validate_name_rejects_text() -> None:
-    with pytest.raises(InvalidName):
-        validate_name("a")  # type: ignore[arg-type]
