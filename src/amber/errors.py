@@ -29,7 +29,8 @@ The tree (exit code in brackets)::
     ├── DrillFailed [24]                a restore drill's application check failed
     ├── NotifyFailed [25]               a notification could not be delivered
     ├── StateError [26]                 the local state database (run history) failed
-    └── HookFailed [27]                 a job's before-hook exited non-zero; nothing was backed up
+    ├── HookFailed [27]                 a job's before-hook exited non-zero; nothing was backed up
+    └── CatalogError [28]               the local catalog (a cache) could not be built or read
 
 Vendor exceptions (OSError, msgspec, cryptography) are converted at the layer
 boundary by :func:`from_os_error`; nothing above ``storage`` sees raw ``OSError``
@@ -193,6 +194,13 @@ class StateError(AmberError):
 class HookFailed(AmberError):
     exit_code = 27
     default_message = "a hook command failed"
+
+
+class CatalogError(AmberError):
+    """Only ``amber catalog`` surfaces this; searches fall back to the tree walk."""
+
+    exit_code = 28
+    default_message = "the local catalog failed"
 
 
 def from_os_error(exc: OSError, what: str) -> AmberError:

@@ -12,14 +12,17 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from amber import __version__
+from amber.childenv import child_env
 from amber.engine.archiver import ArchiveOptions, Archiver, ArchiveResult
 from amber.engine.chunker import Chunker
 from amber.engine.filereader import ContentReader
 from amber.engine.patterns import PathMatcher
 from amber.engine.progress import NullProgress, Progress
+from amber.engine.source import LiveSource, Source
 from amber.errors import PartialBackup, SourceCommandFailed, UsageError
 from amber.repository import Repository, Snapshot
 from amber.repository.model import format_time, parse_time
+from amber.services.own_snapshots import COMPACT_AT, OwnSnapshots
 from amber.services.snapshots import SnapshotFilter, as_text, select
 
 
@@ -35,6 +38,7 @@ class BackupRequest:
     force: bool = False  # re-read every file, ignoring the parent
     stdin_filename: str = "stdin"
     workers: int | None = None  # archiver threads (None = one per core)
+    source: Source = field(default_factory=LiveSource)  # where the paths are read (engine/source.py)
 
 
 @dataclass
@@ -65,16 +69,23 @@ def _snapshot_time(text: str | None) -> str:
 
 
 def _find_parent(repo: Repository, req: BackupRequest, host: str, paths: list[str]) -> str | None:
+    """The snapshot whose unchanged files are not read again (design §12).
+
+    Only a snapshot this host wrote qualifies: any key holder can plant one
+    with our host name and paths, and its content IDs would be taken on trust.
+    An explicit ``--parent`` is the user's choice and is used as given.
+    """
     if req.force:
         return None
     if req.parent:
         return repo.resolve_snapshot_id(req.parent)
+    own = OwnSnapshots(repo.id).ids()
     candidates = [
-        (sid, s)
+        sid
         for sid, s in select(repo, SnapshotFilter(hosts=[host]))
-        if sorted(s.paths) == sorted(as_text(p) for p in paths) and not s.partial
+        if sid in own and sorted(s.paths) == sorted(as_text(p) for p in paths) and not s.partial
     ]
-    return candidates[-1][0] if candidates else None
+    return candidates[-1] if candidates else None
 
 
 def _commit(
@@ -102,7 +113,18 @@ def _commit(
         summary=result.summary,
     )
     sid = repo.save_snapshot(snap)
+    own = OwnSnapshots(repo.id)
+    if not own.record(sid, present=repo.snapshot_names() if _long_list(repo) else None):
+        result.notes.append(f"cannot record snapshot {sid[:8]} as this host's own in {own.path}; "
+                            "the next backup reads every file again")  # fmt: skip
     return BackupOutcome(sid, snap, result)
+
+
+def _long_list(repo: Repository) -> bool:
+    try:
+        return os.stat(OwnSnapshots(repo.id).path).st_size > COMPACT_AT
+    except OSError:
+        return False
 
 
 def backup_paths(repo: Repository, req: BackupRequest, progress: Progress | None = None) -> BackupOutcome:
@@ -111,7 +133,8 @@ def backup_paths(repo: Repository, req: BackupRequest, progress: Progress | None
     if not req.paths:
         raise UsageError("nothing to back up: give at least one path")
     paths = sorted({os.path.normpath(os.path.abspath(p)) for p in req.paths})
-    missing = [p for p in paths if not os.path.lexists(p)]
+    read = req.source.read_path
+    missing = [p for p in paths if not os.path.lexists(read(os.fsencode(p)))]
     if len(missing) == len(paths):
         raise UsageError(f"path does not exist: {missing[0]}")
     _snapshot_time(req.time)  # reject a bad --time before reading anything
@@ -123,7 +146,10 @@ def backup_paths(repo: Repository, req: BackupRequest, progress: Progress | None
         repo,
         content_reader(repo, progress),
         ArchiveOptions(
-            PathMatcher(req.excludes), req.one_file_system, workers=req.workers or ArchiveOptions.workers
+            PathMatcher(req.excludes),
+            req.one_file_system,
+            workers=req.workers or ArchiveOptions.workers,
+            source=req.source,
         ),
         progress,
     )
@@ -151,7 +177,7 @@ def backup_command(
     if not argv:
         raise UsageError("--stdin-from-command needs a command after --")
     try:
-        proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE)
+        proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, env=child_env())
     except OSError as exc:
         raise SourceCommandFailed(f"cannot run {argv[0]}: {exc.strerror}") from exc
     assert proc.stdout is not None
