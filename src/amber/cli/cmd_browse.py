@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import stat
 import sys
 
@@ -14,12 +13,12 @@ import msgspec
 from amber.cli.context import AppContext, pass_app
 from amber.cli.options import make_filter, snapshot_filter_options
 from amber.cli.output import echo, emit_json_text, err_console, plain, show_path
-from amber.errors import AmberError, IntegrityError
+from amber.cli.walkproblems import WalkProblems
+from amber.errors import AmberError
 from amber.repository import Node, Snapshot
 from amber.services import browse
 from amber.services.snapshots import select
 
-_SHOWN_PATH = 120  # characters kept at each end of a long path in an error line
 _TYPE_CHAR = {"dir": "d", "symlink": "l", "fifo": "p", "chardev": "c", "blockdev": "b"}
 
 
@@ -62,27 +61,6 @@ def browse_json(found: list[tuple[str, Snapshot]]) -> str:
     return json.dumps(out, indent=2, ensure_ascii=False)
 
 
-class _Problems:
-    """Prints each unreadable tree or walk limit as one line; the command fails at its end."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def __call__(self, path: bytes, exc: AmberError) -> None:
-        self.count += 1
-        where = show_path(path) or "/"
-        if len(where) > 2 * _SHOWN_PATH:  # a path near MAX_PATH: its ends say enough
-            where = f"{where[:_SHOWN_PATH]}...{where[-_SHOWN_PATH:]}"
-        err_console.print(f"[red]error:[/] {plain(os.fsdecode(where))}: {plain(str(exc))}", soft_wrap=True)
-
-    def raise_if_any(self) -> None:
-        if self.count:
-            raise IntegrityError(
-                f"{self.count} part(s) of the snapshot could not be read or were beyond the walk limits; "
-                "the rest was listed (run check)"
-            )
-
-
 def _mode_string(node: Node) -> str:
     return _TYPE_CHAR.get(node.type, "-") + stat.filemode(node.mode)[1:]
 
@@ -104,7 +82,7 @@ def _long(path: bytes, node: Node) -> str:
 @pass_app
 def ls(app: AppContext, snapshot: str, path: str, long_: bool) -> None:
     """List files in SNAPSHOT (under PATH)."""
-    problems = _Problems()
+    problems = WalkProblems()
     with app.open(lock=False) as repo:
         for p, node in browse.ls(repo, snapshot, path, problems):
             echo(_long(p, node) if long_ else show_path(p))
@@ -118,7 +96,7 @@ def ls(app: AppContext, snapshot: str, path: str, long_: bool) -> None:
 def diff(app: AppContext, snapshot1: str, snapshot2: str) -> None:
     """Show what changed between two snapshots."""
     counts = {"+": 0, "-": 0, "M": 0}
-    problems = _Problems()
+    problems = WalkProblems()
     with app.open(lock=False) as repo:
         for sign, path in browse.diff(repo, snapshot1, snapshot2, problems):
             counts[sign] += 1
@@ -138,7 +116,7 @@ def manifest(app: AppContext, snapshot: str, absolute: bool) -> None:
     check a restore with `cd T && sha256sum -c`.
     """
     out = sys.stdout.buffer
-    problems = _Problems()
+    problems = WalkProblems()
     with app.open(lock=False) as repo:
         lines = browse.manifest(repo, snapshot, absolute, escape_controls=out.isatty(), on_error=problems)
         for line in lines:

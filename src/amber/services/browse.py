@@ -1,20 +1,17 @@
-"""Looking inside snapshots: ls, find, diff, dump and the SHA-256 manifest."""
+"""Looking inside snapshots: ls, diff, dump and the SHA-256 manifest (find: catalog.search)."""
 
 from __future__ import annotations
 
-import fnmatch
-import functools
 import os
 import re
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import BinaryIO
 
 from amber.engine.treewalk import ErrorSink, Walker, lookup, split_path, walk
-from amber.errors import AmberError, InvalidName, InvalidTree, UsageError
-from amber.repository import Node, Repository, Snapshot
+from amber.errors import InvalidName, InvalidTree, UsageError
+from amber.repository import Node, Repository
 from amber.repository.model import MAX_PATH, MAX_TREE_DEPTH, show_name
-from amber.services.snapshots import SnapshotFilter, resolve, select, split_ref
+from amber.services.snapshots import resolve, split_ref
 
 # A tree that cannot be read, or a walk limit (design §9), goes to ``on_error``
 # with the directory's path, and the rest is still listed; without it, it is raised.
@@ -31,46 +28,6 @@ def ls(
         yield prefix, node
     if tree_id:
         yield from walk(repo.load_tree, tree_id, prefix, on_error)
-
-
-@dataclass
-class Match:
-    snapshot_id: str
-    snapshot: Snapshot
-    path: bytes
-    node: Node
-
-
-FindErrorSink = Callable[[str, bytes, AmberError], None]  # (snapshot ID, path, error)
-
-
-def find(
-    repo: Repository, pattern: str, flt: SnapshotFilter | None = None,
-    on_error: FindErrorSink | None = None,
-) -> Iterator[Match]:  # fmt: skip
-    """Nodes whose name (or, for patterns with ``/``, whole path) matches, in every snapshot.
-
-    Every match is reported at each of its paths. For a name pattern, subtrees
-    known to hold no match are not entered again (in any snapshot), so shared
-    subtrees cost one visit each.
-    """
-    pat = os.fsencode(pattern)
-    on_path = b"/" in pat
-
-    def by_path(path: bytes, node: Node) -> bool:
-        return fnmatch.fnmatchcase(path, pat)
-
-    def by_name(path: bytes, node: Node) -> bool:
-        return fnmatch.fnmatchcase(node.name, pat)
-
-    no_match: set[bytes] | None = None if on_path else set()
-    for sid, snap in select(repo, flt or SnapshotFilter()):
-        sink: ErrorSink | None = None
-        if on_error is not None:
-            sink = functools.partial(on_error, sid)
-        match = by_path if on_path else by_name
-        for path, node in walk(repo.load_tree, snap.tree, b"", sink, match, no_match):
-            yield Match(sid, snap, path, node)
 
 
 def _same(a: Node, b: Node) -> bool:
