@@ -271,9 +271,9 @@ def test_shared_subtree_past_the_path_limit_in_one_place_only(crafted: Crafted) 
 # -- shapes that explode when walked path by path -----------------------------------------
 
 
-def _dag(c: Crafter, levels: int) -> bytes:
+def _dag(c: Crafter, levels: int, leaf: bytes = b"leaf") -> bytes:
     """``levels`` trees over one leaf, each with two directories naming the next: 2^levels paths."""
-    tree = c.tree([_file(b"leaf")])
+    tree = c.tree([_file(leaf)])
     for _ in range(levels):
         tree = c.tree([_dir(b"a", tree), _dir(b"b", tree)])
     return tree
@@ -321,6 +321,16 @@ def test_shared_subtrees_are_listed_at_each_path_within_the_budget(crafted: Craf
     matches = list(walk_hits(c.repo, FindQuery(patterns=("leaf",))))
     assert sorted(m.path for m in matches) == sorted(leaves)
     assert snap.tree and Checker(c.repo).run().ok
+
+
+def test_a_bad_tree_under_many_paths_is_one_error(crafted: Crafted) -> None:
+    cli, c = crafted
+    sid = c.snapshot(_dag(c, 12, leaf=b".."))  # the bad leaf tree sits under 4096 paths
+    ls = cli.run("ls", sid[:8], check=False)
+    assert ls.returncode == INTEGRITY and ls.stdout.count("\n") == 2 * (2**12 - 1)  # every directory
+    assert _error_lines(ls, "name '..' is not allowed") == 1
+    check = cli.run("check", check=False)
+    assert check.returncode == CHECK_FAILED and check.stderr.count("name '..' is not allowed") == 1
 
 
 def _chain(c: Crafter, depth: int) -> bytes:

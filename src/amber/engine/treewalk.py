@@ -11,6 +11,7 @@ deep. So a walk (design §9):
   far; after that, repeats are skipped with one error;
 * stops at ``MAX_TREE_DEPTH`` levels and ``MAX_PATH`` bytes of path, with one
   error per directory where it stops;
+* reports a tree that cannot be read once, at the first path that reaches it;
 * with a node predicate (``find``), remembers subtrees that hold no match and
   does not enter them again, in this walk or the next one given the same set.
 
@@ -53,6 +54,7 @@ class Walker:
         self._load_tree = load_tree
         self._on_error = on_error
         self._seen: set[bytes] = set()
+        self._bad: set[bytes] = set()  # unreadable: reported once, at the first path
         self._budget = REPEAT_FLOOR
         self._budget_reported = False
 
@@ -64,12 +66,12 @@ class Walker:
     def nodes(self, path: bytes, tree_id: bytes) -> list[Node] | None:
         """The tree's nodes, or None (reported) when it is unreadable or over the repeat budget."""
         repeat = tree_id in self._seen
-        if repeat and self._budget <= 0:
-            self._over_budget(path, tree_id)
-            return None
+        if (repeat and self._budget_reported) or tree_id in self._bad:
+            return None  # skipped, as its one error said
         try:
             nodes = self._load_tree(tree_id).nodes
         except AmberError as exc:
+            self._bad.add(tree_id)
             self.fail(path, exc)
             return None
         if not repeat:
@@ -90,7 +92,6 @@ class Walker:
                 f"tree {tree_id.hex()[:16]} and others repeat under more paths than a walk lists "
                 f"({REPEAT_FLOOR} entries beyond the distinct trees); further repeats are skipped"
             ))  # fmt: skip
-
 
     def walk(
         self, tree_id: bytes, prefix: bytes = b"", match: NodeMatch | None = None,
