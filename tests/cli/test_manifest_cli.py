@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import pty
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -96,3 +98,31 @@ def test_missing_subpath_is_a_one_line_error(cli: AmberCli, tmp_path: Path) -> N
 )
 def test_manifest_line_escaping(path: bytes, terminal: bool, line: bytes) -> None:
     assert manifest_line(b"\0", path, terminal) == line
+
+
+def test_on_a_terminal_control_characters_are_escaped(cli: AmberCli, tmp_path: Path) -> None:
+    src = _source(tmp_path)
+    cli.run("backup", str(src))
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "amber", "manifest", f"latest:{src}/dir"],
+            stdout=follower, stderr=subprocess.PIPE, env=cli.env, timeout=120,
+        )  # fmt: skip
+        os.close(follower)
+        follower = -1
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the terminal's other side is closed and drained
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(leader)
+        if follower >= 0:
+            os.close(follower)
+    assert proc.returncode == 0, proc.stderr
+    assert b"esc\\x1b[31mred" in shown and b"\x1b" not in shown
