@@ -10,9 +10,12 @@ The tree (exit code in brackets)::
     ├── WrongPassword [12]
     ├── RepositoryExists [13]
     ├── IntegrityError [14]             an object failed authentication or its hash
+    │   └── InvalidTree                 a tree breaks the tree rules (names, order, size, depth)
+    │       └── InvalidName             an entry name that is empty, . or .., or holds / or NUL
     ├── NotFound [15]
     │   ├── ObjectNotFound              a stored object is missing
     │   └── SnapshotNotFound            no snapshot matches
+    ├── TreeTooLarge [1]                a directory has more entries than a tree may hold
     ├── StorageError [1]                the backend failed for another reason
     │   ├── PermissionDenied [16]
     │   ├── DiskFull [17]
@@ -89,6 +92,24 @@ class RepositoryExists(AmberError):
 class IntegrityError(AmberError):
     exit_code = 14
     default_message = "stored data is corrupted"
+
+
+class InvalidTree(IntegrityError):
+    """Damage: a tree whose entries break the rules of design §9 (names, order, size, depth)."""
+
+    default_message = "tree is invalid"
+
+
+class InvalidName(InvalidTree):
+    """An entry name that must never reach a path: empty, ``.``, ``..``, or holding ``/`` or NUL."""
+
+    default_message = "invalid entry name"
+
+
+class TreeTooLarge(AmberError):
+    """Refused on write: the tree would exceed the limits every reader enforces."""
+
+    default_message = "directory has more entries than a tree may hold"
 
 
 class NotFound(AmberError):

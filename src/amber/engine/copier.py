@@ -46,9 +46,9 @@ from amber.engine.copypack import BlobId, BlobReader, BlobWriter, CopyStats, Pac
 from amber.engine.gctuning import rarer_gc
 from amber.engine.progress import NullProgress, Progress
 from amber.engine.treebatch import TreeBatch
-from amber.errors import AmberError, IntegrityError, ObjectNotFound
+from amber.errors import AmberError, IntegrityError, InvalidTree, ObjectNotFound
 from amber.repository import BlobType, Location, Node, Tree
-from amber.repository.model import encode_tree
+from amber.repository.model import MAX_TREE_DEPTH, encode_tree
 
 __all__ = ["Copier", "CopyOptions", "CopyStats", "IdCache"]
 
@@ -196,6 +196,10 @@ class Copier:
                         done = stack.pop().dir
                         done.listed = True
                         self._finish_if_ready(done)
+                    elif len(stack) > MAX_TREE_DEPTH:  # a crafted chain: refuse, like every walk
+                        raise InvalidTree(
+                            f"tree {child.dir.src_id.hex()[:16]} is deeper than {MAX_TREE_DEPTH} levels"
+                        )
                     else:
                         stack.append(child)
                     self._pump()

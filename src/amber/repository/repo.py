@@ -156,7 +156,7 @@ class Repository:
             if tree is not None:
                 self._tree_cache.move_to_end(tree_id)
                 return tree
-        tree = decode_tree(self.blobs.load(tree_id))
+        tree = decode_tree(self.blobs.load(tree_id), tree_id)
         with self._tree_lock:
             self._tree_cache[tree_id] = tree
             if len(self._tree_cache) > 256:
@@ -195,7 +195,7 @@ class Repository:
                         with contextlib.suppress(IntegrityError):
                             if isinstance(plain, IntegrityError):
                                 raise plain
-                            tree = decode_tree(plain)
+                            tree = decode_tree(plain, tid)
                             for i in where[tid]:
                                 out[i] = tree
         return out

@@ -140,11 +140,13 @@ def _drill_sample(
     repo: Repository, sid: str, snap: Snapshot, target: str, files: int, bytes_percent: float,
     seed: int, report: DrillReport,
 ) -> None:  # fmt: skip
+    unlisted: list[str] = []  # damaged trees: drill failures, and the rest is still sampled
     try:
-        listing: list[SampledFile] = engine.regular_files(repo.load_tree, snap.tree)
+        listing: list[SampledFile] = engine.regular_files(repo.load_tree, snap.tree, unlisted)
     except AmberError as exc:  # a damaged tree is a drill failure, not a crash
         report.outcome.failures.append(f"snapshot {sid[:8]}: cannot list files: {exc.message}")
         return
+    report.outcome.failures.extend(f"snapshot {sid[:8]}: cannot list files: {why}" for why in unlisted)
     report.total_bytes = max(report.total_bytes, sum(f.node.size for f in listing))
     picked = engine.sample(listing, files, bytes_percent, seed)
     _merge(report, engine.restore_sample(repo.load_tree, repo.blobs, picked, target), f"{sid[:8]}:")
