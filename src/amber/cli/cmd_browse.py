@@ -31,7 +31,7 @@ def snapshots(
 ) -> None:  # fmt: skip
     """List snapshots."""
     damaged: list[tuple[str, AmberError]] = []
-    with app.open(lock=False) as repo:
+    with app.open(lock=False, read_only=True) as repo:
         found = select(repo, make_filter(hosts, tags, paths), damaged)
     for sid, exc in damaged:
         err_console.print(
@@ -80,7 +80,7 @@ def _long(path: bytes, node: Node) -> str:
 @pass_app
 def ls(app: AppContext, snapshot: str, path: str, long_: bool) -> None:
     """List files in SNAPSHOT (under PATH)."""
-    with app.open(lock=False) as repo:
+    with app.open(lock=False, read_only=True) as repo:
         for p, node in browse.ls(repo, snapshot, path):
             click.echo(_long(p, node) if long_ else show_path(p))
 
@@ -96,7 +96,7 @@ def find(
 ) -> None:  # fmt: skip
     """Find files matching PATTERN in every snapshot."""
     count = 0
-    with app.open(lock=False) as repo:
+    with app.open(lock=False, read_only=True) as repo:
         for m in browse.find(repo, pattern, make_filter(hosts, tags, paths)):
             count += 1
             if as_json:
@@ -115,7 +115,7 @@ def find(
 def diff(app: AppContext, snapshot1: str, snapshot2: str) -> None:
     """Show what changed between two snapshots."""
     counts = {"+": 0, "-": 0, "M": 0}
-    with app.open(lock=False) as repo:
+    with app.open(lock=False, read_only=True) as repo:
         for sign, path in browse.diff(repo, snapshot1, snapshot2):
             counts[sign] += 1
             click.echo(f"{sign}    {show_path(path)}")
@@ -129,7 +129,7 @@ def diff(app: AppContext, snapshot1: str, snapshot2: str) -> None:
 def manifest(app: AppContext, snapshot: str, absolute: bool) -> None:
     """Print a SHA-256 manifest that `sha256sum -c` accepts (paths relative to a restore target)."""
     out = sys.stdout.buffer
-    with app.open(lock=False) as repo:
+    with app.open(lock=False, read_only=True) as repo:
         for line in browse.manifest(repo, snapshot, strip_leading_slash=not absolute):
             out.write(line)
     out.flush()

@@ -116,6 +116,7 @@ class Checker:
     def _read_packs(self, packs: list[str]) -> None:
         index = self._repo.blobs.index
         for pack in packs:
+            self._repo.cancel.check()  # a safe point: check writes nothing
             self.report.packs_read += 1
             try:
                 data, blobs = self._repo.blobs.read_pack(pack)
@@ -169,6 +170,7 @@ class Checker:
         trees: dict[bytes, _TreeInfo] = {}
         bad_trees: dict[bytes, str] = {}
         for name, snap in sorted(snaps.items(), key=lambda s: s[1].time):
+            self._repo.cancel.check()
             for path, problem in self._walk(snap.tree, trees, bad_trees):
                 where = os.fsdecode(path) or "/"
                 self.report.damaged.append((name, where))

@@ -212,6 +212,7 @@ class Pruner:
             blobs.set_compression_level(self._opts.recompress)
         try:
             for pack in sorted(to_copy):
+                self._repo.cancel.check()  # a safe point: nothing is deleted before phase 1 ends
                 kinds = {blob_id: loc.type for blob_id, loc in to_copy[pack]}
                 for blob_id, data in blobs.load_from_pack(pack, to_copy[pack]):
                     if isinstance(data, IntegrityError):
@@ -263,6 +264,7 @@ class Pruner:
             raise RepositoryLocked("our lock was not refreshed in time; not deleting anything")
         indexed = blobs.index.packs()
         for pack in packs:
+            self._repo.cancel.check()  # a safe point: the marker stays, the next prune finishes
             if pack in indexed or pack in later:
                 continue  # re-indexed (rescued, repaired) or marked again later: not ours to delete
             try:

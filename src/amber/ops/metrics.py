@@ -125,7 +125,7 @@ def build(config: Config | None, state_path: str, repo_stats: Iterable[RepoStats
 
 def _job_metrics(g: _Gauges, db: StateDB, job: str) -> None:
     runs = db.runs(job, limit=_HISTORY)
-    for status in ("success", "partial", "failed"):
+    for status in ("success", "partial", "failed", "interrupted"):
         g.set("amber_job_runs", "Recorded runs by final status", sum(1 for r in runs if r.status == status),
               job=job, status=status)  # fmt: skip
     finished = [r for r in runs if r.status != "running"]

@@ -307,6 +307,10 @@ class BlobStore:
         with self._lock:
             self.index_files[name] = list(packs)
 
+    def flush_index(self) -> None:
+        """Index the packs saved so far and drop partly filled ones (after an interruption)."""
+        self._write_index()
+
     def flush(self) -> None:
         """Save partly filled packs, then the index for every new pack.
 
