@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Callable
 
 from amber.errors import AmberError
 
@@ -23,6 +24,7 @@ class CancelToken:
         self._lock = threading.Lock()
         self._reason: AmberError | None = None
         self._children: weakref.WeakSet[CancelToken] = weakref.WeakSet()
+        self._callbacks: list[Callable[[], None]] = []
         for parent in parents:
             with parent._lock:
                 parent._children.add(self)
@@ -43,9 +45,23 @@ class CancelToken:
             if self._reason is None:
                 self._reason = reason
             children = list(self._children)
+            callbacks, self._callbacks = self._callbacks, []
         self._event.set()
         for child in children:
             child.cancel(reason)
+        for callback in callbacks:
+            callback()
+
+    def on_cancel(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (once) when cancelled, at once if already: to unblock a blocking read.
+
+        It may run in a signal handler: keep it to something like killing a child process.
+        """
+        with self._lock:
+            if not self._event.is_set():
+                self._callbacks.append(callback)
+                return
+        callback()
 
     @property
     def cancelled(self) -> bool:

@@ -164,14 +164,16 @@ def backup_command(
     name = req.stdin_filename.strip("/")
     reader = content_reader(repo, progress or NullProgress())
     archiver = Archiver(repo.blobs, repo, reader, cancel=repo.cancel)
+    repo.cancel.on_cancel(proc.kill)  # a cancel must not wait for the command's next output
     try:
         with _keeping_uploads(repo):
             result = archiver.archive_stream(os.fsencode(name), proc.stdout)
+            code = proc.wait()
+            repo.cancel.check()  # killed by the cancel: report that, not its exit status
     except BaseException:
         proc.kill()
         proc.wait()
         raise
-    code = proc.wait()
     if code != 0:
         raise SourceCommandFailed(f"command {argv[0]!r} exited with status {code}; no snapshot written")
     host = req.host or socket.gethostname()
