@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from amber.cancel import CancelToken
-from amber.errors import HungUp, Interrupted, LeaseLost, Terminated
+from amber.errors import AmberError, HungUp, Interrupted, LeaseLost, Terminated
 
 
 def test_first_reason_wins_and_each_check_raises_a_fresh_copy() -> None:
@@ -26,8 +26,8 @@ def test_first_reason_wins_and_each_check_raises_a_fresh_copy() -> None:
 
 @pytest.mark.parametrize(("error", "code"), [(Interrupted(), 130), (Terminated(), 143), (HungUp(), 129),
                                              (LeaseLost(), 31)])  # fmt: skip
-def test_exit_codes(error: Exception, code: int) -> None:
-    assert getattr(error, "exit_code") == code
+def test_exit_codes(error: AmberError, code: int) -> None:
+    assert error.exit_code == code
 
 
 def test_a_child_stops_with_its_parent_not_the_other_way_round() -> None:

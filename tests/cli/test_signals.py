@@ -113,7 +113,7 @@ def test_run_is_recorded_as_interrupted_and_alerts(
     proc = popen(cli, "--config", str(config), "run", "db", "later")
     wait_until_locked(cli.repo, proc)
     proc.send_signal(signum)
-    out, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=60)
     assert proc.returncode == code, err
     assert "Traceback" not in err.decode()
     assert [(job, status) for job, status, _ in runs(tmp_path)] == [("db", "interrupted")]  # no next job
@@ -121,8 +121,8 @@ def test_run_is_recorded_as_interrupted_and_alerts(
     alert = http_receiver.wait(1)[0].json()
     assert "db" in alert["title"] + alert["message"] and "interrupted" in alert["message"]
     assert list((cli.repo / "locks").iterdir()) == []
-    jobs = [r for r in (json.loads(line) for line in (tmp_path / "state" / "audit.log").read_text().splitlines())
-            if r["command"] == "job"]  # fmt: skip
+    audit = (tmp_path / "state" / "audit.log").read_text().splitlines()
+    jobs = [r for r in map(json.loads, audit) if r["command"] == "job"]
     assert [(r["args"], r["exit_code"]) for r in jobs] == [(["db"], code)]  # the job's own record
     (tmp_path / "fast").touch()
     cli.run("--config", str(config), "run", "db")  # the next run completes
