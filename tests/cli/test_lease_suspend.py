@@ -29,7 +29,9 @@ def packs(repo: Path) -> set[str]:
 
 
 @pytest.mark.slow
-def test_a_backup_suspended_past_its_lease_during_a_prune_loses_nothing(cli: AmberCli, tmp_path: Path) -> None:
+def test_a_backup_suspended_past_its_lease_during_a_prune_loses_nothing(
+    cli: AmberCli, tmp_path: Path
+) -> None:
     data = tmp_path / "dump.bin"
     data.write_bytes(os.urandom(3_000_000))
     cli.run("backup", "--stdin-from-command", "--", "cat", str(data))

@@ -139,11 +139,15 @@ class _Run:
         self.error = self.error or exc
 
     def add(self, dest: Destination) -> Destination:
+        """Record a step's result; a step stopped by a signal stops the job (raises Interrupted)."""
         self.record.destinations.append(dest)
         self.options.note(f"{self.job.name}: {dest.step} {dest.name}: {dest.status}"
                           + (f" ({dest.message})" if dest.message else ""))  # fmt: skip
         if dest.status == "failed":
-            self.fail(_error_class(dest)(f"{dest.step} on {dest.name}: {dest.message}"))
+            error = _error_class(dest)
+            if issubclass(error, Interrupted):
+                raise error(dest.message)
+            self.fail(error(f"{dest.step} on {dest.name}: {dest.message}"))
             if dest.details.get("error") in _INTEGRITY_ERRORS:
                 self.options.observer.on_event(RunEvent("integrity", self.job.name, dest.message, dest.name,
                                                         {"step": dest.step, **dest.details}))  # fmt: skip
@@ -215,8 +219,6 @@ def _pipeline(run: _Run, repos: Repositories, options: RunOptions) -> None:
         return
     dest, error = run_steps.backup(repos, job, options.limits)
     run.add(dest)
-    if _stopped(repos):
-        return
     if error is not None:
         run.error = error  # keep the original class: its exit code is the most precise
         return
@@ -225,33 +227,31 @@ def _pipeline(run: _Run, repos: Repositories, options: RunOptions) -> None:
     record.bytes_added = int(dest.details.get("data_added_stored", 0))
     reachable = [job.repository]
     for mirror in job.mirrors:
+        if _stopped(repos):
+            return
         if repos.settings(mirror).offline and not repos.present(mirror):
             run.add(Destination(mirror, "copy", "skipped", "offline repository is not connected"))
             continue
         if run.add(run_steps.copy(repos, job, mirror, dest.snapshot_id)).status != "failed":
             reachable.append(mirror)
-        if _stopped(repos):
-            return
     if job.retention:
         for name in reachable:
+            if _stopped(repos):
+                return
             run.add(run_steps.retention(repos, job, name))
-            if _stopped(repos):
-                return
     for name in reachable:  # after forget/prune: only what is still referenced stays locked longer
-        if repos.object_locked(name):
+        if repos.object_locked(name) and not _stopped(repos):
             run.add(run_steps.extend_retention(repos, name))
-            if _stopped(repos):
-                return
     if job.check.enabled and options.check:
         for name in reachable:
-            run.add(run_steps.check(repos, job, name))
             if _stopped(repos):
                 return
+            run.add(run_steps.check(repos, job, name))
 
 
 def _stopped(repos: Repositories) -> bool:
-    """After a step: a signal raises Interrupted (the job is recorded as interrupted); a lapsed
-    lease ends the job as failed (the step recorded why)."""
+    """Before a step: a signal raises Interrupted (the job is recorded as interrupted); after a
+    lapsed lease the job ends as failed (the step that lost it recorded why)."""
     reason = repos.ctx.cancel.reason
     if isinstance(reason, Interrupted):
         repos.ctx.cancel.check()
