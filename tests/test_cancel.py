@@ -42,6 +42,15 @@ def test_a_child_stops_with_its_parent_not_the_other_way_round() -> None:
     assert daemon.child().cancelled  # a child of a cancelled token starts cancelled
 
 
+def test_watching_a_child_marks_its_parents() -> None:
+    """A signal handler stops an unwatched operation at once (no safe point to wait for)."""
+    cli = CancelToken()
+    job = cli.child()
+    assert not cli.watched
+    assert job.watch() is job
+    assert job.watched and cli.watched
+
+
 def test_any_of_two_tokens() -> None:
     a, b = CancelToken(), CancelToken()
     assert CancelToken.any_of(a, a) is a

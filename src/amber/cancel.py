@@ -5,7 +5,9 @@ it, the engine's loops check it, the services and front ends create it. The
 first reason given wins; :meth:`CancelToken.check` raises a fresh copy of it at
 each safe point, so every thread that checks stops with the same error.
 A child token (one job of a daemon) is cancelled with its parent, not the
-other way round.
+other way round. A loop that checks a token marks it ``watched`` (and its
+parents): a signal handler stops an operation that nobody watches at once, as
+there is no safe point to wait for.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ class CancelToken:
         self._reason: AmberError | None = None
         self._children: weakref.WeakSet[CancelToken] = weakref.WeakSet()
         self._callbacks: list[Callable[[], None]] = []
+        self._parents = parents
+        self.watched = False
         for parent in parents:
             with parent._lock:
                 parent._children.add(self)
@@ -62,6 +66,13 @@ class CancelToken:
                 self._callbacks.append(callback)
                 return
         callback()
+
+    def watch(self) -> CancelToken:
+        """Declare that a loop checks this token at safe points; returns it."""
+        self.watched = True
+        for parent in self._parents:
+            parent.watch()
+        return self
 
     @property
     def cancelled(self) -> bool:

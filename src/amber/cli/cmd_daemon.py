@@ -34,6 +34,7 @@ def daemon(
         limits_service.Limits.from_config(cfg.limits), nice, ionice_class, ionice_level, threads, memory_cap
     )
     stop = threading.Event()
+    app.operation.cancel.watch()  # the loop looks at `stop` between ticks: a signal never kills it mid-job
     previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
 
     def on_signal(sig: int, frame: FrameType | None) -> None:

@@ -3,7 +3,9 @@
 The first signal sets the operation's cancel signal: the engine's loops stop at
 their next safe point, what was stored is kept (a backup indexes the packs it
 uploaded), locks are released and the error is reported with the signal's exit
-code (130, 143, 129). A second signal stops at once (as Ctrl-C always did).
+code (130, 143, 129). A second signal stops at once (as Ctrl-C always did), and
+so does the first when no loop watches the signal (``ls``, ``snapshots``: there
+is no safe point to wait for).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ def cancelling_on_signals(cancel: CancelToken) -> Iterator[None]:
         if cancel.cancelled:
             raise KeyboardInterrupt  # asked twice: stop now, not at a safe point
         cancel.cancel(REASONS[signum]())
+        if not cancel.watched:
+            raise KeyboardInterrupt  # nothing stops at a safe point: stop now (exit code of the signal)
         # os.write, not print: a handler may interrupt a write to stderr in progress
         os.write(2, b"amber: stopping at the next safe point (signal again to stop at once)\n")
 

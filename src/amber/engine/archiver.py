@@ -87,7 +87,7 @@ class Archiver:
         cancel: CancelToken | None = None,
     ) -> None:
         self._saver = saver
-        self._cancel = cancel or CancelToken()
+        self._cancel = (cancel or CancelToken()).watch()
         self._trees = trees
         self._reader = reader
         self._opts = options or ArchiveOptions()

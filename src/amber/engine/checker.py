@@ -55,6 +55,7 @@ def parse_subset(spec: str, packs: list[str], seed: int | None = None) -> list[s
 class Checker:
     def __init__(self, repo: Repository, progress: Progress | None = None) -> None:
         self._repo = repo
+        repo.cancel.watch()  # safe points: each pack and snapshot
         self._progress = progress or NullProgress()
         self.report = CheckReport()
         self._bad_blobs: dict[bytes, str] = {}

@@ -143,7 +143,7 @@ class Copier:
         progress: Progress | None = None, same_ids: bool = False, runner: JobRunner | None = None,
         stats: CopyStats | None = None, cancel: CancelToken | None = None,
     ) -> None:  # fmt: skip
-        self._cancel = cancel or CancelToken()
+        self._cancel = (cancel or CancelToken()).watch()
         self._same_ids = same_ids  # both sides share the ID key: IDs are kept
         self._src_trees = src_trees
         self._src_blobs = src_blobs

@@ -55,7 +55,7 @@ class ContentReader:
         cancel: CancelToken | None = None,
     ) -> None:
         self._saver = saver
-        self._cancel = cancel or CancelToken()
+        self._cancel = (cancel or CancelToken()).watch()
         self._blob_id = blob_id
         self._chunker_factory = chunker_factory
         self._on_bytes = on_bytes

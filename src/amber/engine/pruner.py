@@ -100,6 +100,7 @@ class Pruner:
     ) -> None:  # fmt: skip
         self._repo = repo
         self._lock = lock
+        repo.cancel.watch()  # safe points: each pack copied or deleted
         self._opts = options or PruneOptions()
         self._plan_opts = plan_options(self._opts)
         self._progress = progress or NullProgress()

@@ -79,7 +79,7 @@ class Restorer:
         progress: Progress | None = None, cancel: CancelToken | None = None,
     ) -> None:  # fmt: skip
         self._trees = trees
-        self._cancel = cancel or CancelToken()
+        self._cancel = (cancel or CancelToken()).watch()
         self._blobs = blobs
         self._opts = options or RestoreOptions()
         self._progress = progress or NullProgress()

@@ -65,6 +65,7 @@ def run_jobs(config: Config, names: Sequence[str], options: RunOptions) -> list[
     for line in limits_service.apply(options.limits):  # nice/ionice: per process by nature
         options.note(f"limits: {line}")
     db = StateDB(config.state.path)
+    options.context.cancel.watch()  # checked between jobs and between steps
     results = []
     for job in jobs:
         if options.context.cancel.cancelled:
