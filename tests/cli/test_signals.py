@@ -127,3 +127,27 @@ def test_run_is_recorded_as_interrupted_and_alerts(
     (tmp_path / "fast").touch()
     cli.run("--config", str(config), "run", "db")  # the next run completes
     assert [status for _, status, _ in runs(tmp_path)] == ["interrupted", "success"]
+
+
+def test_the_first_signal_waits_for_a_safe_point_only_when_a_loop_watches() -> None:
+    import os
+
+    from amber.cancel import CancelToken
+    from amber.cli.signals import cancelling_on_signals
+    from amber.errors import HungUp, Terminated
+
+    before = signal.getsignal(signal.SIGTERM)
+    watched = CancelToken().watch()
+    with cancelling_on_signals(watched):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.01)  # the handler runs between bytecodes of this thread
+        assert isinstance(watched.reason, Terminated)
+        with pytest.raises(KeyboardInterrupt):  # a second signal: at once
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)
+    unwatched = CancelToken()
+    with pytest.raises(KeyboardInterrupt), cancelling_on_signals(unwatched):
+        os.kill(os.getpid(), signal.SIGHUP)
+        time.sleep(1)
+    assert isinstance(unwatched.reason, HungUp)  # the exit code is still the signal's
+    assert signal.getsignal(signal.SIGTERM) is before  # handlers restored afterwards
