@@ -77,3 +77,44 @@ def test_each_sub_operation_is_reported_once_with_its_outcome() -> None:
     parent.finish(0)
     assert [(r.command, r.args, r.exit_code, r.error) for r in seen.records] == [
         ("job", ["home"], 130, "terminated"), ("", [], 0, "")]  # fmt: skip
+
+
+class CancelAfter:
+    """Progress that cancels the operation once ``limit`` bytes were read (a signal, mid-backup)."""
+
+    def __init__(self, ctx: OperationContext, limit: int) -> None:
+        self.ctx, self.limit, self.seen = ctx, limit, 0
+
+    def file_done(self, path: bytes, size: int, status: str) -> None:
+        pass
+
+    def bytes_done(self, n: int) -> None:
+        self.seen += n
+        if self.seen > self.limit:
+            self.ctx.cancel.cancel(Interrupted())
+
+    def error(self, path: bytes, message: str) -> None:
+        pass
+
+
+@pytest.mark.slow
+def test_an_interrupted_backup_keeps_the_packs_it_uploaded(
+    repo: Repository, repo_path: Path, tmp_path: Path
+) -> None:
+    import os
+
+    from amber.services import backup
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(4):
+        (src / f"big{i}").write_bytes(os.urandom(8 << 20))
+    ctx = OperationContext()
+    req = backup.BackupRequest(paths=[str(src)], workers=1)
+    with session.opened(str(repo_path), PASSWORDS, ctx=ctx) as opened, pytest.raises(Interrupted):
+        backup.backup_paths(opened, req, CancelAfter(ctx, 20 << 20))
+    assert list((repo_path / "index").iterdir()), "the uploaded pack was not indexed"
+    with session.opened(str(repo_path), PASSWORDS) as again:
+        outcome = backup.backup_paths(again, req)
+    assert outcome.snapshot.summary.data_added < 32 << 20  # the first pack was not sent again
+    assert outcome.snapshot.summary.total_bytes == 32 << 20
