@@ -9,9 +9,9 @@ one operation (``services.context``): its own backend options (the command
 line's, then ``[limits]``), a cancel signal that stops with the caller's, and
 its own audit record.
 A failed mirror does not stop the other destinations; a failed backup stops
-the job, since there is nothing to copy. A signal (or a lapsed lease) stops the
-job at its next safe point: the run is recorded as ``interrupted``, the failure
-alert goes out, and no further job starts.
+the job, since there is nothing to copy. A signal stops the job at its next
+safe point (a second one at once): the run is recorded as ``interrupted``, the
+failure alert goes out, and no further job starts. A lapsed lease fails the job.
 """
 
 from __future__ import annotations
@@ -169,7 +169,12 @@ def _run_job(job: JobConfig, repos: Repositories, db: StateDB, options: RunOptio
         _pipeline(run, repos, options)
     except Interrupted as exc:  # a signal: stopped at a safe point; record it and alert
         return _interrupted(db, run, exc)
-    except BaseException as exc:  # a bug (or a second signal): the record must still say so
+    except KeyboardInterrupt:  # a second signal: stopped at once; still recorded and alerted
+        reason = repos.ctx.cancel.reason
+        first = reason if isinstance(reason, Interrupted) else Interrupted()
+        _interrupted(db, run, type(first)(f"{first.message}, at once"))
+        raise
+    except BaseException as exc:  # a bug: the record must still say so
         run.fail(exc if isinstance(exc, AmberError) else AmberError(f"{type(exc).__name__}: {exc}"))
         record.status = "failed"
         _finish(db, run)
