@@ -30,7 +30,11 @@ The tree (exit code in brackets)::
     ├── NotifyFailed [25]               a notification could not be delivered
     ├── StateError [26]                 the local state database (run history) failed
     ├── HookFailed [27]                 a job's before-hook exited non-zero; nothing was backed up
-    └── CatalogError [28]               the local catalog (a cache) could not be built or read
+    ├── CatalogError [28]               the local catalog (a cache) could not be built or read
+    ├── LeaseLost [31]                  the repository lock could not be refreshed before it expired
+    └── Interrupted [130]               stopped at a safe point by SIGINT (Ctrl-C)
+        ├── Terminated [143]            ... by SIGTERM (systemd stop, shutdown)
+        └── HungUp [129]                ... by SIGHUP (the terminal went away)
 
 Vendor exceptions (OSError, msgspec, cryptography) are converted at the layer
 boundary by :func:`from_os_error`; nothing above ``storage`` sees raw ``OSError``
@@ -42,7 +46,7 @@ from __future__ import annotations
 
 import errno
 
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # a second Ctrl-C: stopped at once, not at a safe point
 
 
 class AmberError(Exception):
@@ -201,6 +205,30 @@ class CatalogError(AmberError):
 
     exit_code = 28
     default_message = "the local catalog failed"
+
+
+class LeaseLost(AmberError):
+    """The operation held a lock whose lease lapsed: another process may have acted on it as stale."""
+
+    exit_code = 31
+    default_message = "the repository lock could not be refreshed in time; the operation was stopped"
+
+
+class Interrupted(AmberError):
+    """The operation was asked to stop and stopped at a safe point; what was stored is kept."""
+
+    exit_code = 130
+    default_message = "interrupted"
+
+
+class Terminated(Interrupted):
+    exit_code = 143
+    default_message = "terminated"
+
+
+class HungUp(Interrupted):
+    exit_code = 129
+    default_message = "hung up"
 
 
 def from_os_error(exc: OSError, what: str) -> AmberError:

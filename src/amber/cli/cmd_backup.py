@@ -51,7 +51,7 @@ def init(
         if from_password_file or from_password_command:
             passwords = make_passwords(from_password_file, from_password_command)
         ids_from = (from_repo, passwords)
-    repo = session.create(app.location, app.passwords.get(new=True), append_only, ids_from)
+    repo = session.create(app.location, app.passwords.get(new=True), append_only, ids_from, app.operation)
     mode = " (append-only)" if append_only else ""
     shared = f", chunker shared with {from_repo}" if from_repo else ""
     echo(f"created repository {repo.id[:10]} at {repo.backend.location}{mode}{shared}")

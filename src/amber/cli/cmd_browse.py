@@ -32,7 +32,7 @@ def snapshots(
 ) -> None:  # fmt: skip
     """List snapshots."""
     damaged: list[tuple[str, AmberError]] = []
-    with app.open(lock=False) as repo:
+    with app.open(lock=False, read_only=True) as repo:
         found = select(repo, make_filter(hosts, tags, paths), damaged)
     for sid, exc in damaged:
         err_console.print(
@@ -83,7 +83,7 @@ def _long(path: bytes, node: Node) -> str:
 def ls(app: AppContext, snapshot: str, path: str, long_: bool) -> None:
     """List files in SNAPSHOT (under PATH)."""
     problems = WalkProblems()
-    with app.open(lock=False) as repo:
+    with app.open(lock=False, read_only=True) as repo:
         for p, node in browse.ls(repo, snapshot, path, problems):
             echo(_long(p, node) if long_ else show_path(p))
     problems.raise_if_any()
@@ -97,7 +97,7 @@ def diff(app: AppContext, snapshot1: str, snapshot2: str) -> None:
     """Show what changed between two snapshots."""
     counts = {"+": 0, "-": 0, "M": 0}
     problems = WalkProblems()
-    with app.open(lock=False) as repo:
+    with app.open(lock=False, read_only=True) as repo:
         for sign, path in browse.diff(repo, snapshot1, snapshot2, problems):
             counts[sign] += 1
             echo(f"{sign}    {show_path(path)}")
@@ -117,7 +117,7 @@ def manifest(app: AppContext, snapshot: str, absolute: bool) -> None:
     """
     out = sys.stdout.buffer
     problems = WalkProblems()
-    with app.open(lock=False) as repo:
+    with app.open(lock=False, read_only=True) as repo:
         lines = browse.manifest(repo, snapshot, absolute, escape_controls=out.isatty(), on_error=problems)
         for line in lines:
             out.write(line)

@@ -89,7 +89,7 @@ def find(
         snapshot_until=_when(snapshot_until, "--snapshot-until"), hosts=hosts, tags=tags, paths=paths,
     )  # fmt: skip
     problems = WalkProblems()
-    with app.open(lock=False, load_index=False) as repo:
+    with app.open(lock=False, read_only=True, load_index=False) as repo:
         hits = find_hits(repo, query, not no_catalog and app.catalog_enabled(), _notice, problems.in_snapshot)
     if versions:
         found = group_versions(hits)
@@ -132,7 +132,7 @@ def history(
 ) -> None:  # fmt: skip
     """Every version of PATH across all snapshots: when it appeared, changed and disappeared."""
     wanted = os.fsencode(os.path.normpath(os.path.join("/", path)))
-    with app.open(lock=False, load_index=False) as repo:
+    with app.open(lock=False, read_only=True, load_index=False) as repo:
         flt = make_filter(hosts, tags, paths)
         timeline = history_timeline(repo, wanted, flt, not no_catalog and app.catalog_enabled(), _notice)
     events = list(history_events(timeline))

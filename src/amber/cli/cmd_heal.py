@@ -27,7 +27,7 @@ def packs(
     replica_pw = app.passwords
     if from_password_file or from_password_command:
         replica_pw = make_passwords(from_password_file, from_password_command)
-    r = heal_service.heal_from(app.location, app.passwords, from_repo, replica_pw, read_data)
+    r = heal_service.heal_from(app.location, app.passwords, from_repo, replica_pw, read_data, app.operation)
     if not r.bad_blobs:
         echo("no missing or damaged blobs found")
         return

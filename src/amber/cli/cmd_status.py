@@ -29,7 +29,8 @@ def _replicas(app: AppContext, specs: tuple[str, ...], config_path: str | None,
     path = config_path or default_config_path()
     if config_path or os.path.exists(path):
         cfg = load_config(path)
-        return service.replicas_from_config(cfg, app.passwords), service.StateHistory(cfg.state.path)
+        replicas = service.replicas_from_config(cfg, app.passwords, app.operation.options)
+        return replicas, service.StateHistory(cfg.state.path)
     if app.repo:
         return [service.ReplicaSource(Replica(app.repo), app.repo, app.passwords)], None
     raise UsageError("status --copies needs --replica, a config file, or -r")

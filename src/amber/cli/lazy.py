@@ -57,6 +57,16 @@ class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *COMMAND_MODULES})
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """Name the operation as soon as its command is known (also when its options are bad)."""
+        name, cmd, rest = super().resolve_command(ctx, args)
+        record = getattr(ctx.obj, "record", None)  # the OperationContext main() passes in
+        if name and record is not None and not record.command:
+            record.command = name
+        return name, cmd, rest
+
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands and cmd_name in COMMAND_MODULES:
             for command in load_module_commands(COMMAND_MODULES[cmd_name]):

@@ -57,6 +57,7 @@ def parse_subset(spec: str, packs: list[str], seed: int | None = None) -> list[s
 class Checker:
     def __init__(self, repo: Repository, progress: Progress | None = None) -> None:
         self._repo = repo
+        repo.cancel.watch()  # safe points: each pack and snapshot
         self._progress = progress or NullProgress()
         self.report = CheckReport()
         self._bad_blobs: dict[bytes, str] = {}
@@ -121,6 +122,7 @@ class Checker:
     def _read_packs(self, packs: list[str]) -> None:
         index = self._repo.blobs.index
         for pack in packs:
+            self._repo.cancel.check()  # a safe point: check writes nothing
             self.report.packs_read += 1
             try:
                 data, blobs = self._repo.blobs.read_pack(pack)
@@ -175,6 +177,7 @@ class Checker:
         trees: dict[bytes, _TreeInfo] = {}
         bad_trees: dict[bytes, str] = {}
         for name, snap in sorted(snaps.items(), key=lambda s: s[1].time):
+            self._repo.cancel.check()
             for path, problem in self._walk(snap.tree, trees, bad_trees):
                 where = os.fsdecode(path) or "/"
                 self.report.damaged.append((name, where))

@@ -31,6 +31,7 @@ from amber.ops.run.steps import Repositories
 from amber.ops.schedule.calendar import next_after, parse_calendar
 from amber.ops.state import StateDB
 from amber.repository import Repository, Snapshot
+from amber.services.context import OperationContext
 from amber.services.session import PasswordSource
 from amber.services.snapshots import SnapshotFilter, resolve, select
 
@@ -225,13 +226,14 @@ def drill_and_record(
 
 
 def drill_job(
-    config: Config, job_name: str, req: DrillRequest, passwords: PasswordSource
+    config: Config, job_name: str, req: DrillRequest, passwords: PasswordSource,
+    ctx: OperationContext | None = None,
 ) -> list[tuple[DrillReport, list[Delivery]]]:  # fmt: skip
     """Drill each of the job's repositories: ``drill.repositories``, else primary and mirrors."""
     job = config.job(job_name)
     names = list(job.drill.repositories) if job.drill and job.drill.repositories else [
         job.repository, *job.mirrors]  # fmt: skip
-    repos = Repositories(config, passwords)
+    repos = Repositories(config, passwords, ctx)
     results = []
     for name in names:
         if repos.settings(name).offline and not repos.present(name):
