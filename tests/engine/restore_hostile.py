@@ -33,8 +33,13 @@ class Canary:
         self.outside = root / "outside"
         for d in (root / "a" / "sib-dir", self.parent / "sib-dir", self.outside / "deeper", self.target):
             d.mkdir(parents=True)
-        for f in (root / "top.txt", root / "a" / "sib.txt", self.parent / "sib.txt",
-                  self.parent / "sib-dir" / "inner.txt", self.outside / "precious.txt"):  # fmt: skip
+        for f in (
+            root / "top.txt",
+            root / "a" / "sib.txt",
+            self.parent / "sib.txt",
+            self.parent / "sib-dir" / "inner.txt",
+            self.outside / "precious.txt",
+        ):
             f.write_bytes(b"canary " + str(f).encode())
         os.symlink("sib.txt", self.parent / "sib-link")
         os.chmod(self.parent, 0o750)
@@ -65,8 +70,9 @@ class Canary:
         added = sorted(set(after) - set(self.before))
         removed = sorted(set(self.before) - set(after))
         changed = sorted(p for p in set(after) & set(self.before) if after[p] != self.before[p])
-        assert not (added or removed or changed), f"outside the target: added {added}, " \
-            f"removed {removed}, changed {changed}"  # fmt: skip
+        assert not (added or removed or changed), (
+            f"outside the target: added {added}, removed {removed}, changed {changed}"
+        )
 
 
 class MemoryTrees:
@@ -89,8 +95,15 @@ def file_node(repo: Repository, name: bytes, data: bytes, mode: int = 0o644) -> 
     """A one-blob file node whose blob is stored in ``repo`` (flush before reading it)."""
     blob_id = repo.key.blob_id(data)
     repo.blobs.save(BlobType.DATA, data, blob_id)
-    return Node(name, "file", mode=mode, size=len(data), content=[blob_id], sha256=hashlib.sha256(data).digest(),
-                mtime_ns=2_000_000_000)  # fmt: skip
+    return Node(
+        name,
+        "file",
+        mode=mode,
+        size=len(data),
+        content=[blob_id],
+        sha256=hashlib.sha256(data).digest(),
+        mtime_ns=2_000_000_000,
+    )
 
 
 def dir_node(name: bytes, subtree: bytes, mode: int = 0o755) -> Node:

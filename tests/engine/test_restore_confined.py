@@ -12,8 +12,6 @@ import contextlib
 import os
 import shutil
 import stat
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -43,26 +41,42 @@ def _dotdot_dir(m: MemoryTrees, r: Repository, c: Canary) -> bytes:
 
 
 def _dotdot_names(m: MemoryTrees, r: Repository, c: Canary) -> bytes:
-    return m.add(file_node(r, b"../sib.txt", b"x"), file_node(r, b"../../../top.txt", b"x"),
-                 file_node(r, b"ok", b"fine"))  # fmt: skip
+    return m.add(
+        file_node(r, b"../sib.txt", b"x"),
+        file_node(r, b"../../../top.txt", b"x"),
+        file_node(r, b"ok", b"fine"),
+    )
 
 
 def _empty_and_dots(m: MemoryTrees, r: Repository, c: Canary) -> bytes:
     (c.target / "keep.txt").write_bytes(b"was here")
-    return m.add(file_node(r, b"", b"x"), file_node(r, b".", b"x"), file_node(r, b"..", b"x"),
-                 dir_node(b".", m.add(file_node(r, b"sib.txt", b"x"))), file_node(r, b"ok", b"fine"))  # fmt: skip
+    return m.add(
+        file_node(r, b"", b"x"),
+        file_node(r, b".", b"x"),
+        file_node(r, b"..", b"x"),
+        dir_node(b".", m.add(file_node(r, b"sib.txt", b"x"))),
+        file_node(r, b"ok", b"fine"),
+    )
 
 
 def _slashes(m: MemoryTrees, r: Repository, c: Canary) -> bytes:
     inside = m.add(file_node(r, b"inner", b"x"))
-    return m.add(file_node(r, b"/abs", b"x"), file_node(r, b"sub/../../sib.txt", b"x"),
-                 dir_node(b"x/../..", inside), file_node(r, b"ok", b"fine"))  # fmt: skip
+    return m.add(
+        file_node(r, b"/abs", b"x"),
+        file_node(r, b"sub/../../sib.txt", b"x"),
+        dir_node(b"x/../..", inside),
+        file_node(r, b"ok", b"fine"),
+    )
 
 
 def _nul(m: MemoryTrees, r: Repository, c: Canary) -> bytes:
     later = m.add(file_node(r, b"after", b"still restored"))
-    return m.add(file_node(r, b"a\0b", b"x"), dir_node(b"n\0ul", later), dir_node(b"ok-dir", later),
-                 file_node(r, b"ok", b"fine"))  # fmt: skip
+    return m.add(
+        file_node(r, b"a\0b", b"x"),
+        dir_node(b"n\0ul", later),
+        dir_node(b"ok-dir", later),
+        file_node(r, b"ok", b"fine"),
+    )
 
 
 def _nested_dotdot(m: MemoryTrees, r: Repository, c: Canary) -> bytes:
@@ -74,13 +88,19 @@ def _nested_dotdot(m: MemoryTrees, r: Repository, c: Canary) -> bytes:
 def _dir_then_symlink(m: MemoryTrees, r: Repository, c: Canary) -> bytes:
     first = m.add(file_node(r, b"f1", b"in the real d"))
     second = m.add(file_node(r, b"f2", b"would go through the symlink"), file_node(r, b"precious.txt", b"x"))
-    return m.add(dir_node(b"d", first), symlink_node(b"d", os.fsencode(c.outside)), dir_node(b"d", second),
-                 file_node(r, b"ok", b"fine"))  # fmt: skip
+    return m.add(
+        dir_node(b"d", first),
+        symlink_node(b"d", os.fsencode(c.outside)),
+        dir_node(b"d", second),
+        file_node(r, b"ok", b"fine"),
+    )
 
 
 def _symlink_then_dir(m: MemoryTrees, r: Repository, c: Canary) -> bytes:
     inside = m.add(file_node(r, b"precious.txt", b"overwritten"), file_node(r, b"new", b"x"))
-    return m.add(symlink_node(b"d", os.fsencode(c.outside)), dir_node(b"d", inside), file_node(r, b"ok", b"fine"))
+    return m.add(
+        symlink_node(b"d", os.fsencode(c.outside)), dir_node(b"d", inside), file_node(r, b"ok", b"fine")
+    )
 
 
 CASES: dict[str, tuple[Build, set[str], int]] = {
@@ -220,8 +240,11 @@ def shared() -> Iterator[Canary]:
 def _tree_with_d(repo: Repository, files: int) -> tuple[MemoryTrees, bytes]:
     trees = MemoryTrees()
     sub = trees.add(*(file_node(repo, b"s%04d" % i, b"sub %d" % i) for i in range(files // 4)))
-    d = trees.add(dir_node(b"sub", sub), *(file_node(repo, b"f%04d" % i, b"file %d" % i) for i in range(files)),
-                  file_node(repo, b"precious.txt", b"overwritten through a symlink"))  # fmt: skip
+    d = trees.add(
+        dir_node(b"sub", sub),
+        *(file_node(repo, b"f%04d" % i, b"file %d" % i) for i in range(files)),
+        file_node(repo, b"precious.txt", b"overwritten through a symlink"),
+    )
     return trees, trees.add(dir_node(b"d", d), file_node(repo, b"top.txt", b"top"))
 
 

@@ -64,8 +64,10 @@ def test_an_interrupted_restore_rewrites_only_damaged_blobs(repo: Repository, tm
     assert second.blobs_skipped == total_blobs - rewritten
     assert second.bytes_written == (hit[1] - hit[0]) + (truncated[-1][1] - truncated[2][0])
     for name in ("damaged.bin", "truncated.bin", "grown.bin", "intact.bin", "sparse.bin"):
-        assert hashlib.sha256((target / name).read_bytes()).digest() == hashlib.sha256(
-            (src / name).read_bytes()).digest(), name  # fmt: skip
+        assert (
+            hashlib.sha256((target / name).read_bytes()).digest()
+            == hashlib.sha256((src / name).read_bytes()).digest()
+        ), name
         assert (target / name).stat().st_mtime_ns == (src / name).stat().st_mtime_ns, name
     assert (target / "intact.bin").stat().st_ino == inode  # resumed in place, not replaced
 

@@ -115,8 +115,8 @@ def restore_all(load_tree: TreeLoader, blobs: BlobSource, root: bytes, target: s
     failed = {e.split(": ", 1)[0] for e in result.errors}
     seen: set[tuple[int, int]] = set()
     for path, node in walk(load_tree, root):
-        if node.type != "file" or os.fsdecode(os.fsencode(target) + path) in failed:
-            continue
+        if node.type != "file" or _under_failed(os.fsencode(target), path, failed):
+            continue  # reported by the restore already
         key = (node.device, node.inode)
         if node.links > 1 and key in seen:
             continue  # a hard link to a file already checked
@@ -128,6 +128,16 @@ def restore_all(load_tree: TreeLoader, blobs: BlobSource, root: bytes, target: s
         outcome.bytes += node.size
     outcome.seconds = time.monotonic() - started
     return outcome
+
+
+def _under_failed(target: bytes, path: bytes, failed: set[str]) -> bool:
+    """``path`` or a directory above it is among the restore's errors."""
+    end = len(path)
+    while end > 0:
+        if os.fsdecode(target + path[:end]) in failed:
+            return True
+        end = path.rfind(b"/", 0, end)
+    return False
 
 
 def _stand_alone(node: Node, name: bytes) -> Node:
