@@ -134,8 +134,10 @@ class ContentWriter:
         by_pack: dict[str, dict[bytes, Location]] = defaultdict(dict)
         targets: dict[bytes, list[tuple[RestoreFile, int]]] = defaultdict(list)
         with ThreadPoolExecutor(self._workers, thread_name_prefix="restorer") as pool:
-            for f, todo in zip(files, pool.map(self._plan, files), strict=True):
-                for blob_id, loc, offset in todo:
+            existing = [f for f in files if f.existing]  # reading them back is worth the threads
+            resumed = dict(zip(existing, pool.map(self._plan, existing), strict=True))
+            for f in files:
+                for blob_id, loc, offset in resumed[f] if f.existing else self._plan(f):
                     by_pack[loc.pack][blob_id] = loc
                     targets[blob_id].append((f, offset))
             for fut in [
