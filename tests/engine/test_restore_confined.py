@@ -313,3 +313,45 @@ def test_node_types_the_restorer_does_not_know_are_errors(repo: Repository, tmp_
     result = restore(repo, trees, root, tmp_path / "t")
     assert result.errors == [f"{tmp_path}/t/sock: cannot create: unknown node type 'socket'"]
     assert sorted(os.listdir(tmp_path / "t")) == ["ok"]
+
+
+class _SwapOnFirstEmptyFile:
+    """Progress that, when the empty file ``zz`` is done (walk phase), swaps ``d`` for a symlink."""
+
+    def __init__(self, target: Path, outside: Path) -> None:
+        self.target, self.outside = target, outside
+
+    def file_done(self, path: bytes, size: int, status: str) -> None:
+        if path.endswith(b"/zz"):
+            os.rename(self.target / "d", self.target / "moved")
+            os.symlink(self.outside, self.target / "d")
+
+    def bytes_done(self, n: int) -> None:
+        pass
+
+    def error(self, path: bytes, message: str) -> None:
+        pass
+
+
+def test_a_directory_replaced_after_it_was_made_is_not_reentered(repo: Repository, tmp_path: Path) -> None:
+    """``d``'s descriptor is evicted by 100 later directories, then ``d`` becomes a symlink:
+    its file and its metadata are refused, with a line each, and nothing goes outside."""
+    canary = Canary(tmp_path / "canary")
+    trees = MemoryTrees()
+    d = trees.add(file_node(repo, b"precious.txt", b"through the symlink"))
+    others = [dir_node(b"e%03d" % i, trees.add(file_node(repo, b"x", b"%d" % i))) for i in range(100)]
+    empty = Node(b"zz", "file", mode=0o644)
+    root = trees.add(dir_node(b"d", d, mode=0o777), *others, empty)
+    repo.blobs.flush()
+    progress = _SwapOnFirstEmptyFile(canary.target, canary.outside)
+    result = Restorer(trees, repo.blobs, RestoreOptions(), progress, repo.key.blob_id).restore(
+        walk(trees, root), os.fsencode(canary.target)
+    )
+    canary.assert_unchanged()
+    t = canary.target
+    assert sorted(e.split(": ", 1)[1].split(" (")[0] for e in result.errors) == [
+        "metadata not applied: directory changed during restore",
+        "write failed: directory changed during restore",
+    ]
+    assert os.listdir(t / "moved") == [] and stat.S_IMODE((t / "moved").stat().st_mode) == 0o700
+    assert (t / "e099" / "x").read_bytes() == b"99"

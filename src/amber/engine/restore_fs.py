@@ -48,6 +48,7 @@ class Dir:
     dev: int
     ino: int
     depth: int
+    made: bool = False  # restore made it empty: nothing can be in the way but what races us
 
 
 class TargetTree:
@@ -60,6 +61,7 @@ class TargetTree:
         self.root = Dir(None, b"", st.st_dev, st.st_ino, 0)
         self._root_fd = root_fd
         self._open: OrderedDict[Dir, int] = OrderedDict()
+        self._pins: dict[Dir, int] = {}  # descriptors in use outside the lock are not evicted
         self._max = max(2, max_open)
         self._lock = threading.RLock()
         self._euid = os.geteuid()
@@ -75,12 +77,22 @@ class TargetTree:
 
     @contextlib.contextmanager
     def fd(self, d: Dir) -> Iterator[int]:
-        """The descriptor of ``d``, valid inside the block only (other calls may close it).
+        """The descriptor of ``d``, valid inside the block only; the block runs without the lock.
 
         Raises AmberError when ``d`` cannot be reached as the directory restore made.
         """
         with self._lock:
-            yield self._get(d)
+            fd = self._get(d)
+            self._pins[d] = self._pins.get(d, 0) + 1
+        try:
+            yield fd
+        finally:
+            with self._lock:
+                if self._pins[d] > 1:
+                    self._pins[d] -= 1
+                else:
+                    del self._pins[d]
+                    self._trim()
 
     def enter(self, parent: Dir, name: bytes) -> Dir:
         """The real directory ``name`` in ``parent``, made when absent.
@@ -91,7 +103,7 @@ class TargetTree:
         with self._lock:
             pfd = self._get(parent)
             made = False
-            existing = lstat_at(pfd, name)
+            existing = None if parent.made else lstat_at(pfd, name)
             if existing is not None and not stat.S_ISDIR(existing.st_mode):
                 os.unlink(name, dir_fd=pfd)
                 existing = None
@@ -108,7 +120,7 @@ class TargetTree:
             if made and st.st_uid != self._euid:  # ours was swapped for someone else's directory
                 os.close(fd)
                 raise AmberError("replaced by another directory during restore")
-            d = Dir(parent, name, st.st_dev, st.st_ino, parent.depth + 1)
+            d = Dir(parent, name, st.st_dev, st.st_ino, parent.depth + 1, made)
             self._remember(d, fd)
             return d
 
@@ -164,9 +176,15 @@ class TargetTree:
 
     def _remember(self, d: Dir, fd: int) -> None:
         self._open[d] = fd
-        while len(self._open) > self._max:
-            _, old = self._open.popitem(last=False)
-            os.close(old)
+        self._trim()
+
+    def _trim(self) -> None:
+        """Close the least recently used descriptors beyond the limit, except those in use."""
+        excess = len(self._open) - self._max
+        if excess <= 0:
+            return
+        for d in [d for d in self._open if d not in self._pins][:excess]:
+            os.close(self._open.pop(d))
 
 
 def lstat_at(dir_fd: int, name: bytes) -> os.stat_result | None:

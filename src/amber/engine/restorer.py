@@ -148,13 +148,14 @@ class Restorer:
             w.links.append((w.first_link[key], parent, name, path))
             return
         f = RestoreFile(parent, name, path, node)
-        with w.tree.fd(parent) as dfd:
-            st = lstat_at(dfd, name)
-            resumable = st is not None and stat.S_ISREG(st.st_mode) and st.st_nlink == 1
-            if resumable and node.content and w.writer.resumes:
-                f.existing = True
-            elif why := clear_entry(dfd, name):
-                raise AmberError(why)
+        if not parent.made:  # else nothing is in the way (O_EXCL refuses what races us)
+            with w.tree.fd(parent) as dfd:
+                st = lstat_at(dfd, name)
+                resumable = st is not None and stat.S_ISREG(st.st_mode) and st.st_nlink == 1
+                if resumable and node.content and w.writer.resumes:
+                    f.existing = True
+                elif st is not None and (why := clear_entry(dfd, name)):
+                    raise AmberError(why)
         if node.links > 1:
             w.first_link[key] = f
         if not node.content:
@@ -169,7 +170,7 @@ class Restorer:
     def _special(self, tree: TargetTree, parent: Dir, name: bytes, path: bytes, node: Node) -> None:
         warnings: list[str] = []
         with tree.fd(parent) as dfd:
-            if why := clear_entry(dfd, name):
+            if not parent.made and (why := clear_entry(dfd, name)):
                 raise AmberError(why)
             if node.type == "symlink":
                 os.symlink(node.link_target, name, dir_fd=dfd)
