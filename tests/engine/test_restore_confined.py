@@ -21,7 +21,8 @@ import pytest
 
 from amber.engine.restorer import RestoreOptions, Restorer, RestoreResult
 from amber.engine.treewalk import walk
-from amber.repository import Node, Repository
+from amber.errors import AmberError, IntegrityError
+from amber.repository import Node, Repository, Tree
 from tests.conftest import is_root
 from tests.engine.restore_hostile import Canary, MemoryTrees, dir_node, file_node, symlink_node
 
@@ -355,3 +356,28 @@ def test_a_directory_replaced_after_it_was_made_is_not_reentered(repo: Repositor
     ]
     assert os.listdir(t / "moved") == [] and stat.S_IMODE((t / "moved").stat().st_mode) == 0o700
     assert (t / "e099" / "x").read_bytes() == b"99"
+
+
+def test_a_tree_that_cannot_be_read_is_skipped_as_damage(repo: Repository, tmp_path: Path) -> None:
+    """A tree that fails to load (e.g. refused when decoded) costs its subtree, not the restore."""
+    trees = MemoryTrees()
+    bad = b"\x01" * 32  # not in the loader
+
+    def load(tree_id: bytes) -> Tree:
+        if tree_id == bad:
+            raise IntegrityError("malformed tree: invalid name")
+        return trees(tree_id)
+
+    root = trees.add(dir_node(b"a", bad), dir_node(b"b", trees.add(file_node(repo, b"f", b"after"))))
+    repo.blobs.flush()
+    result = Restorer(load, repo.blobs, RestoreOptions()).restore_tree(root, os.fsencode(tmp_path / "t"))
+    assert result.errors == [f"{tmp_path}/t/a: cannot read directory: malformed tree: invalid name"]
+    assert result.damaged == 1
+    assert (tmp_path / "t" / "b" / "f").read_bytes() == b"after"
+
+
+def test_a_target_that_is_a_file_is_a_clean_error(repo: Repository, tmp_path: Path) -> None:
+    (tmp_path / "t").write_bytes(b"")
+    trees = MemoryTrees()
+    with pytest.raises(AmberError, match=r"cannot restore into .*/t: "):
+        restore(repo, trees, trees.add(file_node(repo, b"f", b"x")), tmp_path / "t")

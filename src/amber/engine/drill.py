@@ -22,6 +22,7 @@ import msgspec
 from amber.engine.restore_fs import open_beneath
 from amber.engine.restorer import BlobSource, RestoreOptions, Restorer
 from amber.engine.treewalk import TreeLoader, walk
+from amber.errors import AmberError
 from amber.repository import Node
 
 
@@ -109,12 +110,12 @@ def restore_all(load_tree: TreeLoader, blobs: BlobSource, root: bytes, target: s
     failure. Files are read back through ``open_beneath``: no symlink followed.
     """
     started = time.monotonic()
-    result = Restorer(load_tree, blobs, RestoreOptions()).restore(walk(load_tree, root), os.fsencode(target))
+    result = Restorer(load_tree, blobs, RestoreOptions()).restore_tree(root, os.fsencode(target))
     outcome = DrillOutcome()
     outcome.failures.extend(result.errors)
     failed = {e.split(": ", 1)[0] for e in result.errors}
     seen: set[tuple[int, int]] = set()
-    for path, node in walk(load_tree, root):
+    for path, node in _readable_files(load_tree, root, outcome):
         if node.type != "file" or _under_failed(os.fsencode(target), path, failed):
             continue  # reported by the restore already
         key = (node.device, node.inode)
@@ -128,6 +129,17 @@ def restore_all(load_tree: TreeLoader, blobs: BlobSource, root: bytes, target: s
         outcome.bytes += node.size
     outcome.seconds = time.monotonic() - started
     return outcome
+
+
+def _readable_files(
+    load_tree: TreeLoader, root: bytes, outcome: DrillOutcome
+) -> Iterator[tuple[bytes, Node]]:  # fmt: skip
+    """The snapshot's entries; a tree that cannot be read (reported by the restore) ends the listing."""
+    try:
+        yield from walk(load_tree, root)
+    except AmberError:
+        if not outcome.failures:
+            raise
 
 
 def _under_failed(target: bytes, path: bytes, failed: set[str]) -> bool:

@@ -86,7 +86,10 @@ class Restorer:
 
         Each path is its parent directory's path, ``/`` and the node's name.
         """
-        tree = TargetTree(target)
+        try:
+            tree = TargetTree(target)
+        except OSError as exc:
+            raise AmberError(f"cannot restore into {os.fsdecode(target)}: {exc.strerror}") from exc
         try:
             writer = ContentWriter(tree, self._blobs, self._blob_id, self._opts.verify, self._opts.workers,
                                    self._report)  # fmt: skip
@@ -104,6 +107,34 @@ class Restorer:
         finally:
             tree.close()
         return self._result
+
+    def restore_tree(self, tree_id: bytes, target: bytes) -> RestoreResult:
+        """Restore a whole tree under target; a tree that cannot be read is skipped as damage."""
+        return self.restore(self._readable(tree_id, target), target)
+
+    def _readable(self, tree_id: bytes, target: bytes) -> Iterator[tuple[bytes, Node]]:
+        """Walk like ``treewalk.walk``, reporting a tree that fails to load instead of stopping."""
+        stack: list[tuple[bytes, Iterator[Node]]] = []
+
+        def enter(base: bytes, subtree: bytes) -> None:
+            try:
+                stack.append((base, iter(self._trees(subtree).nodes)))
+            except AmberError as exc:
+                with self._report.lock:
+                    self._result.damaged += 1
+                self._report.error(target + base, f"cannot read directory: {exc.message}")
+
+        enter(b"", tree_id)
+        while stack:
+            base, nodes = stack[-1]
+            node = next(nodes, None)
+            if node is None:
+                stack.pop()
+                continue
+            path = base + b"/" + node.name
+            yield path, node
+            if node.type == "dir" and node.subtree:
+                enter(path, node.subtree)
 
     def _entry(self, w: _Walk, rel: bytes, node: Node) -> bool:
         """Restore one entry; False when it (and a directory's contents) was skipped."""
