@@ -40,6 +40,8 @@ def restore(
     for error in result.errors:
         err_console.print(f"[red]error:[/] {plain(error)}", highlight=False)
     summary = f"restored {result.files} files, {result.dirs} dirs, {human_bytes(result.bytes)}"
+    if result.blobs_skipped:
+        summary += f"; {result.blobs_skipped} blobs already in place"
     if verify:
         summary += f"; verified {result.verified} files"
     echo(summary)
