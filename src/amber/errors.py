@@ -27,7 +27,8 @@ The tree (exit code in brackets)::
     ├── NotifyFailed [25]               a notification could not be delivered
     ├── StateError [26]                 the local state database (run history) failed
     ├── HookFailed [27]                 a job's before-hook exited non-zero; nothing was backed up
-    └── CatalogError [28]               the local catalog (a cache) could not be built or read
+    ├── CatalogError [28]               the local catalog (a cache) could not be built or read
+    └── MountFailed [29]                FUSE is unavailable or the mount failed
 
 Vendor exceptions (OSError, msgspec, cryptography) are converted at the layer
 boundary by :func:`from_os_error`; nothing above ``storage`` sees raw ``OSError``
@@ -180,6 +181,13 @@ class CatalogError(AmberError):
 
     exit_code = 28
     default_message = "the local catalog failed"
+
+
+class MountFailed(AmberError):
+    """`amber mount`: no FUSE library or device, or the kernel refused the mount."""
+
+    exit_code = 29
+    default_message = "the mount failed"
 
 
 def from_os_error(exc: OSError, what: str) -> AmberError:

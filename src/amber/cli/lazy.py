@@ -31,6 +31,7 @@ COMMAND_MODULES: dict[str, str] = {
     "ls": "cmd_browse",
     "manifest": "cmd_browse",
     "metrics": "cmd_metrics",
+    "mount": "cmd_mount",
     "notify": "cmd_notify",
     "object-lock": "cmd_object_lock",
     "prune": "cmd_prune",

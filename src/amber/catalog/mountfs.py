@@ -1,0 +1,371 @@
+"""The mounted view of a repository, without FUSE: lookup, getattr, readdir, readlink, read.
+
+Layout (restic's, plus a versions view)::
+
+    ids/<short id>/...              one directory per snapshot, its root tree below
+    snapshots/<time>/...            latest -> the newest <time>
+    hosts/<host>/<time>/...         latest per host
+    tags/<tag>/<time>/...           latest per tag
+    versions/<path>/<name>@<time>   every distinct version of a file, named by when it first appeared
+
+Paths are bytes. The snapshot list is read again at most every ``refresh_interval``
+seconds, so new snapshots appear while mounted. File data goes through a
+:class:`BlobCache`. ``amber.catalog.fuse_adapter`` serves this over mfusepy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import stat
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from amber.catalog.blobcache import DEFAULT_CAPACITY, BlobCache, FileContent
+from amber.catalog.mountnames import LATEST, dated_names, group_names, id_names, valid_name, version_names
+from amber.catalog.mountversions import CatalogVersions, FileVersion, TreeEntries, TreeVersions, VersionSource
+from amber.engine.treewalk import split_path
+from amber.errors import AmberError, CatalogError, IntegrityError, NotFound, ObjectNotFound
+from amber.repository import Node, Repository, Snapshot
+
+TOP = (b"hosts", b"ids", b"snapshots", b"tags", b"versions")
+_TYPE_BITS = {
+    "dir": stat.S_IFDIR, "file": stat.S_IFREG, "symlink": stat.S_IFLNK,
+    "fifo": stat.S_IFIFO, "chardev": stat.S_IFCHR, "blockdev": stat.S_IFBLK,
+}  # fmt: skip
+_MEMO_ENTRIES = 1024
+
+
+@dataclass(frozen=True)
+class Attr:
+    kind: str
+    mode: int  # permission bits
+    size: int
+    mtime_ns: int
+    atime_ns: int = 0
+    ctime_ns: int = 0
+    uid: int = 0
+    gid: int = 0
+    rdev: int = 0
+
+    @property
+    def st_mode(self) -> int:
+        return _TYPE_BITS.get(self.kind, stat.S_IFREG) | (self.mode & 0o7777)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What a path names: its attributes, and how to list, follow or read it."""
+
+    attr: Attr
+    children: Callable[[], list[bytes]] | None = None
+    link: bytes | None = None
+    node: Callable[[], Node] | None = None  # the tree node holding the data
+
+
+@dataclass
+class _Groups:
+    """The snapshot directories, computed once per snapshot list."""
+
+    ordered: list[tuple[str, Snapshot]] = field(default_factory=list)
+    ids: dict[bytes, str] = field(default_factory=dict)
+    times: dict[bytes, str] = field(default_factory=dict)
+    hosts: dict[bytes, dict[bytes, str]] = field(default_factory=dict)
+    tags: dict[bytes, dict[bytes, str]] = field(default_factory=dict)
+
+
+def _dated(snapshots: list[tuple[str, Snapshot]]) -> dict[bytes, str]:
+    return dated_names([(sid, snap.datetime) for sid, snap in snapshots])
+
+
+def _groups(ordered: list[tuple[str, Snapshot]]) -> _Groups:
+    by_host: dict[str, list[tuple[str, Snapshot]]] = {}
+    by_tag: dict[str, list[tuple[str, Snapshot]]] = {}
+    for sid, snap in ordered:
+        by_host.setdefault(snap.hostname, []).append((sid, snap))
+        for tag in set(snap.tags):
+            by_tag.setdefault(tag, []).append((sid, snap))
+    return _Groups(
+        ordered=ordered,
+        ids=id_names(sid for sid, _ in ordered),
+        times=_dated(ordered),
+        hosts={name: _dated(by_host[label]) for name, label in group_names(by_host).items()},
+        tags={name: _dated(by_tag[label]) for name, label in group_names(by_tag).items()},
+    )
+
+
+class MountFS:
+    """Thread-safe: metadata under one lock, file data through the shared blob cache."""
+
+    def __init__(
+        self, repo: Repository, versions: VersionSource | None = None, *,
+        cache_bytes: int = DEFAULT_CAPACITY, refresh_interval: float = 3.0,
+        clock: Callable[[], float] = time.monotonic, notice: Callable[[str], None] = lambda _: None,
+    ) -> None:  # fmt: skip
+        self.repo = repo
+        self.entries = TreeEntries(repo.load_tree)
+        self.versions: VersionSource = versions or TreeVersions(self.entries)
+        self.cache = BlobCache(repo.blobs.load, cache_bytes)
+        self._interval = refresh_interval
+        self._clock = clock
+        self._notice = notice
+        self._lock = threading.RLock()
+        self._snapshots: dict[str, Snapshot] = {}
+        self._groups = _Groups()
+        self._listed_at: float | None = None
+        # Per snapshot list: what the version source said about a path.
+        self._children: dict[bytes, set[bytes]] = {}
+        self._versions: dict[bytes, list[tuple[bytes, FileVersion]]] = {}
+        self._handles: dict[int, FileContent] = {}
+        self._next_handle = itertools.count(1)
+        self._uid, self._gid = os.getuid(), os.getgid()
+        self._started_ns = time.time_ns()
+        self.refresh(force=True)
+
+    # -- the snapshot list ------------------------------------------------
+    def refresh(self, force: bool = False) -> bool:
+        """Read the snapshot list again if it is due; True when it changed."""
+        with self._lock:
+            now = self._clock()
+            if not force and self._listed_at is not None and now - self._listed_at < self._interval:
+                return False
+            self._listed_at = now
+            names = set(self.repo.snapshot_names())
+            known = set(self._snapshots)
+            if names == known and not force:
+                return False
+            for sid in known - names:
+                del self._snapshots[sid]
+            added = False
+            for sid in sorted(names - known):
+                try:
+                    self._snapshots[sid] = self.repo.load_snapshot(sid)
+                    added = True
+                except AmberError as exc:
+                    self._notice(f"snapshot {sid[:8]} left out: {exc}")
+            if added and not force:
+                self.repo.load_index()  # new snapshots bring new packs
+            ordered = sorted(self._snapshots.items(), key=lambda item: (item[1].datetime, item[0]))
+            self._groups = _groups(ordered)
+            self._children.clear()
+            self._versions.clear()
+            self._update_versions(ordered)
+            return True
+
+    def _update_versions(self, ordered: list[tuple[str, Snapshot]]) -> None:
+        try:
+            self.versions.update(ordered)
+        except (CatalogError, OSError) as exc:
+            if isinstance(self.versions, TreeVersions):
+                raise
+            self._notice(f"{exc}; listing versions from the trees instead")
+            if isinstance(self.versions, CatalogVersions):
+                self.versions.close()
+            self.versions = TreeVersions(self.entries)
+            self.versions.update(ordered)
+
+    # -- attributes -------------------------------------------------------
+    def _dir_attr(self, mtime_ns: int | None = None) -> Attr:
+        when = self._started_ns if mtime_ns is None else mtime_ns
+        return Attr("dir", 0o555, 0, when, when, when, self._uid, self._gid)
+
+    def _link_attr(self, target: bytes) -> Attr:
+        return Attr("symlink", 0o777, len(target), self._started_ns, uid=self._uid, gid=self._gid)
+
+    @staticmethod
+    def _node_attr(node: Node) -> Attr:
+        size = len(node.link_target) if node.type == "symlink" else node.size if node.type == "file" else 0
+        return Attr(node.type, node.mode, size, node.mtime_ns, node.atime_ns or node.mtime_ns,
+                    node.ctime_ns or node.mtime_ns, node.uid, node.gid, node.rdev)  # fmt: skip
+
+    # -- resolving paths --------------------------------------------------
+    def _listing(self, names: Iterable[bytes]) -> Entry:
+        items = sorted(names)
+        return Entry(self._dir_attr(), children=lambda: items)
+
+    def _dated_dir(self, named: dict[bytes, str], rest: list[bytes]) -> Entry:
+        """A directory of <time> snapshot directories with a ``latest`` link."""
+        if not rest:
+            return self._listing([*named, *([LATEST] if named else [])])
+        if rest[0] == LATEST and named:
+            newest = list(named)[-1]
+            if len(rest) == 1:
+                return Entry(self._link_attr(newest), link=newest)
+            raise NotFound("latest is a symbolic link")
+        sid = named.get(rest[0])
+        if sid is None:
+            raise NotFound(f"no snapshot named {rest[0]!r}")
+        return self._in_snapshot(sid, rest[1:])
+
+    def _in_snapshot(self, sid: str, rest: list[bytes]) -> Entry:
+        snap = self._snapshots[sid]
+        tree_id = snap.tree
+        node: Node | None = None
+        for part in rest:
+            if node is not None and node.type != "dir":
+                raise NotFound("not a directory")
+            found = self.entries(tree_id).get(part)
+            if found is None:
+                raise NotFound(f"{part!r} is not in snapshot {sid[:8]}")
+            node, tree_id = found, found.subtree if found.type == "dir" else b""
+        if node is None:
+            ns = int(snap.datetime.timestamp() * 1_000_000) * 1000
+            return Entry(self._dir_attr(ns), children=lambda: sorted(self.entries(snap.tree)))
+        if node.type == "dir":
+            sub = node.subtree
+            return Entry(self._node_attr(node), children=lambda: sorted(self.entries(sub)))
+        if node.type == "symlink":
+            return Entry(self._node_attr(node), link=node.link_target)
+        found_node = node
+        return Entry(self._node_attr(node), node=lambda: found_node)
+
+    def _versions_of(self, path: bytes) -> list[tuple[bytes, FileVersion]]:
+        named = self._versions.get(path)
+        if named is None:
+            found = self.versions.versions(path)
+            names = version_names(split_path(path)[-1], [v.first_seen for v in found])
+            named = list(zip(names, found, strict=True))
+            if len(self._versions) >= _MEMO_ENTRIES:
+                self._versions.clear()
+            self._versions[path] = named
+        return named
+
+    def _children_of(self, path: bytes) -> set[bytes]:
+        names = self._children.get(path)
+        if names is None:
+            names = self.versions.children(path)
+            if len(self._children) >= _MEMO_ENTRIES:
+                self._children.clear()
+            self._children[path] = names
+        return names
+
+    def _in_versions(self, rest: list[bytes]) -> Entry:
+        """``versions/a/b`` is a directory when /a/b exists anywhere; it holds b@<time> files."""
+        path = b"".join(b"/" + p for p in rest)
+        if not rest:
+            return self._listing(self._children_of(b""))
+        parent = b"".join(b"/" + p for p in rest[:-1])
+        if rest[-1] in self._children_of(parent):
+            listing = {name for name, _ in self._versions_of(path)} | self._children_of(path)
+            return self._listing(listing)
+        if len(rest) >= 2:
+            for name, version in self._versions_of(parent):
+                if name == rest[-1]:
+                    return self._version_entry(version, parent)
+        raise NotFound(f"{path!r} has no versions")
+
+    def _version_entry(self, version: FileVersion, path: bytes) -> Entry:
+        attr = Attr(version.kind, version.mode, version.size, version.mtime_ns, version.mtime_ns,
+                    version.mtime_ns, self._uid, self._gid)  # fmt: skip
+
+        def node() -> Node:
+            with self._lock:
+                if version.snapshot_id not in self._snapshots:
+                    raise NotFound(f"snapshot {version.snapshot_id[:8]} is gone")
+                entry = self._in_snapshot(version.snapshot_id, split_path(path))
+            if entry.node is None:
+                raise IntegrityError(f"the version of {path!r} is not a file in its snapshot")
+            return entry.node()
+
+        return Entry(attr, node=node)
+
+    def lookup(self, path: bytes) -> Entry:
+        parts = split_path(path)
+        if any(not valid_name(p) for p in parts):
+            raise NotFound("invalid name")
+        with self._lock:
+            self.refresh()
+            g = self._groups
+            if not parts:
+                return self._listing(TOP)
+            top, rest = parts[0], parts[1:]
+            if top == b"snapshots":
+                return self._dated_dir(g.times, rest)
+            if top == b"ids":
+                if not rest:
+                    return self._listing(g.ids)
+                sid = g.ids.get(rest[0]) or rest[0].decode("latin-1")  # a full ID works too
+                if sid not in self._snapshots:
+                    raise NotFound(f"no snapshot {rest[0]!r}")
+                return self._in_snapshot(sid, rest[1:])
+            if top in (b"hosts", b"tags"):
+                groups = g.hosts if top == b"hosts" else g.tags
+                if not rest:
+                    return self._listing(groups)
+                if rest[0] not in groups:
+                    raise NotFound(f"no {top.decode()[:-1]} {rest[0]!r}")
+                return self._dated_dir(groups[rest[0]], rest[1:])
+            if top == b"versions":
+                return self._in_versions(rest)
+            raise NotFound(f"{path!r} does not exist")
+
+    # -- the operations FUSE calls ---------------------------------------
+    def getattr(self, path: bytes) -> Attr:
+        return self.lookup(path).attr
+
+    def readdir(self, path: bytes) -> list[bytes]:
+        entry = self.lookup(path)
+        if entry.children is None:
+            raise NotFound("not a directory")
+        with self._lock:
+            return [name for name in entry.children() if valid_name(name)]
+
+    def readlink(self, path: bytes) -> bytes:
+        entry = self.lookup(path)
+        if entry.link is not None:
+            return entry.link
+        if entry.node is not None and entry.attr.kind == "symlink":
+            return entry.node().link_target
+        raise NotFound("not a symbolic link")
+
+    def content(self, path: bytes) -> FileContent:
+        entry = self.lookup(path)
+        if entry.node is None or entry.attr.kind != "file":
+            raise NotFound("not a regular file")
+        node = entry.node()
+        try:
+            lengths = [self.repo.blobs.locate(b).plain_length for b in node.content]
+        except ObjectNotFound:
+            with self._lock:
+                self.repo.load_index()  # a backup or prune since the last reload
+            lengths = [self.repo.blobs.locate(b).plain_length for b in node.content]
+        return FileContent(node.content, lengths, self.cache)
+
+    def read(self, path: bytes, offset: int, size: int) -> bytes:
+        return self.content(path).read(offset, size)
+
+    def open(self, path: bytes) -> int:
+        content = self.content(path)
+        with self._lock:
+            handle = next(self._next_handle)
+            self._handles[handle] = content
+        return handle
+
+    def read_handle(self, handle: int, offset: int, size: int) -> bytes:
+        with self._lock:
+            content = self._handles.get(handle)
+        if content is None:
+            raise NotFound(f"no open file {handle}")
+        return content.read(offset, size)
+
+    def release(self, handle: int) -> None:
+        with self._lock:
+            self._handles.pop(handle, None)
+
+    def close(self) -> None:
+        self.cache.close()
+        if isinstance(self.versions, CatalogVersions):
+            with contextlib.suppress(Exception):
+                self.versions.close()
+
+
+def open_view(
+    repo: Repository, use_catalog: bool, notice: Callable[[str], None],
+    cache_bytes: int = DEFAULT_CAPACITY, refresh_interval: float = 3.0,
+) -> MountFS:  # fmt: skip
+    """A view whose versions come from the catalog when there is one, else from the trees."""
+    source = CatalogVersions.open(repo, notice) if use_catalog else None
+    return MountFS(repo, source, cache_bytes=cache_bytes, refresh_interval=refresh_interval, notice=notice)
