@@ -217,10 +217,9 @@ class MountFS:
         if node.type == "dir":
             sub = node.subtree
             return Entry(self._node_attr(node), children=lambda: sorted(self.entries(sub)))
-        if node.type == "symlink":
-            return Entry(self._node_attr(node), link=node.link_target)
-        found_node = node
-        return Entry(self._node_attr(node), node=lambda: found_node)
+        found = node
+        link = node.link_target if node.type == "symlink" else None
+        return Entry(self._node_attr(node), link=link, node=lambda: found)
 
     def _versions_of(self, path: bytes) -> list[tuple[bytes, FileVersion]]:
         named = self._versions.get(path)
