@@ -63,7 +63,8 @@ def _t(text: str) -> dt.datetime:
         ([("c", _t(T1)), ("a", _t(T1)), ("b", _t(T1))],
          {T1.encode(): "a", T1.encode() + b"-1": "b", T1.encode() + b"-2": "c"}),
         # sub-second differences collapse to the same second
-        ([("x", _t("2026-01-01T10:00:00.5+00:00")), ("y", _t(T1))], {T1.encode(): "y", T1.encode() + b"-1": "x"}),
+        ([("x", _t("2026-01-01T10:00:00.5+00:00")), ("y", _t(T1))],
+         {T1.encode(): "y", T1.encode() + b"-1": "x"}),
         # other zones are shown in the local one
         ([("z", _t("2026-01-01T11:00:00+01:00"))], {T1.encode(): "z"}),
     ],
@@ -297,8 +298,8 @@ def _walk(fs: MountFS, path: bytes = b"/versions") -> dict[bytes, tuple[str, int
 def test_catalog_and_trees_list_the_same_versions(repo: Repository, tmp_path: Path) -> None:
     _history(repo)
     # one more snapshot, late (older than the others), as a copy from elsewhere would arrive
-    _snapshot(repo, "2025-12-31T10:00:00+00:00", "hostA", [],
-              [_dir(repo, b"data", [_dir(repo, b"docs", [_file(repo, b"a.txt", b"two two\n", mtime=2)])])])  # fmt: skip
+    again = _dir(repo, b"docs", [_file(repo, b"a.txt", b"two two\n", mtime=2)])
+    _snapshot(repo, "2025-12-31T10:00:00+00:00", "hostA", [], [_dir(repo, b"data", [again])])
     conn, _ = store.open_catalog(repo.id, tmp_path / "catalog.sqlite")
     by_trees = MountFS(repo)
     by_catalog = MountFS(repo, CatalogVersions(repo, conn))
