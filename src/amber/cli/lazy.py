@@ -41,6 +41,7 @@ COMMAND_MODULES: dict[str, str] = {
     "run": "cmd_run",
     "schedule": "cmd_schedule",
     "snapshots": "cmd_browse",
+    "stats": "cmd_stats",
     "status": "cmd_status",
     "unlock": "cmd_unlock",
 }
