@@ -263,7 +263,8 @@ class _Clock:
 def test_new_snapshots_appear_after_the_refresh_interval(repo: Repository) -> None:
     history = _history(repo)
     clock = _Clock()
-    fs = MountFS(repo, refresh_interval=5, clock=clock)
+    notices: list[str] = []
+    fs = MountFS(repo, refresh_interval=5, clock=clock, notice=notices.append)
     try:
         t4 = "2026-01-04T10:00:00+00:00"
         _snapshot(repo, t4, "hostA", [], [_dir(repo, b"data", [_file(repo, b"new.txt", b"new")])])
@@ -275,9 +276,30 @@ def test_new_snapshots_appear_after_the_refresh_interval(repo: Repository) -> No
         assert fs.read(b"/snapshots/" + t4.encode() + b"/data/new.txt", 0, 10) == b"new"
         assert b"new.txt" in fs.readdir(b"/versions/data")
         repo.remove_snapshot(history["s3"])  # forgotten elsewhere: gone after the next listing
+        damaged = "ab" * 32  # a snapshot file that does not match its name: left out, noticed once
+        (Path(repo.backend.location) / "snapshots" / damaged).write_bytes(b"junk")
         clock.now = 10.0
         assert T3.encode() not in fs.readdir(b"/snapshots")
         assert b"only.b" not in fs.readdir(b"/versions/data")
+        assert b"abababab" not in fs.readdir(b"/ids")
+        clock.now = 20.0
+        assert len(fs.readdir(b"/ids")) == 3
+        assert len(notices) == 1 and "abababab left out" in notices[0]
+    finally:
+        fs.close()
+
+
+def test_a_failing_catalog_hands_over_to_the_trees(repo: Repository, tmp_path: Path) -> None:
+    _history(repo)
+    conn, _ = store.open_catalog(repo.id, tmp_path / "catalog.sqlite")
+    notices: list[str] = []
+    fs = MountFS(repo, CatalogVersions(repo, conn), notice=notices.append)
+    try:
+        assert fs.readdir(b"/versions/data") == [b"docs", b"only.b"]
+        conn.close()  # the catalog becomes unusable while mounted
+        assert fs.readdir(b"/versions/data/docs") == [b"a.txt", b"big.bin", b"link"]
+        assert isinstance(fs.versions, TreeVersions)
+        assert len(notices) == 1 and "from the trees" in notices[0]
     finally:
         fs.close()
 

@@ -114,6 +114,7 @@ class MountFS:
         self._notice = notice
         self._lock = threading.RLock()
         self._snapshots: dict[str, Snapshot] = {}
+        self._listed: set[str] = set()  # names at the last listing, readable or not
         self._groups = _Groups()
         self._listed_at: float | None = None
         # Per snapshot list: what the version source said about a path.
@@ -127,45 +128,50 @@ class MountFS:
 
     # -- the snapshot list ------------------------------------------------
     def refresh(self, force: bool = False) -> bool:
-        """Read the snapshot list again if it is due; True when it changed."""
+        """Read the snapshot list again if it is due; True when it changed.
+
+        Nothing changes unless every step succeeds, so a failure is retried next time.
+        """
         with self._lock:
-            now = self._clock()
-            if not force and self._listed_at is not None and now - self._listed_at < self._interval:
+            now, last = self._clock(), self._listed_at
+            if not force and last is not None and now - last < self._interval:
                 return False
+            first = last is None
             self._listed_at = now
             names = set(self.repo.snapshot_names())
-            known = set(self._snapshots)
-            if names == known and not force:
+            if names == self._listed and not force:
                 return False
-            for sid in known - names:
-                del self._snapshots[sid]
-            added = False
-            for sid in sorted(names - known):
+            snapshots = {sid: snap for sid, snap in self._snapshots.items() if sid in names}
+            for sid in sorted(names - self._listed):
                 try:
-                    self._snapshots[sid] = self.repo.load_snapshot(sid)
-                    added = True
-                except AmberError as exc:
+                    snapshots[sid] = self.repo.load_snapshot(sid)
+                except AmberError as exc:  # left out, and not tried again while it is listed
                     self._notice(f"snapshot {sid[:8]} left out: {exc}")
-            if added and not force:
+            if not first and set(snapshots) - set(self._snapshots):
                 self.repo.load_index()  # new snapshots bring new packs
-            ordered = sorted(self._snapshots.items(), key=lambda item: (item[1].datetime, item[0]))
-            self._groups = _groups(ordered)
+            ordered = sorted(snapshots.items(), key=lambda item: (item[1].datetime, item[0]))
+            groups = _groups(ordered)
+            self._update_versions(ordered)
+            self._snapshots, self._groups, self._listed = snapshots, groups, names
             self._children.clear()
             self._versions.clear()
-            self._update_versions(ordered)
             return True
 
     def _update_versions(self, ordered: list[tuple[str, Snapshot]]) -> None:
         try:
             self.versions.update(ordered)
-        except (CatalogError, OSError) as exc:
-            if isinstance(self.versions, TreeVersions):
-                raise
-            self._notice(f"{exc}; listing versions from the trees instead")
-            if isinstance(self.versions, CatalogVersions):
-                self.versions.close()
-            self.versions = TreeVersions(self.entries)
-            self.versions.update(ordered)
+        except CatalogError as exc:
+            self._use_trees(exc, ordered)
+
+    def _use_trees(self, why: CatalogError, ordered: list[tuple[str, Snapshot]]) -> None:
+        """The catalog failed: list versions from the trees from now on."""
+        if not isinstance(self.versions, CatalogVersions):
+            raise why
+        self._notice(f"{why.message}; listing versions from the trees instead")
+        with contextlib.suppress(Exception):
+            self.versions.close()
+        self.versions = TreeVersions(self.entries)
+        self.versions.update(ordered)
 
     # -- attributes -------------------------------------------------------
     def _dir_attr(self, mtime_ns: int | None = None) -> Attr:
@@ -224,7 +230,11 @@ class MountFS:
     def _versions_of(self, path: bytes) -> list[tuple[bytes, FileVersion]]:
         named = self._versions.get(path)
         if named is None:
-            found = self.versions.versions(path)
+            try:
+                found = self.versions.versions(path)
+            except CatalogError as exc:
+                self._use_trees(exc, self._groups.ordered)
+                found = self.versions.versions(path)
             names = version_names(split_path(path)[-1], [v.first_seen for v in found])
             named = list(zip(names, found, strict=True))
             if len(self._versions) >= _MEMO_ENTRIES:
@@ -235,7 +245,11 @@ class MountFS:
     def _children_of(self, path: bytes) -> set[bytes]:
         names = self._children.get(path)
         if names is None:
-            names = self.versions.children(path)
+            try:
+                names = self.versions.children(path)
+            except CatalogError as exc:
+                self._use_trees(exc, self._groups.ordered)
+                names = self.versions.children(path)
             if len(self._children) >= _MEMO_ENTRIES:
                 self._children.clear()
             self._children[path] = names

@@ -61,7 +61,7 @@ class VersionSource(Protocol):
 class TreeEntries:
     """Trees as name -> node maps of their valid names; a bounded LRU."""
 
-    def __init__(self, load_tree: Callable[[bytes], Tree], capacity: int = 4096) -> None:
+    def __init__(self, load_tree: Callable[[bytes], Tree], capacity: int = 1024) -> None:
         self._load_tree = load_tree
         self._capacity = capacity
         self._lock = threading.Lock()
@@ -203,18 +203,27 @@ class CatalogVersions:
         return did
 
     def children(self, path: bytes) -> set[bytes]:
-        with self._lock:
-            did = self._dir_id(split_path(path))
-            if did is None:
-                return set()
-            rows = self._conn.execute(
-                "SELECT raw FROM name WHERE nid IN"
-                f" (SELECT DISTINCT nid FROM ver WHERE {_BY_PLACE} AND did = ?)",
-                (did,),
-            ).fetchall()
+        try:
+            with self._lock:
+                did = self._dir_id(split_path(path))
+                if did is None:
+                    return set()
+                rows = self._conn.execute(
+                    "SELECT raw FROM name WHERE nid IN"
+                    f" (SELECT DISTINCT nid FROM ver WHERE {_BY_PLACE} AND did = ?)",
+                    (did,),
+                ).fetchall()
+        except sqlite3.Error as exc:
+            raise CatalogError(f"catalog: {exc}") from exc
         return {bytes(r[0]) for r in rows if valid_name(bytes(r[0]))}
 
     def versions(self, path: bytes) -> list[FileVersion]:
+        try:
+            return self._versions(path)
+        except sqlite3.Error as exc:
+            raise CatalogError(f"catalog: {exc}") from exc
+
+    def _versions(self, path: bytes) -> list[FileVersion]:
         parts = split_path(path)
         if not parts:
             return []
