@@ -21,7 +21,10 @@ from amber.catalog.mountnames import dated_names, group_names, id_names, valid_n
 from amber.catalog.mountversions import CatalogVersions, TreeEntries, TreeVersions
 from amber.errors import NotFound
 from amber.repository import BlobType, Node, Repository, Snapshot, Tree, init_repository, open_repository
+from amber.services.prune import PruneOptions, prune
 from amber.storage import open_backend
+from amber.storage.base import FileType
+from tests.conftest import PASSWORD
 
 T1, T2, T3 = "2026-01-01T10:00:00+00:00", "2026-01-02T10:00:00+00:00", "2026-01-03T10:00:00+00:00"
 BIG = bytes(range(256)) * 1500  # 384,000 bytes in three blobs of unequal size
@@ -302,6 +305,26 @@ def test_a_failing_catalog_hands_over_to_the_trees(repo: Repository, tmp_path: P
         assert len(notices) == 1 and "from the trees" in notices[0]
     finally:
         fs.close()
+
+
+def test_reads_survive_a_prune_that_moved_the_blobs(repo: Repository, tmp_path: Path) -> None:
+    kept = _file(repo, b"kept.bin", BIG, BLOB_SIZES)
+    gone = _file(repo, b"gone.bin", bytes(300_000))  # in the same pack as kept.bin's blobs
+    _snapshot(repo, T1, "hostA", [], [_dir(repo, b"data", [kept])])
+    dropped = _snapshot(repo, T2, "hostA", [], [gone])
+    view = open_repository(open_backend(repo.backend.location), PASSWORD.encode())  # its own index
+    fs = MountFS(view)
+    try:
+        path = b"/snapshots/" + T1.encode() + b"/data/kept.bin"
+        repo.remove_snapshot(dropped)
+        result = prune(repo, PruneOptions(max_unused="0"))
+        assert result.deleted_packs >= 1  # kept.bin's blobs now live in another pack
+        packs = {fi.name for fi in repo.backend.list(FileType.PACK)}
+        assert view.blobs.locate(kept.content[0]).pack not in packs  # the mount's index is out of date
+        assert fs.read(path, 99_990, 100) == BIG[99_990:100_090]
+    finally:
+        fs.close()
+        view.close()
 
 
 # -- catalog and trees give the same versions view ------------------------

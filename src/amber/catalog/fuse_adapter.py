@@ -16,7 +16,7 @@ from types import ModuleType
 from typing import Any, TypeVar
 
 from amber.catalog.mountfs import Attr, MountFS
-from amber.errors import AmberError, MountFailed, NotFound
+from amber.errors import AmberError, MountFailed, NotFound, ObjectNotFound
 
 F = TypeVar("F", bound=Callable[..., Any])
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
@@ -52,12 +52,15 @@ def stat_dict(attr: Attr) -> dict[str, int]:
 
 
 def _errors(method: F) -> F:
-    """NotFound becomes ENOENT; other amber errors EIO, with the reason told to the user."""
+    """A path that is not there is ENOENT; other amber errors EIO, with the reason told to the user."""
 
     @functools.wraps(method)
     def wrapped(self: Operations, *args: Any) -> Any:
         try:
             return method(self, *args)
+        except ObjectNotFound as exc:  # a pack or blob is missing: damage, not a wrong path
+            self.notice(f"{method.__name__}: {exc.message}")
+            raise OSError(errno.EIO, exc.message) from exc
         except NotFound as exc:
             raise OSError(errno.ENOENT, str(exc)) from exc
         except AmberError as exc:

@@ -108,7 +108,7 @@ class MountFS:
         self.repo = repo
         self.entries = TreeEntries(repo.load_tree)
         self.versions: VersionSource = versions or TreeVersions(self.entries)
-        self.cache = BlobCache(repo.blobs.load, cache_bytes)
+        self.cache = BlobCache(self._load_blob, cache_bytes)
         self._interval = refresh_interval
         self._clock = clock
         self._notice = notice
@@ -125,6 +125,15 @@ class MountFS:
         self._uid, self._gid = os.getuid(), os.getgid()
         self._started_ns = time.time_ns()
         self.refresh(force=True)
+
+    def _load_blob(self, blob_id: bytes) -> bytes:
+        """A blob; when it is not where the index said, a prune moved it: reload and retry once."""
+        try:
+            return self.repo.blobs.load(blob_id)
+        except ObjectNotFound:
+            with self._lock:
+                self.repo.load_index()
+            return self.repo.blobs.load(blob_id)
 
     # -- the snapshot list ------------------------------------------------
     def refresh(self, force: bool = False) -> bool:
