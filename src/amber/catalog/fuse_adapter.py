@@ -123,6 +123,9 @@ def serve(fs: MountFS, mountpoint: str, allow_other: bool, on_ready: Callable[[]
     options: dict[str, Any] = {
         "foreground": True, "ro": True, "fsname": "amber", "subtype": "amber",
         "default_permissions": True,
+        # Snapshots never change: the kernel may keep names and attributes for a minute.
+        # `latest` stays current (a symlink's target is read on every use).
+        "entry_timeout": 60, "attr_timeout": 60,
     }  # fmt: skip
     if allow_other:
         options["allow_other"] = True

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from amber.catalog.blobcache import DEFAULT_CAPACITY, BlobCache, FileContent
 from amber.catalog.mountnames import LATEST, dated_names, group_names, id_names, valid_name, version_names
 from amber.catalog.mountversions import CatalogVersions, FileVersion, TreeEntries, TreeVersions, VersionSource
+from amber.catalog.stats import time_ns
 from amber.engine.treewalk import split_path
 from amber.errors import AmberError, CatalogError, IntegrityError, NotFound, ObjectNotFound
 from amber.repository import Node, Repository, Snapshot
@@ -37,6 +38,7 @@ _TYPE_BITS = {
     "fifo": stat.S_IFIFO, "chardev": stat.S_IFCHR, "blockdev": stat.S_IFBLK,
 }  # fmt: skip
 _MEMO_ENTRIES = 1024
+_RESOLVED_ENTRIES = 16_384  # paths resolved since the snapshot list last changed
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,7 @@ class MountFS:
         # Per snapshot list: what the version source said about a path.
         self._children: dict[bytes, set[bytes]] = {}
         self._versions: dict[bytes, list[tuple[bytes, FileVersion]]] = {}
+        self._resolved: dict[bytes, Entry] = {}
         self._handles: dict[int, FileContent] = {}
         self._next_handle = itertools.count(1)
         self._uid, self._gid = os.getuid(), os.getgid()
@@ -164,6 +167,7 @@ class MountFS:
             self._snapshots, self._groups, self._listed = snapshots, groups, names
             self._children.clear()
             self._versions.clear()
+            self._resolved.clear()
             return True
 
     def _update_versions(self, ordered: list[tuple[str, Snapshot]]) -> None:
@@ -227,8 +231,8 @@ class MountFS:
                 raise NotFound(f"{part!r} is not in snapshot {sid[:8]}")
             node, tree_id = found, found.subtree if found.type == "dir" else b""
         if node is None:
-            ns = int(snap.datetime.timestamp() * 1_000_000) * 1000
-            return Entry(self._dir_attr(ns), children=lambda: sorted(self.entries(snap.tree)))
+            root = snap.tree
+            return Entry(self._dir_attr(time_ns(snap.datetime)), children=lambda: sorted(self.entries(root)))
         if node.type == "dir":
             sub = node.subtree
             return Entry(self._node_attr(node), children=lambda: sorted(self.entries(sub)))
@@ -295,34 +299,42 @@ class MountFS:
         return Entry(attr, node=node)
 
     def lookup(self, path: bytes) -> Entry:
-        parts = split_path(path)
-        if any(not valid_name(p) for p in parts):
-            raise NotFound("invalid name")
         with self._lock:
             self.refresh()
-            g = self._groups
-            if not parts:
-                return self._listing(TOP)
-            top, rest = parts[0], parts[1:]
-            if top == b"snapshots":
-                return self._dated_dir(g.times, rest)
-            if top == b"ids":
-                if not rest:
-                    return self._listing(g.ids)
-                sid = g.ids.get(rest[0]) or rest[0].decode("latin-1")  # a full ID works too
-                if sid not in self._snapshots:
-                    raise NotFound(f"no snapshot {rest[0]!r}")
-                return self._in_snapshot(sid, rest[1:])
-            if top in (b"hosts", b"tags"):
-                groups = g.hosts if top == b"hosts" else g.tags
-                if not rest:
-                    return self._listing(groups)
-                if rest[0] not in groups:
-                    raise NotFound(f"no {top.decode()[:-1]} {rest[0]!r}")
-                return self._dated_dir(groups[rest[0]], rest[1:])
-            if top == b"versions":
-                return self._in_versions(rest)
-            raise NotFound(f"{path!r} does not exist")
+            entry = self._resolved.get(path)
+            if entry is None:
+                entry = self._resolve(split_path(path))
+                if len(self._resolved) >= _RESOLVED_ENTRIES:
+                    self._resolved.clear()
+                self._resolved[path] = entry
+            return entry
+
+    def _resolve(self, parts: list[bytes]) -> Entry:
+        if any(not valid_name(p) for p in parts):
+            raise NotFound("invalid name")
+        g = self._groups
+        if not parts:
+            return self._listing(TOP)
+        top, rest = parts[0], parts[1:]
+        if top == b"snapshots":
+            return self._dated_dir(g.times, rest)
+        if top == b"ids":
+            if not rest:
+                return self._listing(g.ids)
+            sid = g.ids.get(rest[0]) or rest[0].decode("latin-1")  # a full ID works too
+            if sid not in self._snapshots:
+                raise NotFound(f"no snapshot {rest[0]!r}")
+            return self._in_snapshot(sid, rest[1:])
+        if top in (b"hosts", b"tags"):
+            groups = g.hosts if top == b"hosts" else g.tags
+            if not rest:
+                return self._listing(groups)
+            if rest[0] not in groups:
+                raise NotFound(f"no {top.decode()[:-1]} {rest[0]!r}")
+            return self._dated_dir(groups[rest[0]], rest[1:])
+        if top == b"versions":
+            return self._in_versions(rest)
+        raise NotFound(f"{b'/'.join(parts)!r} does not exist")
 
     # -- the operations FUSE calls ---------------------------------------
     def getattr(self, path: bytes) -> Attr:
