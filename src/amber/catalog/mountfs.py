@@ -18,85 +18,24 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-import stat
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 
 from amber.catalog.blobcache import DEFAULT_CAPACITY, BlobCache, FileContent
-from amber.catalog.mountnames import LATEST, dated_names, group_names, id_names, valid_name, version_names
+from amber.catalog.mountentries import Attr, Entry
+from amber.catalog.mountnames import LATEST, SnapshotDirs, snapshot_dirs, valid_name, version_names
 from amber.catalog.mountversions import CatalogVersions, FileVersion, TreeEntries, TreeVersions, VersionSource
 from amber.catalog.stats import time_ns
 from amber.engine.treewalk import split_path
 from amber.errors import AmberError, CatalogError, IntegrityError, NotFound, ObjectNotFound
 from amber.repository import Node, Repository, Snapshot
 
+__all__ = ["Attr", "Entry", "MountFS", "open_view"]
+
 TOP = (b"hosts", b"ids", b"snapshots", b"tags", b"versions")
-_TYPE_BITS = {
-    "dir": stat.S_IFDIR, "file": stat.S_IFREG, "symlink": stat.S_IFLNK,
-    "fifo": stat.S_IFIFO, "chardev": stat.S_IFCHR, "blockdev": stat.S_IFBLK,
-}  # fmt: skip
 _MEMO_ENTRIES = 1024
 _RESOLVED_ENTRIES = 16_384  # paths resolved since the snapshot list last changed
-
-
-@dataclass(frozen=True)
-class Attr:
-    kind: str
-    mode: int  # permission bits
-    size: int
-    mtime_ns: int
-    atime_ns: int = 0
-    ctime_ns: int = 0
-    uid: int = 0
-    gid: int = 0
-    rdev: int = 0
-
-    @property
-    def st_mode(self) -> int:
-        return _TYPE_BITS.get(self.kind, stat.S_IFREG) | (self.mode & 0o7777)
-
-
-@dataclass(frozen=True)
-class Entry:
-    """What a path names: its attributes, and how to list, follow or read it."""
-
-    attr: Attr
-    children: Callable[[], list[bytes]] | None = None
-    link: bytes | None = None
-    node: Callable[[], Node] | None = None  # the tree node holding the data
-
-
-@dataclass
-class _Groups:
-    """The snapshot directories, computed once per snapshot list."""
-
-    ordered: list[tuple[str, Snapshot]] = field(default_factory=list)
-    ids: dict[bytes, str] = field(default_factory=dict)
-    times: dict[bytes, str] = field(default_factory=dict)
-    hosts: dict[bytes, dict[bytes, str]] = field(default_factory=dict)
-    tags: dict[bytes, dict[bytes, str]] = field(default_factory=dict)
-
-
-def _dated(snapshots: list[tuple[str, Snapshot]]) -> dict[bytes, str]:
-    return dated_names([(sid, snap.datetime) for sid, snap in snapshots])
-
-
-def _groups(ordered: list[tuple[str, Snapshot]]) -> _Groups:
-    by_host: dict[str, list[tuple[str, Snapshot]]] = {}
-    by_tag: dict[str, list[tuple[str, Snapshot]]] = {}
-    for sid, snap in ordered:
-        by_host.setdefault(snap.hostname, []).append((sid, snap))
-        for tag in set(snap.tags):
-            by_tag.setdefault(tag, []).append((sid, snap))
-    return _Groups(
-        ordered=ordered,
-        ids=id_names(sid for sid, _ in ordered),
-        times=_dated(ordered),
-        hosts={name: _dated(by_host[label]) for name, label in group_names(by_host).items()},
-        tags={name: _dated(by_tag[label]) for name, label in group_names(by_tag).items()},
-    )
 
 
 class MountFS:
@@ -117,7 +56,7 @@ class MountFS:
         self._lock = threading.RLock()
         self._snapshots: dict[str, Snapshot] = {}
         self._listed: set[str] = set()  # names at the last listing, readable or not
-        self._groups = _Groups()
+        self._groups = SnapshotDirs()
         self._listed_at: float | None = None
         # Per snapshot list: what the version source said about a path.
         self._children: dict[bytes, set[bytes]] = {}
@@ -162,7 +101,7 @@ class MountFS:
             if not first and set(snapshots) - set(self._snapshots):
                 self.repo.load_index()  # new snapshots bring new packs
             ordered = sorted(snapshots.items(), key=lambda item: (item[1].datetime, item[0]))
-            groups = _groups(ordered)
+            groups = snapshot_dirs(ordered)
             self._update_versions(ordered)
             self._snapshots, self._groups, self._listed = snapshots, groups, names
             self._children.clear()

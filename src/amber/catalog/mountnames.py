@@ -1,4 +1,5 @@
-"""Names in the mounted view: which names are safe, and how snapshots and versions are named. Pure.
+"""Names in the mounted view: which names are safe, how snapshots and versions are named,
+and the snapshot directories (all, per host, per tag) a snapshot list gives. Pure.
 
 Names read from trees, host names and tags are untrusted: a name that would
 escape its directory or that the kernel cannot represent is left out of the view.
@@ -8,6 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from amber.repository import Snapshot
 
 LATEST = b"latest"
 SHORT_ID = 8
@@ -71,3 +75,34 @@ def version_names(name: bytes, first_seen: Sequence[dt.datetime]) -> list[bytes]
         taken.add(candidate)
         out.append(candidate)
     return out
+
+
+@dataclass
+class SnapshotDirs:
+    """The snapshot directories, computed once per snapshot list."""
+
+    ordered: list[tuple[str, Snapshot]] = field(default_factory=list)
+    ids: dict[bytes, str] = field(default_factory=dict)
+    times: dict[bytes, str] = field(default_factory=dict)
+    hosts: dict[bytes, dict[bytes, str]] = field(default_factory=dict)
+    tags: dict[bytes, dict[bytes, str]] = field(default_factory=dict)
+
+
+def _dated(snapshots: list[tuple[str, Snapshot]]) -> dict[bytes, str]:
+    return dated_names([(sid, snap.datetime) for sid, snap in snapshots])
+
+
+def snapshot_dirs(ordered: list[tuple[str, Snapshot]]) -> SnapshotDirs:
+    by_host: dict[str, list[tuple[str, Snapshot]]] = {}
+    by_tag: dict[str, list[tuple[str, Snapshot]]] = {}
+    for sid, snap in ordered:
+        by_host.setdefault(snap.hostname, []).append((sid, snap))
+        for tag in set(snap.tags):
+            by_tag.setdefault(tag, []).append((sid, snap))
+    return SnapshotDirs(
+        ordered=ordered,
+        ids=id_names(sid for sid, _ in ordered),
+        times=_dated(ordered),
+        hosts={name: _dated(by_host[label]) for name, label in group_names(by_host).items()},
+        tags={name: _dated(by_tag[label]) for name, label in group_names(by_tag).items()},
+    )
