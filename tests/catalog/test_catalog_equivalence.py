@@ -78,7 +78,7 @@ def _answers(conn, repo: Repository) -> list[list[tuple[object, ...]]]:  # type:
 
 
 step = st.one_of(
-    st.tuples(st.just("change"), st.sampled_from(DIRS + [b""]), st.sampled_from(NAMES), st.integers(0, 3)),
+    st.tuples(st.just("change"), st.sampled_from([*DIRS, b""]), st.sampled_from(NAMES), st.integers(0, 3)),
     st.tuples(st.just("delete"), st.integers(0, 20)),
     st.tuples(st.just("backup"), st.sampled_from(["hostA", "hostB"]), st.booleans()),
     st.tuples(st.just("forget"), st.integers(0, 20)),

@@ -12,12 +12,12 @@ from amber.errors import CatalogError
 from amber.repository import Repository
 
 
-def refresh(repo: Repository) -> str | None:
+def refresh(repo: Repository, configured: bool = True) -> str | None:
     """Sync the catalog if the user keeps one. Returns a one-line notice, or None.
 
     Never raises: a catalog that cannot follow is rebuilt or bypassed on the next search.
     """
-    if not store.enabled() or not store.catalog_path(repo.id).exists():
+    if not store.enabled(configured) or not store.catalog_path(repo.id).exists():
         return None
     try:
         conn, rebuilt = store.open_catalog(repo.id)

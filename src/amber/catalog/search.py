@@ -158,7 +158,7 @@ def walk_hits(repo: Repository, query: FindQuery) -> Iterator[Hit]:
 
 def synced_catalog(repo: Repository, notice: Notice) -> sqlite3.Connection | None:
     """The catalog, reconciled with the repository; None when it is off or in doubt."""
-    if not store.enabled():
+    if not store.enabled():  # the CLI passes use_catalog=False when the config turns it off
         return None
     try:
         conn, rebuilt = store.open_catalog(repo.id)

@@ -89,9 +89,10 @@ def catalog_path(repository_id: str) -> Path:
     return cache_root() / repository_id / "catalog.sqlite"
 
 
-def enabled() -> bool:
-    """``AMBER_CATALOG=off`` (or ``0``/``no``/``false``) turns the catalog off for this process."""
-    return os.environ.get("AMBER_CATALOG", "on").strip().lower() not in {"off", "0", "no", "false"}
+def enabled(configured: bool = True) -> bool:
+    """Off with ``[catalog] enabled = false`` in the config, or ``AMBER_CATALOG=off`` (or 0/no/false)."""
+    switched_off = os.environ.get("AMBER_CATALOG", "on").strip().lower() in {"off", "0", "no", "false"}
+    return configured and not switched_off
 
 
 def _connect(path: Path) -> sqlite3.Connection:

@@ -88,7 +88,7 @@ def find(
         snapshot_until=_when(snapshot_until, "--snapshot-until"), hosts=hosts, tags=tags, paths=paths,
     )  # fmt: skip
     with app.open(lock=False) as repo:
-        hits = find_hits(repo, query, use_catalog=not no_catalog, notice=_notice)
+        hits = find_hits(repo, query, not no_catalog and app.catalog_enabled(), _notice)
     if versions:
         found = group_versions(hits)
         if newest_first:
@@ -129,7 +129,8 @@ def history(
     """Every version of PATH across all snapshots: when it appeared, changed and disappeared."""
     wanted = os.fsencode(os.path.normpath(os.path.join("/", path)))
     with app.open(lock=False) as repo:
-        timeline = history_timeline(repo, wanted, make_filter(hosts, tags, paths), not no_catalog, _notice)
+        flt = make_filter(hosts, tags, paths)
+        timeline = history_timeline(repo, wanted, flt, not no_catalog and app.catalog_enabled(), _notice)
     events = list(history_events(timeline))
     for e in events:
         if as_json:
@@ -167,8 +168,8 @@ def catalog_status(app: AppContext, as_json: bool) -> None:
     with app.open(lock=False) as repo:
         path = store.catalog_path(repo.id)
         repo_snapshots = len(repo.snapshot_names())
-        if not store.enabled():
-            click.echo("the catalog is off (AMBER_CATALOG)")
+        if not app.catalog_enabled():
+            click.echo("the catalog is off (AMBER_CATALOG or [catalog] enabled = false)")
             return
         if not path.exists():
             click.echo(f"no catalog yet at {path}; `amber find` or `amber catalog rebuild` builds it")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,7 +12,7 @@ from dataclasses import dataclass, field
 import click
 
 from amber.errors import AmberError, IntegrityError
-from amber.ops.config.model import Config, load_config
+from amber.ops.config.model import Config, default_config_path, load_config
 from amber.repository import Repository
 from amber.services import session
 
@@ -47,16 +49,27 @@ class AppContext:
         with session.opened(self.location, self.passwords, lock, exclusive) as repo:
             yield repo
             _replicate_audit_log(repo, self.config_path)
-            _refresh_catalog(repo)
+            self._refresh_catalog(repo)
 
+    def catalog_enabled(self) -> bool:
+        """``[catalog] enabled`` from the config file when there is one (a broken config is
+        reported by the commands that need it, not by every search)."""
+        from amber.catalog import store
 
-def _refresh_catalog(repo: Repository) -> None:
-    """Fold snapshots this command added or removed into the local catalog, if there is one."""
-    from amber import catalog
+        path = self.config_path or default_config_path()
+        configured = True
+        if os.path.exists(path):
+            with contextlib.suppress(AmberError):
+                configured = self.config().catalog.enabled
+        return store.enabled(configured)
 
-    notice = catalog.refresh(repo)
-    if notice:
-        click.echo(f"note: {notice}", err=True)
+    def _refresh_catalog(self, repo: Repository) -> None:
+        """Fold snapshots this command added or removed into the local catalog, if there is one."""
+        from amber import catalog
+
+        notice = catalog.refresh(repo, self.catalog_enabled())
+        if notice:
+            click.echo(f"note: {notice}", err=True)
 
 
 def _replicate_audit_log(repo: Repository, config_path: str | None) -> None:

@@ -65,7 +65,7 @@ class Repositories:
         with session.opened(url, passwords, lock, exclusive, options) as repo:
             yield repo
             # The catalog is a cache: a problem with it is never a failed step.
-            catalog.refresh(repo)
+            catalog.refresh(repo, self.config.catalog.enabled)
 
 
 def _failed(name: str, step: str, exc: AmberError) -> Destination:
