@@ -35,7 +35,7 @@ def mount(app: AppContext, mountpoint: str, allow_other: bool, no_catalog: bool,
         raise UsageError(f"mount point {mountpoint} is not a directory")
     load_fuse()  # fail before asking for a password when FUSE is missing
     with app.open() as repo:  # a shared lock: prune keeps the packs we read until we are done
-        fs = open_view(repo, not no_catalog, _notice, cache_bytes=cache_size << 20)
+        fs = open_view(repo, not no_catalog and app.catalog_enabled(), _notice, cache_bytes=cache_size << 20)
         try:
 
             def ready() -> None:

@@ -53,9 +53,9 @@ def stats(
 ) -> None:  # fmt: skip
     """What SNAPSHOT (default: latest) holds, grouped; its largest files; growth since the previous one."""
     with app.open(lock=False) as repo:
-        figures, change = snapshot_stats(
-            repo, snapshot, make_filter(hosts, tags, paths), by, top, not no_catalog, _notice
-        )
+        use_catalog = not no_catalog and app.catalog_enabled()
+        flt = make_filter(hosts, tags, paths)
+        figures, change = snapshot_stats(repo, snapshot, flt, by, top, use_catalog, _notice)
     shown = top if by in ("type", "dir") else None
     if as_json:
         emit_json(_document(figures, change, shown))
