@@ -31,6 +31,7 @@ The tree (exit code in brackets)::
     ├── StateError [26]                 the local state database (run history) failed
     ├── HookFailed [27]                 a job's before-hook exited non-zero; nothing was backed up
     ├── CatalogError [28]               the local catalog (a cache) could not be built or read
+    ├── MountFailed [29]                FUSE is unavailable or the mount failed
     ├── LeaseLost [31]                  the repository lock could not be refreshed before it expired
     └── Interrupted [130]               stopped at a safe point by SIGINT (Ctrl-C)
         ├── Terminated [143]            ... by SIGTERM (systemd stop, shutdown)
@@ -229,6 +230,13 @@ class Terminated(Interrupted):
 class HungUp(Interrupted):
     exit_code = 129
     default_message = "hung up"
+
+
+class MountFailed(AmberError):
+    """`amber mount`: no FUSE library or device, or the kernel refused the mount."""
+
+    exit_code = 29
+    default_message = "the mount failed"
 
 
 def from_os_error(exc: OSError, what: str) -> AmberError:
