@@ -144,9 +144,11 @@ class RetryingBackend:
     def save(self, handle: Handle, data: bytes | bytearray | memoryview) -> None:
         self._call(f"save {_describe(handle)}", lambda: self.inner.save(handle, data), len(data))
 
-    def load(self, handle: Handle, offset: int = 0, length: int | None = None) -> bytes:
+    def load(
+        self, handle: Handle, offset: int = 0, length: int | None = None, *, limit: int | None = None
+    ) -> bytes:
         def attempt() -> bytes:
-            data = self.inner.load(handle, offset, length)
+            data = self.inner.load(handle, offset, length, limit=limit)
             self._verify(handle, offset, length, data)
             return data
 
