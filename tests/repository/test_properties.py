@@ -404,9 +404,9 @@ index_packs = st.dictionaries(
             PackedBlob,
             type=blob_types,
             id=blob_ids,
-            offset=st.integers(0, 2**40),
-            length=st.integers(OVERHEAD, 2**30),
-            raw_length=st.integers(0, 2**30),
+            offset=st.integers(0, 2**28),  # within the limits of design §3
+            length=st.integers(OVERHEAD, 8 << 20),
+            raw_length=st.integers(0, 8 << 20),
         ),
         max_size=10,
     ),

@@ -189,7 +189,7 @@ def test_bounded_load(backend: Backend) -> None:
         with pytest.raises(ObjectTooLarge, match=f"snapshots/{_name(8)[:16]}.* over the .* limit") as caught:
             call()
         assert caught.value.exit_code == 14
-    with pytest.raises(ObjectTooLarge, match="^config "):
+    with pytest.raises(ObjectTooLarge, match=r"^config "):
         backend.load(Handle(FileType.CONFIG), limit=299)
     with pytest.raises(ObjectNotFound):
         backend.load(Handle(FileType.SNAPSHOT, _name(10)), limit=100)

@@ -61,6 +61,7 @@ class Checker:
         self._referenced: set[bytes] = set()
 
     def run(self, read_data: bool = False, subset: str | None = None) -> CheckReport:
+        self._check_locks()
         self._check_index_and_packs()
         if read_data or subset:
             packs = sorted(self._repo.blobs.index.packs() - self._missing_packs)
@@ -73,6 +74,15 @@ class Checker:
                 "(left by interrupted backups or removed snapshots; prune reclaims them)"
             )
         return self.report
+
+    def _check_locks(self) -> None:
+        """Lock files that cannot be read (damaged, planted, oversized) hold nothing: a warning."""
+        unreadable: dict[str, str] = {}
+        self._repo.lock_infos(unreadable)
+        for name, why in sorted(unreadable.items()):
+            self.report.warnings.append(
+                f"lock {name[:16]} cannot be read ({why}); ignored (amber unlock --remove-all removes it)"
+            )
 
     def _error(self, msg: str) -> None:
         self.report.errors.append(msg)
@@ -140,7 +150,8 @@ class Checker:
                 if loc is None or loc.pack != pack or loc.offset != b.offset:
                     continue  # a duplicate copy; the indexed one is checked where it lives
                 try:
-                    self._repo.blobs.decode_blob(b.id, view[b.offset : b.offset + b.length], b.raw_length)
+                    piece = view[b.offset : b.offset + b.length]
+                    self._repo.blobs.decode_blob(b.id, piece, b.raw_length, b.type)
                 except AmberError as exc:
                     self._error(f"pack {pack[:16]}: blob {b.id.hex()[:16]}: {exc}")
                     self._bad_blobs[b.id] = str(exc)

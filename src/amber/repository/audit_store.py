@@ -12,6 +12,7 @@ import hashlib
 import msgspec
 
 from amber.errors import IntegrityError, ObjectNotFound
+from amber.repository.limits import OBJECT_LIMITS
 from amber.repository.repo import Repository
 from amber.storage.base import FileType, Handle
 
@@ -32,7 +33,7 @@ def save_segment(repo: Repository, segment: AuditSegment) -> str:
 
 
 def load_segment(repo: Repository, name: str) -> AuditSegment:
-    raw = repo.backend.load(Handle(FileType.AUDIT, name))
+    raw = repo.backend.load(Handle(FileType.AUDIT, name), limit=OBJECT_LIMITS[FileType.AUDIT])
     if hashlib.sha256(raw).hexdigest() != name:
         raise IntegrityError(f"audit segment {name[:8]}: content does not match its name")
     try:

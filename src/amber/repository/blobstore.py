@@ -24,6 +24,7 @@ from amber.repository.index import (
     encode_marker,
 )
 from amber.repository.indexfiles import load_index_files
+from amber.repository.limits import MAX_PACK_BYTES, data_blob_limit
 from amber.repository.pack import (
     HEADER_LEN_SIZE,
     BlobType,
@@ -58,10 +59,13 @@ class WriteStats:
 class BlobStore:
     """Thread-safe blob saver and loader over one backend."""
 
-    def __init__(self, backend: Backend, key: MasterKey, compression_level: int = 3) -> None:
+    def __init__(
+        self, backend: Backend, key: MasterKey, compression_level: int = 3,
+        max_data: int = data_blob_limit(8 << 20),
+    ) -> None:  # fmt: skip
         self.backend = backend
         self.key = key
-        self.codec = BlobCodec(key, compression_level)
+        self.codec = BlobCodec(key, compression_level, max_data)
         self.index = Index()
         self.stats = WriteStats()
         self._lock = threading.Lock()
@@ -77,7 +81,7 @@ class BlobStore:
     # -- index ------------------------------------------------------------
     def load_index(self) -> list[str]:
         """Read every index file into a fresh index; return the names that failed to load."""
-        loaded = load_index_files(self.backend, self.key.decrypt)
+        loaded = load_index_files(self.backend, self.key.decrypt, self.codec.max_data)
         self.index, self.index_files, self.pending = loaded.index, loaded.files, loaded.pending
         return loaded.failed
 
@@ -323,8 +327,10 @@ class BlobStore:
         self._write_index()
 
     # -- reading ----------------------------------------------------------
-    def decode_blob(self, blob_id: bytes, sealed: bytes | memoryview, raw_length: int) -> bytes:
-        return self.codec.decode(blob_id, sealed, raw_length)
+    def decode_blob(
+        self, blob_id: bytes, sealed: bytes | memoryview, raw_length: int, type: BlobType = BlobType.DATA
+    ) -> bytes:
+        return self.codec.decode(blob_id, sealed, raw_length, type)
 
     def locate(self, blob_id: bytes) -> Location:
         loc = self.index.lookup(blob_id)
@@ -334,10 +340,11 @@ class BlobStore:
 
     def load(self, blob_id: bytes) -> bytes:
         loc = self.locate(blob_id)
+        self.codec.check_location(blob_id, loc)  # before a read of the length the index claims
         sealed = self.backend.load(Handle(FileType.PACK, loc.pack), loc.offset, loc.length)
         if len(sealed) != loc.length:
             raise IntegrityError(f"pack {loc.pack[:16]} is truncated")
-        return self.decode_blob(blob_id, sealed, loc.raw_length)
+        return self.decode_blob(blob_id, sealed, loc.raw_length, loc.type)
 
     def load_from_pack(
         self, pack: str, wanted: Iterable[tuple[bytes, Location]]
@@ -361,9 +368,16 @@ class BlobStore:
 
     def _load_span(
         self, pack: str, wanted: Iterable[tuple[bytes, Location]],
-        decode: Callable[[bytes, memoryview, int], _Decoded],
+        decode: Callable[[bytes, memoryview, int, BlobType], _Decoded],
     ) -> Iterator[tuple[bytes, _Decoded | IntegrityError]]:  # fmt: skip
-        items = sorted(wanted, key=lambda item: item[1].offset)
+        items: list[tuple[bytes, Location]] = []
+        for blob_id, loc in sorted(wanted, key=lambda item: item[1].offset):
+            try:  # a length over the limit is never part of the range read
+                self.codec.check_location(blob_id, loc)
+            except IntegrityError as exc:
+                yield blob_id, exc
+                continue
+            items.append((blob_id, loc))
         if not items:
             return
         start = items[0][1].offset
@@ -375,26 +389,37 @@ class BlobStore:
                 yield blob_id, IntegrityError(f"pack {pack[:16]} is truncated")
                 continue
             try:
-                yield blob_id, decode(blob_id, piece, loc.raw_length)
+                yield blob_id, decode(blob_id, piece, loc.raw_length, loc.type)
             except IntegrityError as exc:
                 yield blob_id, exc
 
     def read_pack(self, pack: str) -> tuple[bytes, list[PackedBlob]]:
-        """Load a whole pack and decode its own header."""
-        data = self.backend.load(Handle(FileType.PACK, pack))
-        return data, parse_pack(data, self.key.decrypt)
+        """Load a whole pack (at most MAX_PACK_BYTES) and decode its own header."""
+        data = self.backend.load(Handle(FileType.PACK, pack), limit=MAX_PACK_BYTES)
+        try:
+            return data, parse_pack(data, self.key.decrypt)
+        except IntegrityError as exc:
+            raise type(exc)(f"pack {pack[:16]}: {exc}") from exc
 
     def read_pack_header(self, pack: str, size: int) -> list[PackedBlob]:
-        """Decode a pack's header with ranged loads: the tail, and more only if needed."""
+        """Decode a pack's header with ranged loads: the tail, and more only if needed.
+
+        ``size`` is the listed size; the header length in the trailer is checked
+        against it and against MAX_PACK_HEADER before the header is read."""
         if size < HEADER_LEN_SIZE:
             raise IntegrityError(f"pack {pack[:16]} is too short for a header")
         tail_len = min(size, _HEADER_GUESS)
         tail = self.backend.load(Handle(FileType.PACK, pack), size - tail_len, tail_len)
         if len(tail) != tail_len:
             raise IntegrityError(f"pack {pack[:16]} is shorter than listed")
-        n = header_length(size, tail[-HEADER_LEN_SIZE:])
+        try:
+            n = header_length(size, tail[-HEADER_LEN_SIZE:])
+        except IntegrityError as exc:
+            raise type(exc)(f"pack {pack[:16]}: {exc}") from exc
         if n + HEADER_LEN_SIZE > tail_len:
             start = size - HEADER_LEN_SIZE - n
             tail = self.backend.load(Handle(FileType.PACK, pack), start, n + HEADER_LEN_SIZE)
+            if len(tail) != n + HEADER_LEN_SIZE:
+                raise IntegrityError(f"pack {pack[:16]} is shorter than listed")
         sealed = tail[len(tail) - HEADER_LEN_SIZE - n : len(tail) - HEADER_LEN_SIZE]
         return decode_header(sealed, size, self.key.decrypt)

@@ -17,7 +17,7 @@ from argon2.low_level import Type, hash_secret_raw
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from amber.errors import IntegrityError
+from amber.errors import IntegrityError, is_native_panic
 
 NONCE_SIZE = 12
 TAG_SIZE = 16
@@ -66,6 +66,8 @@ class MasterKey:
             return self._aead.decrypt(bytes(view[:NONCE_SIZE]), view[NONCE_SIZE:], None)
         except InvalidTag as exc:
             raise IntegrityError("authentication failed: data was modified or damaged") from exc
+        except BaseException as exc:
+            raise native_error(exc, "decryption") from exc
 
     def encrypt_into(self, plaintext: bytes | memoryview, out: memoryview) -> None:
         """Like :meth:`encrypt`, into ``out`` (exactly ``len(plaintext) + OVERHEAD`` bytes).
@@ -85,11 +87,28 @@ class MasterKey:
             self._aead.decrypt_into(bytes(view[:NONCE_SIZE]), view[NONCE_SIZE:], None, out)
         except InvalidTag as exc:
             raise IntegrityError("authentication failed: data was modified or damaged") from exc
+        except BaseException as exc:
+            raise native_error(exc, "decryption") from exc
 
     def blob_id(self, plaintext: bytes | memoryview) -> bytes:
         hasher = self._id_hasher.copy()
-        hasher.update(plaintext)
+        try:
+            hasher.update(plaintext)
+        except BaseException as exc:
+            raise native_error(exc, "hashing") from exc
         return hasher.digest()
+
+
+def native_error(exc: BaseException, what: str) -> BaseException:
+    """The error to raise for ``exc`` from cryptography or blake3 on untrusted input.
+
+    Their pyo3 ``PanicException`` is a BaseException that would escape every handler
+    as a traceback; it and the errors they raise for bad sizes become IntegrityError.
+    Anything else (KeyboardInterrupt, ...) is returned unchanged, to be re-raised.
+    """
+    if is_native_panic(exc) or isinstance(exc, (OverflowError, ValueError)):
+        return IntegrityError(f"{what} failed on malformed input: {type(exc).__name__}: {exc}")
+    return exc
 
 
 def derive_wrapping_key(password: bytes, salt: bytes, params: KdfParams) -> bytes:
@@ -111,7 +130,14 @@ def seal(key: bytes, plaintext: bytes) -> bytes:
 
 def unseal(key: bytes, sealed: bytes) -> bytes:
     """Decrypt with a one-off key; raises InvalidTag on a wrong key."""
-    return AESGCM(key).decrypt(sealed[:NONCE_SIZE], sealed[NONCE_SIZE:], None)
+    if len(sealed) < OVERHEAD:
+        raise InvalidTag()
+    try:
+        return AESGCM(key).decrypt(sealed[:NONCE_SIZE], sealed[NONCE_SIZE:], None)
+    except InvalidTag:
+        raise
+    except BaseException as exc:
+        raise native_error(exc, "decryption") from exc
 
 
 __all__ = [

@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 
 from amber.errors import IntegrityError, ObjectNotFound
 from amber.repository.index import Index, PendingDeletion, decode_index
+from amber.repository.limits import OBJECT_LIMITS, data_blob_limit
 from amber.repository.pack import pack_id
 from amber.storage.base import Backend, FileType, Handle
+from amber.storage.layout import too_large
 
 
 @dataclass
@@ -19,12 +21,17 @@ class LoadedIndex:
     failed: list[str] = field(default_factory=list)  # files that could not be read or decoded
 
 
-def load_index_files(backend: Backend, decrypt: Callable[[bytes], bytes]) -> LoadedIndex:
+def load_index_files(
+    backend: Backend, decrypt: Callable[[bytes], bytes], max_data: int = data_blob_limit(8 << 20)
+) -> LoadedIndex:
     """Every index file, merged.
 
     A file that vanishes between listing and loading was superseded by a
     concurrent prune, which writes the superseding file first: list again.
+    A file over the size limit, or with a row over a blob limit, is one that
+    failed (``max_data``: the largest data blob plaintext).
     """
+    limit = OBJECT_LIMITS[FileType.INDEX]
     out = LoadedIndex()
     seen: set[str] = set()
     for _ in range(8):
@@ -34,10 +41,12 @@ def load_index_files(backend: Backend, decrypt: Callable[[bytes], bytes]) -> Loa
                 continue
             seen.add(fi.name)
             try:
-                raw = backend.load(Handle(FileType.INDEX, fi.name))
+                if fi.size > limit:  # the listing tells, without a request
+                    raise too_large(Handle(FileType.INDEX, fi.name), limit, fi.size)
+                raw = backend.load(Handle(FileType.INDEX, fi.name), limit=limit)
                 if pack_id(raw) != fi.name:
                     raise IntegrityError("index content does not match its name")
-                doc = decode_index(decrypt(raw))
+                doc = decode_index(decrypt(raw), max_data)
             except ObjectNotFound:
                 vanished = True
                 continue

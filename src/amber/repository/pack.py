@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 import msgspec
 
-from amber.errors import IntegrityError
+from amber.errors import IntegrityError, ObjectTooLarge
+from amber.repository.limits import MAX_PACK_HEADER
 
 HEADER_LEN_SIZE = 4
 _HEADER_LEN = struct.Struct("<I")
@@ -53,13 +54,16 @@ def encode_header(blobs: Sequence[PackedBlob], encrypt: Callable[[bytes], bytes]
     return sealed + _HEADER_LEN.pack(len(sealed))
 
 
-def header_length(pack_size: int, trailer: bytes) -> int:
-    """Read the encrypted header's length from the last 4 bytes of a pack."""
+def header_length(pack_size: int, trailer: bytes, max_header: int = MAX_PACK_HEADER) -> int:
+    """Read the encrypted header's length from the last 4 bytes of a pack of ``pack_size``
+    bytes (its real size), before anything that long is read or allocated."""
     if len(trailer) != HEADER_LEN_SIZE:
         raise IntegrityError("pack too short for a header")
     (n,) = _HEADER_LEN.unpack(trailer)
     if n + HEADER_LEN_SIZE > pack_size:
-        raise IntegrityError("pack header length exceeds pack size")
+        raise IntegrityError(f"pack header length ({n} bytes) exceeds the pack's size ({pack_size} bytes)")
+    if n > max_header:
+        raise ObjectTooLarge(f"pack header length ({n} bytes) is over the {max_header}-byte limit")
     return int(n)
 
 
@@ -83,9 +87,11 @@ def decode_header(sealed: bytes, pack_size: int, decrypt: Callable[[bytes], byte
     return blobs
 
 
-def parse_pack(data: bytes, decrypt: Callable[[bytes], bytes]) -> list[PackedBlob]:
+def parse_pack(
+    data: bytes, decrypt: Callable[[bytes], bytes], max_header: int = MAX_PACK_HEADER
+) -> list[PackedBlob]:
     """Decode the header of a whole pack held in memory."""
     size = len(data)
-    n = header_length(size, data[-HEADER_LEN_SIZE:])
+    n = header_length(size, data[-HEADER_LEN_SIZE:], max_header)
     sealed = data[size - HEADER_LEN_SIZE - n : size - HEADER_LEN_SIZE]
     return decode_header(sealed, size, decrypt)

@@ -18,6 +18,7 @@ from amber.errors import (
     AppendOnlyViolation,
     IntegrityError,
     ObjectNotFound,
+    ObjectTooLarge,
     RepositoryExists,
     RepositoryNotFound,
     SnapshotNotFound,
@@ -28,6 +29,7 @@ from amber.repository.blobstore import BlobStore
 from amber.repository.crypto import KdfParams, MasterKey
 from amber.repository.index import Location
 from amber.repository.keys import KeyInfo, describe_key, unwrap_key, wrap_master_key
+from amber.repository.limits import MAX_CHUNK_MAX, MAX_TREE_BYTES, OBJECT_LIMITS, data_blob_limit
 from amber.repository.lock import Lock, LockInfo
 from amber.repository.model import (
     Snapshot,
@@ -39,7 +41,8 @@ from amber.repository.model import (
 )
 from amber.repository.pack import BlobType
 from amber.storage.appendonly import AppendOnlyBackend
-from amber.storage.base import Backend, FileType, Handle
+from amber.storage.base import Backend, FileInfo, FileType, Handle
+from amber.storage.layout import format_size, too_large
 
 FORMAT_VERSION = 1
 CHUNK_AVG = 1 << 20  # pyfastcdc: mean chunk ~ avg + min = 1.25 MiB
@@ -68,7 +71,7 @@ class Repository:
         self.key = key
         self.config = config
         self.key_name = key_name
-        self.blobs = BlobStore(backend, key, config.compression_level)
+        self.blobs = BlobStore(backend, key, config.compression_level, data_blob_limit(config.chunk_max))
         self._tree_cache: OrderedDict[bytes, Tree] = OrderedDict()
         self._tree_lock = threading.Lock()
         self.index_errors: list[str] = []
@@ -106,10 +109,14 @@ class Repository:
             self.held_locks.remove(lk)
             lk.release()
 
-    def lock_infos(self) -> dict[str, LockInfo]:
-        """Every readable lock file (stale ones included), by file name."""
+    def lock_infos(self, unreadable: dict[str, str] | None = None) -> dict[str, LockInfo]:
+        """Every readable lock file (stale ones included), by file name; the others, with
+        why they could not be read (another key, damaged, oversized), go to ``unreadable``."""
         lk = Lock(self.backend, self.key.encrypt, self.key.decrypt, False)
-        return lk.read_all()
+        infos = lk.read_all()
+        if unreadable is not None:
+            unreadable.update(lk.unreadable)
+        return infos
 
     def lock_names(self) -> list[str]:
         """Every lock file name, readable or not."""
@@ -121,6 +128,11 @@ class Repository:
     # -- trees --------------------------------------------------------------
     def save_tree(self, tree: Tree) -> tuple[bytes, bool]:
         data = encode_tree(tree)
+        if len(data) > MAX_TREE_BYTES:  # readers refuse it: never write one
+            raise ObjectTooLarge(
+                f"a directory of {len(tree.nodes)} entries encodes to {format_size(len(data))}, over the "
+                f"{format_size(MAX_TREE_BYTES)} limit for one tree; exclude part of it"
+            )
         tree_id = self.key.blob_id(data)
         return tree_id, self.blobs.save(BlobType.TREE, data, tree_id)
 
@@ -177,12 +189,23 @@ class Repository:
     # -- snapshots -----------------------------------------------------------
     def save_snapshot(self, snapshot: Snapshot) -> str:
         data = self.key.encrypt(encode_snapshot(snapshot))
+        limit = OBJECT_LIMITS[FileType.SNAPSHOT]
+        if len(data) > limit:  # readers refuse it: never write one
+            raise ObjectTooLarge(
+                f"the snapshot would be {format_size(len(data))}, over the {format_size(limit)} limit "
+                f"({len(snapshot.paths)} paths, {len(snapshot.skipped)} skipped files)"
+            )
         name = hashlib.sha256(data).hexdigest()
         self.backend.save(Handle(FileType.SNAPSHOT, name), data)
         return name
 
-    def load_snapshot(self, name: str) -> Snapshot:
-        raw = self.backend.load(Handle(FileType.SNAPSHOT, name))
+    def load_snapshot(self, name: str, size: int | None = None) -> Snapshot:
+        """``size``: the listed size, if known, to refuse an oversized file without a request."""
+        handle = Handle(FileType.SNAPSHOT, name)
+        limit = OBJECT_LIMITS[FileType.SNAPSHOT]
+        if size is not None and size > limit:
+            raise too_large(handle, limit, size)
+        raw = self.backend.load(handle, limit=limit)
         if hashlib.sha256(raw).hexdigest() != name:
             raise IntegrityError(f"snapshot {name[:8]}: content does not match its name")
         return decode_snapshot(self.key.decrypt(raw))
@@ -193,9 +216,10 @@ class Repository:
     def snapshots(self, errors: list[tuple[str, AmberError]] | None = None) -> dict[str, Snapshot]:
         """All readable snapshots; unreadable ones go to ``errors`` if given."""
         found: dict[str, Snapshot] = {}
-        for name in self.snapshot_names():
+        for fi in sorted(self.backend.list(FileType.SNAPSHOT), key=lambda fi: fi.name):
+            name = fi.name
             try:
-                found[name] = self.load_snapshot(name)
+                found[name] = self.load_snapshot(name, fi.size)
             except (IntegrityError, ObjectNotFound) as exc:
                 if errors is None:
                     raise
@@ -221,10 +245,8 @@ class Repository:
         return name
 
     def list_keys(self) -> list[KeyInfo]:
-        return [
-            describe_key(fi.name, self.backend.load(Handle(FileType.KEY, fi.name)))
-            for fi in self.backend.list(FileType.KEY)
-        ]
+        keys = self.backend.list(FileType.KEY)
+        return [describe_key(fi.name, load_key_file(self.backend, fi)) for fi in keys]
 
     def remove_key(self, name: str) -> None:
         names = [fi.name for fi in self.backend.list(FileType.KEY)]
@@ -288,6 +310,23 @@ def init_repository(
     return repo
 
 
+def load_key_file(backend: Backend, fi: FileInfo) -> bytes:
+    """A key file's bytes; over the size limit (by its listed size or as read) is ObjectTooLarge."""
+    handle, limit = Handle(FileType.KEY, fi.name), OBJECT_LIMITS[FileType.KEY]
+    if fi.size > limit:
+        raise too_large(handle, limit, fi.size)
+    return backend.load(handle, limit=limit)
+
+
+def _check_chunker(config: RepoConfig) -> None:
+    """Chunker sizes bound every data blob read (design §3): refuse absurd ones."""
+    if not 0 < config.chunk_min <= config.chunk_avg <= config.chunk_max <= MAX_CHUNK_MAX:
+        raise IntegrityError(
+            f"repository config has unusable chunk sizes (min {config.chunk_min}, avg {config.chunk_avg}, "
+            f"max {config.chunk_max}; the maximum may be at most {format_size(MAX_CHUNK_MAX)})"
+        )
+
+
 def open_repository(backend: Backend, password: bytes, load_index: bool = True) -> Repository:
     if not backend.exists():
         raise RepositoryNotFound(f"no repository at {backend.location}")
@@ -295,21 +334,23 @@ def open_repository(backend: Backend, password: bytes, load_index: bool = True) 
     key_name = ""
     key_append_only = False
     for fi in backend.list(FileType.KEY):
-        raw = backend.load(Handle(FileType.KEY, fi.name))
         try:
-            key, key_append_only = unwrap_key(raw, password)
+            key, key_append_only = unwrap_key(load_key_file(backend, fi), password)
         except (WrongPassword, IntegrityError):
             continue
         key_name = fi.name
         break
     if key is None:
         raise WrongPassword("wrong password or no key found for it")
+    limit = OBJECT_LIMITS[FileType.CONFIG]
     try:
-        config = msgspec.msgpack.decode(key.decrypt(backend.load(Handle(FileType.CONFIG))), type=RepoConfig)
+        sealed = backend.load(Handle(FileType.CONFIG), limit=limit)
+        config = msgspec.msgpack.decode(key.decrypt(sealed), type=RepoConfig)
     except msgspec.DecodeError as exc:
         raise IntegrityError("repository config is malformed") from exc
     if config.version != FORMAT_VERSION:
         raise UsageError(f"unsupported repository format version {config.version}")
+    _check_chunker(config)
     if config.append_only or key_append_only:
         backend = AppendOnlyBackend(backend)
     repo = Repository(backend, key, config, key_name)

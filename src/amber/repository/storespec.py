@@ -20,15 +20,17 @@ class StoreSpec:
     encrypt_key: bytes
     id_key: bytes
     compression_level: int
+    max_data: int  # the largest data blob plaintext (limits.data_blob_limit)
 
     @classmethod
     def of(cls, location: str, store: BlobStore) -> StoreSpec:
         key = store.key
-        return cls(location, key.encrypt_key, key.id_key, store.codec.compression_level)
+        return cls(location, key.encrypt_key, key.id_key, store.codec.compression_level, store.codec.max_data)
 
     def open(self, load_index: bool) -> BlobStore:
         backend = open_backend(self.location, BackendOptions())
-        store = BlobStore(backend, MasterKey(self.encrypt_key, self.id_key), self.compression_level)
+        key = MasterKey(self.encrypt_key, self.id_key)
+        store = BlobStore(backend, key, self.compression_level, self.max_data)
         if load_index:
             store.load_index()
         return store

@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator
 
 from amber.storage.base import Backend, FileInfo, FileType, Handle
 
-
 _PREPAY_MAX = 64 << 20
 
 
