@@ -23,6 +23,9 @@ NONCE_SIZE = 12
 TAG_SIZE = 16
 OVERHEAD = NONCE_SIZE + TAG_SIZE
 ID_SIZE = 32
+# cryptography's AEAD takes at most 2**31 - 1 bytes; longer input panics in Rust (and
+# prints to stderr) instead of raising, so it is refused before the call.
+MAX_MESSAGE = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -59,8 +62,7 @@ class MasterKey:
         return nonce + self._aead.encrypt(nonce, plaintext, None)
 
     def decrypt(self, ciphertext: bytes | memoryview) -> bytes:
-        if len(ciphertext) < OVERHEAD:
-            raise IntegrityError("ciphertext too short")
+        _check_length(len(ciphertext))
         view = memoryview(ciphertext)
         try:
             return self._aead.decrypt(bytes(view[:NONCE_SIZE]), view[NONCE_SIZE:], None)
@@ -80,8 +82,7 @@ class MasterKey:
 
     def decrypt_into(self, ciphertext: bytes | memoryview, out: memoryview) -> None:
         """Like :meth:`decrypt`, into ``out`` (exactly ``len(ciphertext) - OVERHEAD`` bytes)."""
-        if len(ciphertext) < OVERHEAD:
-            raise IntegrityError("ciphertext too short")
+        _check_length(len(ciphertext))
         view = memoryview(ciphertext)
         try:
             self._aead.decrypt_into(bytes(view[:NONCE_SIZE]), view[NONCE_SIZE:], None, out)
@@ -97,6 +98,13 @@ class MasterKey:
         except BaseException as exc:
             raise native_error(exc, "hashing") from exc
         return hasher.digest()
+
+
+def _check_length(n: int) -> None:
+    if n < OVERHEAD:
+        raise IntegrityError("ciphertext too short")
+    if n > MAX_MESSAGE:
+        raise IntegrityError(f"ciphertext of {n} bytes is too long to be one of amber's")
 
 
 def native_error(exc: BaseException, what: str) -> BaseException:
@@ -130,7 +138,7 @@ def seal(key: bytes, plaintext: bytes) -> bytes:
 
 def unseal(key: bytes, sealed: bytes) -> bytes:
     """Decrypt with a one-off key; raises InvalidTag on a wrong key."""
-    if len(sealed) < OVERHEAD:
+    if not OVERHEAD <= len(sealed) <= MAX_MESSAGE:
         raise InvalidTag()
     try:
         return AESGCM(key).decrypt(sealed[:NONCE_SIZE], sealed[NONCE_SIZE:], None)

@@ -333,15 +333,20 @@ def open_repository(backend: Backend, password: bytes, load_index: bool = True) 
     key: MasterKey | None = None
     key_name = ""
     key_append_only = False
+    unusable: list[str] = []  # key files refused for a reason other than the password
     for fi in backend.list(FileType.KEY):
         try:
             key, key_append_only = unwrap_key(load_key_file(backend, fi), password)
-        except (WrongPassword, IntegrityError):
+        except WrongPassword:
+            continue
+        except IntegrityError as exc:
+            unusable.append(f"{fi.name[:8]}: {exc}")
             continue
         key_name = fi.name
         break
     if key is None:
-        raise WrongPassword("wrong password or no key found for it")
+        skipped = f" ({len(unusable)} key file(s) unusable; {unusable[0]})" if unusable else ""
+        raise WrongPassword(f"wrong password or no key found for it{skipped}")
     limit = OBJECT_LIMITS[FileType.CONFIG]
     try:
         sealed = backend.load(Handle(FileType.CONFIG), limit=limit)
