@@ -119,6 +119,7 @@ def test_sparse_6gib_snapshot_is_reported_and_skipped(backed_up: AmberCli) -> No
     assert "snapshot cdcdcdcd" in checked.stdout + checked.stderr
 
 
+@pytest.mark.slow
 def test_sparse_6gib_lock_is_ignored_and_reported_by_check(backed_up: AmberCli, tmp_path: Path) -> None:
     sparse(backed_up.repo / "locks" / ("ef" * 32))
     checked = run_capped(backed_up, "check")
@@ -131,6 +132,7 @@ def test_sparse_6gib_lock_is_ignored_and_reported_by_check(backed_up: AmberCli, 
     assert len(_snapshot_ids(backed_up)) == 2
 
 
+@pytest.mark.slow
 def test_a_pack_trailer_claiming_a_3gib_header(backed_up: AmberCli) -> None:
     trailer = (3 * GIB).to_bytes(4, "little")
     big, small = "12" * 32, "34" * 32
