@@ -13,7 +13,7 @@ from amber.cli.backend_options import backend_option_flags
 from amber.cli.context import AppContext, make_passwords
 from amber.cli.lazy import LazyGroup
 from amber.cli.memory import tune_allocator
-from amber.errors import EXIT_INTERRUPTED, AmberError, from_os_error
+from amber.errors import EXIT_INTERRUPTED, AmberError, from_os_error, is_native_panic
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -76,5 +76,12 @@ def _main(argv: list[str] | None = None) -> None:
         if debug:
             traceback.print_exc()
         click.echo(f"amber: internal error: {type(exc).__name__}: {exc} (rerun with --debug)", err=True)
+        sys.exit(1)
+    except BaseException as exc:  # a native library's panic missed at its boundary: a bug too
+        if not is_native_panic(exc):
+            raise
+        if debug:
+            traceback.print_exc()
+        click.echo(f"amber: internal error: native panic: {exc} (rerun with --debug)", err=True)
         sys.exit(1)
     sys.exit(0)
