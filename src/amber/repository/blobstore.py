@@ -24,18 +24,15 @@ from amber.repository.index import (
     encode_marker,
 )
 from amber.repository.indexfiles import load_index_files
-from amber.repository.limits import MAX_PACK_BYTES, data_blob_limit
+from amber.repository.limits import data_blob_limit
 from amber.repository.pack import (
-    HEADER_LEN_SIZE,
     BlobType,
     PackedBlob,
-    decode_header,
     encode_header,
-    header_length,
     pack_id,
-    parse_pack,
 )
 from amber.repository.packer import OpenPack, Packer
+from amber.repository.packread import read_pack, read_pack_header
 from amber.storage.base import Backend, FileType, Handle
 
 _Decoded = TypeVar("_Decoded")
@@ -44,7 +41,6 @@ _Slot = tuple[OpenPack, int, int, "bytes | memoryview"]  # pack, offset, sealed 
 
 INDEX_FLUSH_PACKS = 16  # a crash re-uploads at most this many packs' data
 INDEX_FLUSH_BLOBS = 16_384  # and the rows waiting for an index file stay few (small files)
-_HEADER_GUESS = 64 * 1024  # one ranged load reads most pack headers whole
 
 
 @dataclass
@@ -395,31 +391,8 @@ class BlobStore:
 
     def read_pack(self, pack: str) -> tuple[bytes, list[PackedBlob]]:
         """Load a whole pack (at most MAX_PACK_BYTES) and decode its own header."""
-        data = self.backend.load(Handle(FileType.PACK, pack), limit=MAX_PACK_BYTES)
-        try:
-            return data, parse_pack(data, self.key.decrypt)
-        except IntegrityError as exc:
-            raise type(exc)(f"pack {pack[:16]}: {exc}") from exc
+        return read_pack(self.backend, pack, self.key.decrypt)
 
     def read_pack_header(self, pack: str, size: int) -> list[PackedBlob]:
-        """Decode a pack's header with ranged loads: the tail, and more only if needed.
-
-        ``size`` is the listed size; the header length in the trailer is checked
-        against it and against MAX_PACK_HEADER before the header is read."""
-        if size < HEADER_LEN_SIZE:
-            raise IntegrityError(f"pack {pack[:16]} is too short for a header")
-        tail_len = min(size, _HEADER_GUESS)
-        tail = self.backend.load(Handle(FileType.PACK, pack), size - tail_len, tail_len)
-        if len(tail) != tail_len:
-            raise IntegrityError(f"pack {pack[:16]} is shorter than listed")
-        try:
-            n = header_length(size, tail[-HEADER_LEN_SIZE:])
-        except IntegrityError as exc:
-            raise type(exc)(f"pack {pack[:16]}: {exc}") from exc
-        if n + HEADER_LEN_SIZE > tail_len:
-            start = size - HEADER_LEN_SIZE - n
-            tail = self.backend.load(Handle(FileType.PACK, pack), start, n + HEADER_LEN_SIZE)
-            if len(tail) != n + HEADER_LEN_SIZE:
-                raise IntegrityError(f"pack {pack[:16]} is shorter than listed")
-        sealed = tail[len(tail) - HEADER_LEN_SIZE - n : len(tail) - HEADER_LEN_SIZE]
-        return decode_header(sealed, size, self.key.decrypt)
+        """Decode the header of a pack of ``size`` bytes (listed) with ranged loads."""
+        return read_pack_header(self.backend, pack, size, self.key.decrypt)
