@@ -14,7 +14,7 @@ from amber.repository.index import Location, decode_index, encode_index
 from amber.repository.keys import kdf_problem
 from amber.repository.limits import MAX_PACK_BYTES, MAX_PACK_HEADER, MAX_TREE_BYTES, data_blob_limit
 from amber.repository.model import Snapshot, format_time
-from amber.repository.pack import BlobType, PackedBlob, header_length
+from amber.repository.pack import BlobType, PackedBlob, decode_header, encode_header, header_length
 from amber.repository.repo import Repository
 from amber.storage.base import FileType, Handle
 from amber.storage.layout import bounded_length, format_size
@@ -165,3 +165,26 @@ def test_a_snapshot_over_the_limit_is_never_written(repo: Repository) -> None:
     with pytest.raises(ObjectTooLarge, match="over the 64 MiB limit"):
         repo.save_snapshot(huge)
     assert repo.snapshot_names() == []
+
+
+@pytest.mark.parametrize(
+    ("type_", "length", "raw", "ok"),
+    [
+        (BlobType.DATA, 1000, DATA_MAX, True),
+        (BlobType.DATA, 1000, DATA_MAX + 1, False),
+        (BlobType.TREE, 1000, MAX_TREE_BYTES, True),
+        (BlobType.TREE, 1000, MAX_TREE_BYTES + 1, False),
+    ],
+)
+def test_pack_header_rows_over_the_blob_limits_are_refused(
+    type_: BlobType, length: int, raw: int, ok: bool
+) -> None:
+    """``repair index`` rebuilds rows from pack headers: none may be one index loading refuses."""
+    trailer = encode_header([PackedBlob(type_, ID, 0, length, raw)], KEY.encrypt)
+    sealed = trailer[:-4]
+    size = length + len(trailer)
+    if ok:
+        assert decode_header(sealed, size, KEY.decrypt, DATA_MAX)[0].raw_length == raw
+    else:
+        with pytest.raises(ObjectTooLarge, match="over the limits for its type"):
+            decode_header(sealed, size, KEY.decrypt, DATA_MAX)

@@ -203,7 +203,7 @@ def test_blob_with_bad_compression_is_integrity_error() -> None:
 # -- pack headers ------------------------------------------------------------------
 
 packed_rows = st.lists(
-    st.tuples(blob_types, blob_ids, st.integers(0, 300), st.integers(0, 2**40)), max_size=40
+    st.tuples(blob_types, blob_ids, st.integers(0, 300), st.integers(0, 8 << 20)), max_size=40
 )
 
 

@@ -391,8 +391,8 @@ class BlobStore:
 
     def read_pack(self, pack: str) -> tuple[bytes, list[PackedBlob]]:
         """Load a whole pack (at most MAX_PACK_BYTES) and decode its own header."""
-        return read_pack(self.backend, pack, self.key.decrypt)
+        return read_pack(self.backend, pack, self.key.decrypt, self.codec.max_data)
 
     def read_pack_header(self, pack: str, size: int) -> list[PackedBlob]:
         """Decode the header of a pack of ``size`` bytes (listed) with ranged loads."""
-        return read_pack_header(self.backend, pack, size, self.key.decrypt)
+        return read_pack_header(self.backend, pack, size, self.key.decrypt, self.codec.max_data)

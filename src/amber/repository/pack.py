@@ -21,9 +21,11 @@ from dataclasses import dataclass
 import msgspec
 
 from amber.errors import IntegrityError, ObjectTooLarge
-from amber.repository.limits import MAX_PACK_HEADER
+from amber.repository.crypto import OVERHEAD
+from amber.repository.limits import MAX_PACK_HEADER, MAX_TREE_BYTES, data_blob_limit
 
 HEADER_LEN_SIZE = 4
+DEFAULT_MAX_DATA = data_blob_limit(8 << 20)  # the default chunker's
 _HEADER_LEN = struct.Struct("<I")
 
 
@@ -67,8 +69,13 @@ def header_length(pack_size: int, trailer: bytes, max_header: int = MAX_PACK_HEA
     return int(n)
 
 
-def decode_header(sealed: bytes, pack_size: int, decrypt: Callable[[bytes], bytes]) -> list[PackedBlob]:
-    """Decode an encrypted header and validate it against the pack size."""
+def decode_header(
+    sealed: bytes, pack_size: int, decrypt: Callable[[bytes], bytes], max_data: int = DEFAULT_MAX_DATA
+) -> list[PackedBlob]:
+    """Decode an encrypted header and validate it against the pack size, and each row
+    against its blob type's limits (design §3; ``max_data``: the largest data blob
+    plaintext), so ``repair index`` never copies a row that index loading refuses."""
+    plain_limit = (max_data, MAX_TREE_BYTES)
     plain = decrypt(sealed)
     try:
         rows = msgspec.msgpack.decode(plain, type=list[tuple[int, int, int, bytes]])
@@ -80,6 +87,8 @@ def decode_header(sealed: bytes, pack_size: int, decrypt: Callable[[bytes], byte
     for type_, length, raw_length, id_ in rows:
         if type_ not in (0, 1) or length < 0 or raw_length < 0 or len(id_) != 32:
             raise IntegrityError("malformed pack header entry")
+        if raw_length > plain_limit[type_] or length > plain_limit[type_] + OVERHEAD:
+            raise ObjectTooLarge(f"pack header: blob {id_.hex()[:16]} is over the limits for its type")
         blobs.append(PackedBlob(BlobType(type_), id_, offset, length, raw_length))
         offset += length
     if offset != data_end:
@@ -88,10 +97,10 @@ def decode_header(sealed: bytes, pack_size: int, decrypt: Callable[[bytes], byte
 
 
 def parse_pack(
-    data: bytes, decrypt: Callable[[bytes], bytes], max_header: int = MAX_PACK_HEADER
+    data: bytes, decrypt: Callable[[bytes], bytes], max_data: int = DEFAULT_MAX_DATA
 ) -> list[PackedBlob]:
     """Decode the header of a whole pack held in memory."""
     size = len(data)
-    n = header_length(size, data[-HEADER_LEN_SIZE:], max_header)
+    n = header_length(size, data[-HEADER_LEN_SIZE:])
     sealed = data[size - HEADER_LEN_SIZE - n : size - HEADER_LEN_SIZE]
-    return decode_header(sealed, size, decrypt)
+    return decode_header(sealed, size, decrypt, max_data)

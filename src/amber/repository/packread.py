@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from amber.errors import IntegrityError
+from amber.errors import IntegrityError, ObjectTooLarge
 from amber.repository.limits import MAX_PACK_BYTES
 from amber.repository.pack import HEADER_LEN_SIZE, PackedBlob, decode_header, header_length, parse_pack
 from amber.storage.base import Backend, FileType, Handle
@@ -18,18 +18,18 @@ _HEADER_GUESS = 64 * 1024  # one ranged load reads most pack headers whole
 
 
 def read_pack(
-    backend: Backend, pack: str, decrypt: Callable[[bytes], bytes]
+    backend: Backend, pack: str, decrypt: Callable[[bytes], bytes], max_data: int
 ) -> tuple[bytes, list[PackedBlob]]:
-    """Load a whole pack and decode its own header."""
+    """Load a whole pack and decode its own header (``max_data``: the largest data blob)."""
     data = backend.load(Handle(FileType.PACK, pack), limit=MAX_PACK_BYTES)
     try:
-        return data, parse_pack(data, decrypt)
+        return data, parse_pack(data, decrypt, max_data)
     except IntegrityError as exc:
         raise type(exc)(f"pack {pack[:16]}: {exc}") from exc
 
 
 def read_pack_header(
-    backend: Backend, pack: str, size: int, decrypt: Callable[[bytes], bytes]
+    backend: Backend, pack: str, size: int, decrypt: Callable[[bytes], bytes], max_data: int
 ) -> list[PackedBlob]:
     """Decode a pack's header with ranged loads: the tail, and more only if needed.
 
@@ -52,4 +52,7 @@ def read_pack_header(
         if len(tail) != n + HEADER_LEN_SIZE:
             raise IntegrityError(f"pack {pack[:16]} is shorter than listed")
     sealed = tail[len(tail) - HEADER_LEN_SIZE - n : len(tail) - HEADER_LEN_SIZE]
-    return decode_header(sealed, size, decrypt)
+    try:
+        return decode_header(sealed, size, decrypt, max_data)
+    except ObjectTooLarge as exc:
+        raise ObjectTooLarge(f"pack {pack[:16]}: {exc}") from exc
