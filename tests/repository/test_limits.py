@@ -188,3 +188,17 @@ def test_pack_header_rows_over_the_blob_limits_are_refused(
     else:
         with pytest.raises(ObjectTooLarge, match="over the limits for its type"):
             decode_header(sealed, size, KEY.decrypt, DATA_MAX)
+
+
+def test_an_audit_segment_over_the_limit_is_saved_as_several(repo: Repository) -> None:
+    from amber.repository.audit_store import AuditSegment, load_segments, save_segment
+
+    records = [bytes([i]) * MIB for i in range(70)]  # 70 MiB of records
+    save_segment(repo, AuditSegment("log", "host", 5, records))
+    segments = sorted(load_segments(repo), key=lambda s: s.first_seq)
+    assert len(segments) >= 2
+    assert [r for s in segments for r in s.records] == records
+    seen = 0
+    for segment in segments:  # consecutive: each starts where the one before ended
+        assert segment.first_seq == 5 + seen
+        seen += len(segment.records)
