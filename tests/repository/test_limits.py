@@ -16,6 +16,7 @@ from amber.repository.limits import MAX_PACK_BYTES, MAX_PACK_HEADER, MAX_TREE_BY
 from amber.repository.model import Snapshot, format_time
 from amber.repository.pack import BlobType, PackedBlob, decode_header, encode_header, header_length
 from amber.repository.repo import Repository
+from amber.repository.sealing import Sealer
 from amber.storage.base import FileType, Handle
 from amber.storage.layout import bounded_length, format_size
 
@@ -149,7 +150,7 @@ def test_index_rows_over_the_blob_limits_are_refused(
 def test_the_codec_refuses_lengths_over_the_type_limit(
     type_: BlobType, length: int, raw: int, ok: bool
 ) -> None:
-    codec = BlobCodec(KEY, max_data=DATA_MAX)
+    codec = BlobCodec(Sealer(KEY), max_data=DATA_MAX)
     loc = Location("ab" * 32, 0, length, raw, type_)
     if ok:
         codec.check_location(ID, loc)

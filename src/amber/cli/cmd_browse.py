@@ -1,4 +1,4 @@
-"""snapshots, ls, find, diff and manifest."""
+"""snapshots, ls, diff and manifest."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import msgspec
 
 from amber.cli.context import AppContext, pass_app
 from amber.cli.options import make_filter, snapshot_filter_options
-from amber.cli.output import emit_json, err_console, plain, show_path
+from amber.cli.output import echo, emit_json_text, err_console, plain, show_path
+from amber.cli.walkproblems import WalkProblems
 from amber.errors import AmberError
 from amber.repository import Node, Snapshot
 from amber.services import browse
@@ -31,23 +32,24 @@ def snapshots(
 ) -> None:  # fmt: skip
     """List snapshots."""
     damaged: list[tuple[str, AmberError]] = []
-    with app.open(lock=False) as repo:
+    with app.open(lock=False, read_only=True) as repo:
         found = select(repo, make_filter(hosts, tags, paths), damaged)
     for sid, exc in damaged:
         err_console.print(
             f"[red]error:[/] snapshot {sid[:8]} is unreadable: {plain(str(exc))}", soft_wrap=True
         )
     if as_json:
-        click.echo(browse_json(found))
+        emit_json_text(browse_json(found))
         return
-    click.echo(f"{'ID':<10}{'Time':<27}{'Host':<16}{'Tags':<16}Paths")
+    echo(f"{'ID':<10}{'Time':<27}{'Host':<16}{'Tags':<16}Paths")
     for sid, s in found:
         flag = " (partial)" if s.partial else ""
-        click.echo(
+        echo(
             f"{sid[:8]:<10}{s.datetime.strftime('%Y-%m-%d %H:%M:%S %z'):<27}"
-            f"{s.hostname:<16}{','.join(s.tags):<16}{', '.join(s.paths)}{flag}"
+            f"{show_path(s.hostname):<16}{show_path(','.join(s.tags)):<16}"
+            f"{show_path(', '.join(s.paths))}{flag}"
         )
-    click.echo(f"{len(found)} snapshots")
+    echo(f"{len(found)} snapshots")
 
 
 def browse_json(found: list[tuple[str, Snapshot]]) -> str:
@@ -65,8 +67,8 @@ def _mode_string(node: Node) -> str:
 
 def _long(path: bytes, node: Node) -> str:
     when = dt.datetime.fromtimestamp(node.mtime_ns / 1e9, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
-    user = node.user or str(node.uid)
-    group = node.group or str(node.gid)
+    user = show_path(node.user) or str(node.uid)
+    group = show_path(node.group) or str(node.gid)
     line = f"{_mode_string(node)} {user:>8} {group:>8} {node.size:>12} {when}  {show_path(path)}"
     if node.type == "symlink":
         line += f" -> {show_path(node.link_target)}"
@@ -80,32 +82,11 @@ def _long(path: bytes, node: Node) -> str:
 @pass_app
 def ls(app: AppContext, snapshot: str, path: str, long_: bool) -> None:
     """List files in SNAPSHOT (under PATH)."""
-    with app.open(lock=False) as repo:
-        for p, node in browse.ls(repo, snapshot, path):
-            click.echo(_long(p, node) if long_ else show_path(p))
-
-
-@click.command()
-@click.argument("pattern")
-@snapshot_filter_options
-@click.option("--json", "as_json", is_flag=True)
-@pass_app
-def find(
-    app: AppContext, pattern: str, hosts: tuple[str, ...], tags: tuple[str, ...],
-    paths: tuple[str, ...], as_json: bool,
-) -> None:  # fmt: skip
-    """Find files matching PATTERN in every snapshot."""
-    count = 0
-    with app.open(lock=False) as repo:
-        for m in browse.find(repo, pattern, make_filter(hosts, tags, paths)):
-            count += 1
-            if as_json:
-                emit_json({"snapshot": m.snapshot_id, "time": m.snapshot.time,
-                           "path": show_path(m.path), "type": m.node.type, "size": m.node.size})  # fmt: skip
-            else:
-                click.echo(f"{m.snapshot_id[:8]}  {m.snapshot.time[:19]}  {_long(m.path, m.node)}")
-    if not as_json:
-        click.echo(f"{count} matches", err=True)
+    problems = WalkProblems()
+    with app.open(lock=False, read_only=True) as repo:
+        for p, node in browse.ls(repo, snapshot, path, problems):
+            echo(_long(p, node) if long_ else show_path(p))
+    problems.raise_if_any()
 
 
 @click.command()
@@ -115,24 +96,33 @@ def find(
 def diff(app: AppContext, snapshot1: str, snapshot2: str) -> None:
     """Show what changed between two snapshots."""
     counts = {"+": 0, "-": 0, "M": 0}
-    with app.open(lock=False) as repo:
-        for sign, path in browse.diff(repo, snapshot1, snapshot2):
+    problems = WalkProblems()
+    with app.open(lock=False, read_only=True) as repo:
+        for sign, path in browse.diff(repo, snapshot1, snapshot2, problems):
             counts[sign] += 1
-            click.echo(f"{sign}    {show_path(path)}")
-    click.echo(f"added {counts['+']}, removed {counts['-']}, modified {counts['M']}", err=True)
+            echo(f"{sign}    {show_path(path)}")
+    echo(f"added {counts['+']}, removed {counts['-']}, modified {counts['M']}", err=True)
+    problems.raise_if_any()
 
 
 @click.command()
-@click.argument("snapshot")
-@click.option("--absolute", is_flag=True, help="Keep the leading / (check against the live source).")
+@click.argument("snapshot", metavar="SNAPSHOT[:SUBPATH]")
+@click.option("--absolute", is_flag=True, help="Full paths in the snapshot (check against the live source).")
 @pass_app
 def manifest(app: AppContext, snapshot: str, absolute: bool) -> None:
-    """Print a SHA-256 manifest that `sha256sum -c` accepts (paths relative to a restore target)."""
+    """Print a SHA-256 manifest that `sha256sum -c` accepts.
+
+    Paths are relative to what `restore SNAPSHOT[:SUBPATH] --target T` writes:
+    check a restore with `cd T && sha256sum -c`.
+    """
     out = sys.stdout.buffer
-    with app.open(lock=False) as repo:
-        for line in browse.manifest(repo, snapshot, strip_leading_slash=not absolute):
+    problems = WalkProblems()
+    with app.open(lock=False, read_only=True) as repo:
+        lines = browse.manifest(repo, snapshot, absolute, escape_controls=out.isatty(), on_error=problems)
+        for line in lines:
             out.write(line)
     out.flush()
+    problems.raise_if_any()
 
 
-COMMANDS = [snapshots, ls, find, diff, manifest]
+COMMANDS = [snapshots, ls, diff, manifest]

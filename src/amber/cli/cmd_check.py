@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from amber.cli.context import AppContext, pass_app
-from amber.cli.output import err_console, plain
+from amber.cli.output import echo, err_console, plain
 from amber.services import check as check_service
 
 
@@ -23,8 +23,8 @@ def check(app: AppContext, read_data: bool, read_data_subset: str | None) -> Non
         err_console.print(f"[red]error:[/] {plain(e)}", highlight=False)
     if report.damaged:
         snaps = sorted({s[:8] for s, _ in report.damaged})
-        click.echo(f"damaged: {len(report.damaged)} path(s) in snapshot(s) {', '.join(snaps)}")
-    click.echo(
+        echo(f"damaged: {len(report.damaged)} path(s) in snapshot(s) {', '.join(snaps)}")
+    echo(
         f"checked {report.snapshots} snapshots, {report.packs} packs, {report.blobs} blobs"
         + (f", read {report.packs_read} packs" if report.packs_read else "")
         + ("; no errors found" if report.ok else f"; {len(report.errors)} error(s)")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import click
 
 from amber.cli.context import AppContext, make_passwords, pass_app
-from amber.cli.output import err_console, plain
+from amber.cli.output import echo, err_console, plain
 from amber.errors import IntegrityError
 from amber.services import heal as heal_service
 
@@ -27,13 +27,13 @@ def packs(
     replica_pw = app.passwords
     if from_password_file or from_password_command:
         replica_pw = make_passwords(from_password_file, from_password_command)
-    r = heal_service.heal_from(app.location, app.passwords, from_repo, replica_pw, read_data)
+    r = heal_service.heal_from(app.location, app.passwords, from_repo, replica_pw, read_data, app.operation)
     if not r.bad_blobs:
-        click.echo("no missing or damaged blobs found")
+        echo("no missing or damaged blobs found")
         return
     for sid, why in r.unhealed_snapshots:
         err_console.print(f"[red]error:[/] snapshot {sid[:8]}: {plain(why)}", highlight=False)
-    click.echo(
+    echo(
         f"{len(r.bad_packs)} bad pack(s), {r.bad_blobs} bad blob(s); salvaged {r.salvaged}, "
         f"wrote {r.blobs_written} blob(s); healed {len(r.healed_snapshots)} snapshot(s)"
         + ("" if r.index_rebuilt else "; run 'amber repair index' to drop the lost packs from the index")

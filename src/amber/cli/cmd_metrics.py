@@ -8,6 +8,7 @@ import sys
 import click
 
 from amber.cli.context import AppContext, pass_app
+from amber.cli.output import echo
 from amber.ops.config.model import default_config_path, default_state_dir
 
 
@@ -26,7 +27,7 @@ def metrics(app: AppContext, textfile: str | None, repo_stats: bool) -> None:
     stats = []
     if repo_stats:
         if config is not None:
-            stats = metrics_service.configured_stats(config, app.passwords)
+            stats = metrics_service.configured_stats(config, app.passwords, app.operation)
         if app.repo or (config is None and os.environ.get("AMBER_REPOSITORY")):
             with app.open() as repo:
                 stats.append(metrics_service.repository_stats(repo, app.location))
@@ -34,7 +35,7 @@ def metrics(app: AppContext, textfile: str | None, repo_stats: bool) -> None:
     target = textfile or (config.metrics.textfile if config else None)
     if target:
         metrics_service.write_textfile(target, data)
-        click.echo(f"wrote {target}")
+        echo(f"wrote {target}")
     else:
         sys.stdout.buffer.write(data)
 

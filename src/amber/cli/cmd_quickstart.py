@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from amber.cli.output import human_bytes
+from amber.cli.output import echo, human_bytes
 from amber.services import quickstart as qs
 
 
@@ -17,23 +17,23 @@ def quickstart(source: str | None, repository: str | None) -> None:
     """Back up SOURCE (default ~/Desktop, else the current directory), list, restore, verify."""
     result = qs.run(Path(source) if source else None, Path(repository) if repository else None)
     s = result.outcome.snapshot.summary
-    click.echo(f"repository: {result.repository}")
-    click.echo(
+    echo(f"repository: {result.repository}")
+    echo(
         f"backup of {result.source}: snapshot {result.outcome.snapshot_id[:8]}, "
         f"{s.total_files} files, {human_bytes(s.total_bytes)} "
         f"({s.files_unmodified} unchanged, {human_bytes(s.data_added_stored)} stored)"
     )
-    click.echo(f"snapshots in repository: {len(result.snapshots)}")
+    echo(f"snapshots in repository: {len(result.snapshots)}")
     for sid, snap in result.snapshots[-5:]:
-        click.echo(f"  {sid[:8]}  {snap.time[:19]}  {', '.join(snap.paths)}")
-    click.echo(
+        echo(f"  {sid[:8]}  {snap.time[:19]}  {', '.join(snap.paths)}")
+    echo(
         f"restored {result.restored.files} files into {result.restore_dir}, "
         f"SHA-256 verified {result.restored.verified}, byte-compared {result.compared}, "
         f"mismatches {len(result.mismatches)}"
     )
-    click.echo("check: " + ("no errors found" if result.report.ok else f"{len(result.report.errors)} errors"))
+    echo("check: " + ("no errors found" if result.report.ok else f"{len(result.report.errors)} errors"))
     qs.raise_if_failed(result)
-    click.echo("OK: backup restores byte-identically")
+    echo("OK: backup restores byte-identically")
 
 
 COMMANDS = [quickstart]

@@ -10,7 +10,7 @@ import click
 
 from amber.cli.context import AppContext, pass_app
 from amber.cli.options import make_filter, snapshot_filter_options
-from amber.cli.output import BarProgress, err_console, human_bytes, plain
+from amber.cli.output import BarProgress, echo, err_console, human_bytes, plain
 from amber.services import browse
 from amber.services import restore as restore_service
 
@@ -42,7 +42,7 @@ def restore(
     summary = f"restored {result.files} files, {result.dirs} dirs, {human_bytes(result.bytes)}"
     if verify:
         summary += f"; verified {result.verified} files"
-    click.echo(summary)
+    echo(summary)
     restore_service.raise_if_damaged(result)
 
 

@@ -6,12 +6,13 @@ import click
 
 from amber.cli.context import AppContext, pass_app
 from amber.cli.options import limit_options
-from amber.cli.output import emit_json, err_console, human_bytes, plain
+from amber.cli.output import echo, emit_json, err_console, human_bytes, plain
 from amber.errors import CheckFailed
 from amber.ops import limits as limits_service
 from amber.ops.config.model import Config
 from amber.ops.run import job as run_service
 from amber.ops.run import scheduled_check
+from amber.redact import redact
 
 
 @click.command()
@@ -33,11 +34,11 @@ def run(
         limits_service.Limits.from_config(cfg.limits), nice, ionice_class, ionice_level, threads, memory_cap
     )
     def note(msg: str) -> None:
-        err_console.print(plain(msg), highlight=False)
+        err_console.print(plain(redact(msg)), highlight=False)
 
     options = run_service.RunOptions(
         limits=limits, passwords=app.passwords, check=not no_check, note=note,
-        observer=run_service.standard_observer(cfg, note),
+        observer=run_service.standard_observer(cfg, note), context=app.operation,
     )  # fmt: skip
     if check_only:
         _check_only(cfg, list(jobs), options, as_json)
@@ -48,10 +49,12 @@ def run(
         if as_json:
             emit_json(record.as_dict() if record else {"job": result.job, "status": result.status})
         elif record is None:
-            click.echo(f"{result.job}: not started (already running)")
+            echo(f"{result.job}: not started (already running)")
+        elif record.status == "interrupted":
+            echo(f"{result.job}: interrupted; what was stored is kept for the next run")
         else:
             snap = f" snapshot {record.snapshot_ids[0][:8]}" if record.snapshot_ids else ""
-            click.echo(f"{result.job}: {record.status}{snap}, {record.files} files, "
+            echo(f"{result.job}: {record.status}{snap}, {record.files} files, "
                        f"{human_bytes(record.bytes_added)} added, {record.duration:.1f}s")  # fmt: skip
     error = run_service.worst_error(results)
     if error is not None:
@@ -59,12 +62,12 @@ def run(
 
 
 def _check_only(cfg: Config, jobs: list[str], options: run_service.RunOptions, as_json: bool) -> None:
-    records = scheduled_check.check_jobs(cfg, jobs, options.passwords, options.observer)
+    records = scheduled_check.check_jobs(cfg, jobs, options.passwords, options.observer, options.context)
     for record in records:
         if as_json:
             emit_json(record.as_dict())
         else:
-            click.echo(f"{record.job}: {record.status}" + "".join(f"; {e}" for e in record.errors))
+            echo(redact(f"{record.job}: {record.status}" + "".join(f"; {e}" for e in record.errors)))
     failed = [r for r in records if r.status != "success"]
     if failed:
         raise CheckFailed(f"scheduled check failed for {', '.join(r.job for r in failed)}")

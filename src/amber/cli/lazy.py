@@ -22,13 +22,16 @@ COMMAND_MODULES: dict[str, str] = {
     "diff": "cmd_browse",
     "drill": "cmd_drill",
     "dump": "cmd_restore",
-    "find": "cmd_browse",
+    "catalog": "cmd_find",
+    "find": "cmd_find",
     "forget": "cmd_forget",
+    "history": "cmd_find",
     "init": "cmd_backup",
     "key": "cmd_keys",
     "ls": "cmd_browse",
     "manifest": "cmd_browse",
     "metrics": "cmd_metrics",
+    "migrate": "cmd_migrate",
     "notify": "cmd_notify",
     "object-lock": "cmd_object_lock",
     "prune": "cmd_prune",
@@ -53,6 +56,16 @@ class LazyGroup(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *COMMAND_MODULES})
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """Name the operation as soon as its command is known (also when its options are bad)."""
+        name, cmd, rest = super().resolve_command(ctx, args)
+        record = getattr(ctx.obj, "record", None)  # the OperationContext main() passes in
+        if name and record is not None and not record.command:
+            record.command = name
+        return name, cmd, rest
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands and cmd_name in COMMAND_MODULES:

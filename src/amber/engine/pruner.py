@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -96,10 +96,12 @@ def plan_options(opts: PruneOptions) -> PlanOptions:
 class Pruner:
     def __init__(
         self, repo: Repository, lock: HeldLock, options: PruneOptions | None = None,
-        progress: Progress | None = None,
+        progress: Progress | None = None, clock: Callable[[], float] = time.time,
     ) -> None:  # fmt: skip
+        self._clock = clock  # injectable: tests age a lease or a deletion marker without waiting
         self._repo = repo
         self._lock = lock
+        repo.cancel.watch()  # safe points: each pack copied or deleted
         self._opts = options or PruneOptions()
         self._plan_opts = plan_options(self._opts)
         self._progress = progress or NullProgress()
@@ -141,7 +143,7 @@ class Pruner:
             )
         if not self._opts.dry_run and (plan.doomed or plan.drop_missing):
             marker, holders = self._phase1(plan, {p: u.blobs for p, u in usage.items()}, result)
-            if marker and self._eligible(time.time(), holders):
+            if marker and self._eligible(self._clock(), holders):
                 self._phase2_now(marker, set(plan.doomed), result)
         self._count_pending(result)
         return result
@@ -183,16 +185,24 @@ class Pruner:
             self._copy(to_copy)
         affected = sorted(f for f, packs in blobs.index_files.items() if any(p in gone for p in packs))
         kept = sorted({p for f in affected for p in blobs.index_files[f] if p not in gone})
-        # rewrite in batches, so only one file's rows are ever held as objects
+        if affected:  # files that only name replaced ones are folded into the new last file
+            affected += sorted(f for f, ps in blobs.index_files.items() if not ps and f not in blobs.pending)
+        # rewrite in batches, so only one file's rows are ever held as objects; only the last
+        # names the replaced files (design §8): readers ignore a file once it is superseded
         batch: set[str] = set()
         count = 0
         for i, pack in enumerate(kept):
             batch.add(pack)
             count += sizes.get(pack, 0)
-            if count >= _INDEX_ROWS_PER_FILE or i == len(kept) - 1:
-                blobs.save_index_file(blobs.index.pack_rows(batch), affected)
+            last = i == len(kept) - 1
+            if count >= _INDEX_ROWS_PER_FILE or last:
+                supersedes = blobs.superseding(affected) if last else []
+                blobs.save_index_file(blobs.index.pack_rows(batch), supersedes)
                 result.index_written += 1
                 batch, count = set(), 0
+        if affected and not kept:
+            blobs.save_index_file({}, blobs.superseding(affected))
+            result.index_written += 1
         for name in affected:  # only now: their replacements are written
             blobs.remove_index_file(name)
             result.index_removed += 1
@@ -202,7 +212,7 @@ class Pruner:
         # Holders are read after the old index files are gone: a process whose
         # lock appears later sees that on locking and reloads the index.
         holders = sorted(self._live_holders())
-        marker = blobs.save_marker(time.time(), sorted(doomed), holders)
+        marker = blobs.save_marker(self._clock(), sorted(doomed), holders)
         return marker, holders
 
     def _copy(self, to_copy: dict[str, list[Any]]) -> None:
@@ -212,6 +222,7 @@ class Pruner:
             blobs.set_compression_level(self._opts.recompress)
         try:
             for pack in sorted(to_copy):
+                self._repo.cancel.check()  # a safe point: nothing is deleted before phase 1 ends
                 kinds = {blob_id: loc.type for blob_id, loc in to_copy[pack]}
                 for blob_id, data in blobs.load_from_pack(pack, to_copy[pack]):
                     if isinstance(data, IntegrityError):
@@ -231,11 +242,11 @@ class Pruner:
         return {
             info.holder
             for info in self._repo.lock_infos().values()
-            if not is_stale(info) and (info.hostname, info.pid) != me
+            if not is_stale(info, self._clock()) and (info.hostname, info.pid) != me
         }
 
     def _eligible(self, mark_time: float, holders: Iterable[Holder]) -> bool:
-        if time.time() - mark_time >= self._opts.grace_s:
+        if self._clock() - mark_time >= self._opts.grace_s:
             return True
         live = self._live_holders()
         return not any(tuple(h) in live for h in holders)
@@ -259,10 +270,11 @@ class Pruner:
             p for name, m in blobs.pending.items()
             if name != marker and mark is not None and m.time > mark.time for p in m.packs
         }  # fmt: skip
-        if not self._lock.is_fresh():
+        if not self._lock.is_fresh(self._clock()):
             raise RepositoryLocked("our lock was not refreshed in time; not deleting anything")
         indexed = blobs.index.packs()
         for pack in packs:
+            self._repo.cancel.check()  # a safe point: the marker stays, the next prune finishes
             if pack in indexed or pack in later:
                 continue  # re-indexed (rescued, repaired) or marked again later: not ours to delete
             try:

@@ -15,6 +15,7 @@ from amber.errors import IntegrityError, ObjectNotFound, ObjectTooLarge
 from amber.repository.crypto import OVERHEAD
 from amber.repository.limits import OBJECT_LIMITS
 from amber.repository.repo import Repository
+from amber.repository.sealing import Kind
 from amber.storage.base import FileType, Handle
 
 
@@ -39,7 +40,7 @@ def save_segment(repo: Repository, segment: AuditSegment) -> str:
         save_segment(repo, msgspec.structs.replace(segment, records=head))
         later = segment.first_seq + half
         return save_segment(repo, msgspec.structs.replace(segment, first_seq=later, records=tail))
-    data = repo.key.encrypt(plain)
+    data = repo.sealer.seal(Kind.AUDIT, plain)
     name = hashlib.sha256(data).hexdigest()
     repo.backend.save(Handle(FileType.AUDIT, name), data)
     return name
@@ -50,7 +51,7 @@ def load_segment(repo: Repository, name: str) -> AuditSegment:
     if hashlib.sha256(raw).hexdigest() != name:
         raise IntegrityError(f"audit segment {name[:8]}: content does not match its name")
     try:
-        return msgspec.msgpack.decode(repo.key.decrypt(raw), type=AuditSegment)
+        return msgspec.msgpack.decode(repo.sealer.open(Kind.AUDIT, raw), type=AuditSegment)
     except msgspec.DecodeError as exc:
         raise IntegrityError(f"audit segment {name[:8]} is malformed") from exc
 

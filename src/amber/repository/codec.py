@@ -11,10 +11,11 @@ from typing import NamedTuple
 import zstandard
 
 from amber.errors import IntegrityError, ObjectTooLarge, is_native_panic
-from amber.repository.crypto import OVERHEAD, MasterKey
+from amber.repository.crypto import OVERHEAD
 from amber.repository.index import Location
 from amber.repository.limits import MAX_PACK_BYTES, MAX_TREE_BYTES, data_blob_limit
 from amber.repository.pack import BlobType
+from amber.repository.sealing import BLOB_KIND, Sealer
 
 _ZSTD_MAX_WINDOW = 1 << 27
 _SCRATCH_MIN = 1 << 20
@@ -40,9 +41,10 @@ class BlobCodec:
     and slack); a tree decodes to at most ``MAX_TREE_BYTES``. Larger is refused unread."""
 
     def __init__(
-        self, key: MasterKey, compression_level: int = 3, max_data: int = data_blob_limit(8 << 20)
+        self, sealer: Sealer, compression_level: int = 3, max_data: int = data_blob_limit(8 << 20)
     ) -> None:
-        self.key = key
+        self.sealer = sealer
+        self.key = sealer.key
         self.compression_level = compression_level
         self.max_data = max_data
         self._local = threading.local()
@@ -73,18 +75,18 @@ class BlobCodec:
             stored += len(compress(view[at : at + _PROBE]))
         return stored < 3 * _PROBE - (3 * _PROBE) // 32
 
-    def encode(self, data: bytes | memoryview) -> tuple[bytes, int]:
+    def encode(self, type: BlobType, blob_id: bytes, data: bytes | memoryview) -> tuple[bytes, int]:
         """Compress when it pays, then encrypt: a blob as a pack stores it."""
         payload, raw_length = self.compress(data)
-        return self.key.encrypt(payload), raw_length
+        return self.sealer.seal(BLOB_KIND[type], payload, blob_id), raw_length
 
     # -- reading ----------------------------------------------------------
     def decode(
-        self, blob_id: bytes, sealed: bytes | memoryview, raw_length: int, type: BlobType = BlobType.DATA
+        self, blob_id: bytes, sealed: bytes | memoryview, raw_length: int, type: BlobType
     ) -> bytes:
-        """The verified plaintext of a sealed blob."""
+        """The verified plaintext of a sealed blob of ``type``."""
         self._check_lengths(blob_id, len(sealed), raw_length, type)
-        plain = self.key.decrypt(sealed)
+        plain = self.sealer.open(BLOB_KIND[type], sealed, blob_id)
         if raw_length:
             plain = self._decompress(blob_id, plain, raw_length)
         if self.key.blob_id(plain) != blob_id:
@@ -92,14 +94,14 @@ class BlobCodec:
         return plain
 
     def open(
-        self, blob_id: bytes, sealed: bytes | memoryview, raw_length: int, type: BlobType = BlobType.DATA
+        self, blob_id: bytes, sealed: bytes | memoryview, raw_length: int, type: BlobType
     ) -> EncodedBlob:
         """Like :meth:`decode`, keeping the encoded payload too (decrypted into a per-thread buffer)."""
         if len(sealed) < OVERHEAD:
             raise IntegrityError(f"blob {blob_id.hex()[:16]}: ciphertext too short")
         self._check_lengths(blob_id, len(sealed), raw_length, type)
         payload = self._scratch("open_buf", len(sealed) - OVERHEAD)
-        self.key.decrypt_into(sealed, payload)
+        self.sealer.open_into(BLOB_KIND[type], sealed, payload, blob_id)
         plain: bytes | memoryview = payload
         if raw_length:
             plain = self._decompress(blob_id, payload, raw_length)

@@ -8,11 +8,12 @@ import hmac
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import msgspec
 
 from amber import __version__
+from amber.cancel import CancelToken
 from amber.errors import (
     AmberError,
     AppendOnlyViolation,
@@ -29,7 +30,7 @@ from amber.repository.blobstore import BlobStore
 from amber.repository.crypto import KdfParams, MasterKey
 from amber.repository.index import Location
 from amber.repository.keys import KeyInfo, describe_key, unwrap_key, wrap_master_key
-from amber.repository.limits import MAX_CHUNK_MAX, MAX_TREE_BYTES, OBJECT_LIMITS, data_blob_limit
+from amber.repository.limits import MAX_CHUNK_MAX, OBJECT_LIMITS, data_blob_limit
 from amber.repository.lock import Lock, LockInfo
 from amber.repository.model import (
     Snapshot,
@@ -40,11 +41,11 @@ from amber.repository.model import (
     encode_tree,
 )
 from amber.repository.pack import BlobType
+from amber.repository.sealing import FORMAT_VERSION, SUPPORTED_VERSIONS, Kind, Sealer, associated_data
 from amber.storage.appendonly import AppendOnlyBackend
 from amber.storage.base import Backend, FileInfo, FileType, Handle
 from amber.storage.layout import format_size, too_large
 
-FORMAT_VERSION = 1
 CHUNK_AVG = 1 << 20  # pyfastcdc: mean chunk ~ avg + min = 1.25 MiB
 CHUNK_MIN = 256 * 1024
 CHUNK_MAX = 8 << 20
@@ -61,6 +62,7 @@ class RepoConfig(msgspec.Struct):
     compression_level: int = 3
     created_by: str = ""
     append_only: bool = False  # set at init, never cleared: every client is append-only
+    migrating: bool = False  # version 2 only: `amber migrate` has not finished (objects of both formats)
 
 
 class Repository:
@@ -71,11 +73,16 @@ class Repository:
         self.key = key
         self.config = config
         self.key_name = key_name
-        self.blobs = BlobStore(backend, key, config.compression_level, data_blob_limit(config.chunk_max))
+        self.sealer = Sealer(key, config.version, config.migrating)
+        self.blobs = BlobStore(
+            backend, key, config.compression_level, self.sealer, data_blob_limit(config.chunk_max)
+        )
         self._tree_cache: OrderedDict[bytes, Tree] = OrderedDict()
         self._tree_lock = threading.Lock()
         self.index_errors: list[str] = []
+        self.index_loaded = False
         self.held_locks: list[Lock] = []  # locks this object holds now (innermost last)
+        self.cancel = CancelToken()  # the operation using this repository; a lost lease sets it
 
     @property
     def id(self) -> str:
@@ -88,6 +95,25 @@ class Repository:
 
     def load_index(self) -> None:
         self.index_errors = self.blobs.load_index()
+        self.index_loaded = True
+
+    def ensure_index(self) -> None:
+        """Load the index now if the repository was opened without it (searches answered
+        from the local catalog never need it)."""
+        if not self.index_loaded:
+            self.load_index()
+
+    def drop_missing_packs(self) -> list[str]:
+        """Forget (in memory) index entries whose pack is not stored, and return those packs.
+
+        A writer calls this once after locking, before it deduplicates (§12): an index
+        file put back after prune, or one that outlived its packs, must not make a
+        new snapshot reference deleted data. One listing of ``data/``.
+        """
+        stored = {fi.name for fi in self.backend.list(FileType.PACK)}
+        missing = sorted(self.blobs.index.packs() - stored)
+        self.blobs.drop_packs(missing)
+        return missing
 
     # -- locks ------------------------------------------------------------
     @contextlib.contextmanager
@@ -98,7 +124,8 @@ class Repository:
         index files, the index is reloaded: a process never works from an index
         older than its lock (design §13, two-phase deletion).
         """
-        lk = Lock(self.backend, self.key.encrypt, self.key.decrypt, exclusive, maintenance)
+        lk = Lock(self.backend, *self.lock_codec(), exclusive, maintenance,
+                  on_lost=lambda lost: self.cancel.cancel(lost))  # fmt: skip
         lk.acquire()
         self.held_locks.append(lk)
         try:
@@ -111,12 +138,16 @@ class Repository:
 
     def lock_infos(self, unreadable: dict[str, str] | None = None) -> dict[str, LockInfo]:
         """Every readable lock file (stale ones included), by file name; the others, with
-        why they could not be read (another key, damaged, oversized), go to ``unreadable``."""
-        lk = Lock(self.backend, self.key.encrypt, self.key.decrypt, False)
+        why they could not be read (damaged, planted, oversized), go to ``unreadable``."""
+        lk = Lock(self.backend, *self.lock_codec(), False)
         infos = lk.read_all()
         if unreadable is not None:
             unreadable.update(lk.unreadable)
         return infos
+
+    def lock_codec(self) -> tuple[Callable[[bytes], bytes], Callable[[bytes], bytes]]:
+        """How lock files are sealed and opened (for :class:`Lock`)."""
+        return self.sealer.sealer_for(Kind.LOCK), self.sealer.opener_for(Kind.LOCK)
 
     def lock_names(self) -> list[str]:
         """Every lock file name, readable or not."""
@@ -128,11 +159,6 @@ class Repository:
     # -- trees --------------------------------------------------------------
     def save_tree(self, tree: Tree) -> tuple[bytes, bool]:
         data = encode_tree(tree)
-        if len(data) > MAX_TREE_BYTES:  # readers refuse it: never write one
-            raise ObjectTooLarge(
-                f"a directory of {len(tree.nodes)} entries encodes to {format_size(len(data))}, over the "
-                f"{format_size(MAX_TREE_BYTES)} limit for one tree; exclude part of it"
-            )
         tree_id = self.key.blob_id(data)
         return tree_id, self.blobs.save(BlobType.TREE, data, tree_id)
 
@@ -142,7 +168,7 @@ class Repository:
             if tree is not None:
                 self._tree_cache.move_to_end(tree_id)
                 return tree
-        tree = decode_tree(self.blobs.load(tree_id))
+        tree = decode_tree(self.blobs.load(tree_id), tree_id)
         with self._tree_lock:
             self._tree_cache[tree_id] = tree
             if len(self._tree_cache) > 256:
@@ -181,14 +207,18 @@ class Repository:
                         with contextlib.suppress(IntegrityError):
                             if isinstance(plain, IntegrityError):
                                 raise plain
-                            tree = decode_tree(plain)
+                            tree = decode_tree(plain, tid)
                             for i in where[tid]:
                                 out[i] = tree
         return out
 
     # -- snapshots -----------------------------------------------------------
     def save_snapshot(self, snapshot: Snapshot) -> str:
-        data = self.key.encrypt(encode_snapshot(snapshot))
+        """Write a snapshot; refused (LeaseLost) when a lock held for it has lapsed (design §13):
+        a prune may have deleted data it references while the lease looked stale."""
+        for held in self.held_locks:
+            held.ensure_held()
+        data = self.sealer.seal(Kind.SNAPSHOT, encode_snapshot(snapshot))
         limit = OBJECT_LIMITS[FileType.SNAPSHOT]
         if len(data) > limit:  # readers refuse it: never write one
             raise ObjectTooLarge(
@@ -208,7 +238,7 @@ class Repository:
         raw = self.backend.load(handle, limit=limit)
         if hashlib.sha256(raw).hexdigest() != name:
             raise IntegrityError(f"snapshot {name[:8]}: content does not match its name")
-        return decode_snapshot(self.key.decrypt(raw))
+        return decode_snapshot(self.sealer.open(Kind.SNAPSHOT, raw))
 
     def snapshot_names(self) -> list[str]:
         return sorted(fi.name for fi in self.backend.list(FileType.SNAPSHOT))
@@ -270,13 +300,41 @@ class Repository:
         """True if ``other`` has the same ID key: equal data has equal blob IDs in both."""
         return hmac.compare_digest(self.key.id_key, other.key.id_key)
 
+    # -- format -------------------------------------------------------------
+    def save_config(self, config: RepoConfig) -> None:
+        """Replace ``config`` (only `amber migrate` does) and follow its format from now on."""
+        sealed = Sealer(self.key, config.version).seal(Kind.CONFIG, msgspec.msgpack.encode(config))
+        self.backend.save(Handle(FileType.CONFIG), sealed)
+        self.config = config
+        self.sealer.set_format(config.version, config.migrating)
+
     def close(self) -> None:
         self.backend.close()
 
 
+def open_config(key: MasterKey, raw: bytes) -> RepoConfig:
+    """Decrypt and decode ``config``. From version 2 on it is bound to its kind (§4)."""
+    try:
+        plain, bound = key.decrypt(raw, associated_data(Kind.CONFIG)), True
+    except IntegrityError:
+        try:
+            plain, bound = key.decrypt(raw), False
+        except IntegrityError as exc:
+            raise IntegrityError("repository config does not authenticate: damaged, or not a config") from exc
+    try:
+        config = msgspec.msgpack.decode(plain, type=RepoConfig)
+    except msgspec.DecodeError as exc:
+        raise IntegrityError("repository config is malformed") from exc
+    if config.version not in SUPPORTED_VERSIONS:
+        raise UsageError(f"unsupported repository format version {config.version}")
+    if bound != (config.version >= 2) or (config.migrating and config.version < 2):
+        raise IntegrityError(f"repository config does not match its format version {config.version}")
+    return config
+
+
 def init_repository(
     backend: Backend, password: bytes, params: KdfParams | None = None, append_only: bool = False,
-    ids_from: Repository | None = None,
+    ids_from: Repository | None = None, version: int = FORMAT_VERSION,
 ) -> Repository:
     """Create a repository. With ``ids_from``, it shares that repository's ID key (and so
     its chunker): the same data gets the same blob IDs and chunk boundaries in both
@@ -293,7 +351,7 @@ def init_repository(
     if ids_from is not None:
         key = MasterKey(key.encrypt_key, ids_from.key.id_key)
     config = RepoConfig(
-        version=FORMAT_VERSION, id=uuid.uuid4().hex, created_by=f"amber {__version__}",
+        version=version, id=uuid.uuid4().hex, created_by=f"amber {__version__}",
         append_only=append_only,
     )  # fmt: skip
     if ids_from is not None:
@@ -304,7 +362,7 @@ def init_repository(
     repo = Repository(backend, key, config, "")
     repo.key_name = repo.add_key(password, params)
     # The config is written last: its presence is what makes a repository exist.
-    backend.save(Handle(FileType.CONFIG), key.encrypt(msgspec.msgpack.encode(config)))
+    backend.save(Handle(FileType.CONFIG), repo.sealer.seal(Kind.CONFIG, msgspec.msgpack.encode(config)))
     if append_only:
         repo = Repository(AppendOnlyBackend(backend), key, config, repo.key_name)
     return repo
@@ -347,14 +405,7 @@ def open_repository(backend: Backend, password: bytes, load_index: bool = True) 
     if key is None:
         skipped = f" ({len(unusable)} key file(s) unusable; {unusable[0]})" if unusable else ""
         raise WrongPassword(f"wrong password or no key found for it{skipped}")
-    limit = OBJECT_LIMITS[FileType.CONFIG]
-    try:
-        sealed = backend.load(Handle(FileType.CONFIG), limit=limit)
-        config = msgspec.msgpack.decode(key.decrypt(sealed), type=RepoConfig)
-    except msgspec.DecodeError as exc:
-        raise IntegrityError("repository config is malformed") from exc
-    if config.version != FORMAT_VERSION:
-        raise UsageError(f"unsupported repository format version {config.version}")
+    config = open_config(key, backend.load(Handle(FileType.CONFIG), limit=OBJECT_LIMITS[FileType.CONFIG]))
     _check_chunker(config)
     if config.append_only or key_append_only:
         backend = AppendOnlyBackend(backend)

@@ -7,19 +7,23 @@ import getpass
 import os
 import socket
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from amber import __version__
+from amber.childenv import child_env
 from amber.engine.archiver import ArchiveOptions, Archiver, ArchiveResult
 from amber.engine.chunker import Chunker
 from amber.engine.filereader import ContentReader
 from amber.engine.patterns import PathMatcher
 from amber.engine.progress import NullProgress, Progress
-from amber.errors import PartialBackup, SourceCommandFailed, UsageError
+from amber.engine.source import LiveSource, Source
+from amber.errors import AmberError, Interrupted, PartialBackup, SourceCommandFailed, UsageError
 from amber.repository import Repository, Snapshot
 from amber.repository.model import format_time, parse_time
+from amber.services.own_snapshots import COMPACT_AT, OwnSnapshots
 from amber.services.snapshots import SnapshotFilter, as_text, select
 
 
@@ -35,6 +39,7 @@ class BackupRequest:
     force: bool = False  # re-read every file, ignoring the parent
     stdin_filename: str = "stdin"
     workers: int | None = None  # archiver threads (None = one per core)
+    source: Source = field(default_factory=LiveSource)  # where the paths are read (engine/source.py)
 
 
 @dataclass
@@ -52,6 +57,7 @@ def content_reader(repo: Repository, progress: Progress) -> ContentReader:
         repo.key.blob_id,
         lambda: Chunker(cfg.chunk_avg, cfg.chunk_min, cfg.chunk_max, seed),
         progress.bytes_done,
+        repo.cancel,
     )
 
 
@@ -65,23 +71,35 @@ def _snapshot_time(text: str | None) -> str:
 
 
 def _find_parent(repo: Repository, req: BackupRequest, host: str, paths: list[str]) -> str | None:
+    """The snapshot whose unchanged files are not read again (design §12).
+
+    Only a snapshot this host wrote qualifies: any key holder can plant one
+    with our host name and paths, and its content IDs would be taken on trust.
+    An explicit ``--parent`` is the user's choice and is used as given.
+    """
     if req.force:
         return None
     if req.parent:
         return repo.resolve_snapshot_id(req.parent)
+    own = OwnSnapshots(repo.id).ids()
     candidates = [
-        (sid, s)
+        sid
         for sid, s in select(repo, SnapshotFilter(hosts=[host]))
-        if sorted(s.paths) == sorted(as_text(p) for p in paths) and not s.partial
+        if sid in own and sorted(s.paths) == sorted(as_text(p) for p in paths) and not s.partial
     ]
-    return candidates[-1][0] if candidates else None
+    return candidates[-1] if candidates else None
 
 
 def _commit(
     repo: Repository, req: BackupRequest, host: str, paths: list[str], parent: str | None,
-    result: ArchiveResult,
+    result: ArchiveResult, missing_packs: list[str],
 ) -> BackupOutcome:  # fmt: skip
     """Flush packs and index, then write the snapshot: the order that survives crashes."""
+    if missing_packs:
+        result.notes.append(
+            f"{len(missing_packs)} pack(s) named in the index are missing (first {missing_packs[0][:16]}); "
+            "their blobs were stored again. Run `amber check`"
+        )
     repo.blobs.flush()
     result.summary.data_added_stored = repo.blobs.stats.stored_bytes
     snap = Snapshot(
@@ -102,7 +120,18 @@ def _commit(
         summary=result.summary,
     )
     sid = repo.save_snapshot(snap)
+    own = OwnSnapshots(repo.id)
+    if not own.record(sid, present=repo.snapshot_names() if _long_list(repo) else None):
+        result.notes.append(f"cannot record snapshot {sid[:8]} as this host's own in {own.path}; "
+                            "the next backup reads every file again")  # fmt: skip
     return BackupOutcome(sid, snap, result)
+
+
+def _long_list(repo: Repository) -> bool:
+    try:
+        return os.stat(OwnSnapshots(repo.id).path).st_size > COMPACT_AT
+    except OSError:
+        return False
 
 
 def backup_paths(repo: Repository, req: BackupRequest, progress: Progress | None = None) -> BackupOutcome:
@@ -111,10 +140,12 @@ def backup_paths(repo: Repository, req: BackupRequest, progress: Progress | None
     if not req.paths:
         raise UsageError("nothing to back up: give at least one path")
     paths = sorted({os.path.normpath(os.path.abspath(p)) for p in req.paths})
-    missing = [p for p in paths if not os.path.lexists(p)]
+    read = req.source.read_path
+    missing = [p for p in paths if not os.path.lexists(read(os.fsencode(p)))]
     if len(missing) == len(paths):
         raise UsageError(f"path does not exist: {missing[0]}")
     _snapshot_time(req.time)  # reject a bad --time before reading anything
+    missing_packs = repo.drop_missing_packs()  # never deduplicate against deleted data
     host = req.host or socket.gethostname()
     parent = _find_parent(repo, req, host, paths)
     parent_tree = repo.load_snapshot(parent).tree if parent else None
@@ -123,13 +154,18 @@ def backup_paths(repo: Repository, req: BackupRequest, progress: Progress | None
         repo,
         content_reader(repo, progress),
         ArchiveOptions(
-            PathMatcher(req.excludes), req.one_file_system, workers=req.workers or ArchiveOptions.workers
+            PathMatcher(req.excludes),
+            req.one_file_system,
+            workers=req.workers or ArchiveOptions.workers,
+            source=req.source,
         ),
         progress,
+        repo.cancel,
     )
-    result = archiver.archive([os.fsencode(p) for p in paths], parent_tree)
+    with _keeping_uploads(repo):
+        result = archiver.archive([os.fsencode(p) for p in paths], parent_tree)
     result.skipped[:0] = missing
-    return _commit(repo, req, host, paths, parent, result)
+    return _commit(repo, req, host, paths, parent, result, missing_packs)
 
 
 def backup_stream(
@@ -138,10 +174,13 @@ def backup_stream(
     name = req.stdin_filename.strip("/")
     if not name or "/" in name:
         raise UsageError("--stdin-filename must be a plain file name")
-    archiver = Archiver(repo.blobs, repo, content_reader(repo, progress or NullProgress()))
-    result = archiver.archive_stream(os.fsencode(name), stream)
+    missing_packs = repo.drop_missing_packs()
+    reader = content_reader(repo, progress or NullProgress())
+    archiver = Archiver(repo.blobs, repo, reader, cancel=repo.cancel)
+    with _keeping_uploads(repo):
+        result = archiver.archive_stream(os.fsencode(name), stream)
     host = req.host or socket.gethostname()
-    return _commit(repo, req, host, ["/" + name], None, result)
+    return _commit(repo, req, host, ["/" + name], None, result, missing_packs)
 
 
 def backup_command(
@@ -151,18 +190,43 @@ def backup_command(
     if not argv:
         raise UsageError("--stdin-from-command needs a command after --")
     try:
-        proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE)
+        proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, env=child_env())
     except OSError as exc:
         raise SourceCommandFailed(f"cannot run {argv[0]}: {exc.strerror}") from exc
     assert proc.stdout is not None
     name = req.stdin_filename.strip("/")
-    archiver = Archiver(repo.blobs, repo, content_reader(repo, progress or NullProgress()))
-    result = archiver.archive_stream(os.fsencode(name), proc.stdout)
-    code = proc.wait()
+    missing_packs = repo.drop_missing_packs()
+    reader = content_reader(repo, progress or NullProgress())
+    archiver = Archiver(repo.blobs, repo, reader, cancel=repo.cancel)
+    repo.cancel.on_cancel(proc.kill)  # a cancel must not wait for the command's next output
+    try:
+        with _keeping_uploads(repo):
+            result = archiver.archive_stream(os.fsencode(name), proc.stdout)
+            code = proc.wait()
+            repo.cancel.check()  # killed by the cancel: report that, not its exit status
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
     if code != 0:
         raise SourceCommandFailed(f"command {argv[0]!r} exited with status {code}; no snapshot written")
     host = req.host or socket.gethostname()
-    return _commit(repo, req, host, ["/" + name], None, result)
+    return _commit(repo, req, host, ["/" + name], None, result, missing_packs)
+
+
+@contextmanager
+def _keeping_uploads(repo: Repository) -> Iterator[None]:
+    """On an interruption, index the packs already uploaded, so the next run reuses them.
+
+    Not after a lost lease: a prune may have deleted those packs meanwhile.
+    """
+    try:
+        yield
+    except Interrupted:
+        if all(held.is_fresh() for held in repo.held_locks):
+            with suppress(AmberError):  # the interruption is what gets reported
+                repo.blobs.flush_index()
+        raise
 
 
 def raise_if_partial(outcome: BackupOutcome) -> None:
