@@ -38,8 +38,10 @@ from amber.repository.limits import (
     MAX_KDF_PARALLELISM,
     MAX_KDF_TIME_COST,
     MAX_KDF_WORK_KIB,
+    OBJECT_LIMITS,
 )
-from amber.storage.layout import format_size
+from amber.storage.base import Backend, FileInfo, FileType, Handle
+from amber.storage.layout import format_size, too_large
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,14 @@ def unwrap_key(raw: bytes, password: bytes) -> tuple[MasterKey, bool]:
     except (KeyError, TypeError, ValueError) as exc:
         raise IntegrityError("key file: the sealed secret is malformed") from exc
     return master, isinstance(secret, dict) and secret.get("append_only") is True
+
+
+def load_key_file(backend: Backend, fi: FileInfo) -> bytes:
+    """A key file's bytes; over the size limit (by its listed size or as read) is ObjectTooLarge."""
+    handle, limit = Handle(FileType.KEY, fi.name), OBJECT_LIMITS[FileType.KEY]
+    if fi.size > limit:
+        raise too_large(handle, limit, fi.size)
+    return backend.load(handle, limit=limit)
 
 
 def describe_key(name: str, raw: bytes) -> KeyInfo:

@@ -54,3 +54,10 @@ MAX_KDF_WORK_KIB = 4 << 20  # time_cost x memory: at most 4 GiB of passes, a few
 def data_blob_limit(chunk_max: int) -> int:
     """The largest plaintext of a data blob in a repository whose chunker cuts at ``chunk_max``."""
     return chunk_max + DATA_BLOB_SLACK
+
+
+def chunker_problem(chunk_min: int, chunk_avg: int, chunk_max: int) -> str | None:
+    """Why a config's chunk sizes are refused (they bound every data blob read), or None."""
+    if 0 < chunk_min <= chunk_avg <= chunk_max <= MAX_CHUNK_MAX:
+        return None
+    return f"min {chunk_min}, avg {chunk_avg}, max {chunk_max}; the maximum may be at most {MAX_CHUNK_MAX}"

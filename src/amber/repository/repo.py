@@ -29,8 +29,8 @@ from amber.errors import (
 from amber.repository.blobstore import BlobStore
 from amber.repository.crypto import KdfParams, MasterKey
 from amber.repository.index import Location
-from amber.repository.keys import KeyInfo, describe_key, unwrap_key, wrap_master_key
-from amber.repository.limits import MAX_CHUNK_MAX, OBJECT_LIMITS, data_blob_limit
+from amber.repository.keys import KeyInfo, describe_key, load_key_file, unwrap_key, wrap_master_key
+from amber.repository.limits import OBJECT_LIMITS, chunker_problem, data_blob_limit
 from amber.repository.lock import Lock, LockInfo
 from amber.repository.model import (
     Snapshot,
@@ -43,7 +43,7 @@ from amber.repository.model import (
 from amber.repository.pack import BlobType
 from amber.repository.sealing import FORMAT_VERSION, SUPPORTED_VERSIONS, Kind, Sealer, associated_data
 from amber.storage.appendonly import AppendOnlyBackend
-from amber.storage.base import Backend, FileInfo, FileType, Handle
+from amber.storage.base import Backend, FileType, Handle
 from amber.storage.layout import format_size, too_large
 
 CHUNK_AVG = 1 << 20  # pyfastcdc: mean chunk ~ avg + min = 1.25 MiB
@@ -368,23 +368,6 @@ def init_repository(
     return repo
 
 
-def load_key_file(backend: Backend, fi: FileInfo) -> bytes:
-    """A key file's bytes; over the size limit (by its listed size or as read) is ObjectTooLarge."""
-    handle, limit = Handle(FileType.KEY, fi.name), OBJECT_LIMITS[FileType.KEY]
-    if fi.size > limit:
-        raise too_large(handle, limit, fi.size)
-    return backend.load(handle, limit=limit)
-
-
-def _check_chunker(config: RepoConfig) -> None:
-    """Chunker sizes bound every data blob read (design §3): refuse absurd ones."""
-    if not 0 < config.chunk_min <= config.chunk_avg <= config.chunk_max <= MAX_CHUNK_MAX:
-        raise IntegrityError(
-            f"repository config has unusable chunk sizes (min {config.chunk_min}, avg {config.chunk_avg}, "
-            f"max {config.chunk_max}; the maximum may be at most {format_size(MAX_CHUNK_MAX)})"
-        )
-
-
 def open_repository(backend: Backend, password: bytes, load_index: bool = True) -> Repository:
     if not backend.exists():
         raise RepositoryNotFound(f"no repository at {backend.location}")
@@ -406,7 +389,9 @@ def open_repository(backend: Backend, password: bytes, load_index: bool = True) 
         skipped = f" ({len(unusable)} key file(s) unusable; {unusable[0]})" if unusable else ""
         raise WrongPassword(f"wrong password or no key found for it{skipped}")
     config = open_config(key, backend.load(Handle(FileType.CONFIG), limit=OBJECT_LIMITS[FileType.CONFIG]))
-    _check_chunker(config)
+    problem = chunker_problem(config.chunk_min, config.chunk_avg, config.chunk_max)
+    if problem:
+        raise IntegrityError(f"repository config has unusable chunk sizes: {problem}")
     if config.append_only or key_append_only:
         backend = AppendOnlyBackend(backend)
     repo = Repository(backend, key, config, key_name)
