@@ -10,6 +10,7 @@ The tree (exit code in brackets)::
     ├── WrongPassword [12]
     ├── RepositoryExists [13]
     ├── IntegrityError [14]             an object failed authentication or its hash
+    │   ├── ObjectTooLarge              a stored object is over its size limit (never read whole)
     │   └── InvalidTree                 a tree breaks the tree rules (names, order, size, depth)
     │       └── InvalidName             an entry name that is empty, . or .., or holds / or NUL
     ├── NotFound [15]
@@ -97,6 +98,16 @@ class RepositoryExists(AmberError):
 class IntegrityError(AmberError):
     exit_code = 14
     default_message = "stored data is corrupted"
+
+
+class ObjectTooLarge(IntegrityError):
+    """A stored object (or a length read from one) is over the limit for its kind.
+
+    Raised before the object is read or the length is allocated, so a planted
+    multi-GiB file costs a stat, not the memory (design §3, "Size limits").
+    """
+
+    default_message = "stored object is larger than any amber writes"
 
 
 class InvalidTree(IntegrityError):
@@ -237,6 +248,13 @@ class MountFailed(AmberError):
 
     exit_code = 29
     default_message = "the mount failed"
+
+
+def is_native_panic(exc: BaseException) -> bool:
+    """pyo3's ``PanicException`` (blake3, cryptography): a ``BaseException``, one class per
+    extension module, so it is recognised by name. Callers that feed untrusted bytes to
+    native code convert it to ``IntegrityError``; it must never escape as a traceback."""
+    return type(exc).__name__ == "PanicException"
 
 
 def from_os_error(exc: OSError, what: str) -> AmberError:

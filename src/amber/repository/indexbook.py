@@ -14,15 +14,17 @@ from collections.abc import Iterable
 from amber.errors import ObjectNotFound
 from amber.repository.index import Index, PendingDeletion, encode_index, encode_marker
 from amber.repository.indexfiles import carried_supersedes, load_index_files
+from amber.repository.limits import data_blob_limit
 from amber.repository.pack import PackedBlob, pack_id
 from amber.repository.sealing import Kind, Sealer
 from amber.storage.base import Backend, FileType, Handle
 
 
 class IndexBook:
-    def __init__(self, backend: Backend, sealer: Sealer) -> None:
+    def __init__(self, backend: Backend, sealer: Sealer, max_data: int = data_blob_limit(8 << 20)) -> None:
         self.backend = backend
         self.sealer = sealer
+        self.max_data = max_data  # the largest data blob plaintext: index rows over it are refused
         self._lock = threading.Lock()
         self.index = Index()
         self.index_files: dict[str, list[str]] = {}  # loaded or written index file -> its packs
@@ -34,7 +36,7 @@ class IndexBook:
 
     def load_index(self) -> list[str]:
         """Read every index file into a fresh index; return the names that failed to load."""
-        loaded = load_index_files(self.backend, self.sealer)
+        loaded = load_index_files(self.backend, self.sealer, self.max_data)
         self.index, self.index_files, self.pending = loaded.index, loaded.files, loaded.pending
         self.unbound_index_files = loaded.unbound
         self.supersedes, self.ignored_index_files = loaded.supersedes, loaded.ignored
