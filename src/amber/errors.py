@@ -26,7 +26,10 @@ The tree (exit code in brackets)::
     ├── DrillFailed [24]                a restore drill's application check failed
     ├── NotifyFailed [25]               a notification could not be delivered
     ├── StateError [26]                 the local state database (run history) failed
-    └── HookFailed [27]                 a job's before-hook exited non-zero; nothing was backed up
+    ├── HookFailed [27]                 a job's before-hook exited non-zero; nothing was backed up
+    ├── LocalSnapshotError [31]         a filesystem snapshot (btrfs, zfs, lvm) could not be taken,
+    │                                   listed, verified or removed
+    └── RollbackRefused [32]            a rollback would destroy data or needs a reboot: refused
 
 Vendor exceptions (OSError, msgspec, cryptography) are converted at the layer
 boundary by :func:`from_os_error`; nothing above ``storage`` sees raw ``OSError``
@@ -172,6 +175,16 @@ class StateError(AmberError):
 class HookFailed(AmberError):
     exit_code = 27
     default_message = "a hook command failed"
+
+
+class LocalSnapshotError(AmberError):
+    exit_code = 31
+    default_message = "a filesystem snapshot command failed"
+
+
+class RollbackRefused(AmberError):
+    exit_code = 32
+    default_message = "rollback refused"
 
 
 def from_os_error(exc: OSError, what: str) -> AmberError:
