@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.btrfs_fs import btrfs, needs_btrfs, sh, subvolume  # noqa: F401  (fixture)
+from tests.btrfs_fs import needs_btrfs, sh, subvolume
 from tests.conftest import AmberCli
 from tests.ops.test_run_fssnap import make_job
 
@@ -20,8 +20,13 @@ pytestmark = needs_btrfs
 
 
 def amber(cli: AmberCli, cfg: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([sys.executable, "-m", "amber", "--config", str(cfg), *args], env=cli.env,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "amber", "--config", str(cfg), *args],
+        env=cli.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert not check or proc.returncode == 0, proc.stderr
     return proc
 
@@ -38,8 +43,13 @@ def test_sigkill_mid_run_leaves_only_what_cleanup_removes(tmp_path: Path, btrfs:
     marker = tmp_path / "snapshotted"
     make_job(tmp_path, [vol], f"hooks = {{ post_snapshot = ['touch {marker}; sleep 60'] }}")
     cfg = tmp_path / "config.toml"
-    proc = subprocess.Popen([sys.executable, "-m", "amber", "--config", str(cfg), "run", "home"], env=cli.env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "amber", "--config", str(cfg), "run", "home"],
+        env=cli.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while not marker.exists():
@@ -78,5 +88,7 @@ def test_list_and_verify_catches_a_changed_file(tmp_path: Path, btrfs: Path, cli
     assert bad.returncode == 14, bad.stderr
     assert f"changed: {vol / 'a.txt'}" in bad.stdout and f"extra: {vol / 'sub' / 'new.txt'}" in bad.stdout
     (snap / "sub" / "b.txt").unlink()
-    assert f"missing: {vol / 'sub' / 'b.txt'}" in amber(cli, cfg, "local-snapshots", "verify", name,
-                                                        check=False).stdout  # fmt: skip
+    assert (
+        f"missing: {vol / 'sub' / 'b.txt'}"
+        in amber(cli, cfg, "local-snapshots", "verify", name, check=False).stdout
+    )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.btrfs_fs import btrfs, needs_btrfs, subvolume  # noqa: F401  (fixture)
+from tests.btrfs_fs import needs_btrfs, subvolume
 from tests.cli.test_local_snapshots import amber, listed
 from tests.conftest import AmberCli
 from tests.ops.test_run_fssnap import make_job
@@ -19,7 +19,9 @@ def state(vol: Path) -> dict[str, str]:
     return {str(p.relative_to(vol)): p.read_text() for p in sorted(vol.rglob("*")) if p.is_file()}
 
 
-def setup_job(tmp_path: Path, btrfs: Path, cli: AmberCli) -> tuple[Path, Path, dict[str, str], dict[str, str]]:
+def setup_job(
+    tmp_path: Path, btrfs: Path, cli: AmberCli
+) -> tuple[Path, Path, dict[str, str], dict[str, str]]:
     vol = subvolume(btrfs / "vol")
     (vol / "keep.txt").write_text("keep")
     (vol / "edit.txt").write_text("before")
@@ -42,8 +44,17 @@ def test_rollback_to_the_local_snapshot_and_undo(tmp_path: Path, btrfs: Path, cl
     refused = amber(cli, cfg, "rollback", "home", check=False)
     assert refused.returncode == 32 and state(vol) == current
     marks = tmp_path / "marks"
-    done = amber(cli, cfg, "rollback", "home", "--yes", "--stop", f"echo stop >> {marks}",
-                 "--start", f"echo start >> {marks}")  # fmt: skip
+    done = amber(
+        cli,
+        cfg,
+        "rollback",
+        "home",
+        "--yes",
+        "--stop",
+        f"echo stop >> {marks}",
+        "--start",
+        f"echo start >> {marks}",
+    )
     assert state(vol) == backed_up
     assert marks.read_text() == "stop\nstart\n"
     assert "1 added, 1 removed, 1 modified" in done.stdout  # gone.txt back, new.txt away, edit.txt restored

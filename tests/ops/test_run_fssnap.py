@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from amber.engine.treewalk import walk
 from amber.ops.config.model import Config, parse_config
 from amber.ops.run import job as run_service
 from amber.ops.state import Destination, StateDB
 from amber.repository import open_repository
-from amber.engine.treewalk import walk
 from amber.services import session
 from amber.storage import open_backend
-from tests.btrfs_fs import btrfs, needs_btrfs, subvolume  # noqa: F401  (fixture)
+from tests.btrfs_fs import needs_btrfs, subvolume
 from tests.conftest import PASSWORD
 
 pytestmark = needs_btrfs
@@ -23,10 +23,11 @@ def make_job(tmp: Path, paths: list[Path], extra: str = "") -> Config:
     if not (tmp / "repo").exists():
         session.create(str(tmp / "repo"), PASSWORD.encode()).close()
     cfg = tmp / "config.toml"
-    cfg.write_text(f"""
+    cfg.write_text(
+        f"""
 [repositories.main]
-url = "{tmp / 'repo'}"
-password_file = "{tmp / 'pass'}"
+url = "{tmp / "repo"}"
+password_file = "{tmp / "pass"}"
 
 [jobs.home]
 paths = {[str(p) for p in paths]!r}
@@ -37,9 +38,10 @@ check = {{ enabled = false }}
 {extra}
 
 [state]
-path = "{tmp / 'state' / 'state.db'}"
-audit_log = "{tmp / 'state' / 'audit.log'}"
-""".replace("'", '"'))
+path = "{tmp / "state" / "state.db"}"
+audit_log = "{tmp / "state" / "audit.log"}"
+""".replace("'", '"')
+    )
     return parse_config(cfg.read_text(), str(cfg))
 
 
@@ -90,7 +92,9 @@ def test_unchanged_files_are_not_read_again_across_runs(tmp_path: Path, btrfs: P
     assert first.details["files_read"] == 5
     (vol / "f0.txt").write_text("changed\n")
     second = run(cfg)
-    assert second.details["files_read"] == 1  # a new snapshot path each run, yet only the changed file is read
+    assert (
+        second.details["files_read"] == 1
+    )  # a new snapshot path each run, yet only the changed file is read
     assert second.details["files_changed"] == 1 and second.details["files_new"] == 0
 
 
@@ -108,7 +112,11 @@ def test_pre_and_post_snapshot_hooks_run_around_the_snapshot(tmp_path: Path, btr
     vol = subvolume(btrfs / "vol")
     (vol / "a").write_text("a")
     log = tmp_path / "hooks.log"
-    cfg = make_job(tmp_path, [vol], f"hooks = {{ pre_snapshot = ['echo pre $AMBER_LOCAL_SNAPSHOT >> {log}'], "
-                                    f"post_snapshot = ['ls {btrfs}/.amber-snapshots >> {log}'] }}")
+    cfg = make_job(
+        tmp_path,
+        [vol],
+        f"hooks = {{ pre_snapshot = ['echo pre $AMBER_LOCAL_SNAPSHOT >> {log}'], "
+        f"post_snapshot = ['ls {btrfs}/.amber-snapshots >> {log}'] }}",
+    )
     name = run(cfg).details["local_snapshot"]
     assert log.read_text().splitlines() == [f"pre {name}", name]

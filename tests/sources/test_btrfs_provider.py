@@ -13,13 +13,15 @@ from amber.sources.btrfs import BtrfsProvider
 from amber.sources.local import LocalSnapshots, Settings
 from amber.sources.naming import new_name
 from amber.sources.owners import OwnerRecord, Owners
-from tests.btrfs_fs import btrfs, needs_btrfs, subvolume  # noqa: F401  (fixture)
+from tests.btrfs_fs import needs_btrfs, subvolume
 
 pytestmark = needs_btrfs
 
 
 def local(tmp_path: Path, keep: int = 0) -> LocalSnapshots:
-    return LocalSnapshots({"btrfs": BtrfsProvider()}, Owners(str(tmp_path / "owners")), Settings("btrfs", keep))
+    return LocalSnapshots(
+        {"btrfs": BtrfsProvider()}, Owners(str(tmp_path / "owners")), Settings("btrfs", keep)
+    )
 
 
 def test_volume_of_finds_the_subvolume_above_a_path(btrfs: Path) -> None:
@@ -48,11 +50,11 @@ def test_take_maps_original_paths_and_nested_subvolumes(tmp_path: Path, btrfs: P
     taken = snaps.take(plan, name, "home")
     (vol / "f.txt").write_text("changed after the snapshot")
     source = taken.source()
-    assert open(source.read_path(os.fsencode(vol / "f.txt")), "rb").read() == b"one"
-    assert open(source.read_path(os.fsencode(inner / "g.txt")), "rb").read() == b"two"
+    assert Path(os.fsdecode(source.read_path(os.fsencode(vol / "f.txt")))).read_bytes() == b"one"
+    assert Path(os.fsdecode(source.read_path(os.fsencode(inner / "g.txt")))).read_bytes() == b"two"
     assert all(s.path.startswith(str(btrfs / ".amber-snapshots" / name)) for _, s in taken.parts)
     with pytest.raises(OSError):  # read-only
-        open(os.path.join(taken.parts[0][1].path, "new"), "w").close()
+        Path(taken.parts[0][1].path, "new").write_text("x")
     assert snaps.release(taken) == []
     assert not (btrfs / ".amber-snapshots" / name).exists()
     assert snaps.owners.names() == []
@@ -103,7 +105,10 @@ def test_a_live_owner_protects_its_snapshot(tmp_path: Path, btrfs: Path) -> None
 
 def test_a_failed_snapshot_command_is_an_amber_error(tmp_path: Path, btrfs: Path) -> None:
     vol = subvolume(btrfs / "vol")
-    snaps = LocalSnapshots({"btrfs": BtrfsProvider()}, Owners(str(tmp_path / "o")),
-                           Settings("btrfs", 0, str(tmp_path / "not-on-btrfs")))  # fmt: skip
+    snaps = LocalSnapshots(
+        {"btrfs": BtrfsProvider()},
+        Owners(str(tmp_path / "o")),
+        Settings("btrfs", 0, str(tmp_path / "not-on-btrfs")),
+    )
     with pytest.raises(LocalSnapshotError, match="btrfs subvolume snapshot failed"):
         snaps.take(snaps.plan([str(vol)]), str(new_name("home")), "home")

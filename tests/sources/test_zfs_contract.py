@@ -9,34 +9,59 @@ from amber.sources.zfs import ZfsProvider
 from tests.sources.fake_commands import Contract, fails, ok
 
 LIST_FS = ["zfs", "list", "-H", "-p", "-t", "filesystem", "-o", "name,mountpoint,canmount"]
-DATASETS = ("tank\t/tank\ton\ntank/home\t/home\ton\ntank/home/me\t/home/me\ton\n"
-            "tank/legacy\tlegacy\ton\ntank/off\t/home/off\toff\n")  # fmt: skip
-LIST_SNAPS = ["zfs", "list", "-H", "-p", "-t", "snapshot", "-d", "1", "-s", "creation",
-              "-o", "name,creation,used", "tank/home"]  # fmt: skip
+DATASETS = (
+    "tank\t/tank\ton\ntank/home\t/home\ton\ntank/home/me\t/home/me\ton\n"
+    "tank/legacy\tlegacy\ton\ntank/off\t/home/off\toff\n"
+)
+LIST_SNAPS = [
+    "zfs",
+    "list",
+    "-H",
+    "-p",
+    "-t",
+    "snapshot",
+    "-d",
+    "1",
+    "-s",
+    "creation",
+    "-o",
+    "name,creation,used",
+    "tank/home",
+]
 NAME = "amber-home-20261203T080000.000Z"
-SNAPS = (f"tank/home@{NAME}\t1796284800\t4096\n"
-         "tank/home@autosnap_hourly\t1796288400\t0\n"
-         "tank/home@amber-home-20261203T090000.000Z\t1796288400\t8192\n")  # fmt: skip
+SNAPS = (
+    f"tank/home@{NAME}\t1796284800\t4096\n"
+    "tank/home@autosnap_hourly\t1796288400\t0\n"
+    "tank/home@amber-home-20261203T090000.000Z\t1796288400\t8192\n"
+)
 
 
 def test_volume_of_picks_the_deepest_mounted_dataset() -> None:
     contract = Contract([(LIST_FS, ok(DATASETS))] * 3)
     zfs = ZfsProvider(contract)
     home = zfs.volume_of("/home/you/x")
-    assert home is not None and (home.ident, home.mountpoint, home.filesystem) == ("tank/home", "/home", "tank")
+    assert home is not None and (home.ident, home.mountpoint, home.filesystem) == (
+        "tank/home",
+        "/home",
+        "tank",
+    )
     me = zfs.volume_of("/home/me")
     assert me is not None and me.ident == "tank/home/me"
     nested = zfs.volumes_below(home, "/home")
-    assert [v.ident for v in nested] == ["tank/home/me"]  # canmount=off and legacy are left to the mount check
+    assert [v.ident for v in nested] == [
+        "tank/home/me"
+    ]  # canmount=off and legacy are left to the mount check
     assert contract.finished()
 
 
 def test_create_list_delete() -> None:
-    contract = Contract([
-        (["zfs", "snapshot", f"tank/home@{NAME}"], ok()),
-        (LIST_SNAPS, ok(SNAPS)),
-        (["zfs", "destroy", f"tank/home@{NAME}"], ok()),
-    ])  # fmt: skip
+    contract = Contract(
+        [
+            (["zfs", "snapshot", f"tank/home@{NAME}"], ok()),
+            (LIST_SNAPS, ok(SNAPS)),
+            (["zfs", "destroy", f"tank/home@{NAME}"], ok()),
+        ]
+    )
     zfs = ZfsProvider(contract)
     from amber.sources.model import Volume
 
@@ -63,6 +88,10 @@ def test_rollback_refuses_to_destroy_newer_snapshots_unless_asked() -> None:
 
 
 def test_a_failing_zfs_command_is_an_amber_error() -> None:
-    contract = Contract([(LIST_FS, fails(1, "The ZFS modules are not loaded.\nTry running '/sbin/modprobe zfs'"))])
-    with pytest.raises(LocalSnapshotError, match=r"zfs list -H failed \(exit 1\): The ZFS modules are not loaded"):
+    contract = Contract(
+        [(LIST_FS, fails(1, "The ZFS modules are not loaded.\nTry running '/sbin/modprobe zfs'"))]
+    )
+    with pytest.raises(
+        LocalSnapshotError, match=r"zfs list -H failed \(exit 1\): The ZFS modules are not loaded"
+    ):
         ZfsProvider(contract).volume_of("/home")

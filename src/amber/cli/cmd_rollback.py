@@ -19,13 +19,23 @@ from amber.ops.localsnap.rollback import RollbackRequest, rollback
 @click.option("--stop", "stop", multiple=True, help="Command run before the swap (default: hooks.stop).")
 @click.option("--start", "start", multiple=True, help="Command run after the swap (default: hooks.start).")
 @pass_app
-def rollback_command(app: AppContext, job: str, to: str, from_repo: str | None, dry_run: bool, yes: bool,
-                     destroy_newer: bool, stop: tuple[str, ...], start: tuple[str, ...]) -> None:  # fmt: skip
+def rollback_command(
+    app: AppContext,
+    job: str,
+    to: str,
+    from_repo: str | None,
+    dry_run: bool,
+    yes: bool,
+    destroy_newer: bool,
+    stop: tuple[str, ...],
+    start: tuple[str, ...],
+) -> None:
     """Roll JOB's live data back (Btrfs: subvolume swap, undoable; ZFS: zfs rollback)."""
     config = app.config()
     hooks = config.job(job).hooks
-    req = RollbackRequest(job, to, from_repo, dry_run, yes, destroy_newer,
-                          list(stop or hooks.stop), list(start or hooks.start))  # fmt: skip
+    req = RollbackRequest(
+        job, to, from_repo, dry_run, yes, destroy_newer, list(stop or hooks.stop), list(start or hooks.start)
+    )
 
     def note(msg: str) -> None:
         err_console.print(plain(msg), highlight=False)
@@ -36,7 +46,9 @@ def rollback_command(app: AppContext, job: str, to: str, from_repo: str | None, 
         echo(f"  {step}")
     if result.done:
         c = result.changes
-        changed = f"{c.added} added, {c.removed} removed, {c.modified} modified" if c else "changes not counted"
+        changed = (
+            f"{c.added} added, {c.removed} removed, {c.modified} modified" if c else "changes not counted"
+        )
         kept = f"; the previous state is kept as {result.kept_as}" if result.kept_as else ""
         echo(f"done in {result.seconds:.2f}s: {changed}{kept}")
 

@@ -18,7 +18,9 @@ def local_snapshots(app: AppContext, words: tuple[str, ...], as_json: bool) -> N
     """List local snapshots: `local-snapshots [JOB]`; remove the unneeded: `local-snapshots cleanup [JOB]`;
     check one against the repository: `local-snapshots verify NAME`."""
     config = app.config()
-    action, rest = (words[0], words[1:]) if words and words[0] in ("cleanup", "verify", "list") else ("list", words)
+    action, rest = (
+        (words[0], words[1:]) if words and words[0] in ("cleanup", "verify", "list") else ("list", words)
+    )
     if len(rest) > 1 or (action == "verify" and len(rest) != 1):
         raise UsageError("usage: amber local-snapshots [list|cleanup] [JOB] | local-snapshots verify NAME")
     if action == "cleanup":
@@ -33,23 +35,33 @@ def local_snapshots(app: AppContext, words: tuple[str, ...], as_json: bool) -> N
         if as_json:
             emit_json(report.__dict__ | {"ok": report.ok})
         else:
-            echo(f"{report.name}: {report.checked} files checked against repository snapshot "
-                 f"{report.repository_snapshot[:8]}")  # fmt: skip
-            for label, paths in (("changed", report.changed), ("missing", report.missing), ("extra", report.extra)):
+            echo(
+                f"{report.name}: {report.checked} files checked against repository snapshot "
+                f"{report.repository_snapshot[:8]}"
+            )
+            for label, paths in (
+                ("changed", report.changed),
+                ("missing", report.missing),
+                ("extra", report.extra),
+            ):
                 for path in paths:
                     echo(f"  {label}: {path}")
         if not report.ok:
-            raise IntegrityError(f"local snapshot {report.name} differs from the repository: "
-                                 f"{len(report.changed)} changed, {len(report.missing)} missing, "
-                                 f"{len(report.extra)} extra")  # fmt: skip
+            raise IntegrityError(
+                f"local snapshot {report.name} differs from the repository: "
+                f"{len(report.changed)} changed, {len(report.missing)} missing, "
+                f"{len(report.extra)} extra"
+            )
         return
     for e in inventory.entries(config, rest[0] if rest else None):
         if as_json:
             emit_json(e.as_dict())
         else:
             size = human_bytes(e.size) if e.size is not None else "-"
-            echo(f"{e.name}  {e.job}  {e.kind}  {','.join(e.filesystems)}  {e.created}  {size}  "
-                 f"{e.repository_snapshot[:8] or '-'}  {e.state}")  # fmt: skip
+            echo(
+                f"{e.name}  {e.job}  {e.kind}  {','.join(e.filesystems)}  {e.created}  {size}  "
+                f"{e.repository_snapshot[:8] or '-'}  {e.state}"
+            )
 
 
 COMMANDS = [local_snapshots]

@@ -10,6 +10,7 @@ by its quoted mount point so listing needs no other record.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from urllib.parse import quote
@@ -117,10 +118,8 @@ class BtrfsProvider:
 
 
 def remove_empty_dir(path: str) -> None:
-    try:
+    with contextlib.suppress(OSError):  # not empty (another part of the run) or already gone
         os.rmdir(path)
-    except OSError:
-        pass  # not empty (another part of the run) or already gone
 
 
 def _subvolume_root(path: str, mount_target: str) -> str:
@@ -139,5 +138,7 @@ def _subvolume_root(path: str, mount_target: str) -> str:
             break
         current = parent
     if os.stat(current).st_ino != SUBVOLUME_INODE:
-        raise LocalSnapshotError(f"{path}: cannot find its Btrfs subvolume (no inode {SUBVOLUME_INODE} above it)")
+        raise LocalSnapshotError(
+            f"{path}: cannot find its Btrfs subvolume (no inode {SUBVOLUME_INODE} above it)"
+        )
     return current

@@ -68,8 +68,13 @@ class Taken:
 
 
 class LocalSnapshots:
-    def __init__(self, providers: Mapping[str, SnapshotProvider], owners: Owners, settings: Settings,
-                 mounts: MountTable = system_mounts) -> None:  # fmt: skip
+    def __init__(
+        self,
+        providers: Mapping[str, SnapshotProvider],
+        owners: Owners,
+        settings: Settings,
+        mounts: MountTable = system_mounts,
+    ) -> None:
         if settings.kind not in KINDS:
             raise UsageError(f"unknown snapshot kind {settings.kind!r} (expected one of {', '.join(KINDS)})")
         self.providers = providers
@@ -111,9 +116,9 @@ class LocalSnapshots:
         dirs = [d for _, _, d in plan.volumes]
         for path in plan.paths:
             for m in mounts_below(path, self.mounts()):
-                if m.target not in covered and not any(inside(m.target, d) for d in dirs):
-                    if m.target not in plan.read_live:
-                        plan.read_live.append(m.target)
+                outside = m.target not in covered and not any(inside(m.target, d) for d in dirs)
+                if outside and m.target not in plan.read_live:
+                    plan.read_live.append(m.target)
         plan.volumes.sort(key=lambda t: t[1].mountpoint)
         return plan
 
@@ -154,7 +159,9 @@ class LocalSnapshots:
     def cleanup(self, plan: Plan, job: str, keep: int | None = None) -> tuple[list[str], list[str]]:
         """Remove the job's snapshots that are not kept and have no live owner: (removed names, problems)."""
         keep = self.settings.keep if keep is None else keep
-        groups = {n: parts for n, parts in self.existing(plan).items() if (p := parse_name(n)) and p.job == job}
+        groups = {
+            n: parts for n, parts in self.existing(plan).items() if (p := parse_name(n)) and p.job == job
+        }
         kept_names = [n for n in groups if not _pre(n) and (r := self.owners.get(n)) and r.state == "kept"]
         keep_set = set(kept_names[-keep:]) if keep > 0 else set()
         removed, problems = [], []

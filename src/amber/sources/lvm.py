@@ -23,8 +23,17 @@ from amber.sources.mounts import Mount, MountTable, mount_of, mounts_below, syst
 from amber.sources.naming import parse_name
 from amber.sources.runner import CommandRunner, SystemRunner, checked
 
-_LVS = ["lvs", "--noheadings", "--nosuffix", "--units", "b", "--separator", "|",
-        "-o", "vg_name,lv_name,lv_path,lv_dm_path,origin,lv_time,lv_size"]  # fmt: skip
+_LVS = [
+    "lvs",
+    "--noheadings",
+    "--nosuffix",
+    "--units",
+    "b",
+    "--separator",
+    "|",
+    "-o",
+    "vg_name,lv_name,lv_path,lv_dm_path,origin,lv_time,lv_size",
+]
 _OPTIONS = {"ext2": "ro,noload", "ext3": "ro,noload", "ext4": "ro,noload", "xfs": "ro,nouuid,norecovery"}
 
 
@@ -36,8 +45,11 @@ class LvmProvider:
         self.mounts = mounts
 
     def _lvs(self) -> list[list[str]]:
-        return [[f.strip() for f in line.split("|")] for line in checked(self.run, _LVS).splitlines()
-                if line.count("|") == 6]  # fmt: skip
+        return [
+            [f.strip() for f in line.split("|")]
+            for line in checked(self.run, _LVS).splitlines()
+            if line.count("|") == 6
+        ]
 
     def _volume(self, mount: Mount, rows: list[list[str]]) -> Volume | None:
         for vg, lv, lv_path, dm_path, origin, _, _ in rows:
@@ -61,8 +73,20 @@ class LvmProvider:
     def create(self, volume: Volume, name: str, snapshot_dir: str) -> VolumeSnapshot:
         vg, lv = volume.ident.split("/", 1)
         snap_lv = f"{name}.{lv}"
-        checked(self.run, ["lvcreate", "--snapshot", "--permission", "r", "--extents", "10%ORIGIN",
-                           "--name", snap_lv, volume.ident])  # fmt: skip
+        checked(
+            self.run,
+            [
+                "lvcreate",
+                "--snapshot",
+                "--permission",
+                "r",
+                "--extents",
+                "10%ORIGIN",
+                "--name",
+                snap_lv,
+                volume.ident,
+            ],
+        )
         target = os.path.join(snapshot_dir, name, quote(volume.mountpoint, safe=""))
         try:
             os.makedirs(target, mode=0o700, exist_ok=True)
@@ -82,8 +106,16 @@ class LvmProvider:
             if row_vg != vg or origin != lv or parse_name(name) is None:
                 continue
             target = os.path.join(snapshot_dir, name, quote(volume.mountpoint, safe=""))
-            found.append(VolumeSnapshot(name, volume, target if target in mounted else "", f"{vg}/{snap_lv}",
-                                        _lvs_time(created), int(size) if size.isdigit() else None))  # fmt: skip
+            found.append(
+                VolumeSnapshot(
+                    name,
+                    volume,
+                    target if target in mounted else "",
+                    f"{vg}/{snap_lv}",
+                    _lvs_time(created),
+                    int(size) if size.isdigit() else None,
+                )
+            )
         return sorted(found, key=lambda s: s.name)
 
     def delete(self, snap: VolumeSnapshot) -> None:

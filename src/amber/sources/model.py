@@ -42,7 +42,7 @@ class SnapshotProvider(Protocol):
         ...
 
     def volumes_below(self, volume: Volume, path: str, skip: Sequence[str] = ()) -> list[Volume]:
-        """Volumes of this kind nested below ``path``, which its snapshot leaves out (``skip``: not searched)."""
+        """Volumes of this kind nested below ``path``, left out of its snapshot (``skip``: not searched)."""
         ...
 
     def create(self, volume: Volume, name: str, snapshot_dir: str) -> VolumeSnapshot:

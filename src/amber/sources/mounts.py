@@ -1,4 +1,4 @@
-"""The mount table (/proc/self/mountinfo): which mount holds a path, which mounts lie below it. Pure parsing."""
+"""The mount table (/proc/self/mountinfo): which mount holds a path, which lie below it. Pure parsing."""
 
 from __future__ import annotations
 

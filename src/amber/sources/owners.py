@@ -72,7 +72,9 @@ class Owners:
                 os.fsync(f.fileno())
             os.replace(tmp, path)
         except OSError as exc:
-            raise LocalSnapshotError(f"cannot record the owner of {record.name} in {path}: {exc.strerror}") from exc
+            raise LocalSnapshotError(
+                f"cannot record the owner of {record.name} in {path}: {exc.strerror}"
+            ) from exc
 
     def get(self, name: str) -> OwnerRecord | None:
         try:

@@ -35,7 +35,9 @@ class Changes:
 @dataclass
 class SwapPlan:
     steps: list[str] = field(default_factory=list)
-    moves: list[tuple[VolumeSnapshot, str, bool, bool]] = field(default_factory=list)  # target, pre, nested, rw
+    moves: list[tuple[VolumeSnapshot, str, bool, bool]] = field(
+        default_factory=list
+    )  # target, pre, nested, rw
 
 
 def _entries(root: str) -> dict[str, tuple[int, int, int, str]]:
@@ -49,7 +51,12 @@ def _entries(root: str) -> dict[str, tuple[int, int, int, str]]:
             except OSError:
                 continue
             size = st.st_size if not os.path.isdir(path) or os.path.islink(path) else 0
-            found[os.path.relpath(path, root)] = (st.st_mode, size, st.st_mtime_ns if size or link else 0, link)
+            found[os.path.relpath(path, root)] = (
+                st.st_mode,
+                size,
+                st.st_mtime_ns if size or link else 0,
+                link,
+            )
     return found
 
 
@@ -60,8 +67,12 @@ def changes(old_root: str, new_root: str) -> Changes:
     return Changes(len(new.keys() - old.keys()), len(old.keys() - new.keys()), modified)
 
 
-def plan_swap(targets: Sequence[VolumeSnapshot], pre_dir: Callable[[VolumeSnapshot], str],
-              mount_targets: set[str], writable: Callable[[VolumeSnapshot], bool]) -> SwapPlan:  # fmt: skip
+def plan_swap(
+    targets: Sequence[VolumeSnapshot],
+    pre_dir: Callable[[VolumeSnapshot], str],
+    mount_targets: set[str],
+    writable: Callable[[VolumeSnapshot], bool],
+) -> SwapPlan:
     plan = SwapPlan()
     done: list[str] = []
     for snap in sorted(targets, key=lambda s: s.volume.mountpoint):
@@ -70,7 +81,8 @@ def plan_swap(targets: Sequence[VolumeSnapshot], pre_dir: Callable[[VolumeSnapsh
             raise RollbackRefused(
                 f"{live} is a mounted subvolume and cannot be swapped while in use; to roll it back: "
                 f"btrfs subvolume snapshot {snap.path} <top>/@rollback && btrfs subvolume set-default "
-                f"<id of @rollback> {snap.volume.top} (or point fstab's subvol= at it), then reboot")  # fmt: skip
+                f"<id of @rollback> {snap.volume.top} (or point fstab's subvol= at it), then reboot"
+            )
         nested = any(inside(live, d) for d in done)
         pre = os.path.join(pre_dir(snap), quote(live, safe=""))
         if not nested:
@@ -98,4 +110,6 @@ def swap(provider: BtrfsProvider, plan: SwapPlan) -> None:
             else:
                 provider.snapshot_writable(snap.path, live)
         except OSError as exc:
-            raise LocalSnapshotError(f"rollback of {live} failed: {exc.strerror}; its previous state is at {pre}") from exc
+            raise LocalSnapshotError(
+                f"rollback of {live} failed: {exc.strerror}; its previous state is at {pre}"
+            ) from exc

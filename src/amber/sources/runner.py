@@ -39,8 +39,9 @@ class SystemRunner:
 
     def __call__(self, argv: Sequence[str]) -> Completed:
         try:
-            proc = subprocess.run(list(argv), capture_output=True, text=True, env=child_env(),
-                                  timeout=self.timeout, check=False)  # fmt: skip
+            proc = subprocess.run(
+                list(argv), capture_output=True, text=True, env=child_env(), timeout=self.timeout, check=False
+            )
         except FileNotFoundError as exc:
             raise LocalSnapshotError(f"{argv[0]} is not installed (needed for filesystem snapshots)") from exc
         except (OSError, subprocess.TimeoutExpired) as exc:

@@ -77,7 +77,11 @@ def verify(repo: Repository, snapshot_id: str, parts: Sequence[VolumeSnapshot]) 
             continue
         for directory, dirs, files in os.walk(os.fsdecode(read_path(mounts, os.fsencode(base)))):
             recorded = _recorded(directory, parts)
-            dirs[:] = [d for d in dirs if not excluded.matches(os.fsencode(os.path.join(recorded, d)), os.fsencode(d))]
+            dirs[:] = [
+                d
+                for d in dirs
+                if not excluded.matches(os.fsencode(os.path.join(recorded, d)), os.fsencode(d))
+            ]
             for name in files:
                 original = os.path.join(recorded, name)
                 if original not in seen and not excluded.matches(os.fsencode(original), os.fsencode(name)):
@@ -87,4 +91,4 @@ def verify(repo: Repository, snapshot_id: str, parts: Sequence[VolumeSnapshot]) 
 
 def _recorded(text: str, parts: Sequence[VolumeSnapshot]) -> str:
     best = max((p for p in parts if inside(text, p.path)), key=lambda p: len(p.path))
-    return best.volume.mountpoint + text[len(best.path):] if text != best.path else best.volume.mountpoint
+    return best.volume.mountpoint + text[len(best.path) :] if text != best.path else best.volume.mountpoint

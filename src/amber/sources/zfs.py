@@ -28,7 +28,9 @@ class ZfsProvider:
         self.run = run or SystemRunner()
 
     def _datasets(self) -> list[Volume]:
-        out = checked(self.run, ["zfs", "list", "-H", "-p", "-t", "filesystem", "-o", "name,mountpoint,canmount"])
+        out = checked(
+            self.run, ["zfs", "list", "-H", "-p", "-t", "filesystem", "-o", "name,mountpoint,canmount"]
+        )
         found = []
         for line in out.splitlines():
             parts = line.split("\t")
@@ -44,19 +46,42 @@ class ZfsProvider:
         return max(holders, key=lambda v: len(v.mountpoint)) if holders else None
 
     def volumes_below(self, volume: Volume, path: str, skip: Sequence[str] = ()) -> list[Volume]:
-        return sorted((v for v in self._datasets() if v.mountpoint != path and inside(v.mountpoint, path)),
-                      key=lambda v: v.mountpoint)  # fmt: skip
+        return sorted(
+            (v for v in self._datasets() if v.mountpoint != path and inside(v.mountpoint, path)),
+            key=lambda v: v.mountpoint,
+        )
 
     def create(self, volume: Volume, name: str, snapshot_dir: str) -> VolumeSnapshot:
         checked(self.run, ["zfs", "snapshot", f"{volume.ident}@{name}"])
         parsed = parse_name(name)
-        return VolumeSnapshot(name, volume, _snap_path(volume, name), f"{volume.ident}@{name}",
-                              parsed.created if parsed else None)  # fmt: skip
+        return VolumeSnapshot(
+            name,
+            volume,
+            _snap_path(volume, name),
+            f"{volume.ident}@{name}",
+            parsed.created if parsed else None,
+        )
 
     def _snapshots(self, volume: Volume) -> list[tuple[str, dt.datetime, int | None]]:
         """Every snapshot of the dataset (amber's or not), oldest first: (name, creation, used)."""
-        out = checked(self.run, ["zfs", "list", "-H", "-p", "-t", "snapshot", "-d", "1", "-s", "creation",
-                                 "-o", "name,creation,used", volume.ident])  # fmt: skip
+        out = checked(
+            self.run,
+            [
+                "zfs",
+                "list",
+                "-H",
+                "-p",
+                "-t",
+                "snapshot",
+                "-d",
+                "1",
+                "-s",
+                "creation",
+                "-o",
+                "name,creation,used",
+                volume.ident,
+            ],
+        )
         found = []
         for line in out.splitlines():
             parts = line.split("\t")
@@ -67,13 +92,16 @@ class ZfsProvider:
         return found
 
     def list(self, volume: Volume, snapshot_dir: str) -> list[VolumeSnapshot]:
-        return [VolumeSnapshot(name, volume, _snap_path(volume, name), f"{volume.ident}@{name}", created, used)
-                for name, created, used in self._snapshots(volume) if parse_name(name)]  # fmt: skip
+        return [
+            VolumeSnapshot(name, volume, _snap_path(volume, name), f"{volume.ident}@{name}", created, used)
+            for name, created, used in self._snapshots(volume)
+            if parse_name(name)
+        ]
 
     def delete(self, snap: VolumeSnapshot) -> None:
         checked(self.run, ["zfs", "destroy", snap.handle])
 
-    def newer_than(self, snap: VolumeSnapshot) -> list[str]:
+    def newer_than(self, snap: VolumeSnapshot) -> Sequence[str]:
         """Snapshots of the dataset taken after ``snap`` (anyone's): what ``zfs rollback -r`` destroys."""
         names = [name for name, _, _ in self._snapshots(snap.volume)]
         return names[names.index(snap.name) + 1 :] if snap.name in names else []
@@ -81,9 +109,11 @@ class ZfsProvider:
     def rollback(self, snap: VolumeSnapshot, destroy_newer: bool) -> None:
         newer = self.newer_than(snap)
         if newer and not destroy_newer:
-            raise RollbackRefused(f"rolling {snap.volume.ident} back to {snap.name} would destroy "
-                                  f"{len(newer)} newer snapshot(s) ({', '.join(newer[:3])}); "
-                                  "give --destroy-newer to allow it")  # fmt: skip
+            raise RollbackRefused(
+                f"rolling {snap.volume.ident} back to {snap.name} would destroy "
+                f"{len(newer)} newer snapshot(s) ({', '.join(list(newer)[:3])}); "
+                "give --destroy-newer to allow it"
+            )
         checked(self.run, ["zfs", "rollback", *(["-r"] if newer else []), snap.handle])
 
 

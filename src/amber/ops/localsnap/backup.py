@@ -25,9 +25,13 @@ TAG = "local-snapshot="
 
 
 def backup_from_snapshot(
-    job: JobConfig, state_dir: str, req: BackupRequest, open_repo: Callable[[], AbstractContextManager[Repository]],
-    note: Callable[[str], None], providers: ProviderFactory = system_providers,
-) -> tuple[BackupOutcome, str, list[str]]:  # fmt: skip
+    job: JobConfig,
+    state_dir: str,
+    req: BackupRequest,
+    open_repo: Callable[[], AbstractContextManager[Repository]],
+    note: Callable[[str], None],
+    providers: ProviderFactory = system_providers,
+) -> tuple[BackupOutcome, str, list[str]]:
     """Back up ``req`` from fresh snapshots of the job's paths: (outcome, local snapshot name, notes)."""
     local: LocalSnapshots = for_job(job, state_dir, providers)
     plan = local.plan(list(req.paths))
@@ -53,7 +57,11 @@ def backup_from_snapshot(
         raise
     record = local.owners.get(name)
     if record is not None:
-        record.state, record.repository_snapshot, record.repository = "kept", outcome.snapshot_id, repository_id
+        record.state, record.repository_snapshot, record.repository = (
+            "kept",
+            outcome.snapshot_id,
+            repository_id,
+        )
         local.owners.save(record)
     try:
         removed, problems = local.cleanup(plan, job.name)

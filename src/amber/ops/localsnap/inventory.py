@@ -44,15 +44,19 @@ def _state(local: LocalSnapshots, name: str) -> tuple[str, str]:
 
 
 def job_snapshots(
-    job: JobConfig, state_dir: str, providers: ProviderFactory = system_providers,
-) -> tuple[LocalSnapshots, Plan, dict[str, list[tuple[SnapshotProvider, VolumeSnapshot]]]]:  # fmt: skip
+    job: JobConfig,
+    state_dir: str,
+    providers: ProviderFactory = system_providers,
+) -> tuple[LocalSnapshots, Plan, dict[str, list[tuple[SnapshotProvider, VolumeSnapshot]]]]:
     local = for_job(job, state_dir, providers)
     plan = local.plan(list(job.paths))
     groups = {n: p for n, p in local.existing(plan).items() if (x := parse_name(n)) and x.job == job.name}
     return local, plan, groups
 
 
-def entries(config: Config, job_name: str | None, providers: ProviderFactory = system_providers) -> list[Entry]:
+def entries(
+    config: Config, job_name: str | None, providers: ProviderFactory = system_providers
+) -> list[Entry]:
     found = []
     for job in snapshot_jobs(config, job_name):
         local, _, groups = job_snapshots(job, config.state_dir, providers)
@@ -60,12 +64,19 @@ def entries(config: Config, job_name: str | None, providers: ProviderFactory = s
             parsed = parse_name(name)
             sizes = [s.size for _, s in parts]
             state, repo_snap = _state(local, name)
-            found.append(Entry(
-                name, job.name, parts[0][1].volume.kind, [s.volume.mountpoint for _, s in parts],
-                parsed.created.isoformat() if parsed else "",
-                None if any(x is None for x in sizes) else sum(x for x in sizes if x is not None),
-                repo_snap, state, [s.path for _, s in parts],
-            ))  # fmt: skip
+            found.append(
+                Entry(
+                    name,
+                    job.name,
+                    parts[0][1].volume.kind,
+                    [s.volume.mountpoint for _, s in parts],
+                    parsed.created.isoformat() if parsed else "",
+                    None if any(x is None for x in sizes) else sum(x for x in sizes if x is not None),
+                    repo_snap,
+                    state,
+                    [s.path for _, s in parts],
+                )
+            )
     return found
 
 
@@ -82,8 +93,11 @@ def cleanup(config: Config, job_name: str | None, providers: ProviderFactory = s
     return removed
 
 
-def find(config: Config, name: str, providers: ProviderFactory = system_providers,
-         ) -> tuple[JobConfig, LocalSnapshots, list[VolumeSnapshot]]:  # fmt: skip
+def find(
+    config: Config,
+    name: str,
+    providers: ProviderFactory = system_providers,
+) -> tuple[JobConfig, LocalSnapshots, list[VolumeSnapshot]]:
     parsed = parse_name(name)
     if parsed is None:
         raise LocalSnapshotError(f"{name} is not an amber local snapshot name (amber-<job>-<time>)")
@@ -94,12 +108,18 @@ def find(config: Config, name: str, providers: ProviderFactory = system_provider
     return job, local, [s for _, s in groups[name]]
 
 
-def verify_local(config: Config, name: str, passwords: session.PasswordSource,
-                 providers: ProviderFactory = system_providers) -> VerifyReport:  # fmt: skip
+def verify_local(
+    config: Config,
+    name: str,
+    passwords: session.PasswordSource,
+    providers: ProviderFactory = system_providers,
+) -> VerifyReport:
     job, local, parts = find(config, name, providers)
     record = local.owners.get(name)
     with Repositories(config, passwords).open(job.repository, lock=False) as repo:
         snapshot_id = (record.repository_snapshot if record else "") or backed_up_as(repo, name)
         if not snapshot_id:
-            raise LocalSnapshotError(f"{name} was never backed up to repository {job.repository}: nothing to verify against")
+            raise LocalSnapshotError(
+                f"{name} was never backed up to repository {job.repository}: nothing to verify against"
+            )
         return verify(repo, snapshot_id, parts)

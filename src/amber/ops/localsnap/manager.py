@@ -29,7 +29,7 @@ def owners_dir(state_dir: str) -> str:
 
 def for_job(job: JobConfig, state_dir: str, providers: ProviderFactory = system_providers) -> LocalSnapshots:
     if not job.snapshot:
-        raise UsageError(f"job {job.name} has no filesystem snapshots (set snapshot = \"btrfs\" or similar)")
+        raise UsageError(f'job {job.name} has no filesystem snapshots (set snapshot = "btrfs" or similar)')
     settings = Settings(job.snapshot, job.snapshot_keep, job.snapshot_dir)
     return LocalSnapshots(providers(), Owners(owners_dir(state_dir)), settings)
 
@@ -38,16 +38,21 @@ def snapshot_jobs(config: Config, name: str | None) -> list[JobConfig]:
     jobs = [config.job(name)] if name else [j for j in config.jobs.values() if j.snapshot]
     for job in jobs:
         if not job.snapshot:
-            raise UsageError(f"job {job.name} has no filesystem snapshots (set snapshot = \"btrfs\" or similar)")
+            raise UsageError(
+                f'job {job.name} has no filesystem snapshots (set snapshot = "btrfs" or similar)'
+            )
     return jobs
 
 
-def run_hooks(commands: Sequence[str], phase: str, env: Mapping[str, str], note: Callable[[str], None]) -> None:
+def run_hooks(
+    commands: Sequence[str], phase: str, env: Mapping[str, str], note: Callable[[str], None]
+) -> None:
     for command in commands:
         note(f"{phase} hook: {command}")
         try:
-            code = subprocess.run(command, shell=True, env=child_env({**env, "AMBER_HOOK": phase}), stdout=2,
-                                  check=False).returncode  # fmt: skip
+            code = subprocess.run(
+                command, shell=True, env=child_env({**env, "AMBER_HOOK": phase}), stdout=2, check=False
+            ).returncode
         except OSError as exc:
             raise HookFailed(f"{phase} hook {command!r} could not start: {exc.strerror}") from exc
         if code != 0:

@@ -23,7 +23,7 @@ from amber.services import restore as restore_service
 from amber.services import session
 from amber.sources.btrfs import BtrfsProvider
 from amber.sources.local import LocalSnapshots
-from amber.sources.model import VolumeSnapshot
+from amber.sources.model import SnapshotProvider, Volume, VolumeSnapshot
 from amber.sources.mounts import system_mounts
 from amber.sources.naming import new_name, parse_name
 from amber.sources.owners import mine
@@ -53,27 +53,37 @@ class RollbackResult:
     kept_as: str = ""
 
 
-def rollback(config: Config, req: RollbackRequest, passwords: session.PasswordSource,
-             note: Callable[[str], None] = lambda _m: None,
-             providers: ProviderFactory = system_providers) -> RollbackResult:  # fmt: skip
+def rollback(
+    config: Config,
+    req: RollbackRequest,
+    passwords: session.PasswordSource,
+    note: Callable[[str], None] = lambda _m: None,
+    providers: ProviderFactory = system_providers,
+) -> RollbackResult:
     job = config.job(req.job)
     local, plan, groups = job_snapshots(job, config.state_dir, providers)
     started = time.monotonic()
     kinds = {v.kind for _, v, _ in plan.volumes}
     if req.from_repo:
         if kinds != {"btrfs"}:
-            raise UsageError("--from-repo rolls back Btrfs subvolumes only (ZFS and LVM: restore, then swap by hand)")
+            raise UsageError(
+                "--from-repo rolls back Btrfs subvolumes only (ZFS and LVM: restore, then swap by hand)"
+            )
         return _from_repo(config, req, local, plan.volumes, passwords, note, started)
     candidates = [n for n in groups if not (p := parse_name(n)) or not p.pre_rollback or req.to != "latest"]
     name = candidates[-1] if req.to == "latest" and candidates else req.to
     if name not in groups:
-        raise LocalSnapshotError(f"no local snapshot {name!r} of job {job.name} (see amber local-snapshots {job.name})")
+        raise LocalSnapshotError(
+            f"no local snapshot {name!r} of job {job.name} (see amber local-snapshots {job.name})"
+        )
     parts = groups[name]
     if kinds == {"zfs"}:
-        return _zfs(req, [s for _, s in parts], note, started)
+        return _zfs(req, parts, note, started)
     if kinds != {"btrfs"}:
-        raise RollbackRefused(f"rollback of {', '.join(sorted(kinds))} volumes is not supported: "
-                              "restore the files instead (LVM: lvconvert --merge, then reactivate)")  # fmt: skip
+        raise RollbackRefused(
+            f"rollback of {', '.join(sorted(kinds))} volumes is not supported: "
+            "restore the files instead (LVM: lvconvert --merge, then reactivate)"
+        )
     provider = parts[0][0]
     assert isinstance(provider, BtrfsProvider)
     return _btrfs(local, provider, req, [s for _, s in parts], note, started)
@@ -83,8 +93,15 @@ def _pre_dir(local: LocalSnapshots, job: str, pre_name: str) -> Callable[[Volume
     return lambda snap: os.path.join(local.snapshot_dir(snap.volume), pre_name)
 
 
-def _btrfs(local: LocalSnapshots, provider: BtrfsProvider, req: RollbackRequest, targets: list[VolumeSnapshot],
-           note: Callable[[str], None], started: float, fresh: bool = False) -> RollbackResult:  # fmt: skip
+def _btrfs(
+    local: LocalSnapshots,
+    provider: BtrfsProvider,
+    req: RollbackRequest,
+    targets: list[VolumeSnapshot],
+    note: Callable[[str], None],
+    started: float,
+    fresh: bool = False,
+) -> RollbackResult:
     pre_name = str(new_name(req.job, pre_rollback=True))
     mounted = {m.target for m in system_mounts()}
     writable = (lambda _s: True) if fresh else provider.writable
@@ -93,7 +110,9 @@ def _btrfs(local: LocalSnapshots, provider: BtrfsProvider, req: RollbackRequest,
     if req.dry_run:
         return result
     if not req.yes:
-        raise RollbackRefused("rollback replaces live data: give --yes to do it, or --dry-run to see the plan")
+        raise RollbackRefused(
+            "rollback replaces live data: give --yes to do it, or --dry-run to see the plan"
+        )
     env = {"AMBER_JOB": req.job, "AMBER_LOCAL_SNAPSHOT": targets[0].name}
     run_hooks(req.stop, "stop", env, note)
     try:
@@ -106,19 +125,26 @@ def _btrfs(local: LocalSnapshots, provider: BtrfsProvider, req: RollbackRequest,
     return result
 
 
-def _zfs(req: RollbackRequest, targets: list[VolumeSnapshot], note: Callable[[str], None],
-         started: float) -> RollbackResult:  # fmt: skip
+def _zfs(
+    req: RollbackRequest,
+    parts: list[tuple[SnapshotProvider, VolumeSnapshot]],
+    note: Callable[[str], None],
+    started: float,
+) -> RollbackResult:
+    targets = [s for _, s in parts]
     steps = [f"zfs rollback {s.handle}" for s in targets]
     result = RollbackResult(targets[0].name, steps, False)
     if req.dry_run:
         return result
     if not req.yes:
-        raise RollbackRefused("rollback replaces live data: give --yes to do it, or --dry-run to see the plan")
+        raise RollbackRefused(
+            "rollback replaces live data: give --yes to do it, or --dry-run to see the plan"
+        )
     env = {"AMBER_JOB": req.job, "AMBER_LOCAL_SNAPSHOT": targets[0].name}
     run_hooks(req.stop, "stop", env, note)
     try:
-        for snap in targets:
-            provider = ZfsProvider()
+        for provider, snap in parts:
+            assert isinstance(provider, ZfsProvider)
             provider.rollback(snap, req.destroy_newer)
     finally:
         run_hooks(req.start, "start", env, note)
@@ -126,20 +152,39 @@ def _zfs(req: RollbackRequest, targets: list[VolumeSnapshot], note: Callable[[st
     return result
 
 
-def _from_repo(config: Config, req: RollbackRequest, local: LocalSnapshots, volumes: list,  # type: ignore[type-arg]
-               passwords: session.PasswordSource, note: Callable[[str], None], started: float) -> RollbackResult:
-    tops = [(p, v, d) for p, v, d in volumes if not any(v.mountpoint != o.mountpoint and
-                                                        v.mountpoint.startswith(o.mountpoint.rstrip("/") + "/")
-                                                        for _, o, _ in volumes)]  # fmt: skip
+def _from_repo(
+    config: Config,
+    req: RollbackRequest,
+    local: LocalSnapshots,
+    volumes: list[tuple[SnapshotProvider, Volume, str]],
+    passwords: session.PasswordSource,
+    note: Callable[[str], None],
+    started: float,
+) -> RollbackResult:
+    tops = [
+        (p, v, d)
+        for p, v, d in volumes
+        if not any(
+            v.mountpoint != o.mountpoint and v.mountpoint.startswith(o.mountpoint.rstrip("/") + "/")
+            for _, o, _ in volumes
+        )
+    ]
     name = str(new_name(req.job))
     if req.dry_run:
-        steps = [f"restore {req.from_repo}:{v.mountpoint} into a new subvolume in {d}/{name}, verifying it"
-                 for _, v, d in tops]  # fmt: skip
-        steps += [f"move the live {v.mountpoint} to {d}/{str(new_name(req.job, pre_rollback=True))}/..."
-                  f" and the restored tree into its place" for _, v, d in tops]  # fmt: skip
+        steps = [
+            f"restore {req.from_repo}:{v.mountpoint} into a new subvolume in {d}/{name}, verifying it"
+            for _, v, d in tops
+        ]
+        steps += [
+            f"move the live {v.mountpoint} to {d}/{new_name(req.job, pre_rollback=True)!s}/..."
+            f" and the restored tree into its place"
+            for _, v, d in tops
+        ]
         return RollbackResult(str(req.from_repo), steps, False)
     if not req.yes:
-        raise RollbackRefused("rollback replaces live data: give --yes to do it, or --dry-run to see the plan")
+        raise RollbackRefused(
+            "rollback replaces live data: give --yes to do it, or --dry-run to see the plan"
+        )
     local.owners.save(mine(name, req.job))  # a crash mid-restore leaves a leftover cleanup removes
     fresh: list[VolumeSnapshot] = []
     job = config.job(req.job)
@@ -151,8 +196,12 @@ def _from_repo(config: Config, req: RollbackRequest, local: LocalSnapshots, volu
             provider.create_subvolume(target)
             fresh.append(VolumeSnapshot(name, volume, target, target))
             note(f"restoring {req.from_repo}:{volume.mountpoint} into {target}")
-            result = restore_service.restore(repo, restore_service.RestoreRequest(
-                ref=f"{req.from_repo}:{volume.mountpoint}", target=target, verify=True))  # fmt: skip
+            result = restore_service.restore(
+                repo,
+                restore_service.RestoreRequest(
+                    ref=f"{req.from_repo}:{volume.mountpoint}", target=target, verify=True
+                ),
+            )
             restore_service.raise_if_damaged(result)
     provider = tops[0][0]
     assert isinstance(provider, BtrfsProvider)
