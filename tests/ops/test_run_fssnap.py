@@ -12,7 +12,7 @@ from amber.ops.state import Destination, StateDB
 from amber.repository import open_repository
 from amber.services import session
 from amber.storage import open_backend
-from tests.btrfs_fs import needs_btrfs, subvolume
+from tests.btrfs_fs import needs_btrfs, sh, subvolume
 from tests.conftest import PASSWORD
 
 pytestmark = needs_btrfs
@@ -55,7 +55,7 @@ def run(cfg: Config) -> Destination:
 def recorded(tmp: Path, snapshot_id: str) -> dict[str, bytes]:
     repo = open_repository(open_backend(str(tmp / "repo")), PASSWORD.encode())
     snap = repo.load_snapshot(snapshot_id)
-    files = {os.fsdecode(p): n.sha256 for p, n in walk(repo.load_tree, snap.tree) if n.type == "file"}
+    files = {os.fsdecode(p): n.sha256 for p, n in walk(repo.load_tree, snap.tree)}  # every node
     return files | {"tags": ",".join(snap.tags).encode(), "paths": ",".join(snap.paths).encode()}
 
 
@@ -120,3 +120,28 @@ def test_pre_and_post_snapshot_hooks_run_around_the_snapshot(tmp_path: Path, btr
     )
     name = run(cfg).details["local_snapshot"]
     assert log.read_text().splitlines() == [f"pre {name}", name]
+
+
+def test_the_whole_filesystem_leaves_its_snapshot_directory_out(tmp_path: Path, btrfs: Path) -> None:
+    (btrfs / "top.txt").write_text("top")
+    cfg = make_job(tmp_path, [btrfs], "snapshot_keep = 1")
+    run(cfg)
+    second = run(cfg)  # the snapshot of the top now holds the first run's snapshot directory
+    files = recorded(tmp_path, second.snapshot_id)
+    assert str(btrfs / "top.txt") in files
+    assert not any(".amber-snapshots" in p for p in files)
+
+
+def test_a_nested_mount_that_cannot_be_snapshotted_is_read_live_and_reported(
+    tmp_path: Path, btrfs: Path
+) -> None:
+    vol = subvolume(btrfs / "vol")
+    (vol / "tmp").mkdir()
+    sh("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(vol / "tmp"))
+    try:
+        (vol / "tmp" / "live.txt").write_text("on tmpfs")
+        dest = run(make_job(tmp_path, [vol]))
+    finally:
+        sh("umount", str(vol / "tmp"))
+    assert f"{vol / 'tmp'} is another filesystem that is not snapshotted: read live" in dest.details["notes"]
+    assert str(vol / "tmp" / "live.txt") in recorded(tmp_path, dest.snapshot_id)

@@ -19,6 +19,7 @@ from amber.ops.config.model import Config
 from amber.ops.localsnap.inventory import job_snapshots
 from amber.ops.localsnap.manager import ProviderFactory, run_hooks, system_providers
 from amber.ops.run.steps import Repositories
+from amber.ops.state import job_lock
 from amber.services import restore as restore_service
 from amber.services import session
 from amber.sources.btrfs import BtrfsProvider
@@ -59,6 +60,19 @@ def rollback(
     passwords: session.PasswordSource,
     note: Callable[[str], None] = lambda _m: None,
     providers: ProviderFactory = system_providers,
+) -> RollbackResult:
+    """Roll the job back; under the job's lock, so no run of it reads or snapshots meanwhile."""
+    config.job(req.job)
+    with job_lock(config.state_dir, req.job):
+        return _rollback(config, req, passwords, note, providers)
+
+
+def _rollback(
+    config: Config,
+    req: RollbackRequest,
+    passwords: session.PasswordSource,
+    note: Callable[[str], None],
+    providers: ProviderFactory,
 ) -> RollbackResult:
     job = config.job(req.job)
     local, plan, groups = job_snapshots(job, config.state_dir, providers)
