@@ -21,14 +21,16 @@ PLAN = [(LIST_FS, ok(DATASETS)), (LIST_FS, ok(DATASETS)), (LIST_SNAPS, ok(SNAPS)
 def run(tmp_path: Path, contract: Contract, req: RollbackRequest) -> list[str]:
     cfg = parse_config(f"""
 [repositories.main]
-url = "{tmp_path / 'repo'}"
+url = "{tmp_path / "repo"}"
 [jobs.home]
 paths = ["/tank/home"]
 snapshot = "zfs"
 [state]
-path = "{tmp_path / 'state.db'}"
+path = "{tmp_path / "state.db"}"
 """)
-    return rollback(cfg, req, session.PasswordSource(), providers=lambda: {"zfs": ZfsProvider(contract)}).steps
+    return rollback(
+        cfg, req, session.PasswordSource(), providers=lambda: {"zfs": ZfsProvider(contract)}
+    ).steps
 
 
 def test_dry_run_plans_the_newest_amber_snapshot(tmp_path: Path) -> None:
@@ -41,6 +43,8 @@ def test_dry_run_plans_the_newest_amber_snapshot(tmp_path: Path) -> None:
 def test_refuses_to_destroy_newer_snapshots_unless_asked(tmp_path: Path) -> None:
     with pytest.raises(RollbackRefused, match="2 newer snapshot"):
         run(tmp_path, Contract([*PLAN, (LIST_SNAPS, ok(SNAPS))]), RollbackRequest("home", NAME, yes=True))
-    contract = Contract([*PLAN, (LIST_SNAPS, ok(SNAPS)), (["zfs", "rollback", "-r", f"tank/home@{NAME}"], ok())])
+    contract = Contract(
+        [*PLAN, (LIST_SNAPS, ok(SNAPS)), (["zfs", "rollback", "-r", f"tank/home@{NAME}"], ok())]
+    )
     run(tmp_path, contract, RollbackRequest("home", NAME, yes=True, destroy_newer=True))
     assert contract.finished()
