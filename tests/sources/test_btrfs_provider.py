@@ -13,7 +13,7 @@ from amber.sources.btrfs import BtrfsProvider
 from amber.sources.local import LocalSnapshots, Settings
 from amber.sources.naming import new_name
 from amber.sources.owners import OwnerRecord, Owners
-from tests.btrfs_fs import needs_btrfs, subvolume
+from tests.btrfs_fs import needs_btrfs, sh, subvolume
 
 pytestmark = needs_btrfs
 
@@ -43,9 +43,13 @@ def test_take_maps_original_paths_and_nested_subvolumes(tmp_path: Path, btrfs: P
     (vol / "f.txt").write_text("one")
     inner = subvolume(vol / "inner")
     (inner / "g.txt").write_text("two")
+    deeper = subvolume(inner / "deeper")
+    (vol / "d").mkdir()
+    elsewhere = subvolume(btrfs / "elsewhere")
+    subvolume(elsewhere / "not-below")
     snaps = local(tmp_path)
     plan = snaps.plan([str(vol)])
-    assert [v.mountpoint for _, v, _ in plan.volumes] == [str(vol), str(inner)]
+    assert [v.mountpoint for _, v, _ in plan.volumes] == [str(vol), str(inner), str(deeper)]
     name = str(new_name("home"))
     taken = snaps.take(plan, name, "home")
     (vol / "f.txt").write_text("changed after the snapshot")
@@ -112,3 +116,26 @@ def test_a_failed_snapshot_command_is_an_amber_error(tmp_path: Path, btrfs: Path
     )
     with pytest.raises(LocalSnapshotError, match="btrfs subvolume snapshot failed"):
         snaps.take(snaps.plan([str(vol)]), str(new_name("home")), "home")
+
+
+def test_a_subvolume_mounted_with_subvol_is_placed_by_its_mount_root(tmp_path: Path, btrfs: Path) -> None:
+    home = subvolume(btrfs / "@home")
+    (home / "me").mkdir()
+    subvolume(home / "me" / "inner")
+    (home / "me" / "inner" / "x").write_text("x")
+    mnt = tmp_path / "home"
+    mnt.mkdir()
+    sh("mount", "-o", "loop,subvol=@home", str(tmp_path / "btrfs.img"), str(mnt))
+    try:
+        snaps = local(tmp_path)
+        plan = snaps.plan([str(mnt / "me")])
+        assert [(v.ident, v.top) for _, v, _ in plan.volumes] == [
+            (str(mnt), str(mnt)),
+            (str(mnt / "me" / "inner"), str(mnt)),
+        ]
+        taken = snaps.take(plan, str(new_name("home")), "home")
+        read = taken.source().read_path(os.fsencode(mnt / "me" / "inner" / "x"))
+        assert Path(os.fsdecode(read)).read_text() == "x"
+        assert snaps.release(taken) == []
+    finally:
+        sh("umount", str(mnt))

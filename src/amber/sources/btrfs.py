@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from amber.errors import LocalSnapshotError
 from amber.sources.model import Volume, VolumeSnapshot
-from amber.sources.mounts import MountTable, mount_of, system_mounts
+from amber.sources.mounts import MountTable, inside, mount_of, system_mounts
 from amber.sources.naming import parse_name
 from amber.sources.runner import CommandRunner, SystemRunner, checked
 
@@ -45,34 +45,27 @@ class BtrfsProvider:
         return Volume("btrfs", root, root, mount.target, mount.target)
 
     def volumes_below(self, volume: Volume, path: str, skip: Sequence[str] = ()) -> list[Volume]:
-        """Subvolume roots below ``path``: directories with inode 256 on a new device number.
+        """Subvolumes below ``path``, however deep: ``btrfs subvolume list -o`` from each one found.
 
-        A directory walk rather than ``btrfs subvolume list``, whose paths are
-        relative to different roots depending on where it is asked.
+        ``-o`` prints the direct children with paths relative to the filesystem's
+        top level; the mount's root (``subvol=/@home``) is cut off to place them.
         """
         table = self.mounts()
         mount = mount_of(volume.mountpoint, table)
-        targets = {m.target for m in table}
-        found, stack = [], [path]
-        while stack:
-            current = stack.pop()
-            try:
-                parent_dev = os.lstat(current).st_dev
-                entries = list(os.scandir(current))
-            except OSError:
-                continue  # unreadable here: the backup reports it
-            for entry in entries:
-                if entry.path in skip or not entry.is_dir(follow_symlinks=False):
+        prefix = mount.root.strip("/")
+        found: list[Volume] = []
+        pending = [volume.mountpoint]
+        while pending:
+            out = checked(self.run, ["btrfs", "subvolume", "list", "-o", pending.pop()])
+            for line in out.splitlines():
+                fs_path = line.partition(" path ")[2]
+                if not fs_path or (prefix and not fs_path.startswith(prefix + "/")):
+                    continue  # outside what this mount shows
+                local = os.path.join(mount.target, fs_path[len(prefix) + 1 :] if prefix else fs_path)
+                if any(inside(local, d) for d in skip) or not inside(local, path) or local == path:
                     continue
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except OSError:
-                    continue
-                if st.st_dev != parent_dev:
-                    if st.st_ino != SUBVOLUME_INODE or entry.path in targets:
-                        continue  # another filesystem: the plan reports mounts
-                    found.append(Volume("btrfs", entry.path, entry.path, mount.target, mount.target))
-                stack.append(entry.path)
+                found.append(Volume("btrfs", local, local, mount.target, mount.target))
+                pending.append(local)
         return sorted(found, key=lambda v: v.mountpoint)
 
     def create(self, volume: Volume, name: str, snapshot_dir: str) -> VolumeSnapshot:
