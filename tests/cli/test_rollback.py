@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,8 @@ def setup_job(
     tmp_path: Path, btrfs: Path, cli: AmberCli
 ) -> tuple[Path, Path, dict[str, str], dict[str, str]]:
     vol = subvolume(btrfs / "vol")
+    subvolume(vol / "inner")
+    (vol / "inner" / "nested.txt").write_text("nested")
     (vol / "keep.txt").write_text("keep")
     (vol / "edit.txt").write_text("before")
     (vol / "gone.txt").write_text("deleted later")
@@ -63,6 +66,10 @@ def test_rollback_to_the_local_snapshot_and_undo(tmp_path: Path, btrfs: Path, cl
     assert len(pre) == 1 and str(pre[0]["name"]).startswith("amber-home-pre-rollback-")
     amber(cli, cfg, "rollback", "home", "--to", str(pre[0]["name"]), "--yes")  # undo
     assert state(vol) == current
+    (vol / "inner" / "still-a-subvolume").write_text("x")
+    assert os.stat(vol / "inner").st_ino == 256
+    amber(cli, cfg, "local-snapshots", "cleanup", "home")  # the pre-rollback state, nested subvolume and all
+    assert [e["state"] for e in listed(cli, cfg)] == ["kept"]
 
 
 @pytest.mark.slow

@@ -95,7 +95,11 @@ class BtrfsProvider:
         return sorted(found, key=lambda s: (s.created is None, s.created, s.name))
 
     def delete(self, snap: VolumeSnapshot) -> None:
+        """Delete the snapshot, nested subvolumes first (a pre-rollback state holds the old nested ones)."""
         if os.path.isdir(snap.handle):
+            holder = Volume("btrfs", snap.handle, snap.handle, snap.volume.filesystem, snap.volume.top)
+            for nested in reversed(self.volumes_below(holder, snap.handle)):
+                checked(self.run, ["btrfs", "subvolume", "delete", nested.ident])
             checked(self.run, ["btrfs", "subvolume", "delete", snap.handle])
         remove_empty_dir(os.path.dirname(snap.handle))
 
