@@ -60,8 +60,10 @@ def test_sigkill_mid_run_leaves_only_what_cleanup_removes(tmp_path: Path, btrfs:
         proc.wait()
     leftovers = listed(cli, cfg)
     assert [e["state"] for e in leftovers] == ["leftover"]
-    removed = amber(cli, cfg, "local-snapshots", "cleanup", "home").stdout
-    assert removed.strip() == f"removed {leftovers[0]['name']}"
+    assert len(os.listdir(tmp_path / "state" / "local-snapshots")) == 1  # the dead owner's record
+    make_job(tmp_path, [vol])  # the same job without the sleeping hook
+    rerun = amber(cli, cfg, "run", "home")
+    assert f"removed old local snapshot {leftovers[0]['name']}" in rerun.stderr
     assert listed(cli, cfg) == [] and os.listdir(btrfs / ".amber-snapshots") == []
     assert os.listdir(tmp_path / "state" / "local-snapshots") == []
 
