@@ -12,7 +12,11 @@ from tests.sources.test_zfs_contract import LIST_FS, LIST_SNAPS
 
 DATASETS = "tank\t/tank\ton\ntank/home\t/home\ton\n"
 OLD, NEW = "amber-home-20261203T080000.000Z", "amber-home-20261203T090000.000Z"
-SNAPS = f"tank/home@{OLD}\t1796284800\t4096\ntank/home@manual\t1796286000\t0\ntank/home@{NEW}\t1796288400\t0\n"
+SNAPS = (
+    f"tank/home@{OLD}\t1796284800\t4096\n"
+    "tank/home@manual\t1796286000\t0\n"
+    f"tank/home@{NEW}\t1796288400\t0\n"
+)
 
 
 def test_a_run_snapshots_the_dataset_and_cleanup_keeps_the_newest(tmp_path: Path) -> None:
