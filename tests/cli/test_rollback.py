@@ -94,3 +94,22 @@ def test_a_mounted_subvolume_gets_a_plan_not_a_swap(tmp_path: Path, btrfs: Path,
     refused = amber(cli, cfg, "rollback", "home", "--yes", check=False)
     assert refused.returncode == 32 and "set-default" in refused.stderr
     assert json.loads(amber(cli, cfg, "local-snapshots", "--json").stdout.splitlines()[0])["state"] == "kept"
+
+
+def test_a_job_below_a_subvolume_is_warned_and_not_rolled_back_from_a_partial_backup(
+    tmp_path: Path, btrfs: Path, cli: AmberCli
+) -> None:
+    vol = subvolume(btrfs / "vol")
+    (vol / "sub").mkdir()
+    (vol / "sub" / "a").write_text("a")
+    (vol / "other").write_text("not in the backup")
+    make_job(tmp_path, [vol / "sub"], "snapshot_keep = 1")
+    cfg = tmp_path / "config.toml"
+    amber(cli, cfg, "run", "home")
+    plan = amber(cli, cfg, "rollback", "home", "--dry-run").stdout
+    assert f"the whole subvolume {vol} is rolled back" in plan
+    [entry] = listed(cli, cfg)
+    refused = amber(cli, cfg, "rollback", "home", "--from-repo", str(entry["repository_snapshot"])[:8],
+                    "--yes", check=False)  # fmt: skip
+    assert refused.returncode == 32 and "would drop the rest of that subvolume" in refused.stderr
+    assert (vol / "other").read_text() == "not in the backup"

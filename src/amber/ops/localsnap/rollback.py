@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
@@ -25,7 +25,7 @@ from amber.services import session
 from amber.sources.btrfs import BtrfsProvider
 from amber.sources.local import LocalSnapshots
 from amber.sources.model import SnapshotProvider, Volume, VolumeSnapshot
-from amber.sources.mounts import system_mounts
+from amber.sources.mounts import inside, system_mounts
 from amber.sources.naming import new_name, parse_name
 from amber.sources.owners import mine
 from amber.sources.rollback import Changes, changes, plan_swap, swap
@@ -100,7 +100,7 @@ def _rollback(
         )
     provider = parts[0][0]
     assert isinstance(provider, BtrfsProvider)
-    return _btrfs(local, provider, req, [s for _, s in parts], note, started)
+    return _btrfs(local, provider, req, [s for _, s in parts], note, started, plan.paths)
 
 
 def _pre_dir(local: LocalSnapshots, job: str, pre_name: str) -> Callable[[VolumeSnapshot], str]:
@@ -114,13 +114,24 @@ def _btrfs(
     targets: list[VolumeSnapshot],
     note: Callable[[str], None],
     started: float,
+    job_paths: Sequence[str] = (),
     fresh: bool = False,
 ) -> RollbackResult:
     pre_name = str(new_name(req.job, pre_rollback=True))
     mounted = {m.target for m in system_mounts()}
     writable = (lambda _s: True) if fresh else provider.writable
     plan = plan_swap(targets, _pre_dir(local, req.job, pre_name), mounted, writable)
-    result = RollbackResult(targets[0].name, plan.steps, False, kept_as=pre_name)
+    wider = sorted(
+        {
+            s.volume.mountpoint
+            for s in targets
+            if any(p != s.volume.mountpoint and inside(p, s.volume.mountpoint) for p in job_paths)
+        }
+    )
+    notes = [
+        f"note: the whole subvolume {v} is rolled back, not only the job's paths below it" for v in wider
+    ]
+    result = RollbackResult(targets[0].name, notes + plan.steps, False, kept_as=pre_name)
     if req.dry_run:
         return result
     if not req.yes:
@@ -184,9 +195,19 @@ def _from_repo(
         )
     ]
     name = str(new_name(req.job))
+    job = config.job(req.job)
+    with Repositories(config, passwords).open(job.repository, lock=False) as repo:
+        snapshot_id = repo.resolve_snapshot_id(str(req.from_repo))
+        held = repo.load_snapshot(snapshot_id).paths
+    uncovered = [v.mountpoint for _, v, _ in tops if not any(inside(v.mountpoint, p) for p in held)]
+    if uncovered:
+        raise RollbackRefused(
+            f"snapshot {snapshot_id[:8]} holds only {', '.join(held)}: rolling {uncovered[0]} back from it "
+            "would drop the rest of that subvolume; use amber restore for those paths instead"
+        )
     if req.dry_run:
         steps = [
-            f"restore {req.from_repo}:{v.mountpoint} into a new subvolume in {d}/{name}, verifying it"
+            f"restore {snapshot_id[:8]}:{v.mountpoint} into a new subvolume in {d}/{name}, verifying it"
             for _, v, d in tops
         ]
         steps += [
@@ -194,14 +215,13 @@ def _from_repo(
             f" and the restored tree into its place"
             for _, v, d in tops
         ]
-        return RollbackResult(str(req.from_repo), steps, False)
+        return RollbackResult(snapshot_id[:8], steps, False)
     if not req.yes:
         raise RollbackRefused(
             "rollback replaces live data: give --yes to do it, or --dry-run to see the plan"
         )
     local.owners.save(mine(name, req.job))  # a crash mid-restore leaves a leftover cleanup removes
     fresh: list[VolumeSnapshot] = []
-    job = config.job(req.job)
     with Repositories(config, passwords).open(job.repository, lock=False) as repo:
         for provider, volume, directory in tops:
             assert isinstance(provider, BtrfsProvider)
@@ -213,7 +233,7 @@ def _from_repo(
             result = restore_service.restore(
                 repo,
                 restore_service.RestoreRequest(
-                    ref=f"{req.from_repo}:{volume.mountpoint}", target=target, verify=True
+                    ref=f"{snapshot_id}:{volume.mountpoint}", target=target, verify=True
                 ),
             )
             restore_service.raise_if_damaged(result)
@@ -221,5 +241,5 @@ def _from_repo(
     assert isinstance(provider, BtrfsProvider)
     done = _btrfs(local, provider, req, fresh, note, started, fresh=True)
     local.owners.forget(name)
-    done.target = str(req.from_repo)
+    done.target = snapshot_id[:8]
     return done
