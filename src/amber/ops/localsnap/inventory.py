@@ -116,7 +116,7 @@ def verify_local(
 ) -> VerifyReport:
     job, local, parts = find(config, name, providers)
     record = local.owners.get(name)
-    with Repositories(config, passwords).open(job.repository, lock=False) as repo:
+    with Repositories(config, passwords).open(job.repository) as repo:
         snapshot_id = (record.repository_snapshot if record else "") or backed_up_as(repo, name)
         if not snapshot_id:
             raise LocalSnapshotError(

@@ -222,7 +222,7 @@ def _from_repo(
         )
     local.owners.save(mine(name, req.job))  # a crash mid-restore leaves a leftover cleanup removes
     fresh: list[VolumeSnapshot] = []
-    with Repositories(config, passwords).open(job.repository, lock=False) as repo:
+    with Repositories(config, passwords).open(job.repository) as repo:
         for provider, volume, directory in tops:
             assert isinstance(provider, BtrfsProvider)
             target = os.path.join(directory, name, quote(volume.mountpoint, safe=""))
