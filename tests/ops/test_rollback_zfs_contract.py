@@ -10,15 +10,20 @@ from amber.errors import RollbackRefused
 from amber.ops.config.model import parse_config
 from amber.ops.localsnap.rollback import RollbackRequest, rollback
 from amber.services import session
+from amber.sources.owners import OwnerRecord, Owners
 from amber.sources.zfs import ZfsProvider
 from tests.sources.fake_commands import Contract, ok
 from tests.sources.test_zfs_contract import LIST_FS, LIST_SNAPS, NAME, SNAPS
 
 DATASETS = "tank\t/tank\ton\ntank/home\t/tank/home\ton\n"
+NEWER = "amber-home-20261203T090000.000Z"
 PLAN = [(LIST_FS, ok(DATASETS)), (LIST_FS, ok(DATASETS)), (LIST_SNAPS, ok(SNAPS))]
 
 
 def run(tmp_path: Path, contract: Contract, req: RollbackRequest) -> list[str]:
+    owners = Owners(str(tmp_path / "local-snapshots"))
+    for name in (NAME, NEWER):  # both backed up by runs
+        owners.save(OwnerRecord(name, "home", 1, "", "", state="kept", repository_snapshot="ab" * 32))
     cfg = parse_config(f"""
 [repositories.main]
 url = "{tmp_path / "repo"}"
@@ -36,7 +41,7 @@ path = "{tmp_path / "state.db"}"
 def test_dry_run_plans_the_newest_amber_snapshot(tmp_path: Path) -> None:
     contract = Contract(PLAN)
     steps = run(tmp_path, contract, RollbackRequest("home", dry_run=True))
-    assert steps == ["zfs rollback tank/home@amber-home-20261203T090000.000Z"]
+    assert steps == [f"zfs rollback tank/home@{NEWER}"]
     assert contract.finished()
 
 

@@ -26,7 +26,7 @@ from amber.sources.btrfs import BtrfsProvider
 from amber.sources.local import LocalSnapshots
 from amber.sources.model import SnapshotProvider, Volume, VolumeSnapshot
 from amber.sources.mounts import inside, system_mounts
-from amber.sources.naming import new_name, parse_name
+from amber.sources.naming import new_name
 from amber.sources.owners import mine
 from amber.sources.rollback import Changes, changes, plan_swap, swap
 from amber.sources.zfs import ZfsProvider
@@ -84,12 +84,13 @@ def _rollback(
                 "--from-repo rolls back Btrfs subvolumes only (ZFS and LVM: restore, then swap by hand)"
             )
         return _from_repo(config, req, local, plan.volumes, passwords, note, started)
-    candidates = [n for n in groups if not (p := parse_name(n)) or not p.pre_rollback or req.to != "latest"]
-    name = candidates[-1] if req.to == "latest" and candidates else req.to
+    name = req.to
+    if req.to == "latest":  # the newest snapshot a run completed and backed up (not a crashed run's)
+        kept = [n for n in groups if (r := local.owners.get(n)) is not None and r.state == "kept"]
+        name = kept[-1] if kept else name
     if name not in groups:
-        raise LocalSnapshotError(
-            f"no local snapshot {name!r} of job {job.name} (see amber local-snapshots {job.name})"
-        )
+        what = "backed-up local snapshot" if name == "latest" else f"local snapshot {name!r}"
+        raise LocalSnapshotError(f"no {what} of job {job.name} (see amber local-snapshots {job.name})")
     parts = groups[name]
     if kinds == {"zfs"}:
         return _zfs(req, parts, note, started)
