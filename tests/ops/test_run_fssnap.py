@@ -145,3 +145,15 @@ def test_a_nested_mount_that_cannot_be_snapshotted_is_read_live_and_reported(
         sh("umount", str(vol / "tmp"))
     assert f"{vol / 'tmp'} is another filesystem that is not snapshotted: read live" in dest.details["notes"]
     assert str(vol / "tmp" / "live.txt") in recorded(tmp_path, dest.snapshot_id)
+
+
+def test_a_missing_path_is_reported_and_the_rest_is_backed_up(tmp_path: Path, btrfs: Path) -> None:
+    vol = subvolume(btrfs / "vol")
+    (vol / "a").write_text("a")
+    cfg = make_job(tmp_path, [vol, btrfs / "gone"])
+    results = run_service.run_jobs(cfg, ["home"], run_service.RunOptions())
+    assert results[0].status == "partial" and results[0].record is not None
+    dest = results[0].record.destinations[0]
+    assert set(dest.details["skipped"]) == {str(btrfs / "gone")}  # (main lists a missing path twice)
+    assert str(vol / "a") in recorded(tmp_path, dest.snapshot_id)
+    assert snapshots_on_disk(btrfs) == []

@@ -103,6 +103,8 @@ class LocalSnapshots:
                 plan.volumes.append((provider, volume, self.snapshot_dir(volume)))
 
         for path in plan.paths:
+            if not os.path.lexists(path):
+                continue  # read in place, so the backup reports it missing like any other
             provider = self._provider(path)
             volume = provider.volume_of(path)
             if volume is None:
