@@ -157,3 +157,18 @@ def test_a_missing_path_is_reported_and_the_rest_is_backed_up(tmp_path: Path, bt
     assert set(dest.details["skipped"]) == {str(btrfs / "gone")}  # (main lists a missing path twice)
     assert str(vol / "a") in recorded(tmp_path, dest.snapshot_id)
     assert snapshots_on_disk(btrfs) == []
+
+
+def test_a_failing_snapshot_hook_fails_the_run_and_leaves_no_snapshot(tmp_path: Path, btrfs: Path) -> None:
+    vol = subvolume(btrfs / "vol")
+    (vol / "a").write_text("a")
+    log = tmp_path / "thaw.log"
+    for hooks, exit_code in ((f"pre_snapshot = ['exit 4'], post_snapshot = ['echo thaw >> {log}']", 4),
+                             ("post_snapshot = ['exit 5']", 5)):  # fmt: skip
+        cfg = make_job(tmp_path, [vol], f"hooks = {{ {hooks} }}")
+        results = run_service.run_jobs(cfg, ["home"], run_service.RunOptions())
+        assert results[0].status == "failed" and results[0].error is not None
+        assert f"exited with status {exit_code}" in results[0].error.message
+        owners = tmp_path / "state" / "local-snapshots"
+        assert snapshots_on_disk(btrfs) == [] and (not owners.exists() or os.listdir(owners) == [])
+    assert log.read_text() == "thaw\n"  # the post hook ran although the pre hook failed

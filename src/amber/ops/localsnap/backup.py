@@ -1,7 +1,8 @@
 """The backup step of a job with ``snapshot = ...``: clean up, snapshot, back up from it, clean up.
 
 Order: cleanup of leftovers -> pre_snapshot hooks -> snapshots (the owner
-record first) -> post_snapshot hooks (also after a failed snapshot) -> backup
+record first) -> post_snapshot hooks (also after a failed pre hook or snapshot;
+a failing post hook removes the snapshot and fails the run) -> backup
 through a MappedSource recording the original paths, tagged
 ``local-snapshot=<name>`` -> the owner record says ``kept`` with the
 repository snapshot ID -> cleanup down to ``snapshot_keep``. A failed backup
@@ -13,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
-from amber.errors import AmberError
+from amber.errors import AmberError, HookFailed
 from amber.ops.config.model import JobConfig
 from amber.ops.localsnap.manager import ProviderFactory, for_job, run_hooks, system_providers
 from amber.repository import Repository
@@ -40,11 +41,20 @@ def backup_from_snapshot(
     notes += [f"removed old local snapshot {n}" for n in removed] + problems
     name = str(new_name(job.name))
     env = {"AMBER_JOB": job.name, "AMBER_LOCAL_SNAPSHOT": name}
-    run_hooks(job.hooks.pre_snapshot, "pre_snapshot", env, note)
     try:
+        run_hooks(job.hooks.pre_snapshot, "pre_snapshot", env, note)
         taken = local.take(plan, name, job.name)
-    finally:
+    except BaseException:
+        try:  # thaw what a pre_snapshot hook may have frozen; the first failure is the one reported
+            run_hooks(job.hooks.post_snapshot, "post_snapshot", env, note)
+        except HookFailed as exc:
+            note(exc.message)
+        raise
+    try:
         run_hooks(job.hooks.post_snapshot, "post_snapshot", env, note)
+    except BaseException:
+        local.release(taken)  # a failed run never leaves a snapshot its (maybe long-lived) process owns
+        raise
     try:
         req.source = taken.source()
         req.excludes = [*req.excludes, *taken.excludes()]
