@@ -172,3 +172,11 @@ def test_a_failing_snapshot_hook_fails_the_run_and_leaves_no_snapshot(tmp_path: 
         owners = tmp_path / "state" / "local-snapshots"
         assert snapshots_on_disk(btrfs) == [] and (not owners.exists() or os.listdir(owners) == [])
     assert log.read_text() == "thaw\n"  # the post hook ran although the pre hook failed
+
+
+def test_no_existing_path_fails_like_a_plain_backup(tmp_path: Path, btrfs: Path) -> None:
+    cfg = make_job(tmp_path, [btrfs / "gone"])
+    results = run_service.run_jobs(cfg, ["home"], run_service.RunOptions())
+    assert results[0].status == "failed" and results[0].error is not None
+    assert results[0].error.exit_code == 2 and "path does not exist" in results[0].error.message
+    assert snapshots_on_disk(btrfs) == []

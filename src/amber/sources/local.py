@@ -19,7 +19,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from amber.engine.source import MappedSource
+from amber.engine.source import LiveSource, MappedSource, Source
 from amber.errors import LocalSnapshotError, UsageError
 from amber.sources.btrfs import remove_empty_dir
 from amber.sources.model import SnapshotProvider, Volume, VolumeSnapshot
@@ -56,10 +56,10 @@ class Taken:
     plan: Plan
     parts: list[tuple[SnapshotProvider, VolumeSnapshot]]
 
-    def source(self) -> MappedSource:
+    def source(self) -> Source:
         pairs = [(s.path, s.volume.mountpoint) for _, s in self.parts]
         pairs += [(m, m) for m in self.plan.read_live]
-        return MappedSource(*pairs[0], *pairs[1:])
+        return MappedSource(*pairs[0], *pairs[1:]) if pairs else LiveSource()  # no path exists
 
     def excludes(self) -> list[str]:
         """Snapshot directories inside a backup path (a Btrfs one is on the filesystem it snapshots)."""
