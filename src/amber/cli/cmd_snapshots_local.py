@@ -11,7 +11,7 @@ from amber.ops.localsnap import inventory
 
 
 @click.command("local-snapshots")
-@click.argument("words", nargs=-1)
+@click.argument("words", nargs=-1, metavar="[list|cleanup] [JOB] | verify NAME")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per snapshot (or result).")
 @pass_app
 def local_snapshots(app: AppContext, words: tuple[str, ...], as_json: bool) -> None:
