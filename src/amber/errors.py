@@ -34,9 +34,12 @@ The tree (exit code in brackets)::
     ├── CatalogError [28]               the local catalog (a cache) could not be built or read
     ├── MountFailed [29]                FUSE is unavailable or the mount failed
     ├── LeaseLost [31]                  the repository lock could not be refreshed before it expired
-    └── Interrupted [130]               stopped at a safe point by SIGINT (Ctrl-C)
-        ├── Terminated [143]            ... by SIGTERM (systemd stop, shutdown)
-        └── HungUp [129]                ... by SIGHUP (the terminal went away)
+    ├── Interrupted [130]               stopped at a safe point by SIGINT (Ctrl-C)
+    │   ├── Terminated [143]            ... by SIGTERM (systemd stop, shutdown)
+    │   └── HungUp [129]                ... by SIGHUP (the terminal went away)
+    ├── LocalSnapshotError [32]         a filesystem snapshot (btrfs, zfs, lvm) could not be taken,
+    │                                   listed, verified or removed
+    └── RollbackRefused [33]            a rollback would destroy data or needs a reboot: refused
 
 Vendor exceptions (OSError, msgspec, cryptography) are converted at the layer
 boundary by :func:`from_os_error`; nothing above ``storage`` sees raw ``OSError``
@@ -255,6 +258,16 @@ def is_native_panic(exc: BaseException) -> bool:
     extension module, so it is recognised by name. Callers that feed untrusted bytes to
     native code convert it to ``IntegrityError``; it must never escape as a traceback."""
     return type(exc).__name__ == "PanicException"
+
+
+class LocalSnapshotError(AmberError):
+    exit_code = 32
+    default_message = "a filesystem snapshot command failed"
+
+
+class RollbackRefused(AmberError):
+    exit_code = 33
+    default_message = "rollback refused"
 
 
 def from_os_error(exc: OSError, what: str) -> AmberError:
