@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 from amber.errors import ObjectNotFound
 from amber.repository.index import Index, PendingDeletion, encode_index, encode_marker
-from amber.repository.indexfiles import carried_supersedes, load_index_files
+from amber.repository.indexfiles import carried_supersedes, load_index_files, load_index_files_except
 from amber.repository.limits import data_blob_limit
 from amber.repository.pack import PackedBlob, pack_id
 from amber.repository.sealing import Kind, Sealer
@@ -42,6 +42,18 @@ class IndexBook:
         self.supersedes, self.ignored_index_files = loaded.supersedes, loaded.ignored
         self.dropped_packs = []
         return loaded.failed
+
+    def load_new_index_files(self) -> list[str]:
+        """Add the index files others wrote since this store loaded its index (a backup that
+        ran during a prune) and return their names. Prune calls it before its second walk:
+        a snapshot whose trees are only in such a file could not be walked otherwise, and
+        its blobs in doomed packs would stay unindexed until the next prune (§13a)."""
+        with self._lock:
+            known = set(self.index_files) | self.ignored_index_files
+            loaded = load_index_files_except(self.backend, self.sealer, known, self.index, self.max_data)
+            self.index_files.update(loaded.files)
+            self.pending.update(loaded.pending)
+        return list(loaded.files)
 
     def drop_packs(self, packs: list[str]) -> None:
         """Index entries in these (missing) packs no longer count: not for dedup, not for loads."""

@@ -49,11 +49,20 @@ def load_index_files(
     return out
 
 
-def _load(backend: Backend, sealer: Sealer, skip: set[str], max_data: int) -> LoadedIndex:
+def load_index_files_except(
+    backend: Backend, sealer: Sealer, known: set[str], into: Index, max_data: int
+) -> LoadedIndex:
+    """The index files not in ``known`` (written by others since), their rows added to ``into``."""
+    return _load(backend, sealer, known, max_data, into)
+
+
+def _load(
+    backend: Backend, sealer: Sealer, skip: set[str], max_data: int, into: Index | None = None
+) -> LoadedIndex:
     """A file that vanishes between listing and loading was superseded by a
     concurrent prune, which writes the superseding file first: list again."""
     limit = OBJECT_LIMITS[FileType.INDEX]
-    out = LoadedIndex()
+    out = LoadedIndex() if into is None else LoadedIndex(index=into)
     seen: set[str] = set(skip)
     for _ in range(8):
         vanished = False
