@@ -32,6 +32,8 @@ The tree (exit code in brackets)::
     ├── HookFailed [27]                 a job's before-hook exited non-zero; nothing was backed up
     ├── CatalogError [28]               the local catalog (a cache) could not be built or read
     ├── LeaseLost [31]                  the repository lock could not be refreshed before it expired
+    ├── DatabaseError [32]              a database dump or restore failed; no snapshot written
+    ├── DatabaseNotEmpty [33]           db restore refused to overwrite a database or file that holds data
     └── Interrupted [130]               stopped at a safe point by SIGINT (Ctrl-C)
         ├── Terminated [143]            ... by SIGTERM (systemd stop, shutdown)
         └── HungUp [129]                ... by SIGHUP (the terminal went away)
@@ -212,6 +214,16 @@ class LeaseLost(AmberError):
 
     exit_code = 31
     default_message = "the repository lock could not be refreshed in time; the operation was stopped"
+
+
+class DatabaseError(AmberError):
+    exit_code = 32
+    default_message = "a database dump or restore failed"
+
+
+class DatabaseNotEmpty(AmberError):
+    exit_code = 33
+    default_message = "the target database is not empty; give --yes to overwrite it"
 
 
 class Interrupted(AmberError):

@@ -17,9 +17,11 @@ from typing import Any
 from amber.errors import ConfigError
 from amber.ops.config import check as cc
 from amber.ops.config.check import Reader
+from amber.ops.config.databases import databases
 from amber.ops.config.repos import MEDIA_KINDS as MEDIA_KINDS  # re-exported
 from amber.ops.config.repos import RepositoryConfig as RepositoryConfig  # re-exported
 from amber.ops.config.repos import parse_repository
+from amber.sources.databases.spec import DatabaseSpec
 
 IONICE_CLASSES = ("idle", "best-effort", "realtime")
 EVENTS = ("failure", "partial", "integrity", "success", "capacity", "stale", "summary")
@@ -79,6 +81,7 @@ class JobConfig:
     stdin_command: tuple[str, ...] = ()
     stdin_filename: str = "stdin"
     host: str | None = None
+    databases: tuple[DatabaseSpec, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -230,13 +233,14 @@ def _job(
     p = ("jobs", name)
     r.only(t, p, ("paths", "exclude", "exclude_files", "one_file_system", "tags", "repository", "mirrors",
                   "retention", "schedule", "check", "drill", "hooks", "stdin_command", "stdin_filename",
-                  "host"))  # fmt: skip
+                  "host", "databases"))  # fmt: skip
     paths = r.strings(t, p, "paths")
     stdin_command = r.strings(t, p, "stdin_command")
-    if not paths and not stdin_command:
-        r.fail(p, "a job needs paths or stdin_command")
-    if paths and stdin_command:
-        r.fail((*p, "stdin_command"), "give either paths or stdin_command, not both")
+    dbs = databases(r, t, p)
+    if not paths and not stdin_command and not dbs:
+        r.fail(p, "a job needs paths, databases or stdin_command")
+    if (paths or dbs) and stdin_command:
+        r.fail((*p, "stdin_command"), "give either paths/databases or stdin_command, not both")
     repository = r.string(t, p, "repository")
     if repository is None:
         if len(repos) != 1:
@@ -269,6 +273,7 @@ def _job(
         stdin_command=stdin_command,
         stdin_filename=r.string(t, p, "stdin_filename") or "stdin",
         host=r.string(t, p, "host"),
+        databases=dbs,
     )
 
 
