@@ -128,7 +128,10 @@ def backup_streams(
             summary.total_files += 1
             summary.total_bytes += content.size
             builder.add(path, _file_node(path[-1], content))
-        root = repo.load_tree(done.result.tree).nodes if done.result.tree else []
+        root: list[Node] = []
+        if done.result.tree:
+            repo.blobs.flush()  # the paths' root tree is still in an open pack; the index must know it
+            root = repo.load_tree(done.result.tree).nodes
         nodes = sorted([*root, *builder.top_nodes()], key=lambda n: n.name)
         tree_id, new = repo.save_tree(Tree(nodes=nodes))
     summary.tree_blobs_added += int(new)
