@@ -14,7 +14,8 @@ def make_bank(path: Path) -> None:
     con = sqlite3.connect(path)
     con.execute("PRAGMA journal_mode=WAL")
     con.execute("CREATE TABLE accounts (id INTEGER PRIMARY KEY, balance INTEGER NOT NULL)")
-    con.executemany("INSERT INTO accounts VALUES (?, ?)", [(i, START_BALANCE) for i in range(1, ACCOUNTS + 1)])
+    rows = [(i, START_BALANCE) for i in range(1, ACCOUNTS + 1)]
+    con.executemany("INSERT INTO accounts VALUES (?, ?)", rows)
     con.execute("CREATE TABLE filler (n INTEGER, pad BLOB)")
     con.executemany("INSERT INTO filler VALUES (?, randomblob(2000))", [(i,) for i in range(3000)])
     con.commit()
