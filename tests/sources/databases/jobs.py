@@ -37,8 +37,9 @@ password_file = "{tmp / 'pass'}"
 class MoneyMover:
     """Moves random amounts between accounts in a loop, one transaction per transfer, until stopped."""
 
-    def __init__(self, transfer: Callable[[int, int, int], None]) -> None:
+    def __init__(self, transfer: Callable[[int, int, int], None], close: Callable[[], object] = lambda: None) -> None:
         self._transfer = transfer
+        self._close = close
         self._stop = threading.Event()
         self.transfers = 0
         self.error: BaseException | None = None
@@ -61,5 +62,6 @@ class MoneyMover:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=30)
+        self._close()  # e.g. let a client finish the transfers it was sent
         if self.error is not None:
             raise AssertionError(f"the writer failed: {self.error!r}")
