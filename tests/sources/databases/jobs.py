@@ -24,8 +24,8 @@ def job_config(tmp: Path, databases_toml: str, paths: list[str] | None = None) -
     path_line = f"paths = {[str(p) for p in paths]!r}".replace("'", '"') if paths else ""
     cfg.write_text(f"""
 [repositories.main]
-url = "{tmp / 'main'}"
-password_file = "{tmp / 'pass'}"
+url = "{tmp / "main"}"
+password_file = "{tmp / "pass"}"
 
 [jobs.dbs]
 {path_line}
@@ -37,7 +37,9 @@ password_file = "{tmp / 'pass'}"
 class MoneyMover:
     """Moves random amounts between accounts in a loop, one transaction per transfer, until stopped."""
 
-    def __init__(self, transfer: Callable[[int, int, int], None], close: Callable[[], object] = lambda: None) -> None:
+    def __init__(
+        self, transfer: Callable[[int, int, int], None], close: Callable[[], object] = lambda: None
+    ) -> None:
         self._transfer = transfer
         self._close = close
         self._stop = threading.Event()

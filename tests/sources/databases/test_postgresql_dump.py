@@ -30,8 +30,8 @@ class Server:
 
     def psql(self, sql: str, db: str = "shop") -> str:
         done = subprocess.run(
-            [str(self.bin / "psql"), "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-h", str(self.socket_dir),
-             "-p", str(self.port), "-U", "postgres", "-d", db, "-c", sql],
+            [str(self.bin / "psql"), "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1",
+             "-h", str(self.socket_dir), "-p", str(self.port), "-U", "postgres", "-d", db, "-c", sql],
             capture_output=True, text=True, check=True, timeout=60,
         )  # fmt: skip
         return done.stdout.strip()
@@ -48,8 +48,10 @@ class Server:
         def transfer(a: int, b: int, amount: int) -> None:
             if proc.poll() is not None:
                 raise RuntimeError(f"psql exited {proc.returncode}")
-            stdin.write(f"BEGIN; UPDATE accounts SET balance = balance - {amount} WHERE id = {a}; "
-                        f"UPDATE accounts SET balance = balance + {amount} WHERE id = {b}; COMMIT;\n")
+            stdin.write(
+                f"BEGIN; UPDATE accounts SET balance = balance - {amount} WHERE id = {a}; "
+                f"UPDATE accounts SET balance = balance + {amount} WHERE id = {b}; COMMIT;\n"
+            )
             stdin.flush()
 
         return MoneyMover(transfer, lambda: (stdin.close(), proc.wait(timeout=30)))
@@ -64,22 +66,28 @@ def postgres() -> Iterator[Server]:
     if not PG_BIN:
         pytest.skip("PostgreSQL is not installed (scripts/test.sh installs it)")
     pgbin = Path(PG_BIN[-1])
-    base = Path(tempfile.mkdtemp(prefix="amber-pgdump-"))  # outside pytest's 0700 tree: postgres must reach it
+    base = Path(
+        tempfile.mkdtemp(prefix="amber-pgdump-")
+    )  # outside pytest's 0700 tree: postgres must reach it
     os.chmod(base, 0o755)
     if is_root():
         shutil.chown(base, "postgres", "postgres")
     data = base / "data"
     server = Server(pgbin, base, free_port())
     try:
-        run_as_postgres([str(pgbin / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"])
+        run_as_postgres(
+            [str(pgbin / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"]
+        )
         options = f"-p {server.port} -k {base} -c listen_addresses=''"
         run_as_postgres([str(pgbin / "pg_ctl"), "-D", str(data), "-w", "-l", str(base / "log"), "-o", options,
                          "start"])  # fmt: skip
         try:
             server.psql("CREATE DATABASE shop", db="postgres")
-            server.psql("CREATE TABLE accounts (id int PRIMARY KEY, balance int NOT NULL);"
-                        f"INSERT INTO accounts SELECT g, {START_BALANCE} FROM generate_series(1, {ACCOUNTS}) g;"
-                        "CREATE TABLE filler AS SELECT g AS n, md5(g::text) AS pad FROM generate_series(1, 50000) g")
+            server.psql(
+                "CREATE TABLE accounts (id int PRIMARY KEY, balance int NOT NULL);"
+                f"INSERT INTO accounts SELECT g, {START_BALANCE} FROM generate_series(1, {ACCOUNTS}) g;"
+                "CREATE TABLE filler AS SELECT g AS n, md5(g::text) AS pad FROM generate_series(1, 50000) g"
+            )
             yield server
         finally:
             run_as_postgres([str(pgbin / "pg_ctl"), "-D", str(data), "-w", "-m", "immediate", "stop"])
@@ -91,14 +99,17 @@ def postgres() -> Iterator[Server]:
 def test_pg_dump_under_a_writer_restores_with_the_sum_intact(
     cli: AmberCli, tmp_path: Path, postgres: Server
 ) -> None:  # fmt: skip
-    cfg = job_config(tmp_path, f"""
+    cfg = job_config(
+        tmp_path,
+        f"""
 [[jobs.dbs.databases]]
 type = "postgresql"
 name = "shop"
 host = "{postgres.socket_dir}"
 port = {postgres.port}
 user = "postgres"
-""")
+""",
+    )
     cli = AmberCli(tmp_path / "main", tmp_path)
     mover = postgres.mover()
     with mover:
@@ -112,7 +123,9 @@ user = "postgres"
     assert [(d["kind"], d["name"], d["format"]) for d in listed] == [("postgresql", "shop", "custom")]
     connect = ["--host", str(postgres.socket_dir), "--port", str(postgres.port), "--user", "postgres"]
     cli.run("db", "restore", "latest", "shop", "--to", "shop_copy", *connect)
-    assert postgres.psql("SELECT sum(balance), count(*) FROM accounts", db="shop_copy") == f"{TOTAL}|{ACCOUNTS}"
+    assert (
+        postgres.psql("SELECT sum(balance), count(*) FROM accounts", db="shop_copy") == f"{TOTAL}|{ACCOUNTS}"
+    )
     assert postgres.psql("SELECT count(*) FROM filler", db="shop_copy") == "50000"
 
     refused = cli.run("db", "restore", "latest", "shop", "--to", "shop_copy", *connect, check=False)
@@ -124,14 +137,17 @@ user = "postgres"
 
 @pytest.mark.slow
 def test_a_pg_dump_that_fails_writes_no_snapshot(cli: AmberCli, tmp_path: Path, postgres: Server) -> None:
-    cfg = job_config(tmp_path, f"""
+    cfg = job_config(
+        tmp_path,
+        f"""
 [[jobs.dbs.databases]]
 type = "postgresql"
 name = "no_such_db"
 host = "{postgres.socket_dir}"
 port = {postgres.port}
 user = "postgres"
-""")
+""",
+    )
     cli = AmberCli(tmp_path / "main", tmp_path)
     result = cli.run("--config", str(cfg), "run", "dbs", check=False)
     assert result.returncode == 32 and "no_such_db" in result.stderr, result.stderr
