@@ -94,7 +94,7 @@ def _which(name: str) -> str:
 
 @pytest.mark.slow
 def test_mariadb_dump_under_a_writer_restores_with_the_sum_intact(
-    cli: AmberCli, tmp_path: Path, mariadb: Server
+    tmp_path: Path, mariadb: Server
 ) -> None:  # fmt: skip
     (tmp_path / "db-pass").write_text(PASSWORD + "\n")
     cfg = job_config(

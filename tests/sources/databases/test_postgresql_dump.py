@@ -97,7 +97,7 @@ def postgres() -> Iterator[Server]:
 
 @pytest.mark.slow
 def test_pg_dump_under_a_writer_restores_with_the_sum_intact(
-    cli: AmberCli, tmp_path: Path, postgres: Server
+    tmp_path: Path, postgres: Server
 ) -> None:  # fmt: skip
     cfg = job_config(
         tmp_path,
@@ -136,7 +136,7 @@ user = "postgres"
 
 
 @pytest.mark.slow
-def test_a_pg_dump_that_fails_writes_no_snapshot(cli: AmberCli, tmp_path: Path, postgres: Server) -> None:
+def test_a_pg_dump_that_fails_writes_no_snapshot(tmp_path: Path, postgres: Server) -> None:
     cfg = job_config(
         tmp_path,
         f"""

@@ -6,6 +6,8 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import AmberCli
 from tests.sources.databases.jobs import ACCOUNTS, START_BALANCE, TOTAL, MoneyMover, job_config
 
@@ -43,7 +45,8 @@ def balances(path: Path) -> tuple[int, int, str]:
         con.close()
 
 
-def test_live_sqlite_dump_restores_consistent_beside_the_jobs_paths(cli: AmberCli, tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_live_sqlite_dump_restores_consistent_beside_the_jobs_paths(tmp_path: Path) -> None:
     live = tmp_path / "app" / "bank.db"
     live.parent.mkdir()
     make_bank(live)
@@ -84,7 +87,7 @@ def test_live_sqlite_dump_restores_consistent_beside_the_jobs_paths(cli: AmberCl
     assert balances(live)[0] == TOTAL
 
 
-def test_a_failing_dump_fails_the_job_and_writes_no_snapshot(cli: AmberCli, tmp_path: Path) -> None:
+def test_a_failing_dump_fails_the_job_and_writes_no_snapshot(tmp_path: Path) -> None:
     good = tmp_path / "good.db"
     make_bank(good)
     cfg = job_config(tmp_path, f"""
@@ -104,7 +107,7 @@ path = "{tmp_path / 'missing.db'}"
     assert not (tmp_path / "missing.db").exists()  # never created by the dump
 
 
-def test_unknown_dump_name_lists_what_the_snapshot_has(cli: AmberCli, tmp_path: Path) -> None:
+def test_unknown_dump_name_lists_what_the_snapshot_has(tmp_path: Path) -> None:
     live = tmp_path / "bank.db"
     make_bank(live)
     cfg = job_config(tmp_path, f'[[jobs.dbs.databases]]\ntype = "sqlite"\npath = "{live}"\nname = "ledger"\n')
