@@ -14,6 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from amber.cancel import CancelToken
+from amber.errors import Interrupted
+from amber.sources.databases.dump import open_dump
+from amber.sources.databases.spec import DatabaseSpec
 from tests.conftest import AmberCli, is_root
 from tests.receivers import free_port
 from tests.sources.databases.jobs import ACCOUNTS, START_BALANCE, TOTAL, MoneyMover, job_config
@@ -152,3 +156,15 @@ user = "postgres"
     result = cli.run("--config", str(cfg), "run", "dbs", check=False)
     assert result.returncode == 32 and "no_such_db" in result.stderr, result.stderr
     assert json.loads(cli.run("snapshots", "--json").stdout) == []
+
+
+@pytest.mark.slow
+def test_a_cancel_stops_the_dump_as_interrupted(postgres: Server) -> None:
+    spec = DatabaseSpec(
+        "postgresql", "shop", host=str(postgres.socket_dir), port=postgres.port, user="postgres"
+    )
+    token = CancelToken()
+    with pytest.raises(Interrupted), open_dump(spec, token) as stream:
+        assert stream.read(5) == b"PGDMP"  # the custom format's magic: a real dump is under way
+        token.cancel(Interrupted())
+        stream.read()

@@ -18,7 +18,7 @@ def backup_databases(
 ) -> BackupOutcome:  # fmt: skip
     """Each dump at ``/databases/<kind>/<name>.<ext>``; a failing dump writes no snapshot (DatabaseError)."""
     warnings = [n for spec in databases for n in notes(spec)]
-    streams = [NamedStream(spec.stream_path, partial(open_dump, spec)) for spec in databases]
+    streams = [NamedStream(spec.stream_path, partial(open_dump, spec, repo.cancel)) for spec in databases]
     outcome = backup_streams(repo, req, streams, progress)
     outcome.result.notes.extend(warnings)
     return outcome

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from typing import IO
 from urllib.parse import quote
 
+from amber.cancel import CancelToken
 from amber.errors import DatabaseError
 from amber.sources.databases import clients
 from amber.sources.databases.spec import DatabaseSpec
@@ -41,8 +42,11 @@ def dump_argv(spec: DatabaseSpec) -> list[str]:
 
 
 @contextmanager
-def open_dump(spec: DatabaseSpec) -> Iterator[IO[bytes]]:
-    """The dump's bytes; raises DatabaseError on leaving if the dump did not finish cleanly."""
+def open_dump(spec: DatabaseSpec, cancel: CancelToken | None = None) -> Iterator[IO[bytes]]:
+    """The dump's bytes; raises DatabaseError on leaving if the dump did not finish cleanly.
+
+    ``cancel`` kills the dump program at once: a stalled dump must not hold up a stop.
+    """
     if spec.kind == "sqlite":
         with _sqlite_copy(spec) as stream:
             yield stream
@@ -56,10 +60,14 @@ def open_dump(spec: DatabaseSpec) -> Iterator[IO[bytes]]:
         except OSError as exc:
             raise DatabaseError(f"cannot dump {what}: cannot run {argv[0]}: {exc.strerror}") from exc
         assert proc.stdout is not None
+        if cancel is not None:
+            cancel.on_cancel(proc.kill)  # a no-op once the dump has exited
         try:
             yield proc.stdout
             proc.stdout.read()  # a reader that stopped early must not pass for a complete dump
             code = proc.wait()
+            if cancel is not None:
+                cancel.check()  # killed by the cancel: report that, not the exit status
         except BaseException:
             proc.kill()
             proc.wait()
