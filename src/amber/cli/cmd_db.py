@@ -8,6 +8,7 @@ import click
 
 from amber.cli.context import AppContext, pass_app
 from amber.cli.output import echo, emit_json, human_bytes
+from amber.errors import UsageError
 from amber.sources.databases import restore as db_restore
 from amber.sources.databases.spec import DatabaseSpec
 
@@ -41,18 +42,27 @@ def list_(app: AppContext, snapshot: str, as_json: bool) -> None:
 @click.option("--port", type=click.IntRange(1, 65535), default=None)
 @click.option("--user", default="")
 @click.option("--password-file", default="", help="File holding the password (never on the command line).")
+@click.option("--job", default=None, help="Connect as this config job does for the database.")
 @pass_app
 def restore(
     app: AppContext, snapshot: str, name: str, to: str, yes: bool, host: str, port: int | None, user: str,
-    password_file: str,
+    password_file: str, job: str | None,
 ) -> None:  # fmt: skip
     """Load dump NAME (e.g. shop or postgresql/shop) from SNAPSHOT into a database or SQLite file."""
+    configured = _job_databases(app, job) if job else ()
     with app.open(lock=False, read_only=True) as repo:
         entry = db_restore.find_dump(repo, snapshot, name)
-        base = DatabaseSpec(entry.kind, to, host=host, port=port, user=user, password_file=password_file)
-        target = db_restore.target_spec(entry.kind, to, base)
+        target = db_restore.target_spec(entry, to, configured, host=host, port=port, user=user,
+                                        password_file=password_file)  # fmt: skip
         size = db_restore.restore_dump(repo, snapshot, entry, target, overwrite=yes)
     echo(f"restored {entry.kind}/{entry.name} ({human_bytes(size)}) into {to}")
+
+
+def _job_databases(app: AppContext, job: str) -> tuple[DatabaseSpec, ...]:
+    jobs = app.config().jobs
+    if job not in jobs:
+        raise UsageError(f"no job named {job!r} in the config ({', '.join(sorted(jobs)) or 'none defined'})")
+    return jobs[job].databases
 
 
 COMMANDS = [db]

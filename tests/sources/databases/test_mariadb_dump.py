@@ -122,7 +122,7 @@ password_file = "{tmp_path / "db-pass"}"
         ("mariadb", "crm", "/databases/mariadb/crm.sql")
     ]
     connect = ["--host", str(mariadb.socket), "--user", "amber", "--password-file", str(tmp_path / "db-pass")]
-    cli.run("db", "restore", "latest", "crm", "--to", "crm_copy", *connect)
+    cli.run("--config", str(cfg), "db", "restore", "latest", "crm", "--to", "crm_copy", "--job", "dbs")
     assert mariadb.sql("SELECT sum(balance), count(*) FROM accounts", db="crm_copy") == f"{TOTAL}\t{ACCOUNTS}"
     assert mariadb.sql("SELECT count(*) FROM visits", db="crm_copy") == "100"
 

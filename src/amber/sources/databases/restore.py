@@ -13,7 +13,9 @@ import os
 import sqlite3
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from amber.errors import DatabaseError, DatabaseNotEmpty, UsageError
 from amber.repository import Repository
@@ -173,7 +175,15 @@ def _check_sqlite(path: str) -> None:
         raise DatabaseError(f"the restored SQLite database failed its integrity check: {result}")
 
 
-def target_spec(kind: str, to: str, base: DatabaseSpec | None = None) -> DatabaseSpec:
-    """The restore target: ``to`` is a database name for servers, a file path for SQLite."""
-    spec = base or DatabaseSpec(kind=kind, name=to)
-    return replace(spec, kind=kind, name=to, path=to if kind == "sqlite" else "")
+def target_spec(
+    entry: DumpEntry, to: str, configured: Sequence[DatabaseSpec] = (), **given: Any
+) -> DatabaseSpec:  # fmt: skip
+    """The restore target: ``to`` is a database name for servers, a file path for SQLite.
+
+    Connection settings come from ``given`` (non-empty values only), else from the
+    ``configured`` entry that wrote this dump (``db restore --job``), else the client's defaults.
+    """
+    same = [s for s in configured if (s.kind, s.name) == (entry.kind, entry.name)]
+    base = same[0] if same else DatabaseSpec(kind=entry.kind, name=to)
+    chosen = {k: v for k, v in given.items() if v}
+    return replace(base, name=to, path=to if entry.kind == "sqlite" else "", format="", options=(), **chosen)
