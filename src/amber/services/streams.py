@@ -49,6 +49,12 @@ def _parts(path: str) -> list[bytes]:
     return parts
 
 
+def _top(path: str) -> str:
+    """``/databases`` for ``/databases/x/y``: the root entry a backup path occupies."""
+    parts = os.path.normpath(os.path.abspath(path)).split("/")
+    return "/" + parts[1] if len(parts) > 1 else "/"
+
+
 def _file_node(name: bytes, content: FileContent) -> Node:
     now = time.time_ns()
     uid, gid = os.getuid(), os.getgid()
@@ -106,7 +112,7 @@ def backup_streams(
     progress = progress or NullProgress()
     parts = [_parts(s.path) for s in streams]
     tops = sorted({"/" + os.fsdecode(p[0]) for p in parts})
-    clash = [p for p in req.paths if os.path.normpath(os.path.abspath(p)) in tops]
+    clash = [p for p in req.paths if _top(p) in tops]
     if clash:
         raise UsageError(f"backup path {clash[0]} is where the dumps are stored; back it up in another job")
     started = time.monotonic()
@@ -132,7 +138,11 @@ def backup_streams(
         if done.result.tree:
             repo.blobs.flush()  # the paths' root tree is still in an open pack; the index must know it
             root = repo.load_tree(done.result.tree).nodes
-        nodes = sorted([*root, *builder.top_nodes()], key=lambda n: n.name)
+        top = builder.top_nodes()
+        taken = {n.name for n in root} & {n.name for n in top}
+        if taken:  # a backup path of / on a system that has a /databases directory
+            raise UsageError(f"/{os.fsdecode(taken.pop())} is both a backed-up directory and where dumps go")
+        nodes = sorted([*root, *top], key=lambda n: n.name)
         tree_id, new = repo.save_tree(Tree(nodes=nodes))
     summary.tree_blobs_added += int(new)
     summary.duration_s = round(time.monotonic() - started, 3)
