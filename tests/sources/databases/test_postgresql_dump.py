@@ -112,9 +112,11 @@ name = "shop"
 host = "{postgres.socket_dir}"
 port = {postgres.port}
 user = "postgres"
+globals = true
 """,
     )
     cli = AmberCli(tmp_path / "main", tmp_path)
+    postgres.psql("CREATE ROLE shop_reader LOGIN", db="postgres")
     mover = postgres.mover()
     with mover:
         while mover.transfers < 200:
@@ -125,6 +127,9 @@ user = "postgres"
 
     listed = json.loads(cli.run("db", "list", "latest", "--json").stdout)
     assert [(d["kind"], d["name"], d["format"]) for d in listed] == [("postgresql", "shop", "custom")]
+    server = f"{str(postgres.socket_dir).strip('/').replace('/', '_')}:{postgres.port}:postgres"
+    globals_sql = cli.run("dump", "latest", f"/databases/postgresql-globals/{server}.sql").stdout
+    assert "CREATE ROLE shop_reader" in globals_sql
     connect = ["--host", str(postgres.socket_dir), "--port", str(postgres.port), "--user", "postgres"]
     cli.run("db", "restore", "latest", "shop", "--to", "shop_copy", *connect)
     assert (

@@ -9,7 +9,8 @@ from amber.ops.config import check as cc
 from amber.ops.config.check import Reader
 from amber.sources.databases.spec import FORMATS, KINDS, DatabaseSpec
 
-_KEYS = ("type", "name", "database", "path", "host", "port", "user", "password_file", "options", "format")
+_KEYS = ("type", "name", "database", "path", "host", "port", "user", "password_file", "options", "format",
+         "globals")  # fmt: skip
 
 
 def databases(r: Reader, t: dict[str, Any], p: cc.KeyPath) -> tuple[DatabaseSpec, ...]:
@@ -43,9 +44,12 @@ def _database(r: Reader, t: dict[str, Any], p: cc.KeyPath) -> DatabaseSpec:
         r.fail((*p, "name"), f"{name!r} cannot name a database here")
     fmt = r.choice(t, p, "format", FORMATS[kind]) or ""
     password_file = r.string(t, p, "password_file")
+    dump_globals = r.boolean(t, p, "globals")
+    if dump_globals and kind != "postgresql":
+        r.fail((*p, "globals"), "only PostgreSQL has server-wide globals to dump")
     return DatabaseSpec(
         kind=kind, name=name, path=path, host=r.string(t, p, "host") or "",
         port=r.integer(t, p, "port", 1, 65535), user=r.string(t, p, "user") or "",
         password_file=cc.expand(password_file) if password_file else "",
-        options=r.strings(t, p, "options"), format=fmt,
+        options=r.strings(t, p, "options"), format=fmt, globals=dump_globals,
     )  # fmt: skip

@@ -51,8 +51,22 @@ def open_dump(spec: DatabaseSpec, cancel: CancelToken | None = None) -> Iterator
         with _sqlite_copy(spec) as stream:
             yield stream
         return
-    argv = dump_argv(spec)
-    what = f"{spec.kind} database {spec.name!r}"
+    with _command_stream(dump_argv(spec), spec, f"{spec.kind} database {spec.name!r}", cancel) as stream:
+        yield stream
+
+
+@contextmanager
+def open_globals(spec: DatabaseSpec, cancel: CancelToken | None = None) -> Iterator[IO[bytes]]:
+    """``pg_dumpall --globals-only`` of the server ``spec`` connects to: roles and tablespaces."""
+    argv = [clients.program("pg_dumpall"), "--globals-only", *clients.connection_args(spec)]
+    with _command_stream(argv, spec, "PostgreSQL globals", cancel) as stream:
+        yield stream
+
+
+@contextmanager
+def _command_stream(
+    argv: list[str], spec: DatabaseSpec, what: str, cancel: CancelToken | None
+) -> Iterator[IO[bytes]]:  # fmt: skip
     with tempfile.TemporaryFile() as errors:
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors,

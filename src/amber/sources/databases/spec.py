@@ -27,6 +27,7 @@ class DatabaseSpec:
     password_file: str = ""
     options: tuple[str, ...] = ()  # extra arguments for the dump program
     format: str = ""  # "" = the kind's first format
+    globals: bool = False  # PostgreSQL: also ``pg_dumpall --globals-only`` (roles ...), once per server
 
     @property
     def dump_format(self) -> str:
@@ -36,6 +37,12 @@ class DatabaseSpec:
     def stream_path(self) -> str:
         """``/databases/<kind>/<name>.<ext>``: stable, so successive dumps deduplicate and diff."""
         return f"/{TOP}/{self.kind}/{self.name}.{EXTENSIONS[self.dump_format]}"
+
+
+def globals_path(spec: DatabaseSpec) -> str:
+    """``/databases/postgresql-globals/<server>.sql``: one per host, port and user."""
+    server = f"{spec.host or 'default'}:{spec.port or 'default'}:{spec.user or 'default'}"
+    return f"/{TOP}/postgresql-globals/{server.strip('/').replace('/', '_')}.sql"
 
 
 def parse_stream_path(path: str) -> tuple[str, str, str] | None:
