@@ -74,7 +74,7 @@ DB_ERRORS = [
     ('type = "postgresql"\nname = "x"\nformat = "tar"', D0 + r"\.format: expected one of custom, plain"),
     ('type = "postgresql"\nname = "x"\nport = 0', D0 + r"\.port: must be at least 1"),
     ('type = "postgresql"\nname = "x"\npassword = "pw"', D0 + r"\.password: unknown key"),
-    ('type = "mariadb"\nname = "x"\nglobals = true', D0 + r"\.globals: only PostgreSQL has server-wide globals"),
+    ('type = "mariadb"\nname = "x"\nglobals = true', D0 + r"\.globals: only PostgreSQL has"),
     ('type = "sqlite"\npath = "/a/x.db"\n[[jobs.shop.databases]]\ntype = "sqlite"\npath = "/b/x.db"',
      r"jobs\.shop\.databases\[1\]: two databases would both be stored as /databases/sqlite/x\.sqlite"),
 ]  # fmt: skip
