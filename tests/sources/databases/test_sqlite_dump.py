@@ -112,6 +112,7 @@ def test_unknown_dump_name_lists_what_the_snapshot_has(tmp_path: Path) -> None:
     make_bank(live)
     cfg = job_config(tmp_path, f'[[jobs.dbs.databases]]\ntype = "sqlite"\npath = "{live}"\nname = "ledger"\n')
     cli = AmberCli(tmp_path / "main", tmp_path)
+    assert "job dbs: 1 database(s) -> main" in cli.run("--config", str(cfg), "config", "check").stdout
     cli.run("--config", str(cfg), "run", "dbs")
     result = cli.run("db", "restore", "latest", "shop", "--to", str(tmp_path / "x.db"), check=False)
     assert result.returncode == 2 and "sqlite/ledger" in result.stderr
