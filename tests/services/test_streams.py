@@ -75,3 +75,16 @@ def test_a_backup_path_where_the_dumps_go_is_refused(repo: Repository, paths: li
 def test_stream_paths_must_be_below_a_top_directory(repo: Repository, path: str) -> None:
     with pytest.raises(UsageError):
         backup_streams(repo, BackupRequest(), [NamedStream(path, data(b"x"))])
+
+
+def test_the_next_run_reads_only_changed_files_and_dedups_the_dump(repo: Repository, tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.txt").write_bytes(os.urandom(100_000))
+    dump = os.urandom(3_000_000)
+    req = BackupRequest(paths=[str(tmp_path / "docs")])
+    first = backup_streams(repo, req, [NamedStream("/databases/postgresql/shop.pgdump", data(dump))])
+    second = backup_streams(repo, req, [NamedStream("/databases/postgresql/shop.pgdump", data(dump + b"x"))])
+    assert second.snapshot.parent == first.snapshot_id  # same paths (with /databases): the parent is found
+    assert second.snapshot.summary.files_unmodified == 1  # a.txt was not read again
+    assert second.snapshot.summary.data_blobs_added == 1  # only the dump's last chunk is new
+    assert second.snapshot.summary.data_added < len(dump) // 2
