@@ -39,7 +39,9 @@ The tree (exit code in brackets)::
     │   └── HungUp [129]                ... by SIGHUP (the terminal went away)
     ├── LocalSnapshotError [32]         a filesystem snapshot (btrfs, zfs, lvm) could not be taken,
     │                                   listed, verified or removed
-    └── RollbackRefused [33]            a rollback would destroy data or needs a reboot: refused
+    ├── RollbackRefused [33]            a rollback would destroy data or needs a reboot: refused
+    ├── DatabaseError [34]              a database dump or restore failed; no snapshot written
+    └── DatabaseNotEmpty [35]           db restore refused to overwrite a database or file that holds data
 
 Vendor exceptions (OSError, msgspec, cryptography) are converted at the layer
 boundary by :func:`from_os_error`; nothing above ``storage`` sees raw ``OSError``
@@ -227,6 +229,16 @@ class LeaseLost(AmberError):
 
     exit_code = 31
     default_message = "the repository lock could not be refreshed in time; the operation was stopped"
+
+
+class DatabaseError(AmberError):
+    exit_code = 34
+    default_message = "a database dump or restore failed"
+
+
+class DatabaseNotEmpty(AmberError):
+    exit_code = 35
+    default_message = "the target database is not empty; give --yes to overwrite it"
 
 
 class Interrupted(AmberError):
