@@ -35,7 +35,7 @@ CASES = [
     ("late within lost", {"last_success": NOW - 2 * DAY}, AT_RISK, "2 days ago"),
     ("very late", {"last_success": NOW - 4 * DAY}, UNPROTECTED, "4 days ago"),
     ("hourly schedule late", {"interval": 3600.0, "last_success": NOW - 3 * 3600}, AT_RISK, "allows 90 min"),
-    ("no schedule: daily default", {"interval": None, "last_success": NOW - 2 * DAY}, AT_RISK, "default daily"),
+    ("no schedule: daily", {"interval": None, "last_success": NOW - 2 * DAY}, AT_RISK, "default daily"),
     ("last run failed", {"last_status": "failed"}, AT_RISK, "the last run failed"),
     ("never verified", {"verification": None}, AT_RISK, "never verified"),
     ("verification errors", {"verification": Outcome(NOW, False, "3 errors")}, UNPROTECTED, "3 errors"),
