@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from amber.ops import board
 from amber.ops.drills.history import DrillHistory, DrillRow
 from amber.ops.reports.usage import UsageLog
@@ -14,7 +12,6 @@ from amber.ops.verdict import AT_RISK, DAY, PROTECTED, UNPROTECTED
 from tests.ops.test_run import load, make_config
 
 
-@pytest.mark.slow
 def test_board_before_and_after_a_run_and_a_drill(tmp_path: Path) -> None:
     cfg = load(make_config(tmp_path, 'schedule = "daily"', mirrors='["mirror"]'))
     [before] = board.board(cfg)

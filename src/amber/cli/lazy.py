@@ -43,6 +43,7 @@ COMMAND_MODULES: dict[str, str] = {
     "snapshots": "cmd_browse",
     "status": "cmd_status",
     "unlock": "cmd_unlock",
+    "web": "cmd_web",
 }
 
 

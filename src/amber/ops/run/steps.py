@@ -15,6 +15,7 @@ from typing import Any
 
 from amber import catalog
 from amber.engine.patterns import read_exclude_files
+from amber.engine.progress import Progress
 from amber.errors import AmberError, CheckFailed, IntegrityError
 from amber.ops.config.model import Config, JobConfig, RepositoryConfig
 from amber.ops.config.repos import backend_options, config_passwords
@@ -77,7 +78,9 @@ def _failed(name: str, step: str, exc: AmberError) -> Destination:
                                                                     "error": type(exc).__name__})
 
 
-def backup(repos: Repositories, job: JobConfig, limits: Limits) -> tuple[Destination, AmberError | None]:
+def backup(
+    repos: Repositories, job: JobConfig, limits: Limits, progress: Progress | None = None
+) -> tuple[Destination, AmberError | None]:
     req = backup_service.BackupRequest(
         paths=list(job.paths),
         excludes=list(job.exclude) + read_exclude_files(job.exclude_files),
@@ -90,9 +93,9 @@ def backup(repos: Repositories, job: JobConfig, limits: Limits) -> tuple[Destina
     try:
         with repos.open(job.repository) as repo:
             if job.stdin_command:
-                outcome = backup_service.backup_command(repo, req, list(job.stdin_command))
+                outcome = backup_service.backup_command(repo, req, list(job.stdin_command), progress)
             else:
-                outcome = backup_service.backup_paths(repo, req)
+                outcome = backup_service.backup_paths(repo, req, progress)
     except AmberError as exc:
         return _failed(job.repository, "backup", exc), exc
     snap = outcome.snapshot

@@ -1,0 +1,166 @@
+"""Live state for the dashboard: an event hub for Server-Sent Events and "Run now" in a thread.
+
+Runs report from their own thread; the hub hands each event to every
+connected client's bounded queue on that client's event loop. A client that
+falls behind loses events rather than slowing a backup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from amber.errors import AmberError
+from amber.ops.config.model import Config
+from amber.ops.run import job as run_service
+from amber.ops.run.events import RunEvent
+
+QUEUE_SIZE = 256
+PROGRESS_INTERVAL = 0.25  # seconds between progress events per job
+
+
+@dataclass(frozen=True)
+class Event:
+    name: str  # the SSE event name, e.g. "job-home"
+    data: str  # an HTML fragment for htmx's sse-swap
+
+
+def event_name(job: str) -> str:
+    return "job-" + re.sub(r"[^A-Za-z0-9_-]", "_", job)
+
+
+class EventHub:
+    def __init__(self) -> None:
+        self._clients: dict[asyncio.Queue[Event], asyncio.AbstractEventLoop] = {}
+        self._lock = threading.Lock()
+
+    def subscribe(self) -> asyncio.Queue[Event]:
+        queue: asyncio.Queue[Event] = asyncio.Queue(QUEUE_SIZE)
+        with self._lock:
+            self._clients[queue] = asyncio.get_running_loop()
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[Event]) -> None:
+        with self._lock:
+            self._clients.pop(queue, None)
+
+    def publish(self, event: Event) -> None:
+        """From any thread."""
+        with self._lock:
+            clients = list(self._clients.items())
+        for queue, loop in clients:
+            try:
+                loop.call_soon_threadsafe(_offer, queue, event)
+            except RuntimeError:  # that client's loop has closed
+                self.unsubscribe(queue)
+
+
+def _offer(queue: asyncio.Queue[Event], event: Event) -> None:
+    if not queue.full():
+        queue.put_nowait(event)
+
+
+@dataclass
+class LiveRun:
+    """What the page shows about a job running in this process."""
+
+    job: str
+    started: float = field(default_factory=time.time)
+    phase: str = "starting"
+    files: int = 0
+    bytes: int = 0
+    errors: int = 0
+    status: str = "running"  # then the run's final status
+    message: str = ""
+    ended: float | None = None
+
+    @property
+    def rate(self) -> float:
+        elapsed = (self.ended or time.time()) - self.started
+        return self.bytes / elapsed if elapsed > 0 else 0.0
+
+
+class _Reporter:
+    """Progress and RunObserver for one run: updates its LiveRun and tells the hub, throttled."""
+
+    def __init__(self, live: LiveRun, changed: Callable[[LiveRun], None]) -> None:
+        self.live, self.changed, self._last = live, changed, 0.0
+
+    def _tick(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._last >= PROGRESS_INTERVAL:
+            self._last = now
+            self.changed(self.live)
+
+    def file_done(self, path: bytes, size: int, status: str) -> None:
+        self.live.files += 1
+        self.live.phase = "backing up"
+        self._tick()
+
+    def bytes_done(self, n: int) -> None:
+        self.live.bytes += n
+        self._tick()
+
+    def error(self, path: bytes, message: str) -> None:
+        self.live.errors += 1
+        self._tick()
+
+    def note(self, message: str) -> None:
+        self.live.phase = message.removeprefix(f"{self.live.job}: ")
+        self._tick(force=True)
+
+    def on_event(self, event: RunEvent) -> None:
+        if event.kind == "start":
+            self.live.phase = "started"
+            self._tick(force=True)
+
+
+class Runner:
+    """Starts configured jobs in background threads through ``ops.run``, one at a time per job."""
+
+    def __init__(self, config: Config, changed: Callable[[LiveRun], None]) -> None:
+        self.config, self.changed = config, changed
+        self.live: dict[str, LiveRun] = {}
+        self._threads: dict[str, threading.Thread] = {}
+        self._lock = threading.Lock()
+
+    def running(self, job: str) -> bool:
+        thread = self._threads.get(job)
+        return bool(thread and thread.is_alive())
+
+    def start(self, job: str) -> bool:
+        """False when this process already runs ``job`` (the job lock also stops other processes)."""
+        self.config.job(job)  # ConfigError for an unknown job
+        with self._lock:
+            if self.running(job):
+                return False
+            live = LiveRun(job)
+            self.live[job] = live
+            thread = threading.Thread(target=self._run, args=(live,), name=f"web-run-{job}", daemon=True)
+            self._threads[job] = thread
+            thread.start()
+        self.changed(live)
+        return True
+
+    def _run(self, live: LiveRun) -> None:
+        reporter = _Reporter(live, self.changed)
+        options = run_service.RunOptions(observer=reporter, progress=reporter, note=reporter.note)
+        try:
+            [result] = run_service.run_jobs(self.config, [live.job], options)
+            live.status = result.status
+            live.message = result.error.message if result.error else ""
+        except AmberError as exc:
+            live.status, live.message = "failed", exc.message
+        except Exception as exc:  # a bug must end the live view, not leave it "running"
+            live.status, live.message = "failed", f"{type(exc).__name__}: {exc}"
+        live.ended = time.time()
+        live.phase = "finished"
+        self.changed(live)
+
+    def join(self, timeout: float | None = None) -> None:
+        for thread in list(self._threads.values()):
+            thread.join(timeout)
