@@ -103,7 +103,7 @@ def test_security_headers_on_every_response(logged_in: TestClient, path: str) ->
     csp = headers["content-security-policy"]
     assert "default-src 'self'" in csp and "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
     assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
-    assert headers["x-content-type-options"] == "nosniff" and headers["referrer-policy"] == "no-referrer"
+    assert headers["x-content-type-options"] == "nosniff" and headers["referrer-policy"] == "same-origin"
 
 
 def test_secrets_are_absent_from_every_page(logged_in: TestClient, token: str) -> None:

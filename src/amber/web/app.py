@@ -167,6 +167,8 @@ async def _stream(request: Request, hub: EventHub) -> AsyncIterator[str]:
             except TimeoutError:
                 yield ": ping\n\n"
                 continue
+            if event is None:
+                return
             yield _sse(event)
     finally:
         hub.unsubscribe(queue)

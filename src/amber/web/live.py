@@ -35,20 +35,25 @@ def event_name(job: str) -> str:
 
 class EventHub:
     def __init__(self) -> None:
-        self._clients: dict[asyncio.Queue[Event], asyncio.AbstractEventLoop] = {}
+        self._clients: dict[asyncio.Queue[Event | None], asyncio.AbstractEventLoop] = {}
         self._lock = threading.Lock()
 
-    def subscribe(self) -> asyncio.Queue[Event]:
-        queue: asyncio.Queue[Event] = asyncio.Queue(QUEUE_SIZE)
+    def subscribe(self) -> asyncio.Queue[Event | None]:
+        """A client's queue; None in it means the server is shutting down."""
+        queue: asyncio.Queue[Event | None] = asyncio.Queue(QUEUE_SIZE)
         with self._lock:
             self._clients[queue] = asyncio.get_running_loop()
         return queue
 
-    def unsubscribe(self, queue: asyncio.Queue[Event]) -> None:
+    def unsubscribe(self, queue: asyncio.Queue[Event | None]) -> None:
         with self._lock:
             self._clients.pop(queue, None)
 
-    def publish(self, event: Event) -> None:
+    def close(self) -> None:
+        """End every stream, so the server can stop without waiting for browsers to hang up."""
+        self.publish(None)
+
+    def publish(self, event: Event | None) -> None:
         """From any thread."""
         with self._lock:
             clients = list(self._clients.items())
@@ -59,9 +64,12 @@ class EventHub:
                 self.unsubscribe(queue)
 
 
-def _offer(queue: asyncio.Queue[Event], event: Event) -> None:
+def _offer(queue: asyncio.Queue[Event | None], event: Event | None) -> None:
     if not queue.full():
         queue.put_nowait(event)
+    elif event is None:  # the end must get through even to a client that fell behind
+        queue.get_nowait()
+        queue.put_nowait(None)
 
 
 @dataclass

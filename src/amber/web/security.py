@@ -33,7 +33,8 @@ CSP = (
 HEADERS = {
     "content-security-policy": CSP,
     "x-content-type-options": "nosniff",
-    "referrer-policy": "no-referrer",  # the login URL carries the token
+    # never leak the login URL (token) to another site; "no-referrer" would make POSTs send Origin: null
+    "referrer-policy": "same-origin",
     "x-frame-options": "DENY",
     "cache-control": "no-store",
 }

@@ -79,6 +79,7 @@ class Served:
         return int(self.sock.getsockname()[1])
 
     def stop(self) -> None:
+        self.app.state.dashboard.hub.close()
         self.server.should_exit = True
         if self.thread is not None:
             self.thread.join(10)
