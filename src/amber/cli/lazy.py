@@ -37,6 +37,7 @@ COMMAND_MODULES: dict[str, str] = {
     "prune": "cmd_prune",
     "quickstart": "cmd_quickstart",
     "repair": "cmd_repair",
+    "report": "cmd_report",
     "restore": "cmd_restore",
     "run": "cmd_run",
     "schedule": "cmd_schedule",
