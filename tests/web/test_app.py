@@ -15,7 +15,9 @@ from amber.errors import UsageError
 from amber.ops.config.model import Config
 from amber.ops.state import StateDB
 from amber.web import security, server
+from amber.web.live import LiveRun, Runner
 from tests.conftest import PASSWORD
+from tests.ops.test_run import load, make_config
 from tests.web.conftest import SECRET
 
 PAGES = ["/", "/jobs/home", "/api/v1/status", "/login"]
@@ -167,3 +169,24 @@ def test_host_names() -> None:
     assert security.host_name("[::1]:8080") == "::1"
     assert security.host_name("Example.org:80") == "example.org"
     assert security.host_name("localhost") == "localhost"
+
+
+def test_unknown_job_is_404(logged_in: TestClient) -> None:
+    assert logged_in.get("/jobs/nope").status_code == 404
+    csrf = _csrf(logged_in.get("/").text)
+    missing = logged_in.post("/jobs/nope/run", data={"csrf": csrf}, headers={"origin": "http://testserver"})
+    assert missing.status_code == 404
+
+
+def test_a_job_runs_once_at_a_time(tmp_path: Path) -> None:
+    cfg = load(make_config(tmp_path, 'hooks = { before = ["sleep 1"] }'))
+    changes: list[LiveRun] = []
+    runner = Runner(cfg, changes.append)
+    assert runner.start("home") is True
+    assert runner.start("home") is False  # still in its before hook
+    runner.join(120)
+    assert runner.live["home"].status == "success" and runner.live["home"].eta is None
+    assert changes[0].job == "home" and changes[-1].phase == "finished"
+    assert runner.start("home") is True  # finished: may run again
+    assert runner.live["home"].expected_bytes > 300_000  # the last success read this much
+    runner.join(120)

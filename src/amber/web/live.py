@@ -18,6 +18,7 @@ from amber.errors import AmberError
 from amber.ops.config.model import Config
 from amber.ops.run import job as run_service
 from amber.ops.run.events import RunEvent
+from amber.ops.state import StateDB
 
 QUEUE_SIZE = 256
 PROGRESS_INTERVAL = 0.25  # seconds between progress events per job
@@ -85,11 +86,19 @@ class LiveRun:
     status: str = "running"  # then the run's final status
     message: str = ""
     ended: float | None = None
+    expected_bytes: int = 0  # what the last successful backup read; 0 = unknown
 
     @property
     def rate(self) -> float:
         elapsed = (self.ended or time.time()) - self.started
         return self.bytes / elapsed if elapsed > 0 else 0.0
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds left if this run reads as much as the last successful one; None when unknown."""
+        if self.status != "running" or not self.expected_bytes or self.rate <= 0:
+            return None
+        return max(0.0, (self.expected_bytes - self.bytes) / self.rate)
 
 
 class _Reporter:
@@ -146,13 +155,21 @@ class Runner:
         with self._lock:
             if self.running(job):
                 return False
-            live = LiveRun(job)
+            live = LiveRun(job, expected_bytes=self._expected_bytes(job))
             self.live[job] = live
             thread = threading.Thread(target=self._run, args=(live,), name=f"web-run-{job}", daemon=True)
             self._threads[job] = thread
             thread.start()
         self.changed(live)
         return True
+
+    def _expected_bytes(self, job: str) -> int:
+        try:
+            last = StateDB(self.config.state.path).last_success(job)
+        except AmberError:
+            return 0
+        backups = [d for d in (last.destinations if last else []) if d.step == "backup"]
+        return int(backups[0].details.get("bytes", 0)) if backups else 0
 
     def _run(self, live: LiveRun) -> None:
         reporter = _Reporter(live, self.changed)
