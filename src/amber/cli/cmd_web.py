@@ -6,7 +6,6 @@ import click
 
 from amber.cli.context import AppContext, pass_app
 from amber.cli.output import err_console
-from amber.ops.config.model import default_config_path, load_config
 
 
 @click.command("web")
@@ -24,9 +23,9 @@ def web(app: AppContext, listen: str, tls_cert: str | None, tls_key: str | None,
     """Serve the dashboard: is every job protected, run history, Run now, /api/v1/status."""
     from amber.web import server  # starlette and uvicorn load only for this command
 
-    config = load_config(getattr(app, "config_path", None) or default_config_path())
     options = server.WebOptions(listen, tls_cert, tls_key, insecure_no_tls, rotate_token, allow_hosts)
-    served = server.prepare(config, options, lambda m: err_console.print(f"[yellow]{m}[/]", highlight=False))
+    warn = lambda m: err_console.print(f"[yellow]{m}[/]", highlight=False)  # noqa: E731
+    served = server.prepare(app.config(), options, warn, app.passwords)
     click.echo(served.url, nl=True)
     server.run(served)
 

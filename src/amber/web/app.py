@@ -34,6 +34,7 @@ from amber.ops import board
 from amber.ops.config.model import Config
 from amber.ops.verdict import age_text
 from amber.redact import redact
+from amber.services import session
 from amber.web.live import Event, EventHub, LiveRun, Runner, event_name
 from amber.web.security import Guard, GuardMiddleware
 
@@ -78,10 +79,12 @@ def _fragment(d: Dashboard, live: LiveRun) -> str:
     return d.templates.get_template("_progress.html").render(live=live)
 
 
-def build(config: Config, guard: Guard) -> Starlette:
+def build(config: Config, guard: Guard, passwords: session.PasswordSource | None = None) -> Starlette:
+    """``passwords``: the fallback for repositories without their own (the CLI's -p, AMBER_PASSWORD)."""
     hub = EventHub()
     dash: Dashboard
-    runner = Runner(config, lambda live: hub.publish(Event(event_name(live.job), _fragment(dash, live))))
+    runner = Runner(config, lambda live: hub.publish(Event(event_name(live.job), _fragment(dash, live))),
+                    passwords)  # fmt: skip
     dash = Dashboard(config, guard, hub, runner, _environment())
 
     async def overview(request: Request) -> Response:

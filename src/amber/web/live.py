@@ -12,13 +12,15 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from amber.errors import AmberError
 from amber.ops.config.model import Config
+from amber.ops.limits import Limits
 from amber.ops.run import job as run_service
-from amber.ops.run.events import RunEvent
+from amber.ops.run.events import RunEvent, SafeObservers
 from amber.ops.state import StateDB
+from amber.services import session
 
 QUEUE_SIZE = 256
 PROGRESS_INTERVAL = 0.25  # seconds between progress events per job
@@ -139,8 +141,10 @@ class _Reporter:
 class Runner:
     """Starts configured jobs in background threads through ``ops.run``, one at a time per job."""
 
-    def __init__(self, config: Config, changed: Callable[[LiveRun], None]) -> None:
+    def __init__(self, config: Config, changed: Callable[[LiveRun], None],
+                 passwords: session.PasswordSource | None = None) -> None:  # fmt: skip
         self.config, self.changed = config, changed
+        self.passwords = passwords or session.PasswordSource()
         self.live: dict[str, LiveRun] = {}
         self._threads: dict[str, threading.Thread] = {}
         self._lock = threading.Lock()
@@ -173,7 +177,13 @@ class Runner:
 
     def _run(self, live: LiveRun) -> None:
         reporter = _Reporter(live, self.changed)
-        options = run_service.RunOptions(observer=reporter, progress=reporter, note=reporter.note)
+        # nice and ionice are process-wide: they would slow the server with the run
+        limits = replace(Limits.from_config(self.config.limits), nice=None, ionice_class=None,
+                         ionice_level=None)  # fmt: skip
+        alerts = run_service.standard_observer(self.config, reporter.note)  # alerts as with `amber run`
+        observer = SafeObservers([reporter, alerts], reporter.note)
+        options = run_service.RunOptions(limits=limits, observer=observer, passwords=self.passwords,
+                                         progress=reporter, note=reporter.note)  # fmt: skip
         try:
             [result] = run_service.run_jobs(self.config, [live.job], options)
             live.status = result.status

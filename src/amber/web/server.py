@@ -19,6 +19,7 @@ from starlette.applications import Starlette
 
 from amber.errors import UsageError
 from amber.ops.config.model import Config
+from amber.services import session
 from amber.web.app import build
 from amber.web.security import Guard, allowed_hosts, load_token
 
@@ -86,7 +87,8 @@ class Served:
         self.app.state.dashboard.runner.join(60)
 
 
-def prepare(config: Config, options: WebOptions, warn: Callable[[str], None]) -> Served:
+def prepare(config: Config, options: WebOptions, warn: Callable[[str], None],
+            passwords: session.PasswordSource | None = None) -> Served:  # fmt: skip
     """Bind the socket and build the app; nothing is served until :func:`run` or :func:`start`."""
     host, port = split_listen(options.listen)
     tls = check_listen(host, options, warn)
@@ -102,9 +104,10 @@ def prepare(config: Config, options: WebOptions, warn: Callable[[str], None]) ->
     sock.listen(128)
     sock.set_inheritable(True)
     guard = Guard(token, allowed_hosts(host, options.extra_hosts), tls)
-    app = build(config, guard)
-    cfg = uvicorn.Config(app, log_level="warning", lifespan="off", ssl_certfile=options.tls_cert,
-                         ssl_keyfile=options.tls_key, timeout_graceful_shutdown=2)  # fmt: skip
+    app = build(config, guard, passwords)
+    cfg = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",  # no token in logs
+                         ssl_certfile=options.tls_cert, ssl_keyfile=options.tls_key,
+                         timeout_graceful_shutdown=2)  # fmt: skip
     server = uvicorn.Server(cfg)
     shown = f"[{host}]" if ":" in host else host
     url = f"{'https' if tls else 'http'}://{shown}:{sock.getsockname()[1]}/login?token={token}"
