@@ -89,3 +89,47 @@ def test_run_now_progress_arrives_over_sse(served: server.Served) -> None:
         assert 'data-status="success"' in seen[-1]
         status = client.get(f"{base}/api/v1/status").json()
         assert status["jobs"][0]["live"]["status"] == "success" and status["jobs"][0]["live"]["files"] == 2
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                       critical=False)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))  # fmt: skip
+    return cert_path, key_path
+
+
+def test_tls_serves_https_with_a_secure_cookie(web_config: Config, tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    options = server.WebOptions("127.0.0.1:0", str(cert), str(key))
+    running = server.start(server.prepare(web_config, options, print))
+    try:
+        assert running.url.startswith(f"https://127.0.0.1:{running.port}/login?token=")
+        with httpx.Client(verify=str(cert), timeout=30) as client:
+            response = client.get(running.url)
+            assert response.status_code == 303
+            cookie = response.headers["set-cookie"].lower()
+            assert "secure" in cookie and "httponly" in cookie and "samesite=strict" in cookie
+            status = client.get(f"https://127.0.0.1:{running.port}/api/v1/status").json()
+            assert status["jobs"][0]["name"] == "home"
+    finally:
+        running.stop()
