@@ -190,3 +190,27 @@ def test_a_job_runs_once_at_a_time(tmp_path: Path) -> None:
     assert runner.start("home") is True  # finished: may run again
     assert runner.live["home"].expected_bytes > 300_000  # the last success read this much
     runner.join(120)
+
+
+def _act(client: TestClient, csrf: str, action: str) -> None:
+    response = client.post(f"/jobs/home/{action}", data={"csrf": csrf},
+                           headers={"origin": "http://testserver", "accept": "application/json"})  # fmt: skip
+    assert response.status_code == 202
+    assert response.json() == {"job": "home", "action": action, "started": True}
+    dashboard = client.app.state.dashboard  # type: ignore[attr-defined]
+    dashboard.runner.join(120)
+    assert dashboard.runner.live["home"].status == "success", dashboard.runner.live["home"].message
+
+
+def test_check_now_and_drill_now_feed_the_verdict(logged_in: TestClient) -> None:
+    page = logged_in.get("/").text
+    csrf = _csrf(page)
+    for cli in ("amber run home", "amber run --check-only home", "amber drill --job home"):
+        assert cli in page  # each action shows its CLI equivalent
+    assert logged_in.post("/jobs/home/explode", data={"csrf": csrf},
+                          headers={"origin": "http://testserver"}).status_code == 404  # fmt: skip
+    for action in ("run", "check", "drill"):
+        _act(logged_in, csrf, action)
+    [job] = logged_in.get("/api/v1/status").json()["jobs"]
+    assert "never verified" not in job["reasons"] and "never restore-drilled" not in job["reasons"]
+    assert job["live"]["status"] == "success"

@@ -17,6 +17,7 @@ from amber.ops.config.model import Config, JobConfig
 from amber.ops.drills.history import DrillHistory
 from amber.ops.reports.forecast import forecast
 from amber.ops.reports.usage import UsageLog, month_of, sample_repositories
+from amber.ops.run.scheduled_check import task as check_task
 from amber.ops.schedule.calendar import next_after, parse_calendar
 from amber.ops.state import RunRecord, StateDB
 from amber.ops.verdict import CopiesFacts, DestinationFill, JobFacts, JobVerdict, Outcome, judge
@@ -106,6 +107,9 @@ def job_status(config: Config, job: JobConfig, db: StateDB, drills: DrillHistory
                now: float) -> JobStatus:  # fmt: skip
     runs = db.runs(job.name, limit=200)
     finished = [r for r in runs if r.status != "running"]
+    # standalone checks (timers, Check now) are recorded as job "check:NAME"
+    checks = [r for r in db.runs(check_task(job.name), limit=50) if r.status != "running"]
+    checked = sorted([*finished, *checks], key=lambda r: r.started, reverse=True)
     success = next((r for r in finished if r.status == "success"), None)
     next_run, interval = schedule_times(job.schedule, now)
     destinations = []
@@ -117,8 +121,8 @@ def job_status(config: Config, job: JobConfig, db: StateDB, drills: DrillHistory
     facts = JobFacts(
         job=job.name, now=now, last_success=success.started if success else None,
         last_status=finished[0].status if finished else None, interval=interval,
-        verification=_verification(finished), drill=_drill(drills, job),
-        copies=_copies(config, job, finished), destinations=tuple(destinations),
+        verification=_verification(checked), drill=_drill(drills, job),
+        copies=_copies(config, job, checked), destinations=tuple(destinations),
     )  # fmt: skip
     return JobStatus(job.name, job.repository, job.schedule, judge(facts), facts,
                      runs[0] if runs else None, next_run, bool(runs and runs[0].status == "running"),

@@ -35,7 +35,7 @@ from amber.ops.config.model import Config
 from amber.ops.verdict import age_text
 from amber.redact import redact
 from amber.services import session
-from amber.web.live import Event, EventHub, LiveRun, Runner, event_name
+from amber.web.live import ACTIONS, Event, EventHub, LiveRun, Runner, event_name
 from amber.web.security import Guard, GuardMiddleware
 
 HERE = Path(__file__).parent
@@ -100,16 +100,19 @@ def build(config: Config, guard: Guard, passwords: session.PasswordSource | None
         runs = await asyncio.to_thread(board.job_runs, config, name, 100)
         return _render(dash, request, "job.html", job=status, runs=runs, live=runner.live.get(name))
 
-    async def run_now(request: Request) -> Response:
-        name = request.path_params["name"]
+    async def act(request: Request) -> Response:
+        name, action = request.path_params["name"], request.path_params["action"]
+        if action not in ACTIONS:
+            return PlainTextResponse("unknown action", 404)
         try:
-            started = runner.start(name)
+            started = runner.start(name, action)
         except ConfigError:
             return PlainTextResponse("no such job", 404)
-        if not started and request.headers.get("accept", "").startswith("application/json"):
-            return JSONResponse({"job": name, "started": False, "reason": "already running"}, 409)
         if request.headers.get("accept", "").startswith("application/json"):
-            return JSONResponse({"job": name, "started": True}, 202)
+            body = {"job": name, "action": action, "started": started}
+            if not started:
+                return JSONResponse({**body, "reason": "already running"}, 409)
+            return JSONResponse(body, 202)
         return RedirectResponse(f"/jobs/{name}", 303)
 
     async def login(request: Request) -> Response:
@@ -136,7 +139,7 @@ def build(config: Config, guard: Guard, passwords: session.PasswordSource | None
 
     routes = [
         Route("/", overview), Route("/jobs/{name}", job_page),
-        Route("/jobs/{name}/run", run_now, methods=["POST"]),
+        Route("/jobs/{name}/{action}", act, methods=["POST"]),
         Route("/login", login), Route("/api/v1/status", api_status), Route("/healthz", healthz),
         Route("/events", events), Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]  # fmt: skip

@@ -16,12 +16,15 @@ from dataclasses import dataclass, field, replace
 
 from amber.errors import AmberError
 from amber.ops.config.model import Config
+from amber.ops.drills.drill import DrillRequest, drill_job, request_for
 from amber.ops.limits import Limits
 from amber.ops.run import job as run_service
-from amber.ops.run.events import RunEvent, SafeObservers
+from amber.ops.run.events import RunEvent, RunObserver, SafeObservers
+from amber.ops.run.scheduled_check import check_job
 from amber.ops.state import StateDB
 from amber.services import session
 
+ACTIONS = ("run", "check", "drill")  # POST /jobs/NAME/ACTION
 QUEUE_SIZE = 256
 PROGRESS_INTERVAL = 0.25  # seconds between progress events per job
 
@@ -80,6 +83,7 @@ class LiveRun:
     """What the page shows about a job running in this process."""
 
     job: str
+    action: str = "run"  # one of ACTIONS
     started: float = field(default_factory=time.time)
     phase: str = "starting"
     files: int = 0
@@ -153,15 +157,21 @@ class Runner:
         thread = self._threads.get(job)
         return bool(thread and thread.is_alive())
 
-    def start(self, job: str) -> bool:
-        """False when this process already runs ``job`` (the job lock also stops other processes)."""
+    def start(self, job: str, action: str = "run") -> bool:
+        """Start ``action`` (run | check | drill) on ``job``; False while this process has one going.
+
+        The job lock of ``amber run`` also keeps other processes' runs out.
+        """
         self.config.job(job)  # ConfigError for an unknown job
+        if action not in ACTIONS:
+            raise ValueError(f"unknown action {action!r}")
         with self._lock:
             if self.running(job):
                 return False
-            live = LiveRun(job, expected_bytes=self._expected_bytes(job))
+            expected = self._expected_bytes(job) if action == "run" else 0
+            live = LiveRun(job, action=action, expected_bytes=expected)
             self.live[job] = live
-            thread = threading.Thread(target=self._run, args=(live,), name=f"web-run-{job}", daemon=True)
+            thread = threading.Thread(target=self._work, args=(live,), name=f"web-{action}", daemon=True)
             self._threads[job] = thread
             thread.start()
         self.changed(live)
@@ -175,19 +185,13 @@ class Runner:
         backups = [d for d in (last.destinations if last else []) if d.step == "backup"]
         return int(backups[0].details.get("bytes", 0)) if backups else 0
 
-    def _run(self, live: LiveRun) -> None:
+    def _work(self, live: LiveRun) -> None:
         reporter = _Reporter(live, self.changed)
-        # nice and ionice are process-wide: they would slow the server with the run
-        limits = replace(Limits.from_config(self.config.limits), nice=None, ionice_class=None,
-                         ionice_level=None)  # fmt: skip
         alerts = run_service.standard_observer(self.config, reporter.note)  # alerts as with `amber run`
         observer = SafeObservers([reporter, alerts], reporter.note)
-        options = run_service.RunOptions(limits=limits, observer=observer, passwords=self.passwords,
-                                         progress=reporter, note=reporter.note)  # fmt: skip
         try:
-            [result] = run_service.run_jobs(self.config, [live.job], options)
-            live.status = result.status
-            live.message = result.error.message if result.error else ""
+            act = {"run": self._run, "check": self._check, "drill": self._drill}[live.action]
+            live.status, live.message = act(live, reporter, observer)
         except AmberError as exc:
             live.status, live.message = "failed", exc.message
         except Exception as exc:  # a bug must end the live view, not leave it "running"
@@ -195,6 +199,29 @@ class Runner:
         live.ended = time.time()
         live.phase = "finished"
         self.changed(live)
+
+    def _run(self, live: LiveRun, reporter: _Reporter, observer: RunObserver) -> tuple[str, str]:
+        # nice and ionice are process-wide: they would slow the server with the run
+        limits = replace(Limits.from_config(self.config.limits), nice=None, ionice_class=None,
+                         ionice_level=None)  # fmt: skip
+        options = run_service.RunOptions(limits=limits, observer=observer, passwords=self.passwords,
+                                         progress=reporter, note=reporter.note)  # fmt: skip
+        [result] = run_service.run_jobs(self.config, [live.job], options)
+        return result.status, result.error.message if result.error else ""
+
+    def _check(self, live: LiveRun, reporter: _Reporter, observer: RunObserver) -> tuple[str, str]:
+        reporter.note("checking")
+        record = check_job(self.config, self.config.job(live.job), self.passwords, observer)
+        return record.status, "; ".join(record.errors[:3])
+
+    def _drill(self, live: LiveRun, reporter: _Reporter, observer: RunObserver) -> tuple[str, str]:
+        reporter.note("restore drill")
+        request = request_for(self.config.job(live.job), DrillRequest(files=-1))
+        results = drill_job(self.config, live.job, request, self.passwords)
+        failed = [r for r, _ in results if not r.ok]
+        if not results:
+            return "failed", "no repository of this job is reachable"
+        return ("failed" if failed else "success"), "; ".join(f"{r.repository}: {r.status}" for r in failed)
 
     def join(self, timeout: float | None = None) -> None:
         for thread in list(self._threads.values()):
