@@ -14,13 +14,15 @@ from typing import Any
 
 from amber.engine.rule321 import CopyFacts, Replica, evaluate
 from amber.ops.config.model import Config, JobConfig
-from amber.ops.drills.history import DrillHistory
+from amber.ops.drills.history import DrillHistory, DrillRow
 from amber.ops.reports.forecast import forecast
 from amber.ops.reports.usage import UsageLog, month_of, sample_repositories
 from amber.ops.run.scheduled_check import task as check_task
 from amber.ops.schedule.calendar import next_after, parse_calendar
 from amber.ops.state import RunRecord, StateDB
 from amber.ops.verdict import CopiesFacts, DestinationFill, JobFacts, JobVerdict, Outcome, judge
+
+RECENT_RUNS = 10  # runs read per job: enough to find the newest check and where the newest backup went
 
 
 @dataclass
@@ -96,28 +98,34 @@ def _copies(config: Config, job: JobConfig, runs: list[RunRecord]) -> CopiesFact
     return CopiesFacts(v.passed, tuple(v.missing), v.errors)
 
 
-def _drill(drills: DrillHistory, job: JobConfig) -> Outcome | None:
-    for row in drills.recent(limit=200):
+def _drill(drills: list[DrillRow], job: JobConfig) -> Outcome | None:
+    for row in drills:  # newest first
         if row.job == job.name or (not row.job and row.repository == job.repository):
             return Outcome(row.ended, row.ok, "; ".join(row.failures[:2]) or row.status)
     return None
 
 
-def job_status(config: Config, job: JobConfig, db: StateDB, drills: DrillHistory, usage: UsageLog,
-               now: float) -> JobStatus:  # fmt: skip
-    runs = db.runs(job.name, limit=200)
-    finished = [r for r in runs if r.status != "running"]
-    # standalone checks (timers, Check now) are recorded as job "check:NAME"
-    checks = [r for r in db.runs(check_task(job.name), limit=50) if r.status != "running"]
-    checked = sorted([*finished, *checks], key=lambda r: r.started, reverse=True)
-    success = next((r for r in finished if r.status == "success"), None)
-    next_run, interval = schedule_times(job.schedule, now)
-    destinations = []
-    for name in (job.repository, *job.mirrors):
+def _fills(usage: UsageLog, names: set[str], now: float) -> dict[str, DestinationFill]:
+    out = {}
+    for name in names:
         samples = month_of(usage, name, now)
         latest = samples[-1] if samples else None
         fill = latest.used / latest.total if latest and latest.total else None
-        destinations.append(DestinationFill(name, fill, forecast(samples, now) if samples else None))
+        out[name] = DestinationFill(name, fill, forecast(samples, now) if samples else None)
+    return out
+
+
+def job_status(config: Config, job: JobConfig, db: StateDB, drills: list[DrillRow],
+               fills: dict[str, DestinationFill], now: float) -> JobStatus:  # fmt: skip
+    """``drills``: newest first; ``fills``: per repository name."""
+    runs = db.runs(job.name, limit=RECENT_RUNS)
+    finished = [r for r in runs if r.status != "running"]
+    # standalone checks (timers, Check now) are recorded as job "check:NAME"
+    checks = [r for r in db.runs(check_task(job.name), limit=5) if r.status != "running"]
+    checked = sorted([*finished, *checks], key=lambda r: r.started, reverse=True)
+    success = db.last_success(job.name)
+    next_run, interval = schedule_times(job.schedule, now)
+    destinations = [fills[name] for name in (job.repository, *job.mirrors)]
     facts = JobFacts(
         job=job.name, now=now, last_success=success.started if success else None,
         last_status=finished[0].status if finished else None, interval=interval,
@@ -133,10 +141,13 @@ def board(config: Config, now: float | None = None, sample: bool = True) -> list
     """Every job's status, in config order; ``sample`` records today's local repository usage first."""
     now = time.time() if now is None else now
     path = config.state.path
-    db, drills, usage = StateDB(path), DrillHistory(path), UsageLog(path)
+    db, usage = StateDB(path), UsageLog(path)
     if sample:
         sample_repositories(config, usage, now)
-    return [job_status(config, job, db, drills, usage, now) for job in config.jobs.values()]
+    drills = DrillHistory(path).recent(limit=max(100, 5 * len(config.jobs)))  # newest drills cover every job
+    names = {n for job in config.jobs.values() for n in (job.repository, *job.mirrors)}
+    fills = _fills(usage, names, now)
+    return [job_status(config, job, db, drills, fills, now) for job in config.jobs.values()]
 
 
 def job_runs(config: Config, name: str, limit: int = 100) -> list[RunRecord]:
