@@ -115,15 +115,20 @@ def _fills(usage: UsageLog, names: set[str], now: float) -> dict[str, Destinatio
     return out
 
 
-def job_status(config: Config, job: JobConfig, db: StateDB, drills: list[DrillRow],
+@dataclass(frozen=True)
+class _History:
+    runs: list[RunRecord]  # newest first
+    success: RunRecord | None
+    checks: list[RunRecord]  # standalone checks (timers, Check now), recorded as job "check:NAME"
+
+
+def job_status(config: Config, job: JobConfig, history: _History, drills: list[DrillRow],
                fills: dict[str, DestinationFill], now: float) -> JobStatus:  # fmt: skip
     """``drills``: newest first; ``fills``: per repository name."""
-    runs = db.runs(job.name, limit=RECENT_RUNS)
+    runs, success = history.runs, history.success
     finished = [r for r in runs if r.status != "running"]
-    # standalone checks (timers, Check now) are recorded as job "check:NAME"
-    checks = [r for r in db.runs(check_task(job.name), limit=5) if r.status != "running"]
+    checks = [r for r in history.checks if r.status != "running"]
     checked = sorted([*finished, *checks], key=lambda r: r.started, reverse=True)
-    success = db.last_success(job.name)
     next_run, interval = schedule_times(job.schedule, now)
     destinations = [fills[name] for name in (job.repository, *job.mirrors)]
     facts = JobFacts(
@@ -145,9 +150,12 @@ def board(config: Config, now: float | None = None, sample: bool = True) -> list
     if sample:
         sample_repositories(config, usage, now)
     drills = DrillHistory(path).recent(limit=max(100, 5 * len(config.jobs)))  # newest drills cover every job
-    names = {n for job in config.jobs.values() for n in (job.repository, *job.mirrors)}
-    fills = _fills(usage, names, now)
-    return [job_status(config, job, db, drills, fills, now) for job in config.jobs.values()]
+    fills = _fills(usage, {n for job in config.jobs.values() for n in (job.repository, *job.mirrors)}, now)
+    names = list(config.jobs)
+    recent = db.recent_by_job(names, RECENT_RUNS)
+    checks = db.recent_by_job([check_task(n) for n in names], 5)
+    return [job_status(config, job, _History(*recent[job.name], checks[check_task(job.name)][0]), drills,
+                       fills, now) for job in config.jobs.values()]  # fmt: skip
 
 
 def job_runs(config: Config, name: str, limit: int = 100) -> list[RunRecord]:
