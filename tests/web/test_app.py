@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import socket
 import stat
 from pathlib import Path
 
@@ -214,3 +215,11 @@ def test_check_now_and_drill_now_feed_the_verdict(logged_in: TestClient) -> None
     [job] = logged_in.get("/api/v1/status").json()["jobs"]
     assert "never verified" not in job["reasons"] and "never restore-drilled" not in job["reasons"]
     assert job["live"]["status"] == "success"
+
+
+def test_allowed_hosts() -> None:
+    assert security.allowed_hosts("127.0.0.1") >= {"127.0.0.1", "localhost", "::1"}
+    assert security.allowed_hosts("192.0.2.7", ["backup.example"]) == {"192.0.2.7", "backup.example"}
+    everywhere = security.allowed_hosts("0.0.0.0")
+    assert socket.gethostname().lower() in everywhere and "localhost" in everywhere
+    assert "evil.example" not in everywhere

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hmac
 import os
 import secrets
+import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -116,9 +117,13 @@ class Guard:
 
 
 def allowed_hosts(listen_host: str, extra: Iterable[str] = ()) -> frozenset[str]:
-    names = {listen_host.strip("[]"), *extra}
-    if listen_host in LOOPBACK_NAMES or listen_host.startswith("127."):
+    """The listen address, ``extra``, loopback names for loopback; this machine's names for 0.0.0.0/::."""
+    host = listen_host.strip("[]")
+    names = {host, *extra}
+    if host in LOOPBACK_NAMES or host.startswith("127."):
         names.update(LOOPBACK_NAMES)
+    if host in ("0.0.0.0", "::"):  # every interface: reachable by this machine's names (others: --allow-host)
+        names.update({*LOOPBACK_NAMES, socket.gethostname(), socket.getfqdn()})
     return frozenset(n.lower() for n in names)
 
 
