@@ -1,4 +1,4 @@
-"""report: the daily report from the state database (weekly and monthly: not yet)."""
+"""report: daily and weekly reports from the state database (monthly: not yet)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import time
 import click
 
 from amber.cli.context import AppContext, pass_app
-from amber.ops.config.model import default_config_path, load_config
 from amber.ops.private import write_private
 from amber.ops.reports import daily as daily_report
+from amber.ops.reports import weekly as weekly_report
 
 
 @click.group("report")
@@ -23,9 +23,21 @@ def report() -> None:
 @pass_app
 def daily(app: AppContext, fmt: str, output: str | None) -> None:
     """The last 24 hours per job: runs, verification, copies, missed jobs; counts on the first line."""
-    config = load_config(getattr(app, "config_path", None) or default_config_path())
-    found = daily_report.daily(config, time.time())
-    text = daily_report.render_json(found) if fmt == "json" else daily_report.render_text(found)
+    found = daily_report.daily(app.config(), time.time())
+    _emit(daily_report.render_json(found) if fmt == "json" else daily_report.render_text(found), output)
+
+
+@report.command("weekly")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--output", type=click.Path(dir_okay=False), help="Write the report here instead of stdout.")
+@pass_app
+def weekly(app: AppContext, fmt: str, output: str | None) -> None:
+    """Seven days per job against the seven before: success rate, size, durations, error patterns."""
+    found = weekly_report.weekly(app.config(), time.time())
+    _emit(weekly_report.render_json(found) if fmt == "json" else weekly_report.render_text(found), output)
+
+
+def _emit(text: str, output: str | None) -> None:
     if output:
         write_private(output, text.encode())
     else:
