@@ -1,4 +1,4 @@
-"""report: daily and weekly reports from the state database (monthly: not yet)."""
+"""report: daily, weekly and monthly reports from the state database."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import click
 from amber.cli.context import AppContext, pass_app
 from amber.ops.private import write_private
 from amber.ops.reports import daily as daily_report
+from amber.ops.reports import monthly as monthly_report
 from amber.ops.reports import weekly as weekly_report
 
 
@@ -35,6 +36,16 @@ def weekly(app: AppContext, fmt: str, output: str | None) -> None:
     """Seven days per job against the seven before: success rate, size, durations, error patterns."""
     found = weekly_report.weekly(app.config(), time.time())
     _emit(weekly_report.render_json(found) if fmt == "json" else weekly_report.render_text(found), output)
+
+
+@report.command("monthly")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--output", type=click.Path(dir_okay=False), help="Write the report here instead of stdout.")
+@pass_app
+def monthly(app: AppContext, fmt: str, output: str | None) -> None:
+    """30 days: growth and capacity forecast, daily coverage, durations, recommendations."""
+    found = monthly_report.monthly(app.config(), time.time())
+    _emit(monthly_report.render_json(found) if fmt == "json" else monthly_report.render_text(found), output)
 
 
 def _emit(text: str, output: str | None) -> None:
