@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,7 +28,8 @@ def web_config(tmp_path: Path) -> Config:
     path = make_config(tmp_path, 'schedule = "hourly"')
     path.write_text(path.read_text() + CLOUD.replace("{pass_file}", str(tmp_path / "pass")))
     cfg = load(path)
-    failed = RunRecord("home", 1_700_000_000.0, 1_700_000_010.0, "failed",
+    started = time.time() - 3600  # recent: the daily report shows it too
+    failed = RunRecord("home", started, started + 10, "failed",
                        errors=[f"cannot reach rest:https://alice:{SECRET}@backup.example/repo"])  # fmt: skip
     StateDB(cfg.state.path).add(failed)
     return cfg

@@ -21,7 +21,8 @@ from tests.conftest import PASSWORD
 from tests.ops.test_run import load, make_config
 from tests.web.conftest import SECRET
 
-PAGES = ["/", "/jobs/home", "/api/v1/status", "/login"]
+PAGES = ["/", "/jobs/home", "/api/v1/status", "/login",
+         "/reports/daily", "/reports/weekly", "/reports/monthly", "/reports/daily?format=json"]
 STATIC = Path(security.__file__).parent / "static"
 PINNED = {  # npm: htmx.org@2.0.11 dist/htmx.min.js, htmx-ext-sse@2.2.4 dist/sse.min.js
     "htmx.min.js": "d6fdc75f204e6bdefa99b69bf1e6d4ac69b8a364f77929f45c13476b4000f717",
@@ -223,3 +224,10 @@ def test_allowed_hosts() -> None:
     everywhere = security.allowed_hosts("0.0.0.0")
     assert socket.gethostname().lower() in everywhere and "localhost" in everywhere
     assert "evil.example" not in everywhere
+
+
+def test_report_pages(logged_in: TestClient) -> None:
+    daily = logged_in.get("/reports/daily").text
+    assert "0 ok, 0 partial, 1 failed" in daily and "cannot reach" in daily  # the fixture's failed run
+    assert logged_in.get("/reports/monthly?format=json").json()["jobs"][0]["job"] == "home"
+    assert logged_in.get("/reports/yearly").status_code == 404

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ from starlette.staticfiles import StaticFiles
 from amber.errors import ConfigError
 from amber.ops import board
 from amber.ops.config.model import Config
+from amber.ops.reports import daily, monthly, weekly
 from amber.ops.verdict import age_text
 from amber.redact import redact
 from amber.services import session
@@ -40,6 +42,7 @@ from amber.web.security import Guard, GuardMiddleware
 
 HERE = Path(__file__).parent
 PING_SECONDS = 15.0
+REPORTS: dict[str, Any] = {"daily": daily, "weekly": weekly, "monthly": monthly}
 
 
 @dataclass
@@ -115,6 +118,16 @@ def build(config: Config, guard: Guard, passwords: session.PasswordSource | None
             return JSONResponse(body, 202)
         return RedirectResponse(f"/jobs/{name}", 303)
 
+    async def report_page(request: Request) -> Response:
+        kind = request.path_params["kind"]
+        module = REPORTS.get(kind)
+        if module is None:
+            return PlainTextResponse("no such report", 404)
+        found = await asyncio.to_thread(getattr(module, kind), config, time.time())
+        if request.query_params.get("format") == "json":
+            return Response(module.render_json(found), media_type="application/json")
+        return _render(dash, request, "report.html", kind=kind, text=module.render_text(found))
+
     async def login(request: Request) -> Response:
         token = request.query_params.get("token")
         if token is None:
@@ -140,7 +153,8 @@ def build(config: Config, guard: Guard, passwords: session.PasswordSource | None
     routes = [
         Route("/", overview), Route("/jobs/{name}", job_page),
         Route("/jobs/{name}/{action}", act, methods=["POST"]),
-        Route("/login", login), Route("/api/v1/status", api_status), Route("/healthz", healthz),
+        Route("/reports/{kind}", report_page), Route("/login", login),
+        Route("/api/v1/status", api_status), Route("/healthz", healthz),
         Route("/events", events), Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]  # fmt: skip
     app = Starlette(routes=routes)
