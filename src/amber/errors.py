@@ -32,6 +32,7 @@ The tree (exit code in brackets)::
     ├── HookFailed [27]                 a job's before-hook exited non-zero; nothing was backed up
     ├── CatalogError [28]               the local catalog (a cache) could not be built or read
     ├── LeaseLost [31]                  the repository lock could not be refreshed before it expired
+    ├── SuspiciousBackup [33]           snapshot written and tagged suspicious (ransomware check)
     └── Interrupted [130]               stopped at a safe point by SIGINT (Ctrl-C)
         ├── Terminated [143]            ... by SIGTERM (systemd stop, shutdown)
         └── HungUp [129]                ... by SIGHUP (the terminal went away)
@@ -205,6 +206,13 @@ class CatalogError(AmberError):
 
     exit_code = 28
     default_message = "the local catalog failed"
+
+
+class SuspiciousBackup(AmberError):
+    """The backup was written, but its changes look like ransomware (amber.anomaly)."""
+
+    exit_code = 33
+    default_message = "backup written but tagged suspicious"
 
 
 class LeaseLost(AmberError):

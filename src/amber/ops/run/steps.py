@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from amber import catalog
+from amber.anomaly.scoring import assess
 from amber.engine.patterns import read_exclude_files
 from amber.errors import AmberError, CheckFailed, IntegrityError
 from amber.ops.config.model import Config, JobConfig, RepositoryConfig
@@ -86,6 +87,7 @@ def backup(repos: Repositories, job: JobConfig, limits: Limits) -> tuple[Destina
         host=job.host,
         stdin_filename=job.stdin_filename,
         workers=limits.workers,
+        assess=lambda facts: assess(facts, job.anomaly),
     )
     try:
         with repos.open(job.repository) as repo:
@@ -103,6 +105,10 @@ def backup(repos: Repositories, job: JobConfig, limits: Limits) -> tuple[Destina
         "data_added_stored": s.data_added_stored, "duration": s.duration_s,
         "skipped": list(snap.skipped),
     }  # fmt: skip
+    if s.anomaly is not None:
+        a = s.anomaly
+        details["anomaly"] = {"verdict": a.verdict, "reasons": list(a.reasons), "top_dirs": list(a.top_dirs),
+                              "examples": list(a.examples)}  # fmt: skip
     if snap.partial:
         message = f"{len(snap.skipped)} item(s) could not be read"
         return Destination(job.repository, "backup", "partial", message, outcome.snapshot_id, details), None
