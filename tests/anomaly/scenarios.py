@@ -7,7 +7,8 @@ import os
 import random
 from pathlib import Path
 
-WORDS = "the of and budget report meeting invoice client project plan draft notes summary total".split()
+WORDS = ("the", "of", "and", "budget", "report", "meeting", "invoice", "client", "project", "plan",
+         "draft", "notes", "summary", "total")
 
 
 def _text(rng: random.Random, size: int) -> bytes:
