@@ -14,6 +14,7 @@ from typing import BinaryIO
 
 from amber import __version__
 from amber.childenv import child_env
+from amber.engine import retention_hold
 from amber.engine.archiver import ArchiveOptions, Archiver, ArchiveResult
 from amber.engine.changefacts import ChangeFacts
 from amber.engine.chunker import Chunker
@@ -52,7 +53,7 @@ class BackupRequest:
     assess: Callable[[ChangeFacts], Anomaly] | None = None
 
 
-SUSPICIOUS_TAG = "suspicious"
+SUSPICIOUS_TAG = retention_hold.SUSPICIOUS_TAG
 
 
 @dataclass

@@ -146,6 +146,7 @@ def retention(repos: Repositories, job: JobConfig, name: str) -> Destination:
         policy=forget_service.policy_from(repos.config.retention[job.retention]),
         filter=job_filter(job),
         prune=prune_service.PruneOptions(),
+        hold_clean=job.anomaly.hold_clean,
     )
     try:
         with repos.open(name, lock=False) as repo:  # forget and prune take the locks they need
