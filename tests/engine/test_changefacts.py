@@ -34,7 +34,7 @@ def test_entropy(data: bytes, low: float | None, high: float | None) -> None:
     if low is None:
         assert bits is None
     else:
-        assert bits is not None and low <= bits <= high
+        assert bits is not None and high is not None and low <= bits <= high
 
 
 @pytest.mark.parametrize(
