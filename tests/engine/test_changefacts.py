@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import random
 
@@ -23,10 +24,12 @@ from amber.repository import Node
     [
         (b"", None, None),
         (b"a" * 500, None, None),  # too short to say
-        (b"a" * 4096, 0.0, 0.0),
-        (b"the budget report for the meeting " * 200, 3.0, 4.5),
+        (b"a" * 4096, 0.0, 0.2),
+        (b"the budget report for the meeting " * 200, 0.0, 2.0),  # repetitive text: very compressible
+        (bytes(random.Random(1).choices(b"0123456789 .", k=4096)), 2.0, 6.5),  # 12 symbols: 3.6 bits
         (random.Random(1).randbytes(4096), 7.9, 8.0),
-        (random.Random(1).randbytes(1024), 7.6, 8.0),
+        (random.Random(1).randbytes(1024), 7.9, 8.0),
+        (gzip.compress(bytes(random.Random(2).choices(b"abcdefgh ", k=60000))), 7.5, 8.0),  # compressed
     ],
 )
 def test_entropy(data: bytes, low: float | None, high: float | None) -> None:

@@ -7,16 +7,20 @@ nodes with the parent tree's. ``amber.anomaly`` turns these facts into a verdict
 
 from __future__ import annotations
 
-import math
 import os
+import threading
 from collections import Counter
 from dataclasses import dataclass, field
+
+import zstandard
 
 from amber.repository import Node
 
 ENTROPY_SAMPLE = 4096  # bytes of the first chunk whose byte entropy is measured
 ENTROPY_MIN_SAMPLE = 1024  # below this the estimate says little: not measured
 HEAD_BYTES = 16  # first bytes kept (in memory only) to check the type magic
+_FRAME_OVERHEAD = 6  # zstd frame header and block header of a stored (incompressible) block
+_local = threading.local()  # a ZstdCompressor is not safe to share between threads
 EXAMPLES = 10
 TOP_DIRS = 5
 
@@ -49,13 +53,20 @@ _NOTE_HINTS = (b"file", b"decrypt", b"ransom", b"recover", b"restore", b"instruc
 
 
 def entropy_code(sample: bytes | memoryview) -> int:
-    """Byte entropy of ``sample`` as a node stores it: 1 + 32 * bits/byte (1..256); 0 = not measured."""
-    n = len(sample)
+    """Entropy of ``sample`` as a node stores it: 1 + 32 * bits/byte (1..256); 0 = not measured.
+
+    Estimated by compressibility (zstd level 1 on the first 4 KiB, about 20 µs and
+    without the GIL): a byte histogram in Python costs 40 times as much. Random and
+    already-compressed data come out near 8 bits/byte, text and programs well below.
+    """
+    n = min(len(sample), ENTROPY_SAMPLE)
     if n < ENTROPY_MIN_SAMPLE:
         return 0
-    counts = Counter(bytes(sample[:ENTROPY_SAMPLE]))
-    n = min(n, ENTROPY_SAMPLE)
-    bits = -sum(c / n * math.log2(c / n) for c in counts.values())
+    packer = getattr(_local, "zstd", None)
+    if packer is None:
+        packer = _local.zstd = zstandard.ZstdCompressor(level=1, write_content_size=False)
+    packed = len(packer.compress(bytes(sample[:n]))) - _FRAME_OVERHEAD
+    bits = max(0.0, min(8.0, 8 * packed / n))
     return 1 + min(255, int(bits * 32))
 
 
