@@ -23,7 +23,7 @@ from amber.cli.output import (
     scan_total,
 )
 from amber.engine.patterns import read_exclude_files
-from amber.errors import UsageError
+from amber.errors import ConfigError, UsageError
 from amber.ops import limits as limits_service
 from amber.ops.config.model import default_config_path
 from amber.services import backup as backup_service
@@ -120,7 +120,11 @@ def backup(
 def _thresholds(app: AppContext) -> Thresholds:
     """``[anomaly]`` from the config file when there is one, else the defaults."""
     if os.path.exists(app.config_path or default_config_path()):
-        return app.config().anomaly
+        try:
+            return app.config().anomaly
+        except ConfigError as exc:  # a broken config must not stop a backup or a forget
+            err_console.print(f"[yellow]warning:[/] {plain(exc.message)}; default [anomaly] thresholds used",
+                              highlight=False)  # fmt: skip
     return Thresholds()
 
 

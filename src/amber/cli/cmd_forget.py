@@ -13,6 +13,7 @@ from amber.cli.context import AppContext, pass_app
 from amber.cli.options import make_filter, snapshot_filter_options
 from amber.cli.output import echo, emit_json_text, err_console, human_bytes, plain, show_path
 from amber.engine.retention import Duration, GroupKey, Policy, SnapshotRecord, parse_duration, parse_group_by
+from amber.errors import ConfigError
 from amber.ops.config.model import default_config_path
 from amber.services import forget as forget_service
 from amber.services.prune import PruneOptions
@@ -134,7 +135,11 @@ def forget(
 def _hold_clean(app: AppContext) -> int:
     """``[anomaly] hold_clean`` from the config file when there is one."""
     if os.path.exists(app.config_path or default_config_path()):
-        return app.config().anomaly.hold_clean
+        try:
+            return app.config().anomaly.hold_clean
+        except ConfigError as exc:  # a broken config must not stop a backup or a forget
+            err_console.print(f"[yellow]warning:[/] {plain(exc.message)}; default [anomaly] thresholds used",
+                              highlight=False)  # fmt: skip
     return Thresholds().hold_clean
 
 
