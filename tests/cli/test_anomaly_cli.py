@@ -54,6 +54,7 @@ def test_backup_flags_attack_and_forget_holds_until_ack(cli: AmberCli, tmp_path:
 
     acked = cli.run("anomaly", "ack", str(suspicious["id"])[:8]).stdout
     assert "acknowledged" in acked
+    assert f"amber anomaly ack {str(suspicious['id'])[:8]}" in cli.run("audit", "show").stdout  # audited
     assert "acknowledged" in cli.run("anomaly", "list").stdout
     cli.run("forget", "--keep-last", "1")
     remaining = _snapshots(cli)

@@ -104,3 +104,12 @@ def test_observe_counts_an_entropy_jump_and_ignores_same_content() -> None:
     f.observe_file(b"/home/b.txt", same, old, b"", None)
     assert (f.files_rewritten, f.entropy_jumps) == (1, 1)
     assert f.top_dirs["/home"] == 1 and f.examples[0].endswith("/home/a.txt")
+
+
+def test_a_rename_is_not_also_a_deletion() -> None:
+    f = ChangeFacts(has_parent=True)
+    gone = {b"a.docx": Node(name=b"a.docx", type="file"), b"b.docx": Node(name=b"b.docx", type="file")}
+    f.observe_dir(b"/d", gone)
+    new = Node(name=b"a.docx.locked", type="file")
+    f.observe_file(b"/d/a.docx.locked", new, None, b"", renamed_from(new.name, gone))
+    assert (f.files_renamed, f.files_deleted, f.top_dirs["/d"]) == (1, 1, 2)

@@ -127,6 +127,7 @@ class ChangeFacts:
     examples: list[str] = field(default_factory=list)
     near_random_bits: float = 7.5  # the engine's notion of "near random", for the counts above
     structured_bits: float = 6.5
+    _renamed: set[int] = field(default_factory=set, repr=False)  # deleted nodes already matched
 
     def _note(self, path: bytes, why: str) -> None:
         self.top_dirs[os.fsdecode(os.path.dirname(path)) or "/"] += 1
@@ -142,6 +143,10 @@ class ChangeFacts:
         now = entropy_bits(node.entropy)
         if prev is not None:
             self.files_rewritten += 1
+        if renamed is not None and id(renamed) not in self._renamed:
+            self._renamed.add(id(renamed))  # a rename, not a deletion (observe_dir counted it)
+            self.files_deleted -= 1
+            self.top_dirs[os.fsdecode(os.path.dirname(path)) or "/"] -= 1
         if renamed is not None:
             self.files_renamed += 1
             self.new_extensions["." + os.fsdecode(extension(node.name))] += 1
