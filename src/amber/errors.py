@@ -41,7 +41,8 @@ The tree (exit code in brackets)::
     │                                   listed, verified or removed
     ├── RollbackRefused [33]            a rollback would destroy data or needs a reboot: refused
     ├── DatabaseError [34]              a database dump or restore failed; no snapshot written
-    └── DatabaseNotEmpty [35]           db restore refused to overwrite a database or file that holds data
+    ├── DatabaseNotEmpty [35]           db restore refused to overwrite a database or file that holds data
+    └── SuspiciousBackup [36]           snapshot written and tagged suspicious (ransomware check)
 
 Vendor exceptions (OSError, msgspec, cryptography) are converted at the layer
 boundary by :func:`from_os_error`; nothing above ``storage`` sees raw ``OSError``
@@ -222,6 +223,13 @@ class CatalogError(AmberError):
 
     exit_code = 28
     default_message = "the local catalog failed"
+
+
+class SuspiciousBackup(AmberError):
+    """The backup was written, but its changes look like ransomware (amber.anomaly)."""
+
+    exit_code = 36
+    default_message = "backup written but tagged suspicious"
 
 
 class LeaseLost(AmberError):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import nullcontext
 from typing import Any
 
 import click
 
+from amber.anomaly.scoring import Thresholds, assess
 from amber.cli.context import AppContext, make_passwords, pass_app
 from amber.cli.options import limit_options
 from amber.cli.output import (
@@ -21,8 +23,9 @@ from amber.cli.output import (
     scan_total,
 )
 from amber.engine.patterns import read_exclude_files
-from amber.errors import UsageError
+from amber.errors import ConfigError, UsageError
 from amber.ops import limits as limits_service
+from amber.ops.config.model import default_config_path
 from amber.services import backup as backup_service
 from amber.services import session
 
@@ -90,6 +93,8 @@ def backup(
         one_file_system=one_file_system, tags=list(tag), host=host, time=time_, parent=parent,
         force=force, stdin_filename=stdin_filename, workers=limits.workers,
     )  # fmt: skip
+    thresholds = _thresholds(app)
+    req.assess = lambda facts: assess(facts, thresholds)
     interactive = not as_json and sys.stderr.isatty()
     progress: Any
     if as_json:
@@ -108,7 +113,19 @@ def backup(
         else:
             outcome = backup_service.backup_paths(repo, req, progress)
     _report(outcome, as_json)
+    backup_service.raise_if_suspicious(outcome)
     backup_service.raise_if_partial(outcome)
+
+
+def _thresholds(app: AppContext) -> Thresholds:
+    """``[anomaly]`` from the config file when there is one, else the defaults."""
+    if os.path.exists(app.config_path or default_config_path()):
+        try:
+            return app.config().anomaly
+        except ConfigError as exc:  # a broken config must not stop a backup or a forget
+            err_console.print(f"[yellow]warning:[/] {plain(exc.message)}; default [anomaly] thresholds used",
+                              highlight=False)  # fmt: skip
+    return Thresholds()
 
 
 def _report(outcome: backup_service.BackupOutcome, as_json: bool) -> None:
@@ -125,6 +142,7 @@ def _report(outcome: backup_service.BackupOutcome, as_json: bool) -> None:
             "total_duration": s.duration_s, "partial": outcome.snapshot.partial,
             "skipped": outcome.snapshot.skipped,
             "changed_during_read": outcome.snapshot.changed_during_read,
+            "anomaly": s.anomaly.verdict if s.anomaly is not None else None,
         })  # fmt: skip
         return
     for path in outcome.snapshot.skipped:

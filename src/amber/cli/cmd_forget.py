@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import click
 
+from amber.anomaly.scoring import Thresholds
 from amber.cli.context import AppContext, pass_app
 from amber.cli.options import make_filter, snapshot_filter_options
 from amber.cli.output import echo, emit_json_text, err_console, human_bytes, plain, show_path
 from amber.engine.retention import Duration, GroupKey, Policy, SnapshotRecord, parse_duration, parse_group_by
+from amber.errors import ConfigError
+from amber.ops.config.model import default_config_path
 from amber.services import forget as forget_service
 from amber.services.prune import PruneOptions
 
@@ -84,6 +88,7 @@ def _json(result: forget_service.ForgetResult) -> str:
             "host": g.key.hostname, "paths": g.key.paths, "tags": g.key.tags,
             "keep": [_snap_json(s) for s in g.keep], "remove": [_snap_json(s) for s in g.remove],
             "reasons": [{"snapshot": _snap_json(s), "matches": g.reasons[s.id]} for s in g.keep],
+            "held": [s.id for s in g.keep if s.id in result.held],
         })  # fmt: skip
     if result.explicit:
         out.append({"host": None, "paths": None, "tags": None, "keep": [], "reasons": [],
@@ -114,7 +119,8 @@ def forget(
     flt = make_filter(hosts, tags, paths)
     groups = parse_group_by(group_by)
     prune = PruneOptions(max_unused=max_unused) if run_prune and not dry_run else None
-    req = forget_service.ForgetRequest(_policy(opts), groups, flt, list(snapshot_ids), dry_run, prune)
+    req = forget_service.ForgetRequest(_policy(opts), groups, flt, list(snapshot_ids), dry_run, prune,
+                                       hold_clean=_hold_clean(app))  # fmt: skip
     with app.open(lock=False) as repo:  # the service takes the lock
         result = forget_service.forget(repo, req)
     for sid, exc in result.damaged:
@@ -126,6 +132,17 @@ def forget(
     _print_result(result, run_prune)
 
 
+def _hold_clean(app: AppContext) -> int:
+    """``[anomaly] hold_clean`` from the config file when there is one."""
+    if os.path.exists(app.config_path or default_config_path()):
+        try:
+            return app.config().anomaly.hold_clean
+        except ConfigError as exc:  # a broken config must not stop a backup or a forget
+            err_console.print(f"[yellow]warning:[/] {plain(exc.message)}; default [anomaly] thresholds used",
+                              highlight=False)  # fmt: skip
+    return Thresholds().hold_clean
+
+
 def _print_result(result: forget_service.ForgetResult, run_prune: bool) -> None:
     for g in result.groups:
         echo(_describe_group(g.key))
@@ -134,6 +151,9 @@ def _print_result(result: forget_service.ForgetResult, run_prune: bool) -> None:
         echo()
     if result.explicit:
         _print_table("remove", result.explicit, None)
+    if not result.groups:  # by ID: say which of the named ones the hold keeps
+        for sid, why in result.held.items():
+            echo(f"kept {sid[:8]}: {why}")
     n = len(result.to_remove)
     if result.dry_run:
         echo(f"dry run: would remove {n} snapshot{'s' if n != 1 else ''}"

@@ -24,13 +24,27 @@ def packs(
     read_data: bool,
 ) -> None:  # fmt: skip
     """Re-create missing or damaged blobs here from a replica's copies of the same snapshots."""
+    heal(app, from_repo, from_password_file, from_password_command, read_data)
+
+
+def heal(
+    app: AppContext, from_repo: str, from_password_file: str | None, from_password_command: str | None,
+    read_data: bool,
+) -> None:  # fmt: skip
+    """``repair packs --from`` and its alias ``repair --from``."""
     replica_pw = app.passwords
     if from_password_file or from_password_command:
         replica_pw = make_passwords(from_password_file, from_password_command)
     r = heal_service.heal_from(app.location, app.passwords, from_repo, replica_pw, read_data, app.operation)
     if not r.bad_blobs:
-        echo("no missing or damaged blobs found")
+        if read_data:
+            echo("no missing or damaged blobs found: every pack is present and every blob verified")
+        else:
+            echo("no missing or truncated packs found; pack contents were NOT read, so damage inside a "
+                 "pack (what `check --read-data` reports) is not covered: run with --read-data")  # fmt: skip
         return
+    if not read_data:
+        echo("examined: missing and truncated packs only (pack contents not read; --read-data reads them)")
     for sid, why in r.unhealed_snapshots:
         err_console.print(f"[red]error:[/] snapshot {sid[:8]}: {plain(why)}", highlight=False)
     echo(

@@ -5,15 +5,36 @@ from __future__ import annotations
 
 import click
 
+from amber.cli.cmd_heal import heal
 from amber.cli.cmd_heal import packs as heal_packs
 from amber.cli.context import AppContext, pass_app
 from amber.cli.output import echo, emit_json, err_console, plain
+from amber.errors import UsageError
 from amber.services import repair as repair_service
 
 
-@click.group()
-def repair() -> None:
-    """Repair the index or damaged snapshots."""
+@click.group(invoke_without_command=True)
+@click.option("--from", "from_repo", metavar="REPO", help="Alias of `repair packs --from REPO`.")
+@click.option("--from-password-file", type=click.Path(dir_okay=False), help="Password file of the replica.")
+@click.option("--from-password-command", help="Command printing the replica's password.")
+@click.option("--read-data", is_flag=True, help="With --from: also read every pack here.")
+@click.pass_context
+def repair(
+    ctx: click.Context, from_repo: str | None, from_password_file: str | None,
+    from_password_command: str | None, read_data: bool,
+) -> None:  # fmt: skip
+    """Repair the index or damaged snapshots; `repair --from REPLICA` heals packs from a replica."""
+    if ctx.invoked_subcommand is not None:
+        if from_repo or from_password_file or from_password_command or read_data:
+            raise UsageError("--from and its options go either before no subcommand or after `repair packs`")
+        return
+    if not from_repo:
+        echo(ctx.get_help())
+        raise UsageError("give a subcommand (index, snapshots, packs) or --from REPLICA")
+    app = ctx.find_object(AppContext)
+    assert app is not None
+    app.operation.record.command = "repair packs"
+    heal(app, from_repo, from_password_file, from_password_command, read_data)
 
 
 @repair.command("index")

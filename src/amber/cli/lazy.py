@@ -13,6 +13,7 @@ import click
 # command name -> module under amber.cli whose COMMANDS list defines it
 COMMAND_MODULES: dict[str, str] = {
     "alerts": "cmd_notify",
+    "anomaly": "cmd_anomaly",
     "audit": "cmd_audit",
     "backup": "cmd_backup",
     "check": "cmd_check",

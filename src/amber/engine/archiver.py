@@ -31,6 +31,7 @@ from typing import IO, Protocol
 
 from amber.cancel import CancelToken
 from amber.engine import prewarm
+from amber.engine.changefacts import ChangeFacts
 from amber.engine.dirfinish import DirFinisher, WalkDir, count_new_content
 from amber.engine.filereader import BlobSaver, ContentReader, FileContent
 from amber.engine.metadata import (
@@ -79,6 +80,7 @@ class ArchiveResult:
     changed_during_read: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     files_read: int = 0  # files whose content was read (hard links to one file count once)
+    facts: ChangeFacts = field(default_factory=ChangeFacts)  # changes against the parent
 
 
 def _fsdecode(path: bytes) -> str:
@@ -107,8 +109,9 @@ class Archiver:
         self._notes: list[str] = []
         self._slots = threading.BoundedSemaphore(self._opts.workers * 32)
         self._hardlinks: dict[tuple[int, int], Future[FileContent]] = {}
+        self._facts = ChangeFacts()
         self._finisher = DirFinisher(
-            trees, saver.has, self._summary, self._progress, self._skip, self._changed
+            trees, saver.has, self._summary, self._progress, self._skip, self._changed, self._facts
         )
         self._quiet = isinstance(self._progress, NullProgress)  # no per-file progress calls needed
         self._files_read = 0
@@ -122,6 +125,7 @@ class Archiver:
     # -- public -------------------------------------------------------------
     def archive(self, paths: list[bytes], parent_tree: bytes | None) -> ArchiveResult:
         started = time.monotonic()
+        self._facts.has_parent = bool(parent_tree)
         trie = path_trie(paths)
         helper = None
         if self._opts.prewarm:
@@ -172,9 +176,11 @@ class Archiver:
 
     # -- walking ------------------------------------------------------------
     def _result(self, tree_id: bytes, started: float) -> ArchiveResult:
-        self._summary.duration_s = round(time.monotonic() - started, 3)
+        summary, facts = self._summary, self._facts
+        summary.duration_s = round(time.monotonic() - started, 3)
+        facts.files_before = summary.files_unmodified + summary.files_changed + facts.files_deleted
         return ArchiveResult(
-            tree_id, self._summary, self._skipped, self._changed, self._notes, self._files_read
+            tree_id, summary, self._skipped, self._changed, self._notes, self._files_read, facts
         )
 
     def _new_scanner(self, threads: int) -> DirScanner:
@@ -339,7 +345,7 @@ class Archiver:
         self._summary.total_bytes += st.st_size
         if unchanged_content(prev, st, self._saver.has, self._stable_ids):
             assert prev is not None
-            node.content, node.sha256 = prev.content, prev.sha256
+            node.content, node.sha256, node.entropy = prev.content, prev.sha256, prev.entropy
             self._summary.files_unmodified += 1
             self._progress.file_done(path, st.st_size, "unchanged")
             self._progress.bytes_done(st.st_size)

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from amber.engine.changefacts import ChangeFacts, renamed_from
 from amber.engine.filereader import FileContent
 from amber.engine.progress import Progress
 from amber.engine.scanner import Entry
@@ -71,6 +72,7 @@ class DirFinisher:
         progress: Progress,
         skip: Callable[[bytes, str], None],
         changed: list[str],
+        facts: ChangeFacts | None = None,
     ) -> None:
         self._trees = trees
         self._has = has
@@ -78,6 +80,7 @@ class DirFinisher:
         self._progress = progress
         self._skip = skip
         self._changed = changed
+        self._facts = facts or ChangeFacts()
         self._counted: set[int] = set()  # reads already counted: hardlinks share one
         self._walked: deque[WalkDir] = deque()
         self._backlog = 0  # nodes held by walked directories not yet finished
@@ -102,9 +105,20 @@ class DirFinisher:
         self._backlog -= len(head.nodes)
         self.root_id = self._finish(head)
 
+    def _deleted(self, d: WalkDir) -> dict[bytes, Node]:
+        """Files of the parent's tree for ``d`` that are gone (only when ``d`` was listed in full)."""
+        if d.only is not None or not d.prev_nodes or (not d.pending and len(d.nodes) == len(d.prev_nodes)):
+            return {}
+        present = {n.name for n in d.nodes}
+        deleted = {n.name: n for n in d.prev_nodes if n.name not in present and n.type == "file"}
+        if deleted:
+            self._facts.observe_dir(d.path, deleted)
+        return deleted
+
     def _finish(self, d: WalkDir) -> bytes:
         summary = self._summary
         failed: set[int] = set()
+        deleted = self._deleted(d)
         for node, fut, prev in d.pending:
             path = d.path + b"/" + node.name
             try:
@@ -116,6 +130,10 @@ class DirFinisher:
                 summary.total_bytes -= node.size
                 continue
             node.content, node.sha256, node.size = content.content, content.sha256, content.size
+            node.entropy = content.entropy
+            if self._facts.has_parent:
+                renamed = renamed_from(node.name, deleted) if prev is None and deleted else None
+                self._facts.observe_file(path, node, prev, content.head, renamed)
             if content.changed_while_reading:
                 self._changed.append(os.fsdecode(path))
                 self._progress.error(path, "file changed while it was read")

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import IO, Protocol
 
 from amber.cancel import CancelToken
+from amber.engine.changefacts import HEAD_BYTES, entropy_code
 from amber.engine.chunker import Chunker
 from amber.repository import BlobType
 
@@ -41,6 +42,8 @@ class FileContent:
     new_blobs: int = 0
     new_bytes: int = 0
     changed_while_reading: bool = False
+    entropy: int = 0  # of the first chunk (changefacts.entropy_code)
+    head: bytes = b""  # the first bytes, to check the type's magic
 
 
 class ContentReader:
@@ -71,6 +74,9 @@ class ContentReader:
     def _store(self, piece: bytes | memoryview, result: FileContent) -> None:
         self._cancel.check()  # a safe point between chunks: a large file or a stream stops too
         bid = self._blob_id(piece)
+        if not result.content:  # the first chunk: sampled here, so no extra pass (changefacts)
+            result.entropy = entropy_code(piece)
+            result.head = bytes(piece[:HEAD_BYTES])
         result.content.append(bid)
         if not self._saver.has(bid) and self._saver.save(BlobType.DATA, piece, bid):
             result.new_blobs += 1

@@ -153,7 +153,7 @@ def keep_identity(node: Node, prev: Node | None) -> Node:
         return node
     same = msgspec.structs.replace(
         prev, inode=node.inode, device=node.device, ctime_ns=node.ctime_ns, atime_ns=node.atime_ns,
-        content=node.content, sha256=node.sha256, subtree=node.subtree,
+        content=node.content, sha256=node.sha256, subtree=node.subtree, entropy=node.entropy,
     )  # fmt: skip
     if same != node:
         return node

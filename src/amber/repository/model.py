@@ -52,10 +52,22 @@ class Node(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=False, gc=F
     sha256: bytes = b""  # of the whole file
     subtree: bytes = b""  # tree blob ID for directories
     damaged: bool = False  # set by repair when content is missing
+    entropy: int = 0  # files: 1 + 32 * bits/byte of the first chunk's first 4 KiB; 0 = not measured
 
 
 class Tree(msgspec.Struct, omit_defaults=True):
     nodes: list[Node] = []
+
+
+class Anomaly(msgspec.Struct, omit_defaults=True):
+    """The ransomware check's decision and evidence for one snapshot (design §10)."""
+
+    verdict: str = "clean"  # "clean" or "suspicious"
+    reasons: list[str] = []
+    counts: dict[str, int] = {}
+    top_dirs: list[str] = []  # "path (count)", most affected first
+    examples: list[str] = []
+    new_extensions: list[str] = []
 
 
 class Summary(msgspec.Struct, omit_defaults=True):
@@ -70,6 +82,7 @@ class Summary(msgspec.Struct, omit_defaults=True):
     data_added: int = 0  # plaintext bytes of new blobs
     data_added_stored: int = 0  # bytes written to packs
     duration_s: float = 0.0
+    anomaly: Anomaly | None = None  # absent: not assessed (no parent, or an older amber)
 
 
 class Snapshot(msgspec.Struct, omit_defaults=True):

@@ -7,22 +7,31 @@ import getpass
 import os
 import socket
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from amber import __version__
 from amber.childenv import child_env
+from amber.engine import retention_hold
 from amber.engine.archiver import ArchiveOptions, Archiver, ArchiveResult
+from amber.engine.changefacts import ChangeFacts
 from amber.engine.chunker import Chunker
 from amber.engine.filereader import ContentReader
 from amber.engine.patterns import PathMatcher
 from amber.engine.progress import NullProgress, Progress
 from amber.engine.source import LiveSource, Source
-from amber.errors import AmberError, Interrupted, PartialBackup, SourceCommandFailed, UsageError
+from amber.errors import (
+    AmberError,
+    Interrupted,
+    PartialBackup,
+    SourceCommandFailed,
+    SuspiciousBackup,
+    UsageError,
+)
 from amber.repository import Repository, Snapshot
-from amber.repository.model import format_time, parse_time
+from amber.repository.model import Anomaly, format_time, parse_time
 from amber.services.own_snapshots import COMPACT_AT, OwnSnapshots
 from amber.services.snapshots import SnapshotFilter, as_text, select
 
@@ -40,6 +49,11 @@ class BackupRequest:
     stdin_filename: str = "stdin"
     workers: int | None = None  # archiver threads (None = one per core)
     source: Source = field(default_factory=LiveSource)  # where the paths are read (engine/source.py)
+    # The ransomware check (amber.anomaly, above this layer, passes it in): facts -> verdict.
+    assess: Callable[[ChangeFacts], Anomaly] | None = None
+
+
+SUSPICIOUS_TAG = retention_hold.SUSPICIOUS_TAG
 
 
 @dataclass
@@ -102,6 +116,11 @@ def _commit(
         )
     repo.blobs.flush()
     result.summary.data_added_stored = repo.blobs.stats.stored_bytes
+    tags = set(req.tags)
+    if req.assess is not None and result.facts.has_parent:
+        result.summary.anomaly = req.assess(result.facts)
+        if result.summary.anomaly.verdict == SUSPICIOUS_TAG:
+            tags.add(SUSPICIOUS_TAG)  # still written: it may be all the user has
     snap = Snapshot(
         time=_snapshot_time(req.time),
         tree=result.tree,
@@ -110,7 +129,7 @@ def _commit(
         username=getpass.getuser(),
         uid=os.getuid(),
         gid=os.getgid(),
-        tags=sorted(set(req.tags)),
+        tags=sorted(tags),
         parent=parent or "",
         excludes=[as_text(e) for e in req.excludes],
         program_version=f"amber {__version__}",
@@ -257,4 +276,13 @@ def raise_if_partial(outcome: BackupOutcome) -> None:
         raise PartialBackup(
             f"snapshot {outcome.snapshot_id[:8]} saved, but {len(outcome.snapshot.skipped)} "
             "item(s) could not be read"
+        )
+
+
+def raise_if_suspicious(outcome: BackupOutcome) -> None:
+    anomaly = outcome.snapshot.summary.anomaly
+    if anomaly is not None and anomaly.verdict == SUSPICIOUS_TAG:
+        raise SuspiciousBackup(
+            f"snapshot {outcome.snapshot_id[:8]} saved and tagged suspicious: {'; '.join(anomaly.reasons)}. "
+            f"See `amber anomaly show {outcome.snapshot_id[:8]}`"
         )

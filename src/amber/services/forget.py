@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from amber.engine.retention import Duration, GroupResult, Policy, SnapshotRecord, parse_duration, plan
+from amber.engine.retention_hold import apply_holds, holds
 from amber.errors import AmberError, AppendOnlyViolation, ObjectNotFound, UsageError
 from amber.repository import Repository, Snapshot
 from amber.services import prune as prune_service
@@ -30,6 +31,7 @@ class ForgetRequest:
     snapshot_ids: list[str] = field(default_factory=list)  # explicit IDs (prefixes): remove these
     dry_run: bool = False
     prune: prune_service.PruneOptions | None = None  # then reclaim space (not in a dry run)
+    hold_clean: int = 1  # clean snapshots before an unacknowledged suspicious one that stay
 
 
 @dataclass
@@ -41,6 +43,7 @@ class ForgetResult:
     damaged: list[tuple[str, AmberError]] = field(default_factory=list)  # unreadable: left alone
     dry_run: bool = False
     pruned: prune_service.PruneResult | None = None
+    held: dict[str, str] = field(default_factory=dict)  # snapshot ID -> why it stays (ransomware hold)
 
     @property
     def to_remove(self) -> list[SnapshotRecord]:
@@ -67,8 +70,11 @@ def plan_forget(
     if req.snapshot_ids:
         if not req.policy.is_empty():
             raise UsageError("give either --keep-* options or snapshot IDs, not both")
+        result.held = _holds(repo, req)
         for ref in dict.fromkeys(req.snapshot_ids):
             sid = repo.resolve_snapshot_id(ref)
+            if sid in result.held:
+                continue  # named, but held: reported, never removed
             try:
                 result.explicit.append(record(sid, repo.load_snapshot(sid)))
             except AmberError:  # a damaged snapshot may be removed by ID
@@ -78,7 +84,15 @@ def plan_forget(
     found = select(repo, req.filter, result.damaged)
     records = [record(sid, snap) for sid, snap in found]
     result.groups = plan(records, req.policy, req.group_by, now or dt.datetime.now(dt.UTC))
+    result.held = _holds(repo, req)
+    apply_holds(result.groups, result.held)
     return result
+
+
+def _holds(repo: Repository, req: ForgetRequest) -> dict[str, str]:
+    """The ransomware hold over every snapshot (not only the filtered ones: a filter must not hide it)."""
+    everything = select(repo, SnapshotFilter(), [])
+    return holds([record(sid, snap) for sid, snap in everything], req.hold_clean)
 
 
 def forget(

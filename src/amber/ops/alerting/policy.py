@@ -15,9 +15,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-KINDS = ("failure", "partial", "integrity", "success", "capacity", "stale", "summary", "test")
-_PROBLEMS = ("failure", "partial", "integrity", "capacity", "stale")
-_SEVERITY = {"failure": "failure", "integrity": "failure", "partial": "warning", "capacity": "warning",
+KINDS = ("failure", "partial", "integrity", "anomaly", "success", "capacity", "stale", "summary", "test")
+_PROBLEMS = ("failure", "partial", "integrity", "anomaly", "capacity", "stale")
+_SEVERITY = {"failure": "failure", "integrity": "failure", "anomaly": "failure", "partial": "warning",
+             "capacity": "warning",
              "stale": "warning", "success": "success", "summary": "info", "test": "info"}  # fmt: skip
 
 
@@ -104,6 +105,7 @@ def render(event: Event, suppressed: int = 0, host: str = "") -> tuple[str, str]
         "failure": f"amber: backup FAILED ({subject}){where}",
         "partial": f"amber: backup partial ({subject}){where}",
         "integrity": f"amber: INTEGRITY ERROR ({subject}){where}",
+        "anomaly": f"amber: SUSPICIOUS BACKUP, possible ransomware ({subject}){where}",
         "capacity": f"amber: storage almost full ({event.repository or subject}){where}",
         "stale": f"amber: no successful backup ({subject}){where}",
         "success": f"amber: backup ok ({subject}){where}",

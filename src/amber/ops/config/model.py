@@ -14,8 +14,10 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
+from amber.anomaly.scoring import Thresholds
 from amber.errors import ConfigError
 from amber.ops.config import check as cc
+from amber.ops.config.anomaly import parse_anomaly
 from amber.ops.config.check import Reader
 from amber.ops.config.databases import databases
 from amber.ops.config.repos import MEDIA_KINDS as MEDIA_KINDS  # re-exported
@@ -25,7 +27,7 @@ from amber.sources.databases.spec import DatabaseSpec
 
 IONICE_CLASSES = ("idle", "best-effort", "realtime")
 SNAPSHOT_KINDS = ("btrfs", "zfs", "lvm", "auto")
-EVENTS = ("failure", "partial", "integrity", "success", "capacity", "stale", "summary")
+EVENTS = ("failure", "partial", "integrity", "anomaly", "success", "capacity", "stale", "summary")
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,7 @@ class JobConfig:
     snapshot_keep: int = 0  # local snapshots kept after the run (for rollback)
     snapshot_dir: str = ""  # "" = .amber-snapshots at the top of each filesystem
     databases: tuple[DatabaseSpec, ...] = ()
+    anomaly: Thresholds = field(default_factory=Thresholds)  # [anomaly] with [jobs.NAME.anomaly] applied
 
 
 @dataclass(frozen=True)
@@ -109,7 +112,7 @@ class LimitsConfig:
 @dataclass(frozen=True)
 class NotifyConfig:
     url: str
-    events: tuple[str, ...] = ("failure", "partial", "integrity", "capacity", "stale")
+    events: tuple[str, ...] = ("failure", "partial", "integrity", "anomaly", "capacity", "stale")
     min_interval: str = "1h"
     min_interval_seconds: float = 3600.0
     jobs: tuple[str, ...] = ()  # empty = every job
@@ -151,6 +154,7 @@ class Config:
     metrics: MetricsConfig
     state: StateConfig
     catalog: CatalogConfig = CatalogConfig()
+    anomaly: Thresholds = field(default_factory=Thresholds)
 
     @property
     def state_dir(self) -> str:
@@ -201,10 +205,11 @@ def parse_config(text: str, source: str = "config.toml") -> Config:
         raise ConfigError(f"{where}: invalid TOML: {reason}") from exc
     r = Reader(text, source)
     r.only(raw, (), ("repositories", "retention", "jobs", "limits", "notify", "alerts", "metrics", "state",
-                     "catalog"))  # fmt: skip
+                     "catalog", "anomaly"))  # fmt: skip
     repos = {name: parse_repository(r, name, t) for name, t in r.tables(raw, ("repositories",))}
     policies = {name: _retention(r, name, t) for name, t in r.tables(raw, ("retention",))}
-    jobs = {name: _job(r, name, t, repos, policies) for name, t in r.tables(raw, ("jobs",))}
+    anomaly = parse_anomaly(r, r.table(raw, ("anomaly",)), ("anomaly",), Thresholds())
+    jobs = {name: _job(r, name, t, repos, policies, anomaly) for name, t in r.tables(raw, ("jobs",))}
     notify = tuple(_notify(r, i, t) for i, t in enumerate(r.table_list(raw, ("notify",))))
     return Config(
         source=source,
@@ -217,6 +222,7 @@ def parse_config(text: str, source: str = "config.toml") -> Config:
         metrics=_metrics(r, r.table(raw, ("metrics",))),
         state=_state(r, r.table(raw, ("state",))),
         catalog=_catalog(r, r.table(raw, ("catalog",))),
+        anomaly=anomaly,
     )
 
 
@@ -236,12 +242,12 @@ def _retention(r: Reader, name: str, t: dict[str, Any]) -> RetentionConfig:
 
 def _job(
     r: Reader, name: str, t: dict[str, Any], repos: dict[str, RepositoryConfig],
-    policies: dict[str, RetentionConfig],
+    policies: dict[str, RetentionConfig], anomaly: Thresholds,
 ) -> JobConfig:  # fmt: skip
     p = ("jobs", name)
     r.only(t, p, ("paths", "exclude", "exclude_files", "one_file_system", "tags", "repository", "mirrors",
                   "retention", "schedule", "check", "drill", "hooks", "stdin_command", "stdin_filename",
-                  "host", "snapshot", "snapshot_keep", "snapshot_dir", "databases"))  # fmt: skip
+                  "host", "snapshot", "snapshot_keep", "snapshot_dir", "databases", "anomaly"))  # fmt: skip
     paths = r.strings(t, p, "paths")
     stdin_command = r.strings(t, p, "stdin_command")
     dbs = databases(r, t, p)
@@ -292,6 +298,7 @@ def _job(
         snapshot_keep=r.integer(t, p, "snapshot_keep", 0, 1000) or 0,
         snapshot_dir=r.string(t, p, "snapshot_dir") or "",
         databases=dbs,
+        anomaly=parse_anomaly(r, r.table(t, (*p, "anomaly")), (*p, "anomaly"), anomaly),
     )
 
 

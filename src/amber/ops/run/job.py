@@ -25,7 +25,15 @@ from dataclasses import dataclass, field
 from amber import errors
 from amber.childenv import child_env
 from amber.engine.progress import Progress
-from amber.errors import AmberError, HookFailed, Interrupted, JobRunning, PartialBackup, StateError
+from amber.errors import (
+    AmberError,
+    HookFailed,
+    Interrupted,
+    JobRunning,
+    PartialBackup,
+    StateError,
+    SuspiciousBackup,
+)
 from amber.ops import limits as limits_service
 from amber.ops.config.model import Config, JobConfig
 from amber.ops.limits import Limits
@@ -122,6 +130,10 @@ def worst_error(results: Sequence[JobResult]) -> AmberError | None:
     running = [r for r in results if r.status == "running"]
     if running:
         return running[0].error
+    suspicious = [r.job for r in results if isinstance(r.error, SuspiciousBackup)]
+    if suspicious:
+        names = ", ".join(suspicious)
+        return SuspiciousBackup(f"suspicious backup in job(s) {names}: see `amber anomaly list`")
     partial = [r.job for r in results if r.status == "partial"]
     if partial:
         return PartialBackup(f"partial backup in job(s) {', '.join(partial)}: some files could not be read")
@@ -136,6 +148,7 @@ class _Run:
         self.record = record
         self.options = options
         self.error: AmberError | None = None
+        self.suspicious: SuspiciousBackup | None = None  # the snapshot was written; the job goes on
 
     def fail(self, exc: AmberError) -> None:
         self.record.errors.append(exc.message)
@@ -196,7 +209,7 @@ def _run_job(job: JobConfig, repos: Repositories, db: StateDB, options: RunOptio
     kind = {"success": "success", "partial": "partial", "failed": "failure"}[record.status]
     message = f"job {job.name}: {record.status}" + (f": {record.errors[0]}" if record.errors else "")
     options.observer.on_event(RunEvent(kind, job.name, message, job.repository, record.as_dict()))
-    return JobResult(job.name, record.status, record, run.error)
+    return JobResult(job.name, record.status, record, run.error or run.suspicious)
 
 
 def _interrupted(db: StateDB, run: _Run, exc: Interrupted) -> JobResult:
@@ -231,6 +244,7 @@ def _pipeline(run: _Run, repos: Repositories, options: RunOptions) -> None:
         run.error = error  # keep the original class: its exit code is the most precise
         return
     record.snapshot_ids.append(dest.snapshot_id)
+    _alert_if_suspicious(run, dest)
     record.files = int(dest.details.get("files", 0))
     record.bytes_added = int(dest.details.get("data_added_stored", 0))
     reachable = [job.repository]
@@ -255,6 +269,20 @@ def _pipeline(run: _Run, repos: Repositories, options: RunOptions) -> None:
             if _stopped(repos):
                 return
             run.add(run_steps.check(repos, job, name))
+
+
+def _alert_if_suspicious(run: _Run, dest: Destination) -> None:
+    """A snapshot tagged suspicious: an ``anomaly`` alert, and the run exits 33 (SuspiciousBackup)."""
+    anomaly = dest.details.get("anomaly") or {}
+    if anomaly.get("verdict") != "suspicious":
+        return
+    reasons = "; ".join(anomaly.get("reasons", []))
+    run.suspicious = SuspiciousBackup(f"snapshot {dest.snapshot_id[:8]} tagged suspicious: {reasons}")
+    run.record.errors.append(run.suspicious.message)
+    details = {"snapshot": dest.snapshot_id, "reasons": anomaly.get("reasons", []),
+               "top_dirs": anomaly.get("top_dirs", []), "examples": anomaly.get("examples", [])}  # fmt: skip
+    message = f"job {run.job.name}: {run.suspicious.message}"
+    run.options.observer.on_event(RunEvent("anomaly", run.job.name, message, dest.name, details))
 
 
 def _stopped(repos: Repositories) -> bool:

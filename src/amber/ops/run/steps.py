@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from amber import catalog
+from amber.anomaly.scoring import assess
 from amber.engine.patterns import read_exclude_files
 from amber.engine.progress import Progress
 from amber.errors import AmberError, CheckFailed, IntegrityError
@@ -92,6 +93,7 @@ def backup(
         host=job.host,
         stdin_filename=job.stdin_filename,
         workers=limits.workers,
+        assess=lambda facts: assess(facts, job.anomaly),
     )
     local: dict[str, Any] = {}
     try:
@@ -121,6 +123,10 @@ def backup(
     }  # fmt: skip
     if outcome.result.notes:
         details["notes"] = list(outcome.result.notes)
+    if s.anomaly is not None:
+        a = s.anomaly
+        details["anomaly"] = {"verdict": a.verdict, "reasons": list(a.reasons), "top_dirs": list(a.top_dirs),
+                              "examples": list(a.examples)}  # fmt: skip
     if snap.partial:
         message = f"{len(snap.skipped)} item(s) could not be read"
         return Destination(job.repository, "backup", "partial", message, outcome.snapshot_id, details), None
@@ -158,6 +164,7 @@ def retention(repos: Repositories, job: JobConfig, name: str) -> Destination:
         policy=forget_service.policy_from(repos.config.retention[job.retention]),
         filter=job_filter(job),
         prune=prune_service.PruneOptions(),
+        hold_clean=job.anomaly.hold_clean,
     )
     try:
         with repos.open(name, lock=False) as repo:  # forget and prune take the locks they need
