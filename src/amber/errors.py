@@ -26,7 +26,8 @@ The tree (exit code in brackets)::
     ├── DrillFailed [24]                a restore drill's application check failed
     ├── NotifyFailed [25]               a notification could not be delivered
     ├── StateError [26]                 the local state database (run history) failed
-    └── HookFailed [27]                 a job's before-hook exited non-zero; nothing was backed up
+    ├── HookFailed [27]                 a job's before-hook exited non-zero; nothing was backed up
+    └── ScheduleNotEnabled [28]         `schedule install` wrote units that systemctl did not enable
 
 Vendor exceptions (OSError, msgspec, cryptography) are converted at the layer
 boundary by :func:`from_os_error`; nothing above ``storage`` sees raw ``OSError``
@@ -172,6 +173,11 @@ class StateError(AmberError):
 class HookFailed(AmberError):
     exit_code = 27
     default_message = "a hook command failed"
+
+
+class ScheduleNotEnabled(AmberError):
+    exit_code = 28
+    default_message = "units written but not enabled"
 
 
 def from_os_error(exc: OSError, what: str) -> AmberError:
