@@ -17,11 +17,13 @@ from amber.cli.output import (
     err_console,
     human_bytes,
     plain,
+    quantity,
     scan_total,
 )
 from amber.engine.patterns import read_exclude_files
 from amber.errors import UsageError
 from amber.ops import limits as limits_service
+from amber.ops.config.target import load_optional, resolve
 from amber.services import backup as backup_service
 from amber.services import session
 
@@ -46,11 +48,13 @@ def init(
         raise UsageError("--copy-chunker-params and --from-repo go together")
     ids_from = None
     if from_repo:
-        passwords = app.passwords
-        if from_password_file or from_password_command:
-            passwords = make_passwords(from_password_file, from_password_command)
-        ids_from = (from_repo, passwords)
-    repo = session.create(app.location, app.passwords.get(new=True), append_only, ids_from)
+        given = bool(from_password_file or from_password_command)
+        passwords = make_passwords(from_password_file, from_password_command) if given else app.passwords
+        config, problem = load_optional(app.config_path)
+        other = resolve(from_repo, config, passwords, given or app.passwords_given, problem=problem)
+        ids_from = (other.location, other.passwords)
+    here = app.target()
+    repo = session.create(here.location, here.passwords.get(new=True), append_only, ids_from, here.options)
     mode = " (append-only)" if append_only else ""
     shared = f", chunker shared with {from_repo}" if from_repo else ""
     click.echo(f"created repository {repo.id[:10]} at {repo.backend.location}{mode}{shared}")
@@ -127,7 +131,9 @@ def _report(outcome: backup_service.BackupOutcome, as_json: bool) -> None:
         })  # fmt: skip
         return
     for path in outcome.snapshot.skipped:
-        err_console.print(f"[yellow]skipped:[/] {plain(path)}", highlight=False)
+        why = outcome.result.why_skipped.get(path)
+        err_console.print(f"[yellow]skipped:[/] {plain(path)}" + (f": {plain(why)}" if why else ""),
+                          highlight=False)  # fmt: skip
     for path in outcome.snapshot.changed_during_read:
         err_console.print(f"[yellow]changed while reading:[/] {plain(path)}", highlight=False)
     for note in outcome.result.notes:
@@ -136,7 +142,7 @@ def _report(outcome: backup_service.BackupOutcome, as_json: bool) -> None:
         f"Files: {s.files_new} new, {s.files_changed} changed, {s.files_unmodified} unmodified\n"
         f"Dirs: {s.dirs}\n"
         f"Added: {human_bytes(s.data_added)} ({human_bytes(s.data_added_stored)} stored)\n"
-        f"Processed {s.total_files} files, {human_bytes(s.total_bytes)} in {s.duration_s:.2f}s\n"
+        f"Processed {quantity(s.total_files, 'file')}, {human_bytes(s.total_bytes)} in {s.duration_s:.2f}s\n"
         f"snapshot {outcome.snapshot_id[:8]} saved" + (" (partial)" if outcome.snapshot.partial else "")
     )
 

@@ -12,7 +12,7 @@ import msgspec
 
 from amber.cli.context import AppContext, pass_app
 from amber.cli.options import make_filter, snapshot_filter_options
-from amber.cli.output import emit_json, err_console, plain, show_path
+from amber.cli.output import emit_json, err_console, plain, quantity, show_path
 from amber.errors import AmberError
 from amber.repository import Node, Snapshot
 from amber.services import browse
@@ -47,7 +47,7 @@ def snapshots(
             f"{sid[:8]:<10}{s.datetime.strftime('%Y-%m-%d %H:%M:%S %z'):<27}"
             f"{s.hostname:<16}{','.join(s.tags):<16}{', '.join(s.paths)}{flag}"
         )
-    click.echo(f"{len(found)} snapshots")
+    click.echo(quantity(len(found), "snapshot"))
 
 
 def browse_json(found: list[tuple[str, Snapshot]]) -> str:
@@ -105,7 +105,7 @@ def find(
             else:
                 click.echo(f"{m.snapshot_id[:8]}  {m.snapshot.time[:19]}  {_long(m.path, m.node)}")
     if not as_json:
-        click.echo(f"{count} matches", err=True)
+        click.echo(quantity(count, "match", "matches"), err=True)
 
 
 @click.command()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from amber.cli.context import AppContext, pass_app
-from amber.cli.output import err_console, plain
+from amber.cli.output import err_console, plain, quantity
 from amber.services import check as check_service
 
 
@@ -25,7 +25,8 @@ def check(app: AppContext, read_data: bool, read_data_subset: str | None) -> Non
         snaps = sorted({s[:8] for s, _ in report.damaged})
         click.echo(f"damaged: {len(report.damaged)} path(s) in snapshot(s) {', '.join(snaps)}")
     click.echo(
-        f"checked {report.snapshots} snapshots, {report.packs} packs, {report.blobs} blobs"
+        f"checked {quantity(report.snapshots, 'snapshot')}, {quantity(report.packs, 'pack')}, "
+        f"{quantity(report.blobs, 'blob')}"
         + (f", read {report.packs_read} packs" if report.packs_read else "")
         + ("; no errors found" if report.ok else f"; {len(report.errors)} error(s)")
     )

@@ -8,7 +8,7 @@ import time
 import click
 
 from amber.cli.context import AppContext, pass_app
-from amber.cli.output import emit_json, err_console, human_bytes, plain
+from amber.cli.output import emit_json, err_console, human_bytes, plain, quantity
 from amber.errors import DrillFailed, IntegrityError
 from amber.ops.alerting.notify import Delivery
 from amber.ops.config.model import Config, default_config_path
@@ -59,7 +59,7 @@ def drill(
     else:
         req.files = 20 if req.files < 0 else req.files
         with app.open() as repo:
-            results = [drill_service.drill_and_record(repo, req, config, app.location)]
+            results = [drill_service.drill_and_record(repo, req, config, app.target().name)]
     for report, deliveries in results:
         _show(report, as_json)
         for d in deliveries:
@@ -89,7 +89,7 @@ def _show(report: DrillReport, as_json: bool) -> None:
     snaps = ", ".join(s[:8] for s in report.snapshot_ids) or "-"
     click.echo(
         f"drill {report.repository}: {report.status.upper()}: {report.mode}, snapshot(s) {snaps}, "
-        f"{o.files} file(s), {human_bytes(o.bytes)} verified in {o.seconds:.2f}s "
+        f"{quantity(o.files, 'file')}, {human_bytes(o.bytes)} verified in {o.seconds:.2f}s "
         f"({human_bytes(int(o.throughput))}/s), seed {report.seed}"
     )
     if report.estimated_full_seconds:

@@ -10,7 +10,7 @@ import click
 
 from amber.cli.context import AppContext, pass_app
 from amber.cli.options import make_filter, snapshot_filter_options
-from amber.cli.output import BarProgress, err_console, human_bytes, plain
+from amber.cli.output import BarProgress, err_console, human_bytes, plain, quantity
 from amber.services import browse
 from amber.services import restore as restore_service
 
@@ -39,9 +39,10 @@ def restore(
         err_console.print(f"[yellow]warning:[/] {plain(warning)}", highlight=False)
     for error in result.errors:
         err_console.print(f"[red]error:[/] {plain(error)}", highlight=False)
-    summary = f"restored {result.files} files, {result.dirs} dirs, {human_bytes(result.bytes)}"
+    summary = (f"restored {quantity(result.files, 'file')}, {quantity(result.dirs, 'dir')}, "
+               f"{human_bytes(result.bytes)}")  # fmt: skip
     if verify:
-        summary += f"; verified {result.verified} files"
+        summary += f"; verified {quantity(result.verified, 'file')}"
     click.echo(summary)
     restore_service.raise_if_damaged(result)
 

@@ -6,7 +6,7 @@ import click
 
 from amber.cli.context import AppContext, pass_app
 from amber.cli.options import limit_options
-from amber.cli.output import emit_json, err_console, human_bytes, plain
+from amber.cli.output import emit_json, err_console, human_bytes, plain, quantity
 from amber.errors import CheckFailed
 from amber.ops import limits as limits_service
 from amber.ops.config.model import Config
@@ -51,7 +51,7 @@ def run(
             click.echo(f"{result.job}: not started (already running)")
         else:
             snap = f" snapshot {record.snapshot_ids[0][:8]}" if record.snapshot_ids else ""
-            click.echo(f"{result.job}: {record.status}{snap}, {record.files} files, "
+            click.echo(f"{result.job}: {record.status}{snap}, {quantity(record.files, 'file')}, "
                        f"{human_bytes(record.bytes_added)} added, {record.duration:.1f}s")  # fmt: skip
     error = run_service.worst_error(results)
     if error is not None:

@@ -9,15 +9,16 @@ from dataclasses import dataclass, field
 
 import click
 
-from amber.errors import AmberError, IntegrityError
+from amber.errors import AmberError, IntegrityError, UsageError
 from amber.ops.config.model import Config, load_config
+from amber.ops.config.target import Target, load_optional, resolve
 from amber.repository import Repository
 from amber.services import session
 
 
 def _prompt(new: bool) -> str:
     if not sys.stdin.isatty():
-        raise click.UsageError("no password: set AMBER_PASSWORD, --password-file or --password-command")
+        raise UsageError(session.NO_PASSWORD)
     return str(
         click.prompt(
             "enter new password" if new else "enter password",
@@ -39,12 +40,23 @@ class AppContext:
         return load_config(self.config_path)
 
     @property
+    def passwords_given(self) -> bool:
+        """--password-file/--password-command (or their variables): they win over a configured source."""
+        return bool(self.passwords.password_file or self.passwords.password_command)
+
+    def target(self, job: str | None = None) -> Target:
+        """-r as a location or a configured name; without -r the config's (``job``'s, the only job's)."""
+        config, problem = load_optional(self.config_path)
+        return resolve(self.repo, config, self.passwords, self.passwords_given, job, problem)
+
+    @property
     def location(self) -> str:
-        return session.resolve_location(self.repo)
+        return self.target().location
 
     @contextmanager
     def open(self, lock: bool = True, exclusive: bool = False) -> Iterator[Repository]:
-        with session.opened(self.location, self.passwords, lock, exclusive) as repo:
+        t = self.target()
+        with session.opened(t.location, t.passwords, lock, exclusive, t.options) as repo:
             yield repo
             _replicate_audit_log(repo, self.config_path)
 

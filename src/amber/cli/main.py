@@ -11,7 +11,7 @@ from amber import __version__
 from amber.cli import cmd_audit
 from amber.cli.backend_options import backend_option_flags
 from amber.cli.context import AppContext, make_passwords
-from amber.cli.lazy import LazyGroup
+from amber.cli.lazy import LazyGroup, usage_line
 from amber.cli.memory import tune_allocator
 from amber.errors import EXIT_INTERRUPTED, AmberError, from_os_error
 
@@ -56,7 +56,7 @@ def _main(argv: list[str] | None = None) -> None:
         click.echo("amber: interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"amber: {usage_line(exc)}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("amber: interrupted", err=True)

@@ -69,6 +69,7 @@ class ArchiveResult:
     skipped: list[str] = field(default_factory=list)
     changed_during_read: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    why_skipped: dict[str, str] = field(default_factory=dict)  # skipped path -> reason
 
 
 def _fsdecode(path: bytes) -> str:
@@ -91,6 +92,7 @@ class Archiver:
         self._progress = progress or NullProgress()
         self._summary = Summary()
         self._skipped: list[str] = []
+        self._why_skipped: dict[str, str] = {}
         self._changed: list[str] = []
         self._notes: list[str] = []
         self._slots = threading.BoundedSemaphore(self._opts.workers * 32)
@@ -156,7 +158,8 @@ class Archiver:
     # -- walking ------------------------------------------------------------
     def _result(self, tree_id: bytes, started: float) -> ArchiveResult:
         self._summary.duration_s = round(time.monotonic() - started, 3)
-        return ArchiveResult(tree_id, self._summary, self._skipped, self._changed, self._notes)
+        return ArchiveResult(tree_id, self._summary, self._skipped, self._changed, self._notes,
+                             self._why_skipped)  # fmt: skip
 
     def _load_trees(self, tree_ids: Sequence[bytes]) -> list[list[Node] | None]:
         """Nodes of parent snapshot trees, None where unreadable; runs on scanner threads."""
@@ -173,6 +176,7 @@ class Archiver:
 
     def _skip(self, path: bytes, why: str) -> None:
         self._skipped.append(_fsdecode(path))
+        self._why_skipped[_fsdecode(path)] = why
         self._progress.error(path, why)
 
     def _list(self, path: bytes, previous: bytes, dev: int | None) -> Listing:

@@ -303,7 +303,7 @@ def open_repository(backend: Backend, password: bytes, load_index: bool = True) 
         key_name = fi.name
         break
     if key is None:
-        raise WrongPassword("wrong password or no key found for it")
+        raise WrongPassword(f"wrong password or no key found for it: {backend.location}")
     try:
         config = msgspec.msgpack.decode(key.decrypt(backend.load(Handle(FileType.CONFIG))), type=RepoConfig)
     except msgspec.DecodeError as exc:

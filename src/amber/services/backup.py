@@ -127,8 +127,9 @@ def backup_paths(repo: Repository, req: BackupRequest, progress: Progress | None
         ),
         progress,
     )
-    result = archiver.archive([os.fsencode(p) for p in paths], parent_tree)
+    result = archiver.archive([os.fsencode(p) for p in paths if p not in missing], parent_tree)
     result.skipped[:0] = missing
+    result.why_skipped.update((p, "no such file or directory") for p in missing)
     return _commit(repo, req, host, paths, parent, result)
 
 

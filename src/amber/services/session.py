@@ -13,6 +13,8 @@ from amber.repository import KdfParams, Repository, init_repository, open_reposi
 from amber.storage import open_backend
 from amber.storage.url import BackendOptions
 
+NO_PASSWORD = "no password: set AMBER_PASSWORD_FILE, AMBER_PASSWORD, --password-file or --password-command"
+
 
 @dataclass
 class PasswordSource:
@@ -45,7 +47,7 @@ class PasswordSource:
             return os.fsencode(env)
         if self.prompt is not None:
             return self.prompt(new).encode()
-        raise UsageError("no password: set AMBER_PASSWORD, --password-file or --password-command")
+        raise UsageError(NO_PASSWORD)
 
 
 def resolve_location(repo: str | None) -> str:
@@ -83,14 +85,15 @@ def kdf_params() -> KdfParams | None:
 
 def create(
     location: str, password: bytes, append_only: bool = False,
-    ids_from: tuple[str, PasswordSource] | None = None,
+    ids_from: tuple[str, PasswordSource] | None = None, options: BackendOptions | None = None,
 ) -> Repository:  # fmt: skip
     """A new repository; ``ids_from`` (location, passwords): share that one's blob IDs and chunker."""
     if ids_from is None:
-        return init_repository(open_backend(location), password, kdf_params(), append_only=append_only)
+        backend = open_backend(location, options)
+        return init_repository(backend, password, kdf_params(), append_only=append_only)
     with opened(*ids_from, lock=False) as other:
         return init_repository(
-            open_backend(location), password, kdf_params(), append_only=append_only, ids_from=other
+            open_backend(location, options), password, kdf_params(), append_only=append_only, ids_from=other
         )
 
 
