@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 
@@ -69,7 +70,8 @@ def _main(argv: list[str] | None = None) -> None:
     except OSError as exc:
         if debug:
             traceback.print_exc()
-        err = from_os_error(exc, exc.filename if isinstance(exc.filename, str) else "file")
+        named = exc.filename if isinstance(exc.filename, str | bytes) else None
+        err = from_os_error(exc, os.fsdecode(named) if named is not None else "file")
         click.echo(f"amber: {err.message}", err=True)
         sys.exit(err.exit_code)
     except Exception as exc:  # a bug: still one line unless --debug

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -10,7 +11,7 @@ from amber.engine.patterns import PathMatcher
 from amber.engine.progress import Progress
 from amber.engine.restorer import RestoreOptions, Restorer, RestoreResult
 from amber.engine.treewalk import lookup, walk
-from amber.errors import AmberError, IntegrityError
+from amber.errors import AmberError, IntegrityError, UsageError, from_os_error
 from amber.repository import Node, Repository
 from amber.services.snapshots import SnapshotFilter, resolve, split_ref
 
@@ -39,7 +40,19 @@ def restore(repo: Repository, req: RestoreRequest, progress: Progress | None = N
     _, snap = resolve(repo, ref, req.filter)
     options = RestoreOptions(PathMatcher(req.include), PathMatcher(req.exclude), req.verify)
     restorer = Restorer(repo.load_tree, repo.blobs, options, progress)
-    return restorer.restore(_items(repo, snap.tree, sub), os.fsencode(os.path.abspath(req.target)))
+    target = os.path.abspath(req.target)
+    _make_target(target)
+    return restorer.restore(_items(repo, snap.tree, sub), os.fsencode(target))
+
+
+def _make_target(target: str) -> None:
+    """Create the target first, so a bad one is named (the restorer's errors carry bytes paths)."""
+    try:
+        os.makedirs(target, exist_ok=True)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.EEXIST):
+            raise UsageError(f"cannot create restore target {target}: {exc.strerror}") from exc
+        raise from_os_error(exc, f"restore target {target}") from exc
 
 
 def raise_if_damaged(result: RestoreResult) -> None:
