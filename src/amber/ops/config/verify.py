@@ -51,8 +51,8 @@ def problems(config: Config) -> list[str]:
     for i, target in enumerate(config.notify):
         if not notify_url_accepted(target.url):
             scheme = target.url.partition("://")[0] if "://" in target.url else target.url[:20]
-            found.append(at(("notify", i, "url"), f"not a notification URL apprise knows (scheme {scheme!r}); "
-                            "see https://github.com/caronc/apprise/wiki"))  # fmt: skip
+            why = f"not a notification URL apprise knows (scheme {scheme!r}); see the apprise wiki"
+            found.append(at(("notify", i, "url"), why))
     return found
 
 
