@@ -145,3 +145,19 @@ def test_counts_are_singular_for_one(cli: AmberCli, tmp_path: Path) -> None:
     assert cli.run("check").stdout.startswith("checked 1 snapshot, 2 packs, ")
     restored = cli.run("restore", "latest", "--target", str(tmp_path / "t"), "--verify").stdout
     assert "restored 2 files, " in restored and "verified 2 files" in restored
+
+
+def test_read_data_subset_says_how_many_packs_it_read(cli: AmberCli, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("a")
+    cli.run("backup", str(src))
+    packs = [p.name for p in (cli.repo / "data").rglob("*") if p.is_file()]
+    groups = {int(p[:8], 16) % 7 for p in packs}
+    empty = next(n for n in range(1, 8) if n - 1 not in groups)  # 2 packs cannot fill 7 groups
+    full = next(n for n in range(1, 8) if n - 1 in groups)
+    out = cli.run("check", "--read-data-subset", f"{empty}/7").stdout
+    assert f"read 0 of {len(packs)} packs (subset {empty}/7 picks packs by their ID" in out
+    out = cli.run("check", "--read-data-subset", f"{full}/7").stdout
+    read = sum(int(p[:8], 16) % 7 == full - 1 for p in packs)
+    assert f"read {read} of {len(packs)} packs; no errors found" in out

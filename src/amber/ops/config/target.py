@@ -14,7 +14,13 @@ import os
 from dataclasses import dataclass
 
 from amber.errors import AmberError, ConfigError, UsageError
-from amber.ops.config.model import Config, RepositoryConfig, default_config_path, load_config
+from amber.ops.config.model import (
+    Config,
+    RepositoryConfig,
+    default_config_path,
+    default_state_dir,
+    load_config,
+)
 from amber.ops.config.repos import backend_options, config_passwords
 from amber.services import session
 from amber.storage.url import BackendOptions, default_options, parse_location
@@ -44,6 +50,11 @@ def load_optional(config_path: str | None) -> tuple[Config | None, str]:
         return load_config(path), ""
     except ConfigError as exc:
         return None, f"config not used: {exc.message}"
+
+
+def state_path(config: Config | None) -> str:
+    """The state database: the config's, else the default one (where `amber copy` records without one)."""
+    return config.state.path if config is not None else os.path.join(default_state_dir(), "state.db")
 
 
 def same_place(location: str) -> str:
