@@ -63,7 +63,10 @@ def init(
 @click.command(context_settings={"ignore_unknown_options": False})
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("-e", "--exclude", multiple=True, help="Exclude a pattern (repeatable).")
-@click.option("--exclude-file", multiple=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--exclude-file", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Read exclude patterns from a file, one a line; # starts a comment (repeatable).")
+@click.option("--exclude-caches", is_flag=True,
+              help="Skip directories that hold a CACHEDIR.TAG (browser, build and package caches).")
 @click.option("-x", "--one-file-system", is_flag=True, help="Don't cross filesystem boundaries.")
 @click.option("--tag", multiple=True, help="Add a tag (repeatable).")
 @click.option("--host", help="Hostname to record (default: this host).")
@@ -71,14 +74,15 @@ def init(
 @click.option("--parent", help="Snapshot to compare against (default: latest for host and paths).")
 @click.option("--force", is_flag=True, help="Re-read all files, ignoring the parent.")
 @click.option("--stdin", "from_stdin", is_flag=True, help="Back up standard input.")
-@click.option("--stdin-filename", default="stdin", show_default=True)
+@click.option("--stdin-filename", default="stdin", show_default=True,
+              help="File name to record for --stdin or --stdin-from-command.")
 @click.option("--stdin-from-command", is_flag=True, help="Back up the stdout of the command after --.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable progress and summary.")
 @limit_options
 @pass_app
 def backup(
     app: AppContext, paths: tuple[str, ...], exclude: tuple[str, ...], exclude_file: tuple[str, ...],
-    one_file_system: bool, tag: tuple[str, ...], host: str | None, time_: str | None,
+    exclude_caches: bool, one_file_system: bool, tag: tuple[str, ...], host: str | None, time_: str | None,
     parent: str | None, force: bool, from_stdin: bool, stdin_filename: str,
     stdin_from_command: bool, as_json: bool, nice: int | None, ionice_class: str | None,
     ionice_level: int | None, threads: int | None, memory_cap: str | None,
@@ -89,7 +93,7 @@ def backup(
     limits_service.apply(limits)
     req = backup_service.BackupRequest(
         paths=[] if stdin_from_command else list(paths),
-        excludes=list(exclude) + read_exclude_files(exclude_file),
+        excludes=list(exclude) + read_exclude_files(exclude_file), exclude_caches=exclude_caches,
         one_file_system=one_file_system, tags=list(tag), host=host, time=time_, parent=parent,
         force=force, stdin_filename=stdin_filename, workers=limits.workers,
     )  # fmt: skip

@@ -35,6 +35,7 @@ class BackupRequest:
     force: bool = False  # re-read every file, ignoring the parent
     stdin_filename: str = "stdin"
     workers: int | None = None  # archiver threads (None = one per core)
+    exclude_caches: bool = False  # skip directories tagged with a CACHEDIR.TAG
 
 
 @dataclass
@@ -123,7 +124,8 @@ def backup_paths(repo: Repository, req: BackupRequest, progress: Progress | None
         repo,
         content_reader(repo, progress),
         ArchiveOptions(
-            PathMatcher(req.excludes), req.one_file_system, workers=req.workers or ArchiveOptions.workers
+            PathMatcher(req.excludes, req.exclude_caches), req.one_file_system,
+            workers=req.workers or ArchiveOptions.workers,
         ),
         progress,
     )

@@ -74,6 +74,7 @@ def backup(repos: Repositories, job: JobConfig, limits: Limits) -> tuple[Destina
     req = backup_service.BackupRequest(
         paths=list(job.paths),
         excludes=list(job.exclude) + read_exclude_files(job.exclude_files),
+        exclude_caches=job.exclude_caches,
         one_file_system=job.one_file_system,
         tags=list(job.tags),
         host=job.host,
