@@ -15,7 +15,8 @@ TAG = CACHEDIR_SIGNATURE + b"\n# This file is a cache directory tag.\n"
 
 def _checkout(root: Path) -> Path:
     """A source checkout with the things a backup should not carry."""
-    for d in (".git/objects", ".venv/lib", "node_modules/pkg", "pkg/__pycache__", "build/lib", "cache", "docs"):
+    for d in (".git/objects", ".venv/lib", "node_modules/pkg", "pkg/__pycache__", "build/lib", "cache",
+              "docs"):  # fmt: skip
         (root / d).mkdir(parents=True)
     (root / ".git/HEAD").write_text("ref: refs/heads/main\n")
     (root / ".venv/lib/site.py").write_text("venv\n")
