@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import getpass
 import os
 import socket
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, ParamSpec, TypeVar
 
 from amber import __version__
 from amber.engine.archiver import ArchiveOptions, Archiver, ArchiveResult
@@ -17,10 +18,29 @@ from amber.engine.chunker import Chunker
 from amber.engine.filereader import ContentReader
 from amber.engine.patterns import PathMatcher
 from amber.engine.progress import NullProgress, Progress
-from amber.errors import PartialBackup, SourceCommandFailed, UsageError
+from amber.errors import DiskFull, PartialBackup, SourceCommandFailed, UsageError
 from amber.repository import Repository, Snapshot
 from amber.repository.model import format_time, parse_time
 from amber.services.snapshots import SnapshotFilter, as_text, select
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _says_what_next(backup: Callable[P, R]) -> Callable[P, R]:
+    """A backup that ran out of space says what to do about it."""
+
+    @functools.wraps(backup)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return backup(*args, **kwargs)
+        except DiskFull as exc:
+            raise DiskFull(
+                f"{exc.message}. Snapshots already stored are intact; free some space, or run `amber prune` "
+                "(it works on a full disk) to reclaim what this backup left in the repository"
+            ) from exc
+
+    return run
 
 
 @dataclass
@@ -106,6 +126,7 @@ def _commit(
     return BackupOutcome(sid, snap, result)
 
 
+@_says_what_next
 def backup_paths(repo: Repository, req: BackupRequest, progress: Progress | None = None) -> BackupOutcome:
     """Back up ``req.paths``. Raises PartialBackup (after writing) if files were skipped."""
     progress = progress or NullProgress()
@@ -135,6 +156,7 @@ def backup_paths(repo: Repository, req: BackupRequest, progress: Progress | None
     return _commit(repo, req, host, paths, parent, result)
 
 
+@_says_what_next
 def backup_stream(
     repo: Repository, req: BackupRequest, stream: BinaryIO, progress: Progress | None = None
 ) -> BackupOutcome:
@@ -147,6 +169,7 @@ def backup_stream(
     return _commit(repo, req, host, ["/" + name], None, result)
 
 
+@_says_what_next
 def backup_command(
     repo: Repository, req: BackupRequest, argv: Sequence[str], progress: Progress | None = None
 ) -> BackupOutcome:
