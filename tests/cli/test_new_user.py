@@ -161,3 +161,24 @@ def test_read_data_subset_says_how_many_packs_it_read(cli: AmberCli, tmp_path: P
     out = cli.run("check", "--read-data-subset", f"{full}/7").stdout
     read = sum(int(p[:8], 16) % 7 == full - 1 for p in packs)
     assert f"read {read} of {len(packs)} packs; no errors found" in out
+
+
+def test_every_option_has_help_text() -> None:
+    import click
+
+    from amber.cli.main import cli
+
+    ctx = click.Context(cli)
+    missing = []
+
+    def walk(cmd: click.Command, path: str) -> None:
+        missing.extend(f"{path} {p.opts[-1]}" for p in cmd.params
+                       if isinstance(p, click.Option) and not p.help and not p.hidden)  # fmt: skip
+        if isinstance(cmd, click.Group):
+            for name in cmd.list_commands(ctx):
+                sub = cmd.get_command(ctx, name)
+                assert sub is not None
+                walk(sub, f"{path} {name}")
+
+    walk(cli, "amber")
+    assert missing == []

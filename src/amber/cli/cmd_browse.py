@@ -23,7 +23,7 @@ _TYPE_CHAR = {"dir": "d", "symlink": "l", "fifo": "p", "chardev": "c", "blockdev
 
 @click.command()
 @snapshot_filter_options
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="A JSON array of snapshots.")
 @pass_app
 def snapshots(
     app: AppContext, hosts: tuple[str, ...], tags: tuple[str, ...], paths: tuple[str, ...],
@@ -88,7 +88,7 @@ def ls(app: AppContext, snapshot: str, path: str, long_: bool) -> None:
 @click.command()
 @click.argument("pattern")
 @snapshot_filter_options
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per match.")
 @pass_app
 def find(
     app: AppContext, pattern: str, hosts: tuple[str, ...], tags: tuple[str, ...],

@@ -36,7 +36,7 @@ def _config(app: AppContext) -> Config | None:
                    "gets $AMBER_DRILL_DIR and $AMBER_DRILL_PATH.")  # fmt: skip
 @click.option("--job", help="Drill the repositories of this configured job.")
 @click.option("--scratch", type=click.Path(file_okay=False), help="Where the temporary directory goes.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per drilled repository.")
 @pass_app
 def drill(
     app: AppContext, files: int | None, bytes_percent: float | None, snapshot: str | None, snapshots: int,

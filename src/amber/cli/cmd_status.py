@@ -67,7 +67,7 @@ def _json(report: service.CopiesReport) -> dict[str, Any]:
                    "password.")  # fmt: skip
 @click.option("--check", "run_check", is_flag=True, help="Run a structural check on every repository now.")
 @click.option("--drills", is_flag=True, help="Restore drill success rate and the latest drills.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="The report as one JSON object.")
 @snapshot_filter_options
 @pass_app
 def status(
