@@ -75,7 +75,7 @@ def _show(report: DrillReport, as_json: bool) -> None:
             "repository": report.repository, "status": report.status, "mode": report.mode,
             "seed": report.seed, "snapshot_ids": report.snapshot_ids, "files": o.files, "bytes": o.bytes,
             "seconds": round(o.seconds, 3), "throughput": round(o.throughput, 1),
-            "estimated_full_seconds": report.estimated_full_seconds,
+            "estimated_full_seconds": report.estimated_full_seconds, "timing_files": report.timing_files,
             "failures": o.failures, "unverifiable": o.unverifiable, "errors": report.errors,
             "command": report.command, "command_exit": report.command_exit,
             "command_output": report.command_output,
@@ -93,8 +93,10 @@ def _show(report: DrillReport, as_json: bool) -> None:
         f"({human_bytes(int(o.throughput))}/s), seed {report.seed}"
     )
     if report.estimated_full_seconds:
+        timed = f"; timed on {report.timing_files} more file(s), also verified" if report.timing_files else ""
+        size = f"{quantity(report.total_files, 'file')}, {human_bytes(report.total_bytes)}"
         click.echo(f"estimated time to restore everything: {_duration(report.estimated_full_seconds)} "
-                   f"for {human_bytes(report.total_bytes)}")  # fmt: skip
+                   f"for {size}{timed}")  # fmt: skip
     if report.command_exit is not None:
         click.echo(f"check command: exit {report.command_exit}")
 
