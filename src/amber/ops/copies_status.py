@@ -111,7 +111,11 @@ def parse_replica(spec: str, fallback: session.PasswordSource | None = None) -> 
             raise UsageError(f"--replica {spec!r}: unknown {flag!r} (use kind={kinds}, offsite, immutable, "
                              "offline, name=NAME, and one of password_file=, password_env=, "
                              "password_command=)")  # fmt: skip
-    passwords = session.PasswordSource(**secret) if secret else (fallback or session.PasswordSource())
+    passwords = fallback or session.PasswordSource()
+    if secret:
+        passwords = session.PasswordSource(password_file=secret.get("password_file"),
+                                           password_command=secret.get("password_command"),
+                                           password_env=secret.get("password_env"))  # fmt: skip
     return ReplicaSource(Replica(**fields), location, passwords)
 
 

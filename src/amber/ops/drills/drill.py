@@ -165,7 +165,8 @@ def _time_restore(
     chosen = {id(f) for f in picked}
     rest = [f for f in listing if id(f) not in chosen]
     random.Random(seed ^ 0x5EED).shuffle(rest)
-    batch, size = [], sum(f.node.size for f in picked)
+    batch: list[SampledFile] = []
+    size = sum(f.node.size for f in picked)
     for f in rest:
         if size >= MIN_TIMING_BYTES or len(batch) >= MAX_TIMING_FILES:
             break
