@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import AmberCli
 
 
@@ -22,6 +24,7 @@ def _config(tmp: Path, body: str) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_config_gives_the_repository_and_r_takes_names(tmp_path: Path) -> None:
     cli = AmberCli(tmp_path / "unused", tmp_path)
     del cli.env["AMBER_REPOSITORY"]
