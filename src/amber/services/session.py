@@ -31,7 +31,7 @@ class PasswordSource:
                 with open(self.password_file, "rb") as f:
                     return f.readline().rstrip(b"\r\n")
             except OSError as exc:
-                raise UsageError(f"cannot read password file: {exc.strerror}") from exc
+                raise UsageError(f"cannot read password file {self.password_file}: {exc.strerror}") from exc
         if self.password_command:
             proc = subprocess.run(self.password_command, shell=True, capture_output=True, check=False)
             if proc.returncode != 0:
