@@ -53,6 +53,14 @@ def test_dedup_and_rate_limit(last: Sent | None, event: Event, now: float, send:
     assert ap.should_send(last, event, now, 3600) is send
 
 
+@pytest.mark.parametrize(
+    ("kind", "cleared"),
+    [("success", {"failure", "partial", "stale"}), *((k, set()) for k in ap.KINDS if k != "success")],
+)
+def test_what_each_event_clears(kind: str, cleared: set[str]) -> None:
+    assert set(ap.cleared_by(Event(kind, "home"))) == cleared
+
+
 def test_success_clears_failure_state_and_keys_hide_urls() -> None:
     assert set(ap.cleared_by(Event("success", "home"))) >= {"failure", "partial"}
     assert ap.cleared_by(FAIL) == ()

@@ -93,6 +93,28 @@ def test_integrity_goes_out_at_once_and_success_rearms_failures(
     assert len(http_receiver.wait(4)) == 4
 
 
+def test_a_success_rearms_the_stale_alert(tmp_path: Path, http_receiver: HttpReceiver) -> None:
+    """The dead man's switch fires again at once after a success, inside the rate-limit interval."""
+    clock = Clock()
+    db = str(tmp_path / "s.db")
+    target = Target(http_receiver.url("json", "/hook"), min_interval_seconds=3600)
+    stale = Event("stale", "home", "no successful backup of job home for 27.0 hours (limit 26)")
+    assert notify.Notifier([target], db, clock).send(stale)[0].outcome == "sent"
+    clock.now += 60
+    assert notify.Notifier([target], db, clock).send(stale)[0].outcome == "suppressed"
+    clock.now += 60
+    assert notify.Notifier([target], db, clock).send(Event("success", "home", "ok")) == []
+    assert notify.Notifier([target], db, clock).send(Event("success", "other", "ok")) == []
+    clock.now += 60  # still well inside the hour since the first stale message
+    assert notify.Notifier([target], db, clock).send(stale)[0].outcome == "sent"
+    other = Event("stale", "other", "job other has never completed a successful backup")
+    assert notify.Notifier([target], db, clock).send(other)[0].outcome == "sent"
+    clock.now += 60
+    assert notify.Notifier([target], db, clock).send(Event("success", "home", "ok")) == []
+    assert notify.Notifier([target], db, clock).send(other)[0].outcome == "suppressed"  # only its own job
+    assert len(http_receiver.wait(3)) == 3
+
+
 def test_filters_and_failed_delivery_are_reported(tmp_path: Path, http_receiver: HttpReceiver) -> None:
     http_receiver.status = 500
     targets = [Target(http_receiver.url("json", "/db-only"), jobs=("db",)),

@@ -13,6 +13,10 @@ Unchanged data costs little: a file whose lstat matches its node in the
 parent snapshot (and whose blobs are all still in the index) reuses that node
 object as is, and a directory whose nodes all equal the parent tree's reuses
 the parent's tree ID without encoding or hashing it again.
+
+Paths in the walk are the recorded ones (excludes and the parent snapshot use
+them); the source (source.py) says where each is read. What is recorded and
+entered is walkrule.Rule, shared with the scanner and the prewarm helper.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from amber.engine.dirfinish import DirFinisher, WalkDir, count_new_content
 from amber.engine.filereader import BlobSaver, ContentReader, FileContent
 from amber.engine.metadata import (
     group_name,
+    keep_identity,
     make_node,
     node_type,
     same_file_node,
@@ -41,6 +46,8 @@ from amber.engine.patterns import PathMatcher
 from amber.engine.progress import NullProgress, Progress
 from amber.engine.scanner import LEAF, DirScanner, Listing, path_trie, stat_names, subdirs_to_enter
 from amber.engine.smallfiles import BATCH_BYTES, BATCH_FILES, SMALL_FILE, BatchItem, read_batch
+from amber.engine.source import LiveSource, Source
+from amber.engine.walkrule import Rule
 from amber.repository import Node, Summary, Tree
 
 SCANNER_THREADS = 4  # listing threads when no prewarm helper runs
@@ -60,6 +67,7 @@ class ArchiveOptions:
     one_file_system: bool = False
     workers: int = max(2, os.cpu_count() or 2)  # threads beyond the cores only add GIL hand-offs
     prewarm: bool = True  # walk the metadata ahead in a helper process (see engine/prewarm.py)
+    source: Source = field(default_factory=LiveSource)  # where recorded paths are read
 
 
 @dataclass
@@ -69,6 +77,7 @@ class ArchiveResult:
     skipped: list[str] = field(default_factory=list)
     changed_during_read: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    files_read: int = 0  # files whose content was read (hard links to one file count once)
     why_skipped: dict[str, str] = field(default_factory=dict)  # skipped path -> reason
 
 
@@ -101,8 +110,12 @@ class Archiver:
             trees, saver.has, self._summary, self._progress, self._skip, self._changed
         )
         self._quiet = isinstance(self._progress, NullProgress)  # no per-file progress calls needed
-        self._subdirs = subdirs_to_enter(self._opts.excludes, self._opts.one_file_system)
-        self._scanner = DirScanner(ParentTrees(self._load_trees), self._subdirs, threads=0)  # see archive()
+        self._files_read = 0
+        self._read = self._opts.source.read_path
+        self._rule = Rule(self._opts.excludes.test(self._read), self._opts.one_file_system)
+        self._stable_ids = self._opts.source.stable_ids
+        self._subdirs = subdirs_to_enter(self._rule)
+        self._scanner = self._new_scanner(0)  # see archive()
 
     # -- public -------------------------------------------------------------
     def archive(self, paths: list[bytes], parent_tree: bytes | None) -> ArchiveResult:
@@ -110,16 +123,16 @@ class Archiver:
         trie = path_trie(paths)
         helper = None
         if self._opts.prewarm:
-            helper = prewarm.start(paths, self._opts.excludes, self._opts.one_file_system)
+            mounts = self._opts.source.mounts
+            helper = prewarm.start(paths, self._opts.excludes, self._opts.one_file_system, mounts=mounts)
         # With the helper reading metadata ahead, listing in line beats scanner threads:
         # their GIL hand-offs cost more than the (then cached) lstat calls.
-        threads = 0 if helper is not None and helper.running else SCANNER_THREADS
-        self._scanner = DirScanner(ParentTrees(self._load_trees), self._subdirs, threads=threads)
+        self._scanner = self._new_scanner(0 if helper is not None and helper.running else SCANNER_THREADS)
         try:
             with ThreadPoolExecutor(self._opts.workers, thread_name_prefix="archiver") as pool:
                 whole = trie is LEAF
                 parent = parent_tree or b""
-                dev = os.lstat(b"/").st_dev if whole else None
+                dev = os.lstat(self._read(b"/")).st_dev if whole else None
                 listing = self._list(b"/", parent, dev) if whole else self._prefix(b"", trie, parent)
                 root = WalkDir(
                     path=b"",
@@ -158,8 +171,13 @@ class Archiver:
     # -- walking ------------------------------------------------------------
     def _result(self, tree_id: bytes, started: float) -> ArchiveResult:
         self._summary.duration_s = round(time.monotonic() - started, 3)
-        return ArchiveResult(tree_id, self._summary, self._skipped, self._changed, self._notes,
-                             self._why_skipped)  # fmt: skip
+        return ArchiveResult(
+            tree_id, self._summary, self._skipped, self._changed, self._notes, self._files_read,
+            self._why_skipped,
+        )  # fmt: skip
+
+    def _new_scanner(self, threads: int) -> DirScanner:
+        return DirScanner(ParentTrees(self._load_trees), self._subdirs, threads=threads, read_path=self._read)
 
     def _load_trees(self, tree_ids: Sequence[bytes]) -> list[list[Node] | None]:
         """Nodes of parent snapshot trees, None where unreadable; runs on scanner threads."""
@@ -171,7 +189,9 @@ class Archiver:
     def _prefix(self, path: bytes, only: dict[bytes, object], previous: bytes) -> Listing:
         """A directory above the backup paths: only the named entries."""
         return Listing(
-            stat_names(path, sorted(only)), None, self._load_trees([previous])[0] if previous else None
+            stat_names(path, sorted(only), self._read),  # each may be a mounted root: map each
+            None,
+            self._load_trees([previous])[0] if previous else None,
         )
 
     def _skip(self, path: bytes, why: str) -> None:
@@ -195,7 +215,7 @@ class Archiver:
                 stack.pop()
                 self._finisher.add(d)  # finished in post-order as its reads complete
                 continue
-            if d.previous and d.only is None:
+            if d.previous and d.only is None and self._stable_ids:
                 self._reuse_unchanged_files(d)
                 if d.pos >= len(d.entries):
                     continue
@@ -212,11 +232,12 @@ class Archiver:
         path = d.path + b"/" + name
         only = d.only.get(name) if d.only is not None else None
         is_prefix = d.only is not None and only is not LEAF
-        if not is_prefix and self._opts.excludes and self._opts.excludes.matches(path, name):
+        if not is_prefix and self._rule.skips(path, name):
             return None
         prev = d.previous.get(name)
         if (
             prev is not None
+            and self._stable_ids
             and st.__class__ is os.stat_result
             and prev.ctime_ns == st.st_ctime_ns  # type: ignore[union-attr]
             and same_file_node(prev, st)  # type: ignore[arg-type]
@@ -236,7 +257,10 @@ class Archiver:
                 return None
             if is_prefix and kind != "dir":
                 return None  # a parent of a backup path must be a directory
-            node = make_node(name, path, st, kind, prev)
+            if self._stable_ids:
+                node = make_node(name, self._read(path), st, kind, prev)
+            else:  # no ctime shortcut: lstat and xattrs anew, then the parent's identity if all matches
+                node = keep_identity(make_node(name, self._read(path), st, kind), prev)
         except FileNotFoundError:
             self._skip(path, "vanished before it could be read")
             return None
@@ -249,7 +273,7 @@ class Archiver:
         elif kind == "dir":
             self._summary.dirs += 1
             dev = st.st_dev if (d.dev is None or only is LEAF) else d.dev
-            if self._opts.one_file_system and not is_prefix and st.st_dev != dev:
+            if not is_prefix and self._rule.stays_out(st, dev):
                 self._notes.append(f"not crossing into filesystem at {_fsdecode(path)}")
                 return WalkDir(path, [], {}, {}, node, dev)
             prev_id = prev.subtree if prev is not None and prev.type == "dir" else b""
@@ -269,7 +293,8 @@ class Archiver:
         re-backup this is nearly every entry.
         """
         entries, previous, nodes = d.entries, d.previous, d.nodes
-        has, excludes = self._saver.has, self._opts.excludes or None
+        has = self._saver.has
+        skips = self._rule.skips if self._rule.excluded is not None else None
         stat_result = os.stat_result
         pos = start = d.pos
         total = 0
@@ -282,7 +307,7 @@ class Archiver:
                 or prev.ctime_ns != st.st_ctime_ns  # type: ignore[union-attr]
                 or not same_file_node(prev, st)  # type: ignore[arg-type]
                 or not unchanged_content(prev, st, has)  # type: ignore[arg-type]
-                or (excludes is not None and excludes.matches(d.path + b"/" + name, name))
+                or (skips is not None and skips(d.path + b"/" + name, name))
             ):
                 break
             nodes.append(prev)  # shared with the parent tree: never mutated
@@ -311,7 +336,7 @@ class Archiver:
     ) -> None:  # fmt: skip
         self._summary.total_files += 1
         self._summary.total_bytes += st.st_size
-        if unchanged_content(prev, st, self._saver.has):
+        if unchanged_content(prev, st, self._saver.has, self._stable_ids):
             assert prev is not None
             node.content, node.sha256 = prev.content, prev.sha256
             self._summary.files_unmodified += 1
@@ -322,7 +347,8 @@ class Archiver:
             if d.batch_future is None:
                 d.batch_future = Future()
             d.pending.append((node, BatchItem(d.batch_future, len(d.batch)), prev))
-            d.batch.append((path, st))
+            d.batch.append((self._read(path), st))
+            self._files_read += 1
             d.batch_bytes += st.st_size
             if len(d.batch) >= BATCH_FILES or d.batch_bytes >= BATCH_BYTES:
                 self._submit_batch(d, pool)
@@ -331,7 +357,8 @@ class Archiver:
         fut = self._hardlinks.get(link_key) if st.st_nlink > 1 else None
         if fut is None:
             self._slots.acquire()
-            fut = pool.submit(self._reader.read_file, path, st)
+            fut = pool.submit(self._reader.read_file, self._read(path), st)
+            self._files_read += 1
             fut.add_done_callback(lambda _f: self._slots.release())
             if st.st_nlink > 1:
                 self._hardlinks[link_key] = fut

@@ -69,9 +69,13 @@ def read_xattrs(path: bytes) -> list[tuple[bytes, bytes]]:
     return out
 
 
-def unchanged_content(prev: Node | None, st: os.stat_result, has: Callable[[bytes], bool]) -> bool:
+def unchanged_content(
+    prev: Node | None, st: os.stat_result, has: Callable[[bytes], bool], stable_ids: bool = True
+) -> bool:
     """The file's content may be taken from ``prev``: same size, times and inode, blobs stored.
 
+    With ``stable_ids=False`` (a source whose inodes and ctimes are new, see
+    source.py) only the size and mtime are compared, as restic's --ignore-inode.
     Requiring every blob to be ``has``-present is what heals a repository: after
     a lost pack is dropped from the index, the next backup reads such files again.
     """
@@ -81,8 +85,7 @@ def unchanged_content(prev: Node | None, st: os.stat_result, has: Callable[[byte
         or prev.damaged
         or prev.size != st.st_size
         or prev.mtime_ns != st.st_mtime_ns
-        or prev.ctime_ns != st.st_ctime_ns
-        or prev.inode != st.st_ino
+        or (stable_ids and (prev.ctime_ns != st.st_ctime_ns or prev.inode != st.st_ino))
     ):
         return False
     return all(has(blob_id) for blob_id in prev.content)
@@ -137,6 +140,26 @@ def make_node(name: bytes, path: bytes, st: os.stat_result, kind: str, prev: Nod
     elif kind in ("chardev", "blockdev"):
         node.rdev = st.st_rdev
     return node
+
+
+def keep_identity(node: Node, prev: Node | None) -> Node:
+    """``node`` with ``prev``'s inode, device, ctime and atime when all else is the same.
+
+    For sources without stable identities (source.py): an unchanged entry then
+    encodes as it did, so its tree keeps its ID. A file with several links
+    keeps its own inode and device: those pair it with its other links on restore.
+    """
+    if prev is None or prev.type != node.type or (node.type == "file" and node.links > 1):
+        return node
+    same = msgspec.structs.replace(
+        prev, inode=node.inode, device=node.device, ctime_ns=node.ctime_ns, atime_ns=node.atime_ns,
+        content=node.content, sha256=node.sha256, subtree=node.subtree,
+    )  # fmt: skip
+    if same != node:
+        return node
+    return msgspec.structs.replace(
+        node, inode=prev.inode, device=prev.device, ctime_ns=prev.ctime_ns, atime_ns=prev.atime_ns
+    )
 
 
 @lru_cache(maxsize=4096)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 
@@ -80,11 +80,23 @@ class PathMatcher:
         return bool(self.patterns) or self.exclude_caches
 
     def matches(self, path: bytes, name: bytes) -> bool:
+        """The patterns, or with ``exclude_caches`` a tagged cache directory (read in place)."""
         return (
             any(r.fullmatch(name) for r in self._component)
             or any(r.fullmatch(path) for r in self._full)
             or (self.exclude_caches and is_cache_dir(path))
         )
+
+    def test(self, read_path: Callable[[bytes], bytes]) -> Callable[[bytes, bytes], bool] | None:
+        """``excluded(path, name)`` for a walk whose recorded paths are read at ``read_path(path)``
+        (the patterns match recorded paths; a CACHEDIR.TAG is looked for where it is read);
+        None when nothing is excluded."""
+        if not self:
+            return None
+        if not self.exclude_caches:
+            return self.matches
+        patterns = PathMatcher(self.patterns)
+        return lambda path, name: patterns.matches(path, name) or is_cache_dir(read_path(path))
 
 
 def read_exclude_files(files: Iterable[str]) -> list[str]:

@@ -25,6 +25,7 @@ import subprocess
 import sys
 
 from amber.engine.patterns import PathMatcher
+from amber.engine.walkrule import Mounts
 
 THREADS = 2  # more threads cost more CPU (GIL and kernel contention) than they save
 # The helper imports prewarm_walk from its directory, not the amber package (see there).
@@ -59,14 +60,18 @@ class Prewarm:
 
 
 def start(
-    paths: list[bytes], excludes: PathMatcher, one_file_system: bool, threads: int = THREADS
-) -> Prewarm:
-    """Start walking ``paths`` in a helper process. Failing to start it only loses the prefetch."""
+    paths: list[bytes], excludes: PathMatcher, one_file_system: bool, threads: int = THREADS,
+    mounts: Mounts = (),
+) -> Prewarm:  # fmt: skip
+    """Start walking recorded ``paths`` in a helper process, reading them where ``mounts`` maps them.
+
+    Failing to start it only loses the prefetch.
+    """
     if not sys.executable:  # an embedded interpreter: nothing to start
         return Prewarm(None)
     try:
         proc = subprocess.Popen(
-            command(paths, excludes, one_file_system, threads),
+            command(paths, excludes, one_file_system, threads, mounts),
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -77,7 +82,11 @@ def start(
     return Prewarm(proc)
 
 
-def command(paths: list[bytes], excludes: PathMatcher, one_file_system: bool, threads: int) -> list[str]:
+def command(
+    paths: list[bytes], excludes: PathMatcher, one_file_system: bool, threads: int, mounts: Mounts = ()
+) -> list[str]:
     """The helper's command line: a bare interpreter (no site, no environment) running prewarm_walk."""
     args = [sys.executable, "-I", "-S", "-c", _BOOT, "1" if one_file_system else "0", str(threads)]
-    return [*args, str(len(excludes.patterns)), *excludes.patterns, *(os.fsdecode(p) for p in paths)]
+    args += [str(len(excludes.patterns)), *excludes.patterns, str(len(mounts))]
+    args += [os.fsdecode(root) for pair in mounts for root in pair]
+    return [*args, *(os.fsdecode(p) for p in paths)]

@@ -3,12 +3,16 @@
 prewarm.py starts this module in a fresh interpreter (``python -I -S``) and
 imports it by file location, not as ``amber.engine.prewarm_walk``, so the
 helper loads no amber package. Its peak RSS is counted with the backup's, so
-it imports only ``os``, ``heapq`` and ``_thread``: ``threading``,
-``subprocess``, ``contextlib`` and ``re`` would add ~3.5 MiB to an 8 MiB
-interpreter. Exclude patterns that name a file or an absolute path literally
-(``.cache``, ``/proc``) are matched here without ``re``; any other pattern
-loads amber's PathMatcher. Nothing here decides what is backed up, so walking
-a little more than the walker would do no harm.
+it imports only ``os``, ``heapq``, ``_thread`` and its sibling walkrule.py
+(the archiver's own rule for what is entered, and where it is read):
+``threading``, ``subprocess``, ``contextlib`` and ``re`` would add ~3.5 MiB to
+an 8 MiB interpreter. Exclude patterns that name a file or an absolute path
+literally (``.cache``, ``/proc``) are matched here without ``re``; any other
+pattern loads amber's PathMatcher. Nothing here decides what is backed up, so
+walking a little more than the walker would do no harm.
+
+The walk is in recorded paths, as the archiver's (excludes match them); each
+directory is listed where the source reads it (walkrule.read_path).
 """
 
 from __future__ import annotations
@@ -20,6 +24,10 @@ import stat
 import sys
 
 TYPE_CHECKING = False
+if TYPE_CHECKING or __package__:
+    from amber.engine.walkrule import Mounts, Rule, read_path
+else:  # the helper: this file runs as a top-level module next to walkrule.py
+    from walkrule import Rule, read_path
 if TYPE_CHECKING:  # annotations only: collections.abc costs the helper ~0.5 MiB
     from collections.abc import Callable
 
@@ -30,11 +38,12 @@ _GLOB = frozenset("*?[")
 
 
 def main(argv: list[str]) -> None:
-    """Helper entry: ``ONE_FILE_SYSTEM THREADS N PATTERN... PATH...``; exits when done or stdin closes."""
-    one_file_system, threads, n = argv[0] == "1", int(argv[1]), int(argv[2])
-    excluded = exclude_test(argv[3 : 3 + n])
-    paths = [os.fsencode(p) for p in argv[3 + n :]]
-    _thread.start_new_thread(_walk_and_exit, (paths, excluded, one_file_system, threads))
+    """Helper entry; exits when done or stdin closes. Its arguments:
+
+    ``ONE_FILE_SYSTEM THREADS N PATTERN... M RECORDED_ROOT READ_ROOT ... PATH...``
+    (M pairs of mounted roots, then the recorded backup paths).
+    """
+    _thread.start_new_thread(_walk_and_exit, parse(argv))
     # This thread waits for end of input: the backup closed it (finished) or died.
     try:
         while os.read(0, 4096):
@@ -44,9 +53,23 @@ def main(argv: list[str]) -> None:
     os._exit(0)
 
 
-def _walk_and_exit(paths: list[bytes], excluded: Excluded, one_file_system: bool, threads: int) -> None:
+def parse(argv: list[str]) -> tuple[list[bytes], Excluded, bool, int, Mounts]:
+    """``walk``'s arguments from the helper's command line (see main)."""
+    one_file_system, threads, n = argv[0] == "1", int(argv[1]), int(argv[2])
+    excluded = exclude_test(argv[3 : 3 + n])
+    at = 4 + n
+    m = int(argv[at - 1])
+    roots = [os.fsencode(a) for a in argv[at : at + 2 * m]]
+    mounts = tuple(zip(roots[::2], roots[1::2], strict=True))
+    paths = [os.fsencode(p) for p in argv[at + 2 * m :]]
+    return paths, excluded, one_file_system, threads, mounts
+
+
+def _walk_and_exit(
+    paths: list[bytes], excluded: Excluded, one_file_system: bool, threads: int, mounts: Mounts
+) -> None:
     try:
-        walk(paths, excluded, one_file_system, threads)
+        walk(paths, excluded, one_file_system, threads, mounts)
     finally:
         os._exit(0)
 
@@ -78,17 +101,20 @@ def _path_matcher(patterns: list[str]) -> Excluded:
     return PathMatcher(patterns).matches
 
 
-def walk(paths: list[bytes], excluded: Excluded, one_file_system: bool, threads: int) -> int:
-    """lstat everything below ``paths`` as the archiver would, first in its order first.
+def walk(
+    paths: list[bytes], excluded: Excluded, one_file_system: bool, threads: int, mounts: Mounts = ()
+) -> int:
+    """lstat everything below recorded ``paths`` as the archiver would, first in its order first.
 
     ``threads`` threads (this one included) list directories, lowest path
-    first. Returns the number of directories listed. Errors are ignored: the
-    walker meets and reports them itself.
+    first, each where ``mounts`` maps it. Returns the number of directories
+    listed. Errors are ignored: the walker meets and reports them itself.
     """
+    rule = Rule(excluded, one_file_system)
     queue: list[Item] = []
     for p in paths:
         try:
-            st = os.lstat(p)
+            st = os.lstat(read_path(mounts, p))
         except OSError:
             continue
         if stat.S_ISDIR(st.st_mode):
@@ -121,7 +147,7 @@ def walk(paths: list[bytes], excluded: Excluded, one_file_system: bool, threads:
             key, path, dev = heapq.heappop(queue)
             state["busy"] += 1
             mutex.release()
-            found = _list(path, key, dev, excluded, one_file_system)
+            found = _list(path, key, dev, rule, mounts)
             mutex.acquire()
             for item in found:
                 heapq.heappush(queue, item)
@@ -141,26 +167,22 @@ def walk(paths: list[bytes], excluded: Excluded, one_file_system: bool, threads:
     return state["listed"]
 
 
-def _list(
-    path: bytes, key: tuple[bytes, ...], dev: int, excluded: Excluded, one_file_system: bool
-) -> list[Item]:
+def _list(path: bytes, key: tuple[bytes, ...], dev: int, rule: Rule, mounts: Mounts) -> list[Item]:
+    """The subdirectories of recorded ``path`` that the archiver enters."""
+    read = read_path(mounts, path)
     try:
-        with os.scandir(path) as it:
+        with os.scandir(read) as it:
             names = sorted([e.name for e in it])
     except OSError:
         return []
     base = path.rstrip(b"/") + b"/"
+    read_base = read.rstrip(b"/") + b"/"
     found = []
     for name in names:
-        child = base + name
         try:
-            st = os.lstat(child)
+            st = os.lstat(read_base + name)
         except OSError:
             continue
-        if (
-            stat.S_ISDIR(st.st_mode)
-            and (not one_file_system or st.st_dev == dev)
-            and not (excluded is not None and excluded(child, name))
-        ):
-            found.append(((*key, name), child, dev))
+        if stat.S_ISDIR(st.st_mode) and rule.enters(base + name, name, st, dev):  # files: no call
+            found.append(((*key, name), base + name, dev))
     return found

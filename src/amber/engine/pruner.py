@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -96,8 +96,9 @@ def plan_options(opts: PruneOptions) -> PlanOptions:
 class Pruner:
     def __init__(
         self, repo: Repository, lock: HeldLock, options: PruneOptions | None = None,
-        progress: Progress | None = None,
+        progress: Progress | None = None, clock: Callable[[], float] = time.time,
     ) -> None:  # fmt: skip
+        self._clock = clock  # injectable: tests age a lease or a deletion marker without waiting
         self._repo = repo
         self._lock = lock
         self._opts = options or PruneOptions()
@@ -141,7 +142,7 @@ class Pruner:
             )
         if not self._opts.dry_run and (plan.doomed or plan.drop_missing):
             marker, holders = self._phase1(plan, {p: u.blobs for p, u in usage.items()}, result)
-            if marker and self._eligible(time.time(), holders):
+            if marker and self._eligible(self._clock(), holders):
                 self._phase2_now(marker, set(plan.doomed), result)
         self._count_pending(result)
         return result
@@ -202,7 +203,7 @@ class Pruner:
         # Holders are read after the old index files are gone: a process whose
         # lock appears later sees that on locking and reloads the index.
         holders = sorted(self._live_holders())
-        marker = blobs.save_marker(time.time(), sorted(doomed), holders)
+        marker = blobs.save_marker(self._clock(), sorted(doomed), holders)
         return marker, holders
 
     def _copy(self, to_copy: dict[str, list[Any]]) -> None:
@@ -231,11 +232,11 @@ class Pruner:
         return {
             info.holder
             for info in self._repo.lock_infos().values()
-            if not is_stale(info) and (info.hostname, info.pid) != me
+            if not is_stale(info, self._clock()) and (info.hostname, info.pid) != me
         }
 
     def _eligible(self, mark_time: float, holders: Iterable[Holder]) -> bool:
-        if time.time() - mark_time >= self._opts.grace_s:
+        if self._clock() - mark_time >= self._opts.grace_s:
             return True
         live = self._live_holders()
         return not any(tuple(h) in live for h in holders)
@@ -259,7 +260,7 @@ class Pruner:
             p for name, m in blobs.pending.items()
             if name != marker and mark is not None and m.time > mark.time for p in m.packs
         }  # fmt: skip
-        if not self._lock.is_fresh():
+        if not self._lock.is_fresh(self._clock()):
             raise RepositoryLocked("our lock was not refreshed in time; not deleting anything")
         indexed = blobs.index.packs()
         for pack in packs:

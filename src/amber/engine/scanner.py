@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import heapq
 import os
-import stat
 import threading
 from collections.abc import Callable
+from stat import S_ISDIR
 
 from amber.engine.parenttrees import Key, ParentTrees
-from amber.engine.patterns import PathMatcher
+from amber.engine.walkrule import Rule
 from amber.repository import Node
 
 Entry = tuple[bytes, os.stat_result | OSError]
@@ -33,14 +33,16 @@ NO_NODES: list[Node] = []
 LEAF: dict[bytes, object] = {}  # in a path trie: back up everything below
 
 
-def stat_names(base: bytes, names: list[bytes]) -> list[Entry]:
-    """lstat results (or the error) for ``names`` inside ``base``."""
+def stat_names(
+    base: bytes, names: list[bytes], read_path: Callable[[bytes], bytes] | None = None
+) -> list[Entry]:
+    """lstat results (or the error) for ``names`` inside ``base``, each read where ``read_path`` maps it."""
     out: list[Entry] = []
     lstat = os.lstat
-    prefix = base + b"/"
+    prefix = base.rstrip(b"/") + b"/"
     for name in names:
         try:
-            out.append((name, lstat(prefix + name)))
+            out.append((name, lstat(prefix + name if read_path is None else read_path(prefix + name))))
         except OSError as exc:
             out.append((name, exc))
     return out
@@ -80,6 +82,10 @@ class _Job:
         return self.key < other.key
 
 
+def _in_place(path: bytes) -> bytes:
+    return path
+
+
 # subdirs(path, listing, dev) -> (child path, its parent tree ID or b"") the walker will enter
 Subdirs = Callable[[bytes, Listing, int | None], list[tuple[bytes, bytes]]]
 
@@ -102,8 +108,8 @@ def path_trie(paths: list[bytes]) -> dict[bytes, object]:
     return trie
 
 
-def subdirs_to_enter(excludes: PathMatcher, one_file_system: bool) -> Subdirs:
-    """The archiver's rule for the subdirectories it enters below a backup path.
+def subdirs_to_enter(rule: Rule) -> Subdirs:
+    """The subdirectories the archiver enters below a backup path (walkrule.Rule.enters).
 
     ``dev`` is the listed directory's filesystem. The result runs on scanner threads.
     """
@@ -111,27 +117,33 @@ def subdirs_to_enter(excludes: PathMatcher, one_file_system: bool) -> Subdirs:
     def subdirs(path: bytes, listing: Listing, dev: int | None) -> list[tuple[bytes, bytes]]:
         by_name = listing.by_name
         base = path.rstrip(b"/") + b"/"
+        enters = rule.enters
         out = []
         for name, st in listing.entries:
-            if st.__class__ is os.stat_result and stat.S_ISDIR(st.st_mode):  # type: ignore[union-attr]
-                child = base + name
-                if (not one_file_system or st.st_dev == dev) and not (  # type: ignore[union-attr]
-                    excludes and excludes.matches(child, name)
-                ):
-                    prev = by_name.get(name)
-                    out.append((child, prev.subtree if prev is not None and prev.type == "dir" else b""))
+            if (
+                st.__class__ is os.stat_result
+                and S_ISDIR(st.st_mode)  # type: ignore[union-attr]  # most entries are files: no call
+                and enters(base + name, name, st, dev)  # type: ignore[arg-type]
+            ):
+                prev = by_name.get(name)
+                out.append((base + name, prev.subtree if prev is not None and prev.type == "dir" else b""))
         return out
 
     return subdirs
 
 
 class DirScanner:
-    def __init__(self, trees: ParentTrees, subdirs: Subdirs, threads: int = 4, max_ahead: int = 4096) -> None:
+    def __init__(
+        self, trees: ParentTrees, subdirs: Subdirs, threads: int = 4, max_ahead: int = 4096,
+        read_path: Callable[[bytes], bytes] = _in_place,
+    ) -> None:  # fmt: skip
         """``subdirs`` must name exactly the subdirectories the walker will enter, in its order.
 
         With ``threads=0`` the walker lists every directory itself as it enters it.
+        Paths are recorded paths; ``read_path`` says where each directory is listed.
         """
         self._trees = trees
+        self._read_path = read_path
         self._subdirs = subdirs
         self._threads = threads
         self._max_ahead = max_ahead
@@ -196,7 +208,7 @@ class DirScanner:
 
     def _list(self, job: _Job) -> Listing:
         try:
-            entries, error = scan(job.path), None
+            entries, error = scan(self._read_path(job.path)), None
         except OSError as exc:
             entries, error = [], exc
         return Listing(entries, error, self._trees.nodes(job.key, job.prev_id) if job.prev_id else None)

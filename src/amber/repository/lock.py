@@ -70,8 +70,10 @@ class Lock:
         exclusive: bool,
         maintenance: bool = False,
         clock: Callable[[], float] = time.time,  # injectable: tests date a lock without waiting
+        wait: Callable[[threading.Event, float], bool] = threading.Event.wait,  # and step its refreshes
     ) -> None:
         self._clock = clock
+        self._wait = wait
         self._backend = backend
         self._encrypt = encrypt
         self._decrypt = decrypt
@@ -101,7 +103,7 @@ class Lock:
 
     def is_fresh(self, now: float | None = None) -> bool:
         """Our lease is safely alive: written within LEASE_S - REFRESH_S (prune checks before deleting)."""
-        now = time.time() if now is None else now
+        now = self._clock() if now is None else now
         return self._name is not None and now - self.refreshed < LEASE_S - REFRESH_S
 
     def read_all(self) -> dict[str, LockInfo]:
@@ -141,7 +143,7 @@ class Lock:
         self._thread.start()
 
     def _refresh_loop(self) -> None:
-        while not self._stop.wait(REFRESH_S):
+        while not self._wait(self._stop, REFRESH_S):
             old = self._name
             with contextlib.suppress(AmberError):
                 self._name = self._write()

@@ -18,6 +18,7 @@ from amber.engine.chunker import Chunker
 from amber.engine.filereader import ContentReader
 from amber.engine.patterns import PathMatcher
 from amber.engine.progress import NullProgress, Progress
+from amber.engine.source import LiveSource, Source
 from amber.errors import DiskFull, PartialBackup, SourceCommandFailed, UsageError
 from amber.repository import Repository, Snapshot
 from amber.repository.model import format_time, parse_time
@@ -55,6 +56,7 @@ class BackupRequest:
     force: bool = False  # re-read every file, ignoring the parent
     stdin_filename: str = "stdin"
     workers: int | None = None  # archiver threads (None = one per core)
+    source: Source = field(default_factory=LiveSource)  # where the paths are read (engine/source.py)
     exclude_caches: bool = False  # skip directories tagged with a CACHEDIR.TAG
 
 
@@ -133,7 +135,8 @@ def backup_paths(repo: Repository, req: BackupRequest, progress: Progress | None
     if not req.paths:
         raise UsageError("nothing to back up: give at least one path")
     paths = sorted({os.path.normpath(os.path.abspath(p)) for p in req.paths})
-    missing = [p for p in paths if not os.path.lexists(p)]
+    read = req.source.read_path
+    missing = [p for p in paths if not os.path.lexists(read(os.fsencode(p)))]
     if len(missing) == len(paths):
         raise UsageError(f"path does not exist: {missing[0]}")
     _snapshot_time(req.time)  # reject a bad --time before reading anything
@@ -145,8 +148,10 @@ def backup_paths(repo: Repository, req: BackupRequest, progress: Progress | None
         repo,
         content_reader(repo, progress),
         ArchiveOptions(
-            PathMatcher(req.excludes, req.exclude_caches), req.one_file_system,
+            PathMatcher(req.excludes, req.exclude_caches),
+            req.one_file_system,
             workers=req.workers or ArchiveOptions.workers,
+            source=req.source,
         ),
         progress,
     )
