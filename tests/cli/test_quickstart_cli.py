@@ -110,3 +110,26 @@ def test_backup_exclude_caches(cli: AmberCli, tmp_path: Path) -> None:
     assert f"{src}/keep" in listed and f"{src}/cache" not in listed
     cli.run("backup", str(src))
     assert f"{src}/cache/x" in cli.run("ls", "latest").stdout
+
+
+def test_exclude_caches_looks_for_the_tag_where_a_source_reads(repo: object, tmp_path: Path) -> None:
+    """A mapped source (a filesystem snapshot mounted elsewhere): the tag is found at the read path."""
+    from amber.engine.source import MappedSource
+    from amber.engine.treewalk import walk
+    from amber.repository import Repository
+    from amber.services.backup import BackupRequest, backup_paths
+
+    assert isinstance(repo, Repository)
+    read = tmp_path / "mnt" / "me"
+    (read / "cache").mkdir(parents=True)
+    (read / "cache" / "CACHEDIR.TAG").write_bytes(TAG)
+    (read / "cache" / "x").write_text("x")
+    (read / "keep").write_text("k")
+    recorded = tmp_path / "home" / "me"  # its parent exists (ancestors are read in place); it does not
+    recorded.parent.mkdir()
+    req = BackupRequest(paths=[str(recorded)], exclude_caches=True,
+                        source=MappedSource(str(read), str(recorded)))  # fmt: skip
+    with repo.lock():
+        outcome = backup_paths(repo, req)
+    names = {os.fsdecode(p) for p, _ in walk(repo.load_tree, outcome.snapshot.tree)}
+    assert f"{recorded}/keep" in names and not any(n.startswith(f"{recorded}/cache") for n in names)
