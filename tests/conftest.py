@@ -96,3 +96,11 @@ def repo(repo_path: Path) -> Iterator[Repository]:
 
 def is_root() -> bool:
     return os.geteuid() == 0
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """In-process backups record the snapshots they write under $XDG_CACHE_HOME: never the developer's."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+        yield

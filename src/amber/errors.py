@@ -27,7 +27,8 @@ The tree (exit code in brackets)::
     ├── NotifyFailed [25]               a notification could not be delivered
     ├── StateError [26]                 the local state database (run history) failed
     ├── HookFailed [27]                 a job's before-hook exited non-zero; nothing was backed up
-    └── ScheduleNotEnabled [28]         `schedule install` wrote units that systemctl did not enable
+    ├── CatalogError [28]               the local catalog (a cache) could not be built or read
+    └── ScheduleNotEnabled [29]         `schedule install` wrote units that systemctl did not enable
 
 Vendor exceptions (OSError, msgspec, cryptography) are converted at the layer
 boundary by :func:`from_os_error`; nothing above ``storage`` sees raw ``OSError``
@@ -175,8 +176,15 @@ class HookFailed(AmberError):
     default_message = "a hook command failed"
 
 
-class ScheduleNotEnabled(AmberError):
+class CatalogError(AmberError):
+    """Only ``amber catalog`` surfaces this; searches fall back to the tree walk."""
+
     exit_code = 28
+    default_message = "the local catalog failed"
+
+
+class ScheduleNotEnabled(AmberError):
+    exit_code = 29
     default_message = "units written but not enabled"
 
 

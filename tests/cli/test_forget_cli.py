@@ -102,7 +102,11 @@ def test_append_only_repository_refuses_forget_prune_and_key_changes(tmp_path: P
 def test_append_only_key_in_a_normal_repository(cli: AmberCli, tmp_path: Path) -> None:
     pw = tmp_path / "append-pw"
     pw.write_text(APPEND_PW + "\n")
-    assert "append-only" in cli.run("key", "add", "--append-only", "--new-password-file", str(pw)).stdout
+    added = cli.run("key", "add", "--append-only", "--new-password-file", str(pw))
+    assert "append-only" in added.stdout
+    # the honest limit is said every time (design §21): the key binds an honest client only
+    assert "limits an honest amber client, not a compromised one" in added.stderr
+    assert "rclone serve restic --append-only" in added.stderr and "Object Lock" in added.stderr
     listing = cli.run("key", "list").stdout.splitlines()
     assert sum("append-only" in line for line in listing) == 1 and len(listing) == 2
     admin_key = next(line[1:9] for line in listing if line.startswith("*"))

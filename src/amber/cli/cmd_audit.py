@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import click
 
 from amber.cli.context import AppContext, pass_app
-from amber.cli.output import err_console, plain
+from amber.cli.output import echo, emit_json_text, err_console, plain
 from amber.errors import AmberError, AuditLogBroken
 from amber.ops.audit import log as audit_service
 from amber.ops.audit.chain import parse_lines
@@ -40,16 +40,16 @@ def audit_show(app: AppContext, as_json: bool, last: int | None) -> None:
         lines = lines[-last:]
     if as_json:
         for line in lines:
-            click.echo(line.decode("utf-8", "replace"))
+            emit_json_text(line.decode("utf-8", "replace"))
         return
     for record in parse_lines(lines):
         if record is None:
-            click.echo("?  (damaged record)")
+            echo("?  (damaged record)")
             continue
         args = " ".join(str(a) for a in record.get("args", []))
         result = "ok" if record.get("exit_code") == 0 else f"exit {record.get('exit_code')}"
         error = f": {record['error']}" if record.get("error") else ""
-        click.echo(f"{record.get('seq'):>6}  {str(record.get('time', ''))[:19]}  {record.get('user')}@"
+        echo(f"{record.get('seq'):>6}  {str(record.get('time', ''))[:19]}  {record.get('user')}@"
                    f"{record.get('host')}  amber {args}  [{result}{error}]")  # fmt: skip
 
 
@@ -70,7 +70,7 @@ def audit_verify(app: AppContext, local_only: bool) -> None:
             raise AuditLogBroken(f"audit log {log.path} disagrees with repository at record "
                                  f"{replica.bad_seq}: {replica.reason}")  # fmt: skip
         message += f"; matches the repository copy ({replica.unreplicated} not yet replicated)"
-    click.echo(message)
+    echo(message)
 
 
 @audit.command("push")
@@ -80,7 +80,7 @@ def audit_push(app: AppContext) -> None:
     log = _log(app)
     with app.open() as repo:
         count = audit_service.push(repo, log)
-    click.echo(f"replicated {count} audit record(s)")
+    echo(f"replicated {count} audit record(s)")
 
 
 COMMANDS = [audit]

@@ -13,6 +13,7 @@ from amber.cli.options import limit_options
 from amber.cli.output import (
     BarProgress,
     JsonProgress,
+    echo,
     emit_json,
     err_console,
     human_bytes,
@@ -57,7 +58,7 @@ def init(
     repo = session.create(here.location, here.passwords.get(new=True), append_only, ids_from, here.options)
     mode = " (append-only)" if append_only else ""
     shared = f", chunker shared with {from_repo}" if from_repo else ""
-    click.echo(f"created repository {repo.id[:10]} at {repo.backend.location}{mode}{shared}")
+    echo(f"created repository {repo.id[:10]} at {repo.backend.location}{mode}{shared}")
 
 
 @click.command(context_settings={"ignore_unknown_options": False})
@@ -142,7 +143,7 @@ def _report(outcome: backup_service.BackupOutcome, as_json: bool) -> None:
         err_console.print(f"[yellow]changed while reading:[/] {plain(path)}", highlight=False)
     for note in outcome.result.notes:
         err_console.print(f"note: {plain(note)}", highlight=False)
-    click.echo(
+    echo(
         f"Files: {s.files_new} new, {s.files_changed} changed, {s.files_unmodified} unmodified\n"
         f"Dirs: {s.dirs}\n"
         f"Added: {human_bytes(s.data_added)} ({human_bytes(s.data_added_stored)} stored)\n"

@@ -12,7 +12,7 @@ import msgspec
 
 from amber.cli.context import AppContext, pass_app
 from amber.cli.options import make_filter, snapshot_filter_options
-from amber.cli.output import emit_json, err_console, plain, quantity, show_path
+from amber.cli.output import echo, emit_json_text, err_console, plain, quantity, show_path
 from amber.errors import AmberError
 from amber.repository import Node, Snapshot
 from amber.services import browse
@@ -38,16 +38,17 @@ def snapshots(
             f"[red]error:[/] snapshot {sid[:8]} is unreadable: {plain(str(exc))}", soft_wrap=True
         )
     if as_json:
-        click.echo(browse_json(found))
+        emit_json_text(browse_json(found))
         return
-    click.echo(f"{'ID':<10}{'Time':<27}{'Host':<16}{'Tags':<16}Paths")
+    echo(f"{'ID':<10}{'Time':<27}{'Host':<16}{'Tags':<16}Paths")
     for sid, s in found:
         flag = " (partial)" if s.partial else ""
-        click.echo(
+        echo(
             f"{sid[:8]:<10}{s.datetime.strftime('%Y-%m-%d %H:%M:%S %z'):<27}"
-            f"{s.hostname:<16}{','.join(s.tags):<16}{', '.join(s.paths)}{flag}"
+            f"{show_path(s.hostname):<16}{show_path(','.join(s.tags)):<16}"
+            f"{show_path(', '.join(s.paths))}{flag}"
         )
-    click.echo(quantity(len(found), "snapshot"))
+    echo(quantity(len(found), "snapshot"))
 
 
 def browse_json(found: list[tuple[str, Snapshot]]) -> str:
@@ -65,8 +66,8 @@ def _mode_string(node: Node) -> str:
 
 def _long(path: bytes, node: Node) -> str:
     when = dt.datetime.fromtimestamp(node.mtime_ns / 1e9, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
-    user = node.user or str(node.uid)
-    group = node.group or str(node.gid)
+    user = show_path(node.user) or str(node.uid)
+    group = show_path(node.group) or str(node.gid)
     line = f"{_mode_string(node)} {user:>8} {group:>8} {node.size:>12} {when}  {show_path(path)}"
     if node.type == "symlink":
         line += f" -> {show_path(node.link_target)}"
@@ -82,30 +83,7 @@ def ls(app: AppContext, snapshot: str, path: str, long_: bool) -> None:
     """List files in SNAPSHOT (under PATH)."""
     with app.open(lock=False) as repo:
         for p, node in browse.ls(repo, snapshot, path):
-            click.echo(_long(p, node) if long_ else show_path(p))
-
-
-@click.command()
-@click.argument("pattern")
-@snapshot_filter_options
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per match.")
-@pass_app
-def find(
-    app: AppContext, pattern: str, hosts: tuple[str, ...], tags: tuple[str, ...],
-    paths: tuple[str, ...], as_json: bool,
-) -> None:  # fmt: skip
-    """Find files matching PATTERN in every snapshot."""
-    count = 0
-    with app.open(lock=False) as repo:
-        for m in browse.find(repo, pattern, make_filter(hosts, tags, paths)):
-            count += 1
-            if as_json:
-                emit_json({"snapshot": m.snapshot_id, "time": m.snapshot.time,
-                           "path": show_path(m.path), "type": m.node.type, "size": m.node.size})  # fmt: skip
-            else:
-                click.echo(f"{m.snapshot_id[:8]}  {m.snapshot.time[:19]}  {_long(m.path, m.node)}")
-    if not as_json:
-        click.echo(quantity(count, "match", "matches"), err=True)
+            echo(_long(p, node) if long_ else show_path(p))
 
 
 @click.command()
@@ -118,8 +96,8 @@ def diff(app: AppContext, snapshot1: str, snapshot2: str) -> None:
     with app.open(lock=False) as repo:
         for sign, path in browse.diff(repo, snapshot1, snapshot2):
             counts[sign] += 1
-            click.echo(f"{sign}    {show_path(path)}")
-    click.echo(f"added {counts['+']}, removed {counts['-']}, modified {counts['M']}", err=True)
+            echo(f"{sign}    {show_path(path)}")
+    echo(f"added {counts['+']}, removed {counts['-']}, modified {counts['M']}", err=True)
 
 
 @click.command()
@@ -135,4 +113,4 @@ def manifest(app: AppContext, snapshot: str, absolute: bool) -> None:
     out.flush()
 
 
-COMMANDS = [snapshots, ls, find, diff, manifest]
+COMMANDS = [snapshots, ls, diff, manifest]

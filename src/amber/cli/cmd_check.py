@@ -7,7 +7,7 @@ import time
 import click
 
 from amber.cli.context import AppContext, pass_app
-from amber.cli.output import err_console, plain, quantity
+from amber.cli.output import echo, err_console, plain, quantity
 from amber.engine.checker import CheckReport
 from amber.ops.config.target import load_optional, state_path
 from amber.ops.run import manual_check
@@ -38,8 +38,8 @@ def check(app: AppContext, read_data: bool, read_data_subset: str | None) -> Non
         err_console.print(f"[red]error:[/] {plain(e)}", highlight=False)
     if report.damaged:
         snaps = sorted({s[:8] for s, _ in report.damaged})
-        click.echo(f"damaged: {len(report.damaged)} path(s) in snapshot(s) {', '.join(snaps)}")
-    click.echo(
+        echo(f"damaged: {len(report.damaged)} path(s) in snapshot(s) {', '.join(snaps)}")
+    echo(
         f"checked {quantity(report.snapshots, 'snapshot')}, {quantity(report.packs, 'pack')}, "
         f"{quantity(report.blobs, 'blob')}"
         + (_read(report, read_data_subset) if read_data or read_data_subset else "")

@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from amber.cli.context import AppContext, pass_app
-from amber.cli.output import emit_json, err_console, plain
+from amber.cli.output import echo, emit_json, err_console, plain
 from amber.errors import ConfigError
 from amber.ops.config import show as config_show
 from amber.ops.config import verify
@@ -42,21 +42,21 @@ def check(app: AppContext, as_json: bool) -> None:
 
 
 def _show(cfg: Config, verdict: str) -> None:
-    click.echo(f"{cfg.source}: {verdict}")
+    echo(f"{cfg.source}: {verdict}")
     for r in cfg.repositories.values():
         flags = [f for f in ("offsite", "immutable", "offline") if getattr(r, f)]
-        click.echo(f"repository {r.name}: {config_show.mask_url(r.url)} ({', '.join([r.kind, *flags])})")
+        echo(f"repository {r.name}: {config_show.mask_url(r.url)} ({', '.join([r.kind, *flags])})")
         for line in config_show.repository_lines(r):
-            click.echo(line)
+            echo(line)
     for p in cfg.retention.values():
-        click.echo(f"retention {p.name}: {_policy(p.__dict__)}")
+        echo(f"retention {p.name}: {_policy(p.__dict__)}")
     for j in cfg.jobs.values():
         what = f"{len(j.paths)} path(s)" if j.paths else f"stdout of {j.stdin_command[0]}"
         line = f"job {j.name}: {what} -> {', '.join([j.repository, *j.mirrors])}"
         line += f"; retention {j.retention}" if j.retention else ""
         line += f"; schedule {j.schedule}" if j.schedule else "; not scheduled"
-        click.echo(line)
-    click.echo(f"notify: {len(cfg.notify)} target(s); state: {cfg.state.path}")
+        echo(line)
+    echo(f"notify: {len(cfg.notify)} target(s); state: {cfg.state.path}")
 
 
 def _policy(values: dict[str, Any]) -> str:

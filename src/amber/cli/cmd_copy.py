@@ -11,7 +11,7 @@ import click
 from amber.cli.context import AppContext, make_passwords, pass_app
 from amber.cli.memory import favour_throughput
 from amber.cli.options import make_filter, snapshot_filter_options
-from amber.cli.output import BarProgress, emit_json, err_console, human_bytes, plain
+from amber.cli.output import BarProgress, echo, emit_json, err_console, human_bytes, plain
 from amber.errors import AmberError, UsageError
 from amber.ops.run import manual_copy
 from amber.services import copy as copy_service
@@ -92,7 +92,7 @@ def copy(
         if as_json:
             emit_json(_as_json(st))
         elif st.ok:
-            click.echo(_status_line(st))
+            echo(_status_line(st))
         else:
             err_console.print(f"[red]{plain(_status_line(st))}[/]", highlight=False)
     bad = [st for st in statuses if not st.ok]

@@ -11,10 +11,11 @@ import click
 
 from amber.cli.context import AppContext, pass_app
 from amber.cli.options import limit_options
-from amber.cli.output import err_console, plain
+from amber.cli.output import echo, err_console, plain
 from amber.ops import limits as limits_service
 from amber.ops.run import job as run_service
 from amber.ops.schedule import daemon as daemon_service
+from amber.redact import redact
 from amber.services.session import PasswordSource
 
 
@@ -43,7 +44,7 @@ def daemon(
     signal.signal(signal.SIGINT, on_signal)
 
     def note(msg: str) -> None:
-        err_console.print(plain(msg), highlight=False)
+        err_console.print(plain(redact(msg)), highlight=False)
 
     options = daemon_service.DaemonOptions(
         run=run_service.RunOptions(limits=limits, passwords=app.passwords, note=note,
@@ -55,7 +56,7 @@ def daemon(
     note(f"daemon: {len(scheduled)} scheduled job(s): {', '.join(scheduled) or 'none'}")
     results = daemon_service.serve(cfg, options)
     for r in results:
-        click.echo(f"{r.job}: {r.status}")
+        echo(f"{r.job}: {r.status}")
 
 
 def _extensions(

@@ -8,7 +8,7 @@ import time
 import click
 
 from amber.cli.context import AppContext, pass_app
-from amber.cli.output import emit_json, err_console, human_bytes, plain, quantity
+from amber.cli.output import echo, emit_json, err_console, human_bytes, plain, quantity
 from amber.errors import DrillFailed, IntegrityError
 from amber.ops.alerting.notify import Delivery
 from amber.ops.config.model import Config, default_config_path
@@ -87,7 +87,7 @@ def _show(report: DrillReport, as_json: bool) -> None:
         err_console.print(f"[red]check command exited {report.command_exit}:[/] "
                           f"{plain(report.command_output.strip()[-500:])}", highlight=False)  # fmt: skip
     snaps = ", ".join(s[:8] for s in report.snapshot_ids) or "-"
-    click.echo(
+    echo(
         f"drill {report.repository}: {report.status.upper()}: {report.mode}, snapshot(s) {snaps}, "
         f"{quantity(o.files, 'file')}, {human_bytes(o.bytes)} verified in {o.seconds:.2f}s "
         f"({human_bytes(int(o.throughput))}/s), seed {report.seed}"
@@ -95,10 +95,10 @@ def _show(report: DrillReport, as_json: bool) -> None:
     if report.estimated_full_seconds:
         timed = f"; timed on {report.timing_files} more file(s), also verified" if report.timing_files else ""
         size = f"{quantity(report.total_files, 'file')}, {human_bytes(report.total_bytes)}"
-        click.echo(f"estimated time to restore everything: {_duration(report.estimated_full_seconds)} "
-                   f"for {size}{timed}")  # fmt: skip
+        echo(f"estimated time to restore everything: {_duration(report.estimated_full_seconds)} "
+             f"for {size}{timed}")  # fmt: skip
     if report.command_exit is not None:
-        click.echo(f"check command: exit {report.command_exit}")
+        echo(f"check command: exit {report.command_exit}")
 
 
 def _duration(seconds: float) -> str:
@@ -137,15 +137,15 @@ def show_history(app: AppContext, as_json: bool, limit: int = 10) -> None:
         })  # fmt: skip
         return
     if not stats:
-        click.echo("no restore drills recorded yet (run 'amber drill')")
+        echo("no restore drills recorded yet (run 'amber drill')")
         return
     for s in stats:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.last_started))
-        click.echo(f"{s.repository}: {s.successes}/{s.total} drills passed ({100 * s.success_rate:.0f}%), "
+        echo(f"{s.repository}: {s.successes}/{s.total} drills passed ({100 * s.success_rate:.0f}%), "
                    f"last {when} {'ok' if s.last_ok else 'FAILED'}, "
                    f"{human_bytes(int(s.last_throughput))}/s, full restore ~"
                    f"{_duration(s.last_estimated_full_seconds)}")  # fmt: skip
-    click.echo("recent:")
+    echo("recent:")
     for r in recent:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.started))
-        click.echo(f"  {when}  {r.repository}  {r.mode}  {r.status}  {r.files} file(s)  seed {r.seed}")
+        echo(f"  {when}  {r.repository}  {r.mode}  {r.status}  {r.files} file(s)  seed {r.seed}")

@@ -9,7 +9,7 @@ import click
 
 from amber.cli.context import AppContext, pass_app
 from amber.cli.options import make_filter, snapshot_filter_options
-from amber.cli.output import err_console, human_bytes, plain
+from amber.cli.output import echo, emit_json_text, err_console, human_bytes, plain, show_path
 from amber.engine.retention import Duration, GroupKey, Policy, SnapshotRecord, parse_duration, parse_group_by
 from amber.services import forget as forget_service
 from amber.services.prune import PruneOptions
@@ -55,21 +55,21 @@ def _describe_group(key: GroupKey) -> str:
         parts.append(f"paths {', '.join(key.paths)}")
     if key.tags is not None:
         parts.append(f"tags {','.join(key.tags) or '(none)'}")
-    return "snapshots for " + ("; ".join(parts) or "all snapshots")
+    return show_path("snapshots for " + ("; ".join(parts) or "all snapshots"))
 
 
 def _row(snap: SnapshotRecord, reasons: list[str]) -> str:
-    return (f"{snap.id[:8]:<10}{snap.time.strftime('%Y-%m-%d %H:%M:%S %z'):<27}{snap.hostname:<16}"
-            f"{','.join(snap.tags):<12}{', '.join(reasons)}")  # fmt: skip
+    return (f"{snap.id[:8]:<10}{snap.time.strftime('%Y-%m-%d %H:%M:%S %z'):<27}{show_path(snap.hostname):<16}"
+            f"{show_path(','.join(snap.tags)):<12}{', '.join(reasons)}")  # fmt: skip
 
 
 def _print_table(title: str, snaps: list[SnapshotRecord], reasons: dict[str, list[str]] | None) -> None:
-    click.echo(f"{title} {len(snaps)} snapshot{'s' if len(snaps) != 1 else ''}:")
+    echo(f"{title} {len(snaps)} snapshot{'s' if len(snaps) != 1 else ''}:")
     if snaps:
         last = "Reasons" if reasons is not None else ""
-        click.echo(f"{'ID':<10}{'Time':<27}{'Host':<16}{'Tags':<12}{last}".rstrip())
+        echo(f"{'ID':<10}{'Time':<27}{'Host':<16}{'Tags':<12}{last}".rstrip())
         for snap in snaps:
-            click.echo(_row(snap, (reasons or {}).get(snap.id, [])).rstrip())
+            echo(_row(snap, (reasons or {}).get(snap.id, [])).rstrip())
 
 
 def _snap_json(snap: SnapshotRecord) -> dict[str, Any]:
@@ -121,30 +121,30 @@ def forget(
         err_console.print(f"[yellow]warning:[/] snapshot {sid[:8]} is unreadable and was left alone: "
                           f"{plain(str(exc))}", highlight=False)  # fmt: skip
     if as_json:
-        click.echo(_json(result))
+        emit_json_text(_json(result))
         return
     _print_result(result, run_prune)
 
 
 def _print_result(result: forget_service.ForgetResult, run_prune: bool) -> None:
     for g in result.groups:
-        click.echo(_describe_group(g.key))
+        echo(_describe_group(g.key))
         _print_table("keep", g.keep, g.reasons)
         _print_table("remove", g.remove, None)
-        click.echo()
+        echo()
     if result.explicit:
         _print_table("remove", result.explicit, None)
     n = len(result.to_remove)
     if result.dry_run:
-        click.echo(f"dry run: would remove {n} snapshot{'s' if n != 1 else ''}"
+        echo(f"dry run: would remove {n} snapshot{'s' if n != 1 else ''}"
                    + ("; prune skipped" if run_prune else ""))  # fmt: skip
     else:
-        click.echo(f"removed {len(result.removed)} snapshot{'s' if len(result.removed) != 1 else ''}"
+        echo(f"removed {len(result.removed)} snapshot{'s' if len(result.removed) != 1 else ''}"
                    + (f" ({len(result.vanished)} already gone)" if result.vanished else ""))  # fmt: skip
     if result.pruned is not None:
         r = result.pruned
         pending = f", {r.pending_packs} packs pending" if r.pending_packs else ""
-        click.echo(f"prune: removed {r.deleted_packs} packs, {human_bytes(r.deleted_bytes)} freed{pending}")
+        echo(f"prune: removed {r.deleted_packs} packs, {human_bytes(r.deleted_bytes)} freed{pending}")
 
 
 COMMANDS = [forget]

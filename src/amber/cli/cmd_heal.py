@@ -8,7 +8,7 @@ from __future__ import annotations
 import click
 
 from amber.cli.context import AppContext, make_passwords, pass_app
-from amber.cli.output import err_console, plain
+from amber.cli.output import echo, err_console, plain
 from amber.errors import IntegrityError
 from amber.ops.config.target import load_optional, resolve
 from amber.services import heal as heal_service
@@ -32,11 +32,11 @@ def packs(
     replica = resolve(from_repo, config, replica_pw, given or app.passwords_given, problem=problem)
     r = heal_service.heal_from(here.location, here.passwords, replica.location, replica.passwords, read_data)
     if not r.bad_blobs:
-        click.echo("no missing or damaged blobs found")
+        echo("no missing or damaged blobs found")
         return
     for sid, why in r.unhealed_snapshots:
         err_console.print(f"[red]error:[/] snapshot {sid[:8]}: {plain(why)}", highlight=False)
-    click.echo(
+    echo(
         f"{len(r.bad_packs)} bad pack(s), {r.bad_blobs} bad blob(s); salvaged {r.salvaged}, "
         f"wrote {r.blobs_written} blob(s); healed {len(r.healed_snapshots)} snapshot(s)"
         + ("" if r.index_rebuilt else "; run 'amber repair index' to drop the lost packs from the index")

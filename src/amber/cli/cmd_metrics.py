@@ -8,6 +8,7 @@ import sys
 import click
 
 from amber.cli.context import AppContext, pass_app
+from amber.cli.output import echo
 from amber.ops.config.model import default_config_path, default_state_dir
 
 
@@ -34,7 +35,7 @@ def metrics(app: AppContext, textfile: str | None, repo_stats: bool) -> None:
     target = textfile or (config.metrics.textfile if config else None)
     if target:
         metrics_service.write_textfile(target, data)
-        click.echo(f"wrote {target}")
+        echo(f"wrote {target}")
     else:
         sys.stdout.buffer.write(data)
 

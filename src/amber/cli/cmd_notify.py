@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from amber.cli.context import AppContext, pass_app
-from amber.cli.output import emit_json
+from amber.cli.output import echo, emit_json
 from amber.errors import NotifyFailed
 from amber.ops.alerting import notify as notify_service
 
@@ -22,7 +22,7 @@ def notify_test(app: AppContext, target: int | None) -> None:
     """Send a test message to every configured target."""
     results = notify_service.notifier_for(app.config()).test(target)
     for d in results:
-        click.echo(f"{d.target}: {d.outcome}" + (f" ({d.error})" if d.error else ""))
+        echo(f"{d.target}: {d.outcome}" + (f" ({d.error})" if d.error else ""))
     failed = [d for d in results if d.outcome == "failed"]
     if failed:
         raise NotifyFailed(f"{len(failed)} of {len(results)} notification(s) failed: {failed[0].error}")
@@ -46,9 +46,9 @@ def alerts_check(app: AppContext, as_json: bool) -> None:
         return
     for event, deliveries in found:
         sent = ", ".join(f"{d.outcome}" for d in deliveries) or "no target wants it"
-        click.echo(f"{event.kind}: {event.message} [{sent}]")
+        echo(f"{event.kind}: {event.message} [{sent}]")
     if not found:
-        click.echo("no alerts")
+        echo("no alerts")
     _raise_if_undelivered([d for _, ds in found for d in ds])
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from amber.cli.context import AppContext, pass_app
+from amber.cli.output import echo
 from amber.services import object_lock
 
 
@@ -20,7 +21,7 @@ def extend(app: AppContext, days: int | None) -> None:
     """Extend retention of config, keys, snapshots, index and every referenced pack."""
     with app.open() as repo:
         result = object_lock.extend_retention(repo, days)
-    click.echo(
+    echo(
         f"retention until {result.until:%Y-%m-%d %H:%M} UTC: {result.extended} of {result.objects} "
         f"objects extended ({result.packs} referenced packs)"
     )

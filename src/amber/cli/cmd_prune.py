@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from amber.cli.context import AppContext, pass_app
-from amber.cli.output import emit_json, err_console, human_bytes, plain, quantity
+from amber.cli.output import echo, emit_json, err_console, human_bytes, plain, quantity
 from amber.engine.prune_plan import parse_size
 from amber.services import prune as prune_service
 
@@ -54,7 +54,7 @@ def prune(
             f"pending:  {result.pending_packs} packs ({human_bytes(result.pending_bytes)}) wait for "
             "backups that started earlier; the next prune deletes them"
         )
-    click.echo("\n".join(lines))
+    echo("\n".join(lines))
 
 
 COMMANDS = [prune]

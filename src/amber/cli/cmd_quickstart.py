@@ -12,7 +12,7 @@ import click
 from click.core import ParameterSource
 
 from amber.cli.context import AppContext, pass_app
-from amber.cli.output import human_bytes, quantity
+from amber.cli.output import echo, human_bytes, quantity
 from amber.services import quickstart as qs
 
 
@@ -41,29 +41,29 @@ def quickstart(app: AppContext, source: str | None, repository: str | None, keep
     result = qs.run(Path(source) if source else None, Path(repository) if repository else None,
                     keep_restore, passwords)  # fmt: skip
     s = result.outcome.snapshot.summary
-    click.echo(f"repository: {result.repository}")
-    click.echo(
+    echo(f"repository: {result.repository}")
+    echo(
         f"backup of {result.source}: snapshot {result.outcome.snapshot_id[:8]}, "
         f"{quantity(s.total_files, 'file')}, {human_bytes(s.total_bytes)} "
         f"({s.files_unmodified} unchanged, {human_bytes(s.data_added_stored)} stored)"
     )
-    click.echo(f"left out: caches (CACHEDIR.TAG), {', '.join(result.excludes)}")
-    click.echo(f"snapshots in repository: {len(result.snapshots)}")
+    echo(f"left out: caches (CACHEDIR.TAG), {', '.join(result.excludes)}")
+    echo(f"snapshots in repository: {len(result.snapshots)}")
     for sid, snap in result.snapshots[-5:]:
-        click.echo(f"  {sid[:8]}  {snap.time[:19]}  {', '.join(snap.paths)}")
+        echo(f"  {sid[:8]}  {snap.time[:19]}  {', '.join(snap.paths)}")
     gone = "" if result.kept else " (removed after the comparison; --keep-restore keeps it)"
-    click.echo(f"restored {quantity(result.restored.files, 'file')} into {result.restore_dir}{gone}")
-    click.echo(f"  SHA-256 verified: {result.restored.verified} (files with content; hard links once)")
-    click.echo(
+    echo(f"restored {quantity(result.restored.files, 'file')} into {result.restore_dir}{gone}")
+    echo(f"  SHA-256 verified: {result.restored.verified} (files with content; hard links once)")
+    echo(
         f"  byte-compared with the source: {quantity(result.compared, 'regular file')} (the verified ones, "
         f"{result.empty} empty and {result.extra_links} further hard link(s): no content of their own "
         f"to hash), mismatches {len(result.mismatches)}"
     )
     if result.not_compared:
-        click.echo(f"  not compared: {result.not_compared} symlink(s) or special file(s), restored as such")
-    click.echo("check: " + ("no errors found" if result.report.ok else f"{len(result.report.errors)} errors"))
+        echo(f"  not compared: {result.not_compared} symlink(s) or special file(s), restored as such")
+    echo("check: " + ("no errors found" if result.report.ok else f"{len(result.report.errors)} errors"))
     qs.raise_if_failed(result)
-    click.echo("OK: backup restores byte-identically")
+    echo("OK: backup restores byte-identically")
     _next_steps(result)
 
 
@@ -84,7 +84,7 @@ def _next_steps(result: qs.QuickstartResult) -> None:
         lines += [f"amber is in {bindir}, which is not on PATH: run",
                   f"  export PATH={q(bindir)}:\"$PATH\"",
                   "or install it for your user with `pipx install .` in the source directory."]  # fmt: skip
-    click.echo("\n".join(lines))
+    echo("\n".join(lines))
 
 
 def _repo_flag(result: qs.QuickstartResult) -> str:

@@ -7,7 +7,7 @@ import click
 
 from amber.cli.cmd_heal import packs as heal_packs
 from amber.cli.context import AppContext, pass_app
-from amber.cli.output import emit_json, err_console, plain
+from amber.cli.output import echo, emit_json, err_console, plain
 from amber.services import repair as repair_service
 
 
@@ -32,7 +32,7 @@ def repair_index(app: AppContext, as_json: bool) -> None:
         return
     for bad in r.bad_packs:
         err_console.print(f"[yellow]warning:[/] pack {plain(bad)} (not indexed)", highlight=False)
-    click.echo(
+    echo(
         f"indexed {r.blobs} blobs in {r.packs} packs ({r.added_packs} newly indexed, "
         f"{r.dropped_packs} missing packs dropped); wrote {r.index_written} index file(s), "
         f"removed {r.index_removed}"
@@ -57,10 +57,10 @@ def repair_snapshots(app: AppContext, dry_run: bool, as_json: bool) -> None:
     for name in r.unreadable:
         err_console.print(f"[yellow]warning:[/] snapshot {name[:8]} cannot be read", highlight=False)
     for snap, path in r.damaged:
-        click.echo(f"{snap[:8]} damaged: {plain(path)}")
+        echo(f"{snap[:8]} damaged: {plain(path)}")
     for old, new in r.repaired:
-        click.echo(f"snapshot {old[:8]} " + (f"-> {new[:8]}" if new else "would be rewritten"))
-    click.echo(
+        echo(f"snapshot {old[:8]} " + (f"-> {new[:8]}" if new else "would be rewritten"))
+    echo(
         f"{len(r.repaired)} of {r.snapshots} snapshot(s) {'need' if dry_run else 'were'} rewritten, "
         f"{len(r.damaged)} damaged path(s)"
     )

@@ -10,7 +10,7 @@ import click
 
 from amber.cli.context import AppContext, pass_app
 from amber.cli.options import make_filter, snapshot_filter_options
-from amber.cli.output import BarProgress, err_console, human_bytes, plain, quantity
+from amber.cli.output import BarProgress, echo, err_console, human_bytes, plain, quantity
 from amber.services import browse
 from amber.services import restore as restore_service
 
@@ -44,7 +44,7 @@ def restore(
                f"{human_bytes(result.bytes)}")  # fmt: skip
     if verify:
         summary += f"; verified {quantity(result.verified, 'file')}"
-    click.echo(summary)
+    echo(summary)
     restore_service.raise_if_damaged(result)
 
 

@@ -6,12 +6,13 @@ import click
 
 from amber.cli.context import AppContext, pass_app
 from amber.cli.options import limit_options
-from amber.cli.output import emit_json, err_console, human_bytes, plain, quantity
+from amber.cli.output import echo, emit_json, err_console, human_bytes, plain, quantity
 from amber.errors import CheckFailed
 from amber.ops import limits as limits_service
 from amber.ops.config.model import Config
 from amber.ops.run import job as run_service
 from amber.ops.run import scheduled_check
+from amber.redact import redact
 
 
 @click.command()
@@ -33,7 +34,7 @@ def run(
         limits_service.Limits.from_config(cfg.limits), nice, ionice_class, ionice_level, threads, memory_cap
     )
     def note(msg: str) -> None:
-        err_console.print(plain(msg), highlight=False)
+        err_console.print(plain(redact(msg)), highlight=False)
 
     options = run_service.RunOptions(
         limits=limits, passwords=app.passwords, check=not no_check, note=note,
@@ -48,10 +49,10 @@ def run(
         if as_json:
             emit_json(record.as_dict() if record else {"job": result.job, "status": result.status})
         elif record is None:
-            click.echo(f"{result.job}: not started (already running)")
+            echo(f"{result.job}: not started (already running)")
         else:
             snap = f" snapshot {record.snapshot_ids[0][:8]}" if record.snapshot_ids else ""
-            click.echo(f"{result.job}: {record.status}{snap}, {quantity(record.files, 'file')}, "
+            echo(f"{result.job}: {record.status}{snap}, {quantity(record.files, 'file')}, "
                        f"{human_bytes(record.bytes_added)} added, {record.duration:.1f}s")  # fmt: skip
     error = run_service.worst_error(results)
     if error is not None:
@@ -64,7 +65,7 @@ def _check_only(cfg: Config, jobs: list[str], options: run_service.RunOptions, a
         if as_json:
             emit_json(record.as_dict())
         else:
-            click.echo(f"{record.job}: {record.status}" + "".join(f"; {e}" for e in record.errors))
+            echo(redact(f"{record.job}: {record.status}" + "".join(f"; {e}" for e in record.errors)))
     failed = [r for r in records if r.status != "success"]
     if failed:
         raise CheckFailed(f"scheduled check failed for {', '.join(r.job for r in failed)}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from amber.cli.context import AppContext, pass_app
-from amber.cli.output import err_console, plain
+from amber.cli.output import echo, err_console, plain
 from amber.errors import AmberError, ScheduleNotEnabled
 from amber.ops.schedule import timers as schedule_service
 
@@ -31,14 +31,14 @@ def install(app: AppContext, system: bool, unit_dir: str | None, dry_run: bool) 
     result = schedule_service.install(app.config(), system, dry_run, unit_dir, enable=unit_dir is None)
     if dry_run:
         for unit in result.units:
-            click.echo(f"# {result.directory}/{unit.name}\n{unit.text}")
+            echo(f"# {result.directory}/{unit.name}\n{unit.text}")
         for name in result.removed:
-            click.echo(f"# would remove {result.directory}/{name}")
+            echo(f"# would remove {result.directory}/{name}")
         return
     for name in result.written:
-        click.echo(f"wrote {result.directory}/{name}")
+        echo(f"wrote {result.directory}/{name}")
     for name in result.removed:
-        click.echo(f"removed {result.directory}/{name}")
+        echo(f"removed {result.directory}/{name}")
     for message in result.systemctl:
         err_console.print(f"[yellow]note:[/] {plain(message)}", highlight=False)
     if result.not_enabled:
@@ -60,12 +60,12 @@ def status(app: AppContext, system: bool, unit_dir: str | None) -> None:
         cfg = None  # the units are still worth showing
     rows = schedule_service.status(cfg, system, unit_dir, use_systemctl=unit_dir is None)
     if not rows:
-        click.echo("no amber timers installed")
+        echo("no amber timers installed")
         return
     for r in rows:
         nxt = r.next_run.strftime("%Y-%m-%d %H:%M:%S") if r.next_run else "-"
         last = f"{r.last_status} at {r.last_started:%Y-%m-%d %H:%M}" if r.last_started else r.last_status
-        click.echo(f"{r.unit}: job {r.job or '?'}, {r.schedule}, next {nxt}, last {last}, {r.active}")
+        echo(f"{r.unit}: job {r.job or '?'}, {r.schedule}, next {nxt}, last {last}, {r.active}")
 
 
 @schedule.command("remove")
@@ -75,9 +75,9 @@ def remove(app: AppContext, system: bool, unit_dir: str | None) -> None:
     """Disable and delete the units `schedule install` wrote."""
     result = schedule_service.remove(system, unit_dir, use_systemctl=unit_dir is None)
     for name in result.removed:
-        click.echo(f"removed {result.directory}/{name}")
+        echo(f"removed {result.directory}/{name}")
     if not result.removed:
-        click.echo("no amber units found")
+        echo("no amber units found")
 
 
 COMMANDS = [schedule]

@@ -9,7 +9,7 @@ import click
 from amber.cli import cmd_drill
 from amber.cli.context import AppContext, pass_app
 from amber.cli.options import make_filter, snapshot_filter_options
-from amber.cli.output import emit_json, err_console, plain
+from amber.cli.output import echo, emit_json, err_console, plain, show_path
 from amber.engine.rule321 import Replica
 from amber.errors import AmberError, CheckFailed, UsageError
 from amber.ops import copies_status as service
@@ -97,17 +97,18 @@ def status(
         for s in report.snapshots:
             v = s.verdict
             mark = "PASS" if v.passed else "FAIL"
-            click.echo(
-                f"{s.identity[:8]}  {s.time[:19]}  {s.hostname}  {mark}  copies {v.copies}, "
+            echo(
+                f"{s.identity[:8]}  {show_path(s.time[:19])}  {show_path(s.hostname)}  {mark}  "
+                f"copies {v.copies}, "
                 f"media {len(v.media)} ({', '.join(v.media) or '-'}), offsite {v.offsite}, "
                 f"immutable/offline {v.immutable_or_offline}, errors {v.errors}"
                 + (f", unverified {v.unverified}" if v.unverified else "")
             )
-            click.echo(f"          in: {', '.join(n for n, _, _ in s.holders) or '-'}")
+            echo(f"          in: {', '.join(n for n, _, _ in s.holders) or '-'}")
             if v.missing:
-                click.echo(f"          missing: {'; '.join(v.missing)}")
+                echo(f"          missing: {'; '.join(v.missing)}")
         if not report.snapshots:
-            click.echo("no snapshots found")
+            echo("no snapshots found")
     if not report.passed:
         failing = [s for s in report.snapshots if not s.verdict.passed]
         if any(s.verdict.errors for s in failing):

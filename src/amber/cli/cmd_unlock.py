@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from amber.cli.context import AppContext, pass_app
-from amber.cli.output import err_console
+from amber.cli.output import echo, err_console
 from amber.services import unlock as unlock_service
 
 
@@ -29,10 +29,10 @@ def unlock(app: AppContext, remove_all: bool) -> None:
     with app.open(lock=False) as repo:
         result = unlock_service.unlock(repo, remove_all)
     for entry in result.removed:
-        click.echo(f"removed {entry.name[:8]}: {_holder(entry)} ({entry.reason})")
+        echo(f"removed {entry.name[:8]}: {_holder(entry)} ({entry.reason})")
     for entry in result.kept:
-        click.echo(f"kept {entry.name[:8]}: {_holder(entry)} ({entry.reason})")
-    click.echo(f"removed {len(result.removed)} lock{'s' if len(result.removed) != 1 else ''}, "
+        echo(f"kept {entry.name[:8]}: {_holder(entry)} ({entry.reason})")
+    echo(f"removed {len(result.removed)} lock{'s' if len(result.removed) != 1 else ''}, "
                f"{len(result.kept)} left")  # fmt: skip
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -9,8 +11,9 @@ from dataclasses import dataclass, field
 
 import click
 
+from amber.cli.output import echo
 from amber.errors import AmberError, IntegrityError, UsageError
-from amber.ops.config.model import Config, load_config
+from amber.ops.config.model import Config, default_config_path, load_config
 from amber.ops.config.target import Target, load_optional, resolve
 from amber.repository import Repository
 from amber.services import session
@@ -59,6 +62,27 @@ class AppContext:
         with session.opened(t.location, t.passwords, lock, exclusive, t.options) as repo:
             yield repo
             _replicate_audit_log(repo, self.config_path)
+            self._refresh_catalog(repo)
+
+    def catalog_enabled(self) -> bool:
+        """``[catalog] enabled`` from the config file when there is one (a broken config is
+        reported by the commands that need it, not by every search)."""
+        from amber.catalog import store
+
+        path = self.config_path or default_config_path()
+        configured = True
+        if os.path.exists(path):
+            with contextlib.suppress(AmberError):
+                configured = self.config().catalog.enabled
+        return store.enabled(configured)
+
+    def _refresh_catalog(self, repo: Repository) -> None:
+        """Fold snapshots this command added or removed into the local catalog, if there is one."""
+        from amber import catalog
+
+        notice = catalog.refresh(repo, self.catalog_enabled())
+        if notice:
+            click.echo(f"note: {notice}", err=True)
 
 
 def _replicate_audit_log(repo: Repository, config_path: str | None) -> None:
@@ -69,7 +93,7 @@ def _replicate_audit_log(repo: Repository, config_path: str | None) -> None:
     try:
         audit.push(repo, audit.AuditLog(audit.resolve_path(config_path)), trust_cache=True)
     except IntegrityError as exc:  # a broken local chain must be seen; storage trouble can wait
-        click.echo(f"warning: audit log not replicated: {exc.message}", err=True)
+        echo(f"warning: audit log not replicated: {exc.message}", err=True)
     except AmberError:
         pass
 

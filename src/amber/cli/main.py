@@ -14,7 +14,9 @@ from amber.cli.backend_options import backend_option_flags
 from amber.cli.context import AppContext, make_passwords
 from amber.cli.lazy import LazyGroup, usage_line
 from amber.cli.memory import tune_allocator
+from amber.cli.output import echo, show_path
 from amber.errors import EXIT_INTERRUPTED, AmberError, from_os_error
+from amber.redact import redact
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -57,29 +59,30 @@ def _main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="amber", standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("amber: interrupted", err=True)
+        echo("amber: interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
     except click.ClickException as exc:
-        click.echo(f"amber: {usage_line(exc)}", err=True)
+        echo(f"amber: {usage_line(exc)}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        click.echo("amber: interrupted", err=True)
+        echo("amber: interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
     except AmberError as exc:
         if debug:
             traceback.print_exc()
-        click.echo(f"amber: {exc.message}", err=True)
+        echo(f"amber: {show_path(redact(exc.message))}", err=True)
         sys.exit(exc.exit_code)
     except OSError as exc:
         if debug:
             traceback.print_exc()
         named = exc.filename if isinstance(exc.filename, str | bytes) else None
         err = from_os_error(exc, os.fsdecode(named) if named is not None else "file")
-        click.echo(f"amber: {err.message}", err=True)
+        echo(f"amber: {show_path(redact(err.message))}", err=True)
         sys.exit(err.exit_code)
     except Exception as exc:  # a bug: still one line unless --debug
         if debug:
             traceback.print_exc()
-        click.echo(f"amber: internal error: {type(exc).__name__}: {exc} (rerun with --debug)", err=True)
+        detail = show_path(redact(str(exc)))
+        echo(f"amber: internal error: {type(exc).__name__}: {detail} (rerun with --debug)", err=True)
         sys.exit(1)
     sys.exit(0)

@@ -10,6 +10,7 @@ import threading
 import time
 from typing import Any
 
+import click
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
@@ -29,13 +30,36 @@ err_console = Console(stderr=True, soft_wrap=True)
 
 
 def show_path(path: bytes | str) -> str:
-    """A printable path: undecodable bytes as \\x escapes, control characters escaped."""
+    """A printable field (path, host name, tag): undecodable bytes as \\x escapes, control
+    characters (newlines and terminal escape sequences included) escaped."""
     text = path.decode("utf-8", "backslashreplace") if isinstance(path, bytes) else path
     if text.isprintable():
         return text
+    return _escape(text, keep="")
+
+
+def _escape(text: str, keep: str) -> str:
     # Escape only what is unprintable: keeps other characters (and the \\x escapes
     # made above) as they are, instead of escaping the whole name a second time.
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+    return "".join(
+        c if c.isprintable() or c in keep else c.encode("unicode_escape", "backslashreplace").decode("ascii")
+        for c in text
+    )
+
+
+def safe_text(text: str) -> str:
+    """Human output made harmless for a terminal: every control character except the
+    line breaks and tabs of the message itself is escaped (ESC, CSI, BEL, CR ...)."""
+    return text if text.isprintable() else _escape(text, keep="\n\t")
+
+
+def echo(message: object = "", err: bool = False, nl: bool = True) -> None:
+    """``click.echo`` for every human-readable line: the one place output is escaped.
+
+    JSON output goes through :func:`emit_json` (the encoder escapes control
+    characters itself) and raw data (``dump``) is written as bytes.
+    """
+    click.echo(safe_text(str(message)), err=err, nl=nl)
 
 
 def plain(text: str) -> str:
@@ -48,7 +72,12 @@ def plain(text: str) -> str:
 
 
 def emit_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    emit_json_text(json.dumps(obj, ensure_ascii=False))
+
+
+def emit_json_text(text: str) -> None:
+    """One JSON document already encoded (control characters escaped by its encoder)."""
+    sys.stdout.write(text + "\n")
     sys.stdout.flush()
 
 

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from amber.errors import JobRunning, StateError
+from amber.ops.private import private_dir, private_file, tighten
+from amber.redact import redact
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -75,11 +77,12 @@ class RunRecord:
         return (self.ended or time.time()) - self.started
 
     def as_dict(self) -> dict[str, Any]:
+        """The record as output, events and alerts see it: URL credentials masked."""
         return {
             "id": self.id, "job": self.job, "started": self.started, "ended": self.ended,
             "status": self.status, "bytes_added": self.bytes_added, "files": self.files,
-            "snapshot_ids": self.snapshot_ids, "errors": self.errors,
-            "destinations": [d.__dict__ for d in self.destinations],
+            "snapshot_ids": self.snapshot_ids, "errors": _masked(self.errors),
+            "destinations": [_masked(d.__dict__) for d in self.destinations],
         }  # fmt: skip
 
 
@@ -93,10 +96,38 @@ def _record(row: sqlite3.Row) -> RunRecord:
     )  # fmt: skip
 
 
+def _masked(value: Any) -> Any:
+    """Strings with every URL's credentials masked, recursively: no secret reaches the DB."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_masked(v) for v in value]
+    return value
+
+
+def _destinations_json(run: RunRecord) -> str:
+    return json.dumps([_masked(d.__dict__) for d in run.destinations])
+
+
+def _errors_json(run: RunRecord) -> str:
+    return json.dumps(_masked(run.errors))
+
+
+def secure_database(path: str) -> None:
+    """The database file 0600 before sqlite opens it (its -wal and -shm files copy that mode)."""
+    if path == ":memory:":
+        return
+    private_file(path)
+    for side in ("-wal", "-shm", "-journal"):
+        tighten(path + side)
+
+
 def prepare(path: str, schema: str) -> None:
     """Create the state directory and apply ``schema`` (idempotent CREATE ... IF NOT EXISTS)."""
     try:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
+        private_dir(os.path.dirname(os.path.abspath(path)))
     except OSError as exc:
         raise StateError(f"cannot create state directory for {path}: {exc.strerror}") from exc
     with connect(path) as db:
@@ -107,7 +138,10 @@ def prepare(path: str, schema: str) -> None:
 def connect(path: str) -> Iterator[sqlite3.Connection]:
     """One short transaction on the state database; sqlite errors become StateError."""
     try:
+        secure_database(path)
         db = sqlite3.connect(path, timeout=30)
+    except OSError as exc:
+        raise StateError(f"cannot open state database {path}: {exc.strerror}") from exc
     except sqlite3.Error as exc:
         raise StateError(f"cannot open state database {path}: {exc}") from exc
     try:
@@ -154,7 +188,7 @@ class StateDB:
                 "UPDATE runs SET ended=?, status=?, bytes_added=?, files=?, snapshot_ids=?, destinations=?,"
                 " errors=? WHERE id=?",
                 (run.ended, run.status, run.bytes_added, run.files, json.dumps(run.snapshot_ids),
-                 json.dumps([d.__dict__ for d in run.destinations]), json.dumps(run.errors), run.id),
+                 _destinations_json(run), _errors_json(run), run.id),
             )  # fmt: skip
 
     def add(self, run: RunRecord) -> RunRecord:
@@ -167,8 +201,8 @@ class StateDB:
                 "INSERT INTO runs (job, started, ended, status, bytes_added, files, snapshot_ids,"
                 " destinations, errors, host, pid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (run.job, run.started, run.ended, run.status, run.bytes_added, run.files,
-                 json.dumps(run.snapshot_ids), json.dumps([d.__dict__ for d in run.destinations]),
-                 json.dumps(run.errors), socket.gethostname(), os.getpid()),
+                 json.dumps(run.snapshot_ids), _destinations_json(run),
+                 _errors_json(run), socket.gethostname(), os.getpid()),
             )  # fmt: skip
         run.id = int(cur.lastrowid or 0)
         return run

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, ParamSpec, TypeVar
 
 from amber import __version__
+from amber.childenv import child_env
 from amber.engine.archiver import ArchiveOptions, Archiver, ArchiveResult
 from amber.engine.chunker import Chunker
 from amber.engine.filereader import ContentReader
@@ -22,6 +23,7 @@ from amber.engine.source import LiveSource, Source
 from amber.errors import DiskFull, PartialBackup, SourceCommandFailed, UsageError
 from amber.repository import Repository, Snapshot
 from amber.repository.model import format_time, parse_time
+from amber.services.own_snapshots import COMPACT_AT, OwnSnapshots
 from amber.services.snapshots import SnapshotFilter, as_text, select
 
 P = ParamSpec("P")
@@ -88,16 +90,23 @@ def _snapshot_time(text: str | None) -> str:
 
 
 def _find_parent(repo: Repository, req: BackupRequest, host: str, paths: list[str]) -> str | None:
+    """The snapshot whose unchanged files are not read again (design §12).
+
+    Only a snapshot this host wrote qualifies: any key holder can plant one
+    with our host name and paths, and its content IDs would be taken on trust.
+    An explicit ``--parent`` is the user's choice and is used as given.
+    """
     if req.force:
         return None
     if req.parent:
         return repo.resolve_snapshot_id(req.parent)
+    own = OwnSnapshots(repo.id).ids()
     candidates = [
-        (sid, s)
+        sid
         for sid, s in select(repo, SnapshotFilter(hosts=[host]))
-        if sorted(s.paths) == sorted(as_text(p) for p in paths) and not s.partial
+        if sid in own and sorted(s.paths) == sorted(as_text(p) for p in paths) and not s.partial
     ]
-    return candidates[-1][0] if candidates else None
+    return candidates[-1] if candidates else None
 
 
 def _commit(
@@ -125,7 +134,18 @@ def _commit(
         summary=result.summary,
     )
     sid = repo.save_snapshot(snap)
+    own = OwnSnapshots(repo.id)
+    if not own.record(sid, present=repo.snapshot_names() if _long_list(repo) else None):
+        result.notes.append(f"cannot record snapshot {sid[:8]} as this host's own in {own.path}; "
+                            "the next backup reads every file again")  # fmt: skip
     return BackupOutcome(sid, snap, result)
+
+
+def _long_list(repo: Repository) -> bool:
+    try:
+        return os.stat(OwnSnapshots(repo.id).path).st_size > COMPACT_AT
+    except OSError:
+        return False
 
 
 @_says_what_next
@@ -182,7 +202,7 @@ def backup_command(
     if not argv:
         raise UsageError("--stdin-from-command needs a command after --")
     try:
-        proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE)
+        proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, env=child_env())
     except OSError as exc:
         raise SourceCommandFailed(f"cannot run {argv[0]}: {exc.strerror}") from exc
     assert proc.stdout is not None

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from amber.childenv import child_env, register_secret
 from amber.errors import RepositoryNotFound, UsageError
 from amber.repository import KdfParams, Repository, init_repository, open_repository
 from amber.storage import open_backend
@@ -25,6 +26,10 @@ class PasswordSource:
     prompt: Callable[[bool], str] | None = None  # arg: True when asking for a new password
     password_env: str | None = None  # a configured repository's own variable: wins over AMBER_PASSWORD
 
+    def __post_init__(self) -> None:
+        if self.password_env:
+            register_secret(self.password_env)
+
     def get(self, new: bool = False) -> bytes:
         if self.password_file:
             try:
@@ -33,7 +38,9 @@ class PasswordSource:
             except OSError as exc:
                 raise UsageError(f"cannot read password file {self.password_file}: {exc.strerror}") from exc
         if self.password_command:
-            proc = subprocess.run(self.password_command, shell=True, capture_output=True, check=False)
+            proc = subprocess.run(
+                self.password_command, shell=True, capture_output=True, check=False, env=child_env()
+            )
             if proc.returncode != 0:
                 raise UsageError(f"password command exited with status {proc.returncode}")
             return proc.stdout.rstrip(b"\r\n")

@@ -1,4 +1,8 @@
-"""A repository in a local directory (also USB disks and mounted NAS shares)."""
+"""A repository in a local directory (also USB disks and mounted NAS shares).
+
+Directories are created 0700 and files 0600; the first write of a process also
+makes the root 0700, which tightens repositories created by older versions.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,8 @@ from amber.storage.layout import object_path
 
 _DIRS = [t.value for t in FileType if t is not FileType.CONFIG]
 _TMP_PREFIX = ".tmp-"
+DIR_MODE = 0o700  # restic's modes: only the owner may list or read a repository
+FILE_MODE = 0o600
 
 
 class LocalBackend:
@@ -23,6 +29,7 @@ class LocalBackend:
         self.root = Path(root).expanduser().absolute()
         self.location = str(self.root)
         self._base = str(self.root)
+        self._private = False  # the root has been made 0700 by this process
 
     # -- layout -----------------------------------------------------------
     def _path(self, handle: Handle) -> Path:
@@ -33,15 +40,30 @@ class LocalBackend:
 
     def create(self) -> None:
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            self.root.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+            self._make_private()
             for d in _DIRS:
-                (self.root / d).mkdir(exist_ok=True)
+                (self.root / d).mkdir(exist_ok=True, mode=DIR_MODE)
             for i in range(256):
-                (self.root / "data" / f"{i:02x}").mkdir(exist_ok=True)
+                (self.root / "data" / f"{i:02x}").mkdir(exist_ok=True, mode=DIR_MODE)
             _fsync_dir(self.root / "data")
             _fsync_dir(self.root)
         except OSError as exc:
             raise from_os_error(exc, self.location) from exc
+
+    def _make_private(self) -> None:
+        """The root 0700 (once per process): other local users cannot even list the repository.
+
+        Older repositories were created 0755; the first write tightens them. A
+        root this user does not own (a shared mount) is left as it is.
+        """
+        try:
+            os.chmod(self.root, DIR_MODE)
+        except FileNotFoundError:
+            return
+        except PermissionError:
+            pass
+        self._private = True
 
     def exists(self) -> bool:
         return (self.root / "config").is_file()
@@ -52,8 +74,10 @@ class LocalBackend:
         path = self._path(handle)
         tmp = path.with_name(f"{_TMP_PREFIX}{path.name}-{secrets.token_hex(4)}")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            if not self._private:
+                self._make_private()
+            path.parent.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
             try:
                 view = memoryview(data)
                 while view:

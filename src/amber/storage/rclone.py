@@ -3,7 +3,9 @@
 As restic does, amber starts ``rclone serve restic remote:path`` as a child process
 and talks restic's REST protocol to it (:mod:`amber.storage.rest`). The child
 listens on a random loopback port, with a random user and password so no other
-local user can reach it, and is stopped by ``close`` (or when amber exits).
+local user can reach it (passed as ``RCLONE_USER``/``RCLONE_PASS`` in its
+environment, never on its command line), and is stopped by ``close`` (or when
+amber exits).
 Remotes are configured the rclone way: ``rclone config`` or ``RCLONE_CONFIG_*``
 environment variables.
 """
@@ -20,6 +22,7 @@ import subprocess
 import threading
 from collections.abc import Iterator
 
+from amber.childenv import child_env
 from amber.errors import StorageError, UsageError
 from amber.storage.base import FileInfo, FileType, Handle
 from amber.storage.rest import RestBackend
@@ -54,11 +57,14 @@ class RcloneBackend:
         if exe is None:
             raise UsageError(f"rclone backend: program {self._program!r} not found; install rclone")
         user, password = secrets.token_hex(8), secrets.token_hex(16)
-        cmd = [exe, "serve", "restic", self.remote_path, "--addr", "127.0.0.1:0", "--user", user,
-               "--pass", password, "--cache-objects=false", *self._extra_args]  # fmt: skip
+        cmd = [exe, "serve", "restic", self.remote_path, "--addr", "127.0.0.1:0", "--cache-objects=false",
+               *self._extra_args]  # fmt: skip
+        # The server's credentials go through its environment (readable by this user and
+        # root only), never argv: /proc/PID/cmdline is world-readable.
+        env = child_env({"RCLONE_USER": user, "RCLONE_PASS": password})
         try:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.PIPE, start_new_session=True)  # fmt: skip
+                                    stderr=subprocess.PIPE, start_new_session=True, env=env)  # fmt: skip
         except OSError as exc:
             raise StorageError(f"rclone backend: cannot start {exe}: {exc.strerror}") from exc
         lines: queue.Queue[bytes] = queue.Queue()

@@ -26,10 +26,11 @@ from typing import Any
 from amber.errors import StateError, UsageError
 from amber.ops.alerting import policy as alert_policy
 from amber.ops.alerting.policy import Event, Sent, TargetRule
-from amber.ops.audit.chain import redact_url
 from amber.ops.config.model import Config
+from amber.ops.private import private_dir
 from amber.ops.run.events import RunEvent
-from amber.ops.state import StateDB
+from amber.ops.state import StateDB, secure_database
+from amber.redact import mask_url, redact
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS notify_sent (
@@ -49,6 +50,11 @@ class Delivery:
     error: str = ""
 
 
+def shown(url: str) -> str:
+    """How a notification or ping URL appears in any output: its tokens masked."""
+    return mask_url(url, secret_path=True)
+
+
 class DedupTable:
     """(target, event, job) -> last delivery, in the state database (or in memory without one)."""
 
@@ -66,7 +72,8 @@ class DedupTable:
                 yield self._memory
                 self._memory.commit()
                 return
-            os.makedirs(os.path.dirname(os.path.abspath(self._path)), exist_ok=True)
+            private_dir(os.path.dirname(os.path.abspath(self._path)))
+            secure_database(self._path)
             conn = sqlite3.connect(self._path, timeout=30)
             try:
                 conn.execute(_SCHEMA)
@@ -107,13 +114,13 @@ def deliver(url: str, title: str, body: str, severity: str = "info") -> str:
 
     app = apprise.Apprise()
     if not app.add(url):
-        return f"not a valid apprise URL: {redact_url(url)}"
+        return f"not a valid apprise URL: {shown(url)}"
     with apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as captured:  # type: ignore[no-untyped-call]
         ok = app.notify(body=body, title=title, notify_type=severity if severity in _NOTIFY_TYPES else "info")
     if ok:
         return ""
     lines = [line.strip() for line in captured.getvalue().splitlines() if line.strip()]
-    return redact_url(lines[-1] if lines else "delivery failed")
+    return redact(lines[-1] if lines else "delivery failed", (url,))
 
 
 class Notifier:
@@ -141,15 +148,15 @@ class Notifier:
             last = self.table.get(key)
             if not alert_policy.should_send(last, event, now, target.min_interval_seconds):
                 self.table.suppressed(key)
-                results.append(Delivery(redact_url(target.url), "suppressed"))
+                results.append(Delivery(shown(target.url), "suppressed"))
                 continue
             title, body = alert_policy.render(event, last.suppressed if last else 0, self.host)
             error = deliver(target.url, title, body, event.severity)
             if error:
-                results.append(Delivery(redact_url(target.url), "failed", error))
+                results.append(Delivery(shown(target.url), "failed", error))
                 continue
             self.table.sent(key, now, event.fingerprint)
-            results.append(Delivery(redact_url(target.url), "sent"))
+            results.append(Delivery(shown(target.url), "sent"))
         return results
 
     def test(self, index: int | None = None) -> list[Delivery]:
@@ -166,7 +173,7 @@ class Notifier:
         for _, target in chosen:
             title, body = alert_policy.render(event, host=self.host)
             error = deliver(target.url, title, body)
-            results.append(Delivery(redact_url(target.url), "failed" if error else "sent", error))
+            results.append(Delivery(shown(target.url), "failed" if error else "sent", error))
         return results
 
 
@@ -182,7 +189,8 @@ def ping(base: str, phase: str, job: str = "", body: str = "") -> str:
         with urllib.request.urlopen(request, timeout=PING_TIMEOUT) as response:
             response.read()
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        return f"ping {redact_url(url)} failed: {getattr(exc, 'reason', exc)}"
+        reason = redact(str(getattr(exc, "reason", exc)), (url, base))
+        return f"ping {shown(url)} failed: {reason}"
     return ""
 
 

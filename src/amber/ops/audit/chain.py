@@ -16,10 +16,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from amber.redact import redact
+
 GENESIS = "0" * 64
 _SECRET_OPTION = re.compile(r"^--?[\w-]*(password|passwd|secret|token|key-material)[\w-]*$", re.I)
 _SECRET_PAIR = re.compile(r"^(--?[\w-]*(?:password|passwd|secret|token)[\w-]*=)(.*)$", re.I)
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^/@:\s]*):(?P<pw>[^/@\s]*)@", re.I)
 # Options whose value is a path or a reference, never the secret itself.
 _SAFE_OPTIONS = frozenset({"--password-file", "--new-password-file", "--password-env"})
 
@@ -152,4 +153,5 @@ def redact_args(args: Sequence[str]) -> list[str]:
 
 
 def redact_url(text: str) -> str:
-    return _URL_CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+    """Every URL's credentials in ``text`` masked (:func:`amber.redact.redact`)."""
+    return redact(text)

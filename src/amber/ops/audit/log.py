@@ -27,6 +27,7 @@ from amber.errors import AmberError, ConfigError, IntegrityError, from_os_error
 from amber.ops.audit import chain as audit_chain
 from amber.ops.audit.chain import ChainVerdict, ReplicaVerdict
 from amber.ops.config.model import default_config_path, load_config
+from amber.ops.private import private_dir, write_private
 from amber.repository import Repository
 from amber.repository.audit_store import AuditSegment, load_segments, save_segment
 
@@ -77,8 +78,9 @@ class AuditLog:
     def append(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         """Chain ``fields`` after the last record and write it durably."""
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(self.path.parent)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+            os.fchmod(fd, 0o600)
         except OSError as exc:
             raise from_os_error(exc, str(self.path)) from exc
         try:
@@ -94,12 +96,7 @@ class AuditLog:
             os.close(fd)  # also drops the flock
 
     def _write_head(self, record: Mapping[str, Any]) -> None:
-        tmp = self.head_path.with_name(self.head_path.name + f".tmp{os.getpid()}")
-        with open(tmp, "w", encoding="ascii") as f:
-            json.dump({"seq": record["seq"], "hash": record["hash"]}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.head_path)
+        write_private(self.head_path, json.dumps({"seq": record["seq"], "hash": record["hash"]}).encode())
 
     # -- reading ----------------------------------------------------------
     def lines(self) -> list[bytes]:
@@ -269,10 +266,8 @@ def _remember_head(log: AuditLog, repo_id: str, last: Mapping[str, Any]) -> None
     except (OSError, ValueError):
         notes = {}
     notes[repo_id] = {"seq": last["seq"], "hash": last["hash"]}
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     with contextlib.suppress(OSError):
-        tmp.write_text(json.dumps(notes), encoding="ascii")
-        os.replace(tmp, path)
+        write_private(path, json.dumps(notes).encode())
 
 
 def push_quietly(repo: Repository, log: AuditLog) -> str:

@@ -119,6 +119,11 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class CatalogConfig:
+    enabled: bool = True  # the local catalog of file names (a cache; docs/design.md §23)
+
+
+@dataclass(frozen=True)
 class StateConfig:
     path: str
     audit_log: str
@@ -135,6 +140,7 @@ class Config:
     alerts: AlertsConfig
     metrics: MetricsConfig
     state: StateConfig
+    catalog: CatalogConfig = CatalogConfig()
 
     @property
     def state_dir(self) -> str:
@@ -184,7 +190,8 @@ def parse_config(text: str, source: str = "config.toml") -> Config:
         reason = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", str(exc))
         raise ConfigError(f"{where}: invalid TOML: {reason}") from exc
     r = Reader(text, source)
-    r.only(raw, (), ("repositories", "retention", "jobs", "limits", "notify", "alerts", "metrics", "state"))
+    r.only(raw, (), ("repositories", "retention", "jobs", "limits", "notify", "alerts", "metrics", "state",
+                     "catalog"))  # fmt: skip
     repos = {name: parse_repository(r, name, t) for name, t in r.tables(raw, ("repositories",))}
     policies = {name: _retention(r, name, t) for name, t in r.tables(raw, ("retention",))}
     jobs = {name: _job(r, name, t, repos, policies) for name, t in r.tables(raw, ("jobs",))}
@@ -199,6 +206,7 @@ def parse_config(text: str, source: str = "config.toml") -> Config:
         alerts=_alerts(r, r.table(raw, ("alerts",))),
         metrics=_metrics(r, r.table(raw, ("metrics",))),
         state=_state(r, r.table(raw, ("state",))),
+        catalog=_catalog(r, r.table(raw, ("catalog",))),
     )
 
 
@@ -355,6 +363,11 @@ def _metrics(r: Reader, t: dict[str, Any]) -> MetricsConfig:
     r.only(t, p, ("textfile", "listen"))
     textfile = r.string(t, p, "textfile")
     return MetricsConfig(cc.expand(textfile) if textfile else None, r.string(t, p, "listen"))
+
+
+def _catalog(r: Reader, t: dict[str, Any]) -> CatalogConfig:
+    r.only(t, ("catalog",), ("enabled",))
+    return CatalogConfig(enabled=r.boolean(t, ("catalog",), "enabled", True))
 
 
 def _state(r: Reader, t: dict[str, Any]) -> StateConfig:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from amber.childenv import register_secret
 from amber.errors import UsageError
 from amber.ops.config import check as cc
 from amber.ops.config.check import Reader
@@ -59,12 +60,15 @@ def parse_repository(r: Reader, name: str, t: dict[str, Any]) -> RepositoryConfi
     url = cc.expand(url)
     kind = r.choice(t, p, "kind", MEDIA_KINDS) or "disk"
     pw_file = r.string(t, p, "password_file")
+    pw_env = r.string(t, p, "password_env")
+    if pw_env:
+        register_secret(pw_env)  # children (hooks, commands) never see it
     return RepositoryConfig(
         name=name,
         url=url,
         password_file=cc.expand(pw_file) if pw_file else None,
         password_command=r.string(t, p, "password_command"),
-        password_env=r.string(t, p, "password_env"),
+        password_env=pw_env,
         kind=kind,
         offsite=r.boolean(t, p, "offsite"),
         immutable=r.boolean(t, p, "immutable"),

@@ -9,14 +9,13 @@ name, never a command line (it might hold the password itself).
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
+from amber import redact
 from amber.ops.config.repos import RepositoryConfig
 
 MASK = "***"
 SECRET_WORDS = ("secret", "password", "passwd", "token", "credential")
-_URL_PASSWORD = re.compile(r"(//[^/@:\s]*):[^/@\s]*@")
 
 
 def is_secret(key: str) -> bool:
@@ -25,8 +24,8 @@ def is_secret(key: str) -> bool:
 
 
 def mask_url(url: str) -> str:
-    """``rest:https://me:pw@host/`` -> ``rest:https://me:***@host/``."""
-    return _URL_PASSWORD.sub(rf"\1:{MASK}@", url)
+    """``rest:https://me:pw@host/`` -> ``rest:https://me:***@host/`` (:func:`amber.redact.mask_url`)."""
+    return redact.mask_url(url)
 
 
 def shown_options(options: dict[str, str]) -> dict[str, str]:

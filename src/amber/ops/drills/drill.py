@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from amber.childenv import child_env
 from amber.engine import drill as engine
 from amber.engine.drill import DrillOutcome, SampledFile
 from amber.engine.restore_estimate import MAX_TIMING_FILES, MIN_TIMING_BYTES, Batch, estimate
@@ -195,8 +196,8 @@ def _drill_full(repo: Repository, sid: str, snap: Snapshot, target: str, report:
 
 def _run_command(command: str, scratch: str, snap: Snapshot, report: DrillReport) -> None:
     first = snap.paths[0] if snap.paths else "/"
-    env = {**os.environ, "AMBER_DRILL_DIR": scratch,
-           "AMBER_DRILL_PATH": os.path.join(scratch, first.lstrip("/"))}  # fmt: skip
+    path = os.path.join(scratch, first.lstrip("/"))
+    env = child_env({"AMBER_DRILL_DIR": scratch, "AMBER_DRILL_PATH": path})
     try:
         proc = subprocess.run(
             command, shell=True, env=env, cwd=scratch, stdin=subprocess.DEVNULL,

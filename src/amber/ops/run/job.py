@@ -12,13 +12,13 @@ the job, since there is nothing to copy.
 from __future__ import annotations
 
 import dataclasses
-import os
 import socket
 import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from amber import errors
+from amber.childenv import child_env
 from amber.errors import AmberError, HookFailed, JobRunning, PartialBackup, StateError
 from amber.ops import limits as limits_service
 from amber.ops.config.model import Config, JobConfig
@@ -212,8 +212,9 @@ def _hooks(run: _Run, commands: Sequence[str], phase: str) -> None:
         return
     snap = run.record.snapshot_ids[-1] if run.record.snapshot_ids else ""
     error = run.record.errors[0] if run.record.errors else ""
-    env = {**os.environ, "AMBER_JOB": run.job.name, "AMBER_HOOK": phase, "AMBER_SNAPSHOT": snap,
-           "AMBER_STATUS": run.record.status, "AMBER_ERROR": error, "AMBER_REPOSITORY": run.job.repository}
+    env = child_env({"AMBER_JOB": run.job.name, "AMBER_HOOK": phase, "AMBER_SNAPSHOT": snap,
+                     "AMBER_STATUS": run.record.status, "AMBER_ERROR": error,
+                     "AMBER_REPOSITORY": run.job.repository})  # fmt: skip
     for command in commands:
         run.options.note(f"{run.job.name}: {phase} hook: {command}")
         try:

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from amber import catalog
 from amber.engine.patterns import read_exclude_files
 from amber.errors import AmberError, CheckFailed, IntegrityError
 from amber.ops.config.model import Config, JobConfig, RepositoryConfig
@@ -63,6 +64,8 @@ class Repositories:
         url, passwords, options = self.settings(name).url, self.passwords(name), self.options(name)
         with session.opened(url, passwords, lock, exclusive, options) as repo:
             yield repo
+            # The catalog is a cache: a problem with it is never a failed step.
+            catalog.refresh(repo, self.config.catalog.enabled)
 
 
 def _failed(name: str, step: str, exc: AmberError) -> Destination:

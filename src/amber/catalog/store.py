@@ -1,0 +1,183 @@
+"""The catalog's SQLite file: where it lives, its schema, and rebuilding it when in doubt.
+
+The catalog is a cache of what the repository's trees say (docs/design.md §2, §23).
+Nothing in it is ever trusted over the repository: a missing, corrupt, foreign or
+old-schema file is deleted and built again from the snapshots.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+from amber.errors import CatalogError
+
+SCHEMA_VERSION = 1
+_BUSY_TIMEOUT_MS = 30_000
+
+# One row per file *version* (a path with the same content and metadata), carrying the
+# range of sequence numbers of its lineage's snapshots in which it appears.
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE lineage (
+    lid INTEGER PRIMARY KEY,
+    host TEXT NOT NULL,
+    paths TEXT NOT NULL,
+    UNIQUE (host, paths)
+);
+CREATE TABLE snap (
+    sid INTEGER PRIMARY KEY,
+    snap_id TEXT NOT NULL UNIQUE,
+    lid INTEGER NOT NULL REFERENCES lineage(lid),
+    seq INTEGER NOT NULL,
+    time TEXT NOT NULL,
+    time_text TEXT NOT NULL,
+    tags TEXT NOT NULL,
+    tree BLOB NOT NULL,
+    UNIQUE (lid, seq)
+);
+CREATE TABLE name (
+    nid INTEGER PRIMARY KEY,
+    raw BLOB NOT NULL UNIQUE,
+    text TEXT NOT NULL,
+    ext TEXT NOT NULL,
+    exact INTEGER NOT NULL
+);
+CREATE INDEX name_ext ON name(ext);
+CREATE VIRTUAL TABLE name_tri USING fts5(
+    text, content='name', content_rowid='nid', tokenize='trigram', detail='none'
+);
+CREATE TRIGGER name_ai AFTER INSERT ON name BEGIN
+    INSERT INTO name_tri(rowid, text) VALUES (new.nid, new.text);
+END;
+CREATE TABLE dir (
+    did INTEGER PRIMARY KEY,
+    parent INTEGER NOT NULL,
+    nid INTEGER NOT NULL,
+    UNIQUE (parent, nid)
+);
+CREATE TABLE ver (
+    vid INTEGER PRIMARY KEY,
+    lid INTEGER NOT NULL,
+    did INTEGER NOT NULL,
+    nid INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime INTEGER NOT NULL,
+    mode INTEGER NOT NULL,
+    sha256 BLOB NOT NULL,
+    first_seq INTEGER NOT NULL,
+    last_seq INTEGER
+);
+CREATE INDEX ver_name ON ver(nid);
+CREATE INDEX ver_size ON ver(size);
+CREATE INDEX ver_mtime ON ver(mtime);
+CREATE INDEX ver_place ON ver(lid, did, nid);
+CREATE INDEX ver_open ON ver(lid, did, nid) WHERE last_seq IS NULL;
+"""
+
+
+def cache_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "amber"
+
+
+def catalog_path(repository_id: str) -> Path:
+    return cache_root() / repository_id / "catalog.sqlite"
+
+
+def enabled(configured: bool = True) -> bool:
+    """Off with ``[catalog] enabled = false`` in the config, or ``AMBER_CATALOG=off`` (or 0/no/false)."""
+    switched_off = os.environ.get("AMBER_CATALOG", "on").strip().lower() in {"off", "0", "no", "false"}
+    return configured and not switched_off
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    return conn
+
+
+def _healthy(conn: sqlite3.Connection, repository_id: str) -> bool:
+    """The file is ours, current, and passes SQLite's quick check."""
+    try:
+        if conn.execute("PRAGMA quick_check").fetchone() != ("ok",):
+            return False
+        rows = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+    except sqlite3.DatabaseError:
+        return False
+    return rows.get("schema") == str(SCHEMA_VERSION) and rows.get("repository") == repository_id
+
+
+def _remove(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(str(path) + suffix)
+
+
+def _create(path: Path, repository_id: str) -> sqlite3.Connection:
+    conn = _connect(path)
+    # executescript commits first, so the schema goes in as one script with its own BEGIN/COMMIT.
+    conn.executescript(f"BEGIN;\n{_SCHEMA}\nCOMMIT;")
+    with transaction(conn):
+        conn.executemany(
+            "INSERT INTO meta(key, value) VALUES (?, ?)",
+            [("schema", str(SCHEMA_VERSION)), ("repository", repository_id)],
+        )
+    return conn
+
+
+def open_catalog(repository_id: str, path: Path | None = None) -> tuple[sqlite3.Connection, str | None]:
+    """Open (or create) the catalog. Returns the connection and a notice when it was rebuilt.
+
+    The directory is 0700 and the file 0600: it holds file names in clear.
+    """
+    path = path or catalog_path(repository_id)
+    notice: str | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(path.parent, 0o700)
+        if path.exists():
+            try:
+                conn = _connect(path)
+            except sqlite3.DatabaseError:
+                conn = None
+            if conn is not None and _healthy(conn, repository_id):
+                return conn, None
+            if conn is not None:
+                conn.close()
+            _remove(path)
+            notice = f"catalog {path} was damaged or outdated; rebuilding it from the repository"
+        old_umask = os.umask(0o077)
+        try:
+            conn = _create(path, repository_id)
+        finally:
+            os.umask(old_umask)
+        os.chmod(path, 0o600)
+        return conn, notice
+    except (OSError, sqlite3.Error) as exc:
+        raise CatalogError(f"catalog {path}: {exc}") from exc
+
+
+def drop(repository_id: str, path: Path | None = None) -> bool:
+    path = path or catalog_path(repository_id)
+    existed = path.exists()
+    _remove(path)
+    return existed
+
+
+@contextlib.contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE ... COMMIT: one writer at a time, readers never blocked (WAL)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
