@@ -15,6 +15,7 @@ from amber.engine.checker import Checker
 from amber.repository import Repository, Tree, init_repository, open_repository
 from amber.repository.index import encode_index
 from amber.repository.pack import pack_id
+from amber.repository.sealing import Kind
 from amber.services.backup import BackupOutcome, BackupRequest, backup_paths
 from amber.storage import open_backend
 from amber.storage.base import FileType, Handle
@@ -117,7 +118,7 @@ def _drop_from_index(repo_path: Path, blob_id: bytes) -> None:
             packs[fi.name] = [b for b in blobs if b.id != blob_id]
         for fi in list(backend.list(FileType.INDEX)):
             backend.remove(Handle(FileType.INDEX, fi.name))
-        data = repo.key.encrypt(encode_index(packs))
+        data = repo.sealer.seal(Kind.INDEX, encode_index(packs))
         backend.save(Handle(FileType.INDEX, pack_id(data)), data)
     finally:
         repo.close()

@@ -18,6 +18,7 @@ import blake3
 from amber.repository import open_repository
 from amber.repository.index import encode_index
 from amber.repository.pack import BlobType, pack_id
+from amber.repository.sealing import Kind
 from amber.storage import open_backend
 from amber.storage.base import FileType, Handle
 from tests.conftest import PASSWORD, AmberCli
@@ -58,7 +59,7 @@ def _lose_pack_of(repo_path: Path, file_in_snapshot: bytes) -> str:
         for fi in backend.list(FileType.PACK):
             _, blobs = repo.blobs.read_pack(fi.name)
             packs[fi.name] = blobs
-        data = repo.key.encrypt(encode_index(packs))
+        data = repo.sealer.seal(Kind.INDEX, encode_index(packs))
         backend.save(Handle(FileType.INDEX, pack_id(data)), data)
         return lost
     finally:

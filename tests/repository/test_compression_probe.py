@@ -63,13 +63,15 @@ def _frame(data: bytes, with_size: bool = True) -> bytes:
 def test_decoding_checks_the_indexed_raw_length(payload: bytes, raw_length: int, error: str | None) -> None:
     from amber.errors import IntegrityError
     from amber.repository.codec import BlobCodec
+    from amber.repository.pack import BlobType
+    from amber.repository.sealing import Kind, Sealer
 
-    codec = BlobCodec(KEY)
-    sealed = KEY.encrypt(payload)
+    codec = BlobCodec(Sealer(KEY))
     blob_id = KEY.blob_id(TEXT[:5000])
+    sealed = Sealer(KEY).seal(Kind.DATA, payload, blob_id)
     if error is None:
-        assert codec.decode(blob_id, sealed, raw_length) == TEXT[:5000]
-        assert bytes(codec.open(blob_id, sealed, raw_length).plain) == TEXT[:5000]
+        assert codec.decode(blob_id, sealed, raw_length, BlobType.DATA) == TEXT[:5000]
+        assert bytes(codec.open(blob_id, sealed, raw_length, BlobType.DATA).plain) == TEXT[:5000]
     else:
         with pytest.raises(IntegrityError, match=error):
-            codec.decode(blob_id, sealed, raw_length)
+            codec.decode(blob_id, sealed, raw_length, BlobType.DATA)

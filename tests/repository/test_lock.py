@@ -84,7 +84,7 @@ def test_lock_of_a_sigkilled_process_expires_without_unlock(
 def test_expired_lease_is_ignored_even_if_its_holder_looks_alive(repo: Repository, repo_path: Path) -> None:
     # Written through the lock module with a clock 5 s past the lease: our own, live pid,
     # so only the lease rule can make it stale (as for a host that lost power).
-    old = Lock(repo.backend, repo.key.encrypt, repo.key.decrypt, exclusive=True,
+    old = Lock(repo.backend, *repo.lock_codec(), exclusive=True,
                clock=lambda: time.time() - LEASE_S - 5)  # fmt: skip
     old.acquire()
     try:
@@ -100,7 +100,7 @@ def test_expired_lease_is_ignored_even_if_its_holder_looks_alive(repo: Repositor
 
 
 def test_lease_not_yet_expired_still_blocks(repo: Repository, repo_path: Path) -> None:
-    recent = Lock(repo.backend, repo.key.encrypt, repo.key.decrypt, exclusive=True,
+    recent = Lock(repo.backend, *repo.lock_codec(), exclusive=True,
                   clock=lambda: time.time() - LEASE_S + 60)  # fmt: skip
     recent.acquire()
     try:

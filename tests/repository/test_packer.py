@@ -20,6 +20,7 @@ from amber.repository.blobstore import BlobStore
 from amber.repository.crypto import OVERHEAD, MasterKey
 from amber.repository.pack import BlobType, parse_pack
 from amber.repository.packer import OpenPack, Packer
+from amber.repository.sealing import Kind
 from amber.storage.base import FileType, Handle
 from amber.storage.local import LocalBackend
 
@@ -144,7 +145,7 @@ def test_threads_filling_packs_side_by_side_store_every_blob_intact(tmp_path: Pa
     assert len(packs) >= 3
     for fi in packs:  # every pack parses and is at least the target size but the last of each type
         data = backend.load(Handle(FileType.PACK, fi.name))
-        assert all(b.length > OVERHEAD for b in parse_pack(data, KEY.decrypt))
+        assert all(b.length > OVERHEAD for b in parse_pack(data, store.sealer.opener_for(Kind.PACK_HEADER)))
     fresh = BlobStore(backend, KEY)
     assert fresh.load_index() == []
     for data in blobs:
@@ -179,7 +180,7 @@ class _Boom(Exception):
 
 
 class _FailingKey(MasterKey):
-    def encrypt_into(self, plaintext: bytes | memoryview, out: memoryview) -> None:
+    def encrypt_into(self, plaintext: bytes | memoryview, out: memoryview, ad: bytes | None = None) -> None:
         raise _Boom
 
 
@@ -187,10 +188,10 @@ def test_a_blob_that_cannot_be_sealed_poisons_its_pack(tmp_path: Path) -> None:
     store, backend = _store(tmp_path)
     store.save(D, b"kept " * 100)
 
-    store.key = _FailingKey(KEY.encrypt_key, KEY.id_key)
+    store.sealer.key = _FailingKey(KEY.encrypt_key, KEY.id_key)
     with pytest.raises(_Boom):
         store.save(D, b"lost " * 100)
-    store.key = KEY
+    store.sealer.key = KEY
     with pytest.raises(_Boom):
         store.flush()
     assert list(backend.list(FileType.PACK)) == []

@@ -83,19 +83,19 @@ class _Boom(Exception):
 class _FailsOnThird(MasterKey):
     calls = 0
 
-    def encrypt_into(self, plaintext: bytes | memoryview, out: memoryview) -> None:
+    def encrypt_into(self, plaintext: bytes | memoryview, out: memoryview, ad: bytes | None = None) -> None:
         type(self).calls += 1
         if type(self).calls == 3:
             raise _Boom
-        super().encrypt_into(plaintext, out)
+        super().encrypt_into(plaintext, out, ad)
 
 
 def test_a_slot_that_cannot_be_filled_poisons_the_batch(tmp_path: Path) -> None:
     store, backend = _store(tmp_path)
-    store.key = _FailsOnThird(KEY.encrypt_key, KEY.id_key)
+    store.sealer.key = _FailsOnThird(KEY.encrypt_key, KEY.id_key)
     with pytest.raises(_Boom):
         store.save_encoded_many(D, [_encoded(os.urandom(500 + i)) for i in range(6)])
-    store.key = KEY
+    store.sealer.key = KEY
     with pytest.raises(_Boom):
         store.flush()
     assert list(backend.list(FileType.PACK)) == []

@@ -1,4 +1,4 @@
-"""The local catalog of file versions: derived data, rebuilt from the repository (docs/design.md §2, §23).
+"""The local catalog of file versions: derived data, rebuilt from the repository (docs/design.md §2, §24).
 
 `find` and `history` answer from it in milliseconds; it is only ever a cache.
 :func:`refresh` brings it up to date after a command changed the snapshot list.

@@ -183,6 +183,8 @@ def sync(conn: sqlite3.Connection, repo: Repository) -> SyncResult:
                 for sid in gone:
                     _drop(conn, sid)
             result.dropped = len(gone)
+        if new:
+            repo.ensure_index()
         for sid, snap in new:
             try:
                 with transaction(conn):

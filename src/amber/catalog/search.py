@@ -144,6 +144,7 @@ def catalog_hits(conn: sqlite3.Connection, query: FindQuery) -> Iterator[Hit]:
 def walk_hits(repo: Repository, query: FindQuery) -> Iterator[Hit]:
     """The same answer by decrypting and walking every selected snapshot's trees."""
     flt = SnapshotFilter(list(query.hosts), list(query.tags), list(query.paths))
+    repo.ensure_index()
     for sid, snap in select(repo, flt):
         if not query.snapshot_in_range(snap.datetime):
             continue
@@ -195,6 +196,7 @@ def find_hits(repo: Repository, query: FindQuery, use_catalog: bool, notice: Not
 
 def _timeline_walk(repo: Repository, path: bytes, flt: SnapshotFilter) -> list[tuple[str, str, Hit | None]]:
     timeline: list[tuple[str, str, Hit | None]] = []
+    repo.ensure_index()
     for sid, snap in select(repo, flt):
         order = order_key(sid, snap)[0]
         try:

@@ -1,6 +1,6 @@
 """The catalog's SQLite file: where it lives, its schema, and rebuilding it when in doubt.
 
-The catalog is a cache of what the repository's trees say (docs/design.md §2, §23).
+The catalog is a cache of what the repository's trees say (docs/design.md §2, §24).
 Nothing in it is ever trusted over the repository: a missing, corrupt, foreign or
 old-schema file is deleted and built again from the snapshots.
 """

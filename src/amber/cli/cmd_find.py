@@ -87,7 +87,7 @@ def find(
         older_ns=_ns(_when(older, "--older")), snapshot_since=_when(snapshot_since, "--snapshot-since"),
         snapshot_until=_when(snapshot_until, "--snapshot-until"), hosts=hosts, tags=tags, paths=paths,
     )  # fmt: skip
-    with app.open(lock=False) as repo:
+    with app.open(lock=False, load_index=False) as repo:
         hits = find_hits(repo, query, not no_catalog and app.catalog_enabled(), _notice)
     if versions:
         found = group_versions(hits)
@@ -128,7 +128,7 @@ def history(
 ) -> None:  # fmt: skip
     """Every version of PATH across all snapshots: when it appeared, changed and disappeared."""
     wanted = os.fsencode(os.path.normpath(os.path.join("/", path)))
-    with app.open(lock=False) as repo:
+    with app.open(lock=False, load_index=False) as repo:
         flt = make_filter(hosts, tags, paths)
         timeline = history_timeline(repo, wanted, flt, not no_catalog and app.catalog_enabled(), _notice)
     events = list(history_events(timeline))
@@ -165,7 +165,7 @@ def catalog() -> None:
 @pass_app
 def catalog_status(app: AppContext, as_json: bool) -> None:
     """Rows, versions, snapshots covered, size on disk and last sync."""
-    with app.open(lock=False) as repo:
+    with app.open(lock=False, load_index=False) as repo:
         path = store.catalog_path(repo.id)
         repo_snapshots = len(repo.snapshot_names())
         if not app.catalog_enabled():
@@ -202,7 +202,7 @@ def catalog_status(app: AppContext, as_json: bool) -> None:
 @pass_app
 def catalog_rebuild(app: AppContext) -> None:
     """Drop the catalog and build it again from the repository's snapshots."""
-    with app.open(lock=False) as repo:
+    with app.open(lock=False, load_index=False) as repo:
         store.drop(repo.id)
         conn, _ = store.open_catalog(repo.id)
         try:
@@ -218,7 +218,7 @@ def catalog_rebuild(app: AppContext) -> None:
 @pass_app
 def catalog_drop(app: AppContext) -> None:
     """Delete the local catalog (searches walk the trees until it is built again)."""
-    with app.open(lock=False) as repo:
+    with app.open(lock=False, load_index=False) as repo:
         existed = store.drop(repo.id)
     echo("catalog deleted" if existed else "there was no catalog")
 

@@ -57,9 +57,12 @@ class AppContext:
         return self.target().location
 
     @contextmanager
-    def open(self, lock: bool = True, exclusive: bool = False) -> Iterator[Repository]:
+    def open(
+        self, lock: bool = True, exclusive: bool = False, load_index: bool = True
+    ) -> Iterator[Repository]:
         t = self.target()
-        with session.opened(t.location, t.passwords, lock, exclusive, t.options) as repo:
+        opened = session.opened(t.location, t.passwords, lock, exclusive, t.options, load_index=load_index)
+        with opened as repo:
             yield repo
             _replicate_audit_log(repo, self.config_path)
             self._refresh_catalog(repo)

@@ -32,6 +32,7 @@ COMMAND_MODULES: dict[str, str] = {
     "ls": "cmd_browse",
     "manifest": "cmd_browse",
     "metrics": "cmd_metrics",
+    "migrate": "cmd_migrate",
     "notify": "cmd_notify",
     "object-lock": "cmd_object_lock",
     "prune": "cmd_prune",

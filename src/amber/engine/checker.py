@@ -140,7 +140,8 @@ class Checker:
                 if loc is None or loc.pack != pack or loc.offset != b.offset:
                     continue  # a duplicate copy; the indexed one is checked where it lives
                 try:
-                    self._repo.blobs.decode_blob(b.id, view[b.offset : b.offset + b.length], b.raw_length)
+                    sealed = view[b.offset : b.offset + b.length]
+                    self._repo.blobs.decode_blob(b.id, sealed, b.raw_length, b.type)
                 except AmberError as exc:
                     self._error(f"pack {pack[:16]}: blob {b.id.hex()[:16]}: {exc}")
                     self._bad_blobs[b.id] = str(exc)

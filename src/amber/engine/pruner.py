@@ -184,16 +184,24 @@ class Pruner:
             self._copy(to_copy)
         affected = sorted(f for f, packs in blobs.index_files.items() if any(p in gone for p in packs))
         kept = sorted({p for f in affected for p in blobs.index_files[f] if p not in gone})
-        # rewrite in batches, so only one file's rows are ever held as objects
+        if affected:  # files that only name replaced ones are folded into the new last file
+            affected += sorted(f for f, ps in blobs.index_files.items() if not ps and f not in blobs.pending)
+        # rewrite in batches, so only one file's rows are ever held as objects; only the last
+        # names the replaced files (design §8): readers ignore a file once it is superseded
         batch: set[str] = set()
         count = 0
         for i, pack in enumerate(kept):
             batch.add(pack)
             count += sizes.get(pack, 0)
-            if count >= _INDEX_ROWS_PER_FILE or i == len(kept) - 1:
-                blobs.save_index_file(blobs.index.pack_rows(batch), affected)
+            last = i == len(kept) - 1
+            if count >= _INDEX_ROWS_PER_FILE or last:
+                supersedes = blobs.superseding(affected) if last else []
+                blobs.save_index_file(blobs.index.pack_rows(batch), supersedes)
                 result.index_written += 1
                 batch, count = set(), 0
+        if affected and not kept:
+            blobs.save_index_file({}, blobs.superseding(affected))
+            result.index_written += 1
         for name in affected:  # only now: their replacements are written
             blobs.remove_index_file(name)
             result.index_removed += 1

@@ -65,11 +65,11 @@ def rebuild_index(repo: Repository, progress: Progress | None = None) -> IndexRe
         rows += len(header)
         progress.bytes_done(stored[pack])
         if rows >= _ROWS_PER_FILE:
-            blobs.save_index_file(batch, old_files)
+            blobs.save_index_file(batch)
             result.index_written += 1
             batch, rows = {}, 0
-    if batch:
-        blobs.save_index_file(batch, old_files)
+    if batch or old_files:  # only the last file names the old ones (design §8)
+        blobs.save_index_file(batch, blobs.superseding(old_files))
         result.index_written += 1
     result.dropped_packs = len(old_indexed - stored.keys())
     for name in old_files:  # only now: everything they listed is in the new files

@@ -13,6 +13,7 @@ import msgspec
 
 from amber.errors import IntegrityError, ObjectNotFound
 from amber.repository.repo import Repository
+from amber.repository.sealing import Kind
 from amber.storage.base import FileType, Handle
 
 
@@ -25,7 +26,7 @@ class AuditSegment(msgspec.Struct):
 
 
 def save_segment(repo: Repository, segment: AuditSegment) -> str:
-    data = repo.key.encrypt(msgspec.msgpack.encode(segment))
+    data = repo.sealer.seal(Kind.AUDIT, msgspec.msgpack.encode(segment))
     name = hashlib.sha256(data).hexdigest()
     repo.backend.save(Handle(FileType.AUDIT, name), data)
     return name
@@ -36,7 +37,7 @@ def load_segment(repo: Repository, name: str) -> AuditSegment:
     if hashlib.sha256(raw).hexdigest() != name:
         raise IntegrityError(f"audit segment {name[:8]}: content does not match its name")
     try:
-        return msgspec.msgpack.decode(repo.key.decrypt(raw), type=AuditSegment)
+        return msgspec.msgpack.decode(repo.sealer.open(Kind.AUDIT, raw), type=AuditSegment)
     except msgspec.DecodeError as exc:
         raise IntegrityError(f"audit segment {name[:8]} is malformed") from exc
 

@@ -7,7 +7,6 @@ needs them (the snapshot is written by the caller after ``flush``).
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -16,14 +15,8 @@ from typing import TypeVar
 from amber.errors import IntegrityError, ObjectNotFound, StorageError
 from amber.repository.codec import BlobCodec, EncodedBlob
 from amber.repository.crypto import OVERHEAD, MasterKey
-from amber.repository.index import (
-    Index,
-    Location,
-    PendingDeletion,
-    encode_index,
-    encode_marker,
-)
-from amber.repository.indexfiles import load_index_files
+from amber.repository.index import Location, encode_index
+from amber.repository.indexbook import IndexBook
 from amber.repository.pack import (
     HEADER_LEN_SIZE,
     BlobType,
@@ -35,11 +28,12 @@ from amber.repository.pack import (
     parse_pack,
 )
 from amber.repository.packer import OpenPack, Packer
+from amber.repository.sealing import BLOB_KIND, Kind, Sealer
 from amber.storage.base import Backend, FileType, Handle
 
 _Decoded = TypeVar("_Decoded")
 _Item = tuple[bytes, "bytes | memoryview", int, int]  # blob ID, payload to seal, raw length, plain length
-_Slot = tuple[OpenPack, int, int, "bytes | memoryview"]  # pack, offset, sealed size, payload
+_Slot = tuple[OpenPack, int, int, "bytes | memoryview", bytes]  # pack, offset, sealed size, payload, blob ID
 
 INDEX_FLUSH_PACKS = 16  # a crash re-uploads at most this many packs' data
 INDEX_FLUSH_BLOBS = 16_384  # and the rows waiting for an index file stay few (small files)
@@ -55,65 +49,22 @@ class WriteStats:
     packs: int = 0
 
 
-class BlobStore:
+class BlobStore(IndexBook):
     """Thread-safe blob saver and loader over one backend."""
 
-    def __init__(self, backend: Backend, key: MasterKey, compression_level: int = 3) -> None:
-        self.backend = backend
+    def __init__(
+        self, backend: Backend, key: MasterKey, compression_level: int = 3, sealer: Sealer | None = None
+    ) -> None:
+        super().__init__(backend, sealer or Sealer(key))  # the repository's format version (design §4)
         self.key = key
-        self.codec = BlobCodec(key, compression_level)
-        self.index = Index()
+        self.codec = BlobCodec(self.sealer, compression_level)
         self.stats = WriteStats()
-        self._lock = threading.Lock()
         self._packer = Packer()
         self._buffer_free = threading.Condition(self._lock)
         self._failed: BaseException | None = None  # a pack that could not be sealed or saved
         self._in_flight: set[bytes] = set()
         self._unindexed: dict[str, list[PackedBlob]] = {}
         self._unindexed_blobs = 0
-        self.index_files: dict[str, list[str]] = {}  # loaded or written index file -> its packs
-        self.pending: dict[str, PendingDeletion] = {}  # deletion markers by index file name
-
-    # -- index ------------------------------------------------------------
-    def load_index(self) -> list[str]:
-        """Read every index file into a fresh index; return the names that failed to load."""
-        loaded = load_index_files(self.backend, self.key.decrypt)
-        self.index, self.index_files, self.pending = loaded.index, loaded.files, loaded.pending
-        return loaded.failed
-
-    def index_superseded(self) -> bool:
-        """True when an index file loaded earlier is gone (a prune replaced it)."""
-        if not self.index_files:
-            return False
-        present = {fi.name for fi in self.backend.list(FileType.INDEX)}
-        return any(name not in present for name in self.index_files)
-
-    def save_index_file(self, packs: dict[str, list[PackedBlob]], supersedes: Iterable[str] = ()) -> str:
-        """Write one index file for ``packs`` (already saved) and index them."""
-        data = self.key.encrypt(encode_index(packs, supersedes))
-        name = pack_id(data)
-        self.backend.save(Handle(FileType.INDEX, name), data)
-        with self._lock:
-            for pack, blobs in packs.items():
-                self.index.add_pack(pack, blobs)
-            self.index_files[name] = list(packs)
-        return name
-
-    def save_marker(self, mark_time: float, packs: list[str], holders: list[tuple[str, int, float]]) -> str:
-        """Record packs for deletion (prune phase 1) in a deletion marker; return its name."""
-        pending = PendingDeletion(mark_time, packs, holders)
-        data = self.key.encrypt(encode_marker(pending))
-        name = pack_id(data)
-        self.backend.save(Handle(FileType.INDEX, name), data)
-        self.index_files[name] = []
-        self.pending[name] = pending
-        return name
-
-    def remove_index_file(self, name: str) -> None:
-        with contextlib.suppress(ObjectNotFound):
-            self.backend.remove(Handle(FileType.INDEX, name))
-        self.index_files.pop(name, None)
-        self.pending.pop(name, None)
 
     @property
     def compression_level(self) -> int:
@@ -127,9 +78,9 @@ class BlobStore:
         return blob_id in self.index or blob_id in self._in_flight
 
     # -- writing ----------------------------------------------------------
-    def encode_blob(self, data: bytes | memoryview) -> tuple[bytes, int]:
+    def encode_blob(self, data: bytes | memoryview, type: BlobType = BlobType.DATA) -> tuple[bytes, int]:
         """Compress when it pays, then encrypt: a blob as a pack stores it (§6)."""
-        return self.codec.encode(data)
+        return self.codec.encode(type, self.key.blob_id(data), data)
 
     def save(self, type: BlobType, data: bytes | memoryview, blob_id: bytes | None = None) -> bool:
         """Store a blob unless already present. Returns True if it was new."""
@@ -213,17 +164,18 @@ class BlobStore:
                 pack, offset, closed = self._packer.reserve(type, blob_id, size, raw_length)
                 if closed is not None:
                     ready.append(closed)
-                slots.append((pack, offset, size, payload))
+                slots.append((pack, offset, size, payload, blob_id))
                 stored[i - 1] = True
                 self.stats.raw_bytes += plain_length
                 self.stats.stored_bytes += size
                 self.stats.data_blobs += type is BlobType.DATA
                 self.stats.tree_blobs += type is BlobType.TREE
         filled = 0
+        kind = BLOB_KIND[type]
         try:
-            for pack, offset, size, payload in slots:
+            for pack, offset, size, payload, blob_id in slots:
                 with memoryview(pack.buffer) as view:
-                    self.key.encrypt_into(payload, view[offset : offset + size])
+                    self.sealer.seal_into(kind, payload, view[offset : offset + size], blob_id)
                 filled += 1
         except BaseException as exc:
             for pack, *_ in slots[filled:]:
@@ -257,7 +209,7 @@ class BlobStore:
                 self._release(pack)
             return
         try:
-            header = encode_header(pack.blobs, self.key.encrypt)
+            header = encode_header(pack.blobs, self.sealer.sealer_for(Kind.PACK_HEADER))
             end = pack.used + len(header)
             data: bytes | memoryview
             if end <= len(pack.buffer):
@@ -296,20 +248,24 @@ class BlobStore:
         self._packer.recycle(pack)
         self._buffer_free.notify_all()
 
-    def _write_index(self) -> None:
+    def _write_index(self, supersedes: Sequence[str] = ()) -> None:
         with self._lock:
             packs, self._unindexed, self._unindexed_blobs = self._unindexed, {}, 0
-        if not packs:
+        if not packs and not supersedes:
             return
-        data = self.key.encrypt(encode_index(packs))
+        data = self.sealer.seal(Kind.INDEX, encode_index(packs, supersedes))
         name = pack_id(data)
         self.backend.save(Handle(FileType.INDEX, name), data)
         with self._lock:
             self.index_files[name] = list(packs)
+            if supersedes:
+                self.supersedes[name] = list(supersedes)
 
-    def flush(self) -> None:
+    def flush(self, supersedes: Sequence[str] = ()) -> None:
         """Save partly filled packs, then the index for every new pack.
 
+        The last index file lists ``supersedes`` (written even without packs):
+        the index files that everything written since replaces (design §8).
         Raises if any pack of this store failed to be sealed or saved: its blobs
         are gone, and an index or snapshot written now could reference them.
         """
@@ -320,11 +276,13 @@ class BlobStore:
             self._write_pack(pack)
         with self._lock:
             self._raise_if_failed()
-        self._write_index()
+        self._write_index(supersedes)
 
     # -- reading ----------------------------------------------------------
-    def decode_blob(self, blob_id: bytes, sealed: bytes | memoryview, raw_length: int) -> bytes:
-        return self.codec.decode(blob_id, sealed, raw_length)
+    def decode_blob(
+        self, blob_id: bytes, sealed: bytes | memoryview, raw_length: int, type: BlobType = BlobType.DATA
+    ) -> bytes:
+        return self.codec.decode(blob_id, sealed, raw_length, type)
 
     def locate(self, blob_id: bytes) -> Location:
         loc = self.index.lookup(blob_id)
@@ -337,7 +295,7 @@ class BlobStore:
         sealed = self.backend.load(Handle(FileType.PACK, loc.pack), loc.offset, loc.length)
         if len(sealed) != loc.length:
             raise IntegrityError(f"pack {loc.pack[:16]} is truncated")
-        return self.decode_blob(blob_id, sealed, loc.raw_length)
+        return self.decode_blob(blob_id, sealed, loc.raw_length, loc.type)
 
     def load_from_pack(
         self, pack: str, wanted: Iterable[tuple[bytes, Location]]
@@ -361,7 +319,7 @@ class BlobStore:
 
     def _load_span(
         self, pack: str, wanted: Iterable[tuple[bytes, Location]],
-        decode: Callable[[bytes, memoryview, int], _Decoded],
+        decode: Callable[[bytes, memoryview, int, BlobType], _Decoded],
     ) -> Iterator[tuple[bytes, _Decoded | IntegrityError]]:  # fmt: skip
         items = sorted(wanted, key=lambda item: item[1].offset)
         if not items:
@@ -375,14 +333,14 @@ class BlobStore:
                 yield blob_id, IntegrityError(f"pack {pack[:16]} is truncated")
                 continue
             try:
-                yield blob_id, decode(blob_id, piece, loc.raw_length)
+                yield blob_id, decode(blob_id, piece, loc.raw_length, loc.type)
             except IntegrityError as exc:
                 yield blob_id, exc
 
     def read_pack(self, pack: str) -> tuple[bytes, list[PackedBlob]]:
         """Load a whole pack and decode its own header."""
         data = self.backend.load(Handle(FileType.PACK, pack))
-        return data, parse_pack(data, self.key.decrypt)
+        return data, parse_pack(data, self.sealer.opener_for(Kind.PACK_HEADER))
 
     def read_pack_header(self, pack: str, size: int) -> list[PackedBlob]:
         """Decode a pack's header with ranged loads: the tail, and more only if needed."""
@@ -397,4 +355,4 @@ class BlobStore:
             start = size - HEADER_LEN_SIZE - n
             tail = self.backend.load(Handle(FileType.PACK, pack), start, n + HEADER_LEN_SIZE)
         sealed = tail[len(tail) - HEADER_LEN_SIZE - n : len(tail) - HEADER_LEN_SIZE]
-        return decode_header(sealed, size, self.key.decrypt)
+        return decode_header(sealed, size, self.sealer.opener_for(Kind.PACK_HEADER))

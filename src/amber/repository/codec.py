@@ -11,7 +11,9 @@ from typing import NamedTuple
 import zstandard
 
 from amber.errors import IntegrityError
-from amber.repository.crypto import OVERHEAD, MasterKey
+from amber.repository.crypto import OVERHEAD
+from amber.repository.pack import BlobType
+from amber.repository.sealing import BLOB_KIND, Sealer
 
 _ZSTD_MAX_WINDOW = 1 << 27
 _SCRATCH_MIN = 1 << 20
@@ -33,8 +35,9 @@ class EncodedBlob(NamedTuple):
 
 
 class BlobCodec:
-    def __init__(self, key: MasterKey, compression_level: int = 3) -> None:
-        self.key = key
+    def __init__(self, sealer: Sealer, compression_level: int = 3) -> None:
+        self.sealer = sealer
+        self.key = sealer.key
         self.compression_level = compression_level
         self._local = threading.local()
 
@@ -60,27 +63,31 @@ class BlobCodec:
             stored += len(compress(view[at : at + _PROBE]))
         return stored < 3 * _PROBE - (3 * _PROBE) // 32
 
-    def encode(self, data: bytes | memoryview) -> tuple[bytes, int]:
+    def encode(self, type: BlobType, blob_id: bytes, data: bytes | memoryview) -> tuple[bytes, int]:
         """Compress when it pays, then encrypt: a blob as a pack stores it."""
         payload, raw_length = self.compress(data)
-        return self.key.encrypt(payload), raw_length
+        return self.sealer.seal(BLOB_KIND[type], payload, blob_id), raw_length
 
     # -- reading ----------------------------------------------------------
-    def decode(self, blob_id: bytes, sealed: bytes | memoryview, raw_length: int) -> bytes:
-        """The verified plaintext of a sealed blob."""
-        plain = self.key.decrypt(sealed)
+    def decode(
+        self, blob_id: bytes, sealed: bytes | memoryview, raw_length: int, type: BlobType
+    ) -> bytes:
+        """The verified plaintext of a sealed blob of ``type``."""
+        plain = self.sealer.open(BLOB_KIND[type], sealed, blob_id)
         if raw_length:
             plain = self._decompress(blob_id, plain, raw_length)
         if self.key.blob_id(plain) != blob_id:
             raise IntegrityError(f"blob {blob_id.hex()[:16]}: content does not match its ID")
         return plain
 
-    def open(self, blob_id: bytes, sealed: bytes | memoryview, raw_length: int) -> EncodedBlob:
+    def open(
+        self, blob_id: bytes, sealed: bytes | memoryview, raw_length: int, type: BlobType
+    ) -> EncodedBlob:
         """Like :meth:`decode`, keeping the encoded payload too (decrypted into a per-thread buffer)."""
         if len(sealed) < OVERHEAD:
             raise IntegrityError(f"blob {blob_id.hex()[:16]}: ciphertext too short")
         payload = self._scratch("open_buf", len(sealed) - OVERHEAD)
-        self.key.decrypt_into(sealed, payload)
+        self.sealer.open_into(BLOB_KIND[type], sealed, payload, blob_id)
         plain: bytes | memoryview = payload
         if raw_length:
             plain = self._decompress(blob_id, payload, raw_length)

@@ -1,7 +1,8 @@
 """Encryption, blob IDs and key derivation. Pure functions, no I/O.
 
 * AEAD: AES-256-GCM, a fresh random 96-bit nonce per message;
-  ciphertext layout ``nonce(12) || ct || tag(16)``.
+  ciphertext layout ``nonce(12) || ct || tag(16)``. Associated data (what an
+  object is bound to, ``sealing.py``) is optional: format 1 has none.
 * Blob IDs: keyed BLAKE3 (32 bytes) of the plaintext, so IDs reveal nothing
   to someone without the key, yet dedup works across files, hosts and snapshots.
 * Passphrase KDF: argon2id; its parameters are stored in each key file.
@@ -54,35 +55,35 @@ class MasterKey:
     def generate(cls) -> MasterKey:
         return cls(os.urandom(32), os.urandom(32))
 
-    def encrypt(self, plaintext: bytes | memoryview) -> bytes:
+    def encrypt(self, plaintext: bytes | memoryview, ad: bytes | None = None) -> bytes:
         nonce = os.urandom(NONCE_SIZE)
-        return nonce + self._aead.encrypt(nonce, plaintext, None)
+        return nonce + self._aead.encrypt(nonce, plaintext, ad)
 
-    def decrypt(self, ciphertext: bytes | memoryview) -> bytes:
+    def decrypt(self, ciphertext: bytes | memoryview, ad: bytes | None = None) -> bytes:
         if len(ciphertext) < OVERHEAD:
             raise IntegrityError("ciphertext too short")
         view = memoryview(ciphertext)
         try:
-            return self._aead.decrypt(bytes(view[:NONCE_SIZE]), view[NONCE_SIZE:], None)
+            return self._aead.decrypt(bytes(view[:NONCE_SIZE]), view[NONCE_SIZE:], ad)
         except InvalidTag as exc:
             raise IntegrityError("authentication failed: data was modified or damaged") from exc
 
-    def encrypt_into(self, plaintext: bytes | memoryview, out: memoryview) -> None:
+    def encrypt_into(self, plaintext: bytes | memoryview, out: memoryview, ad: bytes | None = None) -> None:
         """Like :meth:`encrypt`, into ``out`` (exactly ``len(plaintext) + OVERHEAD`` bytes).
 
         Spares allocating, zeroing and copying the result (large blobs: a copy).
         """
         nonce = os.urandom(NONCE_SIZE)
         out[:NONCE_SIZE] = nonce
-        self._aead.encrypt_into(nonce, plaintext, None, out[NONCE_SIZE:])
+        self._aead.encrypt_into(nonce, plaintext, ad, out[NONCE_SIZE:])
 
-    def decrypt_into(self, ciphertext: bytes | memoryview, out: memoryview) -> None:
+    def decrypt_into(self, ciphertext: bytes | memoryview, out: memoryview, ad: bytes | None = None) -> None:
         """Like :meth:`decrypt`, into ``out`` (exactly ``len(ciphertext) - OVERHEAD`` bytes)."""
         if len(ciphertext) < OVERHEAD:
             raise IntegrityError("ciphertext too short")
         view = memoryview(ciphertext)
         try:
-            self._aead.decrypt_into(bytes(view[:NONCE_SIZE]), view[NONCE_SIZE:], None, out)
+            self._aead.decrypt_into(bytes(view[:NONCE_SIZE]), view[NONCE_SIZE:], ad, out)
         except InvalidTag as exc:
             raise IntegrityError("authentication failed: data was modified or damaged") from exc
 

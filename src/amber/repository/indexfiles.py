@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from amber.errors import IntegrityError, ObjectNotFound
 from amber.repository.index import Index, PendingDeletion, decode_index
 from amber.repository.pack import pack_id
+from amber.repository.sealing import Kind, Sealer
 from amber.storage.base import Backend, FileType, Handle
+
+MAX_SUPERSEDES = 1000  # names one index file carries forward (about 66 KB)
 
 
 @dataclass
@@ -17,16 +20,34 @@ class LoadedIndex:
     files: dict[str, list[str]] = field(default_factory=dict)  # index file -> its packs
     pending: dict[str, PendingDeletion] = field(default_factory=dict)  # deletion markers by file
     failed: list[str] = field(default_factory=list)  # files that could not be read or decoded
+    unbound: set[str] = field(default_factory=set)  # files still in format 1 (while migrating)
+    supersedes: dict[str, list[str]] = field(default_factory=dict)  # file -> the files it replaces
+    ignored: set[str] = field(default_factory=set)  # present, but superseded by a loaded file
 
 
-def load_index_files(backend: Backend, decrypt: Callable[[bytes], bytes]) -> LoadedIndex:
-    """Every index file, merged.
+def load_index_files(backend: Backend, sealer: Sealer) -> LoadedIndex:
+    """Every index file that no other loaded file supersedes, merged.
 
-    A file that vanishes between listing and loading was superseded by a
-    concurrent prune, which writes the superseding file first: list again.
+    A superseded file is still present only after a crash between writing its
+    replacement and removing it, or when someone put it back: its rows may point
+    to deleted packs, so it is ignored. Finding one costs a second pass (rare).
+    Only format-2 files are followed: format 1 wrote ``supersedes`` into every file
+    of a replacement, so one written before a crash did not mean it was complete.
     """
+    out = _load(backend, sealer, set())
+    replaced = {name for names in out.supersedes.values() for name in names}
+    ignored = replaced & (out.files.keys() | set(out.failed))
+    if ignored:
+        out = _load(backend, sealer, ignored)
+        out.ignored = ignored
+    return out
+
+
+def _load(backend: Backend, sealer: Sealer, skip: set[str]) -> LoadedIndex:
+    """A file that vanishes between listing and loading was superseded by a
+    concurrent prune, which writes the superseding file first: list again."""
     out = LoadedIndex()
-    seen: set[str] = set()
+    seen: set[str] = set(skip)
     for _ in range(8):
         vanished = False
         for fi in backend.list(FileType.INDEX):
@@ -37,7 +58,8 @@ def load_index_files(backend: Backend, decrypt: Callable[[bytes], bytes]) -> Loa
                 raw = backend.load(Handle(FileType.INDEX, fi.name))
                 if pack_id(raw) != fi.name:
                     raise IntegrityError("index content does not match its name")
-                doc = decode_index(decrypt(raw))
+                plain, bound = sealer.open_versioned(Kind.INDEX, raw)
+                doc = decode_index(plain)
             except ObjectNotFound:
                 vanished = True
                 continue
@@ -47,9 +69,21 @@ def load_index_files(backend: Backend, decrypt: Callable[[bytes], bytes]) -> Loa
             for pack, rows in doc.packs:
                 out.index.add_rows(pack, rows)
             out.files[fi.name] = [pack for pack, _ in doc.packs]
+            if doc.supersedes and bound:  # format 1 named the replaced files in every new
+                out.supersedes[fi.name] = doc.supersedes  # file, even before the set was complete
             if doc.pending is not None:
                 out.pending[fi.name] = doc.pending
+            if sealer.bound and not bound:
+                out.unbound.add(fi.name)
             del doc
         if not vanished:
             break
     return out
+
+
+def carried_supersedes(replaced: Iterable[str], supersedes: dict[str, list[str]]) -> list[str]:
+    """What the last file replacing ``replaced`` lists: those files and what they listed
+    themselves, so an older file put back stays ignored for many generations (bounded)."""
+    names = list(dict.fromkeys(replaced))
+    inherited = dict.fromkeys(n for name in names for n in supersedes.get(name, ()))
+    return list(dict.fromkeys([*names, *inherited]))[:MAX_SUPERSEDES]

@@ -8,7 +8,7 @@ import hmac
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import msgspec
 
@@ -38,10 +38,10 @@ from amber.repository.model import (
     encode_tree,
 )
 from amber.repository.pack import BlobType
+from amber.repository.sealing import FORMAT_VERSION, SUPPORTED_VERSIONS, Kind, Sealer, associated_data
 from amber.storage.appendonly import AppendOnlyBackend
 from amber.storage.base import Backend, FileType, Handle
 
-FORMAT_VERSION = 1
 CHUNK_AVG = 1 << 20  # pyfastcdc: mean chunk ~ avg + min = 1.25 MiB
 CHUNK_MIN = 256 * 1024
 CHUNK_MAX = 8 << 20
@@ -58,6 +58,7 @@ class RepoConfig(msgspec.Struct):
     compression_level: int = 3
     created_by: str = ""
     append_only: bool = False  # set at init, never cleared: every client is append-only
+    migrating: bool = False  # version 2 only: `amber migrate` has not finished (objects of both formats)
 
 
 class Repository:
@@ -68,10 +69,12 @@ class Repository:
         self.key = key
         self.config = config
         self.key_name = key_name
-        self.blobs = BlobStore(backend, key, config.compression_level)
+        self.sealer = Sealer(key, config.version, config.migrating)
+        self.blobs = BlobStore(backend, key, config.compression_level, self.sealer)
         self._tree_cache: OrderedDict[bytes, Tree] = OrderedDict()
         self._tree_lock = threading.Lock()
         self.index_errors: list[str] = []
+        self.index_loaded = False
         self.held_locks: list[Lock] = []  # locks this object holds now (innermost last)
 
     @property
@@ -85,6 +88,25 @@ class Repository:
 
     def load_index(self) -> None:
         self.index_errors = self.blobs.load_index()
+        self.index_loaded = True
+
+    def ensure_index(self) -> None:
+        """Load the index now if the repository was opened without it (searches answered
+        from the local catalog never need it)."""
+        if not self.index_loaded:
+            self.load_index()
+
+    def drop_missing_packs(self) -> list[str]:
+        """Forget (in memory) index entries whose pack is not stored, and return those packs.
+
+        A writer calls this once after locking, before it deduplicates (§12): an index
+        file put back after prune, or one that outlived its packs, must not make a
+        new snapshot reference deleted data. One listing of ``data/``.
+        """
+        stored = {fi.name for fi in self.backend.list(FileType.PACK)}
+        missing = sorted(self.blobs.index.packs() - stored)
+        self.blobs.drop_packs(missing)
+        return missing
 
     # -- locks ------------------------------------------------------------
     @contextlib.contextmanager
@@ -95,7 +117,7 @@ class Repository:
         index files, the index is reloaded: a process never works from an index
         older than its lock (design §13, two-phase deletion).
         """
-        lk = Lock(self.backend, self.key.encrypt, self.key.decrypt, exclusive, maintenance)
+        lk = Lock(self.backend, *self.lock_codec(), exclusive, maintenance)
         lk.acquire()
         self.held_locks.append(lk)
         try:
@@ -108,8 +130,12 @@ class Repository:
 
     def lock_infos(self) -> dict[str, LockInfo]:
         """Every readable lock file (stale ones included), by file name."""
-        lk = Lock(self.backend, self.key.encrypt, self.key.decrypt, False)
+        lk = Lock(self.backend, *self.lock_codec(), False)
         return lk.read_all()
+
+    def lock_codec(self) -> tuple[Callable[[bytes], bytes], Callable[[bytes], bytes]]:
+        """How lock files are sealed and opened (for :class:`Lock`)."""
+        return self.sealer.sealer_for(Kind.LOCK), self.sealer.opener_for(Kind.LOCK)
 
     def lock_names(self) -> list[str]:
         """Every lock file name, readable or not."""
@@ -176,7 +202,7 @@ class Repository:
 
     # -- snapshots -----------------------------------------------------------
     def save_snapshot(self, snapshot: Snapshot) -> str:
-        data = self.key.encrypt(encode_snapshot(snapshot))
+        data = self.sealer.seal(Kind.SNAPSHOT, encode_snapshot(snapshot))
         name = hashlib.sha256(data).hexdigest()
         self.backend.save(Handle(FileType.SNAPSHOT, name), data)
         return name
@@ -185,7 +211,7 @@ class Repository:
         raw = self.backend.load(Handle(FileType.SNAPSHOT, name))
         if hashlib.sha256(raw).hexdigest() != name:
             raise IntegrityError(f"snapshot {name[:8]}: content does not match its name")
-        return decode_snapshot(self.key.decrypt(raw))
+        return decode_snapshot(self.sealer.open(Kind.SNAPSHOT, raw))
 
     def snapshot_names(self) -> list[str]:
         return sorted(fi.name for fi in self.backend.list(FileType.SNAPSHOT))
@@ -248,13 +274,41 @@ class Repository:
         """True if ``other`` has the same ID key: equal data has equal blob IDs in both."""
         return hmac.compare_digest(self.key.id_key, other.key.id_key)
 
+    # -- format -------------------------------------------------------------
+    def save_config(self, config: RepoConfig) -> None:
+        """Replace ``config`` (only `amber migrate` does) and follow its format from now on."""
+        sealed = Sealer(self.key, config.version).seal(Kind.CONFIG, msgspec.msgpack.encode(config))
+        self.backend.save(Handle(FileType.CONFIG), sealed)
+        self.config = config
+        self.sealer.set_format(config.version, config.migrating)
+
     def close(self) -> None:
         self.backend.close()
 
 
+def open_config(key: MasterKey, raw: bytes) -> RepoConfig:
+    """Decrypt and decode ``config``. From version 2 on it is bound to its kind (§4)."""
+    try:
+        plain, bound = key.decrypt(raw, associated_data(Kind.CONFIG)), True
+    except IntegrityError:
+        try:
+            plain, bound = key.decrypt(raw), False
+        except IntegrityError as exc:
+            raise IntegrityError("repository config does not authenticate: damaged, or not a config") from exc
+    try:
+        config = msgspec.msgpack.decode(plain, type=RepoConfig)
+    except msgspec.DecodeError as exc:
+        raise IntegrityError("repository config is malformed") from exc
+    if config.version not in SUPPORTED_VERSIONS:
+        raise UsageError(f"unsupported repository format version {config.version}")
+    if bound != (config.version >= 2) or (config.migrating and config.version < 2):
+        raise IntegrityError(f"repository config does not match its format version {config.version}")
+    return config
+
+
 def init_repository(
     backend: Backend, password: bytes, params: KdfParams | None = None, append_only: bool = False,
-    ids_from: Repository | None = None,
+    ids_from: Repository | None = None, version: int = FORMAT_VERSION,
 ) -> Repository:
     """Create a repository. With ``ids_from``, it shares that repository's ID key (and so
     its chunker): the same data gets the same blob IDs and chunk boundaries in both
@@ -271,7 +325,7 @@ def init_repository(
     if ids_from is not None:
         key = MasterKey(key.encrypt_key, ids_from.key.id_key)
     config = RepoConfig(
-        version=FORMAT_VERSION, id=uuid.uuid4().hex, created_by=f"amber {__version__}",
+        version=version, id=uuid.uuid4().hex, created_by=f"amber {__version__}",
         append_only=append_only,
     )  # fmt: skip
     if ids_from is not None:
@@ -282,7 +336,7 @@ def init_repository(
     repo = Repository(backend, key, config, "")
     repo.key_name = repo.add_key(password, params)
     # The config is written last: its presence is what makes a repository exist.
-    backend.save(Handle(FileType.CONFIG), key.encrypt(msgspec.msgpack.encode(config)))
+    backend.save(Handle(FileType.CONFIG), repo.sealer.seal(Kind.CONFIG, msgspec.msgpack.encode(config)))
     if append_only:
         repo = Repository(AppendOnlyBackend(backend), key, config, repo.key_name)
     return repo
@@ -304,12 +358,7 @@ def open_repository(backend: Backend, password: bytes, load_index: bool = True) 
         break
     if key is None:
         raise WrongPassword(f"wrong password or no key found for it: {backend.location}")
-    try:
-        config = msgspec.msgpack.decode(key.decrypt(backend.load(Handle(FileType.CONFIG))), type=RepoConfig)
-    except msgspec.DecodeError as exc:
-        raise IntegrityError("repository config is malformed") from exc
-    if config.version != FORMAT_VERSION:
-        raise UsageError(f"unsupported repository format version {config.version}")
+    config = open_config(key, backend.load(Handle(FileType.CONFIG)))
     if config.append_only or key_append_only:
         backend = AppendOnlyBackend(backend)
     repo = Repository(backend, key, config, key_name)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from amber.repository.blobstore import BlobStore
 from amber.repository.crypto import MasterKey
+from amber.repository.sealing import Sealer
 from amber.storage.url import BackendOptions, open_backend
 
 
@@ -20,15 +21,25 @@ class StoreSpec:
     encrypt_key: bytes
     id_key: bytes
     compression_level: int
+    version: int  # format version and migration state (design §4): how objects are sealed
+    migrating: bool = False
+    dropped_packs: tuple[str, ...] = ()  # indexed packs that are missing: not deduplicated against
 
     @classmethod
     def of(cls, location: str, store: BlobStore) -> StoreSpec:
         key = store.key
-        return cls(location, key.encrypt_key, key.id_key, store.codec.compression_level)
+        sealer = store.sealer
+        level = store.codec.compression_level
+        return cls(
+            location, key.encrypt_key, key.id_key, level, sealer.version, sealer.migrating,
+            tuple(store.dropped_packs),
+        )  # fmt: skip
 
     def open(self, load_index: bool) -> BlobStore:
         backend = open_backend(self.location, BackendOptions())
-        store = BlobStore(backend, MasterKey(self.encrypt_key, self.id_key), self.compression_level)
+        key = MasterKey(self.encrypt_key, self.id_key)
+        store = BlobStore(backend, key, self.compression_level, Sealer(key, self.version, self.migrating))
         if load_index:
             store.load_index()
+            store.drop_packs(list(self.dropped_packs))
         return store

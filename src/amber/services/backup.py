@@ -111,9 +111,14 @@ def _find_parent(repo: Repository, req: BackupRequest, host: str, paths: list[st
 
 def _commit(
     repo: Repository, req: BackupRequest, host: str, paths: list[str], parent: str | None,
-    result: ArchiveResult,
+    result: ArchiveResult, missing_packs: list[str],
 ) -> BackupOutcome:  # fmt: skip
     """Flush packs and index, then write the snapshot: the order that survives crashes."""
+    if missing_packs:
+        result.notes.append(
+            f"{len(missing_packs)} pack(s) named in the index are missing (first {missing_packs[0][:16]}); "
+            "their blobs were stored again. Run `amber check`"
+        )
     repo.blobs.flush()
     result.summary.data_added_stored = repo.blobs.stats.stored_bytes
     snap = Snapshot(
@@ -160,6 +165,7 @@ def backup_paths(repo: Repository, req: BackupRequest, progress: Progress | None
     if len(missing) == len(paths):
         raise UsageError(f"path does not exist: {missing[0]}")
     _snapshot_time(req.time)  # reject a bad --time before reading anything
+    missing_packs = repo.drop_missing_packs()  # never deduplicate against deleted data
     host = req.host or socket.gethostname()
     parent = _find_parent(repo, req, host, paths)
     parent_tree = repo.load_snapshot(parent).tree if parent else None
@@ -178,7 +184,7 @@ def backup_paths(repo: Repository, req: BackupRequest, progress: Progress | None
     result = archiver.archive([os.fsencode(p) for p in paths if p not in missing], parent_tree)
     result.skipped[:0] = missing
     result.why_skipped.update((p, "no such file or directory") for p in missing)
-    return _commit(repo, req, host, paths, parent, result)
+    return _commit(repo, req, host, paths, parent, result, missing_packs)
 
 
 @_says_what_next
@@ -188,10 +194,11 @@ def backup_stream(
     name = req.stdin_filename.strip("/")
     if not name or "/" in name:
         raise UsageError("--stdin-filename must be a plain file name")
+    missing_packs = repo.drop_missing_packs()
     archiver = Archiver(repo.blobs, repo, content_reader(repo, progress or NullProgress()))
     result = archiver.archive_stream(os.fsencode(name), stream)
     host = req.host or socket.gethostname()
-    return _commit(repo, req, host, ["/" + name], None, result)
+    return _commit(repo, req, host, ["/" + name], None, result, missing_packs)
 
 
 @_says_what_next
@@ -207,13 +214,14 @@ def backup_command(
         raise SourceCommandFailed(f"cannot run {argv[0]}: {exc.strerror}") from exc
     assert proc.stdout is not None
     name = req.stdin_filename.strip("/")
+    missing_packs = repo.drop_missing_packs()
     archiver = Archiver(repo.blobs, repo, content_reader(repo, progress or NullProgress()))
     result = archiver.archive_stream(os.fsencode(name), proc.stdout)
     code = proc.wait()
     if code != 0:
         raise SourceCommandFailed(f"command {argv[0]!r} exited with status {code}; no snapshot written")
     host = req.host or socket.gethostname()
-    return _commit(repo, req, host, ["/" + name], None, result)
+    return _commit(repo, req, host, ["/" + name], None, result, missing_packs)
 
 
 def raise_if_partial(outcome: BackupOutcome) -> None:

@@ -12,7 +12,13 @@ def check(
     repo: Repository, read_data: bool = False, subset: str | None = None,
     progress: Progress | None = None,
 ) -> CheckReport:  # fmt: skip
-    return Checker(repo, progress).run(read_data=read_data, subset=subset)
+    report = Checker(repo, progress).run(read_data=read_data, subset=subset)
+    if repo.config.migrating:
+        report.warnings.append(
+            "the format migration has not finished: objects of both formats are accepted "
+            "until `amber migrate` completes (design §23)"
+        )
+    return report
 
 
 def raise_if_failed(report: CheckReport) -> None:

@@ -66,6 +66,7 @@ def copy_snapshots(
     if src.id == dst.id:
         raise UsageError("source and destination are the same repository")
     selected = _selected(src, req)
+    dst.drop_missing_packs()  # a stale index entry must not stand for data the copy needs
     source = src.snapshots([])
     destination = dst.snapshots([])
     todo = missing(selected, destination)

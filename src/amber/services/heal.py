@@ -55,7 +55,7 @@ class _HealingWriter:
     def __init__(self, repo: Repository, bad: set[bytes]) -> None:
         self._repo = repo
         self._bad = bad
-        self.store = BlobStore(repo.backend, repo.key, repo.config.compression_level)
+        self.store = BlobStore(repo.backend, repo.key, repo.config.compression_level, repo.sealer)
 
     def _healthy(self, blob_id: bytes) -> bool:
         return (blob_id in self._repo.blobs.index and blob_id not in self._bad) or self.store.has(blob_id)

@@ -107,7 +107,7 @@ def create(
 @contextmanager
 def opened(
     location: str, passwords: PasswordSource, lock: bool = True, exclusive: bool = False,
-    options: BackendOptions | None = None,
+    options: BackendOptions | None = None, load_index: bool = True,
 ) -> Iterator[Repository]:
     """Open, lock (shared unless asked), and always release and close.
 
@@ -116,7 +116,7 @@ def opened(
     backend = open_backend(location, options)
     if not backend.exists():
         raise RepositoryNotFound(f"no repository at {backend.location}")
-    repo = open_repository(backend, passwords.get())
+    repo = open_repository(backend, passwords.get(), load_index=load_index)
     try:
         if lock:
             with repo.lock(exclusive=exclusive):

@@ -120,7 +120,7 @@ class MetricsConfig:
 
 @dataclass(frozen=True)
 class CatalogConfig:
-    enabled: bool = True  # the local catalog of file names (a cache; docs/design.md §23)
+    enabled: bool = True  # the local catalog of file names (a cache; docs/design.md §24)
 
 
 @dataclass(frozen=True)
