@@ -10,9 +10,12 @@ The tree (exit code in brackets)::
     ├── WrongPassword [12]
     ├── RepositoryExists [13]
     ├── IntegrityError [14]             an object failed authentication or its hash
+    │   └── InvalidTree                 a tree breaks the tree rules (names, order, size, depth)
+    │       └── InvalidName             an entry name that is empty, . or .., or holds / or NUL
     ├── NotFound [15]
     │   ├── ObjectNotFound              a stored object is missing
     │   └── SnapshotNotFound            no snapshot matches
+    ├── TreeTooLarge [1]                a directory has more entries than a tree may hold
     ├── StorageError [1]                the backend failed for another reason
     │   ├── PermissionDenied [16]
     │   ├── DiskFull [17]
@@ -28,7 +31,11 @@ The tree (exit code in brackets)::
     ├── StateError [26]                 the local state database (run history) failed
     ├── HookFailed [27]                 a job's before-hook exited non-zero; nothing was backed up
     ├── CatalogError [28]               the local catalog (a cache) could not be built or read
-    └── ScheduleNotEnabled [29]         `schedule install` wrote units that systemctl did not enable
+    ├── ScheduleNotEnabled [29]         `schedule install` wrote units that systemctl did not enable
+    ├── LeaseLost [31]                  the repository lock could not be refreshed before it expired
+    └── Interrupted [130]               stopped at a safe point by SIGINT (Ctrl-C)
+        ├── Terminated [143]            ... by SIGTERM (systemd stop, shutdown)
+        └── HungUp [129]                ... by SIGHUP (the terminal went away)
 
 Vendor exceptions (OSError, msgspec, cryptography) are converted at the layer
 boundary by :func:`from_os_error`; nothing above ``storage`` sees raw ``OSError``
@@ -40,7 +47,7 @@ from __future__ import annotations
 
 import errno
 
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # a second Ctrl-C: stopped at once, not at a safe point
 
 
 class AmberError(Exception):
@@ -90,6 +97,24 @@ class RepositoryExists(AmberError):
 class IntegrityError(AmberError):
     exit_code = 14
     default_message = "stored data is corrupted"
+
+
+class InvalidTree(IntegrityError):
+    """Damage: a tree whose entries break the rules of design §9 (names, order, size, depth)."""
+
+    default_message = "tree is invalid"
+
+
+class InvalidName(InvalidTree):
+    """An entry name that must never reach a path: empty, ``.``, ``..``, or holding ``/`` or NUL."""
+
+    default_message = "invalid entry name"
+
+
+class TreeTooLarge(AmberError):
+    """Refused on write: the tree would exceed the limits every reader enforces."""
+
+    default_message = "directory has more entries than a tree may hold"
 
 
 class NotFound(AmberError):
@@ -186,6 +211,30 @@ class CatalogError(AmberError):
 class ScheduleNotEnabled(AmberError):
     exit_code = 29
     default_message = "units written but not enabled"
+
+
+class LeaseLost(AmberError):
+    """The operation held a lock whose lease lapsed: another process may have acted on it as stale."""
+
+    exit_code = 31
+    default_message = "the repository lock could not be refreshed in time; the operation was stopped"
+
+
+class Interrupted(AmberError):
+    """The operation was asked to stop and stopped at a safe point; what was stored is kept."""
+
+    exit_code = 130
+    default_message = "interrupted"
+
+
+class Terminated(Interrupted):
+    exit_code = 143
+    default_message = "terminated"
+
+
+class HungUp(Interrupted):
+    exit_code = 129
+    default_message = "hung up"
 
 
 def from_os_error(exc: OSError, what: str) -> AmberError:

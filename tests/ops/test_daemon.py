@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import signal
 import subprocess
 import sys
@@ -78,3 +79,8 @@ def test_cli_daemon_catches_up_and_stops_on_sigterm(tmp_path: Path) -> None:
     assert proc.returncode == 0, err
     assert "home: success" in out
     assert snapshot_count(tmp_path / "main") == 1
+    audit = [json.loads(line) for line in Path(cfg.state.audit_log).read_text().splitlines()]
+    ops = [(r["command"], r["args"], r["exit_code"]) for r in audit if r["command"] != "config-change"]
+    # each job the daemon ran has its own record, then the daemon's own when it stopped
+    assert ops == [("job", ["home"], 0), ("daemon", ["--config", str(path), "daemon", "--tick", "0.2"], 0)]
+    assert audit[-2]["repository"] == "main"

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from amber.errors import RepositoryNotFound
 from amber.ops.run.manual_copy import ManualCopy, endpoints
+from amber.services.context import OperationContext
 from amber.services.session import PasswordSource
-from amber.storage import url as url_module
 from amber.storage.url import BackendOptions
 
 GLOBAL = PasswordSource(password_file="/global.pw")
@@ -34,18 +33,10 @@ limit_download = 50
     return path
 
 
-@pytest.fixture
-def cli_options() -> Iterator[None]:
-    """The command line's -o and --limit-upload (process defaults), restored afterwards."""
-    before = url_module.default_options()
-    url_module.set_default_options(BackendOptions(limit_upload_kib=100.0, extra={"connections": "8"}))
-    yield
-    url_module.set_default_options(before)
-
-
-def job(config: Path | None, source: str, *targets: str, given: bool = False) -> ManualCopy:
+def job(config: Path | None, source: str, *targets: str, given: bool = False,
+        context: OperationContext | None = None) -> ManualCopy:  # fmt: skip
     return ManualCopy(source, list(targets), GLOBAL, GIVEN if given else GLOBAL, config_path=str(config),
-                      target_passwords_given=given)  # fmt: skip
+                      target_passwords_given=given, context=context)  # fmt: skip
 
 
 def test_a_name_opens_with_its_url_options_limits_and_password(config: Path, tmp_path: Path) -> None:
@@ -63,8 +54,10 @@ def test_a_name_opens_with_its_url_options_limits_and_password(config: Path, tmp
     assert source.options is not None and source.options.limit_download_kib == 50
 
 
-def test_command_line_options_and_passwords_win(config: Path, cli_options: None) -> None:
-    _, [cloud] = endpoints(job(config, "usb", "cloud", given=True))
+def test_command_line_options_and_passwords_win(config: Path) -> None:
+    """The operation's -o and --limit-upload (its context, no process defaults)."""
+    ctx = OperationContext(BackendOptions(limit_upload_kib=100.0, extra={"connections": "8"}))
+    _, [cloud] = endpoints(job(config, "usb", "cloud", given=True, context=ctx))
     assert cloud.passwords == GIVEN
     assert cloud.options is not None and cloud.options.extra["connections"] == "8"  # -o wins
     assert cloud.options.limit_upload_kib == 100  # the lower limit

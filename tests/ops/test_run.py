@@ -201,20 +201,21 @@ def test_retention_forgets_and_prunes_on_primary_and_mirrors(tmp_path: Path) -> 
 
 
 def test_bandwidth_limits_from_config_reach_the_backend_wrappers(tmp_path: Path) -> None:
-    from amber.storage import url
+    from amber.ops.run.steps import Repositories
+    from amber.services.context import OperationContext
     from amber.storage.ratelimit import RateLimitedBackend
+    from amber.storage.url import BackendOptions, find_layer
 
     cfg = load(make_config(tmp_path, extra="\n[limits]\nlimit_upload = 4096\nlimit_download = 8192\n"))
-    saved = url.default_options()
-    try:
-        options = run_service.RunOptions(limits=Limits.from_config(cfg.limits))
-        assert run_service.run_jobs(cfg, ["home"], options)[0].status == "success"
-        opts = url.default_options()
-        assert (opts.limit_upload_kib, opts.limit_download_kib) == (4096, 8192)
-        backend = url.open_backend(str(tmp_path / "main"))
-        found = backend
-        while not isinstance(found, RateLimitedBackend) and hasattr(found, "inner"):
-            found = found.inner
-        assert isinstance(found, RateLimitedBackend), type(backend)
-    finally:
-        url.set_default_options(saved)
+    options = run_service.RunOptions(limits=Limits.from_config(cfg.limits))
+    assert run_service.run_jobs(cfg, ["home"], options)[0].status == "success"
+    opts = run_service.job_options(options)
+    assert (opts.limit_upload_kib, opts.limit_download_kib) == (4096, 8192)
+    assert options.context.options == BackendOptions()  # nothing process-wide changed
+    repos = Repositories(cfg, session.PasswordSource(), OperationContext(opts))
+    with repos.open("main") as repo:
+        found = find_layer(repo.backend, RateLimitedBackend)
+        assert found is not None and found.upload is not None and found.upload.rate == 4096 * 1024
+    cli = OperationContext(BackendOptions(limit_upload_kib=100))
+    given = run_service.RunOptions(limits=Limits.from_config(cfg.limits), context=cli)
+    assert run_service.job_options(given).limit_upload_kib == 100  # the command line wins

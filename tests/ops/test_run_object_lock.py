@@ -14,8 +14,9 @@ from amber.ops.run.events import RunEvent
 from amber.ops.run.steps import Repositories
 from amber.ops.state import StateDB
 from amber.services import session
-from amber.storage import url as url_module
+from amber.storage.concurrency import ConcurrencyLimitedBackend
 from amber.storage.ratelimit import RateLimitedBackend
+from amber.storage.url import find_layer
 from tests.conftest import PASSWORD, AmberCli
 from tests.storage.servers import MOTO_KEYS, S3Server, s3_server
 
@@ -115,12 +116,8 @@ def test_failed_extension_is_recorded_and_alerts(
     for v in raw.list_object_versions(Bucket=bucket, Prefix=lost)["Versions"]:
         raw.delete_object(Bucket=bucket, Key=lost, VersionId=v["VersionId"])
     recorder = Recorder()
-    saved = url_module.default_options()
-    try:
-        options = run_service.RunOptions(observer=recorder, check=False)
-        [result] = run_service.run_jobs(cfg, ["home"], options)
-    finally:
-        url_module.set_default_options(saved)
+    options = run_service.RunOptions(observer=recorder, check=False)
+    [result] = run_service.run_jobs(cfg, ["home"], options)
     assert result.status == "failed" and result.record is not None
     steps = {d.step: d for d in result.record.destinations}
     assert steps["backup"].status == "success"  # the new snapshot reuses the lost pack's blobs
@@ -154,8 +151,8 @@ paths = ["{tmp_path}"]
     assert repos.present("usb") and not repos.object_locked("usb")
     with repos.open("usb") as repo:
         layer: object = repo.backend
-        connections = getattr(layer, "connections", None)
         while not isinstance(layer, RateLimitedBackend):
             layer = layer.inner  # type: ignore[attr-defined]
         assert layer.upload is not None and layer.upload.rate == 300 * 1024 and layer.download is None
-        assert connections == 3
+        slots = find_layer(repo.backend, ConcurrencyLimitedBackend)
+        assert slots is not None and slots.connections == 3

@@ -57,6 +57,7 @@ def test_units_carry_schedule_and_limits() -> None:
     assert service["Nice"] == ["10"] and service["IOSchedulingClass"] == ["best-effort"]
     assert service["IOSchedulingPriority"] == ["6"] and service["CPUQuota"] == ["50%"]
     assert service["CPUWeight"] == ["50"] and service["MemoryMax"] == [str(512 << 20)]
+    assert service["TimeoutStopSec"] == ["5min"]  # room to stop at a safe point on SIGTERM
     odd = made["amber-odd\\x20name\\x25.service"]["Service"]["ExecStart"][0]
     assert odd.endswith('run "odd name%%"')
 

@@ -278,7 +278,9 @@ def test_pack_id_is_sha256_hex() -> None:
 
 # -- trees and snapshots ------------------------------------------------------------
 
-names = st.binary(min_size=1, max_size=64).filter(lambda b: b"/" not in b)
+names = st.binary(min_size=1, max_size=64).filter(
+    lambda b: b"/" not in b and b"\0" not in b and b not in (b".", b"..")
+)
 nodes = st.builds(
     Node,
     name=names,

@@ -470,3 +470,128 @@ def test_extra_options() -> None:
     assert retry_policy({}, remote=True).timeout == 120
     assert retry_policy({}, remote=False).timeout is None
     assert retry_policy({"retries": "0", "timeout": "5"}, remote=False) == RetryPolicy(attempts=1, timeout=5)
+
+
+# -- the stack: slots under retry, locks exempt, read-only ----------------------------------------
+
+
+def test_a_backoff_sleep_holds_no_connection_slot(local: LocalBackend) -> None:
+    """Retry sits above the connection limit: while one request waits to retry, others proceed."""
+    limited = ConcurrencyLimitedBackend(Flaky(local, "save", 2, TransientStorageError("503")), 1)
+    free_during_backoff: list[bool] = []
+
+    def sleep(_seconds: float) -> None:
+        got = limited._slots.acquire(blocking=False)
+        free_during_backoff.append(got)
+        if got:
+            limited._slots.release()
+
+    backend = RetryingBackend(limited, RetryPolicy(attempts=4, base_delay=0.01, timeout=None), sleep=sleep)
+    backend.save(Handle(FileType.PACK, NAME), b"x")
+    assert free_during_backoff == [True, True]
+    assert local.load(Handle(FileType.PACK, NAME)) == b"x"
+
+
+def test_open_backend_stacks_retry_above_the_connection_limit(tmp_path: Path) -> None:
+    from amber.storage.retry import DeadlineBackend
+    from amber.storage.url import BackendOptions, open_backend
+
+    opts = BackendOptions(limit_upload_kib=100, extra={"connections": "2", "timeout": "30"})
+    backend = open_backend(str(tmp_path / "r"), opts)
+    kinds = []
+    layer: object | None = backend
+    while layer is not None:
+        kinds.append(type(layer))
+        layer = getattr(layer, "inner", None)
+    assert kinds == [RateLimitedBackend, RetryingBackend, ConcurrencyLimitedBackend, DeadlineBackend,
+                     LocalBackend]  # fmt: skip
+    assert isinstance(backend, RateLimitedBackend) and isinstance(backend.inner, RetryingBackend)
+    assert backend.inner.policy.timeout is None  # the deadline is the layer under the slots
+
+
+class Blocking(Flaky):
+    """Pack saves wait for ``release``; everything else goes straight through."""
+
+    def __init__(self, inner: Backend) -> None:
+        super().__init__(inner, "", 0, Exception())
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    def save(self, handle: Handle, data: bytes | bytearray | memoryview) -> None:
+        if handle.type is FileType.PACK:
+            self.started.set()
+            assert self.release.wait(10)
+        super().save(handle, data)
+
+
+def test_a_lock_save_proceeds_while_every_slot_is_busy(local: LocalBackend) -> None:
+    blocking = Blocking(local)
+    backend = ConcurrencyLimitedBackend(blocking, 1)
+    upload = threading.Thread(target=backend.save, args=(Handle(FileType.PACK, NAME), b"pack"))
+    upload.start()
+    try:
+        assert blocking.started.wait(5)
+        done = threading.Event()
+
+        def refresh() -> None:
+            backend.save(Handle(FileType.LOCK, "cd" * 32), b"lease")
+            backend.remove(Handle(FileType.LOCK, "cd" * 32))
+            done.set()
+
+        threading.Thread(target=refresh, daemon=True).start()
+        assert done.wait(5), "the lock refresh queued behind the upload"
+        queued = threading.Event()
+        threading.Thread(target=lambda: (backend.stat(Handle(FileType.PACK, NAME + "")), queued.set()),
+                         daemon=True).start()  # fmt: skip
+        assert not queued.wait(0.2)  # a pack request still waits for the slot
+    finally:
+        blocking.release.set()
+        upload.join()
+
+
+def test_a_lock_save_does_not_pay_the_upload_debt(local: LocalBackend) -> None:
+    slept: list[float] = []
+    bucket = TokenBucket(1024, sleep=slept.append)
+    backend = RateLimitedBackend(local, bucket, bucket)
+    backend.save(Handle(FileType.PACK, NAME), b"p" * 100_000)  # deep in debt
+    slept.clear()
+    backend.save(Handle(FileType.LOCK, "cd" * 32), b"lease")
+    assert backend.load(Handle(FileType.LOCK, "cd" * 32)) == b"lease"
+    assert slept == []
+    backend.save(Handle(FileType.INDEX, "ef" * 32), b"i")
+    assert slept and slept[0] > 50  # other files still wait the debt off
+
+
+def test_the_deadline_does_not_count_the_wait_for_a_slot(local: LocalBackend) -> None:
+    from amber.storage.retry import DeadlineBackend
+
+    deadline = DeadlineBackend(local, RetryPolicy(timeout=0.3, min_rate=10**12))
+    backend = ConcurrencyLimitedBackend(deadline, 1)
+    local.save(Handle(FileType.INDEX, NAME), b"i")
+    got: list[bytes] = []
+    with backend._slots:  # another request holds the only slot for longer than the deadline
+        waiter = threading.Thread(target=lambda: got.append(backend.load(Handle(FileType.INDEX, NAME))))
+        waiter.start()
+        time.sleep(0.5)
+    waiter.join(5)
+    assert got == [b"i"]
+
+
+def test_read_only_refuses_writes_and_deletes_but_reads(local: LocalBackend) -> None:
+    from amber.storage.readonly import ReadOnlyBackend
+
+    local.save(Handle(FileType.SNAPSHOT, NAME), b"s")
+    backend = ReadOnlyBackend(local)
+    assert backend.load(Handle(FileType.SNAPSHOT, NAME)) == b"s"
+    assert [f.name for f in backend.list(FileType.SNAPSHOT)] == [NAME]
+    assert backend.stat(Handle(FileType.SNAPSHOT, NAME)).size == 1 and backend.exists() is False
+    for attempt in (
+        lambda: backend.save(Handle(FileType.SNAPSHOT, "cd" * 32), b"new"),
+        lambda: backend.save(Handle(FileType.LOCK, "cd" * 32), b"lease"),
+        lambda: backend.remove(Handle(FileType.SNAPSHOT, NAME)),
+        backend.create,
+    ):
+        with pytest.raises(PermissionDenied, match="read-only"):
+            attempt()
+    assert [f.name for f in local.list(FileType.SNAPSHOT)] == [NAME]
+    assert list(local.list(FileType.LOCK)) == []

@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 
 from amber.catalog.store import transaction
 from amber.catalog.versions import extension, lineage_key, name_text, order_key, same_version
-from amber.errors import AmberError, CatalogError
+from amber.engine.treewalk import Walker
+from amber.errors import AmberError, CatalogError, InvalidTree
 from amber.repository import Node, Repository, Snapshot, Tree
+from amber.repository.model import MAX_PATH, MAX_TREE_DEPTH
 
 ROOT_DIR = 0
 
@@ -69,27 +71,40 @@ class _Ids:
         return did
 
 
-def _nodes(load_tree: TreeLoader, tree_id: bytes) -> dict[bytes, Node]:
-    return {n.name: n for n in load_tree(tree_id).nodes} if tree_id else {}
+def _nodes(walker: Walker, tree_id: bytes) -> dict[bytes, Node]:
+    nodes = walker.nodes(b"", tree_id) if tree_id else []
+    return {n.name: n for n in nodes or ()}
 
 
 def ingest_tree_diff(
     conn: sqlite3.Connection, ids: _Ids, load_tree: TreeLoader, lid: int,
     old_root: bytes, old_seq: int, new_root: bytes, new_seq: int,
 ) -> None:  # fmt: skip
-    """Close the versions that ended at ``old_seq`` and open those that start at ``new_seq``."""
-    stack: list[tuple[int, bytes, bytes]] = [(ROOT_DIR, old_root, new_root)]
+    """Close the versions that ended at ``old_seq`` and open those that start at ``new_seq``.
+
+    Bounded like every walk (design §9): a tree past its limits (repeated subtrees,
+    depth, path length) raises InvalidTree, so the snapshot is not ingested and
+    searches walk its trees, which report the problem.
+    """
+    walker = Walker(load_tree, None)  # no error sink: the first problem raises
+    # (directory, old tree, new tree, depth, path length)
+    stack: list[tuple[int, bytes, bytes, int, int]] = [(ROOT_DIR, old_root, new_root, 0, 0)]
     while stack:
-        did, old_tree, new_tree = stack.pop()
+        did, old_tree, new_tree, depth, length = stack.pop()
         if old_tree == new_tree:
             continue
-        old, new = _nodes(load_tree, old_tree), _nodes(load_tree, new_tree)
+        if depth > MAX_TREE_DEPTH:
+            raise InvalidTree(f"tree {new_tree.hex()[:16]} is deeper than {MAX_TREE_DEPTH} levels")
+        old, new = _nodes(walker, old_tree), _nodes(walker, new_tree)
         for name in old.keys() | new.keys():
             a, b = old.get(name), new.get(name)
+            sub_length = length + 1 + len(name)
+            if sub_length > MAX_PATH:
+                raise InvalidTree(f"tree {new_tree.hex()[:16]}: a path is longer than {MAX_PATH} bytes")
             nid = ids.name(name)
             if a is not None and b is not None and same_version(a, b):
                 if a.type == "dir" and a.subtree != b.subtree:
-                    stack.append((ids.dir(did, nid), a.subtree, b.subtree))
+                    stack.append((ids.dir(did, nid), a.subtree, b.subtree, depth + 1, sub_length))
                 continue
             if a is not None:
                 conn.execute(
@@ -105,7 +120,7 @@ def ingest_tree_diff(
             old_sub = a.subtree if a is not None and a.type == "dir" else b""
             new_sub = b.subtree if b is not None and b.type == "dir" else b""
             if old_sub or new_sub:
-                stack.append((ids.dir(did, nid), old_sub, new_sub))
+                stack.append((ids.dir(did, nid), old_sub, new_sub, depth + 1, sub_length))
 
 
 def _lineage_id(conn: sqlite3.Connection, snap: Snapshot) -> int:

@@ -9,6 +9,7 @@ catalog (it could not sync a snapshot, it failed) falls back to the walk.
 from __future__ import annotations
 
 import bisect
+import functools
 import json
 import re
 import sqlite3
@@ -21,10 +22,11 @@ from amber.catalog.query import FindQuery, Hit
 from amber.catalog.versions import order_key
 from amber.engine.treewalk import lookup, split_path, walk
 from amber.errors import AmberError, CatalogError, NotFound
-from amber.repository import Repository, Snapshot
+from amber.repository import Node, Repository, Snapshot
 from amber.services.snapshots import SnapshotFilter, select
 
 Notice = Callable[[str], None]
+WalkErrorSink = Callable[[str, bytes, AmberError], None]  # (snapshot ID, directory path, error)
 
 
 @dataclass
@@ -141,20 +143,32 @@ def catalog_hits(conn: sqlite3.Connection, query: FindQuery) -> Iterator[Hit]:
             yield Hit(s.snapshot_id, s.time_text, s.order, path, kind, size, mtime, mode, bytes(sha256))
 
 
-def walk_hits(repo: Repository, query: FindQuery) -> Iterator[Hit]:
-    """The same answer by decrypting and walking every selected snapshot's trees."""
+def walk_hits(repo: Repository, query: FindQuery, on_error: WalkErrorSink | None = None) -> Iterator[Hit]:
+    """The same answer by decrypting and walking every selected snapshot's trees.
+
+    Bounded like every walk (design §9). Without a ``/`` in any pattern the answer
+    does not depend on the path, so subtrees found to hold no match are not entered
+    again, in any snapshot. A bad tree goes to ``on_error`` (or is raised).
+    """
     flt = SnapshotFilter(list(query.hosts), list(query.tags), list(query.paths))
     repo.ensure_index()
+    no_match: set[bytes] | None = None if query.on_path() else set()
     for sid, snap in select(repo, flt):
         if not query.snapshot_in_range(snap.datetime):
             continue
         order = order_key(sid, snap)[0]
-        for path, node in walk(repo.load_tree, snap.tree):
-            hit = Hit(
-                sid, snap.time, order, path, node.type, node.size, node.mtime_ns, node.mode, node.sha256
-            )
-            if query.matches(hit):
-                yield hit
+        match = functools.partial(_matches, query, sid, snap.time, order)
+        sink = None if on_error is None else functools.partial(on_error, sid)
+        for path, node in walk(repo.load_tree, snap.tree, b"", sink, match, no_match):
+            yield _hit(sid, snap.time, order, path, node)
+
+
+def _hit(sid: str, time: str, order: str, path: bytes, node: Node) -> Hit:
+    return Hit(sid, time, order, path, node.type, node.size, node.mtime_ns, node.mode, node.sha256)
+
+
+def _matches(query: FindQuery, sid: str, time: str, order: str, path: bytes, node: Node) -> bool:
+    return query.matches(_hit(sid, time, order, path, node))
 
 
 def synced_catalog(repo: Repository, notice: Notice) -> sqlite3.Connection | None:
@@ -177,10 +191,13 @@ def synced_catalog(repo: Repository, notice: Notice) -> sqlite3.Connection | Non
     return conn
 
 
-def find_hits(repo: Repository, query: FindQuery, use_catalog: bool, notice: Notice) -> list[Hit]:
+def find_hits(
+    repo: Repository, query: FindQuery, use_catalog: bool, notice: Notice,
+    on_error: WalkErrorSink | None = None,
+) -> list[Hit]:  # fmt: skip
     conn = synced_catalog(repo, notice) if use_catalog else None
     if conn is None:
-        return list(walk_hits(repo, query))
+        return list(walk_hits(repo, query, on_error))
     try:
         conn.execute("BEGIN")  # one consistent read while other processes ingest
         try:
@@ -189,7 +206,7 @@ def find_hits(repo: Repository, query: FindQuery, use_catalog: bool, notice: Not
             conn.execute("COMMIT")
     except sqlite3.Error as exc:
         notice(f"catalog: {exc}; searching the trees instead")
-        return list(walk_hits(repo, query))
+        return list(walk_hits(repo, query, on_error))
     finally:
         conn.close()
 

@@ -1,7 +1,9 @@
 """Global options that shape every backend: bandwidth limits and ``-o key=value``.
 
 They are applied as storage wrappers by ``open_backend`` (docs/backends.md), for
-every repository the command opens (``copy`` source and destinations too).
+every repository the command opens (``copy`` source and destinations too). The
+flags collect into the click context's ``meta``; the ``cli`` group puts the
+result into the command's operation context (no process-wide state).
 """
 
 from __future__ import annotations
@@ -13,20 +15,21 @@ from typing import Any, TypeVar
 import click
 
 from amber.errors import UsageError
-from amber.storage.url import default_options, parse_extra_options, set_default_options
+from amber.storage.url import BackendOptions, parse_extra_options
 
 F = TypeVar("F", bound=Callable[..., Any])
+_KEY = "amber.backend_options"
 
 
 def _limit(field: str) -> Callable[[click.Context, click.Parameter, float | None], None]:
     def apply(ctx: click.Context, param: click.Parameter, value: float | None) -> None:
         if value is not None and value <= 0:
             raise click.BadParameter("must be a positive number of KiB/s")
-        current = default_options()
+        current = given_options(ctx)
         if field == "limit_upload_kib":
-            set_default_options(replace(current, limit_upload_kib=value))
+            ctx.meta[_KEY] = replace(current, limit_upload_kib=value)
         else:
-            set_default_options(replace(current, limit_download_kib=value))
+            ctx.meta[_KEY] = replace(current, limit_download_kib=value)
 
     return apply
 
@@ -36,7 +39,13 @@ def _extra(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -
         extra = parse_extra_options(value)
     except UsageError as exc:
         raise click.BadParameter(exc.message) from exc
-    set_default_options(replace(default_options(), extra=extra))
+    ctx.meta[_KEY] = replace(given_options(ctx), extra=extra)
+
+
+def given_options(ctx: click.Context) -> BackendOptions:
+    """The backend options the global flags asked for (defaults when none were given)."""
+    found = ctx.meta.get(_KEY)
+    return found if isinstance(found, BackendOptions) else BackendOptions()
 
 
 def backend_option_flags(f: F) -> F:

@@ -1,22 +1,16 @@
-"""audit show|verify|push, and the hook that records every command in the audit log."""
+"""audit show|verify|push. Commands are recorded by the audit observer of their operation (cli.main)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 
 import click
 
 from amber.cli.context import AppContext, pass_app
-from amber.cli.output import echo, emit_json_text, err_console, plain
-from amber.errors import AmberError, AuditLogBroken
+from amber.cli.output import echo, emit_json_text
+from amber.errors import AuditLogBroken
 from amber.ops.audit import log as audit_service
 from amber.ops.audit.chain import parse_lines
-from amber.ops.config.model import default_config_path
-
-# Commands that only look at the log, the config or the local machine are not recorded.
-_NOT_AUDITED = frozenset({"", "audit show", "audit verify", "config check", "metrics", "notify test",
-                          "schedule status", "alerts check"})  # fmt: skip
 
 
 def _log(app: AppContext) -> audit_service.AuditLog:
@@ -84,70 +78,3 @@ def audit_push(app: AppContext) -> None:
 
 
 COMMANDS = [audit]
-
-
-# -- the hook around every command ------------------------------------------------
-def command_words(group: click.Group, args: Sequence[str]) -> str:
-    """The (sub)command path of a command line, e.g. ``key add``; "" when there is none."""
-    cmd: click.Command = group
-    words: list[str] = []
-    i = 0
-    while i < len(args) and isinstance(cmd, click.Group):
-        arg = args[i]
-        if arg == "--":
-            break
-        if arg.startswith("-"):
-            if arg in ("-h", "--help", "--version"):
-                return ""
-            if "=" not in arg and _takes_value(cmd, arg):
-                i += 1
-            i += 1
-            continue
-        sub = cmd.get_command(click.Context(cmd), arg)
-        if sub is None:
-            break
-        words.append(arg)
-        cmd, i = sub, i + 1
-    if any(a in ("-h", "--help") for a in args[i:]):
-        return ""
-    return " ".join(words)
-
-
-def _takes_value(cmd: click.Command, option: str) -> bool:
-    for param in cmd.params:
-        if isinstance(param, click.Option) and option in (*param.opts, *param.secondary_opts):
-            return not (param.is_flag or param.count)
-    return False
-
-
-def record_invocation(group: click.Group, args: Sequence[str], exit_code: int, error: str = "") -> str:
-    """Append the audit record of one command; returns a warning ("" when fine). Never raises."""
-    command = command_words(group, args)
-    if command in _NOT_AUDITED:
-        return ""
-    try:
-        config_path = _option_value(args, "--config") or os.environ.get("AMBER_CONFIG")
-        log = audit_service.AuditLog(audit_service.resolve_path(config_path))
-        config_file = config_path or default_config_path()
-        if os.path.exists(config_file):
-            audit_service.record_config_change(log, config_file, audit_service.file_sha256(config_file))
-        repository = _option_value(args, "-r") or _option_value(args, "--repo") or os.environ.get(
-            "AMBER_REPOSITORY", "")  # fmt: skip
-        log.append(audit_service.operation_fields(command, list(args), exit_code, error, repository))
-    except AmberError as exc:
-        return f"audit log not written: {exc.message}"
-    return ""
-
-
-def _option_value(args: Sequence[str], name: str) -> str | None:
-    for i, arg in enumerate(args):
-        if arg == name and i + 1 < len(args):
-            return args[i + 1]
-        if arg.startswith(name + "="):
-            return arg[len(name) + 1 :]
-    return None
-
-
-def warn(message: str) -> None:
-    if message:
-        err_console.print(f"[yellow]warning:[/] {plain(message)}", highlight=False)

@@ -55,7 +55,8 @@ def init(
         other = resolve(from_repo, config, passwords, given or app.passwords_given, problem=problem)
         ids_from = (other.location, other.passwords)
     here = app.target()
-    repo = session.create(here.location, here.passwords.get(new=True), append_only, ids_from, here.options)
+    repo = session.create(here.location, here.passwords.get(new=True), append_only, ids_from, app.operation,
+                          here.options)  # fmt: skip
     mode = " (append-only)" if append_only else ""
     shared = f", chunker shared with {from_repo}" if from_repo else ""
     echo(f"created repository {repo.id[:10]} at {repo.backend.location}{mode}{shared}")

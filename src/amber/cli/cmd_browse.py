@@ -1,4 +1,4 @@
-"""snapshots, ls, find, diff and manifest."""
+"""snapshots, ls, diff and manifest."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import msgspec
 from amber.cli.context import AppContext, pass_app
 from amber.cli.options import make_filter, snapshot_filter_options
 from amber.cli.output import echo, emit_json_text, err_console, plain, quantity, show_path
+from amber.cli.walkproblems import WalkProblems
 from amber.errors import AmberError
 from amber.repository import Node, Snapshot
 from amber.services import browse
@@ -31,7 +32,7 @@ def snapshots(
 ) -> None:  # fmt: skip
     """List snapshots."""
     damaged: list[tuple[str, AmberError]] = []
-    with app.open(lock=False) as repo:
+    with app.open(lock=False, read_only=True) as repo:
         found = select(repo, make_filter(hosts, tags, paths), damaged)
     for sid, exc in damaged:
         err_console.print(
@@ -81,9 +82,11 @@ def _long(path: bytes, node: Node) -> str:
 @pass_app
 def ls(app: AppContext, snapshot: str, path: str, long_: bool) -> None:
     """List files in SNAPSHOT (under PATH)."""
-    with app.open(lock=False) as repo:
-        for p, node in browse.ls(repo, snapshot, path):
+    problems = WalkProblems()
+    with app.open(lock=False, read_only=True) as repo:
+        for p, node in browse.ls(repo, snapshot, path, problems):
             echo(_long(p, node) if long_ else show_path(p))
+    problems.raise_if_any()
 
 
 @click.command()
@@ -93,24 +96,33 @@ def ls(app: AppContext, snapshot: str, path: str, long_: bool) -> None:
 def diff(app: AppContext, snapshot1: str, snapshot2: str) -> None:
     """Show what changed between two snapshots."""
     counts = {"+": 0, "-": 0, "M": 0}
-    with app.open(lock=False) as repo:
-        for sign, path in browse.diff(repo, snapshot1, snapshot2):
+    problems = WalkProblems()
+    with app.open(lock=False, read_only=True) as repo:
+        for sign, path in browse.diff(repo, snapshot1, snapshot2, problems):
             counts[sign] += 1
             echo(f"{sign}    {show_path(path)}")
     echo(f"added {counts['+']}, removed {counts['-']}, modified {counts['M']}", err=True)
+    problems.raise_if_any()
 
 
 @click.command()
-@click.argument("snapshot")
-@click.option("--absolute", is_flag=True, help="Keep the leading / (check against the live source).")
+@click.argument("snapshot", metavar="SNAPSHOT[:SUBPATH]")
+@click.option("--absolute", is_flag=True, help="Full paths in the snapshot (check against the live source).")
 @pass_app
 def manifest(app: AppContext, snapshot: str, absolute: bool) -> None:
-    """Print a SHA-256 manifest that `sha256sum -c` accepts (paths relative to a restore target)."""
+    """Print a SHA-256 manifest that `sha256sum -c` accepts.
+
+    Paths are relative to what `restore SNAPSHOT[:SUBPATH] --target T` writes:
+    check a restore with `cd T && sha256sum -c`.
+    """
     out = sys.stdout.buffer
-    with app.open(lock=False) as repo:
-        for line in browse.manifest(repo, snapshot, strip_leading_slash=not absolute):
+    problems = WalkProblems()
+    with app.open(lock=False, read_only=True) as repo:
+        lines = browse.manifest(repo, snapshot, absolute, escape_controls=out.isatty(), on_error=problems)
+        for line in lines:
             out.write(line)
     out.flush()
+    problems.raise_if_any()
 
 
 COMMANDS = [snapshots, ls, diff, manifest]

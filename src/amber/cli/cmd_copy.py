@@ -79,7 +79,7 @@ def copy(
         source, targets, src_pw, dst_pw,
         copy_service.CopyRequest(list(snapshot_ids), make_filter(hosts, tags, paths)), app.config_path,
         source_passwords_given=bool(from_password_file or from_password_command),
-        target_passwords_given=bool(to_password_file or to_password_command),
+        target_passwords_given=bool(to_password_file or to_password_command), context=app.operation,
     )  # fmt: skip
     favour_throughput()
     progress: Any = BarProgress("copy") if sys.stderr.isatty() and not as_json else None

@@ -36,19 +36,24 @@ def daemon(
         ionice_level, threads, memory_cap,
     )
     stop = threading.Event()
+    app.operation.cancel.watch()  # the loop looks at `stop` between ticks: a signal never kills it mid-job
+    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
 
-    def on_signal(_sig: int, _frame: FrameType | None) -> None:
-        stop.set()
+    def on_signal(sig: int, frame: FrameType | None) -> None:
+        stop.set()  # no new job starts; the running one stops at its next safe point
+        handler = previous[signal.Signals(sig)]
+        if callable(handler):
+            handler(sig, frame)  # cli.signals: cancels this operation (a second signal: at once)
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    for sig in previous:
+        signal.signal(sig, on_signal)
 
     def note(msg: str) -> None:
         err_console.print(plain(redact(msg)), highlight=False)
 
     options = daemon_service.DaemonOptions(
         run=run_service.RunOptions(limits=limits, passwords=app.passwords, note=note,
-                                   observer=run_service.standard_observer(cfg, note)),
+                                   observer=run_service.standard_observer(cfg, note), context=app.operation),
         tick=tick, once=once, stop=stop,
         extensions=_extensions(note, app.passwords),
     )  # fmt: skip

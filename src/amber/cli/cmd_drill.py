@@ -55,7 +55,7 @@ def drill(
             config = app.config()  # raises the "cannot read config file" error
         req = drill_service.request_for(config.job(job), req)
         req.files = 20 if req.files < 0 else req.files
-        results = drill_service.drill_job(config, job, req, app.passwords)
+        results = drill_service.drill_job(config, job, req, app.passwords, app.operation)
     else:
         req.files = 20 if req.files < 0 else req.files
         with app.open() as repo:

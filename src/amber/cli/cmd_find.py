@@ -23,6 +23,7 @@ from amber.catalog.search import find_hits, history_timeline
 from amber.cli.context import AppContext, pass_app
 from amber.cli.options import make_filter, snapshot_filter_options
 from amber.cli.output import echo, emit_json, err_console, human_bytes, plain, show_path
+from amber.cli.walkproblems import WalkProblems
 from amber.errors import UsageError
 from amber.repository.model import parse_time
 
@@ -87,8 +88,9 @@ def find(
         older_ns=_ns(_when(older, "--older")), snapshot_since=_when(snapshot_since, "--snapshot-since"),
         snapshot_until=_when(snapshot_until, "--snapshot-until"), hosts=hosts, tags=tags, paths=paths,
     )  # fmt: skip
-    with app.open(lock=False, load_index=False) as repo:
-        hits = find_hits(repo, query, not no_catalog and app.catalog_enabled(), _notice)
+    problems = WalkProblems()
+    with app.open(lock=False, read_only=True, load_index=False) as repo:
+        hits = find_hits(repo, query, not no_catalog and app.catalog_enabled(), _notice, problems.in_snapshot)
     if versions:
         found = group_versions(hits)
         if newest_first:
@@ -103,6 +105,7 @@ def find(
                 echo(f"{span}  {v.kind:<7} {human_bytes(v.size):>10}  {show_path(v.path)}")
         if not as_json:
             echo(_plural(len(found[:limit]), "version"), err=True)
+        problems.raise_if_any()
         return
     shown = ordered(hits, newest_first)[:limit]
     for hit in shown:
@@ -114,6 +117,7 @@ def find(
             echo(f"{hit.snapshot_id[:8]}  {hit.snapshot_time[:19]}  {_line(hit)}")
     if not as_json:
         echo(_plural(len(shown), "match"), err=True)
+    problems.raise_if_any()
 
 
 @click.command()
@@ -128,7 +132,7 @@ def history(
 ) -> None:  # fmt: skip
     """Every version of PATH across all snapshots: when it appeared, changed and disappeared."""
     wanted = os.fsencode(os.path.normpath(os.path.join("/", path)))
-    with app.open(lock=False, load_index=False) as repo:
+    with app.open(lock=False, read_only=True, load_index=False) as repo:
         flt = make_filter(hosts, tags, paths)
         timeline = history_timeline(repo, wanted, flt, not no_catalog and app.catalog_enabled(), _notice)
     events = list(history_events(timeline))

@@ -30,7 +30,8 @@ def packs(
     replica_pw = make_passwords(from_password_file, from_password_command) if given else app.passwords
     config, problem = load_optional(app.config_path)
     replica = resolve(from_repo, config, replica_pw, given or app.passwords_given, problem=problem)
-    r = heal_service.heal_from(here.location, here.passwords, replica.location, replica.passwords, read_data)
+    r = heal_service.heal_from(here.location, here.passwords, replica.location, replica.passwords, read_data,
+                               app.operation)  # fmt: skip
     if not r.bad_blobs:
         echo("no missing or damaged blobs found")
         return

@@ -27,7 +27,7 @@ def metrics(app: AppContext, textfile: str | None, repo_stats: bool) -> None:
     stats = []
     if repo_stats:
         if config is not None:
-            stats = metrics_service.configured_stats(config, app.passwords)
+            stats = metrics_service.configured_stats(config, app.passwords, app.operation)
         if app.repo or (config is None and os.environ.get("AMBER_REPOSITORY")):
             with app.open() as repo:
                 stats.append(metrics_service.repository_stats(repo, app.target().name))

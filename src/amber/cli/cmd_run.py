@@ -38,7 +38,7 @@ def run(
 
     options = run_service.RunOptions(
         limits=limits, passwords=app.passwords, check=not no_check, note=note,
-        observer=run_service.standard_observer(cfg, note),
+        observer=run_service.standard_observer(cfg, note), context=app.operation,
     )  # fmt: skip
     if check_only:
         _check_only(cfg, list(jobs), options, as_json)
@@ -50,6 +50,8 @@ def run(
             emit_json(record.as_dict() if record else {"job": result.job, "status": result.status})
         elif record is None:
             echo(f"{result.job}: not started (already running)")
+        elif record.status == "interrupted":
+            echo(f"{result.job}: interrupted; what was stored is kept for the next run")
         else:
             snap = f" snapshot {record.snapshot_ids[0][:8]}" if record.snapshot_ids else ""
             echo(f"{result.job}: {record.status}{snap}, {quantity(record.files, 'file')}, "
@@ -60,7 +62,7 @@ def run(
 
 
 def _check_only(cfg: Config, jobs: list[str], options: run_service.RunOptions, as_json: bool) -> None:
-    records = scheduled_check.check_jobs(cfg, jobs, options.passwords, options.observer)
+    records = scheduled_check.check_jobs(cfg, jobs, options.passwords, options.observer, options.context)
     for record in records:
         if as_json:
             emit_json(record.as_dict())

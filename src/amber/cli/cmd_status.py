@@ -33,7 +33,7 @@ def _replicas(app: AppContext, specs: tuple[str, ...]) -> tuple[list[service.Rep
                 replicas.insert(0, main)
         return replicas, history
     if config is not None:
-        replicas = service.replicas_from_config(config, app.passwords)
+        replicas = service.replicas_from_config(config, app.passwords, app.operation.options)
     elif app.repo:
         replicas = [_main(app)]
     else:

@@ -1,13 +1,15 @@
-"""State shared by every command: where the repository is and how to open it."""
+"""State shared by every command: where the repository is, how to open it, and the operation context."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import update_wrapper
+from typing import Any, TypeVar
 
 import click
 
@@ -17,6 +19,9 @@ from amber.ops.config.model import Config, default_config_path, load_config
 from amber.ops.config.target import Target, load_optional, resolve
 from amber.repository import Repository
 from amber.services import session
+from amber.services.context import OperationContext
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _prompt(new: bool) -> str:
@@ -38,6 +43,7 @@ class AppContext:
     passwords: session.PasswordSource = field(default_factory=session.PasswordSource)
     debug: bool = False
     config_path: str | None = None  # --config; None = the default location
+    operation: OperationContext = field(default_factory=OperationContext)  # this command's
 
     def config(self) -> Config:
         return load_config(self.config_path)
@@ -50,7 +56,8 @@ class AppContext:
     def target(self, job: str | None = None) -> Target:
         """-r as a location or a configured name; without -r the config's (``job``'s, the only job's)."""
         config, problem = load_optional(self.config_path)
-        return resolve(self.repo, config, self.passwords, self.passwords_given, job, problem)
+        return resolve(self.repo, config, self.passwords, self.passwords_given, job, problem,
+                       self.operation.options)  # fmt: skip
 
     @property
     def location(self) -> str:
@@ -58,14 +65,17 @@ class AppContext:
 
     @contextmanager
     def open(
-        self, lock: bool = True, exclusive: bool = False, load_index: bool = True
+        self, lock: bool = True, exclusive: bool = False, read_only: bool = False, load_index: bool = True
     ) -> Iterator[Repository]:
+        """``read_only``: for lock-free readers; every write and delete is refused (storage/readonly.py).
+        ``load_index=False``: the caller loads it only if it needs it (``Repository.ensure_index``)."""
         t = self.target()
-        opened = session.opened(t.location, t.passwords, lock, exclusive, t.options, load_index=load_index)
-        with opened as repo:
+        with session.opened(t.location, t.passwords, lock, exclusive, t.options, ctx=self.operation,
+                            read_only=read_only, load_index=load_index) as repo:  # fmt: skip
             yield repo
-            _replicate_audit_log(repo, self.config_path)
-            self._refresh_catalog(repo)
+            if not read_only:
+                _replicate_audit_log(repo, self.config_path)
+                self._refresh_catalog(repo)
 
     def catalog_enabled(self) -> bool:
         """``[catalog] enabled`` from the config file when there is one (a broken config is
@@ -85,7 +95,7 @@ class AppContext:
 
         notice = catalog.refresh(repo, self.catalog_enabled())
         if notice:
-            click.echo(f"note: {notice}", err=True)
+            echo(f"note: {notice}", err=True)
 
 
 def _replicate_audit_log(repo: Repository, config_path: str | None) -> None:
@@ -101,7 +111,18 @@ def _replicate_audit_log(repo: Repository, config_path: str | None) -> None:
         pass
 
 
-pass_app = click.make_pass_decorator(AppContext)
+def pass_app(f: F) -> F:
+    """Pass the AppContext first, and name the operation after the command path (``key add``)."""
+
+    def new_func(*args: Any, **kwargs: Any) -> Any:
+        ctx = click.get_current_context()
+        app = ctx.find_object(AppContext)
+        if app is None:
+            raise RuntimeError("no AppContext")
+        app.operation.record.command = " ".join(ctx.command_path.split()[1:])
+        return ctx.invoke(f, app, *args, **kwargs)
+
+    return update_wrapper(new_func, f)  # type: ignore[return-value]
 
 
 def make_passwords(password_file: str | None, password_command: str | None) -> session.PasswordSource:

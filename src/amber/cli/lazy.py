@@ -58,21 +58,27 @@ class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *COMMAND_MODULES})
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """Name the operation as soon as its command is known (also when its options are bad);
+        an unknown command is a one-line error with the closest name."""
+        word = click.utils.make_str(args[0]) if args else ""
+        if word and not word.startswith("-") and self.get_command(ctx, word) is None:
+            close = difflib.get_close_matches(word, self.list_commands(ctx), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise click.UsageError(f"no such command {word!r}{hint}", ctx)
+        name, cmd, rest = super().resolve_command(ctx, args)
+        record = getattr(ctx.obj, "record", None)  # the OperationContext main() passes in
+        if name and record is not None and not record.command:
+            record.command = name
+        return name, cmd, rest
+
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands and cmd_name in COMMAND_MODULES:
             for command in load_module_commands(COMMAND_MODULES[cmd_name]):
                 self.add_command(command)
         return super().get_command(ctx, cmd_name)
-
-    def resolve_command(
-        self, ctx: click.Context, args: list[str]
-    ) -> tuple[str | None, click.Command | None, list[str]]:
-        name = click.utils.make_str(args[0]) if args else ""
-        if name and not name.startswith("-") and self.get_command(ctx, name) is None:
-            close = difflib.get_close_matches(name, self.list_commands(ctx), n=1, cutoff=0.6)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise click.UsageError(f"no such command {name!r}{hint}", ctx)
-        return super().resolve_command(ctx, args)
 
 
 def usage_line(exc: click.ClickException) -> str:

@@ -1,4 +1,4 @@
-"""Entry point: global options, command registration, error-to-exit-code mapping."""
+"""Entry point: global options, command registration, signals, error-to-exit-code mapping."""
 
 from __future__ import annotations
 
@@ -9,14 +9,33 @@ import traceback
 import click
 
 from amber import __version__
-from amber.cli import cmd_audit
-from amber.cli.backend_options import backend_option_flags
+from amber.cli.backend_options import backend_option_flags, given_options
 from amber.cli.context import AppContext, make_passwords
 from amber.cli.lazy import LazyGroup, usage_line
 from amber.cli.memory import tune_allocator
-from amber.cli.output import echo, show_path
+from amber.cli.output import echo, err_console, plain, show_path
+from amber.cli.signals import cancelling_on_signals
 from amber.errors import EXIT_INTERRUPTED, AmberError, from_os_error
+from amber.ops.audit.observer import AuditObserver
 from amber.redact import redact
+from amber.services.context import OperationContext
+
+# Commands that only look at the log, the config or the local machine are not recorded.
+NOT_AUDITED = frozenset({"audit show", "audit verify", "config check", "metrics", "notify test",
+                         "schedule status", "alerts check"})  # fmt: skip
+
+
+class CliEvents:
+    """The operation's notices on stderr: audit trouble always, retries with --debug."""
+
+    def __init__(self, debug: bool) -> None:
+        self.debug = debug
+
+    def notice(self, kind: str, message: str) -> None:
+        if kind == "audit":
+            err_console.print(f"[yellow]warning:[/] audit log not written: {plain(message)}", highlight=False)
+        elif self.debug or kind == "lease":
+            err_console.print(f"note: {plain(message)}", highlight=False)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -37,36 +56,44 @@ def cli(
     password_command: str | None, debug: bool, config_path: str | None,
 ) -> None:  # fmt: skip
     """amber: deduplicating, encrypted, verifiable backups."""
-    ctx.obj = AppContext(repo, make_passwords(password_file, password_command), debug, config_path)
+    operation = ctx.obj if isinstance(ctx.obj, OperationContext) else OperationContext()
+    operation.options = given_options(ctx)
+    operation.record.repository = repo or ""  # as given; an opened repository's location otherwise
+    operation.observers.append(AuditObserver(config_path, NOT_AUDITED))
+    ctx.obj = AppContext(repo, make_passwords(password_file, password_command), debug, config_path, operation)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run one command, then append its audit record (command, arguments, exit code)."""
+    """Run one command as one operation; its observers (the audit log) hear how it ended."""
     args = list(argv if argv is not None else sys.argv[1:])
+    operation = OperationContext(events=CliEvents("--debug" in args))
+    operation.record.args = args
+    if any(a in ("-h", "--help", "--version") for a in args):
+        operation.record.command = "-"  # help is not an operation
     try:
-        _main(args)
+        with cancelling_on_signals(operation.cancel):
+            _main(args, operation)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         cause = exc.__context__
         error = cause.message if isinstance(cause, AmberError) else str(cause or "")
-        cmd_audit.warn(cmd_audit.record_invocation(cli, args, code, error))
+        if operation.record.command != "-":
+            operation.finish(code, error)
         raise
 
 
-def _main(argv: list[str] | None = None) -> None:
+def _main(argv: list[str], operation: OperationContext) -> None:
     tune_allocator()
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    debug = "--debug" in argv
     try:
-        cli.main(args=argv, prog_name="amber", standalone_mode=False)
-    except click.exceptions.Abort:
-        echo("amber: interrupted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        cli.main(args=argv, prog_name="amber", standalone_mode=False, obj=operation)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        reason = operation.cancel.reason  # a second signal: that signal's exit code
+        echo(f"amber: {reason.message if reason else 'interrupted'}", err=True)
+        sys.exit(reason.exit_code if reason else EXIT_INTERRUPTED)
     except click.ClickException as exc:
         echo(f"amber: {usage_line(exc)}", err=True)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        echo("amber: interrupted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
     except AmberError as exc:
         if debug:
             traceback.print_exc()

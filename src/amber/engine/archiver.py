@@ -29,6 +29,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import IO, Protocol
 
+from amber.cancel import CancelToken
 from amber.engine import prewarm
 from amber.engine.dirfinish import DirFinisher, WalkDir, count_new_content
 from amber.engine.filereader import BlobSaver, ContentReader, FileContent
@@ -93,8 +94,10 @@ class Archiver:
         reader: ContentReader,
         options: ArchiveOptions | None = None,
         progress: Progress | None = None,
+        cancel: CancelToken | None = None,
     ) -> None:
         self._saver = saver
+        self._cancel = (cancel or CancelToken()).watch()
         self._trees = trees
         self._reader = reader
         self._opts = options or ArchiveOptions()
@@ -209,6 +212,7 @@ class Archiver:
     def _walk(self, root: WalkDir, pool: ThreadPoolExecutor) -> bytes:
         stack = [root]
         while stack:
+            self._cancel.check()  # a safe point: what was stored stays stored
             d = stack[-1]
             if d.pos >= len(d.entries):
                 self._submit_batch(d, pool)

@@ -9,14 +9,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from amber.engine.progress import NullProgress, Progress
-from amber.errors import AmberError, UsageError
+from amber.errors import AmberError, InvalidTree, UsageError
 from amber.repository import BlobType, Location, Repository
+from amber.repository.model import MAX_PATH, MAX_TREE_DEPTH
 from amber.storage import FileType
 
 _MIN_HEADER = 28 + 1 + 4  # AEAD overhead, shortest msgpack array, u32 length
 
-# per tree: (subdirectories as (name, tree id), files with a problem as (name, why))
-_TreeInfo = tuple[list[tuple[bytes, bytes]], list[tuple[bytes, str]]]
+# per tree: (subdirectories as (name, tree id), files with a problem as (name, why),
+# the length of its longest name)
+_TreeInfo = tuple[list[tuple[bytes, bytes]], list[tuple[bytes, str]], int]
 
 
 @dataclass
@@ -55,10 +57,14 @@ def parse_subset(spec: str, packs: list[str], seed: int | None = None) -> list[s
 class Checker:
     def __init__(self, repo: Repository, progress: Progress | None = None) -> None:
         self._repo = repo
+        repo.cancel.watch()  # safe points: each pack and snapshot
         self._progress = progress or NullProgress()
         self.report = CheckReport()
         self._bad_blobs: dict[bytes, str] = {}
         self._referenced: set[bytes] = set()
+        # tree -> the longest path at which nothing below it was found damaged
+        # (a longer path can only push entries past MAX_PATH)
+        self._sound: dict[bytes, int] = {}
 
     def run(self, read_data: bool = False, subset: str | None = None) -> CheckReport:
         self._check_index_and_packs()
@@ -116,6 +122,7 @@ class Checker:
     def _read_packs(self, packs: list[str]) -> None:
         index = self._repo.blobs.index
         for pack in packs:
+            self._repo.cancel.check()  # a safe point: check writes nothing
             self.report.packs_read += 1
             try:
                 data, blobs = self._repo.blobs.read_pack(pack)
@@ -170,10 +177,12 @@ class Checker:
         trees: dict[bytes, _TreeInfo] = {}
         bad_trees: dict[bytes, str] = {}
         for name, snap in sorted(snaps.items(), key=lambda s: s[1].time):
+            self._repo.cancel.check()
             for path, problem in self._walk(snap.tree, trees, bad_trees):
                 where = os.fsdecode(path) or "/"
                 self.report.damaged.append((name, where))
-                self._error(f"snapshot {name[:8]}: {where}: {problem}")
+                shown = where if len(where) <= 240 else f"{where[:120]}...{where[-120:]}"  # near MAX_PATH
+                self._error(f"snapshot {name[:8]}: {shown}: {problem}")
 
     def _tree(
         self, tree_id: bytes, trees: dict[bytes, _TreeInfo],
@@ -185,16 +194,18 @@ class Checker:
         if tree_id in trees:
             return trees[tree_id]
         problem = self._blob_problem(tree_id, BlobType.TREE)
+        self._referenced.add(tree_id)
         if problem is None:
             try:
                 nodes = self._repo.load_tree(tree_id).nodes
+            except InvalidTree as exc:
+                problem = str(exc)
             except AmberError as exc:
                 problem = f"tree unreadable: {exc}"
         if problem is not None:
             bad[tree_id] = problem
             return problem
         damaged = []
-        self._referenced.add(tree_id)
         for node in nodes:
             self._referenced.update(node.content)
             if node.type == "dir" and not node.subtree:
@@ -206,22 +217,80 @@ class Checker:
                         damaged.append((node.name, why))
                         break
         subdirs = [(n.name, n.subtree) for n in nodes if n.type == "dir" and n.subtree]
-        trees[tree_id] = (subdirs, damaged)
-        return subdirs, damaged
+        info = (subdirs, damaged, max((len(n.name) for n in nodes), default=0))
+        trees[tree_id] = info
+        return info
 
     def _walk(
         self, root: bytes, trees: dict[bytes, _TreeInfo],
         bad: dict[bytes, str],
     ) -> Iterator[tuple[bytes, str]]:  # fmt: skip
-        """Yield (path, problem) for every damaged node under ``root``."""
-        stack: list[tuple[bytes, bytes]] = [(b"", root)]
+        """Yield (path, problem) for every damaged node under ``root``.
+
+        A tree is walked once per snapshot, at the first path that reaches it, and
+        not at all once everything below it is known to be sound: a subtree shared
+        by many paths (or snapshots) costs one visit. Depth and path length are
+        capped (design §9), so memory stays linear in the depth.
+        """
+        found = self._tree(root, trees, bad)
+        if isinstance(found, str):
+            yield b"", found
+            return
+        seen = {(root, 0)}  # (tree, path length): what a tree holds past MAX_PATH depends on it
+        stack = [_Frame(b"", root, found, 0)]
+        yield from stack[0].damage()
         while stack:
-            base, tree_id = stack.pop()
-            found = self._tree(tree_id, trees, bad)
-            if isinstance(found, str):
-                yield base, found
+            frame = stack[-1]
+            entry = next(frame.subdirs, None)
+            if entry is None:
+                stack.pop()
+                if not frame.damaged:
+                    self._sound[frame.tree_id] = max(len(frame.path), self._sound.get(frame.tree_id, -1))
+                elif stack:
+                    stack[-1].damaged = True
                 continue
-            subdirs, damaged = found
-            for name, why in damaged:
-                yield base + b"/" + name, why
-            stack.extend((base + b"/" + name, subtree) for name, subtree in subdirs)
+            name, sub = entry
+            path = frame.path + b"/" + name
+            if self._sound.get(sub, -1) >= len(path):
+                continue
+            if (sub, len(path)) in seen or len(path) > MAX_PATH:
+                frame.damaged = True  # reported already: where it was first reached, or by damage()
+                continue
+            if frame.depth >= MAX_TREE_DEPTH:
+                frame.damaged = True
+                if not frame.reported:
+                    frame.reported = True
+                    yield path, f"deeper than {MAX_TREE_DEPTH} levels (damaged or crafted tree)"
+                continue
+            seen.add((sub, len(path)))
+            found = self._tree(sub, trees, bad)
+            if isinstance(found, str):
+                frame.damaged = True
+                yield path, found
+                continue
+            child = _Frame(path, sub, found, frame.depth + 1)
+            stack.append(child)
+            yield from child.damage()
+
+
+class _Frame:
+    """A tree being walked by the checker: its path, remaining subdirectories and whether it is sound."""
+
+    __slots__ = ("damaged", "depth", "files", "longest", "path", "reported", "subdirs", "tree_id")
+
+    def __init__(self, path: bytes, tree_id: bytes, info: _TreeInfo, depth: int) -> None:
+        self.path = path
+        self.tree_id = tree_id
+        self.subdirs = iter(info[0])
+        self.files = info[1]
+        self.longest = info[2]
+        self.depth = depth
+        self.damaged = bool(info[1])  # here or, once known, below
+        self.reported = False  # a limit was reported here already
+
+    def damage(self) -> Iterator[tuple[bytes, str]]:
+        for name, why in self.files:
+            yield self.path + b"/" + name, why
+        if len(self.path) + 1 + self.longest > MAX_PATH:
+            self.damaged = True
+            yield self.path, f"entries with paths longer than {MAX_PATH} bytes (damaged or crafted tree)"

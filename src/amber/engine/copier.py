@@ -42,13 +42,14 @@ from typing import Protocol
 
 import msgspec
 
+from amber.cancel import CancelToken
 from amber.engine.copypack import BlobId, BlobReader, BlobWriter, CopyStats, PackCopier
 from amber.engine.gctuning import rarer_gc
 from amber.engine.progress import NullProgress, Progress
 from amber.engine.treebatch import TreeBatch
-from amber.errors import AmberError, IntegrityError, ObjectNotFound
+from amber.errors import AmberError, IntegrityError, InvalidTree, ObjectNotFound
 from amber.repository import BlobType, Location, Node, Tree
-from amber.repository.model import encode_tree
+from amber.repository.model import MAX_TREE_DEPTH, encode_tree
 
 __all__ = ["Copier", "CopyOptions", "CopyStats", "IdCache"]
 
@@ -140,8 +141,9 @@ class Copier:
         self, src_trees: TreeSource, src_blobs: BlobReader, dst_trees: TreeReader,
         dst_blobs: BlobWriter, dst_blob_id: BlobId, options: CopyOptions | None = None,
         progress: Progress | None = None, same_ids: bool = False, runner: JobRunner | None = None,
-        stats: CopyStats | None = None,
+        stats: CopyStats | None = None, cancel: CancelToken | None = None,
     ) -> None:  # fmt: skip
+        self._cancel = (cancel or CancelToken()).watch()
         self._same_ids = same_ids  # both sides share the ID key: IDs are kept
         self._src_trees = src_trees
         self._src_blobs = src_blobs
@@ -191,15 +193,21 @@ class Copier:
             try:
                 stack = [top]
                 while stack:
+                    self._cancel.check()  # a safe point: copied packs are flushed by the caller
                     child = self._advance(stack[-1])
                     if child is None:
                         done = stack.pop().dir
                         done.listed = True
                         self._finish_if_ready(done)
+                    elif len(stack) > MAX_TREE_DEPTH:  # a crafted chain: refuse, like every walk
+                        raise InvalidTree(
+                            f"tree {child.dir.src_id.hex()[:16]} is deeper than {MAX_TREE_DEPTH} levels"
+                        )
                     else:
                         stack.append(child)
                     self._pump()
                 while self._queued or self._jobs:  # finished trees may queue their own copy
+                    self._cancel.check()
                     self._submit()
                     self._collect(block=True)
             finally:

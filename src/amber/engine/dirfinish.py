@@ -25,6 +25,7 @@ from amber.engine.filereader import FileContent
 from amber.engine.progress import Progress
 from amber.engine.scanner import Entry
 from amber.engine.smallfiles import BatchFuture, PendingContent
+from amber.errors import TreeTooLarge
 from amber.repository import Node, Summary, Tree
 
 BACKLOG_NODES = 2_000  # entries of walked directories waiting for their files to be read
@@ -130,7 +131,10 @@ class DirFinisher:
         if d.prev_id and nodes == d.prev_nodes and self._has(d.prev_id):
             tree_id = d.prev_id  # same nodes encode to the same bytes, hence the same ID
         else:
-            tree_id, new = self._trees.save_tree(Tree(nodes=nodes))
+            try:
+                tree_id, new = self._trees.save_tree(Tree(nodes=nodes))
+            except TreeTooLarge as exc:  # abort: a tree no reader would accept
+                raise TreeTooLarge(f"{os.fsdecode(d.path) or '/'}: {exc}") from exc
             summary.tree_blobs_added += int(new)
         if d.node is not None:
             d.node.subtree = tree_id

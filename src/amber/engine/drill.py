@@ -20,6 +20,7 @@ import msgspec
 
 from amber.engine.restorer import BlobSource, RestoreOptions, Restorer
 from amber.engine.treewalk import TreeLoader, walk
+from amber.errors import AmberError
 from amber.repository import Node
 
 
@@ -54,8 +55,20 @@ def sample(
     return chosen
 
 
-def regular_files(load_tree: TreeLoader, root: bytes) -> list[SampledFile]:
-    return [SampledFile(path, node) for path, node in walk(load_tree, root) if node.type == "file"]
+def regular_files(load_tree: TreeLoader, root: bytes, errors: list[str] | None = None) -> list[SampledFile]:
+    """Every regular file under ``root``. With ``errors``, a bad tree or a walk limit
+    adds "path: why" there and the rest is still listed; without, it is raised."""
+
+    def note(path: bytes, exc: AmberError) -> None:
+        assert errors is not None
+        errors.append(f"{os.fsdecode(path) or '/'}: {exc.message}")
+
+    files = walk(load_tree, root, on_error=None if errors is None else note, match=_is_file)
+    return [SampledFile(path, node) for path, node in files]
+
+
+def _is_file(_path: bytes, node: Node) -> bool:
+    return node.type == "file"
 
 
 @dataclass

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Protocol
 
+from amber.cancel import CancelToken
 from amber.engine.chunker import Chunker
 from amber.repository import BlobType
 
@@ -51,8 +52,10 @@ class ContentReader:
         blob_id: Callable[[bytes | memoryview], bytes],
         chunker_factory: Callable[[], Chunker],
         on_bytes: Callable[[int], None] = lambda n: None,
+        cancel: CancelToken | None = None,
     ) -> None:
         self._saver = saver
+        self._cancel = (cancel or CancelToken()).watch()
         self._blob_id = blob_id
         self._chunker_factory = chunker_factory
         self._on_bytes = on_bytes
@@ -66,6 +69,7 @@ class ContentReader:
         return c
 
     def _store(self, piece: bytes | memoryview, result: FileContent) -> None:
+        self._cancel.check()  # a safe point between chunks: a large file or a stream stops too
         bid = self._blob_id(piece)
         result.content.append(bid)
         if not self._saver.has(bid) and self._saver.save(BlobType.DATA, piece, bid):
@@ -89,6 +93,7 @@ class ContentReader:
     def read_open(self, fd: int, before: os.stat_result) -> FileContent:
         """Like :meth:`read_file` for a descriptor from :func:`open_file`, which it closes."""
         try:
+            self._cancel.check()  # queued reads end at once after a cancel
             if before.st_size < self._chunker().min_size:
                 result = self._read_small(fd, before.st_size)
             else:

@@ -101,6 +101,7 @@ class Pruner:
         self._clock = clock  # injectable: tests age a lease or a deletion marker without waiting
         self._repo = repo
         self._lock = lock
+        repo.cancel.watch()  # safe points: each pack copied or deleted
         self._opts = options or PruneOptions()
         self._plan_opts = plan_options(self._opts)
         self._progress = progress or NullProgress()
@@ -221,6 +222,7 @@ class Pruner:
             blobs.set_compression_level(self._opts.recompress)
         try:
             for pack in sorted(to_copy):
+                self._repo.cancel.check()  # a safe point: nothing is deleted before phase 1 ends
                 kinds = {blob_id: loc.type for blob_id, loc in to_copy[pack]}
                 for blob_id, data in blobs.load_from_pack(pack, to_copy[pack]):
                     if isinstance(data, IntegrityError):
@@ -272,6 +274,7 @@ class Pruner:
             raise RepositoryLocked("our lock was not refreshed in time; not deleting anything")
         indexed = blobs.index.packs()
         for pack in packs:
+            self._repo.cancel.check()  # a safe point: the marker stays, the next prune finishes
             if pack in indexed or pack in later:
                 continue  # re-indexed (rescued, repaired) or marked again later: not ours to delete
             try:

@@ -24,7 +24,7 @@ import msgspec
 from amber.engine.progress import NullProgress, Progress
 from amber.errors import AmberError, IntegrityError, ObjectNotFound
 from amber.repository import BlobType, Node, Repository, Tree
-from amber.repository.model import encode_tree
+from amber.repository.model import MAX_PATH, MAX_TREE_DEPTH, encode_tree
 from amber.storage import FileType
 
 _ROWS_PER_FILE = 200_000
@@ -87,12 +87,29 @@ class SnapshotRepairResult:
     unreadable: list[str] = field(default_factory=list)  # snapshot files that cannot be loaded
 
 
+class _Pending:
+    """A tree being repaired: its nodes, the repaired ones so far, and whether any changed."""
+
+    __slots__ = ("changed", "next", "nodes", "out", "path", "tree_id")
+
+    def __init__(self, tree_id: bytes, path: bytes, nodes: list[Node]) -> None:
+        self.tree_id = tree_id
+        self.path = path
+        self.nodes = nodes
+        self.out: list[Node] = []
+        self.next = 0
+        self.changed = False
+
+
 class SnapshotRepairer:
     def __init__(self, repo: Repository, dry_run: bool = False) -> None:
         self._repo = repo
         self._dry_run = dry_run
         self._stored = {fi.name for fi in repo.backend.list(FileType.PACK)}
-        self._memo: dict[bytes, bytes | None] = {}  # old tree id -> new id (None: unreadable)
+        # (old tree id, length of its path) -> new id (None: unreadable). The length is
+        # part of the key because entries past MAX_PATH are dropped: a shared subtree
+        # repaired deep down must not lose entries where it sits higher up.
+        self._memo: dict[tuple[bytes, int], bytes | None] = {}
         self._empty: bytes | None = None
 
     def run(self) -> SnapshotRepairResult:
@@ -139,30 +156,60 @@ class SnapshotRepairer:
             self._empty = self._save(Tree())
         return self._empty
 
-    def _fix(self, tree_id: bytes, path: bytes, damaged: list[str]) -> bytes | None:
-        """The repaired tree's ID (the same when nothing is lost), or None if unreadable."""
-        if tree_id in self._memo:
-            return self._memo[tree_id]
-        nodes: list[Node] | None = None
-        if self._present(tree_id, BlobType.TREE):
-            try:
-                nodes = self._repo.load_tree(tree_id).nodes
-            except AmberError:
-                nodes = None
-        if nodes is None:
-            self._memo[tree_id] = None
+    def _nodes(self, tree_id: bytes) -> list[Node] | None:
+        if not self._present(tree_id, BlobType.TREE):
             return None
-        out: list[Node] = []
-        changed = False
-        for node in nodes:
-            fixed = self._fix_node(node, path + b"/" + node.name, damaged)
-            changed |= fixed is not node
-            out.append(fixed)
-        new_id = self._save(Tree(out)) if changed else tree_id
-        self._memo[tree_id] = new_id
-        return new_id
+        try:
+            return self._repo.load_tree(tree_id).nodes
+        except AmberError:  # unreadable or invalid (design §9): lost like a missing tree
+            return None
 
-    def _fix_node(self, node: Node, path: bytes, damaged: list[str]) -> Node:
+    def _fix(self, root: bytes, path: bytes, damaged: list[str]) -> bytes | None:
+        """The repaired tree's ID (the same when nothing is lost), or None if unreadable.
+
+        Post-order with an explicit stack, so depth never meets Python's recursion
+        limit; a subtree deeper than MAX_TREE_DEPTH is lost like an unreadable one,
+        and an entry whose path is longer than MAX_PATH is dropped.
+        """
+        if (root, len(path)) in self._memo:
+            return self._memo[root, len(path)]
+        nodes = self._nodes(root)
+        if nodes is None:
+            self._memo[root, len(path)] = None
+            return None
+        stack = [_Pending(root, path, nodes)]
+        while stack:
+            top = stack[-1]
+            if top.next == len(top.nodes):
+                stack.pop()
+                new_id = self._save(Tree(top.out)) if top.changed else top.tree_id
+                self._memo[top.tree_id, len(top.path)] = new_id
+                continue
+            node = top.nodes[top.next]
+            node_path = top.path + b"/" + node.name
+            top.next += 1
+            if len(node_path) > MAX_PATH:  # no reader would list it: dropped, and reported
+                damaged.append(os.fsdecode(node_path[:MAX_PATH]))
+                top.changed = True
+                continue
+            sub: bytes | None = None
+            if node.type == "dir" and node.subtree:
+                key = (node.subtree, len(node_path))
+                if key not in self._memo and len(stack) <= MAX_TREE_DEPTH:
+                    below = self._nodes(node.subtree)
+                    if below is not None:
+                        stack.append(_Pending(node.subtree, node_path, below))
+                        top.next -= 1  # this node again once its subtree is done
+                        continue
+                    self._memo[key] = None
+                sub = self._memo.get(key)
+            fixed = self._fix_node(node, node_path, damaged, sub)
+            top.changed |= fixed is not node
+            top.out.append(fixed)
+        return self._memo[root, len(path)]
+
+    def _fix_node(self, node: Node, path: bytes, damaged: list[str], sub: bytes | None) -> Node:
+        """``sub``: the repaired subtree of a directory (None when it is lost)."""
         if node.type == "file" and node.content:
             keep = [b for b in node.content if self._present(b, BlobType.DATA)]
             if len(keep) == len(node.content):
@@ -174,7 +221,6 @@ class SnapshotRepairer:
                 size += loc.plain_length if loc else 0
             return msgspec.structs.replace(node, content=keep, size=size, damaged=True)
         if node.type == "dir":
-            sub = self._fix(node.subtree, path, damaged) if node.subtree else None
             if sub is None:
                 damaged.append(os.fsdecode(path))
                 return msgspec.structs.replace(node, subtree=self._empty_tree(), damaged=True)

@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from amber.cancel import CancelToken
 from amber.engine.metadata import apply_metadata
 from amber.engine.patterns import PathMatcher
 from amber.engine.progress import NullProgress, Progress
@@ -75,9 +76,10 @@ class _File:
 class Restorer:
     def __init__(
         self, trees: TreeLoader, blobs: BlobSource, options: RestoreOptions | None = None,
-        progress: Progress | None = None,
+        progress: Progress | None = None, cancel: CancelToken | None = None,
     ) -> None:  # fmt: skip
         self._trees = trees
+        self._cancel = (cancel or CancelToken()).watch()
         self._blobs = blobs
         self._opts = options or RestoreOptions()
         self._progress = progress or NullProgress()
@@ -93,6 +95,7 @@ class Restorer:
         files: list[_File] = []
         batch_bytes = 0
         for rel, node in self._select(items):
+            self._cancel.check()  # a safe point: finished files stay
             path = target + rel
             if node.damaged:  # `repair snapshots` kept what survived of it
                 self._result.warnings.append(
@@ -218,6 +221,7 @@ class Restorer:
         targets: dict[bytes, list[tuple[_File, int]]],
     ) -> None:  # fmt: skip
         """Stream one pack's blobs into their files; at most one decoded blob is held."""
+        self._cancel.check()
         delivered: set[bytes] = set()
         try:
             for blob_id, data in self._blobs.load_from_pack(pack, wanted):

@@ -29,7 +29,7 @@ from amber.ops.config.target import same_place
 from amber.repository import Snapshot
 from amber.services import session
 from amber.services.snapshots import SnapshotFilter
-from amber.storage.url import BackendOptions, default_options
+from amber.storage.url import BackendOptions
 
 REACHABLE, UNREACHABLE = "ok", "unreachable"
 
@@ -119,11 +119,14 @@ def parse_replica(spec: str, fallback: session.PasswordSource | None = None) -> 
     return ReplicaSource(Replica(**fields), location, passwords)
 
 
-def replicas_from_config(config: Config, fallback: session.PasswordSource) -> list[ReplicaSource]:
+def replicas_from_config(
+    config: Config, fallback: session.PasswordSource, base: BackendOptions | None = None
+) -> list[ReplicaSource]:
+    """``base``: the operation's backend options (-o, --limit-*), under each repository's own."""
     found = []
     for name, r in config.repositories.items():
         replica = Replica(name, r.kind, r.offsite, r.immutable, r.offline)
-        options = backend_options(r, default_options())
+        options = backend_options(r, base or BackendOptions())
         found.append(ReplicaSource(replica, r.url, config_passwords(r, fallback), options))
     return found
 

@@ -25,6 +25,7 @@ from amber.ops.config.model import Config
 from amber.ops.drills.history import DrillHistory
 from amber.ops.state import RunRecord, StateDB
 from amber.repository import Repository
+from amber.services.context import OperationContext
 from amber.services.session import PasswordSource
 from amber.storage import FileType
 
@@ -53,11 +54,13 @@ def repository_stats(repo: Repository, name: str) -> RepoStats:
                      sum(s.summary.total_bytes for s in snaps.values()))  # fmt: skip
 
 
-def configured_stats(config: Config, passwords: PasswordSource) -> list[RepoStats]:
+def configured_stats(
+    config: Config, passwords: PasswordSource, ctx: OperationContext | None = None
+) -> list[RepoStats]:
     """Open each configured, connected repository (shared lock) and measure it."""
     from amber.ops.run.steps import Repositories
 
-    repos = Repositories(config, passwords)
+    repos = Repositories(config, passwords, ctx)
     found = []
     for name, settings in sorted(config.repositories.items()):
         if settings.offline and not repos.present(name):
@@ -125,7 +128,7 @@ def build(config: Config | None, state_path: str, repo_stats: Iterable[RepoStats
 
 def _job_metrics(g: _Gauges, db: StateDB, job: str) -> None:
     runs = db.runs(job, limit=_HISTORY)
-    for status in ("success", "partial", "failed"):
+    for status in ("success", "partial", "failed", "interrupted"):
         g.set("amber_job_runs", "Recorded runs by final status", sum(1 for r in runs if r.status == status),
               job=job, status=status)  # fmt: skip
     finished = [r for r in runs if r.status != "running"]

@@ -29,7 +29,7 @@ CREATE TABLE IF NOT EXISTS runs (
     job TEXT NOT NULL,
     started REAL NOT NULL,
     ended REAL,
-    status TEXT NOT NULL,            -- running | success | partial | failed
+    status TEXT NOT NULL,            -- running | success | partial | failed | interrupted
     bytes_added INTEGER NOT NULL DEFAULT 0,
     files INTEGER NOT NULL DEFAULT 0,
     snapshot_ids TEXT NOT NULL DEFAULT '[]',
@@ -44,7 +44,7 @@ CREATE TABLE IF NOT EXISTS schedule_stamps (
     fired REAL NOT NULL
 );
 """
-STATUSES = ("success", "partial", "failed")
+STATUSES = ("success", "partial", "failed", "interrupted")
 
 
 @dataclass

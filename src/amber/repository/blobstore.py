@@ -261,6 +261,10 @@ class BlobStore(IndexBook):
             if supersedes:
                 self.supersedes[name] = list(supersedes)
 
+    def flush_index(self) -> None:
+        """Index the packs saved so far and drop partly filled ones (after an interruption)."""
+        self._write_index()
+
     def flush(self, supersedes: Sequence[str] = ()) -> None:
         """Save partly filled packs, then the index for every new pack.
 

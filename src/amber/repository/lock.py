@@ -6,6 +6,12 @@ older than ``LEASE_S`` (the holder stopped refreshing: crash, power loss), or
 when it was taken on this host by a process that no longer exists. So no manual
 ``unlock`` is ever needed. Clock skew between hosts must stay below
 ``LEASE_S - REFRESH_S`` (4 minutes).
+
+A holder whose lease is no longer fresh (not rewritten within ``LEASE_S -
+REFRESH_S``: writes kept failing, or the process was suspended) has lost it:
+another process may already treat it as stale, so the holder's operation is
+cancelled through ``on_lost`` and ``ensure_held`` refuses to commit (design §13).
+``AMBER_LEASE=REFRESH,LEASE`` (seconds) shortens both for tests.
 """
 
 from __future__ import annotations
@@ -20,11 +26,22 @@ from collections.abc import Callable
 
 import msgspec
 
-from amber.errors import AmberError, IntegrityError, ObjectNotFound, RepositoryLocked
+from amber.errors import AmberError, IntegrityError, LeaseLost, ObjectNotFound, RepositoryLocked
 from amber.storage.base import Backend, FileType, Handle
 
-REFRESH_S = 60.0
-LEASE_S = 300.0
+
+def _timings(spec: str) -> tuple[float, float]:
+    """``"REFRESH,LEASE"`` seconds (a test hook); the defaults when empty or malformed."""
+    try:
+        refresh, lease = (float(x) for x in spec.split(","))
+    except ValueError:
+        return 60.0, 300.0
+    if not 0 < refresh < lease / 2:
+        return 60.0, 300.0
+    return refresh, lease
+
+
+REFRESH_S, LEASE_S = _timings(os.environ.get("AMBER_LEASE", ""))
 
 
 class LockInfo(msgspec.Struct):
@@ -71,9 +88,13 @@ class Lock:
         maintenance: bool = False,
         clock: Callable[[], float] = time.time,  # injectable: tests date a lock without waiting
         wait: Callable[[threading.Event, float], bool] = threading.Event.wait,  # and step its refreshes
+        on_lost: Callable[[AmberError], None] | None = None,  # cancels the operation holding it
     ) -> None:
         self._clock = clock
         self._wait = wait
+        self._on_lost = on_lost
+        self.lost: LeaseLost | None = None
+        self.refresh_error = ""  # the last refresh failure, for the message when the lease is lost
         self._backend = backend
         self._encrypt = encrypt
         self._decrypt = decrypt
@@ -104,7 +125,14 @@ class Lock:
     def is_fresh(self, now: float | None = None) -> bool:
         """Our lease is safely alive: written within LEASE_S - REFRESH_S (prune checks before deleting)."""
         now = self._clock() if now is None else now
-        return self._name is not None and now - self.refreshed < LEASE_S - REFRESH_S
+        return self.lost is None and self._name is not None and now - self.refreshed < LEASE_S - REFRESH_S
+
+    def ensure_held(self) -> None:
+        """Raise LeaseLost unless the lease is fresh: called before committing (a snapshot)."""
+        if not self.is_fresh():
+            self._lose()
+            assert self.lost is not None
+            raise LeaseLost(self.lost.message)
 
     def read_all(self) -> dict[str, LockInfo]:
         locks: dict[str, LockInfo] = {}
@@ -143,12 +171,34 @@ class Lock:
         self._thread.start()
 
     def _refresh_loop(self) -> None:
-        while not self._wait(self._stop, REFRESH_S):
+        wait = REFRESH_S
+        while not self._wait(self._stop, wait):
+            if not self.is_fresh():  # suspended, or failing for too long: others may call it stale
+                self._lose()
+                return
             old = self._name
-            with contextlib.suppress(AmberError):
+            try:
                 self._name = self._write()
-                if old:
+            except AmberError as exc:  # try again sooner, until the lease is no longer fresh
+                self.refresh_error = exc.message
+                wait = REFRESH_S / 4
+                continue
+            wait = REFRESH_S
+            if old:
+                with contextlib.suppress(AmberError):
                     self._backend.remove(Handle(FileType.LOCK, old))
+
+    def _lose(self) -> None:
+        if self.lost is not None:
+            return
+        age = self._clock() - self.refreshed
+        why = f": {self.refresh_error}" if self.refresh_error else " (was the process suspended?)"
+        self.lost = LeaseLost(
+            f"the repository lock was not refreshed for {age:.0f} s{why}; stopped, since another "
+            "process may treat the lock as stale"
+        )
+        if self._on_lost is not None:
+            self._on_lost(self.lost)
 
     def _remove_own(self) -> None:
         if self._name:

@@ -8,12 +8,25 @@ Names, symlink targets and xattr names are raw bytes: non-UTF-8 names survive.
 from __future__ import annotations
 
 import datetime as dt
+import operator
 
 import msgspec
 
-from amber.errors import IntegrityError
+from amber.errors import IntegrityError, InvalidName, InvalidTree, TreeTooLarge
 
 NODE_TYPES = ("file", "dir", "symlink", "fifo", "chardev", "blockdev")
+
+# Limits every reader enforces and every writer respects (design §9). A tree of
+# 256 MiB holds ~1M fully described files, or one file of ~9 TiB (34 bytes of
+# content ID per ~1.25 MiB chunk). The same value as the storage bound on tree
+# blobs (branch `bounds`: repository/limits.py); keep them one.
+MAX_TREE_BYTES = 256 << 20
+MAX_TREE_NODES = 1_000_000
+# Linux PATH_MAX (4096) less its NUL: the archiver cannot read a longer path, so
+# no snapshot it writes holds one; nor one deeper than such a path can be.
+MAX_PATH = 4095
+MAX_TREE_DEPTH = 2048
+_FORBIDDEN_NAMES = frozenset((b"", b".", b".."))
 
 
 # gc=False: nodes never form reference cycles, and a walk holds ~100k of them;
@@ -85,20 +98,107 @@ class Snapshot(msgspec.Struct, omit_defaults=True):
         return parse_time(self.time)
 
 
+class _Outline(msgspec.Struct):
+    """A tree with its nodes left encoded: their count is read before they are decoded."""
+
+    nodes: msgspec.Raw = msgspec.Raw(b"\x90")
+
+
 _tree_encoder = msgspec.msgpack.Encoder()
 _tree_decoder = msgspec.msgpack.Decoder(Tree)
+_outline_decoder = msgspec.msgpack.Decoder(_Outline)
 _snapshot_decoder = msgspec.msgpack.Decoder(Snapshot)
 
 
+def show_name(name: bytes) -> str:
+    """A name for a one-line message: quoted, control characters and non-UTF-8 bytes escaped."""
+    return repr(name)[1:]
+
+
+def validate_name(name: bytes) -> None:
+    """Raise InvalidName unless ``name`` is safe as one path component.
+
+    Non-empty, not ``.`` or ``..``, no ``/`` and no NUL. Pure; the restorer and
+    every reader of trees call it (decode_tree checks whole trees at once).
+    """
+    if not isinstance(name, bytes):
+        raise InvalidName(f"name {name!r} is not bytes")
+    if name in _FORBIDDEN_NAMES:
+        raise InvalidName("empty name" if not name else f"name {show_name(name)} is not allowed")
+    if b"/" in name:
+        raise InvalidName(f"name {show_name(name)} contains '/'")
+    if b"\0" in name:
+        raise InvalidName(f"name {show_name(name)} contains NUL")
+
+
+def _label(tree_id: bytes) -> str:
+    return f"tree {tree_id.hex()[:16]}" if tree_id else "tree"
+
+
+def validate_tree(tree: Tree, tree_id: bytes = b"") -> None:
+    """Raise InvalidTree unless names are valid, unique and sorted as bytes, within the node limit."""
+    nodes = tree.nodes
+    if len(nodes) > MAX_TREE_NODES:
+        raise InvalidTree(f"{_label(tree_id)}: {len(nodes)} entries, more than {MAX_TREE_NODES}")
+    names = [n.name for n in nodes]
+    joined = b"".join(names)  # fast path: bytes only, no / or NUL anywhere, then order
+    if b"/" in joined or b"\0" in joined or not _FORBIDDEN_NAMES.isdisjoint(names):
+        for i, name in enumerate(names):
+            try:
+                validate_name(name)
+            except InvalidName as exc:
+                raise InvalidName(f"{_label(tree_id)}: entry {i}: {exc}") from None
+    if not all(map(operator.lt, names, names[1:])):
+        i = next(i for i in range(1, len(names)) if not names[i - 1] < names[i])
+        what = "duplicate" if names[i - 1] == names[i] else "out of order"
+        raise InvalidTree(f"{_label(tree_id)}: entry {i}: name {show_name(names[i])} is {what}")
+
+
 def encode_tree(tree: Tree) -> bytes:
-    return _tree_encoder.encode(tree)
+    """The tree's bytes; refuses a tree that readers would reject (design §9)."""
+    if len(tree.nodes) > MAX_TREE_NODES:
+        raise TreeTooLarge(f"a directory has {len(tree.nodes)} entries; at most {MAX_TREE_NODES} are allowed")
+    validate_tree(tree)
+    data = _tree_encoder.encode(tree)
+    if len(data) > MAX_TREE_BYTES:
+        raise TreeTooLarge(
+            f"a directory's tree would take {len(data)} bytes; at most {MAX_TREE_BYTES} are allowed"
+        )
+    return data
 
 
-def decode_tree(data: bytes) -> Tree:
+def _array_length(raw: bytes) -> int:
+    """Element count from a msgpack array header; -1 when it is not an array."""
+    head = raw[:1]
+    if not head:
+        return -1
+    first = head[0]
+    if 0x90 <= first <= 0x9F:
+        return first & 0x0F
+    if first == 0xDC and len(raw) >= 3:
+        return int.from_bytes(raw[1:3], "big")
+    if first == 0xDD and len(raw) >= 5:
+        return int.from_bytes(raw[1:5], "big")
+    return -1
+
+
+def decode_tree(data: bytes, tree_id: bytes = b"") -> Tree:
+    """Decode and validate a tree blob; InvalidTree (an IntegrityError) names what is wrong.
+
+    Size and node count are checked before any node is decoded.
+    """
+    label = _label(tree_id)
+    if len(data) > MAX_TREE_BYTES:
+        raise InvalidTree(f"{label}: {len(data)} bytes, more than {MAX_TREE_BYTES}")
     try:
-        return _tree_decoder.decode(data)
+        count = _array_length(memoryview(_outline_decoder.decode(data).nodes)[:5].tobytes())
+        if count > MAX_TREE_NODES:
+            raise InvalidTree(f"{label}: {count} entries, more than {MAX_TREE_NODES}")
+        tree = _tree_decoder.decode(data)
     except msgspec.DecodeError as exc:
-        raise IntegrityError(f"malformed tree: {exc}") from exc
+        raise InvalidTree(f"{label} is malformed: {exc}") from exc
+    validate_tree(tree, tree_id)
+    return tree
 
 
 def encode_snapshot(snapshot: Snapshot) -> bytes:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 import msgspec
 
 from amber import __version__
+from amber.cancel import CancelToken
 from amber.errors import (
     AmberError,
     AppendOnlyViolation,
@@ -76,6 +77,7 @@ class Repository:
         self.index_errors: list[str] = []
         self.index_loaded = False
         self.held_locks: list[Lock] = []  # locks this object holds now (innermost last)
+        self.cancel = CancelToken()  # the operation using this repository; a lost lease sets it
 
     @property
     def id(self) -> str:
@@ -117,7 +119,8 @@ class Repository:
         index files, the index is reloaded: a process never works from an index
         older than its lock (design §13, two-phase deletion).
         """
-        lk = Lock(self.backend, *self.lock_codec(), exclusive, maintenance)
+        lk = Lock(self.backend, *self.lock_codec(), exclusive, maintenance,
+                  on_lost=lambda lost: self.cancel.cancel(lost))  # fmt: skip
         lk.acquire()
         self.held_locks.append(lk)
         try:
@@ -156,7 +159,7 @@ class Repository:
             if tree is not None:
                 self._tree_cache.move_to_end(tree_id)
                 return tree
-        tree = decode_tree(self.blobs.load(tree_id))
+        tree = decode_tree(self.blobs.load(tree_id), tree_id)
         with self._tree_lock:
             self._tree_cache[tree_id] = tree
             if len(self._tree_cache) > 256:
@@ -195,13 +198,17 @@ class Repository:
                         with contextlib.suppress(IntegrityError):
                             if isinstance(plain, IntegrityError):
                                 raise plain
-                            tree = decode_tree(plain)
+                            tree = decode_tree(plain, tid)
                             for i in where[tid]:
                                 out[i] = tree
         return out
 
     # -- snapshots -----------------------------------------------------------
     def save_snapshot(self, snapshot: Snapshot) -> str:
+        """Write a snapshot; refused (LeaseLost) when a lock held for it has lapsed (design §13):
+        a prune may have deleted data it references while the lease looked stale."""
+        for held in self.held_locks:
+            held.ensure_held()
         data = self.sealer.seal(Kind.SNAPSHOT, encode_snapshot(snapshot))
         name = hashlib.sha256(data).hexdigest()
         self.backend.save(Handle(FileType.SNAPSHOT, name), data)

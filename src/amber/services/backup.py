@@ -8,7 +8,8 @@ import getpass
 import os
 import socket
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import BinaryIO, ParamSpec, TypeVar
 
@@ -20,7 +21,7 @@ from amber.engine.filereader import ContentReader
 from amber.engine.patterns import PathMatcher
 from amber.engine.progress import NullProgress, Progress
 from amber.engine.source import LiveSource, Source
-from amber.errors import DiskFull, PartialBackup, SourceCommandFailed, UsageError
+from amber.errors import AmberError, DiskFull, Interrupted, PartialBackup, SourceCommandFailed, UsageError
 from amber.repository import Repository, Snapshot
 from amber.repository.model import format_time, parse_time
 from amber.services.own_snapshots import COMPACT_AT, OwnSnapshots
@@ -77,6 +78,7 @@ def content_reader(repo: Repository, progress: Progress) -> ContentReader:
         repo.key.blob_id,
         lambda: Chunker(cfg.chunk_avg, cfg.chunk_min, cfg.chunk_max, seed),
         progress.bytes_done,
+        repo.cancel,
     )
 
 
@@ -180,8 +182,10 @@ def backup_paths(repo: Repository, req: BackupRequest, progress: Progress | None
             source=req.source,
         ),
         progress,
+        repo.cancel,
     )
-    result = archiver.archive([os.fsencode(p) for p in paths if p not in missing], parent_tree)
+    with _keeping_uploads(repo):
+        result = archiver.archive([os.fsencode(p) for p in paths if p not in missing], parent_tree)
     result.skipped[:0] = missing
     result.why_skipped.update((p, "no such file or directory") for p in missing)
     return _commit(repo, req, host, paths, parent, result, missing_packs)
@@ -195,8 +199,10 @@ def backup_stream(
     if not name or "/" in name:
         raise UsageError("--stdin-filename must be a plain file name")
     missing_packs = repo.drop_missing_packs()
-    archiver = Archiver(repo.blobs, repo, content_reader(repo, progress or NullProgress()))
-    result = archiver.archive_stream(os.fsencode(name), stream)
+    reader = content_reader(repo, progress or NullProgress())
+    archiver = Archiver(repo.blobs, repo, reader, cancel=repo.cancel)
+    with _keeping_uploads(repo):
+        result = archiver.archive_stream(os.fsencode(name), stream)
     host = req.host or socket.gethostname()
     return _commit(repo, req, host, ["/" + name], None, result, missing_packs)
 
@@ -215,13 +221,37 @@ def backup_command(
     assert proc.stdout is not None
     name = req.stdin_filename.strip("/")
     missing_packs = repo.drop_missing_packs()
-    archiver = Archiver(repo.blobs, repo, content_reader(repo, progress or NullProgress()))
-    result = archiver.archive_stream(os.fsencode(name), proc.stdout)
-    code = proc.wait()
+    reader = content_reader(repo, progress or NullProgress())
+    archiver = Archiver(repo.blobs, repo, reader, cancel=repo.cancel)
+    repo.cancel.on_cancel(proc.kill)  # a cancel must not wait for the command's next output
+    try:
+        with _keeping_uploads(repo):
+            result = archiver.archive_stream(os.fsencode(name), proc.stdout)
+            code = proc.wait()
+            repo.cancel.check()  # killed by the cancel: report that, not its exit status
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
     if code != 0:
         raise SourceCommandFailed(f"command {argv[0]!r} exited with status {code}; no snapshot written")
     host = req.host or socket.gethostname()
     return _commit(repo, req, host, ["/" + name], None, result, missing_packs)
+
+
+@contextmanager
+def _keeping_uploads(repo: Repository) -> Iterator[None]:
+    """On an interruption, index the packs already uploaded, so the next run reuses them.
+
+    Not after a lost lease: a prune may have deleted those packs meanwhile.
+    """
+    try:
+        yield
+    except Interrupted:
+        if all(held.is_fresh() for held in repo.held_locks):
+            with suppress(AmberError):  # the interruption is what gets reported
+                repo.blobs.flush_index()
+        raise
 
 
 def raise_if_partial(outcome: BackupOutcome) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from amber.cancel import CancelToken
 from amber.engine.copier import Copier, CopyOptions, CopyStats
 from amber.engine.copypack import BlobWriter
 from amber.engine.copyplan import choose_reference, copied_map, copied_snapshot, missing
@@ -24,6 +25,7 @@ from amber.engine.progress import Progress
 from amber.errors import IntegrityError, ObjectNotFound, UsageError
 from amber.repository import BlobType, Repository, Snapshot, StoreSpec
 from amber.services import session
+from amber.services.context import OperationContext
 from amber.services.snapshots import SnapshotFilter, resolve, select
 from amber.storage.faults import FaultInjectingBackend
 from amber.storage.local import LocalBackend
@@ -78,7 +80,8 @@ def copy_snapshots(
         runner = _worker_processes(src, dst, same_ids, options or CopyOptions(), stats, progress)
     writer: BlobWriter = dst.blobs if runner is None else _StoredByWorkers(dst.blobs, runner)
     copier = Copier(
-        src, src.blobs, dst, writer, dst.key.blob_id, options, progress, same_ids, runner, stats
+        src, src.blobs, dst, writer, dst.key.blob_id, options, progress, same_ids, runner, stats,
+        cancel=CancelToken.any_of(src.cancel, dst.cancel),  # a signal, or either lease lapsing
     )  # fmt: skip
     result = CopyResult(already=len(selected) - len(todo), stats=stats)
     try:
@@ -170,10 +173,11 @@ def copy(
     dst_passwords: session.PasswordSource, req: CopyRequest | None = None,
     options: CopyOptions | None = None, progress: Progress | None = None,
     src_options: BackendOptions | None = None, dst_options: BackendOptions | None = None,
+    ctx: OperationContext | None = None,
 ) -> CopyResult:  # fmt: skip
     """Open both repositories (shared locks) and copy."""
     with (
-        session.opened(src_location, src_passwords, options=src_options) as src,
-        session.opened(dst_location, dst_passwords, options=dst_options) as dst,
+        session.opened(src_location, src_passwords, options=src_options, ctx=ctx) as src,
+        session.opened(dst_location, dst_passwords, options=dst_options, ctx=ctx) as dst,
     ):
         return copy_snapshots(src, dst, req, options, progress)

@@ -28,6 +28,7 @@ from amber.errors import AmberError, UsageError
 from amber.repository import BlobType, Repository
 from amber.repository.blobstore import BlobStore
 from amber.services import session
+from amber.services.context import OperationContext
 from amber.storage import FileType, Handle
 
 _MIN_TAIL = 28 + 1 + 4  # smallest sealed header and its length
@@ -179,11 +180,11 @@ def _rebuild_index(repo: Repository) -> bool:
 
 def heal_from(
     location: str, passwords: session.PasswordSource, replica_location: str,
-    replica_passwords: session.PasswordSource, read_data: bool = False,
+    replica_passwords: session.PasswordSource, read_data: bool = False, ctx: OperationContext | None = None,
 ) -> HealResult:  # fmt: skip
     """Open both (this one exclusively: damaged packs are removed), then :func:`heal`."""
     with (
-        session.opened(location, passwords, exclusive=True) as repo,
-        session.opened(replica_location, replica_passwords) as replica,
+        session.opened(location, passwords, exclusive=True, ctx=ctx) as repo,
+        session.opened(replica_location, replica_passwords, ctx=ctx) as replica,
     ):
         return heal(repo, replica, read_data)

@@ -24,6 +24,8 @@ from amber.engine.progress import Progress
 from amber.errors import (
     AmberError,
     DiskFull,
+    Interrupted,
+    LeaseLost,
     PermissionDenied,
     RepositoryNotFound,
     StorageError,
@@ -31,6 +33,7 @@ from amber.errors import (
 )
 from amber.repository import Repository
 from amber.services import session
+from amber.services.context import OperationContext
 from amber.services.copy import CopyRequest, CopyResult, copy_snapshots
 from amber.services.snapshots import SnapshotFilter
 from amber.storage.url import BackendOptions
@@ -68,12 +71,12 @@ class DestinationStatus:
 
 def _one(
     source: Repository, req: CopyRequest, dest: Destination, options: CopyOptions | None,
-    progress: Progress | None,
+    progress: Progress | None, ctx: OperationContext | None,
 ) -> DestinationStatus:  # fmt: skip
     status = DestinationStatus(dest.label, dest.location, OK)
     started = time.monotonic()
     try:
-        with session.opened(dest.location, dest.passwords, options=dest.options) as dst:
+        with session.opened(dest.location, dest.passwords, options=dest.options, ctx=ctx) as dst:
             result: CopyResult = copy_snapshots(source, dst, req, options, progress)
         status.copied, status.already = result.copied, result.already
         status.bytes_added = result.stats.bytes_added
@@ -88,6 +91,8 @@ def _one(
         err = from_os_error(exc, dest.location)
         status.status = FAILED if isinstance(err, (DiskFull, PermissionDenied)) else OFFLINE
         status.error = err.message
+    except (Interrupted, LeaseLost):
+        raise  # the whole operation stops, not just this destination
     except AmberError as exc:
         status.status, status.error = FAILED, exc.message
     status.seconds = time.monotonic() - started
@@ -97,7 +102,7 @@ def _one(
 def replicate(
     source: Repository, snapshot_ids: Sequence[str], destinations: Sequence[Destination],
     snapshot_filter: SnapshotFilter | None = None, options: CopyOptions | None = None,
-    progress: Progress | None = None,
+    progress: Progress | None = None, ctx: OperationContext | None = None,
 ) -> list[DestinationStatus]:  # fmt: skip
     """Copy ``snapshot_ids`` (all matching ``snapshot_filter`` when empty) to every destination.
 
@@ -105,15 +110,15 @@ def replicate(
     one after another; one failing never stops the rest.
     """
     req = CopyRequest(list(snapshot_ids), snapshot_filter or SnapshotFilter())
-    return [_one(source, req, dest, options, progress) for dest in destinations]
+    return [_one(source, req, dest, options, progress, ctx) for dest in destinations]
 
 
 def replicate_from(
     location: str, passwords: session.PasswordSource, snapshot_ids: Sequence[str],
     destinations: Sequence[Destination], snapshot_filter: SnapshotFilter | None = None,
     options: CopyOptions | None = None, progress: Progress | None = None,
-    source_options: BackendOptions | None = None,
+    source_options: BackendOptions | None = None, ctx: OperationContext | None = None,
 ) -> list[DestinationStatus]:  # fmt: skip
     """Open the source (shared lock), then :func:`replicate`."""
-    with session.opened(location, passwords, options=source_options) as source:
-        return replicate(source, snapshot_ids, destinations, snapshot_filter, options, progress)
+    with session.opened(location, passwords, options=source_options, ctx=ctx) as source:
+        return replicate(source, snapshot_ids, destinations, snapshot_filter, options, progress, ctx)

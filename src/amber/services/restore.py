@@ -39,7 +39,7 @@ def restore(repo: Repository, req: RestoreRequest, progress: Progress | None = N
     ref, sub = split_ref(req.ref)
     _, snap = resolve(repo, ref, req.filter)
     options = RestoreOptions(PathMatcher(req.include), PathMatcher(req.exclude), req.verify)
-    restorer = Restorer(repo.load_tree, repo.blobs, options, progress)
+    restorer = Restorer(repo.load_tree, repo.blobs, options, progress, cancel=repo.cancel)
     target = os.path.abspath(req.target)
     _make_target(target)
     return restorer.restore(_items(repo, snap.tree, sub), os.fsencode(target))

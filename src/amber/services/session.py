@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from amber.childenv import child_env, register_secret
 from amber.errors import RepositoryNotFound, UsageError
 from amber.repository import KdfParams, Repository, init_repository, open_repository
+from amber.services.context import OperationContext
 from amber.storage import open_backend
+from amber.storage.readonly import ReadOnlyBackend
 from amber.storage.url import BackendOptions
 
 NO_PASSWORD = "no password: set AMBER_PASSWORD_FILE, AMBER_PASSWORD, --password-file or --password-command"
@@ -65,7 +67,7 @@ def resolve_location(repo: str | None) -> str:
 
 
 def exists(location: str, options: BackendOptions | None = None) -> bool:
-    return open_backend(location, options).exists()
+    return open_backend(location, options or BackendOptions()).exists()
 
 
 def kdf_params() -> KdfParams | None:
@@ -92,31 +94,44 @@ def kdf_params() -> KdfParams | None:
 
 def create(
     location: str, password: bytes, append_only: bool = False,
-    ids_from: tuple[str, PasswordSource] | None = None, options: BackendOptions | None = None,
+    ids_from: tuple[str, PasswordSource] | None = None, ctx: OperationContext | None = None,
+    options: BackendOptions | None = None,
 ) -> Repository:  # fmt: skip
-    """A new repository; ``ids_from`` (location, passwords): share that one's blob IDs and chunker."""
+    """A new repository; ``ids_from`` (location, passwords): share that one's blob IDs and chunker.
+
+    ``options`` shape the backend (a configured repository's own); None: the context's.
+    """
+    ctx = ctx or OperationContext()
+    backend = open_backend(location, ctx.backend_options(options))
+    ctx.opened(location)
     if ids_from is None:
-        backend = open_backend(location, options)
         return init_repository(backend, password, kdf_params(), append_only=append_only)
-    with opened(*ids_from, lock=False) as other:
-        return init_repository(
-            open_backend(location, options), password, kdf_params(), append_only=append_only, ids_from=other
-        )
+    with opened(*ids_from, lock=False, ctx=ctx.child("")) as other:
+        return init_repository(backend, password, kdf_params(), append_only=append_only, ids_from=other)
 
 
 @contextmanager
 def opened(
     location: str, passwords: PasswordSource, lock: bool = True, exclusive: bool = False,
-    options: BackendOptions | None = None, load_index: bool = True,
-) -> Iterator[Repository]:
+    options: BackendOptions | None = None, *, ctx: OperationContext | None = None, read_only: bool = False,
+    load_index: bool = True,
+) -> Iterator[Repository]:  # fmt: skip
     """Open, lock (shared unless asked), and always release and close.
 
-    ``options`` shape the backend (a configured repository's own); None: the process defaults.
+    ``options`` shape the backend (a configured repository's own); None: the context's.
+    The repository carries the context's cancel signal, so a lapsed lease stops the
+    operation. ``read_only`` (lock-free readers only) refuses every write and delete.
     """
-    backend = open_backend(location, options)
+    ctx = ctx or OperationContext()
+    if read_only and lock:
+        raise ValueError("a read-only opening cannot take a lock")
+    backend = open_backend(location, ctx.backend_options(options))
     if not backend.exists():
         raise RepositoryNotFound(f"no repository at {backend.location}")
+    ctx.opened(location)
+    backend = ReadOnlyBackend(backend) if read_only else backend
     repo = open_repository(backend, passwords.get(), load_index=load_index)
+    repo.cancel = ctx.cancel
     try:
         if lock:
             with repo.lock(exclusive=exclusive):

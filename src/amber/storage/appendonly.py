@@ -13,10 +13,9 @@ storage directly; see docs/design.md, "Append-only mode".
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from amber.errors import AppendOnlyViolation, ObjectNotFound
-from amber.storage.base import Backend, FileInfo, FileType, Handle
+from amber.storage.base import FileType, Handle
+from amber.storage.forwarding import ForwardingBackend
 
 MUTABLE = frozenset({FileType.LOCK})  # leases are rewritten and removed by their holder
 
@@ -25,18 +24,8 @@ def _describe(handle: Handle) -> str:
     return handle.type.value if handle.type is FileType.CONFIG else f"{handle.type.value}/{handle.name}"
 
 
-class AppendOnlyBackend:
+class AppendOnlyBackend(ForwardingBackend):
     """Wraps ``inner``: ``save`` of a new name and every read pass through; deletes are refused."""
-
-    def __init__(self, inner: Backend) -> None:
-        self.inner = inner
-        self.location = inner.location
-
-    def create(self) -> None:
-        self.inner.create()
-
-    def exists(self) -> bool:
-        return self.inner.exists()
 
     def save(self, handle: Handle, data: bytes | bytearray | memoryview) -> None:
         if handle.type not in MUTABLE and self._present(handle):
@@ -52,19 +41,7 @@ class AppendOnlyBackend:
             return False
         return True
 
-    def load(self, handle: Handle, offset: int = 0, length: int | None = None) -> bytes:
-        return self.inner.load(handle, offset, length)
-
-    def stat(self, handle: Handle) -> FileInfo:
-        return self.inner.stat(handle)
-
-    def list(self, type: FileType) -> Iterator[FileInfo]:
-        return self.inner.list(type)
-
     def remove(self, handle: Handle) -> None:
         if handle.type not in MUTABLE:
             raise AppendOnlyViolation(f"append-only repository: refusing to delete {_describe(handle)}")
         self.inner.remove(handle)
-
-    def close(self) -> None:
-        self.inner.close()

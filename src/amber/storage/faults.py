@@ -22,6 +22,7 @@ from typing import TypeVar
 
 from amber.errors import TransientStorageError, UsageError
 from amber.storage.base import Backend, FileInfo, FileType, Handle, RetentionBackend
+from amber.storage.forwarding import ForwardingBackend
 from amber.storage.retention import wrap_retention
 
 T = TypeVar("T")
@@ -57,12 +58,11 @@ def plan_from_env(env: Mapping[str, str]) -> FaultPlan | None:
         raise UsageError(f"bad AMBER_FAULT_* setting: {exc}") from exc
 
 
-class FaultInjectingBackend:
+class FaultInjectingBackend(ForwardingBackend):
     def __init__(
         self, inner: Backend, plan: FaultPlan, *, sleep: Callable[[float], None] = time.sleep
     ) -> None:
-        self.inner = inner
-        self.location = inner.location
+        super().__init__(inner)
         self.plan = plan
         self._sleep = sleep
         self._rng = random.Random(plan.seed)
@@ -120,9 +120,6 @@ class FaultInjectingBackend:
 
     def remove(self, handle: Handle) -> None:
         self._run("remove", lambda: self.inner.remove(handle))
-
-    def close(self) -> None:
-        self.inner.close()
 
     def retention_capability(self) -> RetentionBackend | None:
         """Object Lock calls fail, time out or hang at the same rate as the others."""

@@ -3,16 +3,20 @@
 A token bucket shared by every thread: each request takes as many tokens as it
 moves bytes. A request larger than the bucket drives it into debt, and the next
 request waits the debt off, so the long-run rate is exact while a single pack is
-still sent in one piece.
+still sent in one piece. Lock files are not throttled: a lease refresh must not
+wait off the debt of a pack upload.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
-from amber.storage.base import Backend, FileInfo, FileType, Handle
+from amber.storage.base import Backend, FileType, Handle
+from amber.storage.forwarding import ForwardingBackend
+
+UNTHROTTLED = frozenset({FileType.LOCK})
 
 
 class TokenBucket:
@@ -55,27 +59,22 @@ def kib_bucket(kib_per_second: float | None) -> TokenBucket | None:
     return None if not kib_per_second else TokenBucket(kib_per_second * 1024)
 
 
-class RateLimitedBackend:
-    """Throttles the bytes of ``save`` (upload) and ``load`` (download)."""
+class RateLimitedBackend(ForwardingBackend):
+    """Throttles the bytes of ``save`` (upload) and ``load`` (download), lock files excepted."""
 
     def __init__(self, inner: Backend, upload: TokenBucket | None, download: TokenBucket | None) -> None:
-        self.inner = inner
-        self.location = inner.location
+        super().__init__(inner)
         self.upload = upload
         self.download = download
 
-    def create(self) -> None:
-        self.inner.create()
-
-    def exists(self) -> bool:
-        return self.inner.exists()
-
     def save(self, handle: Handle, data: bytes | bytearray | memoryview) -> None:
-        if self.upload is not None:
+        if self.upload is not None and handle.type not in UNTHROTTLED:
             self.upload.take(len(data))
         self.inner.save(handle, data)
 
     def load(self, handle: Handle, offset: int = 0, length: int | None = None) -> bytes:
+        if handle.type in UNTHROTTLED:
+            return self.inner.load(handle, offset, length)
         if self.download is not None and length is not None:
             self.download.take(length)  # paid before, so parallel readers queue up
             return self.inner.load(handle, offset, length)
@@ -83,15 +82,3 @@ class RateLimitedBackend:
         if self.download is not None:
             self.download.take(len(data))
         return data
-
-    def stat(self, handle: Handle) -> FileInfo:
-        return self.inner.stat(handle)
-
-    def list(self, type: FileType) -> Iterator[FileInfo]:
-        return self.inner.list(type)
-
-    def remove(self, handle: Handle) -> None:
-        self.inner.remove(handle)
-
-    def close(self) -> None:
-        self.inner.close()

@@ -22,6 +22,7 @@ from typing import TypeVar
 
 from amber.errors import ObjectNotFound, StorageError, TransientStorageError
 from amber.storage.base import Backend, FileInfo, FileType, Handle, RetentionBackend
+from amber.storage.forwarding import ForwardingBackend
 from amber.storage.retention import wrap_retention
 
 T = TypeVar("T")
@@ -90,7 +91,7 @@ def _describe(handle: Handle) -> str:
     return handle.type.value if handle.type is FileType.CONFIG else f"{handle.type.value}/{handle.name[:12]}"
 
 
-class RetryingBackend:
+class RetryingBackend(ForwardingBackend):
     """Wraps any Backend; see the module docstring."""
 
     def __init__(
@@ -102,8 +103,7 @@ class RetryingBackend:
         seed: int | None = None,
         on_retry: Callable[[str, int, TransientStorageError], None] | None = None,
     ) -> None:
-        self.inner = inner
-        self.location = inner.location
+        super().__init__(inner)
         self.policy = policy or RetryPolicy()
         self._sleep = sleep
         self._rng = random.Random(seed)
@@ -179,9 +179,47 @@ class RetryingBackend:
     def remove(self, handle: Handle) -> None:
         self._call(f"remove {_describe(handle)}", lambda: self.inner.remove(handle), idempotent_remove=True)
 
-    def close(self) -> None:
-        self.inner.close()
-
     def retention_capability(self) -> RetentionBackend | None:
         """Object Lock calls are retried like every other request."""
         return wrap_retention(self.inner, lambda what, fn: self._call(what, fn))
+
+
+class DeadlineBackend(ForwardingBackend):
+    """Gives every request of ``inner`` the deadline of ``policy`` (a request past it is transient).
+
+    ``open_backend`` places this layer under the connection limit and the retry
+    layer above it, so the deadline counts from when the request got its slot,
+    never the time spent queueing for one.
+    """
+
+    def __init__(self, inner: Backend, policy: RetryPolicy) -> None:
+        super().__init__(inner)
+        self.policy = policy
+
+    def _timed(self, what: str, fn: Callable[[], T], nbytes: int = 0) -> T:
+        return run_with_deadline(fn, request_deadline(self.policy, nbytes), what)
+
+    def create(self) -> None:
+        self._timed("create", self.inner.create)
+
+    def exists(self) -> bool:
+        return self._timed("exists", self.inner.exists)
+
+    def save(self, handle: Handle, data: bytes | bytearray | memoryview) -> None:
+        self._timed(f"save {_describe(handle)}", lambda: self.inner.save(handle, data), len(data))
+
+    def load(self, handle: Handle, offset: int = 0, length: int | None = None) -> bytes:
+        return self._timed(f"load {_describe(handle)}", lambda: self.inner.load(handle, offset, length),
+                           length or 0)  # fmt: skip
+
+    def stat(self, handle: Handle) -> FileInfo:
+        return self._timed(f"stat {_describe(handle)}", lambda: self.inner.stat(handle))
+
+    def list(self, type: FileType) -> Iterator[FileInfo]:
+        return iter(self._timed(f"list {type.value}", lambda: list(self.inner.list(type))))
+
+    def remove(self, handle: Handle) -> None:
+        self._timed(f"remove {_describe(handle)}", lambda: self.inner.remove(handle))
+
+    def retention_capability(self) -> RetentionBackend | None:
+        return wrap_retention(self.inner, lambda what, fn: self._timed(what, fn))

@@ -10,27 +10,28 @@ Locations (docs/backends.md)::
     rclone:remote:path
     rest:http[s]://[user:pass@]host[:port]/[path/]
 
-``open_backend`` returns ``Concurrency(RateLimit(Retry(Faults(backend))))``;
-each layer is present only when configured (retry always is, for remote backends).
+``open_backend`` returns ``RateLimit(Retry(Concurrency(Deadline(Faults(backend)))))``;
+each layer is present only when configured (retry always is). The connection
+limit sits under the retry layer so a backoff sleep holds no slot, and the
+request deadline under the limit so queueing for a slot does not count.
 """
 
 from __future__ import annotations
 
 import os
-import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 from urllib.parse import unquote, urlsplit
 
-from amber.errors import UsageError
+from amber.errors import TransientStorageError, UsageError
 from amber.storage.base import Backend, RetentionBackend
 from amber.storage.concurrency import ConcurrencyLimitedBackend
 from amber.storage.faults import FaultInjectingBackend, FaultPlan, plan_from_env
 from amber.storage.local import LocalBackend
 from amber.storage.ratelimit import RateLimitedBackend, kib_bucket
 from amber.storage.retention import retention_of
-from amber.storage.retry import RetryingBackend, RetryPolicy
+from amber.storage.retry import DeadlineBackend, RetryingBackend, RetryPolicy
 
 T = TypeVar("T")
 DEFAULT_CONNECTIONS = 5
@@ -54,6 +55,7 @@ class BackendOptions:
     limit_download_kib: float | None = None
     extra: Mapping[str, str] = field(default_factory=dict)  # -o key=value
     faults: FaultPlan | None = None  # None: read AMBER_FAULT_* from the environment
+    on_retry: Callable[[str, int, TransientStorageError], None] | None = None  # retry notices
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,41 +208,31 @@ def retry_policy(extra: Mapping[str, str], remote: bool) -> RetryPolicy:
     )
 
 
-_defaults_lock = threading.Lock()
-_defaults = BackendOptions()
-
-
-def set_default_options(options: BackendOptions) -> None:
-    """Set the options used by ``open_backend`` calls that pass none (the CLI's global flags)."""
-    global _defaults
-    with _defaults_lock:
-        _defaults = options
-
-
-def default_options() -> BackendOptions:
-    return _defaults
-
-
 def open_backend(location: str, options: BackendOptions | None = None) -> Backend:
-    """Open ``location`` with the wrappers ``options`` (or the process defaults) ask for."""
-    opts = options if options is not None else _defaults
+    """Open ``location`` with the wrappers ``options`` ask for (there are no process-wide defaults:
+    each operation passes its own, see ``services.context``)."""
+    opts = options if options is not None else BackendOptions()
     loc = parse_location(location)
     problem = option_problem(location, opts.extra)
     if problem is not None:
         raise UsageError(f"-o {problem[0]}: {problem[1]}")
     remote = loc.scheme != "local"
     connections = int(_number(opts.extra, "connections", DEFAULT_CONNECTIONS if remote else 0))
-    backend = _open_raw(loc, location, opts.extra, connections or DEFAULT_CONNECTIONS)
+    # one connection more than the limit: lock files bypass it (storage/concurrency.py)
+    backend = _open_raw(loc, location, opts.extra, (connections or DEFAULT_CONNECTIONS) + 1)
     faults = opts.faults if opts.faults is not None else plan_from_env(os.environ)
     if faults is not None and faults.rate > 0:
         backend = FaultInjectingBackend(backend, faults)
-    backend = RetryingBackend(backend, retry_policy(opts.extra, remote))
+    policy = retry_policy(opts.extra, remote)
+    if policy.timeout is not None:
+        backend = DeadlineBackend(backend, policy)
+    if connections:
+        backend = ConcurrencyLimitedBackend(backend, connections)
+    backend = RetryingBackend(backend, replace(policy, timeout=None), on_retry=opts.on_retry)
     if opts.limit_upload_kib or opts.limit_download_kib:
         backend = RateLimitedBackend(
             backend, kib_bucket(opts.limit_upload_kib), kib_bucket(opts.limit_download_kib)
         )
-    if connections:
-        backend = ConcurrencyLimitedBackend(backend, connections)
     return backend
 
 

@@ -23,7 +23,7 @@ from amber.ops.config.model import (
 )
 from amber.ops.config.repos import backend_options, config_passwords
 from amber.services import session
-from amber.storage.url import BackendOptions, default_options, parse_location
+from amber.storage.url import BackendOptions, parse_location
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class Target:
     name: str  # the configured name, or the location itself
     location: str
     passwords: session.PasswordSource
-    options: BackendOptions | None = None  # None: the process defaults (-o, --limit-*)
+    options: BackendOptions | None = None  # None: the operation's own (-o, --limit-*)
     configured: bool = False
 
 
@@ -78,9 +78,11 @@ def _by_url(config: Config, location: str) -> RepositoryConfig | None:
     return None
 
 
-def _configured(repo: RepositoryConfig, passwords: session.PasswordSource, given: bool) -> Target:
+def _configured(
+    repo: RepositoryConfig, passwords: session.PasswordSource, given: bool, base: BackendOptions | None
+) -> Target:  # fmt: skip
     own = passwords if given else config_passwords(repo, passwords)
-    return Target(repo.name, repo.url, own, backend_options(repo, default_options()), configured=True)
+    return Target(repo.name, repo.url, own, backend_options(repo, base or BackendOptions()), configured=True)
 
 
 def _default_name(config: Config, job: str | None) -> str | None:
@@ -95,19 +97,22 @@ def _default_name(config: Config, job: str | None) -> str | None:
 
 def resolve(
     spec: str | None, config: Config | None, passwords: session.PasswordSource, passwords_given: bool,
-    job: str | None = None, problem: str = "",
+    job: str | None = None, problem: str = "", base: BackendOptions | None = None,
 ) -> Target:  # fmt: skip
-    """The repository ``spec`` (``-r``) means; ``passwords_given``: the command line's password wins."""
+    """The repository ``spec`` (``-r``) means; ``passwords_given``: the command line's password wins.
+
+    ``base``: the operation's backend options, under a configured repository's own.
+    """
     if spec:
         if config is not None and spec in config.repositories:
-            return _configured(config.repositories[spec], passwords, passwords_given)
+            return _configured(config.repositories[spec], passwords, passwords_given, base)
         found = _by_url(config, spec) if config is not None else None
         if found is not None:
-            return _configured(found, passwords, passwords_given)
+            return _configured(found, passwords, passwords_given, base)
         return Target(spec, spec, passwords)
     name = _default_name(config, job) if config is not None else None
     if config is not None and name is not None:
-        return _configured(config.repositories[name], passwords, passwords_given)
+        return _configured(config.repositories[name], passwords, passwords_given, base)
     hint = "use -r/--repo or set AMBER_REPOSITORY"
     if config is not None:
         names = ", ".join(sorted(config.repositories)) or "none"

@@ -32,6 +32,7 @@ from amber.ops.run.steps import Repositories
 from amber.ops.schedule.calendar import next_after, parse_calendar
 from amber.ops.state import StateDB
 from amber.repository import Repository, Snapshot
+from amber.services.context import OperationContext
 from amber.services.session import PasswordSource
 from amber.services.snapshots import SnapshotFilter, resolve, select
 
@@ -143,11 +144,13 @@ def _drill_sample(
     repo: Repository, sid: str, snap: Snapshot, target: str, files: int, bytes_percent: float,
     seed: int, report: DrillReport,
 ) -> None:  # fmt: skip
+    unlisted: list[str] = []  # damaged trees: drill failures, and the rest is still sampled
     try:
-        listing: list[SampledFile] = engine.regular_files(repo.load_tree, snap.tree)
+        listing: list[SampledFile] = engine.regular_files(repo.load_tree, snap.tree, unlisted)
     except AmberError as exc:  # a damaged tree is a drill failure, not a crash
         report.outcome.failures.append(f"snapshot {sid[:8]}: cannot list files: {exc.message}")
         return
+    report.outcome.failures.extend(f"snapshot {sid[:8]}: cannot list files: {why}" for why in unlisted)
     report.total_bytes = max(report.total_bytes, sum(f.node.size for f in listing))
     report.total_files = max(report.total_files, len(listing))
     picked = engine.sample(listing, files, bytes_percent, seed)
@@ -257,13 +260,14 @@ def drill_and_record(
 
 
 def drill_job(
-    config: Config, job_name: str, req: DrillRequest, passwords: PasswordSource
+    config: Config, job_name: str, req: DrillRequest, passwords: PasswordSource,
+    ctx: OperationContext | None = None,
 ) -> list[tuple[DrillReport, list[Delivery]]]:  # fmt: skip
     """Drill each of the job's repositories: ``drill.repositories``, else primary and mirrors."""
     job = config.job(job_name)
     names = list(job.drill.repositories) if job.drill and job.drill.repositories else [
         job.repository, *job.mirrors]  # fmt: skip
-    repos = Repositories(config, passwords)
+    repos = Repositories(config, passwords, ctx)
     results = []
     for name in names:
         if repos.settings(name).offline and not repos.present(name):

@@ -4,9 +4,14 @@ Per job, under a per-job lock: before hooks -> backup -> copy to mirrors ->
 forget/prune per policy -> Object Lock extension (S3 repositories with lock
 options) -> sampled check -> after hooks (on_failure hooks when
 the run failed). Each run is recorded in the state database, and observers
-(notify, audit, metrics) hear start, the outcome, and integrity problems.
+(notify, metrics) hear start, the outcome, and integrity problems. Each job is
+one operation (``services.context``): its own backend options (the command
+line's, then ``[limits]``), a cancel signal that stops with the caller's, and
+its own audit record.
 A failed mirror does not stop the other destinations; a failed backup stops
-the job, since there is nothing to copy.
+the job, since there is nothing to copy. A signal stops the job at its next
+safe point (a second one at once): the run is recorded as ``interrupted``, the
+failure alert goes out, and no further job starts. A lapsed lease fails the job.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from dataclasses import dataclass, field
 
 from amber import errors
 from amber.childenv import child_env
-from amber.errors import AmberError, HookFailed, JobRunning, PartialBackup, StateError
+from amber.errors import AmberError, HookFailed, Interrupted, JobRunning, PartialBackup, StateError
 from amber.ops import limits as limits_service
 from amber.ops.config.model import Config, JobConfig
 from amber.ops.limits import Limits
@@ -28,7 +33,8 @@ from amber.ops.run.events import NullObserver, RunEvent, RunObserver, SafeObserv
 from amber.ops.run.steps import Repositories
 from amber.ops.state import Destination, RunRecord, StateDB, job_lock
 from amber.services import session
-from amber.storage import url
+from amber.services.context import OperationContext
+from amber.storage.url import BackendOptions
 
 _INTEGRITY_ERRORS = ("CheckFailed", "IntegrityError")
 
@@ -40,12 +46,13 @@ class RunOptions:
     passwords: session.PasswordSource = field(default_factory=session.PasswordSource)
     check: bool = True  # False skips the sampled check (--no-check)
     note: Callable[[str], None] = lambda _msg: None  # progress lines for the CLI
+    context: OperationContext = field(default_factory=OperationContext)  # the caller's operation
 
 
 @dataclass
 class JobResult:
     job: str
-    status: str  # success | partial | failed | running (another process has the job)
+    status: str  # success | partial | failed | interrupted | running (another process has the job)
     record: RunRecord | None = None
     error: AmberError | None = None
 
@@ -55,20 +62,36 @@ def run_jobs(config: Config, names: Sequence[str], options: RunOptions) -> list[
     jobs = [config.job(n) for n in names] if names else list(config.jobs.values())
     if not jobs:
         raise AmberError(f"{config.source}: no jobs configured")
-    for line in limits_service.apply(options.limits):
+    for line in limits_service.apply(options.limits):  # nice/ionice: per process by nature
         options.note(f"limits: {line}")
-    _apply_bandwidth(options.limits)
     db = StateDB(config.state.path)
-    repos = Repositories(config, options.passwords)
+    options.context.cancel.watch()  # checked between jobs and between steps
     results = []
     for job in jobs:
+        if options.context.cancel.cancelled:
+            break  # stopped: no further job starts
+        ctx = options.context.child("job", [job.name], job_options(options), job.repository)
+        repos = Repositories(config, options.passwords, ctx)
         try:
             with job_lock(config.state_dir, job.name):
-                results.append(_run_job(job, repos, db, options))
+                result = _run_job(job, repos, db, options)
         except JobRunning as exc:
             options.note(exc.message)
-            results.append(JobResult(job.name, "running", error=exc))
+            result = JobResult(job.name, "running", error=exc)
+        except BaseException as exc:
+            ctx.finish_with(exc)
+            raise
+        ctx.finish_with(result.error)
+        results.append(result)
     return results
+
+
+def job_options(options: RunOptions) -> BackendOptions:
+    """The caller's backend options; [limits] limit_upload/limit_download unless given on the command line."""
+    base = options.context.options
+    up = base.limit_upload_kib or options.limits.limit_upload or None
+    down = base.limit_download_kib or options.limits.limit_download or None
+    return dataclasses.replace(base, limit_upload_kib=up, limit_download_kib=down)
 
 
 def standard_observer(config: Config, note: Callable[[str], None]) -> RunObserver:
@@ -82,16 +105,12 @@ def standard_observer(config: Config, note: Callable[[str], None]) -> RunObserve
     return SafeObservers([AlertObserver(config, warn)], lambda m: note(f"observer failed: {m}"))
 
 
-def _apply_bandwidth(limits: Limits) -> None:
-    """[limits] limit_upload/limit_download, unless --limit-upload/--limit-download were given."""
-    current = url.default_options()
-    up = current.limit_upload_kib or limits.limit_upload or None
-    down = current.limit_download_kib or limits.limit_download or None
-    url.set_default_options(dataclasses.replace(current, limit_upload_kib=up, limit_download_kib=down))
-
-
 def worst_error(results: Sequence[JobResult]) -> AmberError | None:
-    """The error `amber run` exits with: failed > already running > partial > none."""
+    """The error `amber run` exits with: interrupted > failed > already running > partial > none."""
+    stopped = [r for r in results if r.status == "interrupted" and r.error is not None]
+    if stopped and stopped[0].error is not None:
+        err = stopped[0].error
+        return type(err)(f"job {stopped[0].job} {err.message}")
     failed = [r for r in results if r.status == "failed"]
     if len(failed) == 1 and failed[0].error is not None:
         err = failed[0].error
@@ -121,11 +140,15 @@ class _Run:
         self.error = self.error or exc
 
     def add(self, dest: Destination) -> Destination:
+        """Record a step's result; a step stopped by a signal stops the job (raises Interrupted)."""
         self.record.destinations.append(dest)
         self.options.note(f"{self.job.name}: {dest.step} {dest.name}: {dest.status}"
                           + (f" ({dest.message})" if dest.message else ""))  # fmt: skip
         if dest.status == "failed":
-            self.fail(_error_class(dest)(f"{dest.step} on {dest.name}: {dest.message}"))
+            error = _error_class(dest)
+            if issubclass(error, Interrupted):
+                raise error(dest.message)
+            self.fail(error(f"{dest.step} on {dest.name}: {dest.message}"))
             if dest.details.get("error") in _INTEGRITY_ERRORS:
                 self.options.observer.on_event(RunEvent("integrity", self.job.name, dest.message, dest.name,
                                                         {"step": dest.step, **dest.details}))  # fmt: skip
@@ -144,7 +167,14 @@ def _run_job(job: JobConfig, repos: Repositories, db: StateDB, options: RunOptio
     run = _Run(job, record, options)
     try:
         _pipeline(run, repos, options)
-    except BaseException as exc:  # interrupted or a bug: the record must still say so
+    except Interrupted as exc:  # a signal: stopped at a safe point; record it and alert
+        return _interrupted(db, run, exc)
+    except KeyboardInterrupt:  # a second signal: stopped at once; still recorded and alerted
+        reason = repos.ctx.cancel.reason
+        first = reason if isinstance(reason, Interrupted) else Interrupted()
+        _interrupted(db, run, type(first)(f"{first.message}, at once"))
+        raise
+    except BaseException as exc:  # a bug: the record must still say so
         run.fail(exc if isinstance(exc, AmberError) else AmberError(f"{type(exc).__name__}: {exc}"))
         record.status = "failed"
         _finish(db, run)
@@ -165,6 +195,18 @@ def _run_job(job: JobConfig, repos: Repositories, db: StateDB, options: RunOptio
     message = f"job {job.name}: {record.status}" + (f": {record.errors[0]}" if record.errors else "")
     options.observer.on_event(RunEvent(kind, job.name, message, job.repository, record.as_dict()))
     return JobResult(job.name, record.status, record, run.error)
+
+
+def _interrupted(db: StateDB, run: _Run, exc: Interrupted) -> JobResult:
+    """Record the run as interrupted and send the failure alert; on_failure hooks do not run."""
+    record = run.record
+    record.errors.append(exc.message)
+    record.status = "interrupted"
+    _finish(db, run)
+    message = f"job {run.job.name}: interrupted: {exc.message}"
+    run.options.observer.on_event(RunEvent("failure", run.job.name, message, run.job.repository,
+                                           record.as_dict()))  # fmt: skip
+    return JobResult(run.job.name, "interrupted", record, exc)
 
 
 def _finish(db: StateDB, run: _Run) -> None:
@@ -191,6 +233,8 @@ def _pipeline(run: _Run, repos: Repositories, options: RunOptions) -> None:
     record.bytes_added = int(dest.details.get("data_added_stored", 0))
     reachable = [job.repository]
     for mirror in job.mirrors:
+        if _stopped(repos):
+            return
         if repos.settings(mirror).offline and not repos.present(mirror):
             run.add(Destination(mirror, "copy", "skipped", "offline repository is not connected"))
             continue
@@ -198,13 +242,26 @@ def _pipeline(run: _Run, repos: Repositories, options: RunOptions) -> None:
             reachable.append(mirror)
     if job.retention:
         for name in reachable:
+            if _stopped(repos):
+                return
             run.add(run_steps.retention(repos, job, name))
     for name in reachable:  # after forget/prune: only what is still referenced stays locked longer
-        if repos.object_locked(name):
+        if repos.object_locked(name) and not _stopped(repos):
             run.add(run_steps.extend_retention(repos, name))
     if job.check.enabled and options.check:
         for name in reachable:
+            if _stopped(repos):
+                return
             run.add(run_steps.check(repos, job, name))
+
+
+def _stopped(repos: Repositories) -> bool:
+    """Before a step: a signal raises Interrupted (the job is recorded as interrupted); after a
+    lapsed lease the job ends as failed (the step that lost it recorded why)."""
+    reason = repos.ctx.cancel.reason
+    if isinstance(reason, Interrupted):
+        repos.ctx.cancel.check()
+    return reason is not None
 
 
 def _hooks(run: _Run, commands: Sequence[str], phase: str) -> None:

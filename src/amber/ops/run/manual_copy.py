@@ -41,8 +41,9 @@ from amber.ops.state import Destination, RunRecord, StateDB
 from amber.services import copy as copy_service
 from amber.services import replicate as replicate_service
 from amber.services import session
+from amber.services.context import OperationContext
 from amber.services.replicate import FAILED, OFFLINE, OK, DestinationStatus
-from amber.storage.url import BackendOptions, default_options
+from amber.storage.url import BackendOptions
 
 JOB = "copy:manual"
 
@@ -57,6 +58,7 @@ class ManualCopy:
     config_path: str | None = None  # --config; None: the default config file, when there is one
     source_passwords_given: bool = False  # --from-password-*: wins over a configured repository's own
     target_passwords_given: bool = False  # --to-password-*: likewise for every destination
+    context: OperationContext | None = None  # the caller's operation: options, cancel signal, audit
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,7 @@ class Endpoint:
     name: str  # the config's name, or the location itself
     location: str
     passwords: session.PasswordSource
-    options: BackendOptions | None = None  # None: the process defaults (-o, --limit-*)
+    options: BackendOptions | None = None  # None: the operation's (-o, --limit-*)
 
 
 @dataclass
@@ -79,8 +81,9 @@ class ManualCopyOutcome:
 class _Known:
     """The configured repositories, found by name or by location."""
 
-    def __init__(self, config: Config | None, problem: str = "") -> None:
+    def __init__(self, config: Config | None, problem: str = "", base: BackendOptions | None = None) -> None:
         self.config = config
+        self.base = base or BackendOptions()  # the operation's options (-o, --limit-*)
         self.problem = problem  # why the default config file was not used
         self._by_place: dict[str, RepositoryConfig] = {}
         for repo in config.repositories.values() if config else ():
@@ -98,14 +101,14 @@ class _Known:
 
     def options(self, location: str) -> BackendOptions | None:
         found = self.find(location)
-        return backend_options(found, default_options()) if found else None
+        return backend_options(found, self.base) if found else None
 
     def resolve(self, spec: str, passwords: session.PasswordSource, given: bool) -> Endpoint:
         """``spec`` as a configured name first, else as a location."""
         if self.config is not None and spec in self.config.repositories:
             from amber.ops.run.steps import Repositories  # as `amber run` opens it; loaded on use
 
-            repos = Repositories(self.config, passwords)
+            repos = Repositories(self.config, passwords, OperationContext(self.base))
             own = passwords if given else repos.passwords(spec)
             return Endpoint(spec, repos.settings(spec).url, own, repos.options(spec))
         if _bare_word(spec) and not os.path.lexists(spec):
@@ -149,13 +152,13 @@ def endpoints(job: ManualCopy) -> tuple[Endpoint, list[Endpoint]]:
     An unknown name that is no path either raises ``RepositoryNotFound``.
     """
     config, warning = load_optional(job.config_path)
-    return _endpoints(_Known(config, warning), job)
+    return _endpoints(_Known(config, warning, job.context.options if job.context else None), job)
 
 
 def manual_copy(job: ManualCopy, progress: Progress | None = None) -> ManualCopyOutcome:
     """Resolve names, copy, then record. A single destination's error is raised (after it is recorded)."""
     config, warning = load_optional(job.config_path)
-    known = _Known(config, warning)
+    known = _Known(config, warning, job.context.options if job.context else None)
     source, targets = _endpoints(known, job)
     started = time.time()
     try:
@@ -163,7 +166,7 @@ def manual_copy(job: ManualCopy, progress: Progress | None = None) -> ManualCopy
             t = targets[0]
             result = copy_service.copy(
                 source.location, source.passwords, t.location, t.passwords, job.request,
-                progress=progress, src_options=source.options, dst_options=t.options,
+                progress=progress, src_options=source.options, dst_options=t.options, ctx=job.context,
             )  # fmt: skip
             statuses = [_from_result(t.name, t.location, result)]
         else:
@@ -171,7 +174,7 @@ def manual_copy(job: ManualCopy, progress: Progress | None = None) -> ManualCopy
                      for t in targets]  # fmt: skip
             statuses = replicate_service.replicate_from(
                 source.location, source.passwords, job.request.snapshot_ids, dests, job.request.filter,
-                progress=progress, source_options=source.options,
+                progress=progress, source_options=source.options, ctx=job.context,
             )  # fmt: skip
     except AmberError as exc:
         failed = [DestinationStatus(t.name, t.location, FAILED, error=exc.message) for t in targets]

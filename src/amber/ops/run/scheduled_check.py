@@ -19,6 +19,7 @@ from amber.ops.run import steps as run_steps
 from amber.ops.run.events import NullObserver, RunEvent, RunObserver
 from amber.ops.schedule.calendar import next_after, parse_calendar
 from amber.ops.state import Destination, RunRecord, StateDB
+from amber.services.context import OperationContext
 from amber.services.session import PasswordSource
 
 INTEGRITY_ERRORS = ("CheckFailed", "IntegrityError")
@@ -45,13 +46,14 @@ def due_checks(config: Config, db: StateDB, now: dt.datetime) -> list[JobConfig]
 
 
 def check_job(
-    config: Config, job: JobConfig, passwords: PasswordSource, observer: RunObserver | None = None
+    config: Config, job: JobConfig, passwords: PasswordSource, observer: RunObserver | None = None,
+    ctx: OperationContext | None = None,
 ) -> RunRecord:
     """Check the job's primary and mirrors; an offline mirror that is not connected is skipped."""
     observer = observer or NullObserver()
     db = StateDB(config.state.path)
     run = db.begin(task(job.name))
-    repos = run_steps.Repositories(config, passwords)
+    repos = run_steps.Repositories(config, passwords, ctx)
     for name in (job.repository, *job.mirrors):
         if repos.settings(name).offline and not repos.present(name):
             offline = "offline repository is not connected"
@@ -70,11 +72,12 @@ def check_job(
 
 
 def check_jobs(
-    config: Config, names: list[str], passwords: PasswordSource, observer: RunObserver | None = None
+    config: Config, names: list[str], passwords: PasswordSource, observer: RunObserver | None = None,
+    ctx: OperationContext | None = None,
 ) -> list[RunRecord]:
     """`amber run --check-only`: check the named jobs (all with checks enabled when none is named)."""
     jobs = [config.job(n) for n in names] if names else [j for j in config.jobs.values() if j.check.enabled]
-    return [check_job(config, job, passwords, observer) for job in jobs]
+    return [check_job(config, job, passwords, observer, ctx) for job in jobs]
 
 
 class CheckExtension:

@@ -28,16 +28,20 @@ from amber.services import forget as forget_service
 from amber.services import object_lock as object_lock_service
 from amber.services import prune as prune_service
 from amber.services import session
+from amber.services.context import OperationContext
 from amber.services.snapshots import SnapshotFilter
-from amber.storage.url import BackendOptions, default_options
+from amber.storage.url import BackendOptions
 
 
 class Repositories:
-    """Opens the config's named repositories with their own password sources."""
+    """Opens the config's named repositories with their own password sources, for one operation."""
 
-    def __init__(self, config: Config, fallback: session.PasswordSource) -> None:
+    def __init__(
+        self, config: Config, fallback: session.PasswordSource, ctx: OperationContext | None = None
+    ) -> None:
         self.config = config
         self.fallback = fallback
+        self.ctx = ctx or OperationContext()
 
     def settings(self, name: str) -> RepositoryConfig:
         return self.config.repositories[name]
@@ -46,8 +50,8 @@ class Repositories:
         return config_passwords(self.settings(name), self.fallback)
 
     def options(self, name: str) -> BackendOptions:
-        """The command line's backend options with the repository's own from the config."""
-        return backend_options(self.settings(name), default_options())
+        """The operation's backend options with the repository's own from the config."""
+        return backend_options(self.settings(name), self.ctx.options)
 
     def present(self, name: str) -> bool:
         try:
@@ -62,7 +66,7 @@ class Repositories:
     @contextmanager
     def open(self, name: str, exclusive: bool = False, lock: bool = True) -> Iterator[Repository]:
         url, passwords, options = self.settings(name).url, self.passwords(name), self.options(name)
-        with session.opened(url, passwords, lock, exclusive, options) as repo:
+        with session.opened(url, passwords, lock, exclusive, options, ctx=self.ctx) as repo:
             yield repo
             # The catalog is a cache: a problem with it is never a failed step.
             catalog.refresh(repo, self.config.catalog.enabled)

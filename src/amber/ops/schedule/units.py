@@ -26,6 +26,9 @@ class UnitFile:
     text: str
 
 
+STOP_TIMEOUT = "5min"  # a few 16 MiB packs on a slow uplink, the index, the alert
+
+
 def escape_name(job: str) -> str:
     """systemd-escape for the job part of a unit name (``/`` -> ``-``, others -> ``\\xNN``)."""
     out = []
@@ -106,6 +109,9 @@ def service_unit(
         *_limit_lines(scheduled(limits)),
         # exit 22: the job was already running; not a failure of this start
         "SuccessExitStatus=22",
+        # on stop, SIGTERM: amber finishes the uploads in flight, indexes them, releases its lock,
+        # records the run as interrupted and alerts (exit 143); room for that before SIGKILL
+        f"TimeoutStopSec={STOP_TIMEOUT}",
         "",
     ])  # fmt: skip
     base = check_base(job.name) if check_only else unit_base(job.name)
