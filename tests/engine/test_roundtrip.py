@@ -176,7 +176,9 @@ def backup(cli: AmberCli, *args: str) -> str:
     return str(summary["snapshot_id"])
 
 
-def test_adversarial_round_trip(cli: AmberCli, tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["verify", "default", "again"])
+def test_adversarial_round_trip(cli: AmberCli, tmp_path: Path, mode: str) -> None:
+    """Full fidelity with ``--verify``, on the default path, and restored again over itself (resume)."""
     src = tmp_path / "src"
     features = build_tree(src)
     s = os.fsencode(src)
@@ -184,8 +186,11 @@ def test_adversarial_round_trip(cli: AmberCli, tmp_path: Path) -> None:
     sid = backup(cli, str(src))
     after_backup = scan(s)
     target = tmp_path / "target"
-    res = cli.run("restore", sid, "--target", str(target), "--verify")
-    assert "verified" in res.stdout
+    verify = ["--verify"] if mode == "verify" else []
+    res = cli.run("restore", sid, "--target", str(target), *verify)
+    if mode == "again":
+        res = cli.run("restore", sid, "--target", str(target))
+    assert ("verified" in res.stdout) == (mode == "verify")
     assert "warning" not in res.stderr, res.stderr
     dst = os.fsencode(target) + s
     restored = scan(dst)  # before anything reads restored contents (reading moves atime)

@@ -75,7 +75,7 @@ def _like(pattern: str) -> str:
 
 def _candidate_names(conn: sqlite3.Connection, query: FindQuery) -> set[int] | None:
     """Name IDs that may match, or None for "every name" (patterns on whole paths)."""
-    if query.on_path():
+    if query.on_path() or any(p.strip("*") == "" for p in query.patterns):
         return None
     nids: set[int] = set()
     for pattern in query.patterns:
@@ -118,19 +118,43 @@ class _Paths:
         return base
 
 
+def _attribute_filters(query: FindQuery) -> tuple[list[str], list[object]]:
+    """SQL for the type, size and mtime bounds, so they use the indexes (the exact rule runs
+    on every row afterwards anyway)."""
+    where: list[str] = []
+    params: list[object] = []
+    if query.kinds:
+        where.append(f"kind IN ({', '.join('?' * len(query.kinds))})")
+        params.extend(sorted(query.kinds))
+    for bound in query.sizes:
+        where.append({"+": "size > ?", "-": "size < ?"}.get(bound.op, "size = ?"))
+        params.append(bound.value)
+    if query.newer_ns is not None:
+        where.append("mtime > ?")
+        params.append(query.newer_ns)
+    if query.older_ns is not None:
+        where.append("mtime < ?")
+        params.append(query.older_ns)
+    # SQLite integers are 64-bit; a bound beyond that range holds for every row or none.
+    return where, [min(max(p, _INT64_MIN), _INT64_MAX) if isinstance(p, int) else p for p in params]
+
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
 def catalog_hits(conn: sqlite3.Connection, query: FindQuery) -> Iterator[Hit]:
     """Every (snapshot, path) the query matches, from the catalog (unordered)."""
     visible = _visible(conn, query)
     nids = _candidate_names(conn, query)
     paths = _Paths(conn)
     sql = "SELECT lid, did, nid, kind, size, mtime, mode, sha256, first_seq, last_seq FROM ver"
-    if nids is None:
-        rows = conn.execute(sql)
-    else:
+    where, params = _attribute_filters(query)
+    if nids is not None:
         conn.execute("CREATE TEMP TABLE IF NOT EXISTS wanted (nid INTEGER PRIMARY KEY)")
         conn.execute("DELETE FROM wanted")
         conn.executemany("INSERT INTO wanted(nid) VALUES (?)", ((n,) for n in nids))
-        rows = conn.execute(sql + " WHERE nid IN (SELECT nid FROM wanted)")
+        where.append("nid IN (SELECT nid FROM wanted)")
+    rows = conn.execute(sql + (" WHERE " + " AND ".join(where) if where else ""), params)
     for lid, did, nid, kind, size, mtime, mode, sha256, first, last in rows.fetchall():
         snaps = visible.covering(lid, first, last)
         if not snaps:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from amber.errors import CatalogError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: no (lid, did, nid) index beside the partial one
 _BUSY_TIMEOUT_MS = 30_000
 
 # One row per file *version* (a path with the same content and metadata), carrying the
@@ -75,7 +75,6 @@ CREATE TABLE ver (
 CREATE INDEX ver_name ON ver(nid);
 CREATE INDEX ver_size ON ver(size);
 CREATE INDEX ver_mtime ON ver(mtime);
-CREATE INDEX ver_place ON ver(lid, did, nid);
 CREATE INDEX ver_open ON ver(lid, did, nid) WHERE last_seq IS NULL;
 """
 

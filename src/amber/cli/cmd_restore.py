@@ -42,6 +42,8 @@ def restore(
         err_console.print(f"[red]error:[/] {plain(error)}", highlight=False)
     summary = (f"restored {quantity(result.files, 'file')}, {quantity(result.dirs, 'dir')}, "
                f"{human_bytes(result.bytes)}")  # fmt: skip
+    if result.blobs_skipped:
+        summary += f"; {result.blobs_skipped} blobs already in place"
     if verify:
         summary += f"; verified {quantity(result.verified, 'file')}"
     echo(summary)

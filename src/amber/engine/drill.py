@@ -12,12 +12,14 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import stat
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import msgspec
 
+from amber.engine.restore_fs import open_beneath
 from amber.engine.restorer import BlobSource, RestoreOptions, Restorer
 from amber.engine.treewalk import TreeLoader, walk
 from amber.errors import AmberError
@@ -94,43 +96,45 @@ def restore_sample(
 ) -> DrillOutcome:  # fmt: skip
     """Restore ``chosen`` flat under ``target`` (as 000000, 000001, ...) and verify each."""
     started = time.monotonic()
-    names = [f"/{i:06d}".encode() for i in range(len(chosen))]
+    names = [b"%06d" % i for i in range(len(chosen))]
     items: Iterator[tuple[bytes, Node]] = iter(
-        (name, _unlinked(f.node)) for name, f in zip(names, chosen, strict=True)
+        (b"/" + name, _stand_alone(f.node, name)) for name, f in zip(names, chosen, strict=True)
     )  # fmt: skip
     result = Restorer(load_tree, blobs, RestoreOptions()).restore(items, os.fsencode(target))
     outcome = DrillOutcome()
     problems = {e.split(": ", 1)[0]: e.split(": ", 1)[-1] for e in result.errors}
     for name, f in zip(names, chosen, strict=True):
-        restored = os.fsencode(target) + name
-        why = problems.get(os.fsdecode(restored)) or _check(restored, f.node, outcome)
+        restored = os.fsdecode(os.fsencode(target) + b"/" + name)
+        why = problems.pop(restored, "") or _check(target, b"/" + name, f.node, outcome)
         if why:
             outcome.failures.append(f"{os.fsdecode(f.path)}: {why}")
         outcome.files += 1
         outcome.bytes += f.node.size
+    outcome.failures.extend(f"{path}: {why}" for path, why in problems.items())
     outcome.seconds = time.monotonic() - started
     return outcome
 
 
 def restore_all(load_tree: TreeLoader, blobs: BlobSource, root: bytes, target: str) -> DrillOutcome:
-    """Restore the whole tree under ``target`` and verify every regular file."""
+    """Restore the whole tree under ``target`` and verify every regular file.
+
+    Anything the restore skipped (a bad name, an entry it could not make) is a
+    failure. Files are read back through ``open_beneath``: no symlink followed.
+    """
     started = time.monotonic()
-    result = Restorer(load_tree, blobs, RestoreOptions()).restore(walk(load_tree, root), os.fsencode(target))
+    result = Restorer(load_tree, blobs, RestoreOptions()).restore_tree(root, os.fsencode(target))
     outcome = DrillOutcome()
     outcome.failures.extend(result.errors)
     failed = {e.split(": ", 1)[0] for e in result.errors}
     seen: set[tuple[int, int]] = set()
-    for path, node in walk(load_tree, root):
-        if node.type != "file":
-            continue
-        restored = os.fsencode(target) + path
-        if os.fsdecode(restored) in failed:
-            continue
+    for path, node in _readable_files(load_tree, root, outcome):
+        if node.type != "file" or _under_failed(os.fsencode(target), path, failed):
+            continue  # reported by the restore already
         key = (node.device, node.inode)
         if node.links > 1 and key in seen:
             continue  # a hard link to a file already checked
         seen.add(key)
-        why = _check(restored, node, outcome)
+        why = _check(target, path, node, outcome)
         if why:
             outcome.failures.append(f"{os.fsdecode(path)}: {why}")
         outcome.files += 1
@@ -139,24 +143,52 @@ def restore_all(load_tree: TreeLoader, blobs: BlobSource, root: bytes, target: s
     return outcome
 
 
-def _unlinked(node: Node) -> Node:
-    """The node as a stand-alone file: sampled hard links are restored as separate copies."""
-    return node if node.links <= 1 else msgspec.structs.replace(node, links=1)
+def _readable_files(
+    load_tree: TreeLoader, root: bytes, outcome: DrillOutcome
+) -> Iterator[tuple[bytes, Node]]:  # fmt: skip
+    """The snapshot's entries; a tree that cannot be read (reported by the restore) ends the listing."""
+    try:
+        yield from walk(load_tree, root)
+    except AmberError:
+        if not outcome.failures:
+            raise
 
 
-def _check(path: bytes, node: Node, outcome: DrillOutcome) -> str:
-    """"" when the file at ``path`` has the node's size and SHA-256; else why not."""
+def _under_failed(target: bytes, path: bytes, failed: set[str]) -> bool:
+    """``path`` or a directory above it is among the restore's errors."""
+    end = len(path)
+    while end > 0:
+        if os.fsdecode(target + path[:end]) in failed:
+            return True
+        end = path.rfind(b"/", 0, end)
+    return False
+
+
+def _stand_alone(node: Node, name: bytes) -> Node:
+    """The node as a stand-alone file named ``name``: sampled hard links are restored as copies."""
+    return msgspec.structs.replace(node, name=name, links=1)
+
+
+def _check(target: str, path: bytes, node: Node, outcome: DrillOutcome) -> str:
+    """Empty when the file at ``path`` under ``target`` has the node's size and SHA-256, else why not."""
     digest = hashlib.sha256()
     size = 0
     try:
-        with open(path, "rb", buffering=0) as f:
-            while chunk := f.read(4 << 20):
-                digest.update(chunk)
-                size += len(chunk)
+        fd = open_beneath(os.fsencode(target), path)
     except FileNotFoundError:
         return "not restored"
     except OSError as exc:
         return f"cannot read restored file: {exc.strerror}"
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return "not restored as a regular file"
+        while chunk := os.pread(fd, 4 << 20, size):
+            digest.update(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        return f"cannot read restored file: {exc.strerror}"
+    finally:
+        os.close(fd)
     if size != node.size:
         return f"restored {size} bytes, expected {node.size}"
     if not node.sha256:

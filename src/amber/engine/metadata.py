@@ -185,33 +185,64 @@ def _resolve_ids(node: Node) -> tuple[int, int]:
     return (node.uid if uid is None else uid), (node.gid if gid is None else gid)
 
 
-def apply_metadata(path: bytes, node: Node, warnings: list[str], fd: int | None = None) -> None:
-    """Ownership, xattrs (ACLs included), mode, then times: chown would clear setuid.
+def apply_to_fd(fd: int, node: Node, warnings: list[str], label: bytes) -> None:
+    """Metadata of a file or directory through its open descriptor; ``label`` names it in warnings."""
+    _apply(fd, None, True, node, warnings, label)
 
-    With ``fd`` the calls go to the open descriptor (fewer path lookups); ``path``
-    then only names the file in warnings.
+
+def apply_to_special(dir_fd: int, name: bytes, node: Node, warnings: list[str], label: bytes) -> None:
+    """Metadata of a fifo or device node restore just made as ``name`` in ``dir_fd``.
+
+    It is opened with ``O_PATH | O_NOFOLLOW`` (opening a fifo or device for I/O
+    could block or act), checked to still be that kind, and changed through
+    its ``/proc/self/fd`` link, which leads to that inode and nothing else.
     """
+    try:
+        fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    except OSError as exc:
+        warnings.append(f"{os.fsdecode(label)}: metadata: {exc.strerror}")
+        return
+    try:
+        if node_type(os.fstat(fd).st_mode) != node.type:
+            warnings.append(f"{os.fsdecode(label)}: metadata: replaced during restore")
+            return
+        _apply(f"/proc/self/fd/{fd}".encode(), None, True, node, warnings, label)
+    finally:
+        os.close(fd)
+
+
+def apply_to_symlink(dir_fd: int, name: bytes, node: Node, warnings: list[str], label: bytes) -> None:
+    """Metadata of the symlink ``name`` in ``dir_fd``, never following it (no chmod: Linux has none)."""
+    _apply(name, dir_fd, False, node, warnings, label)
+
+
+def _apply(
+    ref: int | bytes, dir_fd: int | None, follow: bool, node: Node, warnings: list[str], label: bytes
+) -> None:  # fmt: skip
+    """Ownership, xattrs (ACLs included), mode, then times: chown would clear setuid."""
     is_link = node.type == "symlink"
-    target: bytes | int = path if fd is None else fd
-    follow = fd is not None  # os refuses follow_symlinks=False together with a descriptor
+    where = os.fsdecode(label)
     uid, gid = _resolve_ids(node)
     try:
-        os.chown(target, uid, gid, follow_symlinks=follow)
+        os.chown(ref, uid, gid, dir_fd=dir_fd, follow_symlinks=follow)
     except OSError as exc:
         if exc.errno != errno.EPERM or os.geteuid() == 0:
-            warnings.append(f"{os.fsdecode(path)}: chown: {exc.strerror}")
+            warnings.append(f"{where}: chown: {exc.strerror}")
+    xattr_ref = ref
+    if dir_fd is not None and isinstance(ref, bytes):  # os.setxattr takes no dir_fd: use its /proc link
+        xattr_ref = f"/proc/self/fd/{dir_fd}/".encode() + ref
     for name, value in node.xattrs:
         try:
-            os.setxattr(target, name, value, follow_symlinks=follow)
+            os.setxattr(xattr_ref, name, value, follow_symlinks=follow)
         except OSError as exc:
             if not (is_link and exc.errno in _IGNORABLE):
-                warnings.append(f"{os.fsdecode(path)}: xattr {os.fsdecode(name)}: {exc.strerror}")
+                warnings.append(f"{where}: xattr {os.fsdecode(name)}: {exc.strerror}")
     if not is_link:
         try:
-            os.chmod(target, node.mode)
+            os.chmod(ref, node.mode, dir_fd=dir_fd)
         except OSError as exc:
-            warnings.append(f"{os.fsdecode(path)}: chmod: {exc.strerror}")
+            warnings.append(f"{where}: chmod: {exc.strerror}")
     try:
-        os.utime(target, ns=(node.atime_ns, node.mtime_ns), follow_symlinks=follow)
+        os.utime(ref, ns=(node.atime_ns, node.mtime_ns), dir_fd=dir_fd, follow_symlinks=follow)
     except OSError as exc:
-        warnings.append(f"{os.fsdecode(path)}: utime: {exc.strerror}")
+        warnings.append(f"{where}: utime: {exc.strerror}")

@@ -1,43 +1,36 @@
-"""The restorer: trees back into files, packs read in parallel.
+"""The restorer: trees back into a target, confined to it, packs read in parallel.
 
-Files are created at their final size first; blobs are then written with
-``pwrite`` at their offsets, pack by pack, on a thread pool. All-zero chunks,
-and aligned 4 KiB zero blocks inside other chunks, are never written, so they
-stay holes: sparse files come back sparse.
+The walk creates directories, symlinks, fifos, devices and empty files as they
+come, each relative to its parent directory's descriptor (``restore_fs``);
+files with content are collected into bounded batches whose blobs are written
+pack by pack on a thread pool (``restore_files``). Every name is checked before
+use, and a name seen twice in one directory is skipped: restore never leaves
+its target, whatever the tree says and whoever else writes in the target.
+An entry that cannot be made (a directory: with everything under it) is
+skipped with a one-line error; the rest goes on. Nothing is removed but the one
+entry in the way of a new one, and never a non-empty directory.
 Metadata is applied once a file's last blob lands; directories get theirs
 last, deepest first, so read-only directories can still be filled.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import hashlib
 import os
-import shutil
 import stat
-import threading
-from collections import defaultdict
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from amber.cancel import CancelToken
-from amber.engine.metadata import apply_metadata
+from amber.engine.metadata import apply_to_fd, apply_to_special, apply_to_symlink
 from amber.engine.patterns import PathMatcher
 from amber.engine.progress import NullProgress, Progress
+from amber.engine.restore_files import BlobId, BlobSource, ContentWriter, Reporter, RestoreFile, RestoreResult
+from amber.engine.restore_fs import Dir, TargetTree, bad_name, clear_entry, lstat_at
 from amber.engine.treewalk import TreeLoader
-from amber.errors import AmberError, IntegrityError
-from amber.repository import Location, Node
+from amber.errors import AmberError
+from amber.repository import Node
 
-
-class BlobSource(Protocol):
-    def locate(self, blob_id: bytes) -> Location: ...
-
-    def load_from_pack(
-        self, pack: str, wanted: list[tuple[bytes, Location]]
-    ) -> Iterator[tuple[bytes, bytes | IntegrityError]]: ...
+__all__ = ["BlobSource", "RestoreOptions", "RestoreResult", "Restorer"]
 
 
 @dataclass
@@ -48,96 +41,207 @@ class RestoreOptions:
     workers: int = min(4, max(2, os.cpu_count() or 2))  # more only add GIL hand-offs
 
 
-@dataclass
-class RestoreResult:
-    files: int = 0
-    dirs: int = 0
-    bytes: int = 0
-    verified: int = 0
-    errors: list[str] = field(default_factory=list)
-    damaged: int = 0  # files whose stored data was missing or corrupt (a subset of errors)
-    warnings: list[str] = field(default_factory=list)
-
-
 _BATCH_FILES = 8192
 _BATCH_BYTES = 1 << 30
 
 
 @dataclass(slots=True)
-class _File:
-    path: bytes
-    node: Node
-    remaining: int
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    failed: bool = False
-    created: bool = False
+class _Level:
+    """A directory on the current path of the walk and the names restored in it so far."""
+
+    rel: bytes
+    dir: Dir
+    names: set[bytes] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class _Walk:
+    target: bytes
+    tree: TargetTree
+    writer: ContentWriter
+    levels: list[_Level]
+    dirs: list[tuple[Dir, Node, bytes]] = field(default_factory=list)
+    links: list[tuple[RestoreFile, Dir, bytes, bytes]] = field(default_factory=list)
+    first_link: dict[tuple[int, int], RestoreFile] = field(default_factory=dict)
+    files: list[RestoreFile] = field(default_factory=list)
+    batch_bytes: int = 0
 
 
 class Restorer:
     def __init__(
         self, trees: TreeLoader, blobs: BlobSource, options: RestoreOptions | None = None,
-        progress: Progress | None = None, cancel: CancelToken | None = None,
+        progress: Progress | None = None, blob_id: BlobId | None = None, cancel: CancelToken | None = None,
     ) -> None:  # fmt: skip
+        """``blob_id`` computes a data blob's ID (the repository's keyed hash): with it,
+        files already in the target are checked blob by blob and only what differs
+        is rewritten; without it they are replaced."""
         self._trees = trees
         self._cancel = (cancel or CancelToken()).watch()
         self._blobs = blobs
         self._opts = options or RestoreOptions()
-        self._progress = progress or NullProgress()
+        self._blob_id = blob_id
         self._result = RestoreResult()
-        self._lock = threading.Lock()
+        self._report = Reporter(self._result, progress or NullProgress())
 
     def restore(self, items: Iterator[tuple[bytes, Node]], target: bytes) -> RestoreResult:
-        """Restore (relative path, node) pairs, parents before children, under target."""
-        os.makedirs(target, exist_ok=True)
-        dirs: list[tuple[bytes, Node]] = []
-        links: list[tuple[bytes, bytes, Node]] = []
-        first_link: dict[tuple[int, int], bytes] = {}
-        files: list[_File] = []
-        batch_bytes = 0
-        for rel, node in self._select(items):
-            self._cancel.check()  # a safe point: finished files stay
-            path = target + rel
-            if node.damaged:  # `repair snapshots` kept what survived of it
-                self._result.warnings.append(
-                    f"{os.fsdecode(path)}: damaged in the repository; restored what survived"
-                )
-            try:
-                if node.type == "dir":
-                    _clear_for_dir(path)
-                    os.makedirs(path, mode=0o700, exist_ok=True)
-                    dirs.append((path, node))
-                    self._result.dirs += 1
-                elif node.type == "file":
-                    key = (node.device, node.inode)
-                    if node.links > 1 and key in first_link:
-                        links.append((first_link[key], path, node))
-                        continue
-                    if node.links > 1:
-                        first_link[key] = path
-                    if node.content:
-                        files.append(_File(path, node, len(node.content)))  # created by a worker
-                        batch_bytes += node.size
-                        if len(files) >= _BATCH_FILES or batch_bytes >= _BATCH_BYTES:
-                            self._write_contents(files)  # bounded memory for any tree size
-                            files, batch_bytes = [], 0
-                    else:
-                        self._create_empty(path, node)
-                else:
-                    self._create_special(path, node)
-            except OSError as exc:
-                self._error(path, f"cannot create: {exc.strerror}")
-        self._write_contents(files)
-        for source, path, _node in links:
-            try:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(path)
-                os.link(source, path)
-                self._result.files += 1
-            except OSError as exc:
-                self._error(path, f"cannot hardlink: {exc.strerror}")
-        for path, node in sorted(dirs, key=lambda d: d[0].count(b"/"), reverse=True):
-            apply_metadata(path, node, self._result.warnings)
+        """Restore (relative path, node) pairs, parents before children, under target.
+
+        Each path is its parent directory's path, ``/`` and the node's name.
+        """
+        try:
+            tree = TargetTree(target)
+        except OSError as exc:
+            raise AmberError(f"cannot restore into {os.fsdecode(target)}: {exc.strerror}") from exc
+        try:
+            writer = ContentWriter(tree, self._blobs, self._blob_id, self._opts.verify, self._opts.workers,
+                                   self._report, self._cancel)  # fmt: skip
+            w = _Walk(target, tree, writer, [_Level(b"", tree.root)])
+            skip_under: bytes | None = None
+            for rel, node in self._select(items):
+                self._cancel.check()  # a safe point: finished files stay
+                if skip_under is not None and rel.startswith(skip_under):
+                    continue
+                skip_under = None
+                if not self._entry(w, rel, node) and node.type == "dir":
+                    skip_under = rel + b"/"
+            writer.write(w.files)
+            self._link(w)
+            self._finish_dirs(w)
+        finally:
+            tree.close()
         return self._result
+
+    def restore_tree(self, tree_id: bytes, target: bytes) -> RestoreResult:
+        """Restore a whole tree under target; a tree that cannot be read is skipped as damage."""
+        return self.restore(self._readable(tree_id, target), target)
+
+    def _readable(self, tree_id: bytes, target: bytes) -> Iterator[tuple[bytes, Node]]:
+        """Walk like ``treewalk.walk``, reporting a tree that fails to load instead of stopping."""
+        stack: list[tuple[bytes, Iterator[Node]]] = []
+
+        def enter(base: bytes, subtree: bytes) -> None:
+            try:
+                stack.append((base, iter(self._trees(subtree).nodes)))
+            except AmberError as exc:
+                with self._report.lock:
+                    self._result.damaged += 1
+                self._report.error(target + base, f"cannot read directory: {exc.message}")
+
+        enter(b"", tree_id)
+        while stack:
+            base, nodes = stack[-1]
+            node = next(nodes, None)
+            if node is None:
+                stack.pop()
+                continue
+            path = base + b"/" + node.name
+            yield path, node
+            if node.type == "dir" and node.subtree:
+                enter(path, node.subtree)
+
+    def _entry(self, w: _Walk, rel: bytes, node: Node) -> bool:
+        """Restore one entry; False when it (and a directory's contents) was skipped."""
+        path = w.target + rel
+        name = node.name
+        why = bad_name(name) or ("" if rel.endswith(b"/" + name) else "path does not end with its name")
+        level = None if why else _parent_level(w.levels, rel[: -len(name) - 1])
+        if level is None:
+            why = why or "its directory was not restored"
+        elif name in level.names:
+            why = "a second entry of this name in its directory"
+        if why or level is None:
+            under = ", with everything under it" if node.type == "dir" else ""
+            self._report.error(path, f"skipped: {why}{under}")
+            return False
+        level.names.add(name)
+        if node.damaged:  # `repair snapshots` kept what survived of it
+            self._result.warnings.append(
+                f"{os.fsdecode(path)}: damaged in the repository; restored what survived"
+            )
+        try:
+            if node.type == "dir":
+                d = w.tree.enter(level.dir, name)
+                w.levels.append(_Level(rel, d))
+                w.dirs.append((d, node, path))
+                self._result.dirs += 1
+            elif node.type == "file":
+                self._file(w, level.dir, name, path, node)
+            else:
+                self._special(w.tree, level.dir, name, path, node)
+        except (OSError, AmberError) as exc:
+            reason = exc.message if isinstance(exc, AmberError) else exc.strerror
+            if node.type == "dir":
+                self._report.error(path, f"cannot create directory: {reason}; skipped with all under it")
+                return False
+            self._report.error(path, f"cannot create: {reason}")
+        return True
+
+    def _file(self, w: _Walk, parent: Dir, name: bytes, path: bytes, node: Node) -> None:
+        key = (node.device, node.inode)
+        if node.links > 1 and key in w.first_link:
+            w.links.append((w.first_link[key], parent, name, path))
+            return
+        f = RestoreFile(parent, name, path, node)
+        if not parent.made:  # else nothing is in the way (O_EXCL refuses what races us)
+            with w.tree.fd(parent) as dfd:
+                st = lstat_at(dfd, name)
+                resumable = st is not None and stat.S_ISREG(st.st_mode) and st.st_nlink == 1
+                if resumable and node.content and w.writer.resumes:
+                    f.existing = True
+                elif st is not None and (why := clear_entry(dfd, name)):
+                    raise AmberError(why)
+        if node.links > 1:
+            w.first_link[key] = f
+        if not node.content:
+            w.writer.create_empty(f)
+            return
+        w.files.append(f)
+        w.batch_bytes += node.size
+        if len(w.files) >= _BATCH_FILES or w.batch_bytes >= _BATCH_BYTES:
+            w.writer.write(w.files)  # bounded memory for any tree size
+            w.files, w.batch_bytes = [], 0
+
+    def _special(self, tree: TargetTree, parent: Dir, name: bytes, path: bytes, node: Node) -> None:
+        warnings: list[str] = []
+        with tree.fd(parent) as dfd:
+            if not parent.made and (why := clear_entry(dfd, name)):
+                raise AmberError(why)
+            if node.type == "symlink":
+                os.symlink(node.link_target, name, dir_fd=dfd)
+                apply_to_symlink(dfd, name, node, warnings, path)
+            elif node.type in ("fifo", "chardev", "blockdev"):
+                if node.type == "fifo":
+                    os.mkfifo(name, 0o600, dir_fd=dfd)
+                else:
+                    kind = stat.S_IFCHR if node.type == "chardev" else stat.S_IFBLK
+                    os.mknod(name, kind | 0o600, node.rdev, dir_fd=dfd)
+                apply_to_special(dfd, name, node, warnings, path)
+            else:
+                raise AmberError(f"unknown node type {node.type!r}")
+        self._result.warnings.extend(warnings)
+        self._result.files += 1
+
+    def _link(self, w: _Walk) -> None:
+        for first, parent, name, path in w.links:
+            if first.failed or not first.created:
+                self._report.error(path, "cannot hardlink: its first link was not restored")
+                continue
+            try:
+                w.tree.link(first.parent, first.name, first.ino, parent, name)
+                self._result.files += 1
+            except (OSError, AmberError) as exc:
+                reason = exc.message if isinstance(exc, AmberError) else exc.strerror
+                self._report.error(path, f"cannot hardlink: {reason}")
+
+    def _finish_dirs(self, w: _Walk) -> None:
+        """Directory metadata, deepest first, each through a descriptor reopened safely."""
+        for d, node, path in sorted(w.dirs, key=lambda entry: entry[0].depth, reverse=True):
+            try:
+                with w.tree.fd(d) as fd:
+                    apply_to_fd(fd, node, self._result.warnings, path)
+            except (OSError, AmberError) as exc:
+                reason = exc.message if isinstance(exc, AmberError) else exc.strerror
+                self._report.error(path, f"metadata not applied: {reason}")
 
     # -- selection --------------------------------------------------------
     def _select(self, items: Iterator[tuple[bytes, Node]]) -> Iterator[tuple[bytes, Node]]:
@@ -170,223 +274,11 @@ class Restorer:
             elif node.type == "dir":
                 pending_dirs.append((rel, node))
 
-    # -- creation ---------------------------------------------------------
-    def _create_empty(self, path: bytes, node: Node) -> None:
-        fd = _open_new(path, node.size)
-        try:
-            warnings: list[str] = []
-            apply_metadata(path, node, warnings, fd)
-        finally:
-            os.close(fd)
-        f = _File(path, node, 0, created=True)
-        self._file_done(f, warnings)
 
-    def _create_special(self, path: bytes, node: Node) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-        if node.type == "symlink":
-            os.symlink(node.link_target, path)
-        elif node.type == "fifo":
-            os.mkfifo(path, 0o600)
-        elif node.type in ("chardev", "blockdev"):
-            kind = stat.S_IFCHR if node.type == "chardev" else stat.S_IFBLK
-            os.mknod(path, kind | 0o600, node.rdev)
-        apply_metadata(path, node, self._result.warnings)
-        self._result.files += 1
-
-    # -- contents ---------------------------------------------------------
-    def _write_contents(self, files: list[_File]) -> None:
-        by_pack: dict[str, dict[bytes, Location]] = defaultdict(dict)
-        targets: dict[bytes, list[tuple[_File, int]]] = defaultdict(list)
-        for f in files:
-            offset = 0
-            for blob_id in f.node.content:
-                try:
-                    loc = self._blobs.locate(blob_id)
-                except AmberError as exc:
-                    self._fail(f, str(exc), damaged=True)
-                    break
-                by_pack[loc.pack][blob_id] = loc
-                targets[blob_id].append((f, offset))
-                offset += loc.plain_length
-        with ThreadPoolExecutor(self._opts.workers, thread_name_prefix="restorer") as pool:
-            for fut in [
-                pool.submit(self._restore_pack, pack, list(wanted.items()), targets)
-                for pack, wanted in by_pack.items()
-            ]:
-                fut.result()
-
-    def _restore_pack(
-        self, pack: str, wanted: list[tuple[bytes, Location]],
-        targets: dict[bytes, list[tuple[_File, int]]],
-    ) -> None:  # fmt: skip
-        """Stream one pack's blobs into their files; at most one decoded blob is held."""
-        self._cancel.check()
-        delivered: set[bytes] = set()
-        try:
-            for blob_id, data in self._blobs.load_from_pack(pack, wanted):
-                delivered.add(blob_id)
-                self._deliver(targets[blob_id], data)
-        except AmberError as exc:
-            for blob_id, _ in wanted:
-                if blob_id not in delivered:
-                    self._deliver(targets[blob_id], IntegrityError(str(exc)))
-
-    def _deliver(self, places: list[tuple[_File, int]], data: bytes | IntegrityError) -> None:
-        for f, offset in places:
-            if isinstance(data, IntegrityError):
-                self._fail(f, f"damaged data: {data}", damaged=True)
-            elif f.remaining == 1 and len(f.node.content) == 1:
-                self._write_whole(f, data)
-            else:
-                self._write(f, offset, data)
-
-    def _write_whole(self, f: _File, data: bytes) -> None:
-        """The common case, a one-blob file: create, write and set metadata on one descriptor."""
-        if f.failed:
-            return
-        warnings: list[str] = []
-        try:
-            fd = _open_new(f.path, f.node.size)
-            try:
-                _pwrite_nonzero(fd, data, 0)
-                if not self._opts.verify:
-                    apply_metadata(f.path, f.node, warnings, fd)
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            self._fail(f, f"write failed: {exc.strerror}")
-            return
-        f.remaining = 0
-        self._progress.bytes_done(len(data))
-        if self._opts.verify:
-            self._file_complete(f)
-        else:
-            self._file_done(f, warnings)
-
-    def _write(self, f: _File, offset: int, data: bytes) -> None:
-        if f.failed:
-            return
-        try:
-            with f.lock:
-                if not f.created:
-                    os.close(_open_new(f.path, f.node.size))
-                    f.created = True
-            if not _is_zero(data):
-                fd = os.open(f.path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-                try:
-                    _pwrite_nonzero(fd, data, offset)
-                finally:
-                    os.close(fd)
-        except OSError as exc:
-            self._fail(f, f"write failed: {exc.strerror}")
-            return
-        self._progress.bytes_done(len(data))
-        with f.lock:
-            f.remaining -= 1
-            done = f.remaining == 0
-        if done:
-            self._file_complete(f)
-
-    def _file_complete(self, f: _File) -> None:
-        if self._opts.verify and not self._verify(f):
-            return
-        warnings: list[str] = []
-        apply_metadata(f.path, f.node, warnings)
-        self._file_done(f, warnings)
-
-    def _file_done(self, f: _File, warnings: list[str]) -> None:
-        with self._lock:
-            self._result.warnings.extend(warnings)
-            self._result.files += 1
-            self._result.bytes += f.node.size
-        self._progress.file_done(f.path, f.node.size, "restored")
-
-    def _verify(self, f: _File) -> bool:
-        h = hashlib.sha256()
-        with open(f.path, "rb", buffering=0) as fh:
-            while chunk := fh.read(4 << 20):
-                h.update(chunk)
-        if f.node.sha256 and h.digest() != f.node.sha256:
-            self._fail(f, "SHA-256 of restored file does not match the snapshot", damaged=True)
-            return False
-        with self._lock:
-            self._result.verified += 1
-        return True
-
-    def _fail(self, f: _File, why: str, damaged: bool = False) -> None:
-        with f.lock:
-            if f.failed:
-                return
-            f.failed = True
-        if damaged:
-            with self._lock:
-                self._result.damaged += 1
-        self._error(f.path, why)
-
-    def _error(self, path: bytes, why: str) -> None:
-        with self._lock:
-            self._result.errors.append(f"{os.fsdecode(path)}: {why}")
-        self._progress.error(path, why)
-
-
-def _open_new(path: bytes, size: int) -> int:
-    """Create (or truncate) a regular file at its final size; never through a symlink."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
-    try:
-        fd = os.open(path, flags, 0o600)
-    except OSError as exc:
-        if exc.errno not in (errno.ELOOP, errno.EISDIR):
-            raise
-        if stat.S_ISDIR(os.lstat(path).st_mode):
-            shutil.rmtree(path)
-        else:
-            os.unlink(path)  # a symlink in the way
-        fd = os.open(path, flags, 0o600)
-    if size:
-        os.ftruncate(fd, size)
-    return fd
-
-
-def _pwrite_nonzero(fd: int, data: bytes, offset: int) -> None:
-    for start, end in _nonzero_extents(data, offset):
-        view, pos = memoryview(data)[start:end], offset + start
-        while view:
-            n = os.pwrite(fd, view, pos)
-            view, pos = view[n:], pos + n
-
-
-def _clear_for_dir(path: bytes) -> None:
-    """Remove a symlink or file where a directory goes: never restore through a symlink."""
-    with contextlib.suppress(FileNotFoundError):
-        if not stat.S_ISDIR(os.lstat(path).st_mode):
-            os.unlink(path)
-
-
-def _is_zero(data: bytes) -> bool:
-    return data[:1] == b"\0" and data[-1:] == b"\0" and data == bytes(len(data))
-
-
-_BLOCK = 4096
-_ZERO_BLOCK = bytes(_BLOCK)
-
-
-def _nonzero_extents(data: bytes, offset: int) -> Iterator[tuple[int, int]]:
-    """(start, end) ranges of ``data`` to write, leaving file-block-aligned zero runs as holes.
-
-    A chunk that is only partly zero (data followed by a long zero run: chunkers
-    cut zero runs at their maximum size) would otherwise fill the hole.
-    """
-    if _ZERO_BLOCK not in data:  # fast path: no aligned or unaligned zero block at all
-        yield 0, len(data)
-        return
-    pos = -offset % _BLOCK  # first block boundary of the file inside data
-    start = 0
-    while pos + _BLOCK <= len(data):
-        if data[pos] == 0 and data[pos : pos + _BLOCK] == _ZERO_BLOCK:
-            if pos > start:
-                yield start, pos
-            start = pos + _BLOCK
-        pos += _BLOCK
-    if start < len(data):
-        yield start, len(data)
+def _parent_level(levels: list[_Level], parent_rel: bytes) -> _Level | None:
+    """The level of ``parent_rel`` on the current path; deeper levels are left behind."""
+    for i in range(len(levels) - 1, -1, -1):
+        if levels[i].rel == parent_rel:
+            del levels[i + 1 :]
+            return levels[i]
+    return None

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from amber.engine.patterns import PathMatcher
 from amber.engine.progress import Progress
 from amber.engine.restorer import RestoreOptions, Restorer, RestoreResult
-from amber.engine.treewalk import lookup, walk
+from amber.engine.treewalk import lookup
 from amber.errors import AmberError, IntegrityError, UsageError, from_os_error
-from amber.repository import Node, Repository
+from amber.repository import Repository
 from amber.services.snapshots import SnapshotFilter, resolve, split_ref
 
 
@@ -26,23 +25,19 @@ class RestoreRequest:
     filter: SnapshotFilter = field(default_factory=SnapshotFilter)
 
 
-def _items(repo: Repository, tree: bytes, sub: str) -> Iterator[tuple[bytes, Node]]:
-    """(path relative to the target, node) for what ``sub`` selects."""
-    node, tree_id = lookup(repo.load_tree, tree, os.fsencode(sub))
-    if node is not None and node.type != "dir":
-        yield b"/" + node.name, node
-        return
-    yield from walk(repo.load_tree, tree_id)
-
-
 def restore(repo: Repository, req: RestoreRequest, progress: Progress | None = None) -> RestoreResult:
     ref, sub = split_ref(req.ref)
     _, snap = resolve(repo, ref, req.filter)
     options = RestoreOptions(PathMatcher(req.include), PathMatcher(req.exclude), req.verify)
-    restorer = Restorer(repo.load_tree, repo.blobs, options, progress, cancel=repo.cancel)
-    target = os.path.abspath(req.target)
-    _make_target(target)
-    return restorer.restore(_items(repo, snap.tree, sub), os.fsencode(target))
+    restorer = Restorer(repo.load_tree, repo.blobs, options, progress, repo.key.blob_id, cancel=repo.cancel)
+    _make_target(os.path.abspath(req.target))
+    target = os.fsencode(os.path.abspath(req.target))
+    node, tree_id = lookup(repo.load_tree, snap.tree, os.fsencode(sub))
+    if node is not None and node.type != "dir":
+        return restorer.restore(iter([(b"/" + node.name, node)]), target)
+    if not tree_id:  # an empty directory
+        return restorer.restore(iter([]), target)
+    return restorer.restore_tree(tree_id, target)
 
 
 def _make_target(target: str) -> None:

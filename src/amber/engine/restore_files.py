@@ -1,0 +1,378 @@
+"""File contents of a restore: packs read in parallel, blobs written at their offsets.
+
+A new file is created (``O_CREAT | O_EXCL | O_NOFOLLOW`` in its directory's
+descriptor) at its final size; blobs are then written with ``pwrite``, pack by
+pack, on a thread pool. All-zero chunks, and aligned 4 KiB zero blocks inside
+other chunks, are never written into a new file, so they stay holes.
+
+A regular file already in the target is resumed (restic's ``verifyFile``): each
+blob's range is read and hashed the way the repository computes blob IDs, and
+only blobs that differ are fetched and written. It is truncated only when its
+size differs. Every later open of a file, by any worker, goes through its
+directory's descriptor and must find the same inode.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from amber.cancel import CancelToken
+from amber.engine.metadata import apply_to_fd
+from amber.engine.progress import Progress
+from amber.engine.restore_fs import Dir, TargetTree
+from amber.errors import AmberError, IntegrityError
+from amber.repository import Location, Node
+
+_Todo = tuple[bytes, Location, int]  # blob id, where it is stored, offset in the file
+BlobId = Callable[[bytes | memoryview], bytes]
+_OPEN = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # never a symlink; never block on a planted fifo
+
+
+class BlobSource(Protocol):
+    def locate(self, blob_id: bytes) -> Location: ...
+
+    def load_from_pack(
+        self, pack: str, wanted: list[tuple[bytes, Location]]
+    ) -> Iterator[tuple[bytes, bytes | IntegrityError]]: ...
+
+
+@dataclass
+class RestoreResult:
+    files: int = 0
+    dirs: int = 0
+    bytes: int = 0
+    verified: int = 0
+    errors: list[str] = field(default_factory=list)
+    damaged: int = 0  # files whose stored data was missing or corrupt (a subset of errors)
+    warnings: list[str] = field(default_factory=list)
+    blobs_written: int = 0
+    bytes_written: int = 0  # plaintext of the blobs written (holes included)
+    blobs_skipped: int = 0  # already intact in an existing file (resume)
+
+
+@dataclass(slots=True, eq=False)
+class RestoreFile:
+    parent: Dir
+    name: bytes
+    path: bytes  # target + relative path, for messages
+    node: Node
+    existing: bool = False  # a regular file is there: check it blob by blob
+    remaining: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    failed: bool = False
+    created: bool = False
+    ino: int = 0
+    fresh_from: int = 0  # from here on the file is holes: zero blocks need no write
+
+
+class Reporter:
+    """The result and progress shared by the walk and the workers."""
+
+    def __init__(self, result: RestoreResult, progress: Progress) -> None:
+        self.result = result
+        self.progress = progress
+        self.lock = threading.Lock()
+
+    def error(self, path: bytes, why: str) -> None:
+        with self.lock:
+            self.result.errors.append(f"{os.fsdecode(path)}: {why}")
+        self.progress.error(path, why)
+
+    def fail(self, f: RestoreFile, why: str, damaged: bool = False) -> None:
+        with f.lock:
+            if f.failed:
+                return
+            f.failed = True
+        if damaged:
+            with self.lock:
+                self.result.damaged += 1
+        self.error(f.path, why)
+
+    def file_done(self, f: RestoreFile, warnings: list[str]) -> None:
+        with self.lock:
+            self.result.warnings.extend(warnings)
+            self.result.files += 1
+            self.result.bytes += f.node.size
+        self.progress.file_done(f.path, f.node.size, "restored")
+
+
+class ContentWriter:
+    def __init__(
+        self, tree: TargetTree, blobs: BlobSource, blob_id: BlobId | None, verify: bool, workers: int,
+        report: Reporter, cancel: CancelToken | None = None,
+    ) -> None:  # fmt: skip
+        self._cancel = cancel or CancelToken()
+        self._tree = tree
+        self._blobs = blobs
+        self._blob_id = blob_id
+        self._verify = verify
+        self._workers = workers
+        self._report = report
+
+    @property
+    def resumes(self) -> bool:
+        """Existing files can be checked blob by blob (else they are replaced)."""
+        return self._blob_id is not None
+
+    def create_empty(self, f: RestoreFile) -> None:
+        fd = self._create(f)
+        warnings: list[str] = []
+        try:
+            apply_to_fd(fd, f.node, warnings, f.path)
+        finally:
+            os.close(fd)
+        self._report.file_done(f, warnings)
+
+    def write(self, files: list[RestoreFile]) -> None:
+        """Write the contents of ``files`` (a batch); failures are reported per file."""
+        by_pack: dict[str, dict[bytes, Location]] = defaultdict(dict)
+        targets: dict[bytes, list[tuple[RestoreFile, int]]] = defaultdict(list)
+        with ThreadPoolExecutor(self._workers, thread_name_prefix="restorer") as pool:
+            existing = [f for f in files if f.existing]  # reading them back is worth the threads
+            resumed = dict(zip(existing, pool.map(self._plan, existing), strict=True))
+            for f in files:
+                for blob_id, loc, offset in resumed[f] if f.existing else self._plan(f):
+                    by_pack[loc.pack][blob_id] = loc
+                    targets[blob_id].append((f, offset))
+            for fut in [
+                pool.submit(self._restore_pack, pack, list(wanted.items()), targets)
+                for pack, wanted in by_pack.items()
+            ]:
+                fut.result()
+
+    # -- planning and resume --------------------------------------------------
+    def _plan(self, f: RestoreFile) -> list[_Todo]:
+        """The blobs still to write into ``f``, at their offsets."""
+        todo: list[_Todo] = []
+        offset = 0
+        for blob_id in f.node.content:
+            try:
+                loc = self._blobs.locate(blob_id)
+            except AmberError as exc:
+                self._report.fail(f, str(exc), damaged=True)
+                return []
+            todo.append((blob_id, loc, offset))
+            offset += loc.plain_length
+        if f.existing:
+            try:
+                todo = self._resume(f, todo)
+            except (OSError, AmberError) as exc:
+                self._report.fail(f, f"cannot resume: {_why(exc)}")
+                return []
+            if not todo:
+                self._complete(f)
+        f.remaining = len(todo)
+        return todo
+
+    def _resume(self, f: RestoreFile, blobs: list[_Todo]) -> list[_Todo]:
+        assert self._blob_id is not None
+        fd = self._open(f, os.O_RDONLY, expect_ino=False)
+        try:
+            st = os.fstat(fd)
+            f.ino, f.created = st.st_ino, True
+            todo = []
+            for blob_id, loc, offset in blobs:
+                n = loc.plain_length
+                if offset + n <= st.st_size:
+                    data = os.pread(fd, n, offset)
+                    if len(data) == n and self._blob_id(data) == blob_id:
+                        continue
+                todo.append((blob_id, loc, offset))
+        finally:
+            os.close(fd)
+        skipped = len(blobs) - len(todo)
+        with self._report.lock:
+            self._report.result.blobs_skipped += skipped
+        self._report.progress.bytes_done(sum(loc.plain_length for _, loc, _ in blobs) - sum(
+            loc.plain_length for _, loc, _ in todo))  # fmt: skip
+        if st.st_size != f.node.size:
+            fd = self._open(f, os.O_WRONLY)
+            try:
+                os.ftruncate(fd, f.node.size)
+            finally:
+                os.close(fd)
+        f.fresh_from = min(st.st_size, f.node.size)
+        return todo
+
+    # -- writing ------------------------------------------------------------
+    def _restore_pack(
+        self, pack: str, wanted: list[tuple[bytes, Location]],
+        targets: dict[bytes, list[tuple[RestoreFile, int]]],
+    ) -> None:  # fmt: skip
+        """Stream one pack's blobs into their files; at most one decoded blob is held."""
+        self._cancel.check()
+        delivered: set[bytes] = set()
+        try:
+            for blob_id, data in self._blobs.load_from_pack(pack, wanted):
+                delivered.add(blob_id)
+                self._deliver(targets[blob_id], data)
+        except AmberError as exc:
+            for blob_id, _ in wanted:
+                if blob_id not in delivered:
+                    self._deliver(targets[blob_id], IntegrityError(str(exc)))
+
+    def _deliver(self, places: list[tuple[RestoreFile, int]], data: bytes | IntegrityError) -> None:
+        for f, offset in places:
+            if isinstance(data, IntegrityError):
+                self._report.fail(f, f"damaged data: {data}", damaged=True)
+            elif f.remaining == 1 and len(f.node.content) == 1 and not f.existing:
+                self._write_whole(f, data)
+            else:
+                self._write(f, offset, data)
+
+    def _write_whole(self, f: RestoreFile, data: bytes) -> None:
+        """The common case, a new one-blob file: create, write and set metadata on one descriptor."""
+        if f.failed:
+            return
+        warnings: list[str] = []
+        try:
+            fd = self._create(f)
+            try:
+                _pwrite_nonzero(fd, data, 0)
+                if not self._verify:
+                    apply_to_fd(fd, f.node, warnings, f.path)
+            finally:
+                os.close(fd)
+        except (OSError, AmberError) as exc:
+            self._report.fail(f, f"write failed: {_why(exc)}")
+            return
+        f.remaining = 0
+        self._written(len(data))
+        if self._verify:
+            self._complete(f)
+        else:
+            self._report.file_done(f, warnings)
+
+    def _write(self, f: RestoreFile, offset: int, data: bytes) -> None:
+        if f.failed:
+            return
+        try:
+            with f.lock:
+                if not f.created:
+                    os.close(self._create(f))
+            holes = offset >= f.fresh_from  # zeros there are already zeros
+            if not (holes and _is_zero(data)):
+                fd = self._open(f, os.O_WRONLY)
+                try:
+                    _pwrite_nonzero(fd, data, offset) if holes else _pwrite(fd, memoryview(data), offset)
+                finally:
+                    os.close(fd)
+        except (OSError, AmberError) as exc:
+            self._report.fail(f, f"write failed: {_why(exc)}")
+            return
+        self._written(len(data))
+        with f.lock:
+            f.remaining -= 1
+            done = f.remaining == 0
+        if done:
+            self._complete(f)
+
+    def _written(self, n: int) -> None:
+        with self._report.lock:
+            self._report.result.blobs_written += 1
+            self._report.result.bytes_written += n
+        self._report.progress.bytes_done(n)
+
+    def _complete(self, f: RestoreFile) -> None:
+        warnings: list[str] = []
+        try:
+            fd = self._open(f, os.O_RDONLY)
+            try:
+                if self._verify and not self._verified(f, fd):
+                    return
+                apply_to_fd(fd, f.node, warnings, f.path)
+            finally:
+                os.close(fd)
+        except (OSError, AmberError) as exc:
+            self._report.fail(f, f"cannot reopen: {_why(exc)}")
+            return
+        self._report.file_done(f, warnings)
+
+    def _verified(self, f: RestoreFile, fd: int) -> bool:
+        h = hashlib.sha256()
+        offset = 0
+        while chunk := os.pread(fd, 4 << 20, offset):
+            h.update(chunk)
+            offset += len(chunk)
+        if f.node.sha256 and h.digest() != f.node.sha256:
+            self._report.fail(f, "SHA-256 of restored file does not match the snapshot", damaged=True)
+            return False
+        with self._report.lock:
+            self._report.result.verified += 1
+        return True
+
+    # -- descriptors ----------------------------------------------------------
+    def _create(self, f: RestoreFile) -> int:
+        """Create ``f`` at its final size; nothing may be in the way (the walk cleared it)."""
+        with self._tree.fd(f.parent) as dfd:
+            fd = os.open(f.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _OPEN, 0o600, dir_fd=dfd)
+        try:
+            if f.node.size:
+                os.ftruncate(fd, f.node.size)
+            f.ino, f.created = os.fstat(fd).st_ino, True
+        except OSError:
+            os.close(fd)
+            raise
+        return fd
+
+    def _open(self, f: RestoreFile, mode: int, expect_ino: bool = True) -> int:
+        """Reopen ``f`` in its directory: still a regular file with one link, and the same inode."""
+        with self._tree.fd(f.parent) as dfd:
+            fd = os.open(f.name, mode | _OPEN, dir_fd=dfd)
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or (expect_ino and st.st_ino != f.ino):
+            os.close(fd)
+            raise AmberError("replaced during restore")
+        return fd
+
+
+def _why(exc: OSError | AmberError) -> str:
+    return exc.message if isinstance(exc, AmberError) else str(exc.strerror)
+
+
+def _pwrite(fd: int, view: memoryview, pos: int) -> None:
+    while view:
+        n = os.pwrite(fd, view, pos)
+        view, pos = view[n:], pos + n
+
+
+def _pwrite_nonzero(fd: int, data: bytes, offset: int) -> None:
+    for start, end in _nonzero_extents(data, offset):
+        _pwrite(fd, memoryview(data)[start:end], offset + start)
+
+
+def _is_zero(data: bytes) -> bool:
+    return data[:1] == b"\0" and data[-1:] == b"\0" and data == bytes(len(data))
+
+
+_BLOCK = 4096
+_ZERO_BLOCK = bytes(_BLOCK)
+
+
+def _nonzero_extents(data: bytes, offset: int) -> Iterator[tuple[int, int]]:
+    """(start, end) ranges of ``data`` to write, leaving file-block-aligned zero runs as holes.
+
+    A chunk that is only partly zero (data followed by a long zero run: chunkers
+    cut zero runs at their maximum size) would otherwise fill the hole.
+    """
+    if _ZERO_BLOCK not in data:  # fast path: no aligned or unaligned zero block at all
+        yield 0, len(data)
+        return
+    pos = -offset % _BLOCK  # first block boundary of the file inside data
+    start = 0
+    while pos + _BLOCK <= len(data):
+        if data[pos] == 0 and data[pos : pos + _BLOCK] == _ZERO_BLOCK:
+            if pos > start:
+                yield start, pos
+            start = pos + _BLOCK
+        pos += _BLOCK
+    if start < len(data):
+        yield start, len(data)
