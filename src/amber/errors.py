@@ -31,8 +31,9 @@ The tree (exit code in brackets)::
     ├── StateError [26]                 the local state database (run history) failed
     ├── HookFailed [27]                 a job's before-hook exited non-zero; nothing was backed up
     ├── CatalogError [28]               the local catalog (a cache) could not be built or read
-    ├── ScheduleNotEnabled [29]         `schedule install` wrote units that systemctl did not enable
+    ├── MountFailed [29]                FUSE is unavailable or the mount failed
     ├── LeaseLost [31]                  the repository lock could not be refreshed before it expired
+    ├── ScheduleNotEnabled [32]         `schedule install` wrote units that systemctl did not enable
     └── Interrupted [130]               stopped at a safe point by SIGINT (Ctrl-C)
         ├── Terminated [143]            ... by SIGTERM (systemd stop, shutdown)
         └── HungUp [129]                ... by SIGHUP (the terminal went away)
@@ -209,7 +210,7 @@ class CatalogError(AmberError):
 
 
 class ScheduleNotEnabled(AmberError):
-    exit_code = 29
+    exit_code = 32
     default_message = "units written but not enabled"
 
 
@@ -235,6 +236,13 @@ class Terminated(Interrupted):
 class HungUp(Interrupted):
     exit_code = 129
     default_message = "hung up"
+
+
+class MountFailed(AmberError):
+    """`amber mount`: no FUSE library or device, or the kernel refused the mount."""
+
+    exit_code = 29
+    default_message = "the mount failed"
 
 
 def from_os_error(exc: OSError, what: str) -> AmberError:

@@ -33,6 +33,7 @@ COMMAND_MODULES: dict[str, str] = {
     "manifest": "cmd_browse",
     "metrics": "cmd_metrics",
     "migrate": "cmd_migrate",
+    "mount": "cmd_mount",
     "notify": "cmd_notify",
     "object-lock": "cmd_object_lock",
     "prune": "cmd_prune",
@@ -42,6 +43,7 @@ COMMAND_MODULES: dict[str, str] = {
     "run": "cmd_run",
     "schedule": "cmd_schedule",
     "snapshots": "cmd_browse",
+    "stats": "cmd_stats",
     "status": "cmd_status",
     "unlock": "cmd_unlock",
 }

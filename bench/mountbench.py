@@ -1,0 +1,118 @@
+"""`amber mount` vs `restic mount`: list a 10k-entry directory, read 1,000 small files.
+
+    python bench/mountbench.py [--files 10000] [--reads 1000] [--workdir /var/tmp/amber-mountbench]
+
+Both tools back up the same directory of small files, then each mount is timed for:
+listing the directory with every entry's attributes (``ls -l``), the same again
+(the tools' caches are warm), and reading the first ``--reads`` files. Needs FUSE
+(/dev/fuse, fuse3) and restic on PATH. Figures go to stdout; nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.tools import Tool
+
+
+def _dataset(root: Path, files: int) -> Path:
+    src = root / "data" / "many"
+    if src.is_dir() and len(os.listdir(src)) == files:
+        return src
+    shutil.rmtree(src, ignore_errors=True)
+    src.mkdir(parents=True)
+    rng = random.Random(1)
+    for i in range(files):
+        (src / f"file-{i:05d}.txt").write_bytes(rng.randbytes(rng.randint(200, 4000)))
+    return src
+
+
+def _run(tool: Tool, *args: str) -> None:
+    cmd = [*tool.exe, "-r", str(tool.repo), *args]
+    subprocess.run(cmd, env=tool.env(), check=True, capture_output=True)
+
+
+def _mount(tool: Tool, mountpoint: Path) -> subprocess.Popen[bytes]:
+    mountpoint.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen([*tool.exe, "-r", str(tool.repo), "mount", str(mountpoint)], env=tool.env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not (mountpoint / "snapshots").is_dir():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            why = proc.stderr.read().decode() if proc.stderr else ""
+            raise SystemExit(f"{tool.name} mount failed: {why}")
+        time.sleep(0.05)
+    return proc
+
+
+def _unmount(mountpoint: Path, proc: subprocess.Popen[bytes]) -> None:
+    subprocess.run(["fusermount3", "-u", str(mountpoint)], check=False, capture_output=True)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def _timed(action: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+def _listing(directory: Path) -> int:
+    return sum(1 for entry in os.scandir(directory) if entry.stat(follow_symlinks=False))
+
+
+def _reads(directory: Path, count: int) -> int:
+    total = 0
+    for name in sorted(os.listdir(directory))[:count]:
+        with open(directory / name, "rb") as f:
+            total += len(f.read())
+    return total
+
+
+def bench(tool: Tool, src: Path, reads: int) -> dict[str, float]:
+    tool.reset()
+    _run(tool, "init")
+    _run(tool, "backup", str(src))
+    mountpoint = tool.workdir / "mnt" / tool.name
+    proc = _mount(tool, mountpoint)
+    try:
+        inside = mountpoint / "snapshots" / "latest" / str(src).lstrip("/")
+        started = _timed(lambda: _listing(inside))
+        return {
+            "ls -l (first)": started,
+            "ls -l (again)": _timed(lambda: _listing(inside)),
+            f"read {reads} files": _timed(lambda: _reads(inside, reads)),
+        }
+    finally:
+        _unmount(mountpoint, proc)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=10_000)
+    parser.add_argument("--reads", type=int, default=1_000)
+    parser.add_argument("--workdir", type=Path, default=Path("/var/tmp/amber-mountbench"))
+    args = parser.parse_args()
+    src = _dataset(args.workdir, args.files)
+    results = {name: bench(Tool(name, args.workdir), src, args.reads) for name in ("amber", "restic")}
+    print(f"{args.files} files in one directory; times in seconds")
+    print(f"{'':<22}{'amber':>10}{'restic':>10}{'ratio':>8}")
+    for key in results["amber"]:
+        a, r = results["amber"][key], results["restic"][key]
+        print(f"{key:<22}{a:>10.3f}{r:>10.3f}{a / r:>8.2f}")
+
+
+if __name__ == "__main__":
+    main()
