@@ -13,6 +13,8 @@ command -v ssh-keygen >/dev/null 2>&1 || need="$need openssh-client"
 command -v rclone >/dev/null 2>&1 || need="$need rclone"
 # FUSE for the `amber mount` tests (libfuse3 and fusermount3).
 command -v fusermount3 >/dev/null 2>&1 || need="$need fuse3"
+# Btrfs filesystems on loop devices for the snapshot and rollback tests (tests/btrfs_fs.py).
+command -v mkfs.btrfs >/dev/null 2>&1 || need="$need btrfs-progs"
 # PostgreSQL for the full-restore drill test; Debian keeps its binaries off PATH.
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need="$need postgresql"
 if [ -n "$need" ]; then

@@ -14,6 +14,8 @@ import pytest
 from amber.repository import Repository, init_repository, open_repository
 from amber.storage import open_backend
 
+pytest_plugins = ["tests.btrfs_fs"]  # the `btrfs` fixture: a real Btrfs filesystem on a loop device
+
 PASSWORD = "correct horse battery staple"
 
 # Cheap key derivation for the thousands of repositories the suite opens; the

@@ -10,6 +10,7 @@ The tree (exit code in brackets)::
     ├── WrongPassword [12]
     ├── RepositoryExists [13]
     ├── IntegrityError [14]             an object failed authentication or its hash
+    │   ├── ObjectTooLarge              a stored object is over its size limit (never read whole)
     │   └── InvalidTree                 a tree breaks the tree rules (names, order, size, depth)
     │       └── InvalidName             an entry name that is empty, . or .., or holds / or NUL
     ├── NotFound [15]
@@ -33,10 +34,13 @@ The tree (exit code in brackets)::
     ├── CatalogError [28]               the local catalog (a cache) could not be built or read
     ├── MountFailed [29]                FUSE is unavailable or the mount failed
     ├── LeaseLost [31]                  the repository lock could not be refreshed before it expired
-    ├── ScheduleNotEnabled [32]         `schedule install` wrote units that systemctl did not enable
-    └── Interrupted [130]               stopped at a safe point by SIGINT (Ctrl-C)
-        ├── Terminated [143]            ... by SIGTERM (systemd stop, shutdown)
-        └── HungUp [129]                ... by SIGHUP (the terminal went away)
+    ├── Interrupted [130]               stopped at a safe point by SIGINT (Ctrl-C)
+    │   ├── Terminated [143]            ... by SIGTERM (systemd stop, shutdown)
+    │   └── HungUp [129]                ... by SIGHUP (the terminal went away)
+    ├── LocalSnapshotError [32]         a filesystem snapshot (btrfs, zfs, lvm) could not be taken,
+    │                                   listed, verified or removed
+    ├── RollbackRefused [33]            a rollback would destroy data or needs a reboot: refused
+    └── ScheduleNotEnabled [34]         `schedule install` wrote units that systemctl did not enable
 
 Vendor exceptions (OSError, msgspec, cryptography) are converted at the layer
 boundary by :func:`from_os_error`; nothing above ``storage`` sees raw ``OSError``
@@ -98,6 +102,16 @@ class RepositoryExists(AmberError):
 class IntegrityError(AmberError):
     exit_code = 14
     default_message = "stored data is corrupted"
+
+
+class ObjectTooLarge(IntegrityError):
+    """A stored object (or a length read from one) is over the limit for its kind.
+
+    Raised before the object is read or the length is allocated, so a planted
+    multi-GiB file costs a stat, not the memory (design §3, "Size limits").
+    """
+
+    default_message = "stored object is larger than any amber writes"
 
 
 class InvalidTree(IntegrityError):
@@ -210,7 +224,7 @@ class CatalogError(AmberError):
 
 
 class ScheduleNotEnabled(AmberError):
-    exit_code = 32
+    exit_code = 34
     default_message = "units written but not enabled"
 
 
@@ -243,6 +257,23 @@ class MountFailed(AmberError):
 
     exit_code = 29
     default_message = "the mount failed"
+
+
+def is_native_panic(exc: BaseException) -> bool:
+    """pyo3's ``PanicException`` (blake3, cryptography): a ``BaseException``, one class per
+    extension module, so it is recognised by name. Callers that feed untrusted bytes to
+    native code convert it to ``IntegrityError``; it must never escape as a traceback."""
+    return type(exc).__name__ == "PanicException"
+
+
+class LocalSnapshotError(AmberError):
+    exit_code = 32
+    default_message = "a filesystem snapshot command failed"
+
+
+class RollbackRefused(AmberError):
+    exit_code = 33
+    default_message = "rollback refused"
 
 
 def from_os_error(exc: OSError, what: str) -> AmberError:

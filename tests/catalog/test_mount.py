@@ -135,13 +135,14 @@ def _snapshot(repo: Repository, when: str, host: str, tags: list[str], nodes: li
 
 
 def _history(repo: Repository) -> dict[str, str]:
-    """Three snapshots: a.txt changes, big.bin spans three blobs, a link, hostile names."""
+    """Three snapshots: a.txt changes, big.bin spans three blobs, a link."""
     a1 = _file(repo, b"a.txt", b"one\n", mtime=1)
     a2 = _file(repo, b"a.txt", b"two two\n", mtime=2)
     big = _file(repo, b"big.bin", BIG, BLOB_SIZES)
     link = Node(name=b"link", type="symlink", mode=0o777, link_target=b"a.txt", mtime_ns=5)
-    hostile = [_file(repo, bad, b"x") for bad in (b"..", b".", b"a/b", b"x\0y", b"")]
-    docs1 = _dir(repo, b"docs", [a1, big, link, *hostile])
+    # Trees with hostile names are refused when encoded or decoded (tests/engine/test_hostile_trees.py);
+    # the mount's own name filter is tested on its own above.
+    docs1 = _dir(repo, b"docs", [a1, big, link])
     docs2 = _dir(repo, b"docs", [a2, big, link])
     s1 = _snapshot(repo, T1, "hostA", ["daily"], [_dir(repo, b"data", [docs1])])
     s2 = _snapshot(repo, T2, "hostA", ["daily", "../escape"], [_dir(repo, b"data", [docs2])])
@@ -184,7 +185,7 @@ def test_listings(fs: MountFS, history: dict[str, str]) -> None:
         b"/tags": [b"daily"],  # "../escape" is not a name
         b"/tags/daily": [t1, t2, b"latest"],
         b"/snapshots/" + t1: [b"data"],
-        b"/snapshots/" + t1 + b"/data/docs": [b"a.txt", b"big.bin", b"link"],  # hostile names skipped
+        b"/snapshots/" + t1 + b"/data/docs": [b"a.txt", b"big.bin", b"link"],
         b"/ids/" + s3 + b"/data": [b"docs", b"only.b"],
         b"/hosts/hostA/" + t2 + b"/data/docs": [b"a.txt", b"big.bin", b"link"],
         b"/versions": [b"data"],

@@ -147,8 +147,56 @@ def test_phase_two_rewalks_snapshots_written_before_the_mark(repo_dir: Path, tmp
 
     repo = _open(repo_dir)
     try:
-        # The packs it needs were rescued, or their deletion postponed (when the snapshot also
-        # has blobs this prune never indexed); the next prune re-indexes what is left out.
+        # Phase 2 read the backup's new index file, walked its snapshot and re-indexed the
+        # doomed packs it needs: the snapshot restores at once, with no second prune.
+        report = check_service.check(repo, read_data=True)
+        assert report.ok, report.errors
+        prune_service.prune(repo, PruneOptions(max_unused="0%"))
+        report = check_service.check(repo, read_data=True)
+        assert report.ok, report.errors
+        target = tmp_path / "restored"
+        result = restore(repo, RestoreRequest(ref=written[0], target=str(target)))
+        assert not result.errors
+        back = target / src.relative_to("/")
+        assert {p: (back / p).read_bytes() for p in os.listdir(back)} == files
+    finally:
+        repo.close()
+
+
+def test_phase_two_reads_index_files_written_during_prune(repo_dir: Path, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    files = _tree(src)
+    first = _open(repo_dir)
+    try:
+        _backup(first, src)
+    finally:
+        first.close()
+    _forget_all(repo_dir)  # every pack is now unreferenced: prune will doom them all
+    late = _open(repo_dir)  # a backup that loaded the index before prune rewrote it
+    written: list[str] = []
+
+    def backup_meanwhile() -> None:
+        # New content: the backup writes new packs and an index file prune never loaded,
+        # beside dedup hits into the packs prune is about to doom.
+        (src / "added-during-prune").write_bytes(os.urandom(3000))
+        files["added-during-prune"] = (src / "added-during-prune").read_bytes()
+        written.append(_backup(late, src))  # deduplicates against the doomed packs, then leaves
+
+    pruner_repo = _open(repo_dir, OnFirstIndexWrite(open_backend(str(repo_dir)), backup_meanwhile))
+    try:
+        with pruner_repo.lock(maintenance=True) as lock:
+            Pruner(pruner_repo, lock, PruneOptions(max_unused="0%")).run()
+    finally:
+        pruner_repo.close()
+        late.close()
+    assert written, "the backup did not run during prune"
+
+    repo = _open(repo_dir)
+    try:
+        # Phase 2 read the backup's new index file, walked its snapshot and re-indexed the
+        # doomed packs it needs: the snapshot restores at once, with no second prune.
+        report = check_service.check(repo, read_data=True)
+        assert report.ok, report.errors
         prune_service.prune(repo, PruneOptions(max_unused="0%"))
         report = check_service.check(repo, read_data=True)
         assert report.ok, report.errors

@@ -116,6 +116,8 @@ ERRORS = [
     ('keep_daily = 7', 'keep_daily = 7\nkeep_daily = 8', r":13: invalid TOML: Cannot overwrite a value"),
     ('[repositories.local]', 'limits = 3\n[repositories.local]', r":1: limits: expected a table, got an integer"),
     ('[jobs.home]', '[jobs.home]\n[jobs.home]', r":16: invalid TOML"),
+    ('retention = "default"', 'retention = "default"\nsnapshot = "xfs"', r":20: jobs\.home\.snapshot: expected one of btrfs"),
+    ('retention = "default"', 'retention = "default"\nsnapshot_keep = -1', r":20: jobs\.home\.snapshot_keep: must be at least 0"),
 ]  # fmt: skip
 
 
@@ -158,3 +160,18 @@ def test_key_lines(text: str, path: tuple[str | int, ...], line: int) -> None:
 
 def test_dotted_quotes_odd_names() -> None:
     assert tomlpos.dotted(("jobs", "my job", "paths", 2)) == 'jobs."my job".paths[2]'
+
+
+def test_snapshot_keys() -> None:
+    text = BASE.replace('retention = "default"', 'retention = "default"\nsnapshot = "auto"\nsnapshot_keep = 3\n'
+                        'hooks = { pre_snapshot = ["sync"], post_snapshot = ["true"], stop = ["a"], start = ["b"] }')
+    job = parse_config(text).jobs["home"]
+    assert (job.snapshot, job.snapshot_keep, job.snapshot_dir) == ("auto", 3, "")
+    assert (job.hooks.pre_snapshot, job.hooks.post_snapshot, job.hooks.stop, job.hooks.start) == (
+        ("sync",), ("true",), ("a",), ("b",))
+    assert parse_config(BASE).jobs["home"].snapshot is None
+    bad_name = text.replace("[jobs.home]", '[jobs."my home"]')
+    with pytest.raises(ConfigError, match="needs a name of letters"):
+        parse_config(bad_name)
+    with pytest.raises(ConfigError, match="snapshot needs paths, not stdin_command"):
+        parse_config(text.replace('paths = ["/home/me"]', 'stdin_command = ["pg_dump"]'))

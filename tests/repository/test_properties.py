@@ -203,7 +203,7 @@ def test_blob_with_bad_compression_is_integrity_error() -> None:
 # -- pack headers ------------------------------------------------------------------
 
 packed_rows = st.lists(
-    st.tuples(blob_types, blob_ids, st.integers(0, 300), st.integers(0, 2**40)), max_size=40
+    st.tuples(blob_types, blob_ids, st.integers(0, 300), st.integers(0, 8 << 20)), max_size=40
 )
 
 
@@ -406,9 +406,9 @@ index_packs = st.dictionaries(
             PackedBlob,
             type=blob_types,
             id=blob_ids,
-            offset=st.integers(0, 2**40),
-            length=st.integers(OVERHEAD, 2**30),
-            raw_length=st.integers(0, 2**30),
+            offset=st.integers(0, 2**28),  # within the limits of design §3
+            length=st.integers(OVERHEAD, 8 << 20),
+            raw_length=st.integers(0, 8 << 20),
         ),
         max_size=10,
     ),

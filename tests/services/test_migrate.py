@@ -57,8 +57,10 @@ class CrashingBackend:
             self._write()
         self.inner.save(handle, data)
 
-    def load(self, handle: Handle, offset: int = 0, length: int | None = None) -> bytes:
-        return self.inner.load(handle, offset, length)
+    def load(
+        self, handle: Handle, offset: int = 0, length: int | None = None, *, limit: int | None = None
+    ) -> bytes:
+        return self.inner.load(handle, offset, length, limit=limit)
 
     def stat(self, handle: Handle) -> FileInfo:
         return self.inner.stat(handle)

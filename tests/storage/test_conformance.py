@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from amber.errors import AmberError, ObjectNotFound, StorageError
+from amber.errors import AmberError, ObjectNotFound, ObjectTooLarge, StorageError
 from amber.storage import Backend, FileInfo, FileType, Handle, open_backend
 from amber.storage.local import LocalBackend
 from amber.storage.url import BackendOptions
@@ -164,6 +164,42 @@ def test_load_range(backend: Backend, type_: FileType) -> None:
     assert backend.load(h, len(data) - 5, 100) == data[-5:]
     assert backend.load(h, len(data), 10) == b""
     assert backend.load(h, len(data) + 50) == b""
+
+
+def test_bounded_load(backend: Backend) -> None:
+    """``load(limit=)``: the object (or the range asked for) if it fits, else ObjectTooLarge
+    naming the object, without returning more than ``limit`` bytes."""
+    data = os.urandom(5000)
+    h = Handle(FileType.SNAPSHOT, _name(8))
+    backend.save(h, data)
+    backend.save(Handle(FileType.CONFIG), b"c" * 300)
+    backend.save(Handle(FileType.LOCK, _name(9)), b"")
+    assert backend.load(h, limit=5000) == data
+    assert backend.load(h, limit=1 << 40) == data
+    assert backend.load(h, 1000, limit=4000) == data[1000:]
+    assert backend.load(h, 0, 100, limit=100) == data[:100]
+    assert backend.load(h, 4990, 100, limit=20) == data[4990:]  # what is left fits
+    assert backend.load(Handle(FileType.LOCK, _name(9)), limit=0) == b""
+    assert backend.load(Handle(FileType.CONFIG), limit=300) == b"c" * 300
+    for call in (
+        lambda: backend.load(h, limit=4999),
+        lambda: backend.load(h, 1000, limit=3999),
+        lambda: backend.load(h, 0, 101, limit=100),
+    ):
+        with pytest.raises(ObjectTooLarge, match=f"snapshots/{_name(8)[:16]}.* over the .* limit") as caught:
+            call()
+        assert caught.value.exit_code == 14
+    with pytest.raises(ObjectTooLarge, match=r"^config "):
+        backend.load(Handle(FileType.CONFIG), limit=299)
+    with pytest.raises(ObjectNotFound):
+        backend.load(Handle(FileType.SNAPSHOT, _name(10)), limit=100)
+
+
+def test_a_huge_range_is_cut_to_the_object(backend: Backend) -> None:
+    """A length read from a damaged index (100 TiB) must not be allocated."""
+    h = Handle(FileType.PACK, _name(11))
+    backend.save(h, b"0123456789")
+    assert backend.load(h, 2, 100 << 40) == b"23456789"
 
 
 def test_stat_config(backend: Backend) -> None:

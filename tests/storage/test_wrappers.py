@@ -109,9 +109,11 @@ class Flaky:
         self._maybe("save")
         self.inner.save(handle, data)
 
-    def load(self, handle: Handle, offset: int = 0, length: int | None = None) -> bytes:
+    def load(
+        self, handle: Handle, offset: int = 0, length: int | None = None, *, limit: int | None = None
+    ) -> bytes:
         self._maybe("load")
-        return self.inner.load(handle, offset, length)
+        return self.inner.load(handle, offset, length, limit=limit)
 
     def stat(self, handle: Handle) -> FileInfo:
         self._maybe("stat")
@@ -177,8 +179,10 @@ class Truncating(Flaky):
         super().__init__(inner, "", 0, Exception())
         self.times = times
 
-    def load(self, handle: Handle, offset: int = 0, length: int | None = None) -> bytes:
-        data = super().load(handle, offset, length)
+    def load(
+        self, handle: Handle, offset: int = 0, length: int | None = None, *, limit: int | None = None
+    ) -> bytes:
+        data = super().load(handle, offset, length, limit=limit)
         if self.times > 0:
             self.times -= 1
             return data[: len(data) // 2]

@@ -55,6 +55,7 @@ def _show(cfg: Config, verdict: str) -> None:
         line = f"job {j.name}: {what} -> {', '.join([j.repository, *j.mirrors])}"
         line += f"; retention {j.retention}" if j.retention else ""
         line += f"; schedule {j.schedule}" if j.schedule else "; not scheduled"
+        line += f"; from {j.snapshot} snapshots, {j.snapshot_keep} kept" if j.snapshot else ""
         echo(line)
     echo(f"notify: {len(cfg.notify)} target(s); state: {cfg.state.path}")
 
@@ -75,7 +76,8 @@ def _summary(cfg: Config) -> dict[str, Any]:
         "retention": {n: {k: v for k, v in p.__dict__.items() if k != "name"}
                       for n, p in cfg.retention.items()},
         "jobs": {n: {"paths": list(j.paths), "repository": j.repository, "mirrors": list(j.mirrors),
-                     "retention": j.retention, "schedule": j.schedule} for n, j in cfg.jobs.items()},
+                     "retention": j.retention, "schedule": j.schedule, "snapshot": j.snapshot,
+                     "snapshot_keep": j.snapshot_keep} for n, j in cfg.jobs.items()},
         "notify_targets": len(cfg.notify),
         "state": cfg.state.path,
     }  # fmt: skip

@@ -15,7 +15,7 @@ from amber.cli.lazy import LazyGroup, usage_line
 from amber.cli.memory import tune_allocator
 from amber.cli.output import echo, err_console, plain, show_path
 from amber.cli.signals import cancelling_on_signals
-from amber.errors import EXIT_INTERRUPTED, AmberError, from_os_error
+from amber.errors import EXIT_INTERRUPTED, AmberError, from_os_error, is_native_panic
 from amber.ops.audit.observer import AuditObserver
 from amber.redact import redact
 from amber.services.context import OperationContext
@@ -111,5 +111,12 @@ def _main(argv: list[str], operation: OperationContext) -> None:
             traceback.print_exc()
         detail = show_path(redact(str(exc)))
         echo(f"amber: internal error: {type(exc).__name__}: {detail} (rerun with --debug)", err=True)
+        sys.exit(1)
+    except BaseException as exc:  # a native library's panic missed at its boundary: a bug too
+        if not is_native_panic(exc):
+            raise
+        if debug:
+            traceback.print_exc()
+        click.echo(f"amber: internal error: native panic: {exc} (rerun with --debug)", err=True)
         sys.exit(1)
     sys.exit(0)

@@ -67,6 +67,7 @@ class Checker:
         self._sound: dict[bytes, int] = {}
 
     def run(self, read_data: bool = False, subset: str | None = None) -> CheckReport:
+        self._check_locks()
         self._check_index_and_packs()
         if read_data or subset:
             packs = sorted(self._repo.blobs.index.packs() - self._missing_packs)
@@ -79,6 +80,15 @@ class Checker:
                 "(left by interrupted backups or removed snapshots; prune reclaims them)"
             )
         return self.report
+
+    def _check_locks(self) -> None:
+        """Lock files that cannot be read (damaged, planted, oversized) hold nothing: a warning."""
+        unreadable: dict[str, str] = {}
+        self._repo.lock_infos(unreadable)
+        for name, why in sorted(unreadable.items()):
+            self.report.warnings.append(
+                f"lock {name[:16]} cannot be read ({why}); ignored (amber unlock --remove-all removes it)"
+            )
 
     def _error(self, msg: str) -> None:
         self.report.errors.append(msg)

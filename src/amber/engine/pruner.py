@@ -253,6 +253,7 @@ class Pruner:
 
     def _phase2_now(self, marker: str, doomed: set[str], result: PruneResult) -> None:
         """Snapshots written since the walk may need doomed packs: rescue, then delete."""
+        self._repo.blobs.load_new_index_files()  # their trees are in index files written since
         self._refs.walk_new()
         if self._refs.missing:
             self._rescue(result, {p: s for p, s in self._stored.items() if p in doomed})

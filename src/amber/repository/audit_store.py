@@ -11,7 +11,9 @@ import hashlib
 
 import msgspec
 
-from amber.errors import IntegrityError, ObjectNotFound
+from amber.errors import IntegrityError, ObjectNotFound, ObjectTooLarge
+from amber.repository.crypto import OVERHEAD
+from amber.repository.limits import OBJECT_LIMITS
 from amber.repository.repo import Repository
 from amber.repository.sealing import Kind
 from amber.storage.base import FileType, Handle
@@ -26,14 +28,26 @@ class AuditSegment(msgspec.Struct):
 
 
 def save_segment(repo: Repository, segment: AuditSegment) -> str:
-    data = repo.sealer.seal(Kind.AUDIT, msgspec.msgpack.encode(segment))
+    """Save ``segment``, as several consecutive ones if it would be over the size limit
+    (readers refuse larger objects); returns the name of the last one."""
+    plain = msgspec.msgpack.encode(segment)
+    limit = OBJECT_LIMITS[FileType.AUDIT]
+    if len(plain) + OVERHEAD > limit:
+        half = len(segment.records) // 2
+        if not half:
+            raise ObjectTooLarge(f"an audit record of {len(plain)} bytes is over the {limit}-byte limit")
+        head, tail = segment.records[:half], segment.records[half:]
+        save_segment(repo, msgspec.structs.replace(segment, records=head))
+        later = segment.first_seq + half
+        return save_segment(repo, msgspec.structs.replace(segment, first_seq=later, records=tail))
+    data = repo.sealer.seal(Kind.AUDIT, plain)
     name = hashlib.sha256(data).hexdigest()
     repo.backend.save(Handle(FileType.AUDIT, name), data)
     return name
 
 
 def load_segment(repo: Repository, name: str) -> AuditSegment:
-    raw = repo.backend.load(Handle(FileType.AUDIT, name))
+    raw = repo.backend.load(Handle(FileType.AUDIT, name), limit=OBJECT_LIMITS[FileType.AUDIT])
     if hashlib.sha256(raw).hexdigest() != name:
         raise IntegrityError(f"audit segment {name[:8]}: content does not match its name")
     try:

@@ -17,17 +17,15 @@ from amber.repository.codec import BlobCodec, EncodedBlob
 from amber.repository.crypto import OVERHEAD, MasterKey
 from amber.repository.index import Location, encode_index
 from amber.repository.indexbook import IndexBook
+from amber.repository.limits import data_blob_limit
 from amber.repository.pack import (
-    HEADER_LEN_SIZE,
     BlobType,
     PackedBlob,
-    decode_header,
     encode_header,
-    header_length,
     pack_id,
-    parse_pack,
 )
 from amber.repository.packer import OpenPack, Packer
+from amber.repository.packread import read_pack, read_pack_header
 from amber.repository.sealing import BLOB_KIND, Kind, Sealer
 from amber.storage.base import Backend, FileType, Handle
 
@@ -37,7 +35,6 @@ _Slot = tuple[OpenPack, int, int, "bytes | memoryview", bytes]  # pack, offset, 
 
 INDEX_FLUSH_PACKS = 16  # a crash re-uploads at most this many packs' data
 INDEX_FLUSH_BLOBS = 16_384  # and the rows waiting for an index file stay few (small files)
-_HEADER_GUESS = 64 * 1024  # one ranged load reads most pack headers whole
 
 
 @dataclass
@@ -53,11 +50,13 @@ class BlobStore(IndexBook):
     """Thread-safe blob saver and loader over one backend."""
 
     def __init__(
-        self, backend: Backend, key: MasterKey, compression_level: int = 3, sealer: Sealer | None = None
-    ) -> None:
-        super().__init__(backend, sealer or Sealer(key))  # the repository's format version (design §4)
+        self, backend: Backend, key: MasterKey, compression_level: int = 3, sealer: Sealer | None = None,
+        max_data: int = data_blob_limit(8 << 20),
+    ) -> None:  # fmt: skip
+        # the repository's format version (design §4); data blobs up to max_data (§3)
+        super().__init__(backend, sealer or Sealer(key), max_data)
         self.key = key
-        self.codec = BlobCodec(self.sealer, compression_level)
+        self.codec = BlobCodec(self.sealer, compression_level, max_data)
         self.stats = WriteStats()
         self._packer = Packer()
         self._buffer_free = threading.Condition(self._lock)
@@ -296,6 +295,7 @@ class BlobStore(IndexBook):
 
     def load(self, blob_id: bytes) -> bytes:
         loc = self.locate(blob_id)
+        self.codec.check_location(blob_id, loc)  # before a read of the length the index claims
         sealed = self.backend.load(Handle(FileType.PACK, loc.pack), loc.offset, loc.length)
         if len(sealed) != loc.length:
             raise IntegrityError(f"pack {loc.pack[:16]} is truncated")
@@ -325,7 +325,14 @@ class BlobStore(IndexBook):
         self, pack: str, wanted: Iterable[tuple[bytes, Location]],
         decode: Callable[[bytes, memoryview, int, BlobType], _Decoded],
     ) -> Iterator[tuple[bytes, _Decoded | IntegrityError]]:  # fmt: skip
-        items = sorted(wanted, key=lambda item: item[1].offset)
+        items: list[tuple[bytes, Location]] = []
+        for blob_id, loc in sorted(wanted, key=lambda item: item[1].offset):
+            try:  # a length over the limit is never part of the range read
+                self.codec.check_location(blob_id, loc)
+            except IntegrityError as exc:
+                yield blob_id, exc
+                continue
+            items.append((blob_id, loc))
         if not items:
             return
         start = items[0][1].offset
@@ -342,21 +349,10 @@ class BlobStore(IndexBook):
                 yield blob_id, exc
 
     def read_pack(self, pack: str) -> tuple[bytes, list[PackedBlob]]:
-        """Load a whole pack and decode its own header."""
-        data = self.backend.load(Handle(FileType.PACK, pack))
-        return data, parse_pack(data, self.sealer.opener_for(Kind.PACK_HEADER))
+        """Load a whole pack (at most MAX_PACK_BYTES) and decode its own header."""
+        return read_pack(self.backend, pack, self.sealer.opener_for(Kind.PACK_HEADER), self.codec.max_data)
 
     def read_pack_header(self, pack: str, size: int) -> list[PackedBlob]:
-        """Decode a pack's header with ranged loads: the tail, and more only if needed."""
-        if size < HEADER_LEN_SIZE:
-            raise IntegrityError(f"pack {pack[:16]} is too short for a header")
-        tail_len = min(size, _HEADER_GUESS)
-        tail = self.backend.load(Handle(FileType.PACK, pack), size - tail_len, tail_len)
-        if len(tail) != tail_len:
-            raise IntegrityError(f"pack {pack[:16]} is shorter than listed")
-        n = header_length(size, tail[-HEADER_LEN_SIZE:])
-        if n + HEADER_LEN_SIZE > tail_len:
-            start = size - HEADER_LEN_SIZE - n
-            tail = self.backend.load(Handle(FileType.PACK, pack), start, n + HEADER_LEN_SIZE)
-        sealed = tail[len(tail) - HEADER_LEN_SIZE - n : len(tail) - HEADER_LEN_SIZE]
-        return decode_header(sealed, size, self.sealer.opener_for(Kind.PACK_HEADER))
+        """Decode the header of a pack of ``size`` bytes (listed) with ranged loads."""
+        opener = self.sealer.opener_for(Kind.PACK_HEADER)
+        return read_pack_header(self.backend, pack, size, opener, self.codec.max_data)

@@ -10,8 +10,10 @@ from typing import NamedTuple
 
 import zstandard
 
-from amber.errors import IntegrityError
+from amber.errors import IntegrityError, ObjectTooLarge, is_native_panic
 from amber.repository.crypto import OVERHEAD
+from amber.repository.index import Location
+from amber.repository.limits import MAX_PACK_BYTES, MAX_TREE_BYTES, data_blob_limit
 from amber.repository.pack import BlobType
 from amber.repository.sealing import BLOB_KIND, Sealer
 
@@ -35,11 +37,21 @@ class EncodedBlob(NamedTuple):
 
 
 class BlobCodec:
-    def __init__(self, sealer: Sealer, compression_level: int = 3) -> None:
+    """``max_data``: the largest plaintext a data blob may decode to (the chunker's maximum
+    and slack); a tree decodes to at most ``MAX_TREE_BYTES``. Larger is refused unread."""
+
+    def __init__(
+        self, sealer: Sealer, compression_level: int = 3, max_data: int = data_blob_limit(8 << 20)
+    ) -> None:
         self.sealer = sealer
         self.key = sealer.key
         self.compression_level = compression_level
+        self.max_data = max_data
         self._local = threading.local()
+
+    def plain_limit(self, type: BlobType) -> int:
+        """The most bytes a blob of ``type`` may hold in plaintext."""
+        return MAX_TREE_BYTES if type is BlobType.TREE else self.max_data
 
     # -- writing ----------------------------------------------------------
     def compress(self, data: bytes | memoryview) -> tuple[bytes | memoryview, int]:
@@ -73,6 +85,7 @@ class BlobCodec:
         self, blob_id: bytes, sealed: bytes | memoryview, raw_length: int, type: BlobType
     ) -> bytes:
         """The verified plaintext of a sealed blob of ``type``."""
+        self._check_lengths(blob_id, len(sealed), raw_length, type)
         plain = self.sealer.open(BLOB_KIND[type], sealed, blob_id)
         if raw_length:
             plain = self._decompress(blob_id, plain, raw_length)
@@ -86,6 +99,7 @@ class BlobCodec:
         """Like :meth:`decode`, keeping the encoded payload too (decrypted into a per-thread buffer)."""
         if len(sealed) < OVERHEAD:
             raise IntegrityError(f"blob {blob_id.hex()[:16]}: ciphertext too short")
+        self._check_lengths(blob_id, len(sealed), raw_length, type)
         payload = self._scratch("open_buf", len(sealed) - OVERHEAD)
         self.sealer.open_into(BLOB_KIND[type], sealed, payload, blob_id)
         plain: bytes | memoryview = payload
@@ -95,17 +109,44 @@ class BlobCodec:
             raise IntegrityError(f"blob {blob_id.hex()[:16]}: content does not match its ID")
         return EncodedBlob(payload, raw_length, plain)
 
+    def check_location(self, blob_id: bytes, loc: Location) -> None:
+        """Refuse an index entry whose lengths exceed its type's limit, before its range is read."""
+        self._check_lengths(blob_id, loc.length, loc.raw_length, loc.type)
+        if loc.offset + loc.length > MAX_PACK_BYTES:
+            raise ObjectTooLarge(f"blob {blob_id.hex()[:16]}: index places it past the largest pack size")
+
+    def _check_lengths(self, blob_id: bytes, sealed_length: int, raw_length: int, type: BlobType) -> None:
+        limit = self.plain_limit(type)
+        if raw_length > limit or sealed_length - OVERHEAD > limit:
+            size = max(raw_length, sealed_length - OVERHEAD)
+            raise ObjectTooLarge(
+                f"{type.name.lower()} blob {blob_id.hex()[:16]}: {size} bytes, over the {limit}-byte limit"
+            )
+
     # -- per-thread state -------------------------------------------------
     def _decompress(self, blob_id: bytes, payload: bytes | memoryview, raw_length: int) -> bytes:
+        """Inflate to exactly ``raw_length`` bytes (already checked against the type's limit),
+        never more: a frame that states another size is refused before it is inflated (zstd
+        would allocate the size the frame states), one that does not is cut at ``raw_length``."""
         try:
-            if zstandard.frame_content_size(payload) == raw_length:
+            stated = zstandard.frame_content_size(payload)
+            if stated >= 0 and stated != raw_length:
+                raise IntegrityError(
+                    f"blob {blob_id.hex()[:16]}: bad compression (the frame states {stated} bytes, "
+                    f"the index {raw_length})"
+                )
+            if stated == raw_length:
                 # The frame states its size, and it is the expected one: the one-shot path
                 # (a third cheaper than bounding the output, for small blobs).
                 plain = self._decompressor().decompress(payload)
-            else:  # bounded by the index's raw length, so a bad frame cannot make it bigger
+            else:  # no size in the frame: the output buffer is raw_length, and no bigger
                 plain = self._decompressor().decompress(payload, max_output_size=raw_length)
         except zstandard.ZstdError as exc:
             raise IntegrityError(f"blob {blob_id.hex()[:16]}: bad compression") from exc
+        except BaseException as exc:
+            if not is_native_panic(exc):
+                raise
+            raise IntegrityError(f"blob {blob_id.hex()[:16]}: bad compression ({exc})") from exc
         if len(plain) != raw_length:
             raise IntegrityError(f"blob {blob_id.hex()[:16]}: decompressed to an unexpected length")
         return plain

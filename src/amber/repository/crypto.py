@@ -18,12 +18,15 @@ from argon2.low_level import Type, hash_secret_raw
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from amber.errors import IntegrityError
+from amber.errors import IntegrityError, is_native_panic
 
 NONCE_SIZE = 12
 TAG_SIZE = 16
 OVERHEAD = NONCE_SIZE + TAG_SIZE
 ID_SIZE = 32
+# cryptography's AEAD takes at most 2**31 - 1 bytes; longer input panics in Rust (and
+# prints to stderr) instead of raising, so it is refused before the call.
+MAX_MESSAGE = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -60,13 +63,14 @@ class MasterKey:
         return nonce + self._aead.encrypt(nonce, plaintext, ad)
 
     def decrypt(self, ciphertext: bytes | memoryview, ad: bytes | None = None) -> bytes:
-        if len(ciphertext) < OVERHEAD:
-            raise IntegrityError("ciphertext too short")
+        _check_length(len(ciphertext))
         view = memoryview(ciphertext)
         try:
             return self._aead.decrypt(bytes(view[:NONCE_SIZE]), view[NONCE_SIZE:], ad)
         except InvalidTag as exc:
             raise IntegrityError("authentication failed: data was modified or damaged") from exc
+        except BaseException as exc:
+            raise native_error(exc, "decryption") from exc
 
     def encrypt_into(self, plaintext: bytes | memoryview, out: memoryview, ad: bytes | None = None) -> None:
         """Like :meth:`encrypt`, into ``out`` (exactly ``len(plaintext) + OVERHEAD`` bytes).
@@ -79,18 +83,41 @@ class MasterKey:
 
     def decrypt_into(self, ciphertext: bytes | memoryview, out: memoryview, ad: bytes | None = None) -> None:
         """Like :meth:`decrypt`, into ``out`` (exactly ``len(ciphertext) - OVERHEAD`` bytes)."""
-        if len(ciphertext) < OVERHEAD:
-            raise IntegrityError("ciphertext too short")
+        _check_length(len(ciphertext))
         view = memoryview(ciphertext)
         try:
             self._aead.decrypt_into(bytes(view[:NONCE_SIZE]), view[NONCE_SIZE:], ad, out)
         except InvalidTag as exc:
             raise IntegrityError("authentication failed: data was modified or damaged") from exc
+        except BaseException as exc:
+            raise native_error(exc, "decryption") from exc
 
     def blob_id(self, plaintext: bytes | memoryview) -> bytes:
         hasher = self._id_hasher.copy()
-        hasher.update(plaintext)
+        try:
+            hasher.update(plaintext)
+        except BaseException as exc:
+            raise native_error(exc, "hashing") from exc
         return hasher.digest()
+
+
+def _check_length(n: int) -> None:
+    if n < OVERHEAD:
+        raise IntegrityError("ciphertext too short")
+    if n > MAX_MESSAGE:
+        raise IntegrityError(f"ciphertext of {n} bytes is too long to be one of amber's")
+
+
+def native_error(exc: BaseException, what: str) -> BaseException:
+    """The error to raise for ``exc`` from cryptography or blake3 on untrusted input.
+
+    Their pyo3 ``PanicException`` is a BaseException that would escape every handler
+    as a traceback; it and the errors they raise for bad sizes become IntegrityError.
+    Anything else (KeyboardInterrupt, ...) is returned unchanged, to be re-raised.
+    """
+    if is_native_panic(exc) or isinstance(exc, (OverflowError, ValueError)):
+        return IntegrityError(f"{what} failed on malformed input: {type(exc).__name__}: {exc}")
+    return exc
 
 
 def derive_wrapping_key(password: bytes, salt: bytes, params: KdfParams) -> bytes:
@@ -112,7 +139,14 @@ def seal(key: bytes, plaintext: bytes) -> bytes:
 
 def unseal(key: bytes, sealed: bytes) -> bytes:
     """Decrypt with a one-off key; raises InvalidTag on a wrong key."""
-    return AESGCM(key).decrypt(sealed[:NONCE_SIZE], sealed[NONCE_SIZE:], None)
+    if not OVERHEAD <= len(sealed) <= MAX_MESSAGE:
+        raise InvalidTag()
+    try:
+        return AESGCM(key).decrypt(sealed[:NONCE_SIZE], sealed[NONCE_SIZE:], None)
+    except InvalidTag:
+        raise
+    except BaseException as exc:
+        raise native_error(exc, "decryption") from exc
 
 
 __all__ = [

@@ -24,9 +24,10 @@ from collections.abc import Iterable, Iterator
 
 import msgspec
 
-from amber.errors import IntegrityError
+from amber.errors import IntegrityError, ObjectTooLarge
 from amber.repository.blobtable import BlobTable
 from amber.repository.crypto import OVERHEAD
+from amber.repository.limits import MAX_PACK_BYTES, MAX_TREE_BYTES, data_blob_limit
 from amber.repository.pack import BlobType, PackedBlob
 
 
@@ -236,15 +237,25 @@ def encode_marker(pending: PendingDeletion) -> bytes:
     return msgspec.msgpack.encode({"packs": [], "supersedes": [], "pending": pending})
 
 
-def decode_index(data: bytes) -> IndexFile:
+def decode_index(data: bytes, max_data: int = data_blob_limit(8 << 20)) -> IndexFile:
+    """Decode an index file. A row whose lengths exceed its blob type's limit (design §3,
+    "Size limits"; ``max_data`` for data blobs) or that ends past the largest possible pack
+    is refused here, so no reader ever allocates what it claims."""
     try:
         doc = msgspec.msgpack.decode(data, type=IndexFile)
     except msgspec.DecodeError as exc:
         raise IntegrityError(f"malformed index: {exc}") from exc
+    plain = (max_data, MAX_TREE_BYTES)
     for _, rows in doc.packs:
         for type_, blob_id, offset, length, raw_length in rows:
             if type_ not in (0, 1) or len(blob_id) != 32 or min(offset, length, raw_length) < 0:
                 raise IntegrityError("malformed index entry")
+            most = plain[type_]
+            if raw_length > most or length > most + OVERHEAD or offset + length > MAX_PACK_BYTES:
+                raise ObjectTooLarge(
+                    f"index entry for blob {blob_id.hex()[:16]} claims {length} bytes at offset {offset} "
+                    f"({raw_length} uncompressed), over the limits for a {_TYPES[type_].name.lower()} blob"
+                )
     return doc
 
 

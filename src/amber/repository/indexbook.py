@@ -13,16 +13,18 @@ from collections.abc import Iterable
 
 from amber.errors import ObjectNotFound
 from amber.repository.index import Index, PendingDeletion, encode_index, encode_marker
-from amber.repository.indexfiles import carried_supersedes, load_index_files
+from amber.repository.indexfiles import carried_supersedes, load_index_files, load_index_files_except
+from amber.repository.limits import data_blob_limit
 from amber.repository.pack import PackedBlob, pack_id
 from amber.repository.sealing import Kind, Sealer
 from amber.storage.base import Backend, FileType, Handle
 
 
 class IndexBook:
-    def __init__(self, backend: Backend, sealer: Sealer) -> None:
+    def __init__(self, backend: Backend, sealer: Sealer, max_data: int = data_blob_limit(8 << 20)) -> None:
         self.backend = backend
         self.sealer = sealer
+        self.max_data = max_data  # the largest data blob plaintext: index rows over it are refused
         self._lock = threading.Lock()
         self.index = Index()
         self.index_files: dict[str, list[str]] = {}  # loaded or written index file -> its packs
@@ -34,12 +36,24 @@ class IndexBook:
 
     def load_index(self) -> list[str]:
         """Read every index file into a fresh index; return the names that failed to load."""
-        loaded = load_index_files(self.backend, self.sealer)
+        loaded = load_index_files(self.backend, self.sealer, self.max_data)
         self.index, self.index_files, self.pending = loaded.index, loaded.files, loaded.pending
         self.unbound_index_files = loaded.unbound
         self.supersedes, self.ignored_index_files = loaded.supersedes, loaded.ignored
         self.dropped_packs = []
         return loaded.failed
+
+    def load_new_index_files(self) -> list[str]:
+        """Add the index files others wrote since this store loaded its index (a backup that
+        ran during a prune) and return their names. Prune calls it before its second walk:
+        a snapshot whose trees are only in such a file could not be walked otherwise, and
+        its blobs in doomed packs would stay unindexed until the next prune (§13a)."""
+        with self._lock:
+            known = set(self.index_files) | self.ignored_index_files
+            loaded = load_index_files_except(self.backend, self.sealer, known, self.index, self.max_data)
+            self.index_files.update(loaded.files)
+            self.pending.update(loaded.pending)
+        return list(loaded.files)
 
     def drop_packs(self, packs: list[str]) -> None:
         """Index entries in these (missing) packs no longer count: not for dedup, not for loads."""

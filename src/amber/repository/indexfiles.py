@@ -7,9 +7,11 @@ from dataclasses import dataclass, field
 
 from amber.errors import IntegrityError, ObjectNotFound
 from amber.repository.index import Index, PendingDeletion, decode_index
+from amber.repository.limits import OBJECT_LIMITS, data_blob_limit
 from amber.repository.pack import pack_id
 from amber.repository.sealing import Kind, Sealer
 from amber.storage.base import Backend, FileType, Handle
+from amber.storage.layout import too_large
 
 MAX_SUPERSEDES = 1000  # names one index file carries forward (about 66 KB)
 
@@ -25,7 +27,9 @@ class LoadedIndex:
     ignored: set[str] = field(default_factory=set)  # present, but superseded by a loaded file
 
 
-def load_index_files(backend: Backend, sealer: Sealer) -> LoadedIndex:
+def load_index_files(
+    backend: Backend, sealer: Sealer, max_data: int = data_blob_limit(8 << 20)
+) -> LoadedIndex:
     """Every index file that no other loaded file supersedes, merged.
 
     A superseded file is still present only after a crash between writing its
@@ -33,20 +37,32 @@ def load_index_files(backend: Backend, sealer: Sealer) -> LoadedIndex:
     to deleted packs, so it is ignored. Finding one costs a second pass (rare).
     Only format-2 files are followed: format 1 wrote ``supersedes`` into every file
     of a replacement, so one written before a crash did not mean it was complete.
+    A file over the size limit, or with a row over a blob limit (``max_data``: the
+    largest data blob plaintext), is one that failed (design §3).
     """
-    out = _load(backend, sealer, set())
+    out = _load(backend, sealer, set(), max_data)
     replaced = {name for names in out.supersedes.values() for name in names}
     ignored = replaced & (out.files.keys() | set(out.failed))
     if ignored:
-        out = _load(backend, sealer, ignored)
+        out = _load(backend, sealer, ignored, max_data)
         out.ignored = ignored
     return out
 
 
-def _load(backend: Backend, sealer: Sealer, skip: set[str]) -> LoadedIndex:
+def load_index_files_except(
+    backend: Backend, sealer: Sealer, known: set[str], into: Index, max_data: int
+) -> LoadedIndex:
+    """The index files not in ``known`` (written by others since), their rows added to ``into``."""
+    return _load(backend, sealer, known, max_data, into)
+
+
+def _load(
+    backend: Backend, sealer: Sealer, skip: set[str], max_data: int, into: Index | None = None
+) -> LoadedIndex:
     """A file that vanishes between listing and loading was superseded by a
     concurrent prune, which writes the superseding file first: list again."""
-    out = LoadedIndex()
+    limit = OBJECT_LIMITS[FileType.INDEX]
+    out = LoadedIndex() if into is None else LoadedIndex(index=into)
     seen: set[str] = set(skip)
     for _ in range(8):
         vanished = False
@@ -55,11 +71,13 @@ def _load(backend: Backend, sealer: Sealer, skip: set[str]) -> LoadedIndex:
                 continue
             seen.add(fi.name)
             try:
-                raw = backend.load(Handle(FileType.INDEX, fi.name))
+                if fi.size > limit:  # the listing tells, without a request
+                    raise too_large(Handle(FileType.INDEX, fi.name), limit, fi.size)
+                raw = backend.load(Handle(FileType.INDEX, fi.name), limit=limit)
                 if pack_id(raw) != fi.name:
                     raise IntegrityError("index content does not match its name")
                 plain, bound = sealer.open_versioned(Kind.INDEX, raw)
-                doc = decode_index(plain)
+                doc = decode_index(plain, max_data)
             except ObjectNotFound:
                 vanished = True
                 continue

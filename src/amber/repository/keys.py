@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 
 from argon2.exceptions import Argon2Error
 
-from amber.errors import IntegrityError, WrongPassword
+from amber.errors import IntegrityError, UsageError, WrongPassword, is_native_panic
 from amber.repository.crypto import (
     InvalidTag,
     KdfParams,
@@ -33,6 +33,15 @@ from amber.repository.crypto import (
     seal,
     unseal,
 )
+from amber.repository.limits import (
+    MAX_KDF_MEMORY_KIB,
+    MAX_KDF_PARALLELISM,
+    MAX_KDF_TIME_COST,
+    MAX_KDF_WORK_KIB,
+    OBJECT_LIMITS,
+)
+from amber.storage.base import Backend, FileInfo, FileType, Handle
+from amber.storage.layout import format_size, too_large
 
 
 @dataclass(frozen=True)
@@ -53,6 +62,9 @@ def wrap_master_key(
 ) -> tuple[str, bytes]:
     """Return (key file name, key file bytes)."""
     params = params or KdfParams()
+    problem = kdf_problem(params)
+    if problem:  # readers would refuse the key: never write one
+        raise UsageError(f"key derivation cost refused: {problem}")
     salt = os.urandom(16)
     wrapping = derive_wrapping_key(password, salt, params)
     fields: dict[str, object] = {"encrypt": _b64(master.encrypt_key), "id": _b64(master.id_key)}
@@ -75,10 +87,40 @@ def wrap_master_key(
     return hashlib.sha256(raw).hexdigest(), raw
 
 
+def kdf_problem(params: KdfParams) -> str | None:
+    """Why argon2id with ``params`` is refused (design §4), or None.
+
+    Each bound leaves a wide margin over the default (t=4, m=32 MiB, p=2), and the
+    memory is held to half of this machine's RAM: a key file with an absurd cost
+    fails at once with this reason instead of hanging or exhausting every open.
+    """
+    t, m, p = params.time_cost, params.memory_kib, params.parallelism
+    if not all(type(v) is int and v > 0 for v in (t, m, p)):
+        return "time cost, memory and parallelism must be positive whole numbers"
+    if t > MAX_KDF_TIME_COST:
+        return f"time cost {t} is over {MAX_KDF_TIME_COST}"
+    if p > MAX_KDF_PARALLELISM:
+        return f"parallelism {p} is over {MAX_KDF_PARALLELISM}"
+    memory = min(MAX_KDF_MEMORY_KIB, _ram_kib() // 2)
+    if m > memory:
+        return f"memory {format_size(m * 1024)} is over {format_size(memory * 1024)}"
+    if t * m > MAX_KDF_WORK_KIB:
+        work = format_size(MAX_KDF_WORK_KIB * 1024)
+        return f"time cost x memory ({t} x {format_size(m * 1024)}) is over {work}"
+    return None
+
+
+def _ram_kib() -> int:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 1024
+    except (ValueError, OSError, AttributeError):  # unknown here: only the fixed bound applies
+        return 2 * MAX_KDF_MEMORY_KIB
+
+
 def _parse(raw: bytes) -> dict[str, object]:
     try:
         doc = json.loads(raw)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nesting thousands deep
         raise IntegrityError("key file is not valid JSON") from exc
     if not isinstance(doc, dict) or doc.get("kdf") != "argon2id":
         raise IntegrityError("unsupported key file")
@@ -99,18 +141,36 @@ def unwrap_key(raw: bytes, password: bytes) -> tuple[MasterKey, bool]:
         sealed = base64.b64decode(str(doc["data"]))
     except (KeyError, TypeError, ValueError) as exc:
         raise IntegrityError("malformed key file") from exc
-    if not all(type(v) is int and v > 0 for v in (params.time_cost, params.memory_kib, params.parallelism)):
-        raise IntegrityError("malformed key file: bad KDF parameters")
+    problem = kdf_problem(params)
+    if problem:
+        raise IntegrityError(f"key file has unusable KDF parameters: {problem}")
     try:
         wrapping = derive_wrapping_key(password, salt, params)
-    except (Argon2Error, MemoryError, OverflowError) as exc:
+    except (Argon2Error, MemoryError, OverflowError, ValueError) as exc:
         raise IntegrityError(f"key file has unusable KDF parameters: {exc}") from exc
     try:
         secret = json.loads(unseal(wrapping, sealed))
     except InvalidTag as exc:
         raise WrongPassword() from exc
-    master = MasterKey(base64.b64decode(secret["encrypt"]), base64.b64decode(secret["id"]))
-    return master, secret.get("append_only") is True
+    except (ValueError, RecursionError) as exc:
+        raise IntegrityError("key file: the sealed secret is malformed") from exc
+    except BaseException as exc:
+        if not is_native_panic(exc):
+            raise
+        raise IntegrityError(f"key file cannot be opened: {exc}") from exc
+    try:
+        master = MasterKey(base64.b64decode(secret["encrypt"]), base64.b64decode(secret["id"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise IntegrityError("key file: the sealed secret is malformed") from exc
+    return master, isinstance(secret, dict) and secret.get("append_only") is True
+
+
+def load_key_file(backend: Backend, fi: FileInfo) -> bytes:
+    """A key file's bytes; over the size limit (by its listed size or as read) is ObjectTooLarge."""
+    handle, limit = Handle(FileType.KEY, fi.name), OBJECT_LIMITS[FileType.KEY]
+    if fi.size > limit:
+        raise too_large(handle, limit, fi.size)
+    return backend.load(handle, limit=limit)
 
 
 def describe_key(name: str, raw: bytes) -> KeyInfo:

@@ -27,7 +27,9 @@ from collections.abc import Callable
 import msgspec
 
 from amber.errors import AmberError, IntegrityError, LeaseLost, ObjectNotFound, RepositoryLocked
+from amber.repository.limits import OBJECT_LIMITS
 from amber.storage.base import Backend, FileType, Handle
+from amber.storage.layout import too_large
 
 
 def _timings(spec: str) -> tuple[float, float]:
@@ -105,6 +107,7 @@ class Lock:
         self.refreshed = 0.0  # our clock when our lock file was last written
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.unreadable: dict[str, str] = {}  # lock files read_all could not read, and why
 
     def _write(self) -> str:
         info = LockInfo(
@@ -135,13 +138,22 @@ class Lock:
             raise LeaseLost(self.lost.message)
 
     def read_all(self) -> dict[str, LockInfo]:
+        """Every readable lock. Unreadable ones (another key, damaged, over the size limit)
+        are left out, each with its reason in ``unreadable``."""
         locks: dict[str, LockInfo] = {}
+        self.unreadable = {}
+        limit = OBJECT_LIMITS[FileType.LOCK]
         for fi in self._backend.list(FileType.LOCK):
+            handle = Handle(FileType.LOCK, fi.name)
             try:
-                raw = self._backend.load(Handle(FileType.LOCK, fi.name))
+                if fi.size > limit:  # the listing tells, without a request
+                    raise too_large(handle, limit, fi.size)
+                raw = self._backend.load(handle, limit=limit)
                 locks[fi.name] = msgspec.msgpack.decode(self._decrypt(raw), type=LockInfo)
-            except (ObjectNotFound, IntegrityError, msgspec.DecodeError):
-                continue  # vanished or unreadable (another key); not a live lock of ours
+            except ObjectNotFound:
+                continue  # released meanwhile
+            except (IntegrityError, msgspec.DecodeError) as exc:
+                self.unreadable[fi.name] = str(exc)  # not a live lock of ours
         return locks
 
     def _conflicts(self) -> list[LockInfo]:

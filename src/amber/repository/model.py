@@ -13,14 +13,13 @@ import operator
 import msgspec
 
 from amber.errors import IntegrityError, InvalidName, InvalidTree, TreeTooLarge
+from amber.repository.limits import MAX_TREE_BYTES
 
 NODE_TYPES = ("file", "dir", "symlink", "fifo", "chardev", "blockdev")
 
 # Limits every reader enforces and every writer respects (design §9). A tree of
-# 256 MiB holds ~1M fully described files, or one file of ~9 TiB (34 bytes of
-# content ID per ~1.25 MiB chunk). The same value as the storage bound on tree
-# blobs (branch `bounds`: repository/limits.py); keep them one.
-MAX_TREE_BYTES = 256 << 20
+# MAX_TREE_BYTES (256 MiB, repository/limits.py: the bound on tree blobs) holds ~1M
+# fully described files, or one file of ~9 TiB (34 bytes of content ID per ~1.25 MiB chunk).
 MAX_TREE_NODES = 1_000_000
 # Linux PATH_MAX (4096) less its NUL: the archiver cannot read a longer path, so
 # no snapshot it writes holds one; nor one deeper than such a path can be.

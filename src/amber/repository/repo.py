@@ -19,6 +19,7 @@ from amber.errors import (
     AppendOnlyViolation,
     IntegrityError,
     ObjectNotFound,
+    ObjectTooLarge,
     RepositoryExists,
     RepositoryNotFound,
     SnapshotNotFound,
@@ -28,7 +29,8 @@ from amber.errors import (
 from amber.repository.blobstore import BlobStore
 from amber.repository.crypto import KdfParams, MasterKey
 from amber.repository.index import Location
-from amber.repository.keys import KeyInfo, describe_key, unwrap_key, wrap_master_key
+from amber.repository.keys import KeyInfo, describe_key, load_key_file, unwrap_key, wrap_master_key
+from amber.repository.limits import OBJECT_LIMITS, chunker_problem, data_blob_limit
 from amber.repository.lock import Lock, LockInfo
 from amber.repository.model import (
     Snapshot,
@@ -42,6 +44,7 @@ from amber.repository.pack import BlobType
 from amber.repository.sealing import FORMAT_VERSION, SUPPORTED_VERSIONS, Kind, Sealer, associated_data
 from amber.storage.appendonly import AppendOnlyBackend
 from amber.storage.base import Backend, FileType, Handle
+from amber.storage.layout import format_size, too_large
 
 CHUNK_AVG = 1 << 20  # pyfastcdc: mean chunk ~ avg + min = 1.25 MiB
 CHUNK_MIN = 256 * 1024
@@ -71,7 +74,9 @@ class Repository:
         self.config = config
         self.key_name = key_name
         self.sealer = Sealer(key, config.version, config.migrating)
-        self.blobs = BlobStore(backend, key, config.compression_level, self.sealer)
+        self.blobs = BlobStore(
+            backend, key, config.compression_level, self.sealer, data_blob_limit(config.chunk_max)
+        )
         self._tree_cache: OrderedDict[bytes, Tree] = OrderedDict()
         self._tree_lock = threading.Lock()
         self.index_errors: list[str] = []
@@ -131,10 +136,14 @@ class Repository:
             self.held_locks.remove(lk)
             lk.release()
 
-    def lock_infos(self) -> dict[str, LockInfo]:
-        """Every readable lock file (stale ones included), by file name."""
+    def lock_infos(self, unreadable: dict[str, str] | None = None) -> dict[str, LockInfo]:
+        """Every readable lock file (stale ones included), by file name; the others, with
+        why they could not be read (damaged, planted, oversized), go to ``unreadable``."""
         lk = Lock(self.backend, *self.lock_codec(), False)
-        return lk.read_all()
+        infos = lk.read_all()
+        if unreadable is not None:
+            unreadable.update(lk.unreadable)
+        return infos
 
     def lock_codec(self) -> tuple[Callable[[bytes], bytes], Callable[[bytes], bytes]]:
         """How lock files are sealed and opened (for :class:`Lock`)."""
@@ -210,12 +219,23 @@ class Repository:
         for held in self.held_locks:
             held.ensure_held()
         data = self.sealer.seal(Kind.SNAPSHOT, encode_snapshot(snapshot))
+        limit = OBJECT_LIMITS[FileType.SNAPSHOT]
+        if len(data) > limit:  # readers refuse it: never write one
+            raise ObjectTooLarge(
+                f"the snapshot would be {format_size(len(data))}, over the {format_size(limit)} limit "
+                f"({len(snapshot.paths)} paths, {len(snapshot.skipped)} skipped files)"
+            )
         name = hashlib.sha256(data).hexdigest()
         self.backend.save(Handle(FileType.SNAPSHOT, name), data)
         return name
 
-    def load_snapshot(self, name: str) -> Snapshot:
-        raw = self.backend.load(Handle(FileType.SNAPSHOT, name))
+    def load_snapshot(self, name: str, size: int | None = None) -> Snapshot:
+        """``size``: the listed size, if known, to refuse an oversized file without a request."""
+        handle = Handle(FileType.SNAPSHOT, name)
+        limit = OBJECT_LIMITS[FileType.SNAPSHOT]
+        if size is not None and size > limit:
+            raise too_large(handle, limit, size)
+        raw = self.backend.load(handle, limit=limit)
         if hashlib.sha256(raw).hexdigest() != name:
             raise IntegrityError(f"snapshot {name[:8]}: content does not match its name")
         return decode_snapshot(self.sealer.open(Kind.SNAPSHOT, raw))
@@ -226,9 +246,10 @@ class Repository:
     def snapshots(self, errors: list[tuple[str, AmberError]] | None = None) -> dict[str, Snapshot]:
         """All readable snapshots; unreadable ones go to ``errors`` if given."""
         found: dict[str, Snapshot] = {}
-        for name in self.snapshot_names():
+        for fi in sorted(self.backend.list(FileType.SNAPSHOT), key=lambda fi: fi.name):
+            name = fi.name
             try:
-                found[name] = self.load_snapshot(name)
+                found[name] = self.load_snapshot(name, fi.size)
             except (IntegrityError, ObjectNotFound) as exc:
                 if errors is None:
                     raise
@@ -254,10 +275,8 @@ class Repository:
         return name
 
     def list_keys(self) -> list[KeyInfo]:
-        return [
-            describe_key(fi.name, self.backend.load(Handle(FileType.KEY, fi.name)))
-            for fi in self.backend.list(FileType.KEY)
-        ]
+        keys = self.backend.list(FileType.KEY)
+        return [describe_key(fi.name, load_key_file(self.backend, fi)) for fi in keys]
 
     def remove_key(self, name: str) -> None:
         names = [fi.name for fi in self.backend.list(FileType.KEY)]
@@ -355,17 +374,24 @@ def open_repository(backend: Backend, password: bytes, load_index: bool = True) 
     key: MasterKey | None = None
     key_name = ""
     key_append_only = False
+    unusable: list[str] = []  # key files refused for a reason other than the password
     for fi in backend.list(FileType.KEY):
-        raw = backend.load(Handle(FileType.KEY, fi.name))
         try:
-            key, key_append_only = unwrap_key(raw, password)
-        except (WrongPassword, IntegrityError):
+            key, key_append_only = unwrap_key(load_key_file(backend, fi), password)
+        except WrongPassword:
+            continue
+        except IntegrityError as exc:
+            unusable.append(f"{fi.name[:8]}: {exc}")
             continue
         key_name = fi.name
         break
     if key is None:
-        raise WrongPassword(f"wrong password or no key found for it: {backend.location}")
-    config = open_config(key, backend.load(Handle(FileType.CONFIG)))
+        skipped = f" ({len(unusable)} key file(s) unusable; {unusable[0]})" if unusable else ""
+        raise WrongPassword(f"wrong password or no key found for it: {backend.location}{skipped}")
+    config = open_config(key, backend.load(Handle(FileType.CONFIG), limit=OBJECT_LIMITS[FileType.CONFIG]))
+    problem = chunker_problem(config.chunk_min, config.chunk_avg, config.chunk_max)
+    if problem:
+        raise IntegrityError(f"repository config has unusable chunk sizes: {problem}")
     if config.append_only or key_append_only:
         backend = AppendOnlyBackend(backend)
     repo = Repository(backend, key, config, key_name)

@@ -22,6 +22,7 @@ class StoreSpec:
     id_key: bytes
     compression_level: int
     version: int  # format version and migration state (design §4): how objects are sealed
+    max_data: int  # the largest data blob plaintext (limits.data_blob_limit)
     migrating: bool = False
     dropped_packs: tuple[str, ...] = ()  # indexed packs that are missing: not deduplicated against
 
@@ -31,14 +32,15 @@ class StoreSpec:
         sealer = store.sealer
         level = store.codec.compression_level
         return cls(
-            location, key.encrypt_key, key.id_key, level, sealer.version, sealer.migrating,
-            tuple(store.dropped_packs),
+            location, key.encrypt_key, key.id_key, level, sealer.version, store.codec.max_data,
+            sealer.migrating, tuple(store.dropped_packs),
         )  # fmt: skip
 
     def open(self, load_index: bool) -> BlobStore:
         backend = open_backend(self.location, BackendOptions())
         key = MasterKey(self.encrypt_key, self.id_key)
-        store = BlobStore(backend, key, self.compression_level, Sealer(key, self.version, self.migrating))
+        sealer = Sealer(key, self.version, self.migrating)
+        store = BlobStore(backend, key, self.compression_level, sealer, self.max_data)
         if load_index:
             store.load_index()
             store.drop_packs(list(self.dropped_packs))

@@ -52,7 +52,15 @@ class Backend(Protocol):
 
     def save(self, handle: Handle, data: bytes | bytearray | memoryview) -> None: ...
 
-    def load(self, handle: Handle, offset: int = 0, length: int | None = None) -> bytes: ...
+    def load(
+        self, handle: Handle, offset: int = 0, length: int | None = None, *, limit: int | None = None
+    ) -> bytes:
+        """``length`` bytes from ``offset`` (to the end when None), cut short at the end.
+
+        With ``limit``, a load that would return more than ``limit`` bytes raises
+        ``ObjectTooLarge`` instead, having read at most ``limit + 1`` bytes: a
+        planted multi-GiB object costs nothing (design §3, "Size limits").
+        """
 
     def stat(self, handle: Handle) -> FileInfo: ...
 

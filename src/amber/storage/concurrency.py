@@ -45,9 +45,11 @@ class ConcurrencyLimitedBackend(ForwardingBackend):
         with self._slot(handle.type):
             self.inner.save(handle, data)
 
-    def load(self, handle: Handle, offset: int = 0, length: int | None = None) -> bytes:
+    def load(
+        self, handle: Handle, offset: int = 0, length: int | None = None, *, limit: int | None = None
+    ) -> bytes:
         with self._slot(handle.type):
-            return self.inner.load(handle, offset, length)
+            return self.inner.load(handle, offset, length, limit=limit)
 
     def stat(self, handle: Handle) -> FileInfo:
         with self._slot(handle.type):

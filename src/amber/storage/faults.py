@@ -105,9 +105,11 @@ class FaultInjectingBackend(ForwardingBackend):
     def save(self, handle: Handle, data: bytes | bytearray | memoryview) -> None:
         self._run("save", lambda: self.inner.save(handle, data))
 
-    def load(self, handle: Handle, offset: int = 0, length: int | None = None) -> bytes:
+    def load(
+        self, handle: Handle, offset: int = 0, length: int | None = None, *, limit: int | None = None
+    ) -> bytes:
         kind, u = self._roll(KINDS)
-        data = self._inject(kind, u, "load", lambda: self.inner.load(handle, offset, length))
+        data = self._inject(kind, u, "load", lambda: self.inner.load(handle, offset, length, limit=limit))
         if kind == "truncate" and data:
             return data[: int(u * len(data))]
         return data

@@ -27,8 +27,10 @@ class ForwardingBackend:
     def save(self, handle: Handle, data: bytes | bytearray | memoryview) -> None:
         self.inner.save(handle, data)
 
-    def load(self, handle: Handle, offset: int = 0, length: int | None = None) -> bytes:
-        return self.inner.load(handle, offset, length)
+    def load(
+        self, handle: Handle, offset: int = 0, length: int | None = None, *, limit: int | None = None
+    ) -> bytes:
+        return self.inner.load(handle, offset, length, limit=limit)
 
     def stat(self, handle: Handle) -> FileInfo:
         return self.inner.stat(handle)

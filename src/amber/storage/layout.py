@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from amber.errors import ObjectNotFound, StorageError
+from amber.errors import ObjectNotFound, ObjectTooLarge, StorageError
 from amber.storage.base import Backend, FileInfo, FileType, Handle
 
 TMP_PREFIX = ".tmp-"
@@ -42,3 +42,32 @@ def list_config(backend: Backend) -> Iterator[FileInfo]:
     except ObjectNotFound:
         return
     yield FileInfo("", size)
+
+
+def format_size(n: int) -> str:
+    """``n`` bytes, short: ``6 GiB``, ``1.5 MiB``, ``300 bytes``."""
+    for unit, size in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            value = n / size
+            return f"{value:.0f} {unit}" if value == int(value) else f"{value:.1f} {unit}"
+    return f"{n} bytes"
+
+
+def too_large(handle: Handle, limit: int, size: int | None = None) -> ObjectTooLarge:
+    """The error for a bounded load (``load(..., limit=)``) of an object over ``limit``."""
+    what = describe(handle) if handle.type is FileType.CONFIG else f"{handle.type.value}/{handle.name[:16]}"
+    found = f"is {format_size(size)}" if size is not None else "is larger"
+    return ObjectTooLarge(f"{what} {found}, over the {format_size(limit)} limit for {handle.type.value}")
+
+
+def bounded_length(handle: Handle, size: int, offset: int, length: int | None, limit: int | None) -> int:
+    """How many bytes a load of an object of ``size`` bytes returns; checks ``limit``.
+
+    ``length`` is cut to what the object holds, so a caller asking for a huge
+    range (a length read from a damaged index) never allocates it.
+    """
+    available = max(0, size - offset)
+    n = available if length is None else max(0, min(length, available))
+    if limit is not None and n > limit:
+        raise too_large(handle, limit, size)
+    return n

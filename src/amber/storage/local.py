@@ -14,7 +14,7 @@ from pathlib import Path
 
 from amber.errors import AmberError, ObjectNotFound, from_os_error
 from amber.storage.base import FileInfo, FileType, Handle
-from amber.storage.layout import object_path
+from amber.storage.layout import bounded_length, object_path
 
 _DIRS = [t.value for t in FileType if t is not FileType.CONFIG]
 _TMP_PREFIX = ".tmp-"
@@ -93,7 +93,9 @@ class LocalBackend:
                 tmp.unlink()
             raise from_os_error(exc, _describe(handle)) from exc
 
-    def load(self, handle: Handle, offset: int = 0, length: int | None = None) -> bytes:
+    def load(
+        self, handle: Handle, offset: int = 0, length: int | None = None, *, limit: int | None = None
+    ) -> bytes:
         # os-level calls: a tree load is one small ranged read, and a file object per
         # read costs more than the read itself.
         try:
@@ -103,8 +105,8 @@ class LocalBackend:
         except OSError as exc:
             raise from_os_error(exc, _describe(handle)) from exc
         try:
-            if length is None:
-                length = max(0, os.fstat(fd).st_size - offset)
+            # the size of the file opened, not of the name: the read is bounded by it
+            length = bounded_length(handle, os.fstat(fd).st_size, offset, length, limit)
             data = os.pread(fd, length, offset)
             if len(data) < length:  # a short read: read on until the end of the file
                 parts = [data]

@@ -18,6 +18,8 @@ from amber.storage.forwarding import ForwardingBackend
 
 UNTHROTTLED = frozenset({FileType.LOCK})
 
+_PREPAY_MAX = 64 << 20
+
 
 class TokenBucket:
     """``rate`` bytes per second, at most ``burst`` bytes saved up (default: one second's worth)."""
@@ -72,13 +74,17 @@ class RateLimitedBackend(ForwardingBackend):
             self.upload.take(len(data))
         self.inner.save(handle, data)
 
-    def load(self, handle: Handle, offset: int = 0, length: int | None = None) -> bytes:
-        if handle.type in UNTHROTTLED:
-            return self.inner.load(handle, offset, length)
-        if self.download is not None and length is not None:
-            self.download.take(length)  # paid before, so parallel readers queue up
-            return self.inner.load(handle, offset, length)
-        data = self.inner.load(handle, offset, length)
-        if self.download is not None:
-            self.download.take(len(data))
+    def load(
+        self, handle: Handle, offset: int = 0, length: int | None = None, *, limit: int | None = None
+    ) -> bytes:
+        if handle.type in UNTHROTTLED or self.download is None:
+            return self.inner.load(handle, offset, length, limit=limit)
+        # paid before, so parallel readers queue up; a range is paid up to what a pack
+        # can hold (a damaged index may ask for terabytes), the rest once it arrived
+        prepaid = min(length, _PREPAY_MAX) if length is not None else 0
+        if prepaid:
+            self.download.take(prepaid)
+        data = self.inner.load(handle, offset, length, limit=limit)
+        if len(data) > prepaid:
+            self.download.take(len(data) - prepaid)
         return data

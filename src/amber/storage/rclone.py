@@ -104,8 +104,10 @@ class RcloneBackend:
     def save(self, handle: Handle, data: bytes | bytearray | memoryview) -> None:
         self._server().save(handle, data)
 
-    def load(self, handle: Handle, offset: int = 0, length: int | None = None) -> bytes:
-        return self._server().load(handle, offset, length)
+    def load(
+        self, handle: Handle, offset: int = 0, length: int | None = None, *, limit: int | None = None
+    ) -> bytes:
+        return self._server().load(handle, offset, length, limit=limit)
 
     def stat(self, handle: Handle) -> FileInfo:
         return self._server().stat(handle)

@@ -27,7 +27,7 @@ from amber.errors import (
     TransientStorageError,
 )
 from amber.storage.base import FileInfo, FileType, Handle
-from amber.storage.layout import describe, list_config, object_path
+from amber.storage.layout import describe, list_config, object_path, too_large
 
 V2 = "application/vnd.x.restic.rest.v2"
 
@@ -105,29 +105,62 @@ class RestBackend:
         if resp.status_code not in (200, 201):
             raise _status_error(resp.status_code, what, resp.text)
 
-    def load(self, handle: Handle, offset: int = 0, length: int | None = None) -> bytes:
+    def load(
+        self, handle: Handle, offset: int = 0, length: int | None = None, *, limit: int | None = None
+    ) -> bytes:
         what = describe(handle)
         url = self._url(handle)
-        if length == 0:
+        want = length
+        if limit is not None:  # one byte more than allowed tells an object over the limit
+            want = limit + 1 if length is None else min(length, limit + 1)
+        if want == 0:
             self.stat(handle)
             return b""
         headers = {}
-        if offset or length is not None:
-            end = "" if length is None else str(offset + length - 1)
+        if offset or want is not None:
+            end = "" if want is None else str(offset + want - 1)
             headers["Range"] = f"bytes={offset}-{end}"
-        resp = self._request("GET", url, what, headers=headers)
-        if resp.status_code == 416:  # range past the end of an existing object
+        body, status, declared = self._get(url, what, headers, offset, want)
+        if status == 416:  # range past the end of an existing object
             self.stat(handle)
             return b""
-        if resp.status_code not in (200, 206):
-            raise _status_error(resp.status_code, what, resp.text)
-        body = resp.content
-        if resp.status_code == 200 and (offset or length is not None):
-            body = body[offset : None if length is None else offset + length]  # server ignored Range
-        declared = resp.headers.get("Content-Length")
-        if declared is not None and resp.status_code != 200 and int(declared) != len(resp.content):
+        if status == 200 and (offset or want is not None):
+            body = body[offset : None if want is None else offset + want]  # server ignored Range
+        elif declared is not None and int(declared) != len(body):
             raise TransientStorageError(f"rest: {what}: truncated read")
+        if limit is not None and len(body) > limit:
+            raise too_large(handle, limit)
         return body
+
+    def _get(
+        self, url: str, what: str, headers: dict[str, str], offset: int, want: int | None
+    ) -> tuple[bytes, int, str | None]:
+        """GET, reading no more of the body than ``offset + want`` bytes (a server may
+        ignore Range and send the whole object): (body, status, Content-Length)."""
+        try:
+            with self._client.stream("GET", url, headers=headers) as resp:
+                if resp.status_code not in (200, 206, 416):
+                    resp.read()
+                    raise _status_error(resp.status_code, what, resp.text)
+                if want is None:
+                    return resp.read(), resp.status_code, resp.headers.get("Content-Length")
+                cap = want + (offset if resp.status_code == 200 else 0)
+                parts: list[bytes] = []
+                got = 0
+                for piece in resp.iter_bytes():
+                    parts.append(piece)
+                    got += len(piece)
+                    if got >= cap:
+                        break
+                body = b"".join(parts)
+                declared = None if got > cap else resp.headers.get("Content-Length")
+                return body[:cap], resp.status_code, declared
+        except httpx.TimeoutException as exc:
+            raise TransientStorageError(f"rest: {what}: timed out") from exc
+        except httpx.TransportError as exc:  # connection refused/reset, protocol errors, short bodies
+            raise TransientStorageError(f"rest: {what}: {exc or type(exc).__name__}") from exc
+        except httpx.HTTPError as exc:
+            raise StorageError(f"rest: {what}: {exc}") from exc
 
     def stat(self, handle: Handle) -> FileInfo:
         what = describe(handle)

@@ -144,9 +144,11 @@ class RetryingBackend(ForwardingBackend):
     def save(self, handle: Handle, data: bytes | bytearray | memoryview) -> None:
         self._call(f"save {_describe(handle)}", lambda: self.inner.save(handle, data), len(data))
 
-    def load(self, handle: Handle, offset: int = 0, length: int | None = None) -> bytes:
+    def load(
+        self, handle: Handle, offset: int = 0, length: int | None = None, *, limit: int | None = None
+    ) -> bytes:
         def attempt() -> bytes:
-            data = self.inner.load(handle, offset, length)
+            data = self.inner.load(handle, offset, length, limit=limit)
             self._verify(handle, offset, length, data)
             return data
 
@@ -208,9 +210,11 @@ class DeadlineBackend(ForwardingBackend):
     def save(self, handle: Handle, data: bytes | bytearray | memoryview) -> None:
         self._timed(f"save {_describe(handle)}", lambda: self.inner.save(handle, data), len(data))
 
-    def load(self, handle: Handle, offset: int = 0, length: int | None = None) -> bytes:
-        return self._timed(f"load {_describe(handle)}", lambda: self.inner.load(handle, offset, length),
-                           length or 0)  # fmt: skip
+    def load(
+        self, handle: Handle, offset: int = 0, length: int | None = None, *, limit: int | None = None
+    ) -> bytes:
+        what = f"load {_describe(handle)}"
+        return self._timed(what, lambda: self.inner.load(handle, offset, length, limit=limit), length or 0)
 
     def stat(self, handle: Handle) -> FileInfo:
         return self._timed(f"stat {_describe(handle)}", lambda: self.inner.stat(handle))

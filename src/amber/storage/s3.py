@@ -37,7 +37,7 @@ from amber.errors import (
     UsageError,
 )
 from amber.storage.base import FileInfo, FileType, Handle
-from amber.storage.layout import TMP_PREFIX, describe, list_config, object_path
+from amber.storage.layout import TMP_PREFIX, describe, list_config, object_path, too_large
 
 logging.getLogger("botocore").addHandler(logging.NullHandler())
 
@@ -200,9 +200,13 @@ class S3Backend:
             kwargs["StorageClass"] = self.settings.storage_class
         self._call(describe(handle), self._s3.put_object, **kwargs)
 
-    def load(self, handle: Handle, offset: int = 0, length: int | None = None) -> bytes:
+    def load(
+        self, handle: Handle, offset: int = 0, length: int | None = None, *, limit: int | None = None
+    ) -> bytes:
         what = describe(handle)
         key = self._key(handle)
+        if limit is not None:  # one byte more than allowed tells an object over the limit
+            length = limit + 1 if length is None else min(length, limit + 1)
         if length == 0:
             self._call(what, self._s3.head_object, Key=key)
             return b""
@@ -223,6 +227,8 @@ class S3Backend:
             raise _convert(exc, what) from exc
         if len(body) != resp.get("ContentLength", len(body)):
             raise TransientStorageError(f"s3: {what}: truncated read")
+        if limit is not None and len(body) > limit:
+            raise too_large(handle, limit, _total_size(resp.get("ContentRange")))
         return body
 
     def stat(self, handle: Handle) -> FileInfo:
@@ -308,6 +314,12 @@ def _shared_session() -> Any:
     if _session is None:
         _session = botocore.session.get_session()
     return _session
+
+
+def _total_size(content_range: object) -> int | None:
+    """The object size from a ``Content-Range: bytes 0-99/12345`` answer."""
+    total = str(content_range or "").rpartition("/")[2]
+    return int(total) if total.isdigit() else None
 
 
 def _now() -> dt.datetime:

@@ -40,7 +40,15 @@ from amber.errors import (
     from_os_error,
 )
 from amber.storage.base import FileInfo, FileType, Handle
-from amber.storage.layout import NAMED_TYPES, TMP_PREFIX, describe, fanout_dirs, list_config, object_path
+from amber.storage.layout import (
+    NAMED_TYPES,
+    TMP_PREFIX,
+    bounded_length,
+    describe,
+    fanout_dirs,
+    list_config,
+    object_path,
+)
 
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
 logging.getLogger("paramiko").propagate = False  # its transport thread logs socket errors we report ourselves
@@ -314,12 +322,13 @@ class SftpBackend:
                     sftp.remove(tmp)
                 raise
 
-    def load(self, handle: Handle, offset: int = 0, length: int | None = None) -> bytes:
+    def load(
+        self, handle: Handle, offset: int = 0, length: int | None = None, *, limit: int | None = None
+    ) -> bytes:
         path = self._abs(object_path(handle))
         with self._sftp(describe(handle)) as sftp, sftp.open(path, "rb") as f:
-            if length is None or length > _PIECE:
-                size = f.stat().st_size or 0
-                length = max(0, size - offset) if length is None else max(0, min(length, size - offset))
+            if length is None or length > _PIECE or limit is not None:
+                length = bounded_length(handle, f.stat().st_size or 0, offset, length, limit)
             if length == 0:
                 return b""
             if length <= _PIECE:

@@ -22,6 +22,7 @@ from amber.ops.config.repos import RepositoryConfig as RepositoryConfig  # re-ex
 from amber.ops.config.repos import parse_repository
 
 IONICE_CLASSES = ("idle", "best-effort", "realtime")
+SNAPSHOT_KINDS = ("btrfs", "zfs", "lvm", "auto")
 EVENTS = ("failure", "partial", "integrity", "success", "capacity", "stale", "summary")
 
 
@@ -59,6 +60,10 @@ class HooksConfig:
     before: tuple[str, ...] = ()
     after: tuple[str, ...] = ()
     on_failure: tuple[str, ...] = ()
+    pre_snapshot: tuple[str, ...] = ()  # just before the filesystem snapshots (flush, freeze)
+    post_snapshot: tuple[str, ...] = ()  # just after them, even when one failed (thaw)
+    stop: tuple[str, ...] = ()  # before a rollback swaps the live state
+    start: tuple[str, ...] = ()  # after it
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,9 @@ class JobConfig:
     stdin_command: tuple[str, ...] = ()
     stdin_filename: str = "stdin"
     host: str | None = None
+    snapshot: str | None = None  # btrfs | zfs | lvm | auto: back up from a filesystem snapshot
+    snapshot_keep: int = 0  # local snapshots kept after the run (for rollback)
+    snapshot_dir: str = ""  # "" = .amber-snapshots at the top of each filesystem
 
 
 @dataclass(frozen=True)
@@ -231,7 +239,8 @@ def _job(
     p = ("jobs", name)
     r.only(t, p, ("paths", "exclude", "exclude_files", "exclude_caches", "one_file_system", "tags",
                   "repository", "mirrors", "retention", "schedule", "check", "drill", "hooks",
-                  "stdin_command", "stdin_filename", "host"))  # fmt: skip
+                  "stdin_command", "stdin_filename", "host", "snapshot", "snapshot_keep",
+                  "snapshot_dir"))  # fmt: skip
     paths = r.strings(t, p, "paths")
     stdin_command = r.strings(t, p, "stdin_command")
     if not paths and not stdin_command:
@@ -253,6 +262,11 @@ def _job(
     if retention is not None:
         r.known((*p, "retention"), retention, policies, "retention policy")
     drill_t = r.table(t, (*p, "drill"), present=True)
+    snapshot = r.choice(t, p, "snapshot", SNAPSHOT_KINDS)
+    if snapshot and stdin_command:
+        r.fail((*p, "snapshot"), "a filesystem snapshot needs paths, not stdin_command")
+    if snapshot and (not re.fullmatch(r"[A-Za-z0-9_.+]+(-[A-Za-z0-9_.+]+)*", name) or "pre-rollback" in name):
+        r.fail(p, "a job with snapshot = ... needs a name of letters, digits, '_', '.', '+' and single '-'")
     return JobConfig(
         name=name,
         repository=repository,
@@ -271,6 +285,9 @@ def _job(
         stdin_command=stdin_command,
         stdin_filename=r.string(t, p, "stdin_filename") or "stdin",
         host=r.string(t, p, "host"),
+        snapshot=snapshot,
+        snapshot_keep=r.integer(t, p, "snapshot_keep", 0, 1000) or 0,
+        snapshot_dir=r.string(t, p, "snapshot_dir") or "",
     )
 
 
@@ -302,8 +319,9 @@ def _drill(r: Reader, t: dict[str, Any], p: cc.KeyPath, repos: dict[str, Reposit
 
 
 def _hooks(r: Reader, t: dict[str, Any], p: cc.KeyPath) -> HooksConfig:
-    r.only(t, p, ("before", "after", "on_failure"))
-    return HooksConfig(r.strings(t, p, "before"), r.strings(t, p, "after"), r.strings(t, p, "on_failure"))
+    r.only(t, p, ("before", "after", "on_failure", "pre_snapshot", "post_snapshot", "stop", "start"))
+    return HooksConfig(*(r.strings(t, p, k) for k in ("before", "after", "on_failure", "pre_snapshot",
+                                                        "post_snapshot", "stop", "start")))  # fmt: skip
 
 
 def _limits(r: Reader, t: dict[str, Any]) -> LimitsConfig:

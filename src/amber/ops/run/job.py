@@ -223,7 +223,7 @@ def _pipeline(run: _Run, repos: Repositories, options: RunOptions) -> None:
     except HookFailed as exc:
         run.fail(exc)
         return
-    dest, error = run_steps.backup(repos, job, options.limits)
+    dest, error = run_steps.backup(repos, job, options.limits, options.note)
     run.add(dest)
     if error is not None:
         run.error = error  # keep the original class: its exit code is the most precise

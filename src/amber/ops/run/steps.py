@@ -9,7 +9,7 @@ opened per step, with the lock that step needs.
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -19,6 +19,7 @@ from amber.errors import AmberError, CheckFailed, IntegrityError
 from amber.ops.config.model import Config, JobConfig, RepositoryConfig
 from amber.ops.config.repos import backend_options, config_passwords
 from amber.ops.limits import Limits
+from amber.ops.localsnap.backup import backup_from_snapshot
 from amber.ops.state import Destination
 from amber.repository import Repository
 from amber.services import backup as backup_service
@@ -77,7 +78,9 @@ def _failed(name: str, step: str, exc: AmberError) -> Destination:
                                                                     "error": type(exc).__name__})
 
 
-def backup(repos: Repositories, job: JobConfig, limits: Limits) -> tuple[Destination, AmberError | None]:
+def backup(
+    repos: Repositories, job: JobConfig, limits: Limits, note: Callable[[str], None] = lambda _m: None,
+) -> tuple[Destination, AmberError | None]:  # fmt: skip
     req = backup_service.BackupRequest(
         paths=list(job.paths),
         excludes=list(job.exclude) + read_exclude_files(job.exclude_files),
@@ -88,12 +91,20 @@ def backup(repos: Repositories, job: JobConfig, limits: Limits) -> tuple[Destina
         stdin_filename=job.stdin_filename,
         workers=limits.workers,
     )
+    local: dict[str, Any] = {}
     try:
-        with repos.open(job.repository) as repo:
-            if job.stdin_command:
-                outcome = backup_service.backup_command(repo, req, list(job.stdin_command))
-            else:
-                outcome = backup_service.backup_paths(repo, req)
+        if job.snapshot:
+            outcome, name, notes = backup_from_snapshot(job, repos.config.state_dir, req,
+                                                        lambda: repos.open(job.repository), note)  # fmt: skip
+            local = {"local_snapshot": name, "notes": notes}
+            for line in notes:
+                note(f"{job.name}: {line}")
+        else:
+            with repos.open(job.repository) as repo:
+                if job.stdin_command:
+                    outcome = backup_service.backup_command(repo, req, list(job.stdin_command))
+                else:
+                    outcome = backup_service.backup_paths(repo, req)
     except AmberError as exc:
         return _failed(job.repository, "backup", exc), exc
     snap = outcome.snapshot
@@ -102,7 +113,7 @@ def backup(repos: Repositories, job: JobConfig, limits: Limits) -> tuple[Destina
         "files": s.total_files, "bytes": s.total_bytes, "files_new": s.files_new,
         "files_changed": s.files_changed, "data_added": s.data_added,
         "data_added_stored": s.data_added_stored, "duration": s.duration_s,
-        "skipped": list(snap.skipped),
+        "skipped": list(snap.skipped), "files_read": outcome.result.files_read, **local,
     }  # fmt: skip
     if snap.partial:
         message = f"{len(snap.skipped)} item(s) could not be read"

@@ -1,0 +1,246 @@
+"""`amber rollback JOB`: back to a local snapshot (Btrfs swap, ZFS rollback) or to a repository snapshot.
+
+``--from-repo`` restores the repository snapshot into fresh subvolumes beside
+the live ones (named like a run's snapshot, with an owner record, so a crash
+leaves only what cleanup removes), verifies every file's SHA-256 while
+restoring, and only then swaps: a failed restore never touches the live tree.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+from amber.errors import LocalSnapshotError, RollbackRefused, UsageError
+from amber.ops.config.model import Config
+from amber.ops.localsnap.inventory import job_snapshots
+from amber.ops.localsnap.manager import ProviderFactory, run_hooks, system_providers
+from amber.ops.run.steps import Repositories
+from amber.ops.state import job_lock
+from amber.services import restore as restore_service
+from amber.services import session
+from amber.sources.btrfs import BtrfsProvider
+from amber.sources.local import LocalSnapshots
+from amber.sources.model import SnapshotProvider, Volume, VolumeSnapshot
+from amber.sources.mounts import inside, system_mounts
+from amber.sources.naming import new_name
+from amber.sources.owners import mine
+from amber.sources.rollback import Changes, changes, plan_swap, swap
+from amber.sources.zfs import ZfsProvider
+
+
+@dataclass
+class RollbackRequest:
+    job: str
+    to: str = "latest"  # a local snapshot name, or latest
+    from_repo: str | None = None  # a repository snapshot ID (prefix)
+    dry_run: bool = False
+    yes: bool = False
+    destroy_newer: bool = False
+    stop: list[str] = field(default_factory=list)
+    start: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RollbackResult:
+    target: str
+    steps: list[str]
+    done: bool
+    seconds: float = 0.0
+    changes: Changes | None = None
+    kept_as: str = ""
+
+
+def rollback(
+    config: Config,
+    req: RollbackRequest,
+    passwords: session.PasswordSource,
+    note: Callable[[str], None] = lambda _m: None,
+    providers: ProviderFactory = system_providers,
+) -> RollbackResult:
+    """Roll the job back; under the job's lock, so no run of it reads or snapshots meanwhile."""
+    config.job(req.job)
+    with job_lock(config.state_dir, req.job):
+        return _rollback(config, req, passwords, note, providers)
+
+
+def _rollback(
+    config: Config,
+    req: RollbackRequest,
+    passwords: session.PasswordSource,
+    note: Callable[[str], None],
+    providers: ProviderFactory,
+) -> RollbackResult:
+    job = config.job(req.job)
+    local, plan, groups = job_snapshots(job, config.state_dir, providers)
+    started = time.monotonic()
+    kinds = {v.kind for _, v, _ in plan.volumes}
+    if req.from_repo:
+        if kinds != {"btrfs"}:
+            raise UsageError(
+                "--from-repo rolls back Btrfs subvolumes only (ZFS and LVM: restore, then swap by hand)"
+            )
+        return _from_repo(config, req, local, plan.volumes, passwords, note, started)
+    name = req.to
+    if req.to == "latest":  # the newest snapshot a run completed and backed up (not a crashed run's)
+        kept = [n for n in groups if (r := local.owners.get(n)) is not None and r.state == "kept"]
+        name = kept[-1] if kept else name
+    if name not in groups:
+        what = "backed-up local snapshot" if name == "latest" else f"local snapshot {name!r}"
+        raise LocalSnapshotError(f"no {what} of job {job.name} (see amber local-snapshots {job.name})")
+    parts = groups[name]
+    if kinds == {"zfs"}:
+        return _zfs(req, parts, note, started)
+    if kinds != {"btrfs"}:
+        raise RollbackRefused(
+            f"rollback of {', '.join(sorted(kinds))} volumes is not supported: "
+            "restore the files instead (LVM: lvconvert --merge, then reactivate)"
+        )
+    provider = parts[0][0]
+    assert isinstance(provider, BtrfsProvider)
+    return _btrfs(local, provider, req, [s for _, s in parts], note, started, plan.paths)
+
+
+def _pre_dir(local: LocalSnapshots, job: str, pre_name: str) -> Callable[[VolumeSnapshot], str]:
+    return lambda snap: os.path.join(local.snapshot_dir(snap.volume), pre_name)
+
+
+def _btrfs(
+    local: LocalSnapshots,
+    provider: BtrfsProvider,
+    req: RollbackRequest,
+    targets: list[VolumeSnapshot],
+    note: Callable[[str], None],
+    started: float,
+    job_paths: Sequence[str] = (),
+    fresh: bool = False,
+) -> RollbackResult:
+    pre_name = str(new_name(req.job, pre_rollback=True))
+    mounted = {m.target for m in system_mounts()}
+    writable = (lambda _s: True) if fresh else provider.writable
+    plan = plan_swap(targets, _pre_dir(local, req.job, pre_name), mounted, writable)
+    wider = sorted(
+        {
+            s.volume.mountpoint
+            for s in targets
+            if any(p != s.volume.mountpoint and inside(p, s.volume.mountpoint) for p in job_paths)
+        }
+    )
+    notes = [
+        f"note: the whole subvolume {v} is rolled back, not only the job's paths below it" for v in wider
+    ]
+    result = RollbackResult(targets[0].name, notes + plan.steps, False, kept_as=pre_name)
+    if req.dry_run:
+        return result
+    if not req.yes:
+        raise RollbackRefused(
+            "rollback replaces live data: give --yes to do it, or --dry-run to see the plan"
+        )
+    env = {"AMBER_JOB": req.job, "AMBER_LOCAL_SNAPSHOT": targets[0].name}
+    run_hooks(req.stop, "stop", env, note)
+    try:
+        swap(provider, plan)
+    finally:
+        run_hooks(req.start, "start", env, note)
+    result.done, result.seconds = True, time.monotonic() - started
+    top = plan.moves[0]
+    result.changes = changes(top[1], top[0].volume.mountpoint)
+    return result
+
+
+def _zfs(
+    req: RollbackRequest,
+    parts: list[tuple[SnapshotProvider, VolumeSnapshot]],
+    note: Callable[[str], None],
+    started: float,
+) -> RollbackResult:
+    targets = [s for _, s in parts]
+    steps = [f"zfs rollback {s.handle}" for s in targets]
+    result = RollbackResult(targets[0].name, steps, False)
+    if req.dry_run:
+        return result
+    if not req.yes:
+        raise RollbackRefused(
+            "rollback replaces live data: give --yes to do it, or --dry-run to see the plan"
+        )
+    env = {"AMBER_JOB": req.job, "AMBER_LOCAL_SNAPSHOT": targets[0].name}
+    run_hooks(req.stop, "stop", env, note)
+    try:
+        for provider, snap in parts:
+            assert isinstance(provider, ZfsProvider)
+            provider.rollback(snap, req.destroy_newer)
+    finally:
+        run_hooks(req.start, "start", env, note)
+    result.done, result.seconds = True, time.monotonic() - started
+    return result
+
+
+def _from_repo(
+    config: Config,
+    req: RollbackRequest,
+    local: LocalSnapshots,
+    volumes: list[tuple[SnapshotProvider, Volume, str]],
+    passwords: session.PasswordSource,
+    note: Callable[[str], None],
+    started: float,
+) -> RollbackResult:
+    tops = [
+        (p, v, d)
+        for p, v, d in volumes
+        if not any(
+            v.mountpoint != o.mountpoint and v.mountpoint.startswith(o.mountpoint.rstrip("/") + "/")
+            for _, o, _ in volumes
+        )
+    ]
+    name = str(new_name(req.job))
+    job = config.job(req.job)
+    with Repositories(config, passwords).open(job.repository, lock=False) as repo:
+        snapshot_id = repo.resolve_snapshot_id(str(req.from_repo))
+        held = repo.load_snapshot(snapshot_id).paths
+    uncovered = [v.mountpoint for _, v, _ in tops if not any(inside(v.mountpoint, p) for p in held)]
+    if uncovered:
+        raise RollbackRefused(
+            f"snapshot {snapshot_id[:8]} holds only {', '.join(held)}: rolling {uncovered[0]} back from it "
+            "would drop the rest of that subvolume; use amber restore for those paths instead"
+        )
+    if req.dry_run:
+        steps = [
+            f"restore {snapshot_id[:8]}:{v.mountpoint} into a new subvolume in {d}/{name}, verifying it"
+            for _, v, d in tops
+        ]
+        steps += [
+            f"move the live {v.mountpoint} to {d}/{new_name(req.job, pre_rollback=True)!s}/..."
+            f" and the restored tree into its place"
+            for _, v, d in tops
+        ]
+        return RollbackResult(snapshot_id[:8], steps, False)
+    if not req.yes:
+        raise RollbackRefused(
+            "rollback replaces live data: give --yes to do it, or --dry-run to see the plan"
+        )
+    local.owners.save(mine(name, req.job))  # a crash mid-restore leaves a leftover cleanup removes
+    fresh: list[VolumeSnapshot] = []
+    with Repositories(config, passwords).open(job.repository) as repo:
+        for provider, volume, directory in tops:
+            assert isinstance(provider, BtrfsProvider)
+            target = os.path.join(directory, name, quote(volume.mountpoint, safe=""))
+            os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
+            provider.create_subvolume(target)
+            fresh.append(VolumeSnapshot(name, volume, target, target))
+            note(f"restoring {req.from_repo}:{volume.mountpoint} into {target}")
+            result = restore_service.restore(
+                repo,
+                restore_service.RestoreRequest(
+                    ref=f"{snapshot_id}:{volume.mountpoint}", target=target, verify=True
+                ),
+            )
+            restore_service.raise_if_damaged(result)
+    provider = tops[0][0]
+    assert isinstance(provider, BtrfsProvider)
+    done = _btrfs(local, provider, req, fresh, note, started, fresh=True)
+    local.owners.forget(name)
+    done.target = snapshot_id[:8]
+    return done

@@ -1,0 +1,115 @@
+"""`amber rollback` on a real Btrfs filesystem: local snapshot, undo, from the repository, refusals."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.btrfs_fs import needs_btrfs, subvolume
+from tests.cli.test_local_snapshots import amber, listed
+from tests.conftest import AmberCli
+from tests.ops.test_run_fssnap import make_job
+
+pytestmark = needs_btrfs
+
+
+def state(vol: Path) -> dict[str, str]:
+    return {str(p.relative_to(vol)): p.read_text() for p in sorted(vol.rglob("*")) if p.is_file()}
+
+
+def setup_job(
+    tmp_path: Path, btrfs: Path, cli: AmberCli
+) -> tuple[Path, Path, dict[str, str], dict[str, str]]:
+    vol = subvolume(btrfs / "vol")
+    subvolume(vol / "inner")
+    (vol / "inner" / "nested.txt").write_text("nested")
+    (vol / "keep.txt").write_text("keep")
+    (vol / "edit.txt").write_text("before")
+    (vol / "gone.txt").write_text("deleted later")
+    make_job(tmp_path, [vol], "snapshot_keep = 1")
+    cfg = tmp_path / "config.toml"
+    amber(cli, cfg, "run", "home")
+    backed_up = state(vol)
+    (vol / "edit.txt").write_text("after, and longer")
+    (vol / "gone.txt").unlink()
+    (vol / "new.txt").write_text("new")
+    return vol, cfg, backed_up, state(vol)
+
+
+@pytest.mark.slow
+def test_rollback_to_the_local_snapshot_and_undo(tmp_path: Path, btrfs: Path, cli: AmberCli) -> None:
+    vol, cfg, backed_up, current = setup_job(tmp_path, btrfs, cli)
+    plan = amber(cli, cfg, "rollback", "home", "--dry-run")
+    assert "move the live" in plan.stdout and state(vol) == current
+    refused = amber(cli, cfg, "rollback", "home", check=False)
+    assert refused.returncode == 33 and state(vol) == current
+    marks = tmp_path / "marks"
+    done = amber(
+        cli,
+        cfg,
+        "rollback",
+        "home",
+        "--yes",
+        "--stop",
+        f"echo stop >> {marks}",
+        "--start",
+        f"echo start >> {marks}",
+    )
+    assert state(vol) == backed_up
+    assert marks.read_text() == "stop\nstart\n"
+    assert "1 added, 1 removed, 1 modified" in done.stdout  # gone.txt back, new.txt away, edit.txt restored
+    (vol / "after-rollback").write_text("x")  # the rolled-back tree is writable
+    pre = [e for e in listed(cli, cfg) if e["state"] == "pre-rollback"]
+    assert len(pre) == 1 and str(pre[0]["name"]).startswith("amber-home-pre-rollback-")
+    amber(cli, cfg, "rollback", "home", "--to", str(pre[0]["name"]), "--yes")  # undo
+    assert state(vol) == current
+    (vol / "inner" / "still-a-subvolume").write_text("x")
+    assert os.stat(vol / "inner").st_ino == 256
+    amber(cli, cfg, "local-snapshots", "cleanup", "home")  # the pre-rollback state, nested subvolume and all
+    assert [e["state"] for e in listed(cli, cfg)] == ["kept"]
+
+
+@pytest.mark.slow
+def test_rollback_from_the_repository(tmp_path: Path, btrfs: Path, cli: AmberCli) -> None:
+    vol, cfg, backed_up, current = setup_job(tmp_path, btrfs, cli)
+    [entry] = [e for e in listed(cli, cfg) if e["state"] == "kept"]
+    amber(cli, cfg, "local-snapshots", "cleanup")  # keep = 1: nothing removed
+    snapshot_id = str(entry["repository_snapshot"])
+    done = amber(cli, cfg, "rollback", "home", "--from-repo", snapshot_id[:8], "--yes")
+    assert state(vol) == backed_up and "done in" in done.stdout
+    assert not [e for e in listed(cli, cfg) if e["state"] == "leftover"]
+    pre = [e for e in listed(cli, cfg) if e["state"] == "pre-rollback"]
+    amber(cli, cfg, "rollback", "home", "--to", str(pre[0]["name"]), "--yes")
+    assert state(vol) == current
+
+
+def test_a_mounted_subvolume_gets_a_plan_not_a_swap(tmp_path: Path, btrfs: Path, cli: AmberCli) -> None:
+    (btrfs / "a").write_text("a")
+    make_job(tmp_path, [btrfs], "snapshot_keep = 1")
+    cfg = tmp_path / "config.toml"
+    amber(cli, cfg, "run", "home")
+    refused = amber(cli, cfg, "rollback", "home", "--yes", check=False)
+    assert refused.returncode == 33 and "set-default" in refused.stderr
+    assert json.loads(amber(cli, cfg, "local-snapshots", "--json").stdout.splitlines()[0])["state"] == "kept"
+
+
+def test_a_job_below_a_subvolume_is_warned_and_not_rolled_back_from_a_partial_backup(
+    tmp_path: Path, btrfs: Path, cli: AmberCli
+) -> None:
+    vol = subvolume(btrfs / "vol")
+    (vol / "sub").mkdir()
+    (vol / "sub" / "a").write_text("a")
+    (vol / "other").write_text("not in the backup")
+    make_job(tmp_path, [vol / "sub"], "snapshot_keep = 1")
+    cfg = tmp_path / "config.toml"
+    amber(cli, cfg, "run", "home")
+    plan = amber(cli, cfg, "rollback", "home", "--dry-run").stdout
+    assert f"the whole subvolume {vol} is rolled back" in plan
+    [entry] = listed(cli, cfg)
+    refused = amber(cli, cfg, "rollback", "home", "--from-repo", str(entry["repository_snapshot"])[:8],
+                    "--yes", check=False)  # fmt: skip
+    assert refused.returncode == 33 and "would drop the rest of that subvolume" in refused.stderr
+    assert (vol / "other").read_text() == "not in the backup"
