@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tools import Tool, ensure_installed
 
 PATTERNS = {"selective": "report_0042*", "extension": "*.pdf", "no literal": "a?b*"}
-EXTENSIONS = ("txt", "pdf", "jpg", "odt", "py", "md")
+EXTENSIONS = ("txt", "jpg", "odt", "py", "md", "png", "c", "h", "json", "csv")
 
 
 def make_files(root: Path, count: int, rng: random.Random) -> list[Path]:
@@ -34,7 +34,13 @@ def make_files(root: Path, count: int, rng: random.Random) -> list[Path]:
     for i in range(count):
         d = root / f"d{i % 97:02d}" / f"s{(i // 97) % 31:02d}"
         d.mkdir(parents=True, exist_ok=True)
-        name = f"report_{i:06d}.{EXTENSIONS[i % len(EXTENSIONS)]}" if i % 3 else f"a{i % 7}b_{i}.txt"
+        # About 1% PDFs and 1% names like a3b_... (no three-character literal in "a?b*").
+        if i % 100 == 1:
+            name = f"scan_{i:06d}.pdf"
+        elif i % 100 == 2:
+            name = f"a{i % 7}b_{i}.txt"
+        else:
+            name = f"report_{i:06d}.{EXTENSIONS[i % len(EXTENSIONS)]}"
         path = d / name
         path.write_bytes(rng.randbytes(rng.randrange(16, 200)))
         files.append(path)

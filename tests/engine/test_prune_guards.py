@@ -121,7 +121,12 @@ def test_prune_deletes_nothing_once_its_lease_may_have_lapsed(repo_dir: Path, tm
         repo.close()
 
 
-def test_phase_two_rewalks_snapshots_written_before_the_mark(repo_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("adds_content", [False, True], ids=["dedup-only", "new-packs-too"])
+def test_phase_two_rewalks_snapshots_written_before_the_mark(
+    repo_dir: Path, tmp_path: Path, adds_content: bool
+) -> None:
+    """A backup during prune: only dedup hits into doomed packs, or also new packs and an
+    index file prune never loaded (phase 2 must read it to walk that snapshot)."""
     src = tmp_path / "src"
     files = _tree(src)
     first = _open(repo_dir)
@@ -134,52 +139,9 @@ def test_phase_two_rewalks_snapshots_written_before_the_mark(repo_dir: Path, tmp
     written: list[str] = []
 
     def backup_meanwhile() -> None:
-        written.append(_backup(late, src))  # deduplicates against the doomed packs, then leaves
-
-    pruner_repo = _open(repo_dir, OnFirstIndexWrite(open_backend(str(repo_dir)), backup_meanwhile))
-    try:
-        with pruner_repo.lock(maintenance=True) as lock:
-            Pruner(pruner_repo, lock, PruneOptions(max_unused="0%")).run()
-    finally:
-        pruner_repo.close()
-        late.close()
-    assert written, "the backup did not run during prune"
-
-    repo = _open(repo_dir)
-    try:
-        # Phase 2 read the backup's new index file, walked its snapshot and re-indexed the
-        # doomed packs it needs: the snapshot restores at once, with no second prune.
-        report = check_service.check(repo, read_data=True)
-        assert report.ok, report.errors
-        prune_service.prune(repo, PruneOptions(max_unused="0%"))
-        report = check_service.check(repo, read_data=True)
-        assert report.ok, report.errors
-        target = tmp_path / "restored"
-        result = restore(repo, RestoreRequest(ref=written[0], target=str(target)))
-        assert not result.errors
-        back = target / src.relative_to("/")
-        assert {p: (back / p).read_bytes() for p in os.listdir(back)} == files
-    finally:
-        repo.close()
-
-
-def test_phase_two_reads_index_files_written_during_prune(repo_dir: Path, tmp_path: Path) -> None:
-    src = tmp_path / "src"
-    files = _tree(src)
-    first = _open(repo_dir)
-    try:
-        _backup(first, src)
-    finally:
-        first.close()
-    _forget_all(repo_dir)  # every pack is now unreferenced: prune will doom them all
-    late = _open(repo_dir)  # a backup that loaded the index before prune rewrote it
-    written: list[str] = []
-
-    def backup_meanwhile() -> None:
-        # New content: the backup writes new packs and an index file prune never loaded,
-        # beside dedup hits into the packs prune is about to doom.
-        (src / "added-during-prune").write_bytes(os.urandom(3000))
-        files["added-during-prune"] = (src / "added-during-prune").read_bytes()
+        if adds_content:
+            (src / "added-during-prune").write_bytes(os.urandom(3000))
+            files["added-during-prune"] = (src / "added-during-prune").read_bytes()
         written.append(_backup(late, src))  # deduplicates against the doomed packs, then leaves
 
     pruner_repo = _open(repo_dir, OnFirstIndexWrite(open_backend(str(repo_dir)), backup_meanwhile))
