@@ -9,6 +9,8 @@ for pair in setfacl:acl setfattr:attr sha256sum:coreutils setpriv:util-linux ion
 done
 # Storage backend tests: OpenSSH server (sftp), rclone (rclone: and rest:).
 [ -x /usr/sbin/sshd ] || need="$need openssh-server"
+# MariaDB for the database dump tests (tests/sources/databases): a private mariadbd per test.
+[ -x /usr/sbin/mariadbd ] || need="$need mariadb-server"
 command -v ssh-keygen >/dev/null 2>&1 || need="$need openssh-client"
 command -v rclone >/dev/null 2>&1 || need="$need rclone"
 # FUSE for the `amber mount` tests (libfuse3 and fusermount3).

@@ -40,7 +40,9 @@ The tree (exit code in brackets)::
     ├── LocalSnapshotError [32]         a filesystem snapshot (btrfs, zfs, lvm) could not be taken,
     │                                   listed, verified or removed
     ├── RollbackRefused [33]            a rollback would destroy data or needs a reboot: refused
-    └── ScheduleNotEnabled [34]         `schedule install` wrote units that systemctl did not enable
+    ├── DatabaseError [34]              a database dump or restore failed; no snapshot written
+    ├── DatabaseNotEmpty [35]           db restore refused to overwrite a database or file that holds data
+    └── ScheduleNotEnabled [36]         `schedule install` wrote units that systemctl did not enable
 
 Vendor exceptions (OSError, msgspec, cryptography) are converted at the layer
 boundary by :func:`from_os_error`; nothing above ``storage`` sees raw ``OSError``
@@ -224,7 +226,7 @@ class CatalogError(AmberError):
 
 
 class ScheduleNotEnabled(AmberError):
-    exit_code = 34
+    exit_code = 36
     default_message = "units written but not enabled"
 
 
@@ -233,6 +235,16 @@ class LeaseLost(AmberError):
 
     exit_code = 31
     default_message = "the repository lock could not be refreshed in time; the operation was stopped"
+
+
+class DatabaseError(AmberError):
+    exit_code = 34
+    default_message = "a database dump or restore failed"
+
+
+class DatabaseNotEmpty(AmberError):
+    exit_code = 35
+    default_message = "the target database is not empty; give --yes to overwrite it"
 
 
 class Interrupted(AmberError):

@@ -103,7 +103,7 @@ ERRORS = [
     ('keep_within = "2d"', 'keep_within = "two days"', r":13: retention\.default\.keep_within: expected a duration"),
     ("keep_daily = 7\nkeep_within = \"2d\"\n", "", r":11: retention\.default: policy keeps nothing"),
     ('repository = "local"', 'repositry = "local"', r":17: jobs\.home\.repositry: unknown key"),
-    ('paths = ["/home/me"]\n', "", r":15: jobs\.home: a job needs paths or stdin_command"),
+    ('paths = ["/home/me"]\n', "", r":15: jobs\.home: a job needs paths, databases or stdin_command"),
     ('[jobs.home]', '[limits]\nnice = 30\n\n[jobs.home]', r":16: limits\.nice: must be at most 19"),
     ('[jobs.home]', '[limits]\nmemory_max = "lots"\n[jobs.home]', r":16: limits\.memory_max: expected a size"),
     ('[jobs.home]', '[limits]\nionice_class = "low"\n[jobs.home]', r":16: limits\.ionice_class: expected one of"),

@@ -156,7 +156,7 @@ def test_install_fails_when_systemctl_cannot_enable(tmp_path: Path, fail_on: str
     env, _log = _fake_systemctl(tmp_path, fail_on=fail_on)
     result = AmberCli(tmp_path / "repo", tmp_path).run("--config", str(cfg), "schedule", "install", env=env,
                                                        check=False)  # fmt: skip
-    assert result.returncode == 34, result.stderr
+    assert result.returncode == 36, result.stderr
     assert "wrote " in result.stdout and "amber-home.service" in result.stdout
     error = result.stderr.strip().splitlines()[-1]
     assert error.startswith("amber: units written to ") and "but not enabled: amber-home.timer" in error

@@ -51,7 +51,9 @@ def _show(cfg: Config, verdict: str) -> None:
     for p in cfg.retention.values():
         echo(f"retention {p.name}: {_policy(p.__dict__)}")
     for j in cfg.jobs.values():
-        what = f"{len(j.paths)} path(s)" if j.paths else f"stdout of {j.stdin_command[0]}"
+        parts = [f"{len(j.paths)} path(s)"] if j.paths else []
+        parts += [f"{len(j.databases)} database(s)"] if j.databases else []
+        what = " + ".join(parts) or f"stdout of {j.stdin_command[0]}"
         line = f"job {j.name}: {what} -> {', '.join([j.repository, *j.mirrors])}"
         line += f"; retention {j.retention}" if j.retention else ""
         line += f"; schedule {j.schedule}" if j.schedule else "; not scheduled"
@@ -77,7 +79,8 @@ def _summary(cfg: Config) -> dict[str, Any]:
                       for n, p in cfg.retention.items()},
         "jobs": {n: {"paths": list(j.paths), "repository": j.repository, "mirrors": list(j.mirrors),
                      "retention": j.retention, "schedule": j.schedule, "snapshot": j.snapshot,
-                     "snapshot_keep": j.snapshot_keep} for n, j in cfg.jobs.items()},
+                     "snapshot_keep": j.snapshot_keep,
+                     "databases": [d.stream_path for d in j.databases]} for n, j in cfg.jobs.items()},
         "notify_targets": len(cfg.notify),
         "state": cfg.state.path,
     }  # fmt: skip

@@ -56,6 +56,8 @@ def run(
             snap = f" snapshot {record.snapshot_ids[0][:8]}" if record.snapshot_ids else ""
             echo(f"{result.job}: {record.status}{snap}, {quantity(record.files, 'file')}, "
                        f"{human_bytes(record.bytes_added)} added, {record.duration:.1f}s")  # fmt: skip
+            for warning in (n for d in record.destinations for n in d.details.get("notes", [])):
+                note(f"{result.job}: note: {warning}")  # e.g. tables a database dump cannot make consistent
     error = run_service.worst_error(results)
     if error is not None:
         raise error

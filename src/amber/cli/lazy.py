@@ -20,6 +20,7 @@ COMMAND_MODULES: dict[str, str] = {
     "config": "cmd_config",
     "copy": "cmd_copy",
     "daemon": "cmd_daemon",
+    "db": "cmd_db",
     "diff": "cmd_browse",
     "drill": "cmd_drill",
     "dump": "cmd_restore",

@@ -155,9 +155,28 @@ def _long_list(repo: Repository) -> bool:
         return False
 
 
-@_says_what_next
+@dataclass
+class ArchivedPaths:
+    """The paths archived but not yet committed: ``commit`` writes the snapshot."""
+
+    paths: list[str]
+    host: str
+    parent: str | None
+    result: ArchiveResult
+    missing_packs: list[str]
+
+
 def backup_paths(repo: Repository, req: BackupRequest, progress: Progress | None = None) -> BackupOutcome:
     """Back up ``req.paths``. Raises PartialBackup (after writing) if files were skipped."""
+    done = archive_paths(repo, req, progress)
+    return commit(repo, req, done)
+
+
+@_says_what_next
+def archive_paths(
+    repo: Repository, req: BackupRequest, progress: Progress | None = None, recorded_extra: Sequence[str] = ()
+) -> ArchivedPaths:  # fmt: skip
+    """Store ``req.paths``' data and trees; ``recorded_extra`` are paths the snapshot will also list."""
     progress = progress or NullProgress()
     if not req.paths:
         raise UsageError("nothing to back up: give at least one path")
@@ -169,7 +188,7 @@ def backup_paths(repo: Repository, req: BackupRequest, progress: Progress | None
     _snapshot_time(req.time)  # reject a bad --time before reading anything
     missing_packs = repo.drop_missing_packs()  # never deduplicate against deleted data
     host = req.host or socket.gethostname()
-    parent = _find_parent(repo, req, host, paths)
+    parent = _find_parent(repo, req, host, [*paths, *recorded_extra])
     parent_tree = repo.load_snapshot(parent).tree if parent else None
     archiver = Archiver(
         repo.blobs,
@@ -184,11 +203,16 @@ def backup_paths(repo: Repository, req: BackupRequest, progress: Progress | None
         progress,
         repo.cancel,
     )
-    with _keeping_uploads(repo):
+    with keeping_uploads(repo):
         result = archiver.archive([os.fsencode(p) for p in paths if p not in missing], parent_tree)
     result.skipped[:0] = missing
     result.why_skipped.update((p, "no such file or directory") for p in missing)
-    return _commit(repo, req, host, paths, parent, result, missing_packs)
+    return ArchivedPaths(paths, host, parent, result, missing_packs)
+
+
+@_says_what_next
+def commit(repo: Repository, req: BackupRequest, done: ArchivedPaths) -> BackupOutcome:
+    return _commit(repo, req, done.host, done.paths, done.parent, done.result, done.missing_packs)
 
 
 @_says_what_next
@@ -201,7 +225,7 @@ def backup_stream(
     missing_packs = repo.drop_missing_packs()
     reader = content_reader(repo, progress or NullProgress())
     archiver = Archiver(repo.blobs, repo, reader, cancel=repo.cancel)
-    with _keeping_uploads(repo):
+    with keeping_uploads(repo):
         result = archiver.archive_stream(os.fsencode(name), stream)
     host = req.host or socket.gethostname()
     return _commit(repo, req, host, ["/" + name], None, result, missing_packs)
@@ -225,7 +249,7 @@ def backup_command(
     archiver = Archiver(repo.blobs, repo, reader, cancel=repo.cancel)
     repo.cancel.on_cancel(proc.kill)  # a cancel must not wait for the command's next output
     try:
-        with _keeping_uploads(repo):
+        with keeping_uploads(repo):
             result = archiver.archive_stream(os.fsencode(name), proc.stdout)
             code = proc.wait()
             repo.cancel.check()  # killed by the cancel: report that, not its exit status
@@ -240,7 +264,7 @@ def backup_command(
 
 
 @contextmanager
-def _keeping_uploads(repo: Repository) -> Iterator[None]:
+def keeping_uploads(repo: Repository) -> Iterator[None]:
     """On an interruption, index the packs already uploaded, so the next run reuses them.
 
     Not after a lost lease: a prune may have deleted those packs meanwhile.

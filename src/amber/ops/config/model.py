@@ -17,9 +17,11 @@ from typing import Any
 from amber.errors import ConfigError
 from amber.ops.config import check as cc
 from amber.ops.config.check import Reader
+from amber.ops.config.databases import databases
 from amber.ops.config.repos import MEDIA_KINDS as MEDIA_KINDS  # re-exported
 from amber.ops.config.repos import RepositoryConfig as RepositoryConfig  # re-exported
 from amber.ops.config.repos import parse_repository
+from amber.sources.databases.spec import DatabaseSpec
 
 IONICE_CLASSES = ("idle", "best-effort", "realtime")
 SNAPSHOT_KINDS = ("btrfs", "zfs", "lvm", "auto")
@@ -88,6 +90,7 @@ class JobConfig:
     snapshot: str | None = None  # btrfs | zfs | lvm | auto: back up from a filesystem snapshot
     snapshot_keep: int = 0  # local snapshots kept after the run (for rollback)
     snapshot_dir: str = ""  # "" = .amber-snapshots at the top of each filesystem
+    databases: tuple[DatabaseSpec, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -240,13 +243,14 @@ def _job(
     r.only(t, p, ("paths", "exclude", "exclude_files", "exclude_caches", "one_file_system", "tags",
                   "repository", "mirrors", "retention", "schedule", "check", "drill", "hooks",
                   "stdin_command", "stdin_filename", "host", "snapshot", "snapshot_keep",
-                  "snapshot_dir"))  # fmt: skip
+                  "snapshot_dir", "databases"))  # fmt: skip
     paths = r.strings(t, p, "paths")
     stdin_command = r.strings(t, p, "stdin_command")
-    if not paths and not stdin_command:
-        r.fail(p, "a job needs paths or stdin_command")
-    if paths and stdin_command:
-        r.fail((*p, "stdin_command"), "give either paths or stdin_command, not both")
+    dbs = databases(r, t, p)
+    if not paths and not stdin_command and not dbs:
+        r.fail(p, "a job needs paths, databases or stdin_command")
+    if (paths or dbs) and stdin_command:
+        r.fail((*p, "stdin_command"), "give either paths/databases or stdin_command, not both")
     repository = r.string(t, p, "repository")
     if repository is None:
         if len(repos) != 1:
@@ -263,6 +267,8 @@ def _job(
         r.known((*p, "retention"), retention, policies, "retention policy")
     drill_t = r.table(t, (*p, "drill"), present=True)
     snapshot = r.choice(t, p, "snapshot", SNAPSHOT_KINDS)
+    if snapshot and dbs:
+        r.fail((*p, "databases"), "a job with `snapshot` cannot dump databases yet: use a second job")
     if snapshot and stdin_command:
         r.fail((*p, "snapshot"), "a filesystem snapshot needs paths, not stdin_command")
     if snapshot and (not re.fullmatch(r"[A-Za-z0-9_.+]+(-[A-Za-z0-9_.+]+)*", name) or "pre-rollback" in name):
@@ -288,6 +294,7 @@ def _job(
         snapshot=snapshot,
         snapshot_keep=r.integer(t, p, "snapshot_keep", 0, 1000) or 0,
         snapshot_dir=r.string(t, p, "snapshot_dir") or "",
+        databases=dbs,
     )
 
 

@@ -31,6 +31,7 @@ from amber.services import prune as prune_service
 from amber.services import session
 from amber.services.context import OperationContext
 from amber.services.snapshots import SnapshotFilter
+from amber.sources.databases.backup import backup_databases
 from amber.storage.url import BackendOptions
 
 
@@ -103,6 +104,8 @@ def backup(
             with repos.open(job.repository) as repo:
                 if job.stdin_command:
                     outcome = backup_service.backup_command(repo, req, list(job.stdin_command))
+                elif job.databases:
+                    outcome = backup_databases(repo, req, job.databases)
                 else:
                     outcome = backup_service.backup_paths(repo, req)
     except AmberError as exc:
@@ -115,6 +118,8 @@ def backup(
         "data_added_stored": s.data_added_stored, "duration": s.duration_s,
         "skipped": list(snap.skipped), "files_read": outcome.result.files_read, **local,
     }  # fmt: skip
+    if outcome.result.notes:
+        details["notes"] = list(outcome.result.notes)
     if snap.partial:
         message = f"{len(snap.skipped)} item(s) could not be read"
         return Destination(job.repository, "backup", "partial", message, outcome.snapshot_id, details), None

@@ -1,0 +1,1 @@
+"""Consistent dumps of live databases (PostgreSQL, MariaDB/MySQL, SQLite) and their restore (design §12b)."""

@@ -1,0 +1,175 @@
+"""pg_dump under a live writer, stored by `amber run`, loaded back by `amber db restore` (a real server)."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from amber.cancel import CancelToken
+from amber.errors import Interrupted
+from amber.sources.databases.dump import open_dump
+from amber.sources.databases.spec import DatabaseSpec
+from tests.conftest import AmberCli, is_root
+from tests.receivers import free_port
+from tests.sources.databases.jobs import ACCOUNTS, START_BALANCE, TOTAL, MoneyMover, job_config
+
+PG_BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+AS_POSTGRES = ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups"] if is_root() else []
+
+
+@dataclass
+class Server:
+    bin: Path
+    socket_dir: Path
+    port: int
+
+    def psql(self, sql: str, db: str = "shop") -> str:
+        done = subprocess.run(
+            [str(self.bin / "psql"), "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1",
+             "-h", str(self.socket_dir), "-p", str(self.port), "-U", "postgres", "-d", db, "-c", sql],
+            capture_output=True, text=True, check=True, timeout=60,
+        )  # fmt: skip
+        return done.stdout.strip()
+
+    def mover(self) -> MoneyMover:
+        proc = subprocess.Popen(
+            [str(self.bin / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", str(self.socket_dir),
+             "-p", str(self.port), "-U", "postgres", "-d", "shop", "-f", "-"],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+        )  # fmt: skip
+        assert proc.stdin is not None
+        stdin = proc.stdin
+
+        def transfer(a: int, b: int, amount: int) -> None:
+            if proc.poll() is not None:
+                raise RuntimeError(f"psql exited {proc.returncode}")
+            stdin.write(
+                f"BEGIN; UPDATE accounts SET balance = balance - {amount} WHERE id = {a}; "
+                f"UPDATE accounts SET balance = balance + {amount} WHERE id = {b}; COMMIT;\n"
+            )
+            stdin.flush()
+
+        return MoneyMover(transfer, lambda: (stdin.close(), proc.wait(timeout=30)))
+
+
+def run_as_postgres(cmd: list[str]) -> None:
+    subprocess.run([*AS_POSTGRES, *cmd], check=True, capture_output=True, timeout=120, cwd="/")
+
+
+@pytest.fixture
+def postgres() -> Iterator[Server]:
+    if not PG_BIN:
+        pytest.skip("PostgreSQL is not installed (scripts/test.sh installs it)")
+    pgbin = Path(PG_BIN[-1])
+    base = Path(
+        tempfile.mkdtemp(prefix="amber-pgdump-")
+    )  # outside pytest's 0700 tree: postgres must reach it
+    os.chmod(base, 0o755)
+    if is_root():
+        shutil.chown(base, "postgres", "postgres")
+    data = base / "data"
+    server = Server(pgbin, base, free_port())
+    try:
+        run_as_postgres(
+            [str(pgbin / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"]
+        )
+        options = f"-p {server.port} -k {base} -c listen_addresses=''"
+        run_as_postgres([str(pgbin / "pg_ctl"), "-D", str(data), "-w", "-l", str(base / "log"), "-o", options,
+                         "start"])  # fmt: skip
+        try:
+            server.psql("CREATE DATABASE shop", db="postgres")
+            server.psql(
+                "CREATE TABLE accounts (id int PRIMARY KEY, balance int NOT NULL);"
+                f"INSERT INTO accounts SELECT g, {START_BALANCE} FROM generate_series(1, {ACCOUNTS}) g;"
+                "CREATE TABLE filler AS SELECT g AS n, md5(g::text) AS pad FROM generate_series(1, 50000) g"
+            )
+            yield server
+        finally:
+            run_as_postgres([str(pgbin / "pg_ctl"), "-D", str(data), "-w", "-m", "immediate", "stop"])
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_pg_dump_under_a_writer_restores_with_the_sum_intact(
+    tmp_path: Path, postgres: Server
+) -> None:  # fmt: skip
+    cfg = job_config(
+        tmp_path,
+        f"""
+[[jobs.dbs.databases]]
+type = "postgresql"
+name = "shop"
+host = "{postgres.socket_dir}"
+port = {postgres.port}
+user = "postgres"
+globals = true
+""",
+    )
+    cli = AmberCli(tmp_path / "main", tmp_path)
+    postgres.psql("CREATE ROLE shop_reader LOGIN", db="postgres")
+    mover = postgres.mover()
+    with mover:
+        while mover.transfers < 200:
+            pass
+        cli.run("--config", str(cfg), "run", "dbs")
+    assert postgres.psql("SELECT sum(balance) FROM accounts") == str(TOTAL)
+    assert postgres.psql("SELECT count(*) FROM accounts WHERE balance <> 1000") != "0"  # money did move
+
+    listed = json.loads(cli.run("db", "list", "latest", "--json").stdout)
+    assert [(d["kind"], d["name"], d["format"]) for d in listed] == [("postgresql", "shop", "custom")]
+    server = f"{str(postgres.socket_dir).strip('/').replace('/', '_')}:{postgres.port}:postgres"
+    globals_sql = cli.run("dump", "latest", f"/databases/postgresql-globals/{server}.sql").stdout
+    assert "CREATE ROLE shop_reader" in globals_sql
+    connect = ["--host", str(postgres.socket_dir), "--port", str(postgres.port), "--user", "postgres"]
+    cli.run("db", "restore", "latest", "shop", "--to", "shop_copy", *connect)
+    assert (
+        postgres.psql("SELECT sum(balance), count(*) FROM accounts", db="shop_copy") == f"{TOTAL}|{ACCOUNTS}"
+    )
+    assert postgres.psql("SELECT count(*) FROM filler", db="shop_copy") == "50000"
+
+    refused = cli.run("db", "restore", "latest", "shop", "--to", "shop_copy", *connect, check=False)
+    assert refused.returncode == 35 and "already holds tables" in refused.stderr
+    postgres.psql("UPDATE accounts SET balance = 0", db="shop_copy")
+    cli.run("db", "restore", "latest", "shop", "--to", "shop_copy", "--yes", *connect)
+    assert postgres.psql("SELECT sum(balance) FROM accounts", db="shop_copy") == str(TOTAL)
+
+
+@pytest.mark.slow
+def test_a_pg_dump_that_fails_writes_no_snapshot(tmp_path: Path, postgres: Server) -> None:
+    cfg = job_config(
+        tmp_path,
+        f"""
+[[jobs.dbs.databases]]
+type = "postgresql"
+name = "no_such_db"
+host = "{postgres.socket_dir}"
+port = {postgres.port}
+user = "postgres"
+""",
+    )
+    cli = AmberCli(tmp_path / "main", tmp_path)
+    result = cli.run("--config", str(cfg), "run", "dbs", check=False)
+    assert result.returncode == 34 and "no_such_db" in result.stderr, result.stderr
+    assert json.loads(cli.run("snapshots", "--json").stdout) == []
+
+
+@pytest.mark.slow
+def test_a_cancel_stops_the_dump_as_interrupted(postgres: Server) -> None:
+    spec = DatabaseSpec(
+        "postgresql", "shop", host=str(postgres.socket_dir), port=postgres.port, user="postgres"
+    )
+    token = CancelToken()
+    with pytest.raises(Interrupted), open_dump(spec, token) as stream:
+        assert stream.read(5) == b"PGDMP"  # the custom format's magic: a real dump is under way
+        token.cancel(Interrupted())
+        stream.read()
