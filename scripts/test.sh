@@ -17,6 +17,8 @@ command -v rclone >/dev/null 2>&1 || need="$need rclone"
 command -v fusermount3 >/dev/null 2>&1 || need="$need fuse3"
 # Btrfs filesystems on loop devices for the snapshot and rollback tests (tests/btrfs_fs.py).
 command -v mkfs.btrfs >/dev/null 2>&1 || need="$need btrfs-progs"
+# Chromium for the dashboard browser test (tests/web/test_browser.py).
+command -v chromium >/dev/null 2>&1 || need="$need chromium"
 # PostgreSQL for the full-restore drill test; Debian keeps its binaries off PATH.
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need="$need postgresql"
 if [ -n "$need" ]; then

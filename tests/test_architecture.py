@@ -21,7 +21,8 @@ SRC = ROOT / "src" / "amber"
 INTERNAL = {"amber.repository.crypto", "amber.repository.pack", "amber.repository.index"}
 # Top to bottom; packages in one tuple are independent siblings (neither imports the other).
 LAYERS = [
-    ("amber.cli", "amber.web"),
+    ("amber.cli",),
+    ("amber.web",),  # `amber web` (cli) starts the dashboard; the dashboard never imports the CLI
     ("amber.ops",),
     ("amber.catalog", "amber.sources", "amber.anomaly"),
     ("amber.services",),

@@ -41,6 +41,7 @@ COMMAND_MODULES: dict[str, str] = {
     "prune": "cmd_prune",
     "quickstart": "cmd_quickstart",
     "repair": "cmd_repair",
+    "report": "cmd_report",
     "restore": "cmd_restore",
     "rollback": "cmd_rollback",
     "run": "cmd_run",
@@ -49,6 +50,7 @@ COMMAND_MODULES: dict[str, str] = {
     "stats": "cmd_stats",
     "status": "cmd_status",
     "unlock": "cmd_unlock",
+    "web": "cmd_web",
 }
 
 

@@ -215,6 +215,20 @@ class StateDB:
             rows = db.execute(query, ((job, limit) if job else (limit,))).fetchall()
         return [_record(r) for r in rows]
 
+    def recent_by_job(
+        self, jobs: list[str], limit: int
+    ) -> dict[str, tuple[list[RunRecord], RunRecord | None]]:
+        """Per job, in one transaction: its ``limit`` newest runs and its last successful one."""
+        out = {}
+        with self._db() as db:
+            for job in jobs:
+                rows = db.execute("SELECT * FROM runs WHERE job=? ORDER BY started DESC, id DESC LIMIT ?",
+                                  (job, limit)).fetchall()  # fmt: skip
+                ok = db.execute("SELECT * FROM runs WHERE job=? AND status='success'"
+                                " ORDER BY started DESC, id DESC LIMIT 1", (job,)).fetchone()  # fmt: skip
+                out[job] = ([_record(r) for r in rows], _record(ok) if ok else None)
+        return out
+
     def last(self, job: str, statuses: tuple[str, ...] = STATUSES) -> RunRecord | None:
         marks = ",".join("?" * len(statuses))
         with self._db() as db:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from amber import errors
 from amber.childenv import child_env
+from amber.engine.progress import Progress
 from amber.errors import AmberError, HookFailed, Interrupted, JobRunning, PartialBackup, StateError
 from amber.ops import limits as limits_service
 from amber.ops.config.model import Config, JobConfig
@@ -47,6 +48,7 @@ class RunOptions:
     check: bool = True  # False skips the sampled check (--no-check)
     note: Callable[[str], None] = lambda _msg: None  # progress lines for the CLI
     context: OperationContext = field(default_factory=OperationContext)  # the caller's operation
+    progress: Progress | None = None  # the backup step's files and bytes (the web dashboard's live view)
 
 
 @dataclass
@@ -223,7 +225,7 @@ def _pipeline(run: _Run, repos: Repositories, options: RunOptions) -> None:
     except HookFailed as exc:
         run.fail(exc)
         return
-    dest, error = run_steps.backup(repos, job, options.limits, options.note)
+    dest, error = run_steps.backup(repos, job, options.limits, options.note, options.progress)
     run.add(dest)
     if error is not None:
         run.error = error  # keep the original class: its exit code is the most precise

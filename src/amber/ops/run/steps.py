@@ -15,6 +15,7 @@ from typing import Any
 
 from amber import catalog
 from amber.engine.patterns import read_exclude_files
+from amber.engine.progress import Progress
 from amber.errors import AmberError, CheckFailed, IntegrityError
 from amber.ops.config.model import Config, JobConfig, RepositoryConfig
 from amber.ops.config.repos import backend_options, config_passwords
@@ -81,6 +82,7 @@ def _failed(name: str, step: str, exc: AmberError) -> Destination:
 
 def backup(
     repos: Repositories, job: JobConfig, limits: Limits, note: Callable[[str], None] = lambda _m: None,
+    progress: Progress | None = None,
 ) -> tuple[Destination, AmberError | None]:  # fmt: skip
     req = backup_service.BackupRequest(
         paths=list(job.paths),
@@ -103,11 +105,11 @@ def backup(
         else:
             with repos.open(job.repository) as repo:
                 if job.stdin_command:
-                    outcome = backup_service.backup_command(repo, req, list(job.stdin_command))
+                    outcome = backup_service.backup_command(repo, req, list(job.stdin_command), progress)
                 elif job.databases:
                     outcome = backup_databases(repo, req, job.databases)
                 else:
-                    outcome = backup_service.backup_paths(repo, req)
+                    outcome = backup_service.backup_paths(repo, req, progress)
     except AmberError as exc:
         return _failed(job.repository, "backup", exc), exc
     snap = outcome.snapshot

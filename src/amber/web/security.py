@@ -1,0 +1,210 @@
+"""Who may talk to the dashboard: login token, sessions, Host allowlist, CSRF and Origin, headers.
+
+One random token (file mode 0600) logs a browser in through ``/login?token=``
+and authenticates API clients as ``Authorization: Bearer``. A login creates a
+server-side session (cookie HttpOnly, SameSite=Strict, Secure under TLS) with
+its own CSRF token. Every request must name an allowed Host (DNS rebinding);
+every POST from a session carries the CSRF token and a same-origin Origin.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs
+
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from amber.ops.private import private_dir, write_private
+
+COOKIE = "amber_session"
+SESSION_SECONDS = 12 * 3600
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+)
+HEADERS = {
+    "content-security-policy": CSP,
+    "x-content-type-options": "nosniff",
+    # never leak the login URL (token) to another site; "no-referrer" would make POSTs send Origin: null
+    "referrer-policy": "same-origin",
+    "x-frame-options": "DENY",
+    "cache-control": "no-store",
+}
+PUBLIC_PATHS = ("/login", "/healthz", "/static/")
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+
+
+def token_path(state_dir: str) -> str:
+    return os.path.join(state_dir, "web-token")
+
+
+def load_token(state_dir: str, rotate: bool = False) -> str:
+    """The dashboard token, created on first start (or replaced by ``rotate``) with mode 0600."""
+    path = token_path(state_dir)
+    if not rotate:
+        try:
+            with open(path, encoding="ascii") as f:
+                token = f.read().strip()
+            if len(token) >= 32:
+                return token
+        except FileNotFoundError:
+            pass
+    private_dir(state_dir)
+    token = secrets.token_urlsafe(32)
+    write_private(path, token.encode() + b"\n")
+    return token
+
+
+@dataclass
+class Session:
+    csrf: str
+    created: float = field(default_factory=time.time)
+
+
+class Sessions:
+    def __init__(self) -> None:
+        self._by_id: dict[str, Session] = {}
+        self._lock = threading.Lock()
+
+    def create(self) -> tuple[str, Session]:
+        sid, session = secrets.token_urlsafe(32), Session(secrets.token_urlsafe(32))
+        with self._lock:
+            self._by_id[sid] = session
+        return sid, session
+
+    def get(self, sid: str | None) -> Session | None:
+        if not sid:
+            return None
+        with self._lock:
+            session = self._by_id.get(sid)
+            if session and time.time() - session.created > SESSION_SECONDS:
+                del self._by_id[sid]
+                return None
+        return session
+
+
+@dataclass
+class Guard:
+    """The policy the middleware enforces; ``allowed_hosts`` are host names without ports."""
+
+    token: str
+    allowed_hosts: frozenset[str]
+    tls: bool = False
+    sessions: Sessions = field(default_factory=Sessions)
+
+    def token_ok(self, given: str | None) -> bool:
+        return bool(given) and hmac.compare_digest(str(given).encode(), self.token.encode())
+
+    def session_of(self, request: Request) -> Session | None:
+        return self.sessions.get(request.cookies.get(COOKIE))
+
+    def bearer_ok(self, request: Request) -> bool:
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and self.token_ok(value.strip())
+
+    def set_cookie(self, response: Response, sid: str) -> None:
+        response.set_cookie(COOKIE, sid, max_age=SESSION_SECONDS, httponly=True, samesite="strict",
+                            secure=self.tls, path="/")  # fmt: skip
+
+
+def allowed_hosts(listen_host: str, extra: Iterable[str] = ()) -> frozenset[str]:
+    """The listen address, ``extra``, loopback names for loopback; this machine's names for 0.0.0.0/::."""
+    host = listen_host.strip("[]")
+    names = {host, *extra}
+    if host in LOOPBACK_NAMES or host.startswith("127."):
+        names.update(LOOPBACK_NAMES)
+    if host in ("0.0.0.0", "::"):  # every interface: reachable by this machine's names (others: --allow-host)
+        names.update({*LOOPBACK_NAMES, socket.gethostname(), socket.getfqdn()})
+    return frozenset(n.lower() for n in names)
+
+
+def host_name(host_header: str) -> str:
+    """``example.org:8080`` -> ``example.org``; ``[::1]:8080`` -> ``::1``."""
+    if host_header.startswith("["):
+        return host_header[1:].partition("]")[0].lower()
+    return host_header.rpartition(":")[0].lower() if host_header.count(":") == 1 else host_header.lower()
+
+
+def _same_origin(request: Request) -> bool:
+    origin = request.headers.get("origin")
+    if origin is None:  # non-browser clients send none; browsers also say where a request came from
+        return request.headers.get("sec-fetch-site", "same-origin") == "same-origin"
+    expected = f"{'https' if request.url.scheme == 'https' else 'http'}://{request.headers.get('host', '')}"
+    return origin.lower() == expected.lower()
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class GuardMiddleware:
+    """Host allowlist, then authentication, then CSRF/Origin for POST; headers on every response."""
+
+    def __init__(self, app: ASGIApp, guard: Guard) -> None:
+        self.app, self.guard = app, guard
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        refusal = await self._refusal(request)
+        if request.method not in ("GET", "HEAD"):
+            receive = _replay(await request.body())  # the handler reads the body the check read
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers += [(k.encode(), v.encode()) for k, v in HEADERS.items()]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        if refusal is not None:
+            await refusal(scope, receive, send_with_headers)
+        else:
+            await self.app(scope, receive, send_with_headers)
+
+    async def _refusal(self, request: Request) -> Response | None:
+        if host_name(request.headers.get("host", "")) not in self.guard.allowed_hosts:
+            return PlainTextResponse("unknown Host header", 400)
+        path = request.url.path
+        if any(path == p or (p.endswith("/") and path.startswith(p)) for p in PUBLIC_PATHS):
+            return None
+        session = self.guard.session_of(request)
+        if session is None and not self.guard.bearer_ok(request):
+            return PlainTextResponse("not logged in: open the login URL that 'amber web' printed", 401)
+        if request.method not in ("GET", "HEAD"):
+            if not _same_origin(request):
+                return PlainTextResponse("cross-origin request refused", 403)
+            if session is not None and not await _csrf_ok(request, session):
+                return PlainTextResponse("missing or wrong CSRF token", 403)
+        return None
+
+
+async def _csrf_ok(request: Request, session: Session) -> bool:
+    given = request.headers.get("x-csrf-token")
+    if given is None:
+        body = (await request.body()).decode(errors="replace")
+        given = (parse_qs(body).get("csrf") or [""])[0]
+    return hmac.compare_digest(given.encode(), session.csrf.encode())
+
+
+def _replay(body: bytes) -> Receive:
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive

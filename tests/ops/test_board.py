@@ -1,0 +1,44 @@
+"""The status board from a real run's state: verdict inputs come from what the run recorded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from amber.ops import board
+from amber.ops.drills.history import DrillHistory, DrillRow
+from amber.ops.reports.usage import UsageLog
+from amber.ops.run import job as run_service
+from amber.ops.verdict import AT_RISK, DAY, PROTECTED, UNPROTECTED
+from tests.ops.test_run import load, make_config
+
+
+def test_board_before_and_after_a_run_and_a_drill(tmp_path: Path) -> None:
+    cfg = load(make_config(tmp_path, 'schedule = "daily"', mirrors='["mirror"]'))
+    [before] = board.board(cfg)
+    assert before.verdict.verdict == UNPROTECTED and "no successful backup yet" in before.verdict.texts
+    assert before.next_run is not None and before.facts.interval == DAY
+
+    run_service.run_jobs(cfg, ["home"], run_service.RunOptions())
+    [after] = board.board(cfg)
+    assert after.last_run is not None and after.last_run.status == "success"
+    assert after.facts.verification is not None and after.facts.verification.ok
+    assert after.facts.copies is not None and not after.facts.copies.passed  # two disks, none offsite
+    assert after.verdict.verdict == AT_RISK
+    assert "never restore-drilled" in after.verdict.texts
+    assert any("3-2-1-1-0 not met" in t for t in after.verdict.texts)
+    assert after.destinations[0].fill is not None  # local repository sampled from its filesystem
+    assert len(UsageLog(cfg.state.path).samples("main")) == 1
+
+    now = after.facts.now
+    DrillHistory(cfg.state.path).add(DrillRow(now, now, "main", "home", "sample", "success", [], 1, 1, 1.0,
+                                              1.0, 1.0, 0, None, []))  # fmt: skip
+    [drilled] = board.board(cfg, now=now + 60)
+    assert "never restore-drilled" not in drilled.verdict.texts
+    api = drilled.as_dict()
+    assert api["name"] == "home" and api["verdict"] == drilled.verdict.verdict
+    assert api["last_run"]["status"] == "success" and api["destinations"][0]["name"] == "main"
+
+    [late] = board.board(cfg, now=now + 5 * DAY, sample=False)
+    assert late.verdict.verdict == UNPROTECTED
+    assert any("last successful backup 5 days ago" in t for t in late.verdict.texts)
+    assert PROTECTED not in late.verdict.texts
