@@ -28,8 +28,8 @@ class Batch:
 
 def fit(batches: Sequence[Batch]) -> tuple[float, float]:
     """(seconds per file, seconds per byte) that best explain ``batches``; (0, 0) without data."""
-    rows = [(float(b.files), float(b.bytes), b.seconds) for b in batches if b.files and b.seconds > 0]
-    if not rows:
+    rows = [(float(b.files), float(b.bytes), b.seconds) for b in batches if b.files and b.seconds >= 0]
+    if not any(t > 0 for _, _, t in rows):
         return 0.0, 0.0
     kk = sum(k * k for k, _, _ in rows)
     kb = sum(k * b for k, b, _ in rows)
