@@ -42,7 +42,8 @@ The tree (exit code in brackets)::
     ├── RollbackRefused [33]            a rollback would destroy data or needs a reboot: refused
     ├── DatabaseError [34]              a database dump or restore failed; no snapshot written
     ├── DatabaseNotEmpty [35]           db restore refused to overwrite a database or file that holds data
-    └── SuspiciousBackup [36]           snapshot written and tagged suspicious (ransomware check)
+    ├── SuspiciousBackup [36]           snapshot written and tagged suspicious (ransomware check)
+    └── ScheduleNotEnabled [37]         `schedule install` wrote units that systemctl did not enable
 
 Vendor exceptions (OSError, msgspec, cryptography) are converted at the layer
 boundary by :func:`from_os_error`; nothing above ``storage`` sees raw ``OSError``
@@ -230,6 +231,11 @@ class SuspiciousBackup(AmberError):
 
     exit_code = 36
     default_message = "backup written but tagged suspicious"
+
+
+class ScheduleNotEnabled(AmberError):
+    exit_code = 37
+    default_message = "units written but not enabled"
 
 
 class LeaseLost(AmberError):

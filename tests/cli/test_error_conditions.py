@@ -105,3 +105,49 @@ def test_permission_denied_is_a_clear_error(tmp_path: Path) -> None:
         _single_error_line(stderr)
     finally:
         shutil.rmtree(shared)
+
+
+def _fill(fs: Path) -> Path:
+    """Take every byte left on ``fs``, as another program would."""
+    filler = fs / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for size in (1 << 20, 4096, 1):
+            try:
+                while os.write(fd, b"\0" * size):
+                    pass
+            except OSError:
+                continue
+    finally:
+        os.close(fd)
+    return filler
+
+
+@root_only
+def test_prune_reclaims_a_failed_backup_on_a_full_disk(small_fs: Path, tmp_path: Path) -> None:
+    cli = AmberCli(small_fs / "repo", tmp_path)
+    cli.run("init")
+    small = tmp_path / "small"
+    small.mkdir()
+    (small / "keep.txt").write_bytes(b"precious\n" * 1000)
+    cli.run("backup", str(small))
+    big = tmp_path / "big"
+    big.mkdir()
+    for i in range(4):
+        (big / f"random-{i}.bin").write_bytes(os.urandom(10 << 20))
+    res = cli.run("backup", str(big), check=False)
+    assert res.returncode == 17, res.stderr
+    _single_error_line(res.stderr)
+    assert "run `amber prune` (it works on a full disk) to reclaim what this backup left" in res.stderr
+    left = sum(p.stat().st_size for p in (small_fs / "repo" / "data").rglob("*") if p.is_file())
+
+    _fill(small_fs)
+    assert os.statvfs(small_fs).f_bavail == 0
+    pruned = cli.run("prune")
+    assert "the disk was full: first removed" in pruned.stderr + pruned.stdout
+    assert os.statvfs(small_fs).f_bavail * os.statvfs(small_fs).f_frsize >= left - (1 << 20)
+    cli.run("check", "--read-data")
+    target = tmp_path / "restore"
+    cli.run("restore", "latest", "--target", str(target), "--verify")
+    assert (Path(str(target) + str(small)) / "keep.txt").read_bytes() == b"precious\n" * 1000
+    assert len(list((small_fs / "repo" / "snapshots").iterdir())) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -112,3 +113,53 @@ def test_install_without_schedules_is_an_error(tmp_path: Path) -> None:
     result = AmberCli(tmp_path / "r", tmp_path).run("--config", str(cfg), "schedule", "install", "--unit-dir",
                                                    str(tmp_path / "u"), check=False)  # fmt: skip
     assert result.returncode == 2 and "no job has a schedule" in result.stderr
+
+
+def _fake_systemctl(tmp_path: Path, fail_on: str) -> tuple[dict[str, str], Path]:
+    """A `systemctl` first on PATH that logs its arguments and fails on ``fail_on`` (no user bus here)."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    log = tmp_path / "systemctl.log"
+    script = bindir / "systemctl"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >> "{log}"\n'
+        f'case "$*" in *"{fail_on}"*) echo "Failed to connect to bus: No medium found" >&2; exit 1;; esac\n'
+        'case "$*" in *is-active*) echo active;; esac\n'
+    )
+    script.chmod(0o755)
+    return {"PATH": f"{bindir}:{os.environ['PATH']}"}, log
+
+
+def test_user_units_are_the_default_everywhere(tmp_path: Path) -> None:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(CONFIG + f'\n[state]\npath = "{tmp_path / "state.db"}"\n')
+    cli = AmberCli(tmp_path / "repo", tmp_path)
+    env, log = _fake_systemctl(tmp_path, fail_on="never-fails")
+    user_dir = tmp_path / "xdg-config" / "systemd" / "user"
+    dry = cli.run("--config", str(cfg), "schedule", "install", "--dry-run", env=env).stdout
+    assert f"# {user_dir}/amber-home.timer" in dry and "/etc/systemd" not in dry
+    cli.run("--config", str(cfg), "schedule", "install", env=env)
+    assert (user_dir / "amber-home.timer").exists()
+    status = cli.run("--config", str(cfg), "schedule", "status", env=env).stdout
+    assert "amber-home.timer: job home" in status and status.rstrip().endswith("active")
+    removed = cli.run("--config", str(cfg), "schedule", "remove", env=env).stdout
+    assert f"removed {user_dir}/amber-home.timer" in removed and not list(user_dir.glob("amber-*"))
+    calls = log.read_text().splitlines()
+    assert calls and all(c.startswith("--user ") for c in calls), calls
+
+
+@pytest.mark.parametrize("fail_on", ["daemon-reload", "enable --now amber-home.timer"])
+def test_install_fails_when_systemctl_cannot_enable(tmp_path: Path, fail_on: str) -> None:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(CONFIG)
+    env, _log = _fake_systemctl(tmp_path, fail_on=fail_on)
+    result = AmberCli(tmp_path / "repo", tmp_path).run("--config", str(cfg), "schedule", "install", env=env,
+                                                       check=False)  # fmt: skip
+    assert result.returncode == 37, result.stderr
+    assert "wrote " in result.stdout and "amber-home.service" in result.stdout
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith("amber: units written to ") and "but not enabled: amber-home.timer" in error
+    assert "No medium found" in result.stderr
+    if fail_on.startswith("enable"):  # the other timer was enabled
+        assert "amber-odd" not in error.partition("not enabled:")[2]

@@ -87,7 +87,7 @@ def test_stdin_command_and_password_command_get_no_password(cli: AmberCli, tmp_p
     command = f'test -z "$AMBER_PASSWORD" && echo "{PASSWORD}" || echo leaked'
     env = {"AMBER_PASSWORD": "not-the-password"}
     out = cli.run("--password-command", command, "snapshots", env=env)
-    assert "1 snapshots" in out.stdout
+    assert out.stdout.endswith("\n1 snapshot\n")
 
 
 def _mode(path: Path) -> int:

@@ -20,12 +20,14 @@ from amber.cli.output import (
     err_console,
     human_bytes,
     plain,
+    quantity,
     scan_total,
 )
 from amber.engine.patterns import read_exclude_files
 from amber.errors import ConfigError, UsageError
 from amber.ops import limits as limits_service
 from amber.ops.config.model import default_config_path
+from amber.ops.config.target import load_optional, resolve
 from amber.services import backup as backup_service
 from amber.services import session
 
@@ -50,11 +52,14 @@ def init(
         raise UsageError("--copy-chunker-params and --from-repo go together")
     ids_from = None
     if from_repo:
-        passwords = app.passwords
-        if from_password_file or from_password_command:
-            passwords = make_passwords(from_password_file, from_password_command)
-        ids_from = (from_repo, passwords)
-    repo = session.create(app.location, app.passwords.get(new=True), append_only, ids_from, app.operation)
+        given = bool(from_password_file or from_password_command)
+        passwords = make_passwords(from_password_file, from_password_command) if given else app.passwords
+        config, problem = load_optional(app.config_path)
+        other = resolve(from_repo, config, passwords, given or app.passwords_given, problem=problem)
+        ids_from = (other.location, other.passwords)
+    here = app.target()
+    repo = session.create(here.location, here.passwords.get(new=True), append_only, ids_from, app.operation,
+                          here.options)  # fmt: skip
     mode = " (append-only)" if append_only else ""
     shared = f", chunker shared with {from_repo}" if from_repo else ""
     echo(f"created repository {repo.id[:10]} at {repo.backend.location}{mode}{shared}")
@@ -63,7 +68,10 @@ def init(
 @click.command(context_settings={"ignore_unknown_options": False})
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("-e", "--exclude", multiple=True, help="Exclude a pattern (repeatable).")
-@click.option("--exclude-file", multiple=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--exclude-file", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Read exclude patterns from a file, one a line; # starts a comment (repeatable).")
+@click.option("--exclude-caches", is_flag=True,
+              help="Skip directories that hold a CACHEDIR.TAG (browser, build and package caches).")
 @click.option("-x", "--one-file-system", is_flag=True, help="Don't cross filesystem boundaries.")
 @click.option("--tag", multiple=True, help="Add a tag (repeatable).")
 @click.option("--host", help="Hostname to record (default: this host).")
@@ -71,14 +79,15 @@ def init(
 @click.option("--parent", help="Snapshot to compare against (default: latest for host and paths).")
 @click.option("--force", is_flag=True, help="Re-read all files, ignoring the parent.")
 @click.option("--stdin", "from_stdin", is_flag=True, help="Back up standard input.")
-@click.option("--stdin-filename", default="stdin", show_default=True)
+@click.option("--stdin-filename", default="stdin", show_default=True,
+              help="File name to record for --stdin or --stdin-from-command.")
 @click.option("--stdin-from-command", is_flag=True, help="Back up the stdout of the command after --.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable progress and summary.")
 @limit_options
 @pass_app
 def backup(
     app: AppContext, paths: tuple[str, ...], exclude: tuple[str, ...], exclude_file: tuple[str, ...],
-    one_file_system: bool, tag: tuple[str, ...], host: str | None, time_: str | None,
+    exclude_caches: bool, one_file_system: bool, tag: tuple[str, ...], host: str | None, time_: str | None,
     parent: str | None, force: bool, from_stdin: bool, stdin_filename: str,
     stdin_from_command: bool, as_json: bool, nice: int | None, ionice_class: str | None,
     ionice_level: int | None, threads: int | None, memory_cap: str | None,
@@ -89,7 +98,7 @@ def backup(
     limits_service.apply(limits)
     req = backup_service.BackupRequest(
         paths=[] if stdin_from_command else list(paths),
-        excludes=list(exclude) + read_exclude_files(exclude_file),
+        excludes=list(exclude) + read_exclude_files(exclude_file), exclude_caches=exclude_caches,
         one_file_system=one_file_system, tags=list(tag), host=host, time=time_, parent=parent,
         force=force, stdin_filename=stdin_filename, workers=limits.workers,
     )  # fmt: skip
@@ -146,7 +155,9 @@ def _report(outcome: backup_service.BackupOutcome, as_json: bool) -> None:
         })  # fmt: skip
         return
     for path in outcome.snapshot.skipped:
-        err_console.print(f"[yellow]skipped:[/] {plain(path)}", highlight=False)
+        why = outcome.result.why_skipped.get(path)
+        err_console.print(f"[yellow]skipped:[/] {plain(path)}" + (f": {plain(why)}" if why else ""),
+                          highlight=False)  # fmt: skip
     for path in outcome.snapshot.changed_during_read:
         err_console.print(f"[yellow]changed while reading:[/] {plain(path)}", highlight=False)
     for note in outcome.result.notes:
@@ -155,7 +166,7 @@ def _report(outcome: backup_service.BackupOutcome, as_json: bool) -> None:
         f"Files: {s.files_new} new, {s.files_changed} changed, {s.files_unmodified} unmodified\n"
         f"Dirs: {s.dirs}\n"
         f"Added: {human_bytes(s.data_added)} ({human_bytes(s.data_added_stored)} stored)\n"
-        f"Processed {s.total_files} files, {human_bytes(s.total_bytes)} in {s.duration_s:.2f}s\n"
+        f"Processed {quantity(s.total_files, 'file')}, {human_bytes(s.total_bytes)} in {s.duration_s:.2f}s\n"
         f"snapshot {outcome.snapshot_id[:8]} saved" + (" (partial)" if outcome.snapshot.partial else "")
     )
 

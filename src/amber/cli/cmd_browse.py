@@ -12,7 +12,7 @@ import msgspec
 
 from amber.cli.context import AppContext, pass_app
 from amber.cli.options import make_filter, snapshot_filter_options
-from amber.cli.output import echo, emit_json_text, err_console, plain, show_path
+from amber.cli.output import echo, emit_json_text, err_console, plain, quantity, show_path
 from amber.cli.walkproblems import WalkProblems
 from amber.errors import AmberError
 from amber.repository import Node, Snapshot
@@ -24,7 +24,7 @@ _TYPE_CHAR = {"dir": "d", "symlink": "l", "fifo": "p", "chardev": "c", "blockdev
 
 @click.command()
 @snapshot_filter_options
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="A JSON array of snapshots.")
 @pass_app
 def snapshots(
     app: AppContext, hosts: tuple[str, ...], tags: tuple[str, ...], paths: tuple[str, ...],
@@ -49,7 +49,7 @@ def snapshots(
             f"{show_path(s.hostname):<16}{show_path(','.join(s.tags)):<16}"
             f"{show_path(', '.join(s.paths))}{flag}"
         )
-    echo(f"{len(found)} snapshots")
+    echo(quantity(len(found), "snapshot"))
 
 
 def browse_json(found: list[tuple[str, Snapshot]]) -> str:

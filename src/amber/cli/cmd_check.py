@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 import click
 
 from amber.cli.context import AppContext, pass_app
-from amber.cli.output import echo, err_console, plain
+from amber.cli.output import echo, err_console, plain, quantity
+from amber.engine.checker import CheckReport
+from amber.ops.config.target import load_optional, state_path
+from amber.ops.run import manual_check
 from amber.services import check as check_service
 
 
@@ -14,9 +19,19 @@ from amber.services import check as check_service
 @click.option("--read-data-subset", metavar="n/t|P%", help="Read only a subset of packs.")
 @pass_app
 def check(app: AppContext, read_data: bool, read_data_subset: str | None) -> None:
-    """Verify the repository's structure (and, on request, its data)."""
+    """Verify the repository's structure (and, on request, its data).
+
+    The outcome is recorded in the state database, where `status --copies` counts it as verification.
+    """
+    started = time.time()
     with app.open() as repo:
         report = check_service.check(repo, read_data, read_data_subset)
+    target = app.target()
+    config, _problem = load_optional(app.config_path)
+    problem = manual_check.record(state_path(config), target.name, target.location, started, report,
+                                  read_data, read_data_subset)  # fmt: skip
+    if problem:
+        err_console.print(f"[yellow]warning:[/] {plain(problem)}", highlight=False)
     for w in report.warnings:
         err_console.print(f"[yellow]warning:[/] {plain(w)}", highlight=False)
     for e in report.errors:
@@ -25,11 +40,20 @@ def check(app: AppContext, read_data: bool, read_data_subset: str | None) -> Non
         snaps = sorted({s[:8] for s, _ in report.damaged})
         echo(f"damaged: {len(report.damaged)} path(s) in snapshot(s) {', '.join(snaps)}")
     echo(
-        f"checked {report.snapshots} snapshots, {report.packs} packs, {report.blobs} blobs"
-        + (f", read {report.packs_read} packs" if report.packs_read else "")
+        f"checked {quantity(report.snapshots, 'snapshot')}, {quantity(report.packs, 'pack')}, "
+        f"{quantity(report.blobs, 'blob')}"
+        + (_read(report, read_data_subset) if read_data or read_data_subset else "")
         + ("; no errors found" if report.ok else f"; {len(report.errors)} error(s)")
     )
     check_service.raise_if_failed(report)
+
+
+def _read(report: CheckReport, subset: str | None) -> str:
+    text = f", read {report.packs_read} of {quantity(report.packs, 'pack')}"
+    if subset and report.packs and not report.packs_read:
+        text += (f" (subset {subset} picks packs by their ID, and no pack falls in this part; "
+                 "another part or a percentage reads some)")  # fmt: skip
+    return text
 
 
 COMMANDS = [check]

@@ -7,8 +7,10 @@ from typing import Any
 import click
 
 from amber.cli.context import AppContext, pass_app
-from amber.cli.output import echo, emit_json
+from amber.cli.output import echo, emit_json, err_console, plain
+from amber.errors import ConfigError
 from amber.ops.config import show as config_show
+from amber.ops.config import verify
 from amber.ops.config.model import Config
 
 
@@ -21,12 +23,26 @@ def config() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @pass_app
 def check(app: AppContext, as_json: bool) -> None:
-    """Validate the config file and summarize it (repository options and limits too; secrets masked)."""
+    """Validate the config file and summarize it (repository options and limits too; secrets masked).
+
+    Also reads every password_file and checks every notify URL against apprise; exits 21 on a problem.
+    """
     cfg = app.config()
+    problems = verify.problems(cfg)
     if as_json:
-        emit_json(_summary(cfg))
-        return
-    echo(f"{cfg.source}: ok")
+        emit_json({**_summary(cfg), "ok": not problems, "problems": problems})
+    else:
+        _show(cfg, "ok" if not problems else "read, but the checks below failed")
+    if len(problems) == 1:
+        raise ConfigError(problems[0])
+    if problems:
+        for problem in problems:
+            err_console.print(f"[red]error:[/] {plain(problem)}", highlight=False)
+        raise ConfigError(f"{cfg.source}: {len(problems)} problems")
+
+
+def _show(cfg: Config, verdict: str) -> None:
+    echo(f"{cfg.source}: {verdict}")
     for r in cfg.repositories.values():
         flags = [f for f in ("offsite", "immutable", "offline") if getattr(r, f)]
         echo(f"repository {r.name}: {config_show.mask_url(r.url)} ({', '.join([r.kind, *flags])})")

@@ -67,8 +67,8 @@ def copy(
     """
     if not from_repo and not to_repos:
         raise UsageError("copy needs --from or --to (the other side defaults to -r)")
-    source = from_repo or app.location
-    targets = list(to_repos) or [app.location]
+    source = from_repo or app.target().name  # a configured name: manual_copy opens it as configured
+    targets = list(to_repos) or [app.target().name]
     src_pw = app.passwords
     if from_password_file or from_password_command:
         src_pw = make_passwords(from_password_file, from_password_command)

@@ -32,7 +32,8 @@ def daemon(
     """Run scheduled jobs without systemd (stop with SIGTERM or Ctrl-C)."""
     cfg = app.config()
     limits = limits_service.with_options(
-        limits_service.Limits.from_config(cfg.limits), nice, ionice_class, ionice_level, threads, memory_cap
+        limits_service.Limits.from_config(limits_service.scheduled(cfg.limits)), nice, ionice_class,
+        ionice_level, threads, memory_cap,
     )
     stop = threading.Event()
     app.operation.cancel.watch()  # the loop looks at `stop` between ticks: a signal never kills it mid-job

@@ -20,7 +20,7 @@ def db() -> None:
 
 @db.command("list")
 @click.argument("snapshot")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="A JSON array of the dumps.")
 @pass_app
 def list_(app: AppContext, snapshot: str, as_json: bool) -> None:
     """The database dumps in SNAPSHOT."""
@@ -39,8 +39,8 @@ def list_(app: AppContext, snapshot: str, as_json: bool) -> None:
 @click.option("--to", "to", required=True, help="Target database name (a file path for SQLite).")
 @click.option("--yes", is_flag=True, help="Overwrite a target that already holds data.")
 @click.option("--host", default="", help="Host, or socket dir (PostgreSQL) / socket file (MariaDB).")
-@click.option("--port", type=click.IntRange(1, 65535), default=None)
-@click.option("--user", default="")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Database server port.")
+@click.option("--user", default="", help="Database user to connect as.")
 @click.option("--password-file", default="", help="File holding the password (never on the command line).")
 @click.option("--job", default=None, help="Connect as this config job does for the database.")
 @pass_app

@@ -8,7 +8,7 @@ import time
 import click
 
 from amber.cli.context import AppContext, pass_app
-from amber.cli.output import echo, emit_json, err_console, human_bytes, plain
+from amber.cli.output import echo, emit_json, err_console, human_bytes, plain, quantity
 from amber.errors import DrillFailed, IntegrityError
 from amber.ops.alerting.notify import Delivery
 from amber.ops.config.model import Config, default_config_path
@@ -36,7 +36,7 @@ def _config(app: AppContext) -> Config | None:
                    "gets $AMBER_DRILL_DIR and $AMBER_DRILL_PATH.")  # fmt: skip
 @click.option("--job", help="Drill the repositories of this configured job.")
 @click.option("--scratch", type=click.Path(file_okay=False), help="Where the temporary directory goes.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per drilled repository.")
 @pass_app
 def drill(
     app: AppContext, files: int | None, bytes_percent: float | None, snapshot: str | None, snapshots: int,
@@ -59,7 +59,7 @@ def drill(
     else:
         req.files = 20 if req.files < 0 else req.files
         with app.open() as repo:
-            results = [drill_service.drill_and_record(repo, req, config, app.location)]
+            results = [drill_service.drill_and_record(repo, req, config, app.target().name)]
     for report, deliveries in results:
         _show(report, as_json)
         for d in deliveries:
@@ -75,7 +75,7 @@ def _show(report: DrillReport, as_json: bool) -> None:
             "repository": report.repository, "status": report.status, "mode": report.mode,
             "seed": report.seed, "snapshot_ids": report.snapshot_ids, "files": o.files, "bytes": o.bytes,
             "seconds": round(o.seconds, 3), "throughput": round(o.throughput, 1),
-            "estimated_full_seconds": report.estimated_full_seconds,
+            "estimated_full_seconds": report.estimated_full_seconds, "timing_files": report.timing_files,
             "failures": o.failures, "unverifiable": o.unverifiable, "errors": report.errors,
             "command": report.command, "command_exit": report.command_exit,
             "command_output": report.command_output,
@@ -89,12 +89,14 @@ def _show(report: DrillReport, as_json: bool) -> None:
     snaps = ", ".join(s[:8] for s in report.snapshot_ids) or "-"
     echo(
         f"drill {report.repository}: {report.status.upper()}: {report.mode}, snapshot(s) {snaps}, "
-        f"{o.files} file(s), {human_bytes(o.bytes)} verified in {o.seconds:.2f}s "
+        f"{quantity(o.files, 'file')}, {human_bytes(o.bytes)} verified in {o.seconds:.2f}s "
         f"({human_bytes(int(o.throughput))}/s), seed {report.seed}"
     )
     if report.estimated_full_seconds:
+        timed = f"; timed on {report.timing_files} more file(s), also verified" if report.timing_files else ""
+        size = f"{quantity(report.total_files, 'file')}, {human_bytes(report.total_bytes)}"
         echo(f"estimated time to restore everything: {_duration(report.estimated_full_seconds)} "
-                   f"for {human_bytes(report.total_bytes)}")  # fmt: skip
+             f"for {size}{timed}")  # fmt: skip
     if report.command_exit is not None:
         echo(f"check command: exit {report.command_exit}")
 

@@ -10,6 +10,7 @@ import click
 from amber.cli.context import AppContext, make_passwords, pass_app
 from amber.cli.output import echo, err_console, plain
 from amber.errors import IntegrityError
+from amber.ops.config.target import load_optional, resolve
 from amber.services import heal as heal_service
 
 
@@ -31,11 +32,14 @@ def heal(
     app: AppContext, from_repo: str, from_password_file: str | None, from_password_command: str | None,
     read_data: bool,
 ) -> None:  # fmt: skip
-    """``repair packs --from`` and its alias ``repair --from``."""
-    replica_pw = app.passwords
-    if from_password_file or from_password_command:
-        replica_pw = make_passwords(from_password_file, from_password_command)
-    r = heal_service.heal_from(app.location, app.passwords, from_repo, replica_pw, read_data, app.operation)
+    """``repair packs --from`` and its alias ``repair --from`` (a path, URL or configured name)."""
+    here = app.target()
+    given = bool(from_password_file or from_password_command)
+    replica_pw = make_passwords(from_password_file, from_password_command) if given else app.passwords
+    config, problem = load_optional(app.config_path)
+    replica = resolve(from_repo, config, replica_pw, given or app.passwords_given, problem=problem)
+    r = heal_service.heal_from(here.location, here.passwords, replica.location, replica.passwords, read_data,
+                               app.operation)  # fmt: skip
     if not r.bad_blobs:
         if read_data:
             echo("no missing or damaged blobs found: every pack is present and every blob verified")

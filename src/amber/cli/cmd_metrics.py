@@ -30,7 +30,7 @@ def metrics(app: AppContext, textfile: str | None, repo_stats: bool) -> None:
             stats = metrics_service.configured_stats(config, app.passwords, app.operation)
         if app.repo or (config is None and os.environ.get("AMBER_REPOSITORY")):
             with app.open() as repo:
-                stats.append(metrics_service.repository_stats(repo, app.location))
+                stats.append(metrics_service.repository_stats(repo, app.target().name))
     data = metrics_service.exposition(metrics_service.build(config, state_path, stats))
     target = textfile or (config.metrics.textfile if config else None)
     if target:

@@ -34,7 +34,7 @@ def alerts() -> None:
 
 
 @alerts.command("check")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="A JSON array of the alerts and their deliveries.")
 @pass_app
 def alerts_check(app: AppContext, as_json: bool) -> None:
     """Evaluate stale jobs and destination capacity now, and notify (deduplicated)."""

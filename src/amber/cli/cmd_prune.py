@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from amber.cli.context import AppContext, pass_app
-from amber.cli.output import echo, emit_json, err_console, human_bytes, plain
+from amber.cli.output import echo, emit_json, err_console, human_bytes, plain, quantity
 from amber.engine.prune_plan import parse_size
 from amber.services import prune as prune_service
 
@@ -40,7 +40,7 @@ def prune(
     p = result.plan
     would = "would be " if dry_run else ""
     lines = [
-        f"{'dry run: ' if dry_run else ''}{result.snapshots} snapshots",
+        f"{'dry run: ' if dry_run else ''}{quantity(result.snapshots, 'snapshot')}",
         f"keep:     {p.keep.packs} packs, {p.keep.blobs} blobs, {human_bytes(p.keep.bytes)}"
         f" ({human_bytes(p.unused_after)} unused)",
         f"repack:   {p.repacked.packs} packs, {p.repacked.blobs} used blobs "

@@ -19,7 +19,8 @@ def report() -> None:
 
 
 @report.command("daily")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="Plain text or JSON.")
 @click.option("--output", type=click.Path(dir_okay=False), help="Write the report here instead of stdout.")
 @pass_app
 def daily(app: AppContext, fmt: str, output: str | None) -> None:
@@ -29,7 +30,8 @@ def daily(app: AppContext, fmt: str, output: str | None) -> None:
 
 
 @report.command("weekly")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="Plain text or JSON.")
 @click.option("--output", type=click.Path(dir_okay=False), help="Write the report here instead of stdout.")
 @pass_app
 def weekly(app: AppContext, fmt: str, output: str | None) -> None:
@@ -39,7 +41,8 @@ def weekly(app: AppContext, fmt: str, output: str | None) -> None:
 
 
 @report.command("monthly")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="Plain text or JSON.")
 @click.option("--output", type=click.Path(dir_okay=False), help="Write the report here instead of stdout.")
 @pass_app
 def monthly(app: AppContext, fmt: str, output: str | None) -> None:

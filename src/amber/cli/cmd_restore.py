@@ -10,14 +10,15 @@ import click
 
 from amber.cli.context import AppContext, pass_app
 from amber.cli.options import make_filter, snapshot_filter_options
-from amber.cli.output import BarProgress, echo, err_console, human_bytes, plain
+from amber.cli.output import BarProgress, echo, err_console, human_bytes, plain, quantity
 from amber.services import browse
 from amber.services import restore as restore_service
 
 
 @click.command()
 @click.argument("snapshot")
-@click.option("-t", "--target", required=True, type=click.Path(file_okay=False))
+@click.option("-t", "--target", required=True, type=click.Path(file_okay=False),
+              help="Directory to restore into (created if missing).")
 @click.option("-i", "--include", multiple=True, help="Restore only matching paths.")
 @click.option("-e", "--exclude", multiple=True, help="Skip matching paths.")
 @click.option("--verify", is_flag=True, help="Re-hash restored files against their SHA-256.")
@@ -39,11 +40,12 @@ def restore(
         err_console.print(f"[yellow]warning:[/] {plain(warning)}", highlight=False)
     for error in result.errors:
         err_console.print(f"[red]error:[/] {plain(error)}", highlight=False)
-    summary = f"restored {result.files} files, {result.dirs} dirs, {human_bytes(result.bytes)}"
+    summary = (f"restored {quantity(result.files, 'file')}, {quantity(result.dirs, 'dir')}, "
+               f"{human_bytes(result.bytes)}")  # fmt: skip
     if result.blobs_skipped:
         summary += f"; {result.blobs_skipped} blobs already in place"
     if verify:
-        summary += f"; verified {result.verified} files"
+        summary += f"; verified {quantity(result.verified, 'file')}"
     echo(summary)
     restore_service.raise_if_damaged(result)
 

@@ -6,7 +6,7 @@ import click
 
 from amber.cli.context import AppContext, pass_app
 from amber.cli.options import limit_options
-from amber.cli.output import echo, emit_json, err_console, human_bytes, plain
+from amber.cli.output import echo, emit_json, err_console, human_bytes, plain, quantity
 from amber.errors import CheckFailed
 from amber.ops import limits as limits_service
 from amber.ops.config.model import Config
@@ -54,7 +54,7 @@ def run(
             echo(f"{result.job}: interrupted; what was stored is kept for the next run")
         else:
             snap = f" snapshot {record.snapshot_ids[0][:8]}" if record.snapshot_ids else ""
-            echo(f"{result.job}: {record.status}{snap}, {record.files} files, "
+            echo(f"{result.job}: {record.status}{snap}, {quantity(record.files, 'file')}, "
                        f"{human_bytes(record.bytes_added)} added, {record.duration:.1f}s")  # fmt: skip
             for warning in (n for d in record.destinations for n in d.details.get("notes", [])):
                 note(f"{result.job}: note: {warning}")  # e.g. tables a database dump cannot make consistent

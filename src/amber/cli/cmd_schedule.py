@@ -6,7 +6,7 @@ import click
 
 from amber.cli.context import AppContext, pass_app
 from amber.cli.output import echo, err_console, plain
-from amber.errors import AmberError
+from amber.errors import AmberError, ScheduleNotEnabled
 from amber.ops.schedule import timers as schedule_service
 
 
@@ -17,9 +17,9 @@ def schedule() -> None:
 
 def _scope(f: click.decorators.FC) -> click.decorators.FC:
     f = click.option("--unit-dir", type=click.Path(file_okay=False), help="Write units here instead.")(f)
-    f = click.option("--system", "system", flag_value=True, help="System units (/etc/systemd/system).")(f)
-    f = click.option("--user", "system", flag_value=False, default=True, help="User units (default).")(f)
-    return f
+    # one boolean pair: two flag_value options sharing a name made click 8.2+ default to --system
+    return click.option("--system/--user", "system", default=False,
+                        help="System units (/etc/systemd/system) or user units (the default).")(f)
 
 
 @schedule.command("install")
@@ -41,6 +41,12 @@ def install(app: AppContext, system: bool, unit_dir: str | None, dry_run: bool) 
         echo(f"removed {result.directory}/{name}")
     for message in result.systemctl:
         err_console.print(f"[yellow]note:[/] {plain(message)}", highlight=False)
+    if result.not_enabled:
+        raise ScheduleNotEnabled(
+            f"units written to {result.directory} ({', '.join(result.written)}) but not enabled: "
+            f"{', '.join(result.not_enabled)}; run `systemctl {'' if system else '--user '}daemon-reload` "
+            "and `enable --now` them by hand, or use `amber daemon`"
+        )
 
 
 @schedule.command("status")

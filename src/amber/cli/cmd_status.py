@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import click
@@ -14,26 +13,32 @@ from amber.cli.output import echo, emit_json, err_console, plain, show_path
 from amber.engine.rule321 import Replica
 from amber.errors import AmberError, CheckFailed, UsageError
 from amber.ops import copies_status as service
-from amber.ops.config.model import default_config_path, load_config
+from amber.ops.config.target import load_optional, state_path
 
 
-def _replicas(app: AppContext, specs: tuple[str, ...], config_path: str | None,
-              ) -> tuple[list[service.ReplicaSource], service.History | None]:  # fmt: skip
+def _main(app: AppContext) -> service.ReplicaSource:
+    t = app.target()
+    return service.ReplicaSource(Replica(t.name), t.location, t.passwords, t.options)
+
+
+def _replicas(app: AppContext, specs: tuple[str, ...]) -> tuple[list[service.ReplicaSource], service.History]:
+    """The repositories to compare, and the state database's record of copies and checks."""
+    config, _problem = load_optional(app.config_path)
+    history = service.StateHistory(state_path(config))
     if specs:
-        replicas = [service.parse_replica(s) for s in specs]
-        if app.repo and all(r.location != app.repo for r in replicas):
-            replicas.insert(0, service.ReplicaSource(Replica(app.repo), app.repo))
-        for r in replicas:
-            r.passwords = app.passwords
-        return replicas, None
-    path = config_path or default_config_path()
-    if config_path or os.path.exists(path):
-        cfg = load_config(path)
-        replicas = service.replicas_from_config(cfg, app.passwords, app.operation.options)
-        return replicas, service.StateHistory(cfg.state.path)
-    if app.repo:
-        return [service.ReplicaSource(Replica(app.repo), app.repo, app.passwords)], None
-    raise UsageError("status --copies needs --replica, a config file, or -r")
+        replicas = [service.parse_replica(s, app.passwords) for s in specs]
+        if app.repo:
+            main = _main(app)
+            if all(r.location != main.location for r in replicas):
+                replicas.insert(0, main)
+        return replicas, history
+    if config is not None:
+        replicas = service.replicas_from_config(config, app.passwords, app.operation.options)
+    elif app.repo:
+        replicas = [_main(app)]
+    else:
+        raise UsageError("status --copies needs --replica, a config file, or -r")
+    return replicas + service.recorded_replicas(history, replicas, app.passwords), history
 
 
 def _json(report: service.CopiesReport) -> dict[str, Any]:
@@ -55,11 +60,14 @@ def _json(report: service.CopiesReport) -> dict[str, Any]:
 
 @click.command("status")
 @click.option("--copies", is_flag=True, help="Show each snapshot's copies against the 3-2-1-1-0 rule.")
-@click.option("--replica", "replicas", multiple=True, metavar="URL[,kind=K][,offsite][,immutable][,offline]",
-              help="A repository holding copies (repeat); default: the config's [repositories].")  # fmt: skip
+@click.option("--replica", "replicas", multiple=True,
+              metavar="URL[,kind=K][,offsite][,immutable][,offline][,password_file=F|password_env=V]",
+              help="A repository holding copies (repeat); default: the config's [repositories] and "
+                   "the places `amber copy` recorded. Without a password key: the global "
+                   "password.")  # fmt: skip
 @click.option("--check", "run_check", is_flag=True, help="Run a structural check on every repository now.")
 @click.option("--drills", is_flag=True, help="Restore drill success rate and the latest drills.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="The report as one JSON object.")
 @snapshot_filter_options
 @pass_app
 def status(
@@ -77,7 +85,7 @@ def status(
             return
     if not copies:
         raise UsageError("status: only --copies is implemented; run 'amber status --copies'")
-    sources, history = _replicas(app, replicas, getattr(app, "config_path", None))
+    sources, history = _replicas(app, replicas)
     report = service.copies_status(sources, run_check, history, make_filter(hosts, tags, paths))
     if as_json:
         emit_json(_json(report))

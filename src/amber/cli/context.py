@@ -14,8 +14,9 @@ from typing import Any, TypeVar
 import click
 
 from amber.cli.output import echo
-from amber.errors import AmberError, IntegrityError
+from amber.errors import AmberError, IntegrityError, UsageError
 from amber.ops.config.model import Config, default_config_path, load_config
+from amber.ops.config.target import Target, load_optional, resolve
 from amber.repository import Repository
 from amber.services import session
 from amber.services.context import OperationContext
@@ -25,7 +26,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def _prompt(new: bool) -> str:
     if not sys.stdin.isatty():
-        raise click.UsageError("no password: set AMBER_PASSWORD, --password-file or --password-command")
+        raise UsageError(session.NO_PASSWORD)
     return str(
         click.prompt(
             "enter new password" if new else "enter password",
@@ -48,8 +49,19 @@ class AppContext:
         return load_config(self.config_path)
 
     @property
+    def passwords_given(self) -> bool:
+        """--password-file/--password-command (or their variables): they win over a configured source."""
+        return bool(self.passwords.password_file or self.passwords.password_command)
+
+    def target(self, job: str | None = None) -> Target:
+        """-r as a location or a configured name; without -r the config's (``job``'s, the only job's)."""
+        config, problem = load_optional(self.config_path)
+        return resolve(self.repo, config, self.passwords, self.passwords_given, job, problem,
+                       self.operation.options)  # fmt: skip
+
+    @property
     def location(self) -> str:
-        return session.resolve_location(self.repo)
+        return self.target().location
 
     @contextmanager
     def open(
@@ -57,7 +69,8 @@ class AppContext:
     ) -> Iterator[Repository]:
         """``read_only``: for lock-free readers; every write and delete is refused (storage/readonly.py).
         ``load_index=False``: the caller loads it only if it needs it (``Repository.ensure_index``)."""
-        with session.opened(self.location, self.passwords, lock, exclusive, ctx=self.operation,
+        t = self.target()
+        with session.opened(t.location, t.passwords, lock, exclusive, t.options, ctx=self.operation,
                             read_only=read_only, load_index=load_index) as repo:  # fmt: skip
             yield repo
             if not read_only:

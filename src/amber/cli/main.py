@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 
@@ -10,7 +11,7 @@ import click
 from amber import __version__
 from amber.cli.backend_options import backend_option_flags, given_options
 from amber.cli.context import AppContext, make_passwords
-from amber.cli.lazy import LazyGroup
+from amber.cli.lazy import LazyGroup, usage_line
 from amber.cli.memory import tune_allocator
 from amber.cli.output import echo, err_console, plain, show_path
 from amber.cli.signals import cancelling_on_signals
@@ -38,9 +39,12 @@ class CliEvents:
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-r", "--repo", envvar="AMBER_REPOSITORY", help="Repository location (or AMBER_REPOSITORY).")
-@click.option("--password-file", envvar="AMBER_PASSWORD_FILE", type=click.Path(dir_okay=False))
-@click.option("--password-command", envvar="AMBER_PASSWORD_COMMAND")
+@click.option("-r", "--repo", envvar="AMBER_REPOSITORY",
+              help="Repository location or a configured [repositories.NAME] (or AMBER_REPOSITORY).")
+@click.option("--password-file", envvar="AMBER_PASSWORD_FILE", type=click.Path(dir_okay=False),
+              help="Read the password from the first line of this file (or AMBER_PASSWORD_FILE).")
+@click.option("--password-command", envvar="AMBER_PASSWORD_COMMAND",
+              help="Run this command and use what it prints as the password (or AMBER_PASSWORD_COMMAND).")
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
 @click.option("--config", "config_path", envvar="AMBER_CONFIG", type=click.Path(dir_okay=False),
               help="Config file (default: ~/.config/amber/config.toml).")
@@ -88,7 +92,7 @@ def _main(argv: list[str], operation: OperationContext) -> None:
         echo(f"amber: {reason.message if reason else 'interrupted'}", err=True)
         sys.exit(reason.exit_code if reason else EXIT_INTERRUPTED)
     except click.ClickException as exc:
-        exc.show()
+        echo(f"amber: {usage_line(exc)}", err=True)
         sys.exit(exc.exit_code)
     except AmberError as exc:
         if debug:
@@ -98,7 +102,8 @@ def _main(argv: list[str], operation: OperationContext) -> None:
     except OSError as exc:
         if debug:
             traceback.print_exc()
-        err = from_os_error(exc, exc.filename if isinstance(exc.filename, str) else "file")
+        named = exc.filename if isinstance(exc.filename, str | bytes) else None
+        err = from_os_error(exc, os.fsdecode(named) if named is not None else "file")
         echo(f"amber: {show_path(redact(err.message))}", err=True)
         sys.exit(err.exit_code)
     except Exception as exc:  # a bug: still one line unless --debug

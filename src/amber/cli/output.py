@@ -17,11 +17,13 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
-    TransferSpeedColumn,
 )
+from rich.text import Text
 
 # soft_wrap: never insert line breaks into messages (paths) when stderr is not a terminal.
 err_console = Console(stderr=True, soft_wrap=True)
@@ -132,6 +134,14 @@ class JsonProgress(CountingProgress):
             })  # fmt: skip
 
 
+class BinarySpeedColumn(ProgressColumn):
+    """Throughput in binary units (rich's own column is decimal: MB/s beside a summary in MiB)."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("?" if speed is None else f"{human_bytes(speed)}/s", style="progress.data.speed")
+
+
 class BarProgress(CountingProgress):
     """A rich progress bar: files, bytes, throughput and ETA once the total is known."""
 
@@ -141,8 +151,8 @@ class BarProgress(CountingProgress):
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             TextColumn("{task.fields[files]} files"),
-            DownloadColumn(),
-            TransferSpeedColumn(),
+            DownloadColumn(binary_units=True),  # KiB/MiB/GiB, as every summary prints
+            BinarySpeedColumn(),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             console=err_console,
@@ -184,6 +194,11 @@ def scan_total(paths: list[str], progress: BarProgress) -> threading.Thread:
     t = threading.Thread(target=run, daemon=True, name="scanner")
     t.start()
     return t
+
+
+def quantity(n: int, noun: str, plural: str = "") -> str:
+    """``1 snapshot``, ``2 snapshots``; ``plural`` for irregular nouns (``1 match``, ``2 matches``)."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
 
 
 def human_bytes(n: float) -> str:

@@ -81,6 +81,7 @@ class ArchiveResult:
     notes: list[str] = field(default_factory=list)
     files_read: int = 0  # files whose content was read (hard links to one file count once)
     facts: ChangeFacts = field(default_factory=ChangeFacts)  # changes against the parent
+    why_skipped: dict[str, str] = field(default_factory=dict)  # skipped path -> reason
 
 
 def _fsdecode(path: bytes) -> str:
@@ -105,6 +106,7 @@ class Archiver:
         self._progress = progress or NullProgress()
         self._summary = Summary()
         self._skipped: list[str] = []
+        self._why_skipped: dict[str, str] = {}
         self._changed: list[str] = []
         self._notes: list[str] = []
         self._slots = threading.BoundedSemaphore(self._opts.workers * 32)
@@ -115,9 +117,8 @@ class Archiver:
         )
         self._quiet = isinstance(self._progress, NullProgress)  # no per-file progress calls needed
         self._files_read = 0
-        excludes = self._opts.excludes
-        self._rule = Rule(excludes.matches if excludes else None, self._opts.one_file_system)
         self._read = self._opts.source.read_path
+        self._rule = Rule(self._opts.excludes.test(self._read), self._opts.one_file_system)
         self._stable_ids = self._opts.source.stable_ids
         self._subdirs = subdirs_to_enter(self._rule)
         self._scanner = self._new_scanner(0)  # see archive()
@@ -180,8 +181,9 @@ class Archiver:
         summary.duration_s = round(time.monotonic() - started, 3)
         facts.files_before = summary.files_unmodified + summary.files_changed + facts.files_deleted
         return ArchiveResult(
-            tree_id, summary, self._skipped, self._changed, self._notes, self._files_read, facts
-        )
+            tree_id, summary, self._skipped, self._changed, self._notes, self._files_read, facts,
+            self._why_skipped,
+        )  # fmt: skip
 
     def _new_scanner(self, threads: int) -> DirScanner:
         return DirScanner(ParentTrees(self._load_trees), self._subdirs, threads=threads, read_path=self._read)
@@ -203,6 +205,7 @@ class Archiver:
 
     def _skip(self, path: bytes, why: str) -> None:
         self._skipped.append(_fsdecode(path))
+        self._why_skipped[_fsdecode(path)] = why
         self._progress.error(path, why)
 
     def _list(self, path: bytes, previous: bytes, dev: int | None) -> Listing:

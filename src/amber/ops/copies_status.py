@@ -25,6 +25,7 @@ from amber.engine.rule321 import CopyFacts, Replica, Rule, Verdict, evaluate
 from amber.errors import AmberError, UsageError
 from amber.ops.config.model import MEDIA_KINDS, Config
 from amber.ops.config.repos import backend_options, config_passwords
+from amber.ops.config.target import same_place
 from amber.repository import Snapshot
 from amber.services import session
 from amber.services.snapshots import SnapshotFilter
@@ -81,12 +82,20 @@ class CopiesReport:
         return bool(self.snapshots) and all(s.verdict.passed for s in self.snapshots)
 
 
-def parse_replica(spec: str) -> ReplicaSource:
-    """``URL[,kind=usb][,offsite][,immutable][,offline][,name=N]``; the URL may not contain commas."""
+_PASSWORD_KEYS = ("password_file", "password_env", "password_command")
+
+
+def parse_replica(spec: str, fallback: session.PasswordSource | None = None) -> ReplicaSource:
+    """``URL[,kind=usb][,offsite][,immutable][,offline][,name=N][,password_file=F|password_env=V|
+    password_command=C]``; neither the URL nor the command may contain commas.
+
+    Without a password key the replica opens with ``fallback`` (the global password).
+    """
     location, *flags = [part.strip() for part in spec.split(",")]
     if not location:
         raise UsageError(f"--replica {spec!r}: no repository location")
     fields: dict[str, Any] = {"name": location}
+    secret: dict[str, str] = {}
     for flag in flags:
         key, sep, value = flag.partition("=")
         if key in ("offsite", "immutable", "offline") and not sep:
@@ -95,11 +104,19 @@ def parse_replica(spec: str) -> ReplicaSource:
             fields["kind"] = value
         elif key == "name" and value:
             fields["name"] = value
+        elif key in _PASSWORD_KEYS and value and not secret:
+            secret[key] = os.path.expanduser(value) if key == "password_file" else value
         else:
             kinds = "|".join(MEDIA_KINDS)
             raise UsageError(f"--replica {spec!r}: unknown {flag!r} (use kind={kinds}, offsite, immutable, "
-                             "offline, name=NAME)")  # fmt: skip
-    return ReplicaSource(Replica(**fields), location)
+                             "offline, name=NAME, and one of password_file=, password_env=, "
+                             "password_command=)")  # fmt: skip
+    passwords = fallback or session.PasswordSource()
+    if secret:
+        passwords = session.PasswordSource(password_file=secret.get("password_file"),
+                                           password_command=secret.get("password_command"),
+                                           password_env=secret.get("password_env"))  # fmt: skip
+    return ReplicaSource(Replica(**fields), location, passwords)
 
 
 def replicas_from_config(
@@ -120,6 +137,7 @@ class StateHistory:
     def __init__(self, path: str, limit: int = 2000) -> None:
         self._copied: dict[str, set[str]] = {}
         self._errors: dict[str, int] = {}
+        self.locations: dict[str, str] = {}  # name -> location of copies made to places not configured
         if not os.path.exists(path):
             return
         state = importlib.import_module("amber.ops.state")
@@ -131,6 +149,9 @@ class StateHistory:
                     source = d.details.get("source") if isinstance(d.details, dict) else None
                     if source:  # the source's ID: matches even while the repository is offline
                         copied.add(str(source))
+                    location = d.details.get("location") if isinstance(d.details, dict) else None
+                    if location:
+                        self.locations.setdefault(d.name, str(location))
                 elif d.step == "check" and d.name not in self._errors and d.status != "skipped":
                     found = len(d.details.get("errors", [])) if isinstance(d.details, dict) else 0
                     self._errors[d.name] = 0 if d.status == "success" else max(1, found)
@@ -140,6 +161,26 @@ class StateHistory:
 
     def check_errors(self, name: str) -> int | None:
         return self._errors.get(name)
+
+
+def recorded_replicas(
+    history: StateHistory, known: Sequence[ReplicaSource], passwords: session.PasswordSource
+) -> list[ReplicaSource]:
+    """Places `amber copy` copied to that ``known`` does not list (by name or location)."""
+    names = {src.replica.name for src in known}
+    places = {_place(src.location) for src in known}
+    return [
+        ReplicaSource(Replica(name), location, passwords)
+        for name, location in sorted(history.locations.items())
+        if name not in names and _place(location) not in places
+    ]
+
+
+def _place(location: str) -> str:
+    try:
+        return same_place(location)
+    except AmberError:
+        return location
 
 
 def _scan(

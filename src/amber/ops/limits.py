@@ -1,7 +1,11 @@
 """Resource controls for the running process: CPU and I/O priority, threads, buffer memory.
 
 ``amber backup``/``amber run`` apply them with :func:`apply`; the systemd units
-carry the same values as Nice=, IOSchedulingClass= etc. The I/O class is set
+carry the same values as Nice=, IOSchedulingClass= etc. Scheduled runs (the
+units and ``amber daemon``) run at low priority (:func:`scheduled`) unless
+``[limits]`` sets ``nice`` or ``ionice_class``: a backup that nobody waits for
+yields the CPU and the disk to whoever is working. ``amber backup`` typed by
+hand keeps full speed. The I/O class is set
 with the ioprio_set system call (via ctypes), falling back to util-linux
 ``ionice`` on architectures whose syscall number is not known here.
 """
@@ -29,6 +33,8 @@ _SYSCALLS = {
     "aarch64": (30, 31), "arm64": (30, 31), "riscv64": (30, 31), "armv7l": (314, 315),
     "ppc64le": (273, 274), "ppc64": (273, 274), "s390x": (282, 283),
 }  # fmt: skip
+SCHEDULED_NICE = 19
+SCHEDULED_IONICE_CLASS = "idle"
 BUFFER_BYTES_PER_WORKER = 48 << 20  # chunker window, chunk and pack buffers of one archiver thread
 BASE_BYTES = 96 << 20  # interpreter, index, tree cache
 
@@ -60,6 +66,15 @@ class Limits:
             fit = max(1, (self.memory_cap - BASE_BYTES) // BUFFER_BYTES_PER_WORKER)
             workers = min(workers or max(2, os.cpu_count() or 2), fit)
         return workers
+
+
+def scheduled(cfg: LimitsConfig) -> LimitsConfig:
+    """``[limits]`` for a scheduled run: nice 19 and the idle I/O class where the config says nothing."""
+    return replace(
+        cfg,
+        nice=SCHEDULED_NICE if cfg.nice is None else cfg.nice,
+        ionice_class=SCHEDULED_IONICE_CLASS if cfg.ionice_class is None else cfg.ionice_class,
+    )
 
 
 def _libc_syscall() -> tuple[ctypes.CDLL, tuple[int, int]] | None:

@@ -387,7 +387,7 @@ def open_repository(backend: Backend, password: bytes, load_index: bool = True) 
         break
     if key is None:
         skipped = f" ({len(unusable)} key file(s) unusable; {unusable[0]})" if unusable else ""
-        raise WrongPassword(f"wrong password or no key found for it{skipped}")
+        raise WrongPassword(f"wrong password or no key found for it: {backend.location}{skipped}")
     config = open_config(key, backend.load(Handle(FileType.CONFIG), limit=OBJECT_LIMITS[FileType.CONFIG]))
     problem = chunker_problem(config.chunk_min, config.chunk_avg, config.chunk_max)
     if problem:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import getpass
 import os
 import socket
@@ -10,7 +11,7 @@ import subprocess
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, ParamSpec, TypeVar
 
 from amber import __version__
 from amber.childenv import child_env
@@ -24,6 +25,7 @@ from amber.engine.progress import NullProgress, Progress
 from amber.engine.source import LiveSource, Source
 from amber.errors import (
     AmberError,
+    DiskFull,
     Interrupted,
     PartialBackup,
     SourceCommandFailed,
@@ -34,6 +36,25 @@ from amber.repository import Repository, Snapshot
 from amber.repository.model import Anomaly, format_time, parse_time
 from amber.services.own_snapshots import COMPACT_AT, OwnSnapshots
 from amber.services.snapshots import SnapshotFilter, as_text, select
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _says_what_next(backup: Callable[P, R]) -> Callable[P, R]:
+    """A backup that ran out of space says what to do about it."""
+
+    @functools.wraps(backup)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return backup(*args, **kwargs)
+        except DiskFull as exc:
+            raise DiskFull(
+                f"{exc.message}. Snapshots already stored are intact; free some space, or run `amber prune` "
+                "(it works on a full disk) to reclaim what this backup left in the repository"
+            ) from exc
+
+    return run
 
 
 @dataclass
@@ -51,6 +72,7 @@ class BackupRequest:
     source: Source = field(default_factory=LiveSource)  # where the paths are read (engine/source.py)
     # The ransomware check (amber.anomaly, above this layer, passes it in): facts -> verdict.
     assess: Callable[[ChangeFacts], Anomaly] | None = None
+    exclude_caches: bool = False  # skip directories tagged with a CACHEDIR.TAG
 
 
 SUSPICIOUS_TAG = retention_hold.SUSPICIOUS_TAG
@@ -170,6 +192,7 @@ def backup_paths(repo: Repository, req: BackupRequest, progress: Progress | None
     return commit(repo, req, done)
 
 
+@_says_what_next
 def archive_paths(
     repo: Repository, req: BackupRequest, progress: Progress | None = None, recorded_extra: Sequence[str] = ()
 ) -> ArchivedPaths:  # fmt: skip
@@ -192,7 +215,7 @@ def archive_paths(
         repo,
         content_reader(repo, progress),
         ArchiveOptions(
-            PathMatcher(req.excludes),
+            PathMatcher(req.excludes, req.exclude_caches),
             req.one_file_system,
             workers=req.workers or ArchiveOptions.workers,
             source=req.source,
@@ -201,15 +224,18 @@ def archive_paths(
         repo.cancel,
     )
     with keeping_uploads(repo):
-        result = archiver.archive([os.fsencode(p) for p in paths], parent_tree)
+        result = archiver.archive([os.fsencode(p) for p in paths if p not in missing], parent_tree)
     result.skipped[:0] = missing
+    result.why_skipped.update((p, "no such file or directory") for p in missing)
     return ArchivedPaths(paths, host, parent, result, missing_packs)
 
 
+@_says_what_next
 def commit(repo: Repository, req: BackupRequest, done: ArchivedPaths) -> BackupOutcome:
     return _commit(repo, req, done.host, done.paths, done.parent, done.result, done.missing_packs)
 
 
+@_says_what_next
 def backup_stream(
     repo: Repository, req: BackupRequest, stream: BinaryIO, progress: Progress | None = None
 ) -> BackupOutcome:
@@ -225,6 +251,7 @@ def backup_stream(
     return _commit(repo, req, host, ["/" + name], None, result, missing_packs)
 
 
+@_says_what_next
 def backup_command(
     repo: Repository, req: BackupRequest, argv: Sequence[str], progress: Progress | None = None
 ) -> BackupOutcome:

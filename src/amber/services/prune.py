@@ -11,13 +11,17 @@ otherwise it takes a maintenance lock itself (compatible with running backups,
 exclusive against another prune or repair). Locks this process holds never
 delay the deletion phase. Append-only repositories refuse with
 ``AppendOnlyViolation``.
+
+On a full disk (no room even for the lock) prune first deletes the packs a
+failed backup left, writing nothing (engine/prune_rescue.py), then runs as usual.
 """
 
 from __future__ import annotations
 
 from amber.engine.progress import Progress
+from amber.engine.prune_rescue import free_leftover_packs
 from amber.engine.pruner import PruneOptions, Pruner, PruneResult
-from amber.errors import AppendOnlyViolation
+from amber.errors import AppendOnlyViolation, DiskFull
 from amber.repository import Repository
 
 __all__ = ["PruneOptions", "PruneResult", "prune"]
@@ -32,5 +36,19 @@ def prune(
     held = next((lk for lk in reversed(repo.held_locks) if lk.exclusive or lk.maintenance), None)
     if held is not None:
         return Pruner(repo, held, options, progress).run()
+    try:
+        with repo.lock(maintenance=True) as lock:
+            return Pruner(repo, lock, options, progress).run()
+    except DiskFull as exc:
+        if options.dry_run or repo.held_locks:
+            raise
+        freed = free_leftover_packs(repo)
+        if not freed.packs:
+            why = f"prune could not free space without writing: {freed.why_not}"
+            raise DiskFull(f"{exc.message}; {why}") from exc
     with repo.lock(maintenance=True) as lock:
-        return Pruner(repo, lock, options, progress).run()
+        result = Pruner(repo, lock, options, progress).run()
+    result.deleted_packs += freed.packs
+    result.deleted_bytes += freed.bytes
+    result.warnings.append(f"the disk was full: first removed {freed.packs} pack(s) a failed backup left")
+    return result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass, field
 
@@ -9,7 +10,7 @@ from amber.engine.patterns import PathMatcher
 from amber.engine.progress import Progress
 from amber.engine.restorer import RestoreOptions, Restorer, RestoreResult
 from amber.engine.treewalk import lookup
-from amber.errors import AmberError, IntegrityError
+from amber.errors import AmberError, IntegrityError, UsageError, from_os_error
 from amber.repository import Repository
 from amber.services.snapshots import SnapshotFilter, resolve, split_ref
 
@@ -29,6 +30,7 @@ def restore(repo: Repository, req: RestoreRequest, progress: Progress | None = N
     _, snap = resolve(repo, ref, req.filter)
     options = RestoreOptions(PathMatcher(req.include), PathMatcher(req.exclude), req.verify)
     restorer = Restorer(repo.load_tree, repo.blobs, options, progress, repo.key.blob_id, cancel=repo.cancel)
+    _make_target(os.path.abspath(req.target))
     target = os.fsencode(os.path.abspath(req.target))
     node, tree_id = lookup(repo.load_tree, snap.tree, os.fsencode(sub))
     if node is not None and node.type != "dir":
@@ -36,6 +38,16 @@ def restore(repo: Repository, req: RestoreRequest, progress: Progress | None = N
     if not tree_id:  # an empty directory
         return restorer.restore(iter([]), target)
     return restorer.restore_tree(tree_id, target)
+
+
+def _make_target(target: str) -> None:
+    """Create the target first, so a bad one is named (the restorer's errors carry bytes paths)."""
+    try:
+        os.makedirs(target, exist_ok=True)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.EEXIST):
+            raise UsageError(f"cannot create restore target {target}: {exc.strerror}") from exc
+        raise from_os_error(exc, f"restore target {target}") from exc
 
 
 def raise_if_damaged(result: RestoreResult) -> None:

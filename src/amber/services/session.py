@@ -16,6 +16,8 @@ from amber.storage import open_backend
 from amber.storage.readonly import ReadOnlyBackend
 from amber.storage.url import BackendOptions
 
+NO_PASSWORD = "no password: set AMBER_PASSWORD_FILE, AMBER_PASSWORD, --password-file or --password-command"
+
 
 @dataclass
 class PasswordSource:
@@ -36,7 +38,7 @@ class PasswordSource:
                 with open(self.password_file, "rb") as f:
                     return f.readline().rstrip(b"\r\n")
             except OSError as exc:
-                raise UsageError(f"cannot read password file: {exc.strerror}") from exc
+                raise UsageError(f"cannot read password file {self.password_file}: {exc.strerror}") from exc
         if self.password_command:
             proc = subprocess.run(
                 self.password_command, shell=True, capture_output=True, check=False, env=child_env()
@@ -54,7 +56,7 @@ class PasswordSource:
             return os.fsencode(env)
         if self.prompt is not None:
             return self.prompt(new).encode()
-        raise UsageError("no password: set AMBER_PASSWORD, --password-file or --password-command")
+        raise UsageError(NO_PASSWORD)
 
 
 def resolve_location(repo: str | None) -> str:
@@ -93,10 +95,14 @@ def kdf_params() -> KdfParams | None:
 def create(
     location: str, password: bytes, append_only: bool = False,
     ids_from: tuple[str, PasswordSource] | None = None, ctx: OperationContext | None = None,
+    options: BackendOptions | None = None,
 ) -> Repository:  # fmt: skip
-    """A new repository; ``ids_from`` (location, passwords): share that one's blob IDs and chunker."""
+    """A new repository; ``ids_from`` (location, passwords): share that one's blob IDs and chunker.
+
+    ``options`` shape the backend (a configured repository's own); None: the context's.
+    """
     ctx = ctx or OperationContext()
-    backend = open_backend(location, ctx.backend_options())
+    backend = open_backend(location, ctx.backend_options(options))
     ctx.opened(location)
     if ids_from is None:
         return init_repository(backend, password, kdf_params(), append_only=append_only)

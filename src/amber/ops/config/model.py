@@ -77,6 +77,7 @@ class JobConfig:
     paths: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     exclude_files: tuple[str, ...] = ()
+    exclude_caches: bool = False
     one_file_system: bool = False
     tags: tuple[str, ...] = ()
     mirrors: tuple[str, ...] = ()
@@ -245,9 +246,10 @@ def _job(
     policies: dict[str, RetentionConfig], anomaly: Thresholds,
 ) -> JobConfig:  # fmt: skip
     p = ("jobs", name)
-    r.only(t, p, ("paths", "exclude", "exclude_files", "one_file_system", "tags", "repository", "mirrors",
-                  "retention", "schedule", "check", "drill", "hooks", "stdin_command", "stdin_filename",
-                  "host", "snapshot", "snapshot_keep", "snapshot_dir", "databases", "anomaly"))  # fmt: skip
+    r.only(t, p, ("paths", "exclude", "exclude_files", "exclude_caches", "one_file_system", "tags",
+                  "repository", "mirrors", "retention", "schedule", "check", "drill", "hooks",
+                  "stdin_command", "stdin_filename", "host", "snapshot", "snapshot_keep",
+                  "snapshot_dir", "databases", "anomaly"))  # fmt: skip
     paths = r.strings(t, p, "paths")
     stdin_command = r.strings(t, p, "stdin_command")
     dbs = databases(r, t, p)
@@ -283,6 +285,7 @@ def _job(
         paths=tuple(cc.expand(x) for x in paths),
         exclude=tuple(cc.expand(x) if x.startswith("~") else x for x in r.strings(t, p, "exclude")),
         exclude_files=tuple(cc.expand(x) for x in r.strings(t, p, "exclude_files")),
+        exclude_caches=r.boolean(t, p, "exclude_caches"),
         one_file_system=r.boolean(t, p, "one_file_system"),
         tags=r.strings(t, p, "tags"),
         mirrors=mirrors,

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from amber.childenv import child_env
 from amber.engine import drill as engine
 from amber.engine.drill import DrillOutcome, SampledFile
+from amber.engine.restore_estimate import MAX_TIMING_FILES, MIN_TIMING_BYTES, Batch, estimate
 from amber.errors import AmberError, SnapshotNotFound, UsageError
 from amber.ops.alerting.notify import Delivery, notifier_for
 from amber.ops.alerting.policy import Event
@@ -59,6 +60,9 @@ class DrillReport:
     snapshot_ids: list[str] = field(default_factory=list)
     outcome: DrillOutcome = field(default_factory=DrillOutcome)
     total_bytes: int = 0  # size of the drilled snapshot(s), for the recovery estimate
+    total_files: int = 0
+    batches: list[Batch] = field(default_factory=list)  # timed restores the estimate is fitted to
+    timing_files: int = 0  # restored and verified beyond the sample, to time the restore
     command: str = ""
     command_exit: int | None = None
     command_output: str = ""
@@ -83,9 +87,8 @@ class DrillReport:
 
     @property
     def estimated_full_seconds(self) -> float:
-        """Time to restore everything at the measured rate (0 when nothing was measured)."""
-        rate = self.outcome.throughput
-        return self.total_bytes / rate if rate > 0 else 0.0
+        """Time to restore everything at the pace the timed batches showed (0 when nothing was timed)."""
+        return estimate(self.batches, self.total_files, self.total_bytes)
 
 
 def run_drill(repo: Repository, req: DrillRequest, name: str = "") -> DrillReport:
@@ -149,8 +152,37 @@ def _drill_sample(
         return
     report.outcome.failures.extend(f"snapshot {sid[:8]}: cannot list files: {why}" for why in unlisted)
     report.total_bytes = max(report.total_bytes, sum(f.node.size for f in listing))
+    report.total_files = max(report.total_files, len(listing))
     picked = engine.sample(listing, files, bytes_percent, seed)
-    _merge(report, engine.restore_sample(repo.load_tree, repo.blobs, picked, target), f"{sid[:8]}:")
+    outcome = engine.restore_sample(repo.load_tree, repo.blobs, picked, target)
+    _merge(report, outcome, f"{sid[:8]}:")
+    report.batches.append(Batch(outcome.files, outcome.bytes, outcome.seconds))
+    if len(report.batches) == 1:  # one timing batch per drill is enough
+        _time_restore(repo, sid, listing, picked, target + "-timing", seed, report)
+
+
+def _time_restore(
+    repo: Repository, sid: str, listing: list[SampledFile], picked: list[SampledFile], target: str,
+    seed: int, report: DrillReport,
+) -> None:  # fmt: skip
+    """Restore and verify more random files, up to MIN_TIMING_BYTES, so the estimate rests on enough work."""
+    chosen = {id(f) for f in picked}
+    rest = [f for f in listing if id(f) not in chosen]
+    random.Random(seed ^ 0x5EED).shuffle(rest)
+    batch: list[SampledFile] = []
+    size = sum(f.node.size for f in picked)
+    for f in rest:
+        if size >= MIN_TIMING_BYTES or len(batch) >= MAX_TIMING_FILES:
+            break
+        batch.append(f)
+        size += f.node.size
+    if not batch:
+        return
+    outcome = engine.restore_sample(repo.load_tree, repo.blobs, batch, target)
+    report.outcome.failures.extend(f"{sid[:8]}:{f}" for f in outcome.failures)  # damage found is damage
+    report.outcome.unverifiable += outcome.unverifiable
+    report.timing_files += outcome.files
+    report.batches.append(Batch(outcome.files, outcome.bytes, outcome.seconds))
 
 
 def _drill_full(repo: Repository, sid: str, snap: Snapshot, target: str, report: DrillReport) -> None:
@@ -160,6 +192,8 @@ def _drill_full(repo: Repository, sid: str, snap: Snapshot, target: str, report:
         report.outcome.failures.append(f"snapshot {sid[:8]}: {exc.message}")
         return
     report.total_bytes = outcome.bytes
+    report.total_files = outcome.files
+    report.batches.append(Batch(outcome.files, outcome.bytes, outcome.seconds))
     _merge(report, outcome, f"{sid[:8]}:")
 
 

@@ -28,22 +28,22 @@ import time
 from dataclasses import dataclass, field
 
 from amber.engine.progress import Progress
-from amber.errors import AmberError, ConfigError, RepositoryNotFound, StateError
+from amber.errors import AmberError, RepositoryNotFound, StateError
 from amber.ops.config.model import (
     Config,
     RepositoryConfig,
     default_config_path,
     default_state_dir,
-    load_config,
 )
 from amber.ops.config.repos import backend_options
+from amber.ops.config.target import load_optional, same_place
 from amber.ops.state import Destination, RunRecord, StateDB
 from amber.services import copy as copy_service
 from amber.services import replicate as replicate_service
 from amber.services import session
 from amber.services.context import OperationContext
 from amber.services.replicate import FAILED, OFFLINE, OK, DestinationStatus
-from amber.storage.url import BackendOptions, parse_location
+from amber.storage.url import BackendOptions
 
 JOB = "copy:manual"
 
@@ -78,13 +78,6 @@ class ManualCopyOutcome:
     warning: str = ""
 
 
-def _same_place(location: str) -> str:
-    loc = parse_location(location)
-    if loc.scheme == "local":
-        return os.path.abspath(os.path.expanduser(loc.path))
-    return location.rstrip("/")
-
-
 class _Known:
     """The configured repositories, found by name or by location."""
 
@@ -95,12 +88,12 @@ class _Known:
         self._by_place: dict[str, RepositoryConfig] = {}
         for repo in config.repositories.values() if config else ():
             try:
-                self._by_place.setdefault(_same_place(repo.url), repo)
+                self._by_place.setdefault(same_place(repo.url), repo)
             except AmberError:
                 continue
 
     def find(self, location: str) -> RepositoryConfig | None:
-        return self._by_place.get(_same_place(location))
+        return self._by_place.get(same_place(location))
 
     def name(self, location: str) -> str:
         found = self.find(location)
@@ -139,18 +132,6 @@ def _bare_word(spec: str) -> bool:
     return bool(spec) and "/" not in spec and ":" not in spec and not spec.startswith(("~", "."))
 
 
-def _load(config_path: str | None) -> tuple[Config | None, str]:
-    if config_path:
-        return load_config(config_path), ""
-    path = default_config_path()
-    if not os.path.exists(path):
-        return None, ""
-    try:
-        return load_config(path), ""
-    except ConfigError as exc:  # a broken config must not block a copy between explicit locations
-        return None, f"config not used: {exc.message}"
-
-
 def _from_result(name: str, target: str, result: copy_service.CopyResult) -> DestinationStatus:
     st = DestinationStatus(name, target, OK)
     st.copied, st.already, st.bytes_added = result.copied, result.already, result.stats.bytes_added
@@ -170,13 +151,13 @@ def endpoints(job: ManualCopy) -> tuple[Endpoint, list[Endpoint]]:
 
     An unknown name that is no path either raises ``RepositoryNotFound``.
     """
-    config, warning = _load(job.config_path)
+    config, warning = load_optional(job.config_path)
     return _endpoints(_Known(config, warning, job.context.options if job.context else None), job)
 
 
 def manual_copy(job: ManualCopy, progress: Progress | None = None) -> ManualCopyOutcome:
     """Resolve names, copy, then record. A single destination's error is raised (after it is recorded)."""
-    config, warning = _load(job.config_path)
+    config, warning = load_optional(job.config_path)
     known = _Known(config, warning, job.context.options if job.context else None)
     source, targets = _endpoints(known, job)
     started = time.time()

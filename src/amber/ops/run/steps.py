@@ -88,6 +88,7 @@ def backup(
     req = backup_service.BackupRequest(
         paths=list(job.paths),
         excludes=list(job.exclude) + read_exclude_files(job.exclude_files),
+        exclude_caches=job.exclude_caches,
         one_file_system=job.one_file_system,
         tags=list(job.tags),
         host=job.host,

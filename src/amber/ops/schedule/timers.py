@@ -47,6 +47,7 @@ class InstallResult:
     removed: list[str] = field(default_factory=list)
     units: list[units.UnitFile] = field(default_factory=list)
     systemctl: list[str] = field(default_factory=list)  # messages from enabling timers
+    not_enabled: list[str] = field(default_factory=list)  # timers written but not enabled
 
 
 def _ours(directory: str) -> list[str]:
@@ -104,22 +105,33 @@ def install(
         _remove_unit(system, directory, name, enable, result.systemctl)
         result.removed.append(name)
     if enable:
-        _enable(system, [u.name for u in wanted if u.name.endswith(".timer")], result.systemctl)
+        timers = [u.name for u in wanted if u.name.endswith(".timer")]
+        result.not_enabled = _enable(system, timers, result.systemctl)
     return result
 
 
-def _enable(system: bool, timers: list[str], messages: list[str]) -> None:
+def _enable(system: bool, timers: list[str], messages: list[str]) -> list[str]:
+    """Reload systemd and enable ``timers``; returns the timers that are not enabled."""
     reload = _systemctl(system, "daemon-reload")
     if reload is None:
-        messages.append("systemctl not found: enable the timers by hand, or use `amber daemon`")
-        return
+        messages.append("systemctl not found or did not answer")
+        return list(timers)
     if reload.returncode != 0:
-        messages.append(f"systemctl daemon-reload failed: {reload.stderr.strip()}")
-        return
+        messages.append(f"systemctl daemon-reload failed: {_why(reload)}")
+        return list(timers)
+    failed = []
     for timer in timers:
         done = _systemctl(system, "enable", "--now", timer)
-        if done is not None and done.returncode != 0:
-            messages.append(f"systemctl enable --now {timer} failed: {done.stderr.strip()}")
+        if done is None or done.returncode != 0:
+            failed.append(timer)
+            messages.append(f"systemctl enable --now {timer} failed: {_why(done)}")
+    return failed
+
+
+def _why(proc: subprocess.CompletedProcess[str] | None) -> str:
+    if proc is None:
+        return "no answer"
+    return proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit status {proc.returncode}"
 
 
 def _remove_unit(system: bool, directory: str, name: str, use_systemctl: bool, messages: list[str]) -> None:
