@@ -193,7 +193,7 @@ def test_drill_reports_a_bad_tree_and_samples_the_rest(crafted: Crafted) -> None
     _, evil = _bad_snapshot(c, [b".."])
     res = cli.run("drill", "--files", "5", check=False)
     assert res.returncode != 0
-    assert "1 file(s)" in res.stdout + res.stderr  # /good/ok.txt was still sampled
+    assert "1 file," in res.stdout  # /good/ok.txt was still sampled
     assert f"/evil: tree {evil.hex()[:16]}" in res.stdout + res.stderr
     _one_line_errors(res)
 

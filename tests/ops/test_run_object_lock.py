@@ -110,7 +110,12 @@ def test_failed_extension_is_recorded_and_alerts(
     cli = AmberCli(Path(repo_url), tmp_path)
     cli.env.update(s3_server.env(), AMBER_REPOSITORY=repo_url)
     cli.run("init")
-    cli.run("backup", str(tmp_path / "src"))  # unlocked, so a pack can be lost before the run
+    # An older snapshot of other data, whose pack is then lost: the run's backup cannot heal
+    # it (a backup stores again only what it backs up), so extending what is in use fails.
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "only-here.bin").write_bytes(os.urandom(50_000))
+    cli.run("backup", str(old))  # unlocked, so a pack can be lost before the run
     raw = s3_server.client()
     lost = next(k for k in repo_keys(s3_server, bucket, "amber") if "/data/" in k)
     for v in raw.list_object_versions(Bucket=bucket, Prefix=lost)["Versions"]:
@@ -120,7 +125,7 @@ def test_failed_extension_is_recorded_and_alerts(
     [result] = run_service.run_jobs(cfg, ["home"], options)
     assert result.status == "failed" and result.record is not None
     steps = {d.step: d for d in result.record.destinations}
-    assert steps["backup"].status == "success"  # the new snapshot reuses the lost pack's blobs
+    assert steps["backup"].status == "success"
     assert steps["object-lock"].status == "failed" and "missing" in steps["object-lock"].message
     assert steps["object-lock"].details["error"] == "IntegrityError"
     kinds = [e.kind for e in recorder.events]

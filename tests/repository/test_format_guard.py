@@ -92,7 +92,7 @@ def test_damaged_twin_is_reported(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("index", "exit_code", "message"),
     [(0, 14, "big.bin: damaged data"),  # IntegrityError: the flipped pack holds big.bin's chunks
-     (1, 15, "does not exist")],  # NotFound: the root tree's pack is gone
+     (1, 14, "does not exist")],  # the root tree's pack is gone: damage, exit 14
 )
 def test_damaged_twin_restore_fails_cleanly(tmp_path: Path, index: int, exit_code: int, message: str) -> None:
     cli = v1_cli(tmp_path, "damaged")

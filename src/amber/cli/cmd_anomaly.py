@@ -23,7 +23,7 @@ def anomaly() -> None:
 
 
 @anomaly.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_app
 def list_(app: AppContext, as_json: bool) -> None:
     """List suspicious snapshots, oldest first."""
@@ -41,7 +41,7 @@ def list_(app: AppContext, as_json: bool) -> None:
 
 @anomaly.command()
 @click.argument("snapshot")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_app
 def show(app: AppContext, snapshot: str, as_json: bool) -> None:
     """The anomaly check's verdict and evidence for SNAPSHOT."""
