@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
@@ -12,6 +14,16 @@ from amber.ops.reports import daily as daily_report
 from amber.ops.reports import monthly as monthly_report
 from amber.ops.reports import weekly as weekly_report
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def report_options(f: F) -> F:
+    """--format and --output, the same for every report."""
+    f = click.option("--output", type=click.Path(dir_okay=False),
+                     help="Write the report here instead of stdout.")(f)  # fmt: skip
+    return click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+                        show_default=True, help="Plain text or JSON.")(f)  # fmt: skip
+
 
 @click.group("report")
 def report() -> None:
@@ -19,9 +31,7 @@ def report() -> None:
 
 
 @report.command("daily")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="Plain text or JSON.")
-@click.option("--output", type=click.Path(dir_okay=False), help="Write the report here instead of stdout.")
+@report_options
 @pass_app
 def daily(app: AppContext, fmt: str, output: str | None) -> None:
     """The last 24 hours per job: runs, verification, copies, missed jobs; counts on the first line."""
@@ -30,9 +40,7 @@ def daily(app: AppContext, fmt: str, output: str | None) -> None:
 
 
 @report.command("weekly")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="Plain text or JSON.")
-@click.option("--output", type=click.Path(dir_okay=False), help="Write the report here instead of stdout.")
+@report_options
 @pass_app
 def weekly(app: AppContext, fmt: str, output: str | None) -> None:
     """Seven days per job against the seven before: success rate, size, durations, error patterns."""
@@ -41,9 +49,7 @@ def weekly(app: AppContext, fmt: str, output: str | None) -> None:
 
 
 @report.command("monthly")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="Plain text or JSON.")
-@click.option("--output", type=click.Path(dir_okay=False), help="Write the report here instead of stdout.")
+@report_options
 @pass_app
 def monthly(app: AppContext, fmt: str, output: str | None) -> None:
     """30 days: growth and capacity forecast, daily coverage, durations, recommendations."""
