@@ -23,11 +23,27 @@ from amber.ops.config.databases import databases
 from amber.ops.config.repos import MEDIA_KINDS as MEDIA_KINDS  # re-exported
 from amber.ops.config.repos import RepositoryConfig as RepositoryConfig  # re-exported
 from amber.ops.config.repos import parse_repository
+from amber.ops.config.sections import EVENTS as EVENTS  # re-exported
+from amber.ops.config.sections import IONICE_CLASSES as IONICE_CLASSES  # re-exported
+from amber.ops.config.sections import AlertsConfig as AlertsConfig  # re-exported
+from amber.ops.config.sections import CatalogConfig as CatalogConfig  # re-exported
+from amber.ops.config.sections import LimitsConfig as LimitsConfig  # re-exported
+from amber.ops.config.sections import MetricsConfig as MetricsConfig  # re-exported
+from amber.ops.config.sections import NotifyConfig as NotifyConfig  # re-exported
+from amber.ops.config.sections import StateConfig as StateConfig  # re-exported
+from amber.ops.config.sections import default_config_path as default_config_path  # re-exported
+from amber.ops.config.sections import default_state_dir as default_state_dir  # re-exported
+from amber.ops.config.sections import (
+    parse_alerts,
+    parse_catalog,
+    parse_limits,
+    parse_metrics,
+    parse_notify,
+    parse_state,
+)
 from amber.sources.databases.spec import DatabaseSpec
 
-IONICE_CLASSES = ("idle", "best-effort", "realtime")
 SNAPSHOT_KINDS = ("btrfs", "zfs", "lvm", "auto")
-EVENTS = ("failure", "partial", "integrity", "anomaly", "success", "capacity", "stale", "summary")
 
 
 @dataclass(frozen=True)
@@ -97,53 +113,6 @@ class JobConfig:
 
 
 @dataclass(frozen=True)
-class LimitsConfig:
-    nice: int | None = None
-    ionice_class: str | None = None
-    ionice_level: int | None = None
-    threads: int | None = None  # None = one per core
-    cpu_quota_percent: int | None = None
-    cpu_weight: int | None = None
-    memory_max: str | None = None
-    memory_max_bytes: int | None = None
-    limit_upload: int = 0  # KiB/s, 0 = unlimited
-    limit_download: int = 0
-
-
-@dataclass(frozen=True)
-class NotifyConfig:
-    url: str
-    events: tuple[str, ...] = ("failure", "partial", "integrity", "anomaly", "capacity", "stale")
-    min_interval: str = "1h"
-    min_interval_seconds: float = 3600.0
-    jobs: tuple[str, ...] = ()  # empty = every job
-
-
-@dataclass(frozen=True)
-class AlertsConfig:
-    capacity_percent: int = 80
-    stale_hours: float = 26.0
-    healthchecks_url: str = ""
-
-
-@dataclass(frozen=True)
-class MetricsConfig:
-    textfile: str | None = None  # node_exporter textfile collector path
-    listen: str | None = None  # "127.0.0.1:9184" for the daemon's /metrics
-
-
-@dataclass(frozen=True)
-class CatalogConfig:
-    enabled: bool = True  # the local catalog of file names (a cache; docs/design.md §24)
-
-
-@dataclass(frozen=True)
-class StateConfig:
-    path: str
-    audit_log: str
-
-
-@dataclass(frozen=True)
 class Config:
     source: str
     repositories: dict[str, RepositoryConfig]
@@ -154,7 +123,7 @@ class Config:
     alerts: AlertsConfig
     metrics: MetricsConfig
     state: StateConfig
-    catalog: CatalogConfig = CatalogConfig()
+    catalog: CatalogConfig = field(default_factory=CatalogConfig)
     anomaly: Thresholds = field(default_factory=Thresholds)
 
     @property
@@ -167,18 +136,6 @@ class Config:
         except KeyError:
             known = ", ".join(sorted(self.jobs)) or "none"
             raise ConfigError(f"{self.source}: no job named {name!r} (jobs: {known})") from None
-
-
-def _xdg(var: str, fallback: str) -> str:
-    return os.environ.get(var) or os.path.expanduser(fallback)
-
-
-def default_config_path() -> str:
-    return os.path.join(_xdg("XDG_CONFIG_HOME", "~/.config"), "amber", "config.toml")
-
-
-def default_state_dir() -> str:
-    return os.path.join(_xdg("XDG_STATE_HOME", "~/.local/state"), "amber")
 
 
 def load_config(path: str | None = None) -> Config:
@@ -211,18 +168,18 @@ def parse_config(text: str, source: str = "config.toml") -> Config:
     policies = {name: _retention(r, name, t) for name, t in r.tables(raw, ("retention",))}
     anomaly = parse_anomaly(r, r.table(raw, ("anomaly",)), ("anomaly",), Thresholds())
     jobs = {name: _job(r, name, t, repos, policies, anomaly) for name, t in r.tables(raw, ("jobs",))}
-    notify = tuple(_notify(r, i, t) for i, t in enumerate(r.table_list(raw, ("notify",))))
+    notify = tuple(parse_notify(r, i, t) for i, t in enumerate(r.table_list(raw, ("notify",))))
     return Config(
         source=source,
         repositories=repos,
         retention=policies,
         jobs=jobs,
-        limits=_limits(r, r.table(raw, ("limits",))),
+        limits=parse_limits(r, r.table(raw, ("limits",))),
         notify=notify,
-        alerts=_alerts(r, r.table(raw, ("alerts",))),
-        metrics=_metrics(r, r.table(raw, ("metrics",))),
-        state=_state(r, r.table(raw, ("state",))),
-        catalog=_catalog(r, r.table(raw, ("catalog",))),
+        alerts=parse_alerts(r, r.table(raw, ("alerts",))),
+        metrics=parse_metrics(r, r.table(raw, ("metrics",))),
+        state=parse_state(r, r.table(raw, ("state",))),
+        catalog=parse_catalog(r, r.table(raw, ("catalog",))),
         anomaly=anomaly,
     )
 
@@ -336,75 +293,3 @@ def _hooks(r: Reader, t: dict[str, Any], p: cc.KeyPath) -> HooksConfig:
     r.only(t, p, ("before", "after", "on_failure", "pre_snapshot", "post_snapshot", "stop", "start"))
     return HooksConfig(*(r.strings(t, p, k) for k in ("before", "after", "on_failure", "pre_snapshot",
                                                         "post_snapshot", "stop", "start")))  # fmt: skip
-
-
-def _limits(r: Reader, t: dict[str, Any]) -> LimitsConfig:
-    p = ("limits",)
-    r.only(t, p, ("nice", "ionice_class", "ionice_level", "threads", "cpu_quota_percent", "cpu_weight",
-                  "memory_max", "limit_upload", "limit_download"))  # fmt: skip
-    memory = r.string(t, p, "memory_max")
-    memory_bytes = None
-    if memory is not None:
-        memory_bytes = cc.parse_size(memory)
-        if memory_bytes is None:
-            r.fail((*p, "memory_max"), f"expected a size like '512M' or '1G', got {memory!r}")
-    return LimitsConfig(
-        nice=r.integer(t, p, "nice", -20, 19),
-        ionice_class=r.choice(t, p, "ionice_class", IONICE_CLASSES),
-        ionice_level=r.integer(t, p, "ionice_level", 0, 7),
-        threads=r.integer(t, p, "threads", 1, 1024),
-        cpu_quota_percent=r.integer(t, p, "cpu_quota_percent", 1, 100 * 1024),
-        cpu_weight=r.integer(t, p, "cpu_weight", 1, 10000),
-        memory_max=memory,
-        memory_max_bytes=memory_bytes,
-        limit_upload=r.integer(t, p, "limit_upload", 0) or 0,
-        limit_download=r.integer(t, p, "limit_download", 0) or 0,
-    )
-
-
-def _notify(r: Reader, i: int, t: dict[str, Any]) -> NotifyConfig:
-    p: cc.KeyPath = ("notify", i)
-    r.only(t, p, ("url", "events", "min_interval", "jobs"))
-    url = r.string(t, p, "url", required=True)
-    assert url is not None
-    events = r.strings(t, p, "events") if "events" in t else NotifyConfig.events
-    for j, event in enumerate(events):
-        if event not in EVENTS:
-            r.fail((*p, "events", j), f"unknown event {event!r} (expected one of {', '.join(EVENTS)})")
-    interval = r.string(t, p, "min_interval") or "1h"
-    seconds = cc.parse_duration(interval)
-    if seconds is None:
-        r.fail((*p, "min_interval"), f"expected a duration like '30m', '1h' or '1d', got {interval!r}")
-    return NotifyConfig(url, events, interval, float(seconds or 0), r.strings(t, p, "jobs"))
-
-
-def _alerts(r: Reader, t: dict[str, Any]) -> AlertsConfig:
-    p = ("alerts",)
-    r.only(t, p, ("capacity_percent", "stale_hours", "healthchecks_url"))
-    capacity = r.integer(t, p, "capacity_percent", 1, 100)
-    stale = r.number(t, p, "stale_hours", 0)
-    return AlertsConfig(
-        capacity_percent=80 if capacity is None else capacity,
-        stale_hours=26.0 if stale is None else stale,
-        healthchecks_url=r.string(t, p, "healthchecks_url") or "",
-    )
-
-
-def _metrics(r: Reader, t: dict[str, Any]) -> MetricsConfig:
-    p = ("metrics",)
-    r.only(t, p, ("textfile", "listen"))
-    textfile = r.string(t, p, "textfile")
-    return MetricsConfig(cc.expand(textfile) if textfile else None, r.string(t, p, "listen"))
-
-
-def _catalog(r: Reader, t: dict[str, Any]) -> CatalogConfig:
-    r.only(t, ("catalog",), ("enabled",))
-    return CatalogConfig(enabled=r.boolean(t, ("catalog",), "enabled", True))
-
-
-def _state(r: Reader, t: dict[str, Any]) -> StateConfig:
-    p = ("state",)
-    r.only(t, p, ("path", "audit_log"))
-    path = r.string(t, p, "path") or os.path.join(default_state_dir(), "state.db")
-    audit = r.string(t, p, "audit_log") or os.path.join(default_state_dir(), "audit.log")
-    return StateConfig(cc.expand(path), cc.expand(audit))
