@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,8 @@ from amber.services.check import check
 from amber.services.migrate import migrate
 from amber.services.restore import RestoreRequest, restore
 from amber.storage import open_backend
-from amber.storage.base import Backend, FileInfo, FileType, Handle
+from amber.storage.base import Backend, FileType, Handle
+from amber.storage.forwarding import ForwardingBackend
 from tests.conftest import PASSWORD
 from tests.repository.test_format_guard import (
     MANIFEST,
@@ -32,12 +32,11 @@ class _Crash(BaseException):
     """Stands for the process dying: nothing below catches it."""
 
 
-class CrashingBackend:
+class CrashingBackend(ForwardingBackend):
     """Passes everything through, but fails the ``crash_at``-th save or remove (1-based) once."""
 
     def __init__(self, inner: Backend, crash_at: int | None = None) -> None:
-        self.inner = inner
-        self.location = inner.location
+        super().__init__(inner)
         self.crash_at = crash_at
         self.writes = 0
 
@@ -46,35 +45,15 @@ class CrashingBackend:
         if self.writes == self.crash_at:
             raise _Crash(f"crash before write {self.writes}")
 
-    def create(self) -> None:
-        self.inner.create()
-
-    def exists(self) -> bool:
-        return self.inner.exists()
-
     def save(self, handle: Handle, data: bytes | bytearray | memoryview) -> None:
         if handle.type is not FileType.LOCK:
             self._write()
         self.inner.save(handle, data)
 
-    def load(
-        self, handle: Handle, offset: int = 0, length: int | None = None, *, limit: int | None = None
-    ) -> bytes:
-        return self.inner.load(handle, offset, length, limit=limit)
-
-    def stat(self, handle: Handle) -> FileInfo:
-        return self.inner.stat(handle)
-
-    def list(self, type: FileType) -> Iterator[FileInfo]:
-        return self.inner.list(type)
-
     def remove(self, handle: Handle) -> None:
         if handle.type is not FileType.LOCK:
             self._write()
         self.inner.remove(handle)
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 def _open(path: Path, crash_at: int | None = None) -> tuple[Repository, CrashingBackend]:
