@@ -43,7 +43,9 @@ The tree (exit code in brackets)::
     ├── DatabaseError [34]              a database dump or restore failed; no snapshot written
     ├── DatabaseNotEmpty [35]           db restore refused to overwrite a database or file that holds data
     ├── SuspiciousBackup [36]           snapshot written and tagged suspicious (ransomware check)
-    └── ScheduleNotEnabled [37]         `schedule install` wrote units that systemctl did not enable
+    ├── ScheduleNotEnabled [37]         `schedule install` wrote units that systemctl did not enable
+    ├── PurgeRefused [38]               purge refused: the repository is append-only or under Object Lock
+    └── PurgeIncomplete [39]            purge ran, but purged data is still stored (or a destination failed)
 
 Vendor exceptions (OSError, msgspec, cryptography) are converted at the layer
 boundary by :func:`from_os_error`; nothing above ``storage`` sees raw ``OSError``
@@ -231,6 +233,20 @@ class SuspiciousBackup(AmberError):
 
     exit_code = 36
     default_message = "backup written but tagged suspicious"
+
+
+class PurgeRefused(AmberError):
+    """Erasure is impossible here: the repository is append-only, or Object Lock keeps its objects."""
+
+    exit_code = 38
+    default_message = "purge refused: this repository cannot delete data"
+
+
+class PurgeIncomplete(AmberError):
+    """Purge ran, but its verification found purged data still stored, or a destination was not purged."""
+
+    exit_code = 39
+    default_message = "purge incomplete: purged data is still stored"
 
 
 class ScheduleNotEnabled(AmberError):

@@ -11,6 +11,8 @@ pending deletion. Output is a :class:`PrunePlan`. The rules (design §13a):
   ``max_repack_size`` bytes of packs read;
 * with ``recompress``, every other used data pack is a repack candidate too
   (within ``max_repack_size``), so it is rewritten at the new zstd level;
+* packs in ``must_go`` (they hold blobs a purge erases) are repacked whatever
+  the thresholds and the size budget, so no unused copy of those blobs stays;
 * a stored pack that no index lists and no marker holds is marked for deletion
   (leftover of an interrupted backup or prune; a running backup's unindexed
   pack is protected by phase 2's lock rule, not here);
@@ -49,6 +51,7 @@ class PlanOptions:
     max_unused_bytes: int | None = None  # absolute; both None: unlimited
     max_repack_size: int | None = None
     recompress: bool = False
+    must_go: frozenset[str] = frozenset()  # packs to delete or repack whatever the limits (purge)
 
 
 @dataclass
@@ -111,11 +114,16 @@ def plan_prune(
     allowed = _allowed_unused(used_total, opts)
     budget = math.inf if opts.max_repack_size is None else opts.max_repack_size
     chosen: set[str] = set()
+    for pack, st in partly:
+        if pack in opts.must_go:
+            budget -= stored[pack]
+            unused -= st.unused_bytes
+            chosen.add(pack)
     # most wasteful first; ties broken by name so the plan is deterministic
     for pack, st in sorted(partly, key=lambda p: (p[1].used_bytes / p[1].bytes, p[0])):
         if unused <= allowed:
             break
-        if stored[pack] > budget:
+        if pack in chosen or stored[pack] > budget:
             continue
         budget -= stored[pack]
         unused -= st.unused_bytes

@@ -19,6 +19,7 @@ A crash anywhere leaves a consistent repository; the next prune finishes.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import time
@@ -50,6 +51,9 @@ class PruneOptions:
     recompress: int | None = None  # zstd level for rewritten data
     dry_run: bool = False
     grace_s: float = DELETE_GRACE_S
+    # blob IDs that must leave storage (purge): every pack holding an unused copy of one
+    # is deleted or repacked, whatever --max-unused and --max-repack-size allow
+    erase: frozenset[bytes] = frozenset()
 
 
 @dataclass
@@ -133,7 +137,11 @@ class Pruner:
             pack: PackStat(u.blobs, u.bytes, u.used_blobs, u.used_bytes, u.type)
             for pack, u in blobs.index.usage().items()
         }
-        plan = plan_prune(usage, self._stored, pending, self._plan_opts)
+        plan_opts = self._plan_opts
+        if self._opts.erase:
+            must_go = frozenset(blobs.index.packs_with_unused(self._opts.erase))
+            plan_opts = dataclasses.replace(plan_opts, must_go=must_go)
+        plan = plan_prune(usage, self._stored, pending, plan_opts)
         result.plan = plan
         result.snapshots = len(self._refs.walked)
         if plan.damaged_missing:

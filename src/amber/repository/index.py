@@ -183,6 +183,19 @@ class Index:
             u.type = word & 1
         return {self._pack_names[n]: u for n, u in stats.items()}
 
+    def packs_with_unused(self, blob_ids: Iterable[bytes]) -> set[str]:
+        """Packs holding a row of one of ``blob_ids`` that is not marked used (second copies included)."""
+        wanted = set(blob_ids)
+        found: set[str] = set()
+        for blob_id in wanted:
+            e = self._entries.get(blob_id)
+            if e is not None and not e[0] & _USED:
+                found.add(self._pack_names[e[0] >> 2])
+        for blob_id, (word, _, _, _) in self._duplicates:
+            if blob_id in wanted:
+                found.add(self._pack_names[word >> 2])
+        return found
+
     def used_in(self, packs: set[str]) -> dict[str, list[tuple[bytes, Location]]]:
         """The used blobs of the given packs, grouped by pack (to repack them)."""
         wanted = {self._pack_numbers[p] for p in packs if p in self._pack_numbers}

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Any, Protocol
 
 from amber.cancel import CancelToken
 from amber.errors import AmberError, Interrupted
@@ -46,6 +46,7 @@ class OperationRecord:
     repository: str = ""  # the first repository the operation opened (or was pointed at)
     exit_code: int | None = None  # None while running
     error: str = ""
+    details: dict[str, Any] = field(default_factory=dict)  # what the operation did, for the record (purge)
 
 
 class OperationObserver(Protocol):

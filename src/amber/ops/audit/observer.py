@@ -28,5 +28,8 @@ class AuditObserver:
         config_file = self.config_path or default_config_path()
         if os.path.exists(config_file):
             audit_log.record_config_change(log, config_file, audit_log.file_sha256(config_file))
-        log.append(audit_log.operation_fields(record.command, record.args, record.exit_code, record.error,
-                                              record.repository))  # fmt: skip
+        fields = audit_log.operation_fields(record.command, record.args, record.exit_code, record.error,
+                                            record.repository)  # fmt: skip
+        if record.details:
+            fields["details"] = record.details
+        log.append(fields)
