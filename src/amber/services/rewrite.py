@@ -3,7 +3,9 @@
 Order (design §11): the new trees go through the blob store (packs, then
 index on ``flush``), then each new snapshot is saved, and only after all of
 them are durable are the originals removed (``forget``). A crash at any point
-leaves every original, or its rewrite, restorable; at worst both (twins).
+leaves every original, or its rewrite, restorable; at worst both (twins). Run
+again, it finds the rewrite an interrupted run wrote (same identity and tree)
+and uses it instead of writing a second one.
 
 A rewrite keeps every field of the original (time, host, paths, tags, parent
 mapped to its own rewrite) and records the original's identity in
@@ -112,12 +114,14 @@ def rewrite(repo: Repository, req: RewriteRequest) -> RewriteResult:
         own = OwnSnapshots(repo.id)
         trusted = own.ids()
         mapping: dict[str, str] = {}
+        done = _earlier_rewrites(repo)
         for entry in result.rewritten:
             if entry.emptied:
                 continue
             repo.cancel.check()
             new = _rewritten(snaps[entry.old_id], entry, roots[entry.old_id], req, mapping)
-            entry.new_id = mapping[entry.old_id] = repo.save_snapshot(new)
+            twin = done.get((new.original or "", new.tree))
+            entry.new_id = mapping[entry.old_id] = twin or repo.save_snapshot(new)
             if entry.old_id in trusted:  # this host wrote the original: the rewrite is as trusted
                 own.record(entry.new_id)
         if req.forget and req.before_forget is not None:
@@ -130,6 +134,11 @@ def rewrite(repo: Repository, req: RewriteRequest) -> RewriteResult:
                     continue  # a concurrent forget was faster
                 result.forgotten.append(entry.old_id)
     return result
+
+
+def _earlier_rewrites(repo: Repository) -> dict[tuple[str, bytes], str]:
+    """(identity, tree) -> snapshot ID: a rewrite an interrupted run already wrote is used again."""
+    return {(s.original, s.tree): sid for sid, s in repo.snapshots([]).items() if s.original}
 
 
 def _chosen(repo: Repository, req: RewriteRequest, result: RewriteResult) -> list[tuple[str, Snapshot]]:
