@@ -60,6 +60,15 @@ CASES = [
     ("recompress within the cap", {"d": st(4, 16 * MiB, 4, 16 * MiB), "e": st(4, 16 * MiB, 4, 16 * MiB)},
      {"d": 16 * MiB, "e": 16 * MiB}, set(), PlanOptions(recompress=True, max_repack_size=20 * MiB),
      [], ["d"], [], [], []),
+    ("must go (purge): repacked although within 5%",
+     {"a": st(100, 100 * MiB, 99, 99 * MiB), "b": st(100, 100 * MiB, 99, 99 * MiB)},
+     {"a": 100 * MiB, "b": 100 * MiB}, set(), PlanOptions(must_go=frozenset({"b"})), [], ["b"], [], [], []),
+    ("must go (purge): beyond the repack size cap and with unlimited unused",
+     {"a": st(4, 32 * MiB, 3, 31 * MiB)}, {"a": 32 * MiB}, set(),
+     PlanOptions(max_unused=None, max_repack_size=MiB, must_go=frozenset({"a"})), [], ["a"], [], [], []),
+    ("must go (purge): a pack with nothing used is deleted as usual",
+     {"a": st(4, 16 * MiB, 0, 0)}, {"a": 16 * MiB}, set(), PlanOptions(must_go=frozenset({"a"})),
+     ["a"], [], [], [], []),
 ]  # fmt: skip
 
 
