@@ -9,7 +9,7 @@ import pytest
 
 from amber.services import session
 from tests.conftest import PASSWORD, AmberCli
-from tests.services.erasure_support import random_bytes
+from tests.services.erasure_support import manifest, random_bytes
 
 SECRET = "alice-payslip-2026.pdf"
 
@@ -117,3 +117,34 @@ audit_log = "{tmp_path / 'state' / 'audit.log'}"
     [record] = [r for r in map(json.loads, (tmp_path / "state" / "audit.log").read_text().splitlines())
                 if r.get("command") == "purge"]  # fmt: skip
     assert [d["status"] for d in record["details"]["purge"]] == ["purged", "purged", "refused"]
+
+
+def _size(root: Path) -> int:
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+
+
+@pytest.mark.slow
+def test_purging_a_20mb_file_shrinks_the_repository_by_about_its_size(cli: AmberCli, tmp_path: Path) -> None:
+    src = _source(tmp_path)
+    big = src / "hr" / "scan.tiff"
+    big.write_bytes(random_bytes(20 << 20, "scan"))
+    wanted = {}
+    for i in range(3):
+        (src / "hr" / "policy.txt").write_bytes(f"policy {i}\n".encode() * 2000)
+        cli.run("backup", str(src))
+        wanted[i] = {k: v for k, v in manifest(src).items() if k != "hr/scan.tiff"}
+    before = _size(cli.repo)
+    cli.run("purge", str(big), "--yes")
+    shrunk = before - _size(cli.repo)
+    assert 19 << 20 <= shrunk <= 22 << 20, shrunk
+    snaps = json.loads(cli.run("snapshots", "--json").stdout)
+    assert len(snaps) == 3
+    for i, snap in enumerate(sorted(snaps, key=lambda s: s["time"])):
+        assert "scan.tiff" not in cli.run("ls", snap["id"], str(src)).stdout
+        target = tmp_path / f"restore{i}"
+        cli.run("restore", snap["id"], "--target", str(target))
+        assert manifest(target / src.relative_to("/")) == wanted[i]
+    assert cli.run("check", "--read-data").returncode == 0
+    [record] = [r for r in _audit_records(tmp_path, "purge")]
+    assert record["details"]["purge"]["paths"] == [str(big)]  # type: ignore[index]
+    assert record["details"]["purge"]["bytes"] == 3 * (20 << 20)  # type: ignore[index]
