@@ -19,7 +19,7 @@ from amber.services.purge import PurgeRequest, PurgeResult
 
 @click.command()
 @click.argument("patterns", nargs=-1)
-@click.option("--exclude-file", "pattern_files", multiple=True, type=click.Path(dir_okay=False),
+@click.option("--pattern-file", "pattern_files", multiple=True, type=click.Path(dir_okay=False),
               help="Read more paths/patterns from a file, one per line.")
 @click.option("--sha256", "hashes", multiple=True, metavar="HEX",
               help="Also purge files with this content (SHA-256), under any name.")
@@ -44,7 +44,7 @@ def purge(
     try:
         wanted += read_exclude_files(pattern_files)
     except OSError as exc:
-        raise UsageError(f"--exclude-file: {exc.strerror}: {exc.filename}") from exc
+        raise UsageError(f"--pattern-file: {exc.strerror}: {exc.filename}") from exc
     req = PurgeRequest(wanted, parse_sha256(hashes), dry_run)
     if not (wanted or req.sha256):
         raise UsageError("purge needs the paths (or patterns, or --sha256) to erase")

@@ -39,7 +39,7 @@ from amber.errors import AmberError, ObjectNotFound
 from amber.repository import Repository, Snapshot
 from amber.services.forget import refuse_if_append_only
 from amber.services.own_snapshots import OwnSnapshots
-from amber.services.snapshots import SnapshotFilter, select
+from amber.services.snapshots import SnapshotFilter, resolve, select
 
 REWRITE_TAG = "rewrite"
 
@@ -146,9 +146,9 @@ def _chosen(repo: Repository, req: RewriteRequest, result: RewriteResult) -> lis
     if not req.snapshot_ids:
         return select(repo, req.filter, result.damaged)
     chosen: dict[str, Snapshot] = {}
-    for ref in req.snapshot_ids:
-        sid = repo.resolve_snapshot_id(ref)
-        chosen[sid] = repo.load_snapshot(sid)
+    for ref in req.snapshot_ids:  # an ID prefix, or ``latest`` (of the filter's snapshots)
+        sid, snap = resolve(repo, ref, req.filter)
+        chosen[sid] = snap
     return sorted(chosen.items(), key=lambda item: (item[1].datetime, item[0]))
 
 
