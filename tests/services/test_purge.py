@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from amber.errors import PurgeRefused
+from amber.errors import IntegrityError, PurgeRefused
 from amber.repository import BlobType
 from amber.services import check as check_service
 from amber.services import prune as prune_service
@@ -179,5 +179,20 @@ def test_targets_of_an_interrupted_purge_are_erased_by_the_next(tmp_path: Path) 
         assert not nothing.rewrite.rewritten and holds_bytes_of(stored_plaintexts(repo), secret)
         result = purge(repo, PurgeRequest([SECRET_NAME.decode()], targets=first.erasable.all_blobs))
         assert result.verified and not holds_bytes_of(stored_plaintexts(repo), secret)
+    finally:
+        repo.close()
+
+
+def test_an_unreadable_snapshot_stops_purge_before_any_change(tmp_path: Path) -> None:
+    repo_dir = make_repo(tmp_path / "repo")
+    src = _tree(tmp_path, random_bytes(20_000, "damaged"))
+    good = backup(repo_dir, src)
+    bad = backup(repo_dir, src)
+    (repo_dir / "snapshots" / bad).write_bytes(b"garbage")
+    repo = open_repo(repo_dir)
+    try:
+        with pytest.raises(IntegrityError, match="cannot be read"):
+            purge(repo, PurgeRequest([SECRET_NAME.decode()]))
+        assert good in repo.snapshots([])
     finally:
         repo.close()

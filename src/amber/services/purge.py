@@ -30,7 +30,7 @@ from typing import Any
 from amber.engine.erasure import ErasureReport, verify_erased
 from amber.engine.pruner import PruneOptions, PruneResult
 from amber.engine.rewriter import Erasable
-from amber.errors import PurgeRefused
+from amber.errors import AmberError, IntegrityError, PurgeRefused
 from amber.repository import Repository
 from amber.services import prune as prune_service
 from amber.services.rewrite import RewriteRequest, RewriteResult, rewrite
@@ -113,6 +113,18 @@ def refuse_if_cannot_delete(repo: Repository, now: dt.datetime | None = None) ->
         )
 
 
+def _refuse_unreadable_snapshots(repo: Repository) -> None:
+    """A snapshot that cannot be read may hold the paths and cannot be rewritten: stop before any change."""
+    errors: list[tuple[str, AmberError]] = []
+    repo.snapshots(errors)
+    if errors:
+        sid, exc = errors[0]
+        raise IntegrityError(
+            f"{len(errors)} snapshot(s) cannot be read (first {sid[:8]}: {exc.message}); purge cannot "
+            "rewrite them, so nothing was changed: run `amber check`, then repair or forget them"
+        )
+
+
 def purge(
     repo: Repository, req: PurgeRequest, progress_note: Callable[[str], None] | None = None
 ) -> PurgeResult:
@@ -134,6 +146,7 @@ def purge(
 
     rw_req.before_forget = keep_targets
     with repo.lock(exclusive=True):
+        _refuse_unreadable_snapshots(repo)
         note("rewriting the snapshots that hold matching paths")
         result = rewrite(repo, rw_req)
         targets |= result.erasable.all_blobs
