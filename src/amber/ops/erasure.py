@@ -27,7 +27,17 @@ from typing import Any
 
 from amber.catalog import store
 from amber.catalog.ingest import sync
-from amber.errors import AmberError, CatalogError, PurgeRefused, RepositoryNotFound, StorageError
+from amber.errors import (
+    AmberError,
+    CatalogError,
+    DiskFull,
+    Interrupted,
+    PermissionDenied,
+    PurgeRefused,
+    RepositoryNotFound,
+    StorageError,
+    from_os_error,
+)
 from amber.ops.config.model import Config
 from amber.ops.config.sections import default_state_dir
 from amber.ops.config.target import same_place
@@ -166,13 +176,17 @@ def purge_everywhere(
         except PurgeRefused as exc:
             outcomes.append(PlaceOutcome(place, REFUSED, error=exc.message, exit_code=exc.exit_code))
             continue
-        except (RepositoryNotFound, StorageError) as exc:
-            outcomes.append(PlaceOutcome(place, UNREACHABLE, error=exc.message, exit_code=exc.exit_code))
+        except Interrupted:  # stopped by a signal: stop everything
+            raise
+        except OSError as exc:
+            err = from_os_error(exc, place.location)
+            outcomes.append(PlaceOutcome(place, UNREACHABLE, error=err.message, exit_code=err.exit_code))
             continue
-        except AmberError as exc:
-            if exc.exit_code in (129, 130, 143):  # stopped by a signal: stop everything
-                raise
-            outcomes.append(PlaceOutcome(place, FAILED, error=exc.message, exit_code=exc.exit_code))
+        except AmberError as exc:  # as `copy` to several places judges them (services/replicate.py)
+            offline = isinstance(exc, RepositoryNotFound | StorageError) and not isinstance(
+                exc, DiskFull | PermissionDenied)  # fmt: skip
+            outcomes.append(PlaceOutcome(place, UNREACHABLE if offline else FAILED, error=exc.message,
+                                         exit_code=exc.exit_code))  # fmt: skip
             continue
         status = PLANNED if req.dry_run else (PURGED if result.verified else FAILED)
         why = "" if status != FAILED else "purged data is still stored (verification failed)"
