@@ -36,3 +36,4 @@ def test_purge_under_object_lock_is_refused_and_says_when_the_data_can_go(
     assert "secret.txt" in cli.run(*lock, "ls", "latest", str(src)).stdout  # nothing was rewritten
     dry = cli.run(*lock, "purge", f"{src}/secret.txt", "--dry-run")  # looking is allowed
     assert "would purge 1 file" in dry.stdout
+    assert "would be refused here: purge refused: Object Lock" in dry.stdout

@@ -114,6 +114,7 @@ def _incomplete(result: PurgeResult) -> str:
 
 def _json(result: PurgeResult) -> dict[str, Any]:
     out: dict[str, Any] = {"dry_run": result.dry_run, "blobs": len(result.targets),
+                           "would_be_refused": result.refusal or None,
                            "snapshots": [removed_json(e) for e in result.rewrite.rewritten]}  # fmt: skip
     if result.prune is not None:
         out["prune"] = result.prune.as_dict()
@@ -135,6 +136,8 @@ def _print(result: PurgeResult) -> None:
     if result.dry_run:
         echo(f"dry run: would purge {quantity(files, 'file')} ({human_bytes(size)}) from "
              f"{quantity(len(rw.rewritten), 'snapshot')}")  # fmt: skip
+        if result.refusal:
+            echo(f"note: the purge itself would be refused here: {plain(result.refusal)}")
         return
     snaps = quantity(len(rw.rewritten), "snapshot")
     echo(f"purged {quantity(files, 'file')} ({human_bytes(size)}) from {snaps}")

@@ -56,6 +56,7 @@ class PurgeResult:
     report: ErasureReport | None = None
     dry_run: bool = False
     targets: set[bytes] = field(default_factory=set)
+    refusal: str = ""  # a dry run where the real purge would be refused: why
 
     @property
     def verified(self) -> bool:
@@ -134,9 +135,15 @@ def purge(
         refuse_if_cannot_delete(repo)
     rw_req = RewriteRequest(req.patterns, req.sha256, [], SnapshotFilter(), forget=True, dry_run=req.dry_run)
     if req.dry_run:
+        refusal = ""
+        try:
+            refuse_if_cannot_delete(repo)
+        except PurgeRefused as exc:
+            refusal = exc.message
         with repo.lock():
             result = rewrite(repo, rw_req)
-        return PurgeResult(result, dry_run=True, targets=result.erasable.all_blobs | req.targets)
+        targets = result.erasable.all_blobs | req.targets
+        return PurgeResult(result, dry_run=True, targets=targets, refusal=refusal)
     targets = set(req.targets)
 
     def keep_targets(erasable: Erasable) -> None:
