@@ -106,6 +106,9 @@ def test_bytes_a_kept_file_shares_are_retained_and_the_kept_path_is_named(tmp_pa
     sid = backup(repo_dir, src)
     repo = open_repo(repo_dir)
     try:
+        dry = purge(repo, PurgeRequest([SECRET_NAME.decode()], dry_run=True))  # foreseen before anything goes
+        assert dry.report is not None and dry.report.kept_paths() == [f"{src}/copy-elsewhere.pdf"]
+        assert not dry.verified and dry.audit([], [])["would_be_retained_by"] == [f"{src}/copy-elsewhere.pdf"]
         result = purge(repo, PurgeRequest([SECRET_NAME.decode()]))
         report = result.report
         assert result.verified and report is not None and report.retained
@@ -146,6 +149,7 @@ def test_dry_run_changes_nothing(tmp_path: Path) -> None:
     try:
         result = purge(repo, PurgeRequest([SECRET_NAME.decode()], dry_run=True))
         assert result.dry_run and [e.old_id for e in result.rewrite.rewritten] == [sid] and result.targets
+        assert result.report is not None and not result.report.retained and not result.verified
     finally:
         repo.close()
     assert sorted(p.name for p in repo_dir.rglob("*") if p.is_file() and "locks" not in p.parts) == before

@@ -10,6 +10,7 @@ import click
 from amber.cli.cmd_rewrite import parse_sha256, print_rewrites, removed_json
 from amber.cli.context import AppContext, pass_app
 from amber.cli.output import echo, emit_json, err_console, human_bytes, plain, quantity
+from amber.engine.erasure import ErasureReport
 from amber.engine.patterns import read_exclude_files
 from amber.errors import PurgeIncomplete, PurgeRefused, UsageError
 from amber.ops import erasure
@@ -112,6 +113,15 @@ def _incomplete(result: PurgeResult) -> str:
     return "purge incomplete: " + "; ".join(parts) + " (run `amber check`, then purge again)"
 
 
+def _warn_retained(report: ErasureReport, stay: str) -> None:
+    kept = report.kept_paths()
+    more = f" and {len(kept) - 10} more" if len(kept) > 10 else ""
+    err_console.print(
+        f"[yellow]warning:[/] {quantity(len(report.retained), 'blob')} of the purged files are also used by "
+        f"kept files and {stay} (deduplication): {plain(', '.join(kept[:10]))}{more}; "
+        "purge those paths too to erase these bytes", highlight=False)  # fmt: skip
+
+
 def _json(result: PurgeResult) -> dict[str, Any]:
     out: dict[str, Any] = {"dry_run": result.dry_run, "blobs": len(result.targets),
                            "would_be_refused": result.refusal or None,
@@ -120,9 +130,10 @@ def _json(result: PurgeResult) -> dict[str, Any]:
         out["prune"] = result.prune.as_dict()
     r = result.report
     if r is not None:
-        out["verified"] = r.ok
-        out["erased_blobs"] = r.erased
-        out["packs_read"] = r.packs_read
+        if not result.dry_run:
+            out["verified"] = r.ok
+            out["erased_blobs"] = r.erased
+            out["packs_read"] = r.packs_read
         out["retained"] = [{"blob": b.hex(), "kept_by": [{"snapshot": s, "path": p} for s, p in places]}
                            for b, places in r.retained.items()]  # fmt: skip
     return out
@@ -138,6 +149,8 @@ def _print(result: PurgeResult) -> None:
              f"{quantity(len(rw.rewritten), 'snapshot')}")  # fmt: skip
         if result.refusal:
             echo(f"note: the purge itself would be refused here: {plain(result.refusal)}")
+        if result.report is not None and result.report.retained:
+            _warn_retained(result.report, "would stay")
         return
     snaps = quantity(len(rw.rewritten), "snapshot")
     echo(f"purged {quantity(files, 'file')} ({human_bytes(size)}) from {snaps}")
@@ -149,12 +162,7 @@ def _print(result: PurgeResult) -> None:
     if r is None:
         return
     if r.retained:
-        kept = r.kept_paths()
-        err_console.print(
-            f"[yellow]warning:[/] {quantity(len(r.retained), 'blob')} of the purged files are also used by "
-            f"kept files and stay (deduplication): {plain(', '.join(kept[:10]))}"
-            + (f" and {len(kept) - 10} more" if len(kept) > 10 else "")
-            + "; purge those paths too to erase these bytes", highlight=False)  # fmt: skip
+        _warn_retained(r, "stay")
     if r.ok:
         echo(f"verified: {quantity(r.erased, 'blob')} gone from the index and from all "
              f"{quantity(r.packs_read, 'pack')}")  # fmt: skip

@@ -15,10 +15,11 @@ Two questions, answered from the repository itself:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from amber.errors import AmberError, IntegrityError, ObjectNotFound
-from amber.repository import Node, Repository
+from amber.repository import Node, Repository, Tree
 from amber.storage import FileType
 
 PLACES_PER_BLOB = 5  # kept paths named per retained blob
@@ -65,23 +66,32 @@ def verify_erased(repo: Repository, targets: set[bytes]) -> ErasureReport:
     return report
 
 
-def referenced(repo: Repository, targets: set[bytes]) -> dict[bytes, list[tuple[str, str]]]:
-    """Targets that remaining snapshots reference, each with up to PLACES_PER_BLOB (snapshot, path)."""
+def referenced(
+    repo: Repository, targets: set[bytes], roots: dict[str, bytes] | None = None,
+    load_tree: Callable[[bytes], Tree] | None = None,
+) -> dict[bytes, list[tuple[str, str]]]:  # fmt: skip
+    """Targets that snapshots reference, each with up to PLACES_PER_BLOB (snapshot, path).
+
+    ``roots`` (snapshot ID -> root tree; default: the stored snapshots) and ``load_tree``
+    let a dry run ask about the snapshots as a purge would leave them.
+    """
+    if roots is None:
+        roots = {sid: snap.tree for sid, snap in repo.snapshots([]).items()}
+    load = load_tree or repo.load_tree
     parents: dict[bytes, set[bytes]] = {}
     direct: set[bytes] = set()  # trees that list a target themselves
     hit: set[bytes] = set()
-    snaps = repo.snapshots([])
     seen: set[bytes] = set()
-    for snap in snaps.values():
-        if snap.tree in targets:
-            hit.add(snap.tree)
-        stack = [snap.tree]
+    for root in roots.values():
+        if root in targets:
+            hit.add(root)
+        stack = [root]
         while stack:
             tree_id = stack.pop()
             if tree_id in seen:
                 continue
             seen.add(tree_id)
-            for node in _nodes(repo, tree_id):
+            for node in _nodes(load, tree_id):
                 found = targets.intersection(node.content)
                 if node.subtree:
                     parents.setdefault(node.subtree, set()).add(tree_id)
@@ -101,14 +111,14 @@ def referenced(repo: Repository, targets: set[bytes]) -> dict[bytes, list[tuple[
                 leads.add(parent)
                 frontier.append(parent)
     places: dict[bytes, list[tuple[str, str]]] = {b: [] for b in hit}
-    for sid, snap in sorted(snaps.items()):
-        if snap.tree in places and len(places[snap.tree]) < PLACES_PER_BLOB:
-            places[snap.tree].append((sid, "/"))
-        _name_places(repo, sid, snap.tree, leads, targets, places)
+    for sid, root in sorted(roots.items()):
+        if root in places and len(places[root]) < PLACES_PER_BLOB:
+            places[root].append((sid, "/"))
+        _name_places(load, sid, root, leads, targets, places)
     return places
 
 
-def _name_places(repo: Repository, sid: str, root: bytes, leads: set[bytes], targets: set[bytes],
+def _name_places(load: Callable[[bytes], Tree], sid: str, root: bytes, leads: set[bytes], targets: set[bytes],
                  places: dict[bytes, list[tuple[str, str]]]) -> None:  # fmt: skip
     stack = [(root, b"")] if root in leads else []
     walked: set[tuple[bytes, bytes]] = set()
@@ -117,7 +127,7 @@ def _name_places(repo: Repository, sid: str, root: bytes, leads: set[bytes], tar
         if (tree_id, path) in walked:
             continue
         walked.add((tree_id, path))
-        for node in _nodes(repo, tree_id):
+        for node in _nodes(load, tree_id):
             node_path = path + b"/" + node.name
             for blob_id in targets.intersection([*node.content, node.subtree]):
                 kept = places[blob_id]
@@ -127,9 +137,9 @@ def _name_places(repo: Repository, sid: str, root: bytes, leads: set[bytes], tar
                 stack.append((node.subtree, node_path))
 
 
-def _nodes(repo: Repository, tree_id: bytes) -> list[Node]:
+def _nodes(load: Callable[[bytes], Tree], tree_id: bytes) -> list[Node]:
     try:
-        return list(repo.load_tree(tree_id).nodes)
+        return list(load(tree_id).nodes)
     except AmberError as exc:
         raise IntegrityError(
             f"tree {tree_id.hex()[:16]} cannot be read ({exc}); erasure cannot be verified: run check"

@@ -105,6 +105,7 @@ class TreeRewriter:
         self._memo: dict[tuple[bytes, bytes], tuple[bytes, list[RemovedEntry]]] = {}
         self._below: dict[bytes, tuple[int, int, int]] = {}  # tree -> (files, bytes, dirs) under it
         self.erasable = Erasable()
+        self.unsaved: dict[bytes, Tree] = {}  # dry run: the trees a rewrite would write, by ID
 
     def rewrite(self, root: bytes) -> tuple[bytes, list[RemovedEntry]]:
         """The new root's ID (the same when nothing matched) and the entries left out."""
@@ -149,9 +150,14 @@ class TreeRewriter:
         tree = Tree(top.out)
         if self._dry_run:
             new_id = self._repo.key.blob_id(encode_tree(tree))
+            self.unsaved[new_id] = tree
         else:
             new_id, _ = self._repo.save_tree(tree)
         self._memo[top.tree_id, top.path] = (new_id, top.removed)
+
+    def load_tree(self, tree_id: bytes) -> Tree:
+        """A stored tree, or one a dry run would have written."""
+        return self.unsaved.get(tree_id) or self._repo.load_tree(tree_id)
 
     def _refuse_unknown_fields(self, tree_id: bytes, path: bytes) -> None:
         """Readers ignore unknown keys; a rewrite would silently drop them."""

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from amber.engine.erasure import ErasureReport, verify_erased
+from amber.engine.erasure import ErasureReport, referenced, verify_erased
 from amber.engine.pruner import PruneOptions, PruneResult
 from amber.engine.rewriter import Erasable
 from amber.errors import AmberError, IntegrityError, PurgeRefused
@@ -60,7 +60,7 @@ class PurgeResult:
 
     @property
     def verified(self) -> bool:
-        return self.report is not None and self.report.ok
+        return not self.dry_run and self.report is not None and self.report.ok
 
     def audit(self, patterns: list[str], sha256: list[bytes]) -> dict[str, Any]:
         """What the audit log keeps: names, hashes, IDs and counts, never content."""
@@ -82,7 +82,9 @@ class PurgeResult:
             p = self.prune
             out["packs"] = {"repacked": p.plan.repacked.packs, "deleted": p.deleted_packs,
                             "bytes_freed": p.deleted_bytes, "pending": p.pending_packs}  # fmt: skip
-        if self.report is not None:
+        if self.report is not None and self.dry_run:
+            out["would_be_retained_by"] = self.report.kept_paths()[:AUDIT_PATHS]
+        elif self.report is not None:
             r = self.report
             out["verified"] = r.ok
             out["blobs_erased"] = r.erased
@@ -142,8 +144,14 @@ def purge(
             refusal = exc.message
         with repo.lock():
             result = rewrite(repo, rw_req)
-        targets = result.erasable.all_blobs | req.targets
-        return PurgeResult(result, dry_run=True, targets=targets, refusal=refusal)
+            targets = result.erasable.all_blobs | req.targets
+            roots = {sid: s.tree for sid, s in repo.snapshots([]).items()}  # as the purge would leave them
+            for entry in result.rewritten:
+                roots.pop(entry.old_id, None)
+                if not entry.emptied:
+                    roots[entry.old_id] = entry.new_tree
+            kept = ErasureReport(retained=referenced(repo, targets, roots, result.load_tree))
+        return PurgeResult(result, report=kept, dry_run=True, targets=targets, refusal=refusal)
     targets = set(req.targets)
 
     def keep_targets(erasable: Erasable) -> None:

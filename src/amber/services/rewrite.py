@@ -36,7 +36,7 @@ import msgspec
 from amber.engine.retention_hold import ACKED_TAG, SUSPICIOUS_TAG
 from amber.engine.rewriter import Erasable, RemovedEntry, TreeRewriter, exclusion, path_excluded
 from amber.errors import AmberError, ObjectNotFound
-from amber.repository import Repository, Snapshot
+from amber.repository import Repository, Snapshot, Tree
 from amber.services.forget import refuse_if_append_only
 from amber.services.own_snapshots import OwnSnapshots
 from amber.services.snapshots import SnapshotFilter, resolve, select
@@ -60,6 +60,7 @@ class SnapshotRewrite:
     old_id: str
     new_id: str  # "" in a dry run, or when the snapshot became empty
     removed: list[RemovedEntry]
+    new_tree: bytes = b""  # the rewrite's root (in a dry run: as it would be)
     emptied: bool = False  # every backup path was excluded: no rewrite written
     flags: list[str] = field(default_factory=list)  # "suspicious", "acked"
 
@@ -80,6 +81,7 @@ class RewriteResult:
     forgotten: list[str] = field(default_factory=list)  # originals removed
     damaged: list[tuple[str, AmberError]] = field(default_factory=list)  # unreadable: left alone
     erasable: Erasable = field(default_factory=Erasable)
+    load_tree: Callable[[bytes], Tree] | None = None  # reads stored trees and, in a dry run, unwritten ones
 
     @property
     def mapping(self) -> dict[str, str]:
@@ -96,17 +98,16 @@ def rewrite(repo: Repository, req: RewriteRequest) -> RewriteResult:
         chosen = _chosen(repo, req, result)
         result.examined = len(chosen)
         rewriter = TreeRewriter(repo, excluded, req.dry_run)
-        roots: dict[str, bytes] = {}
         for sid, snap in chosen:
             repo.cancel.check()  # a safe point: nothing is referenced yet
             new_root, removed = rewriter.rewrite(snap.tree)
             kept_paths = [p for p in snap.paths if not path_excluded(req.excludes, p)]
             if new_root == snap.tree and len(kept_paths) == len(snap.paths):
                 continue
-            result.rewritten.append(SnapshotRewrite(sid, "", removed, emptied=not kept_paths,
+            result.rewritten.append(SnapshotRewrite(sid, "", removed, new_root, emptied=not kept_paths,
                                                     flags=_flags(snap)))  # fmt: skip
-            roots[sid] = new_root
         result.erasable = rewriter.erasable
+        result.load_tree = rewriter.load_tree
         if req.dry_run or not result.rewritten:
             return result
         repo.blobs.flush()  # packs, then index: the trees before the snapshots that need them
@@ -119,7 +120,7 @@ def rewrite(repo: Repository, req: RewriteRequest) -> RewriteResult:
             if entry.emptied:
                 continue
             repo.cancel.check()
-            new = _rewritten(snaps[entry.old_id], entry, roots[entry.old_id], req, mapping)
+            new = _rewritten(snaps[entry.old_id], entry, entry.new_tree, req, mapping)
             twin = done.get((new.original or "", new.tree))
             entry.new_id = mapping[entry.old_id] = twin or repo.save_snapshot(new)
             if entry.old_id in trusted:  # this host wrote the original: the rewrite is as trusted
