@@ -50,7 +50,8 @@ def test_a_recorded_suspicious_snapshot_is_at_risk_until_acknowledged(tmp_path: 
     cfg = load(make_config(tmp_path, 'schedule = "daily"'))
     now = 1_000 * DAY
     anomaly = {"verdict": "suspicious", "reasons": ["30 of 40 files renamed to .locked"]}
-    backup = Destination("main", "backup", "success", snapshot_id="feedface" * 8, details={"anomaly": anomaly})
+    backup = Destination("main", "backup", "success", snapshot_id="feedface" * 8,
+                         details={"anomaly": anomaly})  # fmt: skip
     StateDB(cfg.state.path).add(RunRecord("home", now - 3600, now - 3500, "success", snapshot_ids=["x"],
                                           destinations=[backup]))  # fmt: skip
     [flagged] = board.board(cfg, now=now, sample=False)

@@ -173,8 +173,9 @@ def _anomalies(f: JobFacts) -> list[Reason]:
         if s.acknowledged:
             continue
         why = f": {s.reasons[0]}" if s.reasons else ""
-        out.append(Reason(AT_RISK, f"snapshot {s.snapshot[:8]} ({age_text(f.now - s.when)} ago) tagged "
-                                   f"suspicious{why}; review it, then `amber anomaly ack {s.snapshot[:8]}`"))  # fmt: skip
+        short = s.snapshot[:8]
+        out.append(Reason(AT_RISK, f"snapshot {short} ({age_text(f.now - s.when)} ago) tagged suspicious"
+                                   f"{why}; review it, then `amber anomaly ack {short}`"))  # fmt: skip
     return out
 
 
