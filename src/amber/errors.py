@@ -43,7 +43,8 @@ The tree (exit code in brackets)::
     ├── DatabaseError [34]              a database dump or restore failed; no snapshot written
     ├── DatabaseNotEmpty [35]           db restore refused to overwrite a database or file that holds data
     ├── SuspiciousBackup [36]           snapshot written and tagged suspicious (ransomware check)
-    └── ScheduleNotEnabled [37]         `schedule install` wrote units that systemctl did not enable
+    ├── ScheduleNotEnabled [37]         `schedule install` wrote units that systemctl did not enable
+    └── ExtraMissing [43]               a feature needs an optional extra (PDF reports: amber[pdf])
 
 Vendor exceptions (OSError, msgspec, cryptography) are converted at the layer
 boundary by :func:`from_os_error`; nothing above ``storage`` sees raw ``OSError``
@@ -236,6 +237,13 @@ class SuspiciousBackup(AmberError):
 class ScheduleNotEnabled(AmberError):
     exit_code = 37
     default_message = "units written but not enabled"
+
+
+class ExtraMissing(AmberError):
+    """A feature needs an optional extra that is not installed (PDF reports: amber[pdf])."""
+
+    exit_code = 43
+    default_message = "an optional extra is not installed"
 
 
 class LeaseLost(AmberError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -56,8 +57,9 @@ def test_daily_report_counts_and_details(tmp_path: Path) -> None:
     assert by_job["archive"].outcome == "failed" and not by_job["archive"].missed
     assert daily.subject(report) == "0 ok, 1 partial, 1 failed, 1 missed"
     text = daily.render_text(report)
-    assert text.splitlines()[0].endswith("0 ok, 1 partial, 1 failed, 1 missed")
-    assert "verify main: failed, 2 error(s)" in text and "copy to mirror: success" in text
+    assert text.splitlines()[0] == "amber daily report: 0 ok, 1 partial, 1 failed, 1 missed; 3 unprotected"
+    assert re.search(r"home +main +failed +2", text) and re.search(r"home +mirror +success +abc", text)
+    assert "docs: no run in the last 24 hours although scheduled" in text
     assert SECRET not in text and SECRET not in daily.render_json(report)
 
 
