@@ -40,7 +40,7 @@ def _labels(labels: tuple[str, ...], xs: list[float]) -> list[str]:
     step = max(1, len(labels) // 10)  # at most about ten labels under the axis
     return [f'<text x="{x:.1f}" y="{HEIGHT - BOTTOM + 14}" font-size="10" text-anchor="middle" '
             f'fill="#555">{escape(label[:14])}</text>'
-            for i, (label, x) in enumerate(zip(labels, xs, strict=True)) if i % step == 0]  # fmt: skip
+            for i, (label, x) in enumerate(zip(labels, xs, strict=False)) if i % step == 0]  # fmt: skip
 
 
 def _legend(chart: Chart) -> list[str]:
