@@ -141,7 +141,8 @@ def send_scheduled(config: Config, kind: str, now: float | None = None) -> Outco
         raise UsageError(f"no [reports.{kind}] in the config: nothing is scheduled")
     db, log = state.StateDB(config.state.path), SentLog(config.state.path)
     since = db.stamp(task(kind))
-    occurrence = latest_occurrence(report.schedule, now - FIRST_GRACE if since is None else since, now)
+    # from just before the stamp: the period last sent shows as already sent, not as idle
+    occurrence = latest_occurrence(report.schedule, now - FIRST_GRACE if since is None else since - 1, now)
     if occurrence is None:
         if since is None:
             db.set_stamp(task(kind), now - FIRST_GRACE)
