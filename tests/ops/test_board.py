@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import re
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from amber.ops import board
@@ -62,3 +67,23 @@ def test_a_recorded_suspicious_snapshot_is_at_risk_until_acknowledged(tmp_path: 
     [acked] = board.board(cfg, now=now, sample=False)
     assert not any("suspicious" in t for t in acked.verdict.texts)
     assert acked.facts.anomalies[0].acknowledged
+
+
+def test_amber_status_lists_verdicts_with_the_suspicious_reason(tmp_path: Path) -> None:
+    path = make_config(tmp_path, 'schedule = "daily"')
+    cfg = load(path)
+    now = time.time()
+    anomaly = {"verdict": "suspicious", "reasons": ["12 of 20 files renamed to .crypt"]}
+    backup = Destination("main", "backup", "success", snapshot_id="c0ffee00" * 8,
+                         details={"anomaly": anomaly})  # fmt: skip
+    StateDB(cfg.state.path).add(RunRecord("home", now - 60, now - 30, "success", destinations=[backup]))
+    amber = [sys.executable, "-m", "amber", "--config", str(path), "status"]
+    text = subprocess.run(amber, capture_output=True, text=True, timeout=120, check=True).stdout
+    assert text.splitlines()[0] == "home: at-risk"
+    reason = ("  snapshot c0ffee00 (1 min ago) tagged suspicious: 12 of 20 files renamed to .crypt; "
+              "review it, then `amber anomaly ack c0ffee00`")  # fmt: skip
+    assert reason in [re.sub(r"\(\d+ min ago\)", "(1 min ago)", line) for line in text.splitlines()]
+    body = json.loads(subprocess.run([*amber, "--json"], capture_output=True, text=True, timeout=120,
+                                     check=True).stdout)  # fmt: skip
+    [job] = body["jobs"]
+    assert job["verdict"] == "at-risk" and job["suspicious"][0]["snapshot"] == "c0ffee00" * 8

@@ -1,4 +1,4 @@
-"""status --copies: the 3-2-1-1-0 view of every snapshot."""
+"""status: each job's protection verdict; status --copies: the 3-2-1-1-0 view of every snapshot."""
 
 from __future__ import annotations
 
@@ -74,9 +74,10 @@ def status(
     app: AppContext, copies: bool, replicas: tuple[str, ...], run_check: bool, drills: bool,
     as_json: bool, hosts: tuple[str, ...], tags: tuple[str, ...], paths: tuple[str, ...],
 ) -> None:  # fmt: skip
-    """Where each snapshot has copies: count, media, offsite, immutable/offline, errors.
+    """Whether each configured job is protected now (verdict and reasons); with --copies, where each
+    snapshot has copies: count, media, offsite, immutable/offline, errors.
 
-    Exits 18 when a snapshot fails the rule because of verification errors, 1
+    With --copies, exits 18 when a snapshot fails the rule because of verification errors, 1
     when it fails for another reason (too few copies, media, places).
     """
     if drills:
@@ -84,7 +85,8 @@ def status(
         if not copies:
             return
     if not copies:
-        raise UsageError("status: only --copies is implemented; run 'amber status --copies'")
+        _verdicts(app, as_json)
+        return
     sources, history = _replicas(app, replicas)
     report = service.copies_status(sources, run_check, history, make_filter(hosts, tags, paths))
     if as_json:
@@ -114,6 +116,22 @@ def status(
         if any(s.verdict.errors for s in failing):
             raise CheckFailed(f"{len(failing)} snapshot(s) fail 3-2-1-1-0; some copies have errors")
         raise AmberError(f"{len(failing)} snapshot(s) fail 3-2-1-1-0" if failing else "no snapshots found")
+
+
+def _verdicts(app: AppContext, as_json: bool) -> None:
+    """One line per configured job: its verdict, then each reason (as the dashboard's cards)."""
+    from amber.ops import board
+
+    found = board.board(app.config())
+    if as_json:
+        emit_json({"jobs": [s.as_dict() for s in found]})
+        return
+    for s in found:
+        echo(f"{show_path(s.name)}: {s.verdict.verdict}")
+        for reason in s.verdict.texts:
+            echo(f"  {show_path(reason)}")
+    if not found:
+        echo("no jobs configured")
 
 
 COMMANDS = [status]

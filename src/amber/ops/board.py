@@ -45,6 +45,8 @@ class JobStatus:
             "verdict": self.verdict.verdict, "reasons": self.verdict.texts, "running": self.running,
             "last_run": self.last_run.as_dict() if self.last_run else None,
             "last_success": self.facts.last_success, "next_run": self.next_run,
+            "suspicious": [{"snapshot": a.snapshot, "when": a.when, "reasons": list(a.reasons)}
+                           for a in self.facts.anomalies if not a.acknowledged],
             "destinations": [
                 {"name": d.name, "fill": d.fill,
                  "forecast": d.forecast.describe() if d.forecast else None,
