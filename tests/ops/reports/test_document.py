@@ -83,7 +83,9 @@ def _weekly() -> weekly.WeeklyReport:
 def _monthly() -> monthly.MonthlyReport:
     usage = [(NOW - d * DAY, (100 - d) * 2**30) for d in range(10, 0, -1)]
     repo = monthly.RepoMonth("main", 10, float(2**30), "full in 9 days", usage)
-    job = monthly.JobMonth("home", 30, 29 / 30, 29, 60.0, 40.0, {"ok": 29, "partial": 0, "failed": 1})
+    job = monthly.JobMonth(
+        "home", 30, 29 / 30, 29, 60.0, 40.0, {"ok": 29, "partial": 0, "failed": 1}, [(NOW - DAY, 900.0, 60.0)]
+    )
     anomaly = monthly.Anomaly("docs", "feedface" * 8, NOW - 600, ["40 files renamed to .locked"], False)
     return monthly.MonthlyReport(
         NOW - 30 * DAY, NOW, [repo], [job], ["add space to main: full in 9 days"], [anomaly], _protection()
@@ -162,6 +164,8 @@ def test_every_format_carries_everything(kind: str) -> None:
                 "unacknowledged",
                 "40 files renamed to .locked",
                 "main: used space per day",
+                "Unusual durations",
+                "15.0 min",
             ],
         ),
     ],
@@ -276,3 +280,18 @@ def test_pdf_without_weasyprint_is_one_line_with_exit_43(tmp_path: Path) -> None
         f"({proc.stderr.split('(', 1)[1].strip()}"
     ]
     assert "Traceback" not in proc.stderr and not (tmp_path / "r.pdf").exists()
+
+
+@pytest.mark.parametrize(
+    ("durations", "flagged"),
+    [
+        ([60.0] * 4 + [600.0], []),  # too few runs to judge
+        ([60.0] * 9 + [600.0], []),  # no spread at all: nothing to measure against
+        ([58.0, 60.0, 61.0, 59.0, 62.0, 60.0, 600.0], [600.0]),
+        ([58.0, 60.0, 61.0, 59.0, 62.0, 60.0, 1.0], [1.0]),  # unusually fast counts too (skipped files?)
+        ([50.0, 60.0, 70.0, 55.0, 65.0, 75.0], []),
+    ],
+)
+def test_duration_outliers(durations: list[float], flagged: list[float]) -> None:
+    found = monthly.outliers([(float(i), d) for i, d in enumerate(durations)])
+    assert [d for _, d, _ in found] == flagged

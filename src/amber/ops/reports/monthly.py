@@ -44,6 +44,20 @@ from amber.ops.verdict import Policy
 
 MONTH = 30 * 86400.0
 DURATION_GROWTH = 0.2
+OUTLIER_MADS = 3.0  # a run this many (scaled) median absolute deviations from the median is unusual
+MIN_RUNS_FOR_OUTLIERS = 5
+
+
+def outliers(durations: list[tuple[float, float]]) -> list[tuple[float, float, float]]:
+    """(started, duration, median) of the runs whose duration is over 3 MAD from the median. Pure."""
+    if len(durations) < MIN_RUNS_FOR_OUTLIERS:
+        return []
+    values = [d for _, d in durations]
+    median = statistics.median(values)
+    mad = 1.4826 * statistics.median(abs(v - median) for v in values)  # ~ the standard deviation
+    if mad == 0:
+        return []
+    return [(t, d, median) for t, d in durations if abs(d - median) > OUTLIER_MADS * mad]
 
 
 @dataclass
@@ -64,6 +78,7 @@ class JobMonth:
     median_duration: float | None
     last_median_duration: float | None
     statuses: dict[str, int] = field(default_factory=dict)  # ok / partial / failed runs
+    unusual: list[tuple[float, float, float]] = field(default_factory=list)  # (started, duration, median)
 
 
 @dataclass
@@ -125,7 +140,8 @@ def monthly(config: Config, end: float, policy: Policy | None = None) -> Monthly
         ok = [r for r in this if r.status == "success"]
         days = {dt.datetime.fromtimestamp(r.started, dt.UTC).date() for r in ok}
         job = JobMonth(name, len(this), len(ok) / len(this) if this else None, len(days), _median(this),
-                       _median(last), status_counts([r.status for r in this]))  # fmt: skip
+                       _median(last), status_counts([r.status for r in this]),
+                       outliers([(r.started, (r.ended or r.started) - r.started) for r in this]))  # fmt: skip
         report.anomalies += [Anomaly(name, x.snapshot, x.when, list(x.reasons), False)
                              for x in board.suspicions(this, set())]  # fmt: skip
         report.jobs.append(job)
@@ -169,12 +185,16 @@ def document(report: MonthlyReport, host: str = "") -> Document:
                       tuple((a.job, a.snapshot[:8], when(a.when), "; ".join(a.reasons) or "-",
                              "acknowledged" if a.acknowledged else "unacknowledged")
                             for a in report.anomalies))  # fmt: skip
+    odd = tuple((j.job, when(t), seconds(d), seconds(m)) for j in report.jobs for t, d, m in j.unusual)
+    unusual = Table(("job", "started", "duration", "median"), odd, numeric=(2, 3))
     sections = (
         Section("Growth and capacity forecast", (repos,) if report.repositories else (), charts,
                 empty="no repositories configured"),
         Section("Jobs", (jobs,) if report.jobs else (), empty="no jobs configured"),
         Section("Anomalies (snapshots tagged suspicious)", (anomalies,) if report.anomalies else (),
                 empty="none this month"),
+        Section(f"Unusual durations (over {OUTLIER_MADS:g} MAD from the job's median)",
+                (unusual,) if unusual.rows else (), empty="none this month"),
         Section("Recommendations", items=tuple(report.recommendations), empty="none"),
         protection_section(report.protection, report.end),
     )  # fmt: skip
