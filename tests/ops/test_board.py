@@ -79,8 +79,8 @@ def test_amber_status_lists_verdicts_with_the_suspicious_reason(tmp_path: Path) 
     StateDB(cfg.state.path).add(RunRecord("home", now - 60, now - 30, "success", destinations=[backup]))
     amber = [sys.executable, "-m", "amber", "--config", str(path), "status"]
     text = subprocess.run(amber, capture_output=True, text=True, timeout=120, check=True).stdout
-    assert text.splitlines()[0] == "home: at-risk"
-    reason = ("  snapshot c0ffee00 (1 min ago) tagged suspicious: 12 of 20 files renamed to .crypt; "
+    assert text.splitlines()[0].startswith("WARN  home: at-risk, ")
+    reason = ("      - snapshot c0ffee00 (1 min ago) tagged suspicious: 12 of 20 files renamed to .crypt; "
               "review it, then `amber anomaly ack c0ffee00`")  # fmt: skip
     assert reason in [re.sub(r"\(\d+ min ago\)", "(1 min ago)", line) for line in text.splitlines()]
     body = json.loads(subprocess.run([*amber, "--json"], capture_output=True, text=True, timeout=120,

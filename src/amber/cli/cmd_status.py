@@ -1,4 +1,4 @@
-"""status: each job's protection verdict; status --copies: the 3-2-1-1-0 view of every snapshot."""
+"""status: every job's verdict (default), or --copies: the 3-2-1-1-0 view of every snapshot."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from amber.cli import cmd_drill
 from amber.cli.context import AppContext, pass_app
 from amber.cli.options import make_filter, snapshot_filter_options
 from amber.cli.output import echo, emit_json, err_console, plain, show_path
+from amber.cli.status_board import show_board
 from amber.engine.rule321 import Replica
 from amber.errors import AmberError, CheckFailed, UsageError
 from amber.ops import copies_status as service
@@ -74,10 +75,12 @@ def status(
     app: AppContext, copies: bool, replicas: tuple[str, ...], run_check: bool, drills: bool,
     as_json: bool, hosts: tuple[str, ...], tags: tuple[str, ...], paths: tuple[str, ...],
 ) -> None:  # fmt: skip
-    """Whether each configured job is protected now (verdict and reasons); with --copies, where each
-    snapshot has copies: count, media, offsite, immutable/offline, errors.
+    """Each configured job's verdict (protected, at-risk, unprotected) and why.
 
-    With --copies, exits 18 when a snapshot fails the rule because of verification errors, 1
+    Reads the state database only. Exits 1 when a job is unprotected.
+
+    With --copies: where each snapshot has copies (count, media, offsite,
+    immutable/offline, errors). Exits 18 when a snapshot fails the rule because of verification errors, 1
     when it fails for another reason (too few copies, media, places).
     """
     if drills:
@@ -85,7 +88,9 @@ def status(
         if not copies:
             return
     if not copies:
-        _verdicts(app, as_json)
+        if replicas or run_check or hosts or tags or paths:
+            raise UsageError("status: --replica, --check and the snapshot filters go with --copies")
+        show_board(app.config_path, as_json)
         return
     sources, history = _replicas(app, replicas)
     report = service.copies_status(sources, run_check, history, make_filter(hosts, tags, paths))
@@ -116,22 +121,6 @@ def status(
         if any(s.verdict.errors for s in failing):
             raise CheckFailed(f"{len(failing)} snapshot(s) fail 3-2-1-1-0; some copies have errors")
         raise AmberError(f"{len(failing)} snapshot(s) fail 3-2-1-1-0" if failing else "no snapshots found")
-
-
-def _verdicts(app: AppContext, as_json: bool) -> None:
-    """One line per configured job: its verdict, then each reason (as the dashboard's cards)."""
-    from amber.ops import board
-
-    found = board.board(app.config())
-    if as_json:
-        emit_json({"jobs": [s.as_dict() for s in found]})
-        return
-    for s in found:
-        echo(f"{show_path(s.name)}: {s.verdict.verdict}")
-        for reason in s.verdict.texts:
-            echo(f"  {show_path(reason)}")
-    if not found:
-        echo("no jobs configured")
 
 
 COMMANDS = [status]
