@@ -14,6 +14,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from amber.ops.reports import daily, monthly, render, svg, weekly
 from amber.ops.reports.document import (
@@ -253,6 +255,7 @@ def test_html_loads_nothing_from_outside(kind: str, mail: bool) -> None:
     )  # only the masked URL of an error message, as text
 
 
+@pytest.mark.slow  # WeasyPrint loads fonts
 def test_pdf_holds_the_report_text() -> None:
     pytest.importorskip("weasyprint", reason="amber[pdf] not installed")
     doc = DOCS["weekly"]()
@@ -295,3 +298,27 @@ def test_pdf_without_weasyprint_is_one_line_with_exit_43(tmp_path: Path) -> None
 def test_duration_outliers(durations: list[float], flagged: list[float]) -> None:
     found = monthly.outliers([(float(i), d) for i, d in enumerate(durations)])
     assert [d for _, d, _ in found] == flagged
+
+
+values = st.floats(min_value=-1e12, max_value=1e15, allow_nan=False)
+labels = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=20)
+
+
+@st.composite
+def charts(draw: st.DrawFn) -> Chart:
+    names = draw(st.lists(labels, max_size=30))
+    series = draw(st.lists(st.tuples(labels, st.lists(values, min_size=len(names), max_size=len(names))),
+                           max_size=4))  # fmt: skip
+    kind = draw(st.sampled_from(["bars", "line"]))
+    unit = draw(st.sampled_from(["bytes", "s", ""]))
+    return Chart(draw(labels), kind, tuple(names), tuple(Series(n, tuple(v)) for n, v in series), unit)
+
+
+@settings(max_examples=60, deadline=None)
+@given(charts())
+def test_any_chart_is_well_formed_svg_inside_the_plot(chart: Chart) -> None:
+    root = ET.fromstring(svg.render(chart))
+    for rect in root.iter("rect"):
+        assert float(rect.get("height", "0")) >= 0 and float(rect.get("y", "0")) >= 0
+    for circle in root.iter("circle"):
+        assert svg.TOP - 0.1 <= float(circle.get("cy", "0")) <= svg.HEIGHT - svg.BOTTOM + 0.1

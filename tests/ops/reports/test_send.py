@@ -97,6 +97,7 @@ def test_failed_delivery_is_not_recorded(tmp_path: Path) -> None:
     assert not send.SentLog(cfg.state.path).has("daily", failed.period)
 
 
+@pytest.mark.slow  # three amber processes
 def test_cli_send_and_daemon(
     tmp_path: Path, smtp_server: tuple[SmtpSink, int], http_receiver: HttpReceiver
 ) -> None:
