@@ -75,3 +75,16 @@ def test_cli_report_daily_json(tmp_path: Path) -> None:
     assert body["counts"] == {"ok": 0, "partial": 1, "failed": 1, "missed": 1}
     assert [j["job"] for j in body["jobs"]] == ["home", "docs", "archive"]
     assert (out.stat().st_mode & 0o777) == 0o600
+
+
+def test_cli_report_daily_html_file(tmp_path: Path) -> None:
+    path = _config(tmp_path)
+    _fill(StateDB(load(path).state.path), time.time())
+    out = tmp_path / "report.html"
+    cmd = [sys.executable, "-m", "amber", "--config", str(path), "report", "daily", "--format", "html"]
+    proc = subprocess.run([*cmd, "--output", str(out)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    page = out.read_text()
+    assert page.startswith("<!DOCTYPE html>") and "0 ok, 1 partial, 1 failed, 1 missed" in page
+    assert "<svg" in page and "Protection now" in page and SECRET not in page
+    assert (out.stat().st_mode & 0o777) == 0o600
