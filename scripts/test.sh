@@ -19,6 +19,10 @@ command -v fusermount3 >/dev/null 2>&1 || need="$need fuse3"
 command -v mkfs.btrfs >/dev/null 2>&1 || need="$need btrfs-progs"
 # Chromium for the dashboard browser test (tests/web/test_browser.py).
 command -v chromium >/dev/null 2>&1 || need="$need chromium"
+# Pango for WeasyPrint (PDF reports, amber[pdf]) and pdftotext to read the PDFs back.
+dpkg -s libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core >/dev/null 2>&1 \
+    || need="$need libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core"
+command -v pdftotext >/dev/null 2>&1 || need="$need poppler-utils"
 # PostgreSQL for the full-restore drill test; Debian keeps its binaries off PATH.
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need="$need postgresql"
 if [ -n "$need" ]; then

@@ -45,7 +45,8 @@ The tree (exit code in brackets)::
     ├── SuspiciousBackup [36]           snapshot written and tagged suspicious (ransomware check)
     ├── ScheduleNotEnabled [37]         `schedule install` wrote units that systemctl did not enable
     ├── PurgeRefused [38]               purge refused: the repository is append-only or under Object Lock
-    └── PurgeIncomplete [39]            purge ran, but purged data is still stored (or a destination failed)
+    ├── PurgeIncomplete [39]            purge ran, but purged data is still stored (or a destination failed)
+    └── ExtraMissing [43]               a feature needs an optional extra (PDF reports: amber[pdf])
 
 Vendor exceptions (OSError, msgspec, cryptography) are converted at the layer
 boundary by :func:`from_os_error`; nothing above ``storage`` sees raw ``OSError``
@@ -252,6 +253,13 @@ class PurgeIncomplete(AmberError):
 class ScheduleNotEnabled(AmberError):
     exit_code = 37
     default_message = "units written but not enabled"
+
+
+class ExtraMissing(AmberError):
+    """A feature needs an optional extra that is not installed (PDF reports: amber[pdf])."""
+
+    exit_code = 43
+    default_message = "an optional extra is not installed"
 
 
 class LeaseLost(AmberError):

@@ -106,3 +106,8 @@ path = "{tmp_path / 'state' / 'state.db'}"
     assert "renamed" in alert["message"] and "tagged suspicious" in alert["message"], alert
     ids = [s["id"] for s in _snapshots(cli)]
     assert clean in ids and len(ids) == 2  # keep_last 1 kept the suspicious one, the hold the clean one
+    status = cli.run("--config", str(config), "status", check=False).stdout
+    assert " home: " in status and "tagged suspicious" in status  # the verdict says it too
+    suspicious = next(s for s in _snapshots(cli) if "suspicious" in s.get("tags", []))  # type: ignore[operator]
+    cli.run("--config", str(config), "anomaly", "ack", str(suspicious["id"])[:8])
+    assert "tagged suspicious" not in cli.run("--config", str(config), "status", check=False).stdout

@@ -131,7 +131,7 @@ def test_errors_name_line_and_key(old: str, new: str, expected: str) -> None:
 
 
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"nope\.toml: cannot read config file"):
+    with pytest.raises(ConfigError, match=r"nope\.toml: cannot read config file: .*docs/config\.md"):
         load_config(str(tmp_path / "nope.toml"))
 
 

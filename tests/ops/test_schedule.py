@@ -163,3 +163,32 @@ def test_install_fails_when_systemctl_cannot_enable(tmp_path: Path, fail_on: str
     assert "No medium found" in result.stderr
     if fail_on.startswith("enable"):  # the other timer was enabled
         assert "amber-odd" not in error.partition("not enabled:")[2]
+
+
+REPORTS = """
+[[notify]]
+url = "mailto://mail.example.com?to=ops@example.com"
+events = ["summary"]
+
+[reports.weekly]
+schedule = "Mon *-*-* 07:00"
+"""
+
+
+def test_report_units_send_each_scheduled_period(tmp_path: Path) -> None:
+    cfg = parse_config(CONFIG + REPORTS, str(tmp_path / "config.toml"))
+    amber = [sys.executable, "-m", "amber"]
+    made = {u.name: u for u in units.units_for(cfg, "/etc/amber/config.toml", amber)}
+    timer = units.parse_unit(made["amber-report-weekly.timer"].text)["Timer"]
+    assert timer == {"OnCalendar": ["Mon *-*-* 07:00"], "Persistent": ["true"],
+                     "Unit": ["amber-report-weekly.service"]}  # fmt: skip
+    service = units.parse_unit(made["amber-report-weekly.service"].text)["Service"]
+    exec_start = f"{sys.executable} -m amber --config /etc/amber/config.toml report weekly --scheduled"
+    assert service["ExecStart"] == [exec_start]
+    for name in ("amber-report-weekly.service", "amber-report-weekly.timer"):
+        (tmp_path / name).write_text(made[name].text)
+    if shutil.which("systemd-analyze"):
+        proc = subprocess.run(["systemd-analyze", "verify", str(tmp_path / "amber-report-weekly.timer"),
+                               str(tmp_path / "amber-report-weekly.service")],
+                              capture_output=True, text=True, check=False)  # fmt: skip
+        assert "amber-report" not in proc.stderr, proc.stderr

@@ -14,6 +14,7 @@ from amber.ops.verdict import (
     DestinationFill,
     JobFacts,
     Outcome,
+    Suspicion,
     judge,
 )  # fmt: skip
 
@@ -52,6 +53,12 @@ CASES = [
      AT_RISK, "m full in 10 days"),
     ("fills tomorrow", {"destinations": (DestinationFill("m", 0.5, Forecast(9, 1.0, 1.0, 1.0)),)},
      UNPROTECTED, "m full in 1 day"),
+    ("suspicious snapshot",
+     {"anomalies": (Suspicion("abcdef0123", NOW - 3600, ("40 of 50 files renamed",)),)},
+     AT_RISK, "snapshot abcdef01 (60 min ago) tagged suspicious: 40 of 50 files renamed"),
+    ("suspicious: ack hint", {"anomalies": (Suspicion("abcdef0123", NOW - DAY),)},
+     AT_RISK, "`amber anomaly ack abcdef01`"),
+    ("suspicious, acknowledged", {"anomalies": (Suspicion("abcdef0123", NOW, (), True),)}, PROTECTED, ""),
     ("fills in a year", {"destinations": (DestinationFill("m", 0.5, Forecast(9, 1.0, 1.0, 365.0)),)},
      PROTECTED, ""),
 ]  # fmt: skip
@@ -72,3 +79,11 @@ def test_worst_reason_wins_and_all_are_listed() -> None:
     assert result.verdict == UNPROTECTED
     assert {r.level for r in result.reasons} == {AT_RISK, UNPROTECTED}
     assert len(result.reasons) == 2
+
+
+def test_every_unacknowledged_suspicious_snapshot_is_a_reason() -> None:
+    flagged = (Suspicion("aaaa1111", NOW - DAY), Suspicion("bbbb2222", NOW, (), True),
+               Suspicion("cccc3333", NOW))  # fmt: skip
+    result = judge(facts(anomalies=flagged))
+    assert result.verdict == AT_RISK
+    assert [t[:17] for t in result.texts] == ["snapshot aaaa1111", "snapshot cccc3333"]

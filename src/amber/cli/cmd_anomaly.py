@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import time
+
 import click
 import msgspec
 
 from amber.cli.context import AppContext, pass_app
 from amber.cli.output import echo, emit_json, show_path
 from amber.engine.retention_hold import ACKED_TAG
+from amber.ops.anomaly_acks import AckLog
+from amber.ops.config.target import load_optional, state_path
 from amber.repository import Snapshot
 from amber.services import acknowledge as ack_service
 from amber.services.snapshots import resolve
@@ -75,6 +79,8 @@ def ack(app: AppContext, snapshot: str) -> None:
     """Acknowledge suspicious SNAPSHOT: retention no longer holds the clean snapshots before it."""
     with app.open(lock=False) as repo:
         done = ack_service.acknowledge(repo, snapshot)
+    config, _problem = load_optional(app.config_path)
+    AckLog(state_path(config)).record(done.old_id, done.new_id, time.time())  # the verdict drops its reason
     if done.old_id == done.new_id:
         echo(f"snapshot {done.old_id[:8]} was already acknowledged")
     else:

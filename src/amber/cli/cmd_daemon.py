@@ -68,15 +68,17 @@ def _extensions(
     note: Callable[[str], None], passwords: PasswordSource
 ) -> list[daemon_service.DaemonExtension]:
     """/metrics on [metrics] listen (and the textfile), stale-job and capacity alerts every minute,
-    restore drills on each job's drill.schedule, and checks on each job's check.schedule."""
+    restore drills on each job's drill.schedule, checks on each job's check.schedule, and the
+    [reports.KIND] reports, each period once."""
     from amber.ops.alerting.notify import AlertObserver, AlertsExtension
     from amber.ops.drills.drill import DrillExtension
     from amber.ops.metrics import MetricsExtension  # prometheus_client: only for the daemon
+    from amber.ops.reports.send import ReportsExtension
     from amber.ops.run.scheduled_check import CheckExtension
 
     alerts = AlertsExtension(lambda m: note(m) if m else None)
     checks = CheckExtension(passwords, note, lambda cfg: AlertObserver(cfg, lambda m: note(m) if m else None))
-    return [MetricsExtension(), alerts, DrillExtension(passwords, note), checks]
+    return [MetricsExtension(), alerts, DrillExtension(passwords, note), checks, ReportsExtension(note)]
 
 
 COMMANDS = [daemon]

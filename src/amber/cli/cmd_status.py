@@ -1,4 +1,4 @@
-"""status --copies: the 3-2-1-1-0 view of every snapshot."""
+"""status: every job's verdict (default), or --copies: the 3-2-1-1-0 view of every snapshot."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from amber.cli import cmd_drill
 from amber.cli.context import AppContext, pass_app
 from amber.cli.options import make_filter, snapshot_filter_options
 from amber.cli.output import echo, emit_json, err_console, plain, show_path
+from amber.cli.status_board import show_board
 from amber.engine.rule321 import Replica
 from amber.errors import AmberError, CheckFailed, UsageError
 from amber.ops import copies_status as service
@@ -74,9 +75,12 @@ def status(
     app: AppContext, copies: bool, replicas: tuple[str, ...], run_check: bool, drills: bool,
     as_json: bool, hosts: tuple[str, ...], tags: tuple[str, ...], paths: tuple[str, ...],
 ) -> None:  # fmt: skip
-    """Where each snapshot has copies: count, media, offsite, immutable/offline, errors.
+    """Each configured job's verdict (protected, at-risk, unprotected) and why.
 
-    Exits 18 when a snapshot fails the rule because of verification errors, 1
+    Reads the state database only. Exits 1 when a job is unprotected.
+
+    With --copies: where each snapshot has copies (count, media, offsite,
+    immutable/offline, errors). Exits 18 when a snapshot fails the rule because of verification errors, 1
     when it fails for another reason (too few copies, media, places).
     """
     if drills:
@@ -84,7 +88,10 @@ def status(
         if not copies:
             return
     if not copies:
-        raise UsageError("status: only --copies is implemented; run 'amber status --copies'")
+        if replicas or run_check or hosts or tags or paths:
+            raise UsageError("status: --replica, --check and the snapshot filters go with --copies")
+        show_board(app.config_path, as_json)
+        return
     sources, history = _replicas(app, replicas)
     report = service.copies_status(sources, run_check, history, make_filter(hosts, tags, paths))
     if as_json:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from amber.engine.rule321 import CopyFacts, Replica, evaluate
+from amber.ops.anomaly_acks import AckLog
 from amber.ops.config.model import Config, JobConfig
 from amber.ops.drills.history import DrillHistory, DrillRow
 from amber.ops.reports.forecast import forecast
@@ -20,7 +21,7 @@ from amber.ops.reports.usage import UsageLog, month_of, sample_repositories
 from amber.ops.run.scheduled_check import task as check_task
 from amber.ops.schedule.calendar import next_after, parse_calendar
 from amber.ops.state import RunRecord, StateDB
-from amber.ops.verdict import CopiesFacts, DestinationFill, JobFacts, JobVerdict, Outcome, judge
+from amber.ops.verdict import CopiesFacts, DestinationFill, JobFacts, JobVerdict, Outcome, Suspicion, judge
 
 RECENT_RUNS = 10  # runs read per job: enough to find the newest check and where the newest backup went
 
@@ -44,6 +45,8 @@ class JobStatus:
             "verdict": self.verdict.verdict, "reasons": self.verdict.texts, "running": self.running,
             "last_run": self.last_run.as_dict() if self.last_run else None,
             "last_success": self.facts.last_success, "next_run": self.next_run,
+            "suspicious": [{"snapshot": a.snapshot, "when": a.when, "reasons": list(a.reasons)}
+                           for a in self.facts.anomalies if not a.acknowledged],
             "destinations": [
                 {"name": d.name, "fill": d.fill,
                  "forecast": d.forecast.describe() if d.forecast else None,
@@ -98,6 +101,18 @@ def _copies(config: Config, job: JobConfig, runs: list[RunRecord]) -> CopiesFact
     return CopiesFacts(v.passed, tuple(v.missing), v.errors)
 
 
+def suspicions(runs: list[RunRecord], acked: set[str]) -> list[Suspicion]:
+    """Snapshots the runs' backup steps recorded as tagged suspicious, newest first."""
+    out = []
+    for run in runs:
+        for d in run.destinations:
+            anomaly = d.details.get("anomaly") if d.step == "backup" and isinstance(d.details, dict) else None
+            if isinstance(anomaly, dict) and anomaly.get("verdict") == "suspicious" and d.snapshot_id:
+                reasons = tuple(str(r) for r in anomaly.get("reasons", []))
+                out.append(Suspicion(d.snapshot_id, run.started, reasons, d.snapshot_id in acked))
+    return out
+
+
 def _drill(drills: list[DrillRow], job: JobConfig) -> Outcome | None:
     for row in drills:  # newest first
         if row.job == job.name or (not row.job and row.repository == job.repository):
@@ -120,6 +135,7 @@ class _History:
     runs: list[RunRecord]  # newest first
     success: RunRecord | None
     checks: list[RunRecord]  # standalone checks (timers, Check now), recorded as job "check:NAME"
+    acked: frozenset[str] = frozenset()  # acknowledged suspicious snapshot IDs
 
 
 def job_status(config: Config, job: JobConfig, history: _History, drills: list[DrillRow],
@@ -136,6 +152,7 @@ def job_status(config: Config, job: JobConfig, history: _History, drills: list[D
         last_status=finished[0].status if finished else None, interval=interval,
         verification=_verification(checked), drill=_drill(drills, job),
         copies=_copies(config, job, checked), destinations=tuple(destinations),
+        anomalies=tuple(suspicions(finished, set(history.acked))),
     )  # fmt: skip
     return JobStatus(job.name, job.repository, job.schedule, judge(facts), facts,
                      runs[0] if runs else None, next_run, bool(runs and runs[0].status == "running"),
@@ -154,8 +171,10 @@ def board(config: Config, now: float | None = None, sample: bool = True) -> list
     names = list(config.jobs)
     recent = db.recent_by_job(names, RECENT_RUNS)
     checks = db.recent_by_job([check_task(n) for n in names], 5)
-    return [job_status(config, job, _History(*recent[job.name], checks[check_task(job.name)][0]), drills,
-                       fills, now) for job in config.jobs.values()]  # fmt: skip
+    flagged = [s.snapshot for runs, _ in recent.values() for s in suspicions(runs, set())]
+    acked = frozenset(AckLog(path).acknowledged(flagged))
+    return [job_status(config, job, _History(*recent[job.name], checks[check_task(job.name)][0], acked),
+                       drills, fills, now) for job in config.jobs.values()]  # fmt: skip
 
 
 def job_runs(config: Config, name: str, limit: int = 100) -> list[RunRecord]:

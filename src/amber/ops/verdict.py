@@ -55,6 +55,16 @@ class DestinationFill:
 
 
 @dataclass(frozen=True)
+class Suspicion:
+    """A snapshot the ransomware check tagged suspicious (docs/design.md §12b)."""
+
+    snapshot: str  # its ID
+    when: float  # when the run that wrote it started
+    reasons: tuple[str, ...] = ()
+    acknowledged: bool = False  # `amber anomaly ack` reviewed it
+
+
+@dataclass(frozen=True)
 class JobFacts:
     job: str
     now: float
@@ -65,6 +75,7 @@ class JobFacts:
     drill: Outcome | None = None
     copies: CopiesFacts | None = None  # None = not known
     destinations: Sequence[DestinationFill] = ()
+    anomalies: Sequence[Suspicion] = ()  # suspicious snapshots among the recent runs
 
 
 @dataclass(frozen=True)
@@ -91,6 +102,7 @@ def judge(facts: JobFacts, policy: Policy | None = None) -> JobVerdict:
         *_verification(facts, policy),
         *_drill(facts, policy),
         *_copies(facts),
+        *_anomalies(facts),
         *(r for d in facts.destinations for r in _capacity(d, policy)),
     ]
     worst = max((r.level for r in reasons), key=_RANK.__getitem__, default=PROTECTED)
@@ -153,6 +165,18 @@ def _copies(f: JobFacts) -> list[Reason]:
     if c.errors:
         return [Reason(UNPROTECTED, f"copies have {c.errors} verification error(s)")]
     return [Reason(AT_RISK, "3-2-1-1-0 not met: " + "; ".join(c.missing))]
+
+
+def _anomalies(f: JobFacts) -> list[Reason]:
+    out = []
+    for s in f.anomalies:
+        if s.acknowledged:
+            continue
+        why = f": {s.reasons[0]}" if s.reasons else ""
+        short = s.snapshot[:8]
+        out.append(Reason(AT_RISK, f"snapshot {short} ({age_text(f.now - s.when)} ago) tagged suspicious"
+                                   f"{why}; review it, then `amber anomaly ack {short}`"))  # fmt: skip
+    return out
 
 
 def _capacity(d: DestinationFill, p: Policy) -> list[Reason]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -56,8 +57,9 @@ def test_daily_report_counts_and_details(tmp_path: Path) -> None:
     assert by_job["archive"].outcome == "failed" and not by_job["archive"].missed
     assert daily.subject(report) == "0 ok, 1 partial, 1 failed, 1 missed"
     text = daily.render_text(report)
-    assert text.splitlines()[0].endswith("0 ok, 1 partial, 1 failed, 1 missed")
-    assert "verify main: failed, 2 error(s)" in text and "copy to mirror: success" in text
+    assert text.splitlines()[0] == "amber daily report: 0 ok, 1 partial, 1 failed, 1 missed; 3 unprotected"
+    assert re.search(r"home +main +failed +2", text) and re.search(r"home +mirror +success +abc", text)
+    assert "docs: no run in the last 24 hours although scheduled" in text
     assert SECRET not in text and SECRET not in daily.render_json(report)
 
 
@@ -72,4 +74,17 @@ def test_cli_report_daily_json(tmp_path: Path) -> None:
     body = json.loads(out.read_text())
     assert body["counts"] == {"ok": 0, "partial": 1, "failed": 1, "missed": 1}
     assert [j["job"] for j in body["jobs"]] == ["home", "docs", "archive"]
+    assert (out.stat().st_mode & 0o777) == 0o600
+
+
+def test_cli_report_daily_html_file(tmp_path: Path) -> None:
+    path = _config(tmp_path)
+    _fill(StateDB(load(path).state.path), time.time())
+    out = tmp_path / "report.html"
+    cmd = [sys.executable, "-m", "amber", "--config", str(path), "report", "daily", "--format", "html"]
+    proc = subprocess.run([*cmd, "--output", str(out)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    page = out.read_text()
+    assert page.startswith("<!DOCTYPE html>") and "0 ok, 1 partial, 1 failed, 1 missed" in page
+    assert "<svg" in page and "Protection now" in page and SECRET not in page
     assert (out.stat().st_mode & 0o777) == 0o600

@@ -36,4 +36,4 @@ def test_monthly_report(tmp_path: Path) -> None:
     assert "home: median duration grew 100% against last month" in recs
     assert "home: never restore-drilled" in recs  # the verdict's reasons become advice
     text = monthly.render_text(report)
-    assert "+1024.0 MiB/day" in text and "Recommendations:" in text
+    assert "+1.0 GiB/day" in text and "\nRecommendations\n" in text and "main: used space per day" in text

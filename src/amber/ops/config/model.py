@@ -20,6 +20,7 @@ from amber.ops.config import check as cc
 from amber.ops.config.anomaly import parse_anomaly
 from amber.ops.config.check import Reader
 from amber.ops.config.databases import databases
+from amber.ops.config.reports import ReportConfig, parse_reports
 from amber.ops.config.repos import MEDIA_KINDS as MEDIA_KINDS  # re-exported
 from amber.ops.config.repos import RepositoryConfig as RepositoryConfig  # re-exported
 from amber.ops.config.repos import parse_repository
@@ -125,6 +126,7 @@ class Config:
     state: StateConfig
     catalog: CatalogConfig = field(default_factory=CatalogConfig)
     anomaly: Thresholds = field(default_factory=Thresholds)
+    reports: dict[str, ReportConfig] = field(default_factory=dict)  # [reports.daily|weekly|monthly]
 
     @property
     def state_dir(self) -> str:
@@ -144,6 +146,9 @@ def load_config(path: str | None = None) -> Config:
     try:
         with open(path, "rb") as f:
             data = f.read()
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}; this command needs a config "
+                          "(docs/config.md has a complete example), or --config FILE") from exc
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file: {exc.strerror or exc}") from exc
     try:
@@ -163,7 +168,7 @@ def parse_config(text: str, source: str = "config.toml") -> Config:
         raise ConfigError(f"{where}: invalid TOML: {reason}") from exc
     r = Reader(text, source)
     r.only(raw, (), ("repositories", "retention", "jobs", "limits", "notify", "alerts", "metrics", "state",
-                     "catalog", "anomaly"))  # fmt: skip
+                     "catalog", "anomaly", "reports"))  # fmt: skip
     repos = {name: parse_repository(r, name, t) for name, t in r.tables(raw, ("repositories",))}
     policies = {name: _retention(r, name, t) for name, t in r.tables(raw, ("retention",))}
     anomaly = parse_anomaly(r, r.table(raw, ("anomaly",)), ("anomaly",), Thresholds())
@@ -181,6 +186,7 @@ def parse_config(text: str, source: str = "config.toml") -> Config:
         state=parse_state(r, r.table(raw, ("state",))),
         catalog=parse_catalog(r, r.table(raw, ("catalog",))),
         anomaly=anomaly,
+        reports=parse_reports(r, r.table(raw, ("reports",)), notify),
     )
 
 

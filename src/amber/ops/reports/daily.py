@@ -8,13 +8,29 @@ line a mail subject carries ("5 ok, 1 partial, 0 failed").
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from amber.ops import board
 from amber.ops.board import schedule_times
 from amber.ops.config.model import Config
+from amber.ops.reports import render
+from amber.ops.reports.document import (
+    Chart,
+    Document,
+    Protection,
+    Section,
+    Series,
+    Table,
+    counts_text,
+    protection,
+    protection_section,
+    seconds,
+    size,
+    verdict_counts,
+    when,
+)
 from amber.ops.state import RunRecord, StateDB
 from amber.redact import redact
 
@@ -29,6 +45,8 @@ class RunLine:
     bytes_added: int
     files: int
     errors: list[str]
+    bytes_read: int | None = None  # the source's size, from the backup step
+    bytes_stored: int | None = None  # bytes written to packs (after compression)
 
 
 @dataclass
@@ -54,6 +72,7 @@ class DailyReport:
     start: float
     end: float
     jobs: list[JobDay]
+    protection: list[Protection] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         found = {"ok": 0, "partial": 0, "failed": 0, "missed": 0}
@@ -65,12 +84,17 @@ class DailyReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {"start": self.start, "end": self.end, "counts": self.counts(),
-                "jobs": [{**asdict(j), "outcome": j.outcome} for j in self.jobs]}  # fmt: skip
+                "jobs": [{**asdict(j), "outcome": j.outcome} for j in self.jobs],
+                "protection": [p.as_dict() for p in self.protection]}  # fmt: skip
 
 
 def _line(run: RunRecord) -> RunLine:
+    steps = [d.details for d in run.destinations if d.step == "backup" and isinstance(d.details, dict)]
+    backup = steps[0] if steps else {}
+    read, stored = backup.get("bytes"), backup.get("data_added_stored")
     return RunLine(run.started, run.status, (run.ended or run.started) - run.started, run.bytes_added,
-                   run.files, [redact(e) for e in run.errors])  # fmt: skip
+                   run.files, [redact(e) for e in run.errors], read if isinstance(read, int) else None,
+                   stored if isinstance(stored, int) else None)  # fmt: skip
 
 
 def daily(config: Config, end: float, db: StateDB | None = None) -> DailyReport:
@@ -93,34 +117,56 @@ def daily(config: Config, end: float, db: StateDB | None = None) -> DailyReport:
         _next, interval = schedule_times(job.schedule, start)
         day.missed = bool(interval and interval <= DAY and not day.runs)
         jobs.append(day)
-    return DailyReport(start, end, jobs)
+    lines = [protection(s.verdict, s.facts) for s in board.board(config, end, sample=False)]
+    return DailyReport(start, end, jobs, lines)
 
 
 def subject(report: DailyReport) -> str:
-    c = report.counts()
-    text = f"{c['ok']} ok, {c['partial']} partial, {c['failed']} failed"
-    return text + (f", {c['missed']} missed" if c["missed"] else "")
+    return counts_text(report.counts())
 
 
-def _when(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
+def _runs_table(report: DailyReport) -> Table:
+    rows = []
+    for job in report.jobs:
+        for r in job.runs:
+            rows.append((job.job, when(r.started), r.status, seconds(r.duration), str(r.files),
+                         size(r.bytes_read), size(r.bytes_added), size(r.bytes_stored),
+                         str(len(r.errors))))  # fmt: skip
+    return Table(("job", "started", "status", "duration", "files", "read", "added", "stored", "errors"),
+                 tuple(rows), numeric=(3, 4, 5, 6, 7, 8), toned=(2,))  # fmt: skip
+
+
+def document(report: DailyReport, host: str = "") -> Document:
+    rows = tuple((j.job, j.outcome, str(len(j.runs))) for j in report.jobs)
+    outcomes = Table(("job", "outcome", "runs"), rows, (2,), (1,))
+    chart = Chart("Bytes added per job", "bars", tuple(j.job for j in report.jobs),
+                  (Series("added", tuple(float(sum(r.bytes_added for r in j.runs)) for j in report.jobs)),),
+                  "bytes")  # fmt: skip
+    checks = [(j.job, c["repository"], c["status"], str(c["errors"])) for j in report.jobs for c in j.checks]
+    copies = [(j.job, c["repository"], c["status"], str(c["snapshot"])[:8])
+              for j in report.jobs for c in j.copies]  # fmt: skip
+    failures = [f"{j.job} {when(r.started)}: {e}" for j in report.jobs for r in j.runs for e in r.errors[:5]]
+    missed = tuple(f"{j.job}: no run in the last 24 hours although scheduled"
+                   for j in report.jobs if j.missed)  # fmt: skip
+    check_table = Table(("job", "repository", "result", "errors"), tuple(checks), (3,), (2,))
+    copy_table = Table(("job", "repository", "status", "snapshot"), tuple(copies), (), (2,))
+    sections = (
+        Section("Jobs", (outcomes,), (chart,) if report.jobs else (), missed),
+        Section("Runs", (_runs_table(report),) if any(j.runs for j in report.jobs) else (), empty="no runs"),
+        Section("Verification (SHA-256 of stored data)", (check_table,) if checks else (),
+                empty="no verification in the period"),
+        Section("Copies", (copy_table,) if copies else (), empty="no copies in the period"),
+        Section("Failures", items=tuple(redact(f) for f in failures), empty="none"),
+        protection_section(report.protection, report.end),
+    )  # fmt: skip
+    at_risk = verdict_counts(report.protection)
+    return Document("daily", "amber daily report", f"{when(report.start)} - {when(report.end)}",
+                    subject(report) + (f"; {at_risk}" if at_risk else ""), sections, host,
+                    report.as_dict())  # fmt: skip
 
 
 def render_text(report: DailyReport) -> str:
-    lines = [f"amber daily report {_when(report.start)} - {_when(report.end)}: {subject(report)}", ""]
-    for job in report.jobs:
-        lines.append(f"{job.job}: {job.outcome}")
-        for r in job.runs:
-            lines.append(f"  {_when(r.started)}  {r.status:<11} {r.duration:7.1f} s  {r.files} files  "
-                         f"{r.bytes_added} bytes added")  # fmt: skip
-            lines.extend(f"    error: {e}" for e in r.errors[:5])
-        for c in job.checks:
-            lines.append(f"  verify {c['repository']}: {c['status']}, {c['errors']} error(s)")
-        for c in job.copies:
-            lines.append(f"  copy to {c['repository']}: {c['status']}")
-        if job.missed:
-            lines.append("  no run in the last 24 hours although scheduled")
-    return "\n".join(lines) + "\n"
+    return render.text(document(report))
 
 
 def render_json(report: DailyReport) -> str:

@@ -15,8 +15,27 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from amber.ops import board
 from amber.ops.config.model import Config
 from amber.ops.drills.history import DrillHistory
+from amber.ops.reports import render
+from amber.ops.reports.document import (
+    Chart,
+    Document,
+    Protection,
+    Section,
+    Series,
+    Table,
+    counts_text,
+    percent,
+    protection,
+    protection_section,
+    seconds,
+    size,
+    status_counts,
+    verdict_counts,
+    when,
+)
 from amber.ops.run.scheduled_check import task as check_task
 from amber.ops.state import RunRecord, StateDB
 from amber.redact import redact
@@ -52,6 +71,7 @@ class Week:
     bytes_added: int = 0
     p50: float | None = None
     p95: float | None = None
+    statuses: list[str] = field(default_factory=list)  # of every run, oldest first
 
     @property
     def success_rate(self) -> float | None:
@@ -61,7 +81,8 @@ class Week:
 def _week(runs: list[RunRecord]) -> Week:
     durations = [(r.ended or r.started) - r.started for r in runs]
     return Week(len(runs), sum(r.status == "success" for r in runs), sum(r.bytes_added for r in runs),
-                percentile(durations, 50), percentile(durations, 95))  # fmt: skip
+                percentile(durations, 50), percentile(durations, 95),
+                [r.status for r in sorted(runs, key=lambda r: r.started)])  # fmt: skip
 
 
 @dataclass
@@ -79,12 +100,17 @@ class WeeklyReport:
     start: float
     end: float
     jobs: list[JobWeek]
+    protection: list[Protection] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return status_counts([s for j in self.jobs for s in j.this.statuses])
 
     def as_dict(self) -> dict[str, Any]:
         return {"start": self.start, "end": self.end,
                 "verified": sum(j.verified for j in self.jobs), "drilled": sum(j.drilled for j in self.jobs),
                 "jobs": [{**asdict(j), "success_rate": j.this.success_rate,
-                          "last_success_rate": j.last.success_rate} for j in self.jobs]}  # fmt: skip
+                          "last_success_rate": j.last.success_rate} for j in self.jobs],
+                "counts": self.counts(), "protection": [p.as_dict() for p in self.protection]}  # fmt: skip
 
 
 def weekly(config: Config, end: float) -> WeeklyReport:
@@ -102,30 +128,53 @@ def weekly(config: Config, end: float) -> WeeklyReport:
         counts = Counter(fingerprint(redact(e)) for r in this for e in r.errors)
         last = [r for r in runs if r.started < start]
         jobs.append(JobWeek(name, _week(this), _week(last), verified, drilled, counts.most_common(5)))
-    return WeeklyReport(start, end, jobs)
+    lines = [protection(s.verdict, s.facts) for s in board.board(config, end, sample=False)]
+    return WeeklyReport(start, end, jobs, lines)
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.0%}"
+def subject(report: WeeklyReport) -> str:
+    n = len(report.jobs)
+    return (f"{counts_text(report.counts())}; {sum(j.verified for j in report.jobs)}/{n} jobs verified, "
+            f"{sum(j.drilled for j in report.jobs)}/{n} drilled")  # fmt: skip
 
 
-def _secs(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f} s"
+def document(report: WeeklyReport, host: str = "") -> Document:
+    jobs = [j.job for j in report.jobs]
+    rows = tuple((j.job, str(j.this.runs), percent(j.this.success_rate), percent(j.last.success_rate),
+                  size(j.this.bytes_added), size(j.last.bytes_added),
+                  size(j.this.bytes_added - j.last.bytes_added), "yes" if j.verified else "no",
+                  "yes" if j.drilled else "no") for j in report.jobs)  # fmt: skip
+    columns = ("job", "runs", "success", "last week", "added", "last week", "change", "verified", "drilled")
+    runs = Table(columns, rows, numeric=(1, 2, 3, 4, 5, 6), toned=(7, 8))
+    durations = Table(("job", "p50", "p95", "last week p50", "last week p95"),
+                      tuple((j.job, seconds(j.this.p50), seconds(j.this.p95), seconds(j.last.p50),
+                             seconds(j.last.p95)) for j in report.jobs), numeric=(1, 2, 3, 4))  # fmt: skip
+    added = Chart("Bytes added: this week and the week before", "bars", tuple(jobs),
+                  (Series("this week", tuple(float(j.this.bytes_added) for j in report.jobs)),
+                   Series("last week", tuple(float(j.last.bytes_added) for j in report.jobs))),
+                  "bytes")  # fmt: skip
+    p95 = Chart("Duration p95", "bars", tuple(jobs),
+                (Series("this week", tuple(j.this.p95 or 0.0 for j in report.jobs)),
+                 Series("last week", tuple(j.last.p95 or 0.0 for j in report.jobs))), "s")  # fmt: skip
+    errors = tuple(f"{j.job}: {count} x {pattern}" for j in report.jobs for pattern, count in j.errors)
+    n = len(report.jobs)
+    coverage = (f"{sum(j.verified for j in report.jobs)} of {n} jobs verified this week",
+                f"{sum(j.drilled for j in report.jobs)} of {n} jobs restore-drilled this week")  # fmt: skip
+    sections = (
+        Section("Runs and size", (runs,), (added,) if jobs else (), empty="no jobs configured"),
+        Section("Durations", (durations,), (p95,) if jobs else (), empty="no jobs configured"),
+        Section("Top error patterns", items=errors, empty="no errors"),
+        Section("Verification and drill coverage", items=coverage),
+        protection_section(report.protection, report.end),
+    )  # fmt: skip
+    at_risk = verdict_counts(report.protection)
+    return Document("weekly", "amber weekly report", f"{when(report.start)} - {when(report.end)}",
+                    subject(report) + (f"; {at_risk}" if at_risk else ""), sections, host,
+                    report.as_dict())  # fmt: skip
 
 
 def render_text(report: WeeklyReport) -> str:
-    lines = ["amber weekly report: "
-             f"{sum(j.verified for j in report.jobs)}/{len(report.jobs)} jobs verified, "
-             f"{sum(j.drilled for j in report.jobs)}/{len(report.jobs)} drilled", ""]  # fmt: skip
-    for j in report.jobs:
-        lines.append(f"{j.job}: {j.this.runs} runs, success {_pct(j.this.success_rate)} "
-                     f"(last week {_pct(j.last.success_rate)}), {j.this.bytes_added} bytes added "
-                     f"(last week {j.last.bytes_added})")  # fmt: skip
-        lines.append(f"  duration p50 {_secs(j.this.p50)} p95 {_secs(j.this.p95)} "
-                     f"(last week p50 {_secs(j.last.p50)} p95 {_secs(j.last.p95)})")  # fmt: skip
-        lines.append(f"  verified: {'yes' if j.verified else 'no'}, drilled: {'yes' if j.drilled else 'no'}")
-        lines.extend(f"  {count} x {pattern}" for pattern, count in j.errors)
-    return "\n".join(lines) + "\n"
+    return render.text(document(report))
 
 
 def render_json(report: WeeklyReport) -> str:

@@ -140,8 +140,25 @@ def timer_unit(job: JobConfig, check_only: bool = False) -> UnitFile:
     return UnitFile(f"{base}.timer", text)
 
 
+def report_units(kind: str, schedule: str, config_path: str, amber: Sequence[str]) -> list[UnitFile]:
+    """``amber-report-KIND``: sends the [reports.KIND] report; ``--scheduled`` sends each period once."""
+    argv = [*amber, "--config", config_path, "report", kind, "--scheduled"]
+    base = f"amber-report-{kind}"
+    service = "\n".join([
+        MARKER, "[Unit]", f"Description=amber {kind} report", "Wants=network-online.target",
+        "After=network-online.target", "", "[Service]", "Type=oneshot",
+        f"ExecStart={' '.join(quote_arg(a) for a in argv)}", "",
+    ])  # fmt: skip
+    timer = "\n".join([
+        MARKER, "[Unit]", f"Description=amber {kind} report ({_text(schedule)})", "", "[Timer]",
+        f"OnCalendar={schedule}", "Persistent=true", f"Unit={base}.service", "", "[Install]",
+        "WantedBy=timers.target", "",
+    ])  # fmt: skip
+    return [UnitFile(f"{base}.service", service), UnitFile(f"{base}.timer", timer)]
+
+
 def units_for(config: Config, config_path: str, amber: Sequence[str]) -> list[UnitFile]:
-    """Service and timer for every scheduled job and every scheduled check, in job order."""
+    """Service and timer for every scheduled job and every scheduled check, in job order, then the reports."""
     out = []
     for job in config.jobs.values():
         if job.schedule:
@@ -149,6 +166,8 @@ def units_for(config: Config, config_path: str, amber: Sequence[str]) -> list[Un
         if job.check.enabled and job.check.schedule:
             out += [service_unit(job, config_path, config.limits, amber, check_only=True),
                     timer_unit(job, check_only=True)]  # fmt: skip
+    for kind, report in config.reports.items():
+        out += report_units(kind, report.schedule, config_path, amber)
     names = [u.name for u in out]
     clash = sorted({n for n in names if names.count(n) > 1})
     if clash:  # e.g. a job named "check-home" beside the check of job "home"
