@@ -30,7 +30,7 @@ from starlette.responses import (
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from amber.errors import ConfigError
+from amber.errors import AmberError, ConfigError
 from amber.ops import board
 from amber.ops.config.model import Config
 from amber.ops.reports import daily, monthly, weekly
@@ -38,7 +38,7 @@ from amber.ops.verdict import age_text
 from amber.redact import redact
 from amber.services import session
 from amber.web.live import ACTIONS, Event, EventHub, LiveRun, Runner, event_name
-from amber.web.security import Guard, GuardMiddleware
+from amber.web.security import COOKIE, Guard, GuardMiddleware
 
 HERE = Path(__file__).parent
 PING_SECONDS = 15.0
@@ -139,6 +139,15 @@ def build(config: Config, guard: Guard, passwords: session.PasswordSource | None
         guard.set_cookie(response, sid)
         return response
 
+    async def logout(request: Request) -> Response:
+        guard.sessions.end(request.cookies.get(COOKIE))
+        response = RedirectResponse("/login", 303)
+        guard.clear_cookie(response)
+        return response
+
+    async def metrics(request: Request) -> Response:
+        return await _metrics(config)
+
     async def api_status(request: Request) -> Response:
         jobs = await asyncio.to_thread(board.board, config)
         return JSONResponse({"version": 1, "jobs": [_api_job(j.as_dict(), runner) for j in jobs]})
@@ -154,6 +163,7 @@ def build(config: Config, guard: Guard, passwords: session.PasswordSource | None
         Route("/", overview), Route("/jobs/{name}", job_page),
         Route("/jobs/{name}/{action}", act, methods=["POST"]),
         Route("/reports/{kind}", report_page), Route("/login", login),
+        Route("/logout", logout, methods=["POST"]), Route("/metrics", metrics),
         Route("/api/v1/status", api_status), Route("/healthz", healthz),
         Route("/events", events), Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]  # fmt: skip
@@ -161,6 +171,19 @@ def build(config: Config, guard: Guard, passwords: session.PasswordSource | None
     app.add_middleware(GuardMiddleware, guard=guard)
     app.state.dashboard = dash
     return app
+
+
+async def _metrics(config: Config) -> Response:
+    """Prometheus exposition, built fresh from the state database (the daemon's former /metrics)."""
+    from prometheus_client.exposition import CONTENT_TYPE_LATEST  # only when scraped
+
+    from amber.ops import metrics
+
+    try:
+        body = await asyncio.to_thread(lambda: metrics.exposition(metrics.build(config, config.state.path)))
+    except AmberError as exc:
+        return PlainTextResponse(f"# amber: {redact(exc.message)}\n", 500)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
 def _api_job(job: dict[str, Any], runner: Runner) -> dict[str, Any]:
