@@ -17,7 +17,8 @@ DAY = 86400.0
 
 
 def rec(host: str, job: str, written: float, verdict: str = "protected") -> FleetRecord:
-    return FleetRecord(host, job, written, DAY, verdict, [], [RunEntry(max(written - 60, 0.0), written, "success")])
+    run = RunEntry(max(written - 60, 0.0), written, "success")
+    return FleetRecord(host, job, written, DAY, verdict, [], [run])
 
 
 def test_publish_replaces_only_this_hosts_older_record_of_the_job(repo: Repository) -> None:
@@ -44,8 +45,8 @@ def test_records_older_than_the_keep_window_are_pruned(repo: Repository) -> None
 def test_reading_skips_and_counts_what_it_cannot_trust(repo: Repository) -> None:
     fleet.publish(repo, rec("a", "home", 10.0), 10.0)
     repo.backend.save(Handle(FileType.RUNS, "0" * 64), b"not sealed")
-    sealed = repo.sealer.seal(Kind.RUNS, msgspec.msgpack.encode(msgspec.structs.replace(rec("x", "y", 500.0),
-                                                                                        verdict="fine")))  # fmt: skip
+    foreign = msgspec.structs.replace(rec("x", "y", 500.0), verdict="fine")
+    sealed = repo.sealer.seal(Kind.RUNS, msgspec.msgpack.encode(foreign))
     repo.backend.save(Handle(FileType.RUNS, hashlib.sha256(sealed).hexdigest()), sealed)
     found = fleet.fleet(repo)
     assert [r.host for r in found.records] == ["a"] and len(found.unreadable) == 2
