@@ -24,8 +24,11 @@ from amber.repository.run_records import MAX_NAME, MAX_REASONS, MAX_RUNS, MAX_TE
 from amber.services import fleet as fleet_service
 from amber.services import session
 from amber.services.context import OperationContext
+from amber.storage.url import BackendOptions
 
 _UNREACHABLE = (StorageError, RepositoryNotFound, WrongPassword)
+# a page waits for these reads: one retry and a short deadline, not a backup's patience
+GLANCE = BackendOptions(extra={"retries": "1", "timeout": "15"})
 
 
 def build_record(config: Config, job: JobConfig, db: StateDB, now: float) -> FleetRecord:
@@ -91,7 +94,7 @@ def stale(record: FleetRecord, now: float, stale_hours: float) -> bool:
 def fleet_view(config: Config, passwords: session.PasswordSource, now: float | None = None) -> FleetView:
     """Every host's newest record per job, from each configured repository that is connected."""
     now = time.time() if now is None else now
-    repos = Repositories(config, passwords, OperationContext())
+    repos = Repositories(config, passwords, OperationContext(GLANCE))
     view = FleetView()
     for name, settings in sorted(config.repositories.items()):
         if settings.offline and not repos.present(name):

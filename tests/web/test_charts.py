@@ -1,0 +1,52 @@
+"""web.charts: well-formed SVG whatever the values, one mark per value, every text escaped."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from amber.web.charts import Bar, bar_chart, line_chart
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def parse(markup: str) -> ET.Element:
+    return ET.fromstring(markup)
+
+
+@given(st.lists(st.tuples(st.floats(0, 2e9), st.floats(allow_nan=True, allow_infinity=True)), max_size=40))
+def test_line_chart_is_well_formed_with_a_point_per_finite_value(points: list[tuple[float, float]]) -> None:
+    root = parse(line_chart(points, "size", lambda v: f"{v:.0f}"))
+    finite = [p for p in points if abs(p[1]) != float("inf") and p[1] == p[1]]
+    assert len(root.findall(f".//{SVG}circle")) == len(finite)
+    for circle in root.iter(f"{SVG}circle"):
+        assert 0 <= float(circle.get("cy", "-1")) <= 160
+
+
+@given(st.lists(st.floats(0, 1e15), max_size=60))
+def test_bars_stay_inside_the_plot(values: list[float]) -> None:
+    root = parse(bar_chart([Bar(str(i), v) for i, v in enumerate(values)], "duration"))
+    rects = root.findall(f".//{SVG}rect")
+    assert len(rects) == len(values)
+    for r in rects:
+        y, h = float(r.get("y", "0")), float(r.get("height", "0"))
+        assert h >= 0 and 8 - 0.05 <= y and y + h <= 138 + 0.05
+
+
+@pytest.mark.parametrize("chart", [
+    lambda: line_chart([(0.0, 1.0)], "<script>alert(1)</script>"),
+    lambda: bar_chart([Bar("<b>x</b>", 1.0, '"><script>')], "<script>alert(1)</script>"),
+])  # fmt: skip
+def test_text_is_escaped(chart: object) -> None:
+    markup = chart()  # type: ignore[operator]
+    assert "<script>" not in markup and "<b>" not in markup
+    parse(markup)
+
+
+def test_failed_runs_are_marked_and_empty_charts_say_so() -> None:
+    root = parse(bar_chart([Bar("a", 1.0), Bar("b", 2.0, "failed")], "d"))
+    assert [r.get("class") for r in root.iter(f"{SVG}rect")] == ["bar", "bar failed"]
+    assert "no data yet" in line_chart([], "size") and "no data yet" in bar_chart([], "d")
