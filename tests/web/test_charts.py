@@ -33,7 +33,7 @@ def test_bars_stay_inside_the_plot(values: list[float]) -> None:
     assert len(rects) == len(values)
     for r in rects:
         y, h = float(r.get("y", "0")), float(r.get("height", "0"))
-        assert h >= 0 and 8 - 0.05 <= y and y + h <= 138 + 0.05
+        assert h >= 0 and y >= 8 - 0.05 and y + h <= 138 + 0.05
 
 
 @pytest.mark.parametrize("chart", [

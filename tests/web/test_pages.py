@@ -24,7 +24,8 @@ def test_new_pages_need_a_session(client: TestClient, path: str) -> None:
     assert client.get(path).status_code == 401
 
 
-def test_after_a_run_the_job_fleet_and_repository_pages_show_it(logged_in: TestClient, web_config: Config) -> None:
+def test_after_a_run_the_job_fleet_and_repository_pages_show_it(logged_in: TestClient, web_config: Config,
+                                                                ) -> None:  # fmt: skip
     [result] = run_service.run_jobs(web_config, ["home"], run_service.RunOptions())
     assert result.status == "success"
     job = logged_in.get("/jobs/home").text
