@@ -24,7 +24,7 @@ from amber.services import session
 from amber.services.context import OperationContext
 
 SNAPSHOTS_SHOWN = 50
-RUNS_READ = 200
+RUNS_READ = 50  # per job: the newest check and copy steps are in the last few runs
 YEAR = 365 * 86400.0
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from amber.ops.audit.chain import ChainVerdict
 from amber.ops.audit.log import AuditLog, default_path
 from amber.ops.config.model import Config
 from amber.ops.drills.history import DrillHistory
@@ -107,8 +109,30 @@ def _int(value: str | None, default: int) -> int:
         return default
 
 
+class AuditCache:
+    """The parsed log and its chain verdict, read again only when the file changes (size, mtime)."""
+
+    def __init__(self) -> None:
+        self._key: tuple[str, int, int] | None = None
+        self._value: tuple[list[dict[str, Any] | None], ChainVerdict] | None = None
+        self._lock = threading.Lock()
+
+    def read(self, path: Path) -> tuple[list[dict[str, Any] | None], ChainVerdict]:
+        try:
+            st = path.stat()
+            key = (str(path), st.st_size, st.st_mtime_ns)
+        except OSError:
+            key = (str(path), -1, -1)
+        with self._lock:
+            if key != self._key or self._value is None:
+                log = AuditLog(path)
+                self._value, self._key = (log.records(), log.verify()), key
+            return self._value
+
+
 def routes(config: Config, passwords: session.PasswordSource, render: Render) -> list[Route]:
     cache: dict[str, tuple[float, FleetView]] = {}
+    audit_cache = AuditCache()
 
     async def fleet(request: Request) -> Response:
         hit = cache.get("view")
@@ -139,9 +163,8 @@ def routes(config: Config, passwords: session.PasswordSource, render: Render) ->
         return render(request, "drills.html", drills=rows, stats=stats, chart=chart)
 
     async def audit(request: Request) -> Response:
-        log = AuditLog(_audit_path(config))
         q = request.query_params
-        records, verdict = await asyncio.to_thread(lambda: (log.records(), log.verify()))
+        records, verdict = await asyncio.to_thread(audit_cache.read, _audit_path(config))
         found = audit_page(records, q.get("command", ""), q.get("q", ""), _int(q.get("page"), 1))
         commands = sorted({str(r.get("command")) for r in records if r is not None})
         return render(request, "audit.html", found=found, verdict=verdict, commands=commands,
