@@ -36,6 +36,7 @@ def test_after_a_run_the_job_fleet_and_repository_pages_show_it(logged_in: TestC
     fleet = logged_in.get("/fleet").text
     assert f'data-host="{socket.gethostname()}" data-job="home"' in fleet
     assert "cloud: rest:" in fleet and SECRET not in fleet  # the unreachable repository is named, masked
+    assert "gone: no repository at &lt;gone&gt;" in fleet and "absent-nas" not in fleet  # named, not located
 
     repo = logged_in.get("/repos/main").text
     assert "Snapshots (1)" in repo and "<code>" in repo

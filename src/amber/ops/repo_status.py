@@ -15,7 +15,7 @@ from amber.errors import AmberError
 from amber.ops.config.model import Config
 from amber.ops.reports.forecast import Forecast, Sample, forecast
 from amber.ops.reports.usage import UsageLog
-from amber.ops.run.fleet import GLANCE
+from amber.ops.run.fleet import GLANCE, unlocated
 from amber.ops.run.scheduled_check import task as check_task
 from amber.ops.run.steps import Repositories
 from amber.ops.state import StateDB
@@ -120,7 +120,7 @@ def _snapshots(config: Config, name: str, passwords: session.PasswordSource, sta
                             ctx=repos.ctx, read_only=True, load_index=False) as repo:  # fmt: skip
             snaps = repo.snapshots(errors)
     except AmberError as exc:
-        status.problems.append(redact(exc.message))
+        status.problems.append(unlocated(exc.message, settings.url, name))
         return
     status.snapshot_count = len(snaps)
     newest = sorted(snaps.items(), key=lambda item: item[1].datetime, reverse=True)[:SNAPSHOTS_SHOWN]

@@ -48,6 +48,8 @@ def size_text(n: float) -> str:
 
 
 def seconds_text(s: float) -> str:
+    if s < 10:
+        return f"{s:.1f} s"
     return f"{s:.0f} s" if s < 120 else f"{s / 60:.0f} min" if s < 7200 else f"{s / 3600:.1f} h"
 
 
@@ -55,7 +57,7 @@ def _label(run: RunRecord) -> str:
     return time.strftime("%m-%d %H:%M", time.localtime(run.started))
 
 
-def job_charts(runs: Sequence[RunRecord], samples: Sequence[tuple[float, float]]) -> list[Markup]:
+def job_charts(runs: Sequence[RunRecord], samples: Sequence[tuple[float, float]]) -> list[tuple[str, Markup]]:
     """Repository size over time, backup duration and files changed, oldest run first."""
     finished = [r for r in reversed(runs) if r.status != "running" and r.ended]
     changed = []
@@ -66,10 +68,12 @@ def job_charts(runs: Sequence[RunRecord], samples: Sequence[tuple[float, float]]
         count = float(new + modified) if isinstance(new, int) and isinstance(modified, int) else 0.0
         changed.append(Bar(_label(r), count, r.status))
     durations = [Bar(_label(r), (r.ended or r.started) - r.started, r.status) for r in finished]
+    titles = ("Repository size (used on its destination, daily)", "Backup duration per run (red: failed)",
+              "Files new or changed per run")  # fmt: skip
     return [
-        line_chart(samples, "Repository size (used on its destination, daily)", size_text),
-        bar_chart(durations, "Backup duration per run", seconds_text),
-        bar_chart(changed, "Files new or changed per run", lambda v: f"{v:.0f}"),
+        (titles[0], line_chart(samples, titles[0], size_text)),
+        (titles[1], bar_chart(durations, titles[1], seconds_text)),
+        (titles[2], bar_chart(changed, titles[2], lambda v: f"{v:.0f}")),
     ]
 
 

@@ -86,6 +86,11 @@ class FleetView:
     problems: list[str] = field(default_factory=list)  # unreachable repositories, refused records
 
 
+def unlocated(message: str, url: str, name: str) -> str:
+    """A message for a page: the repository named, its location (and any credential) left out."""
+    return redact(message.replace(url, f"<{name}>"))
+
+
 def stale(record: FleetRecord, now: float, stale_hours: float) -> bool:
     allowed = max(2 * record.interval, stale_hours * 3600.0)
     return not math.isfinite(record.written) or now - record.written > allowed
@@ -104,7 +109,7 @@ def fleet_view(config: Config, passwords: session.PasswordSource, now: float | N
                                 ctx=repos.ctx, load_index=False, read_only=True) as repo:  # fmt: skip
                 found = fleet_service.fleet(repo)
         except AmberError as exc:
-            view.problems.append(f"{name}: {redact(exc.message)}")
+            view.problems.append(f"{name}: {unlocated(exc.message, settings.url, name)}")
             continue
         view.rows += [FleetRow(name, r, stale(r, now, config.alerts.stale_hours)) for r in found.records]
         if found.unreadable:
