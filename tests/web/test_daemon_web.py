@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from amber.web.security import token_path
 from tests.ops.test_run import load, make_config
@@ -16,6 +17,7 @@ from tests.ops.test_run import load, make_config
 SERVING = re.compile(r"dashboard on (http://127\.0\.0\.1:\d+/)")
 
 
+@pytest.mark.slow
 def test_daemon_serves_dashboard_and_metrics_and_stops_on_sigterm(tmp_path: Path) -> None:
     path = make_config(tmp_path, extra='[web]\nlisten = "127.0.0.1:0"\n')
     cfg = load(path)

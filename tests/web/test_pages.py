@@ -19,6 +19,16 @@ from tests.web.conftest import SECRET
 NEW_PAGES = ["/fleet", "/repos", "/repos/main", "/drills", "/audit"]
 
 
+def test_metrics_take_the_token_or_a_session(client: TestClient, token: str) -> None:
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", headers={"authorization": "Bearer wrong"}).status_code == 401
+    scraped = client.get("/metrics", headers={"authorization": f"Bearer {token}"})
+    assert scraped.status_code == 200 and scraped.headers["content-type"].startswith("text/plain; version=")
+    assert 'amber_job_runs{job="home",status="failed"} 1.0' in scraped.text
+    assert client.get(f"/login?token={token}").status_code == 303
+    assert "amber_job_runs" in client.get("/metrics").text
+
+
 @pytest.mark.parametrize("path", NEW_PAGES)
 def test_new_pages_need_a_session(client: TestClient, path: str) -> None:
     assert client.get(path).status_code == 401
