@@ -50,3 +50,22 @@ def test_failed_runs_are_marked_and_empty_charts_say_so() -> None:
     root = parse(bar_chart([Bar("a", 1.0), Bar("b", 2.0, "failed")], "d"))
     assert [r.get("class") for r in root.iter(f"{SVG}rect")] == ["bar", "bar failed"]
     assert "no data yet" in line_chart([], "size") and "no data yet" in bar_chart([], "d")
+
+
+def test_job_charts_mark_failed_runs_and_anomalies() -> None:
+    from amber.ops.state import Destination, RunRecord
+    from amber.web.pages import job_charts
+
+    def run(started: float, status: str, anomaly: str = "") -> RunRecord:
+        details: dict[str, object] = {"files_new": 3, "files_changed": 2}
+        if anomaly:
+            details["anomaly"] = {"verdict": anomaly}
+        backup = Destination("main", "backup", "failed" if status == "failed" else "success", details=details)
+        return RunRecord("home", started, started + 30, status, destinations=[backup])
+
+    runs = [run(3000.0, "success", "suspicious"), run(2000.0, "failed"), run(1000.0, "success", "normal")]
+    (_, size), (_, duration), (_, files) = job_charts(runs, [(1000.0, 5.0), (2000.0, 7.0)])
+    kinds = [r.get("class") for r in parse(duration).iter(f"{SVG}rect")]
+    assert kinds == ["bar success", "bar failed", "bar success anomaly"]  # oldest first
+    assert [float(r.get("height", "0")) > 0 for r in parse(files).iter(f"{SVG}rect")] == [True] * 3
+    assert len(parse(size).findall(f".//{SVG}circle")) == 2

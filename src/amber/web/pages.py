@@ -57,19 +57,31 @@ def _label(run: RunRecord) -> str:
     return time.strftime("%m-%d %H:%M", time.localtime(run.started))
 
 
+def _backup_details(run: RunRecord) -> dict[str, Any]:
+    backup = next((d for d in run.destinations if d.step == "backup"), None)
+    return backup.details if backup and isinstance(backup.details, dict) else {}
+
+
+def _kind(status: str, details: dict[str, Any]) -> str:
+    """The bar's classes: its status, and ``anomaly`` for a snapshot the ransomware check tagged."""
+    anomaly = details.get("anomaly")
+    flagged = isinstance(anomaly, dict) and anomaly.get("verdict") == "suspicious"
+    return f"{status} anomaly" if flagged else status
+
+
 def job_charts(runs: Sequence[RunRecord], samples: Sequence[tuple[float, float]]) -> list[tuple[str, Markup]]:
     """Repository size over time, backup duration and files changed, oldest run first."""
     finished = [r for r in reversed(runs) if r.status != "running" and r.ended]
     changed = []
     for r in finished:
-        backup = next((d for d in r.destinations if d.step == "backup"), None)
-        details = backup.details if backup and isinstance(backup.details, dict) else {}
+        details = _backup_details(r)
         new, modified = details.get("files_new", 0), details.get("files_changed", 0)
         count = float(new + modified) if isinstance(new, int) and isinstance(modified, int) else 0.0
-        changed.append(Bar(_label(r), count, r.status))
-    durations = [Bar(_label(r), (r.ended or r.started) - r.started, r.status) for r in finished]
-    titles = ("Repository size (used on its destination, daily)", "Backup duration per run (red: failed)",
-              "Files new or changed per run")  # fmt: skip
+        changed.append(Bar(_label(r), count, _kind(r.status, details)))
+    durations = [Bar(_label(r), (r.ended or r.started) - r.started, _kind(r.status, _backup_details(r)))
+                 for r in finished]  # fmt: skip
+    titles = ("Repository size (used on its destination, daily)",
+              "Backup duration per run (red: failed, outlined: anomaly)", "Files new or changed per run")  # fmt: skip
     return [
         (titles[0], line_chart(samples, titles[0], size_text)),
         (titles[1], bar_chart(durations, titles[1], seconds_text)),
