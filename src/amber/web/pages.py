@@ -80,8 +80,11 @@ def job_charts(runs: Sequence[RunRecord], samples: Sequence[tuple[float, float]]
         changed.append(Bar(_label(r), count, _kind(r.status, details)))
     durations = [Bar(_label(r), (r.ended or r.started) - r.started, _kind(r.status, _backup_details(r)))
                  for r in finished]  # fmt: skip
-    titles = ("Repository size (used on its destination, daily)",
-              "Backup duration per run (red: failed, outlined: anomaly)", "Files new or changed per run")  # fmt: skip
+    titles = (
+        "Repository size (used on its destination, daily)",
+        "Backup duration per run (red: failed, outlined: anomaly)",
+        "Files new or changed per run",
+    )
     return [
         (titles[0], line_chart(samples, titles[0], size_text)),
         (titles[1], bar_chart(durations, titles[1], seconds_text)),
