@@ -21,7 +21,8 @@ from tests.conftest import PASSWORD
 from tests.ops.test_run import load, make_config
 from tests.web.conftest import SECRET
 
-PAGES = ["/", "/jobs/home", "/api/v1/status", "/login",
+PAGES = ["/", "/jobs/home", "/api/v1/status", "/login", "/fleet", "/repos", "/repos/main", "/repos/cloud",
+         "/drills", "/audit", "/audit?q=x&command=job&page=2",
          "/reports/daily", "/reports/weekly", "/reports/monthly", "/reports/daily?format=json"]
 STATIC = Path(security.__file__).parent / "static"
 PINNED = {  # npm: htmx.org@2.0.11 dist/htmx.min.js, htmx-ext-sse@2.2.4 dist/sse.min.js

@@ -72,3 +72,58 @@ def test_login_run_now_and_live_progress(browser: Any, tmp_path: Path) -> None:
     for shot in ("overview.png", "running.png", "finished.png"):
         assert (tmp_path / shot).stat().st_size > 1000
     print(f"screenshots in {tmp_path}")
+
+
+CSP_WATCH = """
+window.__csp = [];
+document.addEventListener("securitypolicyviolation",
+                          (e) => window.__csp.push(e.violatedDirective + " " + e.blockedURI));
+"""
+
+
+@pytest.mark.slow
+def test_every_page_renders_without_csp_violations(browser: Any, tmp_path: Path) -> None:
+    from amber.ops.audit.log import AuditLog, operation_fields
+    from amber.ops.drills.history import DrillHistory, DrillRow
+    from amber.ops.run import job as run_service
+
+    cfg = load(make_config(tmp_path, 'schedule = "daily"'))
+    for _ in range(2):  # two runs: the charts have two bars
+        run_service.run_jobs(cfg, ["home"], run_service.RunOptions())
+    now = __import__("time").time()
+    DrillHistory(cfg.state.path).add(DrillRow(now - 60, now - 50, "main", "home", "sample", "success", [], 2,
+                                              4096, 10.0, 409.6, 100.0, 1, None, []))  # fmt: skip
+    AuditLog(Path(cfg.state.audit_log)).append(operation_fields("drill", ["drill"], 0))
+    served = server.start(server.prepare(cfg, server.WebOptions("127.0.0.1:0"), print))
+    problems: list[str] = []
+    try:
+        page = browser.new_page()
+        page.add_init_script(CSP_WATCH)  # runs outside the page's CSP, before its own scripts
+        page.on("console", lambda m: problems.append(f"console: {m.text}") if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+        page.goto(served.url)
+        expected = {"/jobs/home": "svg.chart", "/fleet": "tr[data-job='home']",
+                    "/repos/main": "table.snapshots code", "/drills": "table.drills tbody tr",
+                    "/audit": "table.audit tbody tr"}  # fmt: skip
+        for path, selector in expected.items():
+            page.goto(served.base.rstrip("/") + path)
+            page.locator(selector).first.wait_for(timeout=20_000)
+            violations = page.evaluate("window.__csp")
+            assert violations == [], f"{path}: {violations}"
+            page.screenshot(path=str(tmp_path / f"{path.strip('/').replace('/', '-')}.png"), full_page=True)
+        page.goto(served.base.rstrip("/") + "/jobs/home")
+        assert page.locator("svg.chart").count() == 3
+        assert page.locator("svg.chart rect.bar").count() >= 4  # duration and files bars of two runs
+        box = page.locator("svg.chart").first.bounding_box()
+        assert box is not None and box["width"] > 100 and box["height"] > 50  # drawn, not collapsed
+        assert problems == []
+        page.locator("header form.logout button").click()
+        page.wait_for_url("**/login")
+        page.wait_for_timeout(500)  # the login page opens no event stream: nothing to refuse
+        assert problems == []
+        assert page.goto(served.base.rstrip("/") + "/fleet").status == 401
+    finally:
+        served.stop()
+    shots = sorted(tmp_path.glob("*.png"))
+    assert len(shots) == 5 and all(s.stat().st_size > 1000 for s in shots)
+    print(f"screenshots in {tmp_path}")

@@ -67,18 +67,21 @@ def daemon(
 def _extensions(
     note: Callable[[str], None], passwords: PasswordSource
 ) -> list[daemon_service.DaemonExtension]:
-    """/metrics on [metrics] listen (and the textfile), stale-job and capacity alerts every minute,
-    restore drills on each job's drill.schedule, checks on each job's check.schedule, and the
-    [reports.KIND] reports, each period once."""
+    """The dashboard (and /metrics) on [web] listen, the older /metrics on [metrics] listen (and the
+    textfile), stale-job and capacity alerts every minute, restore drills on each job's
+    drill.schedule, checks on each job's check.schedule, and the [reports.KIND] reports, each
+    period once."""
     from amber.ops.alerting.notify import AlertObserver, AlertsExtension
     from amber.ops.drills.drill import DrillExtension
     from amber.ops.metrics import MetricsExtension  # prometheus_client: only for the daemon
     from amber.ops.reports.send import ReportsExtension
     from amber.ops.run.scheduled_check import CheckExtension
+    from amber.web.daemon import WebExtension
 
     alerts = AlertsExtension(lambda m: note(m) if m else None)
     checks = CheckExtension(passwords, note, lambda cfg: AlertObserver(cfg, lambda m: note(m) if m else None))
-    return [MetricsExtension(), alerts, DrillExtension(passwords, note), checks, ReportsExtension(note)]
+    drills = DrillExtension(passwords, note)
+    return [WebExtension(passwords, note), MetricsExtension(), alerts, drills, checks, ReportsExtension(note)]
 
 
 COMMANDS = [daemon]

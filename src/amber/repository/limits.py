@@ -27,6 +27,7 @@ OBJECT_LIMITS: dict[FileType, int] = {
     # repair index); a pack of tiny blobs has < 600k rows of ~45 bytes: < 40 MB.
     FileType.INDEX: 128 * MIB,
     FileType.AUDIT: 64 * MIB,  # the records since the last replication, ~1 KiB each
+    FileType.RUNS: 256 * KIB,  # one job's last runs on one host: run_records refuses to write > 64 KiB
 }
 
 # Blobs (design §6). A data blob is one chunk: its plaintext is at most the

@@ -34,6 +34,7 @@ class Kind(enum.Enum):
     INDEX = "index"  # index files and deletion markers
     LOCK = "lock"
     AUDIT = "audit"  # audit-log segments
+    RUNS = "runs"  # run records (fleet view)
     PACK_HEADER = "pack-header"
     DATA = "data"  # data blobs: the name is the blob ID
     TREE = "tree"  # tree blobs: the name is the blob ID

@@ -19,6 +19,7 @@ class FileType(enum.Enum):
     SNAPSHOT = "snapshots"
     LOCK = "locks"
     AUDIT = "audit"  # replicated audit-log segments
+    RUNS = "runs"  # run records of each host's jobs, for the fleet view
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,5 @@
-"""The dashboard's routes: overview, job history, login, run now, JSON status, events, health.
+"""The dashboard's routes: overview, job history, login, run now, JSON status, events, health,
+/metrics; the other pages are in ``web.pages``.
 
 Pages render on the server and work without JavaScript (forms POST and
 redirect); htmx and its SSE extension, served from ``static/``, only swap in
@@ -30,15 +31,16 @@ from starlette.responses import (
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from amber.errors import ConfigError
+from amber.errors import AmberError, ConfigError
 from amber.ops import board
 from amber.ops.config.model import Config
 from amber.ops.reports import daily, monthly, weekly
 from amber.ops.verdict import age_text
 from amber.redact import redact
 from amber.services import session
+from amber.web import pages
 from amber.web.live import ACTIONS, Event, EventHub, LiveRun, Runner, event_name
-from amber.web.security import Guard, GuardMiddleware
+from amber.web.security import COOKIE, Guard, GuardMiddleware
 
 HERE = Path(__file__).parent
 PING_SECONDS = 15.0
@@ -58,17 +60,10 @@ def _when(ts: float | None) -> str:
     return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M") if ts else "-"
 
 
-def _size(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
-
-
 def _environment() -> Environment:
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True))
-    env.filters.update(when=_when, size=_size, redact=redact, age=age_text, event_name=event_name)
+    env.filters.update(when=_when, size=pages.size_text, seconds=pages.seconds_text, redact=redact,
+                       age=age_text, event_name=event_name)  # fmt: skip
     return env
 
 
@@ -101,7 +96,10 @@ def build(config: Config, guard: Guard, passwords: session.PasswordSource | None
         statuses = await asyncio.to_thread(board.board, config, None, False)
         status = next(s for s in statuses if s.name == name)
         runs = await asyncio.to_thread(board.job_runs, config, name, 100)
-        return _render(dash, request, "job.html", job=status, runs=runs, live=runner.live.get(name))
+        since = time.time() - 365 * 86400
+        samples = await asyncio.to_thread(pages.usage_points, config, config.jobs[name].repository, since)
+        return _render(dash, request, "job.html", job=status, runs=runs, live=runner.live.get(name),
+                       charts=pages.job_charts(runs, samples))  # fmt: skip
 
     async def act(request: Request) -> Response:
         name, action = request.path_params["name"], request.path_params["action"]
@@ -139,6 +137,15 @@ def build(config: Config, guard: Guard, passwords: session.PasswordSource | None
         guard.set_cookie(response, sid)
         return response
 
+    async def logout(request: Request) -> Response:
+        guard.sessions.end(request.cookies.get(COOKIE))
+        response = RedirectResponse("/login", 303)
+        guard.clear_cookie(response)
+        return response
+
+    async def metrics(request: Request) -> Response:
+        return await _metrics(config)
+
     async def api_status(request: Request) -> Response:
         jobs = await asyncio.to_thread(board.board, config)
         return JSONResponse({"version": 1, "jobs": [_api_job(j.as_dict(), runner) for j in jobs]})
@@ -154,13 +161,28 @@ def build(config: Config, guard: Guard, passwords: session.PasswordSource | None
         Route("/", overview), Route("/jobs/{name}", job_page),
         Route("/jobs/{name}/{action}", act, methods=["POST"]),
         Route("/reports/{kind}", report_page), Route("/login", login),
+        Route("/logout", logout, methods=["POST"]), Route("/metrics", metrics),
         Route("/api/v1/status", api_status), Route("/healthz", healthz),
         Route("/events", events), Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+        *pages.routes(config, runner.passwords, lambda request, name, **v: _render(dash, request, name, **v)),
     ]  # fmt: skip
     app = Starlette(routes=routes)
     app.add_middleware(GuardMiddleware, guard=guard)
     app.state.dashboard = dash
     return app
+
+
+async def _metrics(config: Config) -> Response:
+    """Prometheus exposition, built fresh from the state database (the daemon's former /metrics)."""
+    from prometheus_client.exposition import CONTENT_TYPE_LATEST  # only when scraped
+
+    from amber.ops import metrics
+
+    try:
+        body = await asyncio.to_thread(lambda: metrics.exposition(metrics.build(config, config.state.path)))
+    except AmberError as exc:
+        return PlainTextResponse(f"# amber: {redact(exc.message)}\n", 500)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
 def _api_job(job: dict[str, Any], runner: Runner) -> dict[str, Any]:

@@ -1,18 +1,21 @@
 """Who may talk to the dashboard: login token, sessions, Host allowlist, CSRF and Origin, headers.
 
 One random token (file mode 0600) logs a browser in through ``/login?token=``
-and authenticates API clients as ``Authorization: Bearer``. A login creates a
-server-side session (cookie HttpOnly, SameSite=Strict, Secure under TLS) with
-its own CSRF token. Every request must name an allowed Host (DNS rebinding);
-every POST from a session carries the CSRF token and a same-origin Origin.
+and authenticates API clients and Prometheus as ``Authorization: Bearer``. A
+login creates a server-side session (cookie HttpOnly, SameSite=Strict, Secure
+under TLS; kept in SQLite so a restart keeps it) with its own CSRF token.
+Every request must name an allowed Host (DNS rebinding); every POST from a
+session carries the CSRF token and a same-origin Origin.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import os
 import secrets
 import socket
+import sqlite3
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -23,7 +26,9 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from amber.errors import StateError
 from amber.ops.private import private_dir, write_private
+from amber.ops.state import secure_database
 
 COOKIE = "amber_session"
 SESSION_SECONDS = 12 * 3600
@@ -70,26 +75,72 @@ class Session:
     created: float = field(default_factory=time.time)
 
 
+_SCHEMA = "CREATE TABLE IF NOT EXISTS sessions (id_hash TEXT PRIMARY KEY, csrf TEXT NOT NULL, created REAL)"
+
+
+def sessions_path(state_dir: str) -> str:
+    return os.path.join(state_dir, "web-sessions.db")
+
+
 class Sessions:
-    def __init__(self) -> None:
-        self._by_id: dict[str, Session] = {}
+    """Logged-in browsers, in SQLite (file 0600), so they survive a restart of the server.
+
+    Only the SHA-256 of a session ID is stored: reading the file gives no usable
+    cookie. Sessions end after ``SESSION_SECONDS``, at logout, and when the token
+    is rotated. ``path`` None keeps them in memory (tests, one process).
+    """
+
+    def __init__(self, path: str | None = None) -> None:
+        if path is not None:
+            private_dir(os.path.dirname(os.path.abspath(path)))
+            secure_database(path)
+        try:
+            self._db = sqlite3.connect(path or ":memory:", timeout=10, check_same_thread=False,
+                                       isolation_level=None)  # fmt: skip
+            self._db.execute(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise StateError(f"web sessions {path}: {exc}") from exc
         self._lock = threading.Lock()
+
+    def _run(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        try:
+            with self._lock:
+                return self._db.execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            raise StateError(f"web sessions: {exc}") from exc
 
     def create(self) -> tuple[str, Session]:
         sid, session = secrets.token_urlsafe(32), Session(secrets.token_urlsafe(32))
-        with self._lock:
-            self._by_id[sid] = session
+        self._run("DELETE FROM sessions WHERE created < ?", (time.time() - SESSION_SECONDS,))
+        self._run("INSERT INTO sessions VALUES (?, ?, ?)", (_digest(sid), session.csrf, session.created))
         return sid, session
 
     def get(self, sid: str | None) -> Session | None:
         if not sid:
             return None
+        rows = self._run("SELECT csrf, created FROM sessions WHERE id_hash = ?", (_digest(sid),))
+        if not rows:
+            return None
+        csrf, created = rows[0]
+        if time.time() - float(created) > SESSION_SECONDS:  # type: ignore[arg-type]
+            self.end(sid)
+            return None
+        return Session(str(csrf), float(created))  # type: ignore[arg-type]
+
+    def end(self, sid: str | None) -> None:
+        if sid:
+            self._run("DELETE FROM sessions WHERE id_hash = ?", (_digest(sid),))
+
+    def end_all(self) -> None:
+        self._run("DELETE FROM sessions")
+
+    def close(self) -> None:
         with self._lock:
-            session = self._by_id.get(sid)
-            if session and time.time() - session.created > SESSION_SECONDS:
-                del self._by_id[sid]
-                return None
-        return session
+            self._db.close()
+
+
+def _digest(sid: str) -> str:
+    return hashlib.sha256(sid.encode()).hexdigest()
 
 
 @dataclass
@@ -110,6 +161,9 @@ class Guard:
     def bearer_ok(self, request: Request) -> bool:
         scheme, _, value = request.headers.get("authorization", "").partition(" ")
         return scheme.lower() == "bearer" and self.token_ok(value.strip())
+
+    def clear_cookie(self, response: Response) -> None:
+        response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict", secure=self.tls)
 
     def set_cookie(self, response: Response, sid: str) -> None:
         response.set_cookie(COOKIE, sid, max_age=SESSION_SECONDS, httponly=True, samesite="strict",

@@ -18,10 +18,10 @@ import uvicorn
 from starlette.applications import Starlette
 
 from amber.errors import UsageError
-from amber.ops.config.model import Config
+from amber.ops.config.model import Config, WebConfig
 from amber.services import session
 from amber.web.app import build
-from amber.web.security import Guard, allowed_hosts, load_token
+from amber.web.security import Guard, Sessions, allowed_hosts, load_token, sessions_path
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
 
@@ -34,6 +34,12 @@ class WebOptions:
     insecure_no_tls: bool = False
     rotate_token: bool = False
     extra_hosts: tuple[str, ...] = ()  # more Host names to accept (a reverse proxy's name)
+
+    @classmethod
+    def from_config(cls, web: WebConfig) -> WebOptions:
+        """``[web]`` of the config file, for `amber daemon`."""
+        return cls(web.listen or DEFAULT_LISTEN, web.tls_cert, web.tls_key, web.insecure_no_tls, False,
+                   web.allow_hosts)  # fmt: skip
 
 
 def split_listen(listen: str) -> tuple[str, int]:
@@ -76,6 +82,11 @@ class Served:
     thread: threading.Thread | None = None
 
     @property
+    def base(self) -> str:
+        """The address without the login path: safe to log."""
+        return self.url.partition("/login")[0] + "/"
+
+    @property
     def port(self) -> int:
         return int(self.sock.getsockname()[1])
 
@@ -85,6 +96,7 @@ class Served:
         if self.thread is not None:
             self.thread.join(10)
         self.app.state.dashboard.runner.join(60)
+        self.app.state.dashboard.guard.sessions.close()
 
 
 def prepare(config: Config, options: WebOptions, warn: Callable[[str], None],
@@ -103,7 +115,10 @@ def prepare(config: Config, options: WebOptions, warn: Callable[[str], None],
         raise UsageError(f"web: cannot listen on {options.listen}: {exc.strerror}") from exc
     sock.listen(128)
     sock.set_inheritable(True)
-    guard = Guard(token, allowed_hosts(host, options.extra_hosts), tls)
+    sessions = Sessions(sessions_path(config.state_dir))
+    if options.rotate_token:
+        sessions.end_all()
+    guard = Guard(token, allowed_hosts(host, options.extra_hosts), tls, sessions)
     app = build(config, guard, passwords)
     cfg = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",  # no token in logs
                          ssl_certfile=options.tls_cert, ssl_keyfile=options.tls_key,

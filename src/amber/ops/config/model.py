@@ -32,6 +32,7 @@ from amber.ops.config.sections import LimitsConfig as LimitsConfig  # re-exporte
 from amber.ops.config.sections import MetricsConfig as MetricsConfig  # re-exported
 from amber.ops.config.sections import NotifyConfig as NotifyConfig  # re-exported
 from amber.ops.config.sections import StateConfig as StateConfig  # re-exported
+from amber.ops.config.sections import WebConfig as WebConfig  # re-exported
 from amber.ops.config.sections import default_config_path as default_config_path  # re-exported
 from amber.ops.config.sections import default_state_dir as default_state_dir  # re-exported
 from amber.ops.config.sections import (
@@ -41,6 +42,7 @@ from amber.ops.config.sections import (
     parse_metrics,
     parse_notify,
     parse_state,
+    parse_web,
 )
 from amber.sources.databases.spec import DatabaseSpec
 
@@ -127,6 +129,7 @@ class Config:
     catalog: CatalogConfig = field(default_factory=CatalogConfig)
     anomaly: Thresholds = field(default_factory=Thresholds)
     reports: dict[str, ReportConfig] = field(default_factory=dict)  # [reports.daily|weekly|monthly]
+    web: WebConfig = field(default_factory=WebConfig)
 
     @property
     def state_dir(self) -> str:
@@ -168,7 +171,7 @@ def parse_config(text: str, source: str = "config.toml") -> Config:
         raise ConfigError(f"{where}: invalid TOML: {reason}") from exc
     r = Reader(text, source)
     r.only(raw, (), ("repositories", "retention", "jobs", "limits", "notify", "alerts", "metrics", "state",
-                     "catalog", "anomaly", "reports"))  # fmt: skip
+                     "catalog", "anomaly", "reports", "web"))  # fmt: skip
     repos = {name: parse_repository(r, name, t) for name, t in r.tables(raw, ("repositories",))}
     policies = {name: _retention(r, name, t) for name, t in r.tables(raw, ("retention",))}
     anomaly = parse_anomaly(r, r.table(raw, ("anomaly",)), ("anomaly",), Thresholds())
@@ -187,6 +190,7 @@ def parse_config(text: str, source: str = "config.toml") -> Config:
         catalog=parse_catalog(r, r.table(raw, ("catalog",))),
         anomaly=anomaly,
         reports=parse_reports(r, r.table(raw, ("reports",)), notify),
+        web=parse_web(r, r.table(raw, ("web",))),
     )
 
 

@@ -1,4 +1,4 @@
-"""The config file's service-wide tables: [limits], [[notify]], [alerts], [metrics], [catalog],
+"""The config file's service-wide tables: [limits], [[notify]], [alerts], [metrics], [web], [catalog],
 [state], and where the config and state live by default (docs/config.md)."""
 
 from __future__ import annotations
@@ -48,6 +48,17 @@ class AlertsConfig:
 class MetricsConfig:
     textfile: str | None = None  # node_exporter textfile collector path
     listen: str | None = None  # "127.0.0.1:9184" for the daemon's /metrics
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    """The dashboard `amber daemon` serves (the same rules as `amber web`, docs/operations.md)."""
+
+    listen: str | None = None  # "127.0.0.1:8440"; None: the daemon serves no dashboard
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    insecure_no_tls: bool = False
+    allow_hosts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -130,6 +141,21 @@ def parse_metrics(r: Reader, t: dict[str, Any]) -> MetricsConfig:
     r.only(t, p, ("textfile", "listen"))
     textfile = r.string(t, p, "textfile")
     return MetricsConfig(cc.expand(textfile) if textfile else None, r.string(t, p, "listen"))
+
+
+def parse_web(r: Reader, t: dict[str, Any]) -> WebConfig:
+    p = ("web",)
+    r.only(t, p, ("listen", "tls_cert", "tls_key", "insecure_no_tls", "allow_hosts"))
+    listen = r.string(t, p, "listen")
+    if listen is not None:
+        host, sep, port = listen.rpartition(":")
+        if not sep or not host.strip("[]") or not port.isdigit() or int(port) > 65535:
+            r.fail((*p, "listen"), f"expected HOST:PORT like '127.0.0.1:8440', got {listen!r}")
+    cert, key = r.string(t, p, "tls_cert"), r.string(t, p, "tls_key")
+    if bool(cert) != bool(key):
+        r.fail((*p, "tls_key" if cert else "tls_cert"), "give both tls_cert and tls_key, or neither")
+    return WebConfig(listen, cc.expand(cert) if cert else None, cc.expand(key) if key else None,
+                     r.boolean(t, p, "insecure_no_tls"), r.strings(t, p, "allow_hosts"))  # fmt: skip
 
 
 def parse_catalog(r: Reader, t: dict[str, Any]) -> CatalogConfig:

@@ -37,6 +37,7 @@ from amber.errors import (
 from amber.ops import limits as limits_service
 from amber.ops.config.model import Config, JobConfig
 from amber.ops.limits import Limits
+from amber.ops.run import fleet
 from amber.ops.run import steps as run_steps
 from amber.ops.run.events import NullObserver, RunEvent, RunObserver, SafeObservers
 from amber.ops.run.steps import Repositories
@@ -206,6 +207,7 @@ def _run_job(job: JobConfig, repos: Repositories, db: StateDB, options: RunOptio
         run.fail(exc)
         record.status = "failed"
     _finish(db, run)
+    fleet.publish_run(repos, job, db, record, options.note)  # the fleet view: every host's runs
     kind = {"success": "success", "partial": "partial", "failed": "failure"}[record.status]
     message = f"job {job.name}: {record.status}" + (f": {record.errors[0]}" if record.errors else "")
     options.observer.on_event(RunEvent(kind, job.name, message, job.repository, record.as_dict()))
