@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -173,3 +174,43 @@ def test_a_cancel_stops_the_dump_as_interrupted(postgres: Server) -> None:
         assert stream.read(5) == b"PGDMP"  # the custom format's magic: a real dump is under way
         token.cancel(Interrupted())
         stream.read()
+
+
+@pytest.mark.slow
+def test_a_dump_blocked_by_a_lock_times_out_and_writes_no_snapshot(tmp_path: Path, postgres: Server) -> None:
+    cfg = job_config(
+        tmp_path,
+        f"""
+[[jobs.dbs.databases]]
+type = "postgresql"
+name = "shop"
+host = "{postgres.socket_dir}"
+port = {postgres.port}
+user = "postgres"
+timeout = "2s"
+""",
+    )
+    cli = AmberCli(tmp_path / "main", tmp_path)
+    locker = subprocess.Popen(
+        [str(postgres.bin / "psql"), "-X", "-q", "-A", "-t", "-h", str(postgres.socket_dir), "-p", str(postgres.port),
+         "-U", "postgres", "-d", "shop"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert locker.stdin is not None and locker.stdout is not None
+    try:  # pg_dump waits for ACCESS SHARE on every table: an ACCESS EXCLUSIVE lock stalls it silently
+        locker.stdin.write("BEGIN; LOCK TABLE accounts IN ACCESS EXCLUSIVE MODE; SELECT 'locked';\n")
+        locker.stdin.flush()
+        assert locker.stdout.readline().strip() == "locked"
+        result = cli.run("--config", str(cfg), "run", "dbs", check=False, timeout=120)
+    finally:
+        locker.stdin.close()
+        locker.wait(timeout=30)
+    assert result.returncode == 34, result.stderr
+    assert "timed out after 2s" in result.stderr and "no snapshot was written" in result.stderr
+    assert json.loads(cli.run("snapshots", "--json").stdout) == []
+    # The killed dump's server session notices its client is gone once the lock is free.
+    sessions = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump'"
+    deadline = time.monotonic() + 60
+    while postgres.psql(sessions) != "0":
+        assert time.monotonic() < deadline, "the timed-out dump's session never ended"
+        time.sleep(0.2)
