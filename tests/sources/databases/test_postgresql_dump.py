@@ -192,8 +192,8 @@ timeout = "2s"
     )
     cli = AmberCli(tmp_path / "main", tmp_path)
     locker = subprocess.Popen(
-        [str(postgres.bin / "psql"), "-X", "-q", "-A", "-t", "-h", str(postgres.socket_dir), "-p", str(postgres.port),
-         "-U", "postgres", "-d", "shop"],
+        [str(postgres.bin / "psql"), "-X", "-q", "-A", "-t", "-h", str(postgres.socket_dir),
+         "-p", str(postgres.port), "-U", "postgres", "-d", "shop"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert locker.stdin is not None and locker.stdout is not None
