@@ -219,7 +219,8 @@ timeout = "2s"
 @pytest.mark.slow
 def test_a_plain_dump_restores_over_a_non_empty_database_with_yes(tmp_path: Path, postgres: Server) -> None:
     postgres.psql("CREATE SCHEMA extra; CREATE TABLE extra.notes (t text);"
-                  "INSERT INTO extra.notes VALUES ('kept'); SELECT lo_from_bytea(0, 'a large object')")  # fmt: skip
+                  "INSERT INTO extra.notes VALUES ('kept');"
+                  "SELECT lo_from_bytea(0, 'a large object')")  # fmt: skip
     cfg = job_config(
         tmp_path,
         f"""
