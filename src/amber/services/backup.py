@@ -214,7 +214,7 @@ def archive_paths(
     parent = _find_parent(repo, req, host, [*paths, *recorded_extra])
     parent_tree = repo.load_snapshot(parent).tree if parent else None
     # Marks are relative to the snapshot they were collected after, and a missing pack may
-    # lie under a reused subtree: then walk everything (design §12, "Watched paths").
+    # lie under a reused subtree: then walk everything (design §12c).
     changes = req.changes if req.parent and parent and not missing_packs else None
     archiver = Archiver(
         repo.blobs,
