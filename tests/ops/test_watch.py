@@ -52,6 +52,11 @@ def _snapshots(cli: AmberCli) -> list[dict[str, object]]:
     return list(json.loads(cli.run("snapshots", "--json").stdout))
 
 
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
 def _listing(cli: AmberCli) -> set[str]:
     return set(cli.run("ls", "latest").stdout.split())
 
@@ -77,10 +82,12 @@ def test_watch_snapshots_changes_and_stops_cleanly_on_sigterm(tmp_path: Path) ->
         _until("the deletion", lambda: str(src / "a" / "gone") not in _listing(cli))
 
         settled = len(_snapshots(cli))
+        cpu_before = _cpu_seconds(proc.pid)
         (src / "skip" / "x").write_text("excluded\n")
         (src / "a" / "scratch.tmp").write_text("excluded by name\n")
         time.sleep(INTERVAL * 4)
         assert len(_snapshots(cli)) == settled  # excluded changes start no snapshot
+        assert _cpu_seconds(proc.pid) - cpu_before < 0.5  # idle: blocked in poll, no busy loop
 
         burst = src / "burst"
         burst.mkdir()

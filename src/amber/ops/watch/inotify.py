@@ -178,7 +178,7 @@ class TreeWatcher:
                 raise WatchLimit("the inotify watch limit (fs.inotify.max_user_watches) is reached") from exc
             if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.EACCES, errno.ELOOP):
                 return None
-            raise
+            raise WatchLimit(f"cannot watch {os.fsdecode(path)}: {exc.strerror}") from exc
         old = self._path.get(wd)
         if old is not None and old != path:
             self._wd.pop(old, None)  # the same directory under a new name

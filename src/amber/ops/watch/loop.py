@@ -116,6 +116,8 @@ class _Watcher:
             self._periodic(str(exc))
 
     def _wake(self) -> None:
+        if self._wake_w < 0:
+            return  # closed: the number may belong to another file by now
         with contextlib.suppress(OSError):
             os.write(self._wake_w, b"x")  # may run in a signal handler: nothing else
 
@@ -142,8 +144,9 @@ class _Watcher:
         finally:
             if self.tree is not None:
                 self.tree.close()
+            wake_w, self._wake_w = self._wake_w, -1
+            os.close(wake_w)
             os.close(self._wake_r)
-            os.close(self._wake_w)
         if len(self.changes) or self.plan.pending_since is not None:
             self.note(f"watch {self.job.name}: stopped with {len(self.changes)} changed path(s) not yet "
                       "in a snapshot; the next start walks everything")  # fmt: skip
