@@ -121,3 +121,19 @@ def test_more_directories_than_allowed_raises_watch_limit(tree: Path) -> None:
             _settle(w, ChangedPaths())
     finally:
         w.close()
+
+
+def test_a_directory_moved_away_and_back_is_watched_under_its_name(tree: Path) -> None:
+    w = TreeWatcher([str(tree)])
+    try:
+        os.rename(tree / "a", tree / "b" / "a2")
+        os.rename(tree / "b" / "a2", tree / "a")
+        _settle(w, ChangedPaths())
+        changes = ChangedPaths()
+        (tree / "a" / "deep" / "new").write_text("after the round trip")
+        _settle(w, changes)
+        assert changes.needs_walk(_b(tree / "a" / "deep" / "new"))
+        assert not changes.needs_walk(_b(tree / "b" / "a2"))
+        assert w.watches == 5  # src, a, a/deep, b, cache: none twice, none lost
+    finally:
+        w.close()

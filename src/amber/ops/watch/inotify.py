@@ -108,7 +108,7 @@ class TreeWatcher:
         if directory is None:
             return  # a watch already dropped (its directory moved away or was deleted)
         if mask & F.IGNORED:
-            self._drop(directory)
+            self._drop(wd)
             return
         if not name:
             if mask & _SELF and wd in self._whole:
@@ -180,26 +180,25 @@ class TreeWatcher:
                 return None
             raise WatchLimit(f"cannot watch {os.fsdecode(path)}: {exc.strerror}") from exc
         old = self._path.get(wd)
-        if old is not None and old != path:
-            self._wd.pop(old, None)  # the same directory under a new name
+        if old is not None and old != path and self._wd.get(old) == wd:
+            del self._wd[old]  # the same directory under a new name
         self._path[wd] = path
         self._wd[path] = wd
         if whole:
             self._whole.add(wd)
         return wd
 
-    def _drop(self, directory: bytes) -> None:
-        wd = self._wd.pop(directory, None)
-        if wd is not None:
-            self._path.pop(wd, None)
-            self._only.pop(wd, None)
-            self._whole.discard(wd)
+    def _drop(self, wd: int) -> None:
+        path = self._path.pop(wd, None)
+        if path is not None and self._wd.get(path) == wd:  # the path may be watched anew meanwhile
+            del self._wd[path]
+        self._only.pop(wd, None)
+        self._whole.discard(wd)
 
     def _forget(self, top: bytes) -> None:
         """Remove the watches of ``top`` and below: it moved, and its events would name old paths."""
         prefix = top + b"/"
-        for path in [p for p in self._wd if p == top or p.startswith(prefix)]:
-            wd = self._wd[path]
-            self._drop(path)
+        for wd in [wd for wd, p in self._path.items() if p == top or p.startswith(prefix)]:
+            self._drop(wd)
             with contextlib.suppress(OSError):  # already gone
                 self._ino.rm_watch(wd)

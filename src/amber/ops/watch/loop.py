@@ -204,7 +204,7 @@ class _Watcher:
                           f"{ended - first:.1f}s after the first change it holds")  # fmt: skip
         elif status != "interrupted":
             self.summary.failed += 1
-            self.note(f"watch {self.job.name}: the run {status}; retrying with a full walk in "
-                      f"{self.job.watch_interval:g}s")  # fmt: skip
+            why = "the job is running elsewhere" if status == "running" else "the run failed"
+            self.note(f"watch {self.job.name}: {why}; a full walk in {self.job.watch_interval:g}s")
         self.plan.finished(status in ("success", "partial"), self.clock(), first)
         self._collect(now)  # what came during the run happened after it started
