@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from amber.engine.changedpaths import ChangedPaths, SubtreeCounter
 from amber.engine.patterns import PathMatcher, read_exclude_files
 from amber.errors import AmberError, JobRunning, UsageError
+from amber.ops import limits as limits_service
 from amber.ops.config.model import Config, JobConfig
 from amber.ops.run import job as run_service
 from amber.ops.state import job_lock
@@ -93,8 +94,12 @@ def watch_job(config: Config, name: str, options: WatchOptions) -> WatchSummary:
 
 class _Watcher:
     def __init__(self, config: Config, job: JobConfig, options: WatchOptions) -> None:
-        self.config, self.job, self.options = config, job, options
+        self.config, self.job = config, job
         self.note = options.run.note
+        for line in limits_service.apply(options.run.limits):  # process-wide: once, not every run
+            self.note(f"limits: {line}")
+        applied = dataclasses.replace(options.run.limits, nice=None, ionice_class=None, ionice_level=None)
+        self.options = dataclasses.replace(options, run=dataclasses.replace(options.run, limits=applied))
         self.cancel = options.run.context.cancel.watch()
         self.clock = options.clock
         self.plan = WatchPlan(job.watch_interval, job.watch_rescan)
