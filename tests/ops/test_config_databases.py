@@ -41,6 +41,7 @@ options = ["--exclude-table=sessions"]
 type = "mariadb"
 database = "crm"
 format = "sql"
+timeout = "1h30m"
 
 [[jobs.shop.databases]]
 type = "sqlite"
@@ -51,6 +52,7 @@ path = "/var/lib/app/app.db"
         ("mariadb", "crm", "/databases/mariadb/crm.sql"),
         ("sqlite", "app", "/databases/sqlite/app.sqlite"),
     ]
+    assert [s.timeout for s in specs] == [6 * 3600, 5400, 6 * 3600]  # generous unless set
     pg = specs[0]
     assert (pg.port, pg.user, pg.password_file, pg.options) == (
         5433, "backup", "/etc/amber/pg-pass", ("--exclude-table=sessions",)
@@ -75,6 +77,8 @@ DB_ERRORS = [
     ('type = "postgresql"\nname = "x"\nport = 0', D0 + r"\.port: must be at least 1"),
     ('type = "postgresql"\nname = "x"\npassword = "pw"', D0 + r"\.password: unknown key"),
     ('type = "mariadb"\nname = "x"\nglobals = true', D0 + r"\.globals: only PostgreSQL has"),
+    ('type = "mariadb"\nname = "x"\ntimeout = "soon"', D0 + r"\.timeout: expected a duration"),
+    ('type = "mariadb"\nname = "x"\ntimeout = "0s"', D0 + r"\.timeout: expected a duration of at least 1s"),
     ('type = "sqlite"\npath = "/a/x.db"\n[[jobs.shop.databases]]\ntype = "sqlite"\npath = "/b/x.db"',
      r"jobs\.shop\.databases\[1\]: two databases would both be stored as /databases/sqlite/x\.sqlite"),
 ]  # fmt: skip

@@ -192,3 +192,34 @@ def test_report_units_send_each_scheduled_period(tmp_path: Path) -> None:
                                str(tmp_path / "amber-report-weekly.service")],
                               capture_output=True, text=True, check=False)  # fmt: skip
         assert "amber-report" not in proc.stderr, proc.stderr
+WATCHED = CONFIG + """
+[jobs.live]
+paths = ["/var/lib/app"]
+watch = true
+"""
+
+
+def test_a_watched_job_gets_a_long_running_service(tmp_path: Path) -> None:
+    cfg = parse_config(WATCHED, str(tmp_path / "config.toml"))
+    made = {u.name: u for u in units.units_for(cfg, str(tmp_path / "config.toml"), [sys.executable])}
+    assert "amber-watch-live.service" in made and "amber-watch-live.timer" not in made
+    parsed = units.parse_unit(made["amber-watch-live.service"].text)
+    service = parsed["Service"]
+    assert service["ExecStart"] == [f"{sys.executable} --config {tmp_path / 'config.toml'} watch live"]
+    assert service["Type"] == ["simple"] and service["Restart"] == ["on-failure"]
+    assert service["SuccessExitStatus"] == ["143"] and service["Nice"] == ["10"]
+    assert parsed["Install"]["WantedBy"] == ["default.target"]
+    if shutil.which("systemd-analyze") is not None:
+        (tmp_path / "amber-watch-live.service").write_text(made["amber-watch-live.service"].text)
+        proc = subprocess.run(["systemd-analyze", "verify", str(tmp_path / "amber-watch-live.service")],
+                              capture_output=True, text=True, check=False)  # fmt: skip
+        assert "amber-" not in proc.stderr, proc.stderr
+
+
+def test_install_enables_the_watch_service(tmp_path: Path) -> None:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(WATCHED + f'\n[state]\npath = "{tmp_path / "state.db"}"\n')
+    env, log = _fake_systemctl(tmp_path, "never-fails")
+    cli = AmberCli(tmp_path / "repo", tmp_path)
+    cli.run("--config", str(cfg), "schedule", "install", env=env)
+    assert "enable --now amber-watch-live.service" in log.read_text()

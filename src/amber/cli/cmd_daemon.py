@@ -15,6 +15,7 @@ from amber.cli.output import echo, err_console, plain
 from amber.ops import limits as limits_service
 from amber.ops.run import job as run_service
 from amber.ops.schedule import daemon as daemon_service
+from amber.ops.watch.daemon import WatchExtension
 from amber.redact import redact
 from amber.services.session import PasswordSource
 
@@ -51,11 +52,11 @@ def daemon(
     def note(msg: str) -> None:
         err_console.print(plain(redact(msg)), highlight=False)
 
+    run = run_service.RunOptions(limits=limits, passwords=app.passwords, note=note,
+                                 observer=run_service.standard_observer(cfg, note), context=app.operation)
+    watchers = [] if once else [WatchExtension(run)]  # jobs with watch = true
     options = daemon_service.DaemonOptions(
-        run=run_service.RunOptions(limits=limits, passwords=app.passwords, note=note,
-                                   observer=run_service.standard_observer(cfg, note), context=app.operation),
-        tick=tick, once=once, stop=stop,
-        extensions=_extensions(note, app.passwords),
+        run=run, tick=tick, once=once, stop=stop, extensions=[*_extensions(note, app.passwords), *watchers],
     )  # fmt: skip
     scheduled = [j.name for j in cfg.jobs.values() if j.schedule]
     note(f"daemon: {len(scheduled)} scheduled job(s): {', '.join(scheduled) or 'none'}")

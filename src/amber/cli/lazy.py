@@ -53,6 +53,7 @@ COMMAND_MODULES: dict[str, str] = {
     "stats": "cmd_stats",
     "status": "cmd_status",
     "unlock": "cmd_unlock",
+    "watch": "cmd_watch",
     "web": "cmd_web",
 }
 

@@ -31,6 +31,7 @@ from typing import IO, Protocol
 
 from amber.cancel import CancelToken
 from amber.engine import prewarm
+from amber.engine.changedpaths import ChangedPaths
 from amber.engine.changefacts import ChangeFacts
 from amber.engine.dirfinish import DirFinisher, WalkDir, count_new_content
 from amber.engine.filereader import BlobSaver, ContentReader, FileContent
@@ -70,6 +71,7 @@ class ArchiveOptions:
     workers: int = max(2, os.cpu_count() or 2)  # threads beyond the cores only add GIL hand-offs
     prewarm: bool = True  # walk the metadata ahead in a helper process (see engine/prewarm.py)
     source: Source = field(default_factory=LiveSource)  # where recorded paths are read
+    changes: ChangedPaths | None = None  # a watcher's marks: walk only these (engine/changedpaths.py)
 
 
 @dataclass
@@ -129,12 +131,14 @@ class Archiver:
         self._facts.has_parent = bool(parent_tree)
         trie = path_trie(paths)
         helper = None
-        if self._opts.prewarm:
+        few = self._opts.changes is not None  # a watcher's few marks: nothing worth listing ahead
+        if self._opts.prewarm and not few:
             mounts = self._opts.source.mounts
             helper = prewarm.start(paths, self._opts.excludes, self._opts.one_file_system, mounts=mounts)
         # With the helper reading metadata ahead, listing in line beats scanner threads:
         # their GIL hand-offs cost more than the (then cached) lstat calls.
-        self._scanner = self._new_scanner(0 if helper is not None and helper.running else SCANNER_THREADS)
+        inline = few or (helper is not None and helper.running)
+        self._scanner = self._new_scanner(0 if inline else SCANNER_THREADS)
         try:
             with ThreadPoolExecutor(self._opts.workers, thread_name_prefix="archiver") as pool:
                 whole = trie is LEAF
@@ -286,6 +290,11 @@ class Archiver:
             if not is_prefix and self._rule.stays_out(st, dev):
                 self._notes.append(f"not crossing into filesystem at {_fsdecode(path)}")
                 return WalkDir(path, [], {}, {}, node, dev)
+            changes = self._opts.changes
+            if changes is not None and not is_prefix and changes.reuse_subtree(
+                path, node, prev, self._saver.has, self._trees.load_trees, self._summary
+            ):  # fmt: skip
+                return None
             prev_id = prev.subtree if prev is not None and prev.type == "dir" else b""
             if is_prefix:
                 assert isinstance(only, dict)

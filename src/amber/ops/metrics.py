@@ -24,6 +24,7 @@ from amber.ops.alerting.notify import disk_usage
 from amber.ops.config.model import Config
 from amber.ops.drills.history import DrillHistory
 from amber.ops.state import RunRecord, StateDB
+from amber.ops.watch.history import WatchHistory
 from amber.repository import Repository
 from amber.services.context import OperationContext
 from amber.services.session import PasswordSource
@@ -91,8 +92,10 @@ def build(config: Config | None, state_path: str, repo_stats: Iterable[RepoStats
     g = _Gauges(registry)
     db = StateDB(state_path)
     jobs = sorted(config.jobs) if config else sorted({r.job for r in db.runs(limit=_HISTORY)})
+    watched = WatchHistory(state_path)
     for job in jobs:
         _job_metrics(g, db, job)
+        _watch_metrics(g, watched, job)
     for s in DrillHistory(state_path).stats():
         r = s.repository
         g.set("amber_drills_total", "Restore drills run", s.total, repository=r)
@@ -145,6 +148,19 @@ def _job_metrics(g: _Gauges, db: StateDB, job: str) -> None:
         g.set("amber_job_last_success_timestamp_seconds", "End of the last successful run",
               success.ended or success.started, job=job)  # fmt: skip
     _destination_metrics(g, finished)
+
+
+def _watch_metrics(g: _Gauges, history: WatchHistory, job: str) -> None:
+    """`amber watch`: the RPO achieved, from a change until its snapshot was on every destination."""
+    rows = history.recent(job)
+    if not rows:
+        return
+    g.set("amber_watch_last_rpo_seconds", "Change to snapshot on every destination, last watched snapshot",
+          rows[0].seconds, job=job)  # fmt: skip
+    g.set("amber_watch_max_rpo_seconds", "Worst change-to-safe time of the recent watched snapshots",
+          max(r.seconds for r in rows), job=job)  # fmt: skip
+    g.set("amber_watch_last_snapshot_timestamp_seconds", "When the last watched snapshot was safe",
+          rows[0].committed, job=job)  # fmt: skip
 
 
 def _destination_metrics(g: _Gauges, runs: list[RunRecord]) -> None:

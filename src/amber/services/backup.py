@@ -17,6 +17,7 @@ from amber import __version__
 from amber.childenv import child_env
 from amber.engine import retention_hold
 from amber.engine.archiver import ArchiveOptions, Archiver, ArchiveResult
+from amber.engine.changedpaths import ChangedPaths
 from amber.engine.changefacts import ChangeFacts
 from amber.engine.chunker import Chunker
 from amber.engine.filereader import ContentReader
@@ -73,6 +74,8 @@ class BackupRequest:
     # The ransomware check (amber.anomaly, above this layer, passes it in): facts -> verdict.
     assess: Callable[[ChangeFacts], Anomaly] | None = None
     exclude_caches: bool = False  # skip directories tagged with a CACHEDIR.TAG
+    # A watcher's marks since ``parent`` (which must be given): only they are walked (amber watch).
+    changes: ChangedPaths | None = None
 
 
 SUSPICIOUS_TAG = retention_hold.SUSPICIOUS_TAG
@@ -210,6 +213,9 @@ def archive_paths(
     host = req.host or socket.gethostname()
     parent = _find_parent(repo, req, host, [*paths, *recorded_extra])
     parent_tree = repo.load_snapshot(parent).tree if parent else None
+    # Marks are relative to the snapshot they were collected after, and a missing pack may
+    # lie under a reused subtree: then walk everything (design §12c).
+    changes = req.changes if req.parent and parent and not missing_packs else None
     archiver = Archiver(
         repo.blobs,
         repo,
@@ -219,6 +225,7 @@ def archive_paths(
             req.one_file_system,
             workers=req.workers or ArchiveOptions.workers,
             source=req.source,
+            changes=changes,
         ),
         progress,
         repo.cancel,

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -173,3 +174,108 @@ def test_a_cancel_stops_the_dump_as_interrupted(postgres: Server) -> None:
         assert stream.read(5) == b"PGDMP"  # the custom format's magic: a real dump is under way
         token.cancel(Interrupted())
         stream.read()
+
+
+@pytest.mark.slow
+def test_a_dump_blocked_by_a_lock_times_out_and_writes_no_snapshot(tmp_path: Path, postgres: Server) -> None:
+    cfg = job_config(
+        tmp_path,
+        f"""
+[[jobs.dbs.databases]]
+type = "postgresql"
+name = "shop"
+host = "{postgres.socket_dir}"
+port = {postgres.port}
+user = "postgres"
+timeout = "2s"
+""",
+    )
+    cli = AmberCli(tmp_path / "main", tmp_path)
+    locker = subprocess.Popen(
+        [str(postgres.bin / "psql"), "-X", "-q", "-A", "-t", "-h", str(postgres.socket_dir),
+         "-p", str(postgres.port), "-U", "postgres", "-d", "shop"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert locker.stdin is not None and locker.stdout is not None
+    try:  # pg_dump waits for ACCESS SHARE on every table: an ACCESS EXCLUSIVE lock stalls it silently
+        locker.stdin.write("BEGIN; LOCK TABLE accounts IN ACCESS EXCLUSIVE MODE; SELECT 'locked';\n")
+        locker.stdin.flush()
+        assert locker.stdout.readline().strip() == "locked"
+        result = cli.run("--config", str(cfg), "run", "dbs", check=False, timeout=120)
+    finally:
+        locker.stdin.close()
+        locker.wait(timeout=30)
+    assert result.returncode == 34, result.stderr
+    assert "timed out after 2s" in result.stderr and "no snapshot was written" in result.stderr
+    assert json.loads(cli.run("snapshots", "--json").stdout) == []
+    # The killed dump's server session notices its client is gone once the lock is free.
+    sessions = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump'"
+    deadline = time.monotonic() + 60
+    while postgres.psql(sessions) != "0":
+        assert time.monotonic() < deadline, "the timed-out dump's session never ended"
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_a_plain_dump_restores_over_a_non_empty_database_with_yes(tmp_path: Path, postgres: Server) -> None:
+    postgres.psql("CREATE SCHEMA extra; CREATE TABLE extra.notes (t text);"
+                  "INSERT INTO extra.notes VALUES ('kept');"
+                  "SELECT lo_from_bytea(0, 'a large object')")  # fmt: skip
+    cfg = job_config(
+        tmp_path,
+        f"""
+[[jobs.dbs.databases]]
+type = "postgresql"
+name = "shop"
+format = "plain"
+host = "{postgres.socket_dir}"
+port = {postgres.port}
+user = "postgres"
+""",
+    )
+    cli = AmberCli(tmp_path / "main", tmp_path)
+    cli.run("--config", str(cfg), "run", "dbs")
+    assert [d["format"] for d in json.loads(cli.run("db", "list", "latest", "--json").stdout)] == ["plain"]
+    public_acl = "SELECT nspowner::regrole, nspacl FROM pg_namespace WHERE nspname = 'public'"
+    before = postgres.psql(public_acl)
+    postgres.psql("UPDATE accounts SET balance = 0; DELETE FROM extra.notes; CREATE TABLE stray (x int);"
+                  "CREATE SCHEMA later; CREATE TABLE later.t (x int)")  # fmt: skip
+    connect = ["--host", str(postgres.socket_dir), "--port", str(postgres.port), "--user", "postgres"]
+    refused = cli.run("db", "restore", "latest", "shop", "--to", "shop", *connect, check=False)
+    assert refused.returncode == 35
+
+    cli.run("db", "restore", "latest", "shop", "--to", "shop", "--yes", *connect)
+    assert postgres.psql("SELECT sum(balance), count(*) FROM accounts") == f"{TOTAL}|{ACCOUNTS}"
+    assert postgres.psql("SELECT t FROM extra.notes") == "kept"
+    assert postgres.psql("SELECT count(*) FROM pg_largeobject_metadata") == "1"
+    assert postgres.psql("SELECT count(*) FROM pg_class WHERE relname = 'stray'") == "0"  # the dump's state
+    assert postgres.psql("SELECT count(*) FROM pg_namespace WHERE nspname = 'later'") == "0"
+    assert postgres.psql(public_acl) == before  # public keeps its owner and grants
+
+
+@pytest.mark.slow
+def test_a_failing_plain_restore_leaves_the_target_as_it_was(tmp_path: Path, postgres: Server) -> None:
+    cfg = job_config(
+        tmp_path,
+        f"""
+[[jobs.dbs.databases]]
+type = "postgresql"
+name = "shop"
+format = "plain"
+host = "{postgres.socket_dir}"
+port = {postgres.port}
+user = "postgres"
+""",
+    )
+    cli = AmberCli(tmp_path / "main", tmp_path)
+    postgres.psql("CREATE ROLE gone_owner NOLOGIN", db="postgres")
+    postgres.psql("ALTER TABLE filler OWNER TO gone_owner")
+    cli.run("--config", str(cfg), "run", "dbs")  # the dump says: ALTER TABLE filler OWNER TO gone_owner
+    postgres.psql("ALTER TABLE filler OWNER TO postgres; UPDATE accounts SET balance = 7")
+    postgres.psql("DROP ROLE gone_owner", db="postgres")
+    connect = ["--host", str(postgres.socket_dir), "--port", str(postgres.port), "--user", "postgres"]
+    result = cli.run("db", "restore", "latest", "shop", "--to", "shop", "--yes", *connect, check=False)
+    assert result.returncode == 34 and "gone_owner" in result.stderr, result.stderr
+    # the clearing ran in the failed transaction too: everything is as it was
+    assert postgres.psql("SELECT sum(balance), count(*) FROM accounts") == f"{7 * ACCOUNTS}|{ACCOUNTS}"
+    assert postgres.psql("SELECT count(*) FROM filler") == "50000"

@@ -116,3 +116,21 @@ def test_unknown_dump_name_lists_what_the_snapshot_has(tmp_path: Path) -> None:
     cli.run("--config", str(cfg), "run", "dbs")
     result = cli.run("db", "restore", "latest", "shop", "--to", str(tmp_path / "x.db"), check=False)
     assert result.returncode == 2 and "sqlite/ledger" in result.stderr
+
+
+@pytest.mark.slow
+def test_a_sqlite_copy_blocked_by_an_exclusive_lock_times_out(tmp_path: Path) -> None:
+    live = tmp_path / "locked.db"
+    con = sqlite3.connect(live, isolation_level=None)
+    con.execute("CREATE TABLE t (x)")  # rollback-journal mode: an EXCLUSIVE lock keeps readers out
+    cfg = job_config(tmp_path, f'[[jobs.dbs.databases]]\ntype = "sqlite"\npath = "{live}"\ntimeout = "2s"\n')
+    cli = AmberCli(tmp_path / "main", tmp_path)
+    con.execute("BEGIN EXCLUSIVE")
+    try:
+        result = cli.run("--config", str(cfg), "run", "dbs", check=False, timeout=120)
+    finally:
+        con.execute("ROLLBACK")
+        con.close()
+    assert result.returncode == 34, result.stderr
+    assert "timed out after 2s" in result.stderr, result.stderr
+    assert json.loads(cli.run("snapshots", "--json").stdout) == []

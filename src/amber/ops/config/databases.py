@@ -7,10 +7,10 @@ from typing import Any
 
 from amber.ops.config import check as cc
 from amber.ops.config.check import Reader
-from amber.sources.databases.spec import FORMATS, KINDS, DatabaseSpec
+from amber.sources.databases.spec import DEFAULT_TIMEOUT, FORMATS, KINDS, DatabaseSpec
 
 _KEYS = ("type", "name", "database", "path", "host", "port", "user", "password_file", "options", "format",
-         "globals")  # fmt: skip
+         "globals", "timeout")  # fmt: skip
 
 
 def databases(r: Reader, t: dict[str, Any], p: cc.KeyPath) -> tuple[DatabaseSpec, ...]:
@@ -47,9 +47,13 @@ def _database(r: Reader, t: dict[str, Any], p: cc.KeyPath) -> DatabaseSpec:
     dump_globals = r.boolean(t, p, "globals")
     if dump_globals and kind != "postgresql":
         r.fail((*p, "globals"), "only PostgreSQL has server-wide globals to dump")
+    timeout_text = r.string(t, p, "timeout")
+    timeout = cc.parse_duration(timeout_text) if timeout_text is not None else DEFAULT_TIMEOUT
+    if timeout is None or timeout < 1:
+        r.fail((*p, "timeout"), f"expected a duration of at least 1s like '2h', got {timeout_text!r}")
     return DatabaseSpec(
         kind=kind, name=name, path=path, host=r.string(t, p, "host") or "",
         port=r.integer(t, p, "port", 1, 65535), user=r.string(t, p, "user") or "",
         password_file=cc.expand(password_file) if password_file else "",
-        options=r.strings(t, p, "options"), format=fmt, globals=dump_globals,
+        options=r.strings(t, p, "options"), format=fmt, globals=dump_globals, timeout=timeout,
     )  # fmt: skip

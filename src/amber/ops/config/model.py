@@ -113,6 +113,9 @@ class JobConfig:
     snapshot_dir: str = ""  # "" = .amber-snapshots at the top of each filesystem
     databases: tuple[DatabaseSpec, ...] = ()
     anomaly: Thresholds = field(default_factory=Thresholds)  # [anomaly] with [jobs.NAME.anomaly] applied
+    watch: bool = False  # the daemon keeps an `amber watch` running for this job
+    watch_interval: float = 60.0  # seconds from a change to the start of its snapshot, at most
+    watch_rescan: float = 86400.0  # seconds between full rescans while watching
 
 
 @dataclass(frozen=True)
@@ -216,7 +219,8 @@ def _job(
     r.only(t, p, ("paths", "exclude", "exclude_files", "exclude_caches", "one_file_system", "tags",
                   "repository", "mirrors", "retention", "schedule", "check", "drill", "hooks",
                   "stdin_command", "stdin_filename", "host", "snapshot", "snapshot_keep",
-                  "snapshot_dir", "databases", "anomaly"))  # fmt: skip
+                  "snapshot_dir", "databases", "anomaly", "watch", "watch_interval",
+                  "watch_rescan"))  # fmt: skip
     paths = r.strings(t, p, "paths")
     stdin_command = r.strings(t, p, "stdin_command")
     dbs = databases(r, t, p)
@@ -246,6 +250,9 @@ def _job(
         r.fail((*p, "snapshot"), "a filesystem snapshot needs paths, not stdin_command")
     if snapshot and (not re.fullmatch(r"[A-Za-z0-9_.+]+(-[A-Za-z0-9_.+]+)*", name) or "pre-rollback" in name):
         r.fail(p, "a job with snapshot = ... needs a name of letters, digits, '_', '.', '+' and single '-'")
+    watch = r.boolean(t, p, "watch")
+    if watch and (stdin_command or dbs or snapshot or not paths):
+        r.fail((*p, "watch"), "watch protects a job's paths: not with stdin_command, databases or snapshot")
     return JobConfig(
         name=name,
         repository=repository,
@@ -269,7 +276,18 @@ def _job(
         snapshot_dir=r.string(t, p, "snapshot_dir") or "",
         databases=dbs,
         anomaly=parse_anomaly(r, r.table(t, (*p, "anomaly")), (*p, "anomaly"), anomaly),
+        watch=watch,
+        watch_interval=_seconds(r, t, p, "watch_interval", "60s", 1.0),
+        watch_rescan=_seconds(r, t, p, "watch_rescan", "1d", 60.0),
     )
+
+
+def _seconds(r: Reader, t: dict[str, Any], p: cc.KeyPath, key: str, default: str, least: float) -> float:
+    text = r.string(t, p, key) or default
+    seconds = cc.parse_duration(text)
+    if seconds is None or seconds < least:
+        r.fail((*p, key), f"expected a duration of at least {least:g}s like '30s' or '5m', got {text!r}")
+    return seconds
 
 
 def _check(r: Reader, t: dict[str, Any], p: cc.KeyPath) -> CheckConfig:

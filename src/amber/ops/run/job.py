@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from amber import errors
 from amber.childenv import child_env
+from amber.engine.changedpaths import ChangedPaths
 from amber.engine.progress import Progress
 from amber.errors import (
     AmberError,
@@ -58,6 +59,9 @@ class RunOptions:
     note: Callable[[str], None] = lambda _msg: None  # progress lines for the CLI
     context: OperationContext = field(default_factory=OperationContext)  # the caller's operation
     progress: Progress | None = None  # the backup step's files and bytes (the web dashboard's live view)
+    # `amber watch`: the paths that changed since ``parent`` (its last snapshot); only they are walked
+    changes: ChangedPaths | None = None
+    parent: str | None = None
 
 
 @dataclass
@@ -240,7 +244,8 @@ def _pipeline(run: _Run, repos: Repositories, options: RunOptions) -> None:
     except HookFailed as exc:
         run.fail(exc)
         return
-    dest, error = run_steps.backup(repos, job, options.limits, options.note, options.progress)
+    dest, error = run_steps.backup(repos, job, options.limits, options.note, options.progress,
+                                   run_steps.Since(options.parent, options.changes))  # fmt: skip
     run.add(dest)
     if error is not None:
         run.error = error  # keep the original class: its exit code is the most precise

@@ -11,10 +11,12 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from amber import catalog
 from amber.anomaly.scoring import assess
+from amber.engine.changedpaths import ChangedPaths
 from amber.engine.patterns import read_exclude_files
 from amber.engine.progress import Progress
 from amber.errors import AmberError, CheckFailed, IntegrityError
@@ -81,10 +83,20 @@ def _failed(name: str, step: str, exc: AmberError) -> Destination:
                                                                     "error": type(exc).__name__})
 
 
+@dataclass(frozen=True)
+class Since:
+    """The parent snapshot a backup starts from (None: the usual choice) and, from `amber watch`,
+    what changed since it."""
+
+    parent: str | None = None
+    changes: ChangedPaths | None = None
+
+
 def backup(
     repos: Repositories, job: JobConfig, limits: Limits, note: Callable[[str], None] = lambda _m: None,
-    progress: Progress | None = None,
+    progress: Progress | None = None, since: Since | None = None,
 ) -> tuple[Destination, AmberError | None]:  # fmt: skip
+    since = since or Since()
     req = backup_service.BackupRequest(
         paths=list(job.paths),
         excludes=list(job.exclude) + read_exclude_files(job.exclude_files),
@@ -95,6 +107,8 @@ def backup(
         stdin_filename=job.stdin_filename,
         workers=limits.workers,
         assess=lambda facts: assess(facts, job.anomaly),
+        parent=since.parent,
+        changes=since.changes,
     )
     local: dict[str, Any] = {}
     try:

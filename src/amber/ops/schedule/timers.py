@@ -88,7 +88,7 @@ def install(
     config_path = os.path.abspath(config.source)
     wanted = units.units_for(config, config_path, amber_command())
     if not wanted:
-        raise UsageError(f"{config.source}: no job has a schedule")
+        raise UsageError(f"{config.source}: no job has a schedule or watch = true")
     result = InstallResult(directory, units=wanted)
     stale = [n for n in _ours(directory) if n not in {u.name for u in wanted}]
     if dry_run:
@@ -105,7 +105,7 @@ def install(
         _remove_unit(system, directory, name, enable, result.systemctl)
         result.removed.append(name)
     if enable:
-        timers = [u.name for u in wanted if u.name.endswith(".timer")]
+        timers = [u.name for u in wanted if u.name.endswith(".timer") or u.name.startswith("amber-watch-")]
         result.not_enabled = _enable(system, timers, result.systemctl)
     return result
 

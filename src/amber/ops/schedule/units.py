@@ -3,7 +3,8 @@
 One ``amber-<job>.service`` (Type=oneshot, runs ``amber --config FILE run JOB``
 with the resource limits; low priority unless ``[limits]`` says otherwise) and
 one ``amber-<job>.timer`` (OnCalendar from the job's schedule, Persistent=true
-so missed runs are caught up after boot).
+so missed runs are caught up after boot). A job with ``watch = true`` gets an
+``amber-watch-<job>.service`` that runs ``amber watch JOB`` for good.
 """
 
 from __future__ import annotations
@@ -118,6 +119,37 @@ def service_unit(
     return UnitFile(f"{base}.service", text)
 
 
+def watch_base(job: str) -> str:
+    return f"amber-watch-{escape_name(job)}"
+
+
+def watch_unit(job: JobConfig, config_path: str, limits: LimitsConfig, amber: Sequence[str]) -> UnitFile:
+    """A long-running ``amber watch JOB`` (watch = true), restarted if it fails, started at boot."""
+    argv = [*amber, "--config", config_path, "watch", job.name]
+    text = "\n".join([
+        MARKER,
+        "[Unit]",
+        f"Description=amber watching job {_text(job.name)}",
+        "Wants=network-online.target",
+        "After=network-online.target",
+        "",
+        "[Service]",
+        "Type=simple",
+        f"ExecStart={' '.join(quote_arg(a) for a in argv)}",
+        *_limit_lines(scheduled(limits)),
+        "Restart=on-failure",
+        "RestartSec=30",
+        # SIGTERM: a snapshot under way stops at its next safe point; exit 143 is a clean stop
+        "SuccessExitStatus=143",
+        f"TimeoutStopSec={STOP_TIMEOUT}",
+        "",
+        "[Install]",
+        "WantedBy=default.target",
+        "",
+    ])  # fmt: skip
+    return UnitFile(f"{watch_base(job.name)}.service", text)
+
+
 def timer_unit(job: JobConfig, check_only: bool = False) -> UnitFile:
     schedule = job.check.schedule if check_only else job.schedule
     assert schedule is not None
@@ -158,7 +190,8 @@ def report_units(kind: str, schedule: str, config_path: str, amber: Sequence[str
 
 
 def units_for(config: Config, config_path: str, amber: Sequence[str]) -> list[UnitFile]:
-    """Service and timer for every scheduled job and every scheduled check, in job order, then the reports."""
+    """Service and timer for every scheduled job and every scheduled check, and a service for every
+    watched job, in job order; then the reports."""
     out = []
     for job in config.jobs.values():
         if job.schedule:
@@ -166,6 +199,8 @@ def units_for(config: Config, config_path: str, amber: Sequence[str]) -> list[Un
         if job.check.enabled and job.check.schedule:
             out += [service_unit(job, config_path, config.limits, amber, check_only=True),
                     timer_unit(job, check_only=True)]  # fmt: skip
+        if job.watch:
+            out.append(watch_unit(job, config_path, config.limits, amber))
     for kind, report in config.reports.items():
         out += report_units(kind, report.schedule, config_path, amber)
     names = [u.name for u in out]

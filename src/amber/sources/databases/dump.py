@@ -7,6 +7,10 @@
 - SQLite: ``VACUUM INTO`` a private temporary file inside one read transaction
   (WAL mode lets writers continue), then that file is streamed. A raw copy of a
   live database file is never taken: it can be torn.
+
+A dump that takes longer than its ``timeout`` (a lock it waits for forever, a
+server that stopped answering) is killed and fails the job: a hung dump must not
+hold the job, and its lock, for good.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import os
 import sqlite3
 import subprocess
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO
@@ -76,6 +82,15 @@ def _command_stream(
         assert proc.stdout is not None
         if cancel is not None:
             cancel.on_cancel(proc.kill)  # a no-op once the dump has exited
+        expired = threading.Event()
+
+        def expire() -> None:
+            expired.set()
+            proc.kill()
+
+        deadline = threading.Timer(spec.timeout, expire)
+        deadline.daemon = True
+        deadline.start()
         try:
             yield proc.stdout
             proc.stdout.read()  # a reader that stopped early must not pass for a complete dump
@@ -87,11 +102,26 @@ def _command_stream(
             proc.wait()
             raise
         finally:
+            deadline.cancel()
             proc.stdout.close()
+        if code != 0 and expired.is_set():
+            raise DatabaseError(_timed_out(what, spec))
         if code != 0:
             errors.seek(0)
             problem = clients.last_line(errors.read())
             raise DatabaseError(f"dump of {what} failed ({os.path.basename(argv[0])} exit {code}): {problem}")
+
+
+def _timed_out(what: str, spec: DatabaseSpec) -> str:
+    return (f"dump of {what} timed out after {_duration(spec.timeout)} (its `timeout`) and was stopped; "
+            "no snapshot was written")  # fmt: skip
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
 
 
 @contextmanager
@@ -100,14 +130,22 @@ def _sqlite_copy(spec: DatabaseSpec) -> Iterator[IO[bytes]]:
         raise DatabaseError(f"SQLite database {spec.path} does not exist")
     with tempfile.TemporaryDirectory(prefix="amber-sqlite-") as scratch:  # mode 0700: the copy is private
         copy = os.path.join(scratch, "copy.db")
+        started = time.monotonic()
         try:
             # mode=rw: never create a missing database; busy_timeout: wait out a writer's lock
-            con = sqlite3.connect(f"file:{quote(os.path.abspath(spec.path))}?mode=rw", uri=True, timeout=60)
+            con = sqlite3.connect(f"file:{quote(os.path.abspath(spec.path))}?mode=rw", uri=True,
+                                  timeout=min(60.0, spec.timeout))  # fmt: skip
+            deadline = threading.Timer(spec.timeout, con.interrupt)
+            deadline.daemon = True
+            deadline.start()
             try:
                 con.execute("VACUUM INTO ?", (copy,))
             finally:
+                deadline.cancel()
                 con.close()
         except sqlite3.Error as exc:
+            if time.monotonic() - started >= spec.timeout:
+                raise DatabaseError(_timed_out(f"SQLite database {spec.path}", spec)) from exc
             raise DatabaseError(f"cannot copy SQLite database {spec.path}: {exc}") from exc
         with open(copy, "rb") as stream:
             yield stream

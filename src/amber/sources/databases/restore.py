@@ -1,10 +1,13 @@
 """``amber db list`` and ``amber db restore``: find the dumps in a snapshot and load one into a target.
 
 A server database is created when missing; one that already holds tables is
-refused unless ``overwrite`` (then ``pg_restore --clean``, or the dump's own
-``DROP TABLE IF EXISTS``). PostgreSQL loads in a single transaction, so a failed
-restore leaves the target as it was. SQLite is written beside the target,
-checked with ``PRAGMA integrity_check`` and renamed into place.
+refused unless ``overwrite`` (then ``pg_restore --clean``; for a plain SQL dump,
+which has no DROP statements, every schema and large object of the target is
+dropped first, ``public`` recreated with its owner, grants and comment; MariaDB
+dumps carry their own ``DROP TABLE IF EXISTS``). PostgreSQL loads in a single
+transaction, the clearing included, so a failed restore leaves the target as it
+was. SQLite is written beside the target, checked with ``PRAGMA integrity_check``
+and renamed into place.
 """
 
 from __future__ import annotations
@@ -22,6 +25,43 @@ from amber.repository import Repository
 from amber.services.browse import dump, ls
 from amber.sources.databases import clients
 from amber.sources.databases.spec import TOP, DatabaseSpec, parse_stream_path
+
+# Run before a plain dump in the same transaction: the dump creates objects without dropping them.
+_CLEAR_PLAIN = rb"""
+DO $amber$
+DECLARE
+  r record;
+  public_owner text;
+  public_acl aclitem[];
+  public_comment text;
+BEGIN
+  SELECT nspowner::regrole::text, nspacl, obj_description(oid, 'pg_namespace')
+    INTO public_owner, public_acl, public_comment FROM pg_namespace WHERE nspname = 'public';
+  FOR r IN SELECT nspname FROM pg_namespace
+           WHERE nspname NOT LIKE 'pg\_%' AND nspname <> 'information_schema' LOOP
+    EXECUTE format('DROP SCHEMA %I CASCADE', r.nspname);
+  END LOOP;
+  PERFORM pg_catalog.lo_unlink(oid) FROM pg_catalog.pg_largeobject_metadata;
+  FOR r IN SELECT pubname FROM pg_publication LOOP
+    EXECUTE format('DROP PUBLICATION %I', r.pubname);
+  END LOOP;
+  IF public_owner IS NOT NULL THEN
+    EXECUTE format('CREATE SCHEMA public AUTHORIZATION %s', public_owner);
+    IF public_acl IS NOT NULL THEN
+      EXECUTE 'REVOKE ALL ON SCHEMA public FROM PUBLIC';
+      FOR r IN SELECT grantee, privilege_type, is_grantable FROM aclexplode(public_acl) LOOP
+        EXECUTE format('GRANT %s ON SCHEMA public TO %s%s', r.privilege_type,
+                       CASE WHEN r.grantee = 0 THEN 'PUBLIC' ELSE r.grantee::regrole::text END,
+                       CASE WHEN r.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+      END LOOP;
+    END IF;
+    IF public_comment IS NOT NULL THEN
+      EXECUTE format('COMMENT ON SCHEMA public IS %L', public_comment);
+    END IF;
+  END IF;
+END
+$amber$;
+"""
 
 _USER_RELATIONS = (
     "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
@@ -68,13 +108,14 @@ def restore_dump(repo: Repository, ref: str, entry: DumpEntry, target: DatabaseS
         return _restore_sqlite(repo, ref, entry, target.path, overwrite)
     clients.check_name(target.name)
     if entry.kind == "postgresql":
-        argv = _prepare_postgresql(entry, target, overwrite)
+        argv, prelude = _prepare_postgresql(entry, target, overwrite)
     else:
-        argv = _prepare_mariadb(target, overwrite)
-    return _pipe(repo, ref, entry, argv, target)
+        argv, prelude = _prepare_mariadb(target, overwrite), b""
+    return _pipe(repo, ref, entry, argv, target, prelude)
 
 
-def _prepare_postgresql(entry: DumpEntry, target: DatabaseSpec, overwrite: bool) -> list[str]:
+def _prepare_postgresql(entry: DumpEntry, target: DatabaseSpec, overwrite: bool) -> tuple[list[str], bytes]:
+    """The restore command, and SQL to run before the dump in its transaction."""
     lit = clients.sql_string("postgresql", target.name)
     exists = clients.query(target, f"SELECT 1 FROM pg_database WHERE datname = {lit}", "postgres")
     used = exists and int(clients.query(target, _USER_RELATIONS, target.name)[0]) > 0
@@ -86,10 +127,10 @@ def _prepare_postgresql(entry: DumpEntry, target: DatabaseSpec, overwrite: bool)
     conn = clients.connection_args(target)
     if entry.format == "plain":
         return [clients.program("psql"), *conn, "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction",
-                f"--dbname={target.name}", "-f", "-"]  # fmt: skip
+                f"--dbname={target.name}", "-f", "-"], _CLEAR_PLAIN if used else b""  # fmt: skip
     clean = ["--clean", "--if-exists"] if used else []
     return [clients.program("pg_restore"), *conn, "--no-owner", "--exit-on-error", "--single-transaction",
-            *clean, f"--dbname={target.name}"]  # fmt: skip
+            *clean, f"--dbname={target.name}"], b""  # fmt: skip
 
 
 def _prepare_mariadb(target: DatabaseSpec, overwrite: bool) -> list[str]:
@@ -104,7 +145,9 @@ def _prepare_mariadb(target: DatabaseSpec, overwrite: bool) -> list[str]:
             f"--database={target.name}"]  # fmt: skip
 
 
-def _pipe(repo: Repository, ref: str, entry: DumpEntry, argv: list[str], target: DatabaseSpec) -> int:
+def _pipe(
+    repo: Repository, ref: str, entry: DumpEntry, argv: list[str], target: DatabaseSpec, prelude: bytes = b""
+) -> int:  # fmt: skip
     with tempfile.TemporaryFile() as errors:
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors,
@@ -114,6 +157,7 @@ def _pipe(repo: Repository, ref: str, entry: DumpEntry, argv: list[str], target:
         assert proc.stdin is not None
         written = 0
         try:
+            proc.stdin.write(prelude)
             written = dump(repo, ref, entry.path, proc.stdin)  # type: ignore[arg-type]
             proc.stdin.close()
         except BrokenPipeError:

@@ -8,6 +8,7 @@ KINDS = ("postgresql", "mariadb", "sqlite")
 FORMATS = {"postgresql": ("custom", "plain"), "mariadb": ("sql",), "sqlite": ("sqlite",)}
 EXTENSIONS = {"custom": "pgdump", "plain": "sql", "sql": "sql", "sqlite": "sqlite"}
 TOP = "databases"
+DEFAULT_TIMEOUT = 6 * 3600.0  # generous: a hung dump must end some day, a slow one should not
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class DatabaseSpec:
     options: tuple[str, ...] = ()  # extra arguments for the dump program
     format: str = ""  # "" = the kind's first format
     globals: bool = False  # PostgreSQL: also ``pg_dumpall --globals-only`` (roles ...), once per server
+    timeout: float = DEFAULT_TIMEOUT  # seconds a dump may take; then it is killed and the job fails
 
     @property
     def dump_format(self) -> str:
