@@ -43,7 +43,9 @@ The tree (exit code in brackets)::
     ├── DatabaseError [34]              a database dump or restore failed; no snapshot written
     ├── DatabaseNotEmpty [35]           db restore refused to overwrite a database or file that holds data
     ├── SuspiciousBackup [36]           snapshot written and tagged suspicious (ransomware check)
-    └── ScheduleNotEnabled [37]         `schedule install` wrote units that systemctl did not enable
+    ├── ScheduleNotEnabled [37]         `schedule install` wrote units that systemctl did not enable
+    ├── WalConflict [40]                wal-push: the archive holds other content under that WAL name
+    └── WalMissing [41]                 wal-get: the archive has no such WAL file (recovery ends there)
 
 Vendor exceptions (OSError, msgspec, cryptography) are converted at the layer
 boundary by :func:`from_os_error`; nothing above ``storage`` sees raw ``OSError``
@@ -253,6 +255,20 @@ class DatabaseError(AmberError):
 class DatabaseNotEmpty(AmberError):
     exit_code = 35
     default_message = "the target database is not empty; give --yes to overwrite it"
+
+
+class WalConflict(AmberError):
+    """PostgreSQL's archive rule: a WAL name is archived once; other content under it is refused."""
+
+    exit_code = 40
+    default_message = "the archive already holds different content under this WAL file name"
+
+
+class WalMissing(NotFound):
+    """wal-get: not in the archive. PostgreSQL asks for files past the end on purpose."""
+
+    exit_code = 41
+    default_message = "no such WAL file in the archive"
 
 
 class Interrupted(AmberError):

@@ -39,6 +39,7 @@ COMMAND_MODULES: dict[str, str] = {
     "mount": "cmd_mount",
     "notify": "cmd_notify",
     "object-lock": "cmd_object_lock",
+    "pg": "cmd_pg",
     "prune": "cmd_prune",
     "quickstart": "cmd_quickstart",
     "repair": "cmd_repair",
@@ -51,6 +52,8 @@ COMMAND_MODULES: dict[str, str] = {
     "stats": "cmd_stats",
     "status": "cmd_status",
     "unlock": "cmd_unlock",
+    "wal-get": "cmd_pg",
+    "wal-push": "cmd_pg",
     "web": "cmd_web",
 }
 

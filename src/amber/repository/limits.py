@@ -27,6 +27,8 @@ OBJECT_LIMITS: dict[FileType, int] = {
     # repair index); a pack of tiny blobs has < 600k rows of ~45 bytes: < 40 MB.
     FileType.INDEX: 128 * MIB,
     FileType.AUDIT: 64 * MIB,  # the records since the last replication, ~1 KiB each
+    # one WAL file: PostgreSQL's largest wal_segment_size is 1 GiB; header and seal are tiny
+    FileType.WAL: 1 * GIB + 1 * MIB,
 }
 
 # Blobs (design §6). A data blob is one chunk: its plaintext is at most the

@@ -19,6 +19,7 @@ class FileType(enum.Enum):
     SNAPSHOT = "snapshots"
     LOCK = "locks"
     AUDIT = "audit"  # replicated audit-log segments
+    WAL = "wal"  # archived PostgreSQL WAL files, named by cluster and WAL file name (design §12c)
 
 
 @dataclass(frozen=True, slots=True)
