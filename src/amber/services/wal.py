@@ -133,6 +133,19 @@ def fetch(repo: Repository, cluster: str, file: str, dest: str) -> int:
     return len(data)
 
 
+def backup_history(
+    repo: Repository, cluster: str, timeline: int, start_lsn: str, segment_size: int
+) -> str | None:
+    """The backup history file (``<segment>.<offset>.backup``) PostgreSQL archives when a base
+    backup that started at ``start_lsn`` ends, or None when it is not in the archive."""
+    lsn = walnames.parse_lsn(start_lsn)
+    file = f"{walnames.segment_name(timeline, lsn, segment_size)}.{lsn % segment_size:08X}.backup"
+    try:
+        return WalStore(repo).get(walnames.object_name(cluster, file)).decode(errors="replace")
+    except ObjectNotFound:
+        return None
+
+
 # -- listing -----------------------------------------------------------------------------------
 @dataclass
 class ClusterWal:

@@ -4,21 +4,24 @@ snapshot, and a base backup restored into a data directory set up to replay arch
 The backup streams ``pg_basebackup -D - -Ft -X none``: one tar of the data directory on
 stdout, without WAL, since the WAL comes from the archive. With ``-X none`` the server
 waits until the WAL the backup needs is archived before pg_basebackup exits, so a base
-backup that finished can be restored. Its start and stop LSN and timeline come from
-``pg_basebackup --verbose`` (messages in the C locale).
+backup that finished can be restored. Its start LSN and timeline come from the tar's first
+member, ``backup_label``; its stop LSN from the backup history file the server archived
+(``<segment>.<offset>.backup``), which also proves the archive is this repository.
 """
 
 from __future__ import annotations
 
 import datetime
+import io
 import os
 import re
 import subprocess
+import tarfile
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
 from amber.cancel import CancelToken
 from amber.errors import DatabaseError, DatabaseNotEmpty, UsageError
@@ -26,13 +29,24 @@ from amber.repository import Repository
 from amber.services.backup import BackupOutcome, BackupRequest
 from amber.services.browse import dump
 from amber.services.streams import NamedStream, backup_streams
-from amber.services.wal import BASE_TAG, BaseBackup, BaseInfo, base_backups, encode_info, info_path, tar_path
+from amber.services.wal import (
+    BASE_TAG,
+    BaseBackup,
+    BaseInfo,
+    backup_history,
+    base_backups,
+    encode_info,
+    info_path,
+    tar_path,
+)
 from amber.services.walnames import parse_lsn
 from amber.sources.databases import clients
 from amber.sources.databases.spec import DatabaseSpec
 
-_START = re.compile(r"write-ahead log start point: ([0-9A-F]+/[0-9A-F]+) on timeline (\d+)")
-_END = re.compile(r"write-ahead log end point: ([0-9A-F]+/[0-9A-F]+)")
+_START = re.compile(r"^START WAL LOCATION: ([0-9A-F]+/[0-9A-F]+)", re.MULTILINE)
+_TIMELINE = re.compile(r"^START TIMELINE: (\d+)", re.MULTILINE)
+_HEAD = 64 * 1024  # the tar's first member is backup_label, a few hundred bytes
+_STOP = re.compile(r"^STOP WAL LOCATION: ([0-9A-F]+/[0-9A-F]+)", re.MULTILINE)
 
 
 def _now() -> str:
@@ -48,7 +62,6 @@ def basebackup_argv(spec: DatabaseSpec) -> list[str]:
         "--wal-method=none",
         "--checkpoint=fast",
         "--label=amber",
-        "--verbose",
         *spec.options,
     ]
 
@@ -83,6 +96,7 @@ def server_facts(spec: DatabaseSpec) -> tuple[int, str]:
 
 @contextmanager
 def _tar_stream(
+    repo: Repository,
     spec: DatabaseSpec,
     cluster: str,
     segment_size: int,
@@ -91,7 +105,7 @@ def _tar_stream(
     cancel: CancelToken | None,
 ) -> Iterator[IO[bytes]]:
     argv = basebackup_argv(spec)
-    env = clients.env(spec) | {"LC_MESSAGES": "C", "LC_ALL": "C"}
+    env = clients.env(spec)
     started = _now()
     with tempfile.TemporaryFile() as errors:
         try:
@@ -103,9 +117,10 @@ def _tar_stream(
         assert proc.stdout is not None
         if cancel is not None:
             cancel.on_cancel(proc.kill)
+        head = _Head(proc.stdout)
         try:
-            yield proc.stdout
-            proc.stdout.read()
+            yield head  # type: ignore[misc]
+            head.read()
             code = proc.wait()
             if cancel is not None:
                 cancel.check()
@@ -119,19 +134,63 @@ def _tar_stream(
         text = errors.read().decode(errors="replace")
     if code != 0:
         raise DatabaseError(f"pg_basebackup failed (exit {code}): {clients.last_line(text.encode())}")
-    start, end = _START.search(text), _END.search(text)
-    if not start or not end:
-        raise DatabaseError("pg_basebackup did not report its start and end WAL positions")
+    timeline, start_lsn = _backup_label(bytes(head.head))
+    stop_lsn = _stop_lsn(repo, cluster, timeline, start_lsn, segment_size)
     progress.info = BaseInfo(
         cluster=cluster,
-        timeline=int(start.group(2)),
-        start_lsn=start.group(1),
-        stop_lsn=end.group(1),
+        timeline=timeline,
+        start_lsn=start_lsn,
+        stop_lsn=stop_lsn,
         segment_size=segment_size,
         start_time=started,
         stop_time=_now(),
         server_version=version,
     )
+
+
+class _Head(io.RawIOBase):
+    """Passes a stream through, keeping its first bytes (where the tar holds backup_label)."""
+
+    def __init__(self, inner: IO[bytes]) -> None:
+        self._inner = inner
+        self.head = bytearray()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = self._inner.readinto(buffer)  # type: ignore[attr-defined]
+        if n and len(self.head) < _HEAD:
+            self.head += memoryview(buffer)[: min(n, _HEAD - len(self.head))]
+        return int(n or 0)
+
+
+def _backup_label(head: bytes) -> tuple[int, str]:
+    """(timeline, start LSN) from the backup_label that opens pg_basebackup's tar."""
+    try:
+        member = tarfile.TarInfo.frombuf(head[:512], "utf-8", "replace")
+    except tarfile.TarError as exc:
+        raise DatabaseError("pg_basebackup's output is not a tar archive") from exc
+    label = head[512 : 512 + member.size].decode(errors="replace")
+    start, timeline = _START.search(label), _TIMELINE.search(label)
+    if member.name != "backup_label" or not start or not timeline:
+        raise DatabaseError("pg_basebackup's tar does not start with a backup_label naming its WAL start")
+    return int(timeline.group(1)), start.group(1)
+
+
+def _stop_lsn(repo: Repository, cluster: str, timeline: int, start_lsn: str, segment_size: int) -> str:
+    """The stop position, from the backup history file the server archived when the backup
+    ended. Finding it also proves the server archives into this repository under ``cluster``."""
+    record = backup_history(repo, cluster, timeline, start_lsn, segment_size)
+    if record is None:
+        raise DatabaseError(
+            f"the server did not archive this backup's WAL into this repository as cluster {cluster!r}: "
+            "point its archive_command at `amber pg wal-push %p` with the same repository and --cluster"
+        )
+    stop = _STOP.search(record)
+    if not stop:
+        raise DatabaseError("the backup history file the server archived has no STOP WAL LOCATION")
+    return stop.group(1)
 
 
 @contextmanager
@@ -153,7 +212,7 @@ def basebackup(
     streams = [
         NamedStream(
             tar_path(cluster),
-            lambda: _tar_stream(spec, cluster, segment_size, version, progress, repo.cancel),
+            lambda: _tar_stream(repo, spec, cluster, segment_size, version, progress, repo.cancel),
         ),
         NamedStream(info_path(cluster), lambda: _info_stream(progress)),
     ]
