@@ -26,7 +26,6 @@ from amber.errors import AmberError, IntegrityError, ObjectNotFound, UsageError,
 from amber.repository import Repository, Snapshot
 from amber.repository.walstore import WalStore
 from amber.services import walnames
-from amber.services.browse import dump
 
 BASE_TAG = "pg-basebackup"
 BASE_DIR = "/databases/postgresql-base"
@@ -75,6 +74,8 @@ class BaseBackup:
 def base_backups(repo: Repository, cluster: str | None = None) -> list[BaseBackup]:
     """Every base backup (of ``cluster``, if given), oldest first. One whose record cannot be
     read is left out: it could not be restored to a point in time anyway."""
+    from amber.services.browse import dump  # not for wal-push: it must start fast
+
     repo.ensure_index()
     found: list[BaseBackup] = []
     for sid, snap in repo.snapshots([]).items():

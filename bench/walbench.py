@@ -1,0 +1,184 @@
+"""`amber pg wal-push` per-segment latency and throughput, against `pgbackrest archive-push`.
+
+PostgreSQL runs archive_command once per WAL segment, one after another, so what
+matters is the wall-clock time of one call (process start, key, compress, encrypt,
+durable write). The bench makes real segments: a private PostgreSQL writes rows and
+switches WAL, archiving with `cp` into a spool; then each tool archives the same
+segments, one process per segment, as PostgreSQL would call it.
+
+    python bench/walbench.py                  # 24 segments of 16 MiB
+    python bench/walbench.py --segments 60 --workdir /var/tmp/walbench
+
+Run as root: the server runs as `postgres`. pgBackRest is measured when installed
+(`apt-get install pgbackrest`), with zstd compression and AES-256 encryption like amber.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+AS_POSTGRES = (
+    ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups"] if os.geteuid() == 0 else []
+)
+
+
+def run(cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)  # type: ignore[call-overload, no-any-return]
+
+
+def make_segments(work: Path, count: int) -> tuple[Path, Path]:
+    """A cluster (for its pg_control) and ``count`` real archived segments in a spool."""
+    pgbin = Path(sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1])
+    data, spool = work / "data", work / "spool"
+    spool.mkdir(parents=True)
+    if os.geteuid() == 0:
+        shutil.chown(work, "postgres", "postgres")
+        shutil.chown(spool, "postgres", "postgres")
+    run([*AS_POSTGRES, str(pgbin / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"], cwd="/")
+    with open(data / "postgresql.conf", "a") as conf:
+        conf.write(f"\narchive_mode = on\narchive_command = 'cp %p {spool}/%f'\n")
+    opts = f"-p 5499 -k {work} -c listen_addresses=''"
+    run(
+        [
+            *AS_POSTGRES,
+            str(pgbin / "pg_ctl"),
+            "-D",
+            str(data),
+            "-w",
+            "-l",
+            str(work / "log"),
+            "-o",
+            opts,
+            "start",
+        ],
+        cwd="/",
+    )
+    psql = [str(pgbin / "psql"), "-X", "-q", "-h", str(work), "-p", "5499", "-U", "postgres", "-c"]
+    try:
+        run([*psql, "CREATE TABLE t (n int, pad text)"])
+        while len([p for p in spool.iterdir() if len(p.name) == 24]) < count:
+            # ~16 MiB of WAL per round: rows of mixed text (like an application's), then a switch
+            run(
+                [
+                    *psql,
+                    "INSERT INTO t SELECT g, md5(g::text) || repeat(md5(random()::text), 3) "
+                    "FROM generate_series(1, 60000) g; SELECT pg_switch_wal()",
+                ]
+            )
+            time.sleep(0.2)
+    finally:
+        run([*AS_POSTGRES, str(pgbin / "pg_ctl"), "-D", str(data), "-w", "-m", "fast", "stop"], cwd="/")
+    return data, spool
+
+
+def segments(spool: Path, count: int) -> list[Path]:
+    return sorted(p for p in spool.iterdir() if len(p.name) == 24)[:count]
+
+
+def timed(cmds: list[list[str]], env: dict[str, str]) -> list[float]:
+    out = []
+    for cmd in cmds:
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def bench_amber(work: Path, segs: list[Path]) -> list[float]:
+    repo = work / "amber-repo"
+    password = work / "amber-password"
+    password.write_text("bench password\n")
+    env = {
+        **os.environ,
+        "AMBER_REPOSITORY": str(repo),
+        "AMBER_PASSWORD_FILE": str(password),
+        "XDG_CACHE_HOME": str(work / "cache"),
+        "XDG_STATE_HOME": str(work / "state"),
+    }
+    amber = [sys.executable, "-m", "amber"]  # as archive_command runs it: the lean start (cli/walfast.py)
+    subprocess.run([*amber, "init"], check=True, env=env, capture_output=True)
+    first = timed([[*amber, "pg", "wal-push", str(segs[0])]], env)  # argon2 once, then the key cache
+    rest = timed([[*amber, "pg", "wal-push", str(s)] for s in segs[1:]], env)
+    print(f"amber: first push (password KDF, cache written) {first[0]:.3f} s")
+    size = sum(f.stat().st_size for f in (repo / "wal").iterdir())
+    print(f"amber: stored {size / 2**20:.1f} MiB for {len(segs) * 16} MiB of WAL")
+    return rest
+
+
+def bench_pgbackrest(work: Path, data: Path, segs: list[Path]) -> list[float] | None:
+    exe = shutil.which("pgbackrest")
+    if exe is None:
+        print("pgbackrest not installed: skipped")
+        return None
+    conf = work / "pgbackrest.conf"
+    repo = work / "pgbackrest-repo"
+    conf.write_text(f"""[global]
+repo1-path={repo}
+repo1-cipher-type=aes-256-cbc
+repo1-cipher-pass=bench-cipher-pass-0123456789
+compress-type=zst
+log-level-console=warn
+log-level-file=off
+lock-path={work}/pgbr-lock
+spool-path={work}/pgbr-spool
+
+[bench]
+pg1-path={data}
+""")
+    base = [exe, f"--config={conf}", "--stanza=bench"]
+    if os.geteuid() == 0:
+        for path in (work, data):
+            shutil.chown(path, "postgres", "postgres")
+        base = [*AS_POSTGRES, *base]
+        for p in (conf,):
+            shutil.chown(p, "postgres", "postgres")
+    run([*base, "--no-online", "stanza-create"], cwd="/")
+    return timed([[*base, "archive-push", str(s)] for s in segs[1:]], dict(os.environ))
+
+
+def summary(name: str, times: list[float]) -> tuple[str, float, float, float]:
+    med = statistics.median(times)
+    p90 = sorted(times)[int(len(times) * 0.9) - 1] if len(times) >= 10 else max(times)
+    rate = len(times) / sum(times)
+    print(
+        f"{name}: {len(times)} segments, median {med * 1000:.0f} ms, p90 {p90 * 1000:.0f} ms, "
+        f"{rate:.2f} segments/s"
+    )
+    return name, med, p90, rate
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--segments", type=int, default=24)
+    ap.add_argument("--workdir", default=None)
+    args = ap.parse_args()
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="walbench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    os.chmod(work, 0o755)
+    try:
+        data, spool = make_segments(work / "pg", args.segments)
+        segs = segments(spool, args.segments)
+        rows = [summary("amber pg wal-push", bench_amber(work, segs))]
+        other = bench_pgbackrest(work / "pg", data, segs)
+        if other is not None:
+            rows.append(summary("pgbackrest archive-push", other))
+            print(f"median latency ratio amber/pgbackrest: {rows[0][1] / rows[1][1]:.2f}")
+        print("\n| tool | median ms | p90 ms | segments/s |\n|---|---|---|---|")
+        for name, med, p90, rate in rows:
+            print(f"| {name} | {med * 1000:.0f} | {p90 * 1000:.0f} | {rate:.2f} |")
+    finally:
+        if not args.workdir:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
