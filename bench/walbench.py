@@ -97,8 +97,9 @@ def bench_amber(work: Path, segs: list[Path]) -> list[float]:
     repo = work / "amber-repo"
     password = work / "amber-password"
     password.write_text("bench password\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}  # installed: byte-compiled
     env = {
-        **os.environ,
+        **env,
         "AMBER_REPOSITORY": str(repo),
         "AMBER_PASSWORD_FILE": str(password),
         "XDG_CACHE_HOME": str(work / "cache"),
