@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 AS_POSTGRES = (
@@ -84,16 +85,16 @@ def segments(spool: Path, count: int) -> list[Path]:
     return sorted(p for p in spool.iterdir() if len(p.name) == 24)[:count]
 
 
-def timed(cmds: list[list[str]], env: dict[str, str]) -> list[float]:
-    out = []
-    for cmd in cmds:
-        t0 = time.perf_counter()
-        subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        out.append(time.perf_counter() - t0)
-    return out
+Command = tuple[list[str], dict[str, str]]
 
 
-def bench_amber(work: Path, segs: list[Path]) -> list[float]:
+def timed(command: Command) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(command[0], check=True, env=command[1], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return time.perf_counter() - t0
+
+
+def setup_amber(work: Path) -> tuple[Callable[[Path], Command], Path]:
     repo = work / "amber-repo"
     password = work / "amber-password"
     password.write_text("bench password\n")
@@ -107,15 +108,10 @@ def bench_amber(work: Path, segs: list[Path]) -> list[float]:
     }
     amber = [sys.executable, "-m", "amber"]  # as archive_command runs it: the lean start (cli/walfast.py)
     subprocess.run([*amber, "init"], check=True, env=env, capture_output=True)
-    first = timed([[*amber, "pg", "wal-push", str(segs[0])]], env)  # argon2 once, then the key cache
-    rest = timed([[*amber, "pg", "wal-push", str(s)] for s in segs[1:]], env)
-    print(f"amber: first push (password KDF, cache written) {first[0]:.3f} s")
-    size = sum(f.stat().st_size for f in (repo / "wal").iterdir())
-    print(f"amber: stored {size / 2**20:.1f} MiB for {len(segs) * 16} MiB of WAL")
-    return rest
+    return lambda seg: ([*amber, "pg", "wal-push", str(seg)], env), repo
 
 
-def bench_pgbackrest(work: Path, data: Path, segs: list[Path]) -> list[float] | None:
+def setup_pgbackrest(work: Path, data: Path) -> Callable[[Path], Command] | None:
     exe = shutil.which("pgbackrest")
     if exe is None:
         print("pgbackrest not installed: skipped")
@@ -137,13 +133,11 @@ pg1-path={data}
 """)
     base = [exe, f"--config={conf}", "--stanza=bench"]
     if os.geteuid() == 0:
-        for path in (work, data):
+        for path in (work, data, conf):
             shutil.chown(path, "postgres", "postgres")
         base = [*AS_POSTGRES, *base]
-        for p in (conf,):
-            shutil.chown(p, "postgres", "postgres")
     run([*base, "--no-online", "stanza-create"], cwd="/")
-    return timed([[*base, "archive-push", str(s)] for s in segs[1:]], dict(os.environ))
+    return lambda seg: ([*base, "archive-push", str(seg)], dict(os.environ))
 
 
 def summary(name: str, times: list[float]) -> tuple[str, float, float, float]:
@@ -168,10 +162,24 @@ def main() -> None:
     try:
         data, spool = make_segments(work / "pg", args.segments)
         segs = segments(spool, args.segments)
-        rows = [summary("amber pg wal-push", bench_amber(work, segs))]
-        other = bench_pgbackrest(work / "pg", data, segs)
-        if other is not None:
-            rows.append(summary("pgbackrest archive-push", other))
+        amber, amber_repo = setup_amber(work)
+        pgbackrest = setup_pgbackrest(work / "pg", data)
+        first = timed(amber(segs[0]))  # argon2 once, then the key cache
+        if pgbackrest is not None:
+            timed(pgbackrest(segs[0]))
+        print(f"amber: first push (password KDF, cache written) {first:.3f} s")
+        # interleaved, so that both meet the same load on a shared machine
+        times: dict[str, list[float]] = {"amber pg wal-push": [], "pgbackrest archive-push": [],
+                                         "python -c pass (interpreter start)": []}  # fmt: skip
+        for seg in segs[1:]:
+            times["amber pg wal-push"].append(timed(amber(seg)))
+            if pgbackrest is not None:
+                times["pgbackrest archive-push"].append(timed(pgbackrest(seg)))
+            times["python -c pass (interpreter start)"].append(timed(([sys.executable, "-c", "pass"], {})))
+        size = sum(f.stat().st_size for f in (amber_repo / "wal").iterdir())
+        print(f"amber: stored {size / 2**20:.1f} MiB for {len(segs) * 16} MiB of WAL")
+        rows = [summary(name, t) for name, t in times.items() if t]
+        if pgbackrest is not None:
             print(f"median latency ratio amber/pgbackrest: {rows[0][1] / rows[1][1]:.2f}")
         print("\n| tool | median ms | p90 ms | segments/s |\n|---|---|---|---|")
         for name, med, p90, rate in rows:

@@ -136,16 +136,21 @@ def switch(server: Server) -> str:
     return server.psql("SELECT pg_walfile_name(pg_switch_wal())", db="postgres")
 
 
-@pytest.mark.slow
-def test_point_in_time_restore_shows_exactly_the_rows_committed_before_the_target(
-    tmp_path: Path, archive: Archive
-) -> None:
+def archiving_server(archive: Archive) -> tuple[Path, Path, Server]:
+    """A new cluster whose archive_command is amber's wal-push into ``archive``, started."""
     pgbin = Path(PG_BIN[-1])
     data = archive.base / "data"
     as_postgres([str(pgbin / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"])
     with open(data / "postgresql.conf", "a") as conf:
         conf.write(f"\narchive_mode = on\narchive_command = {_sql(archive.amber('pg', 'wal-push', '%p'))}\n")
-    server = start(pgbin, data, archive.base, free_port())
+    return pgbin, data, start(pgbin, data, archive.base, free_port())
+
+
+@pytest.mark.slow
+def test_point_in_time_restore_shows_exactly_the_rows_committed_before_the_target(
+    tmp_path: Path, archive: Archive
+) -> None:
+    pgbin, data, server = archiving_server(archive)
     restored = archive.base / "restored"
     try:
         server.psql("CREATE DATABASE shop", db="postgres")
@@ -207,3 +212,30 @@ def test_point_in_time_restore_shows_exactly_the_rows_committed_before_the_targe
 
 def _sql(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
+
+
+@pytest.mark.slow
+def test_an_unreachable_repository_fails_the_push_and_archiving_catches_up(
+    archive: Archive, tmp_path: Path
+) -> None:
+    pgbin, data, server = archiving_server(archive)
+    away = archive.base / "repo-away"
+    try:
+        server.psql("CREATE TABLE t AS SELECT g FROM generate_series(1, 1000) g", db="postgres")
+        wait_archived(server, switch(server))
+        os.rename(archive.repo, away)  # the NAS went away
+        segment = switch(server)
+        deadline = time.monotonic() + 60
+        while int(server.psql("SELECT failed_count FROM pg_stat_archiver", db="postgres")) == 0:
+            assert time.monotonic() < deadline, "the push did not fail"
+            time.sleep(0.2)
+        assert (data / "pg_wal" / segment).exists()  # PostgreSQL kept it
+        os.rename(away, archive.repo)
+        wait_archived(server, segment)  # PostgreSQL retried and the archive caught up
+        cli = AmberCli(archive.repo, tmp_path)
+        listed = json.loads(cli.run("pg", "list", "--json").stdout)
+        assert listed[0]["last_segment"] >= segment and listed[0]["gaps"] == []
+        cli.run("pg", "wal-get", segment, str(tmp_path / "seg"))
+        assert (tmp_path / "seg").stat().st_size == 16 << 20
+    finally:
+        stop(pgbin, data)
