@@ -13,7 +13,7 @@ import click
 
 from amber.cli.context import AppContext, pass_app
 from amber.cli.output import echo, emit_json, human_bytes
-from amber.errors import UsageError
+from amber.errors import CheckFailed, UsageError
 from amber.services import keycache, wal, walnames
 from amber.sources.databases import pgbase
 from amber.sources.databases.spec import DatabaseSpec
@@ -154,6 +154,26 @@ def list_(app: AppContext, job: str | None, as_json: bool) -> None:
             )
     if as_json:
         emit_json(report)
+
+
+@pg.command("check")
+@_JOB
+@click.option("--read-data", is_flag=True, help="Also read, decrypt and verify every archived WAL file.")
+@pass_app
+def check(app: AppContext, job: str | None, read_data: bool) -> None:
+    """The WAL archive alone: each base backup's own WAL, gaps after the oldest, and with
+    --read-data every WAL file's content (amber check does this and more)."""
+    with app.open(lock=False, read_only=True) as repo:
+        report = wal.check_wal(repo, read_data=read_data)
+    for w in report.warnings:
+        echo(f"warning: {w}", err=True)
+    for e in report.errors:
+        echo(f"error: {e}", err=True)
+    read = f", {report.read} read" if read_data else ""
+    echo(f"checked {report.objects} WAL files{read}; " + ("no errors found" if not report.errors
+                                                        else f"{len(report.errors)} error(s)"))  # fmt: skip
+    if report.errors:
+        raise CheckFailed(f"the WAL archive check found {len(report.errors)} error(s)")
 
 
 def default_restore_command(app: AppContext, cluster: str) -> str:
