@@ -224,7 +224,8 @@ def test_an_unreachable_repository_fails_the_push_and_archiving_catches_up(
         server.psql("CREATE TABLE t AS SELECT g FROM generate_series(1, 1000) g", db="postgres")
         wait_archived(server, switch(server))
         os.rename(archive.repo, away)  # the NAS went away
-        segment = switch(server)
+        server.psql("INSERT INTO t SELECT g FROM generate_series(1, 1000) g", db="postgres")
+        segment = switch(server)  # a switch with nothing written since the last one would archive nothing
         deadline = time.monotonic() + 60
         while int(server.psql("SELECT failed_count FROM pg_stat_archiver", db="postgres")) == 0:
             assert time.monotonic() < deadline, "the push did not fail"
