@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from tests.conftest import AmberCli
+from tests.sources.databases.jobs import job_config
 
 SEG = "000000010000000000000001"
 
@@ -26,3 +27,14 @@ def test_pg_check_and_list_report_the_archive(cli: AmberCli, tmp_path: Path) -> 
     result = cli.run("pg", "check", "--read-data", check=False)
     assert result.returncode == 18 and f"db1.{SEG}" in result.stderr
     assert cli.run("check", "--read-data", check=False).returncode == 18
+
+
+def test_a_configured_repository_name_works_through_the_full_command_line(tmp_path: Path) -> None:
+    cfg = job_config(tmp_path, "", paths=[str(tmp_path)])  # repository "main" with a password file, job "dbs"
+    cli = AmberCli(tmp_path / "main", tmp_path)
+    seg = tmp_path / SEG
+    seg.write_bytes(b"configured " * 300)
+    no_env = {"AMBER_REPOSITORY": "", "AMBER_PASSWORD": ""}
+    cli.run("--config", str(cfg), "-r", "main", "pg", "wal-push", str(seg), env=no_env)
+    cli.run("--config", str(cfg), "pg", "wal-get", "--job", "dbs", SEG, str(tmp_path / "back"), env=no_env)
+    assert (tmp_path / "back").read_bytes() == seg.read_bytes()
