@@ -62,4 +62,8 @@ def _expire_wal(repo: Repository, result: PruneResult) -> PruneResult:
     """Archived WAL older than the oldest kept base backup goes too (design §12c), under the same lock."""
     wal = expire(repo, dry_run=result.dry_run)
     result.wal_removed, result.wal_removed_bytes, result.wal_kept = wal.removed, wal.removed_bytes, wal.kept
+    if wal.refused:
+        result.warnings.append(
+            f"{len(wal.refused)} expired WAL file(s) could not be removed: {wal.refused[0]}"
+        )
     return result

@@ -22,7 +22,16 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from amber.errors import AmberError, IntegrityError, ObjectNotFound, UsageError, WalConflict, WalMissing
+from amber.errors import (
+    AmberError,
+    AppendOnlyViolation,
+    IntegrityError,
+    ObjectNotFound,
+    PermissionDenied,
+    UsageError,
+    WalConflict,
+    WalMissing,
+)
 from amber.repository import Repository, Snapshot
 from amber.repository.walstore import WalStore
 from amber.services import walnames
@@ -183,6 +192,7 @@ class ExpireResult:
     removed: int = 0
     removed_bytes: int = 0
     kept: int = 0
+    refused: list[str] = field(default_factory=list)  # objects the storage would not delete
 
 
 def expire(repo: Repository, dry_run: bool = False) -> ExpireResult:
@@ -211,8 +221,15 @@ def expire(repo: Repository, dry_run: bool = False) -> ExpireResult:
             result.removed_bytes += entry.files[obj]
             if not dry_run:
                 repo.cancel.check()
-                with contextlib.suppress(ObjectNotFound):
+                try:
                     store.remove(obj)
+                except ObjectNotFound:
+                    pass
+                except (PermissionDenied, AppendOnlyViolation) as exc:  # e.g. still under retention
+                    result.removed -= 1
+                    result.removed_bytes -= entry.files[obj]
+                    result.kept += 1
+                    result.refused.append(f"wal/{obj}: {exc.message}")
     return result
 
 
