@@ -27,6 +27,8 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         (["--repo=sftp:h:/r", "--password-command", "pass x", "--debug",
           "wal-get", SEG, "/d", "--cluster", "db2"],
          LeanCall("wal-get", [SEG, "/d"], "sftp:h:/r", None, "pass x", "db2", True)),
+        (["-r", "/r", "--password-file", "/p", "pg", "wal-fetch", SEG, "/d"],
+         LeanCall("wal-get", [SEG, "/d"], "/r", "/p", None, "main", False)),
         (["-r", "/r", "--password-file", "/p", "wal-push", "--cluster=x", "/w"],
          LeanCall("wal-push", ["/w"], "/r", "/p", None, "x", False)),
     ],
@@ -45,6 +47,7 @@ def test_lean_calls(argv: list[str], expected: LeanCall) -> None:
         ["-r", "/r", "--password-file", "/p", "-o", "timeout=5", "wal-push", "/w"],
         ["-r", "/r", "--password-file", "/p", "wal-get", SEG],  # too few arguments: the CLI says so
         ["-r", "/r", "--password-file", "/p", "backup", "/w"],
+        ["-r", "/r", "--password-file", "/p", "wal-fetch", SEG, "/d"],  # only under pg
         ["-r"],
     ],
 )

@@ -248,4 +248,5 @@ def restore(
 
 pg.add_command(wal_push)
 pg.add_command(wal_get)
+pg.add_command(wal_get, name="wal-fetch")  # WAL-G's name for it
 COMMANDS = [pg, wal_push, wal_get]

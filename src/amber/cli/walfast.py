@@ -15,7 +15,7 @@ import sys
 import traceback
 from dataclasses import dataclass
 
-_COMMANDS = ("wal-push", "wal-get")
+_COMMANDS = ("wal-push", "wal-get", "wal-fetch")
 _GLOBAL = {"-r": "repo", "--repo": "repo", "--password-file": "password_file",
            "--password-command": "password_command"}  # fmt: skip
 
@@ -50,9 +50,10 @@ def parse(argv: list[str]) -> LeanCall | None:
         values[_GLOBAL[word]] = value
         i += 1
     rest = argv[i:]
-    if rest[:1] == ["pg"]:
+    in_pg = rest[:1] == ["pg"]
+    if in_pg:
         rest = rest[1:]
-    if not rest or rest[0] not in _COMMANDS:
+    if not rest or rest[0] not in _COMMANDS or (rest[0] == "wal-fetch" and not in_pg):
         return None
     command, cluster, positional = rest[0], os.environ.get("AMBER_PG_CLUSTER", "main"), []
     tail = rest[1:]
@@ -71,6 +72,7 @@ def parse(argv: list[str]) -> LeanCall | None:
             positional.append(tail[j])
         j += 1
     repo = values.get("repo") or os.environ.get("AMBER_REPOSITORY", "")
+    command = "wal-get" if command == "wal-fetch" else command
     if len(positional) != (1 if command == "wal-push" else 2) or not _is_location(repo):
         return None
     if os.environ.get("AMBER_CONFIG") or os.environ.get("AMBER_PASSWORD_ENV"):
