@@ -25,6 +25,7 @@ import pytest
 from amber.services import session
 from tests.conftest import PASSWORD, AmberCli, is_root
 from tests.receivers import free_port
+from tests.sources.databases.jobs import ACCOUNTS, START_BALANCE, TOTAL
 from tests.sources.databases.test_postgresql_dump import PG_BIN, Server
 
 AS_POSTGRES = (
@@ -156,27 +157,36 @@ def test_point_in_time_restore_shows_exactly_the_rows_committed_before_the_targe
         server.psql("CREATE DATABASE shop", db="postgres")
         server.psql(
             "CREATE TABLE ledger (id int PRIMARY KEY, phase text NOT NULL);"
-            "INSERT INTO ledger SELECT g, 'before-base' FROM generate_series(1, 100) g"
+            "INSERT INTO ledger SELECT g, 'before-base' FROM generate_series(1, 100) g;"
+            "CREATE TABLE accounts (id int PRIMARY KEY, balance int NOT NULL);"
+            f"INSERT INTO accounts SELECT g, {START_BALANCE} FROM generate_series(1, {ACCOUNTS}) g"
         )
         cli = AmberCli(archive.repo, tmp_path)
         connect = ["--host", str(archive.base), "--port", str(server.port), "--user", "postgres"]
-        taken = json.loads(cli.run("pg", "basebackup", *connect, "--json").stdout)
-        assert taken["timeline"] == 1 and taken["start_lsn"] and taken["stop_lsn"]
+        with server.mover() as mover:  # money moves during the base backup and across the target
+            taken = json.loads(cli.run("pg", "basebackup", *connect, "--json").stdout)
+            assert taken["timeline"] == 1 and taken["start_lsn"] and taken["stop_lsn"]
 
-        server.psql("INSERT INTO ledger SELECT g, 'before-target' FROM generate_series(101, 200) g")
-        wait_archived(server, switch(server))
-        time.sleep(1.1)
-        target = server.psql("SELECT clock_timestamp()", db="postgres")  # the server's clock, with its offset
-        time.sleep(1.1)
-        server.psql("INSERT INTO ledger SELECT g, 'after-target' FROM generate_series(201, 300) g")
-        wait_archived(server, switch(server))
+            server.psql("INSERT INTO ledger SELECT g, 'before-target' FROM generate_series(101, 200) g")
+            wait_archived(server, switch(server))
+            time.sleep(1.1)
+            target = server.psql("SELECT clock_timestamp()", db="postgres")  # the server's clock and offset
+            time.sleep(1.1)
+            server.psql("INSERT INTO ledger SELECT g, 'after-target' FROM generate_series(201, 300) g")
+        assert mover.transfers > 0
+        last = switch(server)
+        wait_archived(server, last)
 
         # the contract PostgreSQL relies on, with a real segment it archived
         listed = json.loads(cli.run("pg", "list", "--json").stdout)
         assert listed[0]["cluster"] == "main" and listed[0]["gaps"] == [] and listed[0]["wal_files"] >= 3
-        some = sorted(p.name for p in (data / "pg_wal").iterdir() if len(p.name) == 24)[-1]
-        again = cli.run("pg", "wal-push", str(data / "pg_wal" / some), check=False)
-        assert again.returncode in (0, 40)  # 0 if archived as is; 40 if the recycled file differs now
+        segment = tmp_path / last
+        shutil.copyfile(data / "pg_wal" / last, segment)  # still there: no checkpoint since
+        assert cli.run("pg", "wal-push", str(segment)).returncode == 0  # archived again, same bytes: fine
+        with open(segment, "r+b") as f:
+            f.seek(8192)
+            f.write(b"tampered")
+        assert cli.run("pg", "wal-push", str(segment), check=False).returncode == 40
         missing = cli.run("pg", "wal-get", "0000000100000000000000FF", str(tmp_path / "nope"), check=False)
         assert missing.returncode == 41 and not (tmp_path / "nope").exists()
 
@@ -204,6 +214,8 @@ def test_point_in_time_restore_shows_exactly_the_rows_committed_before_the_targe
                 time.sleep(0.2)
             phases = copy.psql("SELECT phase || ':' || count(*) FROM ledger GROUP BY phase ORDER BY phase")
             assert phases.splitlines() == ["before-base:100", "before-target:100"]
+            assert copy.psql("SELECT sum(balance), count(*) FROM accounts") == f"{TOTAL}|{ACCOUNTS}"
+            assert copy.psql("SELECT count(*) FROM accounts WHERE balance <> 1000") != "0"  # money had moved
         finally:
             stop(pgbin, restored)
     finally:
