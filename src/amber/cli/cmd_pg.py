@@ -86,7 +86,7 @@ def basebackup(
     spec = DatabaseSpec(
         "postgresql", "postgres", host=host, port=port, user=user, password_file=db_password_file
     )
-    with app.open() as repo:
+    with app.open(job=job) as repo:
         outcome, info = pgbase.basebackup(repo, spec, cluster, tags)
     if as_json:
         emit_json({"snapshot": outcome.snapshot_id, **_info_dict(info)})
@@ -117,7 +117,7 @@ def _info_dict(info: wal.BaseInfo) -> dict[str, object]:
 @pass_app
 def list_(app: AppContext, job: str | None, as_json: bool) -> None:
     """Base backups and the WAL range archived, with gaps."""
-    with app.open(lock=False, read_only=True) as repo:
+    with app.open(lock=False, read_only=True, job=job) as repo:
         bases = wal.base_backups(repo)
         archived = wal.archived(repo)
     report = []
@@ -163,7 +163,7 @@ def list_(app: AppContext, job: str | None, as_json: bool) -> None:
 def check(app: AppContext, job: str | None, read_data: bool) -> None:
     """The WAL archive alone: each base backup's own WAL, gaps after the oldest, and with
     --read-data every WAL file's content (amber check does this and more)."""
-    with app.open(lock=False, read_only=True) as repo:
+    with app.open(lock=False, read_only=True, job=job) as repo:
         report = wal.check_wal(repo, read_data=read_data)
     for w in report.warnings:
         echo(f"warning: {w}", err=True)
@@ -176,14 +176,17 @@ def check(app: AppContext, job: str | None, read_data: bool) -> None:
         raise CheckFailed(f"the WAL archive check found {len(report.errors)} error(s)")
 
 
-def default_restore_command(app: AppContext, cluster: str) -> str:
-    """How the restored server calls amber back: this program, this repository and password file."""
+def default_restore_command(app: AppContext, cluster: str, job: str | None) -> str:
+    """How the restored server calls amber back: this program, this repository and its password
+    file or command (a password typed or in a variable cannot be passed on: give --restore-command)."""
     exe = sys.argv[0] if os.path.basename(sys.argv[0]) == "amber" else shutil.which("amber")
     argv = [exe] if exe else [sys.executable, "-m", "amber"]
-    location = app.target().location
-    argv += ["-r", location]
-    if app.passwords.password_file:
-        argv += ["--password-file", os.path.abspath(app.passwords.password_file)]
+    target = app.target(job)
+    argv += ["-r", target.location]
+    if target.passwords.password_file:
+        argv += ["--password-file", os.path.abspath(target.passwords.password_file)]
+    elif target.passwords.password_command:
+        argv += ["--password-command", target.passwords.password_command]
     argv += ["pg", "wal-get", "--cluster", cluster]
     return " ".join(shlex.quote(a) for a in argv) + ' %f "%p"'
 
@@ -233,9 +236,9 @@ def restore(
     when = parse_target_time(target_time) if target_time else None
     if target_lsn:
         walnames.parse_lsn(target_lsn)
-    command = restore_command or default_restore_command(app, cluster)
+    command = restore_command or default_restore_command(app, cluster, job)
     started = time.monotonic()
-    with app.open(lock=False, read_only=True) as repo:
+    with app.open(lock=False, read_only=True, job=job) as repo:
         base, size = pgbase.restore_point_in_time(
             repo, walnames.check_cluster(cluster), directory, command, when, target_lsn, target_timeline
         )
