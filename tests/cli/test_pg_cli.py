@@ -38,5 +38,6 @@ def test_a_configured_repository_name_works_through_the_full_command_line(tmp_pa
     cli.run("--config", str(cfg), "-r", "main", "pg", "wal-push", str(seg), env=no_env)
     cli.run("--config", str(cfg), "pg", "wal-get", "--job", "dbs", SEG, str(tmp_path / "back"), env=no_env)
     assert (tmp_path / "back").read_bytes() == seg.read_bytes()
-    listed = json.loads(cli.run("--config", str(cfg), "pg", "list", "--job", "dbs", "--json", env=no_env).stdout)
+    out = cli.run("--config", str(cfg), "pg", "list", "--job", "dbs", "--json", env=no_env).stdout
+    listed = json.loads(out)
     assert listed[0]["wal_files"] == 1
