@@ -42,7 +42,7 @@ class WalStore:
     """The ``wal/`` objects of one repository. Names are validated by the caller (services.walnames)."""
 
     def __init__(self, repo: Repository) -> None:
-        if repo.config.version < 2 or repo.config.migrating:
+        if repo.config.version < 2:  # while migrating, objects are written bound: WAL too
             raise UsageError("archiving WAL needs repository format 2: run `amber migrate` first")
         self._repo = repo
         self._backend = repo.backend
