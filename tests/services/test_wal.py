@@ -194,3 +194,14 @@ def test_a_format_1_repository_refuses_wal(tmp_path: Path) -> None:
         assert check_service.check(old).ok  # and it still checks without a WAL namespace
     finally:
         old.close()
+
+
+def test_an_unreadable_base_backup_record_stops_wal_expiry(repo: Repository, tmp_path: Path) -> None:
+    for n in range(1, 5):
+        wal.push(repo, "main", write_wal(tmp_path, seg_name(n), b"x"))
+    fake_base(repo, 4, 4)
+    req = BackupRequest(tags=[wal.BASE_TAG, "pg-cluster=main"])  # a base backup whose record is lost
+    backup_streams(repo, req, [NamedStream(wal.tar_path("main"), stream(b"tar"))])
+    result = wal.expire(repo)
+    assert result.removed == 0 and result.kept == 4 and "no WAL expired" in result.refused[0]
+    assert len(archived_files(repo)) == 4

@@ -63,7 +63,5 @@ def _expire_wal(repo: Repository, result: PruneResult) -> PruneResult:
     wal = expire(repo, dry_run=result.dry_run)
     result.wal_removed, result.wal_removed_bytes, result.wal_kept = wal.removed, wal.removed_bytes, wal.kept
     if wal.refused:
-        result.warnings.append(
-            f"{len(wal.refused)} expired WAL file(s) could not be removed: {wal.refused[0]}"
-        )
+        result.warnings.append(f"archived WAL: {'; '.join(wal.refused[:3])}")
     return result

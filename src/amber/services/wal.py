@@ -80,14 +80,20 @@ class BaseBackup:
     info: BaseInfo
 
 
-def base_backups(repo: Repository, cluster: str | None = None) -> list[BaseBackup]:
-    """Every base backup (of ``cluster``, if given), oldest first. One whose record cannot be
-    read is left out: it could not be restored to a point in time anyway."""
+def base_backups(
+    repo: Repository, cluster: str | None = None, unreadable: list[str] | None = None
+) -> list[BaseBackup]:
+    """Every base backup (of ``cluster``, if given), oldest first. One whose snapshot or record
+    cannot be read is left out, and named in ``unreadable`` (``<snapshot>: <why>``)."""
     from amber.services.browse import dump  # not for wal-push: it must start fast
 
     repo.ensure_index()
     found: list[BaseBackup] = []
-    for sid, snap in repo.snapshots([]).items():
+    errors: list[tuple[str, AmberError]] = []
+    snapshots = repo.snapshots(errors)
+    if unreadable is not None:
+        unreadable.extend(f"{sid[:8]}: {exc.message}" for sid, exc in errors)
+    for sid, snap in snapshots.items():
         if BASE_TAG not in snap.tags:
             continue
         clusters = [t.split("=", 1)[1] for t in snap.tags if t.startswith("pg-cluster=")]
@@ -98,7 +104,10 @@ def base_backups(repo: Repository, cluster: str | None = None) -> list[BaseBacku
             try:
                 dump(repo, sid, info_path(name), out)
                 info = msgspec.json.decode(out.getvalue(), type=BaseInfo)
-            except (AmberError, msgspec.DecodeError):
+            except (AmberError, msgspec.DecodeError) as exc:
+                if unreadable is not None:
+                    why = exc.message if isinstance(exc, AmberError) else "malformed record"
+                    unreadable.append(f"{sid[:8]}: {why}")
                 continue
             found.append(BaseBackup(sid, snap, info))
     return sorted(found, key=lambda b: (b.snapshot.time, b.snapshot_id))
@@ -204,7 +213,12 @@ def expire(repo: Repository, dry_run: bool = False) -> ExpireResult:
     if not wal:
         return result
     store = WalStore(repo)
-    bases = base_backups(repo)
+    unreadable: list[str] = []
+    bases = base_backups(repo, unreadable=unreadable)
+    if unreadable:  # an unreadable base backup might be the oldest: removing its WAL could lose it
+        result.kept = sum(len(e.files) for e in wal.values())
+        result.refused.append(f"no WAL expired: snapshot {unreadable[0]}")
+        return result
     for cluster, entry in wal.items():
         mine = [b for b in bases if b.info.cluster == cluster]
         if not mine:
@@ -229,7 +243,7 @@ def expire(repo: Repository, dry_run: bool = False) -> ExpireResult:
                     result.removed -= 1
                     result.removed_bytes -= entry.files[obj]
                     result.kept += 1
-                    result.refused.append(f"wal/{obj}: {exc.message}")
+                    result.refused.append(f"wal/{obj} could not be removed: {exc.message}")
     return result
 
 
