@@ -46,6 +46,8 @@ The tree (exit code in brackets)::
     ├── ScheduleNotEnabled [37]         `schedule install` wrote units that systemctl did not enable
     ├── PurgeRefused [38]               purge refused: the repository is append-only or under Object Lock
     ├── PurgeIncomplete [39]            purge ran, but purged data is still stored (or a destination failed)
+    ├── WalConflict [40]                wal-push: the archive holds other content under that WAL name
+    ├── WalMissing [41]                 wal-get: the archive has no such WAL file (recovery ends there)
     └── ExtraMissing [43]               a feature needs an optional extra (PDF reports: amber[pdf])
 
 Vendor exceptions (OSError, msgspec, cryptography) are converted at the layer
@@ -277,6 +279,20 @@ class DatabaseError(AmberError):
 class DatabaseNotEmpty(AmberError):
     exit_code = 35
     default_message = "the target database is not empty; give --yes to overwrite it"
+
+
+class WalConflict(AmberError):
+    """PostgreSQL's archive rule: a WAL name is archived once; other content under it is refused."""
+
+    exit_code = 40
+    default_message = "the archive already holds different content under this WAL file name"
+
+
+class WalMissing(NotFound):
+    """wal-get: not in the archive. PostgreSQL asks for files past the end on purpose."""
+
+    exit_code = 41
+    default_message = "no such WAL file in the archive"
 
 
 class Interrupted(AmberError):

@@ -43,9 +43,15 @@ def check(app: AppContext, read_data: bool, read_data_subset: str | None) -> Non
         f"checked {quantity(report.snapshots, 'snapshot')}, {quantity(report.packs, 'pack')}, "
         f"{quantity(report.blobs, 'blob')}"
         + (_read(report, read_data_subset) if read_data or read_data_subset else "")
+        + (_wal(report, read_data) if report.wal_objects else "")
         + ("; no errors found" if report.ok else f"; {len(report.errors)} error(s)")
     )
     check_service.raise_if_failed(report)
+
+
+def _wal(report: CheckReport, read_data: bool) -> str:
+    read = f" ({report.wal_read} read)" if read_data else ""
+    return f", {quantity(report.wal_objects, 'WAL file')}{read}"
 
 
 def _read(report: CheckReport, subset: str | None) -> str:

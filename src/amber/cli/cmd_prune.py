@@ -49,6 +49,10 @@ def prune(
     ]
     if not dry_run:
         lines.append(f"removed:  {result.deleted_packs} packs, {human_bytes(result.deleted_bytes)} freed")
+    if result.wal_removed or result.wal_kept:
+        freed = human_bytes(result.wal_removed_bytes)
+        lines.append(f"wal:      {result.wal_removed} archived WAL files ({freed}) {would}removed, "
+                     f"{result.wal_kept} kept")  # fmt: skip
     if result.pending_packs:
         lines.append(
             f"pending:  {result.pending_packs} packs ({human_bytes(result.pending_bytes)}) wait for "

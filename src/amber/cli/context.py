@@ -65,11 +65,13 @@ class AppContext:
 
     @contextmanager
     def open(
-        self, lock: bool = True, exclusive: bool = False, read_only: bool = False, load_index: bool = True
-    ) -> Iterator[Repository]:
+        self, lock: bool = True, exclusive: bool = False, read_only: bool = False, load_index: bool = True,
+        job: str | None = None,
+    ) -> Iterator[Repository]:  # fmt: skip
         """``read_only``: for lock-free readers; every write and delete is refused (storage/readonly.py).
-        ``load_index=False``: the caller loads it only if it needs it (``Repository.ensure_index``)."""
-        t = self.target()
+        ``load_index=False``: the caller loads it only if it needs it (``Repository.ensure_index``).
+        ``job``: that config job's repository when no -r is given."""
+        t = self.target(job)
         with session.opened(t.location, t.passwords, lock, exclusive, t.options, ctx=self.operation,
                             read_only=read_only, load_index=load_index) as repo:  # fmt: skip
             yield repo

@@ -39,6 +39,7 @@ COMMAND_MODULES: dict[str, str] = {
     "mount": "cmd_mount",
     "notify": "cmd_notify",
     "object-lock": "cmd_object_lock",
+    "pg": "cmd_pg",
     "prune": "cmd_prune",
     "purge": "cmd_purge",
     "quickstart": "cmd_quickstart",
@@ -54,6 +55,8 @@ COMMAND_MODULES: dict[str, str] = {
     "status": "cmd_status",
     "unlock": "cmd_unlock",
     "watch": "cmd_watch",
+    "wal-get": "cmd_pg",
+    "wal-push": "cmd_pg",
     "web": "cmd_web",
 }
 

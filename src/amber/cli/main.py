@@ -22,7 +22,9 @@ from amber.services.context import OperationContext
 
 # Commands that only look at the log, the config or the local machine are not recorded.
 NOT_AUDITED = frozenset({"audit show", "audit verify", "config check", "metrics", "notify test",
-                         "schedule status", "alerts check"})  # fmt: skip
+                         "schedule status", "alerts check",
+                         # once per WAL segment: the archive itself is their record (design §12d)
+                         "pg wal-push", "pg wal-get", "wal-push", "wal-get"})  # fmt: skip
 
 
 class CliEvents:

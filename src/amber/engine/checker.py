@@ -30,6 +30,8 @@ class CheckReport:
     packs: int = 0
     packs_read: int = 0
     blobs: int = 0
+    wal_objects: int = 0  # archived WAL files (services/wal.py), and how many were read
+    wal_read: int = 0
 
     @property
     def ok(self) -> bool:

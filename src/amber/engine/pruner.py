@@ -69,6 +69,9 @@ class PruneResult:
     index_written: int = 0
     index_removed: int = 0
     warnings: list[str] = field(default_factory=list)
+    wal_removed: int = 0  # archived WAL files no kept base backup needs (services/wal.py)
+    wal_removed_bytes: int = 0
+    wal_kept: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         p = self.plan
@@ -83,6 +86,8 @@ class PruneResult:
             "rescued_packs": self.rescued_packs,
             "unused_bytes_after": p.unused_after,
             "index_files": {"written": self.index_written, "removed": self.index_removed},
+            "wal": {"removed": self.wal_removed, "removed_bytes": self.wal_removed_bytes,
+                    "kept": self.wal_kept},
             "warnings": self.warnings,
         }
 

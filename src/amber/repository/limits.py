@@ -28,6 +28,8 @@ OBJECT_LIMITS: dict[FileType, int] = {
     FileType.INDEX: 128 * MIB,
     FileType.AUDIT: 64 * MIB,  # the records since the last replication, ~1 KiB each
     FileType.RUNS: 256 * KIB,  # one job's last runs on one host: run_records refuses to write > 64 KiB
+    # one WAL file: PostgreSQL's largest wal_segment_size is 1 GiB; header and seal are tiny
+    FileType.WAL: 1 * GIB + 1 * MIB,
 }
 
 # Blobs (design §6). A data blob is one chunk: its plaintext is at most the

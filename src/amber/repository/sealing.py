@@ -38,6 +38,7 @@ class Kind(enum.Enum):
     PACK_HEADER = "pack-header"
     DATA = "data"  # data blobs: the name is the blob ID
     TREE = "tree"  # tree blobs: the name is the blob ID
+    WAL = "wal"  # archived WAL files: the name is the object name (cluster and WAL file name)
 
 
 _PREFIX = {kind: b"amber\0" + kind.value.encode() + b"\0" for kind in Kind}

@@ -6,6 +6,7 @@ from amber.engine.checker import Checker, CheckReport
 from amber.engine.progress import Progress
 from amber.errors import CheckFailed
 from amber.repository import Repository
+from amber.services.wal import check_wal
 
 
 def check(
@@ -13,6 +14,10 @@ def check(
     progress: Progress | None = None,
 ) -> CheckReport:  # fmt: skip
     report = Checker(repo, progress).run(read_data=read_data, subset=subset)
+    wal = check_wal(repo, read_data=read_data)  # archived PostgreSQL WAL (design §12d)
+    report.errors.extend(wal.errors)
+    report.warnings.extend(wal.warnings)
+    report.wal_objects, report.wal_read = wal.objects, wal.read
     if repo.config.migrating:
         report.warnings.append(
             "the format migration has not finished: objects of both formats are accepted "

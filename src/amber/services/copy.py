@@ -27,6 +27,7 @@ from amber.repository import BlobType, Repository, Snapshot, StoreSpec
 from amber.services import session
 from amber.services.context import OperationContext
 from amber.services.snapshots import SnapshotFilter, resolve, select
+from amber.services.wal import copy_wal
 from amber.storage.faults import FaultInjectingBackend
 from amber.storage.local import LocalBackend
 from amber.storage.ratelimit import RateLimitedBackend
@@ -45,6 +46,7 @@ class CopyResult:
     already: int = 0  # selected snapshots the destination already had
     failed: list[tuple[str, str]] = field(default_factory=list)  # (source ID, why)
     stats: CopyStats = field(default_factory=CopyStats)
+    wal_copied: int = 0  # archived PostgreSQL WAL files copied (design §12d)
 
 
 def _selected(repo: Repository, req: CopyRequest) -> list[tuple[str, Snapshot]]:
@@ -92,6 +94,9 @@ def copy_snapshots(
         raise
     if runner is not None:
         runner.close()
+    wal = copy_wal(src, dst)  # the WAL travels with the base backups it completes
+    result.wal_copied = wal.copied
+    result.failed += [(f"wal/{name}", why) for name, why in wal.failed]
     return result
 
 

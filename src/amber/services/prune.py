@@ -12,6 +12,9 @@ exclusive against another prune or repair). Locks this process holds never
 delay the deletion phase. Append-only repositories refuse with
 ``AppendOnlyViolation``.
 
+Archived PostgreSQL WAL that no kept base backup needs is removed after the
+packs (services/wal.py, design §12d).
+
 On a full disk (no room even for the lock) prune first deletes the packs a
 failed backup left, writing nothing (engine/prune_rescue.py), then runs as usual.
 """
@@ -23,6 +26,7 @@ from amber.engine.prune_rescue import free_leftover_packs
 from amber.engine.pruner import PruneOptions, Pruner, PruneResult
 from amber.errors import AppendOnlyViolation, DiskFull
 from amber.repository import Repository
+from amber.services.wal import expire
 
 __all__ = ["PruneOptions", "PruneResult", "prune"]
 
@@ -35,10 +39,10 @@ def prune(
         raise AppendOnlyViolation("repository is append-only: prune refused")
     held = next((lk for lk in reversed(repo.held_locks) if lk.exclusive or lk.maintenance), None)
     if held is not None:
-        return Pruner(repo, held, options, progress).run()
+        return _expire_wal(repo, Pruner(repo, held, options, progress).run())
     try:
         with repo.lock(maintenance=True) as lock:
-            return Pruner(repo, lock, options, progress).run()
+            return _expire_wal(repo, Pruner(repo, lock, options, progress).run())
     except DiskFull as exc:
         if options.dry_run or repo.held_locks:
             raise
@@ -47,8 +51,17 @@ def prune(
             why = f"prune could not free space without writing: {freed.why_not}"
             raise DiskFull(f"{exc.message}; {why}") from exc
     with repo.lock(maintenance=True) as lock:
-        result = Pruner(repo, lock, options, progress).run()
+        result = _expire_wal(repo, Pruner(repo, lock, options, progress).run())
     result.deleted_packs += freed.packs
     result.deleted_bytes += freed.bytes
     result.warnings.append(f"the disk was full: first removed {freed.packs} pack(s) a failed backup left")
+    return result
+
+
+def _expire_wal(repo: Repository, result: PruneResult) -> PruneResult:
+    """Archived WAL older than the oldest kept base backup goes too (design §12d), under the same lock."""
+    wal = expire(repo, dry_run=result.dry_run)
+    result.wal_removed, result.wal_removed_bytes, result.wal_kept = wal.removed, wal.removed_bytes, wal.kept
+    if wal.refused:
+        result.warnings.append(f"archived WAL: {'; '.join(wal.refused[:3])}")
     return result

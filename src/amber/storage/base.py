@@ -20,6 +20,7 @@ class FileType(enum.Enum):
     LOCK = "locks"
     AUDIT = "audit"  # replicated audit-log segments
     RUNS = "runs"  # run records of each host's jobs, for the fleet view
+    WAL = "wal"  # archived PostgreSQL WAL files, named by cluster and WAL file name (design §12d)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,344 @@
+"""PostgreSQL continuous archiving: WAL push and fetch, base backups' records, WAL retention,
+replication and checking (design §12d).
+
+* :func:`push` / :func:`fetch` are PostgreSQL's ``archive_command`` and
+  ``restore_command``: one WAL file each, without a lock or the index.
+* A base backup is a snapshot tagged ``pg-basebackup`` holding the server's tar at
+  ``/databases/postgresql-base/<cluster>.tar`` and its record (:class:`BaseInfo`)
+  at ``/databases/postgresql-base/<cluster>.json``.
+* :func:`expire` (run by prune) drops WAL older than the oldest kept base backup of
+  its cluster; :func:`copy_wal` (run by copy) replicates WAL; :func:`check_wal`
+  (run by check) authenticates it and finds gaps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import secrets
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import msgspec
+
+from amber.errors import (
+    AmberError,
+    AppendOnlyViolation,
+    IntegrityError,
+    ObjectNotFound,
+    PermissionDenied,
+    UsageError,
+    WalConflict,
+    WalMissing,
+)
+from amber.repository import Repository, Snapshot
+from amber.repository.walstore import WalStore
+from amber.services import walnames
+
+BASE_TAG = "pg-basebackup"
+BASE_DIR = "/databases/postgresql-base"
+
+
+class BaseInfo(msgspec.Struct, kw_only=True):
+    """What a base backup needs from the archive: its WAL from ``start_lsn`` to ``stop_lsn``."""
+
+    cluster: str
+    timeline: int
+    start_lsn: str
+    stop_lsn: str
+    segment_size: int = walnames.DEFAULT_SEGMENT_SIZE
+    start_time: str = ""  # RFC 3339, when pg_basebackup started
+    stop_time: str = ""  # RFC 3339, after it finished: recovery targets must be later
+    server_version: str = ""
+
+    @property
+    def start_segment(self) -> str:
+        return walnames.segment_name(self.timeline, walnames.parse_lsn(self.start_lsn), self.segment_size)
+
+    @property
+    def stop_segment(self) -> str:
+        return walnames.segment_name(self.timeline, walnames.parse_lsn(self.stop_lsn), self.segment_size)
+
+
+def tar_path(cluster: str) -> str:
+    return f"{BASE_DIR}/{walnames.check_cluster(cluster)}.tar"
+
+
+def info_path(cluster: str) -> str:
+    return f"{BASE_DIR}/{walnames.check_cluster(cluster)}.json"
+
+
+def encode_info(info: BaseInfo) -> bytes:
+    return msgspec.json.encode(info)
+
+
+@dataclass(frozen=True)
+class BaseBackup:
+    snapshot_id: str
+    snapshot: Snapshot
+    info: BaseInfo
+
+
+def base_backups(
+    repo: Repository, cluster: str | None = None, unreadable: list[str] | None = None
+) -> list[BaseBackup]:
+    """Every base backup (of ``cluster``, if given), oldest first. One whose snapshot or record
+    cannot be read is left out, and named in ``unreadable`` (``<snapshot>: <why>``)."""
+    from amber.services.browse import dump  # not for wal-push: it must start fast
+
+    repo.ensure_index()
+    found: list[BaseBackup] = []
+    errors: list[tuple[str, AmberError]] = []
+    snapshots = repo.snapshots(errors)
+    if unreadable is not None:
+        unreadable.extend(f"{sid[:8]}: {exc.message}" for sid, exc in errors)
+    for sid, snap in snapshots.items():
+        if BASE_TAG not in snap.tags:
+            continue
+        clusters = [t.split("=", 1)[1] for t in snap.tags if t.startswith("pg-cluster=")]
+        for name in clusters:
+            if cluster is not None and name != cluster:
+                continue
+            out = io.BytesIO()
+            try:
+                dump(repo, sid, info_path(name), out)
+                info = msgspec.json.decode(out.getvalue(), type=BaseInfo)
+            except (AmberError, msgspec.DecodeError) as exc:
+                if unreadable is not None:
+                    why = exc.message if isinstance(exc, AmberError) else "malformed record"
+                    unreadable.append(f"{sid[:8]}: {why}")
+                continue
+            found.append(BaseBackup(sid, snap, info))
+    return sorted(found, key=lambda b: (b.snapshot.time, b.snapshot_id))
+
+
+# -- archive_command / restore_command ---------------------------------------------------------
+def push(repo: Repository, cluster: str, path: str) -> bool:
+    """Archive the file at ``path``; False when the same content was already archived.
+    Returns only once the object is durable (the backend's save is atomic and synced)."""
+    name = walnames.object_name(cluster, os.path.basename(path))
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from exc
+    return WalStore(repo).put(name, data)
+
+
+def fetch(repo: Repository, cluster: str, file: str, dest: str) -> int:
+    """Write archived ``file`` to ``dest`` (atomically); WalMissing when it is not archived."""
+    name = walnames.object_name(cluster, file)
+    try:
+        data = WalStore(repo).get(name)
+    except ObjectNotFound:
+        raise WalMissing(f"{file} is not in the archive (cluster {cluster})") from None
+    folder = os.path.dirname(os.path.abspath(dest))
+    tmp = os.path.join(folder, f".amber-wal-{secrets.token_hex(4)}")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, dest)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise UsageError(f"cannot write {dest}: {exc.strerror}") from exc
+    return len(data)
+
+
+def backup_history(
+    repo: Repository, cluster: str, timeline: int, start_lsn: str, segment_size: int
+) -> str | None:
+    """The backup history file (``<segment>.<offset>.backup``) PostgreSQL archives when a base
+    backup that started at ``start_lsn`` ends, or None when it is not in the archive."""
+    lsn = walnames.parse_lsn(start_lsn)
+    file = f"{walnames.segment_name(timeline, lsn, segment_size)}.{lsn % segment_size:08X}.backup"
+    try:
+        return WalStore(repo).get(walnames.object_name(cluster, file)).decode(errors="replace")
+    except ObjectNotFound:
+        return None
+
+
+# -- listing -----------------------------------------------------------------------------------
+@dataclass
+class ClusterWal:
+    files: dict[str, int] = field(default_factory=dict)  # object name -> stored size
+    names: list[walnames.WalName] = field(default_factory=list)
+
+
+def archived(repo: Repository) -> dict[str, ClusterWal]:
+    """The archived WAL by cluster. Objects with names amber never writes are ignored here
+    (``check`` reports them)."""
+    by_cluster: dict[str, ClusterWal] = defaultdict(ClusterWal)
+    for fi in WalStore(repo).list():
+        parsed = walnames.split_object_name(fi.name)
+        if parsed is None:
+            continue
+        entry = by_cluster[parsed[0]]
+        entry.files[fi.name] = fi.size
+        entry.names.append(parsed[1])
+    return dict(by_cluster)
+
+
+def gaps(wal: ClusterWal, bases: list[BaseBackup]) -> list[str]:
+    """Segment positions missing between the oldest base backup's start and the newest WAL."""
+    if not bases:
+        return []
+    oldest = bases[0].info
+    start = walnames.segment_position(walnames.parse_lsn(oldest.start_lsn), oldest.segment_size)
+    return walnames.missing_positions(wal.names, start, oldest.segment_size)
+
+
+# -- retention ---------------------------------------------------------------------------------
+@dataclass
+class ExpireResult:
+    removed: int = 0
+    removed_bytes: int = 0
+    kept: int = 0
+    refused: list[str] = field(default_factory=list)  # objects the storage would not delete
+
+
+def expire(repo: Repository, dry_run: bool = False) -> ExpireResult:
+    """Drop WAL that no kept base backup needs: per cluster, what lies before the oldest base
+    backup's start segment (any timeline). History files stay; a cluster without a base
+    backup keeps all of its WAL. Run under prune's lock; pushes only add newer files."""
+    result = ExpireResult()
+    wal = archived(repo)
+    if not wal:
+        return result
+    store = WalStore(repo)
+    unreadable: list[str] = []
+    bases = base_backups(repo, unreadable=unreadable)
+    if unreadable:  # an unreadable base backup might be the oldest: removing its WAL could lose it
+        result.kept = sum(len(e.files) for e in wal.values())
+        result.refused.append(f"no WAL expired: snapshot {unreadable[0]}")
+        return result
+    for cluster, entry in wal.items():
+        mine = [b for b in bases if b.info.cluster == cluster]
+        if not mine:
+            result.kept += len(entry.files)
+            continue
+        oldest = min(
+            walnames.segment_position(walnames.parse_lsn(b.info.start_lsn), b.info.segment_size) for b in mine
+        )
+        doomed = walnames.expirable(entry.names, oldest)
+        result.kept += len(entry.files) - len(doomed)
+        for name in doomed:
+            obj = f"{cluster}.{name.file}"
+            result.removed += 1
+            result.removed_bytes += entry.files[obj]
+            if not dry_run:
+                repo.cancel.check()
+                try:
+                    store.remove(obj)
+                except ObjectNotFound:
+                    pass
+                except (PermissionDenied, AppendOnlyViolation) as exc:  # e.g. still under retention
+                    result.removed -= 1
+                    result.removed_bytes -= entry.files[obj]
+                    result.kept += 1
+                    result.refused.append(f"wal/{obj} could not be removed: {exc.message}")
+    return result
+
+
+# -- replication -------------------------------------------------------------------------------
+@dataclass
+class WalCopyResult:
+    copied: int = 0
+    already: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (object name, why)
+
+
+def copy_wal(src: Repository, dst: Repository) -> WalCopyResult:
+    """Every WAL object ``dst`` lacks, decrypted, verified and sealed again under ``dst``'s key.
+    A source object that does not verify, or a name ``dst`` holds with other content, is
+    listed in ``failed``; storage errors on ``dst`` raise."""
+    result = WalCopyResult()
+    source = list(WalStore(src).list()) if src.config.version >= 2 else []
+    if not source:
+        return result
+    src_store, dst_store = WalStore(src), WalStore(dst)
+    have = {fi.name for fi in dst_store.list()}
+    for fi in sorted(source, key=lambda f: f.name):
+        if walnames.split_object_name(fi.name) is None:
+            continue
+        if fi.name in have:
+            result.already += 1
+            continue
+        src.cancel.check()
+        try:
+            data = src_store.open(fi.name, src_store.load_sealed(fi.name, fi.size)).data
+            dst_store.put(fi.name, data)
+        except (IntegrityError, WalConflict, ObjectNotFound) as exc:
+            result.failed.append((fi.name, exc.message))
+            continue
+        result.copied += 1
+    return result
+
+
+# -- checking ----------------------------------------------------------------------------------
+@dataclass
+class WalCheck:
+    objects: int = 0
+    read: int = 0
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def check_wal(repo: Repository, read_data: bool = False) -> WalCheck:
+    """Names are amber's and each base backup's WAL range is complete; with ``read_data`` every
+    object is also read, authenticated and decompressed, and its digest compared."""
+    report = WalCheck()
+    if repo.config.version < 2:
+        return report
+    store = WalStore(repo)
+    listing = list(store.list())
+    report.objects = len(listing)
+    for fi in listing:
+        if walnames.split_object_name(fi.name) is None:
+            report.warnings.append(f"wal/{fi.name}: not a WAL object amber writes (ignored)")
+        elif read_data:
+            repo.cancel.check()
+            try:
+                store.open(fi.name, store.load_sealed(fi.name, fi.size))
+                report.read += 1
+            except (IntegrityError, ObjectNotFound) as exc:
+                report.errors.append(f"wal/{fi.name}: {exc.message}")
+    if not listing:
+        return report
+    wal = archived(repo)
+    bases = base_backups(repo)
+    for cluster, entry in sorted(wal.items()):
+        mine = [b for b in bases if b.info.cluster == cluster]
+        for base in mine:
+            needed = _range(base.info)
+            absent = [p for p in needed if not any(n.position == p for n in entry.names)]
+            if absent:
+                report.errors.append(
+                    f"base backup {base.snapshot_id[:8]} (cluster {cluster}) lacks WAL "
+                    f"segment(s) {', '.join(absent[:3])}: it cannot be restored"
+                )
+        missing = gaps(entry, mine)
+        if missing:
+            report.warnings.append(
+                f"cluster {cluster}: {len(missing)} WAL segment(s) missing after the oldest "
+                f"base backup, first {missing[0]}: recovery stops there"
+            )
+    return report
+
+
+def _range(info: BaseInfo) -> list[str]:
+    """Segment positions from a base backup's start to its stop (the WAL it cannot do without)."""
+    pos = walnames.segment_position(walnames.parse_lsn(info.start_lsn), info.segment_size)
+    stop = walnames.segment_position(walnames.parse_lsn(info.stop_lsn), info.segment_size)
+    out = [pos]
+    while pos < stop:
+        pos = walnames.next_position(pos, info.segment_size)
+        out.append(pos)
+    return out
