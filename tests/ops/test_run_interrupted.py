@@ -23,7 +23,8 @@ def test_a_second_signal_stops_at_once_and_is_still_recorded_and_alerted(tmp_pat
             ctx.cancel.cancel(Terminated())
             raise KeyboardInterrupt
 
-    options = run_service.RunOptions(observer=recorder, note=note, context=ctx)
+    ctx.events.subscribe(recorder)
+    options = run_service.RunOptions(note=note, context=ctx)
     with pytest.raises(KeyboardInterrupt):
         run_service.run_jobs(cfg, ["home"], options)
     [run] = StateDB(cfg.state.path).runs("home")

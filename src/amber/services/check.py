@@ -12,7 +12,7 @@ def check(
     repo: Repository, read_data: bool = False, subset: str | None = None,
     progress: Progress | None = None,
 ) -> CheckReport:  # fmt: skip
-    report = Checker(repo, progress).run(read_data=read_data, subset=subset)
+    report = Checker(repo, progress or repo.events).run(read_data=read_data, subset=subset)
     if repo.config.migrating:
         report.warnings.append(
             "the format migration has not finished: objects of both formats are accepted "

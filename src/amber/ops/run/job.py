@@ -9,7 +9,11 @@ one operation (``services.context``): its own backend options (the command
 line's, then ``[limits]``), a cancel signal that stops with the caller's, and
 its own audit record.
 A failed mirror does not stop the other destinations; a failed backup stops
-the job, since there is nothing to copy. A signal stops the job at its next
+the job, since there is nothing to copy. What a job reports (run events, the backup's
+progress, retry notices) goes to its context's sink: its own subscribers, then the
+caller's (alerts, the CLI, the dashboard subscribe there); and the job's context is
+registered in ``services.operations.RUNNING`` while it runs, for a front end that
+watches every operation of the process. A signal stops the job at its next
 safe point (a second one at once): the run is recorded as ``interrupted``, the
 failure alert goes out, and no further job starts. A lapsed lease fails the job.
 """
@@ -24,7 +28,6 @@ from dataclasses import dataclass, field
 
 from amber import errors
 from amber.childenv import child_env
-from amber.engine.progress import Progress
 from amber.errors import (
     AmberError,
     HookFailed,
@@ -34,15 +37,16 @@ from amber.errors import (
     StateError,
     SuspiciousBackup,
 )
+from amber.events import RunEvent, Subscriber
 from amber.ops import limits as limits_service
 from amber.ops.config.model import Config, JobConfig
 from amber.ops.limits import Limits
 from amber.ops.run import steps as run_steps
-from amber.ops.run.events import NullObserver, RunEvent, RunObserver, SafeObservers
 from amber.ops.run.steps import Repositories
 from amber.ops.state import Destination, RunRecord, StateDB, job_lock
 from amber.services import session
 from amber.services.context import OperationContext
+from amber.services.operations import RUNNING
 from amber.storage.url import BackendOptions
 
 _INTEGRITY_ERRORS = ("CheckFailed", "IntegrityError")
@@ -51,12 +55,10 @@ _INTEGRITY_ERRORS = ("CheckFailed", "IntegrityError")
 @dataclass
 class RunOptions:
     limits: Limits = field(default_factory=Limits)
-    observer: RunObserver = field(default_factory=NullObserver)
     passwords: session.PasswordSource = field(default_factory=session.PasswordSource)
     check: bool = True  # False skips the sampled check (--no-check)
     note: Callable[[str], None] = lambda _msg: None  # progress lines for the CLI
-    context: OperationContext = field(default_factory=OperationContext)  # the caller's operation
-    progress: Progress | None = None  # the backup step's files and bytes (the web dashboard's live view)
+    context: OperationContext = field(default_factory=OperationContext)  # the caller's; subscribe to its sink
 
 
 @dataclass
@@ -83,7 +85,7 @@ def run_jobs(config: Config, names: Sequence[str], options: RunOptions) -> list[
         ctx = options.context.child("job", [job.name], job_options(options), job.repository)
         repos = Repositories(config, options.passwords, ctx)
         try:
-            with job_lock(config.state_dir, job.name):
+            with RUNNING.track(ctx), job_lock(config.state_dir, job.name):
                 result = _run_job(job, repos, db, options)
         except JobRunning as exc:
             options.note(exc.message)
@@ -104,15 +106,17 @@ def job_options(options: RunOptions) -> BackendOptions:
     return dataclasses.replace(base, limit_upload_kib=up, limit_download_kib=down)
 
 
-def standard_observer(config: Config, note: Callable[[str], None]) -> RunObserver:
-    """Notifications, healthchecks pings and capacity alerts; an observer failure only prints a note."""
+def standard_observer(config: Config, note: Callable[[str], None]) -> Subscriber:
+    """Notifications, healthchecks pings and capacity alerts, as a subscriber of the run's events.
+
+    A failing subscriber only becomes a "subscriber" notice (``amber.events``)."""
     from amber.ops.alerting.notify import AlertObserver  # apprise is slow to import: only when running
 
     def warn(message: str) -> None:
         if message:
             note(message)
 
-    return SafeObservers([AlertObserver(config, warn)], lambda m: note(f"observer failed: {m}"))
+    return AlertObserver(config, warn)
 
 
 def worst_error(results: Sequence[JobResult]) -> AmberError | None:
@@ -143,10 +147,11 @@ def worst_error(results: Sequence[JobResult]) -> AmberError | None:
 class _Run:
     """The mutable state of one job's run."""
 
-    def __init__(self, job: JobConfig, record: RunRecord, options: RunOptions) -> None:
+    def __init__(self, job: JobConfig, record: RunRecord, options: RunOptions, ctx: OperationContext) -> None:
         self.job = job
         self.record = record
         self.options = options
+        self.events = ctx.events  # the job's sink
         self.error: AmberError | None = None
         self.suspicious: SuspiciousBackup | None = None  # the snapshot was written; the job goes on
 
@@ -165,8 +170,8 @@ class _Run:
                 raise error(dest.message)
             self.fail(error(f"{dest.step} on {dest.name}: {dest.message}"))
             if dest.details.get("error") in _INTEGRITY_ERRORS:
-                self.options.observer.on_event(RunEvent("integrity", self.job.name, dest.message, dest.name,
-                                                        {"step": dest.step, **dest.details}))  # fmt: skip
+                self.events.run_event(RunEvent("integrity", self.job.name, dest.message, dest.name,
+                                               {"step": dest.step, **dest.details}))  # fmt: skip
         return dest
 
 
@@ -178,8 +183,8 @@ def _error_class(dest: Destination) -> type[AmberError]:
 
 def _run_job(job: JobConfig, repos: Repositories, db: StateDB, options: RunOptions) -> JobResult:
     record = db.begin(job.name, socket.gethostname())
-    options.observer.on_event(RunEvent("start", job.name, f"job {job.name} started", job.repository))
-    run = _Run(job, record, options)
+    run = _Run(job, record, options, repos.ctx)
+    run.events.run_event(RunEvent("start", job.name, f"job {job.name} started", job.repository))
     try:
         _pipeline(run, repos, options)
     except Interrupted as exc:  # a signal: stopped at a safe point; record it and alert
@@ -208,7 +213,7 @@ def _run_job(job: JobConfig, repos: Repositories, db: StateDB, options: RunOptio
     _finish(db, run)
     kind = {"success": "success", "partial": "partial", "failed": "failure"}[record.status]
     message = f"job {job.name}: {record.status}" + (f": {record.errors[0]}" if record.errors else "")
-    options.observer.on_event(RunEvent(kind, job.name, message, job.repository, record.as_dict()))
+    run.events.run_event(RunEvent(kind, job.name, message, job.repository, record.as_dict()))
     return JobResult(job.name, record.status, record, run.error or run.suspicious)
 
 
@@ -219,8 +224,7 @@ def _interrupted(db: StateDB, run: _Run, exc: Interrupted) -> JobResult:
     record.status = "interrupted"
     _finish(db, run)
     message = f"job {run.job.name}: interrupted: {exc.message}"
-    run.options.observer.on_event(RunEvent("failure", run.job.name, message, run.job.repository,
-                                           record.as_dict()))  # fmt: skip
+    run.events.run_event(RunEvent("failure", run.job.name, message, run.job.repository, record.as_dict()))
     return JobResult(run.job.name, "interrupted", record, exc)
 
 
@@ -238,7 +242,7 @@ def _pipeline(run: _Run, repos: Repositories, options: RunOptions) -> None:
     except HookFailed as exc:
         run.fail(exc)
         return
-    dest, error = run_steps.backup(repos, job, options.limits, options.note, options.progress)
+    dest, error = run_steps.backup(repos, job, options.limits, options.note)  # progress: to the job's sink
     run.add(dest)
     if error is not None:
         run.error = error  # keep the original class: its exit code is the most precise
@@ -282,7 +286,7 @@ def _alert_if_suspicious(run: _Run, dest: Destination) -> None:
     details = {"snapshot": dest.snapshot_id, "reasons": anomaly.get("reasons", []),
                "top_dirs": anomaly.get("top_dirs", []), "examples": anomaly.get("examples", [])}  # fmt: skip
     message = f"job {run.job.name}: {run.suspicious.message}"
-    run.options.observer.on_event(RunEvent("anomaly", run.job.name, message, dest.name, details))
+    run.events.run_event(RunEvent("anomaly", run.job.name, message, dest.name, details))
 
 
 def _stopped(repos: Repositories) -> bool:
