@@ -118,10 +118,13 @@ class LiveRun:
 class _Reporter(Subscriber):
     """A subscriber of one run's sink: updates its LiveRun and tells the hub, throttled.
 
-    ``ends``: the run's outcome event ends the live view (a run another front end started)."""
+    Files and bytes are the backup step's (what the ETA compares with the last backup);
+    later steps (copy, check) only change the phase. ``ends``: the run's outcome event
+    ends the live view (a run another front end started)."""
 
     def __init__(self, live: LiveRun, changed: Callable[[LiveRun], None], ends: bool = False) -> None:
         self.live, self.changed, self._last, self.ends = live, changed, 0.0, ends
+        self._counting = True  # until a step other than the backup starts
 
     def _tick(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -130,24 +133,30 @@ class _Reporter(Subscriber):
             self.changed(self.live)
 
     def file_done(self, path: bytes, size: int, status: str) -> None:
-        self.live.files += 1
-        self.live.phase = "backing up"
-        self._tick()
+        if self._counting:
+            self.live.files += 1
+            self.live.phase = "backing up"
+            self._tick()
 
     def bytes_done(self, n: int) -> None:
-        self.live.bytes += n
-        self._tick()
+        if self._counting:
+            self.live.bytes += n
+            self._tick()
 
     def error(self, path: bytes, message: str) -> None:
-        self.live.errors += 1
-        self._tick()
+        if self._counting:
+            self.live.errors += 1
+            self._tick()
 
     def note(self, message: str) -> None:
         self.live.phase = message.removeprefix(f"{self.live.job}: ")
         self._tick(force=True)
 
     def notice(self, kind: str, message: str) -> None:
-        if kind == "subscriber":
+        if kind == "step":  # `amber run` starts a step: "backup main", "copy usb", "check main"
+            self._counting = message.startswith("backup ")
+            self.note(message)
+        elif kind == "subscriber":
             self.note(f"observer failed: {message}")
 
     def run_event(self, event: RunEvent) -> None:

@@ -242,6 +242,7 @@ def _pipeline(run: _Run, repos: Repositories, options: RunOptions) -> None:
     except HookFailed as exc:
         run.fail(exc)
         return
+    _step(run, "backup", job.repository)
     dest, error = run_steps.backup(repos, job, options.limits, options.note)  # progress: to the job's sink
     run.add(dest)
     if error is not None:
@@ -258,21 +259,30 @@ def _pipeline(run: _Run, repos: Repositories, options: RunOptions) -> None:
         if repos.settings(mirror).offline and not repos.present(mirror):
             run.add(Destination(mirror, "copy", "skipped", "offline repository is not connected"))
             continue
+        _step(run, "copy", mirror)
         if run.add(run_steps.copy(repos, job, mirror, dest.snapshot_id)).status != "failed":
             reachable.append(mirror)
     if job.retention:
         for name in reachable:
             if _stopped(repos):
                 return
+            _step(run, "retention", name)
             run.add(run_steps.retention(repos, job, name))
     for name in reachable:  # after forget/prune: only what is still referenced stays locked longer
         if repos.object_locked(name) and not _stopped(repos):
+            _step(run, "object-lock", name)
             run.add(run_steps.extend_retention(repos, name))
     if job.check.enabled and options.check:
         for name in reachable:
             if _stopped(repos):
                 return
+            _step(run, "check", name)
             run.add(run_steps.check(repos, job, name))
+
+
+def _step(run: _Run, step: str, repository: str) -> None:
+    """A "step" notice: the progress that follows is this step's (the dashboard counts the backup's)."""
+    run.events.notice("step", f"{step} {repository}")
 
 
 def _alert_if_suspicious(run: _Run, dest: Destination) -> None:
