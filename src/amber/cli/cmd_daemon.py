@@ -29,7 +29,11 @@ def daemon(
     app: AppContext, nice: int | None, ionice_class: str | None, ionice_level: int | None,
     threads: int | None, memory_cap: str | None, tick: float, once: bool,
 ) -> None:  # fmt: skip
-    """Run scheduled jobs without systemd (stop with SIGTERM or Ctrl-C)."""
+    """Run scheduled jobs without systemd (stop with SIGTERM or Ctrl-C).
+
+    Stopped between jobs it exits 0; a signal that interrupted a running job exits
+    with that signal's code (143 for SIGTERM), as `amber run` does.
+    """
     cfg = app.config()
     limits = limits_service.with_options(
         limits_service.Limits.from_config(limits_service.scheduled(cfg.limits)), nice, ionice_class,
@@ -62,6 +66,9 @@ def daemon(
     results = daemon_service.serve(cfg, options)
     for r in results:
         echo(f"{r.job}: {r.status}")
+    stopped = run_service.interrupted_error(results)
+    if stopped is not None:
+        raise stopped
 
 
 def _extensions(

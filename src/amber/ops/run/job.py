@@ -119,12 +119,20 @@ def standard_observer(config: Config, note: Callable[[str], None]) -> Subscriber
     return AlertObserver(config, warn)
 
 
+def interrupted_error(results: Sequence[JobResult]) -> AmberError | None:
+    """The signal that stopped a job (its exit code: 143, 130, 129), or None; the daemon exits with it."""
+    stopped = [r for r in results if r.status == "interrupted" and r.error is not None]
+    if not stopped or stopped[0].error is None:
+        return None
+    err = stopped[0].error
+    return type(err)(f"job {stopped[0].job} {err.message}")
+
+
 def worst_error(results: Sequence[JobResult]) -> AmberError | None:
     """The error `amber run` exits with: interrupted > failed > already running > partial > none."""
-    stopped = [r for r in results if r.status == "interrupted" and r.error is not None]
-    if stopped and stopped[0].error is not None:
-        err = stopped[0].error
-        return type(err)(f"job {stopped[0].job} {err.message}")
+    stopped = interrupted_error(results)
+    if stopped is not None:
+        return stopped
     failed = [r for r in results if r.status == "failed"]
     if len(failed) == 1 and failed[0].error is not None:
         err = failed[0].error
