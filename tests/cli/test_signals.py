@@ -173,3 +173,25 @@ def test_the_daemon_exits_143_when_sigterm_interrupts_a_job(
     assert [(job, status) for job, status, _ in runs(tmp_path)] == [("db", "interrupted")]
     assert list((cli.repo / "locks").iterdir()) == []
     assert "interrupted" in http_receiver.wait(1)[0].json()["message"]
+
+
+def test_backup_stdin_stops_while_the_pipe_is_silent(cli: AmberCli) -> None:
+    """SIGTERM arrives while `backup --stdin` waits in a read of an open, silent pipe."""
+    pipe = subprocess.PIPE
+    proc = subprocess.Popen([sys.executable, "-m", "amber", "backup", "--stdin"], env=cli.env,
+                            stdin=pipe, stdout=pipe, stderr=pipe)  # fmt: skip
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(b"some data, then nothing\n" * 1000)
+        proc.stdin.flush()  # the pipe stays open: without a cancellable read, amber waits for more
+        wait_until_locked(cli.repo, proc)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)  # with the pipe still open: prompt, not at the writer's next bytes
+        _, err = proc.communicate()
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, err
+    assert "amber: terminated" in err.decode() and "Traceback" not in err.decode()
+    assert list((cli.repo / "locks").iterdir()) == []
+    assert list((cli.repo / "snapshots").iterdir()) == []
+    cli.run("check", "--read-data")

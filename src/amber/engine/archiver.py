@@ -32,6 +32,7 @@ from typing import IO, Protocol
 from amber.cancel import CancelToken
 from amber.engine import prewarm
 from amber.engine.changefacts import ChangeFacts
+from amber.engine.chunker import Readable
 from amber.engine.dirfinish import DirFinisher, WalkDir, count_new_content
 from amber.engine.filereader import BlobSaver, ContentReader, FileContent
 from amber.engine.metadata import (
@@ -158,7 +159,7 @@ class Archiver:
                 helper.stop()
         return self._result(tree_id, started)
 
-    def archive_stream(self, name: bytes, stream: IO[bytes]) -> ArchiveResult:
+    def archive_stream(self, name: bytes, stream: Readable | IO[bytes]) -> ArchiveResult:
         started = time.monotonic()
         content = self._reader.read_stream(stream)
         now = time.time_ns()

@@ -23,6 +23,7 @@ from amber.engine.filereader import ContentReader
 from amber.engine.patterns import PathMatcher
 from amber.engine.progress import Progress
 from amber.engine.source import LiveSource, Source
+from amber.engine.streamread import cancellable
 from amber.errors import (
     AmberError,
     DiskFull,
@@ -246,7 +247,8 @@ def backup_stream(
     reader = content_reader(repo, progress or repo.events)
     archiver = Archiver(repo.blobs, repo, reader, cancel=repo.cancel)
     with keeping_uploads(repo):
-        result = archiver.archive_stream(os.fsencode(name), stream)
+        # a silent pipe must not hold off a signal: read it in slices that check the cancel
+        result = archiver.archive_stream(os.fsencode(name), cancellable(stream, repo.cancel))
     host = req.host or socket.gethostname()
     return _commit(repo, req, host, ["/" + name], None, result, missing_packs)
 
