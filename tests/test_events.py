@@ -6,7 +6,8 @@ import threading
 
 import pytest
 
-from amber.events import Events, RunEvent, Subscriber
+from amber.engine.progress import is_silent
+from amber.events import Events, NullEvents, RunEvent, Subscriber
 
 
 class Log(Subscriber):
@@ -110,3 +111,15 @@ def test_subscribing_while_workers_report_loses_nothing_already_subscribed() -> 
     for t in threads:
         t.join()
     assert sum(n for kind, n in total.seen if kind == "bytes") == 8000  # type: ignore[misc]
+
+
+def test_a_sink_is_silent_while_nobody_hears_it() -> None:
+    parent = Events()
+    child = parent.child()
+    assert parent.silent and child.silent and NullEvents().silent
+    assert is_silent(child) and not is_silent(Log())
+    unsubscribe = parent.subscribe(Log())
+    assert not parent.silent and not child.silent  # the child's events reach the parent's subscriber
+    unsubscribe()
+    child.subscribe(Log())
+    assert not child.silent and parent.silent

@@ -76,7 +76,10 @@ class Subscriber:
         return None
 
 
-NullEvents = Subscriber  # the silent sink
+class NullEvents(Subscriber):
+    """The sink of an operation nobody listens to."""
+
+    silent = True
 
 
 class Events:
@@ -105,6 +108,12 @@ class Events:
     @property
     def subscribers(self) -> tuple[EventSink, ...]:
         return self._subscribers
+
+    @property
+    def silent(self) -> bool:
+        """Nobody hears this sink now (hot loops may skip per-file calls; see ``engine.progress``)."""
+        parent = self._parent
+        return not self._subscribers and (parent is None or bool(getattr(parent, "silent", False)))
 
     def _targets(self) -> tuple[EventSink, ...]:
         subscribers = self._subscribers  # a tuple swapped whole: no lock needed to read it
