@@ -3,6 +3,7 @@ and a dashboard sees the progress of a run it did not start."""
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 from amber.events import EventSink, RunEvent, Subscriber
 from amber.ops.run import job as run_service
 from amber.services.context import OperationContext
-from amber.services.operations import RUNNING
+from amber.services.operations import RUNNING, OperationRegistry
 from amber.storage.url import BackendOptions
 from amber.web.live import LiveRun, Runner
 from tests.ops.test_run import load, make_config
@@ -118,3 +119,20 @@ def test_the_dashboard_shows_a_run_it_did_not_start(tmp_path: Path) -> None:
         assert runner.live["home"].files == 2
     finally:
         runner.close()
+
+
+def test_a_dropped_dashboard_stops_watching(tmp_path: Path) -> None:
+    cfg = load(make_config(tmp_path))
+    registry = OperationRegistry()
+    changes: list[LiveRun] = []
+    runner = Runner(cfg, changes.append)
+    runner.watch(registry)
+    with registry.track(OperationContext().child("job", ["home"])):
+        pass
+    seen = len(changes)
+    assert seen >= 2 and changes[-1].phase == "finished"  # told of the start and of the end
+    del runner
+    gc.collect()
+    with registry.track(OperationContext().child("job", ["home"])):
+        pass
+    assert len(changes) == seen

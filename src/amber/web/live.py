@@ -17,6 +17,7 @@ import asyncio
 import re
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -175,6 +176,22 @@ class _Reporter(Subscriber):
             self._tick(force=True)
 
 
+class _WeakWatcher:
+    """Passes the registry's calls on to a runner while it exists."""
+
+    def __init__(self, runner: weakref.ref[Runner]) -> None:
+        self._runner = runner
+
+    def operation_started(self, ctx: OperationContext) -> EventSink | None:
+        runner = self._runner()
+        return runner.operation_started(ctx) if runner is not None else None
+
+    def operation_finished(self, ctx: OperationContext) -> None:
+        runner = self._runner()
+        if runner is not None:
+            runner.operation_finished(ctx)
+
+
 class Runner:
     """Starts configured jobs in background threads through ``ops.run``, one at a time per job."""
 
@@ -189,8 +206,10 @@ class Runner:
         self._unwatch: Callable[[], None] = lambda: None
 
     def watch(self, registry: OperationRegistry) -> None:
-        """Show the jobs other front ends of this process run (the daemon's), until :meth:`close`."""
-        self._unwatch = registry.watch(self)
+        """Show the jobs other front ends of this process run (the daemon's), until :meth:`close`
+        (or until this runner is dropped: the registry holds it weakly)."""
+        self._unwatch = registry.watch(_WeakWatcher(weakref.ref(self)))
+        weakref.finalize(self, self._unwatch)
 
     def close(self) -> None:
         self._unwatch()
