@@ -57,7 +57,7 @@ def daemon(
 
     app.operation.events.subscribe(run_service.standard_observer(cfg, note))  # every job's run events
     options = daemon_service.DaemonOptions(
-        run=run_service.RunOptions(limits=limits, passwords=app.passwords, note=note, context=app.operation),
+        run=run_service.RunOptions(limits=limits, passwords=app.passwords, context=app.operation),
         tick=tick, once=once, stop=stop,
         extensions=_extensions(note, app.passwords),
     )  # fmt: skip

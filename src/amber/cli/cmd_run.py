@@ -37,8 +37,8 @@ def run(
         err_console.print(plain(redact(msg)), highlight=False)
 
     app.operation.events.subscribe(run_service.standard_observer(cfg, note))  # every job's run events
-    options = run_service.RunOptions(limits=limits, passwords=app.passwords, check=not no_check, note=note,
-                                     context=app.operation)  # fmt: skip
+    options = run_service.RunOptions(limits=limits, passwords=app.passwords, check=not no_check,
+                                     context=app.operation)  # each job's lines: "note" notices (cli/main.py)
     if check_only:
         _check_only(cfg, list(jobs), options, as_json)
         return

@@ -34,7 +34,11 @@ class CliEvents(Subscriber):
         self.debug = debug
 
     def notice(self, kind: str, message: str) -> None:
-        if kind == "audit":
+        if kind == "note":  # `amber run` and the daemon: each step's result, hooks
+            err_console.print(plain(redact(message)), highlight=False)
+        elif kind == "limits":
+            err_console.print(plain(f"limits: {message}"), highlight=False)
+        elif kind == "audit":
             err_console.print(f"[yellow]warning:[/] audit log not written: {plain(message)}", highlight=False)
         elif kind == "subscriber":
             err_console.print(f"[yellow]warning:[/] observer failed: {plain(message)}", highlight=False)

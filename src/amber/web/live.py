@@ -157,6 +157,8 @@ class _Reporter(Subscriber):
         if kind == "step":  # `amber run` starts a step: "backup main", "copy usb", "check main"
             self._counting = message.startswith("backup ")
             self.note(message)
+        elif kind == "note":  # a step's result: "home: copy usb: success"
+            self.note(message)
         elif kind == "subscriber":
             self.note(f"observer failed: {message}")
 
@@ -290,8 +292,7 @@ class Runner:
         # nice and ionice are process-wide: they would slow the server with the run
         limits = replace(Limits.from_config(self.config.limits), nice=None, ionice_class=None,
                          ionice_level=None)  # fmt: skip
-        options = run_service.RunOptions(limits=limits, passwords=self.passwords, note=reporter.note,
-                                         context=ctx)  # fmt: skip
+        options = run_service.RunOptions(limits=limits, passwords=self.passwords, context=ctx)
         [result] = run_service.run_jobs(self.config, [live.job], options)
         return result.status, result.error.message if result.error else ""
 

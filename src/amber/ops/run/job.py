@@ -10,8 +10,9 @@ line's, then ``[limits]``), a cancel signal that stops with the caller's, and
 its own audit record.
 A failed mirror does not stop the other destinations; a failed backup stops
 the job, since there is nothing to copy. What a job reports (run events, the backup's
-progress, retry notices) goes to its context's sink: its own subscribers, then the
-caller's (alerts, the CLI, the dashboard subscribe there); and the job's context is
+progress, "note" lines for each step's result, retry notices) goes to its context's
+sink: its own subscribers, then the caller's (alerts, the CLI, the dashboard subscribe
+there); and the job's context is
 registered in ``services.operations.RUNNING`` while it runs, for a front end that
 watches every operation of the process. A signal stops the job at its next
 safe point (a second one at once): the run is recorded as ``interrupted``, the
@@ -57,7 +58,6 @@ class RunOptions:
     limits: Limits = field(default_factory=Limits)
     passwords: session.PasswordSource = field(default_factory=session.PasswordSource)
     check: bool = True  # False skips the sampled check (--no-check)
-    note: Callable[[str], None] = lambda _msg: None  # progress lines for the CLI
     context: OperationContext = field(default_factory=OperationContext)  # the caller's; subscribe to its sink
 
 
@@ -75,7 +75,7 @@ def run_jobs(config: Config, names: Sequence[str], options: RunOptions) -> list[
     if not jobs:
         raise AmberError(f"{config.source}: no jobs configured")
     for line in limits_service.apply(options.limits):  # nice/ionice: per process by nature
-        options.note(f"limits: {line}")
+        options.context.events.notice("limits", line)
     db = StateDB(config.state.path)
     options.context.cancel.watch()  # checked between jobs and between steps
     results = []
@@ -88,7 +88,7 @@ def run_jobs(config: Config, names: Sequence[str], options: RunOptions) -> list[
             with RUNNING.track(ctx), job_lock(config.state_dir, job.name):
                 result = _run_job(job, repos, db, options)
         except JobRunning as exc:
-            options.note(exc.message)
+            ctx.events.notice("note", exc.message)
             result = JobResult(job.name, "running", error=exc)
         except BaseException as exc:
             ctx.finish_with(exc)
@@ -170,8 +170,8 @@ class _Run:
     def add(self, dest: Destination) -> Destination:
         """Record a step's result; a step stopped by a signal stops the job (raises Interrupted)."""
         self.record.destinations.append(dest)
-        self.options.note(f"{self.job.name}: {dest.step} {dest.name}: {dest.status}"
-                          + (f" ({dest.message})" if dest.message else ""))  # fmt: skip
+        self.events.notice("note", f"{self.job.name}: {dest.step} {dest.name}: {dest.status}"
+                           + (f" ({dest.message})" if dest.message else ""))  # fmt: skip
         if dest.status == "failed":
             error = _error_class(dest)
             if issubclass(error, Interrupted):
@@ -240,7 +240,7 @@ def _finish(db: StateDB, run: _Run) -> None:
     try:
         db.finish(run.record)
     except StateError as exc:  # the backup itself is safe; say so, don't hide the outcome
-        run.options.note(f"could not record the run: {exc.message}")
+        run.events.notice("note", f"could not record the run: {exc.message}")
 
 
 def _pipeline(run: _Run, repos: Repositories, options: RunOptions) -> None:
@@ -251,7 +251,7 @@ def _pipeline(run: _Run, repos: Repositories, options: RunOptions) -> None:
         run.fail(exc)
         return
     _step(run, "backup", job.repository)
-    dest, error = run_steps.backup(repos, job, options.limits, options.note)  # progress: to the job's sink
+    dest, error = run_steps.backup(repos, job, options.limits, lambda line: run.events.notice("note", line))
     run.add(dest)
     if error is not None:
         run.error = error  # keep the original class: its exit code is the most precise
@@ -325,7 +325,7 @@ def _hooks(run: _Run, commands: Sequence[str], phase: str) -> None:
                      "AMBER_STATUS": run.record.status, "AMBER_ERROR": error,
                      "AMBER_REPOSITORY": run.job.repository})  # fmt: skip
     for command in commands:
-        run.options.note(f"{run.job.name}: {phase} hook: {command}")
+        run.events.notice("note", f"{run.job.name}: {phase} hook: {command}")
         try:
             code = subprocess.run(command, shell=True, env=env, stdout=2, check=False).returncode
         except OSError as exc:
