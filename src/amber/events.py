@@ -14,7 +14,8 @@ Three kinds of event, one method each family:
   (:class:`RunEvent`: start, success, partial, failure, integrity, anomaly);
 * ``notice(kind, message)``: one line about the operation: "retry" (a request
   is retried), "lease", "limits", "audit" (the audit log could not be
-  written), "subscriber" (a subscriber failed), "note" (a step's progress line).
+  written), "subscriber" (a subscriber failed), "step" (`amber run` starts a
+  step: "backup main"), "note" (a line about a job: a step's result, a hook).
 
 :class:`Events` fans every event out to its subscribers. A subscriber's
 exception never fails the operation: it becomes a "subscriber" notice to the
