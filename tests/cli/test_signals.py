@@ -8,6 +8,7 @@ code names the signal. `amber run` records the run as interrupted and alerts.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import signal
 import sqlite3
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from amber.ops.state import StateDB
 from tests.conftest import AmberCli
 from tests.receivers import (  # noqa: F401 (fixtures)
     HttpReceiver,
@@ -151,3 +153,45 @@ def test_the_first_signal_waits_for_a_safe_point_only_when_a_loop_watches() -> N
         time.sleep(1)
     assert isinstance(unwatched.reason, HungUp)  # the exit code is still the signal's
     assert signal.getsignal(signal.SIGTERM) is before  # handlers restored afterwards
+
+
+@pytest.mark.slow
+def test_the_daemon_exits_143_when_sigterm_interrupts_a_job(
+    cli: AmberCli, tmp_path: Path, http_receiver: HttpReceiver
+) -> None:
+    config = run_config(tmp_path, http_receiver.url("json", "/alert"))
+    scheduled = 'stdin_filename = "dump.bin"\nschedule = "hourly"\n'
+    config.write_text(config.read_text().replace('stdin_filename = "dump.bin"\n', scheduled))
+    StateDB(str(tmp_path / "state" / "state.db")).set_stamp("run:db", dt.datetime(2020, 1, 1).timestamp())
+    proc = popen(cli, "--config", str(config), "daemon", "--tick", "0.2")
+    wait_until_locked(cli.repo, proc)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "amber: job db terminated" in err.decode() and "Traceback" not in err.decode()
+    assert b"db: interrupted" in out
+    assert [(job, status) for job, status, _ in runs(tmp_path)] == [("db", "interrupted")]
+    assert list((cli.repo / "locks").iterdir()) == []
+    assert "interrupted" in http_receiver.wait(1)[0].json()["message"]
+
+
+def test_backup_stdin_stops_while_the_pipe_is_silent(cli: AmberCli) -> None:
+    """SIGTERM arrives while `backup --stdin` waits in a read of an open, silent pipe."""
+    pipe = subprocess.PIPE
+    proc = subprocess.Popen([sys.executable, "-m", "amber", "backup", "--stdin"], env=cli.env,
+                            stdin=pipe, stdout=pipe, stderr=pipe)  # fmt: skip
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(b"some data, then nothing\n" * 1000)
+        proc.stdin.flush()  # the pipe stays open: without a cancellable read, amber waits for more
+        wait_until_locked(cli.repo, proc)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)  # with the pipe still open: prompt, not at the writer's next bytes
+        _, err = proc.communicate()
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, err
+    assert "amber: terminated" in err.decode() and "Traceback" not in err.decode()
+    assert list((cli.repo / "locks").iterdir()) == []
+    assert list((cli.repo / "snapshots").iterdir()) == []
+    cli.run("check", "--read-data")

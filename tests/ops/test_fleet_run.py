@@ -10,7 +10,7 @@ from amber.ops.run import job as run_service
 from amber.ops.run.fleet import fleet_view
 from amber.repository.run_records import FleetRecord, RunEntry, record_names
 from amber.services import fleet, session
-from tests.ops.test_run import load, make_config
+from tests.ops.test_run import Notes, load, make_config, noted
 
 
 def test_a_run_publishes_its_record_and_the_view_shows_every_host(tmp_path: Path) -> None:
@@ -38,7 +38,8 @@ def test_a_run_publishes_its_record_and_the_view_shows_every_host(tmp_path: Path
 def test_a_run_that_cannot_reach_its_repository_writes_no_record(tmp_path: Path) -> None:
     path = make_config(tmp_path)
     path.write_text(path.read_text().replace('repository = "main"', 'repository = "gone"'))
-    notes: list[str] = []
-    [result] = run_service.run_jobs(load(path), ["home"], run_service.RunOptions(note=notes.append))
+    collected = Notes()
+    [result] = run_service.run_jobs(load(path), ["home"], noted(collected))
+    notes = collected.lines
     assert result.status == "failed"
     assert not any("run record" in n for n in notes)

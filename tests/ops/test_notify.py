@@ -6,10 +6,10 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
+from amber.events import RunEvent
 from amber.ops.alerting import notify
 from amber.ops.alerting.policy import Event
 from amber.ops.config.model import parse_config
-from amber.ops.run.events import RunEvent
 from tests.receivers import (  # noqa: F401 (fixtures)
     HttpReceiver,
     SmtpSink,
@@ -164,8 +164,8 @@ def test_run_observer_alerts_pings_and_checks_capacity(tmp_path: Path, http_rece
     url = http_receiver.url("json", "")
     cfg = parse_config(config_text(tmp_path, url, "capacity_alert_percent = 1"), "t.toml")
     observer = notify.AlertObserver(cfg)
-    observer.on_event(RunEvent("start", "home", "job home started", "local"))
-    observer.on_event(RunEvent("failure", "home", "job home: failed: no repository", "local",
+    observer.run_event(RunEvent("start", "home", "job home started", "local"))
+    observer.run_event(RunEvent("failure", "home", "job home: failed: no repository", "local",
                                {"status": "failed", "errors": ["no repository at x"]}))  # fmt: skip
     paths = [r.path for r in http_receiver.wait(4)]
     assert paths[:2] == ["/hc/start", "/hc/fail"]

@@ -5,27 +5,54 @@ from __future__ import annotations
 import os
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from amber.errors import CheckFailed, HookFailed, JobRunning
+from amber.events import RunEvent, Subscriber
 from amber.ops.config.model import Config, parse_config
 from amber.ops.limits import Limits
 from amber.ops.run import job as run_service
-from amber.ops.run.events import RunEvent
 from amber.ops.state import StateDB, job_lock
 from amber.services import session
+from amber.services.context import OperationContext
 from amber.storage import open_backend
 from amber.storage.base import FileType
 from tests.conftest import PASSWORD, AmberCli
 
 
-class Recorder:
+class Recorder(Subscriber):
     def __init__(self) -> None:
         self.events: list[RunEvent] = []
 
-    def on_event(self, event: RunEvent) -> None:
+    def run_event(self, event: RunEvent) -> None:
         self.events.append(event)
+
+
+class Notes(Subscriber):
+    """The "note" notices (each step's result, hooks, watcher lines) as a list of lines."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def notice(self, kind: str, message: str) -> None:
+        if kind == "note":
+            self.lines.append(message)
+
+
+def noted(notes: Notes, **options: Any) -> run_service.RunOptions:
+    """Run options whose operation's sink collects its notes in ``notes``."""
+    ctx = OperationContext()
+    ctx.events.subscribe(notes)
+    return run_service.RunOptions(context=ctx, **options)
+
+
+def observed(recorder: Recorder, **options: Any) -> run_service.RunOptions:
+    """Run options whose operation's sink has ``recorder`` subscribed."""
+    ctx = OperationContext()
+    ctx.events.subscribe(recorder)
+    return run_service.RunOptions(context=ctx, **options)
 
 
 def make_config(tmp: Path, extra_job: str = "", mirrors: str = "[]", extra: str = "") -> Path:
@@ -85,7 +112,7 @@ def test_successful_run_records_everything(tmp_path: Path) -> None:
              f'after = ["echo after $AMBER_STATUS $AMBER_SNAPSHOT >> {log}"] }}')
     cfg = load(make_config(tmp_path, hooks))
     recorder = Recorder()
-    results = run_service.run_jobs(cfg, ["home"], run_service.RunOptions(observer=recorder))
+    results = run_service.run_jobs(cfg, ["home"], observed(recorder))
     assert [r.status for r in results] == ["success"]
     assert run_service.worst_error(results) is None
     record = StateDB(cfg.state.path).runs("home")[0]
@@ -105,7 +132,7 @@ def test_failing_before_hook_backs_up_nothing_and_runs_on_failure(tmp_path: Path
     cfg = load(make_config(tmp_path, f'hooks = {{ before = ["exit 3"], after = ["echo after >> {log}"], '
                                      f'on_failure = ["echo failed $AMBER_ERROR >> {log}"] }}'))  # fmt: skip
     recorder = Recorder()
-    results = run_service.run_jobs(cfg, [], run_service.RunOptions(observer=recorder))
+    results = run_service.run_jobs(cfg, [], observed(recorder))
     assert results[0].status == "failed"
     error = run_service.worst_error(results)
     assert isinstance(error, HookFailed) and error.exit_code == 27
@@ -141,7 +168,7 @@ def test_damaged_pack_raises_integrity_event(tmp_path: Path) -> None:
     victim.chmod(0o644)
     victim.write_bytes(bytes(data))
     recorder = Recorder()
-    results = run_service.run_jobs(cfg, ["home"], run_service.RunOptions(observer=recorder))
+    results = run_service.run_jobs(cfg, ["home"], observed(recorder))
     assert results[0].status == "failed"
     assert isinstance(run_service.worst_error(results), CheckFailed)
     kinds = [e.kind for e in recorder.events]

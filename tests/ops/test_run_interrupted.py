@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from amber.errors import Terminated
+from amber.events import Subscriber
 from amber.ops.run import job as run_service
 from amber.ops.state import StateDB
 from amber.services.context import OperationContext
@@ -18,12 +19,15 @@ def test_a_second_signal_stops_at_once_and_is_still_recorded_and_alerted(tmp_pat
     ctx = OperationContext()
     recorder = Recorder()
 
-    def note(message: str) -> None:
-        if "backup" in message:  # the first signal came earlier; this is the second one
-            ctx.cancel.cancel(Terminated())
-            raise KeyboardInterrupt
+    class SecondSignal(Subscriber):
+        def notice(self, kind: str, message: str) -> None:
+            if kind == "note" and "backup" in message:  # the first signal came earlier; this is the second
+                ctx.cancel.cancel(Terminated())
+                raise KeyboardInterrupt
 
-    options = run_service.RunOptions(observer=recorder, note=note, context=ctx)
+    ctx.events.subscribe(recorder)
+    ctx.events.subscribe(SecondSignal())
+    options = run_service.RunOptions(context=ctx)
     with pytest.raises(KeyboardInterrupt):
         run_service.run_jobs(cfg, ["home"], options)
     [run] = StateDB(cfg.state.path).runs("home")

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from amber.events import RunEvent, Subscriber
 from amber.ops.config.model import parse_config
 from amber.ops.run import job as run_service
-from amber.ops.run.events import RunEvent
 from amber.ops.run.steps import Repositories
 from amber.ops.state import StateDB
 from amber.services import session
@@ -18,6 +18,7 @@ from amber.storage.concurrency import ConcurrencyLimitedBackend
 from amber.storage.ratelimit import RateLimitedBackend
 from amber.storage.url import find_layer
 from tests.conftest import PASSWORD, AmberCli
+from tests.ops.test_run import observed
 from tests.storage.servers import MOTO_KEYS, S3Server, s3_server
 
 __all__ = ["s3_server"]
@@ -91,11 +92,11 @@ def test_run_with_lock_only_in_the_config_leaves_everything_locked(
     assert lock_step.details["extended"] >= len(unlocked) and lock_step.details["packs"] >= 1
 
 
-class Recorder:
+class Recorder(Subscriber):
     def __init__(self) -> None:
         self.events: list[RunEvent] = []
 
-    def on_event(self, event: RunEvent) -> None:
+    def run_event(self, event: RunEvent) -> None:
         self.events.append(event)
 
 
@@ -121,7 +122,7 @@ def test_failed_extension_is_recorded_and_alerts(
     for v in raw.list_object_versions(Bucket=bucket, Prefix=lost)["Versions"]:
         raw.delete_object(Bucket=bucket, Key=lost, VersionId=v["VersionId"])
     recorder = Recorder()
-    options = run_service.RunOptions(observer=recorder, check=False)
+    options = observed(recorder, check=False)
     [result] = run_service.run_jobs(cfg, ["home"], options)
     assert result.status == "failed" and result.record is not None
     steps = {d.step: d for d in result.record.destinations}

@@ -8,22 +8,23 @@ import subprocess
 import sys
 from pathlib import Path
 
+from amber.events import RunEvent, Subscriber
 from amber.ops.config.model import Config, parse_config
 from amber.ops.run import job as run_service
 from amber.ops.run import scheduled_check
-from amber.ops.run.events import RunEvent
 from amber.ops.schedule import units
 from amber.ops.state import StateDB
+from amber.services.context import OperationContext
 from amber.services.session import PasswordSource
 from tests.conftest import AmberCli
 from tests.ops.test_run import make_config
 
 
-class Recorder:
+class Recorder(Subscriber):
     def __init__(self) -> None:
         self.events: list[RunEvent] = []
 
-    def on_event(self, event: RunEvent) -> None:
+    def run_event(self, event: RunEvent) -> None:
         self.events.append(event)
 
 
@@ -49,8 +50,10 @@ def test_check_records_results_and_reports_damage(tmp_path: Path) -> None:
     assert backup_run.status == "success"
     job = cfg.jobs["home"]
     events = Recorder()
+    ctx = OperationContext()
+    ctx.events.subscribe(events)
 
-    run = scheduled_check.check_job(cfg, job, PasswordSource(), events)
+    run = scheduled_check.check_job(cfg, job, PasswordSource(), ctx)
     assert run.status == "success" and events.events == []
     assert {(d.name, d.status) for d in run.destinations} == {
         ("main", "success"), ("mirror", "success"), ("usb", "skipped"),
@@ -61,7 +64,7 @@ def test_check_records_results_and_reports_damage(tmp_path: Path) -> None:
     raw[len(raw) // 2] ^= 0xFF
     pack.write_bytes(bytes(raw))
 
-    run = scheduled_check.check_job(cfg, job, PasswordSource(), events)
+    run = scheduled_check.check_job(cfg, job, PasswordSource(), ctx)
     assert run.status == "failed"
     assert [(e.kind, e.repository) for e in events.events] == [("integrity", "main")]
     db = StateDB(cfg.state.path)

@@ -10,19 +10,17 @@ import pytest
 
 from amber.errors import Terminated
 from amber.ops.config.model import parse_config
-from amber.ops.run.job import RunOptions
 from amber.ops.watch.loop import WatchOptions, watch_job
-from amber.services.context import OperationContext
-from tests.ops.test_run import make_config, snapshot_count
+from tests.ops.test_run import Notes, make_config, noted, snapshot_count
 
 
 @pytest.mark.slow
 def test_past_the_watch_limit_it_scans_every_interval_and_a_cancel_stops_it(tmp_path: Path) -> None:
     path = make_config(tmp_path, 'watch_interval = "1s"')
     cfg = parse_config(path.read_text(), str(path))
-    notes: list[str] = []
-    ctx = OperationContext()
-    options = WatchOptions(RunOptions(note=notes.append, context=ctx, check=False), max_watches=1)
+    collected = Notes()
+    options = WatchOptions(noted(collected, check=False), max_watches=1)
+    ctx, notes = options.run.context, collected.lines
     outcome: list[BaseException] = []
 
     def watch() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-from contextlib import nullcontext
 from typing import Any
 
 import click
@@ -22,6 +21,7 @@ from amber.cli.output import (
     plain,
     quantity,
     scan_total,
+    showing,
 )
 from amber.engine.patterns import read_exclude_files
 from amber.errors import ConfigError, UsageError
@@ -114,13 +114,13 @@ def backup(
             scan_total(list(paths), progress)
     else:
         progress = None
-    with app.open() as repo, progress if progress is not None else nullcontext():
+    with app.open() as repo, showing(app.operation.events, progress):  # progress from the operation's sink
         if stdin_from_command:
-            outcome = backup_service.backup_command(repo, req, list(paths), progress)
+            outcome = backup_service.backup_command(repo, req, list(paths))
         elif from_stdin:
-            outcome = backup_service.backup_stream(repo, req, sys.stdin.buffer, progress)
+            outcome = backup_service.backup_stream(repo, req, sys.stdin.buffer)
         else:
-            outcome = backup_service.backup_paths(repo, req, progress)
+            outcome = backup_service.backup_paths(repo, req)
     _report(outcome, as_json)
     backup_service.raise_if_suspicious(outcome)
     backup_service.raise_if_partial(outcome)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from contextlib import nullcontext
 from typing import Any
 
 import click
@@ -11,7 +10,7 @@ import click
 from amber.cli.context import AppContext, make_passwords, pass_app
 from amber.cli.memory import favour_throughput
 from amber.cli.options import make_filter, snapshot_filter_options
-from amber.cli.output import BarProgress, echo, emit_json, err_console, human_bytes, plain
+from amber.cli.output import BarProgress, echo, emit_json, err_console, human_bytes, plain, showing
 from amber.errors import AmberError, UsageError
 from amber.ops.run import manual_copy
 from amber.services import copy as copy_service
@@ -83,8 +82,8 @@ def copy(
     )  # fmt: skip
     favour_throughput()
     progress: Any = BarProgress("copy") if sys.stderr.isatty() and not as_json else None
-    with progress if progress is not None else nullcontext():
-        outcome = manual_copy.manual_copy(job, progress)
+    with showing(app.operation.events, progress):
+        outcome = manual_copy.manual_copy(job)
     statuses = outcome.statuses
     if outcome.warning:
         err_console.print(f"[yellow]warning: {plain(outcome.warning)}[/]", highlight=False)

@@ -30,7 +30,11 @@ def daemon(
     app: AppContext, nice: int | None, ionice_class: str | None, ionice_level: int | None,
     threads: int | None, memory_cap: str | None, tick: float, once: bool,
 ) -> None:  # fmt: skip
-    """Run scheduled jobs without systemd (stop with SIGTERM or Ctrl-C)."""
+    """Run scheduled jobs without systemd (stop with SIGTERM or Ctrl-C).
+
+    Stopped between jobs it exits 0; a signal that interrupted a running job exits
+    with that signal's code (143 for SIGTERM), as `amber run` does.
+    """
     cfg = app.config()
     limits = limits_service.with_options(
         limits_service.Limits.from_config(limits_service.scheduled(cfg.limits)), nice, ionice_class,
@@ -52,8 +56,8 @@ def daemon(
     def note(msg: str) -> None:
         err_console.print(plain(redact(msg)), highlight=False)
 
-    run = run_service.RunOptions(limits=limits, passwords=app.passwords, note=note,
-                                 observer=run_service.standard_observer(cfg, note), context=app.operation)
+    app.operation.events.subscribe(run_service.standard_observer(cfg, note))  # every job's run events
+    run = run_service.RunOptions(limits=limits, passwords=app.passwords, context=app.operation)
     watchers = [] if once else [WatchExtension(run)]  # jobs with watch = true
     options = daemon_service.DaemonOptions(
         run=run, tick=tick, once=once, stop=stop, extensions=[*_extensions(note, app.passwords), *watchers],
@@ -63,6 +67,9 @@ def daemon(
     results = daemon_service.serve(cfg, options)
     for r in results:
         echo(f"{r.job}: {r.status}")
+    stopped = run_service.interrupted_error(results)
+    if stopped is not None:
+        raise stopped
 
 
 def _extensions(

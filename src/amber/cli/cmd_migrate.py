@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import sys
-from contextlib import nullcontext
 from typing import Any
 
 import click
 
 from amber.cli.context import AppContext, pass_app
-from amber.cli.output import BarProgress, err_console, human_bytes, plain
+from amber.cli.output import BarProgress, err_console, human_bytes, plain, showing
 from amber.services import migrate as migrate_service
 
 
@@ -34,8 +33,8 @@ def migrate(app: AppContext, dry_run: bool) -> None:
     and running migrate again continues where it stopped.
     """
     progress: Any = BarProgress("migrate") if sys.stderr.isatty() and not dry_run else None
-    with app.open(lock=False) as repo, progress if progress is not None else nullcontext():
-        outcome = migrate_service.migrate(repo, dry_run, progress)
+    with app.open(lock=False) as repo, showing(app.operation.events, progress):
+        outcome = migrate_service.migrate(repo, dry_run)
     if outcome.version_before >= 2 and not outcome.migrating_before:
         click.echo(f"repository is already format version {outcome.version_before}; nothing to do")
         return

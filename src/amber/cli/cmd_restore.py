@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import sys
-from contextlib import nullcontext
 from typing import Any
 
 import click
 
 from amber.cli.context import AppContext, pass_app
 from amber.cli.options import make_filter, snapshot_filter_options
-from amber.cli.output import BarProgress, echo, err_console, human_bytes, plain, quantity
+from amber.cli.output import BarProgress, echo, err_console, human_bytes, plain, quantity, showing
 from amber.services import browse
 from amber.services import restore as restore_service
 
@@ -34,8 +33,8 @@ def restore(
         snapshot, target, list(include), list(exclude), verify, make_filter(hosts, tags, paths)
     )
     progress: Any = BarProgress("restore") if sys.stderr.isatty() else None
-    with app.open() as repo, progress if progress is not None else nullcontext():
-        result = restore_service.restore(repo, req, progress)
+    with app.open() as repo, showing(app.operation.events, progress):
+        result = restore_service.restore(repo, req)
     for warning in result.warnings[:20]:
         err_console.print(f"[yellow]warning:[/] {plain(warning)}", highlight=False)
     for error in result.errors:

@@ -36,10 +36,9 @@ def run(
     def note(msg: str) -> None:
         err_console.print(plain(redact(msg)), highlight=False)
 
-    options = run_service.RunOptions(
-        limits=limits, passwords=app.passwords, check=not no_check, note=note,
-        observer=run_service.standard_observer(cfg, note), context=app.operation,
-    )  # fmt: skip
+    app.operation.events.subscribe(run_service.standard_observer(cfg, note))  # every job's run events
+    options = run_service.RunOptions(limits=limits, passwords=app.passwords, check=not no_check,
+                                     context=app.operation)  # each job's lines: "note" notices (cli/main.py)
     if check_only:
         _check_only(cfg, list(jobs), options, as_json)
         return
@@ -64,7 +63,7 @@ def run(
 
 
 def _check_only(cfg: Config, jobs: list[str], options: run_service.RunOptions, as_json: bool) -> None:
-    records = scheduled_check.check_jobs(cfg, jobs, options.passwords, options.observer, options.context)
+    records = scheduled_check.check_jobs(cfg, jobs, options.passwords, options.context)
     for record in records:
         if as_json:
             emit_json(record.as_dict())

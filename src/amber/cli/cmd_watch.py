@@ -36,9 +36,9 @@ def watch(
     def note(msg: str) -> None:
         err_console.print(plain(redact(msg)), highlight=False)
 
+    app.operation.events.subscribe(run_service.standard_observer(cfg, note))  # alerts for every run
     options = watch_service.WatchOptions(run=run_service.RunOptions(
-        limits=limits, passwords=app.passwords, check=not no_check, note=note,
-        observer=run_service.standard_observer(cfg, note), context=app.operation,
+        limits=limits, passwords=app.passwords, check=not no_check, context=app.operation,
     ))  # fmt: skip
     watch_service.watch_job(cfg, job, options)
 

@@ -16,9 +16,11 @@ from amber.cli.memory import tune_allocator
 from amber.cli.output import echo, err_console, plain, show_path
 from amber.cli.signals import cancelling_on_signals
 from amber.errors import EXIT_INTERRUPTED, AmberError, from_os_error, is_native_panic
+from amber.events import Subscriber
 from amber.ops.audit.observer import AuditObserver
 from amber.redact import redact
 from amber.services.context import OperationContext
+from amber.services.operations import RUNNING
 
 # Commands that only look at the log, the config or the local machine are not recorded.
 NOT_AUDITED = frozenset({"audit show", "audit verify", "config check", "metrics", "notify test",
@@ -27,15 +29,21 @@ NOT_AUDITED = frozenset({"audit show", "audit verify", "config check", "metrics"
                          "pg wal-push", "pg wal-get", "wal-push", "wal-get"})  # fmt: skip
 
 
-class CliEvents:
-    """The operation's notices on stderr: audit trouble always, retries with --debug."""
+class CliEvents(Subscriber):
+    """The operation's notices on stderr: audit and subscriber trouble always, retries on --debug."""
 
     def __init__(self, debug: bool) -> None:
         self.debug = debug
 
     def notice(self, kind: str, message: str) -> None:
-        if kind == "audit":
+        if kind == "note":  # `amber run` and the daemon: each step's result, hooks
+            err_console.print(plain(redact(message)), highlight=False)
+        elif kind == "limits":
+            err_console.print(plain(f"limits: {message}"), highlight=False)
+        elif kind == "audit":
             err_console.print(f"[yellow]warning:[/] audit log not written: {plain(message)}", highlight=False)
+        elif kind == "subscriber":
+            err_console.print(f"[yellow]warning:[/] observer failed: {plain(message)}", highlight=False)
         elif self.debug or kind == "lease":
             err_console.print(f"note: {plain(message)}", highlight=False)
 
@@ -68,12 +76,13 @@ def cli(
 def main(argv: list[str] | None = None) -> None:
     """Run one command as one operation; its observers (the audit log) hear how it ended."""
     args = list(argv if argv is not None else sys.argv[1:])
-    operation = OperationContext(events=CliEvents("--debug" in args))
+    operation = OperationContext()
+    operation.events.subscribe(CliEvents("--debug" in args))
     operation.record.args = args
     if any(a in ("-h", "--help", "--version") for a in args):
         operation.record.command = "-"  # help is not an operation
     try:
-        with cancelling_on_signals(operation.cancel):
+        with cancelling_on_signals(operation.cancel), RUNNING.track(operation):
             _main(args, operation)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)

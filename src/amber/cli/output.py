@@ -8,6 +8,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -24,6 +25,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.text import Text
+
+from amber.events import Events, Subscriber
 
 # soft_wrap: never insert line breaks into messages (paths) when stderr is not a terminal.
 err_console = Console(stderr=True, soft_wrap=True)
@@ -81,8 +84,8 @@ def emit_json_text(text: str) -> None:
     sys.stdout.flush()
 
 
-class CountingProgress:
-    """Collects counters from worker threads; thread-safe."""
+class CountingProgress(Subscriber):
+    """Collects counters from worker threads; thread-safe. A subscriber of the operation's sink."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -177,6 +180,20 @@ class BarProgress(CountingProgress):
     def bytes_done(self, n: int) -> None:
         super().bytes_done(n)
         self._bar.update(self._task, completed=self.bytes)
+
+
+@contextlib.contextmanager
+def showing(events: Events, display: Any) -> Iterator[None]:
+    """Show ``display`` (a progress display, or None for none) fed by the operation's sink while inside."""
+    if display is None:
+        yield
+        return
+    with display:
+        unsubscribe = events.subscribe(display)
+        try:
+            yield
+        finally:
+            unsubscribe()
 
 
 def scan_total(paths: list[str], progress: BarProgress) -> threading.Thread:

@@ -33,6 +33,7 @@ from amber.cancel import CancelToken
 from amber.engine import prewarm
 from amber.engine.changedpaths import ChangedPaths
 from amber.engine.changefacts import ChangeFacts
+from amber.engine.chunker import Readable
 from amber.engine.dirfinish import DirFinisher, WalkDir, count_new_content
 from amber.engine.filereader import BlobSaver, ContentReader, FileContent
 from amber.engine.metadata import (
@@ -46,7 +47,7 @@ from amber.engine.metadata import (
 )
 from amber.engine.parenttrees import ParentTrees
 from amber.engine.patterns import PathMatcher
-from amber.engine.progress import NullProgress, Progress
+from amber.engine.progress import NullProgress, Progress, is_silent
 from amber.engine.scanner import LEAF, DirScanner, Listing, path_trie, stat_names, subdirs_to_enter
 from amber.engine.smallfiles import BATCH_BYTES, BATCH_FILES, SMALL_FILE, BatchItem, read_batch
 from amber.engine.source import LiveSource, Source
@@ -117,7 +118,6 @@ class Archiver:
         self._finisher = DirFinisher(
             trees, saver.has, self._summary, self._progress, self._skip, self._changed, self._facts
         )
-        self._quiet = isinstance(self._progress, NullProgress)  # no per-file progress calls needed
         self._files_read = 0
         self._read = self._opts.source.read_path
         self._rule = Rule(self._opts.excludes.test(self._read), self._opts.one_file_system)
@@ -162,7 +162,7 @@ class Archiver:
                 helper.stop()
         return self._result(tree_id, started)
 
-    def archive_stream(self, name: bytes, stream: IO[bytes]) -> ArchiveResult:
+    def archive_stream(self, name: bytes, stream: Readable | IO[bytes]) -> ArchiveResult:
         started = time.monotonic()
         content = self._reader.read_stream(stream)
         now = time.time_ns()
@@ -315,6 +315,7 @@ class Archiver:
         has = self._saver.has
         skips = self._rule.skips if self._rule.excluded is not None else None
         stat_result = os.stat_result
+        quiet = is_silent(self._progress)  # no per-file progress calls needed (asked per run: may change)
         pos = start = d.pos
         total = 0
         while pos < len(entries):
@@ -331,10 +332,10 @@ class Archiver:
                 break
             nodes.append(prev)  # shared with the parent tree: never mutated
             total += prev.size
-            if not self._quiet:
+            if not quiet:
                 self._count_unchanged(d.path + b"/" + name, prev.size)
             pos += 1
-        if self._quiet and pos > start:
+        if quiet and pos > start:
             summary = self._summary
             summary.total_files += pos - start
             summary.files_unmodified += pos - start

@@ -11,7 +11,7 @@ from typing import IO, Protocol
 
 from amber.cancel import CancelToken
 from amber.engine.changefacts import HEAD_BYTES, entropy_code
-from amber.engine.chunker import Chunker
+from amber.engine.chunker import Chunker, Readable
 from amber.repository import BlobType
 
 _O_NOATIME = getattr(os, "O_NOATIME", 0)
@@ -83,7 +83,7 @@ class ContentReader:
             result.new_bytes += len(piece)
         self._on_bytes(len(piece))
 
-    def read_stream(self, stream: IO[bytes]) -> FileContent:
+    def read_stream(self, stream: Readable | IO[bytes]) -> FileContent:
         result = FileContent()
         chunks, digest = self._chunker().stream_chunks(stream)
         for piece in chunks:

@@ -146,13 +146,27 @@ def connect(path: str) -> Iterator[sqlite3.Connection]:
         raise StateError(f"cannot open state database {path}: {exc}") from exc
     try:
         db.row_factory = sqlite3.Row
-        db.execute("PRAGMA journal_mode=WAL")
+        _use_wal(db)
         with db:
             yield db
     except sqlite3.Error as exc:
         raise StateError(f"state database {path}: {exc}") from exc
     finally:
         db.close()
+
+
+def _use_wal(db: sqlite3.Connection) -> None:
+    """WAL mode, set once per file. Switching needs the file to itself, and sqlite gives up at
+    once (no busy timeout) when two threads create the database together: retry then."""
+    for attempt in range(100):
+        try:
+            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == 99:
+                raise
+            time.sleep(0.05)
 
 
 class StateDB:

@@ -26,20 +26,14 @@ from amber.errors import (
     UsageError,
     WrongPassword,
 )
+from amber.events import EventSink, NullEvents
 from amber.repository.blobstore import BlobStore
 from amber.repository.crypto import KdfParams, MasterKey
 from amber.repository.index import Location
 from amber.repository.keys import KeyInfo, describe_key, load_key_file, unwrap_key, wrap_master_key
 from amber.repository.limits import OBJECT_LIMITS, chunker_problem, data_blob_limit
 from amber.repository.lock import Lock, LockInfo
-from amber.repository.model import (
-    Snapshot,
-    Tree,
-    decode_snapshot,
-    decode_tree,
-    encode_snapshot,
-    encode_tree,
-)
+from amber.repository.model import Snapshot, Tree, decode_snapshot, decode_tree, encode_snapshot, encode_tree
 from amber.repository.pack import BlobType
 from amber.repository.sealing import FORMAT_VERSION, SUPPORTED_VERSIONS, Kind, Sealer, associated_data
 from amber.storage.appendonly import AppendOnlyBackend
@@ -83,6 +77,7 @@ class Repository:
         self.index_loaded = False
         self.held_locks: list[Lock] = []  # locks this object holds now (innermost last)
         self.cancel = CancelToken()  # the operation using this repository; a lost lease sets it
+        self.events: EventSink = NullEvents()  # that operation's sink: services report progress to it
 
     @property
     def id(self) -> str:

@@ -22,8 +22,9 @@ from amber.engine.changefacts import ChangeFacts
 from amber.engine.chunker import Chunker
 from amber.engine.filereader import ContentReader
 from amber.engine.patterns import PathMatcher
-from amber.engine.progress import NullProgress, Progress
+from amber.engine.progress import Progress
 from amber.engine.source import LiveSource, Source
+from amber.engine.streamread import cancellable
 from amber.errors import (
     AmberError,
     DiskFull,
@@ -200,7 +201,7 @@ def archive_paths(
     repo: Repository, req: BackupRequest, progress: Progress | None = None, recorded_extra: Sequence[str] = ()
 ) -> ArchivedPaths:  # fmt: skip
     """Store ``req.paths``' data and trees; ``recorded_extra`` are paths the snapshot will also list."""
-    progress = progress or NullProgress()
+    progress = progress or repo.events
     if not req.paths:
         raise UsageError("nothing to back up: give at least one path")
     paths = sorted({os.path.normpath(os.path.abspath(p)) for p in req.paths})
@@ -250,10 +251,11 @@ def backup_stream(
     if not name or "/" in name:
         raise UsageError("--stdin-filename must be a plain file name")
     missing_packs = repo.drop_missing_packs()
-    reader = content_reader(repo, progress or NullProgress())
+    reader = content_reader(repo, progress or repo.events)
     archiver = Archiver(repo.blobs, repo, reader, cancel=repo.cancel)
     with keeping_uploads(repo):
-        result = archiver.archive_stream(os.fsencode(name), stream)
+        # a silent pipe must not hold off a signal: read it in slices that check the cancel
+        result = archiver.archive_stream(os.fsencode(name), cancellable(stream, repo.cancel))
     host = req.host or socket.gethostname()
     return _commit(repo, req, host, ["/" + name], None, result, missing_packs)
 
@@ -272,7 +274,7 @@ def backup_command(
     assert proc.stdout is not None
     name = req.stdin_filename.strip("/")
     missing_packs = repo.drop_missing_packs()
-    reader = content_reader(repo, progress or NullProgress())
+    reader = content_reader(repo, progress or repo.events)
     archiver = Archiver(repo.blobs, repo, reader, cancel=repo.cancel)
     repo.cancel.on_cancel(proc.kill)  # a cancel must not wait for the command's next output
     try:

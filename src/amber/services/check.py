@@ -13,7 +13,7 @@ def check(
     repo: Repository, read_data: bool = False, subset: str | None = None,
     progress: Progress | None = None,
 ) -> CheckReport:  # fmt: skip
-    report = Checker(repo, progress).run(read_data=read_data, subset=subset)
+    report = Checker(repo, progress or repo.events).run(read_data=read_data, subset=subset)
     wal = check_wal(repo, read_data=read_data)  # archived PostgreSQL WAL (design §12d)
     report.errors.extend(wal.errors)
     report.warnings.extend(wal.warnings)

@@ -9,8 +9,12 @@ global options to each command the same way). It carries:
   ``[limits]``); a configured repository adds its own on top;
 * ``cancel``: the cancel signal; signal handlers and a lapsed lease set it and
   the engine's loops check it (``amber.cancel``);
-* ``events``: one sink for what the operation tells the outside world while it
-  runs (retry notices, limits applied, progress lines);
+* ``events``: the one sink for what the operation tells the outside world while
+  it runs (``amber.events``): progress (files, bytes, unreadable paths), run
+  events (`amber run`'s start, outcome, integrity) and notices (retry, lease,
+  limits, audit). Front ends subscribe to it; a repository opened for the
+  operation carries it, so services report progress to it with no wiring. A
+  child's sink forwards to its parent's;
 * ``record``: the audit record (command, arguments, repository, outcome), handed
   to the observers once when the operation finishes. The audit log is one such
   observer (``ops.audit``); services never know it exists.
@@ -24,17 +28,11 @@ from typing import Any, Protocol
 
 from amber.cancel import CancelToken
 from amber.errors import AmberError, Interrupted
+from amber.events import Events, EventSink, NullEvents, Subscriber
 from amber.storage.url import BackendOptions
 
-
-class EventSink(Protocol):
-    def notice(self, kind: str, message: str) -> None:
-        """``kind``: "retry" (a request is retried), "limits", "progress", "lease"."""
-
-
-class NullEvents:
-    def notice(self, kind: str, message: str) -> None:
-        return None
+__all__ = ["EventSink", "Events", "NullEvents", "OperationContext", "OperationObserver", "OperationRecord",
+           "Subscriber"]  # fmt: skip
 
 
 @dataclass
@@ -57,7 +55,7 @@ class OperationObserver(Protocol):
 class OperationContext:
     options: BackendOptions = field(default_factory=BackendOptions)
     cancel: CancelToken = field(default_factory=CancelToken)
-    events: EventSink = field(default_factory=NullEvents)
+    events: Events = field(default_factory=Events)
     record: OperationRecord = field(default_factory=OperationRecord)
     observers: list[OperationObserver] = field(default_factory=list)
 
@@ -77,9 +75,9 @@ class OperationContext:
     def child(self, command: str, args: Sequence[str] = (), options: BackendOptions | None = None,
               repository: str = "") -> OperationContext:  # fmt: skip
         """A sub-operation (one job of `amber run` or the daemon): stopped with this one, with its own
-        options and record; the same sink and observers."""
+        options, record and sink (whose events also reach this one's); the same observers."""
         return OperationContext(
-            options if options is not None else self.options, self.cancel.child(), self.events,
+            options if options is not None else self.options, self.cancel.child(), self.events.child(),
             OperationRecord(command, list(args), repository), list(self.observers),
         )  # fmt: skip
 

@@ -67,6 +67,7 @@ def copy_snapshots(
     """
     if req is None or not isinstance(req, CopyRequest):
         req = CopyRequest(list(req or []))
+    progress = progress or dst.events
     if src.id == dst.id:
         raise UsageError("source and destination are the same repository")
     selected = _selected(src, req)

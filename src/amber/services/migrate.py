@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from amber.engine.progress import NullProgress, Progress
+from amber.engine.progress import Progress
 from amber.errors import AppendOnlyViolation, IntegrityError
 from amber.repository import Repository
 from amber.repository.migration import MigrationResult, Migrator, Survey
@@ -29,7 +29,7 @@ class MigrateOutcome:
 
 
 def migrate(repo: Repository, dry_run: bool = False, progress: Progress | None = None) -> MigrateOutcome:
-    progress = progress or NullProgress()
+    progress = progress or repo.events
     config = repo.config
     if config.version >= 2 and not config.migrating:
         return MigrateOutcome(config.version, False, Survey(), left=Survey(), dry_run=dry_run)

@@ -35,6 +35,7 @@ def prune(
     repo: Repository, options: PruneOptions | None = None, progress: Progress | None = None
 ) -> PruneResult:
     options = options or PruneOptions()
+    progress = progress or repo.events
     if getattr(repo, "append_only", False) and not options.dry_run:
         raise AppendOnlyViolation("repository is append-only: prune refused")
     held = next((lk for lk in reversed(repo.held_locks) if lk.exclusive or lk.maintenance), None)

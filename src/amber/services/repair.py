@@ -39,7 +39,7 @@ def _locked(repo: Repository, what: str, fn: Callable[[], T]) -> T:
 
 
 def repair_index(repo: Repository, progress: Progress | None = None) -> IndexRepairResult:
-    return _locked(repo, "repair index", lambda: rebuild_index(repo, progress))
+    return _locked(repo, "repair index", lambda: rebuild_index(repo, progress or repo.events))
 
 
 def repair_snapshots(repo: Repository, dry_run: bool = False) -> SnapshotRepairResult:

@@ -29,6 +29,7 @@ def restore(repo: Repository, req: RestoreRequest, progress: Progress | None = N
     ref, sub = split_ref(req.ref)
     _, snap = resolve(repo, ref, req.filter)
     options = RestoreOptions(PathMatcher(req.include), PathMatcher(req.exclude), req.verify)
+    progress = progress or repo.events
     restorer = Restorer(repo.load_tree, repo.blobs, options, progress, repo.key.blob_id, cancel=repo.cancel)
     _make_target(os.path.abspath(req.target))
     target = os.fsencode(os.path.abspath(req.target))

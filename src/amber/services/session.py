@@ -119,8 +119,9 @@ def opened(
     """Open, lock (shared unless asked), and always release and close.
 
     ``options`` shape the backend (a configured repository's own); None: the context's.
-    The repository carries the context's cancel signal, so a lapsed lease stops the
-    operation. ``read_only`` (lock-free readers only) refuses every write and delete.
+    The repository carries the context's cancel signal (a lapsed lease stops the
+    operation) and its event sink (services report progress to it). ``read_only``
+    (lock-free readers only) refuses every write and delete.
     """
     ctx = ctx or OperationContext()
     if read_only and lock:
@@ -132,6 +133,7 @@ def opened(
     backend = ReadOnlyBackend(backend) if read_only else backend
     repo = open_repository(backend, passwords.get(), load_index=load_index)
     repo.cancel = ctx.cancel
+    repo.events = ctx.events  # services report progress to the operation's sink
     try:
         if lock:
             with repo.lock(exclusive=exclusive):

@@ -19,7 +19,7 @@ from typing import IO
 from amber.engine.archiver import ArchiveResult
 from amber.engine.dirfinish import count_new_content
 from amber.engine.filereader import FileContent
-from amber.engine.progress import NullProgress, Progress
+from amber.engine.progress import Progress
 from amber.errors import UsageError
 from amber.repository import Node, Repository, Tree
 from amber.repository.model import Summary
@@ -109,7 +109,7 @@ def backup_streams(
     """One snapshot: ``req.paths`` (if any) and every stream. Nothing is written if a stream fails."""
     if not streams:
         raise UsageError("nothing to back up: no streams")
-    progress = progress or NullProgress()
+    progress = progress or repo.events
     parts = [_parts(s.path) for s in streams]
     tops = sorted({"/" + os.fsdecode(p[0]) for p in parts})
     clash = [p for p in req.paths if _top(p) in tops]

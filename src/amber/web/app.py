@@ -38,6 +38,7 @@ from amber.ops.reports import daily, monthly, weekly
 from amber.ops.verdict import age_text
 from amber.redact import redact
 from amber.services import session
+from amber.services.operations import RUNNING
 from amber.web import pages
 from amber.web.live import ACTIONS, Event, EventHub, LiveRun, Runner, event_name
 from amber.web.security import COOKIE, Guard, GuardMiddleware
@@ -83,6 +84,7 @@ def build(config: Config, guard: Guard, passwords: session.PasswordSource | None
     dash: Dashboard
     runner = Runner(config, lambda live: hub.publish(Event(event_name(live.job), _fragment(dash, live))),
                     passwords)  # fmt: skip
+    runner.watch(RUNNING)  # jobs this process runs otherwise (the daemon's) show live too
     dash = Dashboard(config, guard, hub, runner, _environment())
 
     async def overview(request: Request) -> Response:

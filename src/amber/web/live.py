@@ -3,6 +3,12 @@
 Runs report from their own thread; the hub hands each event to every
 connected client's bounded queue on that client's event loop. A client that
 falls behind loses events rather than slowing a backup.
+
+A run's progress and events reach the dashboard as a subscriber of that run's
+operation sink (``amber.events``): for "Run now", the context the runner
+builds; for jobs this process runs otherwise (the daemon serving the
+dashboard), the runner watches ``services.operations.RUNNING`` and subscribes
+to each job's context as it starts.
 """
 
 from __future__ import annotations
@@ -11,18 +17,21 @@ import asyncio
 import re
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from amber.errors import AmberError
+from amber.events import EventSink, RunEvent, Subscriber
 from amber.ops.config.model import Config
 from amber.ops.drills.drill import DrillRequest, drill_job, request_for
 from amber.ops.limits import Limits
 from amber.ops.run import job as run_service
-from amber.ops.run.events import RunEvent, RunObserver, SafeObservers
 from amber.ops.run.scheduled_check import check_job
 from amber.ops.state import StateDB
 from amber.services import session
+from amber.services.context import OperationContext, OperationRecord
+from amber.services.operations import OperationRegistry
 
 ACTIONS = ("run", "check", "drill")  # POST /jobs/NAME/ACTION
 QUEUE_SIZE = 256
@@ -107,11 +116,16 @@ class LiveRun:
         return max(0.0, (self.expected_bytes - self.bytes) / self.rate)
 
 
-class _Reporter:
-    """Progress and RunObserver for one run: updates its LiveRun and tells the hub, throttled."""
+class _Reporter(Subscriber):
+    """A subscriber of one run's sink: updates its LiveRun and tells the hub, throttled.
 
-    def __init__(self, live: LiveRun, changed: Callable[[LiveRun], None]) -> None:
-        self.live, self.changed, self._last = live, changed, 0.0
+    Files and bytes are the backup step's (what the ETA compares with the last backup);
+    later steps (copy, check) only change the phase. ``ends``: the run's outcome event
+    ends the live view (a run another front end started)."""
+
+    def __init__(self, live: LiveRun, changed: Callable[[LiveRun], None], ends: bool = False) -> None:
+        self.live, self.changed, self._last, self.ends = live, changed, 0.0, ends
+        self._counting = True  # until a step other than the backup starts
 
     def _tick(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -120,26 +134,64 @@ class _Reporter:
             self.changed(self.live)
 
     def file_done(self, path: bytes, size: int, status: str) -> None:
-        self.live.files += 1
-        self.live.phase = "backing up"
-        self._tick()
+        if self._counting:
+            self.live.files += 1
+            self.live.phase = "backing up"
+            self._tick()
 
     def bytes_done(self, n: int) -> None:
-        self.live.bytes += n
-        self._tick()
+        if self._counting:
+            self.live.bytes += n
+            self._tick()
 
     def error(self, path: bytes, message: str) -> None:
-        self.live.errors += 1
-        self._tick()
+        if self._counting:
+            self.live.errors += 1
+            self._tick()
 
     def note(self, message: str) -> None:
         self.live.phase = message.removeprefix(f"{self.live.job}: ")
         self._tick(force=True)
 
-    def on_event(self, event: RunEvent) -> None:
+    def notice(self, kind: str, message: str) -> None:
+        if kind == "step":  # `amber run` starts a step: "backup main", "copy usb", "check main"
+            self._counting = message.startswith("backup ")
+            self.note(message)
+        elif kind == "note":  # a step's result: "home: copy usb: success"
+            self.note(message)
+        elif kind == "subscriber":
+            self.note(f"observer failed: {message}")
+
+    def run_event(self, event: RunEvent) -> None:
         if event.kind == "start":
             self.live.phase = "started"
             self._tick(force=True)
+        elif self.ends and event.kind in ("success", "partial", "failure"):
+            self.live.status = str(event.details.get("status", event.kind))
+            self.live.message = event.message
+            self.finished()
+
+    def finished(self) -> None:
+        if self.live.ended is None:
+            self.live.ended = time.time()
+            self.live.phase = "finished"
+            self._tick(force=True)
+
+
+class _WeakWatcher:
+    """Passes the registry's calls on to a runner while it exists."""
+
+    def __init__(self, runner: weakref.ref[Runner]) -> None:
+        self._runner = runner
+
+    def operation_started(self, ctx: OperationContext) -> EventSink | None:
+        runner = self._runner()
+        return runner.operation_started(ctx) if runner is not None else None
+
+    def operation_finished(self, ctx: OperationContext) -> None:
+        runner = self._runner()
+        if runner is not None:
+            runner.operation_finished(ctx)
 
 
 class Runner:
@@ -152,6 +204,41 @@ class Runner:
         self.live: dict[str, LiveRun] = {}
         self._threads: dict[str, threading.Thread] = {}
         self._lock = threading.Lock()
+        self._watched: dict[int, _Reporter] = {}  # id(context) -> reporter, for runs started elsewhere
+        self._unwatch: Callable[[], None] = lambda: None
+
+    def watch(self, registry: OperationRegistry) -> None:
+        """Show the jobs other front ends of this process run (the daemon's), until :meth:`close`
+        (or until this runner is dropped: the registry holds it weakly)."""
+        self._unwatch = registry.watch(_WeakWatcher(weakref.ref(self)))
+        weakref.finalize(self, self._unwatch)
+
+    def close(self) -> None:
+        self._unwatch()
+
+    def operation_started(self, ctx: OperationContext) -> EventSink | None:
+        """A job run in this process but not by this runner: a live view fed by its sink."""
+        if ctx.record.command != "job" or not ctx.record.args:
+            return None
+        job = ctx.record.args[0]
+        with self._lock:
+            if self.running(job):  # ours: its reporter is subscribed already
+                return None
+            live = LiveRun(job, expected_bytes=self._expected_bytes(job))
+            self.live[job] = live
+            reporter = self._watched[id(ctx)] = _Reporter(live, self.changed, ends=True)
+        self.changed(live)
+        return reporter
+
+    def operation_finished(self, ctx: OperationContext) -> None:
+        reporter = self._watched.pop(id(ctx), None)
+        if reporter is None:
+            return
+        if reporter.live.status == "running":  # ended before an outcome (another process had the job)
+            code = ctx.record.exit_code
+            reporter.live.status = "success" if code == 0 else "failed"
+            reporter.live.message = ctx.record.error
+        reporter.finished()
 
     def running(self, job: str) -> bool:
         thread = self._threads.get(job)
@@ -187,11 +274,12 @@ class Runner:
 
     def _work(self, live: LiveRun) -> None:
         reporter = _Reporter(live, self.changed)
-        alerts = run_service.standard_observer(self.config, reporter.note)  # alerts as with `amber run`
-        observer = SafeObservers([reporter, alerts], reporter.note)
+        ctx = OperationContext(record=OperationRecord(f"web {live.action}", [live.job]))
+        ctx.events.subscribe(reporter)
+        ctx.events.subscribe(run_service.standard_observer(self.config, reporter.note))  # as with `amber run`
         try:
             act = {"run": self._run, "check": self._check, "drill": self._drill}[live.action]
-            live.status, live.message = act(live, reporter, observer)
+            live.status, live.message = act(live, reporter, ctx)
         except AmberError as exc:
             live.status, live.message = "failed", exc.message
         except Exception as exc:  # a bug must end the live view, not leave it "running"
@@ -200,21 +288,20 @@ class Runner:
         live.phase = "finished"
         self.changed(live)
 
-    def _run(self, live: LiveRun, reporter: _Reporter, observer: RunObserver) -> tuple[str, str]:
+    def _run(self, live: LiveRun, reporter: _Reporter, ctx: OperationContext) -> tuple[str, str]:
         # nice and ionice are process-wide: they would slow the server with the run
         limits = replace(Limits.from_config(self.config.limits), nice=None, ionice_class=None,
                          ionice_level=None)  # fmt: skip
-        options = run_service.RunOptions(limits=limits, observer=observer, passwords=self.passwords,
-                                         progress=reporter, note=reporter.note)  # fmt: skip
+        options = run_service.RunOptions(limits=limits, passwords=self.passwords, context=ctx)
         [result] = run_service.run_jobs(self.config, [live.job], options)
         return result.status, result.error.message if result.error else ""
 
-    def _check(self, live: LiveRun, reporter: _Reporter, observer: RunObserver) -> tuple[str, str]:
+    def _check(self, live: LiveRun, reporter: _Reporter, ctx: OperationContext) -> tuple[str, str]:
         reporter.note("checking")
-        record = check_job(self.config, self.config.job(live.job), self.passwords, observer)
+        record = check_job(self.config, self.config.job(live.job), self.passwords, ctx)
         return record.status, "; ".join(record.errors[:3])
 
-    def _drill(self, live: LiveRun, reporter: _Reporter, observer: RunObserver) -> tuple[str, str]:
+    def _drill(self, live: LiveRun, reporter: _Reporter, ctx: OperationContext) -> tuple[str, str]:
         reporter.note("restore drill")
         request = request_for(self.config.job(live.job), DrillRequest(files=-1))
         results = drill_job(self.config, live.job, request, self.passwords)

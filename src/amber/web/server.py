@@ -91,6 +91,7 @@ class Served:
         return int(self.sock.getsockname()[1])
 
     def stop(self) -> None:
+        self.app.state.dashboard.runner.close()  # stop watching this process's operations
         self.app.state.dashboard.hub.close()
         self.server.should_exit = True
         if self.thread is not None:

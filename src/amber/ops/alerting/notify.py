@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from amber.errors import StateError, UsageError
+from amber.events import RunEvent, Subscriber
 from amber.ops.alerting import policy as alert_policy
 from amber.ops.alerting.policy import Event, Sent, TargetRule
 from amber.ops.config.model import Config
 from amber.ops.private import private_dir
-from amber.ops.run.events import RunEvent
 from amber.ops.state import StateDB, secure_database
 from amber.redact import mask_url, redact
 
@@ -241,8 +241,8 @@ def destinations(config: Config, names: Sequence[str] | None = None) -> list[tup
             for r in chosen.values() if not r.offline]  # fmt: skip
 
 
-class AlertObserver:
-    """A ``RunObserver`` for ``amber run``: notifications, healthchecks pings, capacity checks."""
+class AlertObserver(Subscriber):
+    """A subscriber to `amber run`'s events: notifications, healthchecks pings, capacity checks."""
 
     def __init__(self, config: Config, warn: Callable[[str], None] = lambda _m: None,
                  notifier: Notifier | None = None) -> None:  # fmt: skip
@@ -250,7 +250,7 @@ class AlertObserver:
         self.notifier = notifier or notifier_for(config)
         self.warn = warn
 
-    def on_event(self, event: RunEvent) -> None:
+    def run_event(self, event: RunEvent) -> None:
         base = self.config.alerts.healthchecks_url
         if event.kind == "start":
             self.warn(ping(base, "start", event.job))

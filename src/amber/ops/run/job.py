@@ -9,7 +9,12 @@ one operation (``services.context``): its own backend options (the command
 line's, then ``[limits]``), a cancel signal that stops with the caller's, and
 its own audit record.
 A failed mirror does not stop the other destinations; a failed backup stops
-the job, since there is nothing to copy. A signal stops the job at its next
+the job, since there is nothing to copy. What a job reports (run events, the backup's
+progress, "note" lines for each step's result, retry notices) goes to its context's
+sink: its own subscribers, then the caller's (alerts, the CLI, the dashboard subscribe
+there); and the job's context is
+registered in ``services.operations.RUNNING`` while it runs, for a front end that
+watches every operation of the process. A signal stops the job at its next
 safe point (a second one at once): the run is recorded as ``interrupted``, the
 failure alert goes out, and no further job starts. A lapsed lease fails the job.
 """
@@ -25,7 +30,6 @@ from dataclasses import dataclass, field
 from amber import errors
 from amber.childenv import child_env
 from amber.engine.changedpaths import ChangedPaths
-from amber.engine.progress import Progress
 from amber.errors import (
     AmberError,
     HookFailed,
@@ -35,16 +39,17 @@ from amber.errors import (
     StateError,
     SuspiciousBackup,
 )
+from amber.events import RunEvent, Subscriber
 from amber.ops import limits as limits_service
 from amber.ops.config.model import Config, JobConfig
 from amber.ops.limits import Limits
 from amber.ops.run import fleet
 from amber.ops.run import steps as run_steps
-from amber.ops.run.events import NullObserver, RunEvent, RunObserver, SafeObservers
 from amber.ops.run.steps import Repositories
 from amber.ops.state import Destination, RunRecord, StateDB, job_lock
 from amber.services import session
 from amber.services.context import OperationContext
+from amber.services.operations import RUNNING
 from amber.storage.url import BackendOptions
 
 _INTEGRITY_ERRORS = ("CheckFailed", "IntegrityError")
@@ -53,12 +58,9 @@ _INTEGRITY_ERRORS = ("CheckFailed", "IntegrityError")
 @dataclass
 class RunOptions:
     limits: Limits = field(default_factory=Limits)
-    observer: RunObserver = field(default_factory=NullObserver)
     passwords: session.PasswordSource = field(default_factory=session.PasswordSource)
     check: bool = True  # False skips the sampled check (--no-check)
-    note: Callable[[str], None] = lambda _msg: None  # progress lines for the CLI
-    context: OperationContext = field(default_factory=OperationContext)  # the caller's operation
-    progress: Progress | None = None  # the backup step's files and bytes (the web dashboard's live view)
+    context: OperationContext = field(default_factory=OperationContext)  # the caller's; subscribe to its sink
     # `amber watch`: the paths that changed since ``parent`` (its last snapshot); only they are walked
     changes: ChangedPaths | None = None
     parent: str | None = None
@@ -78,7 +80,7 @@ def run_jobs(config: Config, names: Sequence[str], options: RunOptions) -> list[
     if not jobs:
         raise AmberError(f"{config.source}: no jobs configured")
     for line in limits_service.apply(options.limits):  # nice/ionice: per process by nature
-        options.note(f"limits: {line}")
+        options.context.events.notice("limits", line)
     db = StateDB(config.state.path)
     options.context.cancel.watch()  # checked between jobs and between steps
     results = []
@@ -88,10 +90,10 @@ def run_jobs(config: Config, names: Sequence[str], options: RunOptions) -> list[
         ctx = options.context.child("job", [job.name], job_options(options), job.repository)
         repos = Repositories(config, options.passwords, ctx)
         try:
-            with job_lock(config.state_dir, job.name):
+            with RUNNING.track(ctx), job_lock(config.state_dir, job.name):
                 result = _run_job(job, repos, db, options)
         except JobRunning as exc:
-            options.note(exc.message)
+            ctx.events.notice("note", exc.message)
             result = JobResult(job.name, "running", error=exc)
         except BaseException as exc:
             ctx.finish_with(exc)
@@ -109,23 +111,33 @@ def job_options(options: RunOptions) -> BackendOptions:
     return dataclasses.replace(base, limit_upload_kib=up, limit_download_kib=down)
 
 
-def standard_observer(config: Config, note: Callable[[str], None]) -> RunObserver:
-    """Notifications, healthchecks pings and capacity alerts; an observer failure only prints a note."""
+def standard_observer(config: Config, note: Callable[[str], None]) -> Subscriber:
+    """Notifications, healthchecks pings and capacity alerts, as a subscriber of the run's events.
+
+    A failing subscriber only becomes a "subscriber" notice (``amber.events``)."""
     from amber.ops.alerting.notify import AlertObserver  # apprise is slow to import: only when running
 
     def warn(message: str) -> None:
         if message:
             note(message)
 
-    return SafeObservers([AlertObserver(config, warn)], lambda m: note(f"observer failed: {m}"))
+    return AlertObserver(config, warn)
+
+
+def interrupted_error(results: Sequence[JobResult]) -> AmberError | None:
+    """The signal that stopped a job (its exit code: 143, 130, 129), or None; the daemon exits with it."""
+    stopped = [r for r in results if r.status == "interrupted" and r.error is not None]
+    if not stopped or stopped[0].error is None:
+        return None
+    err = stopped[0].error
+    return type(err)(f"job {stopped[0].job} {err.message}")
 
 
 def worst_error(results: Sequence[JobResult]) -> AmberError | None:
     """The error `amber run` exits with: interrupted > failed > already running > partial > none."""
-    stopped = [r for r in results if r.status == "interrupted" and r.error is not None]
-    if stopped and stopped[0].error is not None:
-        err = stopped[0].error
-        return type(err)(f"job {stopped[0].job} {err.message}")
+    stopped = interrupted_error(results)
+    if stopped is not None:
+        return stopped
     failed = [r for r in results if r.status == "failed"]
     if len(failed) == 1 and failed[0].error is not None:
         err = failed[0].error
@@ -148,10 +160,11 @@ def worst_error(results: Sequence[JobResult]) -> AmberError | None:
 class _Run:
     """The mutable state of one job's run."""
 
-    def __init__(self, job: JobConfig, record: RunRecord, options: RunOptions) -> None:
+    def __init__(self, job: JobConfig, record: RunRecord, options: RunOptions, ctx: OperationContext) -> None:
         self.job = job
         self.record = record
         self.options = options
+        self.events = ctx.events  # the job's sink
         self.error: AmberError | None = None
         self.suspicious: SuspiciousBackup | None = None  # the snapshot was written; the job goes on
 
@@ -162,16 +175,16 @@ class _Run:
     def add(self, dest: Destination) -> Destination:
         """Record a step's result; a step stopped by a signal stops the job (raises Interrupted)."""
         self.record.destinations.append(dest)
-        self.options.note(f"{self.job.name}: {dest.step} {dest.name}: {dest.status}"
-                          + (f" ({dest.message})" if dest.message else ""))  # fmt: skip
+        self.events.notice("note", f"{self.job.name}: {dest.step} {dest.name}: {dest.status}"
+                           + (f" ({dest.message})" if dest.message else ""))  # fmt: skip
         if dest.status == "failed":
             error = _error_class(dest)
             if issubclass(error, Interrupted):
                 raise error(dest.message)
             self.fail(error(f"{dest.step} on {dest.name}: {dest.message}"))
             if dest.details.get("error") in _INTEGRITY_ERRORS:
-                self.options.observer.on_event(RunEvent("integrity", self.job.name, dest.message, dest.name,
-                                                        {"step": dest.step, **dest.details}))  # fmt: skip
+                self.events.run_event(RunEvent("integrity", self.job.name, dest.message, dest.name,
+                                               {"step": dest.step, **dest.details}))  # fmt: skip
         return dest
 
 
@@ -183,8 +196,8 @@ def _error_class(dest: Destination) -> type[AmberError]:
 
 def _run_job(job: JobConfig, repos: Repositories, db: StateDB, options: RunOptions) -> JobResult:
     record = db.begin(job.name, socket.gethostname())
-    options.observer.on_event(RunEvent("start", job.name, f"job {job.name} started", job.repository))
-    run = _Run(job, record, options)
+    run = _Run(job, record, options, repos.ctx)
+    run.events.run_event(RunEvent("start", job.name, f"job {job.name} started", job.repository))
     try:
         _pipeline(run, repos, options)
     except Interrupted as exc:  # a signal: stopped at a safe point; record it and alert
@@ -211,10 +224,11 @@ def _run_job(job: JobConfig, repos: Repositories, db: StateDB, options: RunOptio
         run.fail(exc)
         record.status = "failed"
     _finish(db, run)
-    fleet.publish_run(repos, job, db, record, options.note)  # the fleet view: every host's runs
+    # the fleet view: every host's runs
+    fleet.publish_run(repos, job, db, record, lambda line: run.events.notice("note", line))
     kind = {"success": "success", "partial": "partial", "failed": "failure"}[record.status]
     message = f"job {job.name}: {record.status}" + (f": {record.errors[0]}" if record.errors else "")
-    options.observer.on_event(RunEvent(kind, job.name, message, job.repository, record.as_dict()))
+    run.events.run_event(RunEvent(kind, job.name, message, job.repository, record.as_dict()))
     return JobResult(job.name, record.status, record, run.error or run.suspicious)
 
 
@@ -225,8 +239,7 @@ def _interrupted(db: StateDB, run: _Run, exc: Interrupted) -> JobResult:
     record.status = "interrupted"
     _finish(db, run)
     message = f"job {run.job.name}: interrupted: {exc.message}"
-    run.options.observer.on_event(RunEvent("failure", run.job.name, message, run.job.repository,
-                                           record.as_dict()))  # fmt: skip
+    run.events.run_event(RunEvent("failure", run.job.name, message, run.job.repository, record.as_dict()))
     return JobResult(run.job.name, "interrupted", record, exc)
 
 
@@ -234,7 +247,7 @@ def _finish(db: StateDB, run: _Run) -> None:
     try:
         db.finish(run.record)
     except StateError as exc:  # the backup itself is safe; say so, don't hide the outcome
-        run.options.note(f"could not record the run: {exc.message}")
+        run.events.notice("note", f"could not record the run: {exc.message}")
 
 
 def _pipeline(run: _Run, repos: Repositories, options: RunOptions) -> None:
@@ -244,7 +257,8 @@ def _pipeline(run: _Run, repos: Repositories, options: RunOptions) -> None:
     except HookFailed as exc:
         run.fail(exc)
         return
-    dest, error = run_steps.backup(repos, job, options.limits, options.note, options.progress,
+    _step(run, "backup", job.repository)
+    dest, error = run_steps.backup(repos, job, options.limits, lambda line: run.events.notice("note", line),
                                    run_steps.Since(options.parent, options.changes))  # fmt: skip
     run.add(dest)
     if error is not None:
@@ -261,21 +275,30 @@ def _pipeline(run: _Run, repos: Repositories, options: RunOptions) -> None:
         if repos.settings(mirror).offline and not repos.present(mirror):
             run.add(Destination(mirror, "copy", "skipped", "offline repository is not connected"))
             continue
+        _step(run, "copy", mirror)
         if run.add(run_steps.copy(repos, job, mirror, dest.snapshot_id)).status != "failed":
             reachable.append(mirror)
     if job.retention:
         for name in reachable:
             if _stopped(repos):
                 return
+            _step(run, "retention", name)
             run.add(run_steps.retention(repos, job, name))
     for name in reachable:  # after forget/prune: only what is still referenced stays locked longer
         if repos.object_locked(name) and not _stopped(repos):
+            _step(run, "object-lock", name)
             run.add(run_steps.extend_retention(repos, name))
     if job.check.enabled and options.check:
         for name in reachable:
             if _stopped(repos):
                 return
+            _step(run, "check", name)
             run.add(run_steps.check(repos, job, name))
+
+
+def _step(run: _Run, step: str, repository: str) -> None:
+    """A "step" notice: the progress that follows is this step's (the dashboard counts the backup's)."""
+    run.events.notice("step", f"{step} {repository}")
 
 
 def _alert_if_suspicious(run: _Run, dest: Destination) -> None:
@@ -289,7 +312,7 @@ def _alert_if_suspicious(run: _Run, dest: Destination) -> None:
     details = {"snapshot": dest.snapshot_id, "reasons": anomaly.get("reasons", []),
                "top_dirs": anomaly.get("top_dirs", []), "examples": anomaly.get("examples", [])}  # fmt: skip
     message = f"job {run.job.name}: {run.suspicious.message}"
-    run.options.observer.on_event(RunEvent("anomaly", run.job.name, message, dest.name, details))
+    run.events.run_event(RunEvent("anomaly", run.job.name, message, dest.name, details))
 
 
 def _stopped(repos: Repositories) -> bool:
@@ -310,7 +333,7 @@ def _hooks(run: _Run, commands: Sequence[str], phase: str) -> None:
                      "AMBER_STATUS": run.record.status, "AMBER_ERROR": error,
                      "AMBER_REPOSITORY": run.job.repository})  # fmt: skip
     for command in commands:
-        run.options.note(f"{run.job.name}: {phase} hook: {command}")
+        run.events.notice("note", f"{run.job.name}: {phase} hook: {command}")
         try:
             code = subprocess.run(command, shell=True, env=env, stdout=2, check=False).returncode
         except OSError as exc:

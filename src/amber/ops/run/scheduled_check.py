@@ -5,7 +5,7 @@ own calendar (say, a weekly read-data subset). Each due job's primary and
 mirrors are checked; the result is stored as a run of ``check:JOB`` (so a
 check never counts as a backup for the stale-job alert) whose destinations
 carry step ``check`` (what `status --copies` reads), and damage is reported
-to the observers as an ``integrity`` event.
+to the operation's sink as an ``integrity`` run event.
 """
 
 from __future__ import annotations
@@ -14,12 +14,13 @@ import datetime as dt
 import time
 from collections.abc import Callable
 
+from amber.events import EventSink, RunEvent
 from amber.ops.config.model import Config, JobConfig
 from amber.ops.run import steps as run_steps
-from amber.ops.run.events import NullObserver, RunEvent, RunObserver
 from amber.ops.schedule.calendar import next_after, parse_calendar
 from amber.ops.state import Destination, RunRecord, StateDB
-from amber.services.context import OperationContext
+from amber.services.context import OperationContext, OperationRecord
+from amber.services.operations import RUNNING
 from amber.services.session import PasswordSource
 
 INTEGRITY_ERRORS = ("CheckFailed", "IntegrityError")
@@ -46,11 +47,12 @@ def due_checks(config: Config, db: StateDB, now: dt.datetime) -> list[JobConfig]
 
 
 def check_job(
-    config: Config, job: JobConfig, passwords: PasswordSource, observer: RunObserver | None = None,
-    ctx: OperationContext | None = None,
+    config: Config, job: JobConfig, passwords: PasswordSource, ctx: OperationContext | None = None
 ) -> RunRecord:
-    """Check the job's primary and mirrors; an offline mirror that is not connected is skipped."""
-    observer = observer or NullObserver()
+    """Check the job's primary and mirrors; an offline mirror that is not connected is skipped.
+
+    Damage is an ``integrity`` run event on ``ctx``'s sink."""
+    ctx = ctx or OperationContext()
     db = StateDB(config.state.path)
     run = db.begin(task(job.name))
     repos = run_steps.Repositories(config, passwords, ctx)
@@ -64,7 +66,7 @@ def check_job(
         if dest.status == "failed":
             run.errors.append(f"check on {name}: {dest.message}")
             if dest.details.get("error") in INTEGRITY_ERRORS:
-                observer.on_event(RunEvent("integrity", job.name, dest.message, name, {"step": "check"}))
+                ctx.events.run_event(RunEvent("integrity", job.name, dest.message, name, {"step": "check"}))
     run.status = "failed" if run.errors else "success"
     run.ended = time.time()
     db.finish(run)
@@ -72,12 +74,11 @@ def check_job(
 
 
 def check_jobs(
-    config: Config, names: list[str], passwords: PasswordSource, observer: RunObserver | None = None,
-    ctx: OperationContext | None = None,
+    config: Config, names: list[str], passwords: PasswordSource, ctx: OperationContext | None = None
 ) -> list[RunRecord]:
     """`amber run --check-only`: check the named jobs (all with checks enabled when none is named)."""
     jobs = [config.job(n) for n in names] if names else [j for j in config.jobs.values() if j.check.enabled]
-    return [check_job(config, job, passwords, observer, ctx) for job in jobs]
+    return [check_job(config, job, passwords, ctx) for job in jobs]
 
 
 class CheckExtension:
@@ -85,7 +86,7 @@ class CheckExtension:
 
     def __init__(
         self, passwords: PasswordSource, note: Callable[[str], None] = lambda _m: None,
-        observer_for: Callable[[Config], RunObserver] | None = None,
+        observer_for: Callable[[Config], EventSink] | None = None,
     ) -> None:  # fmt: skip
         self.passwords = passwords
         self.note = note
@@ -98,8 +99,11 @@ class CheckExtension:
         db = StateDB(config.state.path)
         for job in due_checks(config, db, dt.datetime.now()):
             db.set_stamp(task(job.name), time.time())  # before running: a crash must not loop
-            observer = self.observer_for(config) if self.observer_for else None
-            run = check_job(config, job, self.passwords, observer)
+            ctx = OperationContext(record=OperationRecord("check", [job.name]))
+            if self.observer_for:
+                ctx.events.subscribe(self.observer_for(config))
+            with RUNNING.track(ctx):
+                run = check_job(config, job, self.passwords, ctx)
             self.note(f"daemon: scheduled check {job.name}: {run.status}")
 
     def stop(self) -> None:

@@ -18,7 +18,6 @@ from amber import catalog
 from amber.anomaly.scoring import assess
 from amber.engine.changedpaths import ChangedPaths
 from amber.engine.patterns import read_exclude_files
-from amber.engine.progress import Progress
 from amber.errors import AmberError, CheckFailed, IntegrityError
 from amber.ops.config.model import Config, JobConfig, RepositoryConfig
 from amber.ops.config.repos import backend_options, config_passwords
@@ -94,8 +93,9 @@ class Since:
 
 def backup(
     repos: Repositories, job: JobConfig, limits: Limits, note: Callable[[str], None] = lambda _m: None,
-    progress: Progress | None = None, since: Since | None = None,
+    since: Since | None = None,
 ) -> tuple[Destination, AmberError | None]:  # fmt: skip
+    """The backup step; its progress goes to the operation's sink (the opened repository carries it)."""
     since = since or Since()
     req = backup_service.BackupRequest(
         paths=list(job.paths),
@@ -121,11 +121,11 @@ def backup(
         else:
             with repos.open(job.repository) as repo:
                 if job.stdin_command:
-                    outcome = backup_service.backup_command(repo, req, list(job.stdin_command), progress)
+                    outcome = backup_service.backup_command(repo, req, list(job.stdin_command))
                 elif job.databases:
                     outcome = backup_databases(repo, req, job.databases)
                 else:
-                    outcome = backup_service.backup_paths(repo, req, progress)
+                    outcome = backup_service.backup_paths(repo, req)
     except AmberError as exc:
         return _failed(job.repository, "backup", exc), exc
     snap = outcome.snapshot

@@ -68,11 +68,11 @@ def one_pass(config: Config, db: StateDB, options: DaemonOptions) -> list[run_se
         if options.stop.is_set():
             break
         db.set_stamp(task(name), options.now().timestamp())  # before running: a crash must not loop
-        options.run.note(f"daemon: starting job {name}")
+        options.run.context.events.notice("note", f"daemon: starting job {name}")
         try:
             results += run_service.run_jobs(config, [name], options.run)
         except AmberError as exc:  # one bad job must not stop the scheduler
-            options.run.note(f"daemon: job {name}: {exc.message}")
+            options.run.context.events.notice("note", f"daemon: job {name}: {exc.message}")
     return results
 
 

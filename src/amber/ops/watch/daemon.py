@@ -33,7 +33,7 @@ class WatchExtension:
                                       name=f"watch-{job.name}")  # fmt: skip
             thread.start()
             self._threads.append((thread, ctx))
-            self.run.note(f"daemon: watching job {job.name}")
+            self.run.context.events.notice("note", f"daemon: watching job {job.name}")
 
     def _watch(self, config: Config, name: str, options: WatchOptions) -> None:
         ctx = options.run.context
@@ -42,7 +42,7 @@ class WatchExtension:
         except Interrupted as exc:
             ctx.finish_with(exc)
         except AmberError as exc:  # one watcher's failure must not stop the daemon
-            self.run.note(f"daemon: watch {name}: {exc.message}")
+            self.run.context.events.notice("note", f"daemon: watch {name}: {exc.message}")
             ctx.finish_with(exc)
 
     def tick(self, config: Config) -> None:

@@ -95,7 +95,8 @@ def watch_job(config: Config, name: str, options: WatchOptions) -> WatchSummary:
 class _Watcher:
     def __init__(self, config: Config, job: JobConfig, options: WatchOptions) -> None:
         self.config, self.job = config, job
-        self.note = options.run.note
+        events = options.run.context.events
+        self.note: Callable[[str], None] = lambda line: events.notice("note", line)
         for line in limits_service.apply(options.run.limits):  # process-wide: once, not every run
             self.note(f"limits: {line}")
         applied = dataclasses.replace(options.run.limits, nice=None, ionice_class=None, ionice_level=None)
