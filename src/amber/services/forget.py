@@ -104,7 +104,7 @@ def forget(
     """Plan, then (unless dry run) remove the snapshot files; then prune if asked."""
     if not req.dry_run:
         refuse_if_append_only(repo, "forget")
-    with _locked(repo):
+    with shared_unless_held(repo):
         result = plan_forget(repo, req, now)
         if req.dry_run:
             return result
@@ -123,8 +123,8 @@ def forget(
 
 
 @contextlib.contextmanager
-def _locked(repo: Repository) -> Iterator[None]:
-    """Run under a lock this process already holds on ``repo``, or take a shared one."""
+def shared_unless_held(repo: Repository) -> Iterator[None]:
+    """Run under a lock this process holds on ``repo`` already (purge's exclusive one), or a shared one."""
     if repo.held_locks:
         yield
         return

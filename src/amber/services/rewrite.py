@@ -27,8 +27,7 @@ append-only repositories allow it.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import msgspec
@@ -37,7 +36,7 @@ from amber.engine.retention_hold import ACKED_TAG, SUSPICIOUS_TAG
 from amber.engine.rewriter import Erasable, RemovedEntry, TreeRewriter, exclusion, path_excluded
 from amber.errors import AmberError, ObjectNotFound
 from amber.repository import Repository, Snapshot, Tree
-from amber.services.forget import refuse_if_append_only
+from amber.services.forget import refuse_if_append_only, shared_unless_held
 from amber.services.own_snapshots import OwnSnapshots
 from amber.services.snapshots import SnapshotFilter, resolve, select
 
@@ -93,7 +92,7 @@ def rewrite(repo: Repository, req: RewriteRequest) -> RewriteResult:
     if req.forget and not req.dry_run:
         refuse_if_append_only(repo, "rewrite --forget")
     excluded = exclusion(req.excludes, req.sha256)
-    with _locked(repo):
+    with shared_unless_held(repo):
         result = RewriteResult(dry_run=req.dry_run)
         chosen = _chosen(repo, req, result)
         result.examined = len(chosen)
@@ -196,13 +195,3 @@ def _mentions(patterns: list[str], text: str) -> bool:
         if word.startswith("/") and path_excluded(patterns, word):
             return True
     return False
-
-
-@contextlib.contextmanager
-def _locked(repo: Repository) -> Iterator[None]:
-    """Under a lock this process holds already (purge's exclusive one), or a shared one."""
-    if repo.held_locks:
-        yield
-        return
-    with repo.lock(exclusive=False):
-        yield
