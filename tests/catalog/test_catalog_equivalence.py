@@ -24,7 +24,8 @@ from amber.repository import Node, Repository, Snapshot, Tree, init_repository, 
 from amber.storage import open_backend
 
 PASSWORD = b"catalog property"
-NAMES = [b"a.txt", b"b.TXT", b"notes", b"caf\xc3\xa9.odt", b"raw\xff.bin", b"x_1.jpg"]
+NAMES = [b"a.txt", b"b.TXT", b"notes", b"caf\xc3\xa9.odt", b"raw\xff.bin", b"x_1.jpg",
+         b"Stra\xc3\x9fe.txt", b"\xc3\x84PFEL", b".txt"]  # fmt: skip
 DIRS = [b"docs", b"docs/sub", b"pics"]
 QUERIES = [
     FindQuery(patterns=("*",)),
@@ -35,6 +36,9 @@ QUERIES = [
     FindQuery(patterns=("*/docs/*",)),
     FindQuery(patterns=("*",), kinds=frozenset({"dir"})),
     FindQuery(patterns=("*",), hosts=("hostB",)),
+    FindQuery(patterns=("*STRASSE*", "äpfel"), ignore_case=True),
+    FindQuery(patterns=("?pfel", "CAF*"), ignore_case=True),
+    FindQuery(patterns=("*ss*", "*.TXT")),
 ]
 
 FileState = dict[bytes, tuple[int, int]]  # relative path -> (size, mtime)

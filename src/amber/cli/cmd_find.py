@@ -59,7 +59,7 @@ def _plural(n: int, word: str) -> str:
 
 @click.command()
 @click.argument("patterns", nargs=-1, required=True)
-@click.option("-i", "--ignore-case", is_flag=True, help="Match names case-insensitively (ASCII letters).")
+@click.option("-i", "--ignore-case", is_flag=True, help="Ignore case (Unicode case folding: Ä = ä, SS = ß).")
 @click.option("--type", "kinds", multiple=True, type=click.Choice(sorted(KIND_BY_LETTER)),
               help="Only this type: f file, d directory, l symlink, p fifo, c/b device.")  # fmt: skip
 @click.option("--size", "sizes", multiple=True, metavar="[+-]N[KMGT]",
