@@ -100,8 +100,10 @@ def main() -> None:
             start = time.perf_counter()
             read_all(mountpoint, names)
             runs.append(time.perf_counter() - start)
-        print(f"no-op FUSE in Python: read {args.files} files of {args.size} B: first {first:.3f} s, "
-              f"then median {statistics.median(runs):.3f} s of {args.rounds} ({[round(r, 3) for r in runs]})")
+        print(
+            f"no-op FUSE in Python: read {args.files} files of {args.size} B: first {first:.3f} s, "
+            f"then median {statistics.median(runs):.3f} s of {args.rounds} ({[round(r, 3) for r in runs]})"
+        )
     finally:
         subprocess.run(["fusermount3", "-u", str(mountpoint)], check=False)
         thread.join(10)

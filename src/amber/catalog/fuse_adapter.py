@@ -123,9 +123,10 @@ def serve(fs: MountFS, mountpoint: str, allow_other: bool, on_ready: Callable[[]
     options: dict[str, Any] = {
         "foreground": True, "ro": True, "fsname": "amber", "subtype": "amber",
         "default_permissions": True,
-        # Snapshots never change: the kernel may keep names and attributes for a minute.
-        # `latest` stays current (a symlink's target is read on every use).
-        "entry_timeout": 60, "attr_timeout": 60,
+        # Snapshots never change: the kernel may keep names and attributes for a minute,
+        # and file contents in its page cache across opens (kernel_cache). `latest`
+        # stays current (a symlink's target is read on every use).
+        "entry_timeout": 60, "attr_timeout": 60, "kernel_cache": True,
     }  # fmt: skip
     if allow_other:
         options["allow_other"] = True
