@@ -14,7 +14,7 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from amber.catalog.store import transaction
+from amber.catalog.store import mark_checked, transaction
 from amber.catalog.versions import extension, kind_code, lineage_key, name_form, order_key, same_version
 from amber.engine.treewalk import Walker
 from amber.errors import AmberError, CatalogError, InvalidTree
@@ -211,4 +211,6 @@ def sync(conn: sqlite3.Connection, repo: Repository) -> SyncResult:
             result.ingested += 1
     except sqlite3.Error as exc:
         raise CatalogError(f"catalog: {exc}") from exc
+    if result.ingested or result.dropped:
+        mark_checked(conn)
     return result

@@ -114,22 +114,69 @@ def connect(path: Path, shared: bool = False) -> sqlite3.Connection:
     conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA cache_size = -65536")
     return conn
 
 
-def _healthy(conn: sqlite3.Connection, repository_id: str) -> bool:
-    """The file is ours, current, and passes SQLite's quick check."""
+def _stamp_path(path: Path) -> Path:
+    return path.with_name(path.name + ".checked")
+
+
+def _file_state(path: Path) -> str:
+    """What the files look like now: the database's size, mtime and inode, and the WAL's size."""
+    st = os.stat(path)
     try:
+        wal = os.stat(f"{path}-wal").st_size
+    except FileNotFoundError:
+        wal = 0
+    return f"{st.st_size} {st.st_mtime_ns} {st.st_ino} {wal}"
+
+
+def _checked_before(path: Path) -> bool:
+    try:
+        return _stamp_path(path).read_text() == _file_state(path)
+    except OSError:
+        return False
+
+
+def mark_checked(conn: sqlite3.Connection) -> None:
+    """Record that the file is as amber last left it (after a quick check, or after amber's own
+    writes), so the next open can skip the quick check, which reads the whole file.
+
+    The WAL is folded into the database first, so that a reader closing the last
+    connection has nothing to checkpoint (which would change the file again).
+    """
+    try:
+        path = Path(conn.execute("PRAGMA database_list").fetchone()[2])
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        stamp = _stamp_path(path)
+        tmp = stamp.with_name(stamp.name + ".tmp")
+        tmp.write_text(_file_state(path))
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, stamp)
+    except (OSError, sqlite3.Error, TypeError):
+        pass  # without a stamp, the next open runs the quick check
+
+
+def _healthy(conn: sqlite3.Connection, repository_id: str, path: Path) -> bool:
+    """The file is ours and current, and passes SQLite's quick check unless it is unchanged
+    since amber last checked or wrote it."""
+    try:
+        rows = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        if rows.get("schema") != str(SCHEMA_VERSION) or rows.get("repository") != repository_id:
+            return False
+        if _checked_before(path):
+            return True
         if conn.execute("PRAGMA quick_check").fetchone() != ("ok",):
             return False
-        rows = dict(conn.execute("SELECT key, value FROM meta").fetchall())
     except sqlite3.DatabaseError:
         return False
-    return rows.get("schema") == str(SCHEMA_VERSION) and rows.get("repository") == repository_id
+    mark_checked(conn)
+    return True
 
 
 def _remove(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm"):
+    for suffix in ("", "-wal", "-shm", ".checked"):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(str(path) + suffix)
 
@@ -161,7 +208,7 @@ def open_catalog(repository_id: str, path: Path | None = None) -> tuple[sqlite3.
                 conn = connect(path)
             except sqlite3.DatabaseError:
                 conn = None
-            if conn is not None and _healthy(conn, repository_id):
+            if conn is not None and _healthy(conn, repository_id, path):
                 return conn, None
             if conn is not None:
                 conn.close()
