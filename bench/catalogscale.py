@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import sqlite3
 import statistics
@@ -38,19 +39,25 @@ def _env(tool: Tool) -> dict[str, str]:
     return env
 
 
-def _timed(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
-    start = time.perf_counter()
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _timed(cmd: list[str], env: dict[str, str]) -> tuple[float, str, float]:
+    """Wall time, stdout, and the CPU time (user + sys) the command used."""
+    start, cpu = time.perf_counter(), _children_cpu()
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - start
     if out.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed: {out.stderr[-2000:]}")
-    return elapsed, out.stdout
+    return elapsed, out.stdout, _children_cpu() - cpu
 
 
-def _median(rounds: int, cmd: list[str], env: dict[str, str]) -> tuple[float, list[float], str]:
+def _median(rounds: int, cmd: list[str], env: dict[str, str]) -> tuple[float, list[float], str, float]:
     runs = [_timed(cmd, env) for _ in range(rounds)]
-    times = [t for t, _ in runs]
-    return statistics.median(times), times, runs[0][1]
+    times = [t for t, _, _ in runs]
+    return statistics.median(times), times, runs[0][1], statistics.median(c for _, _, c in runs)
 
 
 def _catalog_figures(tool: Tool) -> dict[str, float]:
@@ -70,12 +77,14 @@ def _finds(tool: Tool, rounds: int, extra: tuple[str, ...] = ()) -> dict[str, di
             cmd = [*tool.exe, "-r", str(tool.repo), "find", "--json", pattern]
         else:
             cmd = [*tool.exe, "-r", str(tool.repo), "find", pattern, "--json", *extra]
-        median, times, stdout = _median(rounds, cmd, _env(tool))
+        median, times, stdout, cpu = _median(rounds, cmd, _env(tool))
         lines = len(stdout.splitlines()) if tool.name == "amber" else sum(
             len(group.get("matches", [])) for group in json.loads(stdout or "[]")
         )  # fmt: skip
-        out[label] = {"pattern": pattern, "median_s": median, "runs_s": times, "matches": lines}
-        print(f"  {tool.name} find {pattern!r}: {median:.3f} s ({lines} matches) {times}", flush=True)
+        out[label] = {"pattern": pattern, "median_s": median, "median_cpu_s": cpu, "runs_s": times,
+                      "matches": lines}  # fmt: skip
+        print(f"  {tool.name} find {pattern!r}: {median:.3f} s wall, {cpu:.3f} s CPU ({lines} matches) "
+              f"{[round(t, 3) for t in times]}", flush=True)  # fmt: skip
     return out
 
 
@@ -99,7 +108,7 @@ def run_amber(args: argparse.Namespace) -> dict[str, object]:
         generated = time.perf_counter() - start
         print(f"amber: {written} snapshots written ({generated:.0f} s)", flush=True)
         cmd = [*tool.exe, "-r", str(tool.repo), "find", "--limit", "1", "nothing-matches-this"]
-        sync_s, _ = _timed(cmd, _env(tool))  # the first find after new snapshots ingests them
+        sync_s, _, _ = _timed(cmd, _env(tool))  # the first find after new snapshots ingests them
         print(f"  catalog sync: {sync_s:.1f} s", flush=True)
         point: dict[str, object] = {"snapshots": written, "sync_s": sync_s, "catalog": _catalog_figures(tool)}
         point["find"] = _finds(tool, args.rounds)
@@ -129,7 +138,7 @@ def run_restic(args: argparse.Namespace) -> dict[str, object]:
         if n > 1:
             model.churn()
             write_files(model, data, only_changed=True)
-        elapsed, _ = _timed([*tool.exe, "-r", str(tool.repo), "backup", "--quiet", str(data)], _env(tool))
+        elapsed, _, _ = _timed([*tool.exe, "-r", str(tool.repo), "backup", "--quiet", str(data)], _env(tool))
         backups.append(elapsed)
         print(f"restic backup {n}: {elapsed:.1f} s", flush=True)
         if n in args.checkpoints or n == args.snapshots:
@@ -153,8 +162,18 @@ def main() -> None:
     ap.add_argument("--checkpoints", type=lambda s: [int(x) for x in s.split(",") if x], default=[])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--workdir", type=Path, default=Path("/var/tmp/amber-catalogscale"))
+    ap.add_argument("--finds-only", action="store_true",
+                    help="Time the finds on the repository a previous run left in --workdir.")  # fmt: skip
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
+    if args.finds_only:
+        tool = Tool(args.tool, args.workdir)
+        results: dict[str, object] = {"find": _finds(tool, args.rounds)}
+        if args.tool == "amber":
+            results["find_versions"] = _finds(tool, args.rounds, ("--versions",))
+            results["catalog"] = _catalog_figures(tool)
+        (args.workdir / f"{args.tool}-finds.json").write_text(json.dumps(results, indent=2))
+        return
     results = run_amber(args) if args.tool == "amber" else run_restic(args)
     _save(args, results)
     print(f"figures in {args.workdir}")
