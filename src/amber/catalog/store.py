@@ -123,13 +123,10 @@ def _stamp_path(path: Path) -> Path:
 
 
 def _file_state(path: Path) -> str:
-    """What the files look like now: the database's size, mtime and inode, and the WAL's size."""
+    """The database file's size, mtime and inode. (The WAL is left out: SQLite checksums its
+    frames and stops at the first bad one, and what is lost that way is ingested again.)"""
     st = os.stat(path)
-    try:
-        wal = os.stat(f"{path}-wal").st_size
-    except FileNotFoundError:
-        wal = 0
-    return f"{st.st_size} {st.st_mtime_ns} {st.st_ino} {wal}"
+    return f"{st.st_size} {st.st_mtime_ns} {st.st_ino}"
 
 
 def _checked_before(path: Path) -> bool:
@@ -144,11 +141,12 @@ def mark_checked(conn: sqlite3.Connection) -> None:
     writes), so the next open can skip the quick check, which reads the whole file.
 
     The WAL is folded into the database first, so that a reader closing the last
-    connection has nothing to checkpoint (which would change the file again).
+    connection has nothing to checkpoint (which would change the file again). PASSIVE:
+    never wait for readers; what a reader keeps in the WAL costs one more check later.
     """
     try:
         path = Path(conn.execute("PRAGMA database_list").fetchone()[2])
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         stamp = _stamp_path(path)
         tmp = stamp.with_name(stamp.name + ".tmp")
         tmp.write_text(_file_state(path))
