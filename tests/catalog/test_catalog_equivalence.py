@@ -177,3 +177,25 @@ def test_empty_repository_has_no_answers(tmp_path: Path, pattern: str) -> None:
     assert list(catalog_hits(conn, FindQuery(patterns=(pattern,)))) == []
     conn.close()
     repo.close()
+
+
+def test_a_node_type_amber_does_not_know_is_kept(tmp_path: Path) -> None:
+    """Types are stored as small integers; a crafted tree's other type stays text, as the walk reports it."""
+    init_repository(open_backend(str(tmp_path / "repo")), PASSWORD).close()
+    repo = open_repository(open_backend(str(tmp_path / "repo")), PASSWORD)
+    sock = Node(name=b"s.sock", type="socket", mode=0o600)
+    nodes = [sock, Node(name=b"z", type="file", size=3, sha256=b"1" * 32)]
+    home, _ = repo.save_tree(Tree(nodes=nodes))
+    root, _ = repo.save_tree(Tree(nodes=[Node(name=b"home", type="dir", subtree=home)]))
+    repo.blobs.flush()
+    repo.save_snapshot(Snapshot(time="2026-01-01T00:00:00+00:00", tree=root, paths=["/home"], hostname="h"))
+    conn, _ = store.open_catalog(repo.id, tmp_path / "c.sqlite")
+    try:
+        sync(conn, repo)
+        for query in (FindQuery(patterns=("*",)), FindQuery(patterns=("*",), kinds=frozenset({"socket"}))):
+            from_catalog = [(h.path, h.kind) for h in ordered(catalog_hits(conn, query))]
+            assert from_catalog == [(h.path, h.kind) for h in ordered(walk_hits(repo, query))]
+            assert (b"/home/s.sock", "socket") in from_catalog
+    finally:
+        conn.close()
+        repo.close()
