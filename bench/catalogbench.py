@@ -77,7 +77,10 @@ def main() -> None:
     rng = random.Random(7)
     data = workdir / "data"
     files = make_files(data, args.files, rng)
-    tools = {name: Tool(name, workdir) for name in ("amber", "restic")}
+    # `python -m amber`: the amber this interpreter imports (PYTHONPATH wins), not whatever a
+    # console script in the environment was generated for.
+    amber_exe = [sys.executable, "-m", "amber"]
+    tools = {"amber": Tool("amber", workdir, amber_exe), "restic": Tool("restic", workdir)}
     backup_s: dict[str, list[float]] = {name: [] for name in tools}
     for tool in tools.values():
         tool.reset()

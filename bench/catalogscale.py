@@ -33,6 +33,11 @@ from tools import PASSWORD, Tool
 PATTERNS = {"selective": "IMG_00424*", "extension": "*.iso", "no literal": "a?b*"}
 
 
+def _tool(name: str, workdir: Path) -> Tool:
+    """amber as `python -m amber`: the code this interpreter imports (PYTHONPATH wins)."""
+    return Tool(name, workdir, [sys.executable, "-m", "amber"] if name == "amber" else [])
+
+
 def _env(tool: Tool) -> dict[str, str]:
     env = tool.env()
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed amber has its bytecode cached
@@ -92,7 +97,7 @@ def run_amber(args: argparse.Namespace) -> dict[str, object]:
     from amber.repository import init_repository, open_repository
     from amber.storage import open_backend
 
-    tool = Tool("amber", args.workdir)
+    tool = _tool("amber", args.workdir)
     tool.reset()
     init_repository(open_backend(str(tool.repo)), PASSWORD.encode()).close()
     repo = open_repository(open_backend(str(tool.repo)), PASSWORD.encode())
@@ -167,7 +172,7 @@ def main() -> None:
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     if args.finds_only:
-        tool = Tool(args.tool, args.workdir)
+        tool = _tool(args.tool, args.workdir)
         results: dict[str, object] = {"find": _finds(tool, args.rounds)}
         if args.tool == "amber":
             results["find_versions"] = _finds(tool, args.rounds, ("--versions",))

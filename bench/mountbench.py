@@ -122,7 +122,9 @@ def main() -> None:
     args = parser.parse_args()
     src = _dataset(args.workdir, args.files)
     tools = ("amber", "restic")
-    results = {name: bench(Tool(name, args.workdir), src, args.reads, args.rounds) for name in tools}
+    # amber as `python -m amber`: the code this interpreter imports, whatever console script is installed
+    exe = {"amber": [sys.executable, "-m", "amber"], "restic": ["restic"]}
+    results = {n: bench(Tool(n, args.workdir, exe[n]), src, args.reads, args.rounds) for n in tools}
     print(f"{args.files} files in one directory; times in seconds, medians of {args.rounds} mounts")
     print(f"{'':<22}{'amber':>10}{'restic':>10}{'ratio':>8}")
     for key in results["amber"]:
