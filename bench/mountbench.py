@@ -4,16 +4,21 @@
 
 Both tools back up the same directory of small files, then each mount is timed for:
 listing the directory with every entry's attributes (``ls -l``), the same again
-(the tools' caches are warm), and reading the first ``--reads`` files. Needs FUSE
+(the tools' caches are warm), reading the first ``--reads`` files (open, read,
+close; names listed beforehand) and reading them again. Each tool is mounted
+``--rounds`` times and the medians are shown. bench/fusenoop.py gives the floor: the
+same reads from a Python FUSE file system that does nothing. Needs FUSE
 (/dev/fuse, fuse3) and restic on PATH. Figures go to stdout; nothing is asserted.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -73,41 +78,54 @@ def _listing(directory: Path) -> int:
     return sum(1 for entry in os.scandir(directory) if entry.stat(follow_symlinks=False))
 
 
-def _reads(directory: Path, count: int) -> int:
+def _reads(directory: Path, names: list[str]) -> int:
     total = 0
-    for name in sorted(os.listdir(directory))[:count]:
+    for name in names:
         with open(directory / name, "rb") as f:
             total += len(f.read())
     return total
 
 
-def bench(tool: Tool, src: Path, reads: int) -> dict[str, float]:
+def bench(tool: Tool, src: Path, reads: int, rounds: int) -> dict[str, float]:
+    """Median over ``rounds`` fresh mounts of the repository (backed up once)."""
     tool.reset()
     _run(tool, "init")
     _run(tool, "backup", str(src))
     mountpoint = tool.workdir / "mnt" / tool.name
-    proc = _mount(tool, mountpoint)
-    try:
-        inside = mountpoint / "snapshots" / "latest" / str(src).lstrip("/")
-        started = _timed(lambda: _listing(inside))
-        return {
-            "ls -l (first)": started,
-            "ls -l (again)": _timed(lambda: _listing(inside)),
-            f"read {reads} files": _timed(lambda: _reads(inside, reads)),
-        }
-    finally:
-        _unmount(mountpoint, proc)
+    names = sorted(os.listdir(src))[:reads]
+    runs: dict[str, list[float]] = {}
+    for _ in range(rounds):
+        proc = _mount(tool, mountpoint)
+        try:
+            inside = mountpoint / "snapshots" / "latest" / str(src).lstrip("/")
+            listing = functools.partial(_listing, inside)
+            reading = functools.partial(_reads, inside, names)
+            figures = {
+                "ls -l (first)": _timed(listing),
+                "ls -l (again)": _timed(listing),
+                f"read {reads} files": _timed(reading),
+                f"read {reads} again": _timed(reading),
+            }
+        finally:
+            _unmount(mountpoint, proc)
+        for key, value in figures.items():
+            runs.setdefault(key, []).append(value)
+    return {key: statistics.median(values) for key, values in runs.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=10_000)
     parser.add_argument("--reads", type=int, default=1_000)
+    parser.add_argument("--rounds", type=int, default=5, help="Fresh mounts per tool; medians are shown.")
     parser.add_argument("--workdir", type=Path, default=Path("/var/tmp/amber-mountbench"))
     args = parser.parse_args()
     src = _dataset(args.workdir, args.files)
-    results = {name: bench(Tool(name, args.workdir), src, args.reads) for name in ("amber", "restic")}
-    print(f"{args.files} files in one directory; times in seconds")
+    tools = ("amber", "restic")
+    # amber as `python -m amber`: the code this interpreter imports, whatever console script is installed
+    exe = {"amber": [sys.executable, "-m", "amber"], "restic": ["restic"]}
+    results = {n: bench(Tool(n, args.workdir, exe[n]), src, args.reads, args.rounds) for n in tools}
+    print(f"{args.files} files in one directory; times in seconds, medians of {args.rounds} mounts")
     print(f"{'':<22}{'amber':>10}{'restic':>10}{'ratio':>8}")
     for key in results["amber"]:
         a, r = results["amber"][key], results["restic"][key]

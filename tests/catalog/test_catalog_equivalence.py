@@ -24,7 +24,8 @@ from amber.repository import Node, Repository, Snapshot, Tree, init_repository, 
 from amber.storage import open_backend
 
 PASSWORD = b"catalog property"
-NAMES = [b"a.txt", b"b.TXT", b"notes", b"caf\xc3\xa9.odt", b"raw\xff.bin", b"x_1.jpg"]
+NAMES = [b"a.txt", b"b.TXT", b"notes", b"caf\xc3\xa9.odt", b"raw\xff.bin", b"x_1.jpg",
+         b"Stra\xc3\x9fe.txt", b"\xc3\x84PFEL", b".txt"]  # fmt: skip
 DIRS = [b"docs", b"docs/sub", b"pics"]
 QUERIES = [
     FindQuery(patterns=("*",)),
@@ -35,6 +36,9 @@ QUERIES = [
     FindQuery(patterns=("*/docs/*",)),
     FindQuery(patterns=("*",), kinds=frozenset({"dir"})),
     FindQuery(patterns=("*",), hosts=("hostB",)),
+    FindQuery(patterns=("*STRASSE*", "äpfel"), ignore_case=True),
+    FindQuery(patterns=("?pfel", "CAF*"), ignore_case=True),
+    FindQuery(patterns=("*ss*", "*.TXT")),
 ]
 
 FileState = dict[bytes, tuple[int, int]]  # relative path -> (size, mtime)
@@ -173,3 +177,25 @@ def test_empty_repository_has_no_answers(tmp_path: Path, pattern: str) -> None:
     assert list(catalog_hits(conn, FindQuery(patterns=(pattern,)))) == []
     conn.close()
     repo.close()
+
+
+def test_a_node_type_amber_does_not_know_is_kept(tmp_path: Path) -> None:
+    """Types are stored as small integers; a crafted tree's other type stays text, as the walk reports it."""
+    init_repository(open_backend(str(tmp_path / "repo")), PASSWORD).close()
+    repo = open_repository(open_backend(str(tmp_path / "repo")), PASSWORD)
+    sock = Node(name=b"s.sock", type="socket", mode=0o600)
+    nodes = [sock, Node(name=b"z", type="file", size=3, sha256=b"1" * 32)]
+    home, _ = repo.save_tree(Tree(nodes=nodes))
+    root, _ = repo.save_tree(Tree(nodes=[Node(name=b"home", type="dir", subtree=home)]))
+    repo.blobs.flush()
+    repo.save_snapshot(Snapshot(time="2026-01-01T00:00:00+00:00", tree=root, paths=["/home"], hostname="h"))
+    conn, _ = store.open_catalog(repo.id, tmp_path / "c.sqlite")
+    try:
+        sync(conn, repo)
+        for query in (FindQuery(patterns=("*",)), FindQuery(patterns=("*",), kinds=frozenset({"socket"}))):
+            from_catalog = [(h.path, h.kind) for h in ordered(catalog_hits(conn, query))]
+            assert from_catalog == [(h.path, h.kind) for h in ordered(walk_hits(repo, query))]
+            assert (b"/home/s.sock", "socket") in from_catalog
+    finally:
+        conn.close()
+        repo.close()

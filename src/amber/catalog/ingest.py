@@ -14,8 +14,8 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from amber.catalog.store import transaction
-from amber.catalog.versions import extension, lineage_key, name_text, order_key, same_version
+from amber.catalog.store import mark_checked, transaction
+from amber.catalog.versions import extension, kind_code, lineage_key, name_form, order_key, same_version
 from amber.engine.treewalk import Walker
 from amber.errors import AmberError, CatalogError, InvalidTree
 from amber.repository import Node, Repository, Snapshot, Tree
@@ -46,10 +46,9 @@ class _Ids:
         if nid is None:
             row = self.conn.execute("SELECT nid FROM name WHERE raw = ?", (raw,)).fetchone()
             if row is None:
-                text, exact = name_text(raw)
                 cur = self.conn.execute(
-                    "INSERT INTO name(raw, text, ext, exact) VALUES (?, ?, ?, ?)",
-                    (raw, text, extension(raw), int(exact)),
+                    "INSERT INTO name(raw, ext, form) VALUES (?, ?, ?)",
+                    (raw, extension(raw), name_form(raw)),
                 )
                 row = (cur.lastrowid,)
             nid = int(row[0])
@@ -108,14 +107,14 @@ def ingest_tree_diff(
                 continue
             if a is not None:
                 conn.execute(
-                    "UPDATE ver SET last_seq = ? WHERE lid = ? AND did = ? AND nid = ? AND last_seq IS NULL",
-                    (old_seq, lid, did, nid),
+                    "UPDATE ver SET last_seq = ? WHERE nid = ? AND did = ? AND lid = ? AND last_seq IS NULL",
+                    (old_seq, nid, did, lid),
                 )
             if b is not None:
                 conn.execute(
-                    "INSERT INTO ver(lid, did, nid, kind, size, mtime, mode, sha256, first_seq)"
+                    "INSERT INTO ver(nid, did, lid, kind, size, mtime, mode, sha256, first_seq)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (lid, did, nid, b.type, b.size, b.mtime_ns, b.mode, b.sha256, new_seq),
+                    (nid, did, lid, kind_code(b.type), b.size, b.mtime_ns, b.mode, b.sha256, new_seq),
                 )
             old_sub = a.subtree if a is not None and a.type == "dir" else b""
             new_sub = b.subtree if b is not None and b.type == "dir" else b""
@@ -212,4 +211,6 @@ def sync(conn: sqlite3.Connection, repo: Repository) -> SyncResult:
             result.ingested += 1
     except sqlite3.Error as exc:
         raise CatalogError(f"catalog: {exc}") from exc
+    if result.ingested or result.dropped:
+        mark_checked(conn)
     return result

@@ -62,6 +62,7 @@ class MountFS:
         self._children: dict[bytes, set[bytes]] = {}
         self._versions: dict[bytes, list[tuple[bytes, FileVersion]]] = {}
         self._resolved: dict[bytes, Entry] = {}
+        self._listings: dict[bytes, tuple[Entry, list[bytes]]] = {}  # readdir's answers, by path
         self._handles: dict[int, FileContent] = {}
         self._next_handle = itertools.count(1)
         self._uid, self._gid = os.getuid(), os.getgid()
@@ -107,6 +108,7 @@ class MountFS:
             self._children.clear()
             self._versions.clear()
             self._resolved.clear()
+            self._listings.clear()
             return True
 
     def _update_versions(self, ordered: list[tuple[str, Snapshot]]) -> None:
@@ -284,7 +286,12 @@ class MountFS:
         if entry.children is None:
             raise NotFound("not a directory")
         with self._lock:
-            return [name for name in entry.children() if valid_name(name)]
+            listed = self._listings.get(path)
+            if listed is None or listed[0] is not entry:  # kept as long as the entry is
+                if len(self._listings) >= _MEMO_ENTRIES:
+                    self._listings.clear()
+                listed = self._listings[path] = (entry, [n for n in entry.children() if valid_name(n)])
+            return list(listed[1])
 
     def readlink(self, path: bytes) -> bytes:
         entry = self.lookup(path)

@@ -20,14 +20,14 @@ from amber.catalog import store
 from amber.catalog.ingest import ROOT_DIR, sync
 from amber.catalog.mountnames import valid_name
 from amber.catalog.search import synced_catalog
+from amber.catalog.versions import KIND_CODE, kind_name
 from amber.engine.treewalk import split_path
 from amber.errors import CatalogError
 from amber.repository import Node, Repository, Snapshot, Tree
 from amber.repository.model import parse_time
 
 VERSIONED_KINDS = ("file", "symlink")
-_BUSY_TIMEOUT_S = 30
-# ver's (lid, did, nid) index serves a lookup by directory once every lineage is named.
+_VERSIONED_CODES = f"({', '.join(str(KIND_CODE[k]) for k in VERSIONED_KINDS)})"
 _BY_PLACE = "lid IN (SELECT lid FROM lineage)"
 
 
@@ -154,9 +154,7 @@ class TreeVersions:
 
 def _shared_connection(path: Path) -> sqlite3.Connection:
     """A connection FUSE's worker threads may share (each use holds the source's lock)."""
-    conn = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
-    conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_S * 1000}")
-    return conn
+    return store.connect(path, shared=True)
 
 
 class CatalogVersions:
@@ -235,7 +233,7 @@ class CatalogVersions:
             rows = self._conn.execute(
                 "SELECT v.kind, v.size, v.mtime, v.mode, v.sha256, v.lid, v.first_seq, v.last_seq"
                 f" FROM ver v WHERE {_BY_PLACE} AND v.did = ?"
-                f" AND v.nid = (SELECT nid FROM name WHERE raw = ?) AND v.kind IN {VERSIONED_KINDS!r}",
+                f" AND v.nid = (SELECT nid FROM name WHERE raw = ?) AND v.kind IN {_VERSIONED_CODES}",
                 (did, parts[-1]),
             ).fetchall()
             for kind, size, mtime, mode, sha256, lid, first, last in rows:
@@ -246,7 +244,7 @@ class CatalogVersions:
                 ).fetchone()
                 if snap is None:
                     continue
-                key = (str(kind), int(size), int(mtime), int(mode), bytes(sha256))
+                key = (kind_name(kind), int(size), int(mtime), int(mode), bytes(sha256))
                 seen = (parse_time(snap[1]), str(snap[0]))
                 if key not in found or seen < found[key]:
                     found[key] = seen

@@ -10,10 +10,10 @@ import datetime as dt
 import fnmatch
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from amber.catalog.versions import walk_order
+from amber.catalog.versions import fold, walk_order
 from amber.errors import UsageError
 
 KIND_BY_LETTER = {"f": "file", "d": "dir", "l": "symlink", "p": "fifo", "c": "chardev", "b": "blockdev"}
@@ -60,10 +60,15 @@ class SizeBound:
         return size == self.value
 
 
-def _glob_regex(pattern: str, flags: int) -> re.Pattern[bytes]:
-    """fnmatch's rule on raw bytes (what the tree walk always used); latin-1 maps bytes 1:1."""
-    text = fnmatch.translate(os.fsencode(pattern).decode("latin-1"))
-    return re.compile(text.encode("latin-1"), flags | re.DOTALL)
+def _glob_matcher(pattern: str, ignore_case: bool) -> Callable[[bytes], bool]:
+    """fnmatch's rule on raw bytes (latin-1 maps bytes 1:1); with ``ignore_case`` on the
+    case-folded texts of name and pattern (:func:`fold`: 'Ä' = 'ä', 'STRASSE' = 'straße')."""
+    raw = os.fsencode(pattern)
+    if not ignore_case:
+        rx = re.compile(fnmatch.translate(raw.decode("latin-1")).encode("latin-1"), re.DOTALL)
+        return lambda name: rx.match(name) is not None
+    folded_rx = re.compile(fnmatch.translate(fold(raw)), re.DOTALL)
+    return lambda name: folded_rx.match(fold(name)) is not None
 
 
 @dataclass(frozen=True)
@@ -79,18 +84,17 @@ class FindQuery:
     hosts: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     paths: tuple[str, ...] = ()
-    _compiled: tuple[tuple[bool, re.Pattern[bytes]], ...] = field(default=(), compare=False, repr=False)
+    _compiled: tuple[tuple[bool, Callable[[bytes], bool]], ...] = field(default=(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.patterns:
             raise UsageError("find: give at least one pattern")
-        flags = re.IGNORECASE if self.ignore_case else 0
-        compiled = tuple((b"/" in os.fsencode(p), _glob_regex(p, flags)) for p in self.patterns)
+        compiled = tuple((b"/" in os.fsencode(p), _glob_matcher(p, self.ignore_case)) for p in self.patterns)
         object.__setattr__(self, "_compiled", compiled)
 
     def name_matches(self, path: bytes) -> bool:
         name = path.rpartition(b"/")[2]
-        return any(rx.match(path if on_path else name) for on_path, rx in self._compiled)
+        return any(match(path if on_path else name) for on_path, match in self._compiled)
 
     def on_path(self) -> bool:
         return any(on_path for on_path, _ in self._compiled)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from amber.catalog import store
 from amber.catalog.ingest import ROOT_DIR, SyncResult, sync
 from amber.catalog.query import FindQuery, Hit
-from amber.catalog.versions import order_key
+from amber.catalog.versions import FORM_ASCII, FORM_BYTES, FORM_UTF8, kind_code, kind_name, order_key
 from amber.engine.treewalk import lookup, split_path, walk
 from amber.errors import AmberError, CatalogError, NotFound
 from amber.repository import Node, Repository, Snapshot
@@ -73,21 +73,42 @@ def _like(pattern: str) -> str:
     return re.sub("%+", "%", like)
 
 
+_EXT_ONLY = re.compile(r"\*\.([^*?\[\]/.]+)")
+_TRIGRAM = re.compile(r"[^*?\[\]%_]{3}")
+
+
+def _pattern_names(conn: sqlite3.Connection, pattern: str) -> Iterator[int]:
+    """A superset of the names ``pattern`` matches, case-sensitive or not.
+
+    Everything is compared case-folded: the trigram index holds each name's folding
+    (:func:`fold`), and a literal run of a name folds to a run of the folded name.
+    LIKE's own ASCII case-insensitivity only widens the set.
+    """
+    folded = pattern.casefold()
+    ext = _EXT_ONLY.fullmatch(folded)
+    if ext:
+        yield from (r[0] for r in conn.execute("SELECT nid FROM name WHERE ext = ?", (ext.group(1),)))
+        # '*' also matches nothing: a dotfile named '.ext' has no extension of its own
+        yield from _pattern_names(conn, "." + ext.group(1))
+    elif _TRIGRAM.search(re.sub(r"\[[^\]]*\]", "?", folded)):
+        rows = conn.execute("SELECT rowid FROM name_tri WHERE fold LIKE ?", (_like(folded),))
+        yield from (r[0] for r in rows)
+    else:
+        # A scan of the distinct names. ASCII names fold to their lower case, which LIKE
+        # already ignores, so only the others call back into Python for their folding.
+        yield from (r[0] for r in conn.execute(
+            f"SELECT nid FROM name WHERE (form = {FORM_ASCII} AND CAST(raw AS TEXT) LIKE :p)"
+            f" OR (form = {FORM_UTF8} AND amber_fold(raw) LIKE :p)", {"p": _like(folded)}))  # fmt: skip
+
+
 def _candidate_names(conn: sqlite3.Connection, query: FindQuery) -> set[int] | None:
     """Name IDs that may match, or None for "every name" (patterns on whole paths)."""
     if query.on_path() or any(p.strip("*") == "" for p in query.patterns):
         return None
     nids: set[int] = set()
     for pattern in query.patterns:
-        ext = re.fullmatch(r"\*\.([^*?\[\]/.]+)", pattern)
-        if ext:
-            rows = conn.execute("SELECT nid FROM name WHERE ext = ?", (ext.group(1).lower(),))
-        elif re.search(r"[^*?\[\]%_]{3}", re.sub(r"\[[^\]]*\]", "?", pattern)):
-            rows = conn.execute("SELECT rowid FROM name_tri WHERE text LIKE ?", (_like(pattern),))
-        else:
-            rows = conn.execute("SELECT nid FROM name WHERE text LIKE ?", (_like(pattern),))
-        nids.update(r[0] for r in rows)
-    nids.update(r[0] for r in conn.execute("SELECT nid FROM name WHERE exact = 0"))
+        nids.update(_pattern_names(conn, pattern))
+    nids.update(r[0] for r in conn.execute(f"SELECT nid FROM name WHERE form = {FORM_BYTES}"))
     return nids
 
 
@@ -125,16 +146,18 @@ def _attribute_filters(query: FindQuery) -> tuple[list[str], list[object]]:
     params: list[object] = []
     if query.kinds:
         where.append(f"kind IN ({', '.join('?' * len(query.kinds))})")
-        params.extend(sorted(query.kinds))
+        params.extend(kind_code(k) for k in sorted(query.kinds))
     for bound in query.sizes:
         where.append({"+": "size > ?", "-": "size < ?"}.get(bound.op, "size = ?"))
         params.append(bound.value)
+    # The mtime index holds whole seconds (truncated, like the division below): it narrows,
+    # the nanosecond comparison decides.
     if query.newer_ns is not None:
-        where.append("mtime > ?")
-        params.append(query.newer_ns)
+        where.append("mtime / 1000000000 >= ? / 1000000000 AND mtime > ?")
+        params.extend((query.newer_ns, query.newer_ns))
     if query.older_ns is not None:
-        where.append("mtime < ?")
-        params.append(query.older_ns)
+        where.append("mtime / 1000000000 <= ? / 1000000000 AND mtime < ?")
+        params.extend((query.older_ns, query.older_ns))
     # SQLite integers are 64-bit; a bound beyond that range holds for every row or none.
     return where, [min(max(p, _INT64_MIN), _INT64_MAX) if isinstance(p, int) else p for p in params]
 
@@ -155,10 +178,11 @@ def catalog_hits(conn: sqlite3.Connection, query: FindQuery) -> Iterator[Hit]:
         conn.executemany("INSERT INTO wanted(nid) VALUES (?)", ((n,) for n in nids))
         where.append("nid IN (SELECT nid FROM wanted)")
     rows = conn.execute(sql + (" WHERE " + " AND ".join(where) if where else ""), params)
-    for lid, did, nid, kind, size, mtime, mode, sha256, first, last in rows.fetchall():
+    for lid, did, nid, code, size, mtime, mode, sha256, first, last in rows.fetchall():
         snaps = visible.covering(lid, first, last)
         if not snaps:
             continue
+        kind = kind_name(code)
         path = paths.dir(did) + b"/" + paths.name(nid)
         probe = Hit("", "", "", path, kind, size, mtime, mode, bytes(sha256))
         if not query.matches(probe):
@@ -276,7 +300,8 @@ def _path_hits(conn: sqlite3.Connection, visible: _Lineages, path: bytes) -> dic
         "SELECT lid, kind, size, mtime, mode, sha256, first_seq, last_seq FROM ver WHERE did = ? AND nid = ?",
         (did, nids[-1]),
     )
-    for lid, kind, size, mtime, mode, sha256, first, last in rows.fetchall():
+    for lid, code, size, mtime, mode, sha256, first, last in rows.fetchall():
+        kind = kind_name(code)
         for s in visible.covering(lid, first, last):
             hits[s.snapshot_id] = Hit(
                 s.snapshot_id, s.time_text, s.order, full, kind, size, mtime, mode, bytes(sha256)

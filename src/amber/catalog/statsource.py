@@ -28,7 +28,7 @@ from amber.catalog.stats import (
     ordered_groups,
     time_ns,
 )
-from amber.catalog.versions import lineage_key
+from amber.catalog.versions import KIND_CODE, kind_name, lineage_key
 from amber.engine.treewalk import walk
 from amber.errors import AmberError
 from amber.repository import Repository, Snapshot
@@ -103,9 +103,10 @@ def catalog_stats(conn: sqlite3.Connection, sid: str, by: str, top: int) -> Snap
     lid, seq, time_text, paths = row
     at = {"lid": lid, "seq": seq, "snap_ns": time_ns(parse_time(time_text))}
     stats = SnapshotStats(sid, time_text, by)
-    for kind, count, size in conn.execute(
+    for code, count, size in conn.execute(
         f"SELECT v.kind, count(*), sum(v.size) FROM ver v WHERE {_IN_SNAPSHOT} GROUP BY v.kind", at
     ):
+        kind = kind_name(code)
         if kind == "file":
             stats.files, stats.size = int(count), int(size)
         elif kind == "dir":
@@ -114,8 +115,9 @@ def catalog_stats(conn: sqlite3.Connection, sid: str, by: str, top: int) -> Snap
             stats.symlinks = int(count)
         else:
             stats.other += int(count)
-    files = f"FROM ver v WHERE {_IN_SNAPSHOT} AND v.kind = 'file'"
-    named_files = f"FROM ver v JOIN name n ON n.nid = v.nid WHERE {_IN_SNAPSHOT} AND v.kind = 'file'"
+    is_file = f"v.kind = {KIND_CODE['file']}"
+    files = f"FROM ver v WHERE {_IN_SNAPSHOT} AND {is_file}"
+    named_files = f"FROM ver v JOIN name n ON n.nid = v.nid WHERE {_IN_SNAPSHOT} AND {is_file}"
     counts: dict[str, tuple[int, int]] = {}
     if by == "type":
         sql = f"SELECT n.ext, count(*), sum(v.size) {named_files} GROUP BY n.ext"

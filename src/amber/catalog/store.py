@@ -13,13 +13,19 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
+from amber.catalog.versions import fold_text
 from amber.errors import CatalogError
 
-SCHEMA_VERSION = 2  # 2: no (lid, did, nid) index beside the partial one
+SCHEMA_VERSION = 3  # 3: compact rows (kind codes, one name copy, one place index), case folding
 _BUSY_TIMEOUT_MS = 30_000
 
 # One row per file *version* (a path with the same content and metadata), carrying the
 # range of sequence numbers of its lineage's snapshots in which it appears.
+# Sizes (design §24): a name is stored once, as its raw bytes; the trigram index reads
+# its case-folded text through a view (amber_fold, registered on every connection);
+# ver is clustered by place (name, directory, lineage, first snapshot), which serves
+# find's name lookup, history, the mount and ingest; its only other indexes are size and
+# mtime (whole seconds) for those filters.
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE lineage (
@@ -42,16 +48,17 @@ CREATE TABLE snap (
 CREATE TABLE name (
     nid INTEGER PRIMARY KEY,
     raw BLOB NOT NULL UNIQUE,
-    text TEXT NOT NULL,
     ext TEXT NOT NULL,
-    exact INTEGER NOT NULL
+    form INTEGER NOT NULL
 );
 CREATE INDEX name_ext ON name(ext);
+CREATE INDEX name_bytes ON name(nid) WHERE form = 0;
+CREATE VIEW name_fold(nid, fold) AS SELECT nid, amber_fold(raw) FROM name;
 CREATE VIRTUAL TABLE name_tri USING fts5(
-    text, content='name', content_rowid='nid', tokenize='trigram', detail='none'
+    fold, content='name_fold', content_rowid='nid', tokenize='trigram', detail='none', columnsize=0
 );
 CREATE TRIGGER name_ai AFTER INSERT ON name BEGIN
-    INSERT INTO name_tri(rowid, text) VALUES (new.nid, new.text);
+    INSERT INTO name_tri(rowid, fold) VALUES (new.nid, amber_fold(new.raw));
 END;
 CREATE TABLE dir (
     did INTEGER PRIMARY KEY,
@@ -60,22 +67,20 @@ CREATE TABLE dir (
     UNIQUE (parent, nid)
 );
 CREATE TABLE ver (
-    vid INTEGER PRIMARY KEY,
-    lid INTEGER NOT NULL,
-    did INTEGER NOT NULL,
     nid INTEGER NOT NULL,
-    kind TEXT NOT NULL,
+    did INTEGER NOT NULL,
+    lid INTEGER NOT NULL,
+    kind INTEGER NOT NULL,
     size INTEGER NOT NULL,
     mtime INTEGER NOT NULL,
     mode INTEGER NOT NULL,
     sha256 BLOB NOT NULL,
     first_seq INTEGER NOT NULL,
-    last_seq INTEGER
-);
-CREATE INDEX ver_name ON ver(nid);
+    last_seq INTEGER,
+    PRIMARY KEY (nid, did, lid, first_seq)
+) WITHOUT ROWID;
 CREATE INDEX ver_size ON ver(size);
-CREATE INDEX ver_mtime ON ver(mtime);
-CREATE INDEX ver_open ON ver(lid, did, nid) WHERE last_seq IS NULL;
+CREATE INDEX ver_mtime ON ver(mtime / 1000000000);
 """
 
 
@@ -94,33 +99,88 @@ def enabled(configured: bool = True) -> bool:
     return configured and not switched_off
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+def _sql_fold(raw: bytes | str | None) -> str | None:
+    if raw is None:
+        return None
+    return fold_text(raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else bytes(raw))
+
+
+def connect(path: Path, shared: bool = False) -> sqlite3.Connection:
+    """A connection with amber's SQL function; ``shared``: usable from several threads
+    (the caller serialises uses)."""
+    conn = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                           check_same_thread=not shared)  # fmt: skip
+    conn.create_function("amber_fold", 1, _sql_fold, deterministic=True)
     conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA cache_size = -65536")
     return conn
 
 
-def _healthy(conn: sqlite3.Connection, repository_id: str) -> bool:
-    """The file is ours, current, and passes SQLite's quick check."""
+def _stamp_path(path: Path) -> Path:
+    return path.with_name(path.name + ".checked")
+
+
+def _file_state(path: Path) -> str:
+    """The database file's size, mtime and inode. (The WAL is left out: SQLite checksums its
+    frames and stops at the first bad one, and what is lost that way is ingested again.)"""
+    st = os.stat(path)
+    return f"{st.st_size} {st.st_mtime_ns} {st.st_ino}"
+
+
+def _checked_before(path: Path) -> bool:
     try:
+        return _stamp_path(path).read_text() == _file_state(path)
+    except OSError:
+        return False
+
+
+def mark_checked(conn: sqlite3.Connection) -> None:
+    """Record that the file is as amber last left it (after a quick check, or after amber's own
+    writes), so the next open can skip the quick check, which reads the whole file.
+
+    The WAL is folded into the database first, so that a reader closing the last
+    connection has nothing to checkpoint (which would change the file again). PASSIVE:
+    never wait for readers; what a reader keeps in the WAL costs one more check later.
+    """
+    try:
+        path = Path(conn.execute("PRAGMA database_list").fetchone()[2])
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        stamp = _stamp_path(path)
+        tmp = stamp.with_name(stamp.name + ".tmp")
+        tmp.write_text(_file_state(path))
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, stamp)
+    except (OSError, sqlite3.Error, TypeError):
+        pass  # without a stamp, the next open runs the quick check
+
+
+def _healthy(conn: sqlite3.Connection, repository_id: str, path: Path) -> bool:
+    """The file is ours and current, and passes SQLite's quick check unless it is unchanged
+    since amber last checked or wrote it."""
+    try:
+        rows = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        if rows.get("schema") != str(SCHEMA_VERSION) or rows.get("repository") != repository_id:
+            return False
+        if _checked_before(path):
+            return True
         if conn.execute("PRAGMA quick_check").fetchone() != ("ok",):
             return False
-        rows = dict(conn.execute("SELECT key, value FROM meta").fetchall())
     except sqlite3.DatabaseError:
         return False
-    return rows.get("schema") == str(SCHEMA_VERSION) and rows.get("repository") == repository_id
+    mark_checked(conn)
+    return True
 
 
 def _remove(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm"):
+    for suffix in ("", "-wal", "-shm", ".checked"):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(str(path) + suffix)
 
 
 def _create(path: Path, repository_id: str) -> sqlite3.Connection:
-    conn = _connect(path)
+    conn = connect(path)
     # executescript commits first, so the schema goes in as one script with its own BEGIN/COMMIT.
     conn.executescript(f"BEGIN;\n{_SCHEMA}\nCOMMIT;")
     with transaction(conn):
@@ -143,10 +203,10 @@ def open_catalog(repository_id: str, path: Path | None = None) -> tuple[sqlite3.
         os.chmod(path.parent, 0o700)
         if path.exists():
             try:
-                conn = _connect(path)
+                conn = connect(path)
             except sqlite3.DatabaseError:
                 conn = None
-            if conn is not None and _healthy(conn, repository_id):
+            if conn is not None and _healthy(conn, repository_id, path):
                 return conn, None
             if conn is not None:
                 conn.close()

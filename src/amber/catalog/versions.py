@@ -16,6 +16,18 @@ from amber.repository import Node, Snapshot
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _OFFSET = 10**18  # keeps times before 1970 sorting correctly as fixed-width text
 KIND_LETTER = {"file": "f", "dir": "d", "symlink": "l", "fifo": "p", "chardev": "c", "blockdev": "b"}
+# The catalog stores a node type as a small integer (0 and 1 take no bytes in a SQLite record).
+KIND_CODE = {"file": 0, "dir": 1, "symlink": 2, "fifo": 3, "chardev": 4, "blockdev": 5}
+KIND_NAME = {code: kind for kind, code in KIND_CODE.items()}
+
+
+def kind_code(kind: str) -> int | str:
+    """A node type as stored; a type amber does not know (a crafted tree) is kept as text."""
+    return KIND_CODE.get(kind, kind)
+
+
+def kind_name(stored: int | str) -> str:
+    return KIND_NAME[stored] if isinstance(stored, int) else str(stored)
 
 
 def same_version(a: Node, b: Node) -> bool:
@@ -46,20 +58,37 @@ def order_key(snapshot_id: str, snap: Snapshot) -> tuple[str, str]:
     return f"{micros + _OFFSET:020d}", snapshot_id
 
 
-def name_text(raw: bytes) -> tuple[str, bool]:
-    """Searchable text of a raw name, and whether the text is exactly the name."""
+FORM_BYTES, FORM_ASCII, FORM_UTF8 = 0, 1, 2  # a name that is not UTF-8; ASCII; other UTF-8
+
+
+def name_form(raw: bytes) -> int:
+    if raw.isascii():
+        return FORM_ASCII
     try:
-        return raw.decode("utf-8"), True
+        raw.decode("utf-8")
     except UnicodeDecodeError:
-        return raw.decode("utf-8", "backslashreplace"), False
+        return FORM_BYTES
+    return FORM_UTF8
+
+
+def fold(raw: bytes) -> str:
+    """What ``--ignore-case`` compares: the name's Unicode full case folding (str.casefold),
+    so 'Ä' equals 'ä' and 'STRASSE' equals 'straße'. Bytes that are not UTF-8 stay as they
+    are (surrogate escapes), so such a name only equals itself."""
+    return raw.decode("utf-8", "surrogateescape").casefold()
+
+
+def fold_text(raw: bytes) -> str:
+    """:func:`fold` as text SQLite can store (bytes that are not UTF-8 become U+FFFD)."""
+    return fold(raw).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def extension(raw: bytes) -> str:
-    """Lower-case extension without the dot ('' for none and for dotfiles like .bashrc)."""
+    """Case-folded extension without the dot ('' for none and for dotfiles like .bashrc)."""
     stem, ext = os.path.splitext(raw)
     if not stem or not ext:
         return ""
-    return ext[1:].decode("utf-8", "backslashreplace").lower()
+    return ext[1:].decode("utf-8", "backslashreplace").casefold()
 
 
 def walk_order(path: bytes) -> list[bytes]:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
+import json
 import os
 import stat
+from collections.abc import Iterable, Iterator
 
 import click
 
@@ -15,6 +18,7 @@ from amber.catalog.query import (
     FindQuery,
     Hit,
     SizeBound,
+    Version,
     group_versions,
     history_events,
     ordered,
@@ -22,7 +26,7 @@ from amber.catalog.query import (
 from amber.catalog.search import find_hits, history_timeline
 from amber.cli.context import AppContext, pass_app
 from amber.cli.options import make_filter, snapshot_filter_options
-from amber.cli.output import echo, emit_json, err_console, human_bytes, plain, show_path
+from amber.cli.output import echo, emit_json, emit_json_text, err_console, human_bytes, plain, show_path
 from amber.cli.walkproblems import WalkProblems
 from amber.errors import UsageError
 from amber.repository.model import parse_time
@@ -59,7 +63,7 @@ def _plural(n: int, word: str) -> str:
 
 @click.command()
 @click.argument("patterns", nargs=-1, required=True)
-@click.option("-i", "--ignore-case", is_flag=True, help="Match names case-insensitively (ASCII letters).")
+@click.option("-i", "--ignore-case", is_flag=True, help="Ignore case (Unicode case folding: Ä = ä, SS = ß).")
 @click.option("--type", "kinds", multiple=True, type=click.Choice(sorted(KIND_BY_LETTER)),
               help="Only this type: f file, d directory, l symlink, p fifo, c/b device.")  # fmt: skip
 @click.option("--size", "sizes", multiple=True, metavar="[+-]N[KMGT]",
@@ -95,29 +99,51 @@ def find(
         found = group_versions(hits)
         if newest_first:
             found.reverse()
-        for v in found[:limit]:
-            if as_json:
-                emit_json({"path": show_path(v.path), "type": v.kind, "size": v.size,
-                           "mtime": v.mtime_ns, "sha256": v.sha256.hex(), "first_seen": v.first_seen,
-                           "last_seen": v.last_seen, "snapshots": [s for s, _ in v.snapshots]})  # fmt: skip
-            else:
-                span = f"{v.first_seen[:19]} .. {v.last_seen[:19]} ({_plural(len(v.snapshots), 'snapshot')})"
-                echo(f"{span}  {v.kind:<7} {human_bytes(v.size):>10}  {show_path(v.path)}")
+        _print_lines((_version_line(v, as_json) for v in found[:limit]), as_json)
         if not as_json:
             echo(_plural(len(found[:limit]), "version"), err=True)
         problems.raise_if_any()
         return
     shown = ordered(hits, newest_first)[:limit]
-    for hit in shown:
-        if as_json:
-            emit_json({"snapshot": hit.snapshot_id, "time": hit.snapshot_time, "path": show_path(hit.path),
-                       "type": hit.kind, "size": hit.size, "mtime": hit.mtime_ns,
-                       "sha256": hit.sha256.hex()})  # fmt: skip
-        else:
-            echo(f"{hit.snapshot_id[:8]}  {hit.snapshot_time[:19]}  {_line(hit)}")
+    _print_lines((_hit_line(hit, as_json) for hit in shown), as_json)
     if not as_json:
         echo(_plural(len(shown), "match"), err=True)
     problems.raise_if_any()
+
+
+def _hit_line(hit: Hit, as_json: bool) -> str:
+    if as_json:
+        doc = {"snapshot": hit.snapshot_id, "time": hit.snapshot_time, "path": show_path(hit.path),
+               "type": hit.kind, "size": hit.size, "mtime": hit.mtime_ns,
+               "sha256": hit.sha256.hex()}  # fmt: skip
+        return json.dumps(doc, ensure_ascii=False)
+    return f"{hit.snapshot_id[:8]}  {hit.snapshot_time[:19]}  {_line(hit)}"
+
+
+def _version_line(v: Version, as_json: bool) -> str:
+    if as_json:
+        return json.dumps({"path": show_path(v.path), "type": v.kind, "size": v.size,
+                           "mtime": v.mtime_ns, "sha256": v.sha256.hex(), "first_seen": v.first_seen,
+                           "last_seen": v.last_seen, "snapshots": [s for s, _ in v.snapshots]},
+                          ensure_ascii=False)  # fmt: skip
+    span = f"{v.first_seen[:19]} .. {v.last_seen[:19]} ({_plural(len(v.snapshots), 'snapshot')})"
+    return f"{span}  {v.kind:<7} {human_bytes(v.size):>10}  {show_path(v.path)}"
+
+
+def _print_lines(lines: Iterable[str], as_json: bool, chunk: int = 1000) -> None:
+    """Lines in chunks, not one write and flush each (a broad pattern has 100,000s).
+    Each line is one record: paths in it are escaped, so it holds no line break."""
+    for batch in _batched(lines, chunk):
+        if as_json:
+            emit_json_text("\n".join(batch))
+        else:
+            echo("\n".join(batch))
+
+
+def _batched(items: Iterable[str], size: int) -> Iterator[tuple[str, ...]]:
+    it = iter(items)
+    while batch := tuple(itertools.islice(it, size)):
+        yield batch
 
 
 @click.command()

@@ -9,6 +9,7 @@ import click
 from amber.cli.context import AppContext, pass_app
 from amber.cli.output import err_console, plain
 from amber.errors import UsageError
+from amber.storage.url import parse_location
 
 
 def _notice(text: str) -> None:
@@ -41,7 +42,8 @@ def mount(app: AppContext, mountpoint: str, allow_other: bool, no_catalog: bool,
             def ready() -> None:
                 click.echo(f"mounted at {mountpoint}; unmount with: fusermount3 -u {mountpoint}", err=True)
 
-            serve(fs, mountpoint, allow_other, ready, _notice)
+            remote = parse_location(app.location).scheme != "local"
+            serve(fs, mountpoint, allow_other, ready, _notice, threaded=remote)
         finally:
             fs.close()
     click.echo("unmounted", err=True)
