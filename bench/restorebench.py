@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
             target.mkdir(parents=True)
             measure.drop_caches()
             cmd, cwd = tool.restore_cmd(target, 0)
-            m = measure.run_measured(cmd, tool.env(), args.workdir / "logs" / f"{tool.name}-restorebench.log", cwd)
+            log = args.workdir / "logs" / f"{tool.name}-restorebench.log"
+            m = measure.run_measured(cmd, tool.env(), log, cwd)
             if not m.ok:
                 print(f"{tool.name} failed (exit {m.returncode}): {m.error}", file=sys.stderr)
                 return 1
@@ -54,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(target, ignore_errors=True)
     medians = {name: statistics.median(w) for name, w in walls.items()}
     for name, med in medians.items():
-        print(f"{name}: median {med:.2f}s wall, {statistics.median(cpus[name]):.2f}s cpu over {args.rounds} rounds")
+        cpu = statistics.median(cpus[name])
+        print(f"{name}: median {med:.2f}s wall, {cpu:.2f}s cpu over {args.rounds} rounds")
     if "amber" in medians and "restic" in medians:
         print(f"amber/restic: {medians['amber'] / medians['restic']:.2f}x")
     if args.json:

@@ -384,7 +384,7 @@ def _pwrite(fd: int, view: memoryview, pos: int) -> None:
 
 
 def _pwrite_nonzero(fd: int, data: bytes, offset: int) -> int:
-    """Write ``data`` at ``offset`` leaving zero blocks as holes; the file offset after the last byte written."""
+    """Write ``data`` at ``offset``, zero blocks left as holes; returns the end of the last byte written."""
     written_end = offset
     view = memoryview(data)
     for start, end in _nonzero_extents(data, offset):

@@ -233,7 +233,7 @@ def _job(
     if snapshot and stdin_command:
         r.fail((*p, "snapshot"), "a filesystem snapshot needs paths, not stdin_command")
     if snapshot and not paths:
-        r.fail((*p, "snapshot"), "a filesystem snapshot needs paths (databases alone are dumped, not snapshotted)")
+        r.fail((*p, "snapshot"), "a filesystem snapshot needs paths (databases are dumped, not snapshotted)")
     if snapshot and (not re.fullmatch(r"[A-Za-z0-9_.+]+(-[A-Za-z0-9_.+]+)*", name) or "pre-rollback" in name):
         r.fail(p, "a job with snapshot = ... needs a name of letters, digits, '_', '.', '+' and single '-'")
     return JobConfig(
