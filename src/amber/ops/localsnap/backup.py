@@ -1,12 +1,11 @@
 """The backup step of a job with ``snapshot = ...``: clean up, snapshot, back up from it, clean up.
 
-Order: cleanup of leftovers -> database dumps (a job with ``databases``) ->
-pre_snapshot hooks -> snapshots (the owner record first) -> post_snapshot hooks
-(also after a failed pre hook or snapshot; a failing post hook removes the snapshot and fails the run) -> backup
-through a MappedSource recording the original paths, tagged
-``local-snapshot=<name>`` -> the owner record says ``kept`` with the
-repository snapshot ID -> cleanup down to ``snapshot_keep``. A failed backup
-removes its snapshot at once.
+Order: cleanup of leftovers -> database dumps (a job with ``databases``) -> pre_snapshot hooks ->
+snapshots (the owner record first) -> post_snapshot hooks (also after a failed pre hook or snapshot;
+a failing post hook removes the snapshot and fails the run) -> backup through a MappedSource
+recording the original paths, tagged ``local-snapshot=<name>`` -> the owner record says ``kept``
+with the repository snapshot ID -> cleanup down to ``snapshot_keep``. A failed backup removes its
+snapshot at once.
 """
 
 from __future__ import annotations
