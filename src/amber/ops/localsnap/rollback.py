@@ -197,33 +197,32 @@ def _from_repo(
     ]
     name = str(new_name(req.job))
     job = config.job(req.job)
-    with Repositories(config, passwords).open(job.repository, lock=False) as repo:
+    fresh: list[VolumeSnapshot] = []
+    with Repositories(config, passwords).open(job.repository, lock=not req.dry_run) as repo:  # one KDF
         snapshot_id = repo.resolve_snapshot_id(str(req.from_repo))
         held = repo.load_snapshot(snapshot_id).paths
-    uncovered = [v.mountpoint for _, v, _ in tops if not any(inside(v.mountpoint, p) for p in held)]
-    if uncovered:
-        raise RollbackRefused(
-            f"snapshot {snapshot_id[:8]} holds only {', '.join(held)}: rolling {uncovered[0]} back from it "
-            "would drop the rest of that subvolume; use amber restore for those paths instead"
-        )
-    if req.dry_run:
-        steps = [
-            f"restore {snapshot_id[:8]}:{v.mountpoint} into a new subvolume in {d}/{name}, verifying it"
-            for _, v, d in tops
-        ]
-        steps += [
-            f"move the live {v.mountpoint} to {d}/{new_name(req.job, pre_rollback=True)!s}/..."
-            f" and the restored tree into its place"
-            for _, v, d in tops
-        ]
-        return RollbackResult(snapshot_id[:8], steps, False)
-    if not req.yes:
-        raise RollbackRefused(
-            "rollback replaces live data: give --yes to do it, or --dry-run to see the plan"
-        )
-    local.owners.save(mine(name, req.job))  # a crash mid-restore leaves a leftover cleanup removes
-    fresh: list[VolumeSnapshot] = []
-    with Repositories(config, passwords).open(job.repository) as repo:
+        uncovered = [v.mountpoint for _, v, _ in tops if not any(inside(v.mountpoint, p) for p in held)]
+        if uncovered:
+            raise RollbackRefused(
+                f"snapshot {snapshot_id[:8]} holds only {', '.join(held)}: rolling {uncovered[0]} back from "
+                "it would drop the rest of that subvolume; use amber restore for those paths instead"
+            )
+        if req.dry_run:
+            steps = [
+                f"restore {snapshot_id[:8]}:{v.mountpoint} into a new subvolume in {d}/{name}, verifying it"
+                for _, v, d in tops
+            ]
+            steps += [
+                f"move the live {v.mountpoint} to {d}/{new_name(req.job, pre_rollback=True)!s}/..."
+                f" and the restored tree into its place"
+                for _, v, d in tops
+            ]
+            return RollbackResult(snapshot_id[:8], steps, False)
+        if not req.yes:
+            raise RollbackRefused(
+                "rollback replaces live data: give --yes to do it, or --dry-run to see the plan"
+            )
+        local.owners.save(mine(name, req.job))  # a crash mid-restore leaves a leftover cleanup removes
         for provider, volume, directory in tops:
             assert isinstance(provider, BtrfsProvider)
             target = os.path.join(directory, name, quote(volume.mountpoint, safe=""))
