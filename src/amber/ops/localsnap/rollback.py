@@ -228,6 +228,10 @@ def _from_repo(
             target = os.path.join(directory, name, quote(volume.mountpoint, safe=""))
             os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
             provider.create_subvolume(target)
+            for nested in _nested(volume, volumes):  # restored as subvolumes again, not plain directories
+                inner = os.path.join(target, os.path.relpath(nested.mountpoint, volume.mountpoint))
+                os.makedirs(os.path.dirname(inner), mode=0o700, exist_ok=True)
+                provider.create_subvolume(inner)
             fresh.append(VolumeSnapshot(name, volume, target, target))
             note(f"restoring {req.from_repo}:{volume.mountpoint} into {target}")
             result = restore_service.restore(
@@ -243,3 +247,9 @@ def _from_repo(
     local.owners.forget(name)
     done.target = snapshot_id[:8]
     return done
+
+
+def _nested(top: Volume, volumes: list[tuple[SnapshotProvider, Volume, str]]) -> list[Volume]:
+    """The volumes below ``top``, outer ones first."""
+    below = [v for _, v, _ in volumes if v.mountpoint != top.mountpoint and inside(v.mountpoint, top.mountpoint)]
+    return sorted(below, key=lambda v: v.mountpoint.count("/"))
