@@ -252,4 +252,5 @@ def _from_repo(
 def _nested(top: Volume, volumes: list[tuple[SnapshotProvider, Volume, str]]) -> list[Volume]:
     """The volumes below ``top``, outer ones first."""
     below = [v for _, v, _ in volumes if v.mountpoint != top.mountpoint]
-    return sorted((v for v in below if inside(v.mountpoint, top.mountpoint)), key=lambda v: v.mountpoint.count("/"))
+    below = [v for v in below if inside(v.mountpoint, top.mountpoint)]
+    return sorted(below, key=lambda v: v.mountpoint.count("/"))
