@@ -30,7 +30,7 @@ def rollback_command(
     stop: tuple[str, ...],
     start: tuple[str, ...],
 ) -> None:
-    """Roll JOB's live data back (Btrfs: subvolume swap, undoable; ZFS: zfs rollback)."""
+    """Roll JOB's live data back (Btrfs: subvolume swap, undoable; ZFS: zfs rollback; LVM: merge)."""
     config = app.config()
     hooks = config.job(job).hooks
     req = RollbackRequest(

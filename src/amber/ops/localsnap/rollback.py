@@ -1,4 +1,4 @@
-"""`amber rollback JOB`: back to a local snapshot (Btrfs swap, ZFS rollback) or to a repository snapshot.
+"""`amber rollback JOB`: back to a local snapshot (Btrfs swap, ZFS rollback, LVM merge) or a repository one.
 
 ``--from-repo`` restores the repository snapshot into fresh subvolumes beside
 the live ones (named like a run's snapshot, with an owner record, so a crash
@@ -24,6 +24,8 @@ from amber.services import restore as restore_service
 from amber.services import session
 from amber.sources.btrfs import BtrfsProvider
 from amber.sources.local import LocalSnapshots
+from amber.sources.lvm import LvmProvider
+from amber.sources.lvm_rollback import merge, plan_merge
 from amber.sources.model import SnapshotProvider, Volume, VolumeSnapshot
 from amber.sources.mounts import inside, system_mounts
 from amber.sources.naming import new_name
@@ -94,10 +96,12 @@ def _rollback(
     parts = groups[name]
     if kinds == {"zfs"}:
         return _zfs(req, parts, note, started)
+    if kinds == {"lvm"}:
+        return _lvm(req, parts, note, started)
     if kinds != {"btrfs"}:
         raise RollbackRefused(
-            f"rollback of {', '.join(sorted(kinds))} volumes is not supported: "
-            "restore the files instead (LVM: lvconvert --merge, then reactivate)"
+            f"rollback of a job on {' and '.join(sorted(kinds))} volumes at once is not supported: "
+            "restore the files instead"
         )
     provider = parts[0][0]
     assert isinstance(provider, BtrfsProvider)
@@ -172,6 +176,37 @@ def _zfs(
         for provider, snap in parts:
             assert isinstance(provider, ZfsProvider)
             provider.rollback(snap, req.destroy_newer)
+    finally:
+        run_hooks(req.start, "start", env, note)
+    result.done, result.seconds = True, time.monotonic() - started
+    return result
+
+
+def _lvm(
+    req: RollbackRequest,
+    parts: list[tuple[SnapshotProvider, VolumeSnapshot]],
+    note: Callable[[str], None],
+    started: float,
+) -> RollbackResult:
+    plans = []
+    for provider, snap in parts:
+        assert isinstance(provider, LvmProvider)
+        plans.append((provider, plan_merge(provider, snap)))
+    steps = [" ".join(argv) for _, plan in plans for argv in plan.commands]
+    result = RollbackResult(parts[0][1].name, steps, False)
+    if req.dry_run:
+        result.steps.append("note: the merged snapshot is consumed; an LVM rollback cannot be undone")
+        return result
+    if not req.yes:
+        raise RollbackRefused(
+            "rollback replaces live data: give --yes to do it, or --dry-run to see the plan"
+        )
+    env = {"AMBER_JOB": req.job, "AMBER_LOCAL_SNAPSHOT": result.target}
+    run_hooks(req.stop, "stop", env, note)
+    try:
+        for provider, plan in plans:
+            for line in merge(provider, plan):
+                note(line)
     finally:
         run_hooks(req.start, "start", env, note)
     result.done, result.seconds = True, time.monotonic() - started
