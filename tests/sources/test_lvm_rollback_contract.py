@@ -107,7 +107,7 @@ def test_a_failed_merge_mounts_the_live_filesystem_again(tmp_path: Path) -> None
         (["lvconvert", "--merge", f"vg0/{NAME}.data"], fails(5, "  Can't merge over open origin volume.")),
         (["mount", "-t", "ext4", "/dev/vg0/data", live], ok()),
     ])  # fmt: skip
-    with pytest.raises(LocalSnapshotError, match="lvconvert --merge .* failed"):
+    with pytest.raises(LocalSnapshotError, match=r"lvconvert --merge .* failed"):
         run(tmp_path, live, table, contract, RollbackRequest("data", yes=True))
     assert contract.finished()
 
@@ -127,5 +127,5 @@ def test_a_busy_live_filesystem_is_left_mounted(tmp_path: Path) -> None:
 
 def test_the_root_filesystem_gets_the_plan(tmp_path: Path) -> None:
     table, _, plan = setup(tmp_path, "/")
-    with pytest.raises(RollbackRefused, match="lvconvert --merge vg0/.*then reboot"):
+    with pytest.raises(RollbackRefused, match=r"lvconvert --merge vg0/.*then reboot"):
         run(tmp_path, "/", table, Contract(plan), RollbackRequest("data", yes=True))
