@@ -11,49 +11,24 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from urllib.parse import quote
 
 from amber.errors import LocalSnapshotError, RollbackRefused, UsageError
 from amber.ops.config.model import Config
+from amber.ops.localsnap.from_repo import from_repo
 from amber.ops.localsnap.inventory import job_snapshots
 from amber.ops.localsnap.manager import ProviderFactory, run_hooks, system_providers
-from amber.ops.run.steps import Repositories
+from amber.ops.localsnap.requests import RollbackRequest, RollbackResult
 from amber.ops.state import job_lock
-from amber.services import restore as restore_service
 from amber.services import session
 from amber.sources.btrfs import BtrfsProvider
 from amber.sources.local import LocalSnapshots
 from amber.sources.lvm import LvmProvider
 from amber.sources.lvm_rollback import merge, plan_merge
-from amber.sources.model import SnapshotProvider, Volume, VolumeSnapshot
+from amber.sources.model import SnapshotProvider, VolumeSnapshot
 from amber.sources.mounts import inside, system_mounts
 from amber.sources.naming import new_name
-from amber.sources.owners import mine
-from amber.sources.rollback import Changes, changes, plan_swap, swap
+from amber.sources.rollback import changes, plan_swap, swap
 from amber.sources.zfs import ZfsProvider
-
-
-@dataclass
-class RollbackRequest:
-    job: str
-    to: str = "latest"  # a local snapshot name, or latest
-    from_repo: str | None = None  # a repository snapshot ID (prefix)
-    dry_run: bool = False
-    yes: bool = False
-    destroy_newer: bool = False
-    stop: list[str] = field(default_factory=list)
-    start: list[str] = field(default_factory=list)
-
-
-@dataclass
-class RollbackResult:
-    target: str
-    steps: list[str]
-    done: bool
-    seconds: float = 0.0
-    changes: Changes | None = None
-    kept_as: str = ""
 
 
 def rollback(
@@ -81,11 +56,11 @@ def _rollback(
     started = time.monotonic()
     kinds = {v.kind for _, v, _ in plan.volumes}
     if req.from_repo:
-        if kinds != {"btrfs"}:
+        if kinds not in ({"btrfs"}, {"zfs"}):
             raise UsageError(
-                "--from-repo rolls back Btrfs subvolumes only (ZFS and LVM: restore, then swap by hand)"
+                "--from-repo rolls back Btrfs subvolumes and ZFS datasets (LVM: restore, then swap by hand)"
             )
-        return _from_repo(config, req, local, plan.volumes, passwords, note, started)
+        return from_repo(config, req, local, plan.volumes, passwords, note, started, _btrfs)
     name = req.to
     if req.to == "latest":  # the newest snapshot a run completed and backed up (not a crashed run's)
         kept = [n for n in groups if (r := local.owners.get(n)) is not None and r.state == "kept"]
@@ -211,81 +186,3 @@ def _lvm(
         run_hooks(req.start, "start", env, note)
     result.done, result.seconds = True, time.monotonic() - started
     return result
-
-
-def _from_repo(
-    config: Config,
-    req: RollbackRequest,
-    local: LocalSnapshots,
-    volumes: list[tuple[SnapshotProvider, Volume, str]],
-    passwords: session.PasswordSource,
-    note: Callable[[str], None],
-    started: float,
-) -> RollbackResult:
-    tops = [
-        (p, v, d)
-        for p, v, d in volumes
-        if not any(
-            v.mountpoint != o.mountpoint and v.mountpoint.startswith(o.mountpoint.rstrip("/") + "/")
-            for _, o, _ in volumes
-        )
-    ]
-    name = str(new_name(req.job))
-    job = config.job(req.job)
-    fresh: list[VolumeSnapshot] = []
-    with Repositories(config, passwords).open(job.repository, lock=not req.dry_run) as repo:  # one KDF
-        snapshot_id = repo.resolve_snapshot_id(str(req.from_repo))
-        held = repo.load_snapshot(snapshot_id).paths
-        uncovered = [v.mountpoint for _, v, _ in tops if not any(inside(v.mountpoint, p) for p in held)]
-        if uncovered:
-            raise RollbackRefused(
-                f"snapshot {snapshot_id[:8]} holds only {', '.join(held)}: rolling {uncovered[0]} back from "
-                "it would drop the rest of that subvolume; use amber restore for those paths instead"
-            )
-        if req.dry_run:
-            steps = [
-                f"restore {snapshot_id[:8]}:{v.mountpoint} into a new subvolume in {d}/{name}, verifying it"
-                for _, v, d in tops
-            ]
-            steps += [
-                f"move the live {v.mountpoint} to {d}/{new_name(req.job, pre_rollback=True)!s}/..."
-                f" and the restored tree into its place"
-                for _, v, d in tops
-            ]
-            return RollbackResult(snapshot_id[:8], steps, False)
-        if not req.yes:
-            raise RollbackRefused(
-                "rollback replaces live data: give --yes to do it, or --dry-run to see the plan"
-            )
-        local.owners.save(mine(name, req.job))  # a crash mid-restore leaves a leftover cleanup removes
-        for provider, volume, directory in tops:
-            assert isinstance(provider, BtrfsProvider)
-            target = os.path.join(directory, name, quote(volume.mountpoint, safe=""))
-            os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
-            provider.create_subvolume(target)
-            for nested in _nested(volume, volumes):  # restored as subvolumes again, not plain directories
-                inner = os.path.join(target, os.path.relpath(nested.mountpoint, volume.mountpoint))
-                os.makedirs(os.path.dirname(inner), mode=0o700, exist_ok=True)
-                provider.create_subvolume(inner)
-            fresh.append(VolumeSnapshot(name, volume, target, target))
-            note(f"restoring {req.from_repo}:{volume.mountpoint} into {target}")
-            result = restore_service.restore(
-                repo,
-                restore_service.RestoreRequest(
-                    ref=f"{snapshot_id}:{volume.mountpoint}", target=target, verify=True
-                ),
-            )
-            restore_service.raise_if_damaged(result)
-    provider = tops[0][0]
-    assert isinstance(provider, BtrfsProvider)
-    done = _btrfs(local, provider, req, fresh, note, started, fresh=True)
-    local.owners.forget(name)
-    done.target = snapshot_id[:8]
-    return done
-
-
-def _nested(top: Volume, volumes: list[tuple[SnapshotProvider, Volume, str]]) -> list[Volume]:
-    """The volumes below ``top``, outer ones first."""
-    below = [v for _, v, _ in volumes if v.mountpoint != top.mountpoint]
-    below = [v for v in below if inside(v.mountpoint, top.mountpoint)]
-    return sorted(below, key=lambda v: v.mountpoint.count("/"))
