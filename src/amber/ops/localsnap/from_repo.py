@@ -62,7 +62,8 @@ def from_repo(
         if uncovered:
             raise RollbackRefused(
                 f"snapshot {snapshot_id[:8]} holds only {', '.join(held)}: rolling {uncovered[0]} back from "
-                "it would drop the rest of that volume; use amber restore for those paths instead"
+                f"it would drop the rest of that {'dataset' if zfs else 'subvolume'}; use amber restore "
+                "for those paths instead"
             )
         if req.dry_run:
             what = "dataset" if zfs else "subvolume"
