@@ -335,10 +335,11 @@ class ContentWriter:
 
     def _verified(self, f: RestoreFile, fd: int) -> bool:
         h = hashlib.sha256()
+        buf = _read_buffer()
         offset = 0
-        while chunk := os.pread(fd, 4 << 20, offset):
-            h.update(chunk)
-            offset += len(chunk)
+        while n := os.preadv(fd, [buf], offset):  # into one buffer per thread: no allocation per read
+            h.update(buf[:n])
+            offset += n
         if f.node.sha256 and h.digest() != f.node.sha256:
             self._report.fail(f, "SHA-256 of restored file does not match the snapshot", damaged=True)
             return False
@@ -371,6 +372,16 @@ class ContentWriter:
             os.close(fd)
             raise AmberError("replaced during restore")
         return fd
+
+
+_local = threading.local()
+
+
+def _read_buffer() -> memoryview:
+    buf: memoryview | None = getattr(_local, "buf", None)
+    if buf is None:
+        buf = _local.buf = memoryview(bytearray(1 << 20))
+    return buf
 
 
 def _why(exc: OSError | AmberError) -> str:
