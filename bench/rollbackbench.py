@@ -128,7 +128,7 @@ check = {{ enabled = false }}
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--local-gb", type=float, default=10.0)
+    p.add_argument("--local-gb", type=float, default=10.0, help="0: skip the local rollback")
     p.add_argument("--repo-gb", type=float, default=5.0)
     p.add_argument("--workdir", type=Path, default=Path("/var/tmp/amber-rollbackbench"))
     p.add_argument("--seed", type=int, default=1)
@@ -149,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, object] = {"local_gb": args.local_gb, "repo_gb": args.repo_gb}
     try:
         for job, size in (("big", local_bytes), ("half", repo_bytes)):
+            if not size:
+                continue
             sh("btrfs", "subvolume", "create", str(mnt / job))
             started = time.monotonic()
             files = generate(mnt / job, size, args.seed + len(job))
@@ -160,20 +162,21 @@ def main(argv: list[str] | None = None) -> int:
         for job in ("big", "half"):
             amber.run("-r", str(workdir / f"repo-{job}"), "init")
         sh("sync")
-        expected_big = measure.tree_digest(mnt / "big")
-        took, _ = amber.run("run", "big")
-        log(f"amber run big (backup of {args.local_gb} GiB, local snapshot kept): {took:.1f}s")
-        results["backup_big_s"] = round(took, 2)
-        shutil.rmtree(workdir / "repo-big")  # not needed for a local rollback; frees the space
-        damage(mnt / "big")
-        sh("sync")
-        measure.drop_caches()
-        took, out = amber.run("rollback", "big", "--yes")
-        log(f"amber rollback big (local, {args.local_gb} GiB): {took:.2f}s\n{out.strip()}")
-        results["rollback_local_s"] = round(took, 3)
-        diff = measure.compare_trees(expected_big, measure.tree_digest(mnt / "big"))
-        results["rollback_local_verify"] = diff or "OK"
-        log(f"  verify: {diff or 'OK (all files identical)'}")
+        if local_bytes:
+            expected_big = measure.tree_digest(mnt / "big")
+            took, _ = amber.run("run", "big")
+            log(f"amber run big (backup of {args.local_gb} GiB, local snapshot kept): {took:.1f}s")
+            results["backup_big_s"] = round(took, 2)
+            shutil.rmtree(workdir / "repo-big")  # not needed for a local rollback; frees the space
+            damage(mnt / "big")
+            sh("sync")
+            measure.drop_caches()
+            took, out = amber.run("rollback", "big", "--yes")
+            log(f"amber rollback big (local, {args.local_gb} GiB): {took:.2f}s\n{out.strip()}")
+            results["rollback_local_s"] = round(took, 3)
+            diff = measure.compare_trees(expected_big, measure.tree_digest(mnt / "big"))
+            results["rollback_local_verify"] = diff or "OK"
+            log(f"  verify: {diff or 'OK (all files identical)'}")
 
         expected_half = measure.tree_digest(mnt / "half")
         took, out = amber.run("run", "half")
