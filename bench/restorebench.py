@@ -29,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tools", default="amber,restic")
     p.add_argument("--json", type=Path, help="write the runs here")
     args = p.parse_args(argv)
-    tools = [Tool(name, args.workdir) for name in args.tools.split(",")]
+    amber = [sys.executable, "-m", "amber"]  # this interpreter, with whatever PYTHONPATH says
+    tools = [Tool(name, args.workdir, amber if name == "amber" else []) for name in args.tools.split(",")]
     for tool in tools:
         if not tool.repo.is_dir():
             raise SystemExit(f"no {tool.name} repository at {tool.repo}: run bench/run.py first")

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 import measure
-from tools import PASSWORD, amber_command
+from tools import PASSWORD
 
 MIB = 1 << 20
 
@@ -97,7 +97,7 @@ class Amber:
 
     def run(self, *args: str) -> tuple[float, str]:
         started = time.monotonic()
-        done = subprocess.run([*amber_command(), "--config", str(self.config), *args],
+        done = subprocess.run([sys.executable, "-m", "amber", "--config", str(self.config), *args],
                               capture_output=True, text=True, env=self.env)  # fmt: skip
         took = time.monotonic() - started
         if done.returncode != 0:
