@@ -11,7 +11,8 @@ import pytest
 from amber.errors import AmberError, RollbackRefused
 from amber.ops.config.model import Config, parse_config
 from amber.ops.localsnap import from_repo as from_repo_module
-from amber.ops.localsnap.rollback import RollbackRequest, rollback
+from amber.ops.localsnap.requests import RollbackRequest
+from amber.ops.localsnap.rollback import rollback
 from amber.services import session
 from amber.services.backup import BackupRequest, backup_paths
 from amber.sources.owners import OwnerRecord, Owners

@@ -13,7 +13,8 @@ import pytest
 
 from amber.errors import LocalSnapshotError, RollbackRefused
 from amber.ops.config.model import parse_config
-from amber.ops.localsnap.rollback import RollbackRequest, RollbackResult, rollback
+from amber.ops.localsnap.requests import RollbackRequest, RollbackResult
+from amber.ops.localsnap.rollback import rollback
 from amber.services import session
 from amber.sources.lvm import LvmProvider
 from amber.sources.mounts import Mount

@@ -6,7 +6,8 @@ import click
 
 from amber.cli.context import AppContext, pass_app
 from amber.cli.output import echo, err_console, plain
-from amber.ops.localsnap.rollback import RollbackRequest, rollback
+from amber.ops.localsnap.requests import RollbackRequest
+from amber.ops.localsnap.rollback import rollback
 
 
 @click.command("rollback")
