@@ -272,7 +272,7 @@ class ContentWriter:
         try:
             fd, st = self._create(f, presize=False)
             try:
-                if _pwrite_nonzero(fd, data, 0) != f.node.size:  # trailing holes (or a size the blob lacks)
+                if _pwrite_nonzero(fd, data, 0) < f.node.size:  # it ends in a hole
                     os.ftruncate(fd, f.node.size)
                 if not self._verify:
                     apply_to_fd(fd, f.node, warnings, f.path, owner=(st.st_uid, st.st_gid))
