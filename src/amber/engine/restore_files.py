@@ -29,6 +29,7 @@ from amber.cancel import CancelToken
 from amber.engine.metadata import apply_to_fd
 from amber.engine.progress import Progress
 from amber.engine.restore_fs import Dir, TargetTree
+from amber.engine.restore_io import is_zero, pwrite, pwrite_nonzero, read_buffer
 from amber.errors import AmberError, IntegrityError
 from amber.repository import Location, Node
 
@@ -272,7 +273,7 @@ class ContentWriter:
         try:
             fd, st = self._create(f, presize=False)
             try:
-                if _pwrite_nonzero(fd, data, 0) < f.node.size:  # it ends in a hole
+                if pwrite_nonzero(fd, data, 0) < f.node.size:  # it ends in a hole
                     os.ftruncate(fd, f.node.size)
                 if not self._verify:
                     apply_to_fd(fd, f.node, warnings, f.path, owner=(st.st_uid, st.st_gid))
@@ -296,10 +297,10 @@ class ContentWriter:
                 if not f.created:
                     os.close(self._create(f)[0])
             holes = offset >= f.fresh_from  # zeros there are already zeros
-            if not (holes and _is_zero(data)):
+            if not (holes and is_zero(data)):
                 fd = self._open(f, os.O_WRONLY)
                 try:
-                    _pwrite_nonzero(fd, data, offset) if holes else _pwrite(fd, memoryview(data), offset)
+                    pwrite_nonzero(fd, data, offset) if holes else pwrite(fd, memoryview(data), offset)
                 finally:
                     os.close(fd)
         except (OSError, AmberError) as exc:
@@ -335,7 +336,7 @@ class ContentWriter:
 
     def _verified(self, f: RestoreFile, fd: int) -> bool:
         h = hashlib.sha256()
-        buf = _read_buffer()
+        buf = read_buffer()
         offset = 0
         while n := os.preadv(fd, [buf], offset):  # into one buffer per thread: no allocation per read
             h.update(buf[:n])
@@ -374,60 +375,5 @@ class ContentWriter:
         return fd
 
 
-_local = threading.local()
-
-
-def _read_buffer() -> memoryview:
-    buf: memoryview | None = getattr(_local, "buf", None)
-    if buf is None:
-        buf = _local.buf = memoryview(bytearray(1 << 20))
-    return buf
-
-
 def _why(exc: OSError | AmberError) -> str:
     return exc.message if isinstance(exc, AmberError) else str(exc.strerror)
-
-
-def _pwrite(fd: int, view: memoryview, pos: int) -> None:
-    while view:
-        n = os.pwrite(fd, view, pos)
-        view, pos = view[n:], pos + n
-
-
-def _pwrite_nonzero(fd: int, data: bytes, offset: int) -> int:
-    """Write ``data`` at ``offset``, zero blocks left as holes; returns the end of the last byte written."""
-    written_end = offset
-    view = memoryview(data)
-    for start, end in _nonzero_extents(data, offset):
-        _pwrite(fd, view[start:end], offset + start)
-        written_end = offset + end
-    return written_end
-
-
-def _is_zero(data: bytes) -> bool:
-    return data[:1] == b"\0" and data[-1:] == b"\0" and data == bytes(len(data))
-
-
-_BLOCK = 4096
-_ZERO_BLOCK = bytes(_BLOCK)
-
-
-def _nonzero_extents(data: bytes, offset: int) -> Iterator[tuple[int, int]]:
-    """(start, end) ranges of ``data`` to write, leaving file-block-aligned zero runs as holes.
-
-    A chunk that is only partly zero (data followed by a long zero run: chunkers
-    cut zero runs at their maximum size) would otherwise fill the hole.
-    """
-    if _ZERO_BLOCK not in data:  # fast path: no aligned or unaligned zero block at all
-        yield 0, len(data)
-        return
-    pos = -offset % _BLOCK  # first block boundary of the file inside data
-    start = 0
-    while pos + _BLOCK <= len(data):
-        if data[pos] == 0 and data[pos : pos + _BLOCK] == _ZERO_BLOCK:
-            if pos > start:
-                yield start, pos
-            start = pos + _BLOCK
-        pos += _BLOCK
-    if start < len(data):
-        yield start, len(data)
