@@ -80,6 +80,8 @@ def test_rollback_from_the_repository(tmp_path: Path, btrfs: Path, cli: AmberCli
     snapshot_id = str(entry["repository_snapshot"])
     done = amber(cli, cfg, "rollback", "home", "--from-repo", snapshot_id[:8], "--yes")
     assert state(vol) == backed_up and "done in" in done.stdout
+    assert os.stat(vol / "inner").st_ino == 256  # the nested subvolume came back as a subvolume
+    assert os.stat(vol / "inner").st_dev != os.stat(vol).st_dev
     assert not [e for e in listed(cli, cfg) if e["state"] == "leftover"]
     pre = [e for e in listed(cli, cfg) if e["state"] == "pre-rollback"]
     amber(cli, cfg, "rollback", "home", "--to", str(pre[0]["name"]), "--yes")

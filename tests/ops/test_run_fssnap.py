@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sqlite3
+import sys
 from pathlib import Path
 
 from amber.engine.treewalk import walk
@@ -10,7 +12,7 @@ from amber.ops.config.model import Config, parse_config
 from amber.ops.run import job as run_service
 from amber.ops.state import Destination, StateDB
 from amber.repository import open_repository
-from amber.services import session
+from amber.services import browse, session
 from amber.storage import open_backend
 from tests.btrfs_fs import needs_btrfs, sh, subvolume
 from tests.conftest import PASSWORD
@@ -180,3 +182,54 @@ def test_no_existing_path_fails_like_a_plain_backup(tmp_path: Path, btrfs: Path)
     assert results[0].status == "failed" and results[0].error is not None
     assert results[0].error.exit_code == 2 and "path does not exist" in results[0].error.message
     assert snapshots_on_disk(btrfs) == []
+
+
+def test_database_dumps_come_first_then_the_snapshot_in_one_repository_snapshot(
+    tmp_path: Path, btrfs: Path
+) -> None:
+    vol = subvolume(btrfs / "vol")
+    (vol / "doc.txt").write_text("beside the dump")
+    db = tmp_path / "app.db"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE t (v TEXT)")
+    con.execute("INSERT INTO t VALUES ('dumped')")
+    con.commit()
+    con.close()
+    hook = tmp_path / "after_dump.py"  # runs before the snapshot: the dump must not see its row
+    hook.write_text(
+        f"import sqlite3\ncon = sqlite3.connect({str(db)!r})\n"
+        "con.execute(\"INSERT INTO t VALUES ('too late')\")\ncon.commit()\n"
+    )
+    cfg = make_job(
+        tmp_path,
+        [vol],
+        f"hooks = {{ pre_snapshot = ['{sys.executable} {hook}'] }}\n"
+        f'[[jobs.home.databases]]\ntype = "sqlite"\npath = "{db}"\nname = "app"\n',
+    )
+    dest = run(cfg)
+    files = recorded(tmp_path, dest.snapshot_id)
+    assert str(vol / "doc.txt") in files and "/databases/sqlite/app.sqlite" in files
+    assert files["paths"] == ",".join(sorted([str(vol), "/databases"])).encode()
+    assert f"local-snapshot={dest.details['local_snapshot']}".encode() in files["tags"].split(b",")
+    repo = open_repository(open_backend(str(tmp_path / "repo")), PASSWORD.encode())
+    out = tmp_path / "restored.sqlite"
+    with open(out, "wb") as f:
+        browse.dump(repo, dest.snapshot_id, "/databases/sqlite/app.sqlite", f)
+    assert sqlite3.connect(out).execute("SELECT v FROM t").fetchall() == [("dumped",)]
+    assert sqlite3.connect(db).execute("SELECT count(*) FROM t").fetchone() == (2,)  # the hook ran
+    assert snapshots_on_disk(btrfs) == []
+
+
+def test_a_failing_dump_takes_no_snapshot(tmp_path: Path, btrfs: Path) -> None:
+    vol = subvolume(btrfs / "vol")
+    (vol / "doc.txt").write_text("x")
+    log = tmp_path / "hook.log"
+    cfg = make_job(
+        tmp_path,
+        [vol],
+        f"hooks = {{ pre_snapshot = ['echo ran >> {log}'] }}\n"
+        f'[[jobs.home.databases]]\ntype = "sqlite"\npath = "{tmp_path / "missing.db"}"\nname = "app"\n',
+    )
+    results = run_service.run_jobs(cfg, ["home"], run_service.RunOptions())
+    assert results[0].status == "failed"
+    assert not log.exists() and snapshots_on_disk(btrfs) == []

@@ -6,7 +6,8 @@ import click
 
 from amber.cli.context import AppContext, pass_app
 from amber.cli.output import echo, err_console, plain
-from amber.ops.localsnap.rollback import RollbackRequest, rollback
+from amber.ops.localsnap.requests import RollbackRequest
+from amber.ops.localsnap.rollback import rollback
 
 
 @click.command("rollback")
@@ -30,7 +31,7 @@ def rollback_command(
     stop: tuple[str, ...],
     start: tuple[str, ...],
 ) -> None:
-    """Roll JOB's live data back (Btrfs: subvolume swap, undoable; ZFS: zfs rollback)."""
+    """Roll JOB's live data back (Btrfs: subvolume swap, undoable; ZFS: zfs rollback; LVM: merge)."""
     config = app.config()
     hooks = config.job(job).hooks
     req = RollbackRequest(

@@ -185,9 +185,14 @@ def _resolve_ids(node: Node) -> tuple[int, int]:
     return (node.uid if uid is None else uid), (node.gid if gid is None else gid)
 
 
-def apply_to_fd(fd: int, node: Node, warnings: list[str], label: bytes) -> None:
-    """Metadata of a file or directory through its open descriptor; ``label`` names it in warnings."""
-    _apply(fd, None, True, node, warnings, label)
+def apply_to_fd(
+    fd: int, node: Node, warnings: list[str], label: bytes, owner: tuple[int, int] | None = None
+) -> None:
+    """Metadata of a file or directory through its open descriptor; ``label`` names it in warnings.
+
+    ``owner``: the (uid, gid) the descriptor's file has now (restore just made it); no chown when they match.
+    """
+    _apply(fd, None, True, node, warnings, label, owner)
 
 
 def apply_to_special(dir_fd: int, name: bytes, node: Node, warnings: list[str], label: bytes) -> None:
@@ -217,14 +222,16 @@ def apply_to_symlink(dir_fd: int, name: bytes, node: Node, warnings: list[str], 
 
 
 def _apply(
-    ref: int | bytes, dir_fd: int | None, follow: bool, node: Node, warnings: list[str], label: bytes
+    ref: int | bytes, dir_fd: int | None, follow: bool, node: Node, warnings: list[str], label: bytes,
+    owner: tuple[int, int] | None = None,
 ) -> None:  # fmt: skip
     """Ownership, xattrs (ACLs included), mode, then times: chown would clear setuid."""
     is_link = node.type == "symlink"
     where = os.fsdecode(label)
     uid, gid = _resolve_ids(node)
     try:
-        os.chown(ref, uid, gid, dir_fd=dir_fd, follow_symlinks=follow)
+        if owner != (uid, gid):
+            os.chown(ref, uid, gid, dir_fd=dir_fd, follow_symlinks=follow)
     except OSError as exc:
         if exc.errno != errno.EPERM or os.geteuid() == 0:
             warnings.append(f"{where}: chown: {exc.strerror}")

@@ -14,13 +14,14 @@ directory's descriptor and must find the same inode.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import stat
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -28,6 +29,7 @@ from amber.cancel import CancelToken
 from amber.engine.metadata import apply_to_fd
 from amber.engine.progress import Progress
 from amber.engine.restore_fs import Dir, TargetTree
+from amber.engine.restore_io import is_zero, pwrite, pwrite_nonzero, read_buffer
 from amber.errors import AmberError, IntegrityError
 from amber.repository import Location, Node
 
@@ -123,30 +125,65 @@ class ContentWriter:
         return self._blob_id is not None
 
     def create_empty(self, f: RestoreFile) -> None:
-        fd = self._create(f)
+        fd, st = self._create(f)
         warnings: list[str] = []
         try:
-            apply_to_fd(fd, f.node, warnings, f.path)
+            apply_to_fd(fd, f.node, warnings, f.path, owner=(st.st_uid, st.st_gid))
         finally:
             os.close(fd)
         self._report.file_done(f, warnings)
 
+    def __enter__(self) -> ContentWriter:
+        self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="restorer")
+        self._pending: list[Future[None]] = []
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if exc[0] is None:
+                self.drain()
+        finally:
+            self._cancel_pending()
+            self._pool.shutdown(wait=True)
+
     def write(self, files: list[RestoreFile]) -> None:
-        """Write the contents of ``files`` (a batch); failures are reported per file."""
+        """Start writing the contents of ``files`` (a batch); failures are reported per file.
+
+        The walk goes on collecting the next batch meanwhile; at most one batch is
+        in flight, so memory stays bounded (:meth:`drain` waits for it).
+        """
+        self.drain()
         by_pack: dict[str, dict[bytes, Location]] = defaultdict(dict)
         targets: dict[bytes, list[tuple[RestoreFile, int]]] = defaultdict(list)
-        with ThreadPoolExecutor(self._workers, thread_name_prefix="restorer") as pool:
-            existing = [f for f in files if f.existing]  # reading them back is worth the threads
-            resumed = dict(zip(existing, pool.map(self._plan, existing), strict=True))
-            for f in files:
-                for blob_id, loc, offset in resumed[f] if f.existing else self._plan(f):
-                    by_pack[loc.pack][blob_id] = loc
-                    targets[blob_id].append((f, offset))
-            for fut in [
-                pool.submit(self._restore_pack, pack, list(wanted.items()), targets)
-                for pack, wanted in by_pack.items()
-            ]:
+        existing = [f for f in files if f.existing]  # reading them back is worth the threads
+        resumed = dict(zip(existing, self._pool.map(self._plan, existing), strict=True))
+        for f in files:
+            for blob_id, loc, offset in resumed[f] if f.existing else self._plan(f):
+                by_pack[loc.pack][blob_id] = loc
+                targets[blob_id].append((f, offset))
+        self._pending = [
+            self._pool.submit(self._restore_pack, pack, list(wanted.items()), targets)
+            for pack, wanted in by_pack.items()
+        ]
+
+    def drain(self) -> None:
+        """Wait until the batch in flight is written; raises what a worker raised (a cancel)."""
+        pending, self._pending = self._pending, []
+        try:
+            for fut in pending:
                 fut.result()
+        except BaseException:
+            self._pending = pending
+            raise
+
+    def _cancel_pending(self) -> None:
+        for fut in self._pending:
+            fut.cancel()
+        for fut in self._pending:
+            if not fut.cancelled():
+                with contextlib.suppress(BaseException):
+                    fut.result()
+        self._pending = []
 
     # -- planning and resume --------------------------------------------------
     def _plan(self, f: RestoreFile) -> list[_Todo]:
@@ -234,11 +271,12 @@ class ContentWriter:
             return
         warnings: list[str] = []
         try:
-            fd = self._create(f)
+            fd, st = self._create(f, presize=False)
             try:
-                _pwrite_nonzero(fd, data, 0)
+                if pwrite_nonzero(fd, data, 0) < f.node.size:  # it ends in a hole
+                    os.ftruncate(fd, f.node.size)
                 if not self._verify:
-                    apply_to_fd(fd, f.node, warnings, f.path)
+                    apply_to_fd(fd, f.node, warnings, f.path, owner=(st.st_uid, st.st_gid))
             finally:
                 os.close(fd)
         except (OSError, AmberError) as exc:
@@ -257,12 +295,12 @@ class ContentWriter:
         try:
             with f.lock:
                 if not f.created:
-                    os.close(self._create(f))
+                    os.close(self._create(f)[0])
             holes = offset >= f.fresh_from  # zeros there are already zeros
-            if not (holes and _is_zero(data)):
+            if not (holes and is_zero(data)):
                 fd = self._open(f, os.O_WRONLY)
                 try:
-                    _pwrite_nonzero(fd, data, offset) if holes else _pwrite(fd, memoryview(data), offset)
+                    pwrite_nonzero(fd, data, offset) if holes else pwrite(fd, memoryview(data), offset)
                 finally:
                     os.close(fd)
         except (OSError, AmberError) as exc:
@@ -298,10 +336,11 @@ class ContentWriter:
 
     def _verified(self, f: RestoreFile, fd: int) -> bool:
         h = hashlib.sha256()
+        buf = read_buffer()
         offset = 0
-        while chunk := os.pread(fd, 4 << 20, offset):
-            h.update(chunk)
-            offset += len(chunk)
+        while n := os.preadv(fd, [buf], offset):  # into one buffer per thread: no allocation per read
+            h.update(buf[:n])
+            offset += n
         if f.node.sha256 and h.digest() != f.node.sha256:
             self._report.fail(f, "SHA-256 of restored file does not match the snapshot", damaged=True)
             return False
@@ -310,18 +349,20 @@ class ContentWriter:
         return True
 
     # -- descriptors ----------------------------------------------------------
-    def _create(self, f: RestoreFile) -> int:
-        """Create ``f`` at its final size; nothing may be in the way (the walk cleared it)."""
+    def _create(self, f: RestoreFile, presize: bool = True) -> tuple[int, os.stat_result]:
+        """Create ``f`` (at its final size unless ``presize`` is False); nothing may be in the way
+        (the walk cleared it). Returns the descriptor and its stat."""
         with self._tree.fd(f.parent) as dfd:
             fd = os.open(f.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _OPEN, 0o600, dir_fd=dfd)
         try:
-            if f.node.size:
+            if presize and f.node.size:
                 os.ftruncate(fd, f.node.size)
-            f.ino, f.created = os.fstat(fd).st_ino, True
+            st = os.fstat(fd)
+            f.ino, f.created = st.st_ino, True
         except OSError:
             os.close(fd)
             raise
-        return fd
+        return fd, st
 
     def _open(self, f: RestoreFile, mode: int, expect_ino: bool = True) -> int:
         """Reopen ``f`` in its directory: still a regular file with one link, and the same inode."""
@@ -336,43 +377,3 @@ class ContentWriter:
 
 def _why(exc: OSError | AmberError) -> str:
     return exc.message if isinstance(exc, AmberError) else str(exc.strerror)
-
-
-def _pwrite(fd: int, view: memoryview, pos: int) -> None:
-    while view:
-        n = os.pwrite(fd, view, pos)
-        view, pos = view[n:], pos + n
-
-
-def _pwrite_nonzero(fd: int, data: bytes, offset: int) -> None:
-    for start, end in _nonzero_extents(data, offset):
-        _pwrite(fd, memoryview(data)[start:end], offset + start)
-
-
-def _is_zero(data: bytes) -> bool:
-    return data[:1] == b"\0" and data[-1:] == b"\0" and data == bytes(len(data))
-
-
-_BLOCK = 4096
-_ZERO_BLOCK = bytes(_BLOCK)
-
-
-def _nonzero_extents(data: bytes, offset: int) -> Iterator[tuple[int, int]]:
-    """(start, end) ranges of ``data`` to write, leaving file-block-aligned zero runs as holes.
-
-    A chunk that is only partly zero (data followed by a long zero run: chunkers
-    cut zero runs at their maximum size) would otherwise fill the hole.
-    """
-    if _ZERO_BLOCK not in data:  # fast path: no aligned or unaligned zero block at all
-        yield 0, len(data)
-        return
-    pos = -offset % _BLOCK  # first block boundary of the file inside data
-    start = 0
-    while pos + _BLOCK <= len(data):
-        if data[pos] == 0 and data[pos : pos + _BLOCK] == _ZERO_BLOCK:
-            if pos > start:
-                yield start, pos
-            start = pos + _BLOCK
-        pos += _BLOCK
-    if start < len(data):
-        yield start, len(data)

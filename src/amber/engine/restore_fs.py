@@ -184,7 +184,13 @@ class TargetTree:
         excess = len(self._open) - self._max
         if excess <= 0:
             return
-        for d in [d for d in self._open if d not in self._pins][:excess]:
+        victims = []
+        for d in self._open:  # least recently used first; stop at the first ``excess`` unpinned
+            if d not in self._pins:
+                victims.append(d)
+                if len(victims) == excess:
+                    break
+        for d in victims:
             os.close(self._open.pop(d))
 
 

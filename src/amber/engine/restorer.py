@@ -93,18 +93,19 @@ class Restorer:
         except OSError as exc:
             raise AmberError(f"cannot restore into {os.fsdecode(target)}: {exc.strerror}") from exc
         try:
-            writer = ContentWriter(tree, self._blobs, self._blob_id, self._opts.verify, self._opts.workers,
-                                   self._report, self._cancel)  # fmt: skip
-            w = _Walk(target, tree, writer, [_Level(b"", tree.root)])
-            skip_under: bytes | None = None
-            for rel, node in self._select(items):
-                self._cancel.check()  # a safe point: finished files stay
-                if skip_under is not None and rel.startswith(skip_under):
-                    continue
-                skip_under = None
-                if not self._entry(w, rel, node) and node.type == "dir":
-                    skip_under = rel + b"/"
-            writer.write(w.files)
+            with ContentWriter(tree, self._blobs, self._blob_id, self._opts.verify, self._opts.workers,
+                               self._report, self._cancel) as writer:  # fmt: skip
+                w = _Walk(target, tree, writer, [_Level(b"", tree.root)])
+                skip_under: bytes | None = None
+                for rel, node in self._select(items):
+                    self._cancel.check()  # a safe point: finished files stay
+                    if skip_under is not None and rel.startswith(skip_under):
+                        continue
+                    skip_under = None
+                    if not self._entry(w, rel, node) and node.type == "dir":
+                        skip_under = rel + b"/"
+                writer.write(w.files)
+                writer.drain()
             self._link(w)
             self._finish_dirs(w)
         finally:
@@ -155,9 +156,10 @@ class Restorer:
             return False
         level.names.add(name)
         if node.damaged:  # `repair snapshots` kept what survived of it
-            self._result.warnings.append(
-                f"{os.fsdecode(path)}: damaged in the repository; restored what survived"
-            )
+            with self._report.lock:
+                self._result.warnings.append(
+                    f"{os.fsdecode(path)}: damaged in the repository; restored what survived"
+                )
         try:
             if node.type == "dir":
                 d = w.tree.enter(level.dir, name)
@@ -198,7 +200,7 @@ class Restorer:
         w.files.append(f)
         w.batch_bytes += node.size
         if len(w.files) >= _BATCH_FILES or w.batch_bytes >= _BATCH_BYTES:
-            w.writer.write(w.files)  # bounded memory for any tree size
+            w.writer.write(w.files)  # written while the walk goes on; one batch in flight at most
             w.files, w.batch_bytes = [], 0
 
     def _special(self, tree: TargetTree, parent: Dir, name: bytes, path: bytes, node: Node) -> None:
@@ -218,8 +220,9 @@ class Restorer:
                 apply_to_special(dfd, name, node, warnings, path)
             else:
                 raise AmberError(f"unknown node type {node.type!r}")
-        self._result.warnings.extend(warnings)
-        self._result.files += 1
+        with self._report.lock:  # workers count files too
+            self._result.warnings.extend(warnings)
+            self._result.files += 1
 
     def _link(self, w: _Walk) -> None:
         for first, parent, name, path in w.links:

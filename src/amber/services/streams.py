@@ -104,9 +104,15 @@ class _TreeBuilder:
 
 
 def backup_streams(
-    repo: Repository, req: BackupRequest, streams: Sequence[NamedStream], progress: Progress | None = None
+    repo: Repository, req: BackupRequest, streams: Sequence[NamedStream], progress: Progress | None = None,
+    before_paths: Callable[[], None] | None = None,
 ) -> BackupOutcome:  # fmt: skip
-    """One snapshot: ``req.paths`` (if any) and every stream. Nothing is written if a stream fails."""
+    """One snapshot: ``req.paths`` (if any) and every stream. Nothing is written if a stream fails.
+
+    With ``before_paths`` the streams are read first, then ``before_paths()`` runs (a job
+    with filesystem snapshots takes them there and points ``req.source`` at them), then
+    the paths are read; without it, the paths come first.
+    """
     if not streams:
         raise UsageError("nothing to back up: no streams")
     progress = progress or repo.events
@@ -116,19 +122,22 @@ def backup_streams(
     if clash:
         raise UsageError(f"backup path {clash[0]} is where the dumps are stored; back it up in another job")
     started = time.monotonic()
+    contents: list[FileContent] = []
+    if before_paths is not None:
+        repo.drop_missing_packs()  # never deduplicate a dump against deleted data
+        contents = _read(repo, streams, progress)
+        before_paths()
     if req.paths:
         done = archive_paths(repo, req, progress, recorded_extra=tops)
     else:
         done = ArchivedPaths([], req.host or socket.gethostname(), None,
                              ArchiveResult(b"", Summary()), repo.drop_missing_packs())  # fmt: skip
+    if before_paths is None:
+        contents = _read(repo, streams, progress)
     summary = done.result.summary
     builder = _TreeBuilder(repo, summary)
-    reader = content_reader(repo, progress)
     with keeping_uploads(repo):
-        for stream, path in zip(streams, parts, strict=True):
-            repo.cancel.check()
-            with stream.open() as data:
-                content = reader.read_stream(data)
+        for content, path in zip(contents, parts, strict=True):
             count_new_content(summary, content)
             summary.files_new += 1
             summary.total_files += 1
@@ -149,3 +158,15 @@ def backup_streams(
     done.result.tree = tree_id
     done.paths = sorted([*done.paths, *tops])
     return commit(repo, req, done)
+
+
+def _read(repo: Repository, streams: Sequence[NamedStream], progress: Progress) -> list[FileContent]:
+    """Store every stream's content, one after another."""
+    reader = content_reader(repo, progress)
+    contents = []
+    with keeping_uploads(repo):
+        for stream in streams:
+            repo.cancel.check()
+            with stream.open() as data:
+                contents.append(reader.read_stream(data))
+    return contents

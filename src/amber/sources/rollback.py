@@ -15,6 +15,7 @@ gets a plan (set-default, fstab, reboot) instead.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote
@@ -46,11 +47,11 @@ def _entries(root: str) -> dict[str, tuple[int, int, int, str]]:
         for name in dirs + files:
             path = os.path.join(directory, name)
             try:
-                st = os.lstat(path)
-                link = os.readlink(path) if os.path.islink(path) else ""
+                st = os.lstat(path)  # one stat per entry: this walk is part of the rollback's time
+                link = os.readlink(path) if stat.S_ISLNK(st.st_mode) else ""
             except OSError:
                 continue
-            size = st.st_size if not os.path.isdir(path) or os.path.islink(path) else 0
+            size = 0 if stat.S_ISDIR(st.st_mode) else st.st_size
             found[os.path.relpath(path, root)] = (
                 st.st_mode,
                 size,

@@ -116,6 +116,41 @@ class ZfsProvider:
             )
         checked(self.run, ["zfs", "rollback", *(["-r"] if newer else []), snap.handle])
 
+    # -- rollback from the repository: a fresh dataset beside the live one, then renames --------
+    def create_dataset(self, dataset: str, mountpoint: str) -> None:
+        checked(self.run, ["zfs", "create", "-o", f"mountpoint={mountpoint}", dataset])
+
+    def destroy_dataset(self, dataset: str) -> None:
+        checked(self.run, ["zfs", "destroy", "-r", dataset])
+
+    def mountpoint_is_local(self, dataset: str) -> bool:
+        """The dataset's mountpoint is set on it (not inherited from its parent or the default)."""
+        out = checked(self.run, ["zfs", "get", "-H", "-o", "source", "mountpoint", dataset])
+        return out.strip() == "local"
+
+    def swap_commands(
+        self, live: Volume, fresh: str, pre: str, pre_mountpoint: str
+    ) -> Sequence[Sequence[str]]:
+        """The live dataset renamed to ``pre``, mounted at ``pre_mountpoint``; ``fresh`` takes its place.
+
+        Child datasets and snapshots move with the live dataset to ``pre``.
+        """
+        back = (
+            ["zfs", "set", f"mountpoint={live.mountpoint}", live.ident]
+            if self.mountpoint_is_local(live.ident)
+            else ["zfs", "inherit", "mountpoint", live.ident]
+        )
+        return [
+            ["zfs", "rename", live.ident, pre],
+            ["zfs", "set", f"mountpoint={pre_mountpoint}", pre],
+            ["zfs", "rename", fresh, live.ident],
+            back,
+        ]
+
+    def swap(self, commands: Sequence[Sequence[str]]) -> None:
+        for argv in commands:
+            checked(self.run, argv)
+
 
 def _snap_path(volume: Volume, name: str) -> str:
     return os.path.join(volume.mountpoint, ".zfs", "snapshot", name)

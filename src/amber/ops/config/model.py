@@ -244,10 +244,10 @@ def _job(
         r.known((*p, "retention"), retention, policies, "retention policy")
     drill_t = r.table(t, (*p, "drill"), present=True)
     snapshot = r.choice(t, p, "snapshot", SNAPSHOT_KINDS)
-    if snapshot and dbs:
-        r.fail((*p, "databases"), "a job with `snapshot` cannot dump databases yet: use a second job")
     if snapshot and stdin_command:
         r.fail((*p, "snapshot"), "a filesystem snapshot needs paths, not stdin_command")
+    if snapshot and not paths:
+        r.fail((*p, "snapshot"), "a filesystem snapshot needs paths (databases are dumped, not snapshotted)")
     if snapshot and (not re.fullmatch(r"[A-Za-z0-9_.+]+(-[A-Za-z0-9_.+]+)*", name) or "pre-rollback" in name):
         r.fail(p, "a job with snapshot = ... needs a name of letters, digits, '_', '.', '+' and single '-'")
     watch = r.boolean(t, p, "watch")

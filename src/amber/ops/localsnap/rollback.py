@@ -1,4 +1,4 @@
-"""`amber rollback JOB`: back to a local snapshot (Btrfs swap, ZFS rollback) or to a repository snapshot.
+"""`amber rollback JOB`: back to a local snapshot (Btrfs swap, ZFS rollback, LVM merge) or a repository one.
 
 ``--from-repo`` restores the repository snapshot into fresh subvolumes beside
 the live ones (named like a run's snapshot, with an owner record, so a crash
@@ -11,47 +11,24 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from urllib.parse import quote
 
 from amber.errors import LocalSnapshotError, RollbackRefused, UsageError
 from amber.ops.config.model import Config
+from amber.ops.localsnap.from_repo import from_repo
 from amber.ops.localsnap.inventory import job_snapshots
 from amber.ops.localsnap.manager import ProviderFactory, run_hooks, system_providers
-from amber.ops.run.steps import Repositories
+from amber.ops.localsnap.requests import RollbackRequest, RollbackResult
 from amber.ops.state import job_lock
-from amber.services import restore as restore_service
 from amber.services import session
 from amber.sources.btrfs import BtrfsProvider
 from amber.sources.local import LocalSnapshots
-from amber.sources.model import SnapshotProvider, Volume, VolumeSnapshot
+from amber.sources.lvm import LvmProvider
+from amber.sources.lvm_rollback import merge, plan_merge
+from amber.sources.model import SnapshotProvider, VolumeSnapshot
 from amber.sources.mounts import inside, system_mounts
 from amber.sources.naming import new_name
-from amber.sources.owners import mine
-from amber.sources.rollback import Changes, changes, plan_swap, swap
+from amber.sources.rollback import changes, plan_swap, swap
 from amber.sources.zfs import ZfsProvider
-
-
-@dataclass
-class RollbackRequest:
-    job: str
-    to: str = "latest"  # a local snapshot name, or latest
-    from_repo: str | None = None  # a repository snapshot ID (prefix)
-    dry_run: bool = False
-    yes: bool = False
-    destroy_newer: bool = False
-    stop: list[str] = field(default_factory=list)
-    start: list[str] = field(default_factory=list)
-
-
-@dataclass
-class RollbackResult:
-    target: str
-    steps: list[str]
-    done: bool
-    seconds: float = 0.0
-    changes: Changes | None = None
-    kept_as: str = ""
 
 
 def rollback(
@@ -79,11 +56,11 @@ def _rollback(
     started = time.monotonic()
     kinds = {v.kind for _, v, _ in plan.volumes}
     if req.from_repo:
-        if kinds != {"btrfs"}:
+        if kinds not in ({"btrfs"}, {"zfs"}):
             raise UsageError(
-                "--from-repo rolls back Btrfs subvolumes only (ZFS and LVM: restore, then swap by hand)"
+                "--from-repo rolls back Btrfs subvolumes and ZFS datasets (LVM: restore, then swap by hand)"
             )
-        return _from_repo(config, req, local, plan.volumes, passwords, note, started)
+        return from_repo(config, req, local, plan.volumes, passwords, note, started, _btrfs)
     name = req.to
     if req.to == "latest":  # the newest snapshot a run completed and backed up (not a crashed run's)
         kept = [n for n in groups if (r := local.owners.get(n)) is not None and r.state == "kept"]
@@ -94,10 +71,12 @@ def _rollback(
     parts = groups[name]
     if kinds == {"zfs"}:
         return _zfs(req, parts, note, started)
+    if kinds == {"lvm"}:
+        return _lvm(req, parts, note, started)
     if kinds != {"btrfs"}:
         raise RollbackRefused(
-            f"rollback of {', '.join(sorted(kinds))} volumes is not supported: "
-            "restore the files instead (LVM: lvconvert --merge, then reactivate)"
+            f"rollback of a job on {' and '.join(sorted(kinds))} volumes at once is not supported: "
+            "restore the files instead"
         )
     provider = parts[0][0]
     assert isinstance(provider, BtrfsProvider)
@@ -178,69 +157,32 @@ def _zfs(
     return result
 
 
-def _from_repo(
-    config: Config,
+def _lvm(
     req: RollbackRequest,
-    local: LocalSnapshots,
-    volumes: list[tuple[SnapshotProvider, Volume, str]],
-    passwords: session.PasswordSource,
+    parts: list[tuple[SnapshotProvider, VolumeSnapshot]],
     note: Callable[[str], None],
     started: float,
 ) -> RollbackResult:
-    tops = [
-        (p, v, d)
-        for p, v, d in volumes
-        if not any(
-            v.mountpoint != o.mountpoint and v.mountpoint.startswith(o.mountpoint.rstrip("/") + "/")
-            for _, o, _ in volumes
-        )
-    ]
-    name = str(new_name(req.job))
-    job = config.job(req.job)
-    with Repositories(config, passwords).open(job.repository, lock=False) as repo:
-        snapshot_id = repo.resolve_snapshot_id(str(req.from_repo))
-        held = repo.load_snapshot(snapshot_id).paths
-    uncovered = [v.mountpoint for _, v, _ in tops if not any(inside(v.mountpoint, p) for p in held)]
-    if uncovered:
-        raise RollbackRefused(
-            f"snapshot {snapshot_id[:8]} holds only {', '.join(held)}: rolling {uncovered[0]} back from it "
-            "would drop the rest of that subvolume; use amber restore for those paths instead"
-        )
+    plans = []
+    for provider, snap in parts:
+        assert isinstance(provider, LvmProvider)
+        plans.append((provider, plan_merge(provider, snap)))
+    steps = [" ".join(argv) for _, plan in plans for argv in plan.commands]
+    result = RollbackResult(parts[0][1].name, steps, False)
     if req.dry_run:
-        steps = [
-            f"restore {snapshot_id[:8]}:{v.mountpoint} into a new subvolume in {d}/{name}, verifying it"
-            for _, v, d in tops
-        ]
-        steps += [
-            f"move the live {v.mountpoint} to {d}/{new_name(req.job, pre_rollback=True)!s}/..."
-            f" and the restored tree into its place"
-            for _, v, d in tops
-        ]
-        return RollbackResult(snapshot_id[:8], steps, False)
+        result.steps.append("note: the merged snapshot is consumed; an LVM rollback cannot be undone")
+        return result
     if not req.yes:
         raise RollbackRefused(
             "rollback replaces live data: give --yes to do it, or --dry-run to see the plan"
         )
-    local.owners.save(mine(name, req.job))  # a crash mid-restore leaves a leftover cleanup removes
-    fresh: list[VolumeSnapshot] = []
-    with Repositories(config, passwords).open(job.repository) as repo:
-        for provider, volume, directory in tops:
-            assert isinstance(provider, BtrfsProvider)
-            target = os.path.join(directory, name, quote(volume.mountpoint, safe=""))
-            os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
-            provider.create_subvolume(target)
-            fresh.append(VolumeSnapshot(name, volume, target, target))
-            note(f"restoring {req.from_repo}:{volume.mountpoint} into {target}")
-            result = restore_service.restore(
-                repo,
-                restore_service.RestoreRequest(
-                    ref=f"{snapshot_id}:{volume.mountpoint}", target=target, verify=True
-                ),
-            )
-            restore_service.raise_if_damaged(result)
-    provider = tops[0][0]
-    assert isinstance(provider, BtrfsProvider)
-    done = _btrfs(local, provider, req, fresh, note, started, fresh=True)
-    local.owners.forget(name)
-    done.target = snapshot_id[:8]
-    return done
+    env = {"AMBER_JOB": req.job, "AMBER_LOCAL_SNAPSHOT": result.target}
+    run_hooks(req.stop, "stop", env, note)
+    try:
+        for provider, plan in plans:
+            for line in merge(provider, plan):
+                note(line)
+    finally:
+        run_hooks(req.start, "start", env, note)
+    result.done, result.seconds = True, time.monotonic() - started
+    return result
