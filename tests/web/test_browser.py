@@ -127,8 +127,9 @@ def test_every_page_renders_without_csp_violations(browser: Any, tmp_path: Path)
         assert weight == "20px", "the report's inline styles were blocked"
         assert page.locator("a[href='/reports']").count() == 1
         page.goto(served.base.rstrip("/") + "/jobs/home")
-        assert page.locator("svg.chart").count() == 3
-        assert page.locator("svg.chart rect.bar").count() >= 4  # duration and files bars of two runs
+        assert page.locator("svg.chart").count() == 4
+        assert page.locator("svg.chart rect.bar").count() >= 8  # sizes, duration and files bars of two runs
+        assert page.locator("svg.chart rect.bar.s1").count() == 2  # stored, beside logical
         box = page.locator("svg.chart").first.bounding_box()
         assert box is not None and box["width"] > 100 and box["height"] > 50  # drawn, not collapsed
         assert problems == []
