@@ -39,7 +39,8 @@ def _csrf(page: str) -> str:
     return found.group(1)
 
 
-@pytest.mark.parametrize("path", ["/", "/jobs/home", "/api/v1/status", "/events"])
+@pytest.mark.parametrize("path", ["/", "/jobs/home", "/api/v1/status", "/events", "/reports",
+                                  "/reports/daily", "/reports/daily.pdf", "/local-snapshots", "/wal"])
 def test_pages_need_a_session(client: TestClient, path: str) -> None:
     assert client.get(path).status_code == 401
     assert client.post("/jobs/home/run").status_code == 401
