@@ -96,18 +96,35 @@ def test_wal_page_without_wal(logged_in: TestClient) -> None:
 
 def test_wal_page_shows_the_archive_like_pg_list(tmp_path: Path) -> None:
     from tests.ops.test_run import load, make_config
+    from tests.services.test_wal import fake_base, seg_name, write_wal
 
     cfg = load(make_config(tmp_path))
     probe = WalProbe(cfg)
     assert probe.refresh() == [] and not probe.known()
-    (tmp_path / SEG).write_bytes(b"wal bytes " * 500)
     with Repositories(cfg, session.PasswordSource()).open("main", lock=False) as repo:
-        wal.push(repo, "db1", str(tmp_path / SEG))
+        base = fake_base(repo, 1, 1, "db1")
+        for n in (1, 3):  # segment 2 is missing: a gap after the base backup
+            wal.push(repo, "db1", write_wal(tmp_path, seg_name(n), b"wal bytes " * 500))
     assert probe.refresh() == ["main"] and probe.known()  # mirror, usb (offline), gone: none
     for client in _client(cfg):
         page = client.get("/wal").text
         assert 'data-repository="main"' in page and 'data-cluster="db1"' in page
-        assert "1 WAL files" in page and SEG in page and "No base backup" in page
-        assert "amber pg basebackup --cluster db1" in page
+        assert "2 WAL files" in page and f"{seg_name(1)} .. {seg_name(3)}" in page
+        assert f"1 missing from {seg_name(2)[8:]}" in page  # a position: any timeline
+        assert f"<code>{base[:8]}</code>" in page and "2026-01-01T00:00:00+00:00" in page
         client.app.state.dashboard.wal.refresh()  # type: ignore[attr-defined]
         assert 'href="/wal"' in client.get("/").text
+
+
+def test_wal_page_names_an_unreadable_repository_not_its_location(tmp_path: Path) -> None:
+    from tests.ops.test_run import load, make_config
+
+    cfg = load(make_config(tmp_path))
+    (tmp_path / SEG).write_bytes(b"wal " * 100)
+    with Repositories(cfg, session.PasswordSource()).open("main", lock=False) as repo:
+        wal.push(repo, "db1", str(tmp_path / SEG))
+    (tmp_path / "pass").write_text("a wrong password\n")
+    for client in _client(cfg):
+        page = client.get("/wal").text
+        assert 'data-repository="main"' in page and 'class="error"' in page
+        assert str(tmp_path / "main") not in page and "a wrong password" not in page
