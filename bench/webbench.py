@@ -74,7 +74,8 @@ def fill(state: str, jobs: int, days: int, now: float) -> None:
                        " destinations, errors, host, pid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", runs)
         db.executemany("INSERT INTO drills (started, ended, repository, job, mode, status, files, bytes)"
                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", drills)
-        db.executemany("INSERT OR REPLACE INTO usage_samples VALUES ('main', ?, ?, ?, ?)",
+        db.executemany("INSERT OR REPLACE INTO usage_samples (repository, day, taken, used, total)"
+                       " VALUES ('main', ?, ?, ?, ?)",
                        [(f"d{d}", now - d * DAY, 10**12 + d * 10**9, 4 * 10**12) for d in range(days)])
 
 
@@ -141,7 +142,9 @@ def main() -> None:
                              ("repository", lambda: client.get("/repos/main")),
                              ("fleet", lambda: client.get("/fleet?refresh=1")),
                              ("drills", lambda: client.get("/drills")),
-                             ("audit", lambda: client.get("/audit?q=job07&page=2"))):  # fmt: skip
+                             ("audit", lambda: client.get("/audit?q=job07&page=2")),
+                             ("monthly report", lambda: client.get("/reports/monthly")),
+                             ("WAL", lambda: client.get("/wal?refresh=1"))):  # fmt: skip
                 ms = timed(fn, args.repeat)
                 print(f"{name:14} median {statistics.median(ms):7.1f} ms  max {max(ms):7.1f} ms")
 

@@ -17,13 +17,15 @@ from amber.ops.config.model import Config
 from amber.ops.state import StateDB
 from amber.web import security, server
 from amber.web.live import LiveRun, Runner
+from amber.web.report_pages import REPORT_CSP
 from tests.conftest import PASSWORD
 from tests.ops.test_run import load, make_config
 from tests.web.conftest import SECRET
 
 PAGES = ["/", "/jobs/home", "/api/v1/status", "/login", "/fleet", "/repos", "/repos/main", "/repos/cloud",
          "/drills", "/audit", "/audit?q=x&command=job&page=2",
-         "/reports/daily", "/reports/weekly", "/reports/monthly", "/reports/daily?format=json"]
+         "/reports", "/reports/daily?format=text", "/reports/daily?format=json", "/local-snapshots", "/wal"]
+REPORT_PAGES = ["/reports/daily", "/reports/weekly", "/reports/monthly"]  # their own CSP: inline styles
 STATIC = Path(security.__file__).parent / "static"
 PINNED = {  # npm: htmx.org@2.0.11 dist/htmx.min.js, htmx-ext-sse@2.2.4 dist/sse.min.js
     "htmx.min.js": "d6fdc75f204e6bdefa99b69bf1e6d4ac69b8a364f77929f45c13476b4000f717",
@@ -37,7 +39,8 @@ def _csrf(page: str) -> str:
     return found.group(1)
 
 
-@pytest.mark.parametrize("path", ["/", "/jobs/home", "/api/v1/status", "/events"])
+@pytest.mark.parametrize("path", ["/", "/jobs/home", "/api/v1/status", "/events", "/reports",
+                                  "/reports/daily", "/reports/daily.pdf", "/local-snapshots", "/wal"])
 def test_pages_need_a_session(client: TestClient, path: str) -> None:
     assert client.get(path).status_code == 401
     assert client.post("/jobs/home/run").status_code == 401
@@ -111,8 +114,16 @@ def test_security_headers_on_every_response(logged_in: TestClient, path: str) ->
     assert headers["x-content-type-options"] == "nosniff" and headers["referrer-policy"] == "same-origin"
 
 
+@pytest.mark.parametrize("path", REPORT_PAGES)
+def test_report_pages_allow_inline_styles_and_nothing_else(logged_in: TestClient, path: str) -> None:
+    response = logged_in.get(path)
+    assert response.headers.get_list("content-security-policy") == [REPORT_CSP]  # replaces, not adds
+    assert "default-src 'none'" in REPORT_CSP and "script" not in REPORT_CSP
+    assert "<script" not in response.text and response.headers["x-frame-options"] == "DENY"
+
+
 def test_secrets_are_absent_from_every_page(logged_in: TestClient, token: str) -> None:
-    for path in PAGES:
+    for path in PAGES + REPORT_PAGES + ["/reports/daily.pdf"]:
         text = logged_in.get(path).text
         assert token not in text, path
         assert SECRET not in text, path

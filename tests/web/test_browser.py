@@ -19,6 +19,7 @@ import pytest
 from amber.web import server
 from tests.ops.test_run import load, make_config
 
+SEG = "000000010000000000000001"
 CHROMIUM = os.environ.get("AMBER_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 
 
@@ -86,6 +87,8 @@ def test_every_page_renders_without_csp_violations(browser: Any, tmp_path: Path)
     from amber.ops.audit.log import AuditLog, operation_fields
     from amber.ops.drills.history import DrillHistory, DrillRow
     from amber.ops.run import job as run_service
+    from amber.ops.run.steps import Repositories
+    from amber.services import session, wal
 
     cfg = load(make_config(tmp_path, 'schedule = "daily"'))
     for _ in range(2):  # two runs: the charts have two bars
@@ -94,6 +97,9 @@ def test_every_page_renders_without_csp_violations(browser: Any, tmp_path: Path)
     DrillHistory(cfg.state.path).add(DrillRow(now - 60, now - 50, "main", "home", "sample", "success", [], 2,
                                               4096, 10.0, 409.6, 100.0, 1, None, []))  # fmt: skip
     AuditLog(Path(cfg.state.audit_log)).append(operation_fields("drill", ["drill"], 0))
+    (tmp_path / SEG).write_bytes(b"wal " * 100)  # WAL in repository main: the WAL page has a section
+    with Repositories(cfg, session.PasswordSource()).open("main", lock=False) as repo:
+        wal.push(repo, "db1", str(tmp_path / SEG))
     served = server.start(server.prepare(cfg, server.WebOptions("127.0.0.1:0"), print))
     problems: list[str] = []
     try:
@@ -104,16 +110,26 @@ def test_every_page_renders_without_csp_violations(browser: Any, tmp_path: Path)
         page.goto(served.url)
         expected = {"/jobs/home": "svg.chart", "/fleet": "tr[data-job='home']",
                     "/repos/main": "table.snapshots code", "/drills": "table.drills tbody tr",
-                    "/audit": "table.audit tbody tr"}  # fmt: skip
+                    "/audit": "table.audit tbody tr", "/reports": "tr[data-kind='monthly']",
+                    "/reports/daily?format=text": "pre.report", "/local-snapshots": "main p",
+                    "/wal": "section.wal[data-repository='main'] table.base-backups",
+                    # the report's own HTML, under its own CSP: its inline styles must apply
+                    "/reports/daily": "h1", "/reports/monthly": "table"}  # fmt: skip
         for path, selector in expected.items():
             page.goto(served.base.rstrip("/") + path)
             page.locator(selector).first.wait_for(timeout=20_000)
             violations = page.evaluate("window.__csp")
             assert violations == [], f"{path}: {violations}"
-            page.screenshot(path=str(tmp_path / f"{path.strip('/').replace('/', '-')}.png"), full_page=True)
+            shot = path.strip("/").replace("/", "-").replace("?format=", "-")
+            page.screenshot(path=str(tmp_path / f"{shot}.png"), full_page=True)
+        page.goto(served.base.rstrip("/") + "/reports/daily")
+        weight = page.evaluate("getComputedStyle(document.querySelector('h1')).fontSize")
+        assert weight == "20px", "the report's inline styles were blocked"
+        assert page.locator("a[href='/reports']").count() == 1
         page.goto(served.base.rstrip("/") + "/jobs/home")
-        assert page.locator("svg.chart").count() == 3
-        assert page.locator("svg.chart rect.bar").count() >= 4  # duration and files bars of two runs
+        assert page.locator("svg.chart").count() == 4
+        assert page.locator("svg.chart rect.bar").count() >= 8  # sizes, duration and files bars of two runs
+        assert page.locator("svg.chart rect.bar.s1").count() == 2  # stored, beside logical
         box = page.locator("svg.chart").first.bounding_box()
         assert box is not None and box["width"] > 100 and box["height"] > 50  # drawn, not collapsed
         assert problems == []
@@ -125,5 +141,5 @@ def test_every_page_renders_without_csp_violations(browser: Any, tmp_path: Path)
     finally:
         served.stop()
     shots = sorted(tmp_path.glob("*.png"))
-    assert len(shots) == 5 and all(s.stat().st_size > 1000 for s in shots)
+    assert len(shots) == 11 and all(s.stat().st_size > 1000 for s in shots)
     print(f"screenshots in {tmp_path}")

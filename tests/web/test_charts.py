@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from amber.web.charts import Bar, bar_chart, line_chart
+from amber.web.charts import Bar, Group, bar_chart, grouped_bar_chart, line_chart
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -57,15 +57,33 @@ def test_job_charts_mark_failed_runs_and_anomalies() -> None:
     from amber.web.pages import job_charts
 
     def run(started: float, status: str, anomaly: str = "") -> RunRecord:
-        details: dict[str, object] = {"files_new": 3, "files_changed": 2}
+        details: dict[str, object] = {"files_new": 3, "files_changed": 2, "bytes": 1000,
+                                      "data_added_stored": 10}  # fmt: skip
         if anomaly:
             details["anomaly"] = {"verdict": anomaly}
         backup = Destination("main", "backup", "failed" if status == "failed" else "success", details=details)
         return RunRecord("home", started, started + 30, status, destinations=[backup])
 
     runs = [run(3000.0, "success", "suspicious"), run(2000.0, "failed"), run(1000.0, "success", "normal")]
-    (_, size), (_, duration), (_, files) = job_charts(runs, [(1000.0, 5.0), (2000.0, 7.0)])
+    (_, size), (_, sizes), (_, duration), (_, files) = job_charts(runs, [(1000.0, 5.0), (2000.0, 7.0)])
     kinds = [r.get("class") for r in parse(duration).iter(f"{SVG}rect")]
     assert kinds == ["bar success", "bar failed", "bar success anomaly"]  # oldest first
     assert [float(r.get("height", "0")) > 0 for r in parse(files).iter(f"{SVG}rect")] == [True] * 3
     assert len(parse(size).findall(f".//{SVG}circle")) == 2
+    bars = [r for r in parse(sizes).iter(f"{SVG}rect") if "bar" in (r.get("class") or "")]
+    assert [r.get("class") for r in bars][:2] == ["bar s0 success", "bar s1 success"]  # logical, stored
+    assert len(bars) == 6 and "logical 1000 B" in sizes and "stored 10 B" in sizes
+
+
+@given(st.lists(st.tuples(st.floats(0, 1e15), st.floats(allow_nan=True, allow_infinity=True)), max_size=40))
+def test_grouped_bars_one_per_series_value_inside_the_plot(pairs: list[tuple[float, float]]) -> None:
+    groups = [Group(str(i), p) for i, p in enumerate(pairs)]
+    root = parse(grouped_bar_chart(groups, ("logical", "stored"), "s"))
+    shown = [p for p in pairs if all(v == v and abs(v) != float("inf") for v in p)]
+    rects = [r for r in root.iter(f"{SVG}rect") if (r.get("class") or "").startswith("bar")]
+    assert len(rects) == 2 * len(shown)
+    for r in rects:
+        y, h = float(r.get("y", "0")), float(r.get("height", "0"))
+        assert h >= 0 and y >= 8 - 0.05 and y + h <= 138 + 0.05
+    if shown:
+        assert [t.text for t in root.iter(f"{SVG}text")][-4:-2] == ["logical", "stored"]  # the legend

@@ -39,7 +39,8 @@ def test_after_a_run_the_job_fleet_and_repository_pages_show_it(logged_in: TestC
     [result] = run_service.run_jobs(web_config, ["home"], run_service.RunOptions())
     assert result.status == "success"
     job = logged_in.get("/jobs/home").text
-    assert job.count('<svg class="chart"') == 3
+    assert job.count('<svg class="chart"') == 4
+    assert "Logical size" in job and '<rect class="bar s1 success"' in job  # the run's stored bytes
     assert "Backup duration per run" in job and '<rect class="bar success"' in job
     assert '<rect class="bar failed"' in job  # the failed run from the fixture, in red
 

@@ -89,7 +89,9 @@ def basebackup(
     with app.open(job=job) as repo:
         outcome, info = pgbase.basebackup(repo, spec, cluster, tags)
     if as_json:
-        emit_json({"snapshot": outcome.snapshot_id, **_info_dict(info)})
+        from amber.ops.wal_status import info_dict
+
+        emit_json({"snapshot": outcome.snapshot_id, **info_dict(info)})
         return
     echo(
         f"base backup {outcome.snapshot_id[:8]} of cluster {cluster}: "
@@ -98,62 +100,32 @@ def basebackup(
     )
 
 
-def _info_dict(info: wal.BaseInfo) -> dict[str, object]:
-    return {
-        "cluster": info.cluster,
-        "timeline": info.timeline,
-        "start_lsn": info.start_lsn,
-        "stop_lsn": info.stop_lsn,
-        "start_segment": info.start_segment,
-        "stop_segment": info.stop_segment,
-        "start_time": info.start_time,
-        "stop_time": info.stop_time,
-    }
-
-
 @pg.command("list")
 @_JOB
 @click.option("--json", "as_json", is_flag=True, help="JSON: base backups and the WAL archived per cluster.")
 @pass_app
 def list_(app: AppContext, job: str | None, as_json: bool) -> None:
     """Base backups and the WAL range archived, with gaps."""
+    from amber.ops.wal_status import summarize  # shared with the dashboard's WAL page
     with app.open(lock=False, read_only=True, job=job) as repo:
         bases = wal.base_backups(repo)
         archived = wal.archived(repo)
-    report = []
-    for cluster in sorted({b.info.cluster for b in bases} | set(archived)):
-        mine = [b for b in bases if b.info.cluster == cluster]
-        entry = archived.get(cluster, wal.ClusterWal())
-        segments = sorted(n.file for n in entry.names if n.kind in ("segment", "partial"))
-        gaps = wal.gaps(entry, mine)
-        report.append(
-            {
-                "cluster": cluster,
-                "base_backups": [
-                    {"snapshot": b.snapshot_id, "time": b.snapshot.time, **_info_dict(b.info)} for b in mine
-                ],
-                "wal_files": len(entry.files),
-                "wal_bytes": sum(entry.files.values()),
-                "first_segment": segments[0] if segments else "",
-                "last_segment": segments[-1] if segments else "",
-                "gaps": gaps,
-            }
-        )
-        if as_json:
-            continue
-        span = f"{segments[0]} .. {segments[-1]}" if segments else "no segments"
-        missing = f", {len(gaps)} missing from {gaps[0]}" if gaps else ""
-        echo(
-            f"cluster {cluster}: {len(entry.files)} WAL files ({human_bytes(sum(entry.files.values()))}), "
-            f"{span}{missing}"
-        )
-        for b in mine:
-            echo(
-                f"  base {b.snapshot_id[:8]}  ended {b.info.stop_time}  WAL {b.info.start_lsn} .. "
-                f"{b.info.stop_lsn}  timeline {b.info.timeline}"
-            )
+    report = summarize(bases, archived)
     if as_json:
         emit_json(report)
+        return
+    for entry in report:
+        gaps, bases_of = entry["gaps"], entry["base_backups"]
+        first, last = entry["first_segment"], entry["last_segment"]
+        span = f"{first} .. {last}" if first else "no segments"
+        missing = f", {len(gaps)} missing from {gaps[0]}" if gaps else ""
+        size = human_bytes(entry["wal_bytes"])
+        echo(f"cluster {entry['cluster']}: {entry['wal_files']} WAL files ({size}), {span}{missing}")
+        for b in bases_of:
+            echo(
+                f"  base {b['snapshot'][:8]}  ended {b['stop_time']}  WAL {b['start_lsn']} .. "
+                f"{b['stop_lsn']}  timeline {b['timeline']}"
+            )
 
 
 @pg.command("check")

@@ -34,18 +34,17 @@ from starlette.staticfiles import StaticFiles
 from amber.errors import AmberError, ConfigError
 from amber.ops import board
 from amber.ops.config.model import Config
-from amber.ops.reports import daily, monthly, weekly
 from amber.ops.verdict import age_text
 from amber.redact import redact
 from amber.services import session
 from amber.services.operations import RUNNING
-from amber.web import pages
+from amber.web import archive_pages, pages, report_pages
+from amber.web.archive_pages import WalProbe
 from amber.web.live import ACTIONS, Event, EventHub, LiveRun, Runner, event_name
 from amber.web.security import COOKIE, Guard, GuardMiddleware
 
 HERE = Path(__file__).parent
 PING_SECONDS = 15.0
-REPORTS: dict[str, Any] = {"daily": daily, "weekly": weekly, "monthly": monthly}
 
 
 @dataclass
@@ -55,6 +54,7 @@ class Dashboard:
     hub: EventHub
     runner: Runner
     templates: Environment
+    wal: WalProbe
 
 
 def _when(ts: float | None) -> str:
@@ -70,7 +70,8 @@ def _environment() -> Environment:
 
 def _render(d: Dashboard, request: Request, name: str, status: int = 200, **values: Any) -> HTMLResponse:
     session = d.guard.session_of(request)
-    html = d.templates.get_template(name).render(csrf=session.csrf if session else "", **values)
+    nav = {"nav_local": any(j.snapshot for j in d.config.jobs.values()), "nav_wal": d.wal.known()}
+    html = d.templates.get_template(name).render(csrf=session.csrf if session else "", **nav, **values)
     return HTMLResponse(html, status)
 
 
@@ -85,7 +86,11 @@ def build(config: Config, guard: Guard, passwords: session.PasswordSource | None
     runner = Runner(config, lambda live: hub.publish(Event(event_name(live.job), _fragment(dash, live))),
                     passwords)  # fmt: skip
     runner.watch(RUNNING)  # jobs this process runs otherwise (the daemon's) show live too
-    dash = Dashboard(config, guard, hub, runner, _environment())
+    dash = Dashboard(config, guard, hub, runner, _environment(), WalProbe(config))
+    dash.wal.start()  # which repositories hold WAL: the navigation links the WAL page only then
+
+    def page(request: Request, name: str, **values: Any) -> Response:
+        return _render(dash, request, name, **values)
 
     async def overview(request: Request) -> Response:
         jobs = await asyncio.to_thread(board.board, config)
@@ -117,16 +122,6 @@ def build(config: Config, guard: Guard, passwords: session.PasswordSource | None
                 return JSONResponse({**body, "reason": "already running"}, 409)
             return JSONResponse(body, 202)
         return RedirectResponse(f"/jobs/{name}", 303)
-
-    async def report_page(request: Request) -> Response:
-        kind = request.path_params["kind"]
-        module = REPORTS.get(kind)
-        if module is None:
-            return PlainTextResponse("no such report", 404)
-        found = await asyncio.to_thread(getattr(module, kind), config, time.time())
-        if request.query_params.get("format") == "json":
-            return Response(module.render_json(found), media_type="application/json")
-        return _render(dash, request, "report.html", kind=kind, text=module.render_text(found))
 
     async def login(request: Request) -> Response:
         token = request.query_params.get("token")
@@ -162,11 +157,12 @@ def build(config: Config, guard: Guard, passwords: session.PasswordSource | None
     routes = [
         Route("/", overview), Route("/jobs/{name}", job_page),
         Route("/jobs/{name}/{action}", act, methods=["POST"]),
-        Route("/reports/{kind}", report_page), Route("/login", login),
+        Route("/login", login),
         Route("/logout", logout, methods=["POST"]), Route("/metrics", metrics),
         Route("/api/v1/status", api_status), Route("/healthz", healthz),
         Route("/events", events), Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
-        *pages.routes(config, runner.passwords, lambda request, name, **v: _render(dash, request, name, **v)),
+        *pages.routes(config, runner.passwords, page), *report_pages.routes(config, page),
+        *archive_pages.routes(config, runner.passwords, page, dash.wal),
     ]  # fmt: skip
     app = Starlette(routes=routes)
     app.add_middleware(GuardMiddleware, guard=guard)

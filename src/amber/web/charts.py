@@ -1,4 +1,5 @@
-"""Server-side SVG charts: a line over time and bars per run. Pure: values in, markup out.
+"""Server-side SVG charts: a line over time, bars per run, and groups of bars per run (one per
+series, e.g. logical vs stored size). Pure: values in, markup out.
 
 No JavaScript and no inline styles (the CSP forbids both): shapes carry classes
 that ``static/amber.css`` colours, and each point or bar a ``<title>`` that
@@ -100,6 +101,41 @@ def bar_chart(bars: Sequence[Bar], title: str, fmt: Callable[[float], str] = str
         body.append(f'<rect class="{kind}" x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}">'
                     f"<title>{tip}</title></rect>")  # fmt: skip
     body += _ends(bars[0].label, bars[-1].label, width, height)
+    return _frame(title, body, width, height)
+
+
+@dataclass(frozen=True)
+class Group:
+    label: str  # tooltip prefix, e.g. the run's start
+    values: tuple[float, ...]  # one per series
+    kind: str = ""  # CSS classes for every bar of the group ("failed", "anomaly")
+
+
+def grouped_bar_chart(groups: Sequence[Group], series: Sequence[str], title: str,
+                      fmt: Callable[[float], str] = str, width: int = WIDTH,
+                      height: int = HEIGHT) -> Markup:  # fmt: skip
+    """Side by side per group, oldest first; series i's bars carry class ``s<i>`` and a legend entry."""
+    groups = [g for g in groups if len(g.values) == len(series) and all(math.isfinite(v) for v in g.values)]
+    if not groups:
+        return _empty(title, width, height)
+    top = _nice_top([v for g in groups for v in g.values])
+    plot_w, plot_h = width - LEFT - RIGHT, height - TOP - BOTTOM
+    step = plot_w / len(groups)
+    bar_w = max(step * 0.8 / len(series), 1.0)
+    body = _y_axis(top, fmt, width, height)
+    for i, g in enumerate(groups):
+        for j, (name, value) in enumerate(zip(series, g.values, strict=True)):
+            h = max(value, 0.0) / top * plot_h
+            x = LEFT + i * step + step * 0.1 + j * bar_w
+            kind = f"bar s{j} {escape(g.kind)}".strip()
+            tip = escape(f"{g.label}: {name} {fmt(value)}")
+            body.append(f'<rect class="{kind}" x="{x:.1f}" y="{TOP + plot_h - h:.1f}" width="{bar_w:.1f}" '
+                        f'height="{h:.1f}"><title>{tip}</title></rect>')  # fmt: skip
+    for j, name in enumerate(series):  # the legend, top right
+        y = TOP + 10 + 12 * j
+        body.append(f'<rect class="legend s{j}" x="{width - RIGHT - 90}" y="{y - 8}" width="8" height="8"/>'
+                    f'<text x="{width - RIGHT - 78}" y="{y}">{escape(name)}</text>')  # fmt: skip
+    body += _ends(groups[0].label, groups[-1].label, width, height)
     return _frame(title, body, width, height)
 
 

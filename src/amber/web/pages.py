@@ -9,6 +9,7 @@ and the audit log pass ``redact`` in the templates.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import threading
 import time
@@ -31,7 +32,7 @@ from amber.ops.reports.usage import UsageLog
 from amber.ops.run.fleet import FleetView, fleet_view
 from amber.ops.state import RunRecord
 from amber.services import session
-from amber.web.charts import Bar, bar_chart, line_chart
+from amber.web.charts import Bar, Group, bar_chart, grouped_bar_chart, line_chart
 
 Render = Callable[..., Response]  # (request, template, **values)
 AUDIT_PAGE = 50
@@ -69,8 +70,18 @@ def _kind(status: str, details: dict[str, Any]) -> str:
     return f"{status} anomaly" if flagged else status
 
 
+def _sizes(details: dict[str, Any]) -> tuple[float, float]:
+    """(logical, stored): the snapshot's file bytes, and what the run added to the repository
+    after deduplication and compression; NaN when the run recorded neither (a failed backup)."""
+    logical, stored = details.get("bytes"), details.get("data_added_stored")
+    if isinstance(logical, int) and isinstance(stored, int):
+        return float(logical), float(stored)
+    return math.nan, math.nan
+
+
 def job_charts(runs: Sequence[RunRecord], samples: Sequence[tuple[float, float]]) -> list[tuple[str, Markup]]:
-    """Repository size over time, backup duration and files changed, oldest run first."""
+    """Repository size over time, logical vs stored size, backup duration and files changed,
+    oldest run first."""
     finished = [r for r in reversed(runs) if r.status != "running" and r.ended]
     changed = []
     for r in finished:
@@ -80,13 +91,16 @@ def job_charts(runs: Sequence[RunRecord], samples: Sequence[tuple[float, float]]
         changed.append(Bar(_label(r), count, _kind(r.status, details)))
     durations = [Bar(_label(r), (r.ended or r.started) - r.started, _kind(r.status, _backup_details(r)))
                  for r in finished]  # fmt: skip
+    sizes = [Group(_label(r), _sizes(d), _kind(r.status, d)) for r in finished if (d := _backup_details(r))]
     titles = (
         "Repository size (used on its destination, daily)",
         "Backup duration per run (red: failed, outlined: anomaly)",
         "Files new or changed per run",
+        "Logical size (the snapshot's files) vs stored (added after deduplication and compression)",
     )
     return [
         (titles[0], line_chart(samples, titles[0], size_text)),
+        (titles[3], grouped_bar_chart(sizes, ("logical", "stored"), titles[3], size_text)),
         (titles[1], bar_chart(durations, titles[1], seconds_text)),
         (titles[2], bar_chart(changed, titles[2], lambda v: f"{v:.0f}")),
     ]

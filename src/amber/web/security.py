@@ -36,8 +36,9 @@ CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
 )
+CSP_HEADER = "content-security-policy"
 HEADERS = {
-    "content-security-policy": CSP,
+    CSP_HEADER: CSP,
     "x-content-type-options": "nosniff",
     # never leak the login URL (token) to another site; "no-referrer" would make POSTs send Origin: null
     "referrer-policy": "same-origin",
@@ -217,7 +218,10 @@ class GuardMiddleware:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
-                headers += [(k.encode(), v.encode()) for k, v in HEADERS.items()]
+                # a route may narrow the CSP for its response (the report page's inline styles)
+                own_csp = any(k.lower() == CSP_HEADER.encode() for k, _ in headers)
+                added = [(k, v) for k, v in HEADERS.items() if not (own_csp and k == CSP_HEADER)]
+                headers += [(k.encode(), v.encode()) for k, v in added]
                 message = {**message, "headers": headers}
             await send(message)
 

@@ -22,6 +22,7 @@ class Sample:
     when: float  # unix time
     used: int  # bytes
     total: int | None = None  # capacity in bytes; None = unknown (object storage without a quota)
+    snapshots: int | None = None  # snapshots in the repository that day; None = not counted
 
 
 @dataclass(frozen=True)

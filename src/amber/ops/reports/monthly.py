@@ -4,8 +4,9 @@ Per repository: growth per day and "full in N days" from the usage samples
 (``forecast``). Per job: runs and success rate, the share of days with a
 successful backup, and the median duration against the month before.
 Recommendations: every reason the protection verdict gives now, a duration
-that grew by more than :data:`DURATION_GROWTH`, and a repository full within
-the verdict policy's warning horizon.
+that grew by more than :data:`DURATION_GROWTH`, a repository full within
+the verdict policy's warning horizon, and stored data that grew by more than
+:data:`STORED_GROWTH` while the snapshot count did not (:func:`stored_outgrows_snapshots`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import statistics
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -37,7 +39,7 @@ from amber.ops.reports.document import (
     verdict_counts,
     when,
 )
-from amber.ops.reports.forecast import Forecast, forecast
+from amber.ops.reports.forecast import Forecast, Sample, forecast
 from amber.ops.reports.usage import UsageLog
 from amber.ops.state import RunRecord, StateDB
 from amber.ops.verdict import Policy
@@ -46,6 +48,25 @@ MONTH = 30 * 86400.0
 DURATION_GROWTH = 0.2
 OUTLIER_MADS = 3.0  # a run this many (scaled) median absolute deviations from the median is unusual
 MIN_RUNS_FOR_OUTLIERS = 5
+STORED_GROWTH = 0.1
+
+
+def stored_outgrows_snapshots(samples: Sequence[Sample]) -> tuple[float, int, int] | None:
+    """(growth, snapshots first, snapshots last) when the used bytes of the month's first and last
+    samples with a snapshot count grew by more than :data:`STORED_GROWTH` while the count did
+    not grow; None otherwise (also with fewer than two counted samples). Pure.
+
+    Data growing with no more snapshots to hold it: retention that no longer removes
+    anything, a backup that now takes in much more than before, or something else
+    writing to the destination."""
+    counted = sorted((s for s in samples if s.snapshots is not None), key=lambda s: s.when)
+    if len(counted) < 2 or counted[0].used <= 0:
+        return None
+    first, last = counted[0], counted[-1]
+    assert first.snapshots is not None and last.snapshots is not None
+    if last.used > first.used * (1 + STORED_GROWTH) and last.snapshots <= first.snapshots:
+        return last.used / first.used - 1, first.snapshots, last.snapshots
+    return None
 
 
 def outliers(durations: list[tuple[float, float]]) -> list[tuple[float, float, float]]:
@@ -133,6 +154,12 @@ def monthly(config: Config, end: float, policy: Policy | None = None) -> Monthly
                                              [(x.when, x.used) for x in samples]))  # fmt: skip
         if fit.days_until_full is not None and fit.days_until_full <= policy.full_warn_days:
             report.recommendations.append(f"add space to {name}: {fit.describe()}")
+        outgrown = stored_outgrows_snapshots(samples)
+        if outgrown is not None:
+            growth, before, after = outgrown
+            report.recommendations.append(
+                f"{name}: stored data grew {growth:.0%} this month while its snapshots did not "
+                f"({before} -> {after}): check its retention and what its backups now take in")
     for name in config.jobs:
         window = [r for r in db.runs(name, limit=5000) if end - 2 * MONTH <= r.started < end]
         runs = [r for r in window if r.status != "running"]

@@ -10,6 +10,7 @@ table bars. PDF needs WeasyPrint, the optional extra ``amber[pdf]``.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import Any
 
 import jinja2
@@ -50,6 +51,7 @@ def _environment() -> jinja2.Environment:
 
 
 def _render(name: str, doc: Document, **extra: Any) -> str:
+    extra.setdefault("links", ())
     return _environment().get_template(name).render(doc=doc, **extra)
 
 
@@ -57,21 +59,41 @@ def text(doc: Document) -> str:
     return _render("report.txt.j2", doc)
 
 
-def html(doc: Document, mail: bool = False) -> str:
-    """The page (SVG charts) or, with ``mail``, the mail body (charts as table bars)."""
-    return _render("report.html.j2", doc, mail=mail)
+def html(doc: Document, mail: bool = False, links: Sequence[tuple[str, str]] = ()) -> str:
+    """The page (SVG charts) or, with ``mail``, the mail body (charts as table bars).
+
+    ``links`` ((href, label) pairs): a line of links above the report, for the dashboard's page;
+    files, mails and PDFs have none, so they reference nothing."""
+    return _render("report.html.j2", doc, mail=mail, links=links)
 
 
 def _no_fetch(url: str, *args: Any, **kwargs: Any) -> Any:
     raise ValueError(f"reports load nothing from outside: {url}")  # the HTML references nothing anyway
 
 
-def pdf(doc: Document) -> bytes:
-    """The HTML page printed by WeasyPrint; ExtraMissing (exit 43) without it."""
+PDF_HOWTO = "PDF reports need WeasyPrint: pip install 'amber[pdf]'"
+
+
+@functools.cache
+def _weasyprint() -> Any:
     try:
         import weasyprint  # optional: amber[pdf]
     except (ImportError, OSError) as exc:  # OSError: the package is there, Pango is not
-        raise ExtraMissing(f"PDF reports need WeasyPrint: pip install 'amber[pdf]' ({exc})") from exc
+        raise ExtraMissing(f"{PDF_HOWTO} ({exc})") from exc
+    return weasyprint
+
+
+def pdf_available() -> bool:
+    try:
+        _weasyprint()
+    except ExtraMissing:
+        return False
+    return True
+
+
+def pdf(doc: Document) -> bytes:
+    """The HTML page printed by WeasyPrint; ExtraMissing (exit 43) without it."""
+    weasyprint = _weasyprint()
     result = weasyprint.HTML(string=html(doc), url_fetcher=_no_fetch).write_pdf()
     assert isinstance(result, bytes)
     return result

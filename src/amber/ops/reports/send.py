@@ -104,6 +104,13 @@ class SentLog:
                              (kind, period)).fetchone()  # fmt: skip
         return row is not None
 
+    def latest(self, kind: str) -> tuple[str, float] | None:
+        """The newest period of ``kind`` sent, and when."""
+        with state.connect(self.path) as db:
+            row = db.execute("SELECT period, sent_at FROM reports_sent WHERE kind=? ORDER BY sent_at DESC "
+                             "LIMIT 1", (kind,)).fetchone()  # fmt: skip
+        return (str(row[0]), float(row[1])) if row else None
+
     def add(self, kind: str, period: str, when: float) -> None:
         with state.connect(self.path) as db:
             db.execute("INSERT OR IGNORE INTO reports_sent VALUES (?, ?, ?)", (kind, period, when))
