@@ -41,6 +41,7 @@ from amber.services.operations import RUNNING
 from amber.web import archive_pages, pages, report_pages
 from amber.web.archive_pages import WalProbe
 from amber.web.live import ACTIONS, Event, EventHub, LiveRun, Runner, event_name
+from amber.web.recorded import RecordedRuns
 from amber.web.security import COOKIE, Guard, GuardMiddleware
 
 HERE = Path(__file__).parent
@@ -55,6 +56,7 @@ class Dashboard:
     runner: Runner
     templates: Environment
     wal: WalProbe
+    recorded: RecordedRuns  # runs of other processes, from the state database; started by the server
 
 
 def _when(ts: float | None) -> str:
@@ -86,7 +88,7 @@ def build(config: Config, guard: Guard, passwords: session.PasswordSource | None
     runner = Runner(config, lambda live: hub.publish(Event(event_name(live.job), _fragment(dash, live))),
                     passwords)  # fmt: skip
     runner.watch(RUNNING)  # jobs this process runs otherwise (the daemon's) show live too
-    dash = Dashboard(config, guard, hub, runner, _environment(), WalProbe(config))
+    dash = Dashboard(config, guard, hub, runner, _environment(), WalProbe(config), RecordedRuns(runner))
     dash.wal.start()  # which repositories hold WAL: the navigation links the WAL page only then
 
     def page(request: Request, name: str, **values: Any) -> Response:

@@ -27,8 +27,9 @@ from amber.ops.config.model import Config
 from amber.ops.drills.drill import DrillRequest, drill_job, request_for
 from amber.ops.limits import Limits
 from amber.ops.run import job as run_service
+from amber.ops.run.progress_log import ProgressRow
 from amber.ops.run.scheduled_check import check_job
-from amber.ops.state import StateDB
+from amber.ops.state import RunRecord, StateDB
 from amber.services import session
 from amber.services.context import OperationContext, OperationRecord
 from amber.services.operations import OperationRegistry
@@ -206,6 +207,7 @@ class Runner:
         self._lock = threading.Lock()
         self._watched: dict[int, _Reporter] = {}  # id(context) -> reporter, for runs started elsewhere
         self._unwatch: Callable[[], None] = lambda: None
+        self._recorded: set[str] = set()  # jobs whose live view comes from another process's progress rows
 
     def watch(self, registry: OperationRegistry) -> None:
         """Show the jobs other front ends of this process run (the daemon's), until :meth:`close`
@@ -309,6 +311,43 @@ class Runner:
         if not results:
             return "failed", "no repository of this job is reachable"
         return ("failed" if failed else "success"), "; ".join(f"{r.repository}: {r.status}" for r in failed)
+
+    def show_recorded(self, rows: dict[str, ProgressRow]) -> None:
+        """Live views of runs other processes record in the state database (``ops.run.progress_log``):
+        ``rows`` are those still going; a view whose row is gone ends with the run's recorded status."""
+        changed: list[LiveRun] = []
+        with self._lock:
+            for job, row in rows.items():
+                live = self.live.get(job)
+                ours = live is not None and live.status == "running" and job not in self._recorded
+                if job not in self.config.jobs or ours:
+                    continue
+                fresh = live is None or job not in self._recorded or live.started != row.started
+                if fresh:
+                    live = self.live[job] = LiveRun(job, started=row.started,
+                                                    expected_bytes=self._expected_bytes(job))  # fmt: skip
+                    self._recorded.add(job)
+                assert live is not None
+                before = (live.phase, live.files, live.bytes, live.errors)
+                live.phase, live.files, live.bytes, live.errors = row.phase, row.files, row.bytes, row.errors
+                if fresh or (live.phase, live.files, live.bytes, live.errors) != before:
+                    changed.append(live)
+            for job in [j for j in self._recorded if j not in rows]:
+                self._recorded.discard(job)
+                live = self.live[job]
+                last = self._last_run(job)
+                live.status = last.status if last is not None and last.status != "running" else "finished"
+                live.message = "; ".join(last.errors[:1]) if last is not None else ""
+                live.ended, live.phase = time.time(), "finished"
+                changed.append(live)
+        for live in changed:
+            self.changed(live)
+
+    def _last_run(self, job: str) -> RunRecord | None:
+        try:
+            return StateDB(self.config.state.path).last(job)
+        except AmberError:
+            return None
 
     def join(self, timeout: float | None = None) -> None:
         for thread in list(self._threads.values()):

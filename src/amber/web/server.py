@@ -92,6 +92,7 @@ class Served:
 
     def stop(self) -> None:
         self.app.state.dashboard.runner.close()  # stop watching this process's operations
+        self.app.state.dashboard.recorded.stop()
         self.app.state.dashboard.hub.close()
         self.server.should_exit = True
         if self.thread is not None:
@@ -127,6 +128,7 @@ def prepare(config: Config, options: WebOptions, warn: Callable[[str], None],
     server = uvicorn.Server(cfg)
     shown = f"[{host}]" if ":" in host else host
     url = f"{'https' if tls else 'http'}://{shown}:{sock.getsockname()[1]}/login?token={token}"
+    app.state.dashboard.recorded.start()  # live views of runs other processes record
     return Served(app, server, sock, url)
 
 

@@ -43,7 +43,7 @@ from amber.events import RunEvent, Subscriber
 from amber.ops import limits as limits_service
 from amber.ops.config.model import Config, JobConfig
 from amber.ops.limits import Limits
-from amber.ops.run import fleet
+from amber.ops.run import fleet, progress_log
 from amber.ops.run import steps as run_steps
 from amber.ops.run.steps import Repositories
 from amber.ops.state import Destination, RunRecord, StateDB, job_lock
@@ -90,7 +90,8 @@ def run_jobs(config: Config, names: Sequence[str], options: RunOptions) -> list[
         ctx = options.context.child("job", [job.name], job_options(options), job.repository)
         repos = Repositories(config, options.passwords, ctx)
         try:
-            with RUNNING.track(ctx), job_lock(config.state_dir, job.name):
+            with RUNNING.track(ctx), job_lock(config.state_dir, job.name), \
+                    progress_log.recorded(config.state.path, job.name, ctx.events):
                 result = _run_job(job, repos, db, options)
         except JobRunning as exc:
             ctx.events.notice("note", exc.message)
