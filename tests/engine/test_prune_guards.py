@@ -169,3 +169,57 @@ def test_phase_two_rewalks_snapshots_written_before_the_mark(
         assert {p: (back / p).read_bytes() for p in os.listdir(back)} == files
     finally:
         repo.close()
+
+
+class OnFirstSnapshotListing:
+    """A backend that calls ``hook`` once, just before snapshots are first listed (prune's mark)."""
+
+    def __init__(self, inner: Backend, hook: Callable[[], None]) -> None:
+        self.inner = inner
+        self._hook: Callable[[], None] | None = hook
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def list(self, file_type: FileType) -> Any:
+        if file_type is FileType.SNAPSHOT and self._hook is not None:
+            hook, self._hook = self._hook, None
+            hook()
+        return self.inner.list(file_type)
+
+
+def test_the_mark_loads_index_files_of_a_backup_that_finished_after_the_packs_were_listed(
+    repo_dir: Path, tmp_path: Path
+) -> None:
+    """`forget --prune` opens the repository (loading its index), forgets, then prunes. A backup
+    that stores packs, index and snapshot after prune listed the packs but before it lists the
+    snapshots references blobs this index lacks and packs the listing missed: prune must read the
+    new index files, not stop with "blobs referenced by snapshots are missing"."""
+    src = tmp_path / "src"
+    files = _tree(src)
+    other = _open(repo_dir)
+    written: list[str] = []
+
+    def backup_meanwhile() -> None:
+        written.append(_backup(other, src))
+
+    pruner_repo = _open(repo_dir, OnFirstSnapshotListing(open_backend(str(repo_dir)), backup_meanwhile))
+    try:
+        with pruner_repo.lock(maintenance=True) as lock:
+            result = Pruner(pruner_repo, lock, PruneOptions(max_unused="0%")).run()
+    finally:
+        pruner_repo.close()
+        other.close()
+    assert written, "the backup did not run during prune"
+    assert result.plan.doomed == [] and result.rescued_packs == 0  # read, not rescued: nothing to delete
+
+    repo = _open(repo_dir)
+    try:
+        report = check_service.check(repo, read_data=True)
+        assert report.ok, report.errors
+        target = tmp_path / "restored"
+        assert not restore(repo, RestoreRequest(ref=written[0], target=str(target))).errors
+        back = target / src.relative_to("/")
+        assert {p: (back / p).read_bytes() for p in os.listdir(back)} == files
+    finally:
+        repo.close()

@@ -78,6 +78,19 @@ class References:
                     elif marked is None:
                         self._missing_tree(node.subtree)
 
+    def resolve_missing(self) -> None:
+        """Look up what is missing once more, after the index grew (index files written since it
+        was loaded); a tree found now is walked, which may find more that is missing."""
+        index = self._repo.blobs.index
+        missing, trees = set(self.missing), set(self._missing_trees)
+        self.missing.clear()
+        self._missing_trees.clear()
+        for blob_id in sorted(missing):
+            if blob_id in trees:
+                self._walk(blob_id)  # marks and walks it, or records it missing again
+            elif index.mark_used(blob_id) is None:
+                self.missing.add(blob_id)
+
     def _missing_tree(self, tree_id: bytes) -> None:
         self.missing.add(tree_id)
         self._missing_trees.add(tree_id)

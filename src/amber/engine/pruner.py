@@ -127,6 +127,13 @@ class Pruner:
         self._stored = {fi.name: fi.size for fi in repo.backend.list(FileType.PACK)}
         self._refs.reset()
         self._refs.walk_new()
+        if self._refs.missing:
+            # A backup that finished after this repository was opened (during `forget --prune`'s
+            # forget, say) wrote index files this index lacks: load them before anything counts
+            # as missing, and list the packs again, so rescue sees packs stored since.
+            blobs.load_new_index_files()
+            self._refs.resolve_missing()
+            self._stored = {fi.name: fi.size for fi in repo.backend.list(FileType.PACK)}
         result = PruneResult(PrunePlan(), dry_run=self._opts.dry_run)
         self._rescue(result, self._candidates())
         if self._refs.missing:
