@@ -24,11 +24,11 @@ from amber.ops.reports.document import (
     Series,
     Table,
     counts_text,
+    period_document,
     protection,
     protection_section,
     seconds,
     size,
-    verdict_counts,
     when,
 )
 from amber.ops.state import RunRecord, StateDB
@@ -159,10 +159,7 @@ def document(report: DailyReport, host: str = "") -> Document:
         Section("Failures", items=tuple(redact(f) for f in failures), empty="none"),
         protection_section(report.protection, report.end),
     )  # fmt: skip
-    at_risk = verdict_counts(report.protection)
-    return Document("daily", "amber daily report", f"{when(report.start)} - {when(report.end)}",
-                    subject(report) + (f"; {at_risk}" if at_risk else ""), sections, host,
-                    report.as_dict())  # fmt: skip
+    return period_document("daily", report, subject(report), sections, host)
 
 
 def render_text(report: DailyReport) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from amber.ops.verdict import JobFacts, JobVerdict, age_text
 from amber.redact import redact
@@ -166,3 +166,22 @@ def verdict_counts(lines: Sequence[Protection]) -> str:
     bad = sum(p.verdict == "unprotected" for p in lines)
     return ", ".join(x for x in (f"{bad} unprotected" if bad else "", f"{at_risk} at-risk" if at_risk else "")
                      if x)  # fmt: skip
+
+
+class PeriodReport(Protocol):
+    """What daily, weekly and monthly reports share."""
+
+    start: float
+    end: float
+    protection: list[Protection]
+
+    def as_dict(self) -> dict[str, Any]: ...
+
+
+def period_document(kind: str, report: PeriodReport, subject: str, sections: tuple[Section, ...],
+                    host: str) -> Document:  # fmt: skip
+    """A report's document: its title and period, the subject with the verdict counts added."""
+    at_risk = verdict_counts(report.protection)
+    period = f"{when(report.start)} - {when(report.end)}"
+    subject += f"; {at_risk}" if at_risk else ""
+    return Document(kind, f"amber {kind} report", period, subject, sections, host, report.as_dict())

@@ -31,12 +31,12 @@ from amber.ops.reports.document import (
     Table,
     counts_text,
     percent,
+    period_document,
     protection,
     protection_section,
     seconds,
     size,
     status_counts,
-    verdict_counts,
     when,
 )
 from amber.ops.reports.forecast import Forecast, Sample, forecast
@@ -225,10 +225,7 @@ def document(report: MonthlyReport, host: str = "") -> Document:
         Section("Recommendations", items=tuple(report.recommendations), empty="none"),
         protection_section(report.protection, report.end),
     )  # fmt: skip
-    at_risk = verdict_counts(report.protection)
-    return Document("monthly", "amber monthly report", f"{when(report.start)} - {when(report.end)}",
-                    subject(report) + (f"; {at_risk}" if at_risk else ""), sections, host,
-                    report.as_dict())  # fmt: skip
+    return period_document("monthly", report, subject(report), sections, host)
 
 
 def render_text(report: MonthlyReport) -> str:

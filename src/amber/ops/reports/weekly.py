@@ -28,13 +28,12 @@ from amber.ops.reports.document import (
     Table,
     counts_text,
     percent,
+    period_document,
     protection,
     protection_section,
     seconds,
     size,
     status_counts,
-    verdict_counts,
-    when,
 )
 from amber.ops.run.scheduled_check import task as check_task
 from amber.ops.state import RunRecord, StateDB
@@ -167,10 +166,7 @@ def document(report: WeeklyReport, host: str = "") -> Document:
         Section("Verification and drill coverage", items=coverage),
         protection_section(report.protection, report.end),
     )  # fmt: skip
-    at_risk = verdict_counts(report.protection)
-    return Document("weekly", "amber weekly report", f"{when(report.start)} - {when(report.end)}",
-                    subject(report) + (f"; {at_risk}" if at_risk else ""), sections, host,
-                    report.as_dict())  # fmt: skip
+    return period_document("weekly", report, subject(report), sections, host)
 
 
 def render_text(report: WeeklyReport) -> str:
