@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 from amber.errors import RollbackRefused
 from amber.ops.config.model import Config
-from amber.ops.localsnap.manager import run_hooks
+from amber.ops.localsnap.manager import require_yes, services_stopped
 from amber.ops.localsnap.requests import RollbackRequest, RollbackResult
 from amber.ops.run.steps import Repositories
 from amber.repository import Repository
@@ -72,10 +72,7 @@ def from_repo(
             steps += [f"move the live {v.mountpoint} to {d}/{pre_name}/..., the restored tree into its place"
                       for _, v, d in tops]  # fmt: skip
             return RollbackResult(snapshot_id[:8], steps, False)
-        if not req.yes:
-            raise RollbackRefused(
-                "rollback replaces live data: give --yes to do it, or --dry-run to see the plan"
-            )
+        require_yes(req.yes)
         if zfs:
             return _zfs(repo, snapshot_id, req, tops, name, pre_name, note, started)
         local.owners.save(mine(name, req.job))  # a crash mid-restore leaves a leftover cleanup removes
@@ -133,13 +130,9 @@ def _zfs(
             provider.destroy_dataset(dataset)
         raise
     result = RollbackResult(snapshot_id[:8], [" ".join(a) for _, cmds in swaps for a in cmds], False)
-    env = {"AMBER_JOB": req.job, "AMBER_LOCAL_SNAPSHOT": name}
-    run_hooks(req.stop, "stop", env, note)
-    try:
+    with services_stopped(req.stop, req.start, req.job, name, note):
         for provider, commands in swaps:
             provider.swap(commands)
-    finally:
-        run_hooks(req.start, "start", env, note)
     result.done, result.seconds = True, time.monotonic() - started
     result.kept_as = f"{tops[0][1].ident}.{pre_name}"
     return result

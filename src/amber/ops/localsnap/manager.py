@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from amber.childenv import child_env
-from amber.errors import HookFailed, UsageError
+from amber.errors import HookFailed, RollbackRefused, UsageError
 from amber.ops.config.model import Config, JobConfig
 from amber.sources.btrfs import BtrfsProvider
 from amber.sources.local import LocalSnapshots, Settings
@@ -57,3 +58,23 @@ def run_hooks(
             raise HookFailed(f"{phase} hook {command!r} could not start: {exc.strerror}") from exc
         if code != 0:
             raise HookFailed(f"{phase} hook {command!r} exited with status {code}")
+
+
+def require_yes(yes: bool) -> None:
+    """A rollback replaces live data: it runs only with --yes (--dry-run shows its plan)."""
+    if not yes:
+        raise RollbackRefused(
+            "rollback replaces live data: give --yes to do it, or --dry-run to see the plan"
+        )
+
+
+@contextlib.contextmanager
+def services_stopped(stop: Sequence[str], start: Sequence[str], job: str, snapshot: str,
+                     note: Callable[[str], None]) -> Iterator[None]:  # fmt: skip
+    """The job's stop hooks, the block, then its start hooks (also when the block fails)."""
+    env = {"AMBER_JOB": job, "AMBER_LOCAL_SNAPSHOT": snapshot}
+    run_hooks(stop, "stop", env, note)
+    try:
+        yield
+    finally:
+        run_hooks(start, "start", env, note)

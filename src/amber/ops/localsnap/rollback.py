@@ -16,7 +16,7 @@ from amber.errors import LocalSnapshotError, RollbackRefused, UsageError
 from amber.ops.config.model import Config
 from amber.ops.localsnap.from_repo import from_repo
 from amber.ops.localsnap.inventory import job_snapshots
-from amber.ops.localsnap.manager import ProviderFactory, run_hooks, system_providers
+from amber.ops.localsnap.manager import ProviderFactory, require_yes, services_stopped, system_providers
 from amber.ops.localsnap.requests import RollbackRequest, RollbackResult
 from amber.ops.state import job_lock
 from amber.services import session
@@ -114,16 +114,9 @@ def _btrfs(
     result = RollbackResult(targets[0].name, notes + plan.steps, False, kept_as=pre_name)
     if req.dry_run:
         return result
-    if not req.yes:
-        raise RollbackRefused(
-            "rollback replaces live data: give --yes to do it, or --dry-run to see the plan"
-        )
-    env = {"AMBER_JOB": req.job, "AMBER_LOCAL_SNAPSHOT": targets[0].name}
-    run_hooks(req.stop, "stop", env, note)
-    try:
+    require_yes(req.yes)
+    with services_stopped(req.stop, req.start, req.job, targets[0].name, note):
         swap(provider, plan)
-    finally:
-        run_hooks(req.start, "start", env, note)
     result.done, result.seconds = True, time.monotonic() - started
     top = plan.moves[0]
     result.changes = changes(top[1], top[0].volume.mountpoint)
@@ -141,18 +134,11 @@ def _zfs(
     result = RollbackResult(targets[0].name, steps, False)
     if req.dry_run:
         return result
-    if not req.yes:
-        raise RollbackRefused(
-            "rollback replaces live data: give --yes to do it, or --dry-run to see the plan"
-        )
-    env = {"AMBER_JOB": req.job, "AMBER_LOCAL_SNAPSHOT": targets[0].name}
-    run_hooks(req.stop, "stop", env, note)
-    try:
+    require_yes(req.yes)
+    with services_stopped(req.stop, req.start, req.job, targets[0].name, note):
         for provider, snap in parts:
             assert isinstance(provider, ZfsProvider)
             provider.rollback(snap, req.destroy_newer)
-    finally:
-        run_hooks(req.start, "start", env, note)
     result.done, result.seconds = True, time.monotonic() - started
     return result
 
@@ -172,17 +158,10 @@ def _lvm(
     if req.dry_run:
         result.steps.append("note: the merged snapshot is consumed; an LVM rollback cannot be undone")
         return result
-    if not req.yes:
-        raise RollbackRefused(
-            "rollback replaces live data: give --yes to do it, or --dry-run to see the plan"
-        )
-    env = {"AMBER_JOB": req.job, "AMBER_LOCAL_SNAPSHOT": result.target}
-    run_hooks(req.stop, "stop", env, note)
-    try:
+    require_yes(req.yes)
+    with services_stopped(req.stop, req.start, req.job, result.target, note):
         for provider, plan in plans:
             for line in merge(provider, plan):
                 note(line)
-    finally:
-        run_hooks(req.start, "start", env, note)
     result.done, result.seconds = True, time.monotonic() - started
     return result
