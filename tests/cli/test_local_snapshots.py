@@ -80,6 +80,9 @@ def test_list_and_verify_catches_a_changed_file(tmp_path: Path, btrfs: Path, cli
     assert entry["job"] == "home" and entry["kind"] == "btrfs" and entry["state"] == "kept"
     assert entry["filesystems"] == [str(vol)] and len(str(entry["repository_snapshot"])) == 64
     name = str(entry["name"])
+    header, row = amber(cli, cfg, "local-snapshots").stdout.splitlines()
+    assert header.split()[:3] == ["NAME", "JOB", "KIND"]
+    assert row.split()[:3] == [name, "home", "btrfs"] and row.split()[-1] == "kept"
     ok = amber(cli, cfg, "local-snapshots", "verify", name)
     assert "2 files checked" in ok.stdout
     snap = Path(str(entry["paths"][0]))  # type: ignore[index]

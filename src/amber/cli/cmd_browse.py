@@ -12,7 +12,7 @@ import msgspec
 
 from amber.cli.context import AppContext, pass_app
 from amber.cli.options import make_filter, snapshot_filter_options
-from amber.cli.output import echo, emit_json_text, err_console, plain, quantity, show_path
+from amber.cli.output import echo, echo_table, emit_json_text, err_console, plain, quantity, show_path
 from amber.cli.walkproblems import WalkProblems
 from amber.errors import AmberError
 from amber.repository import Node, Snapshot
@@ -41,14 +41,12 @@ def snapshots(
     if as_json:
         emit_json_text(browse_json(found))
         return
-    echo(f"{'ID':<10}{'Time':<27}{'Host':<16}{'Tags':<16}Paths")
+    rows = [("ID", "Time", "Host", "Tags", "Paths")]
     for sid, s in found:
         flag = " (partial)" if s.partial else ""
-        echo(
-            f"{sid[:8]:<10}{s.datetime.strftime('%Y-%m-%d %H:%M:%S %z'):<27}"
-            f"{show_path(s.hostname):<16}{show_path(','.join(s.tags)):<16}"
-            f"{show_path(', '.join(s.paths))}{flag}"
-        )
+        rows.append((sid[:8], s.datetime.strftime("%Y-%m-%d %H:%M:%S %z"), show_path(s.hostname),
+                     show_path(",".join(s.tags)), show_path(", ".join(s.paths)) + flag))  # fmt: skip
+    echo_table(rows)
     echo(quantity(len(found), "snapshot"))
 
 

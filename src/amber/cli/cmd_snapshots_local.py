@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from amber.cli.context import AppContext, pass_app
-from amber.cli.output import echo, emit_json, human_bytes
+from amber.cli.output import echo, echo_table, emit_json, human_bytes
 from amber.errors import IntegrityError, UsageError
 from amber.ops.localsnap import inventory
 
@@ -53,15 +53,20 @@ def local_snapshots(app: AppContext, words: tuple[str, ...], as_json: bool) -> N
                 f"{len(report.extra)} extra"
             )
         return
-    for e in inventory.entries(config, rest[0] if rest else None):
-        if as_json:
+    entries = list(inventory.entries(config, rest[0] if rest else None))
+    if as_json:
+        for e in entries:
             emit_json(e.as_dict())
-        else:
-            size = human_bytes(e.size) if e.size is not None else "-"
-            echo(
-                f"{e.name}  {e.job}  {e.kind}  {','.join(e.filesystems)}  {e.created}  {size}  "
-                f"{e.repository_snapshot[:8] or '-'}  {e.state}"
-            )
-
+        return
+    if not entries:
+        echo("no local snapshots")
+        return
+    rows = [("NAME", "JOB", "KIND", "FILESYSTEM", "CREATED (UTC)", "SIZE", "BACKED UP AS", "STATE")]
+    for e in entries:
+        size = human_bytes(e.size) if e.size is not None else "-"
+        created = e.created[:19].replace("T", " ")
+        rows.append((e.name, e.job, e.kind, ",".join(e.filesystems), created, size,
+                     e.repository_snapshot[:8] or "-", e.state))  # fmt: skip
+    echo_table(rows)
 
 COMMANDS = [local_snapshots]

@@ -213,6 +213,13 @@ def scan_total(paths: list[str], progress: BarProgress) -> threading.Thread:
     return t
 
 
+def echo_table(rows: list[tuple[str, ...]]) -> None:
+    """Rows (the first is the header) in columns as wide as their widest cell."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
 def quantity(n: int, noun: str, plural: str = "") -> str:
     """``1 snapshot``, ``2 snapshots``; ``plural`` for irregular nouns (``1 match``, ``2 matches``)."""
     return f"{n} {noun if n == 1 else plural or noun + 's'}"
