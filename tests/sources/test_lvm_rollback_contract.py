@@ -39,7 +39,7 @@ def setup(tmp_path: Path, mountpoint: str) -> tuple[list[Mount], str, list[tuple
     ]
     Path(mountpoint).mkdir(exist_ok=True)
     rows = ORIGIN + snap_row(NAME)
-    plan = [(LVS, ok(rows))] * 3  # volume_of, volumes_below (the snapshot's mount is below), list
+    plan = [(LVS, ok(rows))] * 2  # volume_of, list (the snapshot's mount is in the skipped snapshot dir)
     owners = Owners(str(tmp_path / "local-snapshots"))
     owners.save(OwnerRecord(NAME, "data", 1, "", "", state="kept", repository_snapshot="ab" * 32))
     return table, snap_path, plan

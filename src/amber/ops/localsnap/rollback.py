@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from amber.errors import LocalSnapshotError, RollbackRefused, UsageError
 from amber.ops.config.model import Config
 from amber.ops.localsnap.from_repo import from_repo
+from amber.ops.localsnap.from_repo_zfs import run_swap, undo_plan
 from amber.ops.localsnap.inventory import job_snapshots
 from amber.ops.localsnap.manager import ProviderFactory, require_yes, services_stopped, system_providers
 from amber.ops.localsnap.requests import RollbackRequest, RollbackResult
@@ -26,7 +27,7 @@ from amber.sources.lvm import LvmProvider
 from amber.sources.lvm_rollback import merge, plan_merge
 from amber.sources.model import SnapshotProvider, VolumeSnapshot
 from amber.sources.mounts import inside, system_mounts
-from amber.sources.naming import new_name
+from amber.sources.naming import new_name, parse_name
 from amber.sources.rollback import changes, plan_swap, swap
 from amber.sources.zfs import ZfsProvider
 
@@ -56,10 +57,8 @@ def _rollback(
     started = time.monotonic()
     kinds = {v.kind for _, v, _ in plan.volumes}
     if req.from_repo:
-        if kinds not in ({"btrfs"}, {"zfs"}):
-            raise UsageError(
-                "--from-repo rolls back Btrfs subvolumes and ZFS datasets (LVM: restore, then swap by hand)"
-            )
+        if len(kinds) != 1:
+            raise UsageError("--from-repo rolls back volumes of one kind at a time: restore files instead")
         return from_repo(config, req, local, plan.volumes, passwords, note, started, _btrfs)
     name = req.to
     if req.to == "latest":  # the newest snapshot a run completed and backed up (not a crashed run's)
@@ -70,7 +69,7 @@ def _rollback(
         raise LocalSnapshotError(f"no {what} of job {job.name} (see amber local-snapshots {job.name})")
     parts = groups[name]
     if kinds == {"zfs"}:
-        return _zfs(req, parts, note, started)
+        return _zfs(local, req, parts, note, started)
     if kinds == {"lvm"}:
         return _lvm(req, parts, note, started)
     if kinds != {"btrfs"}:
@@ -124,12 +123,26 @@ def _btrfs(
 
 
 def _zfs(
+    local: LocalSnapshots,
     req: RollbackRequest,
     parts: list[tuple[SnapshotProvider, VolumeSnapshot]],
     note: Callable[[str], None],
     started: float,
 ) -> RollbackResult:
     targets = [s for _, s in parts]
+    if any("@" not in s.handle for s in targets):  # a dataset beside the live one: undo a rollback
+        pre_name = str(new_name(req.job, pre_rollback=True))
+        swaps = undo_plan(parts, local.snapshot_dir, pre_name)
+        undo = RollbackResult(targets[0].name, [" ".join(a) for _, _, cmds in swaps for a in cmds], False)
+        undo.kept_as = ", ".join(f"{v.ident}.{pre_name}" for _, v, _ in swaps)
+        if req.dry_run:
+            return undo
+        require_yes(req.yes)
+        with services_stopped(req.stop, req.start, req.job, targets[0].name, note):
+            for zfs, volume, commands in swaps:
+                run_swap(zfs, volume, commands)
+        undo.done, undo.seconds = True, time.monotonic() - started
+        return undo
     steps = [f"zfs rollback {s.handle}" for s in targets]
     result = RollbackResult(targets[0].name, steps, False)
     if req.dry_run:
@@ -152,6 +165,15 @@ def _lvm(
     plans = []
     for provider, snap in parts:
         assert isinstance(provider, LvmProvider)
+        parsed = parse_name(snap.name)
+        if parsed is not None and parsed.pre_rollback:
+            vg, lv = snap.volume.ident.split("/", 1)
+            raise RollbackRefused(
+                f"{snap.handle} is the state before a rollback from the repository; to go back to it by "
+                f"hand: umount {snap.volume.mountpoint}; lvrename {vg} {lv} <another name>; "
+                f"lvrename {snap.handle} {lv}; lvchange --setactivationskip n {vg}/{lv}; "
+                f"lvchange --activate y {vg}/{lv}; mount /dev/{vg}/{lv} {snap.volume.mountpoint}"
+            )
         plans.append((provider, plan_merge(provider, snap)))
     steps = [" ".join(argv) for _, plan in plans for argv in plan.commands]
     result = RollbackResult(parts[0][1].name, steps, False)
