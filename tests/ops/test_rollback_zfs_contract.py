@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 
-from amber.errors import RollbackRefused
-from amber.ops.config.model import parse_config
+from amber.ops.config.model import Config, parse_config
 from amber.ops.localsnap import rollback as rollback_module
-from amber.ops.localsnap.requests import RollbackRequest
+from amber.ops.localsnap.requests import RollbackRequest, RollbackResult
 from amber.ops.localsnap.rollback import rollback
 from amber.services import session
 from amber.sources.owners import OwnerRecord, Owners
@@ -43,9 +41,22 @@ snapshot = "zfs"
 [state]
 path = "{tmp_path / "state.db"}"
 """)
-    return rollback(
-        cfg, req, session.PasswordSource(), providers=lambda: {"zfs": ZfsProvider(contract)}
-    ).steps
+    return rollback_result(tmp_path, contract, req, cfg).steps
+
+
+def rollback_result(tmp_path: Path, contract: Contract, req: RollbackRequest, cfg: Config | None = None
+                    ) -> RollbackResult:  # fmt: skip
+    (tmp_path / "home").mkdir(exist_ok=True)
+    cfg = cfg or parse_config(f"""
+[repositories.main]
+url = "{tmp_path / "repo"}"
+[jobs.home]
+paths = ["{tmp_path / "home"}"]
+snapshot = "zfs"
+[state]
+path = "{tmp_path / "state.db"}"
+""")
+    return rollback(cfg, req, session.PasswordSource(), providers=lambda: {"zfs": ZfsProvider(contract)})
 
 
 PRE = "amber-home-pre-rollback-20261203T093000.000Z"
@@ -55,45 +66,22 @@ LATER = "amber-home-pre-rollback-20261203T110000.000Z"
 def test_undo_renames_the_pre_rollback_dataset_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """--to the pre-rollback dataset a rollback from the repository kept: the live one moves aside again."""
     monkeypatch.setattr(rollback_module, "new_name", lambda _job, pre_rollback=False: LATER)
-    home, snaps = tmp_path / "home", tmp_path / "home" / ".amber-snapshots"
+    home = tmp_path / "home"
     get = ["zfs", "get", "-H", "-p", "-r", "-t", "filesystem,volume", "-o", "name,value,source", "mountpoint"]
     live = f"tank/home\t{home}\tinherited from tank\ntank/home/proj\t{home}/proj\tlocal\n"
-    pre = f"tank/home.{PRE}\t{snaps}/{PRE}/x\tlocal\ntank/home.{PRE}/proj\t{snaps}/{PRE}/x/proj\tlocal\n"
-    later = f"{snaps}/{LATER}/{quote(str(home), safe='')}"
+    pre = f"tank/home.{PRE}\tnone\tlocal\ntank/home.{PRE}/proj\tnone\tlocal\n"  # as a rollback left it
     contract = Contract([
-        *plan(tmp_path, f"tank/home.{PRE}\t{snaps}/{PRE}/x\ton\n"),
+        *plan(tmp_path, f"tank/home.{PRE}\tnone\ton\n"),
         ([*get, "tank/home"], ok(live)),
         ([*get, f"tank/home.{PRE}"], ok(pre)),
+        (["zfs", "set", "mountpoint=none", "tank/home/proj"], ok()),
+        (["zfs", "set", "mountpoint=none", "tank/home"], ok()),
         (["zfs", "rename", "tank/home", f"tank/home.{LATER}"], ok()),
-        (["zfs", "set", f"mountpoint={later}", f"tank/home.{LATER}"], ok()),
-        (["zfs", "set", f"mountpoint={later}/proj", f"tank/home.{LATER}/proj"], ok()),
         (["zfs", "rename", f"tank/home.{PRE}", "tank/home"], ok()),
         (["zfs", "inherit", "mountpoint", "tank/home"], ok()),
         (["zfs", "set", f"mountpoint={home}/proj", "tank/home/proj"], ok()),
     ])  # fmt: skip
     swap = [" ".join(step[0]) for step in contract.steps[-6:]]
-    assert run(tmp_path, contract, RollbackRequest("home", PRE, yes=True)) == swap
+    done = rollback_result(tmp_path, contract, RollbackRequest("home", PRE, yes=True))
+    assert done.steps == swap and done.kept_as == f"tank/home.{LATER}"
     assert contract.finished()
-
-
-def test_dry_run_plans_the_newest_amber_snapshot(tmp_path: Path) -> None:
-    contract = Contract(plan(tmp_path))
-    steps = run(tmp_path, contract, RollbackRequest("home", dry_run=True))
-    assert steps == [f"zfs rollback tank/home@{NEWER}"]
-    assert contract.finished()
-
-
-def test_refuses_to_destroy_newer_snapshots_unless_asked(tmp_path: Path) -> None:
-    with pytest.raises(RollbackRefused, match="2 newer snapshot"):
-        run(
-            tmp_path,
-            Contract([*plan(tmp_path), (LIST_SNAPS, ok(SNAPS))]),
-            RollbackRequest("home", NAME, yes=True),
-        )
-    contract = Contract(
-        [*plan(tmp_path), (LIST_SNAPS, ok(SNAPS)), (["zfs", "rollback", "-r", f"tank/home@{NAME}"], ok())]
-    )
-    run(tmp_path, contract, RollbackRequest("home", NAME, yes=True, destroy_newer=True))
-    assert contract.finished()
-
-

@@ -94,9 +94,7 @@ def roll(cfg: Config, contract: Contract, req: RollbackRequest) -> RollbackResul
 
 def test_nested_datasets_come_back_as_datasets_with_their_properties(tmp_path: Path) -> None:
     cfg, snapshot_id, home = setup(tmp_path)
-    snapdir = home / ".amber-snapshots"
-    fresh = snapdir / FRESH / quote(str(home), safe="")
-    pre = snapdir / PRE / quote(str(home), safe="")
+    fresh = home / ".amber-snapshots" / FRESH / quote(str(home), safe="")
     contract = Contract([
         *listing(home),
         ([*LAYOUT, "tank/home"], ok(layout(home))),
@@ -106,9 +104,10 @@ def test_nested_datasets_come_back_as_datasets_with_their_properties(tmp_path: P
         (["zfs", "create", f"tank/home.{FRESH}/proj"], ok()),
         (["zfs", "create", f"tank/home.{FRESH}/proj/deep"], ok()),  # inherits: mounted inside the fresh one
         (["zfs", "set", "readonly=on", f"tank/home.{FRESH}/proj/deep"], ok()),  # after the restore wrote it
+        (["zfs", "set", "mountpoint=none", f"tank/home.{FRESH}"], ok()),  # unmounted until in place
+        (["zfs", "set", "mountpoint=none", "tank/home/proj/deep"], ok()),  # its own mountpoint: first
+        (["zfs", "set", "mountpoint=none", "tank/home"], ok()),
         (["zfs", "rename", "tank/home", f"tank/home.{PRE}"], ok()),
-        (["zfs", "set", f"mountpoint={pre}", f"tank/home.{PRE}"], ok()),
-        (["zfs", "set", f"mountpoint={pre}/proj/deep", f"tank/home.{PRE}/proj/deep"], ok()),
         (["zfs", "rename", f"tank/home.{FRESH}", "tank/home"], ok()),
         (["zfs", "set", f"mountpoint={home}", "tank/home"], ok()),
         (["zfs", "set", f"mountpoint={home}/proj/deep", "tank/home/proj/deep"], ok()),
@@ -191,7 +190,31 @@ def damage_largest_pack(repo: Path) -> None:
         f.write(bytes([byte[0] ^ 0x5A]))
 
 
-def test_a_failing_first_rename_leaves_the_live_dataset_as_it_was(tmp_path: Path) -> None:
+def test_a_failing_swap_step_is_undone_in_reverse_and_the_fresh_dataset_destroyed(tmp_path: Path) -> None:
+    cfg, snapshot_id, home = setup(tmp_path)
+    fresh = home / ".amber-snapshots" / FRESH / quote(str(home), safe="")
+    inherited = layout(home).replace("deep\tlocal", "deep\tinherited from tank/home")  # no child first
+    contract = Contract([
+        *listing(home),
+        ([*LAYOUT, "tank/home"], ok(inherited)),
+        ([*PROPS, "tank/home"], ok()),
+        (["zfs", "create", "-o", f"mountpoint={fresh}", f"tank/home.{FRESH}"], ok()),
+        (["zfs", "create", f"tank/home.{FRESH}/proj"], ok()),
+        (["zfs", "create", f"tank/home.{FRESH}/proj/deep"], ok()),
+        (["zfs", "set", "mountpoint=none", f"tank/home.{FRESH}"], ok()),
+        (["zfs", "set", "mountpoint=none", "tank/home"], ok()),
+        (["zfs", "rename", "tank/home", f"tank/home.{PRE}"], ok()),
+        (["zfs", "rename", f"tank/home.{FRESH}", "tank/home"], fails(1, "cannot rename: exists")),
+        (["zfs", "rename", f"tank/home.{PRE}", "tank/home"], ok()),
+        (["zfs", "set", f"mountpoint={home}", "tank/home"], ok()),
+        (["zfs", "destroy", "-r", f"tank/home.{FRESH}"], ok()),
+    ])  # fmt: skip
+    with pytest.raises(LocalSnapshotError, match="cannot rename: exists; tank/home was not changed") as e:
+        roll(cfg, contract, RollbackRequest("home", from_repo=snapshot_id[:8], yes=True))
+    assert e.value.exit_code == 32 and contract.finished()
+
+
+def test_a_busy_live_dataset_is_left_as_it_was(tmp_path: Path) -> None:
     cfg, snapshot_id, home = setup(tmp_path)
     fresh = home / ".amber-snapshots" / FRESH / quote(str(home), safe="")
     contract = Contract([
@@ -201,8 +224,10 @@ def test_a_failing_first_rename_leaves_the_live_dataset_as_it_was(tmp_path: Path
         (["zfs", "create", "-o", f"mountpoint={fresh}", f"tank/home.{FRESH}"], ok()),
         (["zfs", "create", f"tank/home.{FRESH}/proj"], ok()),
         (["zfs", "create", f"tank/home.{FRESH}/proj/deep"], ok()),
-        (["zfs", "rename", "tank/home", f"tank/home.{PRE}"], fails(1, "cannot rename: dataset is busy")),
+        (["zfs", "set", "mountpoint=none", f"tank/home.{FRESH}"], ok()),
+        (["zfs", "set", "mountpoint=none", "tank/home/proj/deep"], fails(1, "cannot unmount: busy")),
+        (["zfs", "destroy", "-r", f"tank/home.{FRESH}"], ok()),
     ])  # fmt: skip
-    with pytest.raises(LocalSnapshotError, match="dataset is busy; tank/home was not changed"):
+    with pytest.raises(LocalSnapshotError, match="cannot unmount: busy; tank/home was not changed"):
         roll(cfg, contract, RollbackRequest("home", from_repo=snapshot_id[:8], yes=True))
     assert contract.finished()

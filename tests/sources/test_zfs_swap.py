@@ -11,7 +11,7 @@ from amber.sources.zfs_swap import (
     parse_layout,
     parse_local_properties,
     plan_fresh,
-    swap_commands,
+    swap_steps,
 )
 
 HOME = (
@@ -75,17 +75,21 @@ def test_fresh_datasets_copy_local_properties_and_set_readonly_and_canmount_afte
     assert plan.after_restore == [
         ["zfs", "set", "canmount=noauto", "tank/home.f"],
         ["zfs", "set", "readonly=on", "tank/home.f/a"],
+        ["zfs", "set", "mountpoint=none", "tank/home.f"],
     ]
 
 
-def test_swap_moves_local_mountpoints_explicitly() -> None:
+SET = ["zfs", "set"]
+
+
+def test_swap_unmounts_children_with_their_own_mountpoint_first_and_mounts_them_last() -> None:
     live = parse_layout("tank/home", HOME)
-    fresh = Layout("tank/home.f", "/snaps/f", True, [Child("a", "", False), Child("a/b", "", True)])
-    assert swap_commands(live, fresh, "tank/home.pre", "/snaps/pre") == [
-        ["zfs", "rename", "tank/home", "tank/home.pre"],
-        ["zfs", "set", "mountpoint=/snaps/pre", "tank/home.pre"],
-        ["zfs", "set", "mountpoint=/snaps/pre/a/b", "tank/home.pre/a/b"],  # else it stays over /home/a/b
-        ["zfs", "rename", "tank/home.f", "tank/home"],
-        ["zfs", "inherit", "mountpoint", "tank/home"],
-        ["zfs", "set", "mountpoint=/home/a/b", "tank/home/a/b"],
+    fresh = Layout("tank/home.f", "none", True, [Child("a", "", False), Child("a/b", "", True)])
+    assert swap_steps(live, fresh, "tank/home.pre") == [
+        (["zfs", "set", "mountpoint=none", "tank/home/a/b"], [*SET, "mountpoint=/home/a/b", "tank/home/a/b"]),
+        (["zfs", "set", "mountpoint=none", "tank/home"], ["zfs", "inherit", "mountpoint", "tank/home"]),
+        (["zfs", "rename", "tank/home", "tank/home.pre"], ["zfs", "rename", "tank/home.pre", "tank/home"]),
+        (["zfs", "rename", "tank/home.f", "tank/home"], ["zfs", "rename", "tank/home", "tank/home.f"]),
+        (["zfs", "inherit", "mountpoint", "tank/home"], ["zfs", "set", "mountpoint=none", "tank/home"]),
+        (["zfs", "set", "mountpoint=/home/a/b", "tank/home/a/b"], None),
     ]

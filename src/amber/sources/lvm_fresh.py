@@ -27,7 +27,7 @@ from amber.errors import LocalSnapshotError, RollbackRefused
 from amber.sources.btrfs import remove_empty_dir
 from amber.sources.lvm import LvmProvider
 from amber.sources.model import Volume
-from amber.sources.runner import checked
+from amber.sources.runner import Undoable, checked, run_undoable
 
 FILESYSTEMS = ("ext2", "ext3", "ext4", "xfs")
 NOT_REMOUNTABLE = ("seclabel",)  # shown by findmnt, refused by mount
@@ -42,7 +42,7 @@ class FreshLv:
     mountpoint: str  # where the fresh LV is mounted for the restore
     build: list[list[str]] = field(default_factory=list)
     unmount: list[str] = field(default_factory=list)
-    swap: list[tuple[list[str], list[str] | None]] = field(default_factory=list)  # command, its undo
+    swap: list[Undoable] = field(default_factory=list)
     after: list[list[str]] = field(default_factory=list)
 
 
@@ -152,25 +152,15 @@ def _remove_dirs(plan: FreshLv) -> None:
 
 def swap(plan: FreshLv, note: Callable[[str], None]) -> None:
     """The fresh LV takes the origin's name and mount; on failure the done steps are undone in reverse."""
-    undo: list[list[str]] = []
-    for argv, back in plan.swap:
-        done = plan.provider.run(argv)
-        if done.returncode == 0:
-            if back is not None:
-                undo.append(back)
-            continue
-        try:
-            checked(lambda _argv, failed=done: failed, argv)
-        except LocalSnapshotError as exc:
-            failed = [" ".join(b) for b in reversed(undo) if plan.provider.run(b).returncode != 0]
-            if failed:
-                raise LocalSnapshotError(
-                    f"{exc.message}; undoing it failed too ({failed[0]}): {plan.volume.mountpoint} may be "
-                    f"unmounted, its old LV may be named {plan.pre}"
-                ) from exc
-            discard(plan, False, note)
-            raise LocalSnapshotError(f"{exc.message}; {plan.volume.mountpoint} was not changed") from exc
+    failed, stuck = run_undoable(plan.provider.run, plan.swap)
+    if stuck:
+        raise LocalSnapshotError(
+            f"{failed}; undoing it failed too ({stuck}): {plan.volume.mountpoint} may be unmounted and its "
+            f"old LV named {plan.pre}"
+        )
+    if failed:
+        discard(plan, False, note)
+        raise LocalSnapshotError(f"{failed}; {plan.volume.mountpoint} was not changed")
     for argv in plan.after:  # the rollback is done: a failure here is only reported
-        done = plan.provider.run(argv)
-        if done.returncode != 0:
+        if plan.provider.run(argv).returncode != 0:
             note(f"{' '.join(argv)} failed: {plan.pre} stays active (it has the same filesystem UUID)")

@@ -4,9 +4,12 @@ Never run on a real kernel here: tested against a recorded command contract
 (tests/ops/test_rollback_zfs_contract.py, tests/sources/test_zfs_swap.py).
 
 ``zfs rename`` moves a dataset with its children and snapshots, and a child
-whose mountpoint is inherited follows its parent's. A child whose mountpoint is
-set locally stays where it was, so the swap moves it explicitly: the old live
-children to the pre-rollback mount, the new ones back to their live places.
+whose mountpoint is inherited follows its parent's. The swap unmounts the live
+dataset (``mountpoint=none``: children with their own mountpoint first, else
+the unmount is busy), renames it aside, renames the replacement (also
+unmounted) into its place and mounts it where the live one was, so nothing is
+ever mounted inside the live mount point meanwhile. Each step has its reverse,
+run last-first when a later step fails. The pre-rollback state stays unmounted.
 
 A fresh dataset for ``--from-repo`` is made with the live one's locally set
 properties (compression, recordsize, quota, user properties ...) and each
@@ -25,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from amber.errors import RollbackRefused
-from amber.sources.runner import CommandRunner, checked
+from amber.sources.runner import CommandRunner, Undoable, checked
 
 AFTER_RESTORE = ("readonly", "canmount")
 ENCRYPTION = ("encryption", "keylocation", "keyformat", "pbkdf2iters")
@@ -120,6 +123,7 @@ def plan_fresh(
         plan.after_restore += [
             ["zfs", "set", f"{k}={own[k]}", target] for k in AFTER_RESTORE if k in own
         ]
+    plan.after_restore.append(["zfs", "set", "mountpoint=none", fresh])  # unmounted until it is in place
     return plan
 
 
@@ -141,29 +145,33 @@ def _unmakeable(live: Layout, nested: Sequence[tuple[str, str]], props: dict[str
     return ""
 
 
-def swap_commands(live: Layout, replacement: Layout, pre: str, pre_mount: str) -> list[list[str]]:
-    """``live`` renamed to ``pre`` and mounted at ``pre_mount``; ``replacement`` takes its name and place.
+def swap_steps(live: Layout, replacement: Layout, pre: str) -> list[Undoable]:
+    """``live`` unmounted and renamed to ``pre``; ``replacement`` (unmounted) takes its name and place.
 
     ``replacement`` is a fresh dataset (its children as the live ones should end)
-    or an earlier pre-rollback state (undo).
+    or an earlier pre-rollback state (undo). Nothing is mounted inside the live
+    mount point meanwhile: children with their own mountpoint go first.
     """
-    top = live.dataset
-    commands = [
-        ["zfs", "rename", top, pre],
-        ["zfs", "set", f"mountpoint={pre_mount}", pre],
-    ]
-    commands += [
-        ["zfs", "set", f"mountpoint={pre_mount.rstrip('/')}/{c.rel}", f"{pre}/{c.rel}"]
-        for c in live.children
-        if c.local
-    ]
-    commands.append(["zfs", "rename", replacement.dataset, top])
+    top, base = live.dataset, live.mountpoint.rstrip("/")
     if live.local:
-        commands.append(["zfs", "set", f"mountpoint={live.mountpoint}", top])
+        mount_top = ["zfs", "set", f"mountpoint={live.mountpoint}", top]
     else:
-        commands.append(["zfs", "inherit", "mountpoint", top])
-    base = live.mountpoint.rstrip("/")
-    for child in replacement.children:
-        if child.local:
-            commands.append(["zfs", "set", f"mountpoint={base}/{child.rel}", f"{top}/{child.rel}"])
-    return commands
+        mount_top = ["zfs", "inherit", "mountpoint", top]
+    steps: list[Undoable] = []
+    for child in reversed([c for c in live.children if c.local]):
+        name = f"{top}/{child.rel}"
+        steps.append((_set_mountpoint("none", name), _set_mountpoint(child.mountpoint, name)))
+    steps += [
+        (["zfs", "set", "mountpoint=none", top], mount_top),
+        (["zfs", "rename", top, pre], ["zfs", "rename", pre, top]),
+        (["zfs", "rename", replacement.dataset, top], ["zfs", "rename", top, replacement.dataset]),
+        (mount_top, ["zfs", "set", "mountpoint=none", top]),
+    ]
+    steps += [
+        (_set_mountpoint(f"{base}/{c.rel}", f"{top}/{c.rel}"), None) for c in replacement.children if c.local
+    ]
+    return steps
+
+
+def _set_mountpoint(value: str, dataset: str) -> list[str]:
+    return ["zfs", "set", f"mountpoint={value}", dataset]

@@ -4,7 +4,8 @@ Command contract only (sources/zfs_swap.py plans the commands). The fresh
 dataset ``<dataset>.<name>`` is mounted in ``<snapshot_dir>/<name>/``, with an
 owner record first (a crash leaves what cleanup removes); a failed restore or
 check destroys it (``zfs destroy -r``) and the live dataset is untouched. The
-old dataset is kept as ``<dataset>.<pre-rollback name>`` until the next cleanup.
+old dataset is kept, unmounted, as ``<dataset>.<pre-rollback name>`` until the
+next cleanup; ``rollback --to`` that name renames it back.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from amber.sources.model import SnapshotProvider, Volume, VolumeSnapshot
 from amber.sources.mounts import inside
 from amber.sources.naming import parse_name
 from amber.sources.owners import Owners, mine
+from amber.sources.runner import Undoable, run_undoable
 from amber.sources.zfs import ZfsProvider
 from amber.sources.zfs_swap import (
     Child,
@@ -32,7 +34,7 @@ from amber.sources.zfs_swap import (
     plan_fresh,
     read_layout,
     read_local_properties,
-    swap_commands,
+    swap_steps,
 )
 
 Planned = tuple[SnapshotProvider, Volume, str]
@@ -45,7 +47,7 @@ class ZfsPart:
     fresh: str  # the fresh dataset's name
     fresh_mount: str
     build: FreshPlan
-    swap: list[list[str]]
+    swap: list[Undoable]
 
 
 def plan_zfs(tops: Sequence[Planned], volumes: Sequence[Planned], name: str, pre_name: str) -> list[ZfsPart]:
@@ -59,9 +61,8 @@ def plan_zfs(tops: Sequence[Planned], volumes: Sequence[Planned], name: str, pre
         fresh = f"{volume.ident}.{name}"
         fresh_mount = os.path.join(directory, name, quote(volume.mountpoint, safe=""))
         build = plan_fresh(layout, nested, props, fresh, fresh_mount)
-        replacement = Layout(fresh, fresh_mount, True, [Child(c.rel, "", c.local) for c in layout.children])
-        pre_mount = os.path.join(directory, pre_name, quote(volume.mountpoint, safe=""))
-        swap = swap_commands(layout, replacement, f"{volume.ident}.{pre_name}", pre_mount)
+        replacement = Layout(fresh, "none", True, [Child(c.rel, "", c.local) for c in layout.children])
+        swap = swap_steps(layout, replacement, f"{volume.ident}.{pre_name}")
         parts.append(ZfsPart(provider, volume, fresh, fresh_mount, build, swap))
     return parts
 
@@ -75,7 +76,8 @@ def steps(parts: Sequence[ZfsPart], snapshot_id: str) -> list[str]:
     for part in parts:
         lines += [" ".join(a) for a in part.build.create]
         lines.append(f"restore {snapshot_id[:8]}:{part.volume.mountpoint} into {part.fresh_mount}, verified")
-        lines += [" ".join(a) for a in part.build.after_restore + part.swap]
+        lines += [" ".join(a) for a in part.build.after_restore]
+        lines += [" ".join(a) for a, _ in part.swap]
     return lines
 
 
@@ -94,26 +96,32 @@ def rollback_zfs(
             part.provider.run_all(part.build.after_restore)
     except BaseException:
         for part in made:  # a failed restore leaves nothing behind
-            try:
-                part.provider.destroy_dataset(part.fresh)
-            except LocalSnapshotError as exc:
-                note(f"{exc.message} (the next cleanup removes it)")
+            _destroy(part, note)
         raise
     result = RollbackResult(snapshot_id[:8], steps(parts, snapshot_id), False)
     with services_stopped(req.stop, req.start, req.job, name, note):
         for part in parts:
-            run_swap(part.provider, part.volume, part.swap)
+            try:
+                run_swap(part.provider, part.volume, part.swap)
+            except LocalSnapshotError:
+                _destroy(part, note)
+                raise
     owners.forget(name)
     result.done, result.seconds = True, time.monotonic() - started
     result.kept_as = ", ".join(f"{p.volume.ident}.{pre_name}" for p in parts)
     return result
 
 
+def _destroy(part: ZfsPart, note: Callable[[str], None]) -> None:
+    try:
+        part.provider.destroy_dataset(part.fresh)
+    except LocalSnapshotError as exc:
+        note(f"{exc.message} (the next cleanup removes it)")
+
+
 def undo_plan(
-    parts: Sequence[tuple[SnapshotProvider, VolumeSnapshot]],
-    snapshot_dir: Callable[[Volume], str],
-    pre_name: str,
-) -> list[tuple[ZfsProvider, Volume, list[list[str]]]]:
+    parts: Sequence[tuple[SnapshotProvider, VolumeSnapshot]], pre_name: str
+) -> list[tuple[ZfsProvider, Volume, list[Undoable]]]:
     """Undo of a rollback from the repository: the pre-rollback dataset renamed back into place."""
     swaps = []
     for provider, snap in parts:
@@ -126,20 +134,15 @@ def undo_plan(
             )
         live = read_layout(provider.run, snap.volume.ident)
         back = read_layout(provider.run, snap.handle)
-        volume = snap.volume
-        pre_mount = os.path.join(snapshot_dir(volume), pre_name, quote(volume.mountpoint, safe=""))
-        swaps.append((provider, volume, swap_commands(live, back, f"{volume.ident}.{pre_name}", pre_mount)))
+        swaps.append((provider, snap.volume, swap_steps(live, back, f"{snap.volume.ident}.{pre_name}")))
     return swaps
 
 
-def run_swap(provider: ZfsProvider, volume: Volume, commands: Sequence[Sequence[str]]) -> None:
-    for i, argv in enumerate(commands):
-        try:
-            provider.run_all([argv])
-        except LocalSnapshotError as exc:
-            if i == 0:
-                raise LocalSnapshotError(f"{exc.message}; {volume.ident} was not changed") from exc
-            rest = "; ".join(" ".join(a) for a in commands[i:])
-            raise LocalSnapshotError(
-                f"{exc.message}; the swap stopped half-way, finish it by hand: {rest}"
-            ) from exc
+def run_swap(provider: ZfsProvider, volume: Volume, steps: Sequence[Undoable]) -> None:
+    failed, stuck = run_undoable(provider.run, steps)
+    if stuck:
+        raise LocalSnapshotError(
+            f"{failed}; undoing it failed too ({stuck}): {volume.mountpoint} may be unmounted or renamed"
+        )
+    if failed:
+        raise LocalSnapshotError(f"{failed}; {volume.ident} was not changed")

@@ -132,8 +132,8 @@ def _zfs(
     targets = [s for _, s in parts]
     if any("@" not in s.handle for s in targets):  # a dataset beside the live one: undo a rollback
         pre_name = str(new_name(req.job, pre_rollback=True))
-        swaps = undo_plan(parts, local.snapshot_dir, pre_name)
-        undo = RollbackResult(targets[0].name, [" ".join(a) for _, _, cmds in swaps for a in cmds], False)
+        swaps = undo_plan(parts, pre_name)
+        undo = RollbackResult(targets[0].name, [" ".join(a) for _, _, cmds in swaps for a, _ in cmds], False)
         undo.kept_as = ", ".join(f"{v.ident}.{pre_name}" for _, v, _ in swaps)
         if req.dry_run:
             return undo
