@@ -1,6 +1,6 @@
 """`amber rollback JOB`: back to a local snapshot (Btrfs swap, ZFS rollback, LVM merge) or a repository one.
 
-``--from-repo`` restores the repository snapshot into fresh subvolumes beside
+``--from-repo`` restores the repository snapshot into fresh volumes beside
 the live ones (named like a run's snapshot, with an owner record, so a crash
 leaves only what cleanup removes), verifies every file's SHA-256 while
 restoring, and only then swaps: a failed restore never touches the live tree.
