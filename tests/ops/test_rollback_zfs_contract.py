@@ -8,6 +8,7 @@ import pytest
 
 from amber.ops.config.model import Config, parse_config
 from amber.ops.localsnap import rollback as rollback_module
+from amber.ops.localsnap.inventory import cleanup
 from amber.ops.localsnap.requests import RollbackRequest, RollbackResult
 from amber.ops.localsnap.rollback import rollback
 from amber.services import session
@@ -84,4 +85,28 @@ def test_undo_renames_the_pre_rollback_dataset_back(tmp_path: Path, monkeypatch:
     swap = [" ".join(step[0]) for step in contract.steps[-6:]]
     done = rollback_result(tmp_path, contract, RollbackRequest("home", PRE, yes=True))
     assert done.steps == swap and done.kept_as == f"tank/home.{LATER}"
+    assert contract.finished()
+
+
+def test_local_snapshots_cleanup_destroys_the_pre_rollback_dataset(tmp_path: Path) -> None:
+    (tmp_path / "home").mkdir()
+    datasets = f"tank\t/tank\ton\ntank/home\t{tmp_path / 'home'}\ton\n"
+    beside = f"{datasets}tank/home.{PRE}\tnone\ton\n"
+    contract = Contract([
+        (LIST_FS, ok(datasets)),
+        (LIST_FS, ok(datasets)),
+        (LIST_SNAPS, ok()),
+        (LIST_FS, ok(beside)),
+        (["zfs", "destroy", "-r", f"tank/home.{PRE}"], ok()),
+    ])  # fmt: skip
+    cfg = parse_config(f"""
+[repositories.main]
+url = "{tmp_path / "repo"}"
+[jobs.home]
+paths = ["{tmp_path / "home"}"]
+snapshot = "zfs"
+[state]
+path = "{tmp_path / "state.db"}"
+""")
+    assert cleanup(cfg, "home", lambda: {"zfs": ZfsProvider(contract)}) == [PRE]
     assert contract.finished()

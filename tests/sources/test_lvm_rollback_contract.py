@@ -130,3 +130,14 @@ def test_the_root_filesystem_gets_the_plan(tmp_path: Path) -> None:
     table, _, plan = setup(tmp_path, "/")
     with pytest.raises(RollbackRefused, match=r"lvconvert --merge vg0/.*then reboot"):
         run(tmp_path, "/", table, Contract(plan), RollbackRequest("data", yes=True))
+
+
+def test_to_a_pre_rollback_lv_is_refused_with_the_commands_to_do_it_by_hand(tmp_path: Path) -> None:
+    live = str(tmp_path / "data")
+    table, _, _ = setup(tmp_path, live)
+    pre = "amber-data-pre-rollback-20261203T100001.000Z"
+    pre_row = snap_row(pre).replace("|data|", "||")  # no origin: the old origin itself
+    contract = Contract([(LVS, ok(ORIGIN + snap_row(NAME) + pre_row))] * 2)
+    with pytest.raises(RollbackRefused, match=rf"lvrename vg0/{pre}.data data; lvchange --setactivation"):
+        run(tmp_path, live, table, contract, RollbackRequest("data", pre, yes=True))
+    assert contract.finished()
