@@ -114,7 +114,7 @@ def _mkfs(fstype: str, uuid: str, label: str, device: str) -> list[str]:
     return ["mkfs", "-t", fstype, "-q", *same, *(["-L", label] if label else []), device]
 
 
-def build(plan: FreshLv) -> None:
+def build(plan: FreshLv, note: Callable[[str], None]) -> None:
     """Create, format and mount the fresh LV; on failure whatever was made is removed again."""
     made = mounted = False
     try:
@@ -125,7 +125,7 @@ def build(plan: FreshLv) -> None:
             made, mounted = True, argv[0] == "mount"
     except BaseException:
         if made:
-            discard(plan, mounted, lambda _m: None)
+            discard(plan, mounted, note)
         raise
 
 

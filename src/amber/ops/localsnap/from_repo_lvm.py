@@ -55,7 +55,7 @@ def rollback_lvm(
     mounted = False
     try:
         for plan in plans:
-            build(plan)
+            build(plan, note)
             built.append(plan)
             mounted = True
             restore_verified(repo, snapshot_id, plan.volume, plan.mountpoint, note)
