@@ -44,6 +44,7 @@ class FreshLv:
     unmount: list[str] = field(default_factory=list)
     swap: list[Undoable] = field(default_factory=list)
     after: list[list[str]] = field(default_factory=list)
+    removable: bool = True  # the swapped-in LV was made by this rollback (not a kept state put back)
 
 
 def parse_blkid(text: str) -> dict[str, str]:
@@ -109,6 +110,42 @@ def plan_fresh_lv(
     return plan
 
 
+def plan_undo(provider: LvmProvider, volume: Volume, kept: str, pre_name: str) -> FreshLv:
+    """Undo of a rollback from the repository: the kept LV ``kept`` (vg/<pre-rollback name>.<lv>) put back.
+
+    The live LV is set aside as ``<pre_name>.<lv>`` the same way, so the undo can be undone.
+    """
+    vg, lv = volume.ident.split("/", 1)
+    live = volume.mountpoint
+    if live == "/":
+        raise RollbackRefused(
+            f"/ cannot be unmounted while in use; to go back to {kept}, from a rescue system: "
+            f"lvrename {vg} {lv} {pre_name}.{lv}; lvrename {kept} {lv}; lvchange --setactivationskip n "
+            f"{vg}/{lv}; reboot"
+        )
+    fstype = parse_blkid(checked(provider.run, ["blkid", "-o", "export", f"/dev/{vg}/{lv}"])).get("TYPE", "")
+    options = remount_options(
+        checked(provider.run, ["findmnt", "-n", "-r", "-o", "OPTIONS", "--mountpoint", live])
+    )
+    mount_live = ["mount", *(["-t", fstype] if fstype else []), *(["-o", options] if options else []),
+                  f"/dev/{vg}/{lv}", live]  # fmt: skip
+    kept_lv, aside = kept.split("/", 1)[1], f"{pre_name}.{lv}"
+    plan = FreshLv(provider, volume, kept, f"{vg}/{aside}", "", removable=False)
+    plan.swap = [
+        (["lvchange", "--setactivationskip", "n", kept], ["lvchange", "--setactivationskip", "y", kept]),
+        (["lvchange", "--activate", "y", kept], ["lvchange", "--activate", "n", kept]),
+        (["umount", live], mount_live),
+        (["lvrename", vg, lv, aside], ["lvrename", vg, aside, lv]),
+        (["lvrename", vg, kept_lv, lv], ["lvrename", vg, lv, kept_lv]),
+        (mount_live, None),
+    ]
+    plan.after = [
+        ["lvchange", "--setactivationskip", "y", plan.pre],
+        ["lvchange", "--activate", "n", plan.pre],
+    ]
+    return plan
+
+
 def _mkfs(fstype: str, uuid: str, label: str, device: str) -> list[str]:
     same = (["-m", f"uuid={uuid}"] if fstype == "xfs" else ["-U", uuid]) if uuid else []
     return ["mkfs", "-t", fstype, "-q", *same, *(["-L", label] if label else []), device]
@@ -159,7 +196,8 @@ def swap(plan: FreshLv, note: Callable[[str], None]) -> None:
             f"old LV named {plan.pre}"
         )
     if failed:
-        discard(plan, False, note)
+        if plan.removable:
+            discard(plan, False, note)
         raise LocalSnapshotError(f"{failed}; {plan.volume.mountpoint} was not changed")
     for argv in plan.after:  # the rollback is done: a failure here is only reported
         if plan.provider.run(argv).returncode != 0:

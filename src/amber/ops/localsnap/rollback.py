@@ -24,6 +24,8 @@ from amber.services import session
 from amber.sources.btrfs import BtrfsProvider
 from amber.sources.local import LocalSnapshots
 from amber.sources.lvm import LvmProvider
+from amber.sources.lvm_fresh import plan_undo
+from amber.sources.lvm_fresh import swap as swap_lv
 from amber.sources.lvm_rollback import merge, plan_merge
 from amber.sources.model import SnapshotProvider, VolumeSnapshot
 from amber.sources.mounts import inside, system_mounts
@@ -162,28 +164,50 @@ def _lvm(
     note: Callable[[str], None],
     started: float,
 ) -> RollbackResult:
+    if any(_pre_rollback(s.name) for _, s in parts):
+        return _lvm_undo(req, parts, note, started)
     plans = []
     for provider, snap in parts:
         assert isinstance(provider, LvmProvider)
-        parsed = parse_name(snap.name)
-        if parsed is not None and parsed.pre_rollback:
-            vg, lv = snap.volume.ident.split("/", 1)
-            raise RollbackRefused(
-                f"{snap.handle} is the state before a rollback from the repository; to go back to it by "
-                f"hand: umount {snap.volume.mountpoint}; lvrename {vg} {lv} <another name>; "
-                f"lvrename {snap.handle} {lv}; lvchange --setactivationskip n {vg}/{lv}; "
-                f"lvchange --activate y {vg}/{lv}; mount /dev/{vg}/{lv} {snap.volume.mountpoint}"
-            )
         plans.append((provider, plan_merge(provider, snap)))
     steps = [" ".join(argv) for _, plan in plans for argv in plan.commands]
     result = RollbackResult(parts[0][1].name, steps, False)
     if req.dry_run:
-        result.steps.append("note: the merged snapshot is consumed; an LVM rollback cannot be undone")
+        result.steps.append("note: the merged snapshot is consumed; a merge cannot be undone")
         return result
     require_yes(req.yes)
     with services_stopped(req.stop, req.start, req.job, result.target, note):
         for provider, plan in plans:
             for line in merge(provider, plan):
                 note(line)
+    result.done, result.seconds = True, time.monotonic() - started
+    return result
+
+
+def _pre_rollback(name: str) -> bool:
+    parsed = parse_name(name)
+    return parsed is not None and parsed.pre_rollback
+
+
+def _lvm_undo(
+    req: RollbackRequest,
+    parts: list[tuple[SnapshotProvider, VolumeSnapshot]],
+    note: Callable[[str], None],
+    started: float,
+) -> RollbackResult:
+    """Back to the LV a rollback from the repository kept: renamed into place again."""
+    pre_name = str(new_name(req.job, pre_rollback=True))
+    undos = []
+    for provider, snap in parts:
+        assert isinstance(provider, LvmProvider)
+        undos.append(plan_undo(provider, snap.volume, snap.handle, pre_name))
+    steps = [" ".join(a) for u in undos for a in [*(argv for argv, _ in u.swap), *u.after]]
+    result = RollbackResult(parts[0][1].name, steps, False, kept_as=", ".join(u.pre for u in undos))
+    if req.dry_run:
+        return result
+    require_yes(req.yes)
+    with services_stopped(req.stop, req.start, req.job, result.target, note):
+        for undo in undos:
+            swap_lv(undo, note)
     result.done, result.seconds = True, time.monotonic() - started
     return result
