@@ -11,6 +11,7 @@ from tests.sources.fake_commands import Contract, ok
 from tests.sources.test_zfs_contract import LIST_FS, LIST_SNAPS
 
 OLD, NEW = "amber-home-20261203T080000.000Z", "amber-home-20261203T090000.000Z"
+PRE = "amber-home-pre-rollback-20261203T083000.000Z"
 SNAPS = (
     f"tank/home@{OLD}\t1796284800\t4096\ntank/home@manual\t1796286000\t0\ntank/home@{NEW}\t1796288400\t0\n"
 )
@@ -20,13 +21,17 @@ def test_a_run_snapshots_the_dataset_and_cleanup_keeps_the_newest(tmp_path: Path
     home = tmp_path / "home"  # stands in for the dataset's mount point: backup paths must exist
     (home / "me").mkdir(parents=True)
     datasets = f"tank\t/tank\ton\ntank/home\t{home}\ton\n"
+    pre_mount = tmp_path / "snaps" / PRE / "x"  # a pre-rollback dataset, left by a rollback from a repo
+    pre_mount.mkdir(parents=True)
     contract = Contract(
         [
             (LIST_FS, ok(datasets)),  # volume_of
             (LIST_FS, ok(datasets)),  # volumes_below
             (["zfs", "snapshot", f"tank/home@{NEW}"], ok()),
             (LIST_SNAPS, ok(SNAPS)),  # cleanup lists; "manual" is not amber's
+            (LIST_FS, ok(datasets + f"tank/home.{PRE}\t{pre_mount}\ton\n")),  # and the datasets beside
             (["zfs", "destroy", f"tank/home@{OLD}"], ok()),
+            (["zfs", "destroy", "-r", f"tank/home.{PRE}"], ok()),
         ]
     )
     owners = Owners(str(tmp_path / "owners"))
@@ -40,5 +45,6 @@ def test_a_run_snapshots_the_dataset_and_cleanup_keeps_the_newest(tmp_path: Path
         assert record is not None
         record.name, record.state = name, "kept"
         owners.save(record)
-    assert local.cleanup(plan, "home") == ([OLD], [])
+    assert local.cleanup(plan, "home") == ([OLD, PRE], [])  # the pre-rollback state goes at the next cleanup
     assert contract.finished() and owners.names() == [NEW]
+    assert not (tmp_path / "snaps" / PRE).exists()  # its emptied mount directories too

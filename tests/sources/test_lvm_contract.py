@@ -8,8 +8,10 @@ from urllib.parse import quote
 import pytest
 
 from amber.errors import LocalSnapshotError
+from amber.sources.local import LocalSnapshots, Settings
 from amber.sources.lvm import LvmProvider
 from amber.sources.mounts import Mount, parse_mountinfo
+from amber.sources.owners import Owners
 from tests.sources.fake_commands import Contract, fails, ok
 
 LVS = [
@@ -90,3 +92,34 @@ def test_no_device_mapper_is_an_amber_error() -> None:
     contract = Contract([(LVS, fails(5, "  /dev/mapper/control: open failed: No such device"))])
     with pytest.raises(LocalSnapshotError, match="lvs --noheadings --nosuffix failed"):
         LvmProvider(contract, lambda: parse_mountinfo(MOUNTINFO)).volume_of("/srv/data")
+
+
+def test_cleanup_removes_pre_rollback_lvs_and_a_crashed_rollbacks_fresh_lv(tmp_path: Path) -> None:
+    """LVs beside the origin named <amber name>.<lv>: a rollback's kept state, a crashed one's leftover."""
+    pre, fresh = "amber-data-pre-rollback-20261203T100001.000Z", "amber-data-20261203T100000.000Z"
+    live = tmp_path / "data"
+    snapdir = live / ".amber-snapshots"  # the default: the fresh LV is mounted below the live one
+    mounted = snapdir / fresh / quote(str(live), safe="")
+    mounted.mkdir(parents=True)
+    table = [
+        Mount(str(live), "/", "xfs", "/dev/mapper/vg0-data"),
+        Mount(str(mounted), "/", "xfs", f"/dev/mapper/vg0-{fresh}.data"),
+    ]
+    rows = ROWS + "".join(
+        f"  vg0|{lv}|/dev/vg0/{lv}|/dev/mapper/vg0-x||2026-12-03 10:00:00 +0000|5368709120\n"
+        for lv in (f"{pre}.data", f"{fresh}.data", f"{pre}.root")  # the last is another LV's
+    )
+    contract = Contract([
+        (LVS, ok(rows)),  # volume_of
+        (LVS, ok(rows)),  # cleanup lists
+        (["umount", str(mounted)], ok()),
+        (["lvremove", "--yes", f"vg0/{fresh}.data"], ok()),
+        (["lvremove", "--yes", f"vg0/{pre}.data"], ok()),
+    ])  # fmt: skip
+    owners = Owners(str(tmp_path / "owners"))
+    settings = Settings("lvm", 0)
+    local = LocalSnapshots({"lvm": LvmProvider(contract, lambda: table)}, owners, settings, lambda: table)
+    plan = local.plan([str(live)])
+    assert [v.ident for _, v, _ in plan.volumes] == ["vg0/data"]  # its mount is not a nested volume
+    assert local.cleanup(plan, "data") == ([fresh, pre], [])  # oldest name first
+    assert contract.finished() and not (snapdir / fresh).exists()

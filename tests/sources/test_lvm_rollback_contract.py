@@ -13,6 +13,7 @@ import pytest
 
 from amber.errors import LocalSnapshotError, RollbackRefused
 from amber.ops.config.model import parse_config
+from amber.ops.localsnap import rollback as rollback_module
 from amber.ops.localsnap.requests import RollbackRequest, RollbackResult
 from amber.ops.localsnap.rollback import rollback
 from amber.services import session
@@ -20,7 +21,7 @@ from amber.sources.lvm import LvmProvider
 from amber.sources.mounts import Mount
 from amber.sources.owners import OwnerRecord, Owners
 from amber.sources.runner import Completed
-from tests.sources.fake_commands import Contract, fails, ok
+from tests.sources.fake_commands import Contract, Step, fails, ok
 from tests.sources.test_lvm_contract import LVS, NAME
 
 ORIGIN = "  vg0|data|/dev/vg0/data|/dev/mapper/vg0-data||2026-01-01 00:00:00 +0000|5368709120\n"
@@ -39,7 +40,7 @@ def setup(tmp_path: Path, mountpoint: str) -> tuple[list[Mount], str, list[tuple
     ]
     Path(mountpoint).mkdir(exist_ok=True)
     rows = ORIGIN + snap_row(NAME)
-    plan = [(LVS, ok(rows))] * 3  # volume_of, volumes_below (the snapshot's mount is below), list
+    plan = [(LVS, ok(rows))] * 2  # volume_of, list (the snapshot's mount is in the skipped snapshot dir)
     owners = Owners(str(tmp_path / "local-snapshots"))
     owners.save(OwnerRecord(NAME, "data", 1, "", "", state="kept", repository_snapshot="ab" * 32))
     return table, snap_path, plan
@@ -130,3 +131,55 @@ def test_the_root_filesystem_gets_the_plan(tmp_path: Path) -> None:
     table, _, plan = setup(tmp_path, "/")
     with pytest.raises(RollbackRefused, match=r"lvconvert --merge vg0/.*then reboot"):
         run(tmp_path, "/", table, Contract(plan), RollbackRequest("data", yes=True))
+
+
+PRE = "amber-data-pre-rollback-20261203T100001.000Z"
+LATER = "amber-data-pre-rollback-20261203T110000.000Z"
+
+
+def undo_setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, list[Mount], list[Step]]:
+    """vg0/data after a rollback from the repository: the old LV kept, inactive, as <PRE>.data."""
+    monkeypatch.setattr(rollback_module, "new_name", lambda _job, pre_rollback=False: LATER)
+    live = str(tmp_path / "data")
+    table, _, _ = setup(tmp_path, live)
+    kept = snap_row(PRE).replace("|data|", "||")  # no origin: it was the origin
+    reads: list[Step] = [
+        *[(LVS, ok(ORIGIN + kept))] * 2,
+        (["blkid", "-o", "export", "/dev/vg0/data"], ok("UUID=0b5e\nTYPE=ext4\n")),
+        (["findmnt", "-n", "-r", "-o", "OPTIONS", "--mountpoint", live], ok("rw,noatime\n")),
+    ]
+    return live, table, reads
+
+
+def test_undo_puts_the_kept_lv_back_and_sets_the_live_one_aside(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    live, table, reads = undo_setup(tmp_path, monkeypatch)
+    contract = Contract([
+        *reads,
+        (["lvchange", "--setactivationskip", "n", f"vg0/{PRE}.data"], ok()),
+        (["lvchange", "--activate", "y", f"vg0/{PRE}.data"], ok()),
+        (["umount", live], ok()),
+        (["lvrename", "vg0", "data", f"{LATER}.data"], ok()),
+        (["lvrename", "vg0", f"{PRE}.data", "data"], ok()),
+        (["mount", "-t", "ext4", "-o", "rw,noatime", "/dev/vg0/data", live], ok()),
+        (["lvchange", "--setactivationskip", "y", f"vg0/{LATER}.data"], ok()),
+        (["lvchange", "--activate", "n", f"vg0/{LATER}.data"], ok()),
+    ])  # fmt: skip
+    done = run(tmp_path, live, table, contract, RollbackRequest("data", PRE, yes=True))
+    assert done.done and done.kept_as == f"vg0/{LATER}.data" and contract.finished()
+
+
+def test_a_busy_undo_leaves_the_kept_lv_as_it_was(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    live, table, reads = undo_setup(tmp_path, monkeypatch)
+    contract = Contract([
+        *reads,
+        (["lvchange", "--setactivationskip", "n", f"vg0/{PRE}.data"], ok()),
+        (["lvchange", "--activate", "y", f"vg0/{PRE}.data"], ok()),
+        (["umount", live], fails(32, f"umount: {live}: target is busy.")),
+        (["lvchange", "--activate", "n", f"vg0/{PRE}.data"], ok()),
+        (["lvchange", "--setactivationskip", "y", f"vg0/{PRE}.data"], ok()),
+    ])  # fmt: skip
+    with pytest.raises(LocalSnapshotError, match=f"target is busy.; {live} was not changed"):
+        run(tmp_path, live, table, contract, RollbackRequest("data", PRE, yes=True))
+    assert contract.finished()  # the kept LV is not removed: it is still the way back

@@ -29,6 +29,7 @@ LIST_SNAPS = [
     "tank/home",
 ]
 NAME = "amber-home-20261203T080000.000Z"
+PRE = "amber-home-pre-rollback-20261203T083000.000Z"
 SNAPS = (
     f"tank/home@{NAME}\t1796284800\t4096\n"
     "tank/home@autosnap_hourly\t1796288400\t0\n"
@@ -59,6 +60,7 @@ def test_create_list_delete() -> None:
         [
             (["zfs", "snapshot", f"tank/home@{NAME}"], ok()),
             (LIST_SNAPS, ok(SNAPS)),
+            (LIST_FS, ok(DATASETS + f"tank/home.{PRE}\t/snaps/{PRE}\ton\ntank/homes.{PRE}\t/x\ton\n")),
             (["zfs", "destroy", f"tank/home@{NAME}"], ok()),
         ]
     )
@@ -69,7 +71,8 @@ def test_create_list_delete() -> None:
     snap = zfs.create(home, NAME, "/unused")
     assert snap.path == f"/home/.zfs/snapshot/{NAME}" and snap.handle == f"tank/home@{NAME}"
     listed = zfs.list(home, "/unused")
-    assert [s.name for s in listed] == [NAME, "amber-home-20261203T090000.000Z"]  # not autosnap_hourly
+    assert [s.name for s in listed] == [NAME, "amber-home-20261203T090000.000Z", PRE]  # not autosnap_hourly
+    assert (listed[2].handle, listed[2].path) == (f"tank/home.{PRE}", f"/snaps/{PRE}")  # not tank/homes.
     assert listed[0].size == 4096
     zfs.delete(snap)
     assert contract.finished()

@@ -31,7 +31,7 @@ def rollback_command(
     stop: tuple[str, ...],
     start: tuple[str, ...],
 ) -> None:
-    """Roll JOB's live data back (Btrfs: subvolume swap, undoable; ZFS: zfs rollback; LVM: merge)."""
+    """Roll JOB's live data back (Btrfs: subvolume swap; ZFS: zfs rollback; LVM: merge; --from-repo: swap)."""
     config = app.config()
     hooks = config.job(job).hooks
     req = RollbackRequest(

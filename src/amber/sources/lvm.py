@@ -19,7 +19,7 @@ from urllib.parse import quote
 from amber.errors import LocalSnapshotError
 from amber.sources.btrfs import remove_empty_dir
 from amber.sources.model import Volume, VolumeSnapshot
-from amber.sources.mounts import Mount, MountTable, mount_of, mounts_below, system_mounts
+from amber.sources.mounts import Mount, MountTable, inside, mount_of, mounts_below, system_mounts
 from amber.sources.naming import parse_name
 from amber.sources.runner import CommandRunner, SystemRunner, checked
 
@@ -64,7 +64,7 @@ class LvmProvider:
         return self._volume(mount, self._lvs())
 
     def volumes_below(self, volume: Volume, path: str, skip: Sequence[str] = ()) -> list[Volume]:
-        below = mounts_below(path, self.mounts())
+        below = [m for m in mounts_below(path, self.mounts()) if not any(inside(m.target, d) for d in skip)]
         if not below:
             return []
         rows = self._lvs()
@@ -97,13 +97,25 @@ class LvmProvider:
         parsed = parse_name(name)
         return VolumeSnapshot(name, volume, target, f"{vg}/{snap_lv}", parsed.created if parsed else None)
 
+    def size_of(self, volume: Volume) -> int:
+        """The logical volume's size in bytes."""
+        for vg, lv, _, _, _, _, size in self._lvs():
+            if f"{vg}/{lv}" == volume.ident and size.isdigit():
+                return int(size)
+        raise LocalSnapshotError(f"lvs does not report the size of {volume.ident}")
+
     def list(self, volume: Volume, snapshot_dir: str) -> list[VolumeSnapshot]:
+        """amber's snapshot LVs of the origin, and the LVs beside it named ``<amber name>.<lv>``.
+
+        Those are a ``--from-repo`` rollback's pre-rollback state and a crashed
+        one's fresh LV: cleanup removes them like snapshots.
+        """
         vg, lv = volume.ident.split("/", 1)
         mounted = {m.target for m in self.mounts()}
         found = []
         for row_vg, snap_lv, _, _, origin, created, size in self._lvs():
             name = snap_lv[: -len(lv) - 1] if snap_lv.endswith("." + lv) else ""
-            if row_vg != vg or origin != lv or parse_name(name) is None:
+            if row_vg != vg or origin not in (lv, "") or parse_name(name) is None:
                 continue
             target = os.path.join(snapshot_dir, name, quote(volume.mountpoint, safe=""))
             found.append(

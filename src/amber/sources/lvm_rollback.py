@@ -9,8 +9,8 @@ the merge copies chunks back in the background); then the origin is mounted
 again. When something still holds the origin open (another mount, a bind
 mount, a process), ``lvconvert`` answers "Delaying merge since origin is
 open": the merge then happens at the origin's next activation, which the
-result says. The merged snapshot is gone afterwards: unlike a Btrfs swap, an
-LVM rollback cannot be undone. A volume mounted at ``/`` cannot be unmounted:
+result says. The merged snapshot is gone afterwards: unlike a Btrfs swap, an LVM
+merge cannot be undone. A volume mounted at ``/`` cannot be unmounted:
 it gets the plan (merge, reboot) instead.
 """
 

@@ -49,11 +49,36 @@ class SystemRunner:
         return Completed(proc.returncode, proc.stdout, proc.stderr)
 
 
+def failure(argv: Sequence[str], done: Completed) -> str:
+    """The command and its first error line."""
+    lines = [ln.strip() for ln in (done.stderr or done.stdout).splitlines() if ln.strip()]
+    why = lines[0] if lines else "no output"
+    return f"{' '.join(argv[:3])} failed (exit {done.returncode}): {why}"
+
+
 def checked(run: CommandRunner, argv: Sequence[str]) -> str:
     """Run ``argv``; its stdout, or LocalSnapshotError naming the command and its first error line."""
     done = run(argv)
     if done.returncode != 0:
-        lines = [ln.strip() for ln in (done.stderr or done.stdout).splitlines() if ln.strip()]
-        why = lines[0] if lines else "no output"
-        raise LocalSnapshotError(f"{' '.join(argv[:3])} failed (exit {done.returncode}): {why}")
+        raise LocalSnapshotError(failure(argv, done))
     return done.stdout
+
+
+Undoable = tuple[Sequence[str], Sequence[str] | None]  # a command and the one that reverses it
+
+
+def run_undoable(run: CommandRunner, steps: Sequence[Undoable]) -> tuple[str, str]:
+    """Run ``steps``; when one fails, reverse the done ones, last first.
+
+    ("", "") when all ran; else (what failed, the reversing command that failed
+    too, or "" when everything was put back).
+    """
+    undo: list[Sequence[str]] = []
+    for argv, back in steps:
+        done = run(argv)
+        if done.returncode != 0:
+            stuck = next((" ".join(b) for b in reversed(undo) if run(b).returncode != 0), "")
+            return failure(argv, done), stuck
+        if back is not None:
+            undo.append(back)
+    return "", ""

@@ -13,6 +13,7 @@ import os
 from collections.abc import Sequence
 
 from amber.errors import RollbackRefused
+from amber.sources.btrfs import remove_empty_dir
 from amber.sources.model import Volume, VolumeSnapshot
 from amber.sources.mounts import inside
 from amber.sources.naming import parse_name
@@ -27,18 +28,20 @@ class ZfsProvider:
     def __init__(self, run: CommandRunner | None = None) -> None:
         self.run = run or SystemRunner()
 
-    def _datasets(self) -> list[Volume]:
+    def _filesystems(self) -> list[tuple[str, str, str]]:
+        """Every filesystem dataset: (name, mountpoint, canmount)."""
         out = checked(
             self.run, ["zfs", "list", "-H", "-p", "-t", "filesystem", "-o", "name,mountpoint,canmount"]
         )
-        found = []
-        for line in out.splitlines():
-            parts = line.split("\t")
-            if len(parts) != 3 or parts[1] in _NOT_MOUNTED or parts[2] == "off":
-                continue
-            name, mountpoint = parts[0], parts[1]
-            found.append(Volume("zfs", name, mountpoint, name.split("/")[0], mountpoint))
-        return found
+        rows = [line.split("\t") for line in out.splitlines()]
+        return [(r[0], r[1], r[2]) for r in rows if len(r) == 3]
+
+    def _datasets(self) -> list[Volume]:
+        return [
+            Volume("zfs", name, mountpoint, name.split("/")[0], mountpoint)
+            for name, mountpoint, canmount in self._filesystems()
+            if mountpoint not in _NOT_MOUNTED and canmount != "off"
+        ]
 
     def volume_of(self, path: str) -> Volume | None:
         path = os.path.normpath(os.path.abspath(path))
@@ -92,14 +95,32 @@ class ZfsProvider:
         return found
 
     def list(self, volume: Volume, snapshot_dir: str) -> list[VolumeSnapshot]:
-        return [
+        """amber's snapshots of the dataset, then the datasets beside it named ``<dataset>.<amber name>``.
+
+        Those are a rollback's pre-rollback states and a crashed ``--from-repo``'s
+        fresh dataset: cleanup removes them like snapshots (``zfs destroy -r``).
+        """
+        found = [
             VolumeSnapshot(name, volume, _snap_path(volume, name), f"{volume.ident}@{name}", created, used)
             for name, created, used in self._snapshots(volume)
             if parse_name(name)
         ]
+        for dataset, mountpoint, _ in self._filesystems():
+            name = dataset[len(volume.ident) + 1 :]
+            parsed = parse_name(name) if dataset.startswith(volume.ident + ".") else None
+            if parsed is not None:
+                path = "" if mountpoint in _NOT_MOUNTED else mountpoint
+                found.append(VolumeSnapshot(name, volume, path, dataset, parsed.created))
+        return found
 
     def delete(self, snap: VolumeSnapshot) -> None:
-        checked(self.run, ["zfs", "destroy", snap.handle])
+        if "@" in snap.handle:
+            checked(self.run, ["zfs", "destroy", snap.handle])
+            return
+        checked(self.run, ["zfs", "destroy", "-r", snap.handle])  # a dataset beside the live one
+        if snap.path:
+            remove_empty_dir(snap.path)
+            remove_empty_dir(os.path.dirname(snap.path))
 
     def newer_than(self, snap: VolumeSnapshot) -> Sequence[str]:
         """Snapshots of the dataset taken after ``snap`` (anyone's): what ``zfs rollback -r`` destroys."""
@@ -116,38 +137,11 @@ class ZfsProvider:
             )
         checked(self.run, ["zfs", "rollback", *(["-r"] if newer else []), snap.handle])
 
-    # -- rollback from the repository: a fresh dataset beside the live one, then renames --------
-    def create_dataset(self, dataset: str, mountpoint: str) -> None:
-        checked(self.run, ["zfs", "create", "-o", f"mountpoint={mountpoint}", dataset])
-
+    # -- rollback by renaming datasets (sources/zfs_swap.py plans the commands) -------------
     def destroy_dataset(self, dataset: str) -> None:
         checked(self.run, ["zfs", "destroy", "-r", dataset])
 
-    def mountpoint_is_local(self, dataset: str) -> bool:
-        """The dataset's mountpoint is set on it (not inherited from its parent or the default)."""
-        out = checked(self.run, ["zfs", "get", "-H", "-o", "source", "mountpoint", dataset])
-        return out.strip() == "local"
-
-    def swap_commands(
-        self, live: Volume, fresh: str, pre: str, pre_mountpoint: str
-    ) -> Sequence[Sequence[str]]:
-        """The live dataset renamed to ``pre``, mounted at ``pre_mountpoint``; ``fresh`` takes its place.
-
-        Child datasets and snapshots move with the live dataset to ``pre``.
-        """
-        back = (
-            ["zfs", "set", f"mountpoint={live.mountpoint}", live.ident]
-            if self.mountpoint_is_local(live.ident)
-            else ["zfs", "inherit", "mountpoint", live.ident]
-        )
-        return [
-            ["zfs", "rename", live.ident, pre],
-            ["zfs", "set", f"mountpoint={pre_mountpoint}", pre],
-            ["zfs", "rename", fresh, live.ident],
-            back,
-        ]
-
-    def swap(self, commands: Sequence[Sequence[str]]) -> None:
+    def run_all(self, commands: Sequence[Sequence[str]]) -> None:
         for argv in commands:
             checked(self.run, argv)
 

@@ -1,32 +1,32 @@
 """`amber rollback JOB --from-repo ID`: restore beside the live volume, verify, then swap.
 
 The repository snapshot's tree of each top volume is restored, every file's
-SHA-256 verified, into a fresh volume beside the live one; only when all of it
-verified is it swapped in, so a failed restore never touches the live tree.
+SHA-256 verified and the whole tree compared, into a fresh volume beside the
+live one; only then is it swapped in, so a failed restore never touches the
+live tree. Everything a kind can refuse is checked before anything is made.
 * Btrfs: a fresh subvolume in ``<snapshot_dir>/<name>/`` (named and owned like a
   run's snapshot, so a crash leaves what cleanup removes), with the nested
   subvolumes made as subvolumes again; swapped in like a writable target.
-* ZFS: a fresh dataset ``<dataset>.<name>`` mounted in ``<snapshot_dir>/<name>/``;
-  on failure it is destroyed. The swap renames the live dataset (with its child
-  datasets and snapshots) to ``<dataset>.<amber-job-pre-rollback-stamp>`` mounted in
-  the snapshot directory, and the fresh one to the live name and mount point.
-  The pre-rollback dataset is kept until removed by hand (``zfs destroy -r``).
+* ZFS: a fresh dataset with its child datasets (from_repo_zfs.py).
+* LVM: a fresh logical volume of the origin's size and filesystem (from_repo_lvm.py).
 """
 
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from urllib.parse import quote
 
 from amber.errors import RollbackRefused
 from amber.ops.config.model import Config
-from amber.ops.localsnap.manager import require_yes, services_stopped
+from amber.ops.localsnap.from_repo_lvm import plan_lvm, rollback_lvm
+from amber.ops.localsnap.from_repo_lvm import steps as lvm_steps
+from amber.ops.localsnap.from_repo_zfs import plan_zfs, rollback_zfs
+from amber.ops.localsnap.from_repo_zfs import steps as zfs_steps
+from amber.ops.localsnap.manager import require_yes
 from amber.ops.localsnap.requests import RollbackRequest, RollbackResult
+from amber.ops.localsnap.restoring import restore_verified
 from amber.ops.run.steps import Repositories
-from amber.repository import Repository
-from amber.services import restore as restore_service
 from amber.services import session
 from amber.sources.btrfs import BtrfsProvider
 from amber.sources.local import LocalSnapshots
@@ -34,7 +34,6 @@ from amber.sources.model import SnapshotProvider, Volume, VolumeSnapshot
 from amber.sources.mounts import inside
 from amber.sources.naming import new_name
 from amber.sources.owners import mine
-from amber.sources.zfs import ZfsProvider
 
 Planned = tuple[SnapshotProvider, Volume, str]  # provider, volume, its snapshot directory
 BtrfsSwap = Callable[..., RollbackResult]
@@ -53,7 +52,8 @@ def from_repo(
     tops = [(p, v, d) for p, v, d in volumes if not _nested_in(v, volumes)]
     name = str(new_name(req.job))
     pre_name = str(new_name(req.job, pre_rollback=True))
-    zfs = tops[0][1].kind == "zfs"
+    kind = tops[0][1].kind
+    what = {"zfs": "dataset", "lvm": "logical volume"}.get(kind, "subvolume")
     job = config.job(req.job)
     with Repositories(config, passwords).open(job.repository, lock=not req.dry_run) as repo:  # one KDF
         snapshot_id = repo.resolve_snapshot_id(str(req.from_repo))
@@ -62,19 +62,25 @@ def from_repo(
         if uncovered:
             raise RollbackRefused(
                 f"snapshot {snapshot_id[:8]} holds only {', '.join(held)}: rolling {uncovered[0]} back from "
-                f"it would drop the rest of that {'dataset' if zfs else 'subvolume'}; use amber restore "
-                "for those paths instead"
+                f"it would drop the rest of that {what}; use amber restore for those paths instead"
             )
+        zfs_parts = plan_zfs(tops, volumes, name, pre_name) if kind == "zfs" else []
+        lvm_plans = plan_lvm(tops, volumes, name, pre_name) if kind == "lvm" else []
         if req.dry_run:
-            what = "dataset" if zfs else "subvolume"
+            if zfs_parts or lvm_plans:
+                lines = zfs_steps(zfs_parts, snapshot_id) if zfs_parts else lvm_steps(lvm_plans, snapshot_id)
+                return RollbackResult(snapshot_id[:8], lines, False)
             steps = [f"restore {snapshot_id[:8]}:{v.mountpoint} into a new {what} in {d}/{name}, verifying it"
                      for _, v, d in tops]  # fmt: skip
             steps += [f"move the live {v.mountpoint} to {d}/{pre_name}/..., the restored tree into its place"
                       for _, v, d in tops]  # fmt: skip
             return RollbackResult(snapshot_id[:8], steps, False)
         require_yes(req.yes)
-        if zfs:
-            return _zfs(repo, snapshot_id, req, tops, name, pre_name, note, started)
+        owners = local.owners
+        if zfs_parts:
+            return rollback_zfs(repo, snapshot_id, req, zfs_parts, name, pre_name, owners, note, started)
+        if lvm_plans:
+            return rollback_lvm(repo, snapshot_id, req, lvm_plans, name, owners, note, started)
         local.owners.save(mine(name, req.job))  # a crash mid-restore leaves a leftover cleanup removes
         fresh: list[VolumeSnapshot] = []
         for provider, volume, directory in tops:
@@ -87,55 +93,13 @@ def from_repo(
                 os.makedirs(os.path.dirname(inner), mode=0o700, exist_ok=True)
                 provider.create_subvolume(inner)
             fresh.append(VolumeSnapshot(name, volume, target, target))
-            _restore(repo, snapshot_id, volume, target, note)
+            restore_verified(repo, snapshot_id, volume, target, note)
     provider = tops[0][0]
     assert isinstance(provider, BtrfsProvider)
     done = btrfs_swap(local, provider, req, fresh, note, started, fresh=True)
     local.owners.forget(name)
     done.target = snapshot_id[:8]
     return done
-
-
-def _restore(
-    repo: Repository, snapshot_id: str, volume: Volume, target: str, note: Callable[[str], None]
-) -> None:
-    note(f"restoring {snapshot_id[:8]}:{volume.mountpoint} into {target}")
-    result = restore_service.restore(
-        repo,
-        restore_service.RestoreRequest(ref=f"{snapshot_id}:{volume.mountpoint}", target=target, verify=True),
-    )
-    restore_service.raise_if_damaged(result)
-
-
-def _zfs(
-    repo: Repository, snapshot_id: str, req: RollbackRequest, tops: Sequence[Planned], name: str,
-    pre_name: str, note: Callable[[str], None], started: float,
-) -> RollbackResult:  # fmt: skip
-    swaps: list[tuple[ZfsProvider, Sequence[Sequence[str]]]] = []
-    made: list[tuple[ZfsProvider, str]] = []
-    try:
-        for provider, volume, directory in tops:
-            assert isinstance(provider, ZfsProvider)
-            dataset = f"{volume.ident}.{name}"
-            target = os.path.join(directory, name, quote(volume.mountpoint, safe=""))
-            provider.create_dataset(dataset, target)
-            made.append((provider, dataset))
-            _restore(repo, snapshot_id, volume, target, note)
-            pre = os.path.join(directory, pre_name, quote(volume.mountpoint, safe=""))
-            swaps.append(
-                (provider, provider.swap_commands(volume, dataset, f"{volume.ident}.{pre_name}", pre))
-            )
-    except BaseException:
-        for provider, dataset in made:  # a failed restore leaves nothing behind
-            provider.destroy_dataset(dataset)
-        raise
-    result = RollbackResult(snapshot_id[:8], [" ".join(a) for _, cmds in swaps for a in cmds], False)
-    with services_stopped(req.stop, req.start, req.job, name, note):
-        for provider, commands in swaps:
-            provider.swap(commands)
-    result.done, result.seconds = True, time.monotonic() - started
-    result.kept_as = f"{tops[0][1].ident}.{pre_name}"
-    return result
 
 
 def _nested_in(volume: Volume, volumes: list[Planned]) -> bool:

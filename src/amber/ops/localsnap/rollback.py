@@ -1,6 +1,6 @@
 """`amber rollback JOB`: back to a local snapshot (Btrfs swap, ZFS rollback, LVM merge) or a repository one.
 
-``--from-repo`` restores the repository snapshot into fresh subvolumes beside
+``--from-repo`` restores the repository snapshot into fresh volumes beside
 the live ones (named like a run's snapshot, with an owner record, so a crash
 leaves only what cleanup removes), verifies every file's SHA-256 while
 restoring, and only then swaps: a failed restore never touches the live tree.
@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from amber.errors import LocalSnapshotError, RollbackRefused, UsageError
 from amber.ops.config.model import Config
 from amber.ops.localsnap.from_repo import from_repo
+from amber.ops.localsnap.from_repo_zfs import run_swap, undo_plan
 from amber.ops.localsnap.inventory import job_snapshots
 from amber.ops.localsnap.manager import ProviderFactory, require_yes, services_stopped, system_providers
 from amber.ops.localsnap.requests import RollbackRequest, RollbackResult
@@ -23,10 +24,12 @@ from amber.services import session
 from amber.sources.btrfs import BtrfsProvider
 from amber.sources.local import LocalSnapshots
 from amber.sources.lvm import LvmProvider
+from amber.sources.lvm_fresh import plan_undo
+from amber.sources.lvm_fresh import swap as swap_lv
 from amber.sources.lvm_rollback import merge, plan_merge
 from amber.sources.model import SnapshotProvider, VolumeSnapshot
 from amber.sources.mounts import inside, system_mounts
-from amber.sources.naming import new_name
+from amber.sources.naming import new_name, parse_name
 from amber.sources.rollback import changes, plan_swap, swap
 from amber.sources.zfs import ZfsProvider
 
@@ -56,10 +59,8 @@ def _rollback(
     started = time.monotonic()
     kinds = {v.kind for _, v, _ in plan.volumes}
     if req.from_repo:
-        if kinds not in ({"btrfs"}, {"zfs"}):
-            raise UsageError(
-                "--from-repo rolls back Btrfs subvolumes and ZFS datasets (LVM: restore, then swap by hand)"
-            )
+        if len(kinds) != 1:
+            raise UsageError("--from-repo rolls back volumes of one kind at a time: restore files instead")
         return from_repo(config, req, local, plan.volumes, passwords, note, started, _btrfs)
     name = req.to
     if req.to == "latest":  # the newest snapshot a run completed and backed up (not a crashed run's)
@@ -70,7 +71,7 @@ def _rollback(
         raise LocalSnapshotError(f"no {what} of job {job.name} (see amber local-snapshots {job.name})")
     parts = groups[name]
     if kinds == {"zfs"}:
-        return _zfs(req, parts, note, started)
+        return _zfs(local, req, parts, note, started)
     if kinds == {"lvm"}:
         return _lvm(req, parts, note, started)
     if kinds != {"btrfs"}:
@@ -124,12 +125,26 @@ def _btrfs(
 
 
 def _zfs(
+    local: LocalSnapshots,
     req: RollbackRequest,
     parts: list[tuple[SnapshotProvider, VolumeSnapshot]],
     note: Callable[[str], None],
     started: float,
 ) -> RollbackResult:
     targets = [s for _, s in parts]
+    if any("@" not in s.handle for s in targets):  # a dataset beside the live one: undo a rollback
+        pre_name = str(new_name(req.job, pre_rollback=True))
+        swaps = undo_plan(parts, pre_name)
+        undo = RollbackResult(targets[0].name, [" ".join(a) for _, _, cmds in swaps for a, _ in cmds], False)
+        undo.kept_as = ", ".join(f"{v.ident}.{pre_name}" for _, v, _ in swaps)
+        if req.dry_run:
+            return undo
+        require_yes(req.yes)
+        with services_stopped(req.stop, req.start, req.job, targets[0].name, note):
+            for zfs, volume, commands in swaps:
+                run_swap(zfs, volume, commands)
+        undo.done, undo.seconds = True, time.monotonic() - started
+        return undo
     steps = [f"zfs rollback {s.handle}" for s in targets]
     result = RollbackResult(targets[0].name, steps, False)
     if req.dry_run:
@@ -149,6 +164,8 @@ def _lvm(
     note: Callable[[str], None],
     started: float,
 ) -> RollbackResult:
+    if any(_pre_rollback(s.name) for _, s in parts):
+        return _lvm_undo(req, parts, note, started)
     plans = []
     for provider, snap in parts:
         assert isinstance(provider, LvmProvider)
@@ -156,12 +173,41 @@ def _lvm(
     steps = [" ".join(argv) for _, plan in plans for argv in plan.commands]
     result = RollbackResult(parts[0][1].name, steps, False)
     if req.dry_run:
-        result.steps.append("note: the merged snapshot is consumed; an LVM rollback cannot be undone")
+        result.steps.append("note: the merged snapshot is consumed; a merge cannot be undone")
         return result
     require_yes(req.yes)
     with services_stopped(req.stop, req.start, req.job, result.target, note):
         for provider, plan in plans:
             for line in merge(provider, plan):
                 note(line)
+    result.done, result.seconds = True, time.monotonic() - started
+    return result
+
+
+def _pre_rollback(name: str) -> bool:
+    parsed = parse_name(name)
+    return parsed is not None and parsed.pre_rollback
+
+
+def _lvm_undo(
+    req: RollbackRequest,
+    parts: list[tuple[SnapshotProvider, VolumeSnapshot]],
+    note: Callable[[str], None],
+    started: float,
+) -> RollbackResult:
+    """Back to the LV a rollback from the repository kept: renamed into place again."""
+    pre_name = str(new_name(req.job, pre_rollback=True))
+    undos = []
+    for provider, snap in parts:
+        assert isinstance(provider, LvmProvider)
+        undos.append(plan_undo(provider, snap.volume, snap.handle, pre_name))
+    steps = [" ".join(a) for u in undos for a in [*(argv for argv, _ in u.swap), *u.after]]
+    result = RollbackResult(parts[0][1].name, steps, False, kept_as=", ".join(u.pre for u in undos))
+    if req.dry_run:
+        return result
+    require_yes(req.yes)
+    with services_stopped(req.stop, req.start, req.job, result.target, note):
+        for undo in undos:
+            swap_lv(undo, note)
     result.done, result.seconds = True, time.monotonic() - started
     return result

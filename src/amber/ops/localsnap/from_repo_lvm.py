@@ -1,0 +1,75 @@
+"""`amber rollback --from-repo` on LVM: restore into a fresh LV, verify, then swap (sources/lvm_fresh.py).
+
+An owner record is written before the first ``lvcreate``, so a crash leaves a
+fresh LV that the next cleanup removes; a failed build, restore or check
+removes it at once and the live volume is not touched.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+from amber.ops.localsnap.manager import services_stopped
+from amber.ops.localsnap.requests import RollbackRequest, RollbackResult
+from amber.ops.localsnap.restoring import restore_verified
+from amber.repository import Repository
+from amber.sources.lvm import LvmProvider
+from amber.sources.lvm_fresh import FreshLv, build, discard, plan_fresh_lv, swap, unmount
+from amber.sources.model import SnapshotProvider, Volume
+from amber.sources.mounts import inside
+from amber.sources.owners import Owners, mine
+
+Planned = tuple[SnapshotProvider, Volume, str]
+
+
+def plan_lvm(tops: Sequence[Planned], volumes: Sequence[Planned], name: str, pre_name: str) -> list[FreshLv]:
+    plans = []
+    for provider, volume, directory in tops:
+        assert isinstance(provider, LvmProvider)
+        nested = [v.mountpoint for _, v, _ in volumes if _below(v, volume)]
+        plans.append(plan_fresh_lv(provider, volume, nested, name, pre_name, directory))
+    return plans
+
+
+def _below(inner: Volume, outer: Volume) -> bool:
+    return inner.mountpoint != outer.mountpoint and inside(inner.mountpoint, outer.mountpoint)
+
+
+def steps(plans: Sequence[FreshLv], snapshot_id: str) -> list[str]:
+    lines = []
+    for plan in plans:
+        lines += [" ".join(a) for a in plan.build]
+        lines.append(f"restore {snapshot_id[:8]}:{plan.volume.mountpoint} into {plan.mountpoint}, verified")
+        lines.append(" ".join(plan.unmount))
+        lines += [" ".join(a) for a, _ in plan.swap] + [" ".join(a) for a in plan.after]
+    return lines
+
+
+def rollback_lvm(
+    repo: Repository, snapshot_id: str, req: RollbackRequest, plans: Sequence[FreshLv], name: str,
+    owners: Owners, note: Callable[[str], None], started: float,
+) -> RollbackResult:  # fmt: skip
+    owners.save(mine(name, req.job))
+    built: list[FreshLv] = []
+    mounted = False
+    try:
+        for plan in plans:
+            build(plan, note)
+            built.append(plan)
+            mounted = True
+            restore_verified(repo, snapshot_id, plan.volume, plan.mountpoint, note)
+            unmount(plan)
+            mounted = False
+    except BaseException:
+        for plan in built:
+            discard(plan, mounted and plan is built[-1], note)
+        raise
+    result = RollbackResult(snapshot_id[:8], steps(plans, snapshot_id), False)
+    with services_stopped(req.stop, req.start, req.job, name, note):
+        for plan in plans:
+            swap(plan, note)
+    owners.forget(name)
+    result.done, result.seconds = True, time.monotonic() - started
+    result.kept_as = ", ".join(p.pre for p in plans)
+    return result
