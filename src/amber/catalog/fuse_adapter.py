@@ -1,4 +1,4 @@
-"""Serving a :class:`MountFS` through the kernel with mfusepy (a dependency of amber; libfuse comes from the system).
+"""Serving a :class:`MountFS` through the kernel with mfusepy (libfuse from the system).
 
 mfusepy hands paths over as text decoded with ``surrogateescape``; they are turned
 back into the raw bytes the view works with. The mount is read-only, and
@@ -27,7 +27,7 @@ def load_fuse() -> ModuleType:
     try:
         import mfusepy
     except ImportError as exc:
-        raise MountFailed("amber mount needs mfusepy, which this installation lacks: pip install mfusepy") from exc
+        raise MountFailed("amber mount needs mfusepy, which is not installed: pip install mfusepy") from exc
     except OSError as exc:  # no libfuse on this system
         raise MountFailed(f"no FUSE library found ({exc}): install fuse3") from exc
     module: ModuleType = mfusepy
