@@ -29,6 +29,7 @@ class LeanCall:
     password_command: str | None
     cluster: str
     debug: bool
+    batch: bool = False  # wal-push --async
 
 
 def parse(argv: list[str]) -> LeanCall | None:
@@ -56,6 +57,7 @@ def parse(argv: list[str]) -> LeanCall | None:
     if not rest or rest[0] not in _COMMANDS or (rest[0] == "wal-fetch" and not in_pg):
         return None
     command, cluster, positional = rest[0], os.environ.get("AMBER_PG_CLUSTER", "main"), []
+    batch = False
     tail = rest[1:]
     j = 0
     while j < len(tail):
@@ -66,6 +68,8 @@ def parse(argv: list[str]) -> LeanCall | None:
                     return None
                 value, j = tail[j + 1], j + 1
             cluster = value
+        elif word == "--async" and not eq and rest[0] == "wal-push":
+            batch = True
         elif word.startswith("-"):
             return None  # --help, --job ...: the full command line knows them
         else:
@@ -81,7 +85,7 @@ def parse(argv: list[str]) -> LeanCall | None:
     password_command = values.get("password_command") or os.environ.get("AMBER_PASSWORD_COMMAND")
     if not (password_file or password_command):
         return None  # a configured repository's password could win over AMBER_PASSWORD: the config says
-    return LeanCall(command, positional, repo, password_file, password_command, cluster, debug)
+    return LeanCall(command, positional, repo, password_file, password_command, cluster, debug, batch)
 
 
 def _is_location(repo: str) -> bool:
@@ -94,12 +98,21 @@ def run(call: LeanCall) -> int:
     from amber.errors import AmberError, from_os_error
 
     try:
+        from amber.services import walasync
+
+        spool = None
+        if call.command == "wal-push" and walasync.enabled(call.batch):
+            spool = walasync.spool_dir(call.repo, call.cluster)
+            if walasync.already_pushed(spool, call.args[0]):
+                return 0  # an earlier call of the batch archived it: no key, no repository
         from amber.services import keycache, wal
         from amber.services.session import PasswordSource
 
         passwords = PasswordSource(call.password_file, call.password_command)
         with keycache.opened_cached(call.repo, passwords) as repo:
-            if call.command == "wal-push":
+            if spool is not None:
+                walasync.push_ready(repo, call.cluster, call.args[0], spool)
+            elif call.command == "wal-push":
                 wal.push(repo, call.cluster, call.args[0])
             else:
                 wal.fetch(repo, call.cluster, call.args[0], call.args[1])
