@@ -13,7 +13,7 @@ from amber.errors import WalConflict
 from amber.repository import Repository, init_repository, open_repository
 from amber.repository.walstore import WalStore, is_record
 from amber.services import check as check_service
-from amber.services import wal, walasync
+from amber.services import wal, walasync, walspool
 from amber.services.copy import copy_snapshots
 from amber.services.migrate import migrate
 from amber.services.prune import prune
@@ -212,15 +212,15 @@ def ready(tmp_path: Path, names: list[str]) -> list[str]:
 def test_async_pushes_every_ready_file_in_one_batch(repo: Repository, tmp_path: Path) -> None:
     names = [seg_name(n) for n in range(1, 6)] + ["00000002.history"]
     paths = ready(tmp_path, names)
-    assert walasync.ready_paths(paths[2])[:2] == [paths[2], paths[5]]  # asked first, then history
+    assert walspool.ready_paths(paths[2])[:2] == [paths[2], paths[5]]  # asked first, then history
     spool = str(tmp_path / "spool")
     assert walasync.push_ready(repo, "main", paths[0], spool) is True
     assert len(index_files(repo)) == 1  # one batch: one index file for all six
     archived = {n.file for n in wal.archived(repo)["main"].names}
     assert archived == set(names)
-    assert all(walasync.already_pushed(spool, p) for p in paths)
+    assert all(walspool.already_pushed(spool, p) for p in paths)
     Path(paths[3]).write_bytes(b"changed since")  # a marker vouches only for the content pushed
-    assert not walasync.already_pushed(spool, paths[3])
+    assert not walspool.already_pushed(spool, paths[3])
     with pytest.raises(WalConflict):
         walasync.push_ready(repo, "main", paths[3], spool)
     os.unlink(paths[1])  # PostgreSQL removed it: its marker goes with the next batch
@@ -234,6 +234,6 @@ def test_async_never_marks_a_file_that_failed(repo: Repository, tmp_path: Path) 
     wal.push(repo, "main", write_wal(tmp_path / "elsewhere", seg_name(2), b"other content"))
     spool = str(tmp_path / "spool")
     assert walasync.push_ready(repo, "main", paths[0], spool) is True  # its own push succeeded
-    assert walasync.already_pushed(spool, paths[0]) and not walasync.already_pushed(spool, paths[1])
+    assert walspool.already_pushed(spool, paths[0]) and not walspool.already_pushed(spool, paths[1])
     with pytest.raises(WalConflict):
         walasync.push_ready(repo, "main", paths[1], spool)

@@ -98,14 +98,14 @@ def run(call: LeanCall) -> int:
     from amber.errors import AmberError, from_os_error
 
     try:
-        from amber.services import walasync
+        from amber.services import walspool
 
         spool = None
-        if call.command == "wal-push" and walasync.enabled(call.batch):
-            spool = walasync.spool_dir(call.repo, call.cluster)
-            if walasync.already_pushed(spool, call.args[0]):
+        if call.command == "wal-push" and walspool.enabled(call.batch):
+            spool = walspool.spool_dir(call.repo, call.cluster)
+            if walspool.already_pushed(spool, call.args[0]):
                 return 0  # an earlier call of the batch archived it: no key, no repository
-        from amber.services import keycache, wal
+        from amber.services import keycache, wal, walasync
         from amber.services.session import PasswordSource
 
         passwords = PasswordSource(call.password_file, call.password_command)
