@@ -31,6 +31,8 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
          LeanCall("wal-get", [SEG, "/d"], "/r", "/p", None, "main", False)),
         (["-r", "/r", "--password-file", "/p", "wal-push", "--cluster=x", "/w"],
          LeanCall("wal-push", ["/w"], "/r", "/p", None, "x", False)),
+        (["-r", "/r", "--password-file", "/p", "pg", "wal-push", "--async", "/w"],
+         LeanCall("wal-push", ["/w"], "/r", "/p", None, "main", False, True)),
     ],
 )  # fmt: skip
 def test_lean_calls(argv: list[str], expected: LeanCall) -> None:
@@ -48,6 +50,7 @@ def test_lean_calls(argv: list[str], expected: LeanCall) -> None:
         ["-r", "/r", "--password-file", "/p", "wal-get", SEG],  # too few arguments: the CLI says so
         ["-r", "/r", "--password-file", "/p", "backup", "/w"],
         ["-r", "/r", "--password-file", "/p", "wal-fetch", SEG, "/d"],  # only under pg
+        ["-r", "/r", "--password-file", "/p", "wal-get", "--async", SEG, "/d"],  # only wal-push has it
         ["-r"],
     ],
 )

@@ -237,3 +237,46 @@ def test_async_never_marks_a_file_that_failed(repo: Repository, tmp_path: Path) 
     assert walspool.already_pushed(spool, paths[0]) and not walspool.already_pushed(spool, paths[1])
     with pytest.raises(WalConflict):
         walasync.push_ready(repo, "main", paths[1], spool)
+
+
+def test_a_push_during_prune_keeps_the_doomed_blobs_it_deduplicated_against(
+    repo: Repository, tmp_path: Path
+) -> None:
+    """Prune dooms a pack; a push that started before prune removed the index file listing
+    it finds the pack through its hint and references its blobs, then leaves before prune
+    reads the lock holders. Phase 2 walks that new record and rescues the pack."""
+    from amber.engine.pruner import PruneOptions, Pruner
+    from tests.engine.test_prune_guards import OnFirstIndexWrite
+
+    data = os.urandom(2 * MIB)
+    wal.push(repo, "main", write_wal(tmp_path, seg_name(1), data))
+    repo.backend.remove(Handle(FileType.WAL, f"main.{seg_name(1)}.rec"))  # its blobs: unused now
+    location = repo.backend.location
+    pushed: list[bool] = []
+
+    def push_meanwhile() -> None:
+        late = open_repository(open_backend(location), PASSWORD.encode(), load_index=False)
+        try:
+            before = len(stored_blobs(late))
+            pushed.append(wal.push(late, "main", write_wal(tmp_path, seg_name(2), data)))
+            assert len(stored_blobs(late)) == before  # deduplicated against the doomed pack
+        finally:
+            late.close()
+
+    pruning = open_repository(OnFirstIndexWrite(open_backend(location), push_meanwhile), PASSWORD.encode())
+    try:
+        with pruning.lock(maintenance=True) as lock:
+            result = Pruner(pruning, lock, PruneOptions(max_unused="0%")).run()
+    finally:
+        pruning.close()
+    assert pushed == [True], "the push did not run during prune"
+    assert result.deleted_packs == 0  # phase 2 rescued the pack the new record needs
+    after = reopened(repo)
+    try:
+        assert check_service.check(after, read_data=True).ok
+        prune(after)  # and a later prune keeps it: the record is walked
+        wal.fetch(after, "main", seg_name(2), str(tmp_path / "got"))
+        assert (tmp_path / "got").read_bytes() == data
+        assert check_service.check(after, read_data=True).ok
+    finally:
+        after.close()

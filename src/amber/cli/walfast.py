@@ -12,24 +12,35 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
-from dataclasses import dataclass
 
 _COMMANDS = ("wal-push", "wal-get", "wal-fetch")
 _GLOBAL = {"-r": "repo", "--repo": "repo", "--password-file": "password_file",
            "--password-command": "password_command"}  # fmt: skip
 
 
-@dataclass
 class LeanCall:
-    command: str
-    args: list[str]
-    repo: str
-    password_file: str | None
-    password_command: str | None
-    cluster: str
-    debug: bool
-    batch: bool = False  # wal-push --async
+    """One lean call (a plain class: ``dataclasses`` alone costs ~10 ms of import on this path)."""
+
+    __slots__ = ("args", "batch", "cluster", "command", "debug", "password_command", "password_file", "repo")
+
+    def __init__(
+        self, command: str, args: list[str], repo: str, password_file: str | None,
+        password_command: str | None, cluster: str, debug: bool, batch: bool = False,
+    ) -> None:  # fmt: skip
+        self.command, self.args, self.repo = command, args, repo
+        self.password_file, self.password_command = password_file, password_command
+        self.cluster, self.debug, self.batch = cluster, debug, batch  # batch: wal-push --async
+
+    def _fields(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, LeanCall) and self._fields() == other._fields()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"LeanCall{self._fields()!r}"
 
 
 def parse(argv: list[str]) -> LeanCall | None:
@@ -132,6 +143,8 @@ def _fail(call: LeanCall, message: str, code: int) -> int:
     from amber.redact import redact
 
     if call.debug:
+        import traceback
+
         traceback.print_exc()
     sys.stderr.write(f"amber: {redact(message)}\n")
     return code
