@@ -47,7 +47,7 @@ def migrate(app: AppContext, dry_run: bool) -> None:
         start = "continue the migration" if outcome.migrating_before else "set config version 2 (migrating)"
         click.echo(f"dry run: would {start}, then rewrite:")
         click.echo("\n".join(_plan_lines(outcome)))
-        click.echo("and finally clear `migrating` once no format-1 object is left")
+        click.echo("and finally clear `migrating` and set version 3 once no format-1 object is left")
         return
     r = outcome.result
     click.echo(

@@ -126,7 +126,11 @@ class WalStore:
         return decode_record(obj, plain, LIMIT)
 
     def save_record(self, name: str, record: WalRecord) -> None:
-        """Write the record for ``name``; its blobs must be stored and indexed already (§11)."""
+        """Write the record for ``name``; its blobs must be stored and indexed already (§11).
+        Refused (LeaseLost) when a lock held for it has lapsed, as a snapshot is (design §13):
+        a prune may have deleted blobs it deduplicated against while the lease looked stale."""
+        for held in self._repo.held_locks:
+            held.ensure_held()
         obj = record_object(name)
         sealed = self._repo.sealer.seal(Kind.WAL, encode_record(record), obj.encode())
         self._backend.save(Handle(FileType.WAL, obj), sealed)

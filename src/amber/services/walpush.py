@@ -123,7 +123,8 @@ class WalWriter:
         self.loaded |= files
         self.repo.blobs.load_named_index_files(files)
         index = self.repo.blobs.index
-        packs = {loc.pack for b in wanted if (loc := index.lookup(b)) is not None} - self.checked_packs
+        found = {loc.pack for b in wanted - self.written if (loc := index.lookup(b)) is not None}
+        packs = found - self.checked_packs
         missing = []
         for pack in sorted(packs):
             try:
@@ -147,9 +148,10 @@ class WalWriter:
             for blob_id in ids:
                 loc = blobs.locate(blob_id)
                 refs.append(BlobRef(blob_id, loc.pack, loc.offset, loc.length, loc.raw_length))
-                file = pack_file.get(loc.pack) or _file_of(blobs.index_files, loc.pack)
-                if file:
-                    remembered[blob_id] = file
+                if self.hints is not None:
+                    file = pack_file.get(loc.pack) or _file_of(blobs.index_files, loc.pack)
+                    if file:
+                        remembered[blob_id] = file
             self.store.save_record(name, WalRecord(size, digest, tuple(refs)))
         if self.hints is not None:
             self.hints.remember(remembered)
