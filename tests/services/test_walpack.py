@@ -16,7 +16,7 @@ from amber.services import check as check_service
 from amber.services import wal, walasync, walspool
 from amber.services.copy import copy_snapshots
 from amber.services.migrate import migrate
-from amber.services.prune import prune
+from amber.services.prune import PruneOptions, prune
 from amber.services.walhints import WalHints
 from amber.storage import open_backend
 from amber.storage.base import FileType, Handle
@@ -122,6 +122,9 @@ def test_prune_keeps_the_blobs_of_kept_records_and_frees_the_others(repo: Reposi
     fake_base(repo, 2, 2)
     assert check_service.check(repo).ok
     assert not any("not referenced" in w for w in check_service.check(repo).warnings)
+    dry = prune(repo, PruneOptions(dry_run=True))  # counts the freed blobs, removes nothing
+    assert dry.wal_removed == 1 and dry.plan.doomed, dry.plan
+    assert old_blobs | kept_blobs <= set(stored_blobs(repo))
     result = prune(repo)
     assert result.wal_removed == 1
     after = reopened(repo)

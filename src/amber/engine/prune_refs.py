@@ -15,8 +15,9 @@ from amber.repository.walstore import WalStore
 
 
 class References:
-    def __init__(self, repo: Repository) -> None:
+    def __init__(self, repo: Repository, wal_dropped: frozenset[str] = frozenset()) -> None:
         self._repo = repo
+        self._wal_dropped = wal_dropped  # records a dry run counts as expired
         self.walked: set[str] = set()  # snapshot IDs whose trees are marked
         self.wal_records: set[str] = set()  # WAL records (design §12d) whose blobs are marked
         self.missing: set[bytes] = set()  # referenced, not in the index
@@ -61,7 +62,7 @@ class References:
         index = self._repo.blobs.index
         count = 0
         for name, blobs in WalStore(self._repo).records():
-            if name in self.wal_records:
+            if name in self.wal_records or name in self._wal_dropped:
                 continue
             if isinstance(blobs, IntegrityError):
                 raise IntegrityError(

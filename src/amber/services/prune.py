@@ -22,6 +22,8 @@ failed backup left, writing nothing (engine/prune_rescue.py), then runs as usual
 
 from __future__ import annotations
 
+import dataclasses
+
 from amber.engine.progress import Progress
 from amber.engine.prune_rescue import free_leftover_packs
 from amber.engine.pruner import HeldLock, PruneOptions, Pruner, PruneResult
@@ -64,6 +66,8 @@ def _run(repo: Repository, lock: HeldLock, options: PruneOptions, progress: Prog
     """Archived WAL no kept base backup needs goes first (design §12d), under the same lock, so
     the blobs of the records it drops are freed by this run's packs."""
     wal = expire(repo, dry_run=options.dry_run)
+    if options.dry_run:  # nothing was removed: the walk must not count what would have been
+        options = dataclasses.replace(options, wal_dropped=frozenset(wal.dropped))
     result = Pruner(repo, lock, options, progress).run()
     result.wal_removed, result.wal_removed_bytes, result.wal_kept = wal.removed, wal.removed_bytes, wal.kept
     if wal.refused:

@@ -205,6 +205,7 @@ class ExpireResult:
     removed_bytes: int = 0
     kept: int = 0
     refused: list[str] = field(default_factory=list)  # objects the storage would not delete
+    dropped: list[str] = field(default_factory=list)  # objects removed (or, dry run, to remove)
 
 
 def expire(repo: Repository, dry_run: bool = False) -> ExpireResult:
@@ -235,6 +236,7 @@ def expire(repo: Repository, dry_run: bool = False) -> ExpireResult:
         for obj in (obj for name in doomed for obj in entry.objects[name.file]):
             result.removed += 1
             result.removed_bytes += entry.files[obj]
+            result.dropped.append(obj)
             if not dry_run:
                 repo.cancel.check()
                 try:
@@ -244,6 +246,7 @@ def expire(repo: Repository, dry_run: bool = False) -> ExpireResult:
                 except (PermissionDenied, AppendOnlyViolation) as exc:  # e.g. still under retention
                     result.removed -= 1
                     result.removed_bytes -= entry.files[obj]
+                    result.dropped.remove(obj)
                     result.kept += 1
                     result.refused.append(f"wal/{obj} could not be removed: {exc.message}")
     return result
