@@ -19,11 +19,11 @@ def test_pg_check_and_list_report_the_archive(cli: AmberCli, tmp_path: Path) -> 
     assert [(c["cluster"], c["wal_files"], c["first_segment"]) for c in listed] == [("db1", 1, SEG)]
     assert "checked 1 WAL files, 1 read; no errors found" in cli.run("pg", "check", "--read-data").stdout
 
-    stored = cli.repo / "wal" / f"db1.{SEG}"
+    stored = cli.repo / "wal" / f"db1.{SEG}.rec"
     damaged = bytearray(stored.read_bytes())
     damaged[-1] ^= 0xFF
     stored.write_bytes(bytes(damaged))
-    assert cli.run("pg", "check").returncode == 0  # names only
+    assert cli.run("pg", "check", check=False).returncode == 18  # records are always authenticated
     result = cli.run("pg", "check", "--read-data", check=False)
     assert result.returncode == 18 and f"db1.{SEG}" in result.stderr
     assert cli.run("check", "--read-data", check=False).returncode == 18

@@ -31,6 +31,8 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
          LeanCall("wal-get", [SEG, "/d"], "/r", "/p", None, "main", False)),
         (["-r", "/r", "--password-file", "/p", "wal-push", "--cluster=x", "/w"],
          LeanCall("wal-push", ["/w"], "/r", "/p", None, "x", False)),
+        (["-r", "/r", "--password-file", "/p", "pg", "wal-push", "--async", "/w"],
+         LeanCall("wal-push", ["/w"], "/r", "/p", None, "main", False, True)),
     ],
 )  # fmt: skip
 def test_lean_calls(argv: list[str], expected: LeanCall) -> None:
@@ -48,6 +50,7 @@ def test_lean_calls(argv: list[str], expected: LeanCall) -> None:
         ["-r", "/r", "--password-file", "/p", "wal-get", SEG],  # too few arguments: the CLI says so
         ["-r", "/r", "--password-file", "/p", "backup", "/w"],
         ["-r", "/r", "--password-file", "/p", "wal-fetch", SEG, "/d"],  # only under pg
+        ["-r", "/r", "--password-file", "/p", "wal-get", "--async", SEG, "/d"],  # only wal-push has it
         ["-r"],
     ],
 )
@@ -73,3 +76,29 @@ def test_the_lean_path_keeps_exit_codes_and_one_line_errors(cli: AmberCli, tmp_p
     assert missing.returncode == 41 and missing.stderr.startswith("amber: ")
     pw.write_text("wrong\n")
     assert cli.run("wal-push", str(seg), env=lean, check=False).returncode == 12  # even with a cached key
+
+
+def test_amber_wal_async_batches_through_the_lean_path(cli: AmberCli, tmp_path: Path) -> None:
+    pw = tmp_path / "pw"
+    pw.write_text(PASSWORD + "\n")
+    status = tmp_path / "pg_wal" / "archive_status"
+    status.mkdir(parents=True)
+    names = [f"0000000100000000000000{n:02X}" for n in (1, 2, 3)]
+    for name in names:
+        (tmp_path / "pg_wal" / name).write_bytes(name.encode() * 1000)
+        (status / f"{name}.ready").touch()
+    env = {"AMBER_PASSWORD_FILE": str(pw), "AMBER_WAL_ASYNC": "1"}
+    cli.run("wal-push", str(tmp_path / "pg_wal" / names[0]), env=env)
+    index = sorted((cli.repo / "index").iterdir())
+    records = sorted(p.name for p in (cli.repo / "wal").iterdir())
+    assert len(index) == 1 and records == [f"main.{n}.rec" for n in names]  # one batch
+    away = cli.repo.with_name("away")
+    cli.repo.rename(away)  # the marker answers without opening the repository
+    cli.run("wal-push", str(tmp_path / "pg_wal" / names[1]), env=env)
+    (tmp_path / "pg_wal" / names[2]).write_bytes(b"changed")  # a marker vouches for its content only
+    assert cli.run("wal-push", str(tmp_path / "pg_wal" / names[2]), env=env, check=False).returncode != 0
+    away.rename(cli.repo)
+    assert cli.run("wal-push", str(tmp_path / "pg_wal" / names[2]), env=env, check=False).returncode == 40
+    (tmp_path / "pg_wal" / names[2]).write_bytes(names[2].encode() * 1000)
+    cli.run("wal-get", names[2], str(tmp_path / "back"), env=env)
+    assert (tmp_path / "back").read_bytes() == names[2].encode() * 1000

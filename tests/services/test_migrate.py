@@ -104,7 +104,7 @@ def test_migrate_the_frozen_v1_repository(tmp_path: Path) -> None:
     assert repo.config.version == 1
     outcome = migrate(repo)
     assert outcome.complete and not outcome.result.problems
-    assert repo.config == RepoConfig(**{**_fields(repo.config), "version": 2, "migrating": False})
+    assert repo.config == RepoConfig(**{**_fields(repo.config), "version": 3, "migrating": False})
     old_ids = {s["id"] for s in MANIFEST["snapshots"]}
     assert set(outcome.result.snapshots_rewritten) == old_ids
     assert {s.original for s in repo.snapshots().values()} == old_ids  # copies stay recognised
@@ -113,7 +113,7 @@ def test_migrate_the_frozen_v1_repository(tmp_path: Path) -> None:
     repo.close()
 
     repo, _ = _open(path)
-    assert (repo.config.version, repo.config.migrating) == (2, False)
+    assert (repo.config.version, repo.config.migrating) == (3, False)
     assert _format_1_objects(repo) == []
     report = check(repo, read_data=True)
     assert report.ok and not report.warnings, (report.errors, report.warnings)
@@ -127,7 +127,7 @@ def test_after_migration_the_cli_checks_restores_and_backs_up(tmp_path: Path) ->
     cli = v1_cli(tmp_path)
     dry = cli.run("migrate", "--dry-run").stdout
     assert "4 (" in dry and "2 to rewrite" in dry
-    assert "format version 2" in cli.run("migrate").stdout
+    assert "format version 3" in cli.run("migrate").stdout
     assert "no errors found" in cli.run("check", "--read-data").stdout
     src = tmp_path / "more"
     (src / "d").mkdir(parents=True)

@@ -27,7 +27,7 @@ def _plan_lines(outcome: migrate_service.MigrateOutcome) -> list[str]:
 @click.option("--dry-run", "-n", is_flag=True, help="Only show what would be rewritten.")
 @pass_app
 def migrate(app: AppContext, dry_run: bool) -> None:
-    """Upgrade the repository to the current format (version 2), in place.
+    """Upgrade the repository to the current format (version 3), in place.
 
     Takes an exclusive lock. Safe to interrupt: the repository stays readable
     and running migrate again continues where it stopped.
@@ -36,13 +36,18 @@ def migrate(app: AppContext, dry_run: bool) -> None:
     with app.open(lock=False) as repo, showing(app.operation.events, progress):
         outcome = migrate_service.migrate(repo, dry_run)
     if outcome.version_before >= 2 and not outcome.migrating_before:
-        click.echo(f"repository is already format version {outcome.version_before}; nothing to do")
+        if outcome.version_after > outcome.version_before:
+            click.echo(f"repository is now format version {outcome.version_after} (only config rewritten)")
+        elif dry_run and outcome.version_before < 3:
+            click.echo("dry run: would set config version 3 (nothing else is rewritten)")
+        else:
+            click.echo(f"repository is already format version {outcome.version_before}; nothing to do")
         return
     if dry_run:
         start = "continue the migration" if outcome.migrating_before else "set config version 2 (migrating)"
         click.echo(f"dry run: would {start}, then rewrite:")
         click.echo("\n".join(_plan_lines(outcome)))
-        click.echo("and finally clear `migrating` once no format-1 object is left")
+        click.echo("and finally clear `migrating` and set version 3 once no format-1 object is left")
         return
     r = outcome.result
     click.echo(
@@ -53,7 +58,7 @@ def migrate(app: AppContext, dry_run: bool) -> None:
     for problem in r.problems:
         err_console.print(f"[red]error:[/] {plain(problem)}", highlight=False)
     if outcome.complete:
-        click.echo("repository is now format version 2")
+        click.echo(f"repository is now format version {outcome.version_after}")
     migrate_service.raise_if_incomplete(outcome)
 
 

@@ -14,7 +14,7 @@ import click
 from amber.cli.context import AppContext, pass_app
 from amber.cli.output import echo, emit_json, human_bytes
 from amber.errors import CheckFailed, UsageError
-from amber.services import keycache, wal, walnames
+from amber.services import keycache, wal, walasync, walnames, walspool
 from amber.sources.databases import pgbase
 from amber.sources.databases.spec import DatabaseSpec
 
@@ -37,13 +37,23 @@ def pg() -> None:
 @click.argument("path", type=click.Path(dir_okay=False))
 @_CLUSTER
 @_JOB
+@click.option(
+    "--async", "batch", is_flag=True,
+    help="Also archive every WAL file PostgreSQL has ready, in this one call (or AMBER_WAL_ASYNC=1).",
+)  # fmt: skip
 @pass_app
-def wal_push(app: AppContext, path: str, cluster: str, job: str | None) -> None:
+def wal_push(app: AppContext, path: str, cluster: str, job: str | None, batch: bool) -> None:
     """Archive one WAL file (archive_command = 'amber pg wal-push %p'). Exit 0 only once it is stored;
     the same file again exits 0; other content under an archived name exits 40."""
     t = app.target(job)
+    spool = walspool.spool_dir(t.location, cluster) if walspool.enabled(batch) else None
+    if spool is not None and walspool.already_pushed(spool, path):
+        return  # an earlier call of the batch archived it
     with keycache.opened_cached(t.location, t.passwords, t.options, app.operation) as repo:
-        wal.push(repo, cluster, path)
+        if spool is None:
+            wal.push(repo, cluster, path)
+        else:
+            walasync.push_ready(repo, cluster, path, spool)
 
 
 @click.command("wal-get")

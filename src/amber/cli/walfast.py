@@ -12,23 +12,35 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
-from dataclasses import dataclass
 
 _COMMANDS = ("wal-push", "wal-get", "wal-fetch")
 _GLOBAL = {"-r": "repo", "--repo": "repo", "--password-file": "password_file",
            "--password-command": "password_command"}  # fmt: skip
 
 
-@dataclass
 class LeanCall:
-    command: str
-    args: list[str]
-    repo: str
-    password_file: str | None
-    password_command: str | None
-    cluster: str
-    debug: bool
+    """One lean call (a plain class: ``dataclasses`` alone costs ~10 ms of import on this path)."""
+
+    __slots__ = ("args", "batch", "cluster", "command", "debug", "password_command", "password_file", "repo")
+
+    def __init__(
+        self, command: str, args: list[str], repo: str, password_file: str | None,
+        password_command: str | None, cluster: str, debug: bool, batch: bool = False,
+    ) -> None:  # fmt: skip
+        self.command, self.args, self.repo = command, args, repo
+        self.password_file, self.password_command = password_file, password_command
+        self.cluster, self.debug, self.batch = cluster, debug, batch  # batch: wal-push --async
+
+    def _fields(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, LeanCall) and self._fields() == other._fields()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"LeanCall{self._fields()!r}"
 
 
 def parse(argv: list[str]) -> LeanCall | None:
@@ -56,6 +68,7 @@ def parse(argv: list[str]) -> LeanCall | None:
     if not rest or rest[0] not in _COMMANDS or (rest[0] == "wal-fetch" and not in_pg):
         return None
     command, cluster, positional = rest[0], os.environ.get("AMBER_PG_CLUSTER", "main"), []
+    batch = False
     tail = rest[1:]
     j = 0
     while j < len(tail):
@@ -66,6 +79,8 @@ def parse(argv: list[str]) -> LeanCall | None:
                     return None
                 value, j = tail[j + 1], j + 1
             cluster = value
+        elif word == "--async" and not eq and rest[0] == "wal-push":
+            batch = True
         elif word.startswith("-"):
             return None  # --help, --job ...: the full command line knows them
         else:
@@ -81,7 +96,7 @@ def parse(argv: list[str]) -> LeanCall | None:
     password_command = values.get("password_command") or os.environ.get("AMBER_PASSWORD_COMMAND")
     if not (password_file or password_command):
         return None  # a configured repository's password could win over AMBER_PASSWORD: the config says
-    return LeanCall(command, positional, repo, password_file, password_command, cluster, debug)
+    return LeanCall(command, positional, repo, password_file, password_command, cluster, debug, batch)
 
 
 def _is_location(repo: str) -> bool:
@@ -94,12 +109,21 @@ def run(call: LeanCall) -> int:
     from amber.errors import AmberError, from_os_error
 
     try:
-        from amber.services import keycache, wal
+        from amber.services import walspool
+
+        spool = None
+        if call.command == "wal-push" and walspool.enabled(call.batch):
+            spool = walspool.spool_dir(call.repo, call.cluster)
+            if walspool.already_pushed(spool, call.args[0]):
+                return 0  # an earlier call of the batch archived it: no key, no repository
+        from amber.services import keycache, wal, walasync
         from amber.services.session import PasswordSource
 
         passwords = PasswordSource(call.password_file, call.password_command)
         with keycache.opened_cached(call.repo, passwords) as repo:
-            if call.command == "wal-push":
+            if spool is not None:
+                walasync.push_ready(repo, call.cluster, call.args[0], spool)
+            elif call.command == "wal-push":
                 wal.push(repo, call.cluster, call.args[0])
             else:
                 wal.fetch(repo, call.cluster, call.args[0], call.args[1])
@@ -119,6 +143,8 @@ def _fail(call: LeanCall, message: str, code: int) -> int:
     from amber.redact import redact
 
     if call.debug:
+        import traceback
+
         traceback.print_exc()
     sys.stderr.write(f"amber: {redact(message)}\n")
     return code

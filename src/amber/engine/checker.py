@@ -12,6 +12,7 @@ from amber.engine.progress import NullProgress, Progress
 from amber.errors import AmberError, InvalidTree, UsageError
 from amber.repository import BlobType, Location, Repository
 from amber.repository.model import MAX_PATH, MAX_TREE_DEPTH
+from amber.repository.walstore import wal_blobs
 from amber.storage import FileType
 
 _MIN_HEADER = 28 + 1 + 4  # AEAD overhead, shortest msgpack array, u32 length
@@ -75,10 +76,11 @@ class Checker:
             packs = sorted(self._repo.blobs.index.packs() - self._missing_packs)
             self._read_packs(parse_subset(subset, packs) if subset else packs)
         self._check_snapshots()
+        self._referenced.update(wal_blobs(self._repo))
         unused = sum(1 for blob_id, _ in self._repo.blobs.index.blobs() if blob_id not in self._referenced)
         if unused:
             self.report.warnings.append(
-                f"{unused} indexed blob(s) are not referenced by any snapshot "
+                f"{unused} indexed blob(s) are not referenced by any snapshot or WAL record "
                 "(left by interrupted backups or removed snapshots; prune reclaims them)"
             )
         return self.report

@@ -11,18 +11,22 @@ from __future__ import annotations
 
 from amber.errors import IntegrityError, ObjectNotFound
 from amber.repository import Repository
+from amber.repository.walstore import WalStore
 
 
 class References:
-    def __init__(self, repo: Repository) -> None:
+    def __init__(self, repo: Repository, wal_dropped: frozenset[str] = frozenset()) -> None:
         self._repo = repo
+        self._wal_dropped = wal_dropped  # records a dry run counts as expired
         self.walked: set[str] = set()  # snapshot IDs whose trees are marked
+        self.wal_records: set[str] = set()  # WAL records (design §12d) whose blobs are marked
         self.missing: set[bytes] = set()  # referenced, not in the index
         self._missing_trees: set[bytes] = set()
 
     def reset(self) -> None:
         self._repo.blobs.index.clear_used()
         self.walked.clear()
+        self.wal_records.clear()
         self.missing.clear()
         self._missing_trees.clear()
 
@@ -48,6 +52,28 @@ class References:
             self.walked.add(name)
             self._walk(snap.tree)
             count += 1
+        return count + self._walk_wal()
+
+    def _walk_wal(self) -> int:
+        """Mark the data blobs of the WAL records not walked yet: a push writes its record after
+        its blobs, so a record seen here names blobs that are indexed, or in packs to rescue."""
+        if self._repo.config.version < 2:
+            return 0
+        index = self._repo.blobs.index
+        count = 0
+        for name, blobs in WalStore(self._repo).records():
+            if name in self.wal_records or name in self._wal_dropped:
+                continue
+            if isinstance(blobs, IntegrityError):
+                raise IntegrityError(
+                    f"wal/{name} cannot be read ({blobs.message}); prune would not know what it "
+                    "references: run check, then remove it"
+                )
+            self.wal_records.add(name)
+            count += 1
+            for blob_id in blobs:
+                if index.mark_used(blob_id) is None:
+                    self.missing.add(blob_id)
         return count
 
     def _walk(self, root: bytes) -> None:

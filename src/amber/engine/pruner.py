@@ -54,6 +54,8 @@ class PruneOptions:
     # blob IDs that must leave storage (purge): every pack holding an unused copy of one
     # is deleted or repacked, whatever --max-unused and --max-repack-size allow
     erase: frozenset[bytes] = frozenset()
+    # WAL records a dry run would have expired first (design §12d): their blobs count as unused
+    wal_dropped: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -114,7 +116,7 @@ class Pruner:
         self._opts = options or PruneOptions()
         self._plan_opts = plan_options(self._opts)
         self._progress = progress or NullProgress()
-        self._refs = References(repo)
+        self._refs = References(repo, self._opts.wal_dropped)
         self._stored: dict[str, int] = {}
 
     # -- the run ------------------------------------------------------------

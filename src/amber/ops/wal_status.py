@@ -41,7 +41,7 @@ def summarize(bases: list[wal.BaseBackup], archived: dict[str, wal.ClusterWal]) 
             "cluster": cluster,
             "base_backups": [{"snapshot": b.snapshot_id, "time": b.snapshot.time, **info_dict(b.info)}
                              for b in mine],
-            "wal_files": len(entry.files),
+            "wal_files": len(entry.names),
             "wal_bytes": sum(entry.files.values()),
             "first_segment": segments[0] if segments else "",
             "last_segment": segments[-1] if segments else "",

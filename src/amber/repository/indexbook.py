@@ -55,6 +55,21 @@ class IndexBook:
             self.pending.update(loaded.pending)
         return list(loaded.files)
 
+    def load_named_index_files(self, names: set[str]) -> list[str]:
+        """Add the rows of those of ``names`` that are stored now, and return them: a WAL push
+        learns what exists from the few files its hints name instead of the whole index
+        (design §12d). Call it holding a lock, so that a file found here is one a prune
+        removes only after listing this process as a holder (§13a)."""
+        if not names:
+            return []
+        with self._lock:
+            known = set(self.index_files) | self.ignored_index_files
+            loaded = load_index_files_except(
+                self.backend, self.sealer, known, self.index, self.max_data, only=names
+            )
+            self.index_files.update(loaded.files)
+        return list(loaded.files)
+
     def drop_packs(self, packs: list[str]) -> None:
         """Index entries in these (missing) packs no longer count: not for dedup, not for loads."""
         self.dropped_packs = packs

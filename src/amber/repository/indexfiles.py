@@ -50,15 +50,18 @@ def load_index_files(
 
 
 def load_index_files_except(
-    backend: Backend, sealer: Sealer, known: set[str], into: Index, max_data: int
-) -> LoadedIndex:
-    """The index files not in ``known`` (written by others since), their rows added to ``into``."""
-    return _load(backend, sealer, known, max_data, into)
+    backend: Backend, sealer: Sealer, known: set[str], into: Index, max_data: int,
+    only: set[str] | None = None,
+) -> LoadedIndex:  # fmt: skip
+    """The index files not in ``known`` (written by others since), their rows added to ``into``;
+    with ``only``, just those of these that are stored."""
+    return _load(backend, sealer, known, max_data, into, only)
 
 
 def _load(
-    backend: Backend, sealer: Sealer, skip: set[str], max_data: int, into: Index | None = None
-) -> LoadedIndex:
+    backend: Backend, sealer: Sealer, skip: set[str], max_data: int, into: Index | None = None,
+    only: set[str] | None = None,
+) -> LoadedIndex:  # fmt: skip
     """A file that vanishes between listing and loading was superseded by a
     concurrent prune, which writes the superseding file first: list again."""
     limit = OBJECT_LIMITS[FileType.INDEX]
@@ -67,7 +70,7 @@ def _load(
     for _ in range(8):
         vanished = False
         for fi in backend.list(FileType.INDEX):
-            if fi.name in seen:
+            if fi.name in seen or (only is not None and fi.name not in only):
                 continue
             seen.add(fi.name)
             try:

@@ -24,8 +24,8 @@ from amber.errors import IntegrityError
 from amber.repository.crypto import MasterKey
 from amber.repository.pack import BlobType
 
-FORMAT_VERSION = 2  # what new repositories get
-SUPPORTED_VERSIONS = (1, 2)
+FORMAT_VERSION = 3  # what new repositories get (3: WAL records reference data blobs, design §23)
+SUPPORTED_VERSIONS = (1, 2, 3)
 
 
 class Kind(enum.Enum):

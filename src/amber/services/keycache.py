@@ -51,7 +51,7 @@ def _read(path: str) -> bytes | None:
         os.close(fd)
 
 
-def _write(path: str, data: bytes) -> None:
+def write_private(path: str, data: bytes) -> None:
     """Atomically, 0600 in a 0700 directory; a cache that cannot be written is only slower."""
     folder = os.path.dirname(path)
     tmp = f"{path}.tmp-{secrets.token_hex(4)}"
@@ -92,7 +92,7 @@ def opened_cached(
             raise RepositoryNotFound(f"no repository at {backend.location}")
         repo = open_repository(backend, password, load_index=False)
         if enabled():
-            _write(path, seal_entry(repo, backend.location, password))
+            write_private(path, seal_entry(repo, backend.location, password))
     repo.cancel = ctx.cancel
     try:
         yield repo

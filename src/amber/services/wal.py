@@ -14,6 +14,7 @@ replication and checking (design §12d).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import os
 import secrets
@@ -33,7 +34,7 @@ from amber.errors import (
     WalMissing,
 )
 from amber.repository import Repository, Snapshot
-from amber.repository.walstore import WalStore
+from amber.repository.walstore import WalStore, is_record, wal_object
 from amber.services import walnames
 
 BASE_TAG = "pg-basebackup"
@@ -116,14 +117,13 @@ def base_backups(
 # -- archive_command / restore_command ---------------------------------------------------------
 def push(repo: Repository, cluster: str, path: str) -> bool:
     """Archive the file at ``path``; False when the same content was already archived.
-    Returns only once the object is durable (the backend's save is atomic and synced)."""
-    name = walnames.object_name(cluster, os.path.basename(path))
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror}") from exc
-    return WalStore(repo).put(name, data)
+    Returns only once it is durable: blobs, index and record each saved atomically and synced."""
+    from amber.services.walpush import push_files  # the chunker: only pushes need it
+
+    (pushed,) = push_files(repo, cluster, [path])
+    if pushed.error is not None:
+        raise pushed.error
+    return pushed.stored
 
 
 def fetch(repo: Repository, cluster: str, file: str, dest: str) -> int:
@@ -168,8 +168,9 @@ def backup_history(
 # -- listing -----------------------------------------------------------------------------------
 @dataclass
 class ClusterWal:
-    files: dict[str, int] = field(default_factory=dict)  # object name -> stored size
-    names: list[walnames.WalName] = field(default_factory=list)
+    files: dict[str, int] = field(default_factory=dict)  # object name (either form) -> stored size
+    names: list[walnames.WalName] = field(default_factory=list)  # one per WAL file
+    objects: dict[str, list[str]] = field(default_factory=dict)  # WAL file -> its object(s)
 
 
 def archived(repo: Repository) -> dict[str, ClusterWal]:
@@ -177,12 +178,14 @@ def archived(repo: Repository) -> dict[str, ClusterWal]:
     (``check`` reports them)."""
     by_cluster: dict[str, ClusterWal] = defaultdict(ClusterWal)
     for fi in WalStore(repo).list():
-        parsed = walnames.split_object_name(fi.name)
+        parsed = walnames.split_object_name(wal_object(fi.name))
         if parsed is None:
             continue
         entry = by_cluster[parsed[0]]
         entry.files[fi.name] = fi.size
-        entry.names.append(parsed[1])
+        if parsed[1].file not in entry.objects:  # a file sealed whole before a migration, and a record
+            entry.names.append(parsed[1])
+        entry.objects.setdefault(parsed[1].file, []).append(fi.name)
     return dict(by_cluster)
 
 
@@ -202,6 +205,7 @@ class ExpireResult:
     removed_bytes: int = 0
     kept: int = 0
     refused: list[str] = field(default_factory=list)  # objects the storage would not delete
+    dropped: list[str] = field(default_factory=list)  # objects removed (or, dry run, to remove)
 
 
 def expire(repo: Repository, dry_run: bool = False) -> ExpireResult:
@@ -216,23 +220,23 @@ def expire(repo: Repository, dry_run: bool = False) -> ExpireResult:
     unreadable: list[str] = []
     bases = base_backups(repo, unreadable=unreadable)
     if unreadable:  # an unreadable base backup might be the oldest: removing its WAL could lose it
-        result.kept = sum(len(e.files) for e in wal.values())
+        result.kept = sum(len(e.names) for e in wal.values())
         result.refused.append(f"no WAL expired: snapshot {unreadable[0]}")
         return result
     for cluster, entry in wal.items():
         mine = [b for b in bases if b.info.cluster == cluster]
         if not mine:
-            result.kept += len(entry.files)
+            result.kept += len(entry.names)
             continue
         oldest = min(
             walnames.segment_position(walnames.parse_lsn(b.info.start_lsn), b.info.segment_size) for b in mine
         )
         doomed = walnames.expirable(entry.names, oldest)
-        result.kept += len(entry.files) - len(doomed)
-        for name in doomed:
-            obj = f"{cluster}.{name.file}"
+        result.kept += len(entry.names) - len(doomed)
+        for obj in (obj for name in doomed for obj in entry.objects[name.file]):
             result.removed += 1
             result.removed_bytes += entry.files[obj]
+            result.dropped.append(obj)
             if not dry_run:
                 repo.cancel.check()
                 try:
@@ -242,6 +246,7 @@ def expire(repo: Repository, dry_run: bool = False) -> ExpireResult:
                 except (PermissionDenied, AppendOnlyViolation) as exc:  # e.g. still under retention
                     result.removed -= 1
                     result.removed_bytes -= entry.files[obj]
+                    result.dropped.remove(obj)
                     result.kept += 1
                     result.refused.append(f"wal/{obj} could not be removed: {exc.message}")
     return result
@@ -256,29 +261,43 @@ class WalCopyResult:
 
 
 def copy_wal(src: Repository, dst: Repository) -> WalCopyResult:
-    """Every WAL object ``dst`` lacks, decrypted, verified and sealed again under ``dst``'s key.
-    A source object that does not verify, or a name ``dst`` holds with other content, is
-    listed in ``failed``; storage errors on ``dst`` raise."""
+    """Every WAL file ``dst`` lacks, read and verified, then stored in ``dst``'s form (a record
+    and blobs deduplicated against its index, or sealed whole in format 2). A source object
+    that does not verify, or a name ``dst`` holds with other content, is listed in
+    ``failed``; storage errors on ``dst`` raise. The caller holds locks on both."""
+    from amber.services.walpush import WalWriter
+
     result = WalCopyResult()
-    source = list(WalStore(src).list()) if src.config.version >= 2 else []
+    source = archived(src) if src.config.version >= 2 else {}
     if not source:
         return result
     src_store, dst_store = WalStore(src), WalStore(dst)
-    have = {fi.name for fi in dst_store.list()}
-    for fi in sorted(source, key=lambda f: f.name):
-        if walnames.split_object_name(fi.name) is None:
-            continue
-        if fi.name in have:
-            result.already += 1
-            continue
-        src.cancel.check()
-        try:
-            data = src_store.open(fi.name, src_store.load_sealed(fi.name, fi.size)).data
-            dst_store.put(fi.name, data)
-        except (IntegrityError, WalConflict, ObjectNotFound) as exc:
-            result.failed.append((fi.name, exc.message))
-            continue
-        result.copied += 1
+    have = {wal_object(fi.name) for fi in dst_store.list()}
+    writer = WalWriter(dst, dst_store, None) if dst_store.writes_records else None
+    records: list[tuple[str, int, bytes, list[bytes]]] = []
+    for cluster, entry in sorted(source.items()):
+        for file, objects in sorted(entry.objects.items()):
+            name = f"{cluster}.{file}"
+            if name in have:
+                result.already += 1
+                continue
+            src.cancel.check()
+            obj = next((o for o in objects if is_record(o)), objects[0])
+            try:
+                data = src_store.read(obj, src_store.load_sealed(obj, entry.files[obj]))
+                if writer is None:
+                    dst_store.put(name, data)
+                else:
+                    records.append((name, len(data), hashlib.sha256(data).digest(), writer.add(data)))
+            except (IntegrityError, WalConflict, ObjectNotFound) as exc:
+                result.failed.append((obj, exc.message))
+                continue
+            result.copied += 1
+            if writer is not None and len(records) >= 64:  # bounded: a record waits for its flush
+                writer.commit(records)
+                records = []
+    if writer is not None:
+        writer.commit(records)
     return result
 
 
@@ -292,24 +311,33 @@ class WalCheck:
 
 
 def check_wal(repo: Repository, read_data: bool = False) -> WalCheck:
-    """Names are amber's and each base backup's WAL range is complete; with ``read_data`` every
-    object is also read, authenticated and decompressed, and its digest compared."""
+    """Names are amber's, every record authenticates and its blobs are indexed, and each base
+    backup's WAL range is complete; with ``read_data`` every WAL file is also read (a record's
+    blobs), authenticated, decompressed, and its digest compared."""
     report = WalCheck()
     if repo.config.version < 2:
         return report
     store = WalStore(repo)
     listing = list(store.list())
     report.objects = len(listing)
+    if any(is_record(fi.name) for fi in listing):
+        repo.ensure_index()
     for fi in listing:
-        if walnames.split_object_name(fi.name) is None:
+        if walnames.split_object_name(wal_object(fi.name)) is None:
             report.warnings.append(f"wal/{fi.name}: not a WAL object amber writes (ignored)")
-        elif read_data:
-            repo.cancel.check()
-            try:
-                store.open(fi.name, store.load_sealed(fi.name, fi.size))
+            continue
+        repo.cancel.check()
+        try:
+            if read_data:
+                store.read(fi.name, store.load_sealed(fi.name, fi.size))
                 report.read += 1
-            except (IntegrityError, ObjectNotFound) as exc:
-                report.errors.append(f"wal/{fi.name}: {exc.message}")
+            elif is_record(fi.name):
+                unindexed = [b for b in store.blob_ids(fi.name, fi.size) if b not in repo.blobs.index]
+                if unindexed:
+                    report.errors.append(f"wal/{fi.name}: {len(unindexed)} of its blobs are not "
+                                         f"in the index, first {unindexed[0].hex()[:16]}")  # fmt: skip
+        except (IntegrityError, ObjectNotFound) as exc:
+            report.errors.append(f"wal/{fi.name}: {exc.message}")
     if not listing:
         return report
     wal = archived(repo)

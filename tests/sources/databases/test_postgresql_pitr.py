@@ -252,3 +252,42 @@ def test_an_unreachable_repository_fails_the_push_and_archiving_catches_up(
         assert (tmp_path / "seg").stat().st_size == 16 << 20
     finally:
         stop(pgbin, data)
+
+
+@pytest.mark.slow
+def test_async_push_archives_the_backlog_in_one_batch(archive: Archive, tmp_path: Path) -> None:
+    pgbin = Path(PG_BIN[-1])
+    data = archive.base / "data"
+    as_postgres([str(pgbin / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"])
+    with open(data / "postgresql.conf", "a") as conf:
+        command = archive.amber("pg", "wal-push", "--async", "%p")
+        conf.write(f"\narchive_mode = on\narchive_command = {_sql(command)}\n")
+    server = start(pgbin, data, archive.base, free_port())
+    away = archive.base / "repo-away"
+    try:
+        server.psql("CREATE TABLE t AS SELECT g FROM generate_series(1, 1000) g", db="postgres")
+        wait_archived(server, switch(server))
+        indexed = {p.name for p in (archive.repo / "index").iterdir()}
+        os.rename(archive.repo, away)  # archiving stops: a backlog of ready segments builds up
+        backlog = []
+        for _ in range(3):
+            server.psql("INSERT INTO t SELECT g FROM generate_series(1, 1000) g", db="postgres")
+            backlog.append(switch(server))
+        status = data / "pg_wal" / "archive_status"
+        deadline = time.monotonic() + 60
+        while not all((status / f"{s}.ready").exists() for s in backlog):
+            assert time.monotonic() < deadline, "segments were not marked ready"
+            time.sleep(0.2)
+        os.rename(away, archive.repo)
+        wait_archived(server, backlog[-1])
+        new_index = {p.name for p in (archive.repo / "index").iterdir()} - indexed
+        assert len(new_index) == 1  # the first call pushed the whole backlog, the others found markers
+        markers = {p.name for p in (archive.base / "cache").rglob("*.ok")}
+        assert {f"{s}.ok" for s in backlog} <= markers
+        cli = AmberCli(archive.repo, tmp_path)
+        assert "no errors found" in cli.run("pg", "check", "--read-data").stdout
+        for segment in backlog:
+            cli.run("pg", "wal-get", segment, str(tmp_path / "seg"))
+            assert (tmp_path / "seg").stat().st_size == 16 << 20
+    finally:
+        stop(pgbin, data)
