@@ -108,7 +108,9 @@ def run_amber(args: argparse.Namespace) -> dict[str, object]:
     checkpoints = sorted({*args.checkpoints, args.snapshots})
     for _ in write_amber(model, repo, args.snapshots):
         written += 1
-        if written not in checkpoints:
+        if written % 10 == 0 or written == 1:
+            print(f"amber: {written} snapshots written ({time.perf_counter() - start:.0f} s)", flush=True)
+        if args.build_only or written not in checkpoints:
             continue
         generated = time.perf_counter() - start
         print(f"amber: {written} snapshots written ({generated:.0f} s)", flush=True)
@@ -167,6 +169,8 @@ def main() -> None:
     ap.add_argument("--checkpoints", type=lambda s: [int(x) for x in s.split(",") if x], default=[])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--workdir", type=Path, default=Path("/var/tmp/amber-catalogscale"))
+    ap.add_argument("--build-only", action="store_true",
+                    help="Write the amber repository only: no catalog sync, no finds.")  # fmt: skip
     ap.add_argument("--finds-only", action="store_true",
                     help="Time the finds on the repository a previous run left in --workdir.")  # fmt: skip
     args = ap.parse_args()
