@@ -13,6 +13,8 @@ import json
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import itemgetter
+from typing import cast
 
 from amber.catalog.store import mark_checked, transaction
 from amber.catalog.versions import (
@@ -28,10 +30,9 @@ from amber.engine.treewalk import Walker
 from amber.errors import AmberError, CatalogError, InvalidTree
 from amber.repository import Node, Repository, Snapshot, Tree
 from amber.repository.model import MAX_PATH, MAX_TREE_DEPTH
+from amber.repository.rawtree import RawTree, decode_node, decode_raw_tree
 
 ROOT_DIR = 0
-
-TreeLoader = Callable[[bytes], Tree]
 
 
 @dataclass
@@ -135,13 +136,13 @@ class _Rows:
 
     def flush(self) -> None:
         if self.closes:
-            self.closes.sort(key=lambda row: (row[1], row[2]))
+            self.closes.sort(key=itemgetter(1, 2))
             self.conn.executemany(
                 "UPDATE ver SET last_seq = ? WHERE nid = ? AND did = ? AND lid = ? AND last_seq IS NULL",
                 self.closes,
             )
         if self.opens:
-            self.opens.sort(key=lambda row: (row[0], row[1]))  # key order: fewer pages touched
+            self.opens.sort(key=itemgetter(0, 1))  # key order: fewer pages touched
             self.conn.executemany(
                 "INSERT INTO ver(nid, did, lid, kind, size, mtime, mode, sha256, first_seq)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -150,25 +151,44 @@ class _Rows:
         self.closes, self.opens = [], []
 
 
-def _nodes(walker: Walker, tree_id: bytes) -> list[Node]:
-    return (walker.nodes(b"", tree_id) if tree_id else None) or []
+RawLoader = Callable[[bytes], RawTree]
+_NO_TREE = RawTree([], [])
 
 
-def _longest(nodes: list[Node]) -> int:
-    return max(map(len, (n.name for n in nodes)), default=0)
+class _Listed:
+    """A raw tree where the walker looks for a tree's nodes: its bounds only count them."""
+
+    __slots__ = ("nodes",)
+
+    def __init__(self, raw: RawTree) -> None:
+        self.nodes = raw
+
+
+def _raw(walker: Walker, tree_id: bytes) -> RawTree:
+    return cast(RawTree, walker.nodes(b"", tree_id)) if tree_id else _NO_TREE
+
+
+def _changed(tree_id: bytes, tree: RawTree, other: RawTree) -> dict[bytes, Node]:
+    """The nodes of ``tree`` whose encoding is not in ``other``, decoded, by name."""
+    same = set(other.encoded)
+    return {name: decode_node(raw, tree_id) for name, raw in zip(tree.names, tree.encoded, strict=True)
+            if raw not in same}  # fmt: skip
 
 
 def ingest_tree_diff(
-    conn: sqlite3.Connection, ids: _Ids, load_tree: TreeLoader, lid: int,
+    conn: sqlite3.Connection, ids: _Ids, load_tree: RawLoader, lid: int,
     old_root: bytes, old_seq: int, new_root: bytes, new_seq: int,
 ) -> None:  # fmt: skip
     """Close the versions that ended at ``old_seq`` and open those that start at ``new_seq``.
 
     Bounded like every walk (design §9): a tree past its limits (repeated subtrees,
     depth, path length) raises InvalidTree, so the snapshot is not ingested and
-    searches walk its trees, which report the problem.
+    searches walk its trees, which report the problem. Nodes encoded identically in
+    both trees are not decoded: they are the same version.
     """
-    walker = Walker(load_tree, None)  # no error sink: the first problem raises
+    walker = Walker(
+        lambda tree_id: cast(Tree, _Listed(load_tree(tree_id))), None
+    )  # no error sink: the first problem raises
     rows = _Rows(conn, lid, old_seq, new_seq)
     # (directory, old tree, new tree, depth, path length)
     stack: list[tuple[int, bytes, bytes, int, int]] = [(ROOT_DIR, old_root, new_root, 0, 0)]
@@ -178,18 +198,17 @@ def ingest_tree_diff(
             continue
         if depth > MAX_TREE_DEPTH:
             raise InvalidTree(f"tree {new_tree.hex()[:16]} is deeper than {MAX_TREE_DEPTH} levels")
-        old_nodes, new_nodes = _nodes(walker, old_tree), _nodes(walker, new_tree)
-        if length + 1 + max(_longest(old_nodes), _longest(new_nodes)) > MAX_PATH:
+        old_raw, new_raw = _raw(walker, old_tree), _raw(walker, new_tree)
+        longest = max(map(len, old_raw.names), default=0), max(map(len, new_raw.names), default=0)
+        if length + 1 + max(longest) > MAX_PATH:
             raise InvalidTree(f"tree {new_tree.hex()[:16]}: a path is longer than {MAX_PATH} bytes")
-        old = {n.name: n for n in old_nodes}
+        old = _changed(old_tree, old_raw, new_raw)
         closed: list[bytes] = []
         opened: list[Node] = []
         descend: list[tuple[bytes, bytes, bytes]] = []  # (name, old subtree, new subtree)
-        for b in new_nodes:
+        for b in _changed(new_tree, new_raw, old_raw).values():
             a = old.pop(b.name, None)
             if a is not None:
-                if a == b:
-                    continue  # the same node (a directory: the same subtree too)
                 if same_version(a, b):
                     if a.type == "dir" and a.subtree != b.subtree:
                         descend.append((b.name, a.subtree, b.subtree))
@@ -229,7 +248,7 @@ def _head(conn: sqlite3.Connection, lid: int) -> tuple[int, bytes] | None:
     return None if row is None else (int(row[0]), bytes(row[1]))
 
 
-def _append(conn: sqlite3.Connection, ids: _Ids, load_tree: TreeLoader, sid: str, snap: Snapshot) -> None:
+def _append(conn: sqlite3.Connection, ids: _Ids, load_tree: RawLoader, sid: str, snap: Snapshot) -> None:
     """Ingest one snapshot as its lineage's new head.
 
     Sequence numbers follow ingestion, not snapshot time: membership only needs each
@@ -291,13 +310,17 @@ def sync(conn: sqlite3.Connection, repo: Repository) -> SyncResult:
         if new:
             repo.ensure_index()
         ids = _Ids(conn)
+
+        def loader(tree_id: bytes) -> RawTree:
+            return decode_raw_tree(repo.blobs.load(tree_id), tree_id)
+
         for sid, snap in new:
             try:
                 with transaction(conn):
                     if conn.execute("SELECT 1 FROM snap WHERE snap_id = ?", (sid,)).fetchone():
                         continue  # another process got here first
                     ids.begin()
-                    _append(conn, ids, repo.load_tree, sid, snap)
+                    _append(conn, ids, loader, sid, snap)
             except AmberError as exc:  # a damaged tree: the catalog lacks it, so searches walk
                 ids.reset()
                 result.failed.append((sid, str(exc)))
