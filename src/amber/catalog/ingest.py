@@ -9,6 +9,7 @@ whose ID is the same at the same path, so the work scales with what changed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from collections.abc import Callable
@@ -44,6 +45,7 @@ class SyncResult:
 
 _LOOKUP_CHUNK = 500  # names per SELECT ... IN (...), under SQLite's parameter limit
 _FLUSH_ROWS = 20_000  # version rows kept in memory before they are written
+_COMPACT_AFTER = 10_000  # rows written by a first sync worth one VACUUM
 
 
 class _Ids:
@@ -310,6 +312,7 @@ def sync(conn: sqlite3.Connection, repo: Repository) -> SyncResult:
         if new:
             repo.ensure_index()
         ids = _Ids(conn)
+        changes = conn.total_changes
 
         def loader(tree_id: bytes) -> RawTree:
             return decode_raw_tree(repo.blobs.load(tree_id), tree_id)
@@ -326,8 +329,21 @@ def sync(conn: sqlite3.Connection, repo: Repository) -> SyncResult:
                 result.failed.append((sid, str(exc)))
                 continue
             result.ingested += 1
+        if not have and conn.total_changes - changes >= _COMPACT_AFTER:
+            _compact(conn)
     except sqlite3.Error as exc:
         raise CatalogError(f"catalog: {exc}") from exc
     if result.ingested or result.dropped:
         mark_checked(conn)
     return result
+
+
+def _compact(conn: sqlite3.Connection) -> None:
+    """Rewrite a catalog just built from nothing with full pages.
+
+    Ingest inserts names and versions in tree order, not key order, so the B-trees'
+    pages end up part empty; one VACUUM after the first build makes the file ~15%
+    smaller (design §24). Only ever a saving: if it cannot run, the file stays as is.
+    """
+    with contextlib.suppress(sqlite3.OperationalError):
+        conn.execute("VACUUM")
