@@ -167,7 +167,8 @@ class _Listed:
 
 
 def _raw(walker: Walker, tree_id: bytes) -> RawTree:
-    return cast(RawTree, walker.nodes(b"", tree_id)) if tree_id else _NO_TREE
+    listed = walker.nodes(b"", tree_id) if tree_id else None
+    return cast(RawTree, listed) if listed is not None else _NO_TREE
 
 
 def _changed(tree_id: bytes, tree: RawTree, other: RawTree) -> dict[bytes, Node]:
