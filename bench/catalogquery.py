@@ -33,7 +33,7 @@ from catalogmodel import CHANGES_PER_DIR, TreeModel
 from amber.catalog import store
 from amber.catalog.query import FindQuery, SizeBound
 from amber.catalog.search import catalog_hits
-from amber.catalog.versions import extension, name_form
+from amber.catalog.versions import extension, fold_text, name_form
 
 QUERIES = {
     "selective IMG_00424*": FindQuery(patterns=("IMG_00424*",)),
@@ -75,6 +75,7 @@ def build(path: Path, files: int, snapshots: int, dir_share: float, seed: int = 
             row = (raw, extension(raw), name_form(raw))
             cur = conn.execute("INSERT INTO name(raw, ext, form) VALUES (?, ?, ?)", row)
             found = nids[raw] = int(cur.lastrowid or 0)
+            conn.execute("INSERT INTO name_tri(rowid, fold) VALUES (?, ?)", (found, fold_text(raw)))
         return found
 
     def did(parent: int, name: bytes) -> int:

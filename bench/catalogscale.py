@@ -49,20 +49,23 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _timed(cmd: list[str], env: dict[str, str]) -> tuple[float, str, float]:
-    """Wall time, stdout, and the CPU time (user + sys) the command used."""
+def _timed(cmd: list[str], env: dict[str, str], capture: bool = True) -> tuple[float, str, float]:
+    """Wall time, stdout (unless sent to /dev/null), and the CPU time (user + sys) the command used."""
     start, cpu = time.perf_counter(), _children_cpu()
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    out = subprocess.run(cmd, env=env, stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True, check=False)  # fmt: skip
     elapsed = time.perf_counter() - start
     if out.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed: {out.stderr[-2000:]}")
-    return elapsed, out.stdout, _children_cpu() - cpu
+    return elapsed, out.stdout or "", _children_cpu() - cpu
 
 
 def _median(rounds: int, cmd: list[str], env: dict[str, str]) -> tuple[float, list[float], str, float]:
-    runs = [_timed(cmd, env) for _ in range(rounds)]
+    """Median of ``rounds`` runs with stdout to /dev/null, and the output of one more run."""
+    runs = [_timed(cmd, env, capture=False) for _ in range(rounds)]
     times = [t for t, _, _ in runs]
-    return statistics.median(times), times, runs[0][1], statistics.median(c for _, _, c in runs)
+    stdout = _timed(cmd, env)[1]
+    return statistics.median(times), times, stdout, statistics.median(c for _, _, c in runs)
 
 
 def _catalog_figures(tool: Tool) -> dict[str, float]:
@@ -75,21 +78,21 @@ def _catalog_figures(tool: Tool) -> dict[str, float]:
     return {"versions": versions, "names": names, "bytes": size, "bytes_per_version": size / max(1, versions)}
 
 
-def _finds(tool: Tool, rounds: int, extra: tuple[str, ...] = ()) -> dict[str, dict[str, object]]:
+def _finds(tool: Tool, rounds: int, extra: tuple[str, ...] = ("--json",)) -> dict[str, dict[str, object]]:
     out: dict[str, dict[str, object]] = {}
     for label, pattern in PATTERNS.items():
         if tool.name == "restic":
             cmd = [*tool.exe, "-r", str(tool.repo), "find", "--json", pattern]
         else:
-            cmd = [*tool.exe, "-r", str(tool.repo), "find", pattern, "--json", *extra]
+            cmd = [*tool.exe, "-r", str(tool.repo), "find", pattern, *extra]
         median, times, stdout, cpu = _median(rounds, cmd, _env(tool))
         lines = len(stdout.splitlines()) if tool.name == "amber" else sum(
             len(group.get("matches", [])) for group in json.loads(stdout or "[]")
         )  # fmt: skip
         out[label] = {"pattern": pattern, "median_s": median, "median_cpu_s": cpu, "runs_s": times,
                       "matches": lines}  # fmt: skip
-        print(f"  {tool.name} find {pattern!r}: {median:.3f} s wall, {cpu:.3f} s CPU ({lines} matches) "
-              f"{[round(t, 3) for t in times]}", flush=True)  # fmt: skip
+        print(f"  {tool.name} find {pattern!r} {' '.join(extra)}: {median:.3f} s wall, {cpu:.3f} s CPU "
+              f"({lines} matches) {[round(t, 3) for t in times]}", flush=True)  # fmt: skip
     return out
 
 
@@ -108,7 +111,9 @@ def run_amber(args: argparse.Namespace) -> dict[str, object]:
     checkpoints = sorted({*args.checkpoints, args.snapshots})
     for _ in write_amber(model, repo, args.snapshots):
         written += 1
-        if written not in checkpoints:
+        if written % 10 == 0 or written == 1:
+            print(f"amber: {written} snapshots written ({time.perf_counter() - start:.0f} s)", flush=True)
+        if args.build_only or written not in checkpoints:
             continue
         generated = time.perf_counter() - start
         print(f"amber: {written} snapshots written ({generated:.0f} s)", flush=True)
@@ -117,7 +122,7 @@ def run_amber(args: argparse.Namespace) -> dict[str, object]:
         print(f"  catalog sync: {sync_s:.1f} s", flush=True)
         point: dict[str, object] = {"snapshots": written, "sync_s": sync_s, "catalog": _catalog_figures(tool)}
         point["find"] = _finds(tool, args.rounds)
-        point["find_versions"] = _finds(tool, args.rounds, ("--versions",))
+        point["find_versions"] = _finds(tool, args.rounds, ("--json", "--versions"))
         results["checkpoints"][str(written)] = point  # type: ignore[index]
         print(json.dumps(point["catalog"]), flush=True)
         _save(args, results)
@@ -167,6 +172,8 @@ def main() -> None:
     ap.add_argument("--checkpoints", type=lambda s: [int(x) for x in s.split(",") if x], default=[])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--workdir", type=Path, default=Path("/var/tmp/amber-catalogscale"))
+    ap.add_argument("--build-only", action="store_true",
+                    help="Write the amber repository only: no catalog sync, no finds.")  # fmt: skip
     ap.add_argument("--finds-only", action="store_true",
                     help="Time the finds on the repository a previous run left in --workdir.")  # fmt: skip
     args = ap.parse_args()
@@ -175,7 +182,8 @@ def main() -> None:
         tool = _tool(args.tool, args.workdir)
         results: dict[str, object] = {"find": _finds(tool, args.rounds)}
         if args.tool == "amber":
-            results["find_versions"] = _finds(tool, args.rounds, ("--versions",))
+            results["find_text"] = _finds(tool, args.rounds, ())
+            results["find_versions"] = _finds(tool, args.rounds, ("--json", "--versions"))
             results["catalog"] = _catalog_figures(tool)
         (args.workdir / f"{args.tool}-finds.json").write_text(json.dumps(results, indent=2))
         return

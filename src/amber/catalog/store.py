@@ -16,13 +16,15 @@ from pathlib import Path
 from amber.catalog.versions import fold_text
 from amber.errors import CatalogError
 
-SCHEMA_VERSION = 3  # 3: compact rows (kind codes, one name copy, one place index), case folding
+SCHEMA_VERSION = 4  # 3: compact rows (kind codes, one name copy, one place index), case folding;
+# 4: ingest fills the trigram index itself (a trigger made each new name ~10x dearer)
 _BUSY_TIMEOUT_MS = 30_000
 
 # One row per file *version* (a path with the same content and metadata), carrying the
 # range of sequence numbers of its lineage's snapshots in which it appears.
 # Sizes (design §24): a name is stored once, as its raw bytes; the trigram index reads
-# its case-folded text through a view (amber_fold, registered on every connection);
+# its case-folded text through a view (amber_fold, registered on every connection), and
+# ingest adds each new name to it in the same transaction;
 # ver is clustered by place (name, directory, lineage, first snapshot), which serves
 # find's name lookup, history, the mount and ingest; its only other indexes are size and
 # mtime (whole seconds) for those filters.
@@ -57,9 +59,6 @@ CREATE VIEW name_fold(nid, fold) AS SELECT nid, amber_fold(raw) FROM name;
 CREATE VIRTUAL TABLE name_tri USING fts5(
     fold, content='name_fold', content_rowid='nid', tokenize='trigram', detail='none', columnsize=0
 );
-CREATE TRIGGER name_ai AFTER INSERT ON name BEGIN
-    INSERT INTO name_tri(rowid, fold) VALUES (new.nid, amber_fold(new.raw));
-END;
 CREATE TABLE dir (
     did INTEGER PRIMARY KEY,
     parent INTEGER NOT NULL,

@@ -149,10 +149,13 @@ def _label(tree_id: bytes) -> str:
 
 def validate_tree(tree: Tree, tree_id: bytes = b"") -> None:
     """Raise InvalidTree unless names are valid, unique and sorted as bytes, within the node limit."""
-    nodes = tree.nodes
-    if len(nodes) > MAX_TREE_NODES:
-        raise InvalidTree(f"{_label(tree_id)}: {len(nodes)} entries, more than {MAX_TREE_NODES}")
-    names = [n.name for n in nodes]
+    validate_names([n.name for n in tree.nodes], tree_id)
+
+
+def validate_names(names: list[bytes], tree_id: bytes = b"") -> None:
+    """:func:`validate_tree` given the tree's names in order."""
+    if len(names) > MAX_TREE_NODES:
+        raise InvalidTree(f"{_label(tree_id)}: {len(names)} entries, more than {MAX_TREE_NODES}")
     joined = b"".join(names)  # fast path: bytes only, no / or NUL anywhere, then order
     if b"/" in joined or b"\0" in joined or not _FORBIDDEN_NAMES.isdisjoint(names):
         for i, name in enumerate(names):
@@ -200,17 +203,24 @@ def decode_tree(data: bytes, tree_id: bytes = b"") -> Tree:
     Size and node count are checked before any node is decoded.
     """
     label = _label(tree_id)
-    if len(data) > MAX_TREE_BYTES:
-        raise InvalidTree(f"{label}: {len(data)} bytes, more than {MAX_TREE_BYTES}")
     try:
-        count = _array_length(memoryview(_outline_decoder.decode(data).nodes)[:5].tobytes())
-        if count > MAX_TREE_NODES:
-            raise InvalidTree(f"{label}: {count} entries, more than {MAX_TREE_NODES}")
+        check_tree_outline(data, tree_id)
         tree = _tree_decoder.decode(data)
     except msgspec.DecodeError as exc:
         raise InvalidTree(f"{label} is malformed: {exc}") from exc
     validate_tree(tree, tree_id)
     return tree
+
+
+def check_tree_outline(data: bytes, tree_id: bytes = b"") -> None:
+    """Raise InvalidTree when a tree blob is too large or holds too many nodes, before any
+    node is decoded (msgspec.DecodeError when it is not a tree at all)."""
+    label = _label(tree_id)
+    if len(data) > MAX_TREE_BYTES:
+        raise InvalidTree(f"{label}: {len(data)} bytes, more than {MAX_TREE_BYTES}")
+    count = _array_length(memoryview(_outline_decoder.decode(data).nodes)[:5].tobytes())
+    if count > MAX_TREE_NODES:
+        raise InvalidTree(f"{label}: {count} entries, more than {MAX_TREE_NODES}")
 
 
 def encode_snapshot(snapshot: Snapshot) -> bytes:
