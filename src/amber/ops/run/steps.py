@@ -78,6 +78,12 @@ class Repositories:
             # The catalog is a cache: a problem with it is never a failed step.
             catalog.refresh(repo, self.config.catalog.enabled)
 
+    def open_unlocked(self, name: str) -> contextlib.AbstractContextManager[Repository]:
+        """``name`` with neither a lock nor its index, to write a small record (the fleet's);
+        a watcher's kept one when it has it open."""
+        return session.opened(self.settings(name).url, self.passwords(name), lock=False,
+                              options=self.options(name), ctx=self.ctx, load_index=False)  # fmt: skip
+
     def open_working(self, name: str) -> contextlib.AbstractContextManager[Repository]:
         """``name`` for a backup, or either side of a copy, under a shared lock. Opened for the
         step here; a watcher's repositories keep it open across runs (ops/watch/kept.py)."""

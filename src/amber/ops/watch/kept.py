@@ -12,8 +12,8 @@ afresh and its cancel signal and event sink are the current job's.
 
 A step that raises, and a store left with anything unsettled (packs not yet
 indexed, a failed write), drop the repository: the next step opens it afresh.
-Retention, the check, Object Lock and the fleet record open their own, as in
-any run.
+The fleet record after the run uses it too (no lock, no index needed).
+Retention, the check and Object Lock open their own, as in any run.
 """
 
 from __future__ import annotations
@@ -69,8 +69,6 @@ class KeptRepositories:
     @contextlib.contextmanager
     def working(self, repos: Repositories, name: str) -> Iterator[Repository]:
         repo = self._take(repos, name)
-        self._ctx.events = repos.ctx.events
-        repo.cancel, repo.events = repos.ctx.cancel, repos.ctx.events
         repos.ctx.opened(self._open[name].url)
         try:
             with repo.lock():
@@ -84,7 +82,19 @@ class KeptRepositories:
         if not repo.blobs.settled():
             self.drop(name)
 
+    @contextlib.contextmanager
+    def unlocked(self, repos: Repositories, name: str) -> Iterator[Repository]:
+        """The kept ``name`` for a step that takes no lock and needs no index (the fleet record)."""
+        repo = self._take(repos, name)
+        try:
+            yield repo
+        except BaseException:
+            self.drop(name)
+            raise
+
     def _take(self, repos: Repositories, name: str) -> Repository:
+        """The kept ``name`` (opened now if need be), reporting to and stopped with ``repos``' job."""
+        self._ctx.events = repos.ctx.events
         url = repos.settings(name).url
         kept = self._open.get(name)
         if kept is not None and (kept.url != url or not opens_as_before(kept.repo)):
@@ -92,12 +102,12 @@ class KeptRepositories:
             kept = None
         if kept is None:
             closing = contextlib.ExitStack()
-            self._ctx.events = repos.ctx.events
             options = dataclasses.replace(repos.options(name), on_retry=None)  # to self._ctx's sink
             opened = session.opened(url, repos.passwords(name), lock=False, options=options, ctx=self._ctx)
             kept = _Open(url, closing.enter_context(opened), closing)
             self._open[name] = kept
             self.openings += 1
+        kept.repo.cancel, kept.repo.events = repos.ctx.cancel, repos.ctx.events
         return kept.repo
 
 
@@ -112,3 +122,6 @@ class _KeptFor(Repositories):
 
     def open_working(self, name: str) -> contextlib.AbstractContextManager[Repository]:
         return self.kept.working(self, name)
+
+    def open_unlocked(self, name: str) -> contextlib.AbstractContextManager[Repository]:
+        return self.kept.unlocked(self, name) if name in self.kept.names else super().open_unlocked(name)
