@@ -73,6 +73,16 @@ class BlobStore(IndexBook):
         """Compress blobs saved from now on at ``level`` (prune --recompress)."""
         self.codec.compression_level = level
 
+    def settled(self) -> bool:
+        """Every pack written is indexed, none is open or failed: the store may serve another run."""
+        with self._lock:
+            busy = self._in_flight or self._unindexed or self._packer.live
+            return self._failed is None and not busy
+
+    def reset_stats(self) -> None:
+        """Count this store's writes afresh (one store kept open across operations, §12c)."""
+        self.stats = WriteStats()
+
     def has(self, blob_id: bytes) -> bool:
         return blob_id in self.index or blob_id in self._in_flight
 

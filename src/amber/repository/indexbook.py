@@ -70,6 +70,20 @@ class IndexBook:
             self.index_files.update(loaded.files)
         return list(loaded.files)
 
+    def catch_up(self) -> bool:
+        """Bring an index loaded earlier up to date after locking, for a repository kept open
+        between runs (design §12c): load only the index files written since. False when that
+        is not enough and the caller must reload everything: a file loaded earlier is gone (a
+        prune or repair replaced it), or a new one supersedes others or cannot be read."""
+        if self.index_superseded():
+            return False
+        with self._lock:
+            known = set(self.index_files) | self.ignored_index_files
+            loaded = load_index_files_except(self.backend, self.sealer, known, self.index, self.max_data)
+            self.index_files.update(loaded.files)
+            self.pending.update(loaded.pending)
+        return not (loaded.failed or loaded.supersedes or loaded.unbound)
+
     def drop_packs(self, packs: list[str]) -> None:
         """Index entries in these (missing) packs no longer count: not for dedup, not for loads."""
         self.dropped_packs = packs

@@ -66,8 +66,7 @@ def publish_run(repos: Repositories, job: JobConfig, db: StateDB, record: RunRec
         now = time.time()
         fleet_record = build_record(repos.config, job, db, now)
         name = job.repository
-        with session.opened(repos.settings(name).url, repos.passwords(name), lock=False,
-                            options=repos.options(name), ctx=repos.ctx, load_index=False) as repo:
+        with repos.open_unlocked(name) as repo:
             fleet_service.publish(repo, fleet_record, now)
     except AmberError as exc:
         note(f"{job.name}: run record not written to {job.repository}: {exc.message}")

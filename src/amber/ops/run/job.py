@@ -53,6 +53,7 @@ from amber.services.operations import RUNNING
 from amber.storage.url import BackendOptions
 
 _INTEGRITY_ERRORS = ("CheckFailed", "IntegrityError")
+RepositoriesFactory = Callable[[Config, session.PasswordSource, OperationContext], Repositories]
 
 
 @dataclass
@@ -64,6 +65,8 @@ class RunOptions:
     # `amber watch`: the paths that changed since ``parent`` (its last snapshot); only they are walked
     changes: ChangedPaths | None = None
     parent: str | None = None
+    # how each job opens its repositories (`amber watch`: ones it keeps open between runs)
+    repositories: RepositoriesFactory = Repositories
 
 
 @dataclass
@@ -88,7 +91,7 @@ def run_jobs(config: Config, names: Sequence[str], options: RunOptions) -> list[
         if options.context.cancel.cancelled:
             break  # stopped: no further job starts
         ctx = options.context.child("job", [job.name], job_options(options), job.repository)
-        repos = Repositories(config, options.passwords, ctx)
+        repos = options.repositories(config, options.passwords, ctx)
         try:
             with RUNNING.track(ctx), job_lock(config.state_dir, job.name), \
                     progress_log.recorded(config.state.path, job.name, ctx.events):

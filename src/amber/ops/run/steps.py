@@ -3,11 +3,13 @@ extension, check.
 
 Each step returns a :class:`Destination` result instead of raising, so one
 broken mirror never hides what happened on the others. Repositories are
-opened per step, with the lock that step needs.
+opened per step, with the lock that step needs (a watcher keeps those of the
+backup and the copy open between its runs: ``Repositories.open_working``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -76,6 +78,17 @@ class Repositories:
             # The catalog is a cache: a problem with it is never a failed step.
             catalog.refresh(repo, self.config.catalog.enabled)
 
+    def open_unlocked(self, name: str) -> contextlib.AbstractContextManager[Repository]:
+        """``name`` with neither a lock nor its index, to write a small record (the fleet's);
+        a watcher's kept one when it has it open."""
+        return session.opened(self.settings(name).url, self.passwords(name), lock=False,
+                              options=self.options(name), ctx=self.ctx, load_index=False)  # fmt: skip
+
+    def open_working(self, name: str) -> contextlib.AbstractContextManager[Repository]:
+        """``name`` for a backup, or either side of a copy, under a shared lock. Opened for the
+        step here; a watcher's repositories keep it open across runs (ops/watch/kept.py)."""
+        return self.open(name)
+
 
 def _failed(name: str, step: str, exc: AmberError) -> Destination:
     return Destination(name, step, "failed", exc.message, details={"exit_code": exc.exit_code,
@@ -119,7 +132,7 @@ def backup(
             for line in notes:
                 note(f"{job.name}: {line}")
         else:
-            with repos.open(job.repository) as repo:
+            with repos.open_working(job.repository) as repo:
                 if job.stdin_command:
                     outcome = backup_service.backup_command(repo, req, list(job.stdin_command))
                 elif job.databases:
@@ -150,7 +163,7 @@ def backup(
 
 def copy(repos: Repositories, job: JobConfig, mirror: str, snapshot_id: str) -> Destination:
     try:
-        with repos.open(job.repository) as src, repos.open(mirror) as dst:
+        with repos.open_working(job.repository) as src, repos.open_working(mirror) as dst:
             result = copy_service.copy_snapshots(src, dst, [snapshot_id])
     except AmberError as exc:
         return _failed(mirror, "copy", exc)

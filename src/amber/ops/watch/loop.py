@@ -5,8 +5,10 @@ inotify marked since the watcher's previous snapshot (its explicit parent) and
 reuses every other subtree (engine/changedpaths.py). Each snapshot goes through
 the job machinery of `amber run` (ops/run/job.py): the job lock, hooks, mirrors,
 retention, the check, the state database, alerts and the audit log behave as
-for any run. Timing is ops/watch/plan.py; the RPO achieved per snapshot goes to
-the state database (ops/watch/history.py) and from there to the metrics.
+for any run; the repositories of the backup and the copy stay open between runs
+(ops/watch/kept.py), so a run does not load the whole index again. Timing is
+ops/watch/plan.py; the RPO achieved per snapshot goes to the state database
+(ops/watch/history.py) and from there to the metrics.
 
 A signal stops the watcher: between runs at once, during a run at the run's
 next safe point (recorded as interrupted); it then raises the signal's error
@@ -32,6 +34,7 @@ from amber.ops.run import job as run_service
 from amber.ops.state import job_lock
 from amber.ops.watch.history import RpoRow, WatchHistory
 from amber.ops.watch.inotify import Excluded, TreeWatcher, WatchLimit
+from amber.ops.watch.kept import KeptRepositories
 from amber.ops.watch.plan import WatchPlan
 from amber.storage.url import parse_location
 
@@ -100,7 +103,9 @@ class _Watcher:
         for line in limits_service.apply(options.run.limits):  # process-wide: once, not every run
             self.note(f"limits: {line}")
         applied = dataclasses.replace(options.run.limits, nice=None, ionice_class=None, ionice_level=None)
-        self.options = dataclasses.replace(options, run=dataclasses.replace(options.run, limits=applied))
+        self.kept = KeptRepositories()  # opened once: each run pays for what changed (ops/watch/kept.py)
+        run = dataclasses.replace(options.run, limits=applied, repositories=self.kept)
+        self.options = dataclasses.replace(options, run=run)
         self.cancel = options.run.context.cancel.watch()
         self.clock = options.clock
         self.plan = WatchPlan(job.watch_interval, job.watch_rescan)
@@ -148,6 +153,7 @@ class _Watcher:
                     continue
                 self._run(now)
         finally:
+            self.kept.close()
             if self.tree is not None:
                 self.tree.close()
             wake_w, self._wake_w = self._wake_w, -1
@@ -202,6 +208,8 @@ class _Watcher:
         sid = record.snapshot_ids[0] if record is not None and record.snapshot_ids else ""
         ended = (record.ended if record is not None else None) or self.clock()
         self.parent = sid if status == "success" and sid else None  # partial: the next run walks everything
+        if status not in ("success", "partial"):
+            self.kept.drop()  # a run that did not succeed: the next one opens its repositories afresh
         if status in ("success", "partial"):
             self.summary.snapshots += 1
             if first is not None:
