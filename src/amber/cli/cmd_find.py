@@ -7,6 +7,7 @@ import itertools
 import json
 import os
 import stat
+import time
 from collections.abc import Iterable, Iterator
 
 import click
@@ -53,7 +54,7 @@ def _ns(moment: dt.datetime | None) -> int | None:
 
 def _line(hit: Hit) -> str:
     mode = _TYPE_CHAR.get(hit.kind, "-") + stat.filemode(hit.mode)[1:]
-    when = dt.datetime.fromtimestamp(hit.mtime_ns / 1e9, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(hit.mtime_ns // 1_000_000_000))
     return f"{mode} {hit.size:>12} {when}  {show_path(hit.path)}"
 
 

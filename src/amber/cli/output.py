@@ -53,7 +53,9 @@ def _escape(text: str, keep: str) -> str:
 def safe_text(text: str) -> str:
     """Human output made harmless for a terminal: every control character except the
     line breaks and tabs of the message itself is escaped (ESC, CSI, BEL, CR ...)."""
-    return text if text.isprintable() else _escape(text, keep="\n\t")
+    if text.isprintable() or text.replace("\n", "").replace("\t", "").isprintable():
+        return text  # the common case, checked in C: many lines of printable text
+    return _escape(text, keep="\n\t")
 
 
 def echo(message: object = "", err: bool = False, nl: bool = True) -> None:
