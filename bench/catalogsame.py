@@ -33,7 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from churnmodel import ChurnModel, apply
 from tools import PASSWORD, Tool
 
-PATTERNS = {"selective": "IMG_004242*", "extension": "*.iso", "no literal": "a?b*"}
+# "a?b_*", not "a?b*": restic's find also prints everything under a matching directory, and
+# "a?b*" matches the data directory's own name (amber-...), so restic listed the whole tree.
+PATTERNS = {"selective": "IMG_004242*", "extension": "*.iso", "no literal": "a?b_*"}
 
 
 def _env(tool: Tool, **extra: str) -> dict[str, str]:
@@ -184,7 +186,7 @@ def main() -> None:
     ap.add_argument(
         "--data",
         type=Path,
-        default=Path("/dev/shm/amber-catalogsame-data"),
+        default=Path("/dev/shm/catalogsame-data"),
         help="The tree both tools back up (tmpfs: other jobs' disk load stays out of the backups).",
     )
     ap.add_argument(

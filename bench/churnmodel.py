@@ -13,7 +13,7 @@ of :meth:`ChurnModel.step` does what a working tree does between two daily backu
 So the snapshots together hold many more distinct paths than any one of them:
 :attr:`ChurnModel.seen` counts them. Extensions follow a skewed, realistic mix
 (jpg and source files common, ``.iso`` about 1 file in 2,000); about 1 name in 2,000
-is ``a<d>b_...`` so that ``a?b*`` (no three-character literal) has matches.
+is ``a<d>b_...`` so that ``a?b_*`` (no three-character literal) has matches.
 :func:`apply` writes one state to disk: only what changed since the last call.
 """
 
