@@ -1,6 +1,6 @@
 """`amber find` vs `restic find` on the same real backups, ≥ 100 snapshots (issue 13).
 
-    python bench/catalogsame.py --files 200000 --snapshots 100 --rounds 3 --workdir W
+    python bench/catalogsame.py --files 120000 --snapshots 100 --rounds 3 --restic-rounds 1 --workdir W
 
 bench/churnmodel.py's tree (new paths every step: imports, adds, deletes, renames,
 modifications) is written to ``W/data``; each step both tools back it up for real
