@@ -129,8 +129,8 @@ def list_(app: AppContext, job: str | None, as_json: bool) -> None:
         first, last = entry["first_segment"], entry["last_segment"]
         span = f"{first} .. {last}" if first else "no segments"
         missing = f", {len(gaps)} missing from {gaps[0]}" if gaps else ""
-        size = human_bytes(entry["wal_bytes"])
-        echo(f"cluster {entry['cluster']}: {entry['wal_files']} WAL files ({size}), {span}{missing}")
+        stored = f"{human_bytes(entry['wal_bytes'])} stored under wal/"  # format 3: records; data in packs
+        echo(f"cluster {entry['cluster']}: {entry['wal_files']} WAL files ({stored}), {span}{missing}")
         for b in bases_of:
             echo(
                 f"  base {b['snapshot'][:8]}  ended {b['stop_time']}  WAL {b['start_lsn']} .. "
