@@ -18,11 +18,13 @@ import struct
 from dataclasses import dataclass
 
 from amber.errors import IntegrityError
+from amber.repository.limits import MAX_CHUNK_MAX
 
 HEADER = struct.Struct(">BQ32s")
 RAW, ZSTD, RECORD = 0, 1, 2
 _COUNT = struct.Struct(">I")
 _REF = struct.Struct(">32s32sQII")
+_MAX_SEALED = MAX_CHUNK_MAX + (64 << 10)  # a chunk, compressed or not, plus sealing
 
 
 @dataclass(frozen=True)
@@ -61,5 +63,7 @@ def decode_record(name: str, plain: bytes, max_size: int) -> WalRecord:
     blobs = []
     for i in range(count):
         blob_id, pack, offset, length, raw_length = _REF.unpack_from(plain, start + i * _REF.size)
+        if length > _MAX_SEALED or raw_length > MAX_CHUNK_MAX:  # no read or buffer beyond a chunk's
+            raise IntegrityError(f"wal/{name}: record names a blob larger than any chunk")
         blobs.append(BlobRef(blob_id, pack.hex(), offset, length, raw_length))
     return WalRecord(size, digest, tuple(blobs))

@@ -149,7 +149,13 @@ class WalStore:
             return blobs.load(ref.id)
 
     def _assemble(self, obj: str, record: WalRecord) -> bytes:
-        data = b"".join(self._blob(ref) for ref in record.blobs)
+        parts, total = [], 0
+        for ref in record.blobs:
+            parts.append(self._blob(ref))
+            total += len(parts[-1])
+            if total > record.size:  # stop before holding more than the record claims
+                raise IntegrityError(f"wal/{obj}: content does not match its digest")
+        data = b"".join(parts)
         if len(data) != record.size or hashlib.sha256(data).digest() != record.sha256:
             raise IntegrityError(f"wal/{obj}: content does not match its digest")
         return data
