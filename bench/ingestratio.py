@@ -2,8 +2,9 @@
 
     python bench/ingestratio.py --files 120000 --snapshots 100 --workdir W
 
-bench/churnmodel.py's tree (the heavy-churn model of bench/catalogsame.py: 4% of the
-tree added, 4% deleted, 4% renamed and 1% modified per step) is written to ``--data``
+bench/churnmodel.py's tree (by default the heavy-churn model of bench/catalogsame.py: 4%
+of the tree added, 4% deleted, 4% renamed and 1% modified per step; ``--churn 0.005``
+keeps those proportions at the issue's 0.5% a day) is written to ``--data``
 (tmpfs); each step ``amber backup`` runs with the catalog off, then the catalog syncs
 the new snapshot in a separate process that times the sync alone (wall and CPU, without
 start-up and key derivation). After the last step the same tree is backed up unchanged
@@ -72,6 +73,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--files", type=int, default=120_000)
     ap.add_argument("--snapshots", type=int, default=100)
+    ap.add_argument(
+        "--churn",
+        type=float,
+        default=0.13,
+        help="Share of the tree changed per step, split like the heavy model (default 0.13:"
+        " 4%% added, 4%% deleted, 4%% renamed, 1%% modified).",
+    )
     ap.add_argument("--unchanged", type=int, default=3)
     ap.add_argument("--workdir", type=Path, default=Path("/var/tmp/amber-ingestratio"))
     ap.add_argument("--data", type=Path, default=Path("/dev/shm/ingestratio-data"))
@@ -88,10 +96,12 @@ def main() -> None:
     shutil.rmtree(args.data, ignore_errors=True)
     args.data.mkdir(parents=True)
     f = args.files
-    model = ChurnModel(f, adds=f // 25, deletes=f // 25, renames=f // 25, modifies=f // 100)
+    quarter = round(f * args.churn * 4 / 13)
+    model = ChurnModel(f, adds=quarter, deletes=quarter, renames=quarter, modifies=round(f * args.churn / 13))
     state: dict[str, object] = {}
     steps: list[dict[str, object]] = []
-    results: dict[str, object] = {"files": f, "snapshots": args.snapshots, "steps": steps, "unchanged": []}
+    results: dict[str, object] = {"files": f, "churn": args.churn, "snapshots": args.snapshots}
+    results.update(steps=steps, unchanged=[])
     out_file = args.workdir / "ingestratio.json"
     for n in range(1, args.snapshots + args.unchanged + 1):
         changed = n <= args.snapshots
