@@ -21,6 +21,7 @@ from amber.ops.localsnap.requests import RollbackRequest, RollbackResult
 from amber.ops.localsnap.rollback import rollback
 from amber.services import session
 from amber.services.backup import BackupRequest, backup_paths
+from amber.sources.changes import Changes
 from amber.sources.lvm import LvmProvider
 from amber.sources.lvm_fresh import plan_fresh_lv
 from amber.sources.model import Volume
@@ -109,6 +110,8 @@ def roll(cfg: Config, live: str, contract: Contract, req: RollbackRequest,
 
 def test_restores_into_a_fresh_lv_then_swaps_names_around_the_hooks(tmp_path: Path) -> None:
     cfg, snapshot_id, live = setup(tmp_path)
+    Path(live, "new.txt").write_text("made since")  # the rollback removes it
+    Path(live, "sub", "deep.bin").unlink()  # and adds it back; kept.txt was modified since
     marks = tmp_path / "marks"
     swap = [
         (["umount", live], ok(), lambda: marks.open("a").write("umount\n")),
@@ -124,12 +127,13 @@ def test_restores_into_a_fresh_lv_then_swaps_names_around_the_hooks(tmp_path: Pa
     planned = roll(cfg, live, dry, RollbackRequest("data", from_repo=snapshot_id[:8], dry_run=True))
     everything = [*build(live), (["umount", fresh_dir(live)], ok()), *swap, *keep_aside]
     assert [s for s in planned.steps if not s.startswith("restore ")] == [" ".join(s[0]) for s in everything]
-    assert dry.finished()
+    assert dry.finished() and planned.changes == Changes(1, 1, 1)  # live against the repository's tree
     contract = Contract([*reads(live), *everything])
     req = RollbackRequest("data", from_repo=snapshot_id[:8], yes=True,
                           stop=[f"echo stop >> {marks}"], start=[f"echo start >> {marks}"])  # fmt: skip
     done = roll(cfg, live, contract, req)
     assert done.done and contract.finished() and done.kept_as == f"vg0/{PRE}.data"
+    assert done.changes == Changes(1, 1, 1)  # live against the restored LV, counted while it was mounted
     assert marks.read_text() == "stop\numount\nstart\n"  # the swap runs between the hooks
     restored = Path(fresh_dir(live))  # what the fresh LV held when it was unmounted
     assert (restored / "kept.txt").read_text() == "backed up"

@@ -19,6 +19,7 @@ from amber.ops.localsnap.requests import RollbackRequest, RollbackResult
 from amber.ops.localsnap.rollback import rollback
 from amber.services import session
 from amber.services.backup import BackupRequest, backup_paths
+from amber.sources.changes import Changes
 from amber.sources.zfs import ZfsProvider
 from tests.conftest import PASSWORD
 from tests.sources.fake_commands import Contract, Step, fails, ok
@@ -94,11 +95,19 @@ def roll(cfg: Config, contract: Contract, req: RollbackRequest) -> RollbackResul
 
 def test_nested_datasets_come_back_as_datasets_with_their_properties(tmp_path: Path) -> None:
     cfg, snapshot_id, home = setup(tmp_path)
+    (home / "new.txt").write_text("made since")  # the rollback removes it
+    (home / "proj" / "a.txt").unlink()  # and adds it back; kept.txt was modified since
     fresh = home / ".amber-snapshots" / FRESH / quote(str(home), safe="")
-    contract = Contract([
-        *listing(home),
+    reads = [
         ([*LAYOUT, "tank/home"], ok(layout(home))),
         ([*PROPS, "tank/home"], ok(PROPERTIES + f"tank/home/proj/deep\tmountpoint\t{home}/proj/deep\n")),
+    ]
+    dry = Contract([*listing(home), *reads])
+    planned = roll(cfg, dry, RollbackRequest("home", from_repo=snapshot_id[:8], dry_run=True))
+    assert dry.finished() and planned.changes == Changes(1, 1, 1)  # live against the repository's tree
+    contract = Contract([
+        *listing(home),
+        *reads,
         (["zfs", "create", "-o", "com.example:tag=x", "-o", "compression=lz4", "-o", f"mountpoint={fresh}",
           f"tank/home.{FRESH}"], ok()),
         (["zfs", "create", f"tank/home.{FRESH}/proj"], ok()),
@@ -114,6 +123,7 @@ def test_nested_datasets_come_back_as_datasets_with_their_properties(tmp_path: P
     ])  # fmt: skip
     done = roll(cfg, contract, RollbackRequest("home", from_repo=snapshot_id[:8], yes=True))
     assert done.done and contract.finished() and done.kept_as == f"tank/home.{PRE}"
+    assert done.changes == Changes(1, 1, 1)  # live against the restored tree; not the fresh mount inside it
     assert (fresh / "kept.txt").read_text() == "backed up"  # what the fresh datasets held before the renames
     assert (fresh / "proj" / "a.txt").read_text() == "in proj"
     assert (fresh / "proj" / "deep" / "b.bin").stat().st_size == 70_000
