@@ -17,7 +17,7 @@ from amber.ops.localsnap.restoring import restore_verified
 from amber.repository import Repository
 from amber.sources.changes import Changes, count, total, trees
 from amber.sources.lvm import LvmProvider
-from amber.sources.lvm_fresh import FreshLv, build, discard, plan_fresh_lv, swap, unmount
+from amber.sources.lvm_fresh import FreshLv, build, discard, plan_fresh_lv, swap_all, unmount
 from amber.sources.model import SnapshotProvider, Volume
 from amber.sources.mounts import inside
 from amber.sources.owners import Owners, mine
@@ -78,8 +78,7 @@ def rollback_lvm(
     result = RollbackResult(snapshot_id[:8], steps(plans, snapshot_id), False)
     result.changes, result.not_counted = total(counted)
     with services_stopped(req.stop, req.start, req.job, name, note):
-        for plan in plans:
-            swap(plan, note)
+        swap_all(plans, note)
     owners.forget(name)
     result.done, result.seconds = True, time.monotonic() - started
     result.kept_as = ", ".join(p.pre for p in plans)
