@@ -231,6 +231,8 @@ def test_a_snapshot_not_mounted_is_mounted_read_only_to_be_counted(tmp_path: Pat
         f"vg0/{NAME}.data is not mounted and a dry run mounts nothing"
     )
     assert planned.steps[0] == f"umount {live}"  # nothing to unmount first
+    with pytest.raises(RollbackRefused, match="give --yes"):  # refused before anything is mounted
+        run(tmp_path, live, table, Contract(plan), RollbackRequest("data"))
     mount = ["mount", "-o", "ro,noload", f"/dev/vg0/{NAME}.data", snap_path]
     mounted = (mount, ok(), lambda: snapshot.rename(snap_path))  # what was in the LV, shown at snap_path
     contract = Contract([*plan, mounted, *merge_steps(live, snap_path)])

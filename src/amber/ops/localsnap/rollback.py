@@ -118,10 +118,10 @@ def _btrfs(
     result = RollbackResult(targets[0].name, notes + plan.steps, False, kept_as=pre_name)
     pairs = [(s.volume.mountpoint, s.path) for s in targets]
     snapshot_dirs = {local.snapshot_dir(s.volume) for s in targets}
+    _yes_unless_dry(req)
     result.changes, result.not_counted = count(trees(pairs, replaced, snapshot_dirs))
     if req.dry_run:
         return result
-    require_yes(req.yes)
     with services_stopped(req.stop, req.start, req.job, targets[0].name, note):
         swap(provider, plan)
     result.done, result.seconds = True, time.monotonic() - started
@@ -154,10 +154,10 @@ def _zfs(
     result = RollbackResult(targets[0].name, steps, False)
     dot_zfs = [os.path.join(s.volume.mountpoint, ".zfs") for s in targets]  # every snapshot of the dataset
     pairs = [(s.volume.mountpoint, s.path) for s in targets]  # ZFS serves <mountpoint>/.zfs/snapshot/<name>
+    _yes_unless_dry(req)
     result.changes, result.not_counted = count(trees(pairs, skip=dot_zfs))
     if req.dry_run:
         return result
-    require_yes(req.yes)
     with services_stopped(req.stop, req.start, req.job, targets[0].name, note):
         for provider, snap in parts:
             assert isinstance(provider, ZfsProvider)
@@ -175,6 +175,10 @@ def _lvm(
 ) -> RollbackResult:
     if any(_pre_rollback(s.name) for _, s in parts):
         return _lvm_undo(req, parts, note, started)
+    _yes_unless_dry(req)  # before anything is mounted
+    for provider, snap in parts:  # what is refused (a volume at /) before anything is mounted
+        assert isinstance(provider, LvmProvider)
+        plan_merge(provider, snap)
     mounted, why = _lvm_mounted(local, req.dry_run, parts)
     plans = []
     for provider, snap in mounted:
@@ -190,13 +194,18 @@ def _lvm(
     if req.dry_run:
         result.steps.append("note: the merged snapshot is consumed; a merge cannot be undone")
         return result
-    require_yes(req.yes)
     with services_stopped(req.stop, req.start, req.job, result.target, note):
         for provider, plan in plans:
             for line in merge(provider, plan):
                 note(line)
     result.done, result.seconds = True, time.monotonic() - started
     return result
+
+
+def _yes_unless_dry(req: RollbackRequest) -> None:
+    """Refuse before walking or mounting anything when neither --yes nor --dry-run is given."""
+    if not req.dry_run:
+        require_yes(req.yes)
 
 
 def _pre_rollback(name: str) -> bool:
