@@ -17,7 +17,7 @@ import os
 from collections.abc import Callable
 from urllib.parse import quote
 
-from amber.errors import RollbackRefused
+from amber.errors import AmberError, RollbackRefused
 from amber.ops.config.model import Config
 from amber.ops.localsnap.from_repo_lvm import plan_lvm, rollback_lvm
 from amber.ops.localsnap.from_repo_lvm import steps as lvm_steps
@@ -118,7 +118,11 @@ def _count_against(
     skip += [os.path.join(v.mountpoint, ".zfs") for _, v, _ in volumes if v.kind == "zfs"]
     replaced = [v.mountpoint for _, v, _ in volumes]
     live_trees = [live for live, _ in trees([(m, m) for m in lives], replaced, skip)]
-    return count_against(live_trees, [snapshot_entries(repo, snapshot_id, m) for m in lives])
+    try:
+        expected = [snapshot_entries(repo, snapshot_id, m) for m in lives]
+    except AmberError as exc:  # a damaged tree: the real rollback's restore would say more
+        return None, f"the snapshot's tree could not be read: {exc.message}"
+    return count_against(live_trees, expected)
 
 
 def _nested_in(volume: Volume, volumes: list[Planned]) -> bool:
