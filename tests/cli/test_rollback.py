@@ -44,6 +44,7 @@ def test_rollback_to_the_local_snapshot_and_undo(tmp_path: Path, btrfs: Path, cl
     vol, cfg, backed_up, current = setup_job(tmp_path, btrfs, cli)
     plan = amber(cli, cfg, "rollback", "home", "--dry-run")
     assert "move the live" in plan.stdout and state(vol) == current
+    assert "would change: 1 added, 1 removed, 1 modified" in plan.stdout
     refused = amber(cli, cfg, "rollback", "home", check=False)
     assert refused.returncode == 33 and state(vol) == current
     marks = tmp_path / "marks"
@@ -78,8 +79,10 @@ def test_rollback_from_the_repository(tmp_path: Path, btrfs: Path, cli: AmberCli
     [entry] = [e for e in listed(cli, cfg) if e["state"] == "kept"]
     amber(cli, cfg, "local-snapshots", "cleanup")  # keep = 1: nothing removed
     snapshot_id = str(entry["repository_snapshot"])
+    plan = amber(cli, cfg, "rollback", "home", "--from-repo", snapshot_id[:8], "--dry-run")
+    assert "would change: 1 added, 1 removed, 1 modified" in plan.stdout  # against the repository's tree
     done = amber(cli, cfg, "rollback", "home", "--from-repo", snapshot_id[:8], "--yes")
-    assert state(vol) == backed_up and "done in" in done.stdout
+    assert state(vol) == backed_up and "1 added, 1 removed, 1 modified" in done.stdout
     assert os.stat(vol / "inner").st_ino == 256  # the nested subvolume came back as a subvolume
     assert os.stat(vol / "inner").st_dev != os.stat(vol).st_dev
     assert not [e for e in listed(cli, cfg) if e["state"] == "leftover"]

@@ -21,6 +21,7 @@ from amber.ops.localsnap.requests import RollbackRequest, RollbackResult
 from amber.ops.localsnap.rollback import rollback
 from amber.services import session
 from amber.services.backup import BackupRequest, backup_paths
+from amber.sources.changes import Changes
 from amber.sources.lvm import LvmProvider
 from amber.sources.lvm_fresh import plan_fresh_lv
 from amber.sources.model import Volume
@@ -109,6 +110,8 @@ def roll(cfg: Config, live: str, contract: Contract, req: RollbackRequest,
 
 def test_restores_into_a_fresh_lv_then_swaps_names_around_the_hooks(tmp_path: Path) -> None:
     cfg, snapshot_id, live = setup(tmp_path)
+    Path(live, "new.txt").write_text("made since")  # the rollback removes it
+    Path(live, "sub", "deep.bin").unlink()  # and adds it back; kept.txt was modified since
     marks = tmp_path / "marks"
     swap = [
         (["umount", live], ok(), lambda: marks.open("a").write("umount\n")),
@@ -124,12 +127,13 @@ def test_restores_into_a_fresh_lv_then_swaps_names_around_the_hooks(tmp_path: Pa
     planned = roll(cfg, live, dry, RollbackRequest("data", from_repo=snapshot_id[:8], dry_run=True))
     everything = [*build(live), (["umount", fresh_dir(live)], ok()), *swap, *keep_aside]
     assert [s for s in planned.steps if not s.startswith("restore ")] == [" ".join(s[0]) for s in everything]
-    assert dry.finished()
+    assert dry.finished() and planned.changes == Changes(1, 1, 1)  # live against the repository's tree
     contract = Contract([*reads(live), *everything])
     req = RollbackRequest("data", from_repo=snapshot_id[:8], yes=True,
                           stop=[f"echo stop >> {marks}"], start=[f"echo start >> {marks}"])  # fmt: skip
     done = roll(cfg, live, contract, req)
     assert done.done and contract.finished() and done.kept_as == f"vg0/{PRE}.data"
+    assert done.changes == Changes(1, 1, 1)  # live against the restored LV, counted while it was mounted
     assert marks.read_text() == "stop\numount\nstart\n"  # the swap runs between the hooks
     restored = Path(fresh_dir(live))  # what the fresh LV held when it was unmounted
     assert (restored / "kept.txt").read_text() == "backed up"
@@ -240,4 +244,70 @@ def test_a_root_filesystem_gets_the_plan() -> None:
     plan = f"lvrename vg0 data {PRE}.data; lvrename vg0 {FRESH}.data data; reboot"
     with pytest.raises(RollbackRefused, match=rf"^/ cannot be unmounted .* lvcreate .*rescue system: {plan}"):
         plan_fresh_lv(LvmProvider(contract, lambda: []), root, [], FRESH, PRE, "/.amber-snapshots")
+    assert contract.finished()
+
+
+def test_when_the_second_lvs_swap_fails_the_first_is_put_back_and_both_fresh_lvs_removed(
+    tmp_path: Path,
+) -> None:
+    """A job on two LVs (vg0/data, vg0/logs): the swaps are all or none."""
+    data, logs = tmp_path / "data", tmp_path / "logs"
+    for top in (data, logs):
+        top.mkdir()
+        (top / "f.txt").write_text(f"in {top.name}")
+    repo = session.create(str(tmp_path / "repo"), PASSWORD.encode())
+    try:
+        snapshot_id = backup_paths(repo, BackupRequest(paths=[str(data), str(logs)])).snapshot_id
+    finally:
+        repo.close()
+    (tmp_path / "pass").write_text(PASSWORD + "\n")
+    cfg = parse_config(f"""
+[repositories.main]
+url = "{tmp_path / "repo"}"
+password_file = "{tmp_path / "pass"}"
+[jobs.data]
+paths = ["{data}", "{logs}"]
+snapshot = "lvm"
+[state]
+path = "{tmp_path / "state.db"}"
+""")
+    rows = ORIGIN + "  vg0|logs|/dev/vg0/logs|/dev/mapper/vg0-logs||2026-01-01 00:00:00 +0000|1073741824\n"
+    table = [Mount(str(top), "/", "ext4", f"/dev/mapper/vg0-{top.name}") for top in (data, logs)]
+    findmnt = ["findmnt", "-n", "-r", "-o", "OPTIONS", "--mountpoint"]
+    mount_logs = ["mount", "-t", "ext4", "-o", "rw,relatime", "/dev/vg0/logs", str(logs)]
+    fresh_logs = fresh_dir(str(logs))
+    contract = Contract([
+        *[(LVS, ok(rows))] * 4,  # volume_of of each path, list of each LV
+        (LVS, ok(rows)), (BLKID, ok(FS)), ([*findmnt, str(data)], ok("rw,relatime\n")),
+        (LVS, ok(rows)), (["blkid", "-o", "export", "/dev/vg0/logs"], ok("UUID=1111\nTYPE=ext4\n")),
+        ([*findmnt, str(logs)], ok("rw,relatime\n")),
+        *build(str(data)), (["umount", fresh_dir(str(data))], ok()),
+        (["lvcreate", "--yes", "--name", f"{FRESH}.logs", "--size", "1073741824b", "vg0"], ok()),
+        (["mkfs", "-t", "ext4", "-q", "-U", "1111", f"/dev/vg0/{FRESH}.logs"], ok()),
+        (["mount", "-t", "ext4", f"/dev/vg0/{FRESH}.logs", fresh_logs], ok()),
+        (["umount", fresh_logs], ok()),
+        # data is swapped in
+        (["umount", str(data)], ok()),
+        (["lvrename", "vg0", "data", f"{PRE}.data"], ok()),
+        (["lvrename", "vg0", f"{FRESH}.data", "data"], ok()),
+        ([*MOUNT_LIVE, str(data)], ok()),
+        # logs fails: mounted again, its fresh LV removed
+        (["umount", str(logs)], ok()),
+        (["lvrename", "vg0", "logs", f"{PRE}.logs"], fails(5, "  Cannot rename open logical volume")),
+        (mount_logs, ok()),
+        (["lvremove", "--yes", f"vg0/{FRESH}.logs"], ok()),
+        # data is taken back, last step first, and its fresh LV removed; nothing deactivated
+        (["umount", str(data)], ok()),
+        (["lvrename", "vg0", "data", f"{FRESH}.data"], ok()),
+        (["lvrename", "vg0", f"{PRE}.data", "data"], ok()),
+        ([*MOUNT_LIVE, str(data)], ok()),
+        REMOVE,
+    ])  # fmt: skip
+    provider = LvmProvider(contract, lambda: table)
+    with pytest.raises(LocalSnapshotError) as raised:
+        rollback(cfg, RollbackRequest("data", from_repo=snapshot_id[:8], yes=True), session.PasswordSource(),
+                 providers=lambda: {"lvm": provider})  # fmt: skip
+    assert raised.value.message.endswith(
+        f"Cannot rename open logical volume; {logs} was not changed; {data} put back as before"
+    )
     assert contract.finished()

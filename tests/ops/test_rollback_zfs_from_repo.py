@@ -19,6 +19,7 @@ from amber.ops.localsnap.requests import RollbackRequest, RollbackResult
 from amber.ops.localsnap.rollback import rollback
 from amber.services import session
 from amber.services.backup import BackupRequest, backup_paths
+from amber.sources.changes import Changes
 from amber.sources.zfs import ZfsProvider
 from tests.conftest import PASSWORD
 from tests.sources.fake_commands import Contract, Step, fails, ok
@@ -94,11 +95,19 @@ def roll(cfg: Config, contract: Contract, req: RollbackRequest) -> RollbackResul
 
 def test_nested_datasets_come_back_as_datasets_with_their_properties(tmp_path: Path) -> None:
     cfg, snapshot_id, home = setup(tmp_path)
+    (home / "new.txt").write_text("made since")  # the rollback removes it
+    (home / "proj" / "a.txt").unlink()  # and adds it back; kept.txt was modified since
     fresh = home / ".amber-snapshots" / FRESH / quote(str(home), safe="")
-    contract = Contract([
-        *listing(home),
+    reads = [
         ([*LAYOUT, "tank/home"], ok(layout(home))),
         ([*PROPS, "tank/home"], ok(PROPERTIES + f"tank/home/proj/deep\tmountpoint\t{home}/proj/deep\n")),
+    ]
+    dry = Contract([*listing(home), *reads])
+    planned = roll(cfg, dry, RollbackRequest("home", from_repo=snapshot_id[:8], dry_run=True))
+    assert dry.finished() and planned.changes == Changes(1, 1, 1)  # live against the repository's tree
+    contract = Contract([
+        *listing(home),
+        *reads,
         (["zfs", "create", "-o", "com.example:tag=x", "-o", "compression=lz4", "-o", f"mountpoint={fresh}",
           f"tank/home.{FRESH}"], ok()),
         (["zfs", "create", f"tank/home.{FRESH}/proj"], ok()),
@@ -114,6 +123,7 @@ def test_nested_datasets_come_back_as_datasets_with_their_properties(tmp_path: P
     ])  # fmt: skip
     done = roll(cfg, contract, RollbackRequest("home", from_repo=snapshot_id[:8], yes=True))
     assert done.done and contract.finished() and done.kept_as == f"tank/home.{PRE}"
+    assert done.changes == Changes(1, 1, 1)  # live against the restored tree; not the fresh mount inside it
     assert (fresh / "kept.txt").read_text() == "backed up"  # what the fresh datasets held before the renames
     assert (fresh / "proj" / "a.txt").read_text() == "in proj"
     assert (fresh / "proj" / "deep" / "b.bin").stat().st_size == 70_000
@@ -231,3 +241,81 @@ def test_a_busy_live_dataset_is_left_as_it_was(tmp_path: Path) -> None:
     with pytest.raises(LocalSnapshotError, match="cannot unmount: busy; tank/home was not changed"):
         roll(cfg, contract, RollbackRequest("home", from_repo=snapshot_id[:8], yes=True))
     assert contract.finished()
+
+
+def test_when_the_second_datasets_swap_fails_the_first_is_put_back_and_nothing_fresh_is_left(
+    tmp_path: Path,
+) -> None:
+    """Two datasets with one below each (home/proj with its own mountpoint, srv/www inherited)."""
+    home, srv = tmp_path / "home", tmp_path / "srv"
+    for top, child in ((home, "proj"), (srv, "www")):
+        (top / child).mkdir(parents=True)
+        (top / child / "f.txt").write_text(f"in {top.name}/{child}")
+    repo = session.create(str(tmp_path / "repo"), PASSWORD.encode())
+    try:
+        snapshot_id = backup_paths(repo, BackupRequest(paths=[str(home), str(srv)])).snapshot_id
+    finally:
+        repo.close()
+    (home / "proj" / "f.txt").write_text("changed since")
+    (tmp_path / "pass").write_text(PASSWORD + "\n")
+    cfg = parse_config(f"""
+[repositories.main]
+url = "{tmp_path / "repo"}"
+password_file = "{tmp_path / "pass"}"
+[jobs.home]
+paths = ["{home}", "{srv}"]
+snapshot = "zfs"
+[state]
+path = "{tmp_path / "state.db"}"
+""")
+    datasets = (f"tank\t/tank\ton\ntank/home\t{home}\ton\ntank/home/proj\t{home}/proj\ton\n"
+                f"tank/srv\t{srv}\ton\ntank/srv/www\t{srv}/www\ton\n")  # fmt: skip
+    listed: list[Step] = [(LIST_FS, ok(datasets))] * 4  # volume_of and volumes_below of each path
+    for ds in ("tank/home", "tank/home/proj", "tank/srv", "tank/srv/www"):
+        listed += [(snaps(ds), ok()), (LIST_FS, ok(datasets))]
+    fresh_home = home / ".amber-snapshots" / FRESH / quote(str(home), safe="")
+    fresh_srv = srv / ".amber-snapshots" / FRESH / quote(str(srv), safe="")
+    contract = Contract([
+        *listed,
+        ([*LAYOUT, "tank/home"], ok(f"tank/home\t{home}\tlocal\ntank/home/proj\t{home}/proj\tlocal\n")),
+        ([*PROPS, "tank/home"], ok()),
+        ([*LAYOUT, "tank/srv"], ok(f"tank/srv\t{srv}\tinherited from tank\n"
+                                   f"tank/srv/www\t{srv}/www\tinherited from tank/srv\n")),
+        ([*PROPS, "tank/srv"], ok()),
+        (["zfs", "create", "-o", f"mountpoint={fresh_home}", f"tank/home.{FRESH}"], ok()),
+        (["zfs", "create", f"tank/home.{FRESH}/proj"], ok()),
+        (["zfs", "set", "mountpoint=none", f"tank/home.{FRESH}"], ok()),
+        (["zfs", "create", "-o", f"mountpoint={fresh_srv}", f"tank/srv.{FRESH}"], ok()),
+        (["zfs", "create", f"tank/srv.{FRESH}/www"], ok()),
+        (["zfs", "set", "mountpoint=none", f"tank/srv.{FRESH}"], ok()),
+        # home is swapped in
+        (["zfs", "set", "mountpoint=none", "tank/home/proj"], ok()),
+        (["zfs", "set", "mountpoint=none", "tank/home"], ok()),
+        (["zfs", "rename", "tank/home", f"tank/home.{PRE}"], ok()),
+        (["zfs", "rename", f"tank/home.{FRESH}", "tank/home"], ok()),
+        (["zfs", "set", f"mountpoint={home}", "tank/home"], ok()),
+        (["zfs", "set", f"mountpoint={home}/proj", "tank/home/proj"], ok()),
+        # srv's swap fails and is undone
+        (["zfs", "set", "mountpoint=none", "tank/srv"], ok()),
+        (["zfs", "rename", "tank/srv", f"tank/srv.{PRE}"], ok()),
+        (["zfs", "rename", f"tank/srv.{FRESH}", "tank/srv"], fails(1, "cannot rename: dataset is busy")),
+        (["zfs", "rename", f"tank/srv.{PRE}", "tank/srv"], ok()),
+        (["zfs", "inherit", "mountpoint", "tank/srv"], ok()),
+        # home's swap is taken back, last step first: the restored tree unmounted, the old one in place
+        (["zfs", "set", "mountpoint=none", "tank/home/proj"], ok()),
+        (["zfs", "set", "mountpoint=none", "tank/home"], ok()),
+        (["zfs", "rename", "tank/home", f"tank/home.{FRESH}"], ok()),
+        (["zfs", "rename", f"tank/home.{PRE}", "tank/home"], ok()),
+        (["zfs", "set", f"mountpoint={home}", "tank/home"], ok()),
+        (["zfs", "set", f"mountpoint={home}/proj", "tank/home/proj"], ok()),
+        # and neither fresh dataset is left
+        (["zfs", "destroy", "-r", f"tank/home.{FRESH}"], ok()),
+        (["zfs", "destroy", "-r", f"tank/srv.{FRESH}"], ok()),
+    ])  # fmt: skip
+    with pytest.raises(LocalSnapshotError) as raised:
+        roll(cfg, contract, RollbackRequest("home", from_repo=snapshot_id[:8], yes=True))
+    assert str(raised.value.message).endswith(
+        f"cannot rename: dataset is busy; tank/srv was not changed; {home} put back as before"
+    )
+    assert raised.value.exit_code == 32 and contract.finished()
+    assert (home / "proj" / "f.txt").read_text() == "changed since"

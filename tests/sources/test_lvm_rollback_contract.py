@@ -6,6 +6,7 @@ and manual pages give; this never ran on a real kernel.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from urllib.parse import quote
 
@@ -17,6 +18,7 @@ from amber.ops.localsnap import rollback as rollback_module
 from amber.ops.localsnap.requests import RollbackRequest, RollbackResult
 from amber.ops.localsnap.rollback import rollback
 from amber.services import session
+from amber.sources.changes import Changes
 from amber.sources.lvm import LvmProvider
 from amber.sources.mounts import Mount
 from amber.sources.owners import OwnerRecord, Owners
@@ -183,3 +185,69 @@ def test_a_busy_undo_leaves_the_kept_lv_as_it_was(tmp_path: Path, monkeypatch: p
     with pytest.raises(LocalSnapshotError, match=f"target is busy.; {live} was not changed"):
         run(tmp_path, live, table, contract, RollbackRequest("data", PRE, yes=True))
     assert contract.finished()  # the kept LV is not removed: it is still the way back
+
+
+def fill(live: Path, snapshot: Path) -> None:
+    """The same files in both, then the live one changed since the snapshot."""
+    for root in (live, snapshot):
+        (root / "docs").mkdir(parents=True, exist_ok=True)
+        for rel in ("keep.txt", "docs/edit.txt"):
+            (root / rel).write_text("as snapshotted")
+            os.utime(root / rel, ns=(10**18, 10**18))
+    (snapshot / "gone.txt").write_text("deleted since")  # the merge brings it back: added
+    (live / "new.txt").write_text("made since")  # removed
+    (live / "docs" / "edit.txt").write_text("edited since")  # modified
+
+
+def merge_steps(live: str, snap_path: str) -> list[Step]:
+    return [
+        (["umount", snap_path], ok()),
+        (["umount", live], ok()),
+        (["lvconvert", "--merge", f"vg0/{NAME}.data"], ok()),
+        (["mount", "-t", "ext4", "/dev/vg0/data", live], ok()),
+    ]
+
+
+def test_a_merge_counts_the_live_filesystem_against_the_mounted_snapshot(tmp_path: Path) -> None:
+    live = str(tmp_path / "data")
+    table, snap_path, plan = setup(tmp_path, live)
+    fill(Path(live), Path(snap_path))  # the snapshot is mounted inside the live tree: not counted
+    dry = Contract(plan)
+    assert run(tmp_path, live, table, dry, RollbackRequest("data", dry_run=True)).changes == Changes(1, 1, 1)
+    contract = Contract([*plan, *merge_steps(live, snap_path)])
+    done = run(tmp_path, live, table, contract, RollbackRequest("data", yes=True))
+    assert done.done and contract.finished() and done.changes == Changes(1, 1, 1)
+
+
+def test_a_snapshot_not_mounted_is_mounted_read_only_to_be_counted(tmp_path: Path) -> None:
+    """After a reboot a kept snapshot LV is not mounted: a dry run says so; the rollback mounts it."""
+    live = str(tmp_path / "data")
+    table, snap_path, plan = setup(tmp_path, live)
+    del table[1:]  # not mounted
+    snapshot = Path(tmp_path / "as-mounted")
+    fill(Path(live), snapshot)
+    planned = run(tmp_path, live, table, Contract(plan), RollbackRequest("data", dry_run=True))
+    assert planned.changes is None and planned.not_counted == (
+        f"vg0/{NAME}.data is not mounted and a dry run mounts nothing"
+    )
+    assert planned.steps[0] == f"umount {live}"  # nothing to unmount first
+    with pytest.raises(RollbackRefused, match="give --yes"):  # refused before anything is mounted
+        run(tmp_path, live, table, Contract(plan), RollbackRequest("data"))
+    mount = ["mount", "-o", "ro,noload", f"/dev/vg0/{NAME}.data", snap_path]
+    mounted = (mount, ok(), lambda: snapshot.rename(snap_path))  # what was in the LV, shown at snap_path
+    contract = Contract([*plan, mounted, *merge_steps(live, snap_path)])
+    done = run(tmp_path, live, table, contract, RollbackRequest("data", yes=True))
+    assert done.done and contract.finished() and done.changes == Changes(1, 1, 1)
+
+
+def test_a_snapshot_that_cannot_be_mounted_is_not_counted_and_the_merge_goes_on(tmp_path: Path) -> None:
+    live = str(tmp_path / "data")
+    table, snap_path, plan = setup(tmp_path, live)
+    del table[1:]
+    mount = ["mount", "-o", "ro,noload", f"/dev/vg0/{NAME}.data", snap_path]
+    contract = Contract([*plan, (mount, fails(32, "mount: wrong fs type, bad superblock")),
+                         *merge_steps(live, snap_path)[1:]])  # fmt: skip
+    done = run(tmp_path, live, table, contract, RollbackRequest("data", yes=True))
+    assert done.done and contract.finished() and done.changes is None
+    assert done.not_counted.startswith(f"vg0/{NAME}.data could not be mounted: mount -o ro,noload failed")
+    assert not Path(live, ".amber-snapshots", NAME).exists()  # the directories made for the mount are gone

@@ -91,5 +91,5 @@ def test_swap_unmounts_children_with_their_own_mountpoint_first_and_mounts_them_
         (["zfs", "rename", "tank/home", "tank/home.pre"], ["zfs", "rename", "tank/home.pre", "tank/home"]),
         (["zfs", "rename", "tank/home.f", "tank/home"], ["zfs", "rename", "tank/home", "tank/home.f"]),
         (["zfs", "inherit", "mountpoint", "tank/home"], ["zfs", "set", "mountpoint=none", "tank/home"]),
-        (["zfs", "set", "mountpoint=/home/a/b", "tank/home/a/b"], None),
+        (["zfs", "set", "mountpoint=/home/a/b", "tank/home/a/b"], [*SET, "mountpoint=none", "tank/home/a/b"]),
     ]

@@ -45,13 +45,17 @@ def rollback_command(
     echo(f"{'plan' if not result.done else 'rolled back'} {job} to {result.target}:")
     for step in result.steps:
         echo(f"  {step}")
+    c = result.changes
+    changed = (
+        f"{c.added} added, {c.removed} removed, {c.modified} modified"
+        if c
+        else f"changes not counted ({result.not_counted or 'no reason given'})"
+    )
     if result.done:
-        c = result.changes
-        changed = (
-            f"{c.added} added, {c.removed} removed, {c.modified} modified" if c else "changes not counted"
-        )
         kept = f"; the previous state is kept as {result.kept_as}" if result.kept_as else ""
         echo(f"done in {result.seconds:.2f}s: {changed}{kept}")
+    else:
+        echo(f"would change: {changed}")
 
 
 COMMANDS = [rollback_command]

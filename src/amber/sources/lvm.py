@@ -11,6 +11,7 @@ snapshot of a mounted filesystem has an unreplayed journal and a duplicate UUID.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 from collections.abc import Sequence
@@ -87,15 +88,29 @@ class LvmProvider:
                 volume.ident,
             ],
         )
-        target = os.path.join(snapshot_dir, name, quote(volume.mountpoint, safe=""))
+        parsed = parse_name(name)
+        snap = VolumeSnapshot(name, volume, "", f"{vg}/{snap_lv}", parsed.created if parsed else None)
+        return self.mount_snapshot(snap, snapshot_dir)
+
+    def mount_snapshot(self, snap: VolumeSnapshot, snapshot_dir: str) -> VolumeSnapshot:
+        """Mount the snapshot LV read-only at ``<snapshot_dir>/<name>/<quoted mount point>``; return it so.
+
+        A run mounts its snapshot there; a rollback mounts a kept one that is not
+        mounted (after a reboot) to count what the merge changes.
+        """
+        target = os.path.join(snapshot_dir, snap.name, quote(snap.volume.mountpoint, safe=""))
         try:
             os.makedirs(target, mode=0o700, exist_ok=True)
         except OSError as exc:
             raise LocalSnapshotError(f"cannot create {target}: {exc.strerror}") from exc
-        fstype = mount_of(volume.mountpoint, self.mounts()).fstype
-        checked(self.run, ["mount", "-o", _OPTIONS.get(fstype, "ro"), f"/dev/{vg}/{snap_lv}", target])
-        parsed = parse_name(name)
-        return VolumeSnapshot(name, volume, target, f"{vg}/{snap_lv}", parsed.created if parsed else None)
+        fstype = mount_of(snap.volume.mountpoint, self.mounts()).fstype
+        try:
+            checked(self.run, ["mount", "-o", _OPTIONS.get(fstype, "ro"), f"/dev/{snap.handle}", target])
+        except LocalSnapshotError:
+            remove_empty_dir(target)
+            remove_empty_dir(os.path.dirname(target))
+            raise
+        return dataclasses.replace(snap, path=target)
 
     def size_of(self, volume: Volume) -> int:
         """The logical volume's size in bytes."""

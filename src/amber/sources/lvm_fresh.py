@@ -11,15 +11,17 @@ Then, around the stop/start hooks: ``umount M``, ``lvrename`` the origin to
 ``<pre-rollback name>.<lv>`` and the fresh LV to ``lv``, and mount it at ``M``
 with the options the origin had (``findmnt``). Each step of the swap has its
 undo, run in reverse when a later one fails, so the origin is mounted again.
-The pre-rollback LV is then deactivated and marked to skip activation, so it
-is neither mounted by its (shared) UUID at boot nor lost: the next cleanup
-removes it. ext2/3/4 and XFS only; ``/`` gets the plan instead.
+Several LVs swap all or none: when one fails, those done are taken back, last
+step first, and every fresh LV is removed. Once all are in place, the
+pre-rollback LVs are deactivated and marked to skip activation, so they are
+neither mounted by their (shared) UUID at boot nor lost: the next cleanup
+removes them. ext2/3/4 and XFS only; ``/`` gets the plan instead.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
@@ -101,7 +103,7 @@ def plan_fresh_lv(
         (["umount", live], mount_live),
         (["lvrename", vg, lv, pre], ["lvrename", vg, pre, lv]),
         (["lvrename", vg, fresh, lv], ["lvrename", vg, lv, fresh]),
-        (mount_live, None),
+        (mount_live, ["umount", live]),
     ]
     plan.after = [
         ["lvchange", "--setactivationskip", "y", plan.pre],
@@ -137,7 +139,7 @@ def plan_undo(provider: LvmProvider, volume: Volume, kept: str, pre_name: str) -
         (["umount", live], mount_live),
         (["lvrename", vg, lv, aside], ["lvrename", vg, aside, lv]),
         (["lvrename", vg, kept_lv, lv], ["lvrename", vg, lv, kept_lv]),
-        (mount_live, None),
+        (mount_live, ["umount", live]),
     ]
     plan.after = [
         ["lvchange", "--setactivationskip", "y", plan.pre],
@@ -189,6 +191,35 @@ def _remove_dirs(plan: FreshLv) -> None:
 
 def swap(plan: FreshLv, note: Callable[[str], None]) -> None:
     """The fresh LV takes the origin's name and mount; on failure the done steps are undone in reverse."""
+    swap_in(plan, note)
+    set_aside(plan, note)
+
+
+def swap_all(plans: Sequence[FreshLv], note: Callable[[str], None]) -> None:
+    """Swap every plan in, or none: when one fails, those done are taken back, last first, and removed."""
+    done: list[FreshLv] = []
+    for plan in plans:
+        try:
+            swap_in(plan, note)
+        except LocalSnapshotError as exc:
+            for back in reversed(done):
+                failed, _ = run_undoable(back.provider.run, [(b, None) for _, b in reversed(back.swap) if b])
+                if failed:
+                    why = f"{exc.message}; putting {back.volume.mountpoint} back failed too ({failed})"
+                    raise LocalSnapshotError(why) from exc
+                discard(back, False, note)
+            for later in plans[plans.index(plan) + 1 :]:
+                discard(later, False, note)
+            undone = ", ".join(p.volume.mountpoint for p in done)
+            undone = f"; {undone} put back as before" if undone else ""
+            raise LocalSnapshotError(exc.message + undone) from exc
+        done.append(plan)
+    for plan in plans:
+        set_aside(plan, note)
+
+
+def swap_in(plan: FreshLv, note: Callable[[str], None]) -> None:
+    """The renames and mounts of ``plan.swap``; on failure the done ones are undone in reverse."""
     failed, stuck = run_undoable(plan.provider.run, plan.swap)
     if stuck:
         raise LocalSnapshotError(
@@ -199,6 +230,10 @@ def swap(plan: FreshLv, note: Callable[[str], None]) -> None:
         if plan.removable:
             discard(plan, False, note)
         raise LocalSnapshotError(f"{failed}; {plan.volume.mountpoint} was not changed")
-    for argv in plan.after:  # the rollback is done: a failure here is only reported
+
+
+def set_aside(plan: FreshLv, note: Callable[[str], None]) -> None:
+    """The replaced LV deactivated and skipped at activation (the rollback is done: failures are reported)."""
+    for argv in plan.after:
         if plan.provider.run(argv).returncode != 0:
             note(f"{' '.join(argv)} failed: {plan.pre} stays active (it has the same filesystem UUID)")

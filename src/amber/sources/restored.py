@@ -15,6 +15,7 @@ import os
 from amber.engine.metadata import node_type
 from amber.engine.treewalk import lookup, walk
 from amber.repository import Repository
+from amber.sources.changes import Entries, entry
 
 
 def differences(repo: Repository, snapshot_id: str, root: str, target: str) -> list[str]:
@@ -44,3 +45,14 @@ def differences(repo: Repository, snapshot_id: str, root: str, target: str) -> l
         elif want is not None and have is not None and want != have:
             problems.append(f"{shown} differs ({have[0]} of {have[1]} bytes, not {want[0]} of {want[1]})")
     return problems
+
+
+def snapshot_entries(repo: Repository, snapshot_id: str, root: str) -> Entries:
+    """The entries of ``snapshot_id:root`` in the form sources/changes.py compares (a dry run's count)."""
+    snap = repo.load_snapshot(snapshot_id)
+    _, tree_id = lookup(repo.load_tree, snap.tree, os.fsencode(root))
+    found: Entries = {}
+    if tree_id:
+        for path, node in walk(repo.load_tree, tree_id):
+            found[path.lstrip(b"/")] = entry(node.type, node.mode, node.size, node.mtime_ns, node.link_target)
+    return found

@@ -1,4 +1,4 @@
-"""Btrfs rollback by swapping subvolumes, and what a rollback changed.
+"""Btrfs rollback by swapping subvolumes.
 
 The live subvolume is renamed to ``<snapshot_dir>/amber-<job>-pre-rollback-<stamp>/<quoted path>``
 (kept until the next cleanup, so a rollback can be undone), then the target
@@ -15,7 +15,6 @@ gets a plan (set-default, fstab, reboot) instead.
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote
@@ -27,45 +26,11 @@ from amber.sources.mounts import inside
 
 
 @dataclass
-class Changes:
-    added: int = 0
-    removed: int = 0
-    modified: int = 0
-
-
-@dataclass
 class SwapPlan:
     steps: list[str] = field(default_factory=list)
     moves: list[tuple[VolumeSnapshot, str, bool, bool]] = field(
         default_factory=list
     )  # target, pre, nested, rw
-
-
-def _entries(root: str) -> dict[str, tuple[int, int, int, str]]:
-    found: dict[str, tuple[int, int, int, str]] = {}
-    for directory, dirs, files in os.walk(root):
-        for name in dirs + files:
-            path = os.path.join(directory, name)
-            try:
-                st = os.lstat(path)  # one stat per entry: this walk is part of the rollback's time
-                link = os.readlink(path) if stat.S_ISLNK(st.st_mode) else ""
-            except OSError:
-                continue
-            size = 0 if stat.S_ISDIR(st.st_mode) else st.st_size
-            found[os.path.relpath(path, root)] = (
-                st.st_mode,
-                size,
-                st.st_mtime_ns if size or link else 0,
-                link,
-            )
-    return found
-
-
-def changes(old_root: str, new_root: str) -> Changes:
-    """Entries added, removed and modified (type, mode, size, mtime or link target) from old to new."""
-    old, new = _entries(old_root), _entries(new_root)
-    modified = sum(1 for k in old.keys() & new.keys() if old[k] != new[k])
-    return Changes(len(new.keys() - old.keys()), len(old.keys() - new.keys()), modified)
 
 
 def plan_swap(

@@ -9,7 +9,8 @@ dataset (``mountpoint=none``: children with their own mountpoint first, else
 the unmount is busy), renames it aside, renames the replacement (also
 unmounted) into its place and mounts it where the live one was, so nothing is
 ever mounted inside the live mount point meanwhile. Each step has its reverse,
-run last-first when a later step fails. The pre-rollback state stays unmounted.
+run last-first when a later step fails, or (all of them) when the swap of a
+later dataset of the same rollback fails. The pre-rollback state stays unmounted.
 
 A fresh dataset for ``--from-repo`` is made with the live one's locally set
 properties (compression, recordsize, quota, user properties ...) and each
@@ -168,9 +169,16 @@ def swap_steps(live: Layout, replacement: Layout, pre: str) -> list[Undoable]:
         (mount_top, ["zfs", "set", "mountpoint=none", top]),
     ]
     steps += [
-        (_set_mountpoint(f"{base}/{c.rel}", f"{top}/{c.rel}"), None) for c in replacement.children if c.local
+        (_set_mountpoint(f"{base}/{c.rel}", f"{top}/{c.rel}"), _set_mountpoint("none", f"{top}/{c.rel}"))
+        for c in replacement.children
+        if c.local
     ]
     return steps
+
+
+def reversal(steps: Sequence[Undoable]) -> list[Undoable]:
+    """The commands that take a completed swap back, last step first (when a later dataset's swap fails)."""
+    return [(back, None) for _, back in reversed(steps) if back is not None]
 
 
 def _set_mountpoint(value: str, dataset: str) -> list[str]:

@@ -17,7 +17,7 @@ import os
 from collections.abc import Callable
 from urllib.parse import quote
 
-from amber.errors import RollbackRefused
+from amber.errors import AmberError, RollbackRefused
 from amber.ops.config.model import Config
 from amber.ops.localsnap.from_repo_lvm import plan_lvm, rollback_lvm
 from amber.ops.localsnap.from_repo_lvm import steps as lvm_steps
@@ -27,13 +27,16 @@ from amber.ops.localsnap.manager import require_yes
 from amber.ops.localsnap.requests import RollbackRequest, RollbackResult
 from amber.ops.localsnap.restoring import restore_verified
 from amber.ops.run.steps import Repositories
+from amber.repository import Repository
 from amber.services import session
 from amber.sources.btrfs import BtrfsProvider
+from amber.sources.changes import Changes, count_against, trees
 from amber.sources.local import LocalSnapshots
 from amber.sources.model import SnapshotProvider, Volume, VolumeSnapshot
 from amber.sources.mounts import inside
 from amber.sources.naming import new_name
 from amber.sources.owners import mine
+from amber.sources.restored import snapshot_entries
 
 Planned = tuple[SnapshotProvider, Volume, str]  # provider, volume, its snapshot directory
 BtrfsSwap = Callable[..., RollbackResult]
@@ -69,12 +72,15 @@ def from_repo(
         if req.dry_run:
             if zfs_parts or lvm_plans:
                 lines = zfs_steps(zfs_parts, snapshot_id) if zfs_parts else lvm_steps(lvm_plans, snapshot_id)
-                return RollbackResult(snapshot_id[:8], lines, False)
-            steps = [f"restore {snapshot_id[:8]}:{v.mountpoint} into a new {what} in {d}/{name}, verifying it"
-                     for _, v, d in tops]  # fmt: skip
-            steps += [f"move the live {v.mountpoint} to {d}/{pre_name}/..., the restored tree into its place"
-                      for _, v, d in tops]  # fmt: skip
-            return RollbackResult(snapshot_id[:8], steps, False)
+                planned = RollbackResult(snapshot_id[:8], lines, False)
+            else:
+                steps = [f"restore {snapshot_id[:8]}:{v.mountpoint} into a new {what} in {d}/{name}, "
+                         "verifying it" for _, v, d in tops]  # fmt: skip
+                steps += [f"move the live {v.mountpoint} to {d}/{pre_name}/..., the restored tree into its "
+                          "place" for _, v, d in tops]  # fmt: skip
+                planned = RollbackResult(snapshot_id[:8], steps, False)
+            planned.changes, planned.not_counted = _count_against(repo, snapshot_id, tops, volumes)
+            return planned
         require_yes(req.yes)
         owners = local.owners
         if zfs_parts:
@@ -96,10 +102,27 @@ def from_repo(
             restore_verified(repo, snapshot_id, volume, target, note)
     provider = tops[0][0]
     assert isinstance(provider, BtrfsProvider)
-    done = btrfs_swap(local, provider, req, fresh, note, started, fresh=True)
+    replaced = [v.mountpoint for _, v, _ in volumes]
+    done = btrfs_swap(local, provider, req, fresh, note, started, fresh=True, replaced=replaced)
     local.owners.forget(name)
     done.target = snapshot_id[:8]
     return done
+
+
+def _count_against(
+    repo: Repository, snapshot_id: str, tops: list[Planned], volumes: list[Planned]
+) -> tuple[Changes | None, str]:
+    """A dry run restores nothing: each live top volume is compared with the repository snapshot's tree."""
+    lives = [v.mountpoint for _, v, _ in tops]
+    skip = [d for _, _, d in volumes]
+    skip += [os.path.join(v.mountpoint, ".zfs") for _, v, _ in volumes if v.kind == "zfs"]
+    replaced = [v.mountpoint for _, v, _ in volumes]
+    live_trees = [live for live, _ in trees([(m, m) for m in lives], replaced, skip)]
+    try:
+        expected = [snapshot_entries(repo, snapshot_id, m) for m in lives]
+    except AmberError as exc:  # a damaged tree: the real rollback's restore would say more
+        return None, f"the snapshot's tree could not be read: {exc.message}"
+    return count_against(live_trees, expected)
 
 
 def _nested_in(volume: Volume, volumes: list[Planned]) -> bool:

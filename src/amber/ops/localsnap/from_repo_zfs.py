@@ -21,6 +21,7 @@ from amber.ops.localsnap.manager import services_stopped
 from amber.ops.localsnap.requests import RollbackRequest, RollbackResult
 from amber.ops.localsnap.restoring import restore_verified
 from amber.repository import Repository
+from amber.sources.changes import Changes, count, total, trees
 from amber.sources.model import SnapshotProvider, Volume, VolumeSnapshot
 from amber.sources.mounts import inside
 from amber.sources.naming import parse_name
@@ -34,6 +35,7 @@ from amber.sources.zfs_swap import (
     plan_fresh,
     read_layout,
     read_local_properties,
+    reversal,
     swap_steps,
 )
 
@@ -48,6 +50,13 @@ class ZfsPart:
     fresh_mount: str
     build: FreshPlan
     swap: list[Undoable]
+    nested: list[str]  # mount points of the datasets below the live one
+    snapshot_dir: str
+
+    def count(self) -> tuple[Changes | None, str]:
+        """The live tree against the restored one, while that is mounted (before the swap)."""
+        skip = [self.snapshot_dir, *(os.path.join(m, ".zfs") for m in [self.volume.mountpoint, *self.nested])]
+        return count(trees([(self.volume.mountpoint, self.fresh_mount)], self.nested, skip))
 
 
 def plan_zfs(tops: Sequence[Planned], volumes: Sequence[Planned], name: str, pre_name: str) -> list[ZfsPart]:
@@ -63,7 +72,8 @@ def plan_zfs(tops: Sequence[Planned], volumes: Sequence[Planned], name: str, pre
         build = plan_fresh(layout, nested, props, fresh, fresh_mount)
         replacement = Layout(fresh, "none", True, [Child(c.rel, "", c.local) for c in layout.children])
         swap = swap_steps(layout, replacement, f"{volume.ident}.{pre_name}")
-        parts.append(ZfsPart(provider, volume, fresh, fresh_mount, build, swap))
+        below = [m for _, m in nested]
+        parts.append(ZfsPart(provider, volume, fresh, fresh_mount, build, swap, below, directory))
     return parts
 
 
@@ -87,29 +97,54 @@ def rollback_zfs(
 ) -> RollbackResult:  # fmt: skip
     owners.save(mine(name, req.job))
     made: list[ZfsPart] = []
+    counted = []
     try:
         for part in parts:
             part.provider.run_all(part.build.create[:1])
             made.append(part)
             part.provider.run_all(part.build.create[1:])
             restore_verified(repo, snapshot_id, part.volume, part.fresh_mount, note)
+            counted.append(part.count())
             part.provider.run_all(part.build.after_restore)
     except BaseException:
         for part in made:  # a failed restore leaves nothing behind
             _destroy(part, note)
         raise
     result = RollbackResult(snapshot_id[:8], steps(parts, snapshot_id), False)
+    result.changes, result.not_counted = total(counted)
     with services_stopped(req.stop, req.start, req.job, name, note):
-        for part in parts:
-            try:
-                run_swap(part.provider, part.volume, part.swap)
-            except LocalSnapshotError:
-                _destroy(part, note)
-                raise
+        _swap_all(parts, note)
     owners.forget(name)
     result.done, result.seconds = True, time.monotonic() - started
     result.kept_as = ", ".join(f"{p.volume.ident}.{pre_name}" for p in parts)
     return result
+
+
+def _swap_all(parts: Sequence[ZfsPart], note: Callable[[str], None]) -> None:
+    """Swap every part in; when one fails, the parts already swapped go back, last first.
+
+    Each fresh dataset that is not live is destroyed again, so a rollback of
+    several datasets switches all of them or none.
+    """
+    swapped: list[ZfsPart] = []
+    for part in parts:
+        try:
+            run_swap(part.provider, part.volume, part.swap)
+        except LocalSnapshotError as exc:
+            stuck = ""
+            for done in reversed(swapped):
+                failed, _ = run_undoable(done.provider.run, reversal(done.swap))
+                if failed:
+                    stuck = f"; putting {done.volume.mountpoint} back failed too ({failed}): check it"
+                    break
+                _destroy(done, note)
+            if not stuck:
+                for later in parts[parts.index(part) :]:
+                    _destroy(later, note)
+            back = ", ".join(d.volume.mountpoint for d in swapped)
+            back = f"; {back} put back as before" if back else ""
+            raise LocalSnapshotError(exc.message + (stuck or back)) from exc
+        swapped.append(part)
 
 
 def _destroy(part: ZfsPart, note: Callable[[str], None]) -> None:

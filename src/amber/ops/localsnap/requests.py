@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from amber.sources.rollback import Changes
+from amber.sources.changes import Changes
 
 
 @dataclass
@@ -25,5 +25,6 @@ class RollbackResult:
     steps: list[str]
     done: bool
     seconds: float = 0.0
-    changes: Changes | None = None
+    changes: Changes | None = None  # counted before the swap (a dry run too, where it can)
+    not_counted: str = ""  # why changes is None
     kept_as: str = ""

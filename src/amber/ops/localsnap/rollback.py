@@ -22,6 +22,7 @@ from amber.ops.localsnap.requests import RollbackRequest, RollbackResult
 from amber.ops.state import job_lock
 from amber.services import session
 from amber.sources.btrfs import BtrfsProvider
+from amber.sources.changes import count, trees
 from amber.sources.local import LocalSnapshots
 from amber.sources.lvm import LvmProvider
 from amber.sources.lvm_fresh import plan_undo
@@ -30,7 +31,7 @@ from amber.sources.lvm_rollback import merge, plan_merge
 from amber.sources.model import SnapshotProvider, VolumeSnapshot
 from amber.sources.mounts import inside, system_mounts
 from amber.sources.naming import new_name, parse_name
-from amber.sources.rollback import changes, plan_swap, swap
+from amber.sources.rollback import plan_swap, swap
 from amber.sources.zfs import ZfsProvider
 
 
@@ -73,7 +74,7 @@ def _rollback(
     if kinds == {"zfs"}:
         return _zfs(local, req, parts, note, started)
     if kinds == {"lvm"}:
-        return _lvm(req, parts, note, started)
+        return _lvm(local, req, parts, note, started)
     if kinds != {"btrfs"}:
         raise RollbackRefused(
             f"rollback of a job on {' and '.join(sorted(kinds))} volumes at once is not supported: "
@@ -97,7 +98,9 @@ def _btrfs(
     started: float,
     job_paths: Sequence[str] = (),
     fresh: bool = False,
+    replaced: Sequence[str] = (),
 ) -> RollbackResult:
+    """``replaced``: the mount points of every volume a rollback from the repository replaces."""
     pre_name = str(new_name(req.job, pre_rollback=True))
     mounted = {m.target for m in system_mounts()}
     writable = (lambda _s: True) if fresh else provider.writable
@@ -113,14 +116,15 @@ def _btrfs(
         f"note: the whole subvolume {v} is rolled back, not only the job's paths below it" for v in wider
     ]
     result = RollbackResult(targets[0].name, notes + plan.steps, False, kept_as=pre_name)
+    pairs = [(s.volume.mountpoint, s.path) for s in targets]
+    snapshot_dirs = {local.snapshot_dir(s.volume) for s in targets}
+    _yes_unless_dry(req)
+    result.changes, result.not_counted = count(trees(pairs, replaced, snapshot_dirs))
     if req.dry_run:
         return result
-    require_yes(req.yes)
     with services_stopped(req.stop, req.start, req.job, targets[0].name, note):
         swap(provider, plan)
     result.done, result.seconds = True, time.monotonic() - started
-    top = plan.moves[0]
-    result.changes = changes(top[1], top[0].volume.mountpoint)
     return result
 
 
@@ -137,6 +141,7 @@ def _zfs(
         swaps = undo_plan(parts, pre_name)
         undo = RollbackResult(targets[0].name, [" ".join(a) for _, _, cmds in swaps for a, _ in cmds], False)
         undo.kept_as = ", ".join(f"{v.ident}.{pre_name}" for _, v, _ in swaps)
+        undo.not_counted = "the dataset put back is not mounted until it is in place"
         if req.dry_run:
             return undo
         require_yes(req.yes)
@@ -147,9 +152,12 @@ def _zfs(
         return undo
     steps = [f"zfs rollback {s.handle}" for s in targets]
     result = RollbackResult(targets[0].name, steps, False)
+    dot_zfs = [os.path.join(s.volume.mountpoint, ".zfs") for s in targets]  # every snapshot of the dataset
+    pairs = [(s.volume.mountpoint, s.path) for s in targets]  # ZFS serves <mountpoint>/.zfs/snapshot/<name>
+    _yes_unless_dry(req)
+    result.changes, result.not_counted = count(trees(pairs, skip=dot_zfs))
     if req.dry_run:
         return result
-    require_yes(req.yes)
     with services_stopped(req.stop, req.start, req.job, targets[0].name, note):
         for provider, snap in parts:
             assert isinstance(provider, ZfsProvider)
@@ -159,6 +167,7 @@ def _zfs(
 
 
 def _lvm(
+    local: LocalSnapshots,
     req: RollbackRequest,
     parts: list[tuple[SnapshotProvider, VolumeSnapshot]],
     note: Callable[[str], None],
@@ -166,22 +175,37 @@ def _lvm(
 ) -> RollbackResult:
     if any(_pre_rollback(s.name) for _, s in parts):
         return _lvm_undo(req, parts, note, started)
-    plans = []
-    for provider, snap in parts:
+    _yes_unless_dry(req)  # before anything is mounted
+    for provider, snap in parts:  # what is refused (a volume at /) before anything is mounted
         assert isinstance(provider, LvmProvider)
+        plan_merge(provider, snap)
+    mounted, why = _lvm_mounted(local, req.dry_run, parts)
+    plans = []
+    for provider, snap in mounted:
         plans.append((provider, plan_merge(provider, snap)))
     steps = [" ".join(argv) for _, plan in plans for argv in plan.commands]
     result = RollbackResult(parts[0][1].name, steps, False)
+    if why:
+        result.not_counted = why
+    else:
+        pairs = [(s.volume.mountpoint, s.path) for _, s in mounted]
+        snapshot_dirs = {local.snapshot_dir(s.volume) for _, s in mounted}
+        result.changes, result.not_counted = count(trees(pairs, skip=snapshot_dirs))
     if req.dry_run:
         result.steps.append("note: the merged snapshot is consumed; a merge cannot be undone")
         return result
-    require_yes(req.yes)
     with services_stopped(req.stop, req.start, req.job, result.target, note):
         for provider, plan in plans:
             for line in merge(provider, plan):
                 note(line)
     result.done, result.seconds = True, time.monotonic() - started
     return result
+
+
+def _yes_unless_dry(req: RollbackRequest) -> None:
+    """Refuse before walking or mounting anything when neither --yes nor --dry-run is given."""
+    if not req.dry_run:
+        require_yes(req.yes)
 
 
 def _pre_rollback(name: str) -> bool:
@@ -203,6 +227,7 @@ def _lvm_undo(
         undos.append(plan_undo(provider, snap.volume, snap.handle, pre_name))
     steps = [" ".join(a) for u in undos for a in [*(argv for argv, _ in u.swap), *u.after]]
     result = RollbackResult(parts[0][1].name, steps, False, kept_as=", ".join(u.pre for u in undos))
+    result.not_counted = "the LV put back is deactivated and not mounted until it is in place"
     if req.dry_run:
         return result
     require_yes(req.yes)
@@ -211,3 +236,26 @@ def _lvm_undo(
             swap_lv(undo, note)
     result.done, result.seconds = True, time.monotonic() - started
     return result
+
+
+def _lvm_mounted(
+    local: LocalSnapshots, dry_run: bool, parts: list[tuple[SnapshotProvider, VolumeSnapshot]]
+) -> tuple[list[tuple[LvmProvider, VolumeSnapshot]], str]:
+    """The snapshot LVs, each mounted read-only (a kept one is not after a reboot): the merge's new trees.
+
+    A dry run mounts nothing; a mount that fails leaves the changes uncounted, not the rollback undone.
+    """
+    mounted: list[tuple[LvmProvider, VolumeSnapshot]] = []
+    why = ""
+    for provider, snap in parts:
+        assert isinstance(provider, LvmProvider)
+        if not snap.path and not why:
+            if dry_run:
+                why = f"{snap.handle} is not mounted and a dry run mounts nothing"
+            else:
+                try:
+                    snap = provider.mount_snapshot(snap, local.snapshot_dir(snap.volume))
+                except LocalSnapshotError as exc:
+                    why = f"{snap.handle} could not be mounted: {exc.message}"
+        mounted.append((provider, snap))
+    return mounted, why
