@@ -113,6 +113,10 @@ class BtrfsProvider:
     def create_subvolume(self, target: str) -> None:
         checked(self.run, ["btrfs", "subvolume", "create", target])
 
+    def delete_subvolume(self, path: str) -> None:
+        """Delete one subvolume; the kernel refuses one that still holds nested subvolumes."""
+        checked(self.run, ["btrfs", "subvolume", "delete", path])
+
 
 def remove_empty_dir(path: str) -> None:
     with contextlib.suppress(OSError):  # not empty (another part of the run) or already gone
