@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.btrfs_fs import needs_btrfs, subvolume
+from tests.btrfs_fs import needs_btrfs, sh, subvolume
 from tests.cli.test_local_snapshots import amber, listed
 from tests.conftest import AmberCli
 from tests.ops.test_run_fssnap import make_job
+from tests.sources.test_btrfs_swap import identity, subvolume_ids
 
 pytestmark = needs_btrfs
 
@@ -118,3 +119,55 @@ def test_a_job_below_a_subvolume_is_warned_and_not_rolled_back_from_a_partial_ba
                     "--yes", check=False)  # fmt: skip
     assert refused.returncode == 33 and "would drop the rest of that subvolume" in refused.stderr
     assert (vol / "other").read_text() == "not in the backup"
+
+
+@pytest.mark.slow
+def test_a_second_volume_that_cannot_move_leaves_both_as_they_were(
+    tmp_path: Path, btrfs: Path, cli: AmberCli
+) -> None:
+    a, b = subvolume(btrfs / "a"), subvolume(btrfs / "b")
+    subvolume(a / "inner")
+    for vol in (a, a / "inner", b):
+        (vol / "f.txt").write_text("backed up")
+    make_job(tmp_path, [a, b], "snapshot_keep = 1")
+    cfg = tmp_path / "config.toml"
+    amber(cli, cfg, "run", "home")
+    for vol in (a, a / "inner", b):
+        (vol / "f.txt").write_text("changed since")
+    before, subvolumes = identity(a) | identity(b), subvolume_ids(btrfs)
+    sh("chattr", "+i", str(b))  # the live b cannot be renamed away: the second move fails for real
+    try:
+        failed = amber(cli, cfg, "rollback", "home", "--yes", check=False)
+    finally:
+        sh("chattr", "-i", str(b))
+    assert failed.returncode == 32
+    assert (
+        f"rollback of {b} failed: Operation not permitted ({b}); the live state is unchanged" in failed.stderr
+    )
+    assert identity(a) | identity(b) == before  # the same subvolumes, not copies
+    assert subvolume_ids(btrfs) == subvolumes  # no writable snapshot left behind
+    assert [e["state"] for e in listed(cli, cfg)] == ["kept"]  # no pre-rollback state: nothing was replaced
+    amber(cli, cfg, "rollback", "home", "--yes")  # once b can move, the rollback works
+    assert [(v / "f.txt").read_text() for v in (a, a / "inner", b)] == ["backed up"] * 3
+
+
+@pytest.mark.slow
+def test_a_target_that_cannot_take_the_live_place_brings_the_live_one_back(
+    tmp_path: Path, btrfs: Path, cli: AmberCli
+) -> None:
+    vol, cfg, backed_up, current = setup_job(tmp_path, btrfs, cli)
+    amber(cli, cfg, "rollback", "home", "--yes")
+    [pre] = [str(e["name"]) for e in listed(cli, cfg) if e["state"] == "pre-rollback"]
+    kept = btrfs / ".amber-snapshots" / pre / str(vol).replace("/", "%2F")
+    before, subvolumes = identity(vol), subvolume_ids(btrfs)
+    sh("chattr", "+i", str(kept))  # the undo's target cannot be renamed in, after the live one moved away
+    try:
+        failed = amber(cli, cfg, "rollback", "home", "--to", pre, "--yes", check=False)
+    finally:
+        sh("chattr", "-i", str(kept))
+    assert failed.returncode == 32 and "the live state is unchanged" in failed.stderr
+    assert f"Operation not permitted ({kept})" in failed.stderr
+    assert identity(vol) == before and state(vol) == backed_up and subvolume_ids(btrfs) == subvolumes
+    assert sorted(os.listdir(btrfs / ".amber-snapshots")) == sorted([str(listed(cli, cfg)[0]["name"]), pre])
+    amber(cli, cfg, "rollback", "home", "--to", pre, "--yes")  # the undo works once it can
+    assert state(vol) == current
