@@ -135,18 +135,19 @@ def test_a_second_volume_that_cannot_move_leaves_both_as_they_were(
     for vol in (a, a / "inner", b):
         (vol / "f.txt").write_text("changed since")
     before, subvolumes = identity(a) | identity(b), subvolume_ids(btrfs)
+    [entry] = listed(cli, cfg)
+    from_repo = ("--from-repo", str(entry["repository_snapshot"])[:8])
     sh("chattr", "+i", str(b))  # the live b cannot be renamed away: the second move fails for real
     try:
-        failed = amber(cli, cfg, "rollback", "home", "--yes", check=False)
+        failed = [amber(cli, cfg, "rollback", "home", "--yes", *how, check=False) for how in [(), from_repo]]
     finally:
         sh("chattr", "-i", str(b))
-    assert failed.returncode == 32
-    assert (
-        f"rollback of {b} failed: Operation not permitted ({b}); the live state is unchanged" in failed.stderr
-    )
+    why = f"rollback of {b} failed: Operation not permitted ({b}); the live state is unchanged"
+    assert [(f.returncode, why in f.stderr) for f in failed] == [(32, True), (32, True)]
     assert identity(a) | identity(b) == before  # the same subvolumes, not copies
-    assert subvolume_ids(btrfs) == subvolumes  # no writable snapshot left behind
-    assert [e["state"] for e in listed(cli, cfg)] == ["kept"]  # no pre-rollback state: nothing was replaced
+    assert subvolume_ids(btrfs) == subvolumes  # no writable snapshot or restored subvolume left behind
+    assert [e["state"] for e in listed(cli, cfg)] == ["kept"]  # no pre-rollback state, no leftover
+    assert os.listdir(tmp_path / "state" / "local-snapshots") == [f"{entry['name']}.json"]
     amber(cli, cfg, "rollback", "home", "--yes")  # once b can move, the rollback works
     assert [(v / "f.txt").read_text() for v in (a, a / "inner", b)] == ["backed up"] * 3
 

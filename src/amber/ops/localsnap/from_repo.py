@@ -17,7 +17,7 @@ import os
 from collections.abc import Callable
 from urllib.parse import quote
 
-from amber.errors import AmberError, RollbackRefused
+from amber.errors import AmberError, LocalSnapshotError, RollbackRefused
 from amber.ops.config.model import Config
 from amber.ops.localsnap.from_repo_lvm import plan_lvm, rollback_lvm
 from amber.ops.localsnap.from_repo_lvm import steps as lvm_steps
@@ -88,25 +88,53 @@ def from_repo(
         if lvm_plans:
             return rollback_lvm(repo, snapshot_id, req, lvm_plans, name, owners, note, started)
         local.owners.save(mine(name, req.job))  # a crash mid-restore leaves a leftover cleanup removes
-        fresh: list[VolumeSnapshot] = []
-        for provider, volume, directory in tops:
-            assert isinstance(provider, BtrfsProvider)
-            target = os.path.join(directory, name, quote(volume.mountpoint, safe=""))
-            os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
-            provider.create_subvolume(target)
-            for nested in _nested(volume, volumes):  # restored as subvolumes again, not plain directories
-                inner = os.path.join(target, os.path.relpath(nested.mountpoint, volume.mountpoint))
-                os.makedirs(os.path.dirname(inner), mode=0o700, exist_ok=True)
-                provider.create_subvolume(inner)
-            fresh.append(VolumeSnapshot(name, volume, target, target))
-            restore_verified(repo, snapshot_id, volume, target, note)
+        fresh: list[tuple[BtrfsProvider, VolumeSnapshot]] = []
+        try:
+            for provider, volume, directory in tops:
+                assert isinstance(provider, BtrfsProvider)
+                target = os.path.join(directory, name, quote(volume.mountpoint, safe=""))
+                os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
+                provider.create_subvolume(target)
+                fresh.append((provider, VolumeSnapshot(name, volume, target, target)))
+                for nested in _nested(volume, volumes):  # restored as subvolumes again, not plain directories
+                    inner = os.path.join(target, os.path.relpath(nested.mountpoint, volume.mountpoint))
+                    os.makedirs(os.path.dirname(inner), mode=0o700, exist_ok=True)
+                    provider.create_subvolume(inner)
+                restore_verified(repo, snapshot_id, volume, target, note)
+        except BaseException:
+            _discard(fresh, local, name, note)
+            raise
     provider = tops[0][0]
     assert isinstance(provider, BtrfsProvider)
     replaced = [v.mountpoint for _, v, _ in volumes]
-    done = btrfs_swap(local, provider, req, fresh, note, started, fresh=True, replaced=replaced)
+    targets = [s for _, s in fresh]
+    try:
+        done = btrfs_swap(local, provider, req, targets, note, started, fresh=True, replaced=replaced)
+    except LocalSnapshotError:  # the swap put back what it could: the fresh ones in their place go
+        _discard(fresh, local, name, note)
+        raise
     local.owners.forget(name)
     done.target = snapshot_id[:8]
     return done
+
+
+def _discard(
+    fresh: list[tuple[BtrfsProvider, VolumeSnapshot]],
+    local: LocalSnapshots,
+    name: str,
+    note: Callable[[str], None],
+) -> None:
+    """Delete the fresh subvolumes still in their place (one a failed swap left live is not there)."""
+    left = False
+    for provider, snap in fresh:
+        if os.path.isdir(snap.handle):
+            try:
+                provider.delete(snap)
+            except LocalSnapshotError as exc:
+                note(f"{exc.message} (the next cleanup removes {snap.handle})")
+                left = True
+    if not left:
+        local.owners.forget(name)
 
 
 def _count_against(
