@@ -26,6 +26,7 @@ pytestmark = needs_btrfs
 
 PRE = "amber-home-pre-rollback-20260101T000000.000Z"
 RUN = "amber-home-20260101T000000.000Z"
+NO_SPACE = "btrfs subvolume snapshot failed (exit 1): ERROR: cannot snapshot: No space left on device"
 
 
 class SnapshotFails:
@@ -93,8 +94,7 @@ def test_the_second_volume_failing_puts_the_first_back(btrfs: Path) -> None:
     with pytest.raises(LocalSnapshotError) as failed:
         swap(BtrfsProvider(SnapshotFails(b)), plan(btrfs, targets))
     assert failed.value.message == (
-        f"rollback of {b} failed: btrfs subvolume snapshot failed (exit 1): ERROR: cannot snapshot: "
-        f"No space left on device; the live state is unchanged ({a}, {b} put back)"
+        f"rollback of {b} failed: {NO_SPACE}; the live state is unchanged ({a}, {b} put back)"
     )
     assert identity(a) | identity(b) == before and subvolume_ids(btrfs) == subvolumes  # no writable copy left
     assert sorted(os.listdir(btrfs / ".amber-snapshots")) == [RUN]  # the pre-rollback directory is gone
@@ -119,12 +119,12 @@ def test_a_nested_volume_failing_puts_its_placeholder_back_as_it_was(btrfs: Path
     as_placed = placeholder.lstat()
     fresh = VolumeSnapshot(RUN, targets[0].volume, str(writable), str(writable))
     before, subvolumes = identity(a), subvolume_ids(btrfs)
-    with pytest.raises(
-        LocalSnapshotError, match=f"rollback of {a / 'inner'} failed: .*the live state is unchanged$"
-    ):
-        swap(
-            BtrfsProvider(SnapshotFails(a / "inner")), plan(btrfs, [fresh, targets[1]], lambda s: s is fresh)
-        )
+    failing = BtrfsProvider(SnapshotFails(a / "inner"))
+    with pytest.raises(LocalSnapshotError) as failed:
+        swap(failing, plan(btrfs, [fresh, targets[1]], lambda s: s is fresh))
+    assert failed.value.message == (
+        f"rollback of {a / 'inner'} failed: {NO_SPACE}; the live state is unchanged ({a} put back)"
+    )
     assert identity(a) == before and subvolume_ids(btrfs) == subvolumes
     assert (writable / "f.txt").read_text() == "restored"  # the writable target is back where it was
     again = placeholder.lstat()
@@ -155,8 +155,25 @@ def test_a_name_in_the_way_of_a_nested_target_fails_before_btrfs_snapshots_into_
     (writable / "inner" / "more").mkdir(parents=True)  # not an empty placeholder
     fresh = VolumeSnapshot(RUN, targets[0].volume, str(writable), str(writable))
     before, restored = identity(a), identity(writable)
-    with pytest.raises(
-        LocalSnapshotError, match=f"File exists \\({a / 'inner'}\\); the live state is unchanged$"
-    ):
+    with pytest.raises(LocalSnapshotError) as failed:
         swap(BtrfsProvider(), plan(btrfs, [fresh, targets[1]], lambda s: s is fresh))
+    assert failed.value.message == (
+        f"rollback of {a / 'inner'} failed: File exists ({a / 'inner'}); "
+        f"the live state is unchanged ({a} put back)"
+    )
     assert identity(a) == before and identity(writable) == restored
+
+
+def test_an_interrupted_swap_is_put_back_too(btrfs: Path) -> None:
+    a, b, targets = two_volumes(btrfs)
+    before, subvolumes = identity(a) | identity(b), subvolume_ids(btrfs)
+
+    def interrupt() -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(LocalSnapshotError) as failed:
+        swap(BtrfsProvider(SnapshotFails(b, interrupt)), plan(btrfs, targets))
+    assert failed.value.message == (
+        f"rollback of {b} interrupted (KeyboardInterrupt); the live state is unchanged ({a}, {b} put back)"
+    )
+    assert identity(a) | identity(b) == before and subvolume_ids(btrfs) == subvolumes

@@ -86,8 +86,11 @@ def swap(provider: BtrfsProvider, plan: SwapPlan) -> None:
             tops.append(live)
         try:
             _move(provider, journal, snap, pre, nested, is_writable)
-        except (OSError, LocalSnapshotError) as exc:
-            raise LocalSnapshotError(f"rollback of {live} failed: {_why(exc)}; {journal.undo()}") from exc
+        except BaseException as exc:  # an interrupt too: all or none
+            now = journal.undo()
+            if isinstance(exc, (OSError, LocalSnapshotError)):
+                raise LocalSnapshotError(f"rollback of {live} failed: {_why(exc)}; {now}") from exc
+            raise LocalSnapshotError(f"rollback of {live} interrupted ({type(exc).__name__}); {now}") from exc
 
 
 def _move(
@@ -152,10 +155,10 @@ class _Journal:
                     failed = failed or _why(exc)
                     stuck.append(step.unit)
             standing.append(step)
-        units = list(dict.fromkeys(s.unit for s in self.steps))
-        back = [u for u in units if u not in stuck]
+        moved = dict.fromkeys(s.unit for s in self.steps if s.where)
+        back = [u for u in moved if u not in stuck]
         if not failed:
-            return "the live state is unchanged" + (f" ({', '.join(back)} put back)" if len(back) > 1 else "")
+            return "the live state is unchanged" + (f" ({', '.join(back)} put back)" if back else "")
         where = "; ".join(s.where for s in reversed(standing) if s.where)
         restored = f"; {', '.join(back)} put back as before" if back else ""
         return f"putting it back failed too ({failed}), so {where}{restored}"

@@ -6,7 +6,8 @@ live one; only then is it swapped in, so a failed restore never touches the
 live tree. Everything a kind can refuse is checked before anything is made.
 * Btrfs: a fresh subvolume in ``<snapshot_dir>/<name>/`` (named and owned like a
   run's snapshot, so a crash leaves what cleanup removes), with the nested
-  subvolumes made as subvolumes again; swapped in like a writable target.
+  subvolumes made as subvolumes again; swapped in like a writable target. A
+  failed restore, check or swap (which puts back all it did) deletes it at once.
 * ZFS: a fresh dataset with its child datasets (from_repo_zfs.py).
 * LVM: a fresh logical volume of the origin's size and filesystem (from_repo_lvm.py).
 """
