@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import cast
 
-from amber.catalog.store import mark_checked, transaction
+from amber.catalog.store import mark_checked, name_hash, transaction
 from amber.catalog.versions import (
     extension,
     fold_text,
@@ -75,12 +75,15 @@ class _Ids:
     def need(self, raws: list[bytes]) -> None:
         """Make sure every name in ``raws`` has an ID in :attr:`names` (adding rows as needed)."""
         names = self.names
-        missing = list({raw for raw in raws if raw not in names})
-        for i in range(0, len(missing), _LOOKUP_CHUNK):
-            chunk = missing[i : i + _LOOKUP_CHUNK]
+        missing = {raw for raw in raws if raw not in names}
+        hashes = list({name_hash(raw) for raw in missing})
+        for i in range(0, len(hashes), _LOOKUP_CHUNK):
+            chunk = hashes[i : i + _LOOKUP_CHUNK]
             marks = ",".join("?" * len(chunk))
-            for raw, nid in self.conn.execute(f"SELECT raw, nid FROM name WHERE raw IN ({marks})", chunk):
-                names[bytes(raw)] = int(nid)
+            sql = f"SELECT raw, nid FROM name WHERE amber_name_hash(raw) IN ({marks})"
+            for raw, nid in self.conn.execute(sql, chunk):
+                if (raw := bytes(raw)) in missing:  # not another name with the same hash
+                    names[raw] = int(nid)
         new = [raw for raw in missing if raw not in names]
         if not new:
             return

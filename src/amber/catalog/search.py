@@ -16,7 +16,7 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from amber.catalog import store
+from amber.catalog import coarse, store
 from amber.catalog.ingest import ROOT_DIR, SyncResult, sync
 from amber.catalog.query import FindQuery, Hit
 from amber.catalog.versions import FORM_ASCII, FORM_BYTES, FORM_UTF8, kind_code, kind_name, order_key
@@ -139,30 +139,33 @@ class _Paths:
         return base
 
 
-def _attribute_filters(query: FindQuery) -> tuple[list[str], list[object]]:
-    """SQL for the type, size and mtime bounds, so they use the indexes (the exact rule runs
-    on every row afterwards anyway)."""
+def _attribute_filters(query: FindQuery, by_name: bool) -> tuple[list[str], list[object]]:
+    """SQL for the type, size and mtime bounds (the exact rule runs on every row afterwards
+    anyway). Unless rows are read ``by_name`` (through the primary key, from the name
+    candidates: usually far fewer), the size and date bounds read the coarse index
+    (size digits, mtime day), which narrows; the exact comparisons decide."""
     where: list[str] = []
     params: list[object] = []
+    if not by_name:
+        where, coarse_params = coarse.coarse_filter(query.sizes, query.newer_ns, query.older_ns)
+        params.extend(coarse_params)
     if query.kinds:
         where.append(f"kind IN ({', '.join('?' * len(query.kinds))})")
         params.extend(kind_code(k) for k in sorted(query.kinds))
     for bound in query.sizes:
         where.append({"+": "size > ?", "-": "size < ?"}.get(bound.op, "size = ?"))
         params.append(bound.value)
-    # The mtime index holds whole seconds (truncated, like the division below): it narrows,
-    # the nanosecond comparison decides.
     if query.newer_ns is not None:
-        where.append("mtime / 1000000000 >= ? / 1000000000 AND mtime > ?")
-        params.extend((query.newer_ns, query.newer_ns))
+        where.append("mtime > ?")
+        params.append(query.newer_ns)
     if query.older_ns is not None:
-        where.append("mtime / 1000000000 <= ? / 1000000000 AND mtime < ?")
-        params.extend((query.older_ns, query.older_ns))
+        where.append("mtime < ?")
+        params.append(query.older_ns)
     # SQLite integers are 64-bit; a bound beyond that range holds for every row or none.
     return where, [min(max(p, _INT64_MIN), _INT64_MAX) if isinstance(p, int) else p for p in params]
 
 
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_INT64_MIN, _INT64_MAX = coarse.INT64_MIN, coarse.INT64_MAX
 
 
 def catalog_hits(conn: sqlite3.Connection, query: FindQuery) -> Iterator[Hit]:
@@ -171,7 +174,7 @@ def catalog_hits(conn: sqlite3.Connection, query: FindQuery) -> Iterator[Hit]:
     nids = _candidate_names(conn, query)
     paths = _Paths(conn)
     sql = "SELECT lid, did, nid, kind, size, mtime, mode, sha256, first_seq, last_seq FROM ver"
-    where, params = _attribute_filters(query)
+    where, params = _attribute_filters(query, by_name=nids is not None)
     if nids is not None:
         conn.execute("CREATE TEMP TABLE IF NOT EXISTS wanted (nid INTEGER PRIMARY KEY)")
         conn.execute("DELETE FROM wanted")
@@ -285,7 +288,7 @@ def _path_hits(conn: sqlite3.Connection, visible: _Lineages, path: bytes) -> dic
     did = ROOT_DIR
     nids = []
     for part in parts:
-        row = conn.execute("SELECT nid FROM name WHERE raw = ?", (part,)).fetchone()
+        row = conn.execute(store.NAME_ID_SQL, (store.name_hash(part), part)).fetchone()
         if row is None:
             return {}
         nids.append(int(row[0]))
