@@ -43,7 +43,7 @@ QUERIES = {
     "no literal, ignore case A?B*": FindQuery(patterns=("A?B*",), ignore_case=True),
     "selective + size > 150": FindQuery(patterns=("IMG_0042*",), sizes=(SizeBound("+", 150),)),
 }
-_SECONDARY = ("ver_size", "ver_mtime")
+_SECONDARY = ("ver_coarse",)
 _DIR_ROW = "INSERT INTO stage.v VALUES (?, ?, 1, 1, 0, 0, 493, x'', 1, NULL)"
 
 
@@ -53,7 +53,7 @@ def build(path: Path, files: int, snapshots: int, dir_share: float, seed: int = 
     conn, _ = store.open_catalog("bench", path)
     model = TreeModel(files, 0.0, seed)
     rng = random.Random(seed)
-    schema = "SELECT name, sql FROM sqlite_schema WHERE type = 'index' AND name IN (?, ?)"
+    schema = f"SELECT name, sql FROM sqlite_schema WHERE type = 'index' AND name IN ({', '.join('?' * len(_SECONDARY))})"
     index_sql = dict(conn.execute(schema, _SECONDARY).fetchall())
     for name in _SECONDARY:
         conn.execute(f"DROP INDEX {name}")

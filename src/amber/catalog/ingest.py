@@ -75,15 +75,21 @@ class _Ids:
     def need(self, raws: list[bytes]) -> None:
         """Make sure every name in ``raws`` has an ID in :attr:`names` (adding rows as needed)."""
         names = self.names
-        missing = {raw for raw in raws if raw not in names}
-        hashes = list({name_hash(raw) for raw in missing})
-        for i in range(0, len(hashes), _LOOKUP_CHUNK):
-            chunk = hashes[i : i + _LOOKUP_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            sql = f"SELECT raw, nid FROM name WHERE amber_name_hash(raw) IN ({marks})"
-            for raw, nid in self.conn.execute(sql, chunk):
-                if (raw := bytes(raw)) in missing:  # not another name with the same hash
-                    names[raw] = int(nid)
+        missing = {raw: extension(raw) for raw in raws if raw not in names}
+        if not missing:
+            return
+        # Looked up through name_key (extension, hash), one extension at a time.
+        by_ext: dict[str, set[int]] = {}
+        for raw, ext in missing.items():
+            by_ext.setdefault(ext, set()).add(name_hash(raw))
+        for ext, hash_set in by_ext.items():
+            hashes = list(hash_set)
+            for i in range(0, len(hashes), _LOOKUP_CHUNK):
+                chunk = hashes[i : i + _LOOKUP_CHUNK]
+                sql = f"SELECT raw, nid FROM name WHERE ext = ? AND amber_name_hash(raw) IN ({','.join('?' * len(chunk))})"
+                for raw, nid in self.conn.execute(sql, (ext, *chunk)):
+                    if (raw := bytes(raw)) in missing:  # not another name with the same hash
+                        names[raw] = int(nid)
         new = [raw for raw in missing if raw not in names]
         if not new:
             return
@@ -92,7 +98,7 @@ class _Ids:
         names.update(zip(new, range(first, self._next_nid), strict=True))
         self.conn.executemany(
             "INSERT INTO name(nid, raw, ext, form) VALUES (?, ?, ?, ?)",
-            [(nid, raw, extension(raw), name_form(raw)) for nid, raw in enumerate(new, first)],
+            [(nid, raw, missing[raw], name_form(raw)) for nid, raw in enumerate(new, first)],
         )
         # The trigram index, filled here rather than by a trigger (an FTS5 insert per
         # trigger call cost ~40 us a name, in one executemany ~3 us).

@@ -193,7 +193,7 @@ class CatalogVersions:
         for part in parts:
             row = self._conn.execute(
                 f"SELECT did FROM dir WHERE parent = ? AND nid = ({store.NAME_ID_SQL})",
-                (did, store.name_hash(part), part),
+                (did, *store.name_key(part)),
             ).fetchone()
             if row is None:
                 return None
@@ -234,7 +234,7 @@ class CatalogVersions:
                 "SELECT v.kind, v.size, v.mtime, v.mode, v.sha256, v.lid, v.first_seq, v.last_seq"
                 f" FROM ver v WHERE {_BY_PLACE} AND v.did = ?"
                 f" AND v.nid = ({store.NAME_ID_SQL}) AND v.kind IN {_VERSIONED_CODES}",
-                (did, store.name_hash(parts[-1]), parts[-1]),
+                (did, *store.name_key(parts[-1])),
             ).fetchall()
             for kind, size, mtime, mode, sha256, lid, first, last in rows:
                 snap = self._conn.execute(

@@ -288,7 +288,7 @@ def _path_hits(conn: sqlite3.Connection, visible: _Lineages, path: bytes) -> dic
     did = ROOT_DIR
     nids = []
     for part in parts:
-        row = conn.execute(store.NAME_ID_SQL, (store.name_hash(part), part)).fetchone()
+        row = conn.execute(store.NAME_ID_SQL, store.name_key(part)).fetchone()
         if row is None:
             return {}
         nids.append(int(row[0]))
