@@ -53,7 +53,8 @@ def build(path: Path, files: int, snapshots: int, dir_share: float, seed: int = 
     conn, _ = store.open_catalog("bench", path)
     model = TreeModel(files, 0.0, seed)
     rng = random.Random(seed)
-    schema = f"SELECT name, sql FROM sqlite_schema WHERE type = 'index' AND name IN ({', '.join('?' * len(_SECONDARY))})"
+    marks = ", ".join("?" * len(_SECONDARY))
+    schema = f"SELECT name, sql FROM sqlite_schema WHERE type = 'index' AND name IN ({marks})"
     index_sql = dict(conn.execute(schema, _SECONDARY).fetchall())
     for name in _SECONDARY:
         conn.execute(f"DROP INDEX {name}")

@@ -18,6 +18,7 @@ from operator import itemgetter
 from typing import cast
 
 from amber.catalog.store import mark_checked, name_hash, transaction
+from amber.catalog.treecache import TreeCache
 from amber.catalog.versions import (
     extension,
     fold_text,
@@ -86,7 +87,8 @@ class _Ids:
             hashes = list(hash_set)
             for i in range(0, len(hashes), _LOOKUP_CHUNK):
                 chunk = hashes[i : i + _LOOKUP_CHUNK]
-                sql = f"SELECT raw, nid FROM name WHERE ext = ? AND amber_name_hash(raw) IN ({','.join('?' * len(chunk))})"
+                marks = ",".join("?" * len(chunk))
+                sql = f"SELECT raw, nid FROM name WHERE ext = ? AND amber_name_hash(raw) IN ({marks})"
                 for raw, nid in self.conn.execute(sql, (ext, *chunk)):
                     if (raw := bytes(raw)) in missing:  # not another name with the same hash
                         names[raw] = int(nid)
@@ -324,8 +326,10 @@ def sync(conn: sqlite3.Connection, repo: Repository) -> SyncResult:
         ids = _Ids(conn)
         changes = conn.total_changes
 
-        def loader(tree_id: bytes) -> RawTree:
+        def read(tree_id: bytes) -> RawTree:
             return decode_raw_tree(repo.blobs.load(tree_id), tree_id)
+
+        loader = TreeCache(read)
 
         for sid, snap in new:
             try:
