@@ -73,6 +73,7 @@ def _like(pattern: str) -> str:
     return re.sub("%+", "%", like)
 
 
+EXT_NAMES_SQL = "SELECT nid FROM name WHERE ext = ?"  # reads the index name_key
 _EXT_ONLY = re.compile(r"\*\.([^*?\[\]/.]+)")
 _TRIGRAM = re.compile(r"[^*?\[\]%_]{3}")
 
@@ -87,7 +88,7 @@ def _pattern_names(conn: sqlite3.Connection, pattern: str) -> Iterator[int]:
     folded = pattern.casefold()
     ext = _EXT_ONLY.fullmatch(folded)
     if ext:
-        yield from (r[0] for r in conn.execute("SELECT nid FROM name WHERE ext = ?", (ext.group(1),)))
+        yield from (r[0] for r in conn.execute(EXT_NAMES_SQL, (ext.group(1),)))
         # '*' also matches nothing: a dotfile named '.ext' has no extension of its own
         yield from _pattern_names(conn, "." + ext.group(1))
     elif _TRIGRAM.search(re.sub(r"\[[^\]]*\]", "?", folded)):
@@ -153,7 +154,9 @@ def _attribute_filters(query: FindQuery, by_name: bool) -> tuple[list[str], list
         where.append(f"kind IN ({', '.join('?' * len(query.kinds))})")
         params.extend(kind_code(k) for k in sorted(query.kinds))
     for bound in query.sizes:
-        where.append({"+": "size > ?", "-": "size < ?"}.get(bound.op, "size = ?"))
+        # '+size': SQLite would put the value of 'size = ?' into the index's expression,
+        # which then no longer matches the index
+        where.append({"+": "size > ?", "-": "size < ?"}.get(bound.op, "+size = ?"))
         params.append(bound.value)
     if query.newer_ns is not None:
         where.append("mtime > ?")
@@ -166,6 +169,17 @@ def _attribute_filters(query: FindQuery, by_name: bool) -> tuple[list[str], list
 
 
 _INT64_MIN, _INT64_MAX = coarse.INT64_MIN, coarse.INT64_MAX
+_WANTED_COLUMNS = "(nid INTEGER PRIMARY KEY)"
+
+
+def version_query(query: FindQuery, by_name: bool) -> tuple[str, list[object]]:
+    """The SELECT over ``ver`` for ``query``; ``by_name``: only the names in the temporary
+    table ``wanted`` (columns _WANTED_COLUMNS)."""
+    sql = "SELECT lid, did, nid, kind, size, mtime, mode, sha256, first_seq, last_seq FROM ver"
+    where, params = _attribute_filters(query, by_name)
+    if by_name:
+        where.append("nid IN (SELECT nid FROM wanted)")
+    return sql + (" WHERE " + " AND ".join(where) if where else ""), params
 
 
 def catalog_hits(conn: sqlite3.Connection, query: FindQuery) -> Iterator[Hit]:
@@ -173,14 +187,11 @@ def catalog_hits(conn: sqlite3.Connection, query: FindQuery) -> Iterator[Hit]:
     visible = _visible(conn, query)
     nids = _candidate_names(conn, query)
     paths = _Paths(conn)
-    sql = "SELECT lid, did, nid, kind, size, mtime, mode, sha256, first_seq, last_seq FROM ver"
-    where, params = _attribute_filters(query, by_name=nids is not None)
     if nids is not None:
-        conn.execute("CREATE TEMP TABLE IF NOT EXISTS wanted (nid INTEGER PRIMARY KEY)")
+        conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS wanted {_WANTED_COLUMNS}")
         conn.execute("DELETE FROM wanted")
         conn.executemany("INSERT INTO wanted(nid) VALUES (?)", ((n,) for n in nids))
-        where.append("nid IN (SELECT nid FROM wanted)")
-    rows = conn.execute(sql + (" WHERE " + " AND ".join(where) if where else ""), params)
+    rows = conn.execute(*version_query(query, by_name=nids is not None))
     for lid, did, nid, code, size, mtime, mode, sha256, first, last in rows.fetchall():
         snaps = visible.covering(lid, first, last)
         if not snaps:
