@@ -67,8 +67,11 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, required=True)
     ap.add_argument("--first", type=int, default=1)
     ap.add_argument("--upto", type=int, default=0, help="Ingest only this many snapshots (0: all).")
-    ap.add_argument("--one-by-one", action="store_true",
-                    help="Sync the rest one snapshot at a time, as after each backup (default: one sync).")
+    ap.add_argument(
+        "--one-by-one",
+        action="store_true",
+        help="Sync the rest one snapshot at a time, as after each backup (default: one sync).",
+    )
     args = ap.parse_args()
     repo_dir = next((args.workdir / "repos").iterdir())
     repo = open_repository(open_backend(str(repo_dir)), PASSWORD.encode())

@@ -42,6 +42,10 @@ QUERIES = {
     "ignore case img_00424*": FindQuery(patterns=("img_00424*",), ignore_case=True),
     "no literal, ignore case A?B*": FindQuery(patterns=("A?B*",), ignore_case=True),
     "selective + size > 150": FindQuery(patterns=("IMG_0042*",), sizes=(SizeBound("+", 150),)),
+    # no name candidates: read through the size/date index (for the heavy-churn catalog of
+    # bench/catalogingest.py, whose sizes reach 2047 and a few mtimes lie before mid-2023)
+    "size only, * > 2040": FindQuery(patterns=("*",), sizes=(SizeBound("+", 2040),)),
+    "date only, * older than 2023-07-17": FindQuery(patterns=("*",), older_ns=1_689_552_000 * 10**9),
 }
 _SECONDARY = ("ver_coarse",)
 _DIR_ROW = "INSERT INTO stage.v VALUES (?, ?, 1, 1, 0, 0, 493, x'', 1, NULL)"

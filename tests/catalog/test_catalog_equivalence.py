@@ -248,4 +248,3 @@ def test_names_whose_hashes_collide_are_told_apart(tmp_path: Path) -> None:
     finally:
         conn.close()
         repo.close()
-

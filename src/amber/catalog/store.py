@@ -30,8 +30,8 @@ _BUSY_TIMEOUT_MS = 30_000
 # ingest adds each new name to it in the same transaction;
 # names are found by one index on (extension, 32-bit hash of the bytes): the extension
 # alone answers `*.ext`, both (the extension is computed from the bytes) find a name, and
-# the lookup then compares the bytes (amber_name_hash; ~17 bytes a name where an index
-# on the bytes and one on the extension took ~57);
+# the lookup then compares the bytes (amber_name_hash; ~19 bytes a name where an index
+# on the bytes and one on the extension took ~43);
 # ver is clustered by place (name, directory, lineage, first snapshot), which serves
 # find's name lookup, history, the mount and ingest; its only other index is the coarse
 # one on (size digits, mtime day) for the size and date filters (coarse.py).
