@@ -1,6 +1,6 @@
 """The catalog's one index on version attributes: coarse keys for size and mtime. Pure, no I/O.
 
-``ver_coarse`` indexes each version by (its size's decimal digit count, its mtime's day):
+``ver_coarse`` indexes each version by (its size's decimal magnitude, its mtime's day):
 one small entry serves both ``--size`` and ``--newer``/``--older`` (design §24). A query
 turns its bounds into the buckets and days that can hold a match (a superset: both keys
 are monotonic in what they summarise) and compares the exact values afterwards.
@@ -15,8 +15,10 @@ from typing import Protocol
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 NS_PER_DAY = 86_400 * 10**9
-# Decimal digits of a positive size, 0 for 0 (and for a negative size a crafted tree may hold).
-SIZE_BUCKET_SQL = "(CASE WHEN size > 0 THEN length(size) ELSE 0 END)"
+# A positive size's decimal digit count and first digit, as 10 * digits + first digit
+# (2,040 -> 42: sizes 2,000-2,999; one byte in the index up to 10^12), 0 for 0 (and for a
+# negative size a crafted tree may hold).
+SIZE_BUCKET_SQL = "(CASE WHEN size > 0 THEN length(size) * 10 + substr(size, 1, 1) ELSE 0 END)"
 # Whole days since 1970; SQLite's integer division truncates toward zero, as mtime_day does.
 MTIME_DAY_SQL = f"(mtime / {NS_PER_DAY})"
 INDEX_SQL = f"CREATE INDEX ver_coarse ON ver({SIZE_BUCKET_SQL}, {MTIME_DAY_SQL})"
@@ -34,7 +36,10 @@ class Bound(Protocol):
 
 def size_bucket(size: int) -> int:
     """The index's size key, as SIZE_BUCKET_SQL computes it."""
-    return len(str(size)) if size > 0 else 0
+    if size <= 0:
+        return 0
+    text = str(size)
+    return 10 * len(text) + int(text[0])
 
 
 def mtime_day(mtime_ns: int) -> int:
@@ -55,7 +60,9 @@ def size_buckets(bounds: Iterable[Bound]) -> list[int]:
             low, high = max(low, bound.value), min(high, bound.value)
     if low > high:
         return []
-    return list(range(size_bucket(low), size_bucket(high) + 1))
+    first, last = size_bucket(low), size_bucket(high)
+    # keys are 0 or 10 * digits + first digit: none of 1-10, none ending in 0
+    return [key for key in range(first, last + 1) if key == 0 or (key > 10 and key % 10)]
 
 
 ALL_BUCKETS = size_buckets(())
