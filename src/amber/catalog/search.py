@@ -144,7 +144,7 @@ def _attribute_filters(query: FindQuery, by_name: bool) -> tuple[list[str], list
     """SQL for the type, size and mtime bounds (the exact rule runs on every row afterwards
     anyway). Unless rows are read ``by_name`` (through the primary key, from the name
     candidates: usually far fewer), the size and date bounds read the coarse index
-    (size digits, mtime day), which narrows; the exact comparisons decide."""
+    (size magnitude, mtime day), which narrows; the exact comparisons decide."""
     where: list[str] = []
     params: list[object] = []
     if not by_name:

@@ -34,7 +34,7 @@ _BUSY_TIMEOUT_MS = 30_000
 # on the bytes and one on the extension took ~43);
 # ver is clustered by place (name, directory, lineage, first snapshot), which serves
 # find's name lookup, history, the mount and ingest; its only other index is the coarse
-# one on (size digits, mtime day) for the size and date filters (coarse.py).
+# one on (size magnitude, mtime day) for the size and date filters (coarse.py).
 _SCHEMA = f"""
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE lineage (
