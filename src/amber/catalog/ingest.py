@@ -46,6 +46,7 @@ class SyncResult:
 
 _LOOKUP_CHUNK = 500  # names per SELECT ... IN (...), under SQLite's parameter limit
 _FLUSH_ROWS = 20_000  # version rows kept in memory before they are written
+_SETTLE_NAMES = 4_000  # names of diffed directories looked up together
 _COMPACT_AFTER = 10_000  # rows written by a first sync worth one VACUUM
 
 
@@ -189,6 +190,38 @@ def _changed(tree_id: bytes, tree: RawTree, other: RawTree) -> dict[bytes, Node]
             if raw not in same}  # fmt: skip
 
 
+def _diff_dir(
+    walker: Walker, old_tree: bytes, new_tree: bytes, length: int
+) -> tuple[list[bytes], list[Node], list[tuple[bytes, bytes, bytes]]]:
+    """One directory's closed names, opened nodes and (name, old subtree, new subtree) to descend."""
+    old_raw, new_raw = _raw(walker, old_tree), _raw(walker, new_tree)
+    longest = max(map(len, old_raw.names), default=0), max(map(len, new_raw.names), default=0)
+    if length + 1 + max(longest) > MAX_PATH:
+        raise InvalidTree(f"tree {new_tree.hex()[:16]}: a path is longer than {MAX_PATH} bytes")
+    old = _changed(old_tree, old_raw, new_raw)
+    closed: list[bytes] = []
+    opened: list[Node] = []
+    descend: list[tuple[bytes, bytes, bytes]] = []
+    for b in _changed(new_tree, new_raw, old_raw).values():
+        a = old.pop(b.name, None)
+        if a is not None:
+            if same_version(a, b):
+                if a.type == "dir" and a.subtree != b.subtree:
+                    descend.append((b.name, a.subtree, b.subtree))
+                continue
+            closed.append(a.name)
+        opened.append(b)
+        old_sub = a.subtree if a is not None and a.type == "dir" else b""
+        new_sub = b.subtree if b.type == "dir" else b""
+        if old_sub or new_sub:
+            descend.append((b.name, old_sub, new_sub))
+    for a in old.values():  # gone from the new tree
+        closed.append(a.name)
+        if a.type == "dir" and a.subtree:
+            descend.append((a.name, a.subtree, b""))
+    return closed, opened, descend
+
+
 def ingest_tree_diff(
     conn: sqlite3.Connection, ids: _Ids, load_tree: RawLoader, lid: int,
     old_root: bytes, old_seq: int, new_root: bytes, new_seq: int,
@@ -206,43 +239,36 @@ def ingest_tree_diff(
     rows = _Rows(conn, lid, old_seq, new_seq)
     # (directory, old tree, new tree, depth, path length)
     stack: list[tuple[int, bytes, bytes, int, int]] = [(ROOT_DIR, old_root, new_root, 0, 0)]
-    while stack:
+    # Directories diffed whose names are not looked up yet: names are looked up for many
+    # directories at once (fewer statements), then their rows written and subtrees stacked.
+    pending: list[tuple[int, list[bytes], list[Node], list[tuple[bytes, bytes, bytes]], int, int]] = []
+    pending_names = 0
+
+    def settle() -> None:
+        ids.need([raw for _, closed, opened, descend, _, _ in pending
+                  for raw in (*closed, *(b.name for b in opened), *(n for n, _, _ in descend))])  # fmt: skip
+        for did, closed, opened, descend, depth, length in pending:
+            rows.add(did, ids.names, closed, opened)
+            for name, old_sub, new_sub in descend:
+                stack.append(
+                    (ids.dir(did, ids.names[name]), old_sub, new_sub, depth + 1, length + 1 + len(name))
+                )
+        pending.clear()
+
+    while stack or pending:
+        if not stack or pending_names >= _SETTLE_NAMES:
+            settle()
+            pending_names = 0
+            continue
         did, old_tree, new_tree, depth, length = stack.pop()
         if old_tree == new_tree:
             continue
         if depth > MAX_TREE_DEPTH:
             raise InvalidTree(f"tree {new_tree.hex()[:16]} is deeper than {MAX_TREE_DEPTH} levels")
-        old_raw, new_raw = _raw(walker, old_tree), _raw(walker, new_tree)
-        longest = max(map(len, old_raw.names), default=0), max(map(len, new_raw.names), default=0)
-        if length + 1 + max(longest) > MAX_PATH:
-            raise InvalidTree(f"tree {new_tree.hex()[:16]}: a path is longer than {MAX_PATH} bytes")
-        old = _changed(old_tree, old_raw, new_raw)
-        closed: list[bytes] = []
-        opened: list[Node] = []
-        descend: list[tuple[bytes, bytes, bytes]] = []  # (name, old subtree, new subtree)
-        for b in _changed(new_tree, new_raw, old_raw).values():
-            a = old.pop(b.name, None)
-            if a is not None:
-                if same_version(a, b):
-                    if a.type == "dir" and a.subtree != b.subtree:
-                        descend.append((b.name, a.subtree, b.subtree))
-                    continue
-                closed.append(a.name)
-            opened.append(b)
-            old_sub = a.subtree if a is not None and a.type == "dir" else b""
-            new_sub = b.subtree if b.type == "dir" else b""
-            if old_sub or new_sub:
-                descend.append((b.name, old_sub, new_sub))
-        for a in old.values():  # gone from the new tree
-            closed.append(a.name)
-            if a.type == "dir" and a.subtree:
-                descend.append((a.name, a.subtree, b""))
-        if not (closed or opened or descend):
-            continue
-        ids.need([*closed, *(b.name for b in opened), *(name for name, _, _ in descend)])
-        rows.add(did, ids.names, closed, opened)
-        for name, old_sub, new_sub in descend:
-            stack.append((ids.dir(did, ids.names[name]), old_sub, new_sub, depth + 1, length + 1 + len(name)))
+        closed, opened, descend = _diff_dir(walker, old_tree, new_tree, length)
+        if closed or opened or descend:
+            pending.append((did, closed, opened, descend, depth, length))
+            pending_names += len(closed) + len(opened) + len(descend)
     rows.flush()
 
 

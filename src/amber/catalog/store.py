@@ -116,7 +116,10 @@ def _sql_fold(raw: bytes | str | None) -> str | None:
 def name_hash(raw: bytes) -> int:
     """The index key of a name: 32 bits of BLAKE2b (a hash nobody can cheaply collide, so a
     tree of crafted names cannot pile them onto one key), as a signed 4-byte integer."""
-    return int.from_bytes(hashlib.blake2b(raw, digest_size=4).digest(), "big", signed=True)
+    return int.from_bytes(_blake2b(raw, digest_size=4).digest(), "big", signed=True)
+
+
+_blake2b = hashlib.blake2b  # name_hash runs for every name ingest looks up or adds
 
 
 def name_key(raw: bytes) -> tuple[str, int, bytes]:
@@ -125,6 +128,8 @@ def name_key(raw: bytes) -> tuple[str, int, bytes]:
 
 
 def _sql_name_hash(raw: bytes | str | None) -> int | None:
+    if type(raw) is bytes:  # what ingest stores
+        return name_hash(raw)
     if raw is None:
         return None
     return name_hash(raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else bytes(raw))
