@@ -19,15 +19,17 @@ from hypothesis import strategies as st
 
 from amber.catalog import ingest, store
 from amber.catalog.ingest import sync
-from amber.catalog.query import FindQuery, ordered
-from amber.catalog.search import catalog_hits, walk_hits
+from amber.catalog.query import FindQuery, SizeBound, ordered
+from amber.catalog.search import _path_hits, _timeline_walk, _visible, catalog_hits, walk_hits
 from amber.repository import Node, Repository, Snapshot, Tree, init_repository, open_repository
+from amber.services.snapshots import SnapshotFilter
 from amber.storage import open_backend
 
 PASSWORD = b"catalog property"
 NAMES = [b"a.txt", b"b.TXT", b"notes", b"caf\xc3\xa9.odt", b"raw\xff.bin", b"x_1.jpg",
          b"Stra\xc3\x9fe.txt", b"\xc3\x84PFEL", b".txt"]  # fmt: skip
 DIRS = [b"docs", b"docs/sub", b"pics"]
+TICK_NS = 10**13  # the mtime of a file changed at clock tick t is t * TICK_NS
 QUERIES = [
     FindQuery(patterns=("*",)),
     FindQuery(patterns=("*.txt",)),
@@ -40,6 +42,13 @@ QUERIES = [
     FindQuery(patterns=("*STRASSE*", "äpfel"), ignore_case=True),
     FindQuery(patterns=("?pfel", "CAF*"), ignore_case=True),
     FindQuery(patterns=("*ss*", "*.TXT")),
+    # size and date bounds: without name candidates they read the coarse index (mtimes
+    # below are ~2.8 hours a clock tick apart, so the index's days differ)
+    FindQuery(patterns=("*",), sizes=(SizeBound("+", 1),)),
+    FindQuery(patterns=("*",), sizes=(SizeBound("-", 2),), kinds=frozenset({"file"})),
+    FindQuery(patterns=("*",), newer_ns=110 * TICK_NS),
+    FindQuery(patterns=("*",), older_ns=115 * TICK_NS + 1, sizes=(SizeBound("=", 2),)),
+    FindQuery(patterns=("*.txt",), newer_ns=105 * TICK_NS, older_ns=125 * TICK_NS),
 ]
 
 FileState = dict[bytes, tuple[int, int]]  # relative path -> (size, mtime)
@@ -105,7 +114,7 @@ def test_catalog_equals_tree_walk_and_rebuild(tmp_path: Path, steps: list[tuple[
                 _, where, name, size = s
                 path = (where + b"/" if where else b"") + name  # type: ignore[operator]
                 for state in files.values():
-                    state[path] = (int(size), clock)  # type: ignore[call-overload]
+                    state[path] = (int(size), clock * TICK_NS)  # type: ignore[call-overload]
             elif s[0] == "delete" and files["hostA"]:
                 victim = sorted(files["hostA"])[int(s[1]) % len(files["hostA"])]  # type: ignore[call-overload]
                 files["hostA"].pop(victim)
@@ -199,6 +208,43 @@ def test_a_node_type_amber_does_not_know_is_kept(tmp_path: Path) -> None:
             from_catalog = [(h.path, h.kind) for h in ordered(catalog_hits(conn, query))]
             assert from_catalog == [(h.path, h.kind) for h in ordered(walk_hits(repo, query))]
             assert (b"/home/s.sock", "socket") in from_catalog
+    finally:
+        conn.close()
+        repo.close()
+
+
+def test_names_whose_hashes_collide_are_told_apart(tmp_path: Path) -> None:
+    """Names are found by a 32-bit hash and then compared byte for byte: with a hash that
+    collides all the time, every answer is still the walk's."""
+
+    def weak_hash(raw: bytes) -> int:
+        return len(raw) % 3
+
+    init_repository(open_backend(str(tmp_path / "repo")), PASSWORD).close()
+    repo = open_repository(open_backend(str(tmp_path / "repo")), PASSWORD)
+    places = [d + b"/" + n for d in DIRS for n in NAMES] + NAMES
+    files: FileState = {path: (len(path), 100 * TICK_NS) for path in places}
+    conn, _ = store.open_catalog(repo.id, tmp_path / "c.sqlite")
+    try:
+        with mock.patch.object(store, "name_hash", weak_hash), \
+                mock.patch.object(ingest, "name_hash", weak_hash):  # fmt: skip
+            _snapshot(repo, files, "hostA", 1)
+            assert not sync(conn, repo).failed
+            files[b"docs/a.txt"] = (9, 101 * TICK_NS)
+            del files[b"pics/notes"]
+            _snapshot(repo, files, "hostA", 2)
+            assert not sync(conn, repo).failed
+            assert conn.execute("SELECT count(DISTINCT amber_name_hash(raw)) FROM name").fetchone()[0] <= 3
+            names = {*NAMES, b"home", *(part for d in DIRS for part in d.split(b"/"))}
+            assert conn.execute("SELECT count(*) FROM name").fetchone()[0] == len(names)
+            _answers(conn, repo)
+            everything = FindQuery(patterns=("*",))
+            visible = _visible(conn, everything)
+            for path in [b"/home/" + p for p in (*files, b"pics/notes")]:
+                by_catalog = {sid: h.version() for sid, h in _path_hits(conn, visible, path).items()}
+                timeline = _timeline_walk(repo, path, SnapshotFilter([], [], []))
+                walked = {sid: h.version() for sid, _, h in timeline if h is not None}
+                assert by_catalog == walked, path
     finally:
         conn.close()
         repo.close()

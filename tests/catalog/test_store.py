@@ -49,3 +49,20 @@ def test_another_repository_s_catalog_is_replaced(tmp_path: Path) -> None:
     conn, notice = store.open_catalog("repo-b", path)
     conn.close()
     assert notice is not None
+
+
+def test_a_catalog_of_the_previous_schema_is_rebuilt(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    conn, _ = store.open_catalog("repo-a", path)
+    with store.transaction(conn):
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(store.SCHEMA_VERSION - 1),))
+    conn.close()
+    conn, notice = store.open_catalog("repo-a", path)
+    try:
+        assert notice is not None and "rebuilding" in notice
+        schema = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        assert schema == (str(store.SCHEMA_VERSION),)
+        indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'index'")}
+        assert {"ver_coarse", "name_key"} <= indexes and not {"ver_size", "ver_mtime", "name_ext"} & indexes
+    finally:
+        conn.close()

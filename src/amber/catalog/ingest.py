@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import cast
 
-from amber.catalog.store import mark_checked, transaction
+from amber.catalog.store import mark_checked, name_hash, transaction
+from amber.catalog.treecache import TreeCache
 from amber.catalog.versions import (
     extension,
     fold_text,
@@ -45,6 +46,7 @@ class SyncResult:
 
 _LOOKUP_CHUNK = 500  # names per SELECT ... IN (...), under SQLite's parameter limit
 _FLUSH_ROWS = 20_000  # version rows kept in memory before they are written
+_SETTLE_NAMES = 4_000  # names of diffed directories looked up together
 _COMPACT_AFTER = 10_000  # rows written by a first sync worth one VACUUM
 
 
@@ -75,12 +77,22 @@ class _Ids:
     def need(self, raws: list[bytes]) -> None:
         """Make sure every name in ``raws`` has an ID in :attr:`names` (adding rows as needed)."""
         names = self.names
-        missing = list({raw for raw in raws if raw not in names})
-        for i in range(0, len(missing), _LOOKUP_CHUNK):
-            chunk = missing[i : i + _LOOKUP_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            for raw, nid in self.conn.execute(f"SELECT raw, nid FROM name WHERE raw IN ({marks})", chunk):
-                names[bytes(raw)] = int(nid)
+        missing = {raw: extension(raw) for raw in raws if raw not in names}
+        if not missing:
+            return
+        # Looked up through name_key (extension, hash), one extension at a time.
+        by_ext: dict[str, set[int]] = {}
+        for raw, ext in missing.items():
+            by_ext.setdefault(ext, set()).add(name_hash(raw))
+        for ext, hash_set in by_ext.items():
+            hashes = list(hash_set)
+            for i in range(0, len(hashes), _LOOKUP_CHUNK):
+                chunk = hashes[i : i + _LOOKUP_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                sql = f"SELECT raw, nid FROM name WHERE ext = ? AND amber_name_hash(raw) IN ({marks})"
+                for raw, nid in self.conn.execute(sql, (ext, *chunk)):
+                    if (raw := bytes(raw)) in missing:  # not another name with the same hash
+                        names[raw] = int(nid)
         new = [raw for raw in missing if raw not in names]
         if not new:
             return
@@ -89,7 +101,7 @@ class _Ids:
         names.update(zip(new, range(first, self._next_nid), strict=True))
         self.conn.executemany(
             "INSERT INTO name(nid, raw, ext, form) VALUES (?, ?, ?, ?)",
-            [(nid, raw, extension(raw), name_form(raw)) for nid, raw in enumerate(new, first)],
+            [(nid, raw, missing[raw], name_form(raw)) for nid, raw in enumerate(new, first)],
         )
         # The trigram index, filled here rather than by a trigger (an FTS5 insert per
         # trigger call cost ~40 us a name, in one executemany ~3 us).
@@ -178,6 +190,38 @@ def _changed(tree_id: bytes, tree: RawTree, other: RawTree) -> dict[bytes, Node]
             if raw not in same}  # fmt: skip
 
 
+def _diff_dir(
+    walker: Walker, old_tree: bytes, new_tree: bytes, length: int
+) -> tuple[list[bytes], list[Node], list[tuple[bytes, bytes, bytes]]]:
+    """One directory's closed names, opened nodes and (name, old subtree, new subtree) to descend."""
+    old_raw, new_raw = _raw(walker, old_tree), _raw(walker, new_tree)
+    longest = max(map(len, old_raw.names), default=0), max(map(len, new_raw.names), default=0)
+    if length + 1 + max(longest) > MAX_PATH:
+        raise InvalidTree(f"tree {new_tree.hex()[:16]}: a path is longer than {MAX_PATH} bytes")
+    old = _changed(old_tree, old_raw, new_raw)
+    closed: list[bytes] = []
+    opened: list[Node] = []
+    descend: list[tuple[bytes, bytes, bytes]] = []
+    for b in _changed(new_tree, new_raw, old_raw).values():
+        a = old.pop(b.name, None)
+        if a is not None:
+            if same_version(a, b):
+                if a.type == "dir" and a.subtree != b.subtree:
+                    descend.append((b.name, a.subtree, b.subtree))
+                continue
+            closed.append(a.name)
+        opened.append(b)
+        old_sub = a.subtree if a is not None and a.type == "dir" else b""
+        new_sub = b.subtree if b.type == "dir" else b""
+        if old_sub or new_sub:
+            descend.append((b.name, old_sub, new_sub))
+    for a in old.values():  # gone from the new tree
+        closed.append(a.name)
+        if a.type == "dir" and a.subtree:
+            descend.append((a.name, a.subtree, b""))
+    return closed, opened, descend
+
+
 def ingest_tree_diff(
     conn: sqlite3.Connection, ids: _Ids, load_tree: RawLoader, lid: int,
     old_root: bytes, old_seq: int, new_root: bytes, new_seq: int,
@@ -195,43 +239,36 @@ def ingest_tree_diff(
     rows = _Rows(conn, lid, old_seq, new_seq)
     # (directory, old tree, new tree, depth, path length)
     stack: list[tuple[int, bytes, bytes, int, int]] = [(ROOT_DIR, old_root, new_root, 0, 0)]
-    while stack:
+    # Directories diffed whose names are not looked up yet: names are looked up for many
+    # directories at once (fewer statements), then their rows written and subtrees stacked.
+    pending: list[tuple[int, list[bytes], list[Node], list[tuple[bytes, bytes, bytes]], int, int]] = []
+    pending_names = 0
+
+    def settle() -> None:
+        ids.need([raw for _, closed, opened, descend, _, _ in pending
+                  for raw in (*closed, *(b.name for b in opened), *(n for n, _, _ in descend))])  # fmt: skip
+        for did, closed, opened, descend, depth, length in pending:
+            rows.add(did, ids.names, closed, opened)
+            for name, old_sub, new_sub in descend:
+                stack.append(
+                    (ids.dir(did, ids.names[name]), old_sub, new_sub, depth + 1, length + 1 + len(name))
+                )
+        pending.clear()
+
+    while stack or pending:
+        if not stack or pending_names >= _SETTLE_NAMES:
+            settle()
+            pending_names = 0
+            continue
         did, old_tree, new_tree, depth, length = stack.pop()
         if old_tree == new_tree:
             continue
         if depth > MAX_TREE_DEPTH:
             raise InvalidTree(f"tree {new_tree.hex()[:16]} is deeper than {MAX_TREE_DEPTH} levels")
-        old_raw, new_raw = _raw(walker, old_tree), _raw(walker, new_tree)
-        longest = max(map(len, old_raw.names), default=0), max(map(len, new_raw.names), default=0)
-        if length + 1 + max(longest) > MAX_PATH:
-            raise InvalidTree(f"tree {new_tree.hex()[:16]}: a path is longer than {MAX_PATH} bytes")
-        old = _changed(old_tree, old_raw, new_raw)
-        closed: list[bytes] = []
-        opened: list[Node] = []
-        descend: list[tuple[bytes, bytes, bytes]] = []  # (name, old subtree, new subtree)
-        for b in _changed(new_tree, new_raw, old_raw).values():
-            a = old.pop(b.name, None)
-            if a is not None:
-                if same_version(a, b):
-                    if a.type == "dir" and a.subtree != b.subtree:
-                        descend.append((b.name, a.subtree, b.subtree))
-                    continue
-                closed.append(a.name)
-            opened.append(b)
-            old_sub = a.subtree if a is not None and a.type == "dir" else b""
-            new_sub = b.subtree if b.type == "dir" else b""
-            if old_sub or new_sub:
-                descend.append((b.name, old_sub, new_sub))
-        for a in old.values():  # gone from the new tree
-            closed.append(a.name)
-            if a.type == "dir" and a.subtree:
-                descend.append((a.name, a.subtree, b""))
-        if not (closed or opened or descend):
-            continue
-        ids.need([*closed, *(b.name for b in opened), *(name for name, _, _ in descend)])
-        rows.add(did, ids.names, closed, opened)
-        for name, old_sub, new_sub in descend:
-            stack.append((ids.dir(did, ids.names[name]), old_sub, new_sub, depth + 1, length + 1 + len(name)))
+        closed, opened, descend = _diff_dir(walker, old_tree, new_tree, length)
+        if closed or opened or descend:
+            pending.append((did, closed, opened, descend, depth, length))
+            pending_names += len(closed) + len(opened) + len(descend)
     rows.flush()
 
 
@@ -315,8 +352,10 @@ def sync(conn: sqlite3.Connection, repo: Repository) -> SyncResult:
         ids = _Ids(conn)
         changes = conn.total_changes
 
-        def loader(tree_id: bytes) -> RawTree:
+        def read(tree_id: bytes) -> RawTree:
             return decode_raw_tree(repo.blobs.load(tree_id), tree_id)
+
+        loader = TreeCache(read)
 
         for sid, snap in new:
             try:

@@ -192,8 +192,8 @@ class CatalogVersions:
         did = ROOT_DIR
         for part in parts:
             row = self._conn.execute(
-                "SELECT did FROM dir WHERE parent = ? AND nid = (SELECT nid FROM name WHERE raw = ?)",
-                (did, part),
+                f"SELECT did FROM dir WHERE parent = ? AND nid = ({store.NAME_ID_SQL})",
+                (did, *store.name_key(part)),
             ).fetchone()
             if row is None:
                 return None
@@ -233,8 +233,8 @@ class CatalogVersions:
             rows = self._conn.execute(
                 "SELECT v.kind, v.size, v.mtime, v.mode, v.sha256, v.lid, v.first_seq, v.last_seq"
                 f" FROM ver v WHERE {_BY_PLACE} AND v.did = ?"
-                f" AND v.nid = (SELECT nid FROM name WHERE raw = ?) AND v.kind IN {_VERSIONED_CODES}",
-                (did, parts[-1]),
+                f" AND v.nid = ({store.NAME_ID_SQL}) AND v.kind IN {_VERSIONED_CODES}",
+                (did, *store.name_key(parts[-1])),
             ).fetchall()
             for kind, size, mtime, mode, sha256, lid, first, last in rows:
                 snap = self._conn.execute(

@@ -16,7 +16,7 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from amber.catalog import store
+from amber.catalog import coarse, store
 from amber.catalog.ingest import ROOT_DIR, SyncResult, sync
 from amber.catalog.query import FindQuery, Hit
 from amber.catalog.versions import FORM_ASCII, FORM_BYTES, FORM_UTF8, kind_code, kind_name, order_key
@@ -73,6 +73,7 @@ def _like(pattern: str) -> str:
     return re.sub("%+", "%", like)
 
 
+EXT_NAMES_SQL = "SELECT nid FROM name WHERE ext = ?"  # reads the index name_key
 _EXT_ONLY = re.compile(r"\*\.([^*?\[\]/.]+)")
 _TRIGRAM = re.compile(r"[^*?\[\]%_]{3}")
 
@@ -87,7 +88,7 @@ def _pattern_names(conn: sqlite3.Connection, pattern: str) -> Iterator[int]:
     folded = pattern.casefold()
     ext = _EXT_ONLY.fullmatch(folded)
     if ext:
-        yield from (r[0] for r in conn.execute("SELECT nid FROM name WHERE ext = ?", (ext.group(1),)))
+        yield from (r[0] for r in conn.execute(EXT_NAMES_SQL, (ext.group(1),)))
         # '*' also matches nothing: a dotfile named '.ext' has no extension of its own
         yield from _pattern_names(conn, "." + ext.group(1))
     elif _TRIGRAM.search(re.sub(r"\[[^\]]*\]", "?", folded)):
@@ -139,30 +140,46 @@ class _Paths:
         return base
 
 
-def _attribute_filters(query: FindQuery) -> tuple[list[str], list[object]]:
-    """SQL for the type, size and mtime bounds, so they use the indexes (the exact rule runs
-    on every row afterwards anyway)."""
+def _attribute_filters(query: FindQuery, by_name: bool) -> tuple[list[str], list[object]]:
+    """SQL for the type, size and mtime bounds (the exact rule runs on every row afterwards
+    anyway). Unless rows are read ``by_name`` (through the primary key, from the name
+    candidates: usually far fewer), the size and date bounds read the coarse index
+    (size magnitude, mtime day), which narrows; the exact comparisons decide."""
     where: list[str] = []
     params: list[object] = []
+    if not by_name:
+        where, coarse_params = coarse.coarse_filter(query.sizes, query.newer_ns, query.older_ns)
+        params.extend(coarse_params)
     if query.kinds:
         where.append(f"kind IN ({', '.join('?' * len(query.kinds))})")
         params.extend(kind_code(k) for k in sorted(query.kinds))
     for bound in query.sizes:
-        where.append({"+": "size > ?", "-": "size < ?"}.get(bound.op, "size = ?"))
+        # '+size': SQLite would put the value of 'size = ?' into the index's expression,
+        # which then no longer matches the index
+        where.append({"+": "size > ?", "-": "size < ?"}.get(bound.op, "+size = ?"))
         params.append(bound.value)
-    # The mtime index holds whole seconds (truncated, like the division below): it narrows,
-    # the nanosecond comparison decides.
     if query.newer_ns is not None:
-        where.append("mtime / 1000000000 >= ? / 1000000000 AND mtime > ?")
-        params.extend((query.newer_ns, query.newer_ns))
+        where.append("mtime > ?")
+        params.append(query.newer_ns)
     if query.older_ns is not None:
-        where.append("mtime / 1000000000 <= ? / 1000000000 AND mtime < ?")
-        params.extend((query.older_ns, query.older_ns))
+        where.append("mtime < ?")
+        params.append(query.older_ns)
     # SQLite integers are 64-bit; a bound beyond that range holds for every row or none.
     return where, [min(max(p, _INT64_MIN), _INT64_MAX) if isinstance(p, int) else p for p in params]
 
 
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_INT64_MIN, _INT64_MAX = coarse.INT64_MIN, coarse.INT64_MAX
+_WANTED_COLUMNS = "(nid INTEGER PRIMARY KEY)"
+
+
+def version_query(query: FindQuery, by_name: bool) -> tuple[str, list[object]]:
+    """The SELECT over ``ver`` for ``query``; ``by_name``: only the names in the temporary
+    table ``wanted`` (columns _WANTED_COLUMNS)."""
+    sql = "SELECT lid, did, nid, kind, size, mtime, mode, sha256, first_seq, last_seq FROM ver"
+    where, params = _attribute_filters(query, by_name)
+    if by_name:
+        where.append("nid IN (SELECT nid FROM wanted)")
+    return sql + (" WHERE " + " AND ".join(where) if where else ""), params
 
 
 def catalog_hits(conn: sqlite3.Connection, query: FindQuery) -> Iterator[Hit]:
@@ -170,14 +187,11 @@ def catalog_hits(conn: sqlite3.Connection, query: FindQuery) -> Iterator[Hit]:
     visible = _visible(conn, query)
     nids = _candidate_names(conn, query)
     paths = _Paths(conn)
-    sql = "SELECT lid, did, nid, kind, size, mtime, mode, sha256, first_seq, last_seq FROM ver"
-    where, params = _attribute_filters(query)
     if nids is not None:
-        conn.execute("CREATE TEMP TABLE IF NOT EXISTS wanted (nid INTEGER PRIMARY KEY)")
+        conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS wanted {_WANTED_COLUMNS}")
         conn.execute("DELETE FROM wanted")
         conn.executemany("INSERT INTO wanted(nid) VALUES (?)", ((n,) for n in nids))
-        where.append("nid IN (SELECT nid FROM wanted)")
-    rows = conn.execute(sql + (" WHERE " + " AND ".join(where) if where else ""), params)
+    rows = conn.execute(*version_query(query, by_name=nids is not None))
     for lid, did, nid, code, size, mtime, mode, sha256, first, last in rows.fetchall():
         snaps = visible.covering(lid, first, last)
         if not snaps:
@@ -285,7 +299,7 @@ def _path_hits(conn: sqlite3.Connection, visible: _Lineages, path: bytes) -> dic
     did = ROOT_DIR
     nids = []
     for part in parts:
-        row = conn.execute("SELECT nid FROM name WHERE raw = ?", (part,)).fetchone()
+        row = conn.execute(store.NAME_ID_SQL, store.name_key(part)).fetchone()
         if row is None:
             return {}
         nids.append(int(row[0]))

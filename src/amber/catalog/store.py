@@ -8,16 +8,19 @@ old-schema file is deleted and built again from the snapshots.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
-from amber.catalog.versions import fold_text
+from amber.catalog import coarse
+from amber.catalog.versions import extension, fold_text
 from amber.errors import CatalogError
 
-SCHEMA_VERSION = 4  # 3: compact rows (kind codes, one name copy, one place index), case folding;
-# 4: ingest fills the trigram index itself (a trigger made each new name ~10x dearer)
+SCHEMA_VERSION = 5  # 3: compact rows (kind codes, one name copy, one place index), case folding;
+# 4: ingest fills the trigram index itself (a trigger made each new name ~10x dearer);
+# 5: names found by a 32-bit hash, one coarse (size, mtime) index instead of two
 _BUSY_TIMEOUT_MS = 30_000
 
 # One row per file *version* (a path with the same content and metadata), carrying the
@@ -25,10 +28,14 @@ _BUSY_TIMEOUT_MS = 30_000
 # Sizes (design §24): a name is stored once, as its raw bytes; the trigram index reads
 # its case-folded text through a view (amber_fold, registered on every connection), and
 # ingest adds each new name to it in the same transaction;
+# names are found by one index on (extension, 32-bit hash of the bytes): the extension
+# alone answers `*.ext`, both (the extension is computed from the bytes) find a name, and
+# the lookup then compares the bytes (amber_name_hash; ~19 bytes a name where an index
+# on the bytes and one on the extension took ~43);
 # ver is clustered by place (name, directory, lineage, first snapshot), which serves
-# find's name lookup, history, the mount and ingest; its only other indexes are size and
-# mtime (whole seconds) for those filters.
-_SCHEMA = """
+# find's name lookup, history, the mount and ingest; its only other index is the coarse
+# one on (size magnitude, mtime day) for the size and date filters (coarse.py).
+_SCHEMA = f"""
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE lineage (
     lid INTEGER PRIMARY KEY,
@@ -49,11 +56,11 @@ CREATE TABLE snap (
 );
 CREATE TABLE name (
     nid INTEGER PRIMARY KEY,
-    raw BLOB NOT NULL UNIQUE,
+    raw BLOB NOT NULL,
     ext TEXT NOT NULL,
     form INTEGER NOT NULL
 );
-CREATE INDEX name_ext ON name(ext);
+CREATE INDEX name_key ON name(ext, amber_name_hash(raw));
 CREATE INDEX name_bytes ON name(nid) WHERE form = 0;
 CREATE VIEW name_fold(nid, fold) AS SELECT nid, amber_fold(raw) FROM name;
 CREATE VIRTUAL TABLE name_tri USING fts5(
@@ -78,9 +85,11 @@ CREATE TABLE ver (
     last_seq INTEGER,
     PRIMARY KEY (nid, did, lid, first_seq)
 ) WITHOUT ROWID;
-CREATE INDEX ver_size ON ver(size);
-CREATE INDEX ver_mtime ON ver(mtime / 1000000000);
+{coarse.INDEX_SQL};
 """
+# A name's ID by its bytes (parameters: name_key(raw)): the index finds the candidates,
+# the bytes decide.
+NAME_ID_SQL = "SELECT nid FROM name WHERE ext = ? AND amber_name_hash(raw) = ? AND raw = ?"
 
 
 def cache_root() -> Path:
@@ -104,12 +113,35 @@ def _sql_fold(raw: bytes | str | None) -> str | None:
     return fold_text(raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else bytes(raw))
 
 
+def name_hash(raw: bytes) -> int:
+    """The index key of a name: 32 bits of BLAKE2b (a hash nobody can cheaply collide, so a
+    tree of crafted names cannot pile them onto one key), as a signed 4-byte integer."""
+    return int.from_bytes(_blake2b(raw, digest_size=4).digest(), "big", signed=True)
+
+
+_blake2b = hashlib.blake2b  # name_hash runs for every name ingest looks up or adds
+
+
+def name_key(raw: bytes) -> tuple[str, int, bytes]:
+    """The parameters of NAME_ID_SQL for the name ``raw``."""
+    return extension(raw), name_hash(raw), raw
+
+
+def _sql_name_hash(raw: bytes | str | None) -> int | None:
+    if type(raw) is bytes:  # what ingest stores
+        return name_hash(raw)
+    if raw is None:
+        return None
+    return name_hash(raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else bytes(raw))
+
+
 def connect(path: Path, shared: bool = False) -> sqlite3.Connection:
-    """A connection with amber's SQL function; ``shared``: usable from several threads
+    """A connection with amber's SQL functions; ``shared``: usable from several threads
     (the caller serialises uses)."""
     conn = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None,
                            check_same_thread=not shared)  # fmt: skip
     conn.create_function("amber_fold", 1, _sql_fold, deterministic=True)
+    conn.create_function("amber_name_hash", 1, _sql_name_hash, deterministic=True)
     conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 
 from amber.repository import Node, Snapshot
 
@@ -84,11 +83,13 @@ def fold_text(raw: bytes) -> str:
 
 
 def extension(raw: bytes) -> str:
-    """Case-folded extension without the dot ('' for none and for dotfiles like .bashrc)."""
-    stem, ext = os.path.splitext(raw)
-    if not stem or not ext:
+    """Case-folded extension without the dot ('' for none and for dotfiles like .bashrc):
+    what follows the last dot, as ``os.path.splitext`` splits a name (no slash in it)."""
+    dot = raw.rfind(b".")
+    if dot <= 0 or not raw[:dot].strip(b"."):  # no dot, or only dots before it
         return ""
-    return ext[1:].decode("utf-8", "backslashreplace").casefold()
+    ext = raw[dot + 1 :]
+    return ext.decode().lower() if ext.isascii() else ext.decode("utf-8", "backslashreplace").casefold()
 
 
 def walk_order(path: bytes) -> list[bytes]:

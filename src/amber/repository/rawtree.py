@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import msgspec
 
 from amber.errors import InvalidTree
-from amber.repository.model import Node, check_tree_outline, validate_names
+from amber.repository.model import MAX_TREE_NODES, Node, check_tree_outline, validate_names
 
 
 class _Named(msgspec.Struct, gc=False):
@@ -46,7 +46,8 @@ class RawTree:
 def decode_raw_tree(data: bytes, tree_id: bytes = b"") -> RawTree:
     label = f"tree {tree_id.hex()[:16]}" if tree_id else "tree"
     try:
-        check_tree_outline(data, tree_id)
+        if len(data) > MAX_TREE_NODES:  # a smaller blob cannot hold more nodes than that
+            check_tree_outline(data, tree_id)
         names = [n.name for n in _names_decoder.decode(data).nodes]
         nodes = [bytes(raw) for raw in _encoded_decoder.decode(data).nodes]
     except msgspec.DecodeError as exc:
