@@ -64,7 +64,7 @@ class TargetTree:
         self._open: OrderedDict[Dir, int] = OrderedDict()
         self._pins: dict[Dir, int] = {}  # descriptors in use outside the lock are not evicted
         self._max = max(2, max_open)
-        self._lock = threading.RLock()
+        self._lock = threading.Lock()
         self._euid = os.geteuid()
 
     def close(self) -> None:
@@ -82,17 +82,29 @@ class TargetTree:
 
         Raises AmberError when ``d`` cannot be reached as the directory restore made.
         """
-        with self._lock:
-            fd = self._get(d)
-            self._pins[d] = self._pins.get(d, 0) + 1
+        fd = self.pin(d)
         try:
             yield fd
         finally:
-            with self._lock:
-                if self._pins[d] > 1:
-                    self._pins[d] -= 1
-                else:
-                    del self._pins[d]
+            self.unpin(d)
+
+    def pin(self, d: Dir) -> int:
+        """:meth:`fd` for hot paths: the descriptor stays open until :meth:`unpin` (call it in a finally)."""
+        with self._lock:
+            fd = self._get(d)
+            pins = self._pins
+            pins[d] = pins.get(d, 0) + 1
+            return fd
+
+    def unpin(self, d: Dir) -> None:
+        with self._lock:
+            pins = self._pins
+            n = pins[d]
+            if n > 1:
+                pins[d] = n - 1
+            else:
+                del pins[d]
+                if len(self._open) > self._max:
                     self._trim()
 
     def enter(self, parent: Dir, name: bytes) -> Dir:
@@ -101,8 +113,8 @@ class TargetTree:
         A non-directory in the way is removed (that entry only). Raises
         AmberError or OSError when no real directory can be had there.
         """
-        with self._lock:
-            pfd = self._get(parent)
+        pfd = self.pin(parent)  # the system calls run without the lock: workers need it meanwhile
+        try:
             made = False
             existing = None if parent.made else lstat_at(pfd, name)
             if existing is not None and not stat.S_ISDIR(existing.st_mode):
@@ -117,13 +129,16 @@ class TargetTree:
                 if exc.errno in (errno.ELOOP, errno.ENOTDIR):
                     raise AmberError("replaced by a non-directory during restore") from exc
                 raise
-            st = os.fstat(fd)
-            if made and st.st_uid != self._euid:  # ours was swapped for someone else's directory
-                os.close(fd)
-                raise AmberError("replaced by another directory during restore")
-            d = Dir(parent, name, st.st_dev, st.st_ino, parent.depth + 1, made)
+        finally:
+            self.unpin(parent)
+        st = os.fstat(fd)
+        if made and st.st_uid != self._euid:  # ours was swapped for someone else's directory
+            os.close(fd)
+            raise AmberError("replaced by another directory during restore")
+        d = Dir(parent, name, st.st_dev, st.st_ino, parent.depth + 1, made)
+        with self._lock:
             self._remember(d, fd)
-            return d
+        return d
 
     def link(self, src: Dir, src_name: bytes, src_ino: int, dst: Dir, dst_name: bytes) -> None:
         """Hard-link the file restore made as ``src_name`` (inode ``src_ino``) to ``dst_name``.

@@ -43,19 +43,22 @@ _ZERO_BLOCK = bytes(_BLOCK)
 def nonzero_extents(data: bytes, offset: int) -> Iterator[tuple[int, int]]:
     """(start, end) ranges of ``data`` to write, leaving file-block-aligned zero runs as holes.
 
-    A chunk that is only partly zero (data followed by a long zero run: chunkers
-    cut zero runs at their maximum size) would otherwise fill the hole.
+    ``data`` lies at ``offset`` in the file. A chunk that is only partly zero (data
+    followed by a long zero run: chunkers cut zero runs at their maximum size) would
+    otherwise fill the hole.
     """
-    if _ZERO_BLOCK not in data:  # fast path: no aligned or unaligned zero block at all
-        yield 0, len(data)
-        return
-    pos = -offset % _BLOCK  # first block boundary of the file inside data
+    first = -offset % _BLOCK  # first block boundary of the file inside data
+    heads = data[first::_BLOCK]  # each aligned block's first byte: a zero block starts with 0
+    i = heads.find(0)
     start = 0
-    while pos + _BLOCK <= len(data):
-        if data[pos] == 0 and data[pos : pos + _BLOCK] == _ZERO_BLOCK:
+    while i >= 0:
+        pos = first + i * _BLOCK
+        if pos + _BLOCK > len(data):
+            break
+        if data.startswith(_ZERO_BLOCK, pos):
             if pos > start:
                 yield start, pos
             start = pos + _BLOCK
-        pos += _BLOCK
+        i = heads.find(0, i + 1)
     if start < len(data):
         yield start, len(data)
