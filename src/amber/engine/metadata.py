@@ -187,13 +187,17 @@ def _owner(user: str, group: str, uid: int, gid: int) -> tuple[int, int]:
 
 
 def apply_to_fd(
-    fd: int, node: Node, warnings: list[str], label: bytes, owner: tuple[int, int] | None = None
+    fd: int, node: Node, warnings: list[str], label: bytes, made: os.stat_result | None = None
 ) -> None:
     """Metadata of a file or directory through its open descriptor; ``label`` names it in warnings.
 
-    ``owner``: the (uid, gid) the descriptor's file has now (restore just made it); no chown when they match.
+    ``made``: the descriptor's stat, when restore just made the file: no chown when its
+    owner is already the node's, no chmod when its mode is (and no xattr may change it).
     """
-    _apply(fd, None, True, node, warnings, label, owner)
+    if made is None:
+        _apply(fd, None, True, node, warnings, label)
+    else:
+        _apply(fd, None, True, node, warnings, label, (made.st_uid, made.st_gid), stat.S_IMODE(made.st_mode))
 
 
 def apply_to_special(dir_fd: int, name: bytes, node: Node, warnings: list[str], label: bytes) -> None:
@@ -236,9 +240,12 @@ class _Label:
 
 def _apply(
     ref: int | bytes, dir_fd: int | None, follow: bool, node: Node, warnings: list[str], label: bytes,
-    owner: tuple[int, int] | None = None,
+    owner: tuple[int, int] | None = None, mode: int | None = None,
 ) -> None:  # fmt: skip
-    """Ownership, xattrs (ACLs included), mode, then times: chown would clear setuid."""
+    """Ownership, xattrs (ACLs included), mode, then times: chown would clear setuid.
+
+    ``owner`` and ``mode``: what the file has now, when known (no chown, no chmod to the same).
+    """
     is_link = node.type == "symlink"
     where = _Label(label)
     ids = _owner(node.user, node.group, node.uid, node.gid)
@@ -257,7 +264,7 @@ def _apply(
         except OSError as exc:
             if not (is_link and exc.errno in _IGNORABLE):
                 warnings.append(f"{where}: xattr {os.fsdecode(name)}: {exc.strerror}")
-    if not is_link:
+    if not is_link and (mode != node.mode or node.xattrs):  # an ACL changes the mode's group bits
         try:
             os.chmod(ref, node.mode, dir_fd=dir_fd)
         except OSError as exc:

@@ -161,10 +161,10 @@ class ContentWriter:
         return self._blob_id is not None
 
     def create_empty(self, f: RestoreFile) -> None:
-        fd, st = self._create(f)
+        fd, st = self._create(f, final_mode=True)
         warnings: list[str] = []
         try:
-            apply_to_fd(fd, f.node, warnings, f.path, owner=(st.st_uid, st.st_gid))
+            apply_to_fd(fd, f.node, warnings, f.path, made=st)
         finally:
             os.close(fd)
         self._report.file_done(f, warnings)
@@ -312,12 +312,12 @@ class ContentWriter:
             return
         warnings: list[str] = []
         try:
-            fd, st = self._create(f, presize=False)
+            fd, st = self._create(f, presize=False, final_mode=not self._verify)
             try:
                 if pwrite_nonzero(fd, data, 0) < f.node.size:  # it ends in a hole
                     os.ftruncate(fd, f.node.size)
                 if not self._verify:
-                    apply_to_fd(fd, f.node, warnings, f.path, owner=(st.st_uid, st.st_gid))
+                    apply_to_fd(fd, f.node, warnings, f.path, made=st)
             finally:
                 os.close(fd)
         except (OSError, AmberError) as exc:
@@ -386,13 +386,21 @@ class ContentWriter:
         return True
 
     # -- descriptors ----------------------------------------------------------
-    def _create(self, f: RestoreFile, presize: bool = True) -> tuple[int, os.stat_result]:
+    def _create(
+        self, f: RestoreFile, presize: bool = True, final_mode: bool = False
+    ) -> tuple[int, os.stat_result]:
         """Create ``f`` (at its final size unless ``presize`` is False); nothing may be in the way
-        (the walk cleared it). Returns the descriptor and its stat."""
+        (the walk cleared it). Returns the descriptor and its stat.
+
+        With ``final_mode``, for a file written and finished through this one descriptor, it is
+        made with its permission bits (no special bits) when restore made its directory: that
+        directory stays 0700 until restore ends, so nobody else can reach the file meanwhile.
+        """
         tree, parent = self._tree, f.parent
+        mode = f.node.mode if final_mode and parent.made and 0 <= f.node.mode <= 0o777 else 0o600
         dfd = tree.pin(parent)
         try:
-            fd = os.open(f.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _OPEN, 0o600, dir_fd=dfd)
+            fd = os.open(f.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _OPEN, mode, dir_fd=dfd)
         finally:
             tree.unpin(parent)
         try:
