@@ -188,15 +188,23 @@ class ContentWriter:
         The walk goes on collecting the next batch meanwhile; at most one batch is
         in flight, so memory stays bounded (:meth:`drain` waits for it).
         """
-        self.drain()
         by_pack: dict[str, dict[bytes, Location]] = defaultdict(dict)
         targets: dict[bytes, list[tuple[RestoreFile, int]]] = defaultdict(list)
-        existing = [f for f in files if f.existing]  # reading them back is worth the threads
-        resumed = dict(zip(existing, self._pool.map(self._plan, existing), strict=True))
-        for f in files:
-            for blob_id, loc, offset in resumed[f] if f.existing else self._plan(f):
+
+        def place(f: RestoreFile, todo: list[_Todo]) -> None:
+            for blob_id, loc, offset in todo:
                 by_pack[loc.pack][blob_id] = loc
                 targets[blob_id].append((f, offset))
+
+        existing = []
+        for f in files:  # new files are planned while the batch in flight is still written
+            if f.existing:
+                existing.append(f)
+            else:
+                place(f, self._plan(f))
+        for f, todo in zip(existing, self._pool.map(self._plan, existing), strict=True):
+            place(f, todo)  # reading existing files back is worth the threads
+        self.drain()
         self._pending = [
             self._pool.submit(self._restore_pack, pack, list(wanted.items()), targets)
             for pack, wanted in by_pack.items()
