@@ -253,6 +253,9 @@ class Restorer:
     def _select(self, items: Iterator[tuple[bytes, Node]]) -> Iterator[tuple[bytes, Node]]:
         """Apply include/exclude; with includes, emit parent dirs only when needed."""
         inc, exc = self._opts.include, self._opts.exclude
+        if not inc and not exc:
+            yield from items
+            return
         skip_under: bytes | None = None
         included_under: bytes | None = None
         pending_dirs: list[tuple[bytes, Node]] = []
