@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import resource
 import stat
 import threading
 from collections import OrderedDict
@@ -24,7 +25,7 @@ from amber.errors import AmberError, InvalidName
 from amber.repository.model import validate_name
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_MAX_OPEN = 64  # directory descriptors kept open besides the target's
+_MAX_OPEN = 1024  # directory descriptors kept open besides the target's (the rlimit may allow fewer)
 
 
 def bad_name(name: bytes) -> str:
@@ -55,7 +56,12 @@ class Dir:
 class TargetTree:
     """Directory handles under one target; thread-safe. Use :meth:`fd` for a parent descriptor."""
 
-    def __init__(self, target: bytes, max_open: int = _MAX_OPEN) -> None:
+    def __init__(self, target: bytes, max_open: int | None = None) -> None:
+        """``max_open``: descriptors kept open (default: enough for the directories of the
+        batch being written and of the one the walk collects, within a quarter of the rlimit)."""
+        if max_open is None:
+            soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+            max_open = _MAX_OPEN if soft == resource.RLIM_INFINITY else min(_MAX_OPEN, soft // 4)
         os.makedirs(target, exist_ok=True)
         root_fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         st = os.fstat(root_fd)
