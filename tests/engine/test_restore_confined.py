@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from amber.engine import restore_fs
 from amber.engine.restorer import RestoreOptions, Restorer, RestoreResult
 from amber.engine.treewalk import walk
 from amber.errors import AmberError, IntegrityError
@@ -173,6 +174,12 @@ def test_what_is_in_the_way(repo: Repository, tmp_path: Path) -> None:
     assert (t / "hardlinked").stat().st_nlink == 1
 
 
+@pytest.fixture
+def few_descriptors(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(restore_fs, "_MAX_OPEN", 64)  # fewer than the directories of these trees
+
+
+@pytest.mark.usefixtures("few_descriptors")
 def test_many_deep_directories_with_few_descriptors(repo: Repository, tmp_path: Path) -> None:
     """Descriptors are bounded: a path deeper than the cache, and siblings that evict it, still restore."""
     trees = MemoryTrees()
@@ -334,6 +341,7 @@ class _SwapOnFirstEmptyFile:
         pass
 
 
+@pytest.mark.usefixtures("few_descriptors")
 def test_a_directory_replaced_after_it_was_made_is_not_reentered(repo: Repository, tmp_path: Path) -> None:
     """``d``'s descriptor is evicted by 100 later directories, then ``d`` becomes a symlink:
     its file and its metadata are refused, with a line each, and nothing goes outside."""
@@ -381,3 +389,19 @@ def test_a_target_that_is_a_file_is_a_clean_error(repo: Repository, tmp_path: Pa
     trees = MemoryTrees()
     with pytest.raises(AmberError, match=r"cannot restore into .*/t: "):
         restore(repo, trees, trees.add(file_node(repo, b"f", b"x")), tmp_path / "t")
+
+
+@pytest.mark.parametrize(("soft", "kept"), [(100, 25), (1 << 20, 1024)])
+def test_descriptors_kept_open_stay_within_a_quarter_of_the_rlimit(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, soft: int, kept: int
+) -> None:
+    monkeypatch.setattr(restore_fs.resource, "getrlimit", lambda _: (soft, soft))
+    before = len(os.listdir("/proc/self/fd"))
+    tree = restore_fs.TargetTree(os.fsencode(tmp_path / "t"))
+    try:
+        for i in range(kept + 10):
+            tree.enter(tree.root, b"d%d" % i)
+        assert len(os.listdir("/proc/self/fd")) == before + 1 + kept  # the target's and the cache
+    finally:
+        tree.close()
+    assert len(os.listdir("/proc/self/fd")) == before

@@ -178,21 +178,26 @@ def _gid_of(name: str) -> int | None:
         return None
 
 
-def _resolve_ids(node: Node) -> tuple[int, int]:
+@lru_cache(maxsize=4096)
+def _owner(user: str, group: str, uid: int, gid: int) -> tuple[int, int]:
     """Prefer names over numbers, as tar and restic do, when the name exists here."""
-    uid = _uid_of(node.user) if node.user else None
-    gid = _gid_of(node.group) if node.group else None
-    return (node.uid if uid is None else uid), (node.gid if gid is None else gid)
+    by_name = _uid_of(user) if user else None
+    group_by_name = _gid_of(group) if group else None
+    return (uid if by_name is None else by_name), (gid if group_by_name is None else group_by_name)
 
 
 def apply_to_fd(
-    fd: int, node: Node, warnings: list[str], label: bytes, owner: tuple[int, int] | None = None
+    fd: int, node: Node, warnings: list[str], label: bytes, made: os.stat_result | None = None
 ) -> None:
     """Metadata of a file or directory through its open descriptor; ``label`` names it in warnings.
 
-    ``owner``: the (uid, gid) the descriptor's file has now (restore just made it); no chown when they match.
+    ``made``: the descriptor's stat, when restore just made the file: no chown when its
+    owner is already the node's, no chmod when its mode is (and no xattr may change it).
     """
-    _apply(fd, None, True, node, warnings, label, owner)
+    if made is None:
+        _apply(fd, None, True, node, warnings, label)
+    else:
+        _apply(fd, None, True, node, warnings, label, (made.st_uid, made.st_gid), stat.S_IMODE(made.st_mode))
 
 
 def apply_to_special(dir_fd: int, name: bytes, node: Node, warnings: list[str], label: bytes) -> None:
@@ -221,17 +226,32 @@ def apply_to_symlink(dir_fd: int, name: bytes, node: Node, warnings: list[str], 
     _apply(name, dir_fd, False, node, warnings, label)
 
 
+class _Label:
+    """A path for warnings, decoded only when one is written (most files get none)."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: bytes) -> None:
+        self.path = path
+
+    def __str__(self) -> str:
+        return os.fsdecode(self.path)
+
+
 def _apply(
     ref: int | bytes, dir_fd: int | None, follow: bool, node: Node, warnings: list[str], label: bytes,
-    owner: tuple[int, int] | None = None,
+    owner: tuple[int, int] | None = None, mode: int | None = None,
 ) -> None:  # fmt: skip
-    """Ownership, xattrs (ACLs included), mode, then times: chown would clear setuid."""
+    """Ownership, xattrs (ACLs included), mode, then times: chown would clear setuid.
+
+    ``owner`` and ``mode``: what the file has now, when known (no chown, no chmod to the same).
+    """
     is_link = node.type == "symlink"
-    where = os.fsdecode(label)
-    uid, gid = _resolve_ids(node)
+    where = _Label(label)
+    ids = _owner(node.user, node.group, node.uid, node.gid)
     try:
-        if owner != (uid, gid):
-            os.chown(ref, uid, gid, dir_fd=dir_fd, follow_symlinks=follow)
+        if owner != ids:
+            os.chown(ref, *ids, dir_fd=dir_fd, follow_symlinks=follow)
     except OSError as exc:
         if exc.errno != errno.EPERM or os.geteuid() == 0:
             warnings.append(f"{where}: chown: {exc.strerror}")
@@ -244,7 +264,7 @@ def _apply(
         except OSError as exc:
             if not (is_link and exc.errno in _IGNORABLE):
                 warnings.append(f"{where}: xattr {os.fsdecode(name)}: {exc.strerror}")
-    if not is_link:
+    if not is_link and (mode != node.mode or node.xattrs):  # an ACL changes the mode's group bits
         try:
             os.chmod(ref, node.mode, dir_fd=dir_fd)
         except OSError as exc:

@@ -27,7 +27,7 @@ from typing import Protocol
 
 from amber.cancel import CancelToken
 from amber.engine.metadata import apply_to_fd
-from amber.engine.progress import Progress
+from amber.engine.progress import Progress, is_silent
 from amber.engine.restore_fs import Dir, TargetTree
 from amber.engine.restore_io import is_zero, pwrite, pwrite_nonzero, read_buffer
 from amber.errors import AmberError, IntegrityError
@@ -75,6 +75,18 @@ class RestoreFile:
     fresh_from: int = 0  # from here on the file is holes: zero blocks need no write
 
 
+@dataclass(slots=True)
+class Tally:
+    """What one worker task restored, added to the result under one lock acquisition at its end."""
+
+    files: int = 0
+    bytes: int = 0
+    blobs_written: int = 0
+    bytes_written: int = 0
+    warnings: list[str] = field(default_factory=list)
+    quiet: bool = True  # nobody hears per-file progress now: file_done calls are left out
+
+
 class Reporter:
     """The result and progress shared by the walk and the workers."""
 
@@ -82,6 +94,20 @@ class Reporter:
         self.result = result
         self.progress = progress
         self.lock = threading.Lock()
+
+    def tally(self) -> Tally:
+        return Tally(quiet=is_silent(self.progress))
+
+    def add(self, t: Tally) -> None:
+        with self.lock:
+            r = self.result
+            r.files += t.files
+            r.bytes += t.bytes
+            r.blobs_written += t.blobs_written
+            r.bytes_written += t.bytes_written
+            r.warnings.extend(t.warnings)
+        if t.bytes_written:
+            self.progress.bytes_done(t.bytes_written)
 
     def error(self, path: bytes, why: str) -> None:
         with self.lock:
@@ -98,12 +124,22 @@ class Reporter:
                 self.result.damaged += 1
         self.error(f.path, why)
 
-    def file_done(self, f: RestoreFile, warnings: list[str]) -> None:
-        with self.lock:
-            self.result.warnings.extend(warnings)
-            self.result.files += 1
-            self.result.bytes += f.node.size
-        self.progress.file_done(f.path, f.node.size, "restored")
+    def file_done(self, f: RestoreFile, warnings: list[str], tally: Tally | None = None) -> None:
+        """Count ``f`` as restored: in ``tally`` when given (added later), else now."""
+        size = f.node.size
+        if tally is None:
+            with self.lock:
+                self.result.warnings.extend(warnings)
+                self.result.files += 1
+                self.result.bytes += size
+        else:
+            tally.files += 1
+            tally.bytes += size
+            if warnings:
+                tally.warnings.extend(warnings)
+            if tally.quiet:
+                return
+        self.progress.file_done(f.path, size, "restored")
 
 
 class ContentWriter:
@@ -125,10 +161,10 @@ class ContentWriter:
         return self._blob_id is not None
 
     def create_empty(self, f: RestoreFile) -> None:
-        fd, st = self._create(f)
+        fd, st = self._create(f, final_mode=True)
         warnings: list[str] = []
         try:
-            apply_to_fd(fd, f.node, warnings, f.path, owner=(st.st_uid, st.st_gid))
+            apply_to_fd(fd, f.node, warnings, f.path, made=st)
         finally:
             os.close(fd)
         self._report.file_done(f, warnings)
@@ -152,15 +188,23 @@ class ContentWriter:
         The walk goes on collecting the next batch meanwhile; at most one batch is
         in flight, so memory stays bounded (:meth:`drain` waits for it).
         """
-        self.drain()
         by_pack: dict[str, dict[bytes, Location]] = defaultdict(dict)
         targets: dict[bytes, list[tuple[RestoreFile, int]]] = defaultdict(list)
-        existing = [f for f in files if f.existing]  # reading them back is worth the threads
-        resumed = dict(zip(existing, self._pool.map(self._plan, existing), strict=True))
-        for f in files:
-            for blob_id, loc, offset in resumed[f] if f.existing else self._plan(f):
+
+        def place(f: RestoreFile, todo: list[_Todo]) -> None:
+            for blob_id, loc, offset in todo:
                 by_pack[loc.pack][blob_id] = loc
                 targets[blob_id].append((f, offset))
+
+        existing = []
+        for f in files:  # new files are planned while the batch in flight is still written
+            if f.existing:
+                existing.append(f)
+            else:
+                place(f, self._plan(f))
+        for f, todo in zip(existing, self._pool.map(self._plan, existing), strict=True):
+            place(f, todo)  # reading existing files back is worth the threads
+        self.drain()
         self._pending = [
             self._pool.submit(self._restore_pack, pack, list(wanted.items()), targets)
             for pack, wanted in by_pack.items()
@@ -247,49 +291,55 @@ class ContentWriter:
         """Stream one pack's blobs into their files; at most one decoded blob is held."""
         self._cancel.check()
         delivered: set[bytes] = set()
+        tally = self._report.tally()
         try:
             for blob_id, data in self._blobs.load_from_pack(pack, wanted):
                 delivered.add(blob_id)
-                self._deliver(targets[blob_id], data)
+                self._deliver(targets[blob_id], data, tally)
         except AmberError as exc:
             for blob_id, _ in wanted:
                 if blob_id not in delivered:
-                    self._deliver(targets[blob_id], IntegrityError(str(exc)))
+                    self._deliver(targets[blob_id], IntegrityError(str(exc)), tally)
+        finally:
+            self._report.add(tally)
 
-    def _deliver(self, places: list[tuple[RestoreFile, int]], data: bytes | IntegrityError) -> None:
+    def _deliver(
+        self, places: list[tuple[RestoreFile, int]], data: bytes | IntegrityError, tally: Tally
+    ) -> None:
         for f, offset in places:
             if isinstance(data, IntegrityError):
                 self._report.fail(f, f"damaged data: {data}", damaged=True)
             elif f.remaining == 1 and len(f.node.content) == 1 and not f.existing:
-                self._write_whole(f, data)
+                self._write_whole(f, data, tally)
             else:
-                self._write(f, offset, data)
+                self._write(f, offset, data, tally)
 
-    def _write_whole(self, f: RestoreFile, data: bytes) -> None:
+    def _write_whole(self, f: RestoreFile, data: bytes, tally: Tally) -> None:
         """The common case, a new one-blob file: create, write and set metadata on one descriptor."""
         if f.failed:
             return
         warnings: list[str] = []
         try:
-            fd, st = self._create(f, presize=False)
+            fd, st = self._create(f, presize=False, final_mode=not self._verify)
             try:
                 if pwrite_nonzero(fd, data, 0) < f.node.size:  # it ends in a hole
                     os.ftruncate(fd, f.node.size)
                 if not self._verify:
-                    apply_to_fd(fd, f.node, warnings, f.path, owner=(st.st_uid, st.st_gid))
+                    apply_to_fd(fd, f.node, warnings, f.path, made=st)
             finally:
                 os.close(fd)
         except (OSError, AmberError) as exc:
             self._report.fail(f, f"write failed: {_why(exc)}")
             return
         f.remaining = 0
-        self._written(len(data))
+        tally.blobs_written += 1
+        tally.bytes_written += len(data)
         if self._verify:
-            self._complete(f)
+            self._complete(f, tally)
         else:
-            self._report.file_done(f, warnings)
+            self._report.file_done(f, warnings, tally)
 
-    def _write(self, f: RestoreFile, offset: int, data: bytes) -> None:
+    def _write(self, f: RestoreFile, offset: int, data: bytes, tally: Tally) -> None:
         if f.failed:
             return
         try:
@@ -306,20 +356,15 @@ class ContentWriter:
         except (OSError, AmberError) as exc:
             self._report.fail(f, f"write failed: {_why(exc)}")
             return
-        self._written(len(data))
+        tally.blobs_written += 1
+        tally.bytes_written += len(data)
         with f.lock:
             f.remaining -= 1
             done = f.remaining == 0
         if done:
-            self._complete(f)
+            self._complete(f, tally)
 
-    def _written(self, n: int) -> None:
-        with self._report.lock:
-            self._report.result.blobs_written += 1
-            self._report.result.bytes_written += n
-        self._report.progress.bytes_done(n)
-
-    def _complete(self, f: RestoreFile) -> None:
+    def _complete(self, f: RestoreFile, tally: Tally | None = None) -> None:
         warnings: list[str] = []
         try:
             fd = self._open(f, os.O_RDONLY)
@@ -332,7 +377,7 @@ class ContentWriter:
         except (OSError, AmberError) as exc:
             self._report.fail(f, f"cannot reopen: {_why(exc)}")
             return
-        self._report.file_done(f, warnings)
+        self._report.file_done(f, warnings, tally)
 
     def _verified(self, f: RestoreFile, fd: int) -> bool:
         h = hashlib.sha256()
@@ -349,11 +394,23 @@ class ContentWriter:
         return True
 
     # -- descriptors ----------------------------------------------------------
-    def _create(self, f: RestoreFile, presize: bool = True) -> tuple[int, os.stat_result]:
+    def _create(
+        self, f: RestoreFile, presize: bool = True, final_mode: bool = False
+    ) -> tuple[int, os.stat_result]:
         """Create ``f`` (at its final size unless ``presize`` is False); nothing may be in the way
-        (the walk cleared it). Returns the descriptor and its stat."""
-        with self._tree.fd(f.parent) as dfd:
-            fd = os.open(f.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _OPEN, 0o600, dir_fd=dfd)
+        (the walk cleared it). Returns the descriptor and its stat.
+
+        With ``final_mode``, for a file written and finished through this one descriptor, it is
+        made with its permission bits (no special bits) when restore made its directory: that
+        directory stays 0700 until restore ends, so nobody else can reach the file meanwhile.
+        """
+        tree, parent = self._tree, f.parent
+        mode = f.node.mode if final_mode and parent.made and 0 <= f.node.mode <= 0o777 else 0o600
+        dfd = tree.pin(parent)
+        try:
+            fd = os.open(f.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _OPEN, mode, dir_fd=dfd)
+        finally:
+            tree.unpin(parent)
         try:
             if presize and f.node.size:
                 os.ftruncate(fd, f.node.size)
@@ -366,8 +423,12 @@ class ContentWriter:
 
     def _open(self, f: RestoreFile, mode: int, expect_ino: bool = True) -> int:
         """Reopen ``f`` in its directory: still a regular file with one link, and the same inode."""
-        with self._tree.fd(f.parent) as dfd:
+        tree, parent = self._tree, f.parent
+        dfd = tree.pin(parent)
+        try:
             fd = os.open(f.name, mode | _OPEN, dir_fd=dfd)
+        finally:
+            tree.unpin(parent)
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or (expect_ino and st.st_ino != f.ino):
             os.close(fd)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import resource
 import stat
 import threading
 from collections import OrderedDict
@@ -24,7 +25,7 @@ from amber.errors import AmberError, InvalidName
 from amber.repository.model import validate_name
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_MAX_OPEN = 64  # directory descriptors kept open besides the target's
+_MAX_OPEN = 1024  # directory descriptors kept open besides the target's (the rlimit may allow fewer)
 
 
 def bad_name(name: bytes) -> str:
@@ -55,7 +56,12 @@ class Dir:
 class TargetTree:
     """Directory handles under one target; thread-safe. Use :meth:`fd` for a parent descriptor."""
 
-    def __init__(self, target: bytes, max_open: int = _MAX_OPEN) -> None:
+    def __init__(self, target: bytes, max_open: int | None = None) -> None:
+        """``max_open``: descriptors kept open (default: enough for the directories of the
+        batch being written and of the one the walk collects, within a quarter of the rlimit)."""
+        if max_open is None:
+            soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+            max_open = _MAX_OPEN if soft == resource.RLIM_INFINITY else min(_MAX_OPEN, soft // 4)
         os.makedirs(target, exist_ok=True)
         root_fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         st = os.fstat(root_fd)
@@ -64,7 +70,7 @@ class TargetTree:
         self._open: OrderedDict[Dir, int] = OrderedDict()
         self._pins: dict[Dir, int] = {}  # descriptors in use outside the lock are not evicted
         self._max = max(2, max_open)
-        self._lock = threading.RLock()
+        self._lock = threading.Lock()
         self._euid = os.geteuid()
 
     def close(self) -> None:
@@ -82,17 +88,29 @@ class TargetTree:
 
         Raises AmberError when ``d`` cannot be reached as the directory restore made.
         """
-        with self._lock:
-            fd = self._get(d)
-            self._pins[d] = self._pins.get(d, 0) + 1
+        fd = self.pin(d)
         try:
             yield fd
         finally:
-            with self._lock:
-                if self._pins[d] > 1:
-                    self._pins[d] -= 1
-                else:
-                    del self._pins[d]
+            self.unpin(d)
+
+    def pin(self, d: Dir) -> int:
+        """:meth:`fd` for hot paths: the descriptor stays open until :meth:`unpin` (call it in a finally)."""
+        with self._lock:
+            fd = self._get(d)
+            pins = self._pins
+            pins[d] = pins.get(d, 0) + 1
+            return fd
+
+    def unpin(self, d: Dir) -> None:
+        with self._lock:
+            pins = self._pins
+            n = pins[d]
+            if n > 1:
+                pins[d] = n - 1
+            else:
+                del pins[d]
+                if len(self._open) > self._max:
                     self._trim()
 
     def enter(self, parent: Dir, name: bytes) -> Dir:
@@ -101,8 +119,8 @@ class TargetTree:
         A non-directory in the way is removed (that entry only). Raises
         AmberError or OSError when no real directory can be had there.
         """
-        with self._lock:
-            pfd = self._get(parent)
+        pfd = self.pin(parent)  # the system calls run without the lock: workers need it meanwhile
+        try:
             made = False
             existing = None if parent.made else lstat_at(pfd, name)
             if existing is not None and not stat.S_ISDIR(existing.st_mode):
@@ -117,13 +135,16 @@ class TargetTree:
                 if exc.errno in (errno.ELOOP, errno.ENOTDIR):
                     raise AmberError("replaced by a non-directory during restore") from exc
                 raise
-            st = os.fstat(fd)
-            if made and st.st_uid != self._euid:  # ours was swapped for someone else's directory
-                os.close(fd)
-                raise AmberError("replaced by another directory during restore")
-            d = Dir(parent, name, st.st_dev, st.st_ino, parent.depth + 1, made)
+        finally:
+            self.unpin(parent)
+        st = os.fstat(fd)
+        if made and st.st_uid != self._euid:  # ours was swapped for someone else's directory
+            os.close(fd)
+            raise AmberError("replaced by another directory during restore")
+        d = Dir(parent, name, st.st_dev, st.st_ino, parent.depth + 1, made)
+        with self._lock:
             self._remember(d, fd)
-            return d
+        return d
 
     def link(self, src: Dir, src_name: bytes, src_ino: int, dst: Dir, dst_name: bytes) -> None:
         """Hard-link the file restore made as ``src_name`` (inode ``src_ino``) to ``dst_name``.

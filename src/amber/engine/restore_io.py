@@ -24,6 +24,9 @@ def pwrite(fd: int, view: memoryview, pos: int) -> None:
 
 def pwrite_nonzero(fd: int, data: bytes, offset: int) -> int:
     """Write ``data`` at ``offset``, zero blocks left as holes; returns the end of the last byte written."""
+    if 0 not in data[-offset % _BLOCK :: _BLOCK]:  # no block starts with a zero: one write (most chunks)
+        pwrite(fd, memoryview(data), offset)
+        return offset + len(data)
     written_end = offset
     view = memoryview(data)
     for start, end in nonzero_extents(data, offset):
@@ -43,19 +46,22 @@ _ZERO_BLOCK = bytes(_BLOCK)
 def nonzero_extents(data: bytes, offset: int) -> Iterator[tuple[int, int]]:
     """(start, end) ranges of ``data`` to write, leaving file-block-aligned zero runs as holes.
 
-    A chunk that is only partly zero (data followed by a long zero run: chunkers
-    cut zero runs at their maximum size) would otherwise fill the hole.
+    ``data`` lies at ``offset`` in the file. A chunk that is only partly zero (data
+    followed by a long zero run: chunkers cut zero runs at their maximum size) would
+    otherwise fill the hole.
     """
-    if _ZERO_BLOCK not in data:  # fast path: no aligned or unaligned zero block at all
-        yield 0, len(data)
-        return
-    pos = -offset % _BLOCK  # first block boundary of the file inside data
+    first = -offset % _BLOCK  # first block boundary of the file inside data
+    heads = data[first::_BLOCK]  # each aligned block's first byte: a zero block starts with 0
+    i = heads.find(0)
     start = 0
-    while pos + _BLOCK <= len(data):
-        if data[pos] == 0 and data[pos : pos + _BLOCK] == _ZERO_BLOCK:
+    while i >= 0:
+        pos = first + i * _BLOCK
+        if pos + _BLOCK > len(data):
+            break
+        if data.startswith(_ZERO_BLOCK, pos):
             if pos > start:
                 yield start, pos
             start = pos + _BLOCK
-        pos += _BLOCK
+        i = heads.find(0, i + 1)
     if start < len(data):
         yield start, len(data)

@@ -43,6 +43,7 @@ class RestoreOptions:
 
 _BATCH_FILES = 8192
 _BATCH_BYTES = 1 << 30
+_FIRST_BATCH_FILES = 256  # the workers start early; each batch doubles up to _BATCH_FILES
 
 
 @dataclass(slots=True)
@@ -65,6 +66,7 @@ class _Walk:
     first_link: dict[tuple[int, int], RestoreFile] = field(default_factory=dict)
     files: list[RestoreFile] = field(default_factory=list)
     batch_bytes: int = 0
+    batch_files: int = _FIRST_BATCH_FILES
 
 
 class Restorer:
@@ -199,9 +201,10 @@ class Restorer:
             return
         w.files.append(f)
         w.batch_bytes += node.size
-        if len(w.files) >= _BATCH_FILES or w.batch_bytes >= _BATCH_BYTES:
+        if len(w.files) >= min(w.batch_files, _BATCH_FILES) or w.batch_bytes >= _BATCH_BYTES:
             w.writer.write(w.files)  # written while the walk goes on; one batch in flight at most
             w.files, w.batch_bytes = [], 0
+            w.batch_files *= 2
 
     def _special(self, tree: TargetTree, parent: Dir, name: bytes, path: bytes, node: Node) -> None:
         warnings: list[str] = []
@@ -250,6 +253,9 @@ class Restorer:
     def _select(self, items: Iterator[tuple[bytes, Node]]) -> Iterator[tuple[bytes, Node]]:
         """Apply include/exclude; with includes, emit parent dirs only when needed."""
         inc, exc = self._opts.include, self._opts.exclude
+        if not inc and not exc:
+            yield from items
+            return
         skip_under: bytes | None = None
         included_under: bytes | None = None
         pending_dirs: list[tuple[bytes, Node]] = []
