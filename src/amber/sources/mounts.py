@@ -56,6 +56,11 @@ def inside(path: str, root: str) -> bool:
     return root == "/" or path == root or path.startswith(root.rstrip("/") + "/")
 
 
+def strictly_inside(path: str, root: str) -> bool:
+    """``path`` lies below ``root`` and is not ``root`` itself."""
+    return path != root and inside(path, root)
+
+
 def mount_of(path: str, mounts: list[Mount]) -> Mount:
     """The mount that holds ``path`` (the last of the longest targets: later mounts hide earlier ones)."""
     path = os.path.normpath(path)

@@ -19,7 +19,7 @@ from amber.sources.changes import Changes, count, total, trees
 from amber.sources.lvm import LvmProvider
 from amber.sources.lvm_fresh import FreshLv, build, discard, plan_fresh_lv, swap_all, unmount
 from amber.sources.model import SnapshotProvider, Volume
-from amber.sources.mounts import inside
+from amber.sources.mounts import strictly_inside
 from amber.sources.owners import Owners, mine
 
 Planned = tuple[SnapshotProvider, Volume, str]
@@ -29,13 +29,9 @@ def plan_lvm(tops: Sequence[Planned], volumes: Sequence[Planned], name: str, pre
     plans = []
     for provider, volume, directory in tops:
         assert isinstance(provider, LvmProvider)
-        nested = [v.mountpoint for _, v, _ in volumes if _below(v, volume)]
+        nested = [v.mountpoint for _, v, _ in volumes if strictly_inside(v.mountpoint, volume.mountpoint)]
         plans.append(plan_fresh_lv(provider, volume, nested, name, pre_name, directory))
     return plans
-
-
-def _below(inner: Volume, outer: Volume) -> bool:
-    return inner.mountpoint != outer.mountpoint and inside(inner.mountpoint, outer.mountpoint)
 
 
 def steps(plans: Sequence[FreshLv], snapshot_id: str) -> list[str]:

@@ -23,7 +23,7 @@ from amber.ops.localsnap.restoring import restore_verified
 from amber.repository import Repository
 from amber.sources.changes import Changes, count, total, trees
 from amber.sources.model import SnapshotProvider, Volume, VolumeSnapshot
-from amber.sources.mounts import inside
+from amber.sources.mounts import strictly_inside
 from amber.sources.naming import parse_name
 from amber.sources.owners import Owners, mine
 from amber.sources.runner import Undoable, run_undoable
@@ -66,7 +66,8 @@ def plan_zfs(tops: Sequence[Planned], volumes: Sequence[Planned], name: str, pre
         assert isinstance(provider, ZfsProvider)
         layout = read_layout(provider.run, volume.ident)
         props = read_local_properties(provider.run, volume.ident)
-        nested = [(v.ident, v.mountpoint) for _, v, _ in volumes if _below(v, volume)]
+        inner = [v for _, v, _ in volumes if strictly_inside(v.mountpoint, volume.mountpoint)]
+        nested = [(v.ident, v.mountpoint) for v in inner]
         fresh = f"{volume.ident}.{name}"
         fresh_mount = os.path.join(directory, name, quote(volume.mountpoint, safe=""))
         build = plan_fresh(layout, nested, props, fresh, fresh_mount)
@@ -75,10 +76,6 @@ def plan_zfs(tops: Sequence[Planned], volumes: Sequence[Planned], name: str, pre
         below = [m for _, m in nested]
         parts.append(ZfsPart(provider, volume, fresh, fresh_mount, build, swap, below, directory))
     return parts
-
-
-def _below(inner: Volume, outer: Volume) -> bool:
-    return inner.mountpoint != outer.mountpoint and inside(inner.mountpoint, outer.mountpoint)
 
 
 def steps(parts: Sequence[ZfsPart], snapshot_id: str) -> list[str]:
