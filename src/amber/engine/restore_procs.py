@@ -107,14 +107,12 @@ class ForkedWriter:
     """``ContentWriter``'s batch interface, each batch written by forked workers."""
 
     def __init__(
-        self, inner: ContentWriter, processes: int, report: Reporter, cancel: CancelToken,
-        inline_files: int = INLINE_FILES, inline_bytes: int = INLINE_BYTES,
-    ) -> None:  # fmt: skip
+        self, inner: ContentWriter, processes: int, report: Reporter, cancel: CancelToken
+    ) -> None:
         self._inner = inner
         self._processes = max(1, processes)
         self._report = report
         self._cancel = cancel
-        self._inline = (inline_files, inline_bytes)
         self._live: dict[int, _Worker] = {}  # forked and not yet reaped
 
     @property
@@ -138,8 +136,7 @@ class ForkedWriter:
     def write(self, files: list[RestoreFile]) -> None:
         """Start writing ``files``; the previous batch is waited for first (one in flight)."""
         self.drain()
-        inline_files, inline_bytes = self._inline
-        if len(files) <= inline_files and sum(f.node.size for f in files) <= inline_bytes:
+        if len(files) <= INLINE_FILES and sum(f.node.size for f in files) <= INLINE_BYTES:
             self._inner.write_now(files)  # a fork costs more than this
             return
         for part in split_batch(files, self._processes):
