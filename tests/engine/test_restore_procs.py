@@ -6,7 +6,10 @@ import os
 import random
 import signal
 import stat
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -25,11 +28,12 @@ from amber.services.restore import restore_processes
 from amber.services.snapshots import SnapshotFilter, resolve
 from amber.storage.faults import FaultInjectingBackend, FaultPlan
 from amber.storage.ratelimit import RateLimitedBackend
+from tests.conftest import AmberCli
 
 
 def _files(sizes: list[int]) -> list[RestoreFile]:
-    return [RestoreFile(None, b"f%d" % i, b"/f%d" % i, Node(name=b"f%d" % i, type="file", size=s))  # type: ignore[arg-type]
-            for i, s in enumerate(sizes)]  # fmt: skip
+    nodes = [Node(name=b"f%d" % i, type="file", size=s) for i, s in enumerate(sizes)]
+    return [RestoreFile(None, n.name, b"/" + n.name, n) for n in nodes]  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -136,7 +140,9 @@ def test_forked_workers_restore_what_threads_restore(
 
 
 @pytest.mark.usefixtures("every_batch_forks")
-def test_a_second_run_resumes_in_the_workers(backed_up: tuple[Repository, bytes, Path], tmp_path: Path) -> None:
+def test_a_second_run_resumes_in_the_workers(
+    backed_up: tuple[Repository, bytes, Path], tmp_path: Path
+) -> None:
     repo, tree_id, src = backed_up
     target = tmp_path / "t"
     _restore(repo, tree_id, target, 2)
@@ -180,7 +186,8 @@ def test_a_worker_that_fails_names_why(
     result = _restore(repo, tree_id, tmp_path / "t", 2)
     failed = [e for e in result.errors if "its worker process failed: MemoryError: no room" in e]
     others = set(result.errors) - set(failed)
-    assert failed and all(e.endswith("late-link: cannot hardlink: its first link was not restored") for e in others)
+    assert failed and all(e.endswith("late-link: cannot hardlink: its first link was not restored")
+                          for e in others)  # fmt: skip
 
 
 @pytest.mark.usefixtures("every_batch_forks")
@@ -198,9 +205,10 @@ def test_a_cancel_stops_the_workers(
     monkeypatch.setattr(ContentWriter, "write_now", slow)
     timer = threading.Timer(0.5, cancel.cancel, [Interrupted("interrupted")])  # as a signal handler would
     timer.start()
-    r = Restorer(repo.load_tree, repo.blobs, RestoreOptions(processes=2), blob_id=repo.key.blob_id, cancel=cancel)
-    with pytest.raises(AmberError, match="interrupted"):
-        r.restore_tree(tree_id, os.fsencode(tmp_path / "t"))  # the workers wait for ever: only the cancel ends them
+    options = RestoreOptions(processes=2)
+    r = Restorer(repo.load_tree, repo.blobs, options, blob_id=repo.key.blob_id, cancel=cancel)
+    with pytest.raises(AmberError, match="interrupted"):  # the workers wait for ever: the cancel ends them
+        r.restore_tree(tree_id, os.fsencode(tmp_path / "t"))
     timer.join()
     with pytest.raises(ChildProcessError):
         os.waitpid(-1, os.WNOHANG)
@@ -209,6 +217,47 @@ def test_a_cancel_stops_the_workers(
 def test_only_a_plain_local_repository_gets_worker_processes(repo: Repository) -> None:
     cores = len(os.sched_getaffinity(0))
     assert restore_processes(repo) == (2 if cores >= 2 else 1)
-    for wrapper in (RateLimitedBackend(repo.backend, None, None), FaultInjectingBackend(repo.backend, FaultPlan(0.0))):
+    plain = repo.backend
+    for wrapper in (RateLimitedBackend(plain, None, None), FaultInjectingBackend(plain, FaultPlan(0.0))):
         repo.backend = wrapper
         assert restore_processes(repo) == 1
+
+
+def _children(pid: int) -> list[int]:
+    """The live processes whose parent is ``pid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.append(int(entry.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def test_ctrl_c_stops_the_restore_and_its_workers(cli: AmberCli, tmp_path: Path) -> None:
+    """SIGINT to the restore's process group, as a terminal sends it: exit 130, no worker left."""
+    src = tmp_path / "src"
+    for d in range(40):
+        (src / f"d{d}").mkdir(parents=True)
+        for i in range(100):
+            (src / f"d{d}" / f"f{i}").write_bytes(b"%d %d " % (d, i) * 300)
+    cli.run("backup", str(src))
+    target = tmp_path / "t"
+    proc = subprocess.Popen([sys.executable, "-m", "amber", "restore", "latest", "--target", str(target)],
+                            env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not (workers := _children(proc.pid)):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.002)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err.decode()[-3000:]
+    assert "amber: interrupted" in err.decode() and "Traceback" not in err.decode()
+    assert not _children(proc.pid) and not any(Path(f"/proc/{pid}").exists() for pid in workers)
+    cli.run("restore", "latest", "--target", str(target))  # a rerun completes what was left
+    restored = target / src.relative_to("/")
+    assert sum(1 for _ in restored.rglob("f*")) == 4000
+    assert (restored / "d39" / "f99").read_bytes() == b"39 99 " * 300
