@@ -4,8 +4,14 @@ Each round restores the latest snapshot with every tool into an empty directory,
 page cache dropped first, tools alternating so that machine noise hits both.
 Prints each run and the median wall time per tool and their ratio.
 
-Usage: python bench/restorebench.py [--workdir DIR] [--rounds N] [--json OUT]
+Usage: python bench/restorebench.py [--workdir DIR] [--rounds N] [--json OUT] [--fresh-fs GB]
 (run ``python bench/run.py --skip borg --workdir DIR`` once first: it makes the repositories).
+
+``--fresh-fs GB`` (root): each restore goes into a new ext4 filesystem (journal, inode
+tables initialised, on a loop file in the workdir) instead of a directory on the
+workdir's own filesystem. A restore onto a new disk is the disaster case; it also
+keeps one run's deleted files from slowing the next (on ext4 without a journal,
+creating files soon after ``rm -rf`` scans past the inodes just freed).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import argparse
 import json
 import shutil
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -22,12 +29,23 @@ import measure
 from tools import Tool
 
 
+def fresh_filesystem(image: Path, gb: float, mountpoint: Path) -> None:
+    """A new, empty ext4 of ``gb`` GiB on ``image``, mounted at ``mountpoint``."""
+    image.unlink(missing_ok=True)
+    with image.open("wb") as f:
+        f.truncate(int(gb * (1 << 30)))
+    mkfs = ["mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0", str(image)]
+    subprocess.run(mkfs, check=True)
+    subprocess.run(["mount", "-o", "loop", str(image), str(mountpoint)], check=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--workdir", type=Path, default=Path("/var/tmp/amber-bench"))
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--tools", default="amber,restic")
     p.add_argument("--json", type=Path, help="write the runs here")
+    p.add_argument("--fresh-fs", type=float, default=0, metavar="GB", help="restore into a new ext4 (GiB)")
     args = p.parse_args(argv)
     amber = [sys.executable, "-m", "amber"]  # this interpreter, with whatever PYTHONPATH says
     tools = [Tool(name, args.workdir, amber if name == "amber" else []) for name in args.tools.split(",")]
@@ -42,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
             target = args.workdir / "restore" / tool.name
             shutil.rmtree(target, ignore_errors=True)
             target.mkdir(parents=True)
+            if args.fresh_fs:
+                fresh_filesystem(args.workdir / "restore-fs.img", args.fresh_fs, target)
             measure.drop_caches()
             cmd, cwd = tool.restore_cmd(target, 0)
             log = args.workdir / "logs" / f"{tool.name}-restorebench.log"
@@ -53,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
             cpus[tool.name].append(m.cpu_s)
             print(f"[{time.strftime('%H:%M:%S')}] round {n + 1} {tool.name}: {m.wall_s:.2f}s wall, "
                   f"{m.cpu_s:.2f}s cpu", flush=True)  # fmt: skip
+            if args.fresh_fs:
+                subprocess.run(["umount", str(target)], check=True)
             shutil.rmtree(target, ignore_errors=True)
     medians = {name: statistics.median(w) for name, w in walls.items()}
     for name, med in medians.items():

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from amber.engine import restore_fs
+from amber.engine import restore_fs, restore_procs
 from amber.engine.restorer import RestoreOptions, Restorer, RestoreResult
 from amber.engine.treewalk import walk
 from amber.errors import AmberError, IntegrityError
@@ -31,9 +31,20 @@ NOBODY = 65534
 Build = Callable[[MemoryTrees, Repository, Canary], bytes]
 
 
+@pytest.fixture(autouse=True, params=["threads", "workers"])
+def options(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> RestoreOptions:
+    """Every case with the threaded writer and with forked workers (each batch forked)."""
+    monkeypatch.setattr(restore_procs, "INLINE_FILES", -1)
+    monkeypatch.setattr(_options, "processes", 2 if request.param == "workers" else 1)
+    return _options
+
+
+_options = RestoreOptions()
+
+
 def restore(repo: Repository, trees: MemoryTrees, root: bytes, target: Path) -> RestoreResult:
     repo.blobs.flush()
-    restorer = Restorer(trees, repo.blobs, RestoreOptions(), blob_id=repo.key.blob_id)
+    restorer = Restorer(trees, repo.blobs, _options, blob_id=repo.key.blob_id)
     return restorer.restore(walk(trees, root), os.fsencode(target))
 
 
@@ -353,7 +364,7 @@ def test_a_directory_replaced_after_it_was_made_is_not_reentered(repo: Repositor
     root = trees.add(dir_node(b"d", d, mode=0o777), *others, empty)
     repo.blobs.flush()
     progress = _SwapOnFirstEmptyFile(canary.target, canary.outside)
-    result = Restorer(trees, repo.blobs, RestoreOptions(), progress, repo.key.blob_id).restore(
+    result = Restorer(trees, repo.blobs, _options, progress, repo.key.blob_id).restore(
         walk(trees, root), os.fsencode(canary.target)
     )
     canary.assert_unchanged()
@@ -378,7 +389,7 @@ def test_a_tree_that_cannot_be_read_is_skipped_as_damage(repo: Repository, tmp_p
 
     root = trees.add(dir_node(b"a", bad), dir_node(b"b", trees.add(file_node(repo, b"f", b"after"))))
     repo.blobs.flush()
-    result = Restorer(load, repo.blobs, RestoreOptions()).restore_tree(root, os.fsencode(tmp_path / "t"))
+    result = Restorer(load, repo.blobs, _options).restore_tree(root, os.fsencode(tmp_path / "t"))
     assert result.errors == [f"{tmp_path}/t/a: cannot read directory: malformed tree: invalid name"]
     assert result.damaged == 1
     assert (tmp_path / "t" / "b" / "f").read_bytes() == b"after"

@@ -15,6 +15,7 @@ directory's descriptor and must find the same inode.
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import os
 import stat
@@ -155,6 +156,12 @@ class ContentWriter:
         self._workers = workers
         self._report = report
 
+    def reporting_to(self, report: Reporter) -> ContentWriter:
+        """This writer, counting into ``report`` instead (a forked worker's own)."""
+        other = copy.copy(self)
+        other._report = report
+        return other
+
     @property
     def resumes(self) -> bool:
         """Existing files can be checked blob by blob (else they are replaced)."""
@@ -188,6 +195,23 @@ class ContentWriter:
         The walk goes on collecting the next batch meanwhile; at most one batch is
         in flight, so memory stays bounded (:meth:`drain` waits for it).
         """
+        by_pack, targets = self._group(files, self._pool.map)  # existing files are read back on threads
+        self.drain()
+        self._pending = [
+            self._pool.submit(self._restore_pack, pack, list(wanted.items()), targets)
+            for pack, wanted in by_pack.items()
+        ]
+
+    def write_now(self, files: list[RestoreFile]) -> None:
+        """Write the contents of ``files`` in the calling thread (a forked worker: no pool there)."""
+        by_pack, targets = self._group(files, map)
+        for pack, wanted in by_pack.items():
+            self._restore_pack(pack, list(wanted.items()), targets)
+
+    def _group(
+        self, files: list[RestoreFile], map_: Callable[..., Iterator[list[_Todo]]]
+    ) -> tuple[dict[str, dict[bytes, Location]], dict[bytes, list[tuple[RestoreFile, int]]]]:
+        """The blobs of ``files`` by pack, and where each goes; ``map_`` plans the existing files."""
         by_pack: dict[str, dict[bytes, Location]] = defaultdict(dict)
         targets: dict[bytes, list[tuple[RestoreFile, int]]] = defaultdict(list)
 
@@ -202,13 +226,9 @@ class ContentWriter:
                 existing.append(f)
             else:
                 place(f, self._plan(f))
-        for f, todo in zip(existing, self._pool.map(self._plan, existing), strict=True):
-            place(f, todo)  # reading existing files back is worth the threads
-        self.drain()
-        self._pending = [
-            self._pool.submit(self._restore_pack, pack, list(wanted.items()), targets)
-            for pack, wanted in by_pack.items()
-        ]
+        for f, todo in zip(existing, map_(self._plan, existing), strict=True):
+            place(f, todo)
+        return by_pack, targets
 
     def drain(self) -> None:
         """Wait until the batch in flight is written; raises what a worker raised (a cancel)."""

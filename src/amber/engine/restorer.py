@@ -26,6 +26,7 @@ from amber.engine.patterns import PathMatcher
 from amber.engine.progress import NullProgress, Progress
 from amber.engine.restore_files import BlobId, BlobSource, ContentWriter, Reporter, RestoreFile, RestoreResult
 from amber.engine.restore_fs import Dir, TargetTree, bad_name, clear_entry, lstat_at
+from amber.engine.restore_procs import ForkedWriter
 from amber.engine.treewalk import TreeLoader
 from amber.errors import AmberError
 from amber.repository import Node
@@ -39,6 +40,7 @@ class RestoreOptions:
     exclude: PathMatcher = field(default_factory=lambda: PathMatcher([]))
     verify: bool = False
     workers: int = min(4, max(2, os.cpu_count() or 2))  # more only add GIL hand-offs
+    processes: int = 1  # above 1: contents written by forked workers (``restore_procs``)
 
 
 _BATCH_FILES = 8192
@@ -59,7 +61,7 @@ class _Level:
 class _Walk:
     target: bytes
     tree: TargetTree
-    writer: ContentWriter
+    writer: ContentWriter | ForkedWriter
     levels: list[_Level]
     dirs: list[tuple[Dir, Node, bytes]] = field(default_factory=list)
     links: list[tuple[RestoreFile, Dir, bytes, bytes]] = field(default_factory=list)
@@ -95,8 +97,7 @@ class Restorer:
         except OSError as exc:
             raise AmberError(f"cannot restore into {os.fsdecode(target)}: {exc.strerror}") from exc
         try:
-            with ContentWriter(tree, self._blobs, self._blob_id, self._opts.verify, self._opts.workers,
-                               self._report, self._cancel) as writer:  # fmt: skip
+            with self._writer(tree) as writer:
                 w = _Walk(target, tree, writer, [_Level(b"", tree.root)])
                 skip_under: bytes | None = None
                 for rel, node in self._select(items):
@@ -113,6 +114,11 @@ class Restorer:
         finally:
             tree.close()
         return self._result
+
+    def _writer(self, tree: TargetTree) -> ContentWriter | ForkedWriter:
+        opts, report, cancel = self._opts, self._report, self._cancel
+        inner = ContentWriter(tree, self._blobs, self._blob_id, opts.verify, opts.workers, report, cancel)
+        return ForkedWriter(inner, opts.processes, report, cancel) if opts.processes > 1 else inner
 
     def restore_tree(self, tree_id: bytes, target: bytes) -> RestoreResult:
         """Restore a whole tree under target; a tree that cannot be read is skipped as damage."""

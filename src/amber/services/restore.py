@@ -13,6 +13,10 @@ from amber.engine.treewalk import lookup
 from amber.errors import AmberError, IntegrityError, UsageError, from_os_error
 from amber.repository import Repository
 from amber.services.snapshots import SnapshotFilter, resolve, split_ref
+from amber.storage.faults import FaultInjectingBackend
+from amber.storage.local import LocalBackend
+from amber.storage.ratelimit import RateLimitedBackend
+from amber.storage.url import find_layer
 
 
 @dataclass
@@ -29,6 +33,7 @@ def restore(repo: Repository, req: RestoreRequest, progress: Progress | None = N
     ref, sub = split_ref(req.ref)
     _, snap = resolve(repo, ref, req.filter)
     options = RestoreOptions(PathMatcher(req.include), PathMatcher(req.exclude), req.verify)
+    options.processes = restore_processes(repo)
     progress = progress or repo.events
     restorer = Restorer(repo.load_tree, repo.blobs, options, progress, repo.key.blob_id, cancel=repo.cancel)
     _make_target(os.path.abspath(req.target))
@@ -39,6 +44,22 @@ def restore(repo: Repository, req: RestoreRequest, progress: Progress | None = N
     if not tree_id:  # an empty directory
         return restorer.restore(iter([]), target)
     return restorer.restore_tree(tree_id, target)
+
+
+def restore_processes(repo: Repository) -> int:
+    """Forked writers for a repository on a local disk, one per core (at most 2); else threads.
+
+    Threads share one interpreter lock: a threaded restore of many small files uses
+    about one core. Remote backends are bound by the network and keep connections a
+    fork cannot share, and a wrapper that limits rates or injects faults must see every
+    request: these keep the threads.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if cores < 2 or not hasattr(os, "fork") or find_layer(repo.backend, LocalBackend) is None:
+        return 1
+    if any(find_layer(repo.backend, wrapper) for wrapper in (RateLimitedBackend, FaultInjectingBackend)):
+        return 1
+    return 2
 
 
 def _make_target(target: str) -> None:

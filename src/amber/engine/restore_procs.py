@@ -1,0 +1,259 @@
+"""File contents written by forked worker processes, each batch split between them.
+
+Threads share one interpreter lock: a threaded restore of many small files keeps
+about one core busy. For a repository on a local disk the restorer instead forks
+``processes`` workers per batch (design §15). A fork inherits everything the walk
+built: the index, the key, the target's directory descriptors and the files'
+nodes. So no task crosses a pipe and no worker opens anything by path: each
+creates and writes exactly as the threaded writer does
+(``ContentWriter.write_now``), beneath the same descriptors, with every blob
+checked against its ID. A worker sends back one report (counts, errors,
+warnings, and what later hard links need) and exits.
+
+Workers ignore SIGINT (a terminal's Ctrl-C reaches the whole process group): the
+restorer decides, and on cancel stops them with SIGTERM. A worker that dies
+leaves every file of its part reported as failed, so the restore exits non-zero
+and a second run resumes. Forking happens on the walk's thread while no other
+thread of the restorer runs, and a worker touches nothing that another thread of
+the parent may hold (no progress display, no repository lock).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import selectors
+import signal
+from dataclasses import dataclass, field
+
+import msgspec
+
+from amber.cancel import CancelToken
+from amber.engine.progress import is_silent
+from amber.engine.restore_files import ContentWriter, Reporter, RestoreFile, RestoreResult
+
+FILE_COST = 32 * 1024  # making a file costs about what writing this many bytes does
+INLINE_FILES = 64  # a batch this small is written in the walk's own process
+INLINE_BYTES = 4 << 20
+
+
+class _Report(msgspec.Struct, array_like=True):
+    files: int = 0
+    file_bytes: int = 0
+    verified: int = 0
+    damaged: int = 0
+    blobs_written: int = 0
+    bytes_written: int = 0
+    blobs_skipped: int = 0
+    errors: list[str] = []
+    warnings: list[str] = []
+    progress_bytes: int = 0
+    progress_done: list[tuple[bytes, int, str]] = []  # file_done events, kept only when someone listens
+    progress_errors: list[tuple[bytes, str]] = []
+    links: list[tuple[int, bool, int, bool]] = []  # (index in the part, created, inode, failed)
+    crashed: str = ""
+
+
+class _Recorder:
+    """A worker's progress, kept for its report: the restorer replays it."""
+
+    def __init__(self, silent: bool) -> None:
+        self.silent = silent
+        self.bytes = 0
+        self.done: list[tuple[bytes, int, str]] = []
+        self.errors: list[tuple[bytes, str]] = []
+
+    def file_done(self, path: bytes, size: int, status: str) -> None:
+        self.done.append((path, size, status))
+
+    def bytes_done(self, n: int) -> None:
+        self.bytes += n
+
+    def error(self, path: bytes, message: str) -> None:
+        self.errors.append((path, message))
+
+
+@dataclass
+class _Worker:
+    pid: int
+    fd: int
+    part: list[RestoreFile]
+    data: bytearray = field(default_factory=bytearray)
+
+
+def split_batch(files: list[RestoreFile], parts: int) -> list[list[RestoreFile]]:
+    """``files`` cut into at most ``parts`` runs of about equal cost, in walk order.
+
+    Runs in walk order keep a directory's files in one worker: two processes
+    creating files in one directory wait for each other on its lock.
+    """
+    total = sum(f.node.size + FILE_COST for f in files)
+    out: list[list[RestoreFile]] = []
+    run: list[RestoreFile] = []
+    cost = 0
+    for f in files:
+        run.append(f)
+        cost += f.node.size + FILE_COST
+        if cost * parts >= total * (len(out) + 1) and len(out) < parts - 1:
+            out.append(run)
+            run = []
+    if run:
+        out.append(run)
+    return out
+
+
+class ForkedWriter:
+    """``ContentWriter``'s batch interface, each batch written by forked workers."""
+
+    def __init__(
+        self, inner: ContentWriter, processes: int, report: Reporter, cancel: CancelToken
+    ) -> None:
+        self._inner = inner
+        self._processes = max(1, processes)
+        self._report = report
+        self._cancel = cancel
+        self._live: dict[int, _Worker] = {}  # forked and not yet reaped
+
+    @property
+    def resumes(self) -> bool:
+        return self._inner.resumes
+
+    def create_empty(self, f: RestoreFile) -> None:
+        self._inner.create_empty(f)
+
+    def __enter__(self) -> ForkedWriter:
+        self._cancel.on_cancel(self._stop)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is None:
+            self.drain()
+        else:
+            self._stop()
+            self._collect(merge=False)
+
+    def write(self, files: list[RestoreFile]) -> None:
+        """Start writing ``files``; the previous batch is waited for first (one in flight)."""
+        self.drain()
+        if len(files) <= INLINE_FILES and sum(f.node.size for f in files) <= INLINE_BYTES:
+            self._inner.write_now(files)  # a fork costs more than this
+            return
+        for part in split_batch(files, self._processes):
+            self._cancel.check()
+            self._fork(part)
+
+    def drain(self) -> None:
+        """Wait for the batch in flight and add what its workers report."""
+        self._collect(merge=True)
+        self._cancel.check()
+
+    # -- the parent ---------------------------------------------------------
+    def _fork(self, part: list[RestoreFile]) -> None:
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the worker: never returns
+            os.close(read_end)
+            self._work(part, write_end)
+        os.close(write_end)
+        self._live[pid] = _Worker(pid, read_end, part)
+
+    def _collect(self, merge: bool) -> None:
+        workers = list(self._live.values())
+        if not workers:
+            return
+        with selectors.DefaultSelector() as sel:
+            for wk in workers:
+                sel.register(wk.fd, selectors.EVENT_READ, wk)
+            while sel.get_map():
+                for key, _ in sel.select():
+                    wk = key.data
+                    chunk = os.read(wk.fd, 1 << 20)
+                    if chunk:
+                        wk.data += chunk
+                    else:
+                        sel.unregister(wk.fd)
+        for wk in workers:
+            os.close(wk.fd)
+            _, status = os.waitpid(wk.pid, 0)
+            del self._live[wk.pid]
+            if merge and not self._cancel.cancelled:
+                self._merge(wk, status)
+
+    def _stop(self) -> None:
+        """Stop every worker (a cancel: may run in a signal handler)."""
+        for pid in list(self._live):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    def _merge(self, wk: _Worker, status: int) -> None:
+        report = None
+        if os.waitstatus_to_exitcode(status) in (0, 1) and wk.data:
+            try:
+                report = msgspec.msgpack.decode(bytes(wk.data), type=_Report)
+            except msgspec.DecodeError:
+                report = None
+        if report is None or report.crashed:
+            why = report.crashed if report else _ended(status)
+            for f in wk.part:
+                self._report.fail(f, f"not restored: its worker process {why}")
+            return
+        r = self._report.result
+        with self._report.lock:
+            r.files += report.files
+            r.bytes += report.file_bytes
+            r.verified += report.verified
+            r.damaged += report.damaged
+            r.blobs_written += report.blobs_written
+            r.bytes_written += report.bytes_written
+            r.blobs_skipped += report.blobs_skipped
+            r.errors.extend(report.errors)
+            r.warnings.extend(report.warnings)
+        progress = self._report.progress
+        if report.progress_bytes:
+            progress.bytes_done(report.progress_bytes)
+        for path, size, state in report.progress_done:
+            progress.file_done(path, size, state)
+        for path, message in report.progress_errors:
+            progress.error(path, message)
+        for i, created, ino, failed in report.links:
+            f = wk.part[i]
+            f.created, f.ino, f.failed = created, ino, failed
+
+    # -- the worker ---------------------------------------------------------
+    def _work(self, part: list[RestoreFile], out: int) -> None:
+        code = 1
+        try:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            gc.disable()  # one batch, then exit: cycles are not worth looking for
+            for other in self._live.values():
+                os.close(other.fd)
+            payload = msgspec.msgpack.encode(self._written(part))
+            code = 0
+        except BaseException as exc:  # reported to the restorer, which names it
+            payload = msgspec.msgpack.encode(_Report(crashed=f"failed: {type(exc).__name__}: {exc}"))
+        try:
+            view = memoryview(payload)
+            while view:
+                view = view[os.write(out, view) :]
+        finally:
+            os._exit(code)
+
+    def _written(self, part: list[RestoreFile]) -> _Report:
+        result = RestoreResult()
+        recorder = _Recorder(is_silent(self._report.progress))
+        self._inner.reporting_to(Reporter(result, recorder)).write_now(part)
+        links = [(i, f.created, f.ino, f.failed) for i, f in enumerate(part) if f.node.links > 1]
+        return _Report(
+            result.files, result.bytes, result.verified, result.damaged, result.blobs_written,
+            result.bytes_written, result.blobs_skipped, result.errors, result.warnings,
+            recorder.bytes, recorder.done, recorder.errors, links,
+        )  # fmt: skip
+
+
+def _ended(status: int) -> str:
+    code = os.waitstatus_to_exitcode(status)
+    if code < 0:
+        return f"was killed by signal {signal.Signals(-code).name}"
+    return f"exited with status {code}"

@@ -1,0 +1,263 @@
+"""Restore with forked workers: the same tree as with threads, and a worker's end never lost."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import stat
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from amber.cancel import CancelToken
+from amber.engine import restore_procs, restorer
+from amber.engine.restore_files import ContentWriter, RestoreFile
+from amber.engine.restore_procs import FILE_COST, split_batch
+from amber.engine.restorer import RestoreOptions, Restorer, RestoreResult
+from amber.errors import AmberError, Interrupted
+from amber.repository import Node, Repository
+from amber.services.backup import BackupRequest, backup_paths
+from amber.services.restore import restore_processes
+from amber.services.snapshots import SnapshotFilter, resolve
+from amber.storage.faults import FaultInjectingBackend, FaultPlan
+from amber.storage.ratelimit import RateLimitedBackend
+from tests.conftest import AmberCli
+
+
+def _files(sizes: list[int]) -> list[RestoreFile]:
+    nodes = [Node(name=b"f%d" % i, type="file", size=s) for i, s in enumerate(sizes)]
+    return [RestoreFile(None, n.name, b"/" + n.name, n) for n in nodes]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("sizes", "parts", "expected"),
+    [
+        ([], 2, []),
+        ([0], 2, [[0]]),
+        ([0, 0], 2, [[0], [1]]),
+        ([0, 0, 0, 0], 2, [[0, 1], [2, 3]]),
+        ([10 * FILE_COST, 0, 0, 0], 2, [[0], [1, 2, 3]]),
+        ([0, 0, 0, 0, 0, 0], 3, [[0, 1], [2, 3], [4, 5]]),
+        ([0, 0, 0], 1, [[0, 1, 2]]),
+    ],
+)
+def test_a_batch_is_cut_into_runs_of_about_equal_cost(
+    sizes: list[int], parts: int, expected: list[list[int]]
+) -> None:
+    files = _files(sizes)
+    assert [[files.index(f) for f in run] for run in split_batch(files, parts)] == expected
+
+
+@given(st.lists(st.integers(0, 1 << 24), max_size=60), st.integers(1, 4))
+def test_every_file_goes_to_exactly_one_run_in_walk_order(sizes: list[int], parts: int) -> None:
+    files = _files(sizes)
+    runs = split_batch(files, parts)
+    assert [f for run in runs for f in run] == files
+    assert len(runs) <= parts and all(runs)
+
+
+def _tree(src: Path) -> None:
+    """Small, multi-blob, sparse, empty and hard-linked files, modes and a symlink."""
+    rng = random.Random(7)
+    for d in range(5):
+        (src / f"d{d}" / "sub").mkdir(parents=True)
+        for i in range(30):
+            rel = src / (f"d{d}/sub/f{i}" if i % 3 else f"d{d}/f{i}")
+            rel.write_bytes(rng.randbytes(rng.choice([0, 1, 700, 9000, 40_000])))
+            os.chmod(rel, rng.choice([0o600, 0o644, 0o755, 0o400]))
+            os.utime(rel, ns=(1_600_000_000_000_000_000 + i, 1_600_000_000_000_000_000 + d * 1000 + i))
+    (src / "big").write_bytes(rng.randbytes(5 << 20))
+    with open(src / "sparse", "wb") as f:
+        f.write(b"head")
+        f.seek(3 << 20)
+        f.write(b"tail")
+    os.link(src / "d0" / "f0", src / "d4" / "late-link")
+    os.symlink("d0/f0", src / "link")
+    os.chmod(src / "d3", 0o500)
+
+
+def _state(root: Path) -> dict[str, tuple[int, int, bytes, int]]:
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            s = p.lstat()
+            body = os.readlink(p).encode() if p.is_symlink() else p.read_bytes() if p.is_file() else b""
+            mtime = s.st_mtime_ns if not stat.S_ISDIR(s.st_mode) else 0
+            out[str(p.relative_to(root))] = (s.st_mode, mtime, body, s.st_nlink)
+    return out
+
+
+@pytest.fixture
+def backed_up(repo: Repository, tmp_path: Path) -> tuple[Repository, bytes, Path]:
+    src = tmp_path / "src"
+    src.mkdir()
+    _tree(src)
+    backup_paths(repo, BackupRequest(paths=[str(src)]))
+    _, snap = resolve(repo, "latest", SnapshotFilter())
+    tree_id = repo.load_tree(snap.tree).nodes[0].subtree
+    for name in str(src).strip("/").split("/")[1:]:
+        tree_id = next(n for n in repo.load_tree(tree_id).nodes if n.name == name.encode()).subtree
+    return repo, tree_id, src
+
+
+def _restore(repo: Repository, tree_id: bytes, target: Path, processes: int, **kw: object) -> RestoreResult:
+    options = RestoreOptions(processes=processes, **kw)  # type: ignore[arg-type]
+    return Restorer(repo.load_tree, repo.blobs, options, blob_id=repo.key.blob_id).restore_tree(
+        tree_id, os.fsencode(target)
+    )
+
+
+@pytest.fixture
+def every_batch_forks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(restore_procs, "INLINE_FILES", -1)
+    monkeypatch.setattr(restorer, "_BATCH_FILES", 7)  # many batches, each split between workers
+
+
+@pytest.mark.usefixtures("every_batch_forks")
+@pytest.mark.parametrize("verify", [False, True])
+def test_forked_workers_restore_what_threads_restore(
+    backed_up: tuple[Repository, bytes, Path], tmp_path: Path, verify: bool
+) -> None:
+    repo, tree_id, src = backed_up
+    by_threads = _restore(repo, tree_id, tmp_path / "threads", 1, verify=verify)
+    by_workers = _restore(repo, tree_id, tmp_path / "workers", 2, verify=verify)
+    assert not by_workers.errors and not by_threads.errors
+    for field in ("files", "dirs", "bytes", "verified", "blobs_written", "bytes_written"):
+        assert getattr(by_workers, field) == getattr(by_threads, field), field
+    assert _state(tmp_path / "workers") == _state(tmp_path / "threads") == _state(src)
+    assert (tmp_path / "workers" / "d4" / "late-link").stat().st_ino == (
+        tmp_path / "workers" / "d0" / "f0"
+    ).stat().st_ino
+    assert os.stat(tmp_path / "workers" / "sparse").st_blocks * 512 < 1 << 20  # holes stay holes
+
+
+@pytest.mark.usefixtures("every_batch_forks")
+def test_a_second_run_resumes_in_the_workers(
+    backed_up: tuple[Repository, bytes, Path], tmp_path: Path
+) -> None:
+    repo, tree_id, src = backed_up
+    target = tmp_path / "t"
+    _restore(repo, tree_id, target, 2)
+    (target / "big").write_bytes((target / "big").read_bytes()[:1000] + b"damaged")
+    result = _restore(repo, tree_id, target, 2)
+    assert not result.errors and result.blobs_skipped > 0
+    assert _state(target) == _state(src)
+
+
+@pytest.mark.usefixtures("every_batch_forks")
+def test_a_worker_that_is_killed_leaves_its_files_reported(
+    backed_up: tuple[Repository, bytes, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo, tree_id, _ = backed_up
+    real = ContentWriter.write_now
+
+    def dies_on_big(self: ContentWriter, files: list[RestoreFile]) -> None:
+        if any(f.name == b"big" for f in files):
+            os.kill(os.getpid(), signal.SIGKILL)
+        real(self, files)
+
+    monkeypatch.setattr(ContentWriter, "write_now", dies_on_big)
+    before = set(_children(os.getpid()))  # other tests' servers may live in this process too
+    result = _restore(repo, tree_id, tmp_path / "t", 2)
+    assert any(e.endswith("/big: not restored: its worker process was killed by signal SIGKILL")
+               for e in result.errors), result.errors  # fmt: skip
+    assert not [e for e in result.errors if "/d2/" in e], result.errors  # the other workers restored theirs
+    assert set(_children(os.getpid())) <= before  # every worker reaped
+
+
+@pytest.mark.usefixtures("every_batch_forks")
+def test_a_worker_that_fails_names_why(
+    backed_up: tuple[Repository, bytes, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo, tree_id, _ = backed_up
+
+    def fails(self: ContentWriter, files: list[RestoreFile]) -> None:
+        raise MemoryError("no room")
+
+    monkeypatch.setattr(ContentWriter, "write_now", fails)
+    result = _restore(repo, tree_id, tmp_path / "t", 2)
+    failed = [e for e in result.errors if "its worker process failed: MemoryError: no room" in e]
+    others = set(result.errors) - set(failed)
+    assert failed and all(e.endswith("late-link: cannot hardlink: its first link was not restored")
+                          for e in others)  # fmt: skip
+
+
+@pytest.mark.usefixtures("every_batch_forks")
+def test_a_cancel_stops_the_workers(
+    backed_up: tuple[Repository, bytes, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo, tree_id, _ = backed_up
+    cancel = CancelToken()
+    real = ContentWriter.write_now
+
+    def slow(self: ContentWriter, files: list[RestoreFile]) -> None:
+        signal.pause()  # until the SIGTERM of the cancel
+        real(self, files)
+
+    monkeypatch.setattr(ContentWriter, "write_now", slow)
+    timer = threading.Timer(0.5, cancel.cancel, [Interrupted("interrupted")])  # as a signal handler would
+    timer.start()
+    options = RestoreOptions(processes=2)
+    before = set(_children(os.getpid()))
+    r = Restorer(repo.load_tree, repo.blobs, options, blob_id=repo.key.blob_id, cancel=cancel)
+    with pytest.raises(AmberError, match="interrupted"):  # the workers wait for ever: the cancel ends them
+        r.restore_tree(tree_id, os.fsencode(tmp_path / "t"))
+    timer.join()
+    assert set(_children(os.getpid())) <= before  # every worker reaped
+
+
+def test_only_a_plain_local_repository_gets_worker_processes(repo: Repository) -> None:
+    cores = len(os.sched_getaffinity(0))
+    assert restore_processes(repo) == (2 if cores >= 2 else 1)
+    plain = repo.backend
+    for wrapper in (RateLimitedBackend(plain, None, None), FaultInjectingBackend(plain, FaultPlan(0.0))):
+        repo.backend = wrapper
+        assert restore_processes(repo) == 1
+
+
+def _children(pid: int) -> list[int]:
+    """The live processes whose parent is ``pid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.append(int(entry.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def test_ctrl_c_stops_the_restore_and_its_workers(cli: AmberCli, tmp_path: Path) -> None:
+    """SIGINT to the restore's process group, as a terminal sends it: exit 130, no worker left."""
+    src = tmp_path / "src"
+    for d in range(40):
+        (src / f"d{d}").mkdir(parents=True)
+        for i in range(100):
+            (src / f"d{d}" / f"f{i}").write_bytes(b"%d %d " % (d, i) * 300)
+    cli.run("backup", str(src))
+    target = tmp_path / "t"
+    proc = subprocess.Popen([sys.executable, "-m", "amber", "restore", "latest", "--target", str(target)],
+                            env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not (workers := _children(proc.pid)):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.002)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err.decode()[-3000:]
+    assert "amber: interrupted" in err.decode() and "Traceback" not in err.decode()
+    assert not _children(proc.pid) and not any(Path(f"/proc/{pid}").exists() for pid in workers)
+    cli.run("restore", "latest", "--target", str(target))  # a rerun completes what was left
+    restored = target / src.relative_to("/")
+    assert sum(1 for _ in restored.rglob("f*")) == 4000
+    assert (restored / "d39" / "f99").read_bytes() == b"39 99 " * 300
