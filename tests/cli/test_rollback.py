@@ -172,3 +172,29 @@ def test_a_target_that_cannot_take_the_live_place_brings_the_live_one_back(
     assert sorted(os.listdir(btrfs / ".amber-snapshots")) == sorted([str(listed(cli, cfg)[0]["name"]), pre])
     amber(cli, cfg, "rollback", "home", "--to", pre, "--yes")  # the undo works once it can
     assert state(vol) == current
+
+
+@pytest.mark.slow
+def test_a_subvolume_created_below_the_live_one_after_the_snapshot_is_counted_with_all_it_holds(
+    tmp_path: Path, btrfs: Path, cli: AmberCli
+) -> None:
+    """Not a job volume: it moves aside with the live subvolume, so its files go from the live path too."""
+    vol, cfg, backed_up, _ = setup_job(tmp_path, btrfs, cli)
+    later = subvolume(vol / "later")  # its own st_dev, no mount point
+    (later / "d").mkdir()
+    for rel in ("a.txt", "b.txt", "d/c.txt"):
+        (later / rel).write_text(rel)
+    removed = 1 + 5  # new.txt; later, later/a.txt, later/b.txt, later/d, later/d/c.txt
+    [entry] = [e for e in listed(cli, cfg) if e["state"] == "kept"]
+    from_repo = amber(cli, cfg, "rollback", "home", "--from-repo", str(entry["repository_snapshot"])[:8],
+                      "--dry-run")  # fmt: skip
+    plan = amber(cli, cfg, "rollback", "home", "--dry-run")
+    for out in (from_repo, plan):
+        assert f"would change: 1 added, {removed} removed, 1 modified" in out.stdout
+    done = amber(cli, cfg, "rollback", "home", "--yes")
+    assert f"1 added, {removed} removed, 1 modified" in done.stdout and state(vol) == backed_up
+    assert not (vol / "later").exists()  # it went with the pre-rollback subvolume
+    [pre] = [str(e["name"]) for e in listed(cli, cfg) if e["state"] == "pre-rollback"]
+    undo = amber(cli, cfg, "rollback", "home", "--to", pre, "--yes")
+    assert f"{removed} added, 1 removed, 1 modified" in undo.stdout
+    assert (vol / "later" / "d" / "c.txt").read_text() == "d/c.txt"

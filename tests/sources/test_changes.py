@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from amber.sources.changes import Changes, Tree, count, count_against, entry, total, trees, walk
+from tests.btrfs_fs import needs_btrfs, sh, subvolume
 
 
 def write(root: Path, files: dict[str, str]) -> None:
@@ -81,11 +83,93 @@ def test_an_unreadable_tree_is_not_counted_and_says_why(tmp_path: Path) -> None:
     assert "cannot be read: Not a directory" in count(trees([(str(tmp_path / "file"), str(live))]))[1]
 
 
-def test_the_live_side_enters_only_the_devices_of_the_volumes_rolled_back(tmp_path: Path) -> None:
+OTHER = frozenset({-1})  # a device no directory is on: every directory counts as on another device
+
+
+@pytest.mark.parametrize(
+    ("devices", "mounts", "walked"),
+    [
+        (None, None, {b"sub", b"sub/a", b"sub/m", b"sub/m/b"}),  # no device limit: everything
+        ("root", frozenset({b"sub"}), {b"sub", b"sub/a", b"sub/m", b"sub/m/b"}),  # same device: entered
+        (OTHER, None, {b"sub"}),  # mount table unknown: another device is counted, not entered
+        (OTHER, frozenset({b"sub"}), {b"sub"}),  # a mount point on another device: not entered
+        (OTHER, frozenset(), {b"sub", b"sub/a", b"sub/m", b"sub/m/b"}),  # no mount point: a subvolume
+        (OTHER, frozenset({b"elsewhere"}), {b"sub", b"sub/a", b"sub/m", b"sub/m/b"}),
+        (OTHER, frozenset({b"sub/m"}), {b"sub", b"sub/a", b"sub/m"}),  # a mount inside a subvolume
+    ],
+)
+def test_the_live_side_enters_other_devices_only_where_nothing_is_mounted(
+    tmp_path: Path, devices: object, mounts: frozenset[bytes] | None, walked: set[bytes]
+) -> None:
+    """The devices are faked: every directory here is on tmp_path's device, so OTHER makes each "another"."""
     root = tmp_path / "live"
-    write(root, {"sub/a": "a"})
-    assert set(walk(Tree(str(root), devices=frozenset({-1})))[0]) == {b"sub"}  # another device: not entered
-    assert set(walk(Tree(str(root), devices=frozenset({root.stat().st_dev})))[0]) == {b"sub", b"sub/a"}
+    write(root, {"sub/a": "a", "sub/m/b": "b"})
+    limit = frozenset({root.stat().st_dev}) if devices == "root" else devices
+    assert limit is None or isinstance(limit, frozenset)
+    assert set(walk(Tree(str(root), devices=limit, mounts=mounts))[0]) == walked
+
+
+@pytest.mark.parametrize(
+    ("live", "targets", "mounts"),
+    [
+        ("/srv/a", ["/", "/srv", "/srv/a", "/srv/a/m", "/srv/a/x/y", "/srv/ab", "/srv/b"], {b"m", b"x/y"}),
+        ("/", ["/", "/proc", "/srv/a"], {b"proc", b"srv/a"}),
+        ("/srv/a", [], set()),
+    ],
+)
+def test_the_live_tree_knows_the_mount_points_below_it(
+    live: str, targets: list[str], mounts: set[bytes]
+) -> None:
+    [(tree, replacement)] = trees([(live, "/nowhere")], mount_points=targets)
+    assert tree.mounts == mounts and replacement.mounts is None
+
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to mount a tmpfs")
+
+
+@needs_root
+def test_a_filesystem_mounted_inside_is_counted_but_not_entered(tmp_path: Path) -> None:
+    """Real mounts, the system's mount table: the tmpfs is another device and a mount point."""
+    live, new = tmp_path / "live", tmp_path / "new"
+    write(live, {"a": "a"})
+    write(new, {"a": "a"})
+    os.utime(live / "a", ns=(1, 1))
+    os.utime(new / "a", ns=(1, 1))
+    (live / "mnt").mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "amber-test", str(live / "mnt")], check=True)
+    try:
+        (live / "mnt" / "inside").write_text("not replaced by a rollback")
+        (new / "mnt").mkdir()
+        (new / "mnt").chmod((live / "mnt").stat().st_mode)
+        assert count(trees([(str(live), str(new))])) == (Changes(0, 0, 0), "")
+    finally:
+        subprocess.run(["umount", str(live / "mnt")], check=True)
+
+
+@needs_btrfs
+def test_a_nested_subvolume_is_entered_and_a_mounted_one_is_not(tmp_path: Path, btrfs: Path) -> None:
+    """Both have their own st_dev (os.path.ismount says both are mounts); one is in the mount table."""
+    live, new = subvolume(btrfs / "live"), btrfs / "new"
+    new.mkdir()
+    nested = subvolume(live / "nested")
+    write(nested, {"a": "a", "d/b": "b"})
+    elsewhere = subvolume(btrfs / "elsewhere")
+    (elsewhere / "x").write_text("another mount: not replaced")
+    (live / "mnt").mkdir()
+    sh(
+        "mount",
+        "-o",
+        "subvol=elsewhere",
+        sh("findmnt", "-no", "SOURCE", str(btrfs)).strip(),
+        str(live / "mnt"),
+    )
+    try:
+        assert os.path.ismount(nested) and nested.stat().st_dev != live.stat().st_dev
+        (new / "mnt").mkdir()
+        (new / "mnt").chmod((live / "mnt").stat().st_mode)
+        assert count(trees([(str(live), str(new))])) == (Changes(0, 4, 0), "")  # nested, a, d, d/b
+    finally:
+        sh("umount", str(live / "mnt"))
 
 
 def test_against_a_repository_tree_skipped_paths_are_left_out_of_both_sides(tmp_path: Path) -> None:

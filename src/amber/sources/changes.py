@@ -8,11 +8,16 @@ and, for a file with data, its mtime, a symlink's target. A directory that
 cannot be read makes the count unknown, never wrong and never an error: the
 rollback goes on and says why nothing was counted.
 
-On the live side only the devices of the volumes being rolled back are
-entered: another filesystem mounted inside (which the rollback does not
-replace) is not counted. Paths a rollback does not replace are skipped on
-both sides: amber's snapshot directory, ZFS's ``.zfs``, and (when each volume
-is counted against its own snapshot) the mount points of the volumes below it.
+On the live side another filesystem mounted inside (which the rollback does
+not replace) is counted as a directory but not entered. A directory on
+another device that is no mount point is entered: a Btrfs subvolume created
+below the live one after the snapshot (its own ``st_dev``, not a job volume)
+moves aside with the live subvolume, so all it holds is removed. Whether a
+directory is a mount point comes from the mount table, read once per count
+(``os.path.ismount`` compares ``st_dev`` and calls every subvolume one).
+Paths a rollback does not replace are skipped on both sides: amber's snapshot
+directory, ZFS's ``.zfs``, and (when each volume is counted against its own
+snapshot) the mount points of the volumes below it.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from amber.engine.metadata import node_type
-from amber.sources.mounts import inside
+from amber.errors import LocalSnapshotError
+from amber.sources.mounts import strictly_inside, system_mounts
 
 Entry = tuple[str, int, int, int, bytes]  # type, permission bits, size, mtime (files with data), link target
 Entries = dict[bytes, Entry]
@@ -43,7 +49,19 @@ class Changes:
 class Tree:
     root: str
     skip: frozenset[bytes] = frozenset()  # paths relative to root, neither counted nor entered
-    devices: frozenset[int] | None = None  # directories on other devices are counted, not entered
+    devices: frozenset[int] | None = None  # None: every directory is entered
+    mounts: frozenset[bytes] | None = None  # mount points below root, relative; None: unknown
+
+
+def enters(tree: Tree, path: bytes, device: int) -> bool:
+    """Whether the walk enters the directory ``path`` (relative to the root) on ``device``.
+
+    On another device only when it is known not to be a mount point: a nested
+    Btrfs subvolume, which moves with the live one, not a filesystem mounted inside.
+    """
+    if tree.devices is None or device in tree.devices:
+        return True
+    return tree.mounts is not None and path not in tree.mounts
 
 
 def entry(kind: str, perm: int, size: int, mtime_ns: int, link: bytes) -> Entry:
@@ -79,7 +97,7 @@ def walk(tree: Tree) -> tuple[Entries, str]:
                 continue  # gone since it was listed: a live tree changes
             kind = node_type(st.st_mode) or "socket"
             found[path] = entry(kind, st.st_mode, st.st_size, st.st_mtime_ns, link)
-            if kind == "dir" and (tree.devices is None or st.st_dev in tree.devices):
+            if kind == "dir" and enters(tree, path, st.st_dev):
                 pending.append(path)
     return found, ""
 
@@ -90,25 +108,41 @@ def compare(old: Entries, new: Entries) -> Changes:
 
 
 def trees(
-    pairs: Sequence[tuple[str, str]], volumes: Iterable[str] = (), skip: Iterable[str] = ()
+    pairs: Sequence[tuple[str, str]],
+    volumes: Iterable[str] = (),
+    skip: Iterable[str] = (),
+    mount_points: Iterable[str] | None = None,
 ) -> list[tuple[Tree, Tree]]:
     """(live tree, replacement tree) for each (live mount point, replacement root) of a rollback.
 
     ``volumes``: the mount points of every volume the rollback replaces besides
     the pairs' own (their devices are entered on the live side). ``skip``:
     absolute live paths never counted. A pair's live root below another's is
-    counted on its own, so the outer pair skips it.
+    counted on its own, so the outer pair skips it. ``mount_points``: every
+    mount target (default: the system's mount table, read once here).
     """
     lives = [live for live, _ in pairs]
     devices = frozenset(d for d in (_device(p) for p in [*lives, *volumes]) if d is not None)
+    targets = _mount_targets() if mount_points is None else list(mount_points)
     out = []
     for live, replacement in pairs:
-        others = [p for p in lives if p != live and inside(p, live)]
-        rels = frozenset(
-            os.fsencode(os.path.relpath(p, live)) for p in [*others, *skip] if p != live and inside(p, live)
-        )
-        out.append((Tree(live, rels, devices or None), Tree(replacement, rels)))
+        rels = _relative([*lives, *skip], live)  # the other pairs' live roots below: counted on their own
+        mounts = None if targets is None else _relative(targets, live)
+        out.append((Tree(live, rels, devices or None, mounts), Tree(replacement, rels)))
     return out
+
+
+def _relative(paths: Iterable[str], root: str) -> frozenset[bytes]:
+    """Those of ``paths`` strictly below ``root``, relative to it."""
+    return frozenset(os.fsencode(os.path.relpath(p, root)) for p in paths if strictly_inside(p, root))
+
+
+def _mount_targets() -> list[str] | None:
+    """None when the mount table cannot be read: other devices are not entered (undercounts)."""
+    try:
+        return [m.target for m in system_mounts()]
+    except LocalSnapshotError:
+        return None
 
 
 def _device(path: str) -> int | None:
