@@ -36,19 +36,23 @@ def _files(sizes: list[int]) -> list[RestoreFile]:
     return [RestoreFile(None, n.name, b"/" + n.name, n) for n in nodes]  # type: ignore[arg-type]
 
 
+MiB = 1 << 20
+
+
 @pytest.mark.parametrize(
     ("sizes", "parts", "expected"),
     [
         ([], 2, []),
         ([0], 2, [[0]]),
         ([0, 0], 2, [[0], [1]]),
-        ([0, 0, 0, 0], 2, [[0, 1], [2, 3]]),
         ([10 * FILE_COST, 0, 0, 0], 2, [[0], [1, 2, 3]]),
-        ([0, 0, 0, 0, 0, 0], 3, [[0, 1], [2, 3], [4, 5]]),
         ([0, 0, 0], 1, [[0, 1, 2]]),
+        ([390 * MiB, 260 * MiB, 260 * MiB, 130 * MiB], 2, [[0, 3], [1, 2]]),  # large files: evenly
+        ([0] * 100, 2, [list(range(50)), list(range(50, 100))]),  # small files: consecutive runs
+        ([0] * 30 + [8 * MiB] + [0] * 30, 2, [[30], [*range(30), *range(31, 61)]]),
     ],
 )
-def test_a_batch_is_cut_into_runs_of_about_equal_cost(
+def test_a_batch_is_shared_among_workers_at_about_equal_cost(
     sizes: list[int], parts: int, expected: list[list[int]]
 ) -> None:
     files = _files(sizes)
@@ -56,11 +60,18 @@ def test_a_batch_is_cut_into_runs_of_about_equal_cost(
 
 
 @given(st.lists(st.integers(0, 1 << 24), max_size=60), st.integers(1, 4))
-def test_every_file_goes_to_exactly_one_run_in_walk_order(sizes: list[int], parts: int) -> None:
+def test_every_file_goes_to_one_worker_and_no_worker_gets_far_more_than_its_share(
+    sizes: list[int], parts: int
+) -> None:
     files = _files(sizes)
-    runs = split_batch(files, parts)
-    assert [f for run in runs for f in run] == files
-    assert len(runs) <= parts and all(runs)
+    shares = split_batch(files, parts)
+    index = {id(f): i for i, f in enumerate(files)}
+    assert sorted(index[id(f)] for share in shares for f in share) == list(range(len(files)))
+    assert len(shares) <= parts and all(shares)
+    assert all([index[id(f)] for f in share] == sorted(index[id(f)] for f in share) for share in shares)
+    costs = [s + FILE_COST for s in sizes]
+    for share in shares:  # greedy bound: at most a fair share plus the largest file
+        assert sum(f.node.size + FILE_COST for f in share) <= sum(costs) / parts + max(costs)
 
 
 def _tree(src: Path) -> None:

@@ -83,24 +83,32 @@ class _Worker:
 
 
 def split_batch(files: list[RestoreFile], parts: int) -> list[list[RestoreFile]]:
-    """``files`` cut into at most ``parts`` runs of about equal cost, in walk order.
+    """``files`` shared among at most ``parts`` workers at about equal cost, each in walk order.
 
-    Runs in walk order keep a directory's files in one worker: two processes
-    creating files in one directory wait for each other on its lock.
+    Large files (over 1/8 of a worker's share) are dealt out first, largest first, each
+    to the worker with the least so far: a few big files split evenly. The small files
+    then fill the workers up in walk order, one run of consecutive files each, so a
+    directory's files stay in one worker (two processes creating files in one directory
+    wait for each other on its lock).
     """
-    total = sum(f.node.size + FILE_COST for f in files)
-    out: list[list[RestoreFile]] = []
-    run: list[RestoreFile] = []
-    cost = 0
-    for f in files:
-        run.append(f)
-        cost += f.node.size + FILE_COST
-        if cost * parts >= total * (len(out) + 1) and len(out) < parts - 1:
-            out.append(run)
-            run = []
-    if run:
-        out.append(run)
-    return out
+    if parts <= 1 or len(files) <= 1:
+        return [files] if files else []
+    costs = [f.node.size + FILE_COST for f in files]
+    share = sum(costs) / parts
+    large = {i for i, c in enumerate(costs) if c * 8 >= share}
+    loads = [0] * parts
+    taken: list[list[int]] = [[] for _ in range(parts)]
+    for i in sorted(large, key=lambda i: -costs[i]):
+        least = loads.index(min(loads))
+        loads[least] += costs[i]
+        taken[least].append(i)
+    worker = 0
+    for i in (i for i in range(len(files)) if i not in large):
+        while worker < parts - 1 and loads[worker] >= share:
+            worker += 1
+        loads[worker] += costs[i]
+        taken[worker].append(i)
+    return [[files[i] for i in sorted(mine)] for mine in taken if mine]
 
 
 class ForkedWriter:
