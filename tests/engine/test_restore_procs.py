@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import signal
@@ -182,6 +183,27 @@ def test_a_worker_that_is_killed_leaves_its_files_reported(
                for e in result.errors), result.errors  # fmt: skip
     assert not [e for e in result.errors if "/d2/" in e], result.errors  # the other workers restored theirs
     assert set(_children(os.getpid())) <= before  # every worker reaped
+
+
+@pytest.mark.usefixtures("every_batch_forks")
+def test_without_a_process_to_fork_the_walks_process_writes_the_batch(
+    backed_up: tuple[Repository, bytes, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo, tree_id, src = backed_up
+    forks = 0
+    real_fork = os.fork
+
+    def fork_fails_every_other_time() -> int:
+        nonlocal forks
+        forks += 1
+        if forks % 2:
+            raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+        return real_fork()
+
+    monkeypatch.setattr(os, "fork", fork_fails_every_other_time)
+    result = _restore(repo, tree_id, tmp_path / "t", 2)
+    assert forks > 2 and not result.errors
+    assert _state(tmp_path / "t") == _state(src)
 
 
 @pytest.mark.usefixtures("every_batch_forks")

@@ -149,7 +149,10 @@ class ForkedWriter:
             return
         for part in split_batch(files, self._processes):
             self._cancel.check()
-            self._fork(part)
+            try:
+                self._fork(part)
+            except OSError:  # no process or pipe to be had now (EAGAIN, ENOMEM, EMFILE)
+                self._inner.write_now(part)
 
     def drain(self) -> None:
         """Wait for the batch in flight and add what its workers report."""
@@ -159,7 +162,12 @@ class ForkedWriter:
     # -- the parent ---------------------------------------------------------
     def _fork(self, part: list[RestoreFile]) -> None:
         read_end, write_end = os.pipe()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:
+            os.close(read_end)
+            os.close(write_end)
+            raise
         if pid == 0:  # the worker: never returns
             os.close(read_end)
             self._work(part, write_end)
