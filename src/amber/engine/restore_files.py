@@ -23,7 +23,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Protocol
 
 from amber.cancel import CancelToken
@@ -59,6 +59,15 @@ class RestoreResult:
     blobs_written: int = 0
     bytes_written: int = 0  # plaintext of the blobs written (holes included)
     blobs_skipped: int = 0  # already intact in an existing file (resume)
+
+    def absorb(self, other: RestoreResult) -> None:
+        """Add what ``other`` counted (a worker process's result)."""
+        for name in (f.name for f in fields(self)):
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if isinstance(mine, list):
+                mine.extend(theirs)
+            else:
+                setattr(self, name, mine + theirs)
 
 
 @dataclass(slots=True, eq=False)

@@ -39,15 +39,7 @@ INLINE_BYTES = 4 << 20
 
 
 class _Report(msgspec.Struct, array_like=True):
-    files: int = 0
-    file_bytes: int = 0
-    verified: int = 0
-    damaged: int = 0
-    blobs_written: int = 0
-    bytes_written: int = 0
-    blobs_skipped: int = 0
-    errors: list[str] = []
-    warnings: list[str] = []
+    result: RestoreResult | None = None  # what the worker restored (None: it crashed)
     progress_bytes: int = 0
     progress_done: list[tuple[bytes, int, str]] = []  # file_done events, kept only when someone listens
     progress_errors: list[tuple[bytes, str]] = []
@@ -173,6 +165,8 @@ class ForkedWriter:
             self._work(part, write_end)
         os.close(write_end)
         self._live[pid] = _Worker(pid, read_end, part)
+        if self._cancel.cancelled:  # the cancel came between its check and this worker's start
+            self._stop()
 
     def _collect(self, merge: bool) -> None:
         workers = list(self._live.values())
@@ -209,22 +203,13 @@ class ForkedWriter:
                 report = msgspec.msgpack.decode(bytes(wk.data), type=_Report)
             except msgspec.DecodeError:
                 report = None
-        if report is None or report.crashed:
+        if report is None or report.result is None:
             why = report.crashed if report else _ended(status)
             for f in wk.part:
                 self._report.fail(f, f"not restored: its worker process {why}")
             return
-        r = self._report.result
         with self._report.lock:
-            r.files += report.files
-            r.bytes += report.file_bytes
-            r.verified += report.verified
-            r.damaged += report.damaged
-            r.blobs_written += report.blobs_written
-            r.bytes_written += report.bytes_written
-            r.blobs_skipped += report.blobs_skipped
-            r.errors.extend(report.errors)
-            r.warnings.extend(report.warnings)
+            self._report.result.absorb(report.result)
         progress = self._report.progress
         if report.progress_bytes:
             progress.bytes_done(report.progress_bytes)
@@ -261,11 +246,7 @@ class ForkedWriter:
         recorder = _Recorder(is_silent(self._report.progress))
         self._inner.reporting_to(Reporter(result, recorder)).write_now(part)
         links = [(i, f.created, f.ino, f.failed) for i, f in enumerate(part) if f.node.links > 1]
-        return _Report(
-            result.files, result.bytes, result.verified, result.damaged, result.blobs_written,
-            result.bytes_written, result.blobs_skipped, result.errors, result.warnings,
-            recorder.bytes, recorder.done, recorder.errors, links,
-        )  # fmt: skip
+        return _Report(result, recorder.bytes, recorder.done, recorder.errors, links)
 
 
 def _ended(status: int) -> str:
