@@ -134,10 +134,13 @@ def every_batch_forks(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.usefixtures("every_batch_forks")
-@pytest.mark.parametrize("verify", [False, True])
+@pytest.mark.parametrize(("verify", "large_file"), [(False, 64 * MiB), (True, 64 * MiB), (False, MiB)])
 def test_forked_workers_restore_what_threads_restore(
-    backed_up: tuple[Repository, bytes, Path], tmp_path: Path, verify: bool
-) -> None:
+    backed_up: tuple[Repository, bytes, Path], tmp_path: Path, verify: bool, large_file: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """At ``large_file`` = 1 MiB, ``big`` and ``sparse`` go to this process's threads, the rest to workers."""
+    monkeypatch.setattr(restore_procs, "LARGE_FILE", large_file)
     repo, tree_id, src = backed_up
     by_threads = _restore(repo, tree_id, tmp_path / "threads", 1, verify=verify)
     by_workers = _restore(repo, tree_id, tmp_path / "workers", 2, verify=verify)

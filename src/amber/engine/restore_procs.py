@@ -36,6 +36,7 @@ from amber.engine.restore_files import ContentWriter, Reporter, RestoreFile, Res
 FILE_COST = 32 * 1024  # making a file costs about what writing this many bytes does
 INLINE_FILES = 64  # a batch this small is written in the walk's own process
 INLINE_BYTES = 4 << 20
+LARGE_FILE = 64 << 20  # and larger: written by threads (several packs at once), not by a worker
 
 
 class _Report(msgspec.Struct, array_like=True):
@@ -123,19 +124,37 @@ class ForkedWriter:
         self._inner.create_empty(f)
 
     def __enter__(self) -> ForkedWriter:
+        self._inner.__enter__()
         self._cancel.on_cancel(self._stop)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if exc[0] is None:
-            self.drain()
-        else:
-            self._stop()
-            self._collect(merge=False)
+        try:
+            if exc[0] is None:
+                self.drain()
+            else:
+                self._stop()
+                self._collect(merge=False)
+        finally:
+            self._inner.__exit__(*exc)
 
     def write(self, files: list[RestoreFile]) -> None:
-        """Start writing ``files``; the previous batch is waited for first (one in flight)."""
+        """Start writing ``files``; the previous batch is waited for first (one in flight).
+
+        Files of ``LARGE_FILE`` bytes or more are written by the threads of this process
+        (C code without the interpreter lock: both cores for one file, and progress per
+        pack) while the workers write the rest; they are done before this returns, so
+        no thread runs while a later worker is forked.
+        """
         self.drain()
+        large = [f for f in files if f.node.size >= LARGE_FILE]
+        small = [f for f in files if f.node.size < LARGE_FILE] if large else files
+        self._start(small)
+        if large:
+            self._inner.write(large)
+            self._inner.drain()
+
+    def _start(self, files: list[RestoreFile]) -> None:
         if len(files) <= INLINE_FILES and sum(f.node.size for f in files) <= INLINE_BYTES:
             self._inner.write_now(files)  # a fork costs more than this
             return
