@@ -3,7 +3,8 @@
 The walk creates directories, symlinks, fifos, devices and empty files as they
 come, each relative to its parent directory's descriptor (``restore_fs``);
 files with content are collected into bounded batches whose blobs are written
-pack by pack on a thread pool (``restore_files``). Every name is checked before
+pack by pack on a thread pool (``restore_files``), or, with ``processes`` above 1,
+by forked worker processes (``restore_procs``). Every name is checked before
 use, and a name seen twice in one directory is skipped: restore never leaves
 its target, whatever the tree says and whoever else writes in the target.
 An entry that cannot be made (a directory: with everything under it) is
