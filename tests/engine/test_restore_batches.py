@@ -70,3 +70,26 @@ def test_a_cancel_during_the_walk_waits_for_the_batch_in_flight(
     monkeypatch.setattr(restorer.Restorer, "_entry", real)
     again = restore(repo, RestoreRequest("latest:" + str(src), str(target)))  # no worker still writes
     assert not again.errors
+
+
+def test_the_walk_runs_with_rarer_gc_passes_and_puts_the_thresholds_back(
+    repo: Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+
+    src = tmp_path / "src"
+    src.mkdir()
+    files = tree(src)
+    backup_paths(repo, BackupRequest(paths=[str(src)]))
+    before = gc.get_threshold()
+    seen: list[int] = []
+    real = restorer.Restorer._entry
+
+    def probe(self: restorer.Restorer, w: object, rel: bytes, node: object) -> bool:
+        seen.append(gc.get_threshold()[0])
+        return real(self, w, rel, node)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(restorer.Restorer, "_entry", probe)
+    result = restore(repo, RestoreRequest("latest:" + str(src), str(tmp_path / "t")))
+    assert result.files == len(files) and seen and min(seen) >= 20_000 > before[0]
+    assert gc.get_threshold() == before

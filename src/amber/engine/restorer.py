@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from amber.cancel import CancelToken
+from amber.engine.gctuning import rarer_gc
 from amber.engine.metadata import apply_to_fd, apply_to_special, apply_to_symlink
 from amber.engine.patterns import PathMatcher
 from amber.engine.progress import NullProgress, Progress
@@ -98,7 +99,7 @@ class Restorer:
         except OSError as exc:
             raise AmberError(f"cannot restore into {os.fsdecode(target)}: {exc.strerror}") from exc
         try:
-            with self._writer(tree) as writer:
+            with rarer_gc(), self._writer(tree) as writer:  # a few objects per entry, no cycles
                 w = _Walk(target, tree, writer, [_Level(b"", tree.root)])
                 skip_under: bytes | None = None
                 for rel, node in self._select(items):
