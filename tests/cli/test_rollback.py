@@ -92,6 +92,27 @@ def test_rollback_from_the_repository(tmp_path: Path, btrfs: Path, cli: AmberCli
     assert state(vol) == current
 
 
+@pytest.mark.slow
+def test_from_repo_latest_is_the_jobs_newest_snapshot_that_holds_the_volume(
+    tmp_path: Path, btrfs: Path, cli: AmberCli
+) -> None:
+    vol, cfg, backed_up, _ = setup_job(tmp_path, btrfs, cli)
+    [entry] = [e for e in listed(cli, cfg) if e["state"] == "kept"]
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "x").write_text("x")
+    repo = ("-r", str(tmp_path / "repo"), "--password-file", str(tmp_path / "pass"))
+    amber(cli, cfg, *repo, "backup", str(other))  # newer, but of other paths
+    plan = amber(cli, cfg, "rollback", "home", "--from-repo", "latest", "--dry-run")
+    assert f"restore {str(entry['repository_snapshot'])[:8]}:{vol} into a new subvolume" in plan.stdout
+    amber(cli, cfg, "rollback", "home", "--from-repo", "latest", "--yes")
+    assert state(vol) == backed_up
+    make_job(tmp_path, [vol], 'snapshot_keep = 1\nhost = "another-machine"')  # no snapshot of this job now
+    refused = amber(cli, cfg, "rollback", "home", "--from-repo", "latest", "--dry-run", check=False)
+    assert refused.returncode == 15, refused.stderr
+    assert f"no snapshot of job home holds {vol} (latest)" in refused.stderr
+
+
 def test_a_mounted_subvolume_gets_a_plan_not_a_swap(tmp_path: Path, btrfs: Path, cli: AmberCli) -> None:
     (btrfs / "a").write_text("a")
     make_job(tmp_path, [btrfs], "snapshot_keep = 1")

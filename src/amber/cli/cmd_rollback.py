@@ -13,7 +13,11 @@ from amber.ops.localsnap.rollback import rollback
 @click.command("rollback")
 @click.argument("job")
 @click.option("--to", "to", default="latest", show_default=True, help="Local snapshot NAME, or latest.")
-@click.option("--from-repo", help="Restore this repository snapshot (ID) instead, verify it, then swap.")
+@click.option(
+    "--from-repo",
+    help="Restore this repository snapshot instead (ID, or latest: the job's newest that holds its volumes), "
+    "verify it, then swap.",
+)
 @click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
 @click.option("--yes", is_flag=True, help="Do it (rollback replaces live data).")
 @click.option("--destroy-newer", is_flag=True, help="ZFS: allow destroying snapshots newer than the target.")

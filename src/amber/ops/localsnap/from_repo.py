@@ -18,8 +18,8 @@ import os
 from collections.abc import Callable
 from urllib.parse import quote
 
-from amber.errors import AmberError, LocalSnapshotError, RollbackRefused
-from amber.ops.config.model import Config
+from amber.errors import AmberError, LocalSnapshotError, RollbackRefused, SnapshotNotFound
+from amber.ops.config.model import Config, JobConfig
 from amber.ops.localsnap.from_repo_lvm import plan_lvm, rollback_lvm
 from amber.ops.localsnap.from_repo_lvm import steps as lvm_steps
 from amber.ops.localsnap.from_repo_zfs import plan_zfs, rollback_zfs
@@ -27,9 +27,10 @@ from amber.ops.localsnap.from_repo_zfs import steps as zfs_steps
 from amber.ops.localsnap.manager import require_yes
 from amber.ops.localsnap.requests import RollbackRequest, RollbackResult
 from amber.ops.localsnap.restoring import restore_verified
-from amber.ops.run.steps import Repositories
+from amber.ops.run.steps import Repositories, job_filter
 from amber.repository import Repository
 from amber.services import session
+from amber.services.snapshots import select
 from amber.sources.btrfs import BtrfsProvider
 from amber.sources.changes import Changes, count_against, trees
 from amber.sources.local import LocalSnapshots
@@ -60,7 +61,7 @@ def from_repo(
     what = {"zfs": "dataset", "lvm": "logical volume"}.get(kind, "subvolume")
     job = config.job(req.job)
     with Repositories(config, passwords).open(job.repository, lock=not req.dry_run) as repo:  # one KDF
-        snapshot_id = repo.resolve_snapshot_id(str(req.from_repo))
+        snapshot_id = _repository_snapshot(repo, job, str(req.from_repo), tops)
         held = repo.load_snapshot(snapshot_id).paths
         uncovered = [v.mountpoint for _, v, _ in tops if not any(inside(v.mountpoint, p) for p in held)]
         if uncovered:
@@ -152,6 +153,22 @@ def _count_against(
     except AmberError as exc:  # a damaged tree: the real rollback's restore would say more
         return None, f"the snapshot's tree could not be read: {exc.message}"
     return count_against(live_trees, expected)
+
+
+def _repository_snapshot(repo: Repository, job: JobConfig, ref: str, tops: list[Planned]) -> str:
+    """The snapshot ``ref`` names: an ID (prefix), or ``latest``, the newest of this job
+    (its host and tags, as retention picks) that holds every volume rolled back."""
+    if ref != "latest":
+        return repo.resolve_snapshot_id(ref)
+    covering = [
+        sid
+        for sid, snap in select(repo, job_filter(job))
+        if all(any(inside(v.mountpoint, p) for p in snap.paths) for _, v, _ in tops)
+    ]
+    if not covering:
+        where = ", ".join(v.mountpoint for _, v, _ in tops)
+        raise SnapshotNotFound(f"no snapshot of job {job.name} holds {where} (latest)")
+    return covering[-1]
 
 
 def _nested_in(volume: Volume, volumes: list[Planned]) -> bool:
