@@ -123,3 +123,33 @@ def test_cleanup_removes_pre_rollback_lvs_and_a_crashed_rollbacks_fresh_lv(tmp_p
     assert [v.ident for _, v, _ in plan.volumes] == ["vg0/data"]  # its mount is not a nested volume
     assert local.cleanup(plan, "data") == ([fresh, pre], [])  # oldest name first
     assert contract.finished() and not (snapdir / fresh).exists()
+
+
+@pytest.mark.parametrize(
+    ("contract", "why"),
+    [
+        (Contract([(LVS, ok(ROWS))]), "{path} is not on a lvm volume: cannot snapshot it"),
+        (Contract([]), "lvs is not installed (needed for filesystem snapshots)"),
+    ],
+    ids=["not-an-lv", "no-lvm-tools"],
+)
+def test_auto_on_a_filesystem_that_is_not_btrfs_or_zfs_says_why_lvm_was_tried(
+    tmp_path: Path, contract: Contract, why: str
+) -> None:
+    def runner(argv: list[str]) -> object:
+        if not contract.steps:
+            raise LocalSnapshotError(f"{argv[0]} is not installed (needed for filesystem snapshots)")
+        return contract(argv)
+
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    table = [Mount("/", "/", "ext4", "/dev/mapper/vg0-root"), Mount(str(plain), "/", "ext4", "/dev/sdb1")]
+    owners = Owners(str(tmp_path / "owners"))
+    local = LocalSnapshots(
+        {"lvm": LvmProvider(runner, lambda: table)}, owners, Settings("auto"), lambda: table  # type: ignore[arg-type]
+    )
+    with pytest.raises(LocalSnapshotError) as caught:
+        local.plan([str(plain)])
+    why = why.format(path=plain)
+    tried = f'snapshot = "auto": {plain} is on ext4, not Btrfs or ZFS, so LVM was tried'
+    assert caught.value.message == f"{tried}: {why}"

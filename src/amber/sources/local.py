@@ -89,6 +89,17 @@ class LocalSnapshots:
             kind = fstype if fstype in ("btrfs", "zfs") else "lvm"
         return self.providers[kind]
 
+    def _explained(
+        self, path: str, provider: SnapshotProvider, exc: LocalSnapshotError
+    ) -> LocalSnapshotError:
+        """With ``snapshot = "auto"``, an LVM failure says why LVM was tried at all."""
+        if self.settings.kind != "auto" or provider.kind != "lvm":
+            return exc
+        fstype = mount_of(path, self.mounts()).fstype
+        return LocalSnapshotError(
+            f'snapshot = "auto": {path} is on {fstype}, not Btrfs or ZFS, so LVM was tried: {exc.message}'
+        )
+
     def snapshot_dir(self, volume: Volume) -> str:
         setting = self.settings.snapshot_dir or DEFAULT_DIR
         return setting if os.path.isabs(setting) else os.path.join(volume.top, setting)
@@ -106,9 +117,12 @@ class LocalSnapshots:
             if not os.path.lexists(path):
                 continue  # read in place, so the backup reports it missing like any other
             provider = self._provider(path)
-            volume = provider.volume_of(path)
-            if volume is None:
-                raise LocalSnapshotError(f"{path} is not on a {provider.kind} volume: cannot snapshot it")
+            try:
+                volume = provider.volume_of(path)
+                if volume is None:
+                    raise LocalSnapshotError(f"{path} is not on a {provider.kind} volume: cannot snapshot it")
+            except LocalSnapshotError as exc:
+                raise self._explained(path, provider, exc) from exc
             add(provider, volume)
             skip = [self.snapshot_dir(volume)]
             for nested in provider.volumes_below(volume, path, skip):
