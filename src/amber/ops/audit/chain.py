@@ -58,14 +58,14 @@ class ChainVerdict:
 
 
 def parse_lines(lines: Iterable[bytes]) -> list[dict[str, Any] | None]:
-    """Decode log lines; a line that is not a JSON object becomes None."""
+    """Decode log lines; a line that is not a JSON object (or nests too deep) becomes None."""
     out: list[dict[str, Any] | None] = []
     for line in lines:
         if not line.strip():
             continue
         try:
             obj = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep, e.g. a crafted copy
             out.append(None)
             continue
         out.append(obj if isinstance(obj, dict) else None)
