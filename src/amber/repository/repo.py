@@ -318,7 +318,7 @@ def open_config(key: MasterKey, raw: bytes) -> RepoConfig:
             raise IntegrityError("repository config does not authenticate: damaged, or not a config") from exc
     try:
         config = msgspec.msgpack.decode(plain, type=RepoConfig)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise IntegrityError("repository config is malformed") from exc
     if config.version not in SUPPORTED_VERSIONS:
         raise UsageError(f"unsupported repository format version {config.version}")

@@ -93,7 +93,7 @@ def load_record(repo: Repository, name: str) -> FleetRecord:
         raise IntegrityError(f"run record {name[:8]}: content does not match its name")
     try:
         record = msgspec.msgpack.decode(repo.sealer.open(Kind.RUNS, raw), type=FleetRecord)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise IntegrityError(f"run record {name[:8]} is malformed") from exc
     try:
         validate(record)
