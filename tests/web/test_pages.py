@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from typing import Any
@@ -13,6 +14,7 @@ from amber.ops.audit.log import AuditLog, operation_fields
 from amber.ops.config.model import Config
 from amber.ops.drills.history import DrillHistory, DrillRow
 from amber.ops.run import job as run_service
+from amber.ops.state import RunRecord, StateDB
 from amber.web.pages import audit_page
 from tests.web.conftest import SECRET
 
@@ -100,3 +102,21 @@ def test_audit_paging(records: list[dict[str, Any] | None], command: str, text: 
                       expected_seqs: list[int], pages: int) -> None:  # fmt: skip
     found = audit_page(records, command, text, page, per_page=3)
     assert [r["seq"] for r in found.rows] == expected_seqs and found.pages == pages
+
+
+def test_pages_show_names_with_undecodable_bytes_and_escapes(
+    logged_in: TestClient, web_config: Config
+) -> None:
+    """A run's error quoting a name from the backed-up machine (here an anomaly's extension)."""
+    now = time.time()
+    error = "snapshot 1a2b3c4d tagged suspicious: 900 files renamed, 900 of them to *" + os.fsdecode(
+        b".<b>\x1b[2J\xff"
+    )
+    StateDB(web_config.state.path).add(RunRecord("home", now - 60, now - 50, "failed", errors=[error]))
+    for path in ("/jobs/home", "/reports/daily", "/reports/daily?format=text"):
+        page = logged_in.get(path)
+        assert page.status_code == 200, path
+        assert b"<b>" not in page.content and b"\x1b" not in page.content, path
+        assert rb"\x1b[2J\xff" in page.content, path
+    for path in ("/api/v1/status", "/reports/daily?format=json"):
+        assert logged_in.get(path).status_code == 200, path
