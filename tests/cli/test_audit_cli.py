@@ -160,3 +160,15 @@ def test_a_deeply_nested_record_in_the_repository_is_a_clear_integrity_error(bus
     result = busy.run("audit", "verify", check=False)
     assert result.returncode == 14, result.stderr
     assert "malformed record" in result.stderr and "internal error" not in result.stderr
+
+
+def test_an_argument_that_is_not_utf8_is_recorded_escaped(busy: AmberCli) -> None:
+    """A path argument whose bytes are not UTF-8 (a name from the backed-up machine): the
+    command's record is written, with the bytes as escapes, and the chain stays intact."""
+    import os
+
+    result = busy.run("ls", "latest", os.fsdecode(b"/no/such/dir-\xff\xfe"), check=False)
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr, result.stderr
+    last = records(busy)[-1]
+    assert last["command"] == "ls" and last["args"][-1] == "/no/such/dir-\\xff\\xfe"
+    assert busy.run("audit", "verify", "--local").returncode == 0
