@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import time
 from typing import Any
 
+import msgspec
 import pytest
 from starlette.testclient import TestClient
 
@@ -15,7 +17,13 @@ from amber.ops.config.model import Config
 from amber.ops.drills.history import DrillHistory, DrillRow
 from amber.ops.run import job as run_service
 from amber.ops.state import RunRecord, StateDB
+from amber.repository import open_repository
+from amber.repository.run_records import FleetRecord, RunEntry
+from amber.repository.sealing import Kind
+from amber.storage import open_backend
+from amber.storage.base import FileType, Handle
 from amber.web.pages import audit_page
+from tests.conftest import PASSWORD
 from tests.web.conftest import SECRET
 
 NEW_PAGES = ["/fleet", "/repos", "/repos/main", "/drills", "/audit"]
@@ -120,3 +128,20 @@ def test_pages_show_names_with_undecodable_bytes_and_escapes(
         assert rb"\x1b[2J\xff" in page.content, path
     for path in ("/api/v1/status", "/reports/daily?format=json"):
         assert logged_in.get(path).status_code == 200, path
+
+
+def test_the_fleet_page_survives_a_record_dated_beyond_year_9999(
+    logged_in: TestClient, web_config: Config
+) -> None:
+    """A key holder publishes a run record whose times are finite but absurd (1e20 s)."""
+    repo = open_repository(open_backend(web_config.repositories["main"].url), PASSWORD.encode())
+    try:
+        run = RunEntry(started=1e20, ended=1e20, status="success")
+        record = FleetRecord("far-future", "home", 1e20, 3600.0, "protected", [], [run])
+        sealed = repo.sealer.seal(Kind.RUNS, msgspec.msgpack.encode(record))  # as save_record, unchecked
+        repo.backend.save(Handle(FileType.RUNS, hashlib.sha256(sealed).hexdigest()), sealed)
+    finally:
+        repo.close()
+    fleet = logged_in.get("/fleet")
+    assert fleet.status_code == 200
+    assert 'data-host="far-future"' not in fleet.text and "main: 1 records refused" in fleet.text
