@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import re
 import threading
 import uuid
 from collections import OrderedDict
@@ -45,6 +46,9 @@ CHUNK_MIN = 256 * 1024
 CHUNK_MAX = 8 << 20
 _TREE_READ_GAP = 64 * 1024  # load_trees: read across gaps up to this many bytes
 _TREE_READ_SPAN = 4 << 20  # load_trees: at most this many bytes per read
+
+
+_REPO_ID = re.compile(r"[0-9a-f]{1,64}")  # uuid4().hex when created
 
 
 class RepoConfig(msgspec.Struct):
@@ -320,6 +324,8 @@ def open_config(key: MasterKey, raw: bytes) -> RepoConfig:
         config = msgspec.msgpack.decode(plain, type=RepoConfig)
     except (msgspec.DecodeError, RecursionError) as exc:
         raise IntegrityError("repository config is malformed") from exc
+    if not _REPO_ID.fullmatch(config.id):  # it names local files: the catalog, caches, journals
+        raise IntegrityError("repository config is malformed: its ID is not 1-64 hex digits")
     if config.version not in SUPPORTED_VERSIONS:
         raise UsageError(f"unsupported repository format version {config.version}")
     if bound != (config.version >= 2) or (config.migrating and config.version < 2):
