@@ -49,6 +49,7 @@ _TREE_READ_SPAN = 4 << 20  # load_trees: at most this many bytes per read
 
 
 _REPO_ID = re.compile(r"[0-9a-f]{1,64}")  # uuid4().hex when created
+MAX_COMPRESSION_LEVEL = 22  # zstd's highest; 0 stores uncompressed
 
 
 class RepoConfig(msgspec.Struct):
@@ -393,6 +394,9 @@ def open_repository(backend: Backend, password: bytes, load_index: bool = True) 
     problem = chunker_problem(config.chunk_min, config.chunk_avg, config.chunk_max)
     if problem:
         raise IntegrityError(f"repository config has unusable chunk sizes: {problem}")
+    if not 0 <= config.compression_level <= MAX_COMPRESSION_LEVEL:
+        level = config.compression_level
+        raise IntegrityError(f"repository config has an unusable compression level {level}")
     if config.append_only or key_append_only:
         backend = AppendOnlyBackend(backend)
     repo = Repository(backend, key, config, key_name)

@@ -1,4 +1,5 @@
-"""The repository ID names local files (catalog, WAL hints, erasure journal, own snapshots):
+"""A config rewritten by a key holder. The repository ID names local files (catalog, WAL hints,
+erasure journal, own snapshots):
 a key holder who rewrites the config must not be able to point them anywhere else."""
 
 from __future__ import annotations
@@ -28,3 +29,18 @@ def test_a_config_whose_id_is_not_hex_is_refused(cli: AmberCli, tmp_path: Path, 
     assert "repository config is malformed" in found.stderr and "internal error" not in found.stderr
     # the cache is tmp_path/xdg-cache/amber: ../../.. is tmp_path's parent
     assert not (tmp_path / "escaped").exists() and not (tmp_path.parent / "escaped").exists()
+
+
+@pytest.mark.parametrize("level", [23, 10**9, 2**40, -1])
+def test_a_config_with_an_unusable_compression_level_is_refused(
+    cli: AmberCli, tmp_path: Path, level: int
+) -> None:
+    repo = open_repository(open_backend(str(cli.repo)), PASSWORD.encode())
+    repo.save_config(msgspec.structs.replace(repo.config, compression_level=level))
+    repo.close()
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f").write_bytes(b"compressible " * 1000)
+    backed_up = cli.run("backup", str(src), check=False)
+    assert backed_up.returncode == 14, backed_up.stderr
+    assert "compression level" in backed_up.stderr and "internal error" not in backed_up.stderr
