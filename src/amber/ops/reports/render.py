@@ -52,8 +52,9 @@ def _environment() -> jinja2.Environment:
 
 
 def _render(name: str, doc: Document, **extra: Any) -> str:
-    extra.setdefault("links", ())  # printable: run errors quote names from the backed-up machine
-    return printable(_environment().get_template(name).render(doc=doc, **extra))
+    extra.setdefault("links", ())
+    page = _environment().get_template(name).render(doc=doc, **extra)
+    return printable(page)  # run errors quote names from the backed-up machine
 
 
 def text(doc: Document) -> str:
