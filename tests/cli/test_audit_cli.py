@@ -141,3 +141,34 @@ def test_records_reach_the_repository_with_the_next_operation(busy: AmberCli) ->
     result = busy.run("audit", "verify")
     assert "matches the repository copy" in result.stdout
     assert "(2 not yet replicated)" in result.stdout  # records 4 and 5 came after the last open
+
+
+def test_a_deeply_nested_record_in_the_repository_is_a_clear_integrity_error(busy: AmberCli) -> None:
+    """A key holder saves a segment for this log whose record nests 100 000 arrays deep:
+    ``audit verify`` reports damaged data (exit 14), not an internal RecursionError."""
+    from amber.repository import open_repository
+    from amber.repository.audit_store import AuditSegment, save_segment
+    from amber.storage import open_backend
+    from tests.conftest import PASSWORD
+
+    deep = b'{"seq":1,"x":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    repo = open_repository(open_backend(str(busy.repo)), PASSWORD.encode())
+    try:
+        save_segment(repo, AuditSegment(str(records(busy)[0]["hash"]), "evil", 1, [deep]))
+    finally:
+        repo.close()
+    result = busy.run("audit", "verify", check=False)
+    assert result.returncode == 14, result.stderr
+    assert "malformed record" in result.stderr and "internal error" not in result.stderr
+
+
+def test_an_argument_that_is_not_utf8_is_recorded_escaped(busy: AmberCli) -> None:
+    """A path argument whose bytes are not UTF-8 (a name from the backed-up machine): the
+    command's record is written, with the bytes as escapes, and the chain stays intact."""
+    import os
+
+    result = busy.run("ls", "latest", os.fsdecode(b"/no/such/dir-\xff\xfe"), check=False)
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr, result.stderr
+    last = records(busy)[-1]
+    assert last["command"] == "ls" and last["args"][-1] == "/no/such/dir-\\xff\\xfe"
+    assert busy.run("audit", "verify", "--local").returncode == 0

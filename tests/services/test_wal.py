@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
 import io
+import json
 import os
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -19,6 +21,7 @@ from amber.services.backup import BackupRequest
 from amber.services.copy import copy_snapshots
 from amber.services.prune import prune
 from amber.services.streams import NamedStream, backup_streams
+from amber.sources.databases import pgbase
 from amber.storage import open_backend
 from tests.conftest import PASSWORD
 
@@ -205,3 +208,64 @@ def test_an_unreadable_base_backup_record_stops_wal_expiry(repo: Repository, tmp
     result = wal.expire(repo)
     assert result.removed == 0 and result.kept == 4 and "no WAL expired" in result.refused[0]
     assert len(archived_files(repo)) == 4
+
+
+def hostile_base(repo: Repository, record: bytes, cluster: str = "main") -> str:
+    """A base backup snapshot whose record a key holder wrote: any bytes."""
+    streams = [NamedStream(wal.tar_path(cluster), stream(b"tar")),
+               NamedStream(wal.info_path(cluster), stream(record))]  # fmt: skip
+    req = BackupRequest(tags=[wal.BASE_TAG, f"pg-cluster={cluster}"])
+    return backup_streams(repo, req, streams).snapshot_id
+
+
+GOOD_INFO = {"cluster": "main", "timeline": 1, "start_lsn": "0/1000028", "stop_lsn": "0/1000100",
+             "stop_time": "2026-01-01T00:00:00+00:00"}  # fmt: skip
+
+
+@pytest.mark.parametrize("change", [
+    {"segment_size": 0},  # ZeroDivisionError / UsageError when its segments are named
+    {"segment_size": 3 << 20},  # not a power of two
+    {"start_lsn": "not an lsn"},
+    {"stop_lsn": "-1/0"},
+    {"start_lsn": "0/2000000", "stop_lsn": "0/1000000"},  # ends before it starts
+    {"start_lsn": "0/0", "stop_lsn": "FFFFFFFF/FF000000"},  # 2^40 segments: check would never end
+    {"timeline": 0},
+    {"timeline": 1 << 40},
+    {"stop_time": "yesterday"},  # pg restore --target-time: ValueError
+    {"stop_time": "2026-01-01T00:00:00"},  # no offset: comparing it with the target is a TypeError
+    {"cluster": "other"},  # the snapshot's tag says main
+    {"cluster": "../../etc"},
+])  # fmt: skip
+def test_a_malformed_base_backup_record_is_left_out_as_unreadable(
+    repo: Repository, tmp_path: Path, change: dict[str, object]
+) -> None:
+    wal.push(repo, "main", write_wal(tmp_path, seg_name(1), b"x"))
+    hostile_base(repo, json.dumps({**GOOD_INFO, **change}).encode())
+    unreadable: list[str] = []
+    assert wal.base_backups(repo, unreadable=unreadable) == []
+    assert len(unreadable) == 1 and "malformed" in unreadable[0], unreadable
+    report = wal.check_wal(repo)  # and check, prune and restore never meet it
+    assert not any("cannot be restored" in e for e in report.errors), report.errors
+    assert wal.expire(repo).removed == 0
+
+
+def test_a_well_formed_base_backup_record_is_kept(repo: Repository) -> None:
+    sid = hostile_base(repo, json.dumps(GOOD_INFO).encode())
+    assert [b.snapshot_id for b in wal.base_backups(repo)] == [sid]
+
+
+def test_an_oversized_base_backup_record_is_not_read_into_memory(repo: Repository) -> None:
+    hostile_base(repo, json.dumps(GOOD_INFO).encode() + b" " * wal.MAX_INFO_BYTES)
+    unreadable: list[str] = []
+    assert wal.base_backups(repo, unreadable=unreadable) == []
+    assert "larger than" in unreadable[0]
+
+
+def test_pg_restore_to_a_time_is_not_derailed_by_a_record_without_an_offset(
+    repo: Repository, tmp_path: Path
+) -> None:
+    hostile_base(repo, json.dumps({**GOOD_INFO, "stop_time": "2026-01-01T00:00:00"}).encode())
+    target = datetime.datetime(2026, 6, 1, tzinfo=datetime.UTC)
+    with pytest.raises(UsageError, match="no base backup before the target"):  # was a TypeError
+        pgbase.restore_point_in_time(repo, "main", str(tmp_path / "data"), "true", target)
+    assert not (tmp_path / "data").exists()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import socket
 import time
 from typing import Any
 
+import msgspec
 import pytest
 from starlette.testclient import TestClient
 
@@ -13,7 +16,14 @@ from amber.ops.audit.log import AuditLog, operation_fields
 from amber.ops.config.model import Config
 from amber.ops.drills.history import DrillHistory, DrillRow
 from amber.ops.run import job as run_service
+from amber.ops.state import RunRecord, StateDB
+from amber.repository import open_repository
+from amber.repository.run_records import FleetRecord, RunEntry
+from amber.repository.sealing import Kind
+from amber.storage import open_backend
+from amber.storage.base import FileType, Handle
 from amber.web.pages import audit_page
+from tests.conftest import PASSWORD
 from tests.web.conftest import SECRET
 
 NEW_PAGES = ["/fleet", "/repos", "/repos/main", "/drills", "/audit"]
@@ -100,3 +110,38 @@ def test_audit_paging(records: list[dict[str, Any] | None], command: str, text: 
                       expected_seqs: list[int], pages: int) -> None:  # fmt: skip
     found = audit_page(records, command, text, page, per_page=3)
     assert [r["seq"] for r in found.rows] == expected_seqs and found.pages == pages
+
+
+def test_pages_show_names_with_undecodable_bytes_and_escapes(
+    logged_in: TestClient, web_config: Config
+) -> None:
+    """A run's error quoting a name from the backed-up machine (here an anomaly's extension)."""
+    now = time.time()
+    error = "snapshot 1a2b3c4d tagged suspicious: 900 files renamed, 900 of them to *" + os.fsdecode(
+        b".<b>\x1b[2J\xff"
+    )
+    StateDB(web_config.state.path).add(RunRecord("home", now - 60, now - 50, "failed", errors=[error]))
+    for path in ("/jobs/home", "/reports/daily", "/reports/daily?format=text"):
+        page = logged_in.get(path)
+        assert page.status_code == 200, path
+        assert b"<b>" not in page.content and b"\x1b" not in page.content, path
+        assert rb"\x1b[2J\xff" in page.content, path
+    for path in ("/api/v1/status", "/reports/daily?format=json"):
+        assert logged_in.get(path).status_code == 200, path
+
+
+def test_the_fleet_page_survives_a_record_dated_beyond_year_9999(
+    logged_in: TestClient, web_config: Config
+) -> None:
+    """A key holder publishes a run record whose times are finite but absurd (1e20 s)."""
+    repo = open_repository(open_backend(web_config.repositories["main"].url), PASSWORD.encode())
+    try:
+        run = RunEntry(started=1e20, ended=1e20, status="success")
+        record = FleetRecord("far-future", "home", 1e20, 3600.0, "protected", [], [run])
+        sealed = repo.sealer.seal(Kind.RUNS, msgspec.msgpack.encode(record))  # as save_record, unchecked
+        repo.backend.save(Handle(FileType.RUNS, hashlib.sha256(sealed).hexdigest()), sealed)
+    finally:
+        repo.close()
+    fleet = logged_in.get("/fleet")
+    assert fleet.status_code == 200
+    assert 'data-host="far-future"' not in fleet.text and "main: 1 records refused" in fleet.text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -133,3 +134,31 @@ def test_tls_serves_https_with_a_secure_cookie(web_config: Config, tmp_path: Pat
             assert status["jobs"][0]["name"] == "home"
     finally:
         running.stop()
+
+
+def _answer_to(port: int, head: bytes, body: bytes = b"") -> bytes:
+    """The status line the server sends for a request whose body is (mostly) never sent."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(head + body)
+        s.settimeout(10)
+        try:
+            return s.recv(4096).split(b"\r\n", 1)[0]
+        except TimeoutError:
+            return b"no answer: the server waits for the body"
+
+
+def test_an_unauthenticated_post_is_refused_without_reading_its_body(served: server.Served) -> None:
+    """Anyone who reaches the port could otherwise make the server buffer a body of any size."""
+    head = (b"POST /jobs/home/run HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1073741824\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\n\r\n")  # fmt: skip
+    assert _answer_to(served.port, head) == b"HTTP/1.1 401 Unauthorized"
+
+
+def test_a_post_body_over_the_limit_is_refused(served: server.Served) -> None:
+    token = served.url.rpartition("token=")[2].encode()
+    start = b"POST /jobs/home/run HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + token + b"\r\n"
+    stated = start + b"Content-Length: 1073741824\r\n\r\n"
+    assert _answer_to(served.port, stated) == b"HTTP/1.1 413 Request Entity Too Large"
+    chunk = b"%x\r\n%s\r\n" % (64 * 1024, b"x" * 64 * 1024)  # no length: read only up to the limit
+    chunked = start + b"Transfer-Encoding: chunked\r\n\r\n"
+    assert _answer_to(served.port, chunked, chunk * 4) == b"HTTP/1.1 413 Request Entity Too Large"

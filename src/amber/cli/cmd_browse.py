@@ -36,7 +36,7 @@ def snapshots(
         found = select(repo, make_filter(hosts, tags, paths), damaged)
     for sid, exc in damaged:
         err_console.print(
-            f"[red]error:[/] snapshot {sid[:8]} is unreadable: {plain(str(exc))}", soft_wrap=True
+            f"[red]error:[/] snapshot {plain(sid[:8])} is unreadable: {plain(str(exc))}", soft_wrap=True
         )
     if as_json:
         emit_json_text(browse_json(found))

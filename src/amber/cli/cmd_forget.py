@@ -124,7 +124,7 @@ def forget(
     with app.open(lock=False) as repo:  # the service takes the lock
         result = forget_service.forget(repo, req)
     for sid, exc in result.damaged:
-        err_console.print(f"[yellow]warning:[/] snapshot {sid[:8]} is unreadable and was left alone: "
+        err_console.print(f"[yellow]warning:[/] snapshot {plain(sid[:8])} is unreadable and was left alone: "
                           f"{plain(str(exc))}", highlight=False)  # fmt: skip
     if as_json:
         emit_json_text(_json(result))

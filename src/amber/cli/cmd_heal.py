@@ -50,7 +50,7 @@ def heal(
     if not read_data:
         echo("examined: missing and truncated packs only (pack contents not read; --read-data reads them)")
     for sid, why in r.unhealed_snapshots:
-        err_console.print(f"[red]error:[/] snapshot {sid[:8]}: {plain(why)}", highlight=False)
+        err_console.print(f"[red]error:[/] snapshot {plain(sid[:8])}: {plain(why)}", highlight=False)
     echo(
         f"{len(r.bad_packs)} bad pack(s), {r.bad_blobs} bad blob(s); salvaged {r.salvaged}, "
         f"wrote {r.blobs_written} blob(s); healed {len(r.healed_snapshots)} snapshot(s)"

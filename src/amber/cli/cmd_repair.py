@@ -76,7 +76,7 @@ def repair_snapshots(app: AppContext, dry_run: bool, as_json: bool) -> None:
         })  # fmt: skip
         return
     for name in r.unreadable:
-        err_console.print(f"[yellow]warning:[/] snapshot {name[:8]} cannot be read", highlight=False)
+        err_console.print(f"[yellow]warning:[/] snapshot {plain(name[:8])} cannot be read", highlight=False)
     for snap, path in r.damaged:
         echo(f"{snap[:8]} damaged: {plain(path)}")
     for old, new in r.repaired:

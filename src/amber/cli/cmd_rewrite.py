@@ -83,7 +83,7 @@ def rewrite(
     with app.open(lock=False) as repo:  # the service takes the lock
         result = rewrite_service.rewrite(repo, req)
     for sid, problem in result.damaged:
-        err_console.print(f"[yellow]warning:[/] snapshot {sid[:8]} is unreadable and was left alone: "
+        err_console.print(f"[yellow]warning:[/] snapshot {plain(sid[:8])} is unreadable and was left alone: "
                           f"{plain(str(problem))}", highlight=False)  # fmt: skip
     if as_json:
         emit_json({"dry_run": dry_run, "examined": result.examined, "forgotten": result.forgotten,

@@ -52,7 +52,7 @@ def load_segment(repo: Repository, name: str) -> AuditSegment:
         raise IntegrityError(f"audit segment {name[:8]}: content does not match its name")
     try:
         return msgspec.msgpack.decode(repo.sealer.open(Kind.AUDIT, raw), type=AuditSegment)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:  # RecursionError: nested too deep
         raise IntegrityError(f"audit segment {name[:8]} is malformed") from exc
 
 

@@ -256,7 +256,7 @@ def decode_index(data: bytes, max_data: int = data_blob_limit(8 << 20)) -> Index
     is refused here, so no reader ever allocates what it claims."""
     try:
         doc = msgspec.msgpack.decode(data, type=IndexFile)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:  # RecursionError: nested too deep
         raise IntegrityError(f"malformed index: {exc}") from exc
     plain = (max_data, MAX_TREE_BYTES)
     for _, rows in doc.packs:

@@ -152,7 +152,7 @@ class Lock:
                 locks[fi.name] = msgspec.msgpack.decode(self._decrypt(raw), type=LockInfo)
             except ObjectNotFound:
                 continue  # released meanwhile
-            except (IntegrityError, msgspec.DecodeError) as exc:
+            except (IntegrityError, msgspec.DecodeError, RecursionError) as exc:
                 self.unreadable[fi.name] = str(exc)  # not a live lock of ours
         return locks
 

@@ -280,7 +280,7 @@ class Migrator:
                     raise IntegrityError("content does not match its name")
                 plain, bound = self.repo.sealer.open_versioned(Kind.AUDIT, raw)
                 seg = msgspec.msgpack.decode(plain, type=AuditSegment)
-            except (IntegrityError, ObjectNotFound, msgspec.DecodeError) as exc:
+            except (IntegrityError, ObjectNotFound, msgspec.DecodeError, RecursionError) as exc:
                 result.problems.append(f"audit segment {fi.name[:8]}: {exc}")
                 continue
             key = (seg.log_id, seg.first_seq, len(seg.records))

@@ -206,7 +206,7 @@ def decode_tree(data: bytes, tree_id: bytes = b"") -> Tree:
     try:
         check_tree_outline(data, tree_id)
         tree = _tree_decoder.decode(data)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:  # RecursionError: a value nested too deep
         raise InvalidTree(f"{label} is malformed: {exc}") from exc
     validate_tree(tree, tree_id)
     return tree
@@ -214,7 +214,8 @@ def decode_tree(data: bytes, tree_id: bytes = b"") -> Tree:
 
 def check_tree_outline(data: bytes, tree_id: bytes = b"") -> None:
     """Raise InvalidTree when a tree blob is too large or holds too many nodes, before any
-    node is decoded (msgspec.DecodeError when it is not a tree at all)."""
+    node is decoded (msgspec.DecodeError when it is not a tree at all; RecursionError when
+    a value nests too deep)."""
     label = _label(tree_id)
     if len(data) > MAX_TREE_BYTES:
         raise InvalidTree(f"{label}: {len(data)} bytes, more than {MAX_TREE_BYTES}")
@@ -230,7 +231,7 @@ def encode_snapshot(snapshot: Snapshot) -> bytes:
 def decode_snapshot(data: bytes) -> Snapshot:
     try:
         return _snapshot_decoder.decode(data)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise IntegrityError(f"malformed snapshot: {exc}") from exc
 
 

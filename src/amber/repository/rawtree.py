@@ -50,7 +50,7 @@ def decode_raw_tree(data: bytes, tree_id: bytes = b"") -> RawTree:
             check_tree_outline(data, tree_id)
         names = [n.name for n in _names_decoder.decode(data).nodes]
         nodes = [bytes(raw) for raw in _encoded_decoder.decode(data).nodes]
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:  # RecursionError: nested too deep
         raise InvalidTree(f"{label} is malformed: {exc}") from exc
     validate_names(names, tree_id)
     return RawTree(names, nodes)
@@ -59,6 +59,6 @@ def decode_raw_tree(data: bytes, tree_id: bytes = b"") -> RawTree:
 def decode_node(raw: bytes, tree_id: bytes = b"") -> Node:
     try:
         return _node_decoder.decode(raw)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         label = f"tree {tree_id.hex()[:16]}" if tree_id else "tree"
         raise InvalidTree(f"{label} is malformed: {exc}") from exc

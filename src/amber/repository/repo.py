@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import re
 import threading
 import uuid
 from collections import OrderedDict
@@ -45,6 +46,10 @@ CHUNK_MIN = 256 * 1024
 CHUNK_MAX = 8 << 20
 _TREE_READ_GAP = 64 * 1024  # load_trees: read across gaps up to this many bytes
 _TREE_READ_SPAN = 4 << 20  # load_trees: at most this many bytes per read
+
+
+_REPO_ID = re.compile(r"[0-9a-f]{1,64}")  # uuid4().hex when created
+MAX_COMPRESSION_LEVEL = 22  # zstd's highest; 0 stores uncompressed
 
 
 class RepoConfig(msgspec.Struct):
@@ -318,8 +323,10 @@ def open_config(key: MasterKey, raw: bytes) -> RepoConfig:
             raise IntegrityError("repository config does not authenticate: damaged, or not a config") from exc
     try:
         config = msgspec.msgpack.decode(plain, type=RepoConfig)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise IntegrityError("repository config is malformed") from exc
+    if not _REPO_ID.fullmatch(config.id):  # it names local files: the catalog, caches, journals
+        raise IntegrityError("repository config is malformed: its ID is not 1-64 hex digits")
     if config.version not in SUPPORTED_VERSIONS:
         raise UsageError(f"unsupported repository format version {config.version}")
     if bound != (config.version >= 2) or (config.migrating and config.version < 2):
@@ -387,6 +394,9 @@ def open_repository(backend: Backend, password: bytes, load_index: bool = True) 
     problem = chunker_problem(config.chunk_min, config.chunk_avg, config.chunk_max)
     if problem:
         raise IntegrityError(f"repository config has unusable chunk sizes: {problem}")
+    if not 0 <= config.compression_level <= MAX_COMPRESSION_LEVEL:
+        level = config.compression_level
+        raise IntegrityError(f"repository config has an unusable compression level {level}")
     if config.append_only or key_append_only:
         backend = AppendOnlyBackend(backend)
     repo = Repository(backend, key, config, key_name)

@@ -27,6 +27,7 @@ MAX_RUNS = 30  # runs kept per record, newest first
 MAX_REASONS = 12
 MAX_TEXT = 300  # characters of a reason or an error
 MAX_NAME = 255  # host and job names
+MAX_SECONDS = 1e11  # times (Unix seconds, year 5138) and intervals: later ones no datetime can show
 STATUSES = ("success", "partial", "failed", "interrupted", "running")
 VERDICTS = ("protected", "at-risk", "unprotected")
 
@@ -65,13 +66,16 @@ def validate(record: FleetRecord) -> None:
         problems.append("reasons")
     if len(record.runs) > MAX_RUNS:
         problems.append(f"{len(record.runs)} runs")
-    numbers = [record.written, record.interval]
+    numbers, seconds = [record.written, record.interval], [record.written, record.interval]
     for run in record.runs:
         numbers += [run.started, run.ended, run.bytes_added, run.files, run.errors]
+        seconds += [run.started, run.ended]
         if run.status not in STATUSES or len(run.error) > MAX_TEXT:
             problems.append("run status or error")
     if any(not math.isfinite(n) or n < 0 for n in numbers):
         problems.append("a negative or non-finite number")
+    elif any(n > MAX_SECONDS for n in seconds):
+        problems.append("a time after the year 5000")
     if problems:
         raise IntegrityError(f"run record of an unexpected shape ({', '.join(problems[:3])})")
 
@@ -93,7 +97,7 @@ def load_record(repo: Repository, name: str) -> FleetRecord:
         raise IntegrityError(f"run record {name[:8]}: content does not match its name")
     try:
         record = msgspec.msgpack.decode(repo.sealer.open(Kind.RUNS, raw), type=FleetRecord)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise IntegrityError(f"run record {name[:8]} is malformed") from exc
     try:
         validate(record)

@@ -14,6 +14,7 @@ replication and checking (design §12d).
 from __future__ import annotations
 
 import contextlib
+import datetime
 import hashlib
 import io
 import os
@@ -39,6 +40,7 @@ from amber.services import walnames
 
 BASE_TAG = "pg-basebackup"
 BASE_DIR = "/databases/postgresql-base"
+MAX_INFO_BYTES = 64 * 1024  # a record is a few hundred bytes; a bigger one is not read into memory
 
 
 class BaseInfo(msgspec.Struct, kw_only=True):
@@ -101,17 +103,40 @@ def base_backups(
         for name in clusters:
             if cluster is not None and name != cluster:
                 continue
-            out = io.BytesIO()
+            out = _Bounded()
             try:
                 dump(repo, sid, info_path(name), out)
                 info = msgspec.json.decode(out.getvalue(), type=BaseInfo)
+                problem = _info_problem(info, name)
             except (AmberError, msgspec.DecodeError) as exc:
+                problem = exc.message if isinstance(exc, AmberError) else "malformed record"
+            if problem:
                 if unreadable is not None:
-                    why = exc.message if isinstance(exc, AmberError) else "malformed record"
-                    unreadable.append(f"{sid[:8]}: {why}")
+                    unreadable.append(f"{sid[:8]}: {problem}")
                 continue
             found.append(BaseBackup(sid, snap, info))
     return sorted(found, key=lambda b: (b.snapshot.time, b.snapshot_id))
+
+
+class _Bounded(io.BytesIO):
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        if self.tell() + len(data) > MAX_INFO_BYTES:
+            raise IntegrityError(f"malformed record: larger than {MAX_INFO_BYTES} bytes")
+        return super().write(data)
+
+
+def _info_problem(info: BaseInfo, cluster: str) -> str:
+    """Why a record read back from the repository is not used ("" when it is)."""
+    if info.cluster != cluster:
+        return f"malformed record: cluster {info.cluster[:64]!r} under the tag of {cluster!r}"
+    problem = walnames.range_problem(info.timeline, info.start_lsn, info.stop_lsn, info.segment_size)
+    for moment in (info.start_time, info.stop_time):
+        try:
+            if moment and datetime.datetime.fromisoformat(moment).tzinfo is None:
+                problem = problem or f"{moment[:64]!r} has no UTC offset"
+        except ValueError:
+            problem = problem or f"{moment[:64]!r} is not a time"
+    return f"malformed record: {problem}" if problem else ""
 
 
 # -- archive_command / restore_command ---------------------------------------------------------
@@ -344,9 +369,10 @@ def check_wal(repo: Repository, read_data: bool = False) -> WalCheck:
     bases = base_backups(repo)
     for cluster, entry in sorted(wal.items()):
         mine = [b for b in bases if b.info.cluster == cluster]
+        have = {n.position for n in entry.names}
         for base in mine:
             needed = _range(base.info)
-            absent = [p for p in needed if not any(n.position == p for n in entry.names)]
+            absent = [p for p in needed if p not in have]
             if absent:
                 report.errors.append(
                     f"base backup {base.snapshot_id[:8]} (cluster {cluster}) lacks WAL "

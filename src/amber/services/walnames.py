@@ -30,6 +30,11 @@ _PATTERNS = {
     "history": re.compile(f"({_HEX8})\\.history"),
 }
 _CLUSTER = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_LSN = re.compile(r"([0-9A-Fa-f]{1,8})/([0-9A-Fa-f]{1,8})")
+MAX_TIMELINE = 0xFFFFFFFF
+# A base backup's own WAL (start to stop): 16 TiB of 16 MiB segments. A record claiming more
+# is not believed: check lists every segment of the range.
+MAX_BASE_SEGMENTS = 1 << 20
 
 
 @dataclass(frozen=True, order=True)
@@ -72,13 +77,27 @@ def split_object_name(name: str) -> tuple[str, WalName] | None:
 
 def parse_lsn(lsn: str) -> int:
     """``16/B374D848`` -> its 64-bit integer."""
-    high, slash, low = lsn.strip().partition("/")
+    m = _LSN.fullmatch(lsn.strip())
+    if not m:
+        raise UsageError(f"{lsn!r} is not an LSN (like 0/3000028)")
+    return (int(m.group(1), 16) << 32) | int(m.group(2), 16)
+
+
+def range_problem(timeline: int, start_lsn: str, stop_lsn: str, segment_size: int) -> str:
+    """Why a base backup's WAL range cannot be believed ("" when it can): it is read back
+    from the repository, so a key holder may have written anything there."""
     try:
-        if not slash:
-            raise ValueError(lsn)
-        return (int(high, 16) << 32) | int(low, 16)
-    except ValueError:
-        raise UsageError(f"{lsn!r} is not an LSN (like 0/3000028)") from None
+        _per_log(segment_size)
+        start, stop = parse_lsn(start_lsn), parse_lsn(stop_lsn)
+    except UsageError as exc:
+        return exc.message
+    if not 1 <= timeline <= MAX_TIMELINE:
+        return f"timeline {timeline} is out of range"
+    if stop < start:
+        return f"it ends ({stop_lsn}) before it starts ({start_lsn})"
+    if stop // segment_size - start // segment_size >= MAX_BASE_SEGMENTS:
+        return f"its WAL range spans more than {MAX_BASE_SEGMENTS} segments"
+    return ""
 
 
 def format_lsn(value: int) -> str:

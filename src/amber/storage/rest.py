@@ -180,15 +180,11 @@ class RestBackend:
             raise _status_error(resp.status_code, f"list {type.value}", resp.text)
         try:
             entries = json.loads(resp.content or b"[]")
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
             raise TransientStorageError(f"rest: list {type.value}: unreadable answer") from exc
-        for e in entries or []:
-            if isinstance(e, dict):  # v2; a v1 server sends bare names
-                name, size = str(e["name"]), int(e["size"])
-            else:
-                name, size = str(e), self.stat(Handle(type, str(e))).size
+        for name, size in _entries(entries, f"rest: list {type.value}"):
             if not name.startswith("."):
-                yield FileInfo(name, size)
+                yield FileInfo(name, size if size is not None else self.stat(Handle(type, name)).size)
 
     def remove(self, handle: Handle) -> None:
         what = describe(handle)
@@ -199,3 +195,18 @@ class RestBackend:
 
     def close(self) -> None:
         self._client.close()
+
+
+def _entries(entries: object, what: str) -> Iterator[tuple[str, int | None]]:
+    """(name, size) of a listing: v2 objects, or bare names from a v1 server (size None).
+    The server is not trusted: anything else is a StorageError."""
+    if not isinstance(entries, list):
+        raise StorageError(f"{what}: the answer is not a list")
+    for e in entries:
+        if isinstance(e, str):
+            yield e, None
+            continue
+        name, size = (e.get("name"), e.get("size")) if isinstance(e, dict) else (None, None)
+        if not isinstance(name, str) or not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise StorageError(f"{what}: malformed entry {str(e)[:80]!r}")
+        yield name, size

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from amber.errors import AmberError, ConfigError
 from amber.ops import board
 from amber.ops.config.model import Config
 from amber.ops.verdict import age_text
+from amber.printable import printable
 from amber.redact import redact
 from amber.services import session
 from amber.services.operations import RUNNING
@@ -70,15 +72,22 @@ def _environment() -> Environment:
     return env
 
 
+class AsciiJSON(JSONResponse):
+    """JSON with non-ASCII escaped: a name's undecodable bytes (lone surrogates) stay ``\\udcXX``."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
 def _render(d: Dashboard, request: Request, name: str, status: int = 200, **values: Any) -> HTMLResponse:
     session = d.guard.session_of(request)
     nav = {"nav_local": any(j.snapshot for j in d.config.jobs.values()), "nav_wal": d.wal.known()}
     html = d.templates.get_template(name).render(csrf=session.csrf if session else "", **nav, **values)
-    return HTMLResponse(html, status)
+    return HTMLResponse(printable(html), status)  # run errors quote names, undecodable bytes included
 
 
 def _fragment(d: Dashboard, live: LiveRun) -> str:
-    return d.templates.get_template("_progress.html").render(live=live)
+    return printable(d.templates.get_template("_progress.html").render(live=live))
 
 
 def build(config: Config, guard: Guard, passwords: session.PasswordSource | None = None) -> Starlette:
@@ -121,8 +130,8 @@ def build(config: Config, guard: Guard, passwords: session.PasswordSource | None
         if request.headers.get("accept", "").startswith("application/json"):
             body = {"job": name, "action": action, "started": started}
             if not started:
-                return JSONResponse({**body, "reason": "already running"}, 409)
-            return JSONResponse(body, 202)
+                return AsciiJSON({**body, "reason": "already running"}, 409)
+            return AsciiJSON(body, 202)
         return RedirectResponse(f"/jobs/{name}", 303)
 
     async def login(request: Request) -> Response:
@@ -147,7 +156,7 @@ def build(config: Config, guard: Guard, passwords: session.PasswordSource | None
 
     async def api_status(request: Request) -> Response:
         jobs = await asyncio.to_thread(board.board, config)
-        return JSONResponse({"version": 1, "jobs": [_api_job(j.as_dict(), runner) for j in jobs]})
+        return AsciiJSON({"version": 1, "jobs": [_api_job(j.as_dict(), runner) for j in jobs]})
 
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok")

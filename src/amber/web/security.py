@@ -46,6 +46,7 @@ HEADERS = {
     "cache-control": "no-store",
 }
 PUBLIC_PATHS = ("/login", "/healthz", "/static/")
+MAX_BODY = 64 * 1024  # the dashboard's forms hold a CSRF token; nothing it accepts is larger
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 
 
@@ -211,9 +212,15 @@ class GuardMiddleware:
             await self.app(scope, receive, send)
             return
         request = Request(scope, receive)
-        refusal = await self._refusal(request)
-        if request.method not in ("GET", "HEAD"):
-            receive = _replay(await request.body())  # the handler reads the body the check read
+        refusal, session = self._refusal(request)
+        if refusal is None and request.method not in ("GET", "HEAD"):
+            body = await _bounded_body(request)  # bounded, and only once the request is let in
+            if body is None:
+                refusal = PlainTextResponse(f"request body over {MAX_BODY} bytes", 413)
+            elif session is not None and not _csrf_ok(request, body, session):
+                refusal = PlainTextResponse("missing or wrong CSRF token", 403)
+            else:
+                receive = _replay(body)  # the handler reads the body the check read
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -230,28 +237,40 @@ class GuardMiddleware:
         else:
             await self.app(scope, receive, send_with_headers)
 
-    async def _refusal(self, request: Request) -> Response | None:
+    def _refusal(self, request: Request) -> tuple[Response | None, Session | None]:
+        """Why the request is refused (None: it is not) from its headers alone; and its session."""
         if host_name(request.headers.get("host", "")) not in self.guard.allowed_hosts:
-            return PlainTextResponse("unknown Host header", 400)
+            return PlainTextResponse("unknown Host header", 400), None
         path = request.url.path
         if any(path == p or (p.endswith("/") and path.startswith(p)) for p in PUBLIC_PATHS):
-            return None
+            return None, None
         session = self.guard.session_of(request)
         if session is None and not self.guard.bearer_ok(request):
-            return PlainTextResponse("not logged in: open the login URL that 'amber web' printed", 401)
-        if request.method not in ("GET", "HEAD"):
-            if not _same_origin(request):
-                return PlainTextResponse("cross-origin request refused", 403)
-            if session is not None and not await _csrf_ok(request, session):
-                return PlainTextResponse("missing or wrong CSRF token", 403)
+            return PlainTextResponse("not logged in: open the login URL that 'amber web' printed", 401), None
+        if request.method not in ("GET", "HEAD") and not _same_origin(request):
+            return PlainTextResponse("cross-origin request refused", 403), None
+        return None, session
+
+
+async def _bounded_body(request: Request) -> bytes | None:
+    """The request body, or None when it is (or says it is) over MAX_BODY."""
+    try:
+        if int(request.headers.get("content-length", "0")) > MAX_BODY:
+            return None
+    except ValueError:
         return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            return None
+    return bytes(body)
 
 
-async def _csrf_ok(request: Request, session: Session) -> bool:
+def _csrf_ok(request: Request, body: bytes, session: Session) -> bool:
     given = request.headers.get("x-csrf-token")
     if given is None:
-        body = (await request.body()).decode(errors="replace")
-        given = (parse_qs(body).get("csrf") or [""])[0]
+        given = (parse_qs(body.decode(errors="replace")).get("csrf") or [""])[0]
     return hmac.compare_digest(given.encode(), session.csrf.encode())
 
 

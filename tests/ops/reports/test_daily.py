@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -88,3 +89,26 @@ def test_cli_report_daily_html_file(tmp_path: Path) -> None:
     assert page.startswith("<!DOCTYPE html>") and "0 ok, 1 partial, 1 failed, 1 missed" in page
     assert "<svg" in page and "Protection now" in page and SECRET not in page
     assert (out.stat().st_mode & 0o777) == 0o600
+
+
+# A run's error can quote names from the backed-up machine: here the extension that files were
+# renamed to (anomaly reasons), with a terminal escape and a byte that is not UTF-8.
+HOSTILE_ERROR = "snapshot 1a2b3c4d tagged suspicious: 900 files renamed, 900 of them to *" + os.fsdecode(
+    b".\x1b]0;owned\x07\x1b[2J\xff"
+)
+
+
+def test_cli_report_daily_text_and_html_escape_what_names_hold(tmp_path: Path) -> None:
+    path = _config(tmp_path)
+    now = time.time()
+    StateDB(load(path).state.path).add(
+        RunRecord("home", now - 60, now - 50, "failed", errors=[HOSTILE_ERROR])
+    )
+    cmd = [sys.executable, "-m", "amber", "--config", str(path), "report", "daily"]
+    text = subprocess.run(cmd, capture_output=True, timeout=120)
+    assert text.returncode == 0, text.stderr
+    assert b"\x1b" not in text.stdout and b"\x07" not in text.stdout  # nothing a terminal acts on
+    assert rb"to *.\x1b]0;owned\x07\x1b[2J\xff" in text.stdout
+    page = subprocess.run([*cmd, "--format", "html"], capture_output=True, timeout=120)
+    assert page.returncode == 0, page.stderr
+    assert b"\x1b" not in page.stdout and rb"owned\x07" in page.stdout

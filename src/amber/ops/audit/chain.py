@@ -33,9 +33,30 @@ def record_hash(record: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical({k: v for k, v in record.items() if k != "hash"})).hexdigest()
 
 
+def encodable(value: Any) -> Any:
+    """``value`` with every string UTF-8 encodable: an argument or message naming a file whose
+    name is not UTF-8 holds lone surrogates (``os.fsdecode``); they become ``\\xNN``."""
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raw = value.encode("utf-8", "surrogateescape" if _only_escapes(value) else "backslashreplace")
+            return raw.decode("utf-8", "backslashreplace")
+        return value
+    if isinstance(value, Mapping):
+        return {k: encodable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [encodable(v) for v in value]
+    return value
+
+
+def _only_escapes(text: str) -> bool:
+    return all(0xDC80 <= ord(c) <= 0xDCFF for c in text if 0xD800 <= ord(c) <= 0xDFFF)
+
+
 def chain(prev: Mapping[str, Any] | None, fields: Mapping[str, Any]) -> dict[str, Any]:
     """The next record after ``prev`` (None: the first) holding ``fields``."""
-    record: dict[str, Any] = dict(fields)
+    record: dict[str, Any] = encodable(dict(fields))
     record["seq"] = int(prev["seq"]) + 1 if prev else 1
     record["prev"] = str(prev["hash"]) if prev else GENESIS
     record.pop("hash", None)
@@ -58,14 +79,14 @@ class ChainVerdict:
 
 
 def parse_lines(lines: Iterable[bytes]) -> list[dict[str, Any] | None]:
-    """Decode log lines; a line that is not a JSON object becomes None."""
+    """Decode log lines; a line that is not a JSON object (or nests too deep) becomes None."""
     out: list[dict[str, Any] | None] = []
     for line in lines:
         if not line.strip():
             continue
         try:
             obj = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep, e.g. a crafted copy
             out.append(None)
             continue
         out.append(obj if isinstance(obj, dict) else None)

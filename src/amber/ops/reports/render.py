@@ -18,6 +18,7 @@ import jinja2
 from amber.errors import ExtraMissing
 from amber.ops.reports import svg
 from amber.ops.reports.document import TONES, Document, Table
+from amber.printable import printable
 from amber.redact import redact
 
 COLOURS = {"good": "#1d7a3e", "warn": "#a86400", "bad": "#b3261e"}
@@ -52,7 +53,8 @@ def _environment() -> jinja2.Environment:
 
 def _render(name: str, doc: Document, **extra: Any) -> str:
     extra.setdefault("links", ())
-    return _environment().get_template(name).render(doc=doc, **extra)
+    page = _environment().get_template(name).render(doc=doc, **extra)
+    return printable(page)  # run errors quote names from the backed-up machine
 
 
 def text(doc: Document) -> str:
