@@ -3,18 +3,22 @@
 Names are bytes; amber decodes them with ``os.fsdecode``, so a byte that is not
 UTF-8 becomes a lone surrogate, which no UTF-8 encoder accepts, and a name may
 hold terminal escapes (ESC, BEL, CR). Like :mod:`amber.errors`, it sits outside
-the layer stack: ops (reports) and web both use it.
+the layer stack: the CLI's output, ops (reports) and web all use it.
 """
 
 from __future__ import annotations
 
 
-def printable(text: str) -> str:
-    """``text`` with control characters other than line breaks and tabs as escapes (``\\x1b``),
-    and undecodable bytes as ``\\xNN``: safe on a terminal and encodable as UTF-8."""
-    if text.isprintable() or text.replace("\n", "").replace("\t", "").isprintable():
+def printable(text: str, keep: str = "\n\t") -> str:
+    """``text`` with control characters other than those in ``keep`` (line breaks and tabs) as
+    escapes (``\\x1b``), and undecodable bytes as ``\\xNN``: safe on a terminal and encodable
+    as UTF-8. Other characters, and escapes already made, are kept as they are."""
+    rest = text
+    for c in keep:
+        rest = rest.replace(c, "")
+    if rest.isprintable():
         return text  # the common case, checked in C
-    return "".join(c if c.isprintable() or c in "\n\t" else _escape(c) for c in text)
+    return "".join(c if c.isprintable() or c in keep else _escape(c) for c in text)
 
 
 def _escape(c: str) -> str:

@@ -27,6 +27,7 @@ from rich.progress import (
 from rich.text import Text
 
 from amber.events import Events, Subscriber
+from amber.printable import printable
 
 # soft_wrap: never insert line breaks into messages (paths) when stderr is not a terminal.
 err_console = Console(stderr=True, soft_wrap=True)
@@ -36,26 +37,13 @@ def show_path(path: bytes | str) -> str:
     """A printable field (path, host name, tag): undecodable bytes as \\x escapes, control
     characters (newlines and terminal escape sequences included) escaped."""
     text = path.decode("utf-8", "backslashreplace") if isinstance(path, bytes) else path
-    if text.isprintable():
-        return text
-    return _escape(text, keep="")
-
-
-def _escape(text: str, keep: str) -> str:
-    # Escape only what is unprintable: keeps other characters (and the \\x escapes
-    # made above) as they are, instead of escaping the whole name a second time.
-    return "".join(
-        c if c.isprintable() or c in keep else c.encode("unicode_escape", "backslashreplace").decode("ascii")
-        for c in text
-    )
+    return printable(text, keep="")
 
 
 def safe_text(text: str) -> str:
     """Human output made harmless for a terminal: every control character except the
     line breaks and tabs of the message itself is escaped (ESC, CSI, BEL, CR ...)."""
-    if text.isprintable() or text.replace("\n", "").replace("\t", "").isprintable():
-        return text  # the common case, checked in C: many lines of printable text
-    return _escape(text, keep="\n\t")
+    return printable(text)
 
 
 def echo(message: object = "", err: bool = False, nl: bool = True) -> None:
