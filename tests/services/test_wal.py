@@ -16,7 +16,7 @@ import pytest
 from amber.errors import UsageError, WalConflict, WalMissing
 from amber.repository import Repository, init_repository, open_repository
 from amber.services import check as check_service
-from amber.services import wal
+from amber.services import wal, walcheck
 from amber.services.backup import BackupRequest
 from amber.services.copy import copy_snapshots
 from amber.services.prune import prune
@@ -240,12 +240,13 @@ def test_a_malformed_base_backup_record_is_left_out_as_unreadable(
     repo: Repository, tmp_path: Path, change: dict[str, object]
 ) -> None:
     wal.push(repo, "main", write_wal(tmp_path, seg_name(1), b"x"))
-    hostile_base(repo, json.dumps({**GOOD_INFO, **change}).encode())
+    sid = hostile_base(repo, json.dumps({**GOOD_INFO, **change}).encode())
     unreadable: list[str] = []
     assert wal.base_backups(repo, unreadable=unreadable) == []
     assert len(unreadable) == 1 and "malformed" in unreadable[0], unreadable
-    report = wal.check_wal(repo)  # and check, prune and restore never meet it
-    assert not any("cannot be restored" in e for e in report.errors), report.errors
+    report = walcheck.check_wal(repo)  # check names it, and neither prune nor restore uses it
+    assert report.errors == [f"base backup {unreadable[0]}: it cannot be restored"]
+    assert report.errors[0].startswith(f"base backup {sid[:8]}: malformed record")
     assert wal.expire(repo).removed == 0
 
 

@@ -14,7 +14,7 @@ import click
 from amber.cli.context import AppContext, pass_app
 from amber.cli.output import echo, emit_json, human_bytes
 from amber.errors import CheckFailed, UsageError
-from amber.services import keycache, wal, walasync, walnames, walspool
+from amber.services import keycache, wal, walasync, walcheck, walnames, walspool
 from amber.sources.databases import pgbase
 from amber.sources.databases.spec import DatabaseSpec
 
@@ -146,7 +146,7 @@ def check(app: AppContext, job: str | None, read_data: bool) -> None:
     """The WAL archive alone: each base backup's own WAL, gaps after the oldest, and with
     --read-data every WAL file's content (amber check does this and more)."""
     with app.open(lock=False, read_only=True, job=job) as repo:
-        report = wal.check_wal(repo, read_data=read_data)
+        report = walcheck.check_wal(repo, read_data=read_data)
     for w in report.warnings:
         echo(f"warning: {w}", err=True)
     for e in report.errors:

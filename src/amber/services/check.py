@@ -6,7 +6,7 @@ from amber.engine.checker import Checker, CheckReport
 from amber.engine.progress import Progress
 from amber.errors import CheckFailed
 from amber.repository import Repository
-from amber.services.wal import check_wal
+from amber.services.walcheck import check_wal
 
 
 def check(

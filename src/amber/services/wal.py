@@ -7,7 +7,7 @@ replication and checking (design §12d).
   ``/databases/postgresql-base/<cluster>.tar`` and its record (:class:`BaseInfo`)
   at ``/databases/postgresql-base/<cluster>.json``.
 * :func:`expire` (run by prune) drops WAL older than the oldest kept base backup of
-  its cluster; :func:`copy_wal` (run by copy) replicates WAL; :func:`check_wal`
+  its cluster; :func:`copy_wal` (run by copy) replicates WAL; ``walcheck.check_wal``
   (run by check) authenticates it and finds gaps.
 """
 
@@ -88,14 +88,28 @@ def base_backups(
 ) -> list[BaseBackup]:
     """Every base backup (of ``cluster``, if given), oldest first. One whose snapshot or record
     cannot be read is left out, and named in ``unreadable`` (``<snapshot>: <why>``)."""
+    scan = scan_base_backups(repo, cluster)
+    if unreadable is not None:
+        unreadable.extend(scan.damaged_snapshots + scan.bad_records)
+    return scan.found
+
+
+@dataclass
+class BaseBackupScan:
+    found: list[BaseBackup] = field(default_factory=list)  # oldest first
+    damaged_snapshots: list[str] = field(default_factory=list)  # "<snapshot>: <why>", of any kind
+    bad_records: list[str] = field(default_factory=list)  # base backups whose record is unusable
+
+
+def scan_base_backups(repo: Repository, cluster: str | None = None) -> BaseBackupScan:
+    """The base backups (of ``cluster``, if given), with those that cannot be used apart."""
     from amber.services.browse import dump  # not for wal-push: it must start fast
 
     repo.ensure_index()
-    found: list[BaseBackup] = []
+    scan = BaseBackupScan()
     errors: list[tuple[str, AmberError]] = []
     snapshots = repo.snapshots(errors)
-    if unreadable is not None:
-        unreadable.extend(f"{sid[:8]}: {exc.message}" for sid, exc in errors)
+    scan.damaged_snapshots = [f"{sid[:8]}: {exc.message}" for sid, exc in errors]
     for sid, snap in snapshots.items():
         if BASE_TAG not in snap.tags:
             continue
@@ -111,11 +125,11 @@ def base_backups(
             except (AmberError, msgspec.DecodeError) as exc:
                 problem = exc.message if isinstance(exc, AmberError) else "malformed record"
             if problem:
-                if unreadable is not None:
-                    unreadable.append(f"{sid[:8]}: {problem}")
+                scan.bad_records.append(f"{sid[:8]}: {problem}")
                 continue
-            found.append(BaseBackup(sid, snap, info))
-    return sorted(found, key=lambda b: (b.snapshot.time, b.snapshot_id))
+            scan.found.append(BaseBackup(sid, snap, info))
+    scan.found.sort(key=lambda b: (b.snapshot.time, b.snapshot_id))
+    return scan
 
 
 class _Bounded(io.BytesIO):
@@ -324,75 +338,3 @@ def copy_wal(src: Repository, dst: Repository) -> WalCopyResult:
     if writer is not None:
         writer.commit(records)
     return result
-
-
-# -- checking ----------------------------------------------------------------------------------
-@dataclass
-class WalCheck:
-    objects: int = 0
-    read: int = 0
-    errors: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-
-def check_wal(repo: Repository, read_data: bool = False) -> WalCheck:
-    """Names are amber's, every record authenticates and its blobs are indexed, and each base
-    backup's WAL range is complete; with ``read_data`` every WAL file is also read (a record's
-    blobs), authenticated, decompressed, and its digest compared."""
-    report = WalCheck()
-    if repo.config.version < 2:
-        return report
-    store = WalStore(repo)
-    listing = list(store.list())
-    report.objects = len(listing)
-    if any(is_record(fi.name) for fi in listing):
-        repo.ensure_index()
-    for fi in listing:
-        if walnames.split_object_name(wal_object(fi.name)) is None:
-            report.warnings.append(f"wal/{fi.name}: not a WAL object amber writes (ignored)")
-            continue
-        repo.cancel.check()
-        try:
-            if read_data:
-                store.read(fi.name, store.load_sealed(fi.name, fi.size))
-                report.read += 1
-            elif is_record(fi.name):
-                unindexed = [b for b in store.blob_ids(fi.name, fi.size) if b not in repo.blobs.index]
-                if unindexed:
-                    report.errors.append(f"wal/{fi.name}: {len(unindexed)} of its blobs are not "
-                                         f"in the index, first {unindexed[0].hex()[:16]}")  # fmt: skip
-        except (IntegrityError, ObjectNotFound) as exc:
-            report.errors.append(f"wal/{fi.name}: {exc.message}")
-    if not listing:
-        return report
-    wal = archived(repo)
-    bases = base_backups(repo)
-    for cluster, entry in sorted(wal.items()):
-        mine = [b for b in bases if b.info.cluster == cluster]
-        have = {n.position for n in entry.names}
-        for base in mine:
-            needed = _range(base.info)
-            absent = [p for p in needed if p not in have]
-            if absent:
-                report.errors.append(
-                    f"base backup {base.snapshot_id[:8]} (cluster {cluster}) lacks WAL "
-                    f"segment(s) {', '.join(absent[:3])}: it cannot be restored"
-                )
-        missing = gaps(entry, mine)
-        if missing:
-            report.warnings.append(
-                f"cluster {cluster}: {len(missing)} WAL segment(s) missing after the oldest "
-                f"base backup, first {missing[0]}: recovery stops there"
-            )
-    return report
-
-
-def _range(info: BaseInfo) -> list[str]:
-    """Segment positions from a base backup's start to its stop (the WAL it cannot do without)."""
-    pos = walnames.segment_position(walnames.parse_lsn(info.start_lsn), info.segment_size)
-    stop = walnames.segment_position(walnames.parse_lsn(info.stop_lsn), info.segment_size)
-    out = [pos]
-    while pos < stop:
-        pos = walnames.next_position(pos, info.segment_size)
-        out.append(pos)
-    return out
