@@ -8,6 +8,7 @@ new immutable objects, so append-only repositories accept them.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 
 import msgspec
 
@@ -56,13 +57,14 @@ def load_segment(repo: Repository, name: str) -> AuditSegment:
         raise IntegrityError(f"audit segment {name[:8]} is malformed") from exc
 
 
-def load_segments(repo: Repository, errors: list[str] | None = None) -> list[AuditSegment]:
-    """Every readable segment; names of unreadable ones go to ``errors``."""
-    found: list[AuditSegment] = []
+def load_segments(repo: Repository, errors: list[str] | None = None) -> Iterator[AuditSegment]:
+    """Every readable segment, one at a time (a key holder may have stored many, each up to
+    the size limit); names of unreadable ones go to ``errors``."""
     for fi in sorted(repo.backend.list(FileType.AUDIT), key=lambda f: f.name):
         try:
-            found.append(load_segment(repo, fi.name))
+            segment = load_segment(repo, fi.name)
         except (IntegrityError, ObjectNotFound):
             if errors is not None:
                 errors.append(fi.name)
-    return found
+            continue
+        yield segment

@@ -199,14 +199,26 @@ def _segments_for(repo: Repository, log_id: str) -> Iterator[AuditSegment]:
     return (s for s in load_segments(repo) if s.log_id == log_id)
 
 
-def replica_hashes(repo: Repository, log_id: str) -> dict[int, str]:
-    """seq -> hash recomputed from the repository's copies (the claimed hash is not trusted)."""
+def replica_hashes(repo: Repository, log_id: str, local_last: int) -> dict[int, str]:
+    """seq -> hash recomputed from the repository's copies (the claimed hash is not trusted),
+    for seqs up to ``local_last`` and the first one after it (a local log cut short): what
+    comparing with the local log needs, however many records a key holder stored. A seq
+    stored twice with different contents gets "" (it matches no local record)."""
     hashes: dict[int, str] = {}
+    beyond: tuple[int, str] | None = None
     for segment in _segments_for(repo, log_id):
         for record in audit_chain.parse_lines(segment.records):
             if record is None or not isinstance(record.get("seq"), int):
                 raise IntegrityError(f"audit segment of log {log_id[:8]} holds a malformed record")
-            hashes[int(record["seq"])] = audit_chain.record_hash(record)
+            seq = int(record["seq"])
+            if seq <= local_last:
+                digest = audit_chain.record_hash(record)
+                # two different stored copies of one record: neither matches, in any listing order
+                hashes[seq] = digest if hashes.get(seq, digest) == digest else ""
+            elif beyond is None or seq < beyond[0]:
+                beyond = (seq, audit_chain.record_hash(record))
+    if beyond is not None:
+        hashes[beyond[0]] = beyond[1]
     return hashes
 
 
@@ -228,7 +240,7 @@ def push(repo: Repository, log: AuditLog, trust_cache: bool = False) -> int:
     log_id = str(good[0]["hash"])
     start = _cached_head(log, repo.id, good) if trust_cache else None
     if start is None:
-        have = replica_hashes(repo, log_id)
+        have = replica_hashes(repo, log_id, int(good[-1]["seq"]))
         compared = audit_chain.compare_with_replica(good, have)
         if not compared.ok:
             raise IntegrityError(f"audit log disagrees with the repository at record {compared.bad_seq}: "
@@ -286,7 +298,8 @@ def verify_against(repo: Repository, log: AuditLog) -> ReplicaVerdict:
         mine = any(s.host == host for s in load_segments(repo))
         why = f"local log is empty but the repository holds records from {host}" if mine else ""
         return ReplicaVerdict(not mine, 1 if mine else 0, why)
-    return audit_chain.compare_with_replica(records, replica_hashes(repo, str(records[0]["hash"])))
+    have = replica_hashes(repo, str(records[0]["hash"]), int(records[-1]["seq"]))
+    return audit_chain.compare_with_replica(records, have)
 
 
 def file_sha256(path: str) -> str:
