@@ -19,8 +19,9 @@ from hypothesis import strategies as st
 
 from amber.cancel import CancelToken
 from amber.engine import restore_procs, restorer
-from amber.engine.restore_files import ContentWriter, RestoreFile
+from amber.engine.restore_files import ContentWriter
 from amber.engine.restore_procs import FILE_COST, split_batch
+from amber.engine.restore_report import RestoreFile
 from amber.engine.restorer import RestoreOptions, Restorer, RestoreResult
 from amber.errors import AmberError, Interrupted
 from amber.repository import Node, Repository

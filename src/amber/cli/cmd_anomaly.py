@@ -34,8 +34,19 @@ def list_(app: AppContext, as_json: bool) -> None:
     with app.open(lock=False, read_only=True, load_index=False) as repo:
         found = ack_service.suspicious(repo)
     if as_json:
-        emit_json([{"id": sid, "time": s.time, "hostname": s.hostname, "paths": s.paths, "state": _state(s),
-                    "reasons": s.summary.anomaly.reasons if s.summary.anomaly else []} for sid, s in found])
+        emit_json(
+            [
+                {
+                    "id": sid,
+                    "time": s.time,
+                    "hostname": s.hostname,
+                    "paths": s.paths,
+                    "state": _state(s),
+                    "reasons": s.summary.anomaly.reasons if s.summary.anomaly else [],
+                }
+                for sid, s in found
+            ]
+        )
         return
     for sid, s in found:
         reasons = "; ".join(s.summary.anomaly.reasons) if s.summary.anomaly else ""

@@ -68,10 +68,17 @@ def init(
 @click.command(context_settings={"ignore_unknown_options": False})
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("-e", "--exclude", multiple=True, help="Exclude a pattern (repeatable).")
-@click.option("--exclude-file", multiple=True, type=click.Path(exists=True, dir_okay=False),
-              help="Read exclude patterns from a file, one a line; # starts a comment (repeatable).")
-@click.option("--exclude-caches", is_flag=True,
-              help="Skip directories that hold a CACHEDIR.TAG (browser, build and package caches).")
+@click.option(
+    "--exclude-file",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Read exclude patterns from a file, one a line; # starts a comment (repeatable).",
+)
+@click.option(
+    "--exclude-caches",
+    is_flag=True,
+    help="Skip directories that hold a CACHEDIR.TAG (browser, build and package caches).",
+)
 @click.option("-x", "--one-file-system", is_flag=True, help="Don't cross filesystem boundaries.")
 @click.option("--tag", multiple=True, help="Add a tag (repeatable).")
 @click.option("--host", help="Hostname to record (default: this host).")
@@ -79,8 +86,12 @@ def init(
 @click.option("--parent", help="Snapshot to compare against (default: latest for host and paths).")
 @click.option("--force", is_flag=True, help="Re-read all files, ignoring the parent.")
 @click.option("--stdin", "from_stdin", is_flag=True, help="Back up standard input.")
-@click.option("--stdin-filename", default="stdin", show_default=True,
-              help="File name to record for --stdin or --stdin-from-command.")
+@click.option(
+    "--stdin-filename",
+    default="stdin",
+    show_default=True,
+    help="File name to record for --stdin or --stdin-from-command.",
+)
 @click.option("--stdin-from-command", is_flag=True, help="Back up the stdout of the command after --.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable progress and summary.")
 @limit_options

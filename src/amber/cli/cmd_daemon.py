@@ -37,8 +37,12 @@ def daemon(
     """
     cfg = app.config()
     limits = limits_service.with_options(
-        limits_service.Limits.from_config(limits_service.scheduled(cfg.limits)), nice, ionice_class,
-        ionice_level, threads, memory_cap,
+        limits_service.Limits.from_config(limits_service.scheduled(cfg.limits)),
+        nice,
+        ionice_class,
+        ionice_level,
+        threads,
+        memory_cap,
     )
     stop = threading.Event()
     app.operation.cancel.watch()  # the loop looks at `stop` between ticks: a signal never kills it mid-job

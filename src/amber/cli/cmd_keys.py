@@ -38,8 +38,11 @@ def key() -> None:
 
 @key.command("add")
 @_new_pw_option
-@click.option("--append-only", is_flag=True,
-              help="amber refuses deletes with this key; this limits an honest client only (design §21).")
+@click.option(
+    "--append-only",
+    is_flag=True,
+    help="amber refuses deletes with this key; this limits an honest client only (design §21).",
+)
 @pass_app
 def key_add(app: AppContext, new_password_file: str | None, append_only: bool) -> None:
     """Add a key with a new password."""

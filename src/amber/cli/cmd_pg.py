@@ -117,6 +117,7 @@ def basebackup(
 def list_(app: AppContext, job: str | None, as_json: bool) -> None:
     """Base backups and the WAL range archived, with gaps."""
     from amber.ops.wal_status import summarize  # shared with the dashboard's WAL page
+
     with app.open(lock=False, read_only=True, job=job) as repo:
         bases = wal.base_backups(repo)
         archived = wal.archived(repo)

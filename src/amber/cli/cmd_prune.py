@@ -11,11 +11,20 @@ from amber.services import prune as prune_service
 
 
 @click.command()
-@click.option("--max-unused", default="5%", show_default=True, metavar="PCT|SIZE|unlimited",
-              help="Unused space to tolerate in partly used packs before repacking them.")
+@click.option(
+    "--max-unused",
+    default="5%",
+    show_default=True,
+    metavar="PCT|SIZE|unlimited",
+    help="Unused space to tolerate in partly used packs before repacking them.",
+)
 @click.option("--max-repack-size", metavar="SIZE", help="Read at most this much from packs to repack.")
-@click.option("--recompress", type=click.IntRange(1, 22), metavar="LEVEL",
-              help="Rewrite data packs at this zstd level (within --max-repack-size).")
+@click.option(
+    "--recompress",
+    type=click.IntRange(1, 22),
+    metavar="LEVEL",
+    help="Rewrite data packs at this zstd level (within --max-repack-size).",
+)
 @click.option("--dry-run", "-n", is_flag=True, help="Only show what would be done.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @pass_app

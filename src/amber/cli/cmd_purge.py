@@ -20,12 +20,23 @@ from amber.services.purge import PurgeRequest, PurgeResult
 
 @click.command()
 @click.argument("patterns", nargs=-1)
-@click.option("--pattern-file", "pattern_files", multiple=True, type=click.Path(dir_okay=False),
-              help="Read more paths/patterns from a file, one per line.")
-@click.option("--sha256", "hashes", multiple=True, metavar="HEX",
-              help="Also purge files with this content (SHA-256), under any name.")
-@click.option("--everywhere", is_flag=True,
-              help="Purge every configured repository and recorded copy destination too.")
+@click.option(
+    "--pattern-file",
+    "pattern_files",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="Read more paths/patterns from a file, one per line.",
+)
+@click.option(
+    "--sha256",
+    "hashes",
+    multiple=True,
+    metavar="HEX",
+    help="Also purge files with this content (SHA-256), under any name.",
+)
+@click.option(
+    "--everywhere", is_flag=True, help="Purge every configured repository and recorded copy destination too."
+)
 @click.option("-n", "--dry-run", is_flag=True, help="Only show what would be purged.")
 @click.option("--yes", is_flag=True, help="Do it without asking (purged data cannot be recovered).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")

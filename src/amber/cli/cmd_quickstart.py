@@ -26,8 +26,14 @@ def _global_repo(app: AppContext) -> str | None:
 
 @click.command()
 @click.argument("source", required=False, type=click.Path(exists=True, file_okay=False))
-@click.option("-r", "--repo", "--repository", "repository", type=click.Path(file_okay=False),
-              help="Repository directory, as the global -r/--repo (default: ~/.local/share/amber/default).")
+@click.option(
+    "-r",
+    "--repo",
+    "--repository",
+    "repository",
+    type=click.Path(file_okay=False),
+    help="Repository directory, as the global -r/--repo (default: ~/.local/share/amber/default).",
+)
 @click.option("--keep-restore", is_flag=True, help="Keep the restored copy (default: removed once compared).")
 @pass_app
 def quickstart(app: AppContext, source: str | None, repository: str | None, keep_restore: bool) -> None:

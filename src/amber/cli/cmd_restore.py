@@ -16,8 +16,13 @@ from amber.services import restore as restore_service
 
 @click.command()
 @click.argument("snapshot")
-@click.option("-t", "--target", required=True, type=click.Path(file_okay=False),
-              help="Directory to restore into (created if missing).")
+@click.option(
+    "-t",
+    "--target",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Directory to restore into (created if missing).",
+)
 @click.option("-i", "--include", multiple=True, help="Restore only matching paths.")
 @click.option("-e", "--exclude", multiple=True, help="Skip matching paths.")
 @click.option("--verify", is_flag=True, help="Re-hash restored files against their SHA-256.")

@@ -52,12 +52,28 @@ def print_rewrites(result: rewrite_service.RewriteResult, verbose_paths: int = 2
 
 @click.command()
 @click.argument("snapshot_ids", nargs=-1)
-@click.option("-e", "--exclude", "excludes", multiple=True, metavar="PATTERN",
-              help="Leave out paths matching PATTERN (backup's --exclude rules).")
-@click.option("--exclude-file", "exclude_files", multiple=True, type=click.Path(dir_okay=False),
-              help="Read patterns from a file, one per line.")
-@click.option("--sha256", "hashes", multiple=True, metavar="HEX",
-              help="Leave out files with this content (SHA-256), under any name.")
+@click.option(
+    "-e",
+    "--exclude",
+    "excludes",
+    multiple=True,
+    metavar="PATTERN",
+    help="Leave out paths matching PATTERN (backup's --exclude rules).",
+)
+@click.option(
+    "--exclude-file",
+    "exclude_files",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="Read patterns from a file, one per line.",
+)
+@click.option(
+    "--sha256",
+    "hashes",
+    multiple=True,
+    metavar="HEX",
+    help="Leave out files with this content (SHA-256), under any name.",
+)
 @snapshot_filter_options
 @click.option("--forget", is_flag=True, help="Remove the originals once the rewrites are written.")
 @click.option("-n", "--dry-run", is_flag=True, help="Only show what would be left out.")

@@ -19,8 +19,11 @@ from amber.redact import redact
 @click.argument("jobs", nargs=-1)
 @limit_options
 @click.option("--no-check", is_flag=True, help="Skip the sampled check after the backup.")
-@click.option("--check-only", is_flag=True,
-              help="Only check the jobs' repositories (what a job's check.schedule timer runs).")
+@click.option(
+    "--check-only",
+    is_flag=True,
+    help="Only check the jobs' repositories (what a job's check.schedule timer runs).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print each run record as a JSON line.")
 @pass_app
 def run(
@@ -33,12 +36,14 @@ def run(
     limits = limits_service.with_options(
         limits_service.Limits.from_config(cfg.limits), nice, ionice_class, ionice_level, threads, memory_cap
     )
+
     def note(msg: str) -> None:
         err_console.print(plain(redact(msg)), highlight=False)
 
     app.operation.events.subscribe(run_service.standard_observer(cfg, note))  # every job's run events
-    options = run_service.RunOptions(limits=limits, passwords=app.passwords, check=not no_check,
-                                     context=app.operation)  # each job's lines: "note" notices (cli/main.py)
+    options = run_service.RunOptions(
+        limits=limits, passwords=app.passwords, check=not no_check, context=app.operation
+    )  # each job's lines: "note" notices (cli/main.py)
     if check_only:
         _check_only(cfg, list(jobs), options, as_json)
         return

@@ -18,8 +18,12 @@ def schedule() -> None:
 def _scope(f: click.decorators.FC) -> click.decorators.FC:
     f = click.option("--unit-dir", type=click.Path(file_okay=False), help="Write units here instead.")(f)
     # one boolean pair: two flag_value options sharing a name made click 8.2+ default to --system
-    return click.option("--system/--user", "system", default=False,
-                        help="System units (/etc/systemd/system) or user units (the default).")(f)
+    return click.option(
+        "--system/--user",
+        "system",
+        default=False,
+        help="System units (/etc/systemd/system) or user units (the default).",
+    )(f)
 
 
 @schedule.command("install")

@@ -69,4 +69,5 @@ def local_snapshots(app: AppContext, words: tuple[str, ...], as_json: bool) -> N
                      e.repository_snapshot[:8] or "-", e.state))  # fmt: skip
     echo_table(rows)
 
+
 COMMANDS = [local_snapshots]

@@ -48,10 +48,18 @@ def _json(report: service.CopiesReport) -> dict[str, Any]:
         "repositories": [r.__dict__ for r in report.replicas],
         "snapshots": [
             {
-                "id": s.identity, "time": s.time, "hostname": s.hostname, "paths": s.paths,
-                "copies": s.verdict.copies, "media": s.verdict.media, "offsite": s.verdict.offsite,
-                "immutable_or_offline": s.verdict.immutable_or_offline, "errors": s.verdict.errors,
-                "unverified": s.verdict.unverified, "passed": s.verdict.passed, "missing": s.verdict.missing,
+                "id": s.identity,
+                "time": s.time,
+                "hostname": s.hostname,
+                "paths": s.paths,
+                "copies": s.verdict.copies,
+                "media": s.verdict.media,
+                "offsite": s.verdict.offsite,
+                "immutable_or_offline": s.verdict.immutable_or_offline,
+                "errors": s.verdict.errors,
+                "unverified": s.verdict.unverified,
+                "passed": s.verdict.passed,
+                "missing": s.verdict.missing,
                 "holders": [{"repository": n, "snapshot": sid, "errors": e} for n, sid, e in s.holders],
             }
             for s in report.snapshots

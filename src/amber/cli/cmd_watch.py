@@ -29,8 +29,12 @@ def watch(
     """
     cfg = app.config()
     limits = limits_service.with_options(
-        limits_service.Limits.from_config(limits_service.scheduled(cfg.limits)), nice, ionice_class,
-        ionice_level, threads, memory_cap,
+        limits_service.Limits.from_config(limits_service.scheduled(cfg.limits)),
+        nice,
+        ionice_class,
+        ionice_level,
+        threads,
+        memory_cap,
     )
 
     def note(msg: str) -> None:

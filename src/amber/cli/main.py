@@ -48,15 +48,31 @@ class CliEvents(Subscriber):
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-r", "--repo", envvar="AMBER_REPOSITORY",
-              help="Repository location or a configured [repositories.NAME] (or AMBER_REPOSITORY).")
-@click.option("--password-file", envvar="AMBER_PASSWORD_FILE", type=click.Path(dir_okay=False),
-              help="Read the password from the first line of this file (or AMBER_PASSWORD_FILE).")
-@click.option("--password-command", envvar="AMBER_PASSWORD_COMMAND",
-              help="Run this command and use what it prints as the password (or AMBER_PASSWORD_COMMAND).")
+@click.option(
+    "-r",
+    "--repo",
+    envvar="AMBER_REPOSITORY",
+    help="Repository location or a configured [repositories.NAME] (or AMBER_REPOSITORY).",
+)
+@click.option(
+    "--password-file",
+    envvar="AMBER_PASSWORD_FILE",
+    type=click.Path(dir_okay=False),
+    help="Read the password from the first line of this file (or AMBER_PASSWORD_FILE).",
+)
+@click.option(
+    "--password-command",
+    envvar="AMBER_PASSWORD_COMMAND",
+    help="Run this command and use what it prints as the password (or AMBER_PASSWORD_COMMAND).",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
-@click.option("--config", "config_path", envvar="AMBER_CONFIG", type=click.Path(dir_okay=False),
-              help="Config file (default: ~/.config/amber/config.toml).")
+@click.option(
+    "--config",
+    "config_path",
+    envvar="AMBER_CONFIG",
+    type=click.Path(dir_okay=False),
+    help="Config file (default: ~/.config/amber/config.toml).",
+)
 @backend_option_flags
 @click.version_option(__version__, prog_name="amber")
 @click.pass_context

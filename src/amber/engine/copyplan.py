@@ -69,6 +69,4 @@ def copied_snapshot(snapshot_id: str, snapshot: Snapshot, tree: bytes, parent: s
 def copied_map(source: Mapping[str, Snapshot], destination: Mapping[str, Snapshot]) -> dict[str, str]:
     """Source snapshot ID -> ID of its copy in the destination, for those present in both."""
     have = identities(destination)
-    return {
-        sid: have[identity(sid, snap)] for sid, snap in source.items() if identity(sid, snap) in have
-    }
+    return {sid: have[identity(sid, snap)] for sid, snap in source.items() if identity(sid, snap) in have}

@@ -49,4 +49,3 @@ def free_leftover_packs(repo: Repository) -> Freed:
     if not freed.packs:
         freed.why_not = "no pack is left over from a failed backup"
     return freed
-

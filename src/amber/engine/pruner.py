@@ -88,8 +88,11 @@ class PruneResult:
             "rescued_packs": self.rescued_packs,
             "unused_bytes_after": p.unused_after,
             "index_files": {"written": self.index_written, "removed": self.index_removed},
-            "wal": {"removed": self.wal_removed, "removed_bytes": self.wal_removed_bytes,
-                    "kept": self.wal_kept},
+            "wal": {
+                "removed": self.wal_removed,
+                "removed_bytes": self.wal_removed_bytes,
+                "kept": self.wal_kept,
+            },
             "warnings": self.warnings,
         }
 

@@ -46,9 +46,7 @@ def rebuild_index(repo: Repository, progress: Progress | None = None) -> IndexRe
     blobs = repo.blobs
     result = IndexRepairResult()
     old_indexed = blobs.index.packs()
-    old_files = sorted(
-        fi.name for fi in repo.backend.list(FileType.INDEX) if fi.name not in blobs.pending
-    )
+    old_files = sorted(fi.name for fi in repo.backend.list(FileType.INDEX) if fi.name not in blobs.pending)
     stored = {fi.name: fi.size for fi in repo.backend.list(FileType.PACK)}
     batch: dict[str, Any] = {}
     rows = 0

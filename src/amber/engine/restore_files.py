@@ -19,137 +19,30 @@ import copy
 import hashlib
 import os
 import stat
-import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, fields
-from typing import Protocol
 
 from amber.cancel import CancelToken
 from amber.engine.metadata import apply_to_fd
-from amber.engine.progress import Progress, is_silent
-from amber.engine.restore_fs import Dir, TargetTree
-from amber.engine.restore_io import is_zero, pwrite, pwrite_nonzero, read_buffer
+from amber.engine.restore_fresh import FreshWriter, is_fresh
+from amber.engine.restore_fs import TargetTree
+from amber.engine.restore_io import (
+    CREATE_FLAGS,
+    OPEN_FLAGS,
+    BlobSource,
+    Buffer,
+    is_zero,
+    pwrite,
+    pwrite_nonzero,
+    read_buffer,
+)
+from amber.engine.restore_report import Reporter, RestoreFile, Tally, failure
 from amber.errors import AmberError, IntegrityError
-from amber.repository import Location, Node
+from amber.repository import Location
 
 _Todo = tuple[bytes, Location, int]  # blob id, where it is stored, offset in the file
 BlobId = Callable[[bytes | memoryview], bytes]
-_OPEN = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # never a symlink; never block on a planted fifo
-
-
-class BlobSource(Protocol):
-    def locate(self, blob_id: bytes) -> Location: ...
-
-    def load_from_pack(
-        self, pack: str, wanted: list[tuple[bytes, Location]]
-    ) -> Iterator[tuple[bytes, bytes | IntegrityError]]: ...
-
-
-@dataclass
-class RestoreResult:
-    files: int = 0
-    dirs: int = 0
-    bytes: int = 0
-    verified: int = 0
-    errors: list[str] = field(default_factory=list)
-    damaged: int = 0  # files whose stored data was missing or corrupt (a subset of errors)
-    warnings: list[str] = field(default_factory=list)
-    blobs_written: int = 0
-    bytes_written: int = 0  # plaintext of the blobs written (holes included)
-    blobs_skipped: int = 0  # already intact in an existing file (resume)
-
-    def absorb(self, other: RestoreResult) -> None:
-        """Add what ``other`` counted (a worker process's result)."""
-        for name in (f.name for f in fields(self)):
-            mine, theirs = getattr(self, name), getattr(other, name)
-            if isinstance(mine, list):
-                mine.extend(theirs)
-            else:
-                setattr(self, name, mine + theirs)
-
-
-@dataclass(slots=True, eq=False)
-class RestoreFile:
-    parent: Dir
-    name: bytes
-    path: bytes  # target + relative path, for messages
-    node: Node
-    existing: bool = False  # a regular file is there: check it blob by blob
-    remaining: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    failed: bool = False
-    created: bool = False
-    ino: int = 0
-    fresh_from: int = 0  # from here on the file is holes: zero blocks need no write
-
-
-@dataclass(slots=True)
-class Tally:
-    """What one worker task restored, added to the result under one lock acquisition at its end."""
-
-    files: int = 0
-    bytes: int = 0
-    blobs_written: int = 0
-    bytes_written: int = 0
-    warnings: list[str] = field(default_factory=list)
-    quiet: bool = True  # nobody hears per-file progress now: file_done calls are left out
-
-
-class Reporter:
-    """The result and progress shared by the walk and the workers."""
-
-    def __init__(self, result: RestoreResult, progress: Progress) -> None:
-        self.result = result
-        self.progress = progress
-        self.lock = threading.Lock()
-
-    def tally(self) -> Tally:
-        return Tally(quiet=is_silent(self.progress))
-
-    def add(self, t: Tally) -> None:
-        with self.lock:
-            r = self.result
-            r.files += t.files
-            r.bytes += t.bytes
-            r.blobs_written += t.blobs_written
-            r.bytes_written += t.bytes_written
-            r.warnings.extend(t.warnings)
-        if t.bytes_written:
-            self.progress.bytes_done(t.bytes_written)
-
-    def error(self, path: bytes, why: str) -> None:
-        with self.lock:
-            self.result.errors.append(f"{os.fsdecode(path)}: {why}")
-        self.progress.error(path, why)
-
-    def fail(self, f: RestoreFile, why: str, damaged: bool = False) -> None:
-        with f.lock:
-            if f.failed:
-                return
-            f.failed = True
-        if damaged:
-            with self.lock:
-                self.result.damaged += 1
-        self.error(f.path, why)
-
-    def file_done(self, f: RestoreFile, warnings: list[str], tally: Tally | None = None) -> None:
-        """Count ``f`` as restored: in ``tally`` when given (added later), else now."""
-        size = f.node.size
-        if tally is None:
-            with self.lock:
-                self.result.warnings.extend(warnings)
-                self.result.files += 1
-                self.result.bytes += size
-        else:
-            tally.files += 1
-            tally.bytes += size
-            if warnings:
-                tally.warnings.extend(warnings)
-            if tally.quiet:
-                return
-        self.progress.file_done(f.path, size, "restored")
 
 
 class ContentWriter:
@@ -212,7 +105,15 @@ class ContentWriter:
         ]
 
     def write_now(self, files: list[RestoreFile]) -> None:
-        """Write the contents of ``files`` in the calling thread (a forked worker: no pool there)."""
+        """Write the contents of ``files`` in the calling thread (a forked worker: no pool there).
+
+        New one-blob files take the lean path (``restore_fresh``), unless every file is verified.
+        """
+        if not self._verify:
+            fresh = [f for f in files if is_fresh(f)]
+            if fresh:
+                FreshWriter(self._tree, self._blobs, self._report, self._cancel).write(fresh)
+                files = [f for f in files if not is_fresh(f)]
         by_pack, targets = self._group(files, map)
         for pack, wanted in by_pack.items():
             self._restore_pack(pack, list(wanted.items()), targets)
@@ -275,7 +176,7 @@ class ContentWriter:
             try:
                 todo = self._resume(f, todo)
             except (OSError, AmberError) as exc:
-                self._report.fail(f, f"cannot resume: {_why(exc)}")
+                self._report.fail(f, f"cannot resume: {failure(exc)}")
                 return []
             if not todo:
                 self._complete(f)
@@ -322,7 +223,7 @@ class ContentWriter:
         delivered: set[bytes] = set()
         tally = self._report.tally()
         try:
-            for blob_id, data in self._blobs.load_from_pack(pack, wanted):
+            for blob_id, data in self._blobs.stream_from_pack(pack, wanted):
                 delivered.add(blob_id)
                 self._deliver(targets[blob_id], data, tally)
         except AmberError as exc:
@@ -333,7 +234,7 @@ class ContentWriter:
             self._report.add(tally)
 
     def _deliver(
-        self, places: list[tuple[RestoreFile, int]], data: bytes | IntegrityError, tally: Tally
+        self, places: list[tuple[RestoreFile, int]], data: Buffer | IntegrityError, tally: Tally
     ) -> None:
         for f, offset in places:
             if isinstance(data, IntegrityError):
@@ -343,7 +244,7 @@ class ContentWriter:
             else:
                 self._write(f, offset, data, tally)
 
-    def _write_whole(self, f: RestoreFile, data: bytes, tally: Tally) -> None:
+    def _write_whole(self, f: RestoreFile, data: Buffer, tally: Tally) -> None:
         """The common case, a new one-blob file: create, write and set metadata on one descriptor."""
         if f.failed:
             return
@@ -358,7 +259,7 @@ class ContentWriter:
             finally:
                 os.close(fd)
         except (OSError, AmberError) as exc:
-            self._report.fail(f, f"write failed: {_why(exc)}")
+            self._report.fail(f, f"write failed: {failure(exc)}")
             return
         f.remaining = 0
         tally.blobs_written += 1
@@ -368,7 +269,7 @@ class ContentWriter:
         else:
             self._report.file_done(f, warnings, tally)
 
-    def _write(self, f: RestoreFile, offset: int, data: bytes, tally: Tally) -> None:
+    def _write(self, f: RestoreFile, offset: int, data: Buffer, tally: Tally) -> None:
         if f.failed:
             return
         try:
@@ -383,7 +284,7 @@ class ContentWriter:
                 finally:
                     os.close(fd)
         except (OSError, AmberError) as exc:
-            self._report.fail(f, f"write failed: {_why(exc)}")
+            self._report.fail(f, f"write failed: {failure(exc)}")
             return
         tally.blobs_written += 1
         tally.bytes_written += len(data)
@@ -404,7 +305,7 @@ class ContentWriter:
             finally:
                 os.close(fd)
         except (OSError, AmberError) as exc:
-            self._report.fail(f, f"cannot reopen: {_why(exc)}")
+            self._report.fail(f, f"cannot reopen: {failure(exc)}")
             return
         self._report.file_done(f, warnings, tally)
 
@@ -437,7 +338,7 @@ class ContentWriter:
         mode = f.node.mode if final_mode and parent.made and 0 <= f.node.mode <= 0o777 else 0o600
         dfd = tree.pin(parent)
         try:
-            fd = os.open(f.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _OPEN, mode, dir_fd=dfd)
+            fd = os.open(f.name, CREATE_FLAGS, mode, dir_fd=dfd)
         finally:
             tree.unpin(parent)
         try:
@@ -455,7 +356,7 @@ class ContentWriter:
         tree, parent = self._tree, f.parent
         dfd = tree.pin(parent)
         try:
-            fd = os.open(f.name, mode | _OPEN, dir_fd=dfd)
+            fd = os.open(f.name, mode | OPEN_FLAGS, dir_fd=dfd)
         finally:
             tree.unpin(parent)
         st = os.fstat(fd)
@@ -463,7 +364,3 @@ class ContentWriter:
             os.close(fd)
             raise AmberError("replaced during restore")
         return fd
-
-
-def _why(exc: OSError | AmberError) -> str:
-    return exc.message if isinstance(exc, AmberError) else str(exc.strerror)

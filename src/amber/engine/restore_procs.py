@@ -31,7 +31,8 @@ import msgspec
 
 from amber.cancel import CancelToken
 from amber.engine.progress import is_silent
-from amber.engine.restore_files import ContentWriter, Reporter, RestoreFile, RestoreResult
+from amber.engine.restore_files import ContentWriter
+from amber.engine.restore_report import Reporter, RestoreFile, RestoreResult
 
 FILE_COST = 32 * 1024  # making a file costs about what writing this many bytes does
 INLINE_FILES = 64  # a batch this small is written in the walk's own process
@@ -107,9 +108,7 @@ def split_batch(files: list[RestoreFile], parts: int) -> list[list[RestoreFile]]
 class ForkedWriter:
     """``ContentWriter``'s batch interface, each batch written by forked workers."""
 
-    def __init__(
-        self, inner: ContentWriter, processes: int, report: Reporter, cancel: CancelToken
-    ) -> None:
+    def __init__(self, inner: ContentWriter, processes: int, report: Reporter, cancel: CancelToken) -> None:
         self._inner = inner
         self._processes = max(1, processes)
         self._report = report

@@ -26,9 +26,11 @@ from amber.engine.gctuning import rarer_gc
 from amber.engine.metadata import apply_to_fd, apply_to_special, apply_to_symlink
 from amber.engine.patterns import PathMatcher
 from amber.engine.progress import NullProgress, Progress
-from amber.engine.restore_files import BlobId, BlobSource, ContentWriter, Reporter, RestoreFile, RestoreResult
+from amber.engine.restore_files import BlobId, ContentWriter
 from amber.engine.restore_fs import Dir, TargetTree, bad_name, clear_entry, lstat_at
+from amber.engine.restore_io import BlobSource
 from amber.engine.restore_procs import ForkedWriter
+from amber.engine.restore_report import Reporter, RestoreFile, RestoreResult
 from amber.engine.treewalk import TreeLoader
 from amber.errors import AmberError
 from amber.repository import Node

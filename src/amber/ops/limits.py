@@ -143,7 +143,6 @@ def apply(limits: Limits) -> list[str]:
     return done
 
 
-
 def with_options(
     base: Limits, nice: int | None = None, ionice_class: str | None = None, ionice_level: int | None = None,
     threads: int | None = None, memory_cap: str | None = None,

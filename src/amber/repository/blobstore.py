@@ -321,6 +321,13 @@ class BlobStore(IndexBook):
         """
         return self._load_span(pack, wanted, self.codec.decode)
 
+    def stream_from_pack(
+        self, pack: str, wanted: Iterable[tuple[bytes, Location]]
+    ) -> Iterator[tuple[bytes, bytes | memoryview | IntegrityError]]:
+        """Like :meth:`load_from_pack`, for a caller done with each blob before it takes the
+        next: a large blob's plaintext is a view of a buffer the next one reuses."""
+        return self._load_span(pack, wanted, self.codec.decode_passing)
+
     def load_encoded_from_pack(
         self, pack: str, wanted: Iterable[tuple[bytes, Location]]
     ) -> Iterator[tuple[bytes, EncodedBlob | IntegrityError]]:

@@ -335,8 +335,12 @@ def open_config(key: MasterKey, raw: bytes) -> RepoConfig:
 
 
 def init_repository(
-    backend: Backend, password: bytes, params: KdfParams | None = None, append_only: bool = False,
-    ids_from: Repository | None = None, version: int = FORMAT_VERSION,
+    backend: Backend,
+    password: bytes,
+    params: KdfParams | None = None,
+    append_only: bool = False,
+    ids_from: Repository | None = None,
+    version: int = FORMAT_VERSION,
 ) -> Repository:
     """Create a repository. With ``ids_from``, it shares that repository's ID key (and so
     its chunker): the same data gets the same blob IDs and chunk boundaries in both

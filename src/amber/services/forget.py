@@ -62,9 +62,7 @@ def refuse_if_append_only(repo: Repository, what: str) -> None:
         )
 
 
-def plan_forget(
-    repo: Repository, req: ForgetRequest, now: dt.datetime | None = None
-) -> ForgetResult:
+def plan_forget(repo: Repository, req: ForgetRequest, now: dt.datetime | None = None) -> ForgetResult:
     """What would be kept and removed, and why. Reads only."""
     result = ForgetResult(dry_run=req.dry_run)
     if req.snapshot_ids:

@@ -121,9 +121,7 @@ def plan_fresh(
         if mountpoint:
             options.append(f"mountpoint={mountpoint}")
         plan.create.append(["zfs", "create", *[x for o in options for x in ("-o", o)], target])
-        plan.after_restore += [
-            ["zfs", "set", f"{k}={own[k]}", target] for k in AFTER_RESTORE if k in own
-        ]
+        plan.after_restore += [["zfs", "set", f"{k}={own[k]}", target] for k in AFTER_RESTORE if k in own]
     plan.after_restore.append(["zfs", "set", "mountpoint=none", fresh])  # unmounted until it is in place
     return plan
 

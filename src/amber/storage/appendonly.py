@@ -29,9 +29,7 @@ class AppendOnlyBackend(ForwardingBackend):
 
     def save(self, handle: Handle, data: bytes | bytearray | memoryview) -> None:
         if handle.type not in MUTABLE and self._present(handle):
-            raise AppendOnlyViolation(
-                f"append-only repository: refusing to overwrite {_describe(handle)}"
-            )
+            raise AppendOnlyViolation(f"append-only repository: refusing to overwrite {_describe(handle)}")
         self.inner.save(handle, data)
 
     def _present(self, handle: Handle) -> bool:

@@ -43,9 +43,7 @@ def retention_of(backend: object) -> RetentionBackend | None:
 class WrappedRetention:
     """``inner``'s capability with every ``extend_retention`` call passed through ``around``."""
 
-    def __init__(
-        self, inner: RetentionBackend, around: Callable[[str, Callable[[], bool]], bool]
-    ) -> None:
+    def __init__(self, inner: RetentionBackend, around: Callable[[str, Callable[[], bool]], bool]) -> None:
         self.inner = inner
         self._around = around
 

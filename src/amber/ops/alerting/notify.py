@@ -273,8 +273,19 @@ class AlertObserver(Subscriber):
 
 def _scalars(details: Mapping[str, Any]) -> dict[str, Any]:
     """The printable part of event details (run records carry nested lists)."""
-    keep = ("status", "bytes_added", "files", "snapshot_ids", "errors", "step", "error",
-            "snapshot", "reasons", "top_dirs", "examples")
+    keep = (
+        "status",
+        "bytes_added",
+        "files",
+        "snapshot_ids",
+        "errors",
+        "step",
+        "error",
+        "snapshot",
+        "reasons",
+        "top_dirs",
+        "examples",
+    )
     out: dict[str, Any] = {}
     for key in keep:
         value = details.get(key)

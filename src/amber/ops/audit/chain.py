@@ -99,8 +99,10 @@ def verify_chain(records: Sequence[Mapping[str, Any] | None], start_seq: int = 1
     prev_hash, expected = start_prev, start_seq
     for count, record in enumerate(records):
         reason = _link_problem(record, expected, prev_hash)
-        if reason.startswith("record") and "missing" in reason and any(
-            r is not None and r.get("seq") == expected for r in records[count + 1 :]
+        if (
+            reason.startswith("record")
+            and "missing" in reason
+            and any(r is not None and r.get("seq") == expected for r in records[count + 1 :])
         ):
             found = record.get("seq") if record else "?"
             reason = f"records out of order: record {expected} comes after record {found}"

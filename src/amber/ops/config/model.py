@@ -153,8 +153,10 @@ def load_config(path: str | None = None) -> Config:
         with open(path, "rb") as f:
             data = f.read()
     except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}; this command needs a config "
-                          "(docs/config.md has a complete example), or --config FILE") from exc
+        raise ConfigError(
+            f"{path}: cannot read config file: {exc.strerror}; this command needs a config "
+            "(docs/config.md has a complete example), or --config FILE"
+        ) from exc
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file: {exc.strerror or exc}") from exc
     try:

@@ -54,5 +54,3 @@ def problems(config: Config) -> list[str]:
             why = f"not a notification URL apprise knows (scheme {scheme!r}); see the apprise wiki"
             found.append(at(("notify", i, "url"), why))
     return found
-
-

@@ -159,7 +159,8 @@ def monthly(config: Config, end: float, policy: Policy | None = None) -> Monthly
             growth, before, after = outgrown
             report.recommendations.append(
                 f"{name}: stored data grew {growth:.0%} this month while its snapshots did not "
-                f"({before} -> {after}): check its retention and what its backups now take in")
+                f"({before} -> {after}): check its retention and what its backups now take in"
+            )
     for name in config.jobs:
         window = [r for r in db.runs(name, limit=5000) if end - 2 * MONTH <= r.started < end]
         runs = [r for r in window if r.status != "running"]
@@ -172,8 +173,11 @@ def monthly(config: Config, end: float, policy: Policy | None = None) -> Monthly
         report.anomalies += [Anomaly(name, x.snapshot, x.when, list(x.reasons), False)
                              for x in board.suspicions(this, set())]  # fmt: skip
         report.jobs.append(job)
-        if job.median_duration and job.last_median_duration and \
-                job.median_duration > (1 + DURATION_GROWTH) * job.last_median_duration:
+        if (
+            job.median_duration
+            and job.last_median_duration
+            and job.median_duration > (1 + DURATION_GROWTH) * job.last_median_duration
+        ):
             growth = job.median_duration / job.last_median_duration - 1
             report.recommendations.append(f"{name}: median duration grew {growth:.0%} against last month")
     acked = AckLog(config.state.path).acknowledged(a.snapshot for a in report.anomalies)

@@ -93,8 +93,11 @@ def run_jobs(config: Config, names: Sequence[str], options: RunOptions) -> list[
         ctx = options.context.child("job", [job.name], job_options(options), job.repository)
         repos = options.repositories(config, options.passwords, ctx)
         try:
-            with RUNNING.track(ctx), job_lock(config.state_dir, job.name), \
-                    progress_log.recorded(config.state.path, job.name, ctx.events):
+            with (
+                RUNNING.track(ctx),
+                job_lock(config.state_dir, job.name),
+                progress_log.recorded(config.state.path, job.name, ctx.events),
+            ):
                 result = _run_job(job, repos, db, options)
         except JobRunning as exc:
             ctx.events.notice("note", exc.message)

@@ -91,8 +91,9 @@ class Repositories:
 
 
 def _failed(name: str, step: str, exc: AmberError) -> Destination:
-    return Destination(name, step, "failed", exc.message, details={"exit_code": exc.exit_code,
-                                                                    "error": type(exc).__name__})
+    return Destination(
+        name, step, "failed", exc.message, details={"exit_code": exc.exit_code, "error": type(exc).__name__}
+    )
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,10 @@ class WatchHistory:
     def recent(self, job: str, limit: int = RECENT) -> list[RpoRow]:
         """Newest first."""
         with self._db() as db:
-            rows = db.execute("SELECT job, first_change, committed, changed, snapshot FROM watch_rpo "
-                              "WHERE job=? ORDER BY committed DESC LIMIT ?", (job, limit)).fetchall()
+            rows = db.execute(
+                "SELECT job, first_change, committed, changed, snapshot FROM watch_rpo "
+                "WHERE job=? ORDER BY committed DESC LIMIT ?",
+                (job, limit),
+            ).fetchall()
         return [RpoRow(r["job"], r["first_change"], r["committed"], r["changed"], r["snapshot"])
                 for r in rows]  # fmt: skip

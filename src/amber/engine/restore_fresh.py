@@ -1,0 +1,131 @@
+"""New one-blob files, written straight from their packs: the common case of a restore.
+
+Most files of a restore are new and hold one blob. For them the general writer's
+bookkeeping (blobs planned per file, their offsets, a lock per file, a count of
+blobs still due) costs more than the system calls do (design §15). Here each
+pack's blobs are read in one request as usual and every file is made whole on
+one descriptor: created (``O_CREAT | O_EXCL | O_NOFOLLOW`` beneath its
+directory's descriptor, the one the walk checked), written with zero blocks
+left as holes, given its metadata, closed. The directory's descriptor stays
+pinned while consecutive files share it.
+
+Everything else (resumed files, files of several blobs, ``--verify``) goes to
+the general writer, and so does nothing here: the checks are the same.
+"""
+
+from __future__ import annotations
+
+import os
+
+from amber.cancel import CancelToken
+from amber.engine.metadata import apply_to_fd
+from amber.engine.restore_fs import Dir, TargetTree
+from amber.engine.restore_io import CREATE_FLAGS, BlobSource, Buffer, pwrite_nonzero
+from amber.engine.restore_report import Reporter, RestoreFile, Tally, failure
+from amber.errors import AmberError, IntegrityError
+from amber.repository import Location
+
+_Wanted = dict[bytes, tuple[Location, list[RestoreFile]]]  # blob id: where it is, the files it fills
+
+
+def is_fresh(f: RestoreFile) -> bool:
+    """A new file of exactly one blob."""
+    return not f.existing and len(f.node.content) == 1
+
+
+class FreshWriter:
+    def __init__(self, tree: TargetTree, blobs: BlobSource, report: Reporter, cancel: CancelToken) -> None:
+        self._tree = tree
+        self._blobs = blobs
+        self._report = report
+        self._cancel = cancel
+
+    def write(self, files: list[RestoreFile]) -> None:
+        """Write ``files`` (each :func:`is_fresh`) pack by pack; failures are reported per file."""
+        packs: dict[str, _Wanted] = {}
+        locate = self._blobs.locate
+        for f in files:
+            blob_id = f.node.content[0]
+            try:
+                loc = locate(blob_id)
+            except AmberError as exc:
+                self._report.fail(f, str(exc), damaged=True)
+                continue
+            wanted = packs.get(loc.pack)
+            if wanted is None:
+                wanted = packs[loc.pack] = {}
+            entry = wanted.get(blob_id)
+            if entry is None:
+                wanted[blob_id] = (loc, [f])
+            else:  # one blob, several files (deduplicated content)
+                entry[1].append(f)
+        for pack, wanted in packs.items():
+            self._pack(pack, wanted)
+
+    def _pack(self, pack: str, wanted: _Wanted) -> None:
+        self._cancel.check()
+        tally = self._report.tally()
+        pinned = _Pinned(self._tree)
+        try:
+            for blob_id, blob in self._blobs.stream_from_pack(pack, [(b, e[0]) for b, e in wanted.items()]):
+                for f in wanted.pop(blob_id)[1]:
+                    if isinstance(blob, IntegrityError):
+                        self._report.fail(f, f"damaged data: {blob}", damaged=True)
+                    else:
+                        self._make(f, blob, pinned, tally)
+        except AmberError as exc:  # the pack could not be read: what it still owed is damaged
+            for _, files in wanted.values():
+                for f in files:
+                    self._report.fail(f, f"damaged data: {exc}", damaged=True)
+        finally:
+            pinned.release()
+            self._report.add(tally)
+
+    def _make(self, f: RestoreFile, data: Buffer, pinned: _Pinned, tally: Tally) -> None:
+        """Create ``f`` with ``data`` and its metadata, through one descriptor.
+
+        It is made with its permission bits (no special bits) when restore made its
+        directory: that directory stays 0700 until restore ends.
+        """
+        node, parent = f.node, f.parent
+        mode = node.mode if parent.made and 0 <= node.mode <= 0o777 else 0o600
+        warnings: list[str] = []
+        try:
+            fd = os.open(f.name, CREATE_FLAGS, mode, dir_fd=pinned.fd(parent))
+            try:
+                st = os.fstat(fd)
+                f.ino, f.created = st.st_ino, True
+                if pwrite_nonzero(fd, data, 0) < node.size:  # it ends in a hole
+                    os.ftruncate(fd, node.size)
+                apply_to_fd(fd, node, warnings, f.path, made=st)
+            finally:
+                os.close(fd)
+        except (OSError, AmberError) as exc:
+            self._report.fail(f, f"write failed: {failure(exc)}")
+            return
+        tally.blobs_written += 1
+        tally.bytes_written += len(data)
+        self._report.file_done(f, warnings, tally)
+
+
+class _Pinned:
+    """The descriptor of the directory the last file went into, kept until another is needed."""
+
+    __slots__ = ("_dir", "_fd", "_tree")
+
+    def __init__(self, tree: TargetTree) -> None:
+        self._tree = tree
+        self._dir: Dir | None = None
+        self._fd = -1
+
+    def fd(self, d: Dir) -> int:
+        if d is not self._dir:
+            self.release()
+            self._fd = self._tree.pin(d)
+            self._dir = d
+        return self._fd
+
+    def release(self) -> None:
+        if self._dir is not None:
+            d, self._dir = self._dir, None
+            self._tree.unpin(d)
