@@ -1,11 +1,13 @@
 """File contents written by forked worker processes, each batch split between them.
 
 Threads share one interpreter lock: a threaded restore of many small files keeps
-about one core busy. For a repository on a local disk the restorer instead forks
-``processes`` workers per batch (design §15). A fork inherits everything the walk
+about one core busy. For a repository on a local disk the restorer instead splits
+each batch into ``processes`` parts and forks a worker for each part as soon as
+one of at most ``processes`` workers is free, with no barrier between batches, so
+both cores stay busy (design §15). A fork inherits everything the walk
 built: the index, the key, the target's directory descriptors and the files'
 nodes. So no task crosses a pipe and no worker opens anything by path: each
-creates and writes exactly as the threaded writer does
+creates and writes as the writer of the walk's own process does
 (``ContentWriter.write_now``), beneath the same descriptors, with every blob
 checked against its ID. A worker sends back one report (counts, errors,
 warnings, and what later hard links need) and exits.
@@ -133,19 +135,21 @@ class ForkedWriter:
                 self.drain()
             else:
                 self._stop()
-                self._collect(merge=False)
+                self._wait(0, merge=False)
         finally:
             self._inner.__exit__(*exc)
 
     def write(self, files: list[RestoreFile]) -> None:
-        """Start writing ``files``; the previous batch is waited for first (one in flight).
+        """Start writing ``files``: each part is forked as soon as a worker is free.
 
-        Files of ``LARGE_FILE`` bytes or more are written by the threads of this process
-        (C code without the interpreter lock: both cores for one file, and progress per
-        pack) while the workers write the rest; they are done before this returns, so
-        no thread runs while a later worker is forked.
+        There is no barrier between batches: a worker of the previous batch may still
+        run while this one's start, so both cores stay busy (at most ``processes``
+        workers, each with one part, plus the batch the walk collects: memory stays
+        bounded). Files of ``LARGE_FILE`` bytes or more are written by the threads of
+        this process (C code without the interpreter lock: both cores for one file, and
+        progress per pack) while the workers write the rest; they are done before this
+        returns, so no thread runs while a later worker is forked.
         """
-        self.drain()
         large = [f for f in files if f.node.size >= LARGE_FILE]
         small = [f for f in files if f.node.size < LARGE_FILE] if large else files
         self._start(small)
@@ -158,6 +162,7 @@ class ForkedWriter:
             self._inner.write_now(files)  # a fork costs more than this
             return
         for part in split_batch(files, self._processes):
+            self._wait(self._processes - 1, merge=True)  # a worker is free
             self._cancel.check()
             try:
                 self._fork(part)
@@ -165,8 +170,8 @@ class ForkedWriter:
                 self._inner.write_now(part)
 
     def drain(self) -> None:
-        """Wait for the batch in flight and add what its workers report."""
-        self._collect(merge=True)
+        """Wait for every worker and add what they report."""
+        self._wait(0, merge=True)
         self._cancel.check()
 
     # -- the parent ---------------------------------------------------------
@@ -186,27 +191,27 @@ class ForkedWriter:
         if self._cancel.cancelled:  # the cancel came between its check and this worker's start
             self._stop()
 
-    def _collect(self, merge: bool) -> None:
-        workers = list(self._live.values())
-        if not workers:
+    def _wait(self, most: int, merge: bool) -> None:
+        """Read the workers' reports until at most ``most`` still run; each one done is reaped,
+        and with ``merge`` its report added (unless the restore was cancelled)."""
+        if len(self._live) <= most:
             return
         with selectors.DefaultSelector() as sel:
-            for wk in workers:
+            for wk in self._live.values():
                 sel.register(wk.fd, selectors.EVENT_READ, wk)
-            while sel.get_map():
+            while len(self._live) > most:
                 for key, _ in sel.select():
                     wk = key.data
                     chunk = os.read(wk.fd, 1 << 20)
                     if chunk:
                         wk.data += chunk
-                    else:
-                        sel.unregister(wk.fd)
-        for wk in workers:
-            os.close(wk.fd)
-            _, status = os.waitpid(wk.pid, 0)
-            del self._live[wk.pid]
-            if merge and not self._cancel.cancelled:
-                self._merge(wk, status)
+                        continue
+                    sel.unregister(wk.fd)
+                    os.close(wk.fd)
+                    _, status = os.waitpid(wk.pid, 0)
+                    del self._live[wk.pid]
+                    if merge and not self._cancel.cancelled:
+                        self._merge(wk, status)
 
     def _stop(self) -> None:
         """Stop every worker (a cancel: may run in a signal handler)."""
