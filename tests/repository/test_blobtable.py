@@ -223,6 +223,22 @@ class TableMachine(RuleBasedStateMachine):
             assert old is None
             self.model[blob_id] = value
 
+    @rule(
+        picks=st.lists(st.tuples(st.integers(0, len(POOL) - 1), st.integers(0, 255)), max_size=12),
+        fresh=st.integers(0, 70),
+    )
+    def add_many(self, picks: list[tuple[int, int]], fresh: int) -> None:
+        """Pool IDs (present ones, repeats within the call) and enough new ones to grow the table."""
+        records = [(POOL[i], entry(flags)) for i, flags in picks]
+        records += [(ident(5000 + len(self.model) + k), entry(2)) for k in range(fresh)]
+        expected = []
+        for blob_id, packed in records:
+            if blob_id in self.model:
+                expected.append((blob_id, ENTRY.pack(*self.model[blob_id]), packed))
+            else:
+                self.model[blob_id] = ENTRY.unpack(packed)
+        assert sorted(self.table.add_many(records)) == sorted(expected)
+
     @rule(i=st.integers(0, len(POOL) - 1), bits=st.integers(0, 255))
     def set_bits(self, i: int, bits: int) -> None:
         blob_id = POOL[i]

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import struct
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 ID_SIZE = 32
@@ -122,6 +122,55 @@ class BlobTable:
         if self._count > self._limit:
             self._grow()
         return None
+
+    def add_many(self, records: Sequence[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes, bytes]]:
+        """:meth:`add` for many records: the table grows to its final size first, and each
+        bucket is rebuilt once (loading an index: several times faster than one by one).
+
+        Returns (blob ID, present packed entry, refused packed entry), in no particular order,
+        for every record whose ID was present or came earlier in ``records`` (the first one
+        wins, as with add).
+        """
+        size = self._entry.size
+        while self._count + len(records) > self._limit:
+            self._grow()
+        mask, buckets = self._mask, self._buckets
+        groups: list[list[bytes]] = [[] for _ in range(mask + 1)]
+        for blob_id, entry in records:
+            if len(blob_id) != ID_SIZE or len(entry) != size:
+                raise ValueError("wrong blob ID or entry size")
+            groups[hash(blob_id) & mask].append(blob_id + entry)
+        repeated = len(dict(records)) != len(records)
+        present: list[tuple[bytes, bytes, bytes]] = []
+        for i, group in enumerate(groups):
+            if not group:
+                continue
+            bucket = buckets[i]
+            if bucket or repeated:  # an ID may be present: check each, as add does
+                group = self._absent(bucket, group, present)
+            buckets[i] = b"".join((bucket, *group))
+            self._count += len(group)
+        return present
+
+    def _absent(
+        self, bucket: bytes, group: list[bytes], present: list[tuple[bytes, bytes, bytes]]
+    ) -> list[bytes]:
+        """The records of ``group`` whose ID is neither in ``bucket`` nor earlier in the group."""
+        record, kept = self._record, []
+        for rec in group:
+            blob_id = rec[:ID_SIZE]
+            for where in (bucket, *kept):
+                pos = where.find(blob_id)
+                while pos % record:
+                    if pos < 0:
+                        break
+                    pos = where.find(blob_id, pos - pos % record + record)
+                else:
+                    present.append((blob_id, where[pos + ID_SIZE : pos + record], rec[ID_SIZE:]))
+                    break
+            else:
+                kept.append(rec)
+        return kept
 
     def set_bits(self, blob_id: bytes, bits: int) -> int | None:
         """OR ``bits`` into the flags byte of the entry.

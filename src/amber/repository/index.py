@@ -117,18 +117,23 @@ class Index:
 
     def add_rows(self, pack: str, rows: Iterable[tuple[int, bytes, int, int, int]]) -> None:
         """Index the rows of one pack, as an index file lists them: (type, id, offset, length, raw_length)."""
-        word = self._pack_number(pack) << 2
-        count = 0
-        add, pack_entry = self._entries.add, _ENTRY.pack
-        for type_, blob_id, offset, length, raw_length in rows:
-            if not 0 <= offset | length | raw_length < _MAX_FIELD or type_ >> 1:
-                raise IntegrityError("index entry out of range")
-            packed = pack_entry(word | type_, offset, length, raw_length)
-            old = add(blob_id, packed)
-            if old is not None and (old[0] & ~_USED != packed[0] or old[1:] != packed[1:]):
+        self.add_packs([(pack, rows)])
+
+    def add_packs(self, packs: Iterable[tuple[str, Iterable[tuple[int, bytes, int, int, int]]]]) -> None:
+        """:meth:`add_rows` for many packs, in one pass over the table (loading an index)."""
+        records: list[tuple[bytes, bytes]] = []
+        pack_entry = _ENTRY.pack
+        for pack, rows in packs:
+            word = self._pack_number(pack) << 2
+            count = len(records)
+            for type_, blob_id, offset, length, raw_length in rows:
+                if not 0 <= offset | length | raw_length < _MAX_FIELD or type_ >> 1:
+                    raise IntegrityError("index entry out of range")
+                records.append((blob_id, pack_entry(word | type_, offset, length, raw_length)))
+            self._pack_blobs[word >> 2] = self._pack_blobs.get(word >> 2, 0) + len(records) - count
+        for blob_id, old, packed in self._entries.add_many(records):
+            if old[0] & ~_USED != packed[0] or old[1:] != packed[1:]:
                 self._duplicates.append((blob_id, _ENTRY.unpack(packed)))
-            count += 1
-        self._pack_blobs[word >> 2] = self._pack_blobs.get(word >> 2, 0) + count
 
     def _location(self, e: Entry) -> Location:
         word, offset, length, raw_length = e

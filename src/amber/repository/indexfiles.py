@@ -67,6 +67,7 @@ def _load(
     limit = OBJECT_LIMITS[FileType.INDEX]
     out = LoadedIndex() if into is None else LoadedIndex(index=into)
     seen: set[str] = set(skip)
+    rows = _RowBuffer(out.index)
     for _ in range(8):
         vanished = False
         for fi in backend.list(FileType.INDEX):
@@ -87,8 +88,7 @@ def _load(
             except IntegrityError:
                 out.failed.append(fi.name)
                 continue
-            for pack, rows in doc.packs:
-                out.index.add_rows(pack, rows)
+            rows.add(doc.packs)
             out.files[fi.name] = [pack for pack, _ in doc.packs]
             if doc.supersedes and bound:  # format 1 named the replaced files in every new
                 out.supersedes[fi.name] = doc.supersedes  # file, even before the set was complete
@@ -97,9 +97,31 @@ def _load(
             if sealer.bound and not bound:
                 out.unbound.add(fi.name)
             del doc
+        rows.flush()
         if not vanished:
             break
     return out
+
+
+class _RowBuffer:
+    """Index rows of several files, added to the index in one pass once there are enough."""
+
+    FLUSH_ROWS = 1 << 17  # about 20 MiB of rows held
+
+    def __init__(self, index: Index) -> None:
+        self._index = index
+        self._packs: list[tuple[str, list[tuple[int, bytes, int, int, int]]]] = []
+        self._rows = 0
+
+    def add(self, packs: list[tuple[str, list[tuple[int, bytes, int, int, int]]]]) -> None:
+        self._packs += packs
+        self._rows += sum(len(rows) for _, rows in packs)
+        if self._rows >= self.FLUSH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        packs, self._packs, self._rows = self._packs, [], 0
+        self._index.add_packs(packs)
 
 
 def carried_supersedes(replaced: Iterable[str], supersedes: dict[str, list[str]]) -> list[str]:
