@@ -25,6 +25,7 @@ from amber.engine.restore_report import Reporter, RestoreFile, Tally, failure
 from amber.errors import AmberError, IntegrityError
 from amber.repository import Location
 
+_DECODE_AHEAD = 4 << 20  # small blobs decoded before they are written: the decoders stay in cache
 _Wanted = dict[bytes, tuple[Location, list[RestoreFile]]]  # blob id: where it is, the files it fills
 
 
@@ -63,23 +64,44 @@ class FreshWriter:
             self._pack(pack, wanted)
 
     def _pack(self, pack: str, wanted: _Wanted) -> None:
+        """Decode a few MiB of small blobs, then write their files, and so on: decoding and
+        writing in turns per blob keeps neither's code and tables in the CPU's caches (a
+        fifth more CPU a file). A large blob is a view of a reused buffer: written at once."""
         self._cancel.check()
         tally = self._report.tally()
         pinned = _Pinned(self._tree)
+        ready: list[tuple[bytes, Buffer | IntegrityError]] = []
+        held = 0
         try:
             for blob_id, blob in self._blobs.stream_from_pack(pack, [(b, e[0]) for b, e in wanted.items()]):
-                for f in wanted.pop(blob_id)[1]:
-                    if isinstance(blob, IntegrityError):
-                        self._report.fail(f, f"damaged data: {blob}", damaged=True)
-                    else:
-                        self._make(f, blob, pinned, tally)
+                ready.append((blob_id, blob))
+                held += len(blob) if not isinstance(blob, IntegrityError) else 0
+                if held >= _DECODE_AHEAD or isinstance(blob, memoryview):
+                    self._deliver(ready, wanted, pinned, tally)
+                    held = 0
         except AmberError as exc:  # the pack could not be read: what it still owed is damaged
+            self._deliver(ready, wanted, pinned, tally)
             for _, files in wanted.values():
                 for f in files:
                     self._report.fail(f, f"damaged data: {exc}", damaged=True)
+        else:
+            self._deliver(ready, wanted, pinned, tally)
         finally:
             pinned.release()
             self._report.add(tally)
+
+    def _deliver(
+        self, ready: list[tuple[bytes, Buffer | IntegrityError]], wanted: _Wanted, pinned: _Pinned,
+        tally: Tally,
+    ) -> None:  # fmt: skip
+        """Write the files of the ``ready`` blobs (emptied)."""
+        for blob_id, blob in ready:
+            for f in wanted.pop(blob_id)[1]:
+                if isinstance(blob, IntegrityError):
+                    self._report.fail(f, f"damaged data: {blob}", damaged=True)
+                else:
+                    self._make(f, blob, pinned, tally)
+        ready.clear()
 
     def _make(self, f: RestoreFile, data: Buffer, pinned: _Pinned, tally: Tally) -> None:
         """Create ``f`` with ``data`` and its metadata, through one descriptor.

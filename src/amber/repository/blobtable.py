@@ -156,7 +156,8 @@ class BlobTable:
         self, bucket: bytes, group: list[bytes], present: list[tuple[bytes, bytes, bytes]]
     ) -> list[bytes]:
         """The records of ``group`` whose ID is neither in ``bucket`` nor earlier in the group."""
-        record, kept = self._record, []
+        record = self._record
+        kept: list[bytes] = []
         for rec in group:
             blob_id = rec[:ID_SIZE]
             for where in (bucket, *kept):
