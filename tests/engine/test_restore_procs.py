@@ -25,8 +25,9 @@ from amber.engine.restore_report import RestoreFile
 from amber.engine.restorer import RestoreOptions, Restorer, RestoreResult
 from amber.errors import AmberError, Interrupted
 from amber.repository import Node, Repository
+from amber.repository.packer import Packer
 from amber.services.backup import BackupRequest, backup_paths
-from amber.services.restore import restore_processes
+from amber.services.restore import RestoreRequest, restore, restore_processes
 from amber.services.snapshots import SnapshotFilter, resolve
 from amber.storage.faults import FaultInjectingBackend, FaultPlan
 from amber.storage.ratelimit import RateLimitedBackend
@@ -140,7 +141,7 @@ def test_forked_workers_restore_what_threads_restore(
     backed_up: tuple[Repository, bytes, Path], tmp_path: Path, verify: bool, large_file: int,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
-    """At ``large_file`` = 1 MiB, ``big`` and ``sparse`` go to this process's threads, the rest to workers."""
+    """At ``large_file`` = 1 MiB, ``big`` and ``sparse`` go to a worker with threads, the rest to workers."""
     monkeypatch.setattr(restore_procs, "LARGE_FILE", large_file)
     repo, tree_id, src = backed_up
     by_threads = _restore(repo, tree_id, tmp_path / "threads", 1, verify=verify)
@@ -153,6 +154,51 @@ def test_forked_workers_restore_what_threads_restore(
         tmp_path / "workers" / "d0" / "f0"
     ).stat().st_ino
     assert os.stat(tmp_path / "workers" / "sparse").st_blocks * 512 < 1 << 20  # holes stay holes
+
+
+class _Heard:
+    """A progress someone listens to: every call, with when it came."""
+
+    def __init__(self) -> None:
+        self.bytes: list[tuple[float, int]] = []
+        self.files = 0
+
+    def file_done(self, path: bytes, size: int, status: str) -> None:
+        self.files += 1
+
+    def bytes_done(self, n: int) -> None:
+        self.bytes.append((time.monotonic(), n))
+
+    def error(self, path: bytes, message: str) -> None:
+        raise AssertionError(message)
+
+
+def test_a_large_files_worker_reports_its_bytes_while_it_writes(
+    repo: Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its progress comes through a shared page pack by pack, and no byte is counted twice."""
+    repo.blobs._packer = Packer(target=1 << 20)  # the large file spans several packs
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "image").write_bytes(random.Random(3).randbytes(6 << 20))
+    (src / "small").write_bytes(b"small")
+    backup_paths(repo, BackupRequest(paths=[str(src)]))
+    monkeypatch.setattr(restore_procs, "LARGE_FILE", 1 << 20)
+    monkeypatch.setattr(restore_procs, "_PROGRESS_EVERY", 0.01)
+    slow_write = ContentWriter._write
+
+    def slow(self: ContentWriter, *args: object) -> None:
+        time.sleep(0.05)  # in the worker (inherited by the fork): it writes for a while
+        slow_write(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ContentWriter, "_write", slow)
+    heard = _Heard()
+    result = restore(repo, RestoreRequest(ref=f"latest:{src}", target=str(tmp_path / "t")), heard)
+    assert not result.errors and (tmp_path / "t" / "image").read_bytes() == (src / "image").read_bytes()
+    assert sum(n for _, n in heard.bytes) == result.bytes_written == (6 << 20) + 5
+    assert heard.files == result.files == 2
+    assert len(heard.bytes) > 2  # in steps as it wrote, not once at its end
+    assert heard.bytes[-1][0] - heard.bytes[0][0] > 0.1
 
 
 @pytest.mark.usefixtures("every_batch_forks")

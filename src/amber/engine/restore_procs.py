@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import mmap
 import os
 import selectors
 import signal
+import struct
 from dataclasses import dataclass, field
 
 import msgspec
@@ -39,7 +41,9 @@ from amber.engine.restore_report import Reporter, RestoreFile, RestoreResult
 FILE_COST = 32 * 1024  # making a file costs about what writing this many bytes does
 INLINE_FILES = 64  # a batch this small is written in the walk's own process
 INLINE_BYTES = 4 << 20
-LARGE_FILE = 64 << 20  # and larger: written by threads (several packs at once), not by a worker
+LARGE_FILE = 64 << 20  # and larger: written by threads (several packs at once) in a worker of their own
+_METER = struct.Struct("<Q")
+_PROGRESS_EVERY = 0.25  # seconds between progress updates while the restorer waits
 
 
 class _Report(msgspec.Struct, array_like=True):
@@ -52,10 +56,12 @@ class _Report(msgspec.Struct, array_like=True):
 
 
 class _Recorder:
-    """A worker's progress, kept for its report: the restorer replays it."""
+    """A worker's progress, kept for its report: the restorer replays it. Its bytes also
+    go to a page shared with the restorer as they are written (a large file's progress)."""
 
-    def __init__(self, silent: bool) -> None:
+    def __init__(self, silent: bool, meter: mmap.mmap) -> None:
         self.silent = silent
+        self.meter = meter
         self.bytes = 0
         self.done: list[tuple[bytes, int, str]] = []
         self.errors: list[tuple[bytes, str]] = []
@@ -65,6 +71,7 @@ class _Recorder:
 
     def bytes_done(self, n: int) -> None:
         self.bytes += n
+        _METER.pack_into(self.meter, 0, self.bytes)
 
     def error(self, path: bytes, message: str) -> None:
         self.errors.append((path, message))
@@ -75,6 +82,9 @@ class _Worker:
     pid: int
     fd: int
     part: list[RestoreFile]
+    meter: mmap.mmap  # the bytes it has written so far
+    large: bool = False  # it writes large files, with threads of its own
+    shown: int = 0  # of its bytes, those already passed on to the progress
     data: bytearray = field(default_factory=bytearray)
 
 
@@ -135,7 +145,7 @@ class ForkedWriter:
                 self.drain()
             else:
                 self._stop()
-                self._wait(0, merge=False)
+                self._wait(None, merge=False)
         finally:
             self._inner.__exit__(*exc)
 
@@ -145,24 +155,26 @@ class ForkedWriter:
         There is no barrier between batches: a worker of the previous batch may still
         run while this one's start, so both cores stay busy (at most ``processes``
         workers, each with one part, plus the batch the walk collects: memory stays
-        bounded). Files of ``LARGE_FILE`` bytes or more are written by the threads of
-        this process (C code without the interpreter lock: both cores for one file, and
-        progress per pack) while the workers write the rest; they are done before this
-        returns, so no thread runs while a later worker is forked.
+        bounded). Files of ``LARGE_FILE`` bytes or more go to a worker of their own that
+        writes them with threads (C code without the interpreter lock: both cores for
+        one file), beside the others, so the walk goes on meanwhile.
         """
         large = [f for f in files if f.node.size >= LARGE_FILE]
-        small = [f for f in files if f.node.size < LARGE_FILE] if large else files
-        self._start(small)
         if large:
-            self._inner.write(large)
-            self._inner.drain()
+            files = [f for f in files if f.node.size < LARGE_FILE]
+            try:
+                self._fork(large, large=True)
+            except OSError:  # written by this process's threads, done before the next fork
+                self._inner.write(large)
+                self._inner.drain()
+        self._start(files)
 
     def _start(self, files: list[RestoreFile]) -> None:
         if len(files) <= INLINE_FILES and sum(f.node.size for f in files) <= INLINE_BYTES:
             self._inner.write_now(files)  # a fork costs more than this
             return
         for part in split_batch(files, self._processes):
-            self._wait(self._processes - 1, merge=True)  # a worker is free
+            self._wait(self._processes - 1)  # a worker is free
             self._cancel.check()
             try:
                 self._fork(part)
@@ -171,36 +183,50 @@ class ForkedWriter:
 
     def drain(self) -> None:
         """Wait for every worker and add what they report."""
-        self._wait(0, merge=True)
+        self._wait(None)
         self._cancel.check()
 
     # -- the parent ---------------------------------------------------------
-    def _fork(self, part: list[RestoreFile]) -> None:
-        read_end, write_end = os.pipe()
+    def _fork(self, part: list[RestoreFile], large: bool = False) -> None:
+        meter = mmap.mmap(-1, _METER.size)  # shared with the worker
+        try:
+            read_end, write_end = os.pipe()
+        except OSError:
+            meter.close()
+            raise
         try:
             pid = os.fork()
         except OSError:
             os.close(read_end)
             os.close(write_end)
+            meter.close()
             raise
         if pid == 0:  # the worker: never returns
             os.close(read_end)
-            self._work(part, write_end)
+            self._work(part, write_end, meter, large)
         os.close(write_end)
-        self._live[pid] = _Worker(pid, read_end, part)
+        self._live[pid] = _Worker(pid, read_end, part, meter, large)
         if self._cancel.cancelled:  # the cancel came between its check and this worker's start
             self._stop()
 
-    def _wait(self, most: int, merge: bool) -> None:
-        """Read the workers' reports until at most ``most`` still run; each one done is reaped,
-        and with ``merge`` its report added (unless the restore was cancelled)."""
-        if len(self._live) <= most:
+    def _wait(self, most: int | None, merge: bool = True) -> None:
+        """Read the workers' reports until at most ``most`` small-file workers still run
+        (None: no worker at all); each one done is reaped, and with ``merge`` its report
+        added (unless the restore was cancelled). Progress is passed on meanwhile."""
+
+        def busy() -> bool:
+            if most is None:
+                return bool(self._live)
+            return sum(not wk.large for wk in self._live.values()) > most
+
+        if not busy():
             return
+        timeout = None if is_silent(self._report.progress) else _PROGRESS_EVERY
         with selectors.DefaultSelector() as sel:
             for wk in self._live.values():
                 sel.register(wk.fd, selectors.EVENT_READ, wk)
-            while len(self._live) > most:
-                for key, _ in sel.select():
+            while busy():
+                for key, _ in sel.select(timeout):
                     wk = key.data
                     chunk = os.read(wk.fd, 1 << 20)
                     if chunk:
@@ -212,6 +238,16 @@ class ForkedWriter:
                     del self._live[wk.pid]
                     if merge and not self._cancel.cancelled:
                         self._merge(wk, status)
+                    wk.meter.close()
+                if timeout is not None:
+                    self._show_progress()
+
+    def _show_progress(self) -> None:
+        for wk in self._live.values():
+            written = _METER.unpack_from(wk.meter)[0]
+            if written > wk.shown:
+                self._report.progress.bytes_done(written - wk.shown)
+                wk.shown = written
 
     def _stop(self) -> None:
         """Stop every worker (a cancel: may run in a signal handler)."""
@@ -234,8 +270,8 @@ class ForkedWriter:
         with self._report.lock:
             self._report.result.absorb(report.result)
         progress = self._report.progress
-        if report.progress_bytes:
-            progress.bytes_done(report.progress_bytes)
+        if report.progress_bytes > wk.shown:
+            progress.bytes_done(report.progress_bytes - wk.shown)
         for path, size, state in report.progress_done:
             progress.file_done(path, size, state)
         for path, message in report.progress_errors:
@@ -245,15 +281,15 @@ class ForkedWriter:
             f.created, f.ino, f.failed = created, ino, failed
 
     # -- the worker ---------------------------------------------------------
-    def _work(self, part: list[RestoreFile], out: int) -> None:
+    def _work(self, part: list[RestoreFile], out: int, meter: mmap.mmap, large: bool) -> None:
         code = 1
         try:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            gc.disable()  # one batch, then exit: cycles are not worth looking for
+            gc.disable()  # one part, then exit: cycles are not worth looking for
             for other in self._live.values():
                 os.close(other.fd)
-            payload = msgspec.msgpack.encode(self._written(part))
+            payload = msgspec.msgpack.encode(self._written(part, meter, large))
             code = 0
         except BaseException as exc:  # reported to the restorer, which names it
             payload = msgspec.msgpack.encode(_Report(crashed=f"failed: {type(exc).__name__}: {exc}"))
@@ -264,10 +300,15 @@ class ForkedWriter:
         finally:
             os._exit(code)
 
-    def _written(self, part: list[RestoreFile]) -> _Report:
+    def _written(self, part: list[RestoreFile], meter: mmap.mmap, large: bool) -> _Report:
         result = RestoreResult()
-        recorder = _Recorder(is_silent(self._report.progress))
-        self._inner.reporting_to(Reporter(result, recorder)).write_now(part)
+        recorder = _Recorder(is_silent(self._report.progress), meter)
+        writer = self._inner.reporting_to(Reporter(result, recorder))
+        if large:  # a thread pool of this process's own (the restorer's threads are not here)
+            with writer:
+                writer.write(part)
+        else:
+            writer.write_now(part)
         links = [(i, f.created, f.ino, f.failed) for i, f in enumerate(part) if f.node.links > 1]
         return _Report(result, recorder.bytes, recorder.done, recorder.errors, links)
 
