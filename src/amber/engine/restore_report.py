@@ -40,6 +40,9 @@ class RestoreResult:
                 setattr(self, name, mine + theirs)
 
 
+_LOCKS = tuple(threading.Lock() for _ in range(64))
+
+
 @dataclass(slots=True, eq=False)
 class RestoreFile:
     parent: Dir
@@ -48,11 +51,16 @@ class RestoreFile:
     node: Node
     existing: bool = False  # a regular file is there: check it blob by blob
     remaining: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
     failed: bool = False
     created: bool = False
     ino: int = 0
     fresh_from: int = 0  # from here on the file is holes: zero blocks need no write
+
+    @property
+    def lock(self) -> threading.Lock:
+        """Guards this file's flags and count; one of a few locks shared by all files (a lock
+        each cost the walk an allocation per file). Held only briefly, never two at once."""
+        return _LOCKS[id(self) >> 4 & 63]
 
 
 @dataclass(slots=True)

@@ -191,9 +191,9 @@ class Restorer:
         return True
 
     def _file(self, w: _Walk, parent: Dir, name: bytes, path: bytes, node: Node) -> None:
-        key = (node.device, node.inode)
-        if node.links > 1 and key in w.first_link:
-            w.links.append((w.first_link[key], parent, name, path))
+        links = node.links > 1
+        if links and (first := w.first_link.get((node.device, node.inode))) is not None:
+            w.links.append((first, parent, name, path))
             return
         f = RestoreFile(parent, name, path, node)
         if not parent.made:  # else nothing is in the way (O_EXCL refuses what races us)
@@ -204,8 +204,8 @@ class Restorer:
                     f.existing = True
                 elif st is not None and (why := clear_entry(dfd, name)):
                     raise AmberError(why)
-        if node.links > 1:
-            w.first_link[key] = f
+        if links:
+            w.first_link[node.device, node.inode] = f
         if not node.content:
             w.writer.create_empty(f)
             return
