@@ -91,7 +91,7 @@ class ContentWriter:
             self._cancel_pending()
             self._pool.shutdown(wait=True)
 
-    def write(self, files: list[RestoreFile], last: bool = False) -> None:
+    def write(self, files: list[RestoreFile]) -> None:
         """Start writing the contents of ``files`` (a batch); failures are reported per file.
 
         The walk goes on collecting the next batch meanwhile; at most one batch is

@@ -42,7 +42,6 @@ FILE_COST = 32 * 1024  # making a file costs about what writing this many bytes 
 INLINE_FILES = 64  # a batch this small is written in the walk's own process
 INLINE_BYTES = 4 << 20
 LARGE_FILE = 64 << 20  # and larger: written by threads (several packs at once) in a worker of their own
-LAST_PARTS = 4  # the last batch, in this many parts per worker
 _METER = struct.Struct("<Q")
 _PROGRESS_EVERY = 0.25  # seconds between progress updates while the restorer waits
 
@@ -150,7 +149,7 @@ class ForkedWriter:
         finally:
             self._inner.__exit__(*exc)
 
-    def write(self, files: list[RestoreFile], last: bool = False) -> None:
+    def write(self, files: list[RestoreFile]) -> None:
         """Start writing ``files``: each part is forked as soon as a worker is free.
 
         There is no barrier between batches: a worker of the previous batch may still
@@ -158,8 +157,7 @@ class ForkedWriter:
         workers, each with one part, plus the batch the walk collects: memory stays
         bounded). Files of ``LARGE_FILE`` bytes or more go to a worker of their own that
         writes them with threads (C code without the interpreter lock: both cores for
-        one file), beside the others, so the walk goes on meanwhile. The ``last`` batch is
-        cut into smaller parts: a worker done early takes another, so both finish together.
+        one file), beside the others, so the walk goes on meanwhile.
         """
         large = [f for f in files if f.node.size >= LARGE_FILE]
         if large:
@@ -169,13 +167,13 @@ class ForkedWriter:
             except OSError:  # written by this process's threads, done before the next fork
                 self._inner.write(large)
                 self._inner.drain()
-        self._start(files, self._processes * (LAST_PARTS if last else 1))
+        self._start(files)
 
-    def _start(self, files: list[RestoreFile], parts: int) -> None:
+    def _start(self, files: list[RestoreFile]) -> None:
         if len(files) <= INLINE_FILES and sum(f.node.size for f in files) <= INLINE_BYTES:
             self._inner.write_now(files)  # a fork costs more than this
             return
-        for part in split_batch(files, parts):
+        for part in split_batch(files, self._processes):
             self._wait(self._processes - 1)  # a worker is free
             self._cancel.check()
             try:

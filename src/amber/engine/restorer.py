@@ -111,7 +111,7 @@ class Restorer:
                     skip_under = None
                     if not self._entry(w, rel, node) and node.type == "dir":
                         skip_under = rel + b"/"
-                writer.write(w.files, last=True)
+                writer.write(w.files)
                 writer.drain()
             self._link(w)
             self._finish_dirs(w)
