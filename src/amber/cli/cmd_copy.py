@@ -8,10 +8,10 @@ from typing import Any
 import click
 
 from amber.cli.context import AppContext, make_passwords, pass_app
-from amber.cli.memory import favour_throughput
 from amber.cli.options import make_filter, snapshot_filter_options
 from amber.cli.output import BarProgress, echo, emit_json, err_console, human_bytes, plain, showing
 from amber.errors import AmberError, UsageError
+from amber.memory import favour_throughput
 from amber.ops.run import manual_copy
 from amber.services import copy as copy_service
 from amber.services import replicate as replicate_service

@@ -11,11 +11,11 @@ from amber import __version__
 from amber.cli.backend_options import backend_option_flags, given_options
 from amber.cli.context import AppContext, make_passwords
 from amber.cli.lazy import LazyGroup, usage_line
-from amber.cli.memory import tune_allocator
 from amber.cli.output import echo, err_console, plain, show_path
 from amber.cli.signals import cancelling_on_signals
 from amber.errors import EXIT_INTERRUPTED, AmberError, from_os_error, is_native_panic
 from amber.events import Subscriber
+from amber.memory import tune_allocator
 from amber.ops.audit.observer import AuditObserver
 from amber.redact import redact
 from amber.services.context import OperationContext

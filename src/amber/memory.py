@@ -1,4 +1,6 @@
-"""Keep the resident set small in a threaded process that juggles large buffers."""
+"""The C allocator's settings for a whole process: lean (the default), or fast for short-lived
+or streaming work. Outside the layers: the CLI picks a command's, a restore's forked
+workers pick their own."""
 
 from __future__ import annotations
 
@@ -34,7 +36,8 @@ def tune_allocator() -> None:
 
 def favour_throughput() -> None:
     """Keep buffers up to 64 MiB in the heap for reuse, for commands that stream whole
-    packs (copy): a fresh mapping per 16 MiB pack read costs more in page faults than
-    the copy itself. Peak RSS grows by a few buffers; backup keeps the lean setting.
+    packs (copy) and for a restore's forked workers: a fresh mapping per 16 MiB pack read
+    costs more in page faults than the copy itself. Peak RSS grows by a few buffers;
+    backup keeps the lean setting.
     """
     _mallopt((_M_MMAP_THRESHOLD, 64 << 20), (_M_TRIM_THRESHOLD, 128 << 20))
