@@ -202,6 +202,43 @@ def test_a_large_files_worker_reports_its_bytes_while_it_writes(
 
 
 @pytest.mark.usefixtures("every_batch_forks")
+def test_one_large_files_worker_runs_at_a_time(
+    repo: Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Large files in many batches: each batch's large-file worker waits for the one before
+    (else a tree of many large files would have them all in memory at once)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    rng = random.Random(5)
+    for i in range(12):  # batches of 7: two batches of large files, then one more
+        (src / f"image{i:02}").write_bytes(rng.randbytes(MiB + i))
+    (src / "small").write_bytes(b"small")
+    backup_paths(repo, BackupRequest(paths=[str(src)]))
+    monkeypatch.setattr(restore_procs, "LARGE_FILE", MiB)
+    slow_write = ContentWriter._write
+
+    def slow(self: ContentWriter, *args: object) -> None:
+        time.sleep(0.05)  # the walk outruns the large-file workers
+        slow_write(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ContentWriter, "_write", slow)
+    real_fork = restore_procs.ForkedWriter._fork
+    running: list[int] = []
+
+    def counting(self: restore_procs.ForkedWriter, part: list[RestoreFile], large: bool = False) -> None:
+        if large:
+            running.append(sum(wk.large for wk in self._live.values()))
+        real_fork(self, part, large)
+
+    monkeypatch.setattr(restore_procs.ForkedWriter, "_fork", counting)
+    result = restore(repo, RestoreRequest(ref=f"latest:{src}", target=str(tmp_path / "t")))
+    assert not result.errors and result.files == 13
+    assert len(running) == 2 and running == [0, 0]  # the old code forked the second beside the first
+    for i in range(12):
+        assert (tmp_path / "t" / f"image{i:02}").read_bytes() == (src / f"image{i:02}").read_bytes()
+
+
+@pytest.mark.usefixtures("every_batch_forks")
 def test_a_second_run_resumes_in_the_workers(
     backed_up: tuple[Repository, bytes, Path], tmp_path: Path
 ) -> None:

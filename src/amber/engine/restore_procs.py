@@ -158,11 +158,14 @@ class ForkedWriter:
         workers, each with one part, plus the batch the walk collects: memory stays
         bounded). Files of ``LARGE_FILE`` bytes or more go to a worker of their own that
         writes them with threads (C code without the interpreter lock: both cores for
-        one file), beside the others, so the walk goes on meanwhile.
+        one file), beside the others, so the walk goes on meanwhile; one such worker at a
+        time, so a tree of many large files never has their buffers all in memory at once.
         """
         large = [f for f in files if f.node.size >= LARGE_FILE]
         if large:
             files = [f for f in files if f.node.size < LARGE_FILE]
+            self._wait(0, large=True)  # the previous batch's large files are written
+            self._cancel.check()
             try:
                 self._fork(large, large=True)
             except OSError:  # written by this process's threads, done before the next fork
@@ -175,7 +178,7 @@ class ForkedWriter:
             self._inner.write_now(files)  # a fork costs more than this
             return
         for part in split_batch(files, self._processes):
-            self._wait(self._processes - 1)  # a worker is free
+            self._wait(self._processes - 1, large=False)  # a worker is free
             self._cancel.check()
             try:
                 self._fork(part)
@@ -210,15 +213,16 @@ class ForkedWriter:
         if self._cancel.cancelled:  # the cancel came between its check and this worker's start
             self._stop()
 
-    def _wait(self, most: int | None, merge: bool = True) -> None:
-        """Read the workers' reports until at most ``most`` small-file workers still run
-        (None: no worker at all); each one done is reaped, and with ``merge`` its report
-        added (unless the restore was cancelled). Progress is passed on meanwhile."""
+    def _wait(self, most: int | None, large: bool = False, merge: bool = True) -> None:
+        """Read the workers' reports until at most ``most`` workers of the kind ``large``
+        says still run (None: no worker at all); each one done is reaped, and with
+        ``merge`` its report added (unless the restore was cancelled). Progress is passed
+        on meanwhile."""
 
         def busy() -> bool:
             if most is None:
                 return bool(self._live)
-            return sum(not wk.large for wk in self._live.values()) > most
+            return sum(wk.large is large for wk in self._live.values()) > most
 
         if not busy():
             return
