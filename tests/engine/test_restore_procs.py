@@ -201,6 +201,32 @@ def test_a_large_files_worker_reports_its_bytes_while_it_writes(
     assert heard.bytes[-1][0] - heard.bytes[0][0] > 0.1
 
 
+def test_each_directory_gets_its_metadata_after_everything_below_it(
+    repo: Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Else a directory made unsearchable (mode 0) would block a non-root restore of what is below."""
+    src = tmp_path / "src"
+    for rel in ("a/b/c", "a/b/d", "a/e", "f/g/h/i", "f/j", "k"):
+        (src / rel).mkdir(parents=True)
+        (src / rel / "file").write_bytes(rel.encode())
+    backup_paths(repo, BackupRequest(paths=[str(src)]))
+    applied: list[bytes] = []
+    real = restorer.apply_to_fd
+
+    def recording(fd: int, node: Node, warnings: list[str], label: bytes, made: object = None) -> None:
+        if node.type == "dir":
+            applied.append(label)
+        real(fd, node, warnings, label, made)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(restorer, "apply_to_fd", recording)
+    target = tmp_path / "t"
+    result = restore(repo, RestoreRequest(ref=f"latest:{src}", target=str(target)))
+    assert not result.errors
+    assert sorted(applied) == sorted(os.fsencode(p) for p, _, _ in os.walk(target) if p != str(target))
+    for i, path in enumerate(applied):
+        assert not [p for p in applied[i + 1 :] if p.startswith(path + b"/")], path  # none below it later
+
+
 @pytest.mark.usefixtures("every_batch_forks")
 def test_one_large_files_worker_runs_at_a_time(
     repo: Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -11,7 +11,7 @@ An entry that cannot be made (a directory: with everything under it) is
 skipped with a one-line error; the rest goes on. Nothing is removed but the one
 entry in the way of a new one, and never a non-empty directory.
 Metadata is applied once a file's last blob lands; directories get theirs
-last, deepest first, so read-only directories can still be filled.
+last, each after everything below it, so read-only directories can still be filled.
 """
 
 from __future__ import annotations
@@ -250,8 +250,10 @@ class Restorer:
                 self._report.error(path, f"cannot hardlink: {reason}")
 
     def _finish_dirs(self, w: _Walk) -> None:
-        """Directory metadata, deepest first, each through a descriptor reopened safely."""
-        for d, node, path in sorted(w.dirs, key=lambda entry: entry[0].depth, reverse=True):
+        """Directory metadata, each directory after everything below it (the walk's order
+        reversed: siblings and their parents follow each other, so their descriptors are
+        mostly still open), each through a descriptor reopened safely."""
+        for d, node, path in reversed(w.dirs):
             try:
                 with w.tree.fd(d) as fd:
                     apply_to_fd(fd, node, self._result.warnings, path)
