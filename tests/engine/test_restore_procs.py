@@ -385,7 +385,7 @@ def _children(pid: int) -> list[int]:
 def test_ctrl_c_stops_the_restore_and_its_workers(cli: AmberCli, tmp_path: Path) -> None:
     """SIGINT to the restore's process group, as a terminal sends it: exit 130, no worker left."""
     src = tmp_path / "src"
-    for d in range(40):
+    for d in range(80):  # enough batches that the signal comes while some are still to be written
         (src / f"d{d}").mkdir(parents=True)
         for i in range(100):
             (src / f"d{d}" / f"f{i}").write_bytes(b"%d %d " % (d, i) * 300)
@@ -405,5 +405,5 @@ def test_ctrl_c_stops_the_restore_and_its_workers(cli: AmberCli, tmp_path: Path)
     assert not _children(proc.pid) and not any(Path(f"/proc/{pid}").exists() for pid in workers)
     cli.run("restore", "latest", "--target", str(target))  # a rerun completes what was left
     restored = target / src.relative_to("/")
-    assert sum(1 for _ in restored.rglob("f*")) == 4000
-    assert (restored / "d39" / "f99").read_bytes() == b"39 99 " * 300
+    assert sum(1 for _ in restored.rglob("f*")) == 8000
+    assert (restored / "d79" / "f99").read_bytes() == b"79 99 " * 300
