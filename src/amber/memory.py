@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -14,12 +13,12 @@ _M_ARENA_MAX = -8
 
 
 def _mallopt(*settings: tuple[int, int]) -> None:
-    """Set glibc malloc parameters; no effect (and no error) on other C libraries."""
-    name = ctypes.util.find_library("c")
-    if not name:
-        return
+    """Set glibc malloc parameters; no effect (and no error) on other C libraries.
+
+    The process's own symbols hold the C library's: ``ctypes.util.find_library`` would
+    run ``ldconfig -p`` in a child process, once per restore worker too."""
     with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(name)
+        libc = ctypes.CDLL(None)
         for param, value in settings:
             libc.mallopt(param, value)
 
