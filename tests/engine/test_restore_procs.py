@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import faulthandler
 import os
 import random
 import signal
@@ -12,6 +13,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -29,7 +31,10 @@ from amber.repository.packer import Packer
 from amber.services.backup import BackupRequest, backup_paths
 from amber.services.restore import RestoreRequest, restore, restore_processes
 from amber.services.snapshots import SnapshotFilter, resolve
+from amber.storage.base import FileType, Handle
 from amber.storage.faults import FaultInjectingBackend, FaultPlan
+from amber.storage.local import LocalBackend
+from amber.storage.mapped import MappedRange
 from amber.storage.ratelimit import RateLimitedBackend
 from tests.conftest import AmberCli
 
@@ -407,3 +412,58 @@ def test_ctrl_c_stops_the_restore_and_its_workers(cli: AmberCli, tmp_path: Path)
     restored = target / src.relative_to("/")
     assert sum(1 for _ in restored.rglob("f*")) == 8000
     assert (restored / "d79" / "f99").read_bytes() == b"79 99 " * 300
+
+
+@pytest.mark.usefixtures("every_batch_forks")
+def test_workers_map_their_packs_and_only_they_do(
+    backed_up: tuple[Repository, bytes, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pack read by a worker is mapped, not copied (``storage.mapped``); the restorer's own
+    process, which a SIGBUS would kill, loads what it reads."""
+    repo, tree_id, src = backed_up
+    log = tmp_path / "loads"
+    real_load, real_map = LocalBackend.load, LocalBackend.map_range
+
+    def record(what: str, handle: Handle) -> None:
+        if handle.type is FileType.PACK:
+            with open(log, "a") as f:
+                f.write(f"{what} {'restorer' if os.getpid() == restorer_pid else 'worker'}\n")
+
+    def load(self: LocalBackend, handle: Handle, *args: Any, **kwargs: Any) -> bytes:
+        record("load", handle)
+        return real_load(self, handle, *args, **kwargs)
+
+    def map_range(self: LocalBackend, handle: Handle, offset: int, length: int) -> MappedRange | None:
+        record("map", handle)
+        return real_map(self, handle, offset, length)
+
+    restorer_pid = os.getpid()
+    monkeypatch.setattr(LocalBackend, "load", load)
+    monkeypatch.setattr(LocalBackend, "map_range", map_range)
+    result = _restore(repo, tree_id, tmp_path / "t", 2)
+    assert not result.errors and _state(tmp_path / "t") == _state(src)
+    seen = set(log.read_text().splitlines())
+    assert "map worker" in seen and "load worker" not in seen and "map restorer" not in seen, seen
+
+
+@pytest.mark.usefixtures("every_batch_forks")
+def test_a_worker_killed_by_sigbus_when_its_pack_shrinks_is_reported(
+    backed_up: tuple[Repository, bytes, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Someone truncates a pack while a worker has it mapped: that worker dies of SIGBUS and
+    its files are reported; the restorer goes on and reaps it."""
+    repo, tree_id, _ = backed_up
+    real_map = LocalBackend.map_range
+
+    def shrinks(self: LocalBackend, handle: Handle, offset: int, length: int) -> MappedRange | None:
+        got = real_map(self, handle, offset, length)
+        os.truncate(self._file(handle), 0)
+        faulthandler.disable()  # the death below is expected: no dump
+        return got
+
+    monkeypatch.setattr(LocalBackend, "map_range", shrinks)
+    before = set(_children(os.getpid()))
+    result = _restore(repo, tree_id, tmp_path / "t", 2)
+    killed = "not restored: its worker process was killed by signal SIGBUS"
+    assert any(e.endswith(killed) for e in result.errors), result.errors
+    assert set(_children(os.getpid())) <= before

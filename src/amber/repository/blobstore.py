@@ -28,6 +28,7 @@ from amber.repository.packer import OpenPack, Packer
 from amber.repository.packread import read_pack, read_pack_header
 from amber.repository.sealing import BLOB_KIND, Kind, Sealer
 from amber.storage.base import Backend, FileType, Handle
+from amber.storage.mapped import load_range
 
 _Decoded = TypeVar("_Decoded")
 _Item = tuple[bytes, "bytes | memoryview", int, int]  # blob ID, payload to seal, raw length, plain length
@@ -354,16 +355,18 @@ class BlobStore(IndexBook):
             return
         start = items[0][1].offset
         end = max(loc.offset + loc.length for _, loc in items)
-        view = memoryview(self.backend.load(Handle(FileType.PACK, pack), start, end - start))
-        for blob_id, loc in items:
-            piece = view[loc.offset - start : loc.offset - start + loc.length]
-            if len(piece) != loc.length:
-                yield blob_id, IntegrityError(f"pack {pack[:16]} is truncated")
-                continue
-            try:
-                yield blob_id, decode(blob_id, piece, loc.raw_length, loc.type)
-            except IntegrityError as exc:
-                yield blob_id, exc
+        with load_range(self.backend, Handle(FileType.PACK, pack), start, end - start) as view:
+            for blob_id, loc in items:
+                piece = view[loc.offset - start : loc.offset - start + loc.length]
+                if len(piece) != loc.length:
+                    yield blob_id, IntegrityError(f"pack {pack[:16]} is truncated")
+                    continue
+                try:  # decoded into memory of its own: nothing handed out is a view of ``view``
+                    yield blob_id, decode(blob_id, piece, loc.raw_length, loc.type)
+                except IntegrityError as exc:
+                    yield blob_id, exc
+                finally:
+                    piece.release()
 
     def read_pack(self, pack: str) -> tuple[bytes, list[PackedBlob]]:
         """Load a whole pack (at most MAX_PACK_BYTES) and decode its own header."""

@@ -27,6 +27,8 @@ def _describe(handle: Handle) -> str:
 class AppendOnlyBackend(ForwardingBackend):
     """Wraps ``inner``: ``save`` of a new name and every read pass through; deletes are refused."""
 
+    passes_mapped_reads = True  # loads unchanged (a range that fails to map is loaded through this layer)
+
     def save(self, handle: Handle, data: bytes | bytearray | memoryview) -> None:
         if handle.type not in MUTABLE and self._present(handle):
             raise AppendOnlyViolation(f"append-only repository: refusing to overwrite {_describe(handle)}")

@@ -23,6 +23,8 @@ EXEMPT = frozenset({FileType.LOCK})  # small, rare and time-critical: never queu
 
 
 class ConcurrencyLimitedBackend(ForwardingBackend):
+    passes_mapped_reads = True  # loads unchanged (a range that fails to map is loaded through this layer)
+
     def __init__(self, inner: Backend, connections: int) -> None:
         if connections < 1:
             raise ValueError("connections must be at least 1")

@@ -14,6 +14,11 @@ from amber.storage.base import Backend, FileInfo, FileType, Handle
 class ForwardingBackend:
     """Forwards every request to ``inner`` unchanged."""
 
+    # True in a wrapper whose loads are its inner layer's unchanged: ranges of ``inner`` may then
+    # be mapped past it (``storage.mapped``). False by default, so a wrapper that limits or
+    # changes reads is never bypassed.
+    passes_mapped_reads = False
+
     def __init__(self, inner: Backend) -> None:
         self.inner = inner
         self.location = inner.location

@@ -15,6 +15,7 @@ from pathlib import Path
 from amber.errors import AmberError, ObjectNotFound, from_os_error
 from amber.storage.base import FileInfo, FileType, Handle
 from amber.storage.layout import bounded_length, object_path
+from amber.storage.mapped import MappedRange, map_file_range
 
 _DIRS = [t.value for t in FileType if t is not FileType.CONFIG]
 _TMP_PREFIX = ".tmp-"
@@ -121,6 +122,10 @@ class LocalBackend:
             raise from_os_error(exc, _describe(handle)) from exc
         finally:
             os.close(fd)
+
+    def map_range(self, handle: Handle, offset: int, length: int) -> MappedRange | None:
+        """``mapped.RangeMapper``, for processes that may map (``storage.mapped``)."""
+        return map_file_range(self._file(handle), offset, length)
 
     def stat(self, handle: Handle) -> FileInfo:
         try:

@@ -17,6 +17,8 @@ from amber.storage.layout import describe
 class ReadOnlyBackend(ForwardingBackend):
     """Loads, stats and listings pass through; ``create``, ``save`` and ``remove`` are refused."""
 
+    passes_mapped_reads = True  # loads unchanged (a range that fails to map is loaded through this layer)
+
     def create(self) -> None:
         raise PermissionDenied(f"read-only access to {self.location}: refusing to create a repository")
 

@@ -94,6 +94,8 @@ def _describe(handle: Handle) -> str:
 class RetryingBackend(ForwardingBackend):
     """Wraps any Backend; see the module docstring."""
 
+    passes_mapped_reads = True  # loads unchanged (a range that fails to map is loaded through this layer)
+
     def __init__(
         self,
         inner: Backend,
@@ -193,6 +195,8 @@ class DeadlineBackend(ForwardingBackend):
     layer above it, so the deadline counts from when the request got its slot,
     never the time spent queueing for one.
     """
+
+    passes_mapped_reads = True  # loads unchanged (a range that fails to map is loaded through this layer)
 
     def __init__(self, inner: Backend, policy: RetryPolicy) -> None:
         super().__init__(inner)
