@@ -36,7 +36,7 @@ from amber.storage.faults import FaultInjectingBackend, FaultPlan
 from amber.storage.local import LocalBackend
 from amber.storage.mapped import MappedRange
 from amber.storage.ratelimit import RateLimitedBackend
-from tests.conftest import AmberCli
+from tests.conftest import PASSWORD, AmberCli
 
 
 def _files(sizes: list[int]) -> list[RestoreFile]:
@@ -467,3 +467,33 @@ def test_a_worker_killed_by_sigbus_when_its_pack_shrinks_is_reported(
     killed = "not restored: its worker process was killed by signal SIGBUS"
     assert any(e.endswith(killed) for e in result.errors), result.errors
     assert set(_children(os.getpid())) <= before
+
+
+_SIGNAL_AT_FORK = """
+import os, signal, sys
+from amber.engine.restorer import RestoreOptions, Restorer
+from amber.repository import open_repository
+from amber.storage.url import open_backend
+
+repo = open_repository(open_backend(sys.argv[1]), sys.argv[2].encode())
+os.register_at_fork(after_in_child=lambda: os.kill(os.getpid(), int(sys.argv[5])))
+options = RestoreOptions(processes=2)
+result = Restorer(repo.load_tree, repo.blobs, options, blob_id=repo.key.blob_id).restore_tree(
+    bytes.fromhex(sys.argv[3]), os.fsencode(sys.argv[4]))
+print(result.files, len(result.errors))
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGHUP])
+def test_a_signal_in_the_instant_after_a_fork_never_reaches_the_restorers_handler_in_the_worker(
+    backed_up: tuple[Repository, bytes, Path], repo_path: Path, tmp_path: Path, signum: int
+) -> None:
+    """A Ctrl-C that lands while a worker is being forked: the worker drops it (before its
+    dispositions were set, the restorer's handler ran in the worker: a second "stop")."""
+    _, tree_id, src = backed_up
+    target = tmp_path / "t"
+    args = [str(repo_path), PASSWORD, tree_id.hex(), str(target), str(signum)]
+    proc = subprocess.run([sys.executable, "-c", _SIGNAL_AT_FORK, *args], capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr[-2000:]
+    assert proc.stdout.split()[1] == "0" and _state(target) == _state(src)

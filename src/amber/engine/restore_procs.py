@@ -12,8 +12,10 @@ creates and writes as the writer of the walk's own process does
 checked against its ID. A worker sends back one report (counts, errors,
 warnings, and what later hard links need) and exits.
 
-Workers ignore SIGINT (a terminal's Ctrl-C reaches the whole process group): the
-restorer decides, and on cancel stops them with SIGTERM. A worker that dies
+Workers ignore SIGINT and SIGHUP (a terminal's Ctrl-C or hangup reaches the whole
+process group): the restorer decides, and on cancel stops them with SIGTERM. The
+three are blocked across each fork, so none reaches a worker before it has its own
+dispositions. A worker that dies
 leaves every file of its part reported as failed, so the restore exits non-zero
 and a second run resumes. Forking happens on the walk's thread while no other
 thread of the restorer runs, and a worker touches nothing that another thread of
@@ -46,6 +48,7 @@ INLINE_BYTES = 4 << 20
 LARGE_FILE = 64 << 20  # and larger: written by threads (several packs at once) in a worker of their own
 _METER = struct.Struct("<Q")
 _PROGRESS_EVERY = 0.25  # seconds between progress updates while the restorer waits
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
 
 class _Report(msgspec.Struct, array_like=True):
@@ -199,16 +202,24 @@ class ForkedWriter:
         except OSError:
             meter.close()
             raise
+        # Blocked across the fork: one arriving before the worker has its own dispositions
+        # would run the restorer's handler in the worker (a second "stop" there).
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
         try:
             pid = os.fork()
         except OSError:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             os.close(read_end)
             os.close(write_end)
             meter.close()
             raise
         if pid == 0:  # the worker: never returns
+            for signum in _STOP_SIGNALS:  # the restorer decides; a pending SIGINT or SIGHUP is dropped
+                signal.signal(signum, signal.SIG_DFL if signum == signal.SIGTERM else signal.SIG_IGN)
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             os.close(read_end)
             self._work(part, write_end, meter, large)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         os.close(write_end)
         self._live[pid] = _Worker(pid, read_end, part, meter, large)
         if self._cancel.cancelled:  # the cancel came between its check and this worker's start
@@ -290,8 +301,6 @@ class ForkedWriter:
     def _work(self, part: list[RestoreFile], out: int, meter: mmap.mmap, large: bool) -> None:
         code = 1
         try:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
             gc.disable()  # one part, then exit: cycles are not worth looking for
             favour_throughput()  # pack spans reuse heap memory: 650,000 page faults fewer (2 GiB set)
             allow_in_this_process()  # packs mapped, not copied: its death by SIGBUS fails only its part
