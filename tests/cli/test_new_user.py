@@ -102,6 +102,16 @@ def test_usage_errors_are_one_line(tmp_path: Path) -> None:
     assert _one_error_line(res.stderr) == (
         "amber: restore: missing argument 'SNAPSHOT' (see 'amber restore --help')"
     )
+    res = cli.run("init", "-r", str(tmp_path / "other"), check=False)  # where restic takes it
+    assert res.returncode == 2
+    assert _one_error_line(res.stderr) == (
+        "amber: init: -r is an option of amber itself: put it before the command (amber -r REPO init)"
+    )
+    res = cli.run("key", "list", "--debug", check=False)
+    assert _one_error_line(res.stderr) == (
+        "amber: key list: --debug is an option of amber itself: put it before the command"
+        " (amber --debug key list)"
+    )
 
 
 def test_no_password_is_one_line_naming_the_password_file_variable(tmp_path: Path) -> None:

@@ -103,4 +103,20 @@ def usage_line(exc: click.ClickException) -> str:
         return message
     command = ctx.command_path.partition(" ")[2]
     where = f"{command}: " if command else ""
+    if isinstance(exc, click.NoSuchOption) and command and (before := _global_usage(ctx, exc.option_name)):
+        return (
+            f"{where}{exc.option_name} is an option of amber itself: put it before the command "
+            f"({before} {command})"
+        )
     return f"{where}{message[:1].lower()}{message[1:]} (see '{ctx.command_path} --help')"
+
+
+def _global_usage(ctx: click.Context, option: str) -> str:
+    """``amber -r VALUE`` when ``option`` is one of the root command's options ("" if not):
+    restic users put ``-r`` after the command."""
+    root = ctx.find_root()
+    for param in root.command.params:
+        if isinstance(param, click.Option) and option in (*param.opts, *param.secondary_opts):
+            value = "" if param.is_flag else f" {(param.name or 'value').upper()}"
+            return f"{root.info_name} {option}{value}"
+    return ""
