@@ -73,6 +73,11 @@ def test_list_and_verify_catches_a_changed_file(tmp_path: Path, btrfs: Path, cli
     (vol / "a.txt").write_text("original")
     (vol / "sub").mkdir()
     (vol / "sub" / "b.txt").write_text("b")
+    (vol / "same.txt").write_text("b")
+    (vol / "link").symlink_to("sub/b.txt")  # not files: never "extra" (a symlink used to be)
+    (vol / "dangling").symlink_to("/nowhere/at/all")
+    (vol / "dirlink").symlink_to("sub")
+    os.mkfifo(vol / "fifo")
     make_job(tmp_path, [vol], "snapshot_keep = 1")
     cfg = tmp_path / "config.toml"
     amber(cli, cfg, "run", "home")
@@ -84,7 +89,7 @@ def test_list_and_verify_catches_a_changed_file(tmp_path: Path, btrfs: Path, cli
     assert header.split()[:3] == ["NAME", "JOB", "KIND"]
     assert row.split()[:3] == [name, "home", "btrfs"] and row.split()[-1] == "kept"
     ok = amber(cli, cfg, "local-snapshots", "verify", name)
-    assert "2 files checked" in ok.stdout
+    assert "3 files checked" in ok.stdout and "extra" not in ok.stdout
     snap = Path(str(entry["paths"][0]))  # type: ignore[index]
     sh("btrfs", "property", "set", "-ts", str(snap), "ro", "false")
     (snap / "a.txt").write_text("tampered")
@@ -97,3 +102,11 @@ def test_list_and_verify_catches_a_changed_file(tmp_path: Path, btrfs: Path, cli
         f"missing: {vol / 'sub' / 'b.txt'}"
         in amber(cli, cfg, "local-snapshots", "verify", name, check=False).stdout
     )
+    (snap / "same.txt").unlink()
+    (snap / "same.txt").symlink_to("a.txt")  # a file swapped for a symlink is never followed
+    (snap / "link").unlink()
+    (snap / "link").symlink_to("a.txt")
+    (snap / "planted").mkdir()
+    out = amber(cli, cfg, "local-snapshots", "verify", name, check=False).stdout
+    assert f"changed: {vol / 'same.txt'}" in out and f"changed: {vol / 'link'}" in out, out
+    assert f"extra: {vol / 'planted'}" in out and "dangling" not in out and "fifo" not in out, out
