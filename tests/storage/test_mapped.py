@@ -66,6 +66,11 @@ def test_a_missing_file_is_not_mapped(local: LocalBackend) -> None:
     assert local.map_range(Handle(FileType.PACK, "cd" * 32), 0, 10) is None
 
 
+@pytest.mark.parametrize(("offset", "length"), [(-5, 10), (-5000, 100)])
+def test_a_range_the_file_cannot_hold_is_not_mapped(local: LocalBackend, offset: int, length: int) -> None:
+    assert local.map_range(PACK, offset, length) is None  # left to the load, which bounds it
+
+
 @pytest.mark.usefixtures("allowed")
 def test_a_mapping_still_viewed_is_unmapped_with_its_last_view(local: LocalBackend) -> None:
     with mapped.load_range(_refusing(local), PACK, 10, 20) as view:

@@ -121,7 +121,7 @@ def map_file_range(path: str, offset: int, length: int) -> MappedRange | None:
         return None
     try:
         return MappedRange(fd, os.fstat(fd).st_size, offset, length)
-    except (OSError, ValueError):
+    except (OSError, ValueError, OverflowError):  # OverflowError: a negative offset
         return None
     finally:
         os.close(fd)
